@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, routers per resource, one error table."""

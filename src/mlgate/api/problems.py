@@ -1,0 +1,88 @@
+"""Errors as RFC 9457 problem+json responses: one table from error class to HTTP status."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mlgate import errors
+
+log = logging.getLogger("mlgate.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS_FOR: dict[type[errors.MlgateError], int] = {
+    errors.MalformedRequest: 400,
+    errors.UnsupportedFormat: 415,
+    errors.PayloadTooLarge: 413,
+    errors.InvalidInput: 422,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.SourceError: 502,
+    errors.NotReady: 503,
+    errors.ArtifactError: 500,
+    errors.ConfigError: 500,
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    field_errors: list[errors.FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if field_errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in field_errors]
+    return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def status_for(exc: errors.MlgateError) -> int:
+    return next((STATUS_FOR[c] for c in type(exc).__mro__ if c in STATUS_FOR), 500)
+
+
+async def mlgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.MlgateError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
+    return problem(status, str(exc), field_errors=field_errors, headers=headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such endpoint: {request.method} {request.url.path[:200]}; see /docs"
+    return problem(exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None)
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    field_errors = [
+        errors.FieldError(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", "")))
+        for e in exc.errors()
+    ]
+    return problem(422, "the request does not fit this endpoint", field_errors=field_errors)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path)
+    return problem(500, "mlgate failed to answer this request; the server log has the details")

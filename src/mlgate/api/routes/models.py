@@ -1,0 +1,167 @@
+"""Models: list, describe, predict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pandas as pd
+from fastapi import APIRouter, Request, Security
+from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.access.service import authenticate
+from mlgate.api import schemas
+from mlgate.api.body import decode_json, read_body
+from mlgate.bootstrap import Services
+from mlgate.errors import NotFound
+from mlgate.registry import service as registry
+from mlgate.schema import Column
+from mlgate.serving.payloads import frame_from_body
+from mlgate.serving.service import Prediction, predict
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
+router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Security(bearer)])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": schemas.ProblemOut, "description": text}
+    for status, text in {
+        400: "The body is not JSON",
+        401: "No valid API key",
+        404: "No such model or version",
+        413: "Body or row count over the limit",
+        415: "The body is not JSON",
+        422: "Rows that do not fit the model's input schema",
+    }.items()
+}
+
+_ROW_SCHEMA = {
+    "type": "object",
+    "description": "column name -> value (number, string, boolean or null)",
+    "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
+}
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {
+                            "title": "Rows",
+                            "type": "object",
+                            "required": ["rows"],
+                            "properties": {"rows": {"type": "array", "items": _ROW_SCHEMA}},
+                        },
+                        {
+                            "title": "Columnar",
+                            "type": "object",
+                            "required": ["columns", "data"],
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "data": {"type": "array", "items": {"type": "array"}},
+                            },
+                        },
+                    ]
+                },
+                "example": {"rows": [{"tenure_months": 3, "contract": "month-to-month"}]},
+            }
+        },
+    }
+}
+
+
+@router.get("/models", response_model=list[schemas.ModelSummary], responses=PROBLEMS)
+async def list_models(request: Request) -> Response:
+    services = _services(request)
+
+    def run() -> list[schemas.ModelSummary]:
+        _authenticate(services, request)
+        return [schemas.summary(m) for m in registry.list_models(services.uow())]
+
+    return _json([m.model_dump(mode="json") for m in await run_in_threadpool(run)])
+
+
+@router.get("/models/{name}", response_model=schemas.ModelDetail, responses=PROBLEMS)
+async def get_model(request: Request, name: str) -> Response:
+    services = _services(request)
+
+    def run() -> schemas.ModelDetail:
+        _authenticate(services, request)
+        return schemas.detail(*registry.get_versions(services.uow(), name))
+
+    return _json((await run_in_threadpool(run)).model_dump(mode="json"))
+
+
+@router.post(
+    "/models/{name}/predict",
+    response_model=schemas.PredictOut,
+    responses=PROBLEMS,
+    openapi_extra=PREDICT_BODY,
+    summary="Predict with the latest version",
+)
+async def predict_latest(request: Request, name: str) -> Response:
+    return await _predict(request, name, None)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/predict",
+    response_model=schemas.PredictOut,
+    responses=PROBLEMS,
+    openapi_extra=PREDICT_BODY,
+    summary="Predict with one version",
+)
+async def predict_version(request: Request, name: str, version: str) -> Response:
+    if not version.isdigit() or int(version) < 1:
+        raise NotFound(f"model versions are numbered 1, 2, …; {version[:20]!r} is not one")
+    return await _predict(request, name, int(version))
+
+
+async def _predict(request: Request, name: str, number: int | None) -> Response:
+    services = _services(request)
+    raw = await read_body(request, services.settings.max_body_bytes)
+    content_type = request.headers.get("content-type")
+
+    def parse_rows(columns: Sequence[Column]) -> pd.DataFrame:
+        body = decode_json(raw, content_type)
+        return frame_from_body(body, columns, max_rows=services.settings.max_rows)
+
+    result: Prediction = await run_in_threadpool(
+        predict,
+        services.uow(),
+        services.predictors,
+        services.server_secret,
+        authorization=request.headers.get("authorization"),
+        model_name=name,
+        number=number,
+        parse_rows=parse_rows,
+    )
+    body: dict[str, Any] = {
+        "model": result.version.model_name,
+        "version": result.version.number,
+        "predictions": result.predictions,
+    }
+    if result.probabilities is not None:
+        body["classes"] = result.classes
+        body["probabilities"] = result.probabilities
+    return _json(body, headers={"X-Model-Version": str(result.version.number)})
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _authenticate(services: Services, request: Request) -> None:
+    authenticate(
+        services.uow(),
+        services.server_secret,
+        request.headers.get("authorization"),
+        scope="predict",
+    )
+
+
+def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)

@@ -1,0 +1,86 @@
+"""Response bodies, declared for the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from mlgate.registry.model import ModelVersion, RegisteredModel
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str = Field(description="number, string or boolean; every column accepts null")
+
+
+class VersionOut(BaseModel):
+    version: int
+    algorithm: str
+    metrics: dict[str, float]
+    created_at: datetime
+    n_training_rows: int
+    data_sha256: str
+    artifact_sha256: str
+
+
+class ModelSummary(BaseModel):
+    name: str
+    task: str
+    target: str
+    latest_version: int
+    created_at: datetime
+
+
+class ModelDetail(ModelSummary):
+    input_schema: list[ColumnOut]
+    classes: list[Any] | None
+    versions: list[VersionOut]
+
+
+class PredictOut(BaseModel):
+    model: str
+    version: int
+    predictions: list[Any]
+    classes: list[Any] | None = Field(None, description="classifiers: the order of probabilities")
+    probabilities: list[list[float]] | None = None
+
+
+class ProblemOut(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+def summary(model: RegisteredModel) -> ModelSummary:
+    return ModelSummary(
+        name=model.name,
+        task=model.task,
+        target=model.target,
+        latest_version=model.latest_version,
+        created_at=model.created_at,
+    )
+
+
+def detail(model: RegisteredModel, versions: list[ModelVersion]) -> ModelDetail:
+    latest = versions[-1] if versions else None
+    return ModelDetail(
+        **summary(model).model_dump(),
+        input_schema=[ColumnOut(**c.to_json()) for c in (latest.columns if latest else ())],
+        classes=None if latest is None or latest.classes is None else list(latest.classes),
+        versions=[
+            VersionOut(
+                version=v.number,
+                algorithm=v.algorithm,
+                metrics=v.metrics,
+                created_at=v.created_at,
+                n_training_rows=v.lineage.n_rows,
+                data_sha256=v.lineage.data_sha256,
+                artifact_sha256=v.artifact.sha256,
+            )
+            for v in versions
+        ],
+    )

@@ -1,0 +1,107 @@
+"""Services, built from Settings: the one place that picks adapters and touches the disk."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from mlgate.db import migrate
+from mlgate.db.engine import create_engine
+from mlgate.db.uow import SqlUnitOfWork
+from mlgate.errors import ConfigError, NotReady
+from mlgate.registry.store import LocalArtifactStore
+from mlgate.serving.predictors import PredictorCache
+from mlgate.settings import Settings
+from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.factory import open_source
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: sa.Engine
+    artifacts: LocalArtifactStore
+    predictors: PredictorCache
+    server_secret: bytes = field(repr=False)
+    clock: Callable[[], datetime] = utc_now
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def open_source(self, config: SourceConfig) -> Source:
+        return open_source(config)
+
+    def readiness(self) -> dict[str, str]:
+        """What /readyz reports; raises NotReady when the database or its schema is not usable."""
+        try:
+            current = migrate.current_revision(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise NotReady(
+                f"the metadata database is not reachable ({type(exc).__name__})"
+            ) from None
+        head = migrate.head_revision()
+        if current != head:
+            raise NotReady(f"the metadata schema is at {current}, not {head}; run `mlgate init`")
+        return {"status": "ready", "database": self.engine.dialect.name, "schema": current}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
+    """Create the home folder, bring the metadata schema to head and wire the adapters."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.artifact_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the mlgate home {settings.home}: {exc}") from None
+    engine = create_engine(settings.database_url)
+    if migrate_schema:
+        try:
+            migrate.upgrade_to_head(engine)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            raise NotReady(
+                "the metadata database could not be reached or migrated "
+                f"({type(exc.orig).__name__}); check MLGATE_DATABASE_URL"
+            ) from None
+    artifacts = LocalArtifactStore(settings.artifact_dir)
+    return Services(
+        settings=settings,
+        engine=engine,
+        artifacts=artifacts,
+        predictors=PredictorCache(artifacts),
+        server_secret=_server_secret(settings),
+    )
+
+
+def _server_secret(settings: Settings) -> bytes:
+    """MLGATE_SECRET_KEY, else the key file in the home folder, created on first use."""
+    if settings.secret_key is not None:
+        return settings.secret_key.reveal().encode()
+    path = settings.secret_key_file
+    if not path.exists():
+        # Written aside, then linked into place: two processes starting at once agree on one key.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    value = path.read_text().strip()
+    if len(value) < 32:
+        raise ConfigError(f"{path} holds too short a secret key; remove it to make a new one")
+    return value.encode()

@@ -1,0 +1,64 @@
+"""`mlgate models ...`: what is registered."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mlgate.cli.context import console, services
+from mlgate.registry import service
+
+app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List registered models."""
+    models = service.list_models(services(ctx).uow())
+    if not models:
+        console.print("No models yet. Train one with `mlgate train`.")
+        return
+    table = Table("name", "task", "target", "latest version", "created")
+    for m in models:
+        table.add_row(
+            m.name, m.task, m.target, str(m.latest_version), f"{m.created_at:%Y-%m-%d %H:%M}"
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, model: str) -> None:
+    """Show a model's versions with their metrics, lineage and input schema."""
+    registered, versions = service.get_versions(services(ctx).uow(), model)
+    console.print(f"[bold]{registered.name}[/]: {registered.task} of {registered.target!r}")
+    table = Table("version", "algorithm", "rows", "data sha256", "created")
+    for v in versions:
+        table.add_row(
+            str(v.number),
+            v.algorithm,
+            f"{v.lineage.n_rows:,}",
+            v.lineage.data_sha256[:12],
+            f"{v.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+    recent = versions[-6:]
+    names = list(dict.fromkeys(k for v in recent for k in v.metrics))
+    if names:
+        metrics = Table("holdout metric", *[f"v{v.number}" for v in recent])
+        for name in names:
+            cells = [f"{v.metrics[name]:.4f}" if name in v.metrics else "" for v in recent]
+            metrics.add_row(name, *cells)
+        console.print(metrics)
+    if versions:
+        latest = versions[-1]
+        lineage = latest.lineage
+        rows_from = f"table {lineage.table}" if lineage.table else f"query {lineage.query}"
+        origin = f"{lineage.source_name} ({lineage.source_url})"
+        console.print(f"v{latest.number} trained from {origin}, {rows_from}")
+        console.print(f"artifact {latest.artifact.format} sha256 {latest.artifact.sha256}")
+        libraries = ", ".join(f"{k} {v}" for k, v in latest.library_versions.items())
+        console.print(f"libraries: {libraries}")
+        schema = ", ".join(f"{c.name} ({c.type})" for c in latest.columns)
+        console.print(f"input columns: {schema}")
+        if latest.classes is not None:
+            console.print(f"classes: {', '.join(map(str, latest.classes))}")

@@ -1,0 +1,95 @@
+"""`mlgate serve` and `mlgate quickstart`: the HTTP API, and the whole journey in one command."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from mlgate.access.service import create_key
+from mlgate.api.app import create_app
+from mlgate.bootstrap import Services
+from mlgate.cli.context import console, services
+from mlgate.cli.training import print_result, run_training
+from mlgate.sources import demo
+from mlgate.sources import service as sources
+from mlgate.training.service import TrainSpec
+
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+
+
+def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    """Serve every registered model over HTTP (docs at /docs)."""
+    run_server(services(ctx), host, port)
+
+
+def quickstart(
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
+) -> None:
+    """Demo data -> source -> trained model -> API key -> server, with a curl to try."""
+    s = services(ctx)
+    console.print(f"mlgate home: {s.settings.home}")
+    database = s.settings.home / "demo" / "churn.db"
+    frame = demo.churn_frame()
+    demo.write_sqlite(database, frame)
+    console.print(f"1. demo data: {len(frame):,} customers in {database} (table {demo.TABLE})")
+
+    if "demo" not in {c.name for c in sources.list_sources(s.uow())}:
+        sources.add_source(
+            s.uow(),
+            s.open_source,
+            name="demo",
+            url=f"sqlite:///{database}",
+            cwd=Path.cwd(),
+            now=s.clock(),
+        )
+    console.print("2. source: demo")
+
+    spec = TrainSpec(
+        model_name="churn",
+        source="demo",
+        target=demo.TARGET,
+        algorithm="logistic_regression",
+        table=demo.TABLE,
+        drop=(demo.ID_COLUMN,),
+    )
+    console.print("3. training churn (logistic_regression):")
+    print_result(run_training(ctx, spec))
+
+    key, token = create_key(s.uow(), s.server_secret, name="quickstart", now=s.clock())
+    console.print(f"4. API key {key.prefix} (shown once):")
+    print(token)
+
+    row = frame.drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
+    body = json.dumps({"rows": [{k: _plain(v) for k, v in row.items()}]})
+    url = f"http://{host}:{port}/v1/models/churn/predict"
+    console.print("5. try it:")
+    print(
+        f"curl -s {url} -H {shlex.quote('Authorization: Bearer ' + token)} "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+    )
+    if no_serve:
+        console.print(f"Start the server with `mlgate serve --port {port}`, then run the curl.")
+        return
+    run_server(s, host, port)
+
+
+def run_server(s: Services, host: str, port: int) -> None:
+    console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(s), host=host, port=port, log_level="info")
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN: a missing value
+        return None
+    return value

@@ -1,0 +1,95 @@
+"""`mlgate train` and `mlgate algorithms`: fit a model on rows from a source."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlgate.cli.context import console, services
+from mlgate.training.catalogue import CATALOGUE
+from mlgate.training.service import STAGES, TrainResult, TrainSpec, train_model
+
+algorithms = typer.Typer(help="The algorithms `mlgate train` can fit.", no_args_is_help=True)
+
+
+def train(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name; a new version if it exists.")],
+    source: Annotated[str, typer.Option(help="A source from `mlgate sources list`.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    algorithm: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(sorted(CATALOGUE))}.")
+    ] = "logistic_regression",
+    table: Annotated[str | None, typer.Option(help="Train on every row of this table.")] = None,
+    query: Annotated[str | None, typer.Option(help="Train on the rows this SQL returns.")] = None,
+    drop: Annotated[
+        list[str] | None, typer.Option(help="A column to leave out (repeatable), e.g. an id.")
+    ] = None,
+    test_size: Annotated[float, typer.Option(help="Share of rows held out for metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 42,
+) -> None:
+    """Train MODEL on rows from a source and register it as a new version."""
+    spec = TrainSpec(
+        model_name=model,
+        source=source,
+        target=target,
+        algorithm=algorithm,
+        table=table,
+        query=query,
+        drop=tuple(drop or ()),
+        test_size=test_size,
+        seed=seed,
+    )
+    result = run_training(ctx, spec)
+    print_result(result)
+
+
+def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
+    s = services(ctx)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=len(STAGES))
+
+        def report(stage: str, detail: str) -> None:
+            progress.update(task, completed=STAGES.index(stage), description=detail)
+
+        result = train_model(
+            s.uow(), s.artifacts, s.open_source, spec, now=s.clock, progress=report
+        )
+        progress.update(task, completed=len(STAGES))
+    return result
+
+
+def print_result(result: TrainResult) -> None:
+    version = result.version
+    metrics = "  ".join(f"{k}={v:.4f}" for k, v in version.metrics.items())
+    console.print(
+        f"[bold]{version.model_name}[/] v{version.number}  {version.algorithm}  "
+        f"{version.lineage.n_rows:,} rows  fitted in {version.fit_seconds:.2f}s"
+    )
+    console.print(f"holdout: {metrics}")
+    if result.n_rows_without_target:
+        console.print(
+            f"[yellow]note[/] {result.n_rows_without_target:,} rows had no "
+            f"{version.target!r} and were left out"
+        )
+    for message in result.warnings:
+        console.print(f"[yellow]warning[/] {message}")
+
+
+@algorithms.command("list")
+def list_algorithms() -> None:
+    """List the algorithms in the catalogue."""
+    table = Table("name", "task", "what it does")
+    for algorithm in CATALOGUE.values():
+        table.add_row(algorithm.name, algorithm.task, algorithm.description)
+    console.print(table)

@@ -1,0 +1,1 @@
+"""The metadata database: SQLAlchemy tables, repositories, the unit of work and migrations."""

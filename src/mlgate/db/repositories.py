@@ -1,0 +1,213 @@
+"""SQLAlchemy implementations of the repository protocols, all on one open connection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlgate.access.model import ApiKey
+from mlgate.db.tables import api_keys, model_versions, models, sources
+from mlgate.errors import AlreadyExists, NotFound
+from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel
+from mlgate.schema import Column
+from mlgate.sources.base import SourceConfig
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    out = _utc(value)
+    assert out is not None
+    return out
+
+
+class SqlSourceRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, source: SourceConfig) -> None:
+        if self.get(source.name) is not None:
+            raise AlreadyExists(f"a source named {source.name!r} exists; remove it first")
+        self._conn.execute(
+            sources.insert().values(
+                name=source.name, kind=source.kind, url=source.url, created_at=source.created_at
+            )
+        )
+
+    def get(self, name: str) -> SourceConfig | None:
+        row = self._conn.execute(sources.select().where(sources.c.name == name)).first()
+        return None if row is None else self._load(row)
+
+    def all(self) -> list[SourceConfig]:
+        rows = self._conn.execute(sources.select().order_by(sources.c.name))
+        return [self._load(row) for row in rows]
+
+    def remove(self, name: str) -> None:
+        result = self._conn.execute(sources.delete().where(sources.c.name == name))
+        if result.rowcount == 0:
+            raise NotFound(f"no source named {name!r}")
+
+    @staticmethod
+    def _load(row: sa.Row[Any]) -> SourceConfig:
+        return SourceConfig(row.name, row.url, row.kind, _aware(row.created_at))
+
+
+class SqlModelRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def get(self, name: str) -> RegisteredModel | None:
+        row = self._conn.execute(models.select().where(models.c.name == name)).first()
+        return None if row is None else self._load_model(row)
+
+    def add(self, model: RegisteredModel) -> None:
+        if self.get(model.name) is not None:
+            raise AlreadyExists(f"a model named {model.name!r} exists")
+        self._conn.execute(
+            models.insert().values(
+                name=model.name,
+                task=model.task,
+                target=model.target,
+                latest_version=model.latest_version,
+                created_at=model.created_at,
+            )
+        )
+
+    def all(self) -> list[RegisteredModel]:
+        rows = self._conn.execute(models.select().order_by(models.c.name))
+        return [self._load_model(row) for row in rows]
+
+    def add_version(self, version: ModelVersion) -> None:
+        model_id = self._model_id(version.model_name)
+        self._conn.execute(
+            model_versions.insert().values(
+                model_id=model_id,
+                number=version.number,
+                algorithm=version.algorithm,
+                params=version.params,
+                metrics=version.metrics,
+                columns=[c.to_json() for c in version.columns],
+                classes=None if version.classes is None else list(version.classes),
+                lineage=version.lineage.to_json(),
+                artifact_key=version.artifact.key,
+                artifact_format=version.artifact.format,
+                artifact_sha256=version.artifact.sha256,
+                artifact_size=version.artifact.size_bytes,
+                library_versions=version.library_versions,
+                fit_seconds=version.fit_seconds,
+                created_at=version.created_at,
+            )
+        )
+        self._conn.execute(
+            models.update()
+            .where(models.c.id == model_id, models.c.latest_version < version.number)
+            .values(latest_version=version.number)
+        )
+
+    def get_version(self, name: str, number: int) -> ModelVersion | None:
+        row = self._conn.execute(
+            self._versions_query().where(models.c.name == name, model_versions.c.number == number)
+        ).first()
+        return None if row is None else self._load_version(row)
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        rows = self._conn.execute(
+            self._versions_query().where(models.c.name == name).order_by(model_versions.c.number)
+        )
+        return [self._load_version(row) for row in rows]
+
+    def _model_id(self, name: str) -> int:
+        model_id = self._conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
+        if model_id is None:
+            raise NotFound(f"no model named {name!r}")
+        return int(model_id)
+
+    @staticmethod
+    def _versions_query() -> sa.Select[Any]:
+        return sa.select(
+            model_versions, models.c.name.label("model_name"), models.c.task, models.c.target
+        ).join(models, models.c.id == model_versions.c.model_id)
+
+    @staticmethod
+    def _load_model(row: sa.Row[Any]) -> RegisteredModel:
+        return RegisteredModel(
+            name=row.name,
+            task=row.task,
+            target=row.target,
+            created_at=_aware(row.created_at),
+            latest_version=row.latest_version,
+        )
+
+    @staticmethod
+    def _load_version(row: sa.Row[Any]) -> ModelVersion:
+        return ModelVersion(
+            model_name=row.model_name,
+            number=row.number,
+            task=row.task,
+            algorithm=row.algorithm,
+            target=row.target,
+            params=dict(row.params),
+            metrics={k: float(v) for k, v in row.metrics.items()},
+            columns=tuple(Column.from_json(c) for c in row.columns),
+            classes=None if row.classes is None else tuple(row.classes),
+            lineage=Lineage.from_json(row.lineage),
+            artifact=Artifact(
+                key=row.artifact_key,
+                format=row.artifact_format,
+                sha256=row.artifact_sha256,
+                size_bytes=row.artifact_size,
+            ),
+            library_versions=dict(row.library_versions),
+            created_at=_aware(row.created_at),
+            fit_seconds=row.fit_seconds,
+        )
+
+
+class SqlKeyRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, key: ApiKey) -> None:
+        self._conn.execute(
+            api_keys.insert().values(
+                prefix=key.prefix,
+                name=key.name,
+                digest=key.digest,
+                scopes=list(key.scopes),
+                created_at=key.created_at,
+                revoked_at=key.revoked_at,
+            )
+        )
+
+    def get(self, prefix: str) -> ApiKey | None:
+        row = self._conn.execute(api_keys.select().where(api_keys.c.prefix == prefix)).first()
+        return None if row is None else self._load(row)
+
+    def all(self) -> list[ApiKey]:
+        rows = self._conn.execute(api_keys.select().order_by(api_keys.c.created_at))
+        return [self._load(row) for row in rows]
+
+    def revoke(self, prefix: str, at: datetime) -> None:
+        result = self._conn.execute(
+            api_keys.update().where(api_keys.c.prefix == prefix).values(revoked_at=at)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no API key with prefix {prefix!r}")
+
+    @staticmethod
+    def _load(row: sa.Row[Any]) -> ApiKey:
+        return ApiKey(
+            prefix=row.prefix,
+            name=row.name,
+            digest=row.digest,
+            scopes=tuple(row.scopes),
+            created_at=_aware(row.created_at),
+            revoked_at=_utc(row.revoked_at),
+        )

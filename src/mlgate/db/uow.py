@@ -1,0 +1,51 @@
+"""The unit of work over SQLAlchemy: one connection, one transaction, every repository."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import sqlalchemy as sa
+
+from mlgate.db.repositories import SqlKeyRepository, SqlModelRepository, SqlSourceRepository
+from mlgate.errors import NotReady
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._conn: sa.Connection | None = None
+        self._tx: sa.RootTransaction | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            self._conn = self._engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise NotReady(
+                f"the metadata database could not be reached ({type(exc.orig).__name__}); "
+                "check MLGATE_DATABASE_URL"
+            ) from None
+        self._tx = self._conn.begin()
+        self.sources = SqlSourceRepository(self._conn)
+        self.models = SqlModelRepository(self._conn)
+        self.keys = SqlKeyRepository(self._conn)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = self._tx = None
+
+    def commit(self) -> None:
+        if self._tx is None:
+            raise RuntimeError("commit() outside `with uow:`")
+        self._tx.commit()

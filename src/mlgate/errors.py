@@ -1,0 +1,85 @@
+"""Every error mlgate raises on purpose.
+
+* MlgateError
+  + ConfigError        - settings missing or malformed; raised at startup
+  + InvalidInput       - values that make no sense (bad params, bad rows); may list field errors
+    + PayloadTooLarge  - a request body or row count over the configured maximum
+    + MalformedRequest - a body that cannot be read at all (not JSON, say)
+    + UnsupportedFormat - a body in a format we do not read
+  + NotFound           - no such model, version, algorithm, source, key
+  + AlreadyExists      - a name that must be unique is taken
+  + Unauthenticated    - no credentials, or ones we do not recognise
+  + PermissionDenied   - the caller is known but may not do this
+  + SourceError        - a data source could not be reached or read
+  + ArtifactError      - a stored model is missing, tampered with or of an untrusted type
+  + NotReady           - the service cannot answer yet (database down, schema not at head)
+
+Errors know nothing of HTTP or exit codes: the edges (api/, cli/) translate them in one place each.
+Messages say what was wrong and what to do; they never echo secrets or request bodies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MlgateError(Exception):
+    """Base class: catch this at the edges (HTTP, CLI), nowhere else."""
+
+
+class ConfigError(MlgateError):
+    pass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of the input, e.g. field="rows[3].tenure_months"."""
+
+    field: str
+    message: str
+
+
+class InvalidInput(MlgateError):
+    def __init__(self, message: str, *, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class PayloadTooLarge(InvalidInput):
+    pass
+
+
+class MalformedRequest(InvalidInput):
+    pass
+
+
+class UnsupportedFormat(InvalidInput):
+    pass
+
+
+class NotFound(MlgateError):
+    pass
+
+
+class AlreadyExists(MlgateError):
+    pass
+
+
+class Unauthenticated(MlgateError):
+    pass
+
+
+class PermissionDenied(MlgateError):
+    pass
+
+
+class SourceError(MlgateError):
+    pass
+
+
+class ArtifactError(MlgateError):
+    pass
+
+
+class NotReady(MlgateError):
+    pass

@@ -1,0 +1,99 @@
+"""What the registry knows about a model: its versions, their lineage and their input schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from mlgate.schema import Column
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version's training rows came from, and a fingerprint of them."""
+
+    source_name: str
+    source_url: str  # with any password replaced by ***
+    table: str | None
+    query: str | None
+    n_rows: int
+    data_sha256: str
+    dropped_columns: tuple[str, ...] = ()
+    test_size: float = 0.2
+    seed: int = 42
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source_name": self.source_name,
+            "source_url": self.source_url,
+            "table": self.table,
+            "query": self.query,
+            "n_rows": self.n_rows,
+            "data_sha256": self.data_sha256,
+            "dropped_columns": list(self.dropped_columns),
+            "test_size": self.test_size,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Lineage:
+        return cls(**{**data, "dropped_columns": tuple(data.get("dropped_columns", ()))})
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A stored, fitted model: where it is, in which data-only format, and its sha256."""
+
+    key: str
+    format: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    number: int
+    task: Task
+    algorithm: str
+    target: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    columns: tuple[Column, ...]
+    classes: tuple[Any, ...] | None
+    lineage: Lineage
+    artifact: Artifact
+    library_versions: dict[str, str]
+    created_at: datetime
+    fit_seconds: float = 0.0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model_name}@v{self.number}"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    task: Task
+    target: str
+    created_at: datetime
+    latest_version: int = 0
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def check_name(kind: str, name: str) -> str:
+    """`name` if it can be used in a URL path segment as-is, else InvalidInput saying why."""
+    from mlgate.errors import InvalidInput
+
+    if not name or len(name) > 128 or not set(name) <= _NAME_CHARS or not name[0].isalnum():
+        raise InvalidInput(
+            f"{kind} names are 1-128 letters, digits, '_', '.' or '-', starting with a letter "
+            f"or digit; {name[:40]!r} is not one"
+        )
+    return name

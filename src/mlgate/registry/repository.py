@@ -1,0 +1,25 @@
+"""The registry's storage seam; db/ implements it over SQLAlchemy."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mlgate.registry.model import ModelVersion, RegisteredModel
+
+
+class ModelRepository(Protocol):
+    def get(self, name: str) -> RegisteredModel | None: ...
+
+    def add(self, model: RegisteredModel) -> None: ...
+
+    def all(self) -> list[RegisteredModel]: ...
+
+    def add_version(self, version: ModelVersion) -> None:
+        """Insert a version and move the model's latest_version to it."""
+        ...
+
+    def get_version(self, name: str, number: int) -> ModelVersion | None: ...
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """All versions of `name`, oldest first."""
+        ...

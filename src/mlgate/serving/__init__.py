@@ -1,0 +1,1 @@
+"""Answering prediction requests: loaded models, request payloads, the predict use case."""

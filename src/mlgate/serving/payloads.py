@@ -1,0 +1,39 @@
+"""mlgate's own prediction body: row objects or columnar, checked against the model's columns.
+
+{"rows": [{"tenure_months": 3, "contract": "one-year"}, ...]}
+{"columns": ["tenure_months", "contract"], "data": [[3, "one-year"], ...]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from mlgate.errors import FieldError, InvalidInput
+from mlgate.schema import Column, columnar_to_frame, rows_to_frame
+
+_SHAPES = (
+    'send {"rows": [{"column": value, ...}, ...]} or '
+    '{"columns": ["column", ...], "data": [[value, ...], ...]}'
+)
+
+
+def frame_from_body(body: Any, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"the body must be a JSON object; {_SHAPES}",
+            errors=[FieldError("body", "expected an object")],
+        )
+    keys = set(body)
+    if keys == {"rows"}:
+        return rows_to_frame(body["rows"], columns, max_rows=max_rows)
+    if keys == {"columns", "data"}:
+        return columnar_to_frame(body["columns"], body["data"], columns, max_rows=max_rows)
+    unexpected = sorted(keys - {"rows", "columns", "data"})
+    field = unexpected[0][:64] if unexpected else ("rows" if not keys else "columns")
+    raise InvalidInput(
+        f"the body has neither of the two accepted shapes; {_SHAPES}",
+        errors=[FieldError(field, "unexpected field" if unexpected else "missing field")],
+    )

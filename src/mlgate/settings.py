@@ -1,0 +1,103 @@
+"""Settings, read once at an edge and passed down.
+
+Every setting comes from an ``MLGATE_*`` environment variable or, failing that, from the optional
+TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else its default::
+
+    MLGATE_HOME           ~/.mlgate         home folder: metadata DB, artifacts, secret key
+    MLGATE_DATABASE_URL   sqlite:///$MLGATE_HOME/mlgate.db  (postgresql+psycopg://... in production)
+    MLGATE_ARTIFACT_DIR   $MLGATE_HOME/artifacts
+    MLGATE_SECRET_KEY     read from (or created in) $MLGATE_HOME/secret.key when unset
+    MLGATE_MAX_ROWS       10000             rows accepted in one prediction request
+    MLGATE_MAX_BODY_BYTES 10485760          bytes accepted in one request body
+
+In the config file the same names go lower-case, without the prefix: ``max_rows = 5000``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlgate.errors import ConfigError
+
+
+class Secret:
+    """A string that does not show itself in reprs, logs or tracebacks."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    artifact_dir: Path
+    secret_key: Secret | None = None
+    max_rows: int = 10_000
+    max_body_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read MLGATE_* variables and the config file. Tests pass a plain dict."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("MLGATE_HOME") or Path.home() / ".mlgate").expanduser().resolve()
+        config_path = Path(env.get("MLGATE_CONFIG") or home / "config.toml").expanduser()
+        file_values = _read_config_file(config_path, explicit="MLGATE_CONFIG" in env)
+
+        def get(name: str, default: str | None) -> str | None:
+            value = env.get(f"MLGATE_{name.upper()}")
+            if value is None and name in file_values:
+                value = str(file_values[name])
+            return default if value in (None, "") else value
+
+        secret = get("secret_key", None)
+        return cls(
+            home=home,
+            database_url=get("database_url", f"sqlite:///{home / 'mlgate.db'}") or "",
+            artifact_dir=Path(get("artifact_dir", str(home / "artifacts")) or "").expanduser(),
+            secret_key=Secret(secret) if secret else None,
+            max_rows=_positive_int("max_rows", get("max_rows", "10000")),
+            max_body_bytes=_positive_int("max_body_bytes", get("max_body_bytes", str(10 << 20))),
+        )
+
+
+def _read_config_file(path: Path, *, explicit: bool) -> dict[str, Any]:
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"MLGATE_CONFIG names {path}, which does not exist")
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} could not be read: {exc}") from exc
+
+
+def _positive_int(name: str, raw: str | None) -> int:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        raise ConfigError(f"MLGATE_{name.upper()} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"MLGATE_{name.upper()} must be positive, got {value}")
+    return value

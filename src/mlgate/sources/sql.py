@@ -1,0 +1,89 @@
+"""Any database SQLAlchemy can reach: PostgreSQL, MySQL/MariaDB, SQLite."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import sqlalchemy as sa
+
+from mlgate.errors import InvalidInput, NotFound, SourceError
+from mlgate.sources.urls import scrub
+
+
+class SqlSource:
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self._url = url
+        try:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise SourceError(f"source {name!r}: {scrub(str(exc), url)}") from None
+
+    def tables(self) -> list[str]:
+        with self._connect() as conn:
+            inspector = sa.inspect(conn)
+            return sorted(inspector.get_table_names() + inspector.get_view_names())
+
+    def read_table(self, table: str, limit: int | None = None) -> pd.DataFrame:
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+            statement = sa.select(selectable)
+            if limit is not None:
+                statement = statement.limit(limit)
+            return self._read(conn, statement)
+
+    def read_query(self, query: str) -> pd.DataFrame:
+        if not query.strip():
+            raise InvalidInput("the query is empty; give a SELECT that returns the training rows")
+        with self._connect() as conn:
+            return self._read(conn, sa.text(query))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _connect(self) -> sa.Connection:
+        try:
+            return self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"source {self.name!r} could not be reached: {self._reason(exc)}; "
+                "check the URL with `mlgate sources test`"
+            ) from None
+
+    def _reflect(self, conn: sa.Connection, table: str) -> sa.Table:
+        schema, _, name = table.rpartition(".")
+        try:
+            return sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        except sa.exc.NoSuchTableError:
+            raise NotFound(
+                f"source {self.name!r} has no table {table!r}; "
+                f"`mlgate sources test {self.name}` lists its tables"
+            ) from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(f"source {self.name!r}: {self._reason(exc)}") from None
+
+    def _read(self, conn: sa.Connection, statement: sa.Executable) -> pd.DataFrame:
+        try:
+            result = conn.execute(statement)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"source {self.name!r} could not run the query: {self._reason(exc)}"
+            ) from None
+        return _decimals_to_float(frame)
+
+    def _reason(self, exc: sa.exc.SQLAlchemyError) -> str:
+        # The driver's own message, first line only, never the URL's password.
+        original = getattr(exc, "orig", None) or exc
+        text = str(original).strip().splitlines()
+        return scrub(text[0] if text else type(exc).__name__, self._url)
+
+
+def _decimals_to_float(frame: pd.DataFrame) -> pd.DataFrame:
+    """NUMERIC/DECIMAL columns arrive as Decimal objects; models want floats."""
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if len(values) and values.map(lambda v: isinstance(v, Decimal)).all():
+            frame[column] = frame[column].astype("float64")
+    return frame

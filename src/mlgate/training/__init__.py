@@ -1,0 +1,1 @@
+"""Training: the algorithm catalogue, preprocessing, evaluation and the train_model use case."""

@@ -1,0 +1,124 @@
+"""Turning rows read from a source into features and a target that a model can be fitted on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.errors import InvalidInput
+from mlgate.registry.model import Task
+from mlgate.schema import Column, conform, infer_columns
+
+MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    X: pd.DataFrame
+    y: pd.Series
+    columns: tuple[Column, ...]
+    classes: tuple[Any, ...] | None
+    n_rows_read: int
+    n_rows_without_target: int
+    sha256: str
+
+
+def prepare(frame: pd.DataFrame, *, target: str, drop: Sequence[str], task: Task) -> TrainingData:
+    """Features conformed to their inferred schema, and the target fit for `task`.
+
+    Rows whose target is missing are left out (and counted). Raises InvalidInput when the target
+    or a dropped column is not there, when nothing is left to learn from, or when the target does
+    not suit the task.
+    """
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidInput(f"the rows name column(s) {', '.join(twice)} twice; alias them apart")
+    frame = frame.set_axis(names, axis=1)
+    available = ", ".join(names)
+    if target not in frame.columns:
+        raise InvalidInput(f"no column {target!r} to predict; the rows have: {available}")
+    unknown = [d for d in drop if d not in frame.columns]
+    if unknown:
+        raise InvalidInput(
+            f"cannot drop {', '.join(map(repr, unknown))}: the rows have {available}"
+        )
+    if target in drop:
+        raise InvalidInput(f"{target!r} is the target; it cannot also be dropped")
+    feature_names = [n for n in names if n != target and n not in drop]
+    if not feature_names:
+        raise InvalidInput(f"no feature columns are left besides the target {target!r}")
+
+    columns = infer_columns(frame[feature_names])
+    X_all = conform(frame[feature_names], columns)
+    y_all = frame[target]
+    sha256 = _fingerprint(X_all, y_all, columns, target)
+    keep = y_all.notna().to_numpy()
+    X, y = X_all[keep].reset_index(drop=True), y_all[keep].reset_index(drop=True)
+    if len(X) < MIN_ROWS:
+        raise InvalidInput(
+            f"only {len(X)} rows have a value for {target!r}; at least {MIN_ROWS} are needed"
+        )
+    y, classes = _target_for(task, y, target)
+    return TrainingData(
+        X=X,
+        y=y,
+        columns=columns,
+        classes=classes,
+        n_rows_read=len(frame),
+        n_rows_without_target=int((~keep).sum()),
+        sha256=sha256,
+    )
+
+
+def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple[Any, ...] | None]:
+    numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
+    if task == "regression":
+        if not numeric:
+            raise InvalidInput(
+                f"{target!r} is not numeric, so it cannot be regressed; "
+                "use a classification algorithm such as logistic_regression"
+            )
+        return y.astype("float64"), None
+    if numeric:
+        values = y.to_numpy(dtype="float64")
+        if not np.all(np.isclose(values, np.round(values))):
+            raise InvalidInput(
+                f"{target!r} holds fractional numbers, which are not classes; "
+                "use a regression algorithm such as linear_regression"
+            )
+        y = pd.Series(np.round(values).astype("int64"), name=y.name)
+    elif pd.api.types.is_bool_dtype(y.dtype) or y.map(lambda v: isinstance(v, bool)).all():
+        y = y.astype(bool)
+    else:
+        y = y.astype(object).map(str)
+    classes = tuple(_plain(c) for c in sorted(y.unique().tolist()))
+    if len(classes) < 2:
+        raise InvalidInput(f"{target!r} has a single class; a classifier needs at least two")
+    if len(classes) > max(50, len(y) // 2):
+        raise InvalidInput(
+            f"{target!r} has {len(classes)} distinct values among {len(y)} rows; that looks like "
+            "a quantity or an identifier, not classes"
+        )
+    return y, classes
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fingerprint(X: pd.DataFrame, y: pd.Series, columns: Sequence[Column], target: str) -> str:
+    """sha256 of the rows as the model sees them: equal for equal rows, whatever the source."""
+    digest = hashlib.sha256()
+    header = {"columns": [c.to_json() for c in columns], "target": target, "n_rows": len(X)}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    digest.update(pd.util.hash_pandas_object(X, index=False).to_numpy().tobytes())
+    target_values = y.astype(object).where(y.notna(), None).map(repr)
+    digest.update(pd.util.hash_pandas_object(target_values, index=False).to_numpy().tobytes())
+    return digest.hexdigest()

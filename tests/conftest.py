@@ -1,0 +1,87 @@
+"""Shared fixtures: throwaway databases on the real servers, and Services over them.
+
+Integration tests need PostgreSQL and MariaDB. With MLGATE_REQUIRE_SERVICES=1 (set by CI) a missing
+server fails the test; elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mlgate.bootstrap import Services, bootstrap
+from mlgate.settings import Settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MLGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+MARIADB_ADMIN_URL = os.environ.get(
+    "MLGATE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/"
+)
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    reason = f"{what} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if os.environ.get("MLGATE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}, and MLGATE_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+def _throwaway_database(admin_url: str, what: str) -> Iterator[str]:
+    name = f"mlgate_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable(what, exc)
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    yield from _throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database, dropped afterwards."""
+    yield from _throwaway_database(MARIADB_ADMIN_URL, "MariaDB")
+
+
+def make_services(home: Path, database_url: str | None = None) -> Services:
+    env = {"MLGATE_HOME": str(home)}
+    if database_url:
+        env["MLGATE_DATABASE_URL"] = database_url
+    return bootstrap(Settings.from_env(env))
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    """Services on the embedded defaults (SQLite, local artifacts) in a fresh home."""
+    built = make_services(tmp_path / "home")
+    yield built
+    built.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """The same test on the SQLite and the PostgreSQL metadata store."""
+    url = None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    built = make_services(tmp_path / "home", url)
+    yield built
+    built.close()

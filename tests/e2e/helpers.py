@@ -1,0 +1,83 @@
+"""Running mlgate as a user does: as a command, and as a server on a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+TOKEN = re.compile(r"mlg_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLGATE_")}
+    env.update({"MLGATE_HOME": str(home), "COLUMNS": "200", **extra})
+    return env
+
+
+def mlgate(
+    home: Path, *args: str, check: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlgate", *args],
+        env=env_for(home, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"mlgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(home: Path, **extra: str) -> Iterator[str]:
+    """`mlgate serve` in a subprocess; yields its base URL, stops it afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "serve", "--port", str(port)],
+        env=env_for(home, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"mlgate serve exited:\n{process.stdout.read() if process.stdout else ''}"
+                )
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("mlgate serve did not answer within 60 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

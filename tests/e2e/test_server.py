@@ -1,0 +1,209 @@
+"""`mlgate serve` in a subprocess, called over real HTTP on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from mlgate.registry.service import resolve_version
+from mlgate.schema import rows_to_frame
+from mlgate.sources import demo
+from tests.conftest import make_services
+from tests.e2e.helpers import TOKEN, mlgate, running_server
+
+MAX_ROWS = 50
+MAX_BODY = 20_000
+
+
+def a_row(i: int = 0) -> dict[str, Any]:
+    row = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[i].to_dict()
+    return {
+        k: (None if v != v else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    mlgate(home, "quickstart", "--no-serve")
+    return home
+
+
+@pytest.fixture(scope="module")
+def base(home: Path) -> Iterator[str]:
+    with running_server(
+        home, MLGATE_MAX_ROWS=str(MAX_ROWS), MLGATE_MAX_BODY_BYTES=str(MAX_BODY)
+    ) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def token(home: Path) -> str:
+    match = TOKEN.search(mlgate(home, "keys", "create", "--name", "e2e").stdout)
+    assert match is not None
+    return match.group(0)
+
+
+@pytest.fixture
+def client(base: str, token: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        yield c
+
+
+def assert_problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    text = response.text
+    assert "Traceback" not in text and 'File "' not in text
+    for word in words:
+        assert word in text, f"{word!r} not in {text}"
+    return body
+
+
+def test_a_prediction_equals_the_in_process_one(client: httpx.Client, home: Path) -> None:
+    rows = [a_row(i) for i in range(5)]
+    response = client.post("/v1/models/churn/predict", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "churn" and body["version"] == 1
+    assert response.headers["x-model-version"] == "1"
+    assert body["classes"] == [0, 1]
+
+    services = make_services(home)
+    try:
+        version = resolve_version(services.uow(), "churn", None)
+        expected = services.predictors.get(version).score(
+            rows_to_frame(rows, version.columns, max_rows=10)
+        )
+    finally:
+        services.close()
+    assert body["predictions"] == expected.predictions
+    np.testing.assert_allclose(body["probabilities"], expected.probabilities, rtol=0, atol=1e-12)
+
+
+def test_columnar_bodies_and_version_urls_give_the_same_answer(client: httpx.Client) -> None:
+    rows = [a_row(i) for i in range(3)]
+    names = list(rows[0])
+    by_rows = client.post("/v1/models/churn/predict", json={"rows": rows}).json()
+    columnar = client.post(
+        "/v1/models/churn/versions/1/predict",
+        json={"columns": names, "data": [[r[n] for n in names] for r in rows]},
+    ).json()
+    assert columnar == by_rows
+
+
+def test_models_are_listed_with_their_schema(client: httpx.Client) -> None:
+    assert [m["name"] for m in client.get("/v1/models").json()] == ["churn"]
+    detail = client.get("/v1/models/churn").json()
+    assert {c["name"] for c in detail["input_schema"]} == set(a_row())
+    assert detail["versions"][0]["metrics"]["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (lambda r: r.pop("contract"), "rows[0].contract", ["missing column 'contract'"]),
+        (
+            lambda r: r.update(tenure_months="TWELVE"),
+            "rows[0].tenure_months",
+            ["expected a number"],
+        ),
+        (
+            lambda r: r.update(favourite_colour="red"),
+            "rows[0].favourite_colour",
+            ["unknown column"],
+        ),
+    ],
+)
+def test_rows_that_do_not_fit_get_422_naming_the_field(
+    client: httpx.Client, change: Any, field: str, words: list[str]
+) -> None:
+    row = a_row()
+    change(row)
+    body = assert_problem(
+        client.post("/v1/models/churn/predict", json={"rows": [row]}), 422, *words
+    )
+    assert body["errors"][0]["field"] == field
+    assert "TWELVE" not in str(body)  # the input is never echoed
+
+
+def test_limits_and_unreadable_bodies(client: httpx.Client) -> None:
+    url = "/v1/models/churn/predict"
+    assert_problem(client.post(url, json={"rows": []}), 422, "at least one row")
+    assert_problem(client.post(url, json={"rows": [a_row()] * (MAX_ROWS + 1)}), 413, f"{MAX_ROWS}")
+    assert_problem(client.post(url, json={"rows": [a_row()] * 200}), 413, "bytes allowed")
+    assert_problem(
+        client.post(url, content=b"{not json", headers={"Content-Type": "application/json"}),
+        400,
+        "not valid JSON",
+    )
+    assert_problem(
+        client.post(url, content=b"a,b\n1,2", headers={"Content-Type": "text/csv"}),
+        415,
+        "send JSON",
+    )
+    assert_problem(client.post(url, json={"instances": [a_row()]}), 422, "accepted shapes")
+
+
+def test_unknown_models_and_versions_get_404(client: httpx.Client) -> None:
+    assert_problem(client.post("/v1/models/nope/predict", json={"rows": [a_row()]}), 404, "nope")
+    assert_problem(
+        client.post("/v1/models/churn/versions/9/predict", json={"rows": [a_row()]}),
+        404,
+        "no version 9",
+    )
+    assert_problem(
+        client.post("/v1/models/churn/versions/x/predict", json={"rows": [a_row()]}), 404
+    )
+    assert_problem(client.get("/v1/models/nope"), 404)
+
+
+def test_without_a_valid_key_every_model_route_is_401(base: str, token: str) -> None:
+    wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    for headers in [
+        {},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": f"Bearer {wrong}"},
+        {"Authorization": token},
+    ]:
+        for method, path in [
+            ("POST", "/v1/models/churn/predict"),
+            ("GET", "/v1/models"),
+            ("GET", "/v1/models/churn"),
+        ]:
+            response = httpx.request(method, base + path, headers=headers, json={"rows": [a_row()]})
+            assert_problem(response, 401, "API key")
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_revoked_key_gets_401(base: str, home: Path) -> None:
+    token = TOKEN.search(mlgate(home, "keys", "create", "--name", "short-lived").stdout).group(0)  # type: ignore[union-attr]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (
+        httpx.post(
+            f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row()]}
+        ).status_code
+        == 200
+    )
+    mlgate(home, "keys", "revoke", token.split("_")[0] + "_" + token.split("_")[1])
+    response = httpx.post(
+        f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row()]}
+    )
+    assert_problem(response, 401, "revoked")
+
+
+def test_health_readiness_and_docs(base: str) -> None:
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+    spec = httpx.get(f"{base}/openapi.json").json()
+    assert "/v1/models/{name}/predict" in spec["paths"]
+    assert "/v1/models/{name}/versions/{version}/predict" in spec["paths"]
+    assert httpx.get(f"{base}/docs").status_code == 200
+    assert_problem(httpx.get(f"{base}/no/such/thing"), 404, "no such endpoint")

@@ -1,0 +1,323 @@
+"""The same rows, held in PostgreSQL, MariaDB, SQLite, CSV and Parquet, train the same model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlgate.bootstrap import Services
+from mlgate.errors import InvalidInput, NotFound, SourceError
+from mlgate.sources import demo
+from mlgate.sources.service import add_source, describe_table
+from mlgate.training.service import TrainSpec, train_model
+
+NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "senior_citizen", "support_calls"]
+CATEGORICAL = ["contract", "internet_service", "payment_method"]
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    return demo.churn_frame(n_rows=600, seed=11)
+
+
+def sklearn_directly(rows: pd.DataFrame, estimator: object, target: str) -> tuple[Pipeline, tuple]:
+    """What a data scientist would write by hand for these rows."""
+    X = rows[NUMERIC + CATEGORICAL].copy()
+    X[CATEGORICAL] = X[CATEGORICAL].astype(object).where(X[CATEGORICAL].notna(), np.nan)
+    X[NUMERIC] = X[NUMERIC].astype("float64")
+    y = rows[target]
+    stratify = y if target == "churned" else None
+    split = train_test_split(X, y, test_size=0.2, random_state=42, stratify=stratify)
+    pre = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
+                NUMERIC,
+            ),
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("i", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("e", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                CATEGORICAL,
+            ),
+        ]
+    )
+    pipeline = Pipeline([("pre", pre), ("model", estimator)]).fit(split[0], split[2])
+    return pipeline, tuple(split)
+
+
+def load_into(
+    kind: str, rows: pd.DataFrame, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, str | None, str | None]:
+    """Put `rows` where `kind` keeps data; returns (url, table, query)."""
+    if kind == "csv":
+        path = tmp_path / "customers.csv"
+        rows.to_csv(path, index=False)
+        return str(path), "customers", None
+    if kind == "parquet":
+        path = tmp_path / "data"
+        path.mkdir()
+        rows.to_parquet(path / "customers.parquet", index=False)
+        return str(path), "customers", None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rows.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url" if kind == "postgresql" else "mariadb_url")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        rows.to_sql("customers", conn, index=False)
+    engine.dispose()
+    if kind == "mariadb":  # also exercise --query
+        return url, None, "SELECT * FROM customers ORDER BY customer_id"
+    return url, "customers", None
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb", "sqlite", "csv", "parquet"])
+def test_every_source_gives_the_metrics_of_sklearn_fitted_directly(
+    kind: str,
+    rows: pd.DataFrame,
+    services: Services,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    url, table, query = load_into(kind, rows, tmp_path, request)
+    add_source(
+        services.uow(),
+        services.open_source,
+        name="data",
+        url=url,
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+
+    classifier = train_model(
+        services.uow(),
+        services.artifacts,
+        services.open_source,
+        TrainSpec(
+            "churn",
+            "data",
+            "churned",
+            "logistic_regression",
+            table=table,
+            query=query,
+            drop=("customer_id",),
+        ),
+        now=services.clock,
+    ).version
+    pipeline, (_, X_test, _, y_test) = sklearn_directly(
+        rows, LogisticRegression(max_iter=1000), "churned"
+    )
+    assert classifier.metrics["accuracy"] == pytest.approx(
+        accuracy_score(y_test, pipeline.predict(X_test)), abs=1e-6
+    )
+    assert classifier.metrics["log_loss"] == pytest.approx(
+        log_loss(y_test, pipeline.predict_proba(X_test)), abs=1e-6
+    )
+    assert classifier.lineage.n_rows == len(rows)
+    assert classifier.classes == (0, 1)
+
+    regressor = train_model(
+        services.uow(),
+        services.artifacts,
+        services.open_source,
+        TrainSpec(
+            "charges",
+            "data",
+            "monthly_charges",
+            "linear_regression",
+            table=table,
+            query=query,
+            drop=("customer_id", "churned"),
+        ),
+        now=services.clock,
+    ).version
+    numeric = [c for c in NUMERIC if c != "monthly_charges"]
+    direct = rows.drop(columns=["monthly_charges"]).assign(monthly_charges=rows["monthly_charges"])
+    pipeline, (_, X_test, _, y_test) = _regression_directly(direct, numeric)
+    predicted = pipeline.predict(X_test)
+    assert regressor.metrics["rmse"] == pytest.approx(
+        np.sqrt(mean_squared_error(y_test, predicted)), abs=1e-6
+    )
+    assert regressor.metrics["r2"] == pytest.approx(r2_score(y_test, predicted), abs=1e-6)
+
+
+def _regression_directly(rows: pd.DataFrame, numeric: list[str]) -> tuple[Pipeline, tuple]:
+    X = rows[numeric + CATEGORICAL].copy()
+    X[CATEGORICAL] = X[CATEGORICAL].astype(object).where(X[CATEGORICAL].notna(), np.nan)
+    X[numeric] = X[numeric].astype("float64")
+    split = train_test_split(
+        X, rows["monthly_charges"].astype("float64"), test_size=0.2, random_state=42
+    )
+    pre = ColumnTransformer(
+        [
+            (
+                "n",
+                Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
+                numeric,
+            ),
+            (
+                "c",
+                Pipeline(
+                    [
+                        ("i", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("e", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                CATEGORICAL,
+            ),
+        ]
+    )
+    return Pipeline([("pre", pre), ("m", LinearRegression())]).fit(split[0], split[2]), tuple(split)
+
+
+def test_the_same_rows_have_the_same_fingerprint_wherever_they_live(
+    rows: pd.DataFrame, services: Services, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    fingerprints = set()
+    for kind in ["postgresql", "sqlite", "csv"]:
+        folder = tmp_path / kind
+        folder.mkdir()
+        url, table, query = load_into(kind, rows, folder, request)
+        add_source(
+            services.uow(),
+            services.open_source,
+            name=kind,
+            url=url,
+            cwd=folder,
+            now=services.clock(),
+        )
+        version = train_model(
+            services.uow(),
+            services.artifacts,
+            services.open_source,
+            TrainSpec(
+                "churn",
+                kind,
+                "churned",
+                "logistic_regression",
+                table=table,
+                query=query,
+                drop=("customer_id",),
+            ),
+            now=services.clock,
+        ).version
+        fingerprints.add(version.lineage.data_sha256)
+    assert len(fingerprints) == 1
+    assert version.number == 3
+
+
+def test_a_password_never_reaches_messages_or_lineage(
+    services: Services, postgres_url: str, tmp_path: Path
+) -> None:
+    secret_url = postgres_url.replace("postgres@", "postgres:hunter2-secret@")
+    config, _ = add_source(
+        services.uow(),
+        services.open_source,
+        name="pg",
+        url=secret_url,
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+    assert "hunter2" not in config.redacted_url and "***" in config.redacted_url
+    wrong = "postgresql+psycopg://nobody:hunter2-secret@127.0.0.1:1/none"
+    with pytest.raises(SourceError) as info:
+        add_source(
+            services.uow(),
+            services.open_source,
+            name="bad",
+            url=wrong,
+            cwd=tmp_path,
+            now=services.clock(),
+        )
+    assert "hunter2" not in str(info.value)
+    with services.uow() as uow:
+        assert uow.sources.get("bad") is None  # nothing half-written
+
+
+def test_describe_infers_types_and_samples_rows(
+    rows: pd.DataFrame, services: Services, tmp_path: Path, mariadb_url: str
+) -> None:
+    engine = sa.create_engine(mariadb_url)
+    with engine.begin() as conn:
+        rows.to_sql("customers", conn, index=False)
+    engine.dispose()
+    add_source(
+        services.uow(),
+        services.open_source,
+        name="maria",
+        url=mariadb_url,
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+    sample = describe_table(
+        services.uow(), services.open_source, "maria", table="customers", n_rows=3
+    )
+    types = {c.name: c.type for c in sample.columns}
+    assert types["tenure_months"] == "number" and types["contract"] == "string"
+    assert len(sample.rows) == 3 and sample.rows[0]["customer_id"] == rows.customer_id[0]
+    with pytest.raises(NotFound, match="no table 'nope'"):
+        describe_table(services.uow(), services.open_source, "maria", table="nope")
+
+
+def test_bad_training_requests_say_what_is_wrong(
+    rows: pd.DataFrame, services: Services, tmp_path: Path
+) -> None:
+    rows.to_csv(tmp_path / "customers.csv", index=False)
+    add_source(
+        services.uow(),
+        services.open_source,
+        name="csv",
+        url=str(tmp_path / "customers.csv"),
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+
+    def train(**changes: object) -> None:
+        spec = {
+            "model_name": "m",
+            "source": "csv",
+            "target": "churned",
+            "algorithm": "logistic_regression",
+            "table": "customers",
+            **changes,
+        }
+        train_model(
+            services.uow(),
+            services.artifacts,
+            services.open_source,
+            TrainSpec(**spec),
+            now=services.clock,
+        )  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidInput, match="no column 'nope' to predict"):
+        train(target="nope")
+    with pytest.raises(NotFound, match="no algorithm named 'magic'"):
+        train(algorithm="magic")
+    with pytest.raises(NotFound, match="no source named 'x'"):
+        train(source="x")
+    with pytest.raises(InvalidInput, match="not numeric"):
+        train(target="contract", algorithm="linear_regression")
+    with pytest.raises(InvalidInput, match="exactly one of --table and --query"):
+        train(table=None)
+    with pytest.raises(InvalidInput, match="runs no SQL"):
+        train(table=None, query="SELECT 1")
+    with services.uow() as uow:
+        assert uow.models.all() == []
+    assert list(services.settings.artifact_dir.rglob("*.skops")) == []

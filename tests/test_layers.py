@@ -1,0 +1,52 @@
+"""Inner packages never import an edge (api, cli, web, bootstrap) or a web/CLI framework."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import mlgate
+
+PACKAGE = Path(mlgate.__file__).parent
+EDGES = ("mlgate.api", "mlgate.cli", "mlgate.web", "mlgate.bootstrap")
+FRAMEWORKS = ("fastapi", "starlette", "uvicorn", "typer", "click", "rich")
+INNER = [
+    p
+    for p in PACKAGE.rglob("*.py")
+    if p.relative_to(PACKAGE).parts[0] not in {"api", "cli", "web", "bootstrap.py", "__main__.py"}
+]
+
+
+def imports_of(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_inner_packages_are_found() -> None:
+    names = {p.relative_to(PACKAGE).parts[0] for p in INNER}
+    assert {"registry", "training", "serving", "access", "sources", "db", "errors.py"} <= names
+
+
+def test_inner_packages_import_no_edge_and_no_framework() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in INNER
+        for name in imports_of(path)
+        if name.startswith(EDGES) or name.split(".")[0] in FRAMEWORKS
+    ]
+    assert offences == []
+
+
+def test_importing_mlgate_loads_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    heavy = ("sklearn", "pandas", "sqlalchemy", "fastapi")
+    code = f"import sys, mlgate; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,116 @@
+"""Rows in requests, checked against the model's columns."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlgate.errors import InvalidInput, PayloadTooLarge
+from mlgate.schema import Column, columnar_to_frame, conform, infer_columns, rows_to_frame
+from mlgate.serving.payloads import frame_from_body
+
+COLUMNS = (Column("age", "number"), Column("plan", "string"), Column("active", "boolean"))
+
+
+def test_rows_become_a_frame_of_model_dtypes() -> None:
+    frame = rows_to_frame(
+        [{"age": 31, "plan": "pro", "active": True}, {"age": None, "plan": None, "active": None}],
+        COLUMNS,
+        max_rows=10,
+    )
+    assert list(frame.columns) == ["age", "plan", "active"]
+    assert frame["age"].dtype == "float64" and math.isnan(frame["age"][1])
+    assert frame["plan"].tolist()[0] == "pro" and frame["plan"].isna()[1]
+    assert frame["active"].tolist()[0] == 1.0
+
+
+def test_columnar_and_rows_give_the_same_frame() -> None:
+    rows = [{"age": 3, "plan": "a", "active": False}, {"age": 4.5, "plan": "b", "active": True}]
+    columnar = columnar_to_frame(
+        ["plan", "active", "age"], [["a", False, 3], ["b", True, 4.5]], COLUMNS, max_rows=10
+    )
+    pd.testing.assert_frame_equal(rows_to_frame(rows, COLUMNS, max_rows=10), columnar)
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "message"),
+    [
+        ([{"plan": "a", "active": True}], "rows[0].age", "missing column 'age'"),
+        ([{"age": "3", "plan": "a", "active": True}], "rows[0].age", "expected a number"),
+        ([{"age": True, "plan": "a", "active": True}], "rows[0].age", "got a boolean"),
+        ([{"age": 3, "plan": 7, "active": True}], "rows[0].plan", "expected a string"),
+        ([{"age": 3, "plan": "a", "active": 1}], "rows[0].active", "expected true or false"),
+        ([{"age": 3, "plan": "a", "active": True, "x": 1}], "rows[0].x", "unknown column 'x'"),
+        ([[3, "a", True]], "rows[0]", "expected an object"),
+        ([], "rows", "at least one row"),
+        ({"age": 3}, "rows", "expected a list"),
+    ],
+)
+def test_each_bad_row_names_its_field(rows: object, field: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        rows_to_frame(rows, COLUMNS, max_rows=10)
+    assert info.value.errors[0].field == field
+    assert message in info.value.errors[0].message
+
+
+def test_errors_never_echo_the_value() -> None:
+    with pytest.raises(InvalidInput) as info:
+        rows_to_frame([{"age": "SECRET-VALUE", "plan": "a", "active": True}], COLUMNS, max_rows=10)
+    assert "SECRET-VALUE" not in str(info.value)
+    assert all("SECRET-VALUE" not in e.message for e in info.value.errors)
+
+
+def test_too_many_rows_is_its_own_error() -> None:
+    rows = [{"age": 1, "plan": "a", "active": True}] * 3
+    with pytest.raises(PayloadTooLarge, match="at most 2|more than the 2"):
+        rows_to_frame(rows, COLUMNS, max_rows=2)
+
+
+def test_columnar_checks_shape_and_names() -> None:
+    with pytest.raises(InvalidInput) as info:
+        columnar_to_frame(["age", "plan"], [[1, "a"]], COLUMNS, max_rows=10)
+    assert "missing column 'active'" in info.value.errors[0].message
+    with pytest.raises(InvalidInput) as info:
+        columnar_to_frame(["age", "plan", "active"], [[1, "a"]], COLUMNS, max_rows=10)
+    assert info.value.errors[0].field == "data[0]"
+
+
+def test_the_body_must_take_one_of_two_shapes() -> None:
+    with pytest.raises(InvalidInput, match="neither of the two accepted shapes"):
+        frame_from_body({"instances": []}, COLUMNS, max_rows=10)
+    with pytest.raises(InvalidInput, match="must be a JSON object"):
+        frame_from_body([1, 2], COLUMNS, max_rows=10)
+
+
+def test_types_are_inferred_from_dtypes_and_values() -> None:
+    frame = pd.DataFrame(
+        {
+            "n": [1, 2, None],
+            "s": ["a", None, "b"],
+            "b": [True, False, True],
+            "ob": np.array([True, None, False], dtype=object),
+            "on": np.array([1, None, 2.5], dtype=object),
+        }
+    )
+    assert [c.type for c in infer_columns(frame)] == [
+        "number",
+        "string",
+        "boolean",
+        "boolean",
+        "number",
+    ]
+
+
+def test_dates_are_refused_with_advice() -> None:
+    frame = pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-02-01"])})
+    with pytest.raises(InvalidInput, match="--drop when"):
+        infer_columns(frame)
+
+
+def test_conform_makes_sources_alike() -> None:
+    from_database = pd.DataFrame({"age": [1, None], "plan": ["a", None], "active": [True, False]})
+    from_csv = pd.DataFrame({"age": [1.0, np.nan], "plan": ["a", np.nan], "active": [1, 0]})
+    pd.testing.assert_frame_equal(conform(from_database, COLUMNS), conform(from_csv, COLUMNS))
