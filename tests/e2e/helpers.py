@@ -46,30 +46,35 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(home: Path, **extra: str) -> Iterator[str]:
-    """`mlgate serve` in a subprocess; yields its base URL, stops it afterwards."""
+    """`mlgate serve` in a subprocess; yields its base URL, stops it afterwards.
+
+    The server's output goes to a file beside the home: a pipe that nobody reads fills up and
+    stalls the server once it has logged enough requests.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlgate", "serve", "--port", str(port)],
-        env=env_for(home, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_path = home.parent / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlgate", "serve", "--port", str(port)],
+            env=env_for(home, **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(
-                    f"mlgate serve exited:\n{process.stdout.read() if process.stdout else ''}"
-                )
+                raise AssertionError(f"mlgate serve exited:\n{log_path.read_text()}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("mlgate serve did not answer within 60 s")
+                raise AssertionError(
+                    f"mlgate serve did not answer within 60 s:\n{log_path.read_text()}"
+                )
             time.sleep(0.1)
         yield base
     finally:
@@ -79,5 +84,3 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout:
-            process.stdout.close()

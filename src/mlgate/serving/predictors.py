@@ -29,10 +29,14 @@ class Predictor:
         self._pipeline = pipeline
 
     def score(self, frame: pd.DataFrame) -> Scores:
-        predictions = np.asarray(self._pipeline.predict(frame)).tolist()
+        # Preprocess once, then ask the final estimator for labels and probabilities: calling
+        # the pipeline twice would run the (costlier) column transforms twice.
+        features = self._pipeline[:-1].transform(frame)
+        model = self._pipeline[-1]
+        predictions = np.asarray(model.predict(features)).tolist()
         if self.version.task != "classification":
             return Scores(predictions, None)
-        proba = np.asarray(self._pipeline.predict_proba(frame), dtype="float64")
+        proba = np.asarray(model.predict_proba(features), dtype="float64")
         return Scores(predictions, proba.tolist())
 
 
