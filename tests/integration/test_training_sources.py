@@ -31,35 +31,27 @@ def rows() -> pd.DataFrame:
     return demo.churn_frame(n_rows=600, seed=11)
 
 
-def sklearn_directly(rows: pd.DataFrame, estimator: object, target: str) -> tuple[Pipeline, tuple]:
-    """What a data scientist would write by hand for these rows."""
-    X = rows[NUMERIC + CATEGORICAL].copy()
+def sklearn_directly(
+    rows: pd.DataFrame, *, target: str, numeric: list[str], estimator: object, stratify: bool
+) -> tuple[Pipeline, pd.DataFrame, pd.Series]:
+    """What a data scientist would write by hand for these rows: the fitted pipeline and holdout."""
+    X = rows[numeric + CATEGORICAL].copy()
     X[CATEGORICAL] = X[CATEGORICAL].astype(object).where(X[CATEGORICAL].notna(), np.nan)
-    X[NUMERIC] = X[NUMERIC].astype("float64")
+    X[numeric] = X[numeric].astype("float64")
     y = rows[target]
-    stratify = y if target == "churned" else None
-    split = train_test_split(X, y, test_size=0.2, random_state=42, stratify=stratify)
-    pre = ColumnTransformer(
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.2, random_state=42, stratify=y if stratify else None
+    )
+    numbers = Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())])
+    strings = Pipeline(
         [
-            (
-                "numeric",
-                Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
-                NUMERIC,
-            ),
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("i", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        ("e", OneHotEncoder(handle_unknown="ignore")),
-                    ]
-                ),
-                CATEGORICAL,
-            ),
+            ("i", SimpleImputer(strategy="constant", fill_value="__missing__")),
+            ("e", OneHotEncoder(handle_unknown="ignore")),
         ]
     )
-    pipeline = Pipeline([("pre", pre), ("model", estimator)]).fit(split[0], split[2])
-    return pipeline, tuple(split)
+    pre = ColumnTransformer([("n", numbers, numeric), ("c", strings, CATEGORICAL)])
+    pipeline = Pipeline([("pre", pre), ("model", estimator)]).fit(X_train, y_train)
+    return pipeline, X_test, y_test
 
 
 def load_into(
@@ -121,8 +113,12 @@ def test_every_source_gives_the_metrics_of_sklearn_fitted_directly(
         ),
         now=services.clock,
     ).version
-    pipeline, (_, X_test, _, y_test) = sklearn_directly(
-        rows, LogisticRegression(max_iter=1000), "churned"
+    pipeline, X_test, y_test = sklearn_directly(
+        rows,
+        target="churned",
+        numeric=NUMERIC,
+        estimator=LogisticRegression(max_iter=1000),
+        stratify=True,
     )
     assert classifier.metrics["accuracy"] == pytest.approx(
         accuracy_score(y_test, pipeline.predict(X_test)), abs=1e-6
@@ -148,43 +144,18 @@ def test_every_source_gives_the_metrics_of_sklearn_fitted_directly(
         ),
         now=services.clock,
     ).version
-    numeric = [c for c in NUMERIC if c != "monthly_charges"]
-    direct = rows.drop(columns=["monthly_charges"]).assign(monthly_charges=rows["monthly_charges"])
-    pipeline, (_, X_test, _, y_test) = _regression_directly(direct, numeric)
+    pipeline, X_test, y_test = sklearn_directly(
+        rows,
+        target="monthly_charges",
+        numeric=[c for c in NUMERIC if c != "monthly_charges"],
+        estimator=LinearRegression(),
+        stratify=False,
+    )
     predicted = pipeline.predict(X_test)
     assert regressor.metrics["rmse"] == pytest.approx(
         np.sqrt(mean_squared_error(y_test, predicted)), abs=1e-6
     )
     assert regressor.metrics["r2"] == pytest.approx(r2_score(y_test, predicted), abs=1e-6)
-
-
-def _regression_directly(rows: pd.DataFrame, numeric: list[str]) -> tuple[Pipeline, tuple]:
-    X = rows[numeric + CATEGORICAL].copy()
-    X[CATEGORICAL] = X[CATEGORICAL].astype(object).where(X[CATEGORICAL].notna(), np.nan)
-    X[numeric] = X[numeric].astype("float64")
-    split = train_test_split(
-        X, rows["monthly_charges"].astype("float64"), test_size=0.2, random_state=42
-    )
-    pre = ColumnTransformer(
-        [
-            (
-                "n",
-                Pipeline([("i", SimpleImputer(strategy="median")), ("s", StandardScaler())]),
-                numeric,
-            ),
-            (
-                "c",
-                Pipeline(
-                    [
-                        ("i", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        ("e", OneHotEncoder(handle_unknown="ignore")),
-                    ]
-                ),
-                CATEGORICAL,
-            ),
-        ]
-    )
-    return Pipeline([("pre", pre), ("m", LinearRegression())]).fit(split[0], split[2]), tuple(split)
 
 
 def test_the_same_rows_have_the_same_fingerprint_wherever_they_live(
