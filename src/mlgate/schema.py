@@ -3,12 +3,17 @@
 Training and serving both pass their rows through `conform`, so a model sees the same dtypes whether
 its rows came from PostgreSQL, a CSV file or a JSON request. Every column accepts null (missing
 values are imputed by the model's preprocessing).
+
+Column types: number, boolean (fed to models as 0/1), string (a category), text (free text,
+vectorised by the model) and datetime (ISO 8601 in JSON; fed to models as its parts, see
+`feature_columns`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -16,9 +21,19 @@ import pandas as pd
 
 from mlgate.errors import FieldError, InvalidInput, PayloadTooLarge
 
-ColumnType = Literal["number", "string", "boolean"]
+ColumnType = Literal["number", "string", "boolean", "text", "datetime"]
 MAX_FIELD_ERRORS = 20
-_JSON_TYPE = {"number": "a number", "string": "a string", "boolean": "true or false"}
+_JSON_TYPE = {
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "text": "a string",
+    "datetime": "an ISO 8601 date-time string",
+}
+DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
+# Free text: long strings that mostly differ from one another.
+_TEXT_MIN_MEAN_LENGTH = 30
+_TEXT_MIN_DISTINCT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -41,10 +56,22 @@ def infer_columns(frame: pd.DataFrame) -> tuple[Column, ...]:
     return tuple(Column(str(name), _infer_type(str(name), frame[name])) for name in frame.columns)
 
 
+def feature_columns(columns: Sequence[Column]) -> tuple[Column, ...]:
+    """The columns a model's preprocessing sees: each datetime becomes numeric parts."""
+    out: list[Column] = []
+    for column in columns:
+        if column.type == "datetime":
+            out.extend(Column(f"{column.name}__{part}", "number") for part in DATETIME_PARTS)
+        else:
+            out.append(column)
+    return tuple(out)
+
+
 def conform(frame: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     """`frame` reduced to `columns`, in order, with one dtype per column type.
 
-    number and boolean become float64 (booleans as 0/1), string becomes object with NaN for missing.
+    number and boolean become float64 (booleans as 0/1); string and text become object with NaN
+    for missing; a datetime becomes float64 columns of its parts (see `feature_columns`).
     """
     missing = [c.name for c in columns if c.name not in frame.columns]
     if missing:
@@ -52,15 +79,33 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     for column in columns:
         values = frame[column.name]
-        if column.type == "string":
+        if column.type in ("string", "text"):
             mask = values.isna()
             strings = values.astype(object).map(str).astype(object)
-            out[column.name] = strings.where(~mask, np.nan)
+            # Missing text is no words at all; a missing category is its own category later.
+            out[column.name] = strings.where(~mask, "" if column.type == "text" else np.nan)
+        elif column.type == "datetime":
+            out.update(_datetime_parts(column.name, values))
         else:
             out[column.name] = pd.to_numeric(
                 values.astype(object).where(values.notna(), np.nan), errors="raise"
             ).astype("float64")
     return pd.DataFrame(out, index=frame.index)
+
+
+def _datetime_parts(name: str, values: pd.Series | list[Any]) -> dict[str, np.ndarray]:
+    stamps = pd.to_datetime(pd.Series(values), errors="coerce", utc=True, format="ISO8601")
+    parts = {
+        "year": stamps.dt.year,
+        "month": stamps.dt.month,
+        "day": stamps.dt.day,
+        "day_of_week": stamps.dt.day_of_week,
+        "hour": stamps.dt.hour,
+    }
+    return {
+        f"{name}__{part}": parts[part].to_numpy(dtype="float64", na_value=np.nan)
+        for part in DATETIME_PARTS
+    }
 
 
 def rows_to_frame(rows: Any, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
@@ -143,11 +188,10 @@ def _infer_type(name: str, values: pd.Series) -> ColumnType:
     if pd.api.types.is_numeric_dtype(values.dtype):
         return "number"
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        raise InvalidInput(
-            f"column {name!r} holds dates or times, which this version cannot use as a feature; "
-            f"leave it out (--drop {name}) or turn it into numbers in the query"
-        )
+        return "datetime"
     present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, datetime | date)).all():
+        return "datetime"
     if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
         return "boolean"
     numeric = present.map(
@@ -155,6 +199,14 @@ def _infer_type(name: str, values: pd.Series) -> ColumnType:
     )
     if len(present) and numeric.all():
         return "number"
+    strings = present.astype(str)
+    if (
+        len(strings) >= 20
+        and strings.str.len().mean() >= _TEXT_MIN_MEAN_LENGTH
+        and strings.str.contains(" ").mean() > 0.5
+        and strings.nunique() >= _TEXT_MIN_DISTINCT_SHARE * len(strings)
+    ):
+        return "text"
     return "string"
 
 
@@ -163,17 +215,30 @@ def _fits(column: Column, value: Any) -> bool:
         return True
     if column.type == "number":
         return isinstance(value, int | float) and not isinstance(value, bool)
-    if column.type == "string":
+    if column.type in ("string", "text"):
         return isinstance(value, str)
+    if column.type == "datetime":
+        return isinstance(value, str) and _is_iso_datetime(value)
     return isinstance(value, bool)
+
+
+def _is_iso_datetime(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _frame(data: dict[str, list[Any]], columns: Sequence[Column]) -> pd.DataFrame:
     out: dict[str, Any] = {}
     for column in columns:
         values = data[column.name]
-        if column.type == "string":
-            out[column.name] = np.array([np.nan if v is None else v for v in values], dtype=object)
+        if column.type in ("string", "text"):
+            missing: Any = "" if column.type == "text" else np.nan
+            out[column.name] = np.array([missing if v is None else v for v in values], dtype=object)
+        elif column.type == "datetime":
+            out.update(_datetime_parts(column.name, values))
         else:
             out[column.name] = np.array(
                 [np.nan if v is None else float(v) for v in values], dtype="float64"

@@ -96,7 +96,8 @@ def test_a_new_version_must_predict_the_same_thing(services: Services) -> None:
         ({"drop": ("nope",)}, "cannot drop 'nope'"),
         ({"drop": ("label",)}, "is the target"),
         ({"drop": ("x", "colour")}, "no feature columns"),
-        ({"params": {"no_such_param": 1}}, "logistic_regression: Invalid parameter"),
+        ({"params": {"no_such_param": 1}}, "has no parameter 'no_such_param'; its parameters: C,"),
+        ({"params": {"C": -1.0}}, "could not be fitted.*'C' parameter"),
     ],
 )
 def test_bad_specs_are_refused_before_anything_is_stored(

@@ -104,10 +104,24 @@ def test_types_are_inferred_from_dtypes_and_values() -> None:
     ]
 
 
-def test_dates_are_refused_with_advice() -> None:
-    frame = pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-02-01"])})
-    with pytest.raises(InvalidInput, match="--drop when"):
-        infer_columns(frame)
+def test_dates_become_their_parts_from_a_table_or_from_json() -> None:
+    stamps = pd.to_datetime(["2026-01-05 10:30", None])
+    when = infer_columns(pd.DataFrame({"when": stamps}))
+    assert when == (Column("when", "datetime"),)
+    from_table = conform(pd.DataFrame({"when": stamps}), when)
+    from_json = rows_to_frame([{"when": "2026-01-05T10:30:00"}, {"when": None}], when, max_rows=10)
+    pd.testing.assert_frame_equal(from_table, from_json)
+    assert from_table.iloc[0].tolist() == [2026.0, 1.0, 5.0, 0.0, 10.0]
+    assert from_table.iloc[1].isna().all()
+    with pytest.raises(InvalidInput, match="ISO 8601"):
+        rows_to_frame([{"when": "last tuesday"}], when, max_rows=10)
+
+
+def test_long_varied_strings_are_text() -> None:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+    reviews = [" ".join(words[(i + j) % 6] for j in range(8)) + f" {i}" for i in range(40)]
+    types = infer_columns(pd.DataFrame({"review": reviews, "plan": ["basic", "pro"] * 20}))
+    assert [c.type for c in types] == ["text", "string"]
 
 
 def test_conform_makes_sources_alike() -> None:

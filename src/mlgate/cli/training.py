@@ -9,7 +9,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from mlgate.cli.context import console, services
-from mlgate.training.catalogue import CATALOGUE
+from mlgate.errors import InvalidInput
+from mlgate.registry.model import Task
+from mlgate.training.catalogue import CATALOGUE, get_algorithm
 from mlgate.training.service import STAGES, TrainResult, TrainSpec, train_model
 
 algorithms = typer.Typer(help="The algorithms `mlgate train` can fit.", no_args_is_help=True)
@@ -30,6 +32,10 @@ def train(
     ] = None,
     test_size: Annotated[float, typer.Option(help="Share of rows held out for metrics.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 42,
+    task: Annotated[
+        str | None,
+        typer.Option(help="classification or regression; inferred from the target if left out."),
+    ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
     spec = TrainSpec(
@@ -42,9 +48,18 @@ def train(
         drop=tuple(drop or ()),
         test_size=test_size,
         seed=seed,
+        task=_task(task),
     )
     result = run_training(ctx, spec)
     print_result(result)
+
+
+def _task(value: str | None) -> Task | None:
+    if value is None:
+        return None
+    if value not in ("classification", "regression"):
+        raise InvalidInput(f"--task is classification or regression, not {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
@@ -89,7 +104,24 @@ def print_result(result: TrainResult) -> None:
 @algorithms.command("list")
 def list_algorithms() -> None:
     """List the algorithms in the catalogue."""
-    table = Table("name", "task", "what it does")
+    table = Table("name", "tasks", "what it does")
     for algorithm in CATALOGUE.values():
-        table.add_row(algorithm.name, algorithm.task, algorithm.description)
+        table.add_row(algorithm.name, ", ".join(algorithm.tasks), algorithm.description)
     console.print(table)
+
+
+@algorithms.command("show")
+def show_algorithm(name: str) -> None:
+    """Show an algorithm's tasks, defaults and search space."""
+    algorithm = get_algorithm(name)
+    console.print(f"[bold]{algorithm.name}[/] ({', '.join(algorithm.tasks)}; {algorithm.library})")
+    console.print(algorithm.description)
+    console.print(
+        f"scaling: {'yes' if algorithm.needs_scaling else 'no'}; categories: {algorithm.encoding}; "
+        f"saved as: {algorithm.format}"
+    )
+    space = Table("parameter", "default", "search space")
+    for key, value in sorted(algorithm.defaults().items()):
+        dist = algorithm.space.get(key)
+        space.add_row(key, repr(value), "" if dist is None else str(dist))
+    console.print(space)

@@ -103,6 +103,7 @@ class SqlModelRepository:
                 library_versions=version.library_versions,
                 fit_seconds=version.fit_seconds,
                 created_at=version.created_at,
+                report=version.report,
             )
         )
         self._conn.execute(
@@ -167,6 +168,7 @@ class SqlModelRepository:
             library_versions=dict(row.library_versions),
             created_at=_aware(row.created_at),
             fit_seconds=row.fit_seconds,
+            report=None if row.report is None else dict(row.report),
         )
 
 

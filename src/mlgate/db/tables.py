@@ -53,6 +53,7 @@ model_versions = sa.Table(
     sa.Column("library_versions", sa.JSON, nullable=False),
     sa.Column("fit_seconds", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("report", sa.JSON, nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_model_versions_model_id_number"),
 )
 

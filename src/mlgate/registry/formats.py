@@ -1,8 +1,13 @@
-"""Saving fitted models in a data-only format, and loading them only if they are what we saved.
+"""Saving fitted models in data-only formats, and loading them only if they are what we saved.
 
-scikit-learn pipelines are stored with skops, whose files describe every object by type. Loading
-checks, in order: the sha256 recorded at registration, then that every type in the file is on
-`TRUSTED_TYPES`. Nothing is unpickled; a file naming any other type is refused before it is loaded.
+* ``skops``: a scikit-learn pipeline (preprocessing and estimator) as a skops file, whose entries
+  name every type they hold.
+* ``xgboost``, ``lightgbm``, ``catboost``: a zip of ``manifest.json``, the preprocessing as skops,
+  and the booster in its library's own format (XGBoost UBJSON, LightGBM text, CatBoost cbm).
+
+Loading checks, in order: the sha256 recorded at registration, then that every type in every skops
+part is on `TRUSTED_TYPES`. Nothing is unpickled; a file naming any other type is refused before
+anything is built from it.
 """
 
 from __future__ import annotations
@@ -10,38 +15,61 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 import zipfile
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import skops.io as sio
 
 from mlgate.errors import ArtifactError
 
 SKOPS = "skops"
+BOOSTERS = ("xgboost", "lightgbm", "catboost")
+_BOOSTER_FILE = {"xgboost": "model.ubj", "lightgbm": "model.txt", "catboost": "model.cbm"}
 
+_SKLEARN = [
+    "calibration.CalibratedClassifierCV",
+    "calibration._CalibratedClassifier",
+    "calibration._SigmoidCalibration",
+    "compose._column_transformer.ColumnTransformer",
+    "ensemble._forest.RandomForestClassifier",
+    "ensemble._forest.RandomForestRegressor",
+    "feature_extraction.text.TfidfTransformer",
+    "feature_extraction.text.TfidfVectorizer",
+    "impute._base.SimpleImputer",
+    "linear_model._base.LinearRegression",
+    "linear_model._coordinate_descent.ElasticNet",
+    "linear_model._coordinate_descent.Lasso",
+    "linear_model._logistic.LogisticRegression",
+    "linear_model._ridge.Ridge",
+    "naive_bayes.BernoulliNB",
+    "naive_bayes.ComplementNB",
+    "naive_bayes.GaussianNB",
+    "neighbors._classification.KNeighborsClassifier",
+    "neighbors._kd_tree.KDTree",
+    "neighbors._ball_tree.BallTree",
+    "neighbors._regression.KNeighborsRegressor",
+    "pipeline.Pipeline",
+    "preprocessing._data.StandardScaler",
+    "preprocessing._encoders.OneHotEncoder",
+    "preprocessing._encoders.OrdinalEncoder",
+    "svm._classes.LinearSVC",
+    "svm._classes.LinearSVR",
+    "svm._classes.SVC",
+    "svm._classes.SVR",
+    "tree._classes.DecisionTreeClassifier",
+    "tree._classes.DecisionTreeRegressor",
+    "tree._tree.Tree",
+]
 TRUSTED_TYPES = frozenset(
-    {
-        "builtins.bool",
-        "builtins.dict",
-        "builtins.float",
-        "builtins.int",
-        "builtins.list",
-        "builtins.slice",
-        "builtins.str",
-        "builtins.tuple",
-        "numpy.bool_",
-        "numpy.dtype",
-        "numpy.float64",
-        "numpy.int64",
-        "numpy.ndarray",
-        "sklearn.compose._column_transformer.ColumnTransformer",
-        "sklearn.impute._base.SimpleImputer",
-        "sklearn.linear_model._base.LinearRegression",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.preprocessing._encoders.OneHotEncoder",
-    }
+    [f"sklearn.{name}" for name in _SKLEARN]
+    + [f"builtins.{name}" for name in ("bool", "dict", "float", "int", "list", "set", "slice")]
+    + ["builtins.str", "builtins.tuple", "builtins.frozenset"]
+    + ["numpy.ndarray", "numpy.dtype", "numpy.bool_", "numpy.float64", "numpy.int64"]
+    + ["numpy.float32", "numpy.int32", "numpy.str_", "numpy.random._generator.Generator"]
+    + ["numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64"]
 )
 
 
@@ -49,18 +77,24 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def dump(estimator: Any) -> bytes:
-    """The estimator as skops bytes; refuses estimators made of types we would not load."""
-    data: bytes = sio.dumps(estimator)
-    untrusted = types_in(data) - TRUSTED_TYPES
-    if untrusted:
-        names = ", ".join(sorted(untrusted))
-        raise ArtifactError(f"the fitted model holds types mlgate does not load back: {names}")
-    return data
+def dump(pipeline: Any, fmt: str = SKOPS) -> bytes:
+    """The fitted pipeline as bytes in `fmt`; refuses anything made of types we would not load."""
+    if fmt == SKOPS:
+        return _dump_skops(pipeline)
+    if fmt not in BOOSTERS:
+        raise ArtifactError(f"unknown artifact format {fmt!r}")
+    preprocess, model = pipeline[:-1], pipeline[-1]
+    manifest = {"format": fmt, "class": type(model).__name__, "mlgate_bundle": 1}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", json.dumps(manifest))
+        bundle.writestr("preprocess.skops", _dump_skops(preprocess))
+        bundle.writestr(_BOOSTER_FILE[fmt], _booster_bytes(fmt, model))
+    return out.getvalue()
 
 
-def load(data: bytes, *, expected_sha256: str, ref: str) -> Any:
-    """The estimator in `data`, after checking its sha256 and that it holds only trusted types."""
+def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> Any:
+    """The pipeline in `data`, after checking its sha256 and that it holds only trusted types."""
     actual = sha256_of(data)
     if actual != expected_sha256:
         raise ArtifactError(
@@ -68,17 +102,21 @@ def load(data: bytes, *, expected_sha256: str, ref: str) -> Any:
             f"(expected {expected_sha256[:12]}…, found {actual[:12]}…); it was changed or damaged "
             "on disk, so it will not be loaded. Restore it from a backup or train a new version."
         )
-    found = types_in(data)
-    untrusted = found - TRUSTED_TYPES
-    if untrusted:
-        raise ArtifactError(
-            f"the artifact of {ref} names types that are not on the trust list: "
-            f"{', '.join(sorted(untrusted))}; it will not be loaded"
-        )
+    if fmt == SKOPS:
+        return _load_skops(data, ref)
+    if fmt not in BOOSTERS:
+        raise ArtifactError(f"the artifact of {ref} has an unknown format {fmt!r}")
     try:
-        return sio.loads(data, trusted=sorted(found))
-    except Exception as exc:  # skops raises many kinds; all mean "this file is unusable"
-        raise ArtifactError(f"the artifact of {ref} could not be read: {exc}") from exc
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+            manifest = json.loads(bundle.read("manifest.json"))
+            preprocess = _load_skops(bundle.read("preprocess.skops"), ref)
+            raw = bundle.read(_BOOSTER_FILE[fmt])
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ArtifactError(f"the artifact of {ref} is not a readable bundle: {exc}") from None
+    model = _booster_from(fmt, str(manifest.get("class", "")), raw, ref)
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([*preprocess.steps, ("model", model)])
 
 
 def types_in(data: bytes) -> set[str]:
@@ -99,3 +137,87 @@ def types_in(data: bytes) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def _dump_skops(obj: Any) -> bytes:
+    data: bytes = sio.dumps(obj)
+    untrusted = types_in(data) - TRUSTED_TYPES
+    if untrusted:
+        names = ", ".join(sorted(untrusted))
+        raise ArtifactError(f"the fitted model holds types mlgate does not load back: {names}")
+    return data
+
+
+def _load_skops(data: bytes, ref: str) -> Any:
+    found = types_in(data)
+    untrusted = found - TRUSTED_TYPES
+    if untrusted:
+        raise ArtifactError(
+            f"the artifact of {ref} names types that are not on the trust list: "
+            f"{', '.join(sorted(untrusted))}; it will not be loaded"
+        )
+    try:
+        return sio.loads(data, trusted=sorted(found))
+    except Exception as exc:  # skops raises many kinds; all mean "this file is unusable"
+        raise ArtifactError(f"the artifact of {ref} could not be read: {exc}") from exc
+
+
+def _booster_bytes(fmt: str, model: Any) -> bytes:
+    if fmt == "lightgbm":
+        return str(model.booster_.model_to_string()).encode()
+    suffix = ".ubj" if fmt == "xgboost" else ".cbm"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"model{suffix}"
+        model.save_model(str(path))
+        return path.read_bytes()
+
+
+def _booster_from(fmt: str, cls: str, raw: bytes, ref: str) -> Any:
+    try:
+        if fmt == "xgboost":
+            import xgboost
+
+            model = getattr(xgboost, _allowed(cls, ("XGBClassifier", "XGBRegressor"), ref))()
+            model.load_model(bytearray(raw))
+            return model
+        if fmt == "catboost":
+            import catboost
+
+            name = _allowed(cls, ("CatBoostClassifier", "CatBoostRegressor"), ref)
+            return getattr(catboost, name)().load_model(blob=raw)
+        import lightgbm
+
+        _allowed(cls, ("LGBMClassifier", "LGBMRegressor"), ref)
+        booster = lightgbm.Booster(model_str=raw.decode())
+        return LightGBMModel(booster, classifier=cls == "LGBMClassifier")
+    except ImportError:
+        raise ArtifactError(
+            f"{ref} needs {fmt}, which is not installed: pip install 'mlgate[boost]'"
+        ) from None
+    except ArtifactError:
+        raise
+    except Exception as exc:  # the libraries raise their own error types on bad files
+        raise ArtifactError(f"the {fmt} model of {ref} could not be read: {exc}") from exc
+
+
+def _allowed(cls: str, allowed: tuple[str, ...], ref: str) -> str:
+    if cls not in allowed:
+        raise ArtifactError(f"the artifact of {ref} names an unexpected model class {cls!r}")
+    return cls
+
+
+class LightGBMModel:
+    """A LightGBM booster loaded from its text format, behind predict / predict_proba."""
+
+    def __init__(self, booster: Any, *, classifier: bool) -> None:
+        self.booster = booster
+        self.classifier = classifier
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raw = np.asarray(self.booster.predict(X), dtype="float64")
+        return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.classifier:
+            return np.asarray(np.argmax(self.predict_proba(X), axis=1))
+        return np.asarray(self.booster.predict(X), dtype="float64")

@@ -69,6 +69,7 @@ class ModelVersion:
     library_versions: dict[str, str]
     created_at: datetime
     fit_seconds: float = 0.0
+    report: dict[str, Any] | None = None  # evaluation details, notes, explanations
 
     @property
     def ref(self) -> str:

@@ -41,6 +41,8 @@ def register_version(
     library_versions: dict[str, str],
     fit_seconds: float,
     now: datetime,
+    artifact_format: str = formats.SKOPS,
+    report: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
@@ -48,8 +50,9 @@ def register_version(
     commit fails the artifact is removed, so no row lacks its artifact and no artifact its row.
     """
     check_name("model", model_name)
-    data = formats.dump(estimator)
-    key = f"{model_name}/{uuid.uuid4().hex}.skops"
+    data = formats.dump(estimator, artifact_format)
+    suffix = "skops" if artifact_format == formats.SKOPS else f"{artifact_format}.zip"
+    key = f"{model_name}/{uuid.uuid4().hex}.{suffix}"
     artifacts.put(key, data)
     try:
         with uow:
@@ -74,10 +77,11 @@ def register_version(
                 columns=tuple(columns),
                 classes=None if classes is None else tuple(classes),
                 lineage=lineage,
-                artifact=Artifact(key, formats.SKOPS, formats.sha256_of(data), len(data)),
+                artifact=Artifact(key, artifact_format, formats.sha256_of(data), len(data)),
                 library_versions=library_versions,
                 created_at=now,
                 fit_seconds=fit_seconds,
+                report=report,
             )
             uow.models.add_version(version)
             uow.commit()

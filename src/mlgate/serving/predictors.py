@@ -33,11 +33,13 @@ class Predictor:
         # the pipeline twice would run the (costlier) column transforms twice.
         features = self._pipeline[:-1].transform(frame)
         model = self._pipeline[-1]
-        predictions = np.asarray(model.predict(features)).tolist()
+        predicted = np.asarray(model.predict(features)).ravel()
         if self.version.task != "classification":
-            return Scores(predictions, None)
+            return Scores(predicted.astype("float64").tolist(), None)
+        # Classifiers are fitted on class codes 0..k-1; the version knows the labels.
+        labels = np.asarray(self.version.classes or (), dtype=object)
         proba = np.asarray(model.predict_proba(features), dtype="float64")
-        return Scores(predictions, proba.tolist())
+        return Scores(labels[predicted.astype("int64")].tolist(), proba.tolist())
 
 
 class PredictorCache:
@@ -58,7 +60,12 @@ class PredictorCache:
                 return predictor
         # Load outside the lock: a slow load must not hold up predictions of other models.
         data = self._artifacts.get(version.artifact.key)
-        pipeline = formats.load(data, expected_sha256=version.artifact.sha256, ref=version.ref)
+        pipeline = formats.load(
+            data,
+            expected_sha256=version.artifact.sha256,
+            ref=version.ref,
+            fmt=version.artifact.format,
+        )
         predictor = Predictor(version, pipeline)
         with self._lock:
             self._items[key] = predictor

@@ -1,50 +1,338 @@
-"""The algorithm catalogue: algorithm name -> task, description and a fresh estimator."""
+"""The algorithm catalogue: each algorithm's tasks, defaults, search space and how to build it.
+
+Builders import their library on first use, so the core installs and imports without the boosted
+libraries (``pip install mlgate[boost]``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Literal
 
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.registry.model import Task
+from mlgate.training.spaces import Choice, FloatRange, IntRange, Space
+
+Encoding = Literal["onehot", "ordinal", "strings"]
+Format = Literal["skops", "xgboost", "lightgbm", "catboost"]
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """How the preprocessed matrix is laid out: numbers first, then categorical, then text."""
+
+    n_numeric: int
+    n_categorical: int
+    has_text: bool = False
+    all_non_negative: bool = False
+    all_binary: bool = False
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return list(range(self.n_numeric, self.n_numeric + self.n_categorical))
+
+
+Builder = Callable[[Task, FeatureLayout], Any]
 
 
 @dataclass(frozen=True)
 class Algorithm:
     name: str
-    task: Task
-    description: str
-    make: Callable[[], Any]  # no arguments needed: every hyperparameter has a default
-    needs_scaling: bool = True
+    tasks: tuple[Task, ...]
+    description: str  # two plain sentences for `mlgate algorithms list/show`
+    builder: Builder
+    space: dict[str, Space] = field(default_factory=dict)
+    needs_scaling: bool = False
+    encoding: Encoding = "onehot"
+    dense: bool = False
+    format: Format = "skops"
+    library: str = "scikit-learn"
+    linear: bool = False
+    fit_params: Callable[[FeatureLayout], dict[str, Any]] | None = None
+    accepts_text: bool = True
 
-    def build(self, params: Mapping[str, Any] | None = None) -> Any:
-        """A fresh, unfitted estimator with `params` applied."""
-        estimator = self.make()
+    def build(
+        self, task: Task, layout: FeatureLayout, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """A fresh, unfitted estimator for `task` with `params` applied."""
+        if task not in self.tasks:
+            able = ", ".join(a.name for a in CATALOGUE.values() if task in a.tasks)
+            raise InvalidInput(
+                f"{self.name} cannot do {task}; it does {' and '.join(self.tasks)}. "
+                f"For {task}, try {able}"
+            )
+        estimator = self.builder(task, layout)
+        if not params:
+            return estimator
+        known = estimator.get_params(deep=False)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise InvalidInput(
+                f"{self.name} has no parameter {', '.join(map(repr, unknown))}; "
+                f"its parameters: {', '.join(sorted(known))}"
+            )
         try:
-            return estimator.set_params(**(params or {}))
-        except ValueError as exc:  # scikit-learn names the offending parameter
+            return estimator.set_params(**params)
+        except (ValueError, TypeError) as exc:
             raise InvalidInput(f"{self.name}: {exc}") from None
 
+    def defaults(self, task: Task | None = None) -> dict[str, Any]:
+        chosen = task or self.tasks[0]
+        estimator = self.builder(chosen, FeatureLayout(1, 0))
+        return dict(estimator.get_params(deep=False))
+
+
+def _sk(module: str, name: str, **fixed: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        return getattr(import_module(module), name)(**fixed)
+
+    return make
+
+
+def _by_task(classifier: Callable[[], Any], regressor: Callable[[], Any]) -> Builder:
+    return lambda task, layout: classifier() if task == "classification" else regressor()
+
+
+def _one(make: Callable[[], Any]) -> Builder:
+    return lambda task, layout: make()
+
+
+def _library(name: str) -> Any:
+    try:
+        return import_module(name)
+    except ImportError:
+        raise InvalidInput(
+            f"{name} is not installed; install mlgate with the boosted libraries: "
+            "pip install 'mlgate[boost]'"
+        ) from None
+
+
+def _naive_bayes(task: Task, layout: FeatureLayout) -> Any:
+    nb = import_module("sklearn.naive_bayes")
+    if layout.has_text and layout.all_non_negative:
+        return nb.ComplementNB()
+    if layout.all_binary:
+        return nb.BernoulliNB()
+    return nb.GaussianNB()
+
+
+def _linear_svm(task: Task, layout: FeatureLayout) -> Any:
+    svm = import_module("sklearn.svm")
+    if task == "regression":
+        return svm.LinearSVR(random_state=0, max_iter=5000)
+    calibration = import_module("sklearn.calibration")
+    # LinearSVC has no probabilities; sigmoid calibration over 3 folds gives them.
+    return calibration.CalibratedClassifierCV(
+        svm.LinearSVC(random_state=0, max_iter=5000), method="sigmoid", cv=3
+    )
+
+
+def _xgboost(task: Task, layout: FeatureLayout) -> Any:
+    xgb = _library("xgboost")
+    types = ["q"] * layout.n_numeric + ["c"] * layout.n_categorical
+    common: dict[str, Any] = {
+        "n_estimators": 300,
+        "learning_rate": 0.1,
+        "max_depth": 6,
+        "tree_method": "hist",
+        "enable_categorical": layout.n_categorical > 0,
+        "feature_types": types if layout.n_categorical else None,
+        "n_jobs": 1,
+        "random_state": 0,
+    }
+    if task == "classification":
+        return xgb.XGBClassifier(**common)
+    return xgb.XGBRegressor(**common)
+
+
+def _lightgbm(task: Task, layout: FeatureLayout) -> Any:
+    lgb = _library("lightgbm")
+    common: dict[str, Any] = {"n_estimators": 300, "n_jobs": 1, "random_state": 0, "verbose": -1}
+    if task == "classification":
+        return lgb.LGBMClassifier(**common)
+    return lgb.LGBMRegressor(**common)
+
+
+def _catboost(task: Task, layout: FeatureLayout) -> Any:
+    cb = _library("catboost")
+    common: dict[str, Any] = {
+        "iterations": 300,
+        "thread_count": 1,
+        "random_seed": 0,
+        "verbose": False,
+        "allow_writing_files": False,
+        "cat_features": layout.categorical_indices or None,
+    }
+    if task == "classification":
+        return cb.CatBoostClassifier(**common)
+    return cb.CatBoostRegressor(**common)
+
+
+LINEAR_MODEL = "sklearn.linear_model"
+_BOOSTED_SPACE: dict[str, Space] = {
+    "n_estimators": IntRange(50, 600, log=True),
+    "learning_rate": FloatRange(0.01, 0.3, log=True),
+}
 
 CATALOGUE: dict[str, Algorithm] = {
     a.name: a
     for a in [
         Algorithm(
             "linear_regression",
-            "regression",
+            ("regression",),
             "Ordinary least squares: predicts a number as a weighted sum of the inputs. "
-            "Fast and easy to read; a first baseline for any regression.",
-            LinearRegression,
+            "Fast, easy to read, and the first baseline for any regression.",
+            _one(_sk(LINEAR_MODEL, "LinearRegression")),
+            needs_scaling=True,
+            linear=True,
+        ),
+        Algorithm(
+            "ridge",
+            ("regression",),
+            "Least squares with an L2 penalty that shrinks every weight a little. "
+            "Steadier than plain least squares when inputs are correlated.",
+            _one(_sk(LINEAR_MODEL, "Ridge")),
+            {"alpha": FloatRange(1e-3, 1e3, log=True)},
+            needs_scaling=True,
+            linear=True,
+        ),
+        Algorithm(
+            "lasso",
+            ("regression",),
+            "Least squares with an L1 penalty that sets unhelpful weights to exactly zero. "
+            "Doubles as feature selection.",
+            _one(_sk(LINEAR_MODEL, "Lasso", max_iter=10_000)),
+            {"alpha": FloatRange(1e-4, 10.0, log=True)},
+            needs_scaling=True,
+            linear=True,
+        ),
+        Algorithm(
+            "elastic_net",
+            ("regression",),
+            "Least squares with a blend of L1 and L2 penalties. "
+            "Selects features like lasso while staying stable like ridge.",
+            _one(_sk(LINEAR_MODEL, "ElasticNet", max_iter=10_000)),
+            {"alpha": FloatRange(1e-4, 10.0, log=True), "l1_ratio": FloatRange(0.05, 0.95)},
+            needs_scaling=True,
+            linear=True,
         ),
         Algorithm(
             "logistic_regression",
-            "classification",
-            "A linear model of the log-odds of each class, fitted with L2 regularisation. "
-            "Gives calibrated-looking probabilities and readable coefficients.",
-            lambda: LogisticRegression(max_iter=1000),
+            ("classification",),
+            "A linear model of the log-odds of each class, with an L2 penalty. "
+            "Gives probabilities and coefficients that can be read as odds ratios.",
+            _one(_sk(LINEAR_MODEL, "LogisticRegression", max_iter=1000)),
+            {"C": FloatRange(1e-3, 1e3, log=True)},
+            needs_scaling=True,
+            linear=True,
+        ),
+        Algorithm(
+            "decision_tree",
+            ("classification", "regression"),
+            "A single tree of yes/no questions about the inputs. "
+            "Easy to follow by hand, but it overfits unless kept shallow.",
+            _by_task(
+                _sk("sklearn.tree", "DecisionTreeClassifier", random_state=0),
+                _sk("sklearn.tree", "DecisionTreeRegressor", random_state=0),
+            ),
+            {"max_depth": IntRange(2, 20), "min_samples_leaf": IntRange(1, 50, log=True)},
+            encoding="ordinal",
+        ),
+        Algorithm(
+            "random_forest",
+            ("classification", "regression"),
+            "Many decision trees, each grown on a bootstrap sample, voting together. "
+            "Robust with little tuning and hard to overfit badly.",
+            _by_task(
+                _sk("sklearn.ensemble", "RandomForestClassifier", random_state=0, n_jobs=1),
+                _sk("sklearn.ensemble", "RandomForestRegressor", random_state=0, n_jobs=1),
+            ),
+            {
+                "n_estimators": IntRange(50, 500, log=True),
+                "max_depth": Choice((None, 4, 8, 16)),
+                "min_samples_leaf": IntRange(1, 20, log=True),
+            },
+            encoding="ordinal",
+        ),
+        Algorithm(
+            "k_nearest_neighbors",
+            ("classification", "regression"),
+            "Predicts from the k most similar training rows. "
+            "No training to speak of, but slow to predict on large data.",
+            _by_task(
+                _sk("sklearn.neighbors", "KNeighborsClassifier"),
+                _sk("sklearn.neighbors", "KNeighborsRegressor"),
+            ),
+            {"n_neighbors": IntRange(1, 50), "weights": Choice(("uniform", "distance"))},
+            needs_scaling=True,
+        ),
+        Algorithm(
+            "naive_bayes",
+            ("classification",),
+            "Bayes' rule with every input assumed independent given the class: Gaussian for "
+            "numbers, complement NB for text and counts, Bernoulli for yes/no features. "
+            "Very fast and a strong baseline for text.",
+            _naive_bayes,
+            dense=True,
+        ),
+        Algorithm(
+            "svm",
+            ("classification", "regression"),
+            "A support vector machine with an RBF kernel: finds the widest margin between "
+            "classes in a curved space. Strong on small and medium data; slow past ~20,000 rows.",
+            _by_task(
+                _sk("sklearn.svm", "SVC", probability=True, random_state=0),
+                _sk("sklearn.svm", "SVR"),
+            ),
+            {"C": FloatRange(1e-2, 1e3, log=True), "gamma": Choice(("scale", "auto"))},
+            needs_scaling=True,
+        ),
+        Algorithm(
+            "linear_svm",
+            ("classification", "regression"),
+            "A support vector machine with a straight boundary, fitted for large data. "
+            "Probabilities come from a calibration step.",
+            _linear_svm,
+            needs_scaling=True,
+        ),
+        Algorithm(
+            "xgboost",
+            ("classification", "regression"),
+            "Gradient-boosted trees, each correcting the last, with native categorical splits. "
+            "Often the most accurate choice for tables.",
+            _xgboost,
+            {**_BOOSTED_SPACE, "max_depth": IntRange(2, 10)},
+            encoding="ordinal",
+            format="xgboost",
+            library="xgboost",
+            accepts_text=False,
+        ),
+        Algorithm(
+            "lightgbm",
+            ("classification", "regression"),
+            "Gradient-boosted trees grown leaf by leaf, with native categorical splits. "
+            "Fast on large tables.",
+            _lightgbm,
+            {**_BOOSTED_SPACE, "num_leaves": IntRange(8, 256, log=True)},
+            encoding="ordinal",
+            format="lightgbm",
+            library="lightgbm",
+            accepts_text=False,
+            fit_params=lambda layout: {"categorical_feature": layout.categorical_indices or "auto"},
+        ),
+        Algorithm(
+            "catboost",
+            ("classification", "regression"),
+            "Gradient-boosted symmetric trees with built-in handling of categorical columns. "
+            "Good results with default settings.",
+            _catboost,
+            {"iterations": IntRange(50, 600, log=True), "depth": IntRange(3, 10)},
+            encoding="strings",
+            format="catboost",
+            library="catboost",
+            accepts_text=False,
         ),
     ]
 }

@@ -20,21 +20,49 @@ MIN_ROWS = 10
 
 @dataclass(frozen=True)
 class TrainingData:
-    X: pd.DataFrame
-    y: pd.Series
-    columns: tuple[Column, ...]
+    X: pd.DataFrame  # conformed: one column per feature column (datetimes as parts)
+    y: pd.Series  # regression: float64; classification: codes 0..k-1 into `classes`
+    task: Task
+    columns: tuple[Column, ...]  # the input schema: what a prediction request sends
     classes: tuple[Any, ...] | None
     n_rows_read: int
     n_rows_without_target: int
     sha256: str
+    notes: tuple[str, ...] = ()
 
 
-def prepare(frame: pd.DataFrame, *, target: str, drop: Sequence[str], task: Task) -> TrainingData:
-    """Features conformed to their inferred schema, and the target fit for `task`.
+def infer_task(y: pd.Series) -> Task:
+    """Classification for labels, booleans and small sets of whole numbers; else regression."""
+    present = y.dropna()
+    if pd.api.types.is_bool_dtype(present.dtype) or not pd.api.types.is_numeric_dtype(
+        present.dtype
+    ):
+        return "classification"
+    values = present.to_numpy(dtype="float64")
+    whole = bool(np.all(np.isclose(values, np.round(values))))
+    distinct = len(np.unique(values))
+    return (
+        "classification"
+        if whole and distinct <= max(2, min(20, len(values) // 20))
+        else "regression"
+    )
 
-    Rows whose target is missing are left out (and counted). Raises InvalidInput when the target
-    or a dropped column is not there, when nothing is left to learn from, or when the target does
-    not suit the task.
+
+def prepare(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    drop: Sequence[str],
+    task: Task | None,
+    tasks: Sequence[Task] = ("classification", "regression"),
+) -> TrainingData:
+    """Features conformed to their inferred schema, and the target fit for the task.
+
+    The task is `task`, else the only one in `tasks`, else inferred from the target. Rows whose
+    target is missing are left out (and counted); constant and identifier-like columns are left
+    out with a note. Raises InvalidInput when the target or a dropped column is not there, when
+    a feature is a copy of the target, when nothing is left to learn from, or when the target
+    does not suit the task.
     """
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names):
@@ -51,13 +79,19 @@ def prepare(frame: pd.DataFrame, *, target: str, drop: Sequence[str], task: Task
         )
     if target in drop:
         raise InvalidInput(f"{target!r} is the target; it cannot also be dropped")
-    feature_names = [n for n in names if n != target and n not in drop]
+    y_all = frame[target]
+    if y_all.notna().sum() == 0:
+        raise InvalidInput(f"{target!r} has no values; there is nothing to learn")
+    candidates = [n for n in names if n != target and n not in drop]
+    _refuse_leaks(frame, candidates, target)
+    feature_names, notes = _useful(frame, candidates)
     if not feature_names:
         raise InvalidInput(f"no feature columns are left besides the target {target!r}")
+    if task is None:
+        task = tasks[0] if len(tasks) == 1 else infer_task(y_all)
 
     columns = infer_columns(frame[feature_names])
     X_all = conform(frame[feature_names], columns)
-    y_all = frame[target]
     sha256 = _fingerprint(X_all, y_all, columns, target)
     keep = y_all.notna().to_numpy()
     X, y = X_all[keep].reset_index(drop=True), y_all[keep].reset_index(drop=True)
@@ -69,12 +103,54 @@ def prepare(frame: pd.DataFrame, *, target: str, drop: Sequence[str], task: Task
     return TrainingData(
         X=X,
         y=y,
+        task=task,
         columns=columns,
         classes=classes,
         n_rows_read=len(frame),
         n_rows_without_target=int((~keep).sum()),
         sha256=sha256,
+        notes=tuple(notes),
     )
+
+
+def _refuse_leaks(frame: pd.DataFrame, candidates: Sequence[str], target: str) -> None:
+    y = frame[target]
+    for name in candidates:
+        column = frame[name]
+        same = column.equals(y) or (len(column) > 0 and (column.astype(str) == y.astype(str)).all())
+        if same:
+            raise InvalidInput(
+                f"column {name!r} is a copy of the target {target!r}, so the model would learn "
+                f"nothing real (leakage); leave it out with --drop {name}"
+            )
+
+
+def _useful(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The candidates minus constant and identifier-like columns, with a note for each dropped."""
+    keep: list[str] = []
+    notes: list[str] = []
+    n_rows = len(frame)
+    for name in candidates:
+        values = frame[name].dropna()
+        distinct = values.nunique()
+        if distinct <= 1:
+            notes.append(f"left out {name!r}: it holds a single value")
+            continue
+        if n_rows >= 20 and distinct == n_rows and _identifier_like(values):
+            notes.append(f"left out {name!r}: every row has its own value, like an identifier")
+            continue
+        keep.append(name)
+    return keep, notes
+
+
+def _identifier_like(values: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(values.dtype):
+        ordered = np.sort(values.to_numpy())
+        return bool(np.all(np.diff(ordered) == 1))
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return False
+    strings = values.astype(str)
+    return bool(strings.str.len().mean() < 40 and not strings.str.contains(" ").mean() > 0.5)
 
 
 def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple[Any, ...] | None]:
@@ -98,7 +174,8 @@ def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple
         y = y.astype(bool)
     else:
         y = y.astype(object).map(str)
-    classes = tuple(_plain(c) for c in sorted(y.unique().tolist()))
+    labels = sorted(y.unique().tolist())
+    classes = tuple(_plain(c) for c in labels)
     if len(classes) < 2:
         raise InvalidInput(f"{target!r} has a single class; a classifier needs at least two")
     if len(classes) > max(50, len(y) // 2):
@@ -106,7 +183,8 @@ def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple
             f"{target!r} has {len(classes)} distinct values among {len(y)} rows; that looks like "
             "a quantity or an identifier, not classes"
         )
-    return y, classes
+    codes = pd.Series(pd.Categorical(y, categories=labels).codes.astype("int64"), name=y.name)
+    return codes, classes
 
 
 def _plain(value: Any) -> Any:

@@ -1,52 +1,90 @@
-"""Preprocessing chosen from column types, fitted and saved inside the model's pipeline."""
+"""Preprocessing chosen from column types and the algorithm, fitted and saved with the model.
+
+The matrix a model sees is laid out as numbers (and booleans, and datetime parts) first, then one
+block per categorical column, then the words of each text column.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlgate.errors import InvalidInput
 from mlgate.schema import Column
+from mlgate.training.catalogue import Algorithm, FeatureLayout
 
 MISSING_CATEGORY = "__missing__"
 
 
-def build_preprocessor(columns: Sequence[Column], *, scale: bool) -> ColumnTransformer:
-    """Numbers (and booleans as 0/1): median imputation, then scaling if the algorithm needs it.
-    Strings: missing becomes its own category, then one-hot; categories unseen in training are
-    encoded as all zeros rather than refused."""
+def layout_of(columns: Sequence[Column], X: pd.DataFrame) -> FeatureLayout:
+    numeric = [c.name for c in columns if c.type in ("number", "boolean")]
+    values = X[numeric].to_numpy(dtype="float64", na_value=np.nan) if numeric else np.empty((0, 0))
+    present = values[~np.isnan(values)] if values.size else values
+    return FeatureLayout(
+        n_numeric=len(numeric),
+        n_categorical=sum(c.type == "string" for c in columns),
+        has_text=any(c.type == "text" for c in columns),
+        all_non_negative=bool(present.size == 0 or present.min() >= 0),
+        all_binary=bool(
+            numeric
+            and all(c.type in ("number", "boolean") for c in columns)
+            and np.isin(present, (0.0, 1.0)).all()
+        ),
+    )
+
+
+def build_preprocessor(columns: Sequence[Column], algorithm: Algorithm) -> ColumnTransformer:
+    """Numbers: median imputation, then scaling if the algorithm needs it. Categories: missing is
+    its own category, then one-hot (linear and kernel models), ordinal codes (trees; boosters
+    split on them natively) or the strings themselves (CatBoost). Text: TF-IDF of words and pairs.
+    Categories unseen in training are encoded as "none of the known ones", never refused."""
     numeric = [c.name for c in columns if c.type in ("number", "boolean")]
     categorical = [c.name for c in columns if c.type == "string"]
-    transformers: list[tuple[str, Any, list[str]]] = []
+    text = [c.name for c in columns if c.type == "text"]
+    if text and not algorithm.accepts_text:
+        raise InvalidInput(
+            f"{algorithm.name} does not take free-text columns ({', '.join(text)}); use "
+            "logistic_regression, naive_bayes, svm or linear_svm, or leave them out with --drop"
+        )
+    transformers: list[tuple[str, Any, Any]] = []
     if numeric:
-        steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
-        if scale:
+        steps: list[tuple[str, Any]] = [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+        ]
+        if algorithm.needs_scaling:
             steps.append(("scale", StandardScaler()))
         transformers.append(("numeric", Pipeline(steps), numeric))
     if categorical:
-        transformers.append(
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        (
-                            "impute",
-                            SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY),
-                        ),
-                        ("encode", OneHotEncoder(handle_unknown="ignore")),
-                    ]
-                ),
-                categorical,
+        impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
+        encode: list[tuple[str, Any]] = [("impute", impute)]
+        if algorithm.encoding == "onehot":
+            encode.append(
+                (
+                    "encode",
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=not algorithm.dense),
+                )
             )
-        )
-    return ColumnTransformer(transformers)
+        elif algorithm.encoding == "ordinal":
+            encode.append(
+                (
+                    "encode",
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan),
+                )
+            )
+        transformers.append(("categorical", Pipeline(encode), categorical))
+    for name in text:
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=20_000, sublinear_tf=True)
+        transformers.append((f"text_{name}", vectorizer, name))
+    return ColumnTransformer(transformers, sparse_threshold=0.0 if algorithm.dense else 0.3)
 
 
-def build_pipeline(columns: Sequence[Column], estimator: Any, *, scale: bool) -> Pipeline:
-    return Pipeline(
-        [("preprocess", build_preprocessor(columns, scale=scale)), ("model", estimator)]
-    )
+def build_pipeline(columns: Sequence[Column], estimator: Any, algorithm: Algorithm) -> Pipeline:
+    return Pipeline([("preprocess", build_preprocessor(columns, algorithm)), ("model", estimator)])

@@ -11,21 +11,33 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any, Protocol
 
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mlgate.errors import InvalidInput, NotFound
-from mlgate.registry.model import Lineage, ModelVersion, check_name
+from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
 from mlgate.registry.service import register_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
-from mlgate.training.catalogue import get_algorithm
-from mlgate.training.evaluate import evaluate
-from mlgate.training.preprocess import build_pipeline
+from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
+from mlgate.training.evaluate import Evaluation, evaluate, outputs_of
+from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.uow import UnitOfWork
 
 STAGES = ("read", "prepare", "fit", "evaluate", "register")
-_LIBRARIES = ("mlgate", "scikit-learn", "numpy", "pandas", "scipy", "skops")
+_LIBRARIES = (
+    "mlgate",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "scipy",
+    "skops",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+)
 
 
 class Progress(Protocol):
@@ -47,12 +59,30 @@ class TrainSpec:
     params: dict[str, Any] | None = None
     test_size: float = 0.2
     seed: int = 42
+    task: Task | None = None  # None: the algorithm's only task, else inferred from the target
 
 
 @dataclass(frozen=True)
 class TrainResult:
     version: ModelVersion
     n_rows_without_target: int
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+@dataclass(frozen=True)
+class Fitted:
+    pipeline: Any
+    params: dict[str, Any]
+    evaluation: Evaluation
+    fit_seconds: float
     warnings: tuple[str, ...]
 
 
@@ -72,7 +102,8 @@ def train_model(
         raise InvalidInput("name the rows with exactly one of --table and --query")
     if not 0.05 <= spec.test_size <= 0.5:
         raise InvalidInput(f"the holdout fraction must lie in [0.05, 0.5], got {spec.test_size}")
-    estimator = algorithm.build(spec.params)
+    if spec.task is not None:
+        algorithm.build(spec.task, FeatureLayout(1, 0))  # an algorithm that cannot do it says so
 
     with uow:
         config = uow.sources.get(spec.source)
@@ -87,36 +118,27 @@ def train_model(
         source.close()
 
     report("prepare", f"preparing {len(frame):,} rows")
-    prepared = training_data.prepare(frame, target=spec.target, drop=spec.drop, task=algorithm.task)
-    stratify = (
-        prepared.y if algorithm.task == "classification" and _stratifiable(prepared.y) else None
+    prepared = training_data.prepare(
+        frame, target=spec.target, drop=spec.drop, task=spec.task, tasks=algorithm.tasks
     )
-    X_train, X_test, y_train, y_test = train_test_split(
-        prepared.X, prepared.y, test_size=spec.test_size, random_state=spec.seed, stratify=stratify
+    split = split_rows(prepared, spec.test_size, spec.seed)
+
+    report("fit", f"fitting {algorithm.name} ({prepared.task}) on {len(split.X_train):,} rows")
+    fitted = fit_and_evaluate(
+        algorithm, prepared, split, spec.params, seed=spec.seed, progress=report
     )
-
-    report("fit", f"fitting {algorithm.name} on {len(X_train):,} rows")
-    pipeline = build_pipeline(prepared.columns, estimator, scale=algorithm.needs_scaling)
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pipeline.fit(X_train, y_train)
-    fit_seconds = time.perf_counter() - started
-
-    report("evaluate", f"scoring {len(X_test):,} holdout rows")
-    metrics = evaluate(algorithm.task, pipeline, X_test, y_test, prepared.classes)
 
     report("register", f"registering a new version of {spec.model_name}")
     version = register_version(
         uow,
         artifacts,
         model_name=spec.model_name,
-        task=algorithm.task,
+        task=prepared.task,
         target=spec.target,
         algorithm=algorithm.name,
-        estimator=pipeline,
-        params=_json_safe(estimator.get_params(deep=False)),
-        metrics=metrics,
+        estimator=fitted.pipeline,
+        params=fitted.params,
+        metrics=fitted.evaluation.metrics,
         columns=prepared.columns,
         classes=prepared.classes,
         lineage=Lineage(
@@ -131,11 +153,80 @@ def train_model(
             seed=spec.seed,
         ),
         library_versions=library_versions(),
-        fit_seconds=fit_seconds,
+        fit_seconds=fitted.fit_seconds,
         now=now(),
+        artifact_format=algorithm.format,
+        report={
+            "evaluation": fitted.evaluation.to_json(),
+            "notes": list(prepared.notes),
+            "n_train": len(split.X_train),
+        },
+    )
+    return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
+
+
+def split_rows(prepared: training_data.TrainingData, test_size: float, seed: int) -> Split:
+    """A holdout split, stratified by class where every class can appear on both sides."""
+    y = prepared.y
+    n_test = max(1, round(test_size * len(y)))
+    counts = y.value_counts()
+    stratify = (
+        y
+        if prepared.task == "classification" and counts.min() >= 2 and n_test >= len(counts)
+        else None
+    )
+    X_train, X_test, y_train, y_test = train_test_split(
+        prepared.X, y, test_size=test_size, random_state=seed, stratify=stratify
+    )
+    if prepared.task == "classification" and y_train.nunique() < 2:
+        raise InvalidInput("the training split holds a single class; add rows of the others")
+    return Split(X_train, X_test, y_train, y_test)
+
+
+def fit_and_evaluate(
+    algorithm: Algorithm,
+    prepared: training_data.TrainingData,
+    split: Split,
+    params: dict[str, Any] | None,
+    *,
+    seed: int,
+    progress: Progress | None = None,
+) -> Fitted:
+    """Build the pipeline for these columns, fit it on the training rows, score the holdout."""
+    task = prepared.task
+    features = feature_columns(prepared.columns)
+    layout = layout_of(features, split.X_train)
+    estimator = algorithm.build(task, layout, params)
+    pipeline = build_pipeline(features, estimator, algorithm)
+    fit_params = algorithm.fit_params(layout) if algorithm.fit_params else {}
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pipeline.fit(
+                split.X_train,
+                split.y_train,
+                **{f"model__{key}": value for key, value in fit_params.items()},
+            )
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{algorithm.name} could not be fitted on these rows: {exc}"
+            ) from None
+    fit_seconds = time.perf_counter() - started
+    if progress:
+        progress("evaluate", f"scoring {len(split.X_test):,} holdout rows")
+    evaluation = evaluate(
+        task,
+        split.y_test.to_numpy(),
+        outputs_of(task, pipeline, split.X_test),
+        split.y_train.to_numpy(),
+        n_classes=len(prepared.classes or ()),
+        seed=seed,
     )
     messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    return TrainResult(version, prepared.n_rows_without_target, messages)
+    return Fitted(
+        pipeline, _json_safe(estimator.get_params(deep=False)), evaluation, fit_seconds, messages
+    )
 
 
 def library_versions() -> dict[str, str]:
@@ -146,10 +237,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _stratifiable(y: Any) -> bool:
-    return bool(y.value_counts().min() >= 2)
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
