@@ -86,12 +86,22 @@ def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
 
 def print_result(result: TrainResult) -> None:
     version = result.version
-    metrics = "  ".join(f"{k}={v:.4f}" for k, v in version.metrics.items())
     console.print(
-        f"[bold]{version.model_name}[/] v{version.number}  {version.algorithm}  "
+        f"[bold]{version.model_name}[/] v{version.number}  {version.algorithm} ({version.task})  "
         f"{version.lineage.n_rows:,} rows  fitted in {version.fit_seconds:.2f}s"
     )
-    console.print(f"holdout: {metrics}")
+    evaluation = (version.report or {}).get("evaluation", {})
+    intervals = evaluation.get("intervals", {})
+    baseline = evaluation.get("baseline", {})
+    table = Table(
+        f"holdout ({evaluation.get('n_holdout', '?')} rows)", "value", "95% interval", "baseline"
+    )
+    for name, value in version.metrics.items():
+        low_high = intervals.get(name)
+        interval = f"{low_high[0]:.4f} – {low_high[1]:.4f}" if low_high else ""
+        base = f"{baseline[name]:.4f}" if name in baseline else ""
+        table.add_row(name, f"{value:.4f}", interval, base)
+    console.print(table)
     if result.n_rows_without_target:
         console.print(
             f"[yellow]note[/] {result.n_rows_without_target:,} rows had no "

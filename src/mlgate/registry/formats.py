@@ -50,6 +50,7 @@ _SKLEARN = [
     "neighbors._classification.KNeighborsClassifier",
     "neighbors._kd_tree.KDTree",
     "neighbors._ball_tree.BallTree",
+    "metrics._dist_metrics.EuclideanDistance64",
     "neighbors._regression.KNeighborsRegressor",
     "pipeline.Pipeline",
     "preprocessing._data.StandardScaler",

@@ -67,21 +67,33 @@ class Algorithm:
         if not params:
             return estimator
         known = estimator.get_params(deep=False)
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise InvalidInput(
-                f"{self.name} has no parameter {', '.join(map(repr, unknown))}; "
-                f"its parameters: {', '.join(sorted(known))}"
-            )
+        nested = estimator.get_params(deep=True)
+        resolved: dict[str, Any] = {}
+        for key, value in params.items():
+            # A wrapped estimator (a calibrated SVM) takes its inner model's parameters by name.
+            name = key if key in known or f"estimator__{key}" not in nested else f"estimator__{key}"
+            if name not in known and name not in nested:
+                raise InvalidInput(
+                    f"{self.name} has no parameter {key!r}; its parameters: "
+                    f"{', '.join(sorted(self.parameter_names(task)))}"
+                )
+            resolved[name] = value
         try:
-            return estimator.set_params(**params)
+            return estimator.set_params(**resolved)
         except (ValueError, TypeError) as exc:
             raise InvalidInput(f"{self.name}: {exc}") from None
 
     def defaults(self, task: Task | None = None) -> dict[str, Any]:
-        chosen = task or self.tasks[0]
-        estimator = self.builder(chosen, FeatureLayout(1, 0))
-        return dict(estimator.get_params(deep=False))
+        """Parameter defaults; a wrapped estimator's are listed under their plain names."""
+        estimator = self.builder(task or self.tasks[0], FeatureLayout(1, 0))
+        params = dict(estimator.get_params(deep=False))
+        inner = params.pop("estimator", None)
+        if inner is not None and hasattr(inner, "get_params"):
+            params.update(inner.get_params(deep=False))
+        return params
+
+    def parameter_names(self, task: Task | None = None) -> list[str]:
+        return sorted(self.defaults(task))
 
 
 def _sk(module: str, name: str, **fixed: Any) -> Callable[[], Any]:
@@ -116,6 +128,15 @@ def _naive_bayes(task: Task, layout: FeatureLayout) -> Any:
     if layout.all_binary:
         return nb.BernoulliNB()
     return nb.GaussianNB()
+
+
+def _svm(task: Task, layout: FeatureLayout) -> Any:
+    svm = import_module("sklearn.svm")
+    if task == "regression":
+        return svm.SVR()
+    calibration = import_module("sklearn.calibration")
+    # Platt scaling fitted on cross-validated decision values, one SVC fitted on all rows.
+    return calibration.CalibratedClassifierCV(svm.SVC(), method="sigmoid", ensemble=False)
 
 
 def _linear_svm(task: Task, layout: FeatureLayout) -> Any:
@@ -159,6 +180,7 @@ def _catboost(task: Task, layout: FeatureLayout) -> Any:
     cb = _library("catboost")
     common: dict[str, Any] = {
         "iterations": 300,
+        "depth": 6,  # CatBoost lists only what is set: name what the search space tunes
         "thread_count": 1,
         "random_seed": 0,
         "verbose": False,
@@ -282,10 +304,7 @@ CATALOGUE: dict[str, Algorithm] = {
             ("classification", "regression"),
             "A support vector machine with an RBF kernel: finds the widest margin between "
             "classes in a curved space. Strong on small and medium data; slow past ~20,000 rows.",
-            _by_task(
-                _sk("sklearn.svm", "SVC", probability=True, random_state=0),
-                _sk("sklearn.svm", "SVR"),
-            ),
+            _svm,
             {"C": FloatRange(1e-2, 1e3, log=True), "gamma": Choice(("scale", "auto"))},
             needs_scaling=True,
         ),

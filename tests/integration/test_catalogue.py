@@ -1,0 +1,238 @@
+"""The common suite: every algorithm in the catalogue, on data sets that ship with scikit-learn.
+
+Each (algorithm, task) is trained through mlgate, saved, loaded back in a fresh process, and must
+predict exactly what it predicted in process; each matches the library called directly on the
+same split; parameters round-trip and unknown ones are named.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import datasets
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mlgate.bootstrap import Services
+from mlgate.errors import InvalidInput
+from mlgate.registry.model import ModelVersion, Task
+from mlgate.schema import rows_to_frame
+from mlgate.sources import demo
+from mlgate.sources.service import add_source
+from mlgate.training.catalogue import CATALOGUE, FeatureLayout
+from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import make_services
+
+CASES = [(name, task) for name, a in CATALOGUE.items() for task in a.tasks]
+DATA_FOR: dict[Task, str] = {"classification": "cancer", "regression": "diabetes"}
+TARGET_FOR: dict[Task, str] = {"classification": "target", "regression": "target"}
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    cancer = datasets.load_breast_cancer(as_frame=True).frame
+    diabetes = datasets.load_diabetes(as_frame=True).frame
+    iris = datasets.load_iris(as_frame=True).frame
+    iris["target"] = iris["target"].map(dict(enumerate(["setosa", "versicolor", "virginica"])))
+    churn = demo.churn_frame(n_rows=400, seed=3)
+    return {"cancer": cancer, "diabetes": diabetes, "iris": iris, "churn": churn}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("catalogue")
+
+
+@pytest.fixture(scope="module")
+def services(home: Path) -> Iterator[Services]:
+    built = make_services(home / "home")
+    folder = home / "data"
+    folder.mkdir()
+    for name, frame in frames().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    add_source(
+        built.uow(), built.open_source, name="data", url=str(folder), cwd=home, now=built.clock()
+    )
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def trained(services: Services) -> dict[tuple[str, str], ModelVersion]:
+    out = {}
+    for name, task in CASES:
+        spec = TrainSpec(
+            model_name=f"{name}-{task}",
+            source="data",
+            target=TARGET_FOR[task],
+            algorithm=name,
+            table=DATA_FOR[task],
+            task=task,
+        )
+        out[(name, task)] = train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        ).version
+    return out
+
+
+def probe_rows(version: ModelVersion, table: str) -> list[dict[str, Any]]:
+    frame = frames()[table].drop(columns=["target"]).head(25)
+    return [{k: float(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def scores_of(services: Services, version: ModelVersion, rows: list[dict[str, Any]]) -> Any:
+    frame = rows_to_frame(rows, version.columns, max_rows=1000)
+    scores = services.predictors.get(version).score(frame)
+    return {"predictions": scores.predictions, "probabilities": scores.probabilities}
+
+
+def test_every_model_predicts_the_same_after_loading_in_a_fresh_process(
+    services: Services, trained: dict[tuple[str, str], ModelVersion], home: Path
+) -> None:
+    probes = {
+        f"{name}-{task}": probe_rows(version, DATA_FOR[task])
+        for (name, task), version in trained.items()
+    }
+    in_process = {
+        f"{name}-{task}": scores_of(services, version, probes[f"{name}-{task}"])
+        for (name, task), version in trained.items()
+    }
+    (home / "probes.json").write_text(json.dumps(probes))
+    script = f"""
+import json
+from pathlib import Path
+from mlgate.registry.service import resolve_version
+from mlgate.schema import rows_to_frame
+from tests.conftest import make_services
+services = make_services(Path({str(home / "home")!r}))
+out = {{}}
+for model, rows in json.loads(Path({str(home / "probes.json")!r}).read_text()).items():
+    version = resolve_version(services.uow(), model, None)
+    frame = rows_to_frame(rows, version.columns, max_rows=1000)
+    scores = services.predictors.get(version).score(frame)
+    out[model] = {{"predictions": scores.predictions, "probabilities": scores.probabilities}}
+print(json.dumps(out))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    fresh = json.loads(result.stdout)
+    assert fresh.keys() == in_process.keys()
+    for model, expected in in_process.items():
+        assert fresh[model]["predictions"] == expected["predictions"], model
+        assert fresh[model]["probabilities"] == expected["probabilities"], model
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_each_algorithm_beats_or_meets_its_baseline(
+    name: str, task: str, trained: dict[tuple[str, str], ModelVersion]
+) -> None:
+    version = trained[(name, task)]
+    report = version.report or {}
+    evaluation = report["evaluation"]
+    metric = "accuracy" if task == "classification" else "rmse"
+    value, baseline = evaluation["metrics"][metric], evaluation["baseline"][metric]
+    low, high = evaluation["intervals"][metric]
+    assert low <= value <= high
+    if task == "classification":
+        assert value > baseline
+    else:
+        assert value < baseline
+
+
+def direct_estimator(name: str, task: Task) -> Any:
+    """The library's estimator, built by hand with mlgate's documented defaults."""
+    layout = FeatureLayout(30 if task == "classification" else 10, 0)
+    estimator = CATALOGUE[name].build(task, layout)
+    return (
+        make_pipeline(StandardScaler(), estimator) if CATALOGUE[name].needs_scaling else estimator
+    )
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_each_algorithm_matches_its_library_called_directly(
+    name: str, task: Task, trained: dict[tuple[str, str], ModelVersion]
+) -> None:
+    frame = frames()[DATA_FOR[task]]
+    X = frame.drop(columns=["target"]).to_numpy(dtype="float64")
+    y = frame["target"].to_numpy()
+    stratify = y if task == "classification" else None
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.2, random_state=42, stratify=stratify
+    )
+    model = direct_estimator(name, task).fit(X_train, y_train)
+    predicted = model.predict(X_test)
+    metrics = trained[(name, task)].metrics
+    if task == "classification":
+        expected = float(np.mean(predicted == y_test))
+        assert metrics["accuracy"] == pytest.approx(expected, abs=1e-9)
+    else:
+        expected = float(np.sqrt(np.mean((predicted - y_test) ** 2)))
+        assert metrics["rmse"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize(("name", "task"), CASES)
+def test_parameters_round_trip_and_unknown_ones_are_named(name: str, task: Task) -> None:
+    algorithm = CATALOGUE[name]
+    layout = FeatureLayout(3, 1)
+    estimator = algorithm.build(task, layout)
+    params = estimator.get_params(deep=False)
+    rebuilt = algorithm.build(task, layout, params)
+    assert rebuilt.get_params(deep=False).keys() == params.keys()
+    if algorithm.library == "scikit-learn":  # CatBoost's own estimators refuse sklearn's clone
+        assert clone(rebuilt).get_params(deep=False).keys() == params.keys()
+    for key in algorithm.space:
+        assert key in algorithm.parameter_names(task), f"{name}: space names {key!r}"
+    with pytest.raises(InvalidInput, match="no parameter 'not_a_parameter'"):
+        algorithm.build(task, layout, {"not_a_parameter": 1})
+
+
+def test_categorical_and_missing_data_train_every_classifier(services: Services) -> None:
+    for name, algorithm in CATALOGUE.items():
+        if "classification" not in algorithm.tasks:
+            continue
+        spec = TrainSpec(
+            f"churn-{name}", "data", "churned", name, table="churn", drop=("customer_id",)
+        )
+        version = train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        ).version
+        assert version.classes == (0, 1)
+        assert version.metrics["roc_auc"] > 0.6, name
+
+
+def test_string_labels_and_multiclass(services: Services) -> None:
+    spec = TrainSpec("iris", "data", "target", "lightgbm", table="iris")
+    version = train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+    assert version.task == "classification"
+    assert version.classes == ("setosa", "versicolor", "virginica")
+    rows = [
+        {k: float(v) for k, v in r.items()}
+        for r in frames()["iris"].drop(columns=["target"]).head(3).to_dict(orient="records")
+    ]
+    scores = services.predictors.get(version).score(
+        rows_to_frame(rows, version.columns, max_rows=10)
+    )
+    assert scores.predictions == ["setosa"] * 3
+
+
+def test_an_algorithm_that_cannot_do_the_task_says_which_can(services: Services) -> None:
+    spec = TrainSpec(
+        "x", "data", "target", "logistic_regression", table="diabetes", task="regression"
+    )
+    with pytest.raises(InvalidInput, match="cannot do regression.*try linear_regression"):
+        train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        )
