@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -62,3 +65,46 @@ def show(ctx: typer.Context, model: str) -> None:
         console.print(f"input columns: {schema}")
         if latest.classes is not None:
             console.print(f"classes: {', '.join(map(str, latest.classes))}")
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL or MODEL@VERSION, e.g. churn@3.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write the HTML report.")
+    ] = None,
+) -> None:
+    """Summarise a version in the terminal and write its HTML report with plots."""
+    s = services(ctx)
+    name, number = service.parse_ref(ref)
+    version = service.resolve_version(s.uow(), name, number)
+    details = version.report or {}
+    evaluation = details.get("evaluation", {})
+    console.print(
+        f"[bold]{version.ref}[/]: {version.algorithm} ({version.task} of {version.target!r}), "
+        f"{version.lineage.n_rows:,} rows"
+    )
+    metrics = Table("metric", "holdout", "95% interval", "baseline")
+    for key, value in version.metrics.items():
+        interval = evaluation.get("intervals", {}).get(key)
+        base = evaluation.get("baseline", {}).get(key)
+        metrics.add_row(
+            key,
+            f"{value:.4f}",
+            f"{interval[0]:.4f} – {interval[1]:.4f}" if interval else "",
+            "" if base is None else f"{base:.4f}",
+        )
+    console.print(metrics)
+    for note in details.get("notes", []):
+        console.print(f"[yellow]note[/] {note}")
+    for line in details.get("reading", []):
+        console.print(f"• {line}")
+    permutation = details.get("importance", {}).get("permutation", {})
+    if permutation:
+        top = sorted(permutation.items(), key=lambda kv: -abs(kv[1]))[:5]
+        console.print("most important inputs: " + ", ".join(f"{k} ({v:.3f})" for k, v in top))
+    page = service.read_attachment(s.uow(), s.artifacts, version, "report.html")
+    target = output or Path(f"{version.model_name}-v{version.number}-report.html")
+    target.write_bytes(page.replace(b"<!--mlgate:version-->", f"v{version.number}".encode()))
+    console.print(f"HTML report with {len(details.get('plots', []))} plots: {target}")

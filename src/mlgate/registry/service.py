@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlgate.errors import InvalidInput, NotFound
+from mlgate.errors import ArtifactError, InvalidInput, NotFound
 from mlgate.registry import formats
 from mlgate.registry.model import (
     Artifact,
@@ -43,18 +43,32 @@ def register_version(
     now: datetime,
     artifact_format: str = formats.SKOPS,
     report: dict[str, Any] | None = None,
+    attachments: dict[str, bytes] | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
-    The artifact is written first under a fresh key, then the version row is committed; if the
-    commit fails the artifact is removed, so no row lacks its artifact and no artifact its row.
+    The artifact (and each attachment, such as the HTML report) is written first under a fresh
+    key, then the version row is committed; if the commit fails the files are removed, so no row
+    lacks its files and no file its row. Attachments are listed in report["attachments"] with
+    their keys and sha256.
     """
     check_name("model", model_name)
     data = formats.dump(estimator, artifact_format)
+    stem = f"{model_name}/{uuid.uuid4().hex}"
     suffix = "skops" if artifact_format == formats.SKOPS else f"{artifact_format}.zip"
-    key = f"{model_name}/{uuid.uuid4().hex}.{suffix}"
-    artifacts.put(key, data)
+    key = f"{stem}.{suffix}"
+    written = [key]
+    report = dict(report or {})
     try:
+        artifacts.put(key, data)
+        for name, content in (attachments or {}).items():
+            attachment_key = f"{stem}.{name}"
+            artifacts.put(attachment_key, content)
+            written.append(attachment_key)
+            report.setdefault("attachments", {})[name] = {
+                "key": attachment_key,
+                "sha256": formats.sha256_of(content),
+            }
         with uow:
             model = uow.models.get(model_name)
             if model is None:
@@ -81,12 +95,13 @@ def register_version(
                 library_versions=library_versions,
                 created_at=now,
                 fit_seconds=fit_seconds,
-                report=report,
+                report=report or None,
             )
             uow.models.add_version(version)
             uow.commit()
     except BaseException as exc:
-        artifacts.delete(key)
+        for written_key in written:
+            artifacts.delete(written_key)
         if isinstance(exc, sa.exc.IntegrityError):
             raise InvalidInput(
                 f"another version of {model_name!r} was registered at the same moment; "
@@ -122,3 +137,30 @@ def resolve_version(uow: UnitOfWork, model_name: str, number: int | None) -> Mod
             f"model {model_name!r} has no version {wanted}; its latest is {model.latest_version}"
         )
     return version
+
+
+def read_attachment(
+    uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion, name: str
+) -> bytes:
+    """A file stored with `version` (e.g. "report.html"), checked against its recorded sha256."""
+    entry = ((version.report or {}).get("attachments") or {}).get(name)
+    if entry is None:
+        raise NotFound(f"{version.ref} has no {name}; it was trained without one")
+    data = artifacts.get(entry["key"])
+    if formats.sha256_of(data) != entry["sha256"]:
+        raise ArtifactError(
+            f"the {name} of {version.ref} does not match the sha256 recorded when it was "
+            "registered; it was changed on disk"
+        )
+    return data
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """ "churn" -> ("churn", None); "churn@3" or "churn@v3" -> ("churn", 3)."""
+    name, _, version = ref.partition("@")
+    if not version:
+        return name, None
+    digits = version.removeprefix("v")
+    if not digits.isdigit() or int(digits) < 1:
+        raise InvalidInput(f"{ref!r}: write MODEL or MODEL@VERSION, e.g. churn@3")
+    return name, int(digits)

@@ -49,7 +49,7 @@ class Algorithm:
     dense: bool = False
     format: Format = "skops"
     library: str = "scikit-learn"
-    linear: bool = False
+    statsmodels_twin: bool = False  # its coefficient table comes with statsmodels' errors
     fit_params: Callable[[FeatureLayout], dict[str, Any]] | None = None
     accepts_text: bool = True
 
@@ -208,7 +208,7 @@ CATALOGUE: dict[str, Algorithm] = {
             "Fast, easy to read, and the first baseline for any regression.",
             _one(_sk(LINEAR_MODEL, "LinearRegression")),
             needs_scaling=True,
-            linear=True,
+            statsmodels_twin=True,
         ),
         Algorithm(
             "ridge",
@@ -218,7 +218,6 @@ CATALOGUE: dict[str, Algorithm] = {
             _one(_sk(LINEAR_MODEL, "Ridge")),
             {"alpha": FloatRange(1e-3, 1e3, log=True)},
             needs_scaling=True,
-            linear=True,
         ),
         Algorithm(
             "lasso",
@@ -228,7 +227,6 @@ CATALOGUE: dict[str, Algorithm] = {
             _one(_sk(LINEAR_MODEL, "Lasso", max_iter=10_000)),
             {"alpha": FloatRange(1e-4, 10.0, log=True)},
             needs_scaling=True,
-            linear=True,
         ),
         Algorithm(
             "elastic_net",
@@ -238,7 +236,6 @@ CATALOGUE: dict[str, Algorithm] = {
             _one(_sk(LINEAR_MODEL, "ElasticNet", max_iter=10_000)),
             {"alpha": FloatRange(1e-4, 10.0, log=True), "l1_ratio": FloatRange(0.05, 0.95)},
             needs_scaling=True,
-            linear=True,
         ),
         Algorithm(
             "logistic_regression",
@@ -248,7 +245,7 @@ CATALOGUE: dict[str, Algorithm] = {
             _one(_sk(LINEAR_MODEL, "LogisticRegression", max_iter=1000)),
             {"C": FloatRange(1e-3, 1e3, log=True)},
             needs_scaling=True,
-            linear=True,
+            statsmodels_twin=True,
         ),
         Algorithm(
             "decision_tree",

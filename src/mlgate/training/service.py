@@ -22,11 +22,12 @@ from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
-from mlgate.training.evaluate import Evaluation, evaluate, outputs_of
+from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.preprocess import build_pipeline, layout_of
+from mlgate.training.report import ReportInputs, build_report
 from mlgate.uow import UnitOfWork
 
-STAGES = ("read", "prepare", "fit", "evaluate", "register")
+STAGES = ("read", "prepare", "fit", "evaluate", "report", "register")
 _LIBRARIES = (
     "mlgate",
     "scikit-learn",
@@ -60,6 +61,7 @@ class TrainSpec:
     test_size: float = 0.2
     seed: int = 42
     task: Task | None = None  # None: the algorithm's only task, else inferred from the target
+    report: bool = True  # plots, importances, coefficients: a few seconds more
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Fitted:
     pipeline: Any
     params: dict[str, Any]
     evaluation: Evaluation
+    outputs: Outputs  # what the model said about the holdout rows
     fit_seconds: float
     warnings: tuple[str, ...]
 
@@ -128,6 +131,50 @@ def train_model(
         algorithm, prepared, split, spec.params, seed=spec.seed, progress=report
     )
 
+    lineage = Lineage(
+        source_name=config.name,
+        source_url=config.redacted_url,
+        table=spec.table,
+        query=spec.query,
+        n_rows=prepared.n_rows_read,
+        data_sha256=prepared.sha256,
+        dropped_columns=spec.drop,
+        test_size=spec.test_size,
+        seed=spec.seed,
+    )
+    trained_at = now()
+    details: dict[str, Any] = {
+        "evaluation": fitted.evaluation.to_json(),
+        "notes": list(prepared.notes),
+        "n_train": len(split.X_train),
+    }
+    attachments: dict[str, bytes] = {}
+    if spec.report:
+        report("report", "drawing the report")
+        details, page = build_report(
+            ReportInputs(
+                model_name=spec.model_name,
+                algorithm=algorithm.name,
+                task=prepared.task,
+                target=spec.target,
+                pipeline=fitted.pipeline,
+                X_train=split.X_train,
+                y_train=split.y_train,
+                X_test=split.X_test,
+                y_test=split.y_test,
+                outputs=fitted.outputs,
+                evaluation=fitted.evaluation,
+                classes=prepared.classes,
+                coefficients=algorithm.statsmodels_twin,
+                notes=prepared.notes,
+                lineage=lineage.to_json(),
+                trained_at=trained_at,
+                seed=spec.seed,
+            )
+        )
+        details["n_train"] = len(split.X_train)
+        attachments["report.html"] = page
+
     report("register", f"registering a new version of {spec.model_name}")
     version = register_version(
         uow,
@@ -141,26 +188,13 @@ def train_model(
         metrics=fitted.evaluation.metrics,
         columns=prepared.columns,
         classes=prepared.classes,
-        lineage=Lineage(
-            source_name=config.name,
-            source_url=config.redacted_url,
-            table=spec.table,
-            query=spec.query,
-            n_rows=prepared.n_rows_read,
-            data_sha256=prepared.sha256,
-            dropped_columns=spec.drop,
-            test_size=spec.test_size,
-            seed=spec.seed,
-        ),
+        lineage=lineage,
         library_versions=library_versions(),
         fit_seconds=fitted.fit_seconds,
-        now=now(),
+        now=trained_at,
         artifact_format=algorithm.format,
-        report={
-            "evaluation": fitted.evaluation.to_json(),
-            "notes": list(prepared.notes),
-            "n_train": len(split.X_train),
-        },
+        report=details,
+        attachments=attachments,
     )
     return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
 
@@ -215,18 +249,18 @@ def fit_and_evaluate(
     fit_seconds = time.perf_counter() - started
     if progress:
         progress("evaluate", f"scoring {len(split.X_test):,} holdout rows")
+    outputs = outputs_of(task, pipeline, split.X_test)
     evaluation = evaluate(
         task,
         split.y_test.to_numpy(),
-        outputs_of(task, pipeline, split.X_test),
+        outputs,
         split.y_train.to_numpy(),
         n_classes=len(prepared.classes or ()),
         seed=seed,
     )
     messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
-    return Fitted(
-        pipeline, _json_safe(estimator.get_params(deep=False)), evaluation, fit_seconds, messages
-    )
+    params = _json_safe(estimator.get_params(deep=False))
+    return Fitted(pipeline, params, evaluation, outputs, fit_seconds, messages)
 
 
 def library_versions() -> dict[str, str]:

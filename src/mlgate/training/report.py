@@ -1,0 +1,237 @@
+"""The report stored with every version: plots and tables that show what is behind the metrics.
+
+`build_report` returns the report's data (kept in the metadata database) and a self-contained
+HTML page with the plots embedded as PNG (kept beside the model in the artifact store).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.registry.model import Task
+from mlgate.training import explain
+from mlgate.training.evaluate import Evaluation, Outputs
+
+MAX_ROWS_FOR_LEARNING_CURVE = 2_000
+VERSION_PLACEHOLDER = "<!--mlgate:version-->"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    model_name: str
+    algorithm: str
+    task: Task
+    target: str
+    pipeline: Any
+    X_train: pd.DataFrame
+    y_train: pd.Series
+    X_test: pd.DataFrame
+    y_test: pd.Series
+    outputs: Outputs
+    evaluation: Evaluation
+    classes: tuple[Any, ...] | None
+    coefficients: bool  # the algorithm has a statsmodels twin
+    notes: tuple[str, ...]
+    lineage: dict[str, Any]
+    trained_at: datetime
+    seed: int
+
+
+def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
+    data: dict[str, Any] = {"evaluation": inputs.evaluation.to_json(), "notes": list(inputs.notes)}
+    data["importance"] = explain.importances(
+        inputs.task, inputs.pipeline, inputs.X_test, inputs.y_test, inputs.seed
+    )
+    if inputs.coefficients:
+        table = explain.coefficient_table(
+            inputs.task, inputs.pipeline, inputs.X_train, inputs.y_train, inputs.classes
+        )
+        data["coefficients"] = [c.to_json() for c in table]
+        data["reading"] = explain.reading(inputs.task, table, inputs.target) if table else []
+    plots = _plots(inputs, data["importance"])
+    data["plots"] = sorted(plots)
+    return data, _html(inputs, data, plots).encode()
+
+
+def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+
+    out: dict[str, str] = {}
+    y = inputs.y_test.to_numpy()
+    pred = inputs.outputs.predictions
+    if inputs.task == "classification":
+        labels = [str(c) for c in inputs.classes or ()]
+        proba = inputs.outputs.probabilities
+        assert proba is not None
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        matrix = confusion_matrix(y, pred, labels=range(len(labels)))
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center")
+        ax.set(
+            xticks=range(len(labels)), yticks=range(len(labels)), xlabel="predicted", ylabel="true"
+        )
+        ax.set_xticklabels(labels, rotation=45, ha="right")
+        ax.set_yticklabels(labels)
+        out["confusion matrix"] = _png(fig)
+        fig, (roc, pr) = plt.subplots(1, 2, figsize=(9, 4))
+        for k, label in enumerate(labels):
+            if len(labels) == 2 and k == 0:
+                continue
+            truth = y == k
+            if truth.all() or not truth.any():
+                continue
+            fpr, tpr, _ = roc_curve(truth, proba[:, k])
+            roc.plot(fpr, tpr, label=label)
+            precision, recall, _ = precision_recall_curve(truth, proba[:, k])
+            pr.plot(recall, precision, label=label)
+        roc.plot([0, 1], [0, 1], "k:", lw=1)
+        roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+        pr.set(xlabel="recall", ylabel="precision", title="precision-recall")
+        roc.legend(fontsize=8)
+        out["ROC and precision-recall curves"] = _png(fig)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        positive = 1 if len(labels) == 2 else int(np.argmax(np.bincount(y)))
+        frac, mean = calibration_curve(y == positive, proba[:, positive], n_bins=10)
+        ax.plot(mean, frac, "o-", label=labels[positive])
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set(xlabel="predicted probability", ylabel="observed frequency", title="calibration")
+        ax.legend(fontsize=8)
+        out["calibration curve"] = _png(fig)
+    else:
+        fig, (residuals, fitted) = plt.subplots(1, 2, figsize=(9, 4))
+        residuals.scatter(pred, y - pred, s=8, alpha=0.6)
+        residuals.axhline(0, color="k", lw=1)
+        residuals.set(xlabel="predicted", ylabel="residual (true - predicted)", title="residuals")
+        fitted.scatter(y, pred, s=8, alpha=0.6)
+        low, high = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+        fitted.plot([low, high], [low, high], "k:", lw=1)
+        fitted.set(xlabel="true", ylabel="predicted", title="predicted vs true")
+        out["residual plot"] = _png(fig)
+    for kind, values in importance.items():
+        top = sorted(values.items(), key=lambda kv: abs(kv[1]), reverse=True)[:20][::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+        ax.barh([k for k, _ in top], [v for _, v in top])
+        ax.set(title=f"{kind} importance", xlabel="importance")
+        out[f"{kind} importance"] = _png(fig)
+    out["learning curve"] = _learning_curve(inputs, plt)
+    return out
+
+
+def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
+    from sklearn.base import clone
+    from sklearn.model_selection import learning_curve
+
+    X = inputs.X_train.head(MAX_ROWS_FOR_LEARNING_CURVE)
+    y = inputs.y_train.head(MAX_ROWS_FOR_LEARNING_CURVE)
+    scoring = "accuracy" if inputs.task == "classification" else "r2"
+    fig, ax = plt.subplots(figsize=(5, 4))
+    try:
+        sizes, train, test = learning_curve(
+            clone(inputs.pipeline),
+            X,
+            y,
+            cv=3,
+            train_sizes=np.linspace(0.2, 1.0, 4),
+            scoring=scoring,
+            random_state=inputs.seed,
+            shuffle=True,
+            error_score=np.nan,
+        )
+    except (ValueError, RuntimeError, TypeError) as exc:  # e.g. a class missing from a fold
+        ax.text(0.5, 0.5, f"no learning curve:\n{str(exc)[:80]}", ha="center", wrap=True)
+        return _png(fig)
+    ax.plot(sizes, np.nanmean(train, axis=1), "o-", label="training")
+    ax.plot(sizes, np.nanmean(test, axis=1), "o-", label="cross-validation")
+    ax.set(xlabel="training rows", ylabel=scoring, title="learning curve")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _png(fig: Any) -> str:
+    from matplotlib import pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> str:
+    e = html.escape
+    evaluation = data["evaluation"]
+    rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{value:.4f}</td>"
+        f"<td>{_interval(evaluation['intervals'].get(name))}</td>"
+        f"<td>{_number(evaluation['baseline'].get(name))}</td></tr>"
+        for name, value in evaluation["metrics"].items()
+    )
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{e(inputs.model_name)} {VERSION_PLACEHOLDER} report</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+        "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:1rem 0}"
+        "td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+        "figure{margin:1.5rem 0}</style></head><body>",
+        f"<h1>{e(inputs.model_name)} {VERSION_PLACEHOLDER}</h1>",
+        f"<p>{e(inputs.algorithm)} ({e(inputs.task)} of <b>{e(inputs.target)}</b>), trained "
+        f"{inputs.trained_at:%Y-%m-%d %H:%M} UTC on {inputs.lineage.get('n_rows', '?')} rows "
+        f"from {e(str(inputs.lineage.get('source_name')))} "
+        f"(data sha256 {e(str(inputs.lineage.get('data_sha256', ''))[:16])}…).</p>",
+        f"<h2>Holdout metrics ({evaluation['n_holdout']} rows)</h2>",
+        "<table><tr><th>metric</th><th>value</th><th>95% bootstrap interval</th>"
+        f"<th>baseline</th></tr>{rows}</table>",
+        f"<p>Baseline: {e(evaluation['baseline_kind'])}.</p>",
+    ]
+    if data["notes"]:
+        parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in data["notes"]) + "</ul>")
+    if data.get("coefficients"):
+        parts.append(
+            "<h2>Coefficients</h2><p>statsmodels' unpenalized fit on the model's own "
+            "preprocessed features (numbers standardised; each category against its "
+            "first level).</p><ul>"
+        )
+        parts.extend(f"<li>{e(line)}</li>" for line in data.get("reading", []))
+        parts.append(
+            "</ul><table><tr><th>term</th><th>outcome</th><th>estimate</th>"
+            "<th>std. error</th><th>statistic</th><th>p</th><th>95% CI</th></tr>"
+        )
+        for c in data["coefficients"]:
+            parts.append(
+                f"<tr><td>{e(c['term'])}</td><td>{e(c['outcome'])}</td>"
+                f"<td>{_number(c['estimate'])}</td><td>{_number(c['std_error'])}</td>"
+                f"<td>{_number(c['statistic'])}</td><td>{_number(c['p_value'])}</td>"
+                f"<td>{_number(c['low'])} – {_number(c['high'])}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for title, png in plots.items():
+        parts.append(
+            f"<figure id='{e(title.replace(' ', '-'))}'><figcaption>{e(title)}</figcaption>"
+            f"<img alt='{e(title)}' src='data:image/png;base64,{png}'></figure>"
+        )
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _interval(value: Any) -> str:
+    return "" if not value else f"{value[0]:.4f} – {value[1]:.4f}"
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4g}"

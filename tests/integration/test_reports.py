@@ -1,0 +1,171 @@
+"""Reports: rendered for every task with the plots people expect; coefficient tables equal
+statsmodels fitted by hand on the same data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from typer.testing import CliRunner
+
+from mlgate.bootstrap import Services
+from mlgate.cli.main import app
+from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import read_attachment
+from mlgate.sources import demo
+from mlgate.sources.service import add_source
+from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import make_services
+
+NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "senior_citizen", "support_calls"]
+CATEGORICAL = ["contract", "internet_service", "payment_method"]
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    home = tmp_path_factory.mktemp("reports")
+    built = make_services(home / "home")
+    folder = home / "data"
+    folder.mkdir()
+    demo.churn_frame(n_rows=800, seed=5).to_csv(folder / "churn.csv", index=False)
+    iris = datasets.load_iris(as_frame=True).frame
+    iris.to_csv(folder / "iris.csv", index=False)
+    add_source(
+        built.uow(), built.open_source, name="d", url=str(folder), cwd=home, now=built.clock()
+    )
+    yield built
+    built.close()
+
+
+def train(
+    services: Services, name: str, algorithm: str, table: str, target: str, **kw: object
+) -> ModelVersion:
+    spec = TrainSpec(name, "d", target, algorithm, table=table, **kw)  # type: ignore[arg-type]
+    return train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+
+
+def figures(page: bytes) -> set[str]:
+    return set(re.findall(r"<figcaption>([^<]+)</figcaption><img", page.decode()))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "table", "target", "expected"),
+    [
+        (
+            "random_forest",
+            "churn",
+            "churned",
+            {
+                "confusion matrix",
+                "ROC and precision-recall curves",
+                "calibration curve",
+                "native importance",
+            },
+        ),
+        (
+            "lightgbm",
+            "iris",
+            "target",
+            {"confusion matrix", "ROC and precision-recall curves", "native importance"},
+        ),
+        ("ridge", "churn", "monthly_charges", {"residual plot"}),
+    ],
+)
+def test_reports_render_for_every_task(
+    services: Services, algorithm: str, table: str, target: str, expected: set[str]
+) -> None:
+    drop = ("customer_id",) if table == "churn" else ()
+    version = train(services, f"r-{algorithm}", algorithm, table, target, drop=drop)
+    page = read_attachment(services.uow(), services.artifacts, version, "report.html")
+    shown = figures(page)
+    assert expected | {"permutation importance", "learning curve"} <= shown
+    assert set((version.report or {})["plots"]) == shown
+    assert b"95% bootstrap interval" in page
+
+
+def reference_design(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Standardised numbers and first-level-dropped dummies, built by hand with pandas."""
+    X = rows[NUMERIC + CATEGORICAL].copy()
+    X_train, _ = train_test_split(X, test_size=0.2, random_state=42, stratify=rows["churned"])
+    numbers = X_train[NUMERIC].astype("float64")
+    numbers = numbers.fillna(numbers.median())
+    numbers = (numbers - numbers.mean()) / numbers.std(ddof=0)
+    categories = X_train[CATEGORICAL].astype(object).fillna("__missing__")
+    dummies = pd.get_dummies(categories, drop_first=True, dtype="float64")
+    return sm.add_constant(pd.concat([numbers, dummies], axis=1)), X_train
+
+
+def test_logistic_coefficients_and_errors_equal_statsmodels(services: Services) -> None:
+    rows = demo.churn_frame(n_rows=800, seed=5)
+    version = train(
+        services, "logit", "logistic_regression", "churn", "churned", drop=("customer_id",)
+    )
+    design, X_train = reference_design(rows)
+    y = rows.loc[X_train.index, "churned"]
+    expected = sm.Logit(y.to_numpy(), design.to_numpy()).fit(disp=0)
+    table = (version.report or {})["coefficients"]
+    assert len(table) == design.shape[1]
+    np.testing.assert_allclose(
+        [c["estimate"] for c in table], expected.params, rtol=1e-5, atol=1e-8
+    )
+    np.testing.assert_allclose([c["std_error"] for c in table], expected.bse, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        [c["p_value"] for c in table], expected.pvalues, rtol=1e-4, atol=1e-10
+    )
+    assert table[0]["term"] == "intercept"
+    assert any("contract" in line for line in (version.report or {})["reading"])
+
+
+def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) -> None:
+    rows = demo.churn_frame(n_rows=800, seed=5)
+    version = train(
+        services,
+        "ols",
+        "linear_regression",
+        "churn",
+        "support_calls",
+        drop=("customer_id", "churned"),
+    )
+    rows = rows.drop(columns=["support_calls"]).assign(support_calls=rows["support_calls"])
+    numeric = [c for c in NUMERIC if c != "support_calls"]
+    X = rows[numeric + CATEGORICAL]
+    X_train, _, y_train, _ = train_test_split(
+        X, rows["support_calls"], test_size=0.2, random_state=42
+    )
+    numbers = X_train[numeric].astype("float64")
+    numbers = (
+        numbers.fillna(numbers.median()) - numbers.fillna(numbers.median()).mean()
+    ) / numbers.fillna(numbers.median()).std(ddof=0)
+    dummies = pd.get_dummies(
+        X_train[CATEGORICAL].astype(object).fillna("__missing__"), drop_first=True, dtype="float64"
+    )
+    design = sm.add_constant(pd.concat([numbers, dummies], axis=1))
+    expected = sm.OLS(y_train.astype("float64").to_numpy(), design.to_numpy()).fit()
+    table = (version.report or {})["coefficients"]
+    np.testing.assert_allclose(
+        [c["estimate"] for c in table], expected.params, rtol=1e-6, atol=1e-9
+    )
+    np.testing.assert_allclose([c["std_error"] for c in table], expected.bse, rtol=1e-6, atol=1e-9)
+
+
+def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) -> None:
+    train(services, "cli-report", "decision_tree", "churn", "churned", drop=("customer_id",))
+    target = tmp_path / "out.html"
+    result = CliRunner().invoke(
+        app, ["models", "report", "cli-report@1", "-o", str(target)], obj=services
+    )
+    assert result.exit_code == 0, result.output
+    assert "most important inputs" in result.output
+    page = target.read_text()
+    assert "<h1>cli-report v1</h1>" in page and "learning curve" in page
+    bad = CliRunner().invoke(app, ["models", "report", "cli-report@x"], obj=services)
+    assert bad.exit_code == 1 and "MODEL@VERSION" in bad.output
