@@ -13,6 +13,7 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
 from mlgate.training.catalogue import CATALOGUE, get_algorithm
 from mlgate.training.service import STAGES, TrainResult, TrainSpec, train_model
+from mlgate.training.tuning import TuneSpec
 
 algorithms = typer.Typer(help="The algorithms `mlgate train` can fit.", no_args_is_help=True)
 
@@ -23,7 +24,10 @@ def train(
     source: Annotated[str, typer.Option(help="A source from `mlgate sources list`.")],
     target: Annotated[str, typer.Option(help="The column to predict.")],
     algorithm: Annotated[
-        str, typer.Option(help=f"One of: {', '.join(sorted(CATALOGUE))}.")
+        str,
+        typer.Option(
+            help=f"One of: {', '.join(sorted(CATALOGUE))}; or auto to cross-validate a shortlist."
+        ),
     ] = "logistic_regression",
     table: Annotated[str | None, typer.Option(help="Train on every row of this table.")] = None,
     query: Annotated[str | None, typer.Option(help="Train on the rows this SQL returns.")] = None,
@@ -36,6 +40,13 @@ def train(
         str | None,
         typer.Option(help="classification or regression; inferred from the target if left out."),
     ] = None,
+    tune: Annotated[
+        str | None,
+        typer.Option(help="Search hyperparameters by cross-validation: trials=50 or time=5m."),
+    ] = None,
+    report: Annotated[
+        bool, typer.Option(help="Draw the report (plots, importances, coefficients).")
+    ] = True,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
     spec = TrainSpec(
@@ -49,6 +60,8 @@ def train(
         test_size=test_size,
         seed=seed,
         task=_task(task),
+        tune=TuneSpec.parse(tune) if tune else None,
+        report=report,
     )
     result = run_training(ctx, spec)
     print_result(result)
@@ -102,6 +115,18 @@ def print_result(result: TrainResult) -> None:
         base = f"{baseline[name]:.4f}" if name in baseline else ""
         table.add_row(name, f"{value:.4f}", interval, base)
     console.print(table)
+    leaderboard = (version.report or {}).get("leaderboard", [])
+    if leaderboard:
+        board = Table("candidate", f"cv {leaderboard[0]['metric']}", "± sd", "trials", "seconds")
+        for row in leaderboard:
+            board.add_row(
+                row["algorithm"],
+                f"{row['cv_score']:.4f}",
+                f"{row['cv_std']:.4f}",
+                str(row["trials"]),
+                f"{row['seconds']:.1f}",
+            )
+        console.print(board)
     if result.n_rows_without_target:
         console.print(
             f"[yellow]note[/] {result.n_rows_without_target:,} rows had no "

@@ -25,9 +25,18 @@ from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.training.report import ReportInputs, build_report
+from mlgate.training.tuning import (
+    Candidate,
+    TuneSpec,
+    cross_validate,
+    cv_metric,
+    shortlist,
+    tune,
+)
 from mlgate.uow import UnitOfWork
 
-STAGES = ("read", "prepare", "fit", "evaluate", "report", "register")
+STAGES = ("read", "prepare", "tune", "fit", "evaluate", "report", "register")
+AUTO = "auto"
 _LIBRARIES = (
     "mlgate",
     "scikit-learn",
@@ -62,6 +71,7 @@ class TrainSpec:
     seed: int = 42
     task: Task | None = None  # None: the algorithm's only task, else inferred from the target
     report: bool = True  # plots, importances, coefficients: a few seconds more
+    tune: TuneSpec | None = None  # cross-validated search over the algorithm's space
 
 
 @dataclass(frozen=True)
@@ -100,12 +110,13 @@ def train_model(
 ) -> TrainResult:
     report = progress or (lambda stage, detail: None)
     check_name("model", spec.model_name)
-    algorithm = get_algorithm(spec.algorithm)
+    auto = spec.algorithm == AUTO
+    algorithm = None if auto else get_algorithm(spec.algorithm)
     if (spec.table is None) == (spec.query is None):
         raise InvalidInput("name the rows with exactly one of --table and --query")
     if not 0.05 <= spec.test_size <= 0.5:
         raise InvalidInput(f"the holdout fraction must lie in [0.05, 0.5], got {spec.test_size}")
-    if spec.task is not None:
+    if spec.task is not None and algorithm is not None:
         algorithm.build(spec.task, FeatureLayout(1, 0))  # an algorithm that cannot do it says so
 
     with uow:
@@ -122,14 +133,26 @@ def train_model(
 
     report("prepare", f"preparing {len(frame):,} rows")
     prepared = training_data.prepare(
-        frame, target=spec.target, drop=spec.drop, task=spec.task, tasks=algorithm.tasks
+        frame,
+        target=spec.target,
+        drop=spec.drop,
+        task=spec.task,
+        tasks=algorithm.tasks if algorithm else ("classification", "regression"),
     )
     split = split_rows(prepared, spec.test_size, spec.seed)
+    params = spec.params
+    leaderboard: list[Candidate] = []
+    if auto or spec.tune:
+        pool = shortlist(prepared.task, len(split.X_train), prepared.columns) if auto else []
+        leaderboard = _search(pool or [algorithm], prepared, split, spec, report)  # type: ignore[list-item]
+        algorithm = get_algorithm(leaderboard[0].algorithm)
+        params = {**(spec.params or {}), **leaderboard[0].params} if spec.tune else spec.params
+        if auto and not spec.tune:
+            params = None
+    assert algorithm is not None
 
     report("fit", f"fitting {algorithm.name} ({prepared.task}) on {len(split.X_train):,} rows")
-    fitted = fit_and_evaluate(
-        algorithm, prepared, split, spec.params, seed=spec.seed, progress=report
-    )
+    fitted = fit_and_evaluate(algorithm, prepared, split, params, seed=spec.seed, progress=report)
 
     lineage = Lineage(
         source_name=config.name,
@@ -174,6 +197,8 @@ def train_model(
         )
         details["n_train"] = len(split.X_train)
         attachments["report.html"] = page
+    if leaderboard:
+        details["leaderboard"] = [c.to_json() for c in leaderboard]
 
     report("register", f"registering a new version of {spec.model_name}")
     version = register_version(
@@ -197,6 +222,61 @@ def train_model(
         attachments=attachments,
     )
     return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
+
+
+def _search(
+    pool: list[Algorithm],
+    prepared: training_data.TrainingData,
+    split: Split,
+    spec: TrainSpec,
+    report: Progress,
+) -> list[Candidate]:
+    """Each of `pool` cross-validated on the training rows (tuned if asked), best first."""
+    n_classes = len(prepared.classes or ())
+    tune_spec = spec.tune
+    if tune_spec and tune_spec.seconds and len(pool) > 1:  # share the time among candidates
+        tune_spec = TuneSpec(tune_spec.trials, tune_spec.seconds / len(pool), tune_spec.folds)
+    out = []
+    for algorithm in pool:
+        report("tune", f"cross-validating {algorithm.name}")
+        if prepared.task not in algorithm.tasks:
+            algorithm.build(prepared.task, FeatureLayout(1, 0))  # raises, naming alternatives
+        if tune_spec:
+            candidate = tune(
+                algorithm,
+                prepared.task,
+                prepared.columns,
+                split.X_train,
+                split.y_train,
+                tune_spec,
+                n_classes=n_classes,
+                seed=spec.seed,
+                report=report,
+            )
+        else:
+            started = time.perf_counter()
+            mean, std = cross_validate(
+                algorithm,
+                prepared.task,
+                prepared.columns,
+                split.X_train,
+                split.y_train,
+                None,
+                n_classes=n_classes,
+                folds=5,
+                seed=spec.seed,
+            )
+            candidate = Candidate(
+                algorithm.name,
+                {},
+                mean,
+                std,
+                cv_metric(prepared.task),
+                1,
+                time.perf_counter() - started,
+            )
+        out.append(candidate)
+    return sorted(out, key=lambda c: c.cv_score)
 
 
 def split_rows(prepared: training_data.TrainingData, test_size: float, seed: int) -> Split:

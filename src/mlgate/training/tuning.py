@@ -1,0 +1,209 @@
+"""Choosing hyperparameters and algorithms by k-fold cross-validation on the training rows.
+
+`--tune trials=50` or `--tune time=5m` (or both, comma-separated) runs Optuna's TPE sampler over
+the algorithm's search space; `--algorithm auto` cross-validates a shortlist suited to the task
+and data and keeps the best. The holdout rows are never seen here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from mlgate.errors import InvalidInput
+from mlgate.registry.model import Task
+from mlgate.schema import Column, feature_columns
+from mlgate.training import metrics as m
+from mlgate.training.catalogue import CATALOGUE, Algorithm
+from mlgate.training.evaluate import outputs_of
+from mlgate.training.preprocess import build_pipeline, layout_of
+from mlgate.training.spaces import sample
+
+Report = Callable[[str, str], None]
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h)?$")
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    trials: int | None = None
+    seconds: float | None = None
+    folds: int = 5
+
+    @classmethod
+    def parse(cls, text: str) -> TuneSpec:
+        """ "trials=50", "time=5m", "trials=30,time=90s", optionally "folds=3"."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, value = part.partition("=")
+            if key == "trials" and value.isdigit() and int(value) > 0:
+                values["trials"] = int(value)
+            elif key == "time" and (match := _DURATION.match(value)):
+                scale = {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+                values["seconds"] = float(match.group(1)) * scale
+            elif key == "folds" and value.isdigit() and 2 <= int(value) <= 20:
+                values["folds"] = int(value)
+            else:
+                raise InvalidInput(
+                    f"--tune {text!r}: write trials=N, time=DURATION (e.g. 90s, 5m) or both, "
+                    "comma-separated; folds=K (2-20) is optional"
+                )
+        if "trials" not in values and "seconds" not in values:
+            raise InvalidInput(f"--tune {text!r} sets neither trials= nor time=")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    algorithm: str
+    params: dict[str, Any]
+    cv_score: float  # the mean of the cross-validated metric
+    cv_std: float
+    metric: str
+    trials: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "params": {k: _plain(v) for k, v in self.params.items()}}
+
+
+def cv_metric(task: Task) -> str:
+    return "log_loss" if task == "classification" else "rmse"
+
+
+def cross_validate(
+    algorithm: Algorithm,
+    task: Task,
+    columns: Sequence[Column],
+    X: pd.DataFrame,
+    y: pd.Series,
+    params: dict[str, Any] | None,
+    *,
+    n_classes: int,
+    folds: int,
+    seed: int,
+) -> tuple[float, float]:
+    """Mean and standard deviation over the folds of log loss (classification) or RMSE."""
+    features = feature_columns(columns)
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if task == "classification"
+        else KFold(folds, shuffle=True, random_state=seed)
+    )
+    scores = []
+    for train_index, test_index in splitter.split(X, y):
+        X_train, y_train = X.iloc[train_index], y.iloc[train_index]
+        layout = layout_of(features, X_train)
+        pipeline = build_pipeline(features, algorithm.build(task, layout, params), algorithm)
+        fit_params = algorithm.fit_params(layout) if algorithm.fit_params else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipeline.fit(X_train, y_train, **{f"model__{k}": v for k, v in fit_params.items()})
+            outputs = outputs_of(task, pipeline, X.iloc[test_index])
+        truth = y.iloc[test_index].to_numpy()
+        if task == "classification":
+            assert outputs.probabilities is not None
+            proba = _full_proba(outputs.probabilities, pipeline[-1], n_classes)
+            scores.append(m.log_loss(truth, outputs.predictions, proba, n_classes))
+        else:
+            scores.append(m.rmse(truth, outputs.predictions))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def tune(
+    algorithm: Algorithm,
+    task: Task,
+    columns: Sequence[Column],
+    X: pd.DataFrame,
+    y: pd.Series,
+    spec: TuneSpec,
+    *,
+    n_classes: int,
+    seed: int,
+    report: Report | None = None,
+) -> Candidate:
+    """The best parameters found for `algorithm` within the spec's trials or time."""
+    import optuna
+
+    started = time.perf_counter()
+    if not algorithm.space:
+        mean, std = cross_validate(
+            algorithm, task, columns, X, y, None, n_classes=n_classes, folds=spec.folds, seed=seed
+        )
+        return Candidate(algorithm.name, {}, mean, std, cv_metric(task), 1, _since(started))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    stds: dict[int, float] = {}
+
+    def objective(trial: Any) -> float:
+        params = sample(algorithm.space, trial)
+        mean, std = cross_validate(
+            algorithm, task, columns, X, y, params, n_classes=n_classes, folds=spec.folds, seed=seed
+        )
+        stds[trial.number] = std
+        if report:
+            best = min([mean, *(t.value for t in study.trials if t.value is not None)])
+            total = f"/{spec.trials}" if spec.trials else ""
+            report("tune", f"{algorithm.name} trial {trial.number + 1}{total}: best {best:.4f}")
+        return mean
+
+    study.optimize(objective, n_trials=spec.trials, timeout=spec.seconds, catch=(ValueError,))
+    finished = [t for t in study.trials if t.value is not None]
+    if not finished:
+        raise InvalidInput(f"no {algorithm.name} trial could be fitted; check the data")
+    best = study.best_trial
+    return Candidate(
+        algorithm.name,
+        dict(best.params),
+        float(best.value or math.nan),
+        stds.get(best.number, math.nan),
+        cv_metric(task),
+        len(finished),
+        _since(started),
+    )
+
+
+def shortlist(task: Task, n_rows: int, columns: Sequence[Column]) -> list[Algorithm]:
+    """Algorithms worth trying for this task and data size, fastest first."""
+    has_text = any(c.type == "text" for c in columns)
+    names = ["logistic_regression"] if task == "classification" else ["linear_regression", "ridge"]
+    if has_text and task == "classification":
+        names += ["naive_bayes", "linear_svm"]
+    names.append("random_forest")
+    if not has_text:
+        names.append("lightgbm")
+        if n_rows <= 5_000:
+            names.append("svm")
+    return [CATALOGUE[n] for n in names if _installed(CATALOGUE[n])]
+
+
+def _installed(algorithm: Algorithm) -> bool:
+    from importlib.util import find_spec
+
+    return algorithm.library == "scikit-learn" or find_spec(algorithm.library) is not None
+
+
+def _full_proba(proba: np.ndarray, model: Any, n_classes: int) -> np.ndarray:
+    """Probabilities over all classes, when a fold's model saw only some of them."""
+    if proba.shape[1] == n_classes:
+        return proba
+    seen = np.asarray(getattr(model, "classes_", range(proba.shape[1])), dtype="int64")
+    full = np.full((len(proba), n_classes), 1e-12)
+    full[:, seen] = proba
+    return np.asarray(full / full.sum(axis=1, keepdims=True))
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
