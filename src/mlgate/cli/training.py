@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -47,6 +48,10 @@ def train(
     report: Annotated[
         bool, typer.Option(help="Draw the report (plots, importances, coefficients).")
     ] = True,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A hyperparameter, NAME=VALUE (repeatable), e.g. max_depth=6."),
+    ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
     spec = TrainSpec(
@@ -57,6 +62,7 @@ def train(
         table=table,
         query=query,
         drop=tuple(drop or ()),
+        params=_params(param or []),
         test_size=test_size,
         seed=seed,
         task=_task(task),
@@ -65,6 +71,20 @@ def train(
     )
     result = run_training(ctx, spec)
     print_result(result)
+
+
+def _params(pairs: list[str]) -> dict[str, Any] | None:
+    """NAME=VALUE pairs; values read as JSON where they parse (6, 0.1, true, null), else text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--param {pair!r}: write NAME=VALUE, e.g. --param max_depth=6")
+        try:
+            out[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name.strip()] = raw
+    return out or None
 
 
 def _task(value: str | None) -> Task | None:

@@ -47,6 +47,7 @@ _SKLEARN = [
     "naive_bayes.BernoulliNB",
     "naive_bayes.ComplementNB",
     "naive_bayes.GaussianNB",
+    "naive_bayes.MultinomialNB",
     "neighbors._classification.KNeighborsClassifier",
     "neighbors._kd_tree.KDTree",
     "neighbors._ball_tree.BallTree",
@@ -71,6 +72,7 @@ TRUSTED_TYPES = frozenset(
     + ["numpy.ndarray", "numpy.dtype", "numpy.bool_", "numpy.float64", "numpy.int64"]
     + ["numpy.float32", "numpy.int32", "numpy.str_", "numpy.random._generator.Generator"]
     + ["numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64"]
+    + ["scipy.sparse._csr.csr_matrix"]
 )
 
 

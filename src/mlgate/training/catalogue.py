@@ -56,14 +56,21 @@ class Algorithm:
     def build(
         self, task: Task, layout: FeatureLayout, params: Mapping[str, Any] | None = None
     ) -> Any:
-        """A fresh, unfitted estimator for `task` with `params` applied."""
+        """A fresh, unfitted estimator for `task` with `params` applied.
+
+        For naive_bayes, the parameter ``variant`` (gaussian, multinomial, complement, bernoulli)
+        picks the model instead of choosing it from the data."""
         if task not in self.tasks:
             able = ", ".join(a.name for a in CATALOGUE.values() if task in a.tasks)
             raise InvalidInput(
                 f"{self.name} cannot do {task}; it does {' and '.join(self.tasks)}. "
                 f"For {task}, try {able}"
             )
-        estimator = self.builder(task, layout)
+        params = dict(params or {})
+        variant = params.pop("variant", None)
+        if variant is not None and self.name != "naive_bayes":
+            raise InvalidInput(f"{self.name} has no parameter 'variant'; only naive_bayes does")
+        estimator = _naive_bayes_variant(variant) if variant else self.builder(task, layout)
         if not params:
             return estimator
         known = estimator.get_params(deep=False)
@@ -119,6 +126,22 @@ def _library(name: str) -> Any:
             f"{name} is not installed; install mlgate with the boosted libraries: "
             "pip install 'mlgate[boost]'"
         ) from None
+
+
+_NAIVE_BAYES = {
+    "gaussian": "GaussianNB",
+    "multinomial": "MultinomialNB",
+    "complement": "ComplementNB",
+    "bernoulli": "BernoulliNB",
+}
+
+
+def _naive_bayes_variant(variant: str) -> Any:
+    if variant not in _NAIVE_BAYES:
+        raise InvalidInput(
+            f"naive_bayes variant {variant!r} is not one of {', '.join(_NAIVE_BAYES)}"
+        )
+    return getattr(import_module("sklearn.naive_bayes"), _NAIVE_BAYES[variant])()
 
 
 def _naive_bayes(task: Task, layout: FeatureLayout) -> Any:

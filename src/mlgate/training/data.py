@@ -161,6 +161,8 @@ def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple
                 f"{target!r} is not numeric, so it cannot be regressed; "
                 "use a classification algorithm such as logistic_regression"
             )
+        if y.nunique() < 2:
+            raise InvalidInput(f"{target!r} has a single value; there is nothing to predict")
         return y.astype("float64"), None
     if numeric:
         values = y.to_numpy(dtype="float64")
