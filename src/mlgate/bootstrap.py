@@ -19,6 +19,7 @@ from mlgate.serving.predictors import PredictorCache
 from mlgate.settings import Settings
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
+from mlgate.training.jobs import JobRunner
 
 
 def utc_now() -> datetime:
@@ -33,6 +34,14 @@ class Services:
     predictors: PredictorCache
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
+    _jobs: JobRunner | None = field(default=None, repr=False)
+
+    @property
+    def jobs(self) -> JobRunner:
+        """The background runner of training jobs, made on first use."""
+        if self._jobs is None:
+            self._jobs = JobRunner(self.uow, self.artifacts, self.open_source, self.clock)
+        return self._jobs
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
@@ -54,6 +63,8 @@ class Services:
         return {"status": "ready", "database": self.engine.dialect.name, "schema": current}
 
     def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=True)
         self.engine.dispose()
 
 

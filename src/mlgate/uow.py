@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from mlgate.access.repository import KeyRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.sources.repository import SourceRepository
+
+if TYPE_CHECKING:
+    from mlgate.training.jobs import JobRepository
 
 
 class UnitOfWork(Protocol):
@@ -21,6 +24,9 @@ class UnitOfWork(Protocol):
 
     @property
     def sources(self) -> SourceRepository: ...
+
+    @property
+    def jobs(self) -> JobRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-SCOPES = ("predict",)
+SCOPES = ("predict", "train")
 
 
 @dataclass(frozen=True)

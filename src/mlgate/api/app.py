@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mlgate import __version__, errors
 from mlgate.api import problems
-from mlgate.api.routes import health, models
+from mlgate.api.routes import health, jobs, models
 from mlgate.bootstrap import Services
 
 
 def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One process owns the jobs (see training/jobs.py): any it finds unfinished, died with it.
+        await run_in_threadpool(services.jobs.recover)
+        yield
+        await run_in_threadpool(services.jobs.shutdown)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="mlgate",
         version=__version__,
         description="Versioned, access-controlled prediction APIs for models trained on your data.",
@@ -27,4 +39,5 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
     return app

@@ -17,10 +17,17 @@ app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Who or what will use the key, e.g. billing-service.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="What the key may do: predict (default) and/or train; repeatable."),
+    ] = None,
 ) -> None:
     """Create an API key. Its token is printed once and stored nowhere."""
     s = services(ctx)
-    key, token = service.create_key(s.uow(), s.server_secret, name=name, now=s.clock())
+    scopes = tuple(scope or ("predict",))
+    key, token = service.create_key(
+        s.uow(), s.server_secret, name=name, now=s.clock(), scopes=scopes
+    )
     console.print(
         f"Created key [bold]{key.prefix}[/] ({key.name}). Keep this token; it is shown once:"
     )

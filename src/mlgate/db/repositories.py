@@ -8,11 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlgate.access.model import ApiKey
-from mlgate.db.tables import api_keys, model_versions, models, sources
+from mlgate.db.tables import api_keys, jobs, model_versions, models, sources
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel
 from mlgate.schema import Column
 from mlgate.sources.base import SourceConfig
+from mlgate.training.jobs import FINISHED, Job
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -212,4 +213,58 @@ class SqlKeyRepository:
             scopes=tuple(row.scopes),
             created_at=_aware(row.created_at),
             revoked_at=_utc(row.revoked_at),
+        )
+
+
+class SqlJobRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, job: Job) -> None:
+        self._conn.execute(jobs.insert().values(id=job.id, **self._values(job)))
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._conn.execute(jobs.select().where(jobs.c.id == job_id)).first()
+        return None if row is None else self._load(row)
+
+    def save(self, job: Job) -> None:
+        self._conn.execute(jobs.update().where(jobs.c.id == job.id).values(**self._values(job)))
+
+    def unfinished(self) -> list[Job]:
+        rows = self._conn.execute(jobs.select().where(jobs.c.state.not_in(FINISHED)))
+        return [self._load(row) for row in rows]
+
+    @staticmethod
+    def _values(job: Job) -> dict[str, Any]:
+        return {
+            "kind": job.kind,
+            "state": job.state,
+            "spec": job.spec,
+            "stage": job.stage,
+            "progress": job.progress,
+            "log": list(job.log),
+            "result": job.result,
+            "error": job.error,
+            "cancel_requested": job.cancel_requested,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+        }
+
+    @staticmethod
+    def _load(row: sa.Row[Any]) -> Job:
+        return Job(
+            id=row.id,
+            kind=row.kind,
+            state=row.state,
+            spec=dict(row.spec),
+            created_at=_aware(row.created_at),
+            stage=row.stage,
+            progress=row.progress,
+            log=tuple(row.log),
+            result=dict(row.result),
+            error=row.error,
+            cancel_requested=bool(row.cancel_requested),
+            started_at=_utc(row.started_at),
+            finished_at=_utc(row.finished_at),
         )

@@ -7,7 +7,12 @@ from typing import Self
 
 import sqlalchemy as sa
 
-from mlgate.db.repositories import SqlKeyRepository, SqlModelRepository, SqlSourceRepository
+from mlgate.db.repositories import (
+    SqlJobRepository,
+    SqlKeyRepository,
+    SqlModelRepository,
+    SqlSourceRepository,
+)
 from mlgate.errors import NotReady
 
 
@@ -29,6 +34,7 @@ class SqlUnitOfWork:
         self.sources = SqlSourceRepository(self._conn)
         self.models = SqlModelRepository(self._conn)
         self.keys = SqlKeyRepository(self._conn)
+        self.jobs = SqlJobRepository(self._conn)
         return self
 
     def __exit__(

@@ -1,0 +1,121 @@
+"""Training over HTTP: start a job, watch it, cancel it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.access.service import authenticate
+from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.bootstrap import Services
+from mlgate.training import jobs
+from mlgate.training.service import TrainSpec
+from mlgate.training.tuning import TuneSpec
+
+router = APIRouter(prefix="/v1", tags=["training"], dependencies=[Security(bearer)])
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="A source from `mlgate sources list`")
+    target: str = Field(description="The column to predict")
+    algorithm: str = Field("logistic_regression", description="A catalogue name, or auto")
+    table: str | None = None
+    query: str | None = None
+    drop: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    task: Literal["classification", "regression"] | None = None
+    tune: str | None = Field(None, description="trials=50, time=5m, or both")
+    test_size: float = 0.2
+    seed: int = 42
+    report: bool = True
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    state: str
+    stage: str
+    progress: float
+    log: list[str]
+    result: dict[str, Any]
+    error: str | None
+    cancel_requested: bool
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+@router.post("/models/{name}/train", status_code=202, response_model=JobOut, responses=PROBLEMS)
+async def train(request: Request, name: str, body: TrainRequest) -> Response:
+    """Start training a new version of `name`; answers at once with the job to watch."""
+    services = _services(request)
+
+    def run() -> jobs.Job:
+        _authenticate(services, request)
+        spec = TrainSpec(
+            model_name=name,
+            source=body.source,
+            target=body.target,
+            algorithm=body.algorithm,
+            table=body.table,
+            query=body.query,
+            drop=tuple(body.drop),
+            params=body.params or None,
+            test_size=body.test_size,
+            seed=body.seed,
+            task=body.task,
+            tune=TuneSpec.parse(body.tune) if body.tune else None,
+            report=body.report,
+        )
+        return services.jobs.submit(spec, {"model": name, **body.model_dump()})
+
+    job = await run_in_threadpool(run)
+    return _json(job, 202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=PROBLEMS)
+async def get_job(request: Request, job_id: str) -> Response:
+    """A job's state, progress and the tail of its log."""
+    services = _services(request)
+
+    def run() -> jobs.Job:
+        _authenticate(services, request)
+        return jobs.get_job(services.uow(), job_id)
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut, responses=PROBLEMS)
+async def cancel_job(request: Request, job_id: str) -> Response:
+    """Ask a job to stop at its next step. Nothing it did is registered."""
+    services = _services(request)
+
+    def run() -> jobs.Job:
+        _authenticate(services, request)
+        return jobs.request_cancel(services.uow(), job_id)
+
+    return _json(await run_in_threadpool(run), 202)
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _authenticate(services: Services, request: Request) -> None:
+    authenticate(
+        services.uow(), services.server_secret, request.headers.get("authorization"), scope="train"
+    )
+
+
+def _json(job: jobs.Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(job.to_json()), status, headers=headers, media_type="application/json"
+    )

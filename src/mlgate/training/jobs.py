@@ -1,0 +1,229 @@
+"""Training jobs: a training run that outlives the request that started it.
+
+A job is a row (queued -> running -> succeeded | failed | cancelled) with its progress and the
+tail of its log. `JobRunner` runs jobs on background threads of the serving process; a job whose
+process died is found still "running" at the next start and marked failed. Registration is
+atomic (registry.service.register_version), so a failed or cancelled job registers nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from mlgate.errors import MlgateError, NotFound
+from mlgate.registry.store import ArtifactStore
+from mlgate.sources.base import Source, SourceConfig
+from mlgate.training.service import STAGES, TrainSpec, train_model
+from mlgate.uow import UnitOfWork
+
+State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINISHED = ("succeeded", "failed", "cancelled")
+LOG_LINES = 50
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    state: State
+    spec: dict[str, Any]
+    created_at: datetime
+    stage: str = ""
+    progress: float = 0.0  # 0..1, from the stages passed
+    log: tuple[str, ...] = ()
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cancel_requested: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "stage": self.stage,
+            "progress": round(self.progress, 3),
+            "log": list(self.log[-LOG_LINES:]),
+            "result": self.result,
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+class JobRepository(Protocol):
+    def add(self, job: Job) -> None: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def save(self, job: Job) -> None: ...
+
+    def unfinished(self) -> list[Job]: ...
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when someone asked to cancel it."""
+
+
+def get_job(uow: UnitOfWork, job_id: str) -> Job:
+    with uow:
+        job = uow.jobs.get(job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id[:40]!r}")
+    return job
+
+
+def request_cancel(uow: UnitOfWork, job_id: str) -> Job:
+    """Ask a job to stop at its next step; a queued job is cancelled at once."""
+    with uow:
+        job = uow.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id[:40]!r}")
+        if job.state not in FINISHED:
+            job = replace(job, cancel_requested=True)
+            uow.jobs.save(job)
+            uow.commit()
+    return job
+
+
+class JobRunner:
+    """Runs training jobs on a small pool of threads in this process."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        artifacts: ArtifactStore,
+        open_source: Callable[[SourceConfig], Source],
+        clock: Callable[[], datetime],
+        *,
+        workers: int = 1,
+    ) -> None:
+        self._uow = uow_factory
+        self._artifacts = artifacts
+        self._open_source = open_source
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlgate-job")
+        self._lock = threading.Lock()
+
+    def recover(self) -> int:
+        """Mark jobs left unfinished by a process that died as failed; returns how many."""
+        uow = self._uow()
+        with uow:
+            stale = uow.jobs.unfinished()
+            for job in stale:
+                uow.jobs.save(
+                    replace(
+                        job,
+                        state="failed",
+                        error="the server stopped while this job ran; nothing was registered",
+                        finished_at=self._clock(),
+                    )
+                )
+            uow.commit()
+        return len(stale)
+
+    def submit(self, spec: TrainSpec, spec_json: dict[str, Any]) -> Job:
+        job = Job(
+            id=uuid.uuid4().hex,
+            kind="train",
+            state="queued",
+            spec=spec_json,
+            created_at=self._clock(),
+            log=(f"queued: train {spec.model_name} with {spec.algorithm}",),
+        )
+        uow = self._uow()
+        with uow:
+            uow.jobs.add(job)
+            uow.commit()
+        self._pool.submit(self._run, job.id, spec)
+        return job
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def _run(self, job_id: str, spec: TrainSpec) -> None:
+        job = self._update(job_id, state="running", started_at=self._clock(), line="started")
+        if job.cancel_requested:
+            self._finish(job_id, "cancelled", line="cancelled before it started")
+            return
+
+        def progress(stage: str, detail: str) -> None:
+            fraction = STAGES.index(stage) / len(STAGES) if stage in STAGES else 0.0
+            current = self._update(job_id, stage=stage, progress=fraction, line=detail)
+            if current.cancel_requested:
+                raise JobCancelled
+
+        try:
+            result = train_model(
+                self._uow(),
+                self._artifacts,
+                self._open_source,
+                spec,
+                now=self._clock,
+                progress=progress,
+            )
+        except JobCancelled:
+            self._finish(job_id, "cancelled", line="cancelled; nothing was registered")
+        except MlgateError as exc:
+            self._finish(job_id, "failed", error=str(exc), line=f"failed: {exc}")
+        except Exception as exc:  # a bug or a library failure: the job says so, the server lives
+            message = f"{type(exc).__name__}: {exc}"
+            self._finish(job_id, "failed", error=message, line=f"failed: {message}")
+        else:
+            version = result.version
+            self._finish(
+                job_id,
+                "succeeded",
+                result={
+                    "model": version.model_name,
+                    "version": version.number,
+                    "metrics": version.metrics,
+                },
+                line=f"registered {version.ref}",
+                warnings=result.warnings,
+            )
+
+    def _finish(
+        self,
+        job_id: str,
+        state: State,
+        *,
+        line: str,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        for warning in warnings:
+            self._update(job_id, line=f"warning: {warning}")
+        self._update(
+            job_id,
+            state=state,
+            line=line,
+            error=error,
+            result=result or {},
+            finished_at=self._clock(),
+            progress=1.0 if state == "succeeded" else None,
+        )
+
+    def _update(self, job_id: str, *, line: str | None = None, **changes: Any) -> Job:
+        with self._lock:
+            uow = self._uow()
+            with uow:
+                job = uow.jobs.get(job_id)
+                assert job is not None
+                values = {k: v for k, v in changes.items() if v is not None or k == "error"}
+                if line:
+                    values["log"] = (*job.log, line)[-LOG_LINES:]
+                job = replace(job, **values)
+                uow.jobs.save(job)
+                uow.commit()
+        return job

@@ -1,0 +1,131 @@
+"""Training over HTTP: a job outlives its request, reports progress, can be cancelled, and a
+failed or cancelled job registers nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mlgate.training.jobs import Job
+from tests.conftest import make_services
+from tests.e2e.helpers import TOKEN, mlgate, running_server
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("jobs")
+    mlgate(home, "quickstart", "--no-serve")
+    return home
+
+
+@pytest.fixture(scope="module")
+def stale_job(home: Path) -> str:
+    """A job row left "running" by a process that died: the next server start must fail it."""
+    services = make_services(home)
+    job = Job(id="f" * 32, kind="train", state="running", spec={}, created_at=services.clock())
+    with services.uow() as uow:
+        uow.jobs.add(replace(job, log=("started",)))
+        uow.commit()
+    services.close()
+    return job.id
+
+
+@pytest.fixture(scope="module")
+def base(home: Path, stale_job: str) -> Iterator[str]:
+    with running_server(home) as url:
+        yield url
+
+
+def key(home: Path, *scopes: str) -> dict[str, str]:
+    args = [a for s in scopes for a in ("--scope", s)]
+    match = TOKEN.search(mlgate(home, "keys", "create", "--name", "jobs", *args).stdout)
+    assert match
+    return {"Authorization": f"Bearer {match.group(0)}"}
+
+
+def wait(base: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+BODY = {"source": "demo", "table": "customers", "target": "churned", "drop": ["customer_id"]}
+
+
+def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> None:
+    headers = key(home, "train", "predict")
+    response = httpx.post(
+        f"{base}/v1/models/churn/train",
+        headers=headers,
+        json={**BODY, "algorithm": "random_forest"},
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["state"] in ("queued", "running")
+    done = wait(base, headers, job["id"])
+    assert done["state"] == "succeeded", done
+    assert done["result"]["model"] == "churn" and done["result"]["version"] == 2
+    assert done["progress"] == 1.0 and any("fitting random_forest" in line for line in done["log"])
+    detail = httpx.get(f"{base}/v1/models/churn", headers=headers).json()
+    assert [v["algorithm"] for v in detail["versions"]] == ["logistic_regression", "random_forest"]
+
+
+def test_a_cancelled_job_registers_nothing(home: Path, base: str) -> None:
+    headers = key(home, "train", "predict")
+    body = {**BODY, "algorithm": "random_forest", "tune": "trials=500"}
+    job = httpx.post(f"{base}/v1/models/slow/train", headers=headers, json=body).json()
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers).json()["stage"] != "tune":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cancel = httpx.post(f"{base}/v1/jobs/{job['id']}/cancel", headers=headers)
+    assert cancel.status_code == 202 and cancel.json()["cancel_requested"]
+    done = wait(base, headers, job["id"])
+    assert done["state"] == "cancelled"
+    assert httpx.get(f"{base}/v1/models/slow", headers=headers).status_code == 404
+
+
+def test_a_failing_job_says_why_and_registers_nothing(home: Path, base: str) -> None:
+    headers = key(home, "train", "predict")
+    body = {**BODY, "target": "no_such_column"}
+    job = httpx.post(f"{base}/v1/models/broken/train", headers=headers, json=body).json()
+    done = wait(base, headers, job["id"])
+    assert done["state"] == "failed"
+    assert "no column 'no_such_column' to predict" in done["error"]
+    assert httpx.get(f"{base}/v1/models/broken", headers=headers).status_code == 404
+
+
+def test_a_job_left_running_by_a_dead_server_is_marked_failed(
+    home: Path, base: str, stale_job: str
+) -> None:
+    done = httpx.get(f"{base}/v1/jobs/{stale_job}", headers=key(home, "train")).json()
+    assert done["state"] == "failed" and "server stopped" in done["error"]
+
+
+def test_training_needs_the_train_scope_and_a_sound_body(home: Path, base: str) -> None:
+    predict_only = key(home, "predict")
+    response = httpx.post(f"{base}/v1/models/churn/train", headers=predict_only, json=BODY)
+    assert response.status_code == 403 and "'train' scope" in response.json()["detail"]
+    headers = key(home, "train")
+    bad = httpx.post(f"{base}/v1/models/churn/train", headers=headers, json={"target": "x"})
+    assert bad.status_code == 422
+    assert any(e["field"].endswith("source") for e in bad.json()["errors"])
+    extra = httpx.post(f"{base}/v1/models/churn/train", headers=headers, json={**BODY, "colour": 1})
+    assert extra.status_code == 422
+    tune = httpx.post(
+        f"{base}/v1/models/churn/train", headers=headers, json={**BODY, "tune": "lots"}
+    )
+    assert tune.status_code == 422 and "trials=" in tune.json()["detail"]
+    assert httpx.get(f"{base}/v1/jobs/nope", headers=headers).status_code == 404
+    assert httpx.post(f"{base}/v1/models/churn/train", json=BODY).status_code == 401
