@@ -292,3 +292,31 @@ def test_bad_training_requests_say_what_is_wrong(
     with services.uow() as uow:
         assert uow.models.all() == []
     assert list(services.settings.artifact_dir.rglob("*.skops")) == []
+
+
+def test_postgresql_reads_through_arrow_and_gets_the_same_rows(
+    rows: pd.DataFrame, postgres_url: str
+) -> None:
+    from mlgate.schema import conform, infer_columns
+    from mlgate.sources.sql import SqlSource
+
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        rows.to_sql("customers", conn, index=False)
+        conn.execute(sa.text("ALTER TABLE customers ADD COLUMN price NUMERIC(10, 2) DEFAULT 9.95"))
+    engine.dispose()
+    source = SqlSource("pg", postgres_url)
+    try:
+        fast = source._read_arrow('SELECT * FROM "customers"')
+        assert fast is not None, "the ADBC driver should read PostgreSQL"
+        via_table = source.read_table("customers")
+        with sa.create_engine(postgres_url).connect() as conn:
+            slow = pd.read_sql_query(sa.text("SELECT * FROM customers"), conn)
+    finally:
+        source.close()
+    columns = infer_columns(slow.assign(price=slow.price.astype(float)))
+    assert {c.name: c.type for c in infer_columns(fast)} == {c.name: c.type for c in columns}
+    pd.testing.assert_frame_equal(
+        conform(fast, columns), conform(slow.assign(price=slow.price.astype(float)), columns)
+    )
+    pd.testing.assert_frame_equal(conform(via_table, columns), conform(fast, columns))

@@ -1,4 +1,9 @@
-"""Any database SQLAlchemy can reach: PostgreSQL, MySQL/MariaDB, SQLite."""
+"""Any database SQLAlchemy can reach: PostgreSQL, MySQL/MariaDB, SQLite.
+
+PostgreSQL rows are read through ADBC when its driver is installed: the server's binary COPY
+format straight into Arrow columns, several times faster than row-by-row fetching (see
+bench/train.py). Anything ADBC cannot read falls back to SQLAlchemy.
+"""
 
 from __future__ import annotations
 
@@ -31,13 +36,39 @@ class SqlSource:
             statement = sa.select(selectable)
             if limit is not None:
                 statement = statement.limit(limit)
-            return self._read(conn, statement)
+            sql = str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
+            fast = self._read_arrow(sql)
+            return fast if fast is not None else self._read(conn, statement)
 
     def read_query(self, query: str) -> pd.DataFrame:
         if not query.strip():
             raise InvalidInput("the query is empty; give a SELECT that returns the training rows")
+        fast = self._read_arrow(query)
+        if fast is not None:
+            return fast
         with self._connect() as conn:
             return self._read(conn, sa.text(query))
+
+    def _read_arrow(self, sql: str) -> pd.DataFrame | None:
+        """The rows through ADBC, or None where ADBC does not apply or could not read them."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        try:
+            from adbc_driver_postgresql import dbapi
+        except ImportError:
+            return None
+        uri = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            with dbapi.connect(uri) as conn, conn.cursor() as cursor:
+                cursor.execute(sql)
+                table = cursor.fetch_arrow_table()
+        except Exception:  # any ADBC failure: SQLAlchemy reads it, or reports it properly
+            return None
+        frame: pd.DataFrame = table.to_pandas()
+        for arrow_field in table.schema:
+            if (arrow_field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
+                frame[arrow_field.name] = pd.to_numeric(frame[arrow_field.name])
+        return frame
 
     def close(self) -> None:
         self._engine.dispose()
