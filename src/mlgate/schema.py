@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 # Free text: long strings that mostly differ from one another.
 _TEXT_MIN_MEAN_LENGTH = 30
 _TEXT_MIN_DISTINCT_SHARE = 0.5
+_TEXT_SAMPLE = 10_000
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
         values = frame[column.name]
         if column.type in ("string", "text"):
             mask = values.isna()
-            strings = values.astype(object).map(str).astype(object)
+            strings = values.astype(object)
+            if pd.api.types.infer_dtype(strings, skipna=True) != "string":
+                strings = strings.map(str).astype(object)  # numbers used as category labels
             # Missing text is no words at all; a missing category is its own category later.
             out[column.name] = strings.where(~mask, "" if column.type == "text" else np.nan)
         elif column.type == "datetime":
@@ -190,20 +193,19 @@ def _infer_type(name: str, values: pd.Series) -> ColumnType:
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return "datetime"
     present = values.dropna()
-    if len(present) and present.map(lambda v: isinstance(v, datetime | date)).all():
-        return "datetime"
-    if len(present) and present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+    # infer_dtype looks at the values in C; a sample is enough to tell text from categories.
+    kind = pd.api.types.infer_dtype(present, skipna=True) if len(present) else "empty"
+    if kind == "boolean":
         return "boolean"
-    numeric = present.map(
-        lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool)
-    )
-    if len(present) and numeric.all():
+    if kind in ("datetime", "datetime64", "date"):
+        return "datetime"
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
         return "number"
-    strings = present.astype(str)
+    strings = present.head(_TEXT_SAMPLE).astype(str)
     if (
         len(strings) >= 20
         and strings.str.len().mean() >= _TEXT_MIN_MEAN_LENGTH
-        and strings.str.contains(" ").mean() > 0.5
+        and strings.str.contains(" ", regex=False).mean() > 0.5
         and strings.nunique() >= _TEXT_MIN_DISTINCT_SHARE * len(strings)
     ):
         return "text"

@@ -310,8 +310,10 @@ def test_postgresql_reads_through_arrow_and_gets_the_same_rows(
         fast = source._read_arrow('SELECT * FROM "customers"')
         assert fast is not None, "the ADBC driver should read PostgreSQL"
         via_table = source.read_table("customers")
-        with sa.create_engine(postgres_url).connect() as conn:
+        reader = sa.create_engine(postgres_url)
+        with reader.connect() as conn:
             slow = pd.read_sql_query(sa.text("SELECT * FROM customers"), conn)
+        reader.dispose()
     finally:
         source.close()
     columns = infer_columns(slow.assign(price=slow.price.astype(float)))

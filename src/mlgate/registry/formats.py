@@ -55,6 +55,7 @@ _SKLEARN = [
     "neighbors._regression.KNeighborsRegressor",
     "pipeline.Pipeline",
     "preprocessing._data.StandardScaler",
+    "preprocessing._function_transformer.FunctionTransformer",  # "passthrough" once fitted
     "preprocessing._encoders.OneHotEncoder",
     "preprocessing._encoders.OrdinalEncoder",
     "svm._classes.LinearSVC",
@@ -72,7 +73,7 @@ TRUSTED_TYPES = frozenset(
     + ["numpy.ndarray", "numpy.dtype", "numpy.bool_", "numpy.float64", "numpy.int64"]
     + ["numpy.float32", "numpy.int32", "numpy.str_", "numpy.random._generator.Generator"]
     + ["numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64"]
-    + ["scipy.sparse._csr.csr_matrix"]
+    + ["scipy.sparse._csr.csr_matrix", "numpy.median"]
 )
 
 

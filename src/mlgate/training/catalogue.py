@@ -52,6 +52,7 @@ class Algorithm:
     statsmodels_twin: bool = False  # its coefficient table comes with statsmodels' errors
     fit_params: Callable[[FeatureLayout], dict[str, Any]] | None = None
     accepts_text: bool = True
+    native_missing: bool = False  # takes NaN as "missing" itself: no imputation in front
 
     def build(
         self, task: Task, layout: FeatureLayout, params: Mapping[str, Any] | None = None
@@ -281,6 +282,7 @@ CATALOGUE: dict[str, Algorithm] = {
             ),
             {"max_depth": IntRange(2, 20), "min_samples_leaf": IntRange(1, 50, log=True)},
             encoding="ordinal",
+            native_missing=True,
         ),
         Algorithm(
             "random_forest",
@@ -297,6 +299,7 @@ CATALOGUE: dict[str, Algorithm] = {
                 "min_samples_leaf": IntRange(1, 20, log=True),
             },
             encoding="ordinal",
+            native_missing=True,
         ),
         Algorithm(
             "k_nearest_neighbors",
@@ -344,6 +347,7 @@ CATALOGUE: dict[str, Algorithm] = {
             _xgboost,
             {**_BOOSTED_SPACE, "max_depth": IntRange(2, 10)},
             encoding="ordinal",
+            native_missing=True,
             format="xgboost",
             library="xgboost",
             accepts_text=False,
@@ -356,6 +360,7 @@ CATALOGUE: dict[str, Algorithm] = {
             _lightgbm,
             {**_BOOSTED_SPACE, "num_leaves": IntRange(8, 256, log=True)},
             encoding="ordinal",
+            native_missing=True,
             format="lightgbm",
             library="lightgbm",
             accepts_text=False,
@@ -369,6 +374,7 @@ CATALOGUE: dict[str, Algorithm] = {
             _catboost,
             {"iterations": IntRange(50, 600, log=True), "depth": IntRange(3, 10)},
             encoding="strings",
+            native_missing=True,
             format="catboost",
             library="catboost",
             accepts_text=False,

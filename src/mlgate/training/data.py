@@ -115,9 +115,17 @@ def prepare(
 
 def _refuse_leaks(frame: pd.DataFrame, candidates: Sequence[str], target: str) -> None:
     y = frame[target]
+    numeric_target = pd.api.types.is_numeric_dtype(y.dtype)
     for name in candidates:
         column = frame[name]
-        same = column.equals(y) or (len(column) > 0 and (column.astype(str) == y.astype(str)).all())
+        if numeric_target and pd.api.types.is_numeric_dtype(column.dtype):
+            same = np.array_equal(
+                column.to_numpy("float64", na_value=np.nan),
+                y.to_numpy("float64", na_value=np.nan),
+                equal_nan=True,
+            )
+        else:
+            same = column.astype(object).equals(y.astype(object))
         if same:
             raise InvalidInput(
                 f"column {name!r} is a copy of the target {target!r}, so the model would learn "

