@@ -37,6 +37,21 @@ def reviews(n_rows: int = 400, seed: int = 1) -> pd.DataFrame:
     )
 
 
+@pytest.fixture
+def review_source(services: Services, tmp_path: Path) -> str:
+    """A Parquet source "r" whose table "reviews" holds labelled free-text reviews."""
+    reviews().to_parquet(tmp_path / "reviews.parquet")
+    add_source(
+        services.uow(),
+        services.open_source,
+        name="r",
+        url=str(tmp_path),
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+    return "r"
+
+
 def train(services: Services, source: str, table: str, target: str, **kw: object) -> TrainResult:
     spec = TrainSpec(
         model_name=kw.pop("model_name", "m"),
@@ -52,16 +67,9 @@ def train(services: Services, source: str, table: str, target: str, **kw: object
 
 
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "naive_bayes", "svm", "linear_svm"])
-def test_text_columns_are_vectorised(services: Services, tmp_path: Path, algorithm: str) -> None:
-    reviews().to_parquet(tmp_path / "reviews.parquet")
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="r",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+def test_text_columns_are_vectorised(
+    services: Services, review_source: str, algorithm: str
+) -> None:
     version = train(
         services, "r", "reviews", "label", algorithm=algorithm, model_name=f"t-{algorithm}"
     ).version
@@ -78,30 +86,12 @@ def test_text_columns_are_vectorised(services: Services, tmp_path: Path, algorit
     assert services.predictors.get(version).score(frame).predictions == ["positive", "negative"]
 
 
-def test_boosters_refuse_text_with_advice(services: Services, tmp_path: Path) -> None:
-    reviews().to_parquet(tmp_path / "reviews.parquet")
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="r",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+def test_boosters_refuse_text_with_advice(services: Services, review_source: str) -> None:
     with pytest.raises(InvalidInput, match="does not take free-text columns"):
         train(services, "r", "reviews", "label", algorithm="xgboost")
 
 
-def test_naive_bayes_variant_can_be_named(services: Services, tmp_path: Path) -> None:
-    reviews().to_parquet(tmp_path / "reviews.parquet")
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="r",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+def test_naive_bayes_variant_can_be_named(services: Services, review_source: str) -> None:
     version = train(
         services, "r", "reviews", "label", algorithm="naive_bayes", params={"variant": "bernoulli"}
     ).version
