@@ -10,7 +10,6 @@ from typer.core import TyperGroup
 from mlgate import __version__
 from mlgate.cli import keys, models, serving, sources, training
 from mlgate.cli.context import console, errors, services
-from mlgate.db import migrate
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
 
@@ -45,6 +44,8 @@ app.command("quickstart")(serving.quickstart)
 @app.command("init")
 def init(ctx: typer.Context) -> None:
     """Create the home folder and bring the metadata database to the latest schema."""
+    from mlgate.db import migrate
+
     s = services(ctx)
     console.print(f"home:      {s.settings.home}")
     console.print(f"database:  {redact(s.settings.database_url)}")

@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from mlgate.access.service import create_key
-from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.training import print_result, run_training
 from mlgate.sources import demo
 from mlgate.sources import service as sources
-from mlgate.training.service import TrainSpec
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
@@ -53,6 +50,8 @@ def quickstart(
         )
     console.print("2. source: demo")
 
+    from mlgate.training.service import TrainSpec
+
     spec = TrainSpec(
         model_name="churn",
         source="demo",
@@ -83,6 +82,10 @@ def quickstart(
 
 
 def run_server(s: Services, host: str, port: int) -> None:
+    import uvicorn
+
+    from mlgate.api.app import create_app
+
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(s), host=host, port=port, log_level="info")
 

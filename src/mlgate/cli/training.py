@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -13,8 +13,9 @@ from mlgate.cli.context import console, services
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
 from mlgate.training.catalogue import CATALOGUE, get_algorithm
-from mlgate.training.service import STAGES, TrainResult, TrainSpec, train_model
-from mlgate.training.tuning import TuneSpec
+
+if TYPE_CHECKING:  # scikit-learn and friends load when a command trains, not for --help
+    from mlgate.training.service import TrainResult, TrainSpec
 
 algorithms = typer.Typer(help="The algorithms `mlgate train` can fit.", no_args_is_help=True)
 
@@ -54,6 +55,9 @@ def train(
     ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
+    from mlgate.training.service import TrainSpec
+    from mlgate.training.tuning import TuneSpec
+
     spec = TrainSpec(
         model_name=model,
         source=source,
@@ -96,6 +100,8 @@ def _task(value: str | None) -> Task | None:
 
 
 def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
+    from mlgate.training.service import STAGES, train_model
+
     s = services(ctx)
     columns = (
         SpinnerColumn(),

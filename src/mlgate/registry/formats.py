@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 
 from mlgate.errors import ArtifactError
 
@@ -144,6 +143,8 @@ def types_in(data: bytes) -> set[str]:
 
 
 def _dump_skops(obj: Any) -> bytes:
+    import skops.io as sio  # loads all of scikit-learn: only when a model is saved or loaded
+
     data: bytes = sio.dumps(obj)
     untrusted = types_in(data) - TRUSTED_TYPES
     if untrusted:
@@ -160,6 +161,8 @@ def _load_skops(data: bytes, ref: str) -> Any:
             f"the artifact of {ref} names types that are not on the trust list: "
             f"{', '.join(sorted(untrusted))}; it will not be loaded"
         )
+    import skops.io as sio
+
     try:
         return sio.loads(data, trusted=sorted(found))
     except Exception as exc:  # skops raises many kinds; all mean "this file is unusable"

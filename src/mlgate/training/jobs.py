@@ -14,13 +14,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlgate.errors import MlgateError, NotFound
 from mlgate.registry.store import ArtifactStore
 from mlgate.sources.base import Source, SourceConfig
-from mlgate.training.service import STAGES, TrainSpec, train_model
 from mlgate.uow import UnitOfWork
+
+if TYPE_CHECKING:  # the training machinery loads when a job runs, not when jobs are listed
+    from mlgate.training.service import TrainSpec
 
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -151,6 +153,8 @@ class JobRunner:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _run(self, job_id: str, spec: TrainSpec) -> None:
+        from mlgate.training.service import STAGES, train_model
+
         job = self._update(job_id, state="running", started_at=self._clock(), line="started")
         if job.cancel_requested:
             self._finish(job_id, "cancelled", line="cancelled before it started")
