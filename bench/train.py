@@ -113,9 +113,17 @@ def child(kind: str, url: str, algorithm: str) -> dict[str, Any]:
         f"model__{k}": v for k, v in (spec.fit_params(layout) if spec.fit_params else {}).items()
     }
     if kind == "fit-mlgate":
+        from sklearn.base import clone
+
+        # Preprocessing alone first: timed, and it warms the allocator as the direct run's
+        # (untimed) preprocessing does, so both fits start from the same state.
+        started = time.perf_counter()
+        clone(pipeline[:-1]).fit_transform(prepared.X, prepared.y)
+        preprocess = time.perf_counter() - started
         started = time.perf_counter()
         pipeline.fit(prepared.X, prepared.y, **fit_params)
-        return {"seconds": time.perf_counter() - started, "rows": len(prepared.X)}
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "preprocess": preprocess, "rows": len(prepared.X)}
     arrays = pipeline[:-1].fit_transform(prepared.X, prepared.y)  # not timed: the same arrays
     model = spec.build("classification", layout)
     direct = {k.removeprefix("model__"): v for k, v in fit_params.items()}
@@ -159,11 +167,14 @@ def main() -> None:
     for algorithm in args.algorithms.split(","):
         mine, theirs = measure("fit-mlgate", url, algorithm), measure("fit-direct", url, algorithm)
         overhead = mine["seconds"] / theirs["seconds"] - 1
+        model_only = (mine["seconds"] - mine["preprocess"]) / theirs["seconds"] - 1
         print(
             f"  fit    {algorithm:<20} mlgate {mine['seconds']:7.2f} s "
             f"(peak {mine['peak_mb']:5.0f} MB)"
             f"  direct {theirs['seconds']:7.2f} s (peak {theirs['peak_mb']:5.0f} MB)"
-            f"  overhead {100 * overhead:+.1f}% (target <= 10%)"
+            f"  overhead {100 * overhead:+.1f}% (target <= 10%)\n"
+            f"         of which preprocessing raw rows {mine['preprocess']:.2f} s; "
+            f"the model's own fit inside mlgate vs direct: {100 * model_only:+.1f}%"
         )
 
 
