@@ -106,3 +106,14 @@ def test_tune_specs_parse(text: str, expected: TuneSpec) -> None:
 def test_bad_tune_specs_say_how_to_write_them(text: str) -> None:
     with pytest.raises(InvalidInput, match="trials="):
         TuneSpec.parse(text)
+
+
+def test_cross_validated_metrics_are_reported_when_asked(services: Services) -> None:
+    version = train(services, model_name="cv", algorithm="logistic_regression", cv=3)
+    cv = (version.report or {})["cv"]
+    assert cv["folds"] == 3
+    mean, sd = cv["metrics"]["accuracy"]
+    assert 0.5 < mean < 1 and 0 <= sd < 0.2
+    assert set(cv["metrics"]) == set(version.metrics)
+    with pytest.raises(InvalidInput, match="2 to 20 folds"):
+        train(services, model_name="cv", algorithm="logistic_regression", cv=1)

@@ -49,6 +49,10 @@ def train(
     report: Annotated[
         bool, typer.Option(help="Draw the report (plots, importances, coefficients).")
     ] = True,
+    cv: Annotated[
+        int | None,
+        typer.Option(help="Also report k-fold cross-validated metrics (on with --tune/auto)."),
+    ] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(help="A hyperparameter, NAME=VALUE (repeatable), e.g. max_depth=6."),
@@ -72,6 +76,7 @@ def train(
         task=_task(task),
         tune=TuneSpec.parse(tune) if tune else None,
         report=report,
+        cv=cv,
     )
     result = run_training(ctx, spec)
     print_result(result)
@@ -132,14 +137,19 @@ def print_result(result: TrainResult) -> None:
     evaluation = (version.report or {}).get("evaluation", {})
     intervals = evaluation.get("intervals", {})
     baseline = evaluation.get("baseline", {})
-    table = Table(
-        f"holdout ({evaluation.get('n_holdout', '?')} rows)", "value", "95% interval", "baseline"
-    )
+    cv = (version.report or {}).get("cv", {})
+    columns = [f"holdout ({evaluation.get('n_holdout', '?')} rows)", "value", "95% interval"]
+    columns += ["baseline"] + ([f"{cv['folds']}-fold CV (mean ± sd)"] if cv else [])
+    table = Table(*columns)
     for name, value in version.metrics.items():
         low_high = intervals.get(name)
         interval = f"{low_high[0]:.4f} – {low_high[1]:.4f}" if low_high else ""
         base = f"{baseline[name]:.4f}" if name in baseline else ""
-        table.add_row(name, f"{value:.4f}", interval, base)
+        cells = [name, f"{value:.4f}", interval, base]
+        if cv:
+            mean_sd = cv["metrics"].get(name)
+            cells.append(f"{mean_sd[0]:.4f} ± {mean_sd[1]:.4f}" if mean_sd else "")
+        table.add_row(*cells)
     console.print(table)
     leaderboard = (version.report or {}).get("leaderboard", [])
     if leaderboard:

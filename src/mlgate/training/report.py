@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ class ReportInputs:
     lineage: dict[str, Any]
     trained_at: datetime
     seed: int
+    cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # k-fold (mean, sd)
 
 
 def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
@@ -177,9 +178,12 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
     rows = "".join(
         f"<tr><td>{e(name)}</td><td>{value:.4f}</td>"
         f"<td>{_interval(evaluation['intervals'].get(name))}</td>"
-        f"<td>{_number(evaluation['baseline'].get(name))}</td></tr>"
+        f"<td>{_number(evaluation['baseline'].get(name))}</td>"
+        + (f"<td>{_mean_sd(inputs.cv.get(name))}</td>" if inputs.cv else "")
+        + "</tr>"
         for name, value in evaluation["metrics"].items()
     )
+    cv_header = "<th>k-fold CV (mean ± sd)</th>" if inputs.cv else ""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{e(inputs.model_name)} {VERSION_PLACEHOLDER} report</title>",
@@ -195,7 +199,7 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
         f"(data sha256 {e(str(inputs.lineage.get('data_sha256', ''))[:16])}…).</p>",
         f"<h2>Holdout metrics ({evaluation['n_holdout']} rows)</h2>",
         "<table><tr><th>metric</th><th>value</th><th>95% bootstrap interval</th>"
-        f"<th>baseline</th></tr>{rows}</table>",
+        f"<th>baseline</th>{cv_header}</tr>{rows}</table>",
         f"<p>Baseline: {e(evaluation['baseline_kind'])}.</p>",
     ]
     if data["notes"]:
@@ -231,6 +235,10 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
 
 def _interval(value: Any) -> str:
     return "" if not value else f"{value[0]:.4f} – {value[1]:.4f}"
+
+
+def _mean_sd(value: Any) -> str:
+    return "" if not value else f"{value[0]:.4f} ± {value[1]:.4f}"
 
 
 def _number(value: Any) -> str:

@@ -30,6 +30,7 @@ from mlgate.training.tuning import (
     TuneSpec,
     cross_validate,
     cv_metric,
+    cv_metrics,
     shortlist,
     tune,
 )
@@ -72,6 +73,7 @@ class TrainSpec:
     task: Task | None = None  # None: the algorithm's only task, else inferred from the target
     report: bool = True  # plots, importances, coefficients: a few seconds more
     tune: TuneSpec | None = None  # cross-validated search over the algorithm's space
+    cv: int | None = None  # k-fold CV metrics of the final model's settings (on with tune/auto)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,23 @@ def train_model(
         if auto and not spec.tune:
             params = None
     assert algorithm is not None
+    folds = spec.cv or (spec.tune.folds if spec.tune else 5 if auto else 0)
+    if folds and not 2 <= folds <= 20:
+        raise InvalidInput(f"--cv takes 2 to 20 folds, not {folds}")
+    cv: dict[str, tuple[float, float]] = {}
+    if folds:
+        report("tune", f"{folds}-fold cross-validation of {algorithm.name}")
+        cv = cv_metrics(
+            algorithm,
+            prepared.task,
+            prepared.columns,
+            split.X_train,
+            split.y_train,
+            params,
+            n_classes=len(prepared.classes or ()),
+            folds=folds,
+            seed=spec.seed,
+        )
 
     report("fit", f"fitting {algorithm.name} ({prepared.task}) on {len(split.X_train):,} rows")
     fitted = fit_and_evaluate(algorithm, prepared, split, params, seed=spec.seed, progress=report)
@@ -193,12 +212,15 @@ def train_model(
                 lineage=lineage.to_json(),
                 trained_at=trained_at,
                 seed=spec.seed,
+                cv=cv,
             )
         )
         details["n_train"] = len(split.X_train)
         attachments["report.html"] = page
     if leaderboard:
         details["leaderboard"] = [c.to_json() for c in leaderboard]
+    if cv:
+        details["cv"] = {"folds": folds, "metrics": {k: list(v) for k, v in cv.items()}}
 
     report("register", f"registering a new version of {spec.model_name}")
     version = register_version(

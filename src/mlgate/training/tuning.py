@@ -92,13 +92,32 @@ def cross_validate(
     seed: int,
 ) -> tuple[float, float]:
     """Mean and standard deviation over the folds of log loss (classification) or RMSE."""
+    scores = cv_metrics(
+        algorithm, task, columns, X, y, params, n_classes=n_classes, folds=folds, seed=seed
+    )
+    return scores[cv_metric(task)]
+
+
+def cv_metrics(
+    algorithm: Algorithm,
+    task: Task,
+    columns: Sequence[Column],
+    X: pd.DataFrame,
+    y: pd.Series,
+    params: dict[str, Any] | None,
+    *,
+    n_classes: int,
+    folds: int,
+    seed: int,
+) -> dict[str, tuple[float, float]]:
+    """Every metric of the task over k folds (stratified for classification): (mean, sd)."""
     features = feature_columns(columns)
     splitter = (
         StratifiedKFold(folds, shuffle=True, random_state=seed)
         if task == "classification"
         else KFold(folds, shuffle=True, random_state=seed)
     )
-    scores = []
+    per_fold: list[dict[str, float]] = []
     for train_index, test_index in splitter.split(X, y):
         X_train, y_train = X.iloc[train_index], y.iloc[train_index]
         layout = layout_of(features, X_train)
@@ -112,10 +131,23 @@ def cross_validate(
         if task == "classification":
             assert outputs.probabilities is not None
             proba = _full_proba(outputs.probabilities, pipeline[-1], n_classes)
-            scores.append(m.log_loss(truth, outputs.predictions, proba, n_classes))
+            per_fold.append(
+                {
+                    name: fn(truth, outputs.predictions, proba, n_classes)
+                    for name, fn in m.CLASSIFICATION.items()
+                }
+            )
         else:
-            scores.append(m.rmse(truth, outputs.predictions))
-    return float(np.mean(scores)), float(np.std(scores))
+            per_fold.append(
+                {name: fn(truth, outputs.predictions) for name, fn in m.REGRESSION.items()}
+            )
+    out = {}
+    for name in per_fold[0]:
+        values = np.array([fold[name] for fold in per_fold], dtype="float64")
+        values = values[~np.isnan(values)]
+        if len(values):
+            out[name] = (float(values.mean()), float(values.std()))
+    return out
 
 
 def tune(
