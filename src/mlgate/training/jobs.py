@@ -115,6 +115,7 @@ class JobRunner:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlgate-job")
         self._lock = threading.Lock()
+        self._active: set[str] = set()
 
     def recover(self) -> int:
         """Mark jobs left unfinished by a process that died as failed; returns how many."""
@@ -126,7 +127,7 @@ class JobRunner:
                     replace(
                         job,
                         state="failed",
-                        error="the server stopped while this job ran; nothing was registered",
+                        error="the server stopped before this job finished; nothing was registered",
                         finished_at=self._clock(),
                     )
                 )
@@ -150,9 +151,19 @@ class JobRunner:
         return job
 
     def shutdown(self, wait: bool = True) -> None:
+        """Stop: queued jobs never start, running ones are cancelled at their next step."""
+        for job_id in list(self._active):
+            request_cancel(self._uow(), job_id)
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
     def _run(self, job_id: str, spec: TrainSpec) -> None:
+        self._active.add(job_id)
+        try:
+            self._train(job_id, spec)
+        finally:
+            self._active.discard(job_id)
+
+    def _train(self, job_id: str, spec: TrainSpec) -> None:
         from mlgate.training.service import STAGES, train_model
 
         job = self._update(job_id, state="running", started_at=self._clock(), line="started")
