@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.helpers import running_server
 
-from mlgate.access.service import create_key
+from mlgate.access.service import authenticate, create_key
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
@@ -146,8 +146,12 @@ def main() -> None:
                     lambda b=body: predict(
                         services.uow(),
                         services.predictors,
-                        services.server_secret,
-                        authorization=f"Bearer {token}",
+                        authorize=lambda: authenticate(
+                            services.uow(),
+                            services.server_secret,
+                            f"Bearer {token}",
+                            scope="predict",
+                        ),
                         model_name="churn",
                         number=None,
                         parse_rows=lambda cols, b=b: frame_from_body(b, cols, max_rows=10_000),

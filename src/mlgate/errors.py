@@ -7,7 +7,8 @@
     + MalformedRequest - a body that cannot be read at all (not JSON, say)
     + UnsupportedFormat - a body in a format we do not read
   + NotFound           - no such model, version, algorithm, source, key
-  + AlreadyExists      - a name that must be unique is taken
+  + Conflict           - the request clashes with the current state (an archived version, ...)
+    + AlreadyExists    - a name that must be unique is taken
   + Unauthenticated    - no credentials, or ones we do not recognise
   + PermissionDenied   - the caller is known but may not do this
   + SourceError        - a data source could not be reached or read
@@ -61,7 +62,11 @@ class NotFound(MlgateError):
     pass
 
 
-class AlreadyExists(MlgateError):
+class Conflict(MlgateError):
+    pass
+
+
+class AlreadyExists(Conflict):
     pass
 
 

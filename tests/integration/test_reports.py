@@ -167,5 +167,7 @@ def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) 
     assert "most important inputs" in result.output
     page = target.read_text()
     assert "<h1>cli-report v1</h1>" in page and "learning curve" in page
-    bad = CliRunner().invoke(app, ["models", "report", "cli-report@x"], obj=services)
+    bad = CliRunner().invoke(app, ["models", "report", "cli-report@Not Valid"], obj=services)
     assert bad.exit_code == 1 and "MODEL@VERSION" in bad.output
+    unknown = CliRunner().invoke(app, ["models", "report", "cli-report@staging"], obj=services)
+    assert unknown.exit_code == 1 and "has no alias 'staging'" in unknown.output

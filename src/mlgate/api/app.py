@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from mlgate import __version__, errors
 from mlgate.api import problems
-from mlgate.api.routes import health, jobs, models
+from mlgate.api.routes import health, jobs, lifecycle, models
 from mlgate.bootstrap import Services
 
 
@@ -40,4 +40,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
+    app.include_router(lifecycle.router)
     return app

@@ -24,7 +24,7 @@ STATUS_FOR: dict[type[errors.MlgateError], int] = {
     errors.PayloadTooLarge: 413,
     errors.InvalidInput: 422,
     errors.NotFound: 404,
-    errors.AlreadyExists: 409,
+    errors.Conflict: 409,
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
     errors.SourceError: 502,

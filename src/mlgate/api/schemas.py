@@ -23,6 +23,7 @@ class VersionOut(BaseModel):
     n_training_rows: int
     data_sha256: str
     artifact_sha256: str
+    archived: bool = False
 
 
 class ModelSummary(BaseModel):
@@ -34,6 +35,7 @@ class ModelSummary(BaseModel):
 
 
 class ModelDetail(ModelSummary):
+    aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
     input_schema: list[ColumnOut]
     classes: list[Any] | None
     versions: list[VersionOut]
@@ -65,10 +67,13 @@ def summary(model: RegisteredModel) -> ModelSummary:
     )
 
 
-def detail(model: RegisteredModel, versions: list[ModelVersion]) -> ModelDetail:
+def detail(
+    model: RegisteredModel, versions: list[ModelVersion], aliases: dict[str, int] | None = None
+) -> ModelDetail:
     latest = versions[-1] if versions else None
     return ModelDetail(
         **summary(model).model_dump(),
+        aliases=aliases or {},
         input_schema=[ColumnOut(**c.to_json()) for c in (latest.columns if latest else ())],
         classes=None if latest is None or latest.classes is None else list(latest.classes),
         versions=[
@@ -80,6 +85,7 @@ def detail(model: RegisteredModel, versions: list[ModelVersion]) -> ModelDetail:
                 n_training_rows=v.lineage.n_rows,
                 data_sha256=v.lineage.data_sha256,
                 artifact_sha256=v.artifact.sha256,
+                archived=v.archived_at is not None,
             )
             for v in versions
         ],

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.context import console, services
+from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service
 
 app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
@@ -77,8 +78,8 @@ def report(
 ) -> None:
     """Summarise a version in the terminal and write its HTML report with plots."""
     s = services(ctx)
-    name, number = service.parse_ref(ref)
-    version = service.resolve_version(s.uow(), name, number)
+    name, number, alias = service.parse_ref(ref)
+    version = service.resolve_version(s.uow(), name, number, alias)
     details = version.report or {}
     evaluation = details.get("evaluation", {})
     console.print(
@@ -108,3 +109,70 @@ def report(
     target = output or Path(f"{version.model_name}-v{version.number}-report.html")
     target.write_bytes(page.replace(b"<!--mlgate:version-->", f"v{version.number}".encode()))
     console.print(f"HTML report with {len(details.get('plots', []))} plots: {target}")
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@app.command("promote")
+def promote(
+    ctx: typer.Context,
+    model: str,
+    version: Annotated[str, typer.Argument(help="The version number, e.g. 3 or v3.")],
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+) -> None:
+    """Point an alias (production by default) at a version."""
+    s = services(ctx)
+    number = lifecycle.parse_alias_target(version)
+    event = lifecycle.promote(
+        s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
+    )
+    before = f"v{event.from_version}" if event.from_version else "nothing"
+    console.print(f"{model}@{alias}: {before} -> v{event.to_version}")
+
+
+@app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    model: str,
+    alias: Annotated[str, typer.Option(help="The alias to move back.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+) -> None:
+    """Move an alias back to the version it pointed at before (again to go further back)."""
+    s = services(ctx)
+    event = lifecycle.rollback(s.uow(), model, alias, actor=_actor(), reason=reason, now=s.clock())
+    console.print(f"{model}@{alias}: v{event.from_version} -> v{event.to_version} (rolled back)")
+
+
+@app.command("aliases")
+def aliases(ctx: typer.Context, model: str) -> None:
+    """List a model's aliases, with each one's history."""
+    s = services(ctx)
+    targets = lifecycle.aliases_of(s.uow(), model)
+    if not targets:
+        console.print(f"{model} has no aliases; `mlgate models promote {model} N` makes one")
+        return
+    table = Table("alias", "version", "moves (oldest first)")
+    for alias, number in targets.items():
+        moves = lifecycle.history(s.uow(), model, alias)
+        trail = ", ".join(
+            f"{e.kind} v{e.to_version} by {e.actor} {e.at:%Y-%m-%d %H:%M}"
+            + (f" ({e.reason})" if e.reason else "")
+            for e in moves
+        )
+        table.add_row(alias, f"v{number}", trail)
+    console.print(table)
+
+
+@app.command("archive")
+def archive(ctx: typer.Context, model: str, version: str) -> None:
+    """Take a version out of service (kept, not servable); refused while an alias points at it."""
+    s = services(ctx)
+    archived = lifecycle.archive(
+        s.uow(), model, lifecycle.parse_alias_target(version), now=s.clock()
+    )
+    console.print(f"archived {archived.ref}")

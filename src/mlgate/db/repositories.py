@@ -8,9 +8,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlgate.access.model import ApiKey
-from mlgate.db.tables import api_keys, jobs, model_versions, models, sources
+from mlgate.db.tables import (
+    alias_events,
+    aliases,
+    api_keys,
+    jobs,
+    model_versions,
+    models,
+    sources,
+)
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel
+from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
 from mlgate.schema import Column
 from mlgate.sources.base import SourceConfig
 from mlgate.training.jobs import FINISHED, Job
@@ -125,6 +133,71 @@ class SqlModelRepository:
         )
         return [self._load_version(row) for row in rows]
 
+    def archive(self, name: str, number: int, at: datetime | None) -> None:
+        """Archive version `number` (or restore it, with at=None)."""
+        self._conn.execute(
+            model_versions.update()
+            .where(
+                model_versions.c.model_id == self._model_id(name), model_versions.c.number == number
+            )
+            .values(archived_at=at)
+        )
+
+    def aliases(self, name: str) -> dict[str, int]:
+        rows = self._conn.execute(
+            sa.select(aliases.c.name, aliases.c.version)
+            .where(aliases.c.model_id == self._model_id(name))
+            .order_by(aliases.c.name)
+        )
+        return {row.name: row.version for row in rows}
+
+    def move_alias(self, event: AliasEvent) -> None:
+        """Point the alias at event.to_version and append the event to its history."""
+        model_id = self._model_id(event.model_name)
+        values = {"version": event.to_version, "updated_at": event.at}
+        updated = self._conn.execute(
+            aliases.update()
+            .where(aliases.c.model_id == model_id, aliases.c.name == event.alias)
+            .values(**values)
+        )
+        if updated.rowcount == 0:
+            self._conn.execute(
+                aliases.insert().values(model_id=model_id, name=event.alias, **values)
+            )
+        self._conn.execute(
+            alias_events.insert().values(
+                model_id=model_id,
+                alias=event.alias,
+                kind=event.kind,
+                from_version=event.from_version,
+                to_version=event.to_version,
+                actor=event.actor,
+                reason=event.reason,
+                at=event.at,
+            )
+        )
+
+    def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
+        """Every move of `alias`, oldest first."""
+        rows = self._conn.execute(
+            alias_events.select()
+            .where(alias_events.c.model_id == self._model_id(name), alias_events.c.alias == alias)
+            .order_by(alias_events.c.id)
+        )
+        return [
+            AliasEvent(
+                model_name=name,
+                alias=row.alias,
+                kind=row.kind,
+                from_version=row.from_version,
+                to_version=row.to_version,
+                actor=row.actor,
+                reason=row.reason,
+                at=_aware(row.at),
+            )
+            for row in rows
+        ]
+
     def _model_id(self, name: str) -> int:
         model_id = self._conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
         if model_id is None:
@@ -170,6 +243,7 @@ class SqlModelRepository:
             created_at=_aware(row.created_at),
             fit_seconds=row.fit_seconds,
             report=None if row.report is None else dict(row.report),
+            archived_at=_utc(row.archived_at),
         )
 
 

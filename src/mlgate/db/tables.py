@@ -54,6 +54,7 @@ model_versions = sa.Table(
     sa.Column("fit_seconds", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", sa.JSON, nullable=True),
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_model_versions_model_id_number"),
 )
 
@@ -85,4 +86,29 @@ jobs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("model_id", "name", name="uq_aliases_model_id_name"),
+)
+
+alias_events = sa.Table(
+    "alias_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("from_version", sa.Integer, nullable=True),
+    sa.Column("to_version", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )

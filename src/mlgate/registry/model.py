@@ -70,6 +70,7 @@ class ModelVersion:
     created_at: datetime
     fit_seconds: float = 0.0
     report: dict[str, Any] | None = None  # evaluation details, notes, explanations
+    archived_at: datetime | None = None  # kept, but no longer servable or promotable
 
     @property
     def ref(self) -> str:
@@ -98,3 +99,35 @@ def check_name(kind: str, name: str) -> str:
             f"or digit; {name[:40]!r} is not one"
         )
     return name
+
+
+PRODUCTION = "production"
+_ALIAS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias: promote (to a version), rollback (back to the one before)."""
+
+    model_name: str
+    alias: str
+    kind: Literal["promote", "rollback"]
+    from_version: int | None
+    to_version: int
+    actor: str
+    reason: str
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "at": self.at.isoformat()}
+
+
+def check_alias(alias: str) -> str:
+    """`alias` if it is 1-64 of a-z, 0-9, '_' and '-', else InvalidInput saying so."""
+    from mlgate.errors import InvalidInput
+
+    if not alias or len(alias) > 64 or not set(alias) <= _ALIAS_CHARS:
+        raise InvalidInput(
+            f"alias names are 1-64 characters of a-z, 0-9, '_' and '-'; {alias[:40]!r} is not one"
+        )
+    return alias

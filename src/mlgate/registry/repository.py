@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
-from mlgate.registry.model import ModelVersion, RegisteredModel
+from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 
 
 class ModelRepository(Protocol):
@@ -23,3 +24,13 @@ class ModelRepository(Protocol):
     def versions(self, name: str) -> list[ModelVersion]:
         """All versions of `name`, oldest first."""
         ...
+
+    def archive(self, name: str, number: int, at: datetime | None) -> None: ...
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    def move_alias(self, event: AliasEvent) -> None:
+        """Point the alias at event.to_version and append the event to its history."""
+        ...
+
+    def alias_history(self, name: str, alias: str) -> list[AliasEvent]: ...

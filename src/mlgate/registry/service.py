@@ -9,9 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlgate.errors import ArtifactError, InvalidInput, NotFound
+from mlgate.errors import ArtifactError, Conflict, InvalidInput, NotFound
 from mlgate.registry import formats
 from mlgate.registry.model import (
+    PRODUCTION,
     Artifact,
     Lineage,
     ModelVersion,
@@ -124,18 +125,36 @@ def get_versions(uow: UnitOfWork, model_name: str) -> tuple[RegisteredModel, lis
         return model, uow.models.versions(model_name)
 
 
-def resolve_version(uow: UnitOfWork, model_name: str, number: int | None) -> ModelVersion:
-    """Version `number` of the model, or its latest version when `number` is None."""
+def resolve_version(
+    uow: UnitOfWork, model_name: str, number: int | None, alias: str | None = None
+) -> ModelVersion:
+    """The version a request means: `number`, else the target of `alias`, else the target of
+    the production alias if the model has one, else its latest version. Archived versions are
+    not served."""
     with uow:
         model = uow.models.get(model_name)
         if model is None or model.latest_version == 0:
             raise NotFound(f"no model named {model_name[:128]!r}")
-        wanted = model.latest_version if number is None else number
+        if number is not None:
+            wanted = number
+        else:
+            targets = uow.models.aliases(model_name)
+            if alias is not None and alias not in targets:
+                raise NotFound(f"model {model_name!r} has no alias {alias[:64]!r}")
+            wanted = targets.get(alias or PRODUCTION, model.latest_version)
         version = uow.models.get_version(model_name, wanted)
+        if version is not None and version.archived_at is not None and number is None:
+            # The latest is archived: the newest version still in service answers.
+            serving = [v for v in uow.models.versions(model_name) if v.archived_at is None]
+            if not serving:
+                raise Conflict(f"every version of {model_name!r} is archived")
+            version = serving[-1]
     if version is None:
         raise NotFound(
             f"model {model_name!r} has no version {wanted}; its latest is {model.latest_version}"
         )
+    if version.archived_at is not None:
+        raise Conflict(f"{version.ref} is archived and no longer served")
     return version
 
 
@@ -155,12 +174,17 @@ def read_attachment(
     return data
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """ "churn" -> ("churn", None); "churn@3" or "churn@v3" -> ("churn", 3)."""
-    name, _, version = ref.partition("@")
-    if not version:
-        return name, None
-    digits = version.removeprefix("v")
-    if not digits.isdigit() or int(digits) < 1:
-        raise InvalidInput(f"{ref!r}: write MODEL or MODEL@VERSION, e.g. churn@3")
-    return name, int(digits)
+def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """MODEL, MODEL@VERSION or MODEL@ALIAS as (name, version, alias): "churn@3" and "churn@v3"
+    name version 3, "churn@production" the production alias."""
+    name, _, suffix = ref.partition("@")
+    if not suffix:
+        return name, None, None
+    digits = suffix.removeprefix("v")
+    if digits.isdigit() and int(digits) >= 1:
+        return name, int(digits), None
+    if set(suffix) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-") and len(suffix) <= 64:
+        return name, None, suffix
+    raise InvalidInput(
+        f"{ref[:80]!r}: write MODEL, MODEL@VERSION (churn@3) or MODEL@ALIAS (churn@production)"
+    )

@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from mlgate.access.service import authenticate
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.schema import Column
@@ -32,20 +31,20 @@ class Prediction:
 def predict(
     uow: UnitOfWork,
     predictors: PredictorCache,
-    server_secret: bytes,
     *,
-    authorization: str | None,
+    authorize: Callable[[], object],
     model_name: str,
     number: int | None,
+    alias: str | None = None,
     parse_rows: ParseRows,
 ) -> Prediction:
-    """Authenticate, find the version (latest when `number` is None), parse and score the rows.
+    """Authorize, find the version (see resolve_version), parse and score the rows.
 
-    `parse_rows` turns the request into a frame for the version's columns; each protocol at the
-    edge passes its own.
+    `authorize` raises if the caller may not predict with this model; `parse_rows` turns the
+    request into a frame for the version's columns. Each edge (and protocol) passes its own.
     """
-    authenticate(uow, server_secret, authorization, scope="predict")
-    version = resolve_version(uow, model_name, number)
+    authorize()
+    version = resolve_version(uow, model_name, number, alias)
     frame = parse_rows(version.columns)
     scores = predictors.get(version).score(frame)
     return Prediction(version, scores.predictions, scores.probabilities)

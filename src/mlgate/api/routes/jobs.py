@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.access.service import authenticate
+from mlgate.api.authorize import authorize
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
@@ -58,7 +58,7 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
     services = _services(request)
 
     def run() -> jobs.Job:
-        _authenticate(services, request)
+        authorize(services, request, "train", name)
         spec = TrainSpec(
             model_name=name,
             source=body.source,
@@ -86,7 +86,7 @@ async def get_job(request: Request, job_id: str) -> Response:
     services = _services(request)
 
     def run() -> jobs.Job:
-        _authenticate(services, request)
+        authorize(services, request, "train", None)
         return jobs.get_job(services.uow(), job_id)
 
     return _json(await run_in_threadpool(run))
@@ -98,7 +98,7 @@ async def cancel_job(request: Request, job_id: str) -> Response:
     services = _services(request)
 
     def run() -> jobs.Job:
-        _authenticate(services, request)
+        authorize(services, request, "train", None)
         return jobs.request_cancel(services.uow(), job_id)
 
     return _json(await run_in_threadpool(run), 202)
@@ -107,12 +107,6 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _authenticate(services: Services, request: Request) -> None:
-    authenticate(
-        services.uow(), services.server_secret, request.headers.get("authorization"), scope="train"
-    )
 
 
 def _json(job: jobs.Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:

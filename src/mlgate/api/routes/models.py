@@ -12,11 +12,12 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.access.service import authenticate
 from mlgate.api import schemas
+from mlgate.api.authorize import authorize
 from mlgate.api.body import decode_json, read_body
 from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
+from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.schema import Column
 from mlgate.serving.payloads import frame_from_body
@@ -78,7 +79,7 @@ async def list_models(request: Request) -> Response:
     services = _services(request)
 
     def run() -> list[schemas.ModelSummary]:
-        _authenticate(services, request)
+        authorize(services, request, "read", None)
         return [schemas.summary(m) for m in registry.list_models(services.uow())]
 
     return _json([m.model_dump(mode="json") for m in await run_in_threadpool(run)])
@@ -89,8 +90,9 @@ async def get_model(request: Request, name: str) -> Response:
     services = _services(request)
 
     def run() -> schemas.ModelDetail:
-        _authenticate(services, request)
-        return schemas.detail(*registry.get_versions(services.uow(), name))
+        authorize(services, request, "read", name)
+        model, versions = registry.get_versions(services.uow(), name)
+        return schemas.detail(model, versions, lifecycle.aliases_of(services.uow(), name))
 
     return _json((await run_in_threadpool(run)).model_dump(mode="json"))
 
@@ -103,7 +105,10 @@ async def get_model(request: Request, name: str) -> Response:
     summary="Predict with the latest version",
 )
 async def predict_latest(request: Request, name: str) -> Response:
-    return await _predict(request, name, None)
+    """`name` alone means the production alias if set, else the latest version;
+    `name@alias` an alias, `name@3` version 3."""
+    model, number, alias = registry.parse_ref(name)
+    return await _predict(request, model, number, alias)
 
 
 @router.post(
@@ -116,10 +121,10 @@ async def predict_latest(request: Request, name: str) -> Response:
 async def predict_version(request: Request, name: str, version: str) -> Response:
     if not version.isdigit() or int(version) < 1:
         raise NotFound(f"model versions are numbered 1, 2, …; {version[:20]!r} is not one")
-    return await _predict(request, name, int(version))
+    return await _predict(request, name, int(version), None)
 
 
-async def _predict(request: Request, name: str, number: int | None) -> Response:
+async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
@@ -132,10 +137,10 @@ async def _predict(request: Request, name: str, number: int | None) -> Response:
         predict,
         services.uow(),
         services.predictors,
-        services.server_secret,
-        authorization=request.headers.get("authorization"),
+        authorize=lambda: authorize(services, request, "predict", name),
         model_name=name,
         number=number,
+        alias=alias,
         parse_rows=parse_rows,
     )
     body: dict[str, Any] = {
@@ -152,15 +157,6 @@ async def _predict(request: Request, name: str, number: int | None) -> Response:
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _authenticate(services: Services, request: Request) -> None:
-    authenticate(
-        services.uow(),
-        services.server_secret,
-        request.headers.get("authorization"),
-        scope="predict",
-    )
 
 
 def _json(body: Any, headers: dict[str, str] | None = None) -> Response:

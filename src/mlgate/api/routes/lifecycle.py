@@ -1,0 +1,128 @@
+"""Aliases, promotion, rollback and archiving over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.api.authorize import actor, authorize
+from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.bootstrap import Services
+from mlgate.registry import aliases as lifecycle
+from mlgate.registry.model import AliasEvent
+
+router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=[Security(bearer)])
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="The version the alias will point at")
+    reason: str = Field("", max_length=1000)
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=1000)
+
+
+class AliasEventOut(BaseModel):
+    model_name: str
+    alias: str
+    kind: str
+    from_version: int | None
+    to_version: int
+    actor: str
+    reason: str
+    at: str
+
+
+@router.get("/aliases", responses=PROBLEMS)
+async def list_aliases(request: Request, name: str) -> dict[str, int]:
+    """Each alias of the model and the version it points at."""
+    services = _services(request)
+
+    def run() -> dict[str, int]:
+        authorize(services, request, "read", name)
+        return lifecycle.aliases_of(services.uow(), name)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/aliases/{alias}", response_model=AliasEventOut, responses=PROBLEMS)
+async def promote(request: Request, name: str, alias: str, body: PromoteRequest) -> Response:
+    """Point `alias` at a version; running servers answer with it from the next request on."""
+    services = _services(request)
+
+    def run() -> AliasEvent:
+        key = authorize(services, request, "promote", name)
+        return lifecycle.promote(
+            services.uow(),
+            name,
+            body.version,
+            alias,
+            actor=actor(key),
+            reason=body.reason,
+            now=services.clock(),
+        )
+
+    return _json((await run_in_threadpool(run)).to_json())
+
+
+@router.post("/aliases/{alias}/rollback", response_model=AliasEventOut, responses=PROBLEMS)
+async def rollback(request: Request, name: str, alias: str, body: RollbackRequest) -> Response:
+    """Move `alias` back to the version it pointed at before; again to go further back."""
+    services = _services(request)
+
+    def run() -> AliasEvent:
+        key = authorize(services, request, "rollback", name)
+        return lifecycle.rollback(
+            services.uow(),
+            name,
+            alias,
+            actor=actor(key),
+            reason=body.reason,
+            now=services.clock(),
+        )
+
+    return _json((await run_in_threadpool(run)).to_json())
+
+
+@router.get("/aliases/{alias}/history", response_model=list[AliasEventOut], responses=PROBLEMS)
+async def history(request: Request, name: str, alias: str) -> Response:
+    """Every move of the alias: who, when, why, from and to."""
+    services = _services(request)
+
+    def run() -> list[dict[str, Any]]:
+        authorize(services, request, "read", name)
+        return [e.to_json() for e in lifecycle.history(services.uow(), name, alias)]
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/versions/{version}/archive", responses=PROBLEMS)
+async def archive(request: Request, name: str, version: int) -> Response:
+    """Take a version out of service; refused while an alias points at it."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "archive", name)
+        archived = lifecycle.archive(services.uow(), name, version, now=services.clock())
+        return {"model": name, "version": archived.number, "archived": True}
+
+    return _json(await run_in_threadpool(run))
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
