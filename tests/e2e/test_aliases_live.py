@@ -1,0 +1,147 @@
+"""Aliases on a running server: moves take effect with no failed request, and every answer comes
+from a version the alias pointed at while that request was in flight."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlgate.sources import demo
+from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import make_services
+from tests.e2e.helpers import TOKEN, mlgate, running_server
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("aliases")
+    mlgate(home, "quickstart", "--no-serve")
+    services = make_services(home)
+    for algorithm in ("random_forest", "naive_bayes"):  # v2 and v3
+        spec = TrainSpec(
+            "churn",
+            "demo",
+            demo.TARGET,
+            algorithm,
+            table=demo.TABLE,
+            drop=(demo.ID_COLUMN,),
+            report=False,
+        )
+        train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        )
+    services.close()
+    return home
+
+
+@pytest.fixture(scope="module")
+def base(home: Path) -> Iterator[str]:
+    with running_server(home) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def headers(home: Path) -> dict[str, str]:
+    out = mlgate(home, "keys", "create", "--name", "ops", "--scope", "train", "--scope", "predict")
+    match = TOKEN.search(out.stdout)
+    assert match
+    return {"Authorization": f"Bearer {match.group(0)}"}
+
+
+ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
+BODY = {
+    "rows": [{k: (None if v != v else getattr(v, "item", lambda v=v: v)()) for k, v in ROW.items()}]
+}
+
+
+def promote(
+    base: str, headers: dict[str, str], version: int, alias: str = "production"
+) -> httpx.Response:
+    return httpx.post(
+        f"{base}/v1/models/churn/aliases/{alias}",
+        headers=headers,
+        json={"version": version, "reason": "test"},
+    )
+
+
+def test_alias_moves_under_load_fail_no_request(base: str, headers: dict[str, str]) -> None:
+    assert promote(base, headers, 1).status_code == 200
+    answers: list[tuple[float, float, int, int]] = []
+    moves: list[tuple[float, float, int]] = [(0.0, 0.0, 1)]
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+            while not stop.is_set():
+                started = time.monotonic()
+                response = client.post("/v1/models/churn@production/predict", json=BODY)
+                finished = time.monotonic()
+                version = int(response.headers.get("x-model-version", 0))
+                answers.append((started, finished, response.status_code, version))
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(20):
+            target = [2, 3, 1][i % 3]
+            started = time.monotonic()
+            assert promote(base, headers, target).status_code == 200
+            moves.append((started, time.monotonic(), target))
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    assert len(answers) > 40
+    assert {status for _, _, status, _ in answers} == {200}
+    for started, finished, _, version in answers:
+        in_force = [t for _, done, t in moves if done <= started][-1]
+        moving = {t for begun, done, t in moves if begun <= finished and done >= started}
+        assert version in {in_force} | moving, (started, finished, version)
+    served = {version for *_, version in answers}
+    assert served == {1, 2, 3}
+
+
+def test_lifecycle_over_http(base: str, headers: dict[str, str]) -> None:
+    assert promote(base, headers, 2, "staging").status_code == 200
+    assert promote(base, headers, 3, "staging").status_code == 200
+    back = httpx.post(f"{base}/v1/models/churn/aliases/staging/rollback", headers=headers, json={})
+    assert back.status_code == 200 and back.json()["to_version"] == 2
+    predicted = httpx.post(f"{base}/v1/models/churn@staging/predict", headers=headers, json=BODY)
+    assert predicted.headers["x-model-version"] == "2" and predicted.json()["version"] == 2
+    history = httpx.get(f"{base}/v1/models/churn/aliases/staging/history", headers=headers).json()
+    assert [e["kind"] for e in history] == ["promote", "promote", "rollback"]
+    assert history[0]["actor"].startswith("key:mlg_")
+    listing = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
+    assert listing["staging"] == 2
+    assert httpx.get(f"{base}/v1/models/churn", headers=headers).json()["aliases"]["staging"] == 2
+
+    def problem(response: httpx.Response, status: int, words: str) -> None:
+        assert response.status_code == status, response.text
+        assert words in response.json()["detail"]
+
+    problem(promote(base, headers, 9), 404, "no version 9")
+    problem(promote(base, headers, 1, "Bad%20Alias"), 422, "alias names are")
+    problem(
+        httpx.post(f"{base}/v1/models/churn/aliases/none/rollback", headers=headers, json={}),
+        404,
+        "no alias 'none'",
+    )
+    problem(
+        httpx.post(f"{base}/v1/models/churn/versions/2/archive", headers=headers),
+        409,
+        "target of staging",
+    )
+    problem(
+        httpx.post(f"{base}/v1/models/churn@nope/predict", headers=headers, json=BODY),
+        404,
+        "no alias 'nope'",
+    )
+    assert httpx.post(f"{base}/v1/models/churn/aliases/x", json={"version": 1}).status_code == 401
