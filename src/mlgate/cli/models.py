@@ -176,3 +176,24 @@ def archive(ctx: typer.Context, model: str, version: str) -> None:
         s.uow(), model, lifecycle.parse_alias_target(version), now=s.clock()
     )
     console.print(f"archived {archived.ref}")
+
+
+@app.command("retrain")
+def retrain(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL@VERSION (default: the latest).")],
+    from_version: Annotated[
+        int | None,
+        typer.Option(help="Reproduce version N from the rows stored with it."),
+    ] = None,
+) -> None:
+    """Train a new version with the same settings: on today's rows of the same source, or, with
+    --from-version, on the exact rows version N was trained on."""
+    from mlgate.cli.training import print_result, run_training
+    from mlgate.training.service import retrain_spec
+
+    s = services(ctx)
+    name, number, alias = service.parse_ref(model)
+    version = service.resolve_version(s.uow(), name, from_version or number, alias)
+    spec = retrain_spec(version, from_snapshot=from_version is not None)
+    print_result(run_training(ctx, spec))

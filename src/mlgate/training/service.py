@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
-from mlgate.registry.service import register_version
+from mlgate.registry.service import read_attachment, register_version, resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
@@ -74,6 +74,7 @@ class TrainSpec:
     report: bool = True  # plots, importances, coefficients: a few seconds more
     tune: TuneSpec | None = None  # cross-validated search over the algorithm's space
     cv: int | None = None  # k-fold CV metrics of the final model's settings (on with tune/auto)
+    snapshot_of: tuple[str, int] | None = None  # retrain on the rows stored with (model, version)
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,20 @@ def train_model(
     if config is None:
         raise NotFound(f"no source named {spec.source!r}; add one with `mlgate sources add`")
 
-    report("read", f"reading rows from {spec.source}")
-    source = open_source(config)
-    try:
-        frame = source.read_table(spec.table) if spec.table else source.read_query(spec.query or "")
-    finally:
-        source.close()
+    if spec.snapshot_of:
+        model_name, number = spec.snapshot_of
+        report("read", f"reading the rows stored with {model_name}@v{number}")
+        frame = read_snapshot(uow, artifacts, model_name, number)
+    else:
+        report("read", f"reading rows from {spec.source}")
+        source = open_source(config)
+        try:
+            frame = (
+                source.read_table(spec.table) if spec.table else source.read_query(spec.query or "")
+            )
+        finally:
+            source.close()
+    snapshot = _parquet(frame)
 
     report("prepare", f"preparing {len(frame):,} rows")
     prepared = training_data.prepare(
@@ -190,7 +199,10 @@ def train_model(
         "notes": list(prepared.notes),
         "n_train": len(split.X_train),
     }
-    attachments: dict[str, bytes] = {}
+    details["requested_params"] = params or {}
+    attachments: dict[str, bytes] = {"snapshot.parquet": snapshot}
+    if spec.snapshot_of:
+        details["retrained_from"] = {"model": spec.snapshot_of[0], "version": spec.snapshot_of[1]}
     if spec.report:
         report("report", "drawing the report")
         details, page = build_report(
@@ -216,6 +228,12 @@ def train_model(
             )
         )
         details["n_train"] = len(split.X_train)
+        details["requested_params"] = params or {}
+        if spec.snapshot_of:
+            details["retrained_from"] = {
+                "model": spec.snapshot_of[0],
+                "version": spec.snapshot_of[1],
+            }
         attachments["report.html"] = page
     if leaderboard:
         details["leaderboard"] = [c.to_json() for c in leaderboard]
@@ -363,6 +381,47 @@ def fit_and_evaluate(
     messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     params = _json_safe(estimator.get_params(deep=False))
     return Fitted(pipeline, params, evaluation, outputs, fit_seconds, messages)
+
+
+def read_snapshot(
+    uow: UnitOfWork, artifacts: ArtifactStore, model_name: str, number: int
+) -> pd.DataFrame:
+    """The training rows stored with a version, as they were read (sha256 checked)."""
+    import io
+
+    version = resolve_version(uow, model_name, number)
+    data = read_attachment(uow, artifacts, version, "snapshot.parquet")
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def retrain_spec(version: ModelVersion, *, from_snapshot: bool) -> TrainSpec:
+    """The spec that trained `version`: on today's rows of its source, or on its own snapshot."""
+    lineage = version.lineage
+    params = (version.report or {}).get("requested_params") or {}
+    evaluation = (version.report or {}).get("cv")
+    return TrainSpec(
+        model_name=version.model_name,
+        source=lineage.source_name,
+        target=version.target,
+        algorithm=version.algorithm,
+        table=lineage.table,
+        query=lineage.query,
+        drop=lineage.dropped_columns,
+        params=params or None,
+        test_size=lineage.test_size,
+        seed=lineage.seed,
+        task=version.task,
+        cv=evaluation["folds"] if evaluation else None,
+        snapshot_of=(version.model_name, version.number) if from_snapshot else None,
+    )
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def library_versions() -> dict[str, str]:
