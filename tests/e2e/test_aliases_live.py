@@ -145,3 +145,32 @@ def test_lifecycle_over_http(base: str, headers: dict[str, str]) -> None:
         "no alias 'nope'",
     )
     assert httpx.post(f"{base}/v1/models/churn/aliases/x", json={"version": 1}).status_code == 401
+
+
+def test_a_version_whose_artifact_fails_its_checks_is_not_promoted(
+    base: str, headers: dict[str, str], home: Path
+) -> None:
+    services = make_services(home)
+    try:  # a new version the server has never loaded, then one byte of it changed on disk
+        spec = TrainSpec(
+            "churn",
+            "demo",
+            demo.TARGET,
+            "decision_tree",
+            table=demo.TABLE,
+            drop=(demo.ID_COLUMN,),
+            report=False,
+        )
+        version = train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        ).version
+        path = services.settings.artifact_dir / version.artifact.key
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+    finally:
+        services.close()
+    response = promote(base, headers, version.number, "canary")
+    assert response.status_code == 500
+    assert "does not match the sha256" in response.json()["detail"]
+    assert "canary" not in httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()

@@ -128,6 +128,8 @@ def promote(
     """Point an alias (production by default) at a version."""
     s = services(ctx)
     number = lifecycle.parse_alias_target(version)
+    # A version whose artifact fails its checks is never promoted.
+    s.predictors.get(service.resolve_version(s.uow(), model, number))
     event = lifecycle.promote(
         s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
     )

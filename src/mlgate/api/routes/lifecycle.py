@@ -15,6 +15,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import AliasEvent
+from mlgate.registry.service import resolve_version
 
 router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=[Security(bearer)])
 
@@ -62,6 +63,9 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
 
     def run() -> AliasEvent:
         key = authorize(services, request, "promote", name)
+        # Load (and verify) the new target before the alias moves: a broken artifact is refused
+        # here, and this process answers the next request without a cold load.
+        services.predictors.get(resolve_version(services.uow(), name, body.version))
         return lifecycle.promote(
             services.uow(),
             name,
