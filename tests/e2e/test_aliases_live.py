@@ -174,3 +174,28 @@ def test_a_version_whose_artifact_fails_its_checks_is_not_promoted(
     assert response.status_code == 500
     assert "does not match the sha256" in response.json()["detail"]
     assert "canary" not in httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
+
+
+def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, str]) -> None:
+    staging = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
+    result = httpx.post(
+        f"{base}/v1/models/churn/compare", headers=headers, json={"a": staging, "b": 3}
+    )
+    assert result.status_code == 200, result.text
+    verdict = result.json()
+    assert verdict["metric"] == "accuracy" and "McNemar" in verdict["test"]
+    low, high = verdict["interval"]
+    assert low <= verdict["difference"] <= high
+    guarded = httpx.post(
+        f"{base}/v1/models/churn/aliases/staging",
+        headers=headers,
+        json={"version": 3, "require_better": True},
+    )
+    if verdict["verdict"] == "b is better":
+        assert guarded.status_code == 200
+    else:
+        assert guarded.status_code == 409 and "not significantly better" in guarded.json()["detail"]
+        now = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
+        assert now == staging
+    bad = httpx.post(f"{base}/v1/models/churn/compare", headers=headers, json={"a": 1, "b": 1})
+    assert bad.status_code == 422 and "two different versions" in bad.json()["detail"]

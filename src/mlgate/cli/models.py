@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -124,15 +124,38 @@ def promote(
     version: Annotated[str, typer.Argument(help="The version number, e.g. 3 or v3.")],
     alias: Annotated[str, typer.Option(help="The alias to move.")] = "production",
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+    require_better: Annotated[
+        bool,
+        typer.Option(help="Refuse unless the version beats the alias's current one significantly."),
+    ] = False,
+    alpha: Annotated[float, typer.Option(help="Significance level for --require-better.")] = 0.05,
 ) -> None:
     """Point an alias (production by default) at a version."""
+    from mlgate.training.compare import promote_if_better
+
     s = services(ctx)
     number = lifecycle.parse_alias_target(version)
     # A version whose artifact fails its checks is never promoted.
     s.predictors.get(service.resolve_version(s.uow(), model, number))
-    event = lifecycle.promote(
-        s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
-    )
+    if require_better:
+        event, comparison = promote_if_better(
+            s.uow(),
+            s.artifacts,
+            s.predictors,
+            model,
+            number,
+            alias,
+            alpha=alpha,
+            actor=_actor(),
+            reason=reason,
+            now=s.clock(),
+        )
+        if comparison:
+            _print_comparison(comparison.to_json())
+    else:
+        event = lifecycle.promote(
+            s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
+        )
     before = f"v{event.from_version}" if event.from_version else "nothing"
     console.print(f"{model}@{alias}: {before} -> v{event.to_version}")
 
@@ -199,3 +222,46 @@ def retrain(
     version = service.resolve_version(s.uow(), name, from_version or number, alias)
     spec = retrain_spec(version, from_snapshot=from_version is not None)
     print_result(run_training(ctx, spec))
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    model: str,
+    a: Annotated[str, typer.Argument(help="The baseline version, e.g. 3.")],
+    b: Annotated[str, typer.Argument(help="The candidate version, e.g. 5.")],
+    alpha: Annotated[float, typer.Option(help="Significance level of the verdict.")] = 0.05,
+) -> None:
+    """Compare two versions on the candidate's holdout rows: metrics side by side, a paired
+    bootstrap interval of the difference, a paired test, and a verdict (stored)."""
+    from mlgate.training.compare import compare_versions
+
+    s = services(ctx)
+    result = compare_versions(
+        s.uow(),
+        s.artifacts,
+        s.predictors,
+        model,
+        lifecycle.parse_alias_target(a),
+        lifecycle.parse_alias_target(b),
+        alpha=alpha,
+        now=s.clock(),
+    )
+    _print_comparison(result.to_json())
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
+    table = Table(
+        f"{result['model']} on {result['n_rows']:,} holdout rows",
+        f"v{result['a']}",
+        f"v{result['b']}",
+    )
+    table.add_row(result["metric"], f"{result['value_a']:.4f}", f"{result['value_b']:.4f}")
+    console.print(table)
+    low, high = result["interval"]
+    console.print(
+        f"difference (v{result['b']} - v{result['a']}): {result['difference']:+.4f}, "
+        f"95% paired bootstrap interval [{low:+.4f}, {high:+.4f}]"
+    )
+    console.print(f"{result['test']}: p = {result['p_value']:.3g} (alpha {result['alpha']})")
+    console.print(f"[bold]verdict[/]: {result['verdict']}")

@@ -12,6 +12,7 @@ from mlgate.db.tables import (
     alias_events,
     aliases,
     api_keys,
+    comparisons,
     jobs,
     model_versions,
     models,
@@ -176,6 +177,23 @@ class SqlModelRepository:
                 at=event.at,
             )
         )
+
+    def add_comparison(
+        self, name: str, a: int, b: int, result: dict[str, Any], at: datetime
+    ) -> None:
+        self._conn.execute(
+            comparisons.insert().values(
+                model_id=self._model_id(name), a=a, b=b, result=result, at=at
+            )
+        )
+
+    def comparisons(self, name: str) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            sa.select(comparisons.c.result)
+            .where(comparisons.c.model_id == self._model_id(name))
+            .order_by(comparisons.c.id)
+        )
+        return [dict(row.result) for row in rows]
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
         """Every move of `alias`, oldest first."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 
@@ -34,3 +34,9 @@ class ModelRepository(Protocol):
         ...
 
     def alias_history(self, name: str, alias: str) -> list[AliasEvent]: ...
+
+    def add_comparison(
+        self, name: str, a: int, b: int, result: dict[str, Any], at: datetime
+    ) -> None: ...
+
+    def comparisons(self, name: str) -> list[dict[str, Any]]: ...

@@ -16,6 +16,7 @@ from mlgate.bootstrap import Services
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import AliasEvent
 from mlgate.registry.service import resolve_version
+from mlgate.training.compare import compare_versions, promote_if_better
 
 router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=[Security(bearer)])
 
@@ -25,6 +26,18 @@ class PromoteRequest(BaseModel):
 
     version: int = Field(ge=1, description="The version the alias will point at")
     reason: str = Field("", max_length=1000)
+    require_better: bool = Field(
+        False, description="Refuse (409) unless it beats the current target significantly"
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+
+
+class CompareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    a: int = Field(ge=1, description="The baseline version")
+    b: int = Field(ge=1, description="The candidate version")
+    alpha: float = Field(0.05, gt=0, lt=0.5)
 
 
 class RollbackRequest(BaseModel):
@@ -66,6 +79,20 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
         # Load (and verify) the new target before the alias moves: a broken artifact is refused
         # here, and this process answers the next request without a cold load.
         services.predictors.get(resolve_version(services.uow(), name, body.version))
+        if body.require_better:
+            event, _ = promote_if_better(
+                services.uow(),
+                services.artifacts,
+                services.predictors,
+                name,
+                body.version,
+                alias,
+                alpha=body.alpha,
+                actor=actor(key),
+                reason=body.reason,
+                now=services.clock(),
+            )
+            return event
         return lifecycle.promote(
             services.uow(),
             name,
@@ -106,6 +133,28 @@ async def history(request: Request, name: str, alias: str) -> Response:
     def run() -> list[dict[str, Any]]:
         authorize(services, request, "read", name)
         return [e.to_json() for e in lifecycle.history(services.uow(), name, alias)]
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/compare", responses=PROBLEMS)
+async def compare(request: Request, name: str, body: CompareRequest) -> Response:
+    """Both versions on the candidate's holdout rows: metric side by side, a paired bootstrap
+    interval of the difference, a paired test and a verdict. Stored with the model."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "read", name)
+        return compare_versions(
+            services.uow(),
+            services.artifacts,
+            services.predictors,
+            name,
+            body.a,
+            body.b,
+            alpha=body.alpha,
+            now=services.clock(),
+        ).to_json()
 
     return _json(await run_in_threadpool(run))
 

@@ -1,0 +1,179 @@
+"""Comparing two versions on the same rows, with real statistics.
+
+Both versions predict the holdout rows of the candidate (version `b`, as it was split when `b`
+was trained, from the rows stored with it). The difference in the metric (b − a) gets a paired
+bootstrap interval, and a paired test gives a p-value: McNemar's exact test on the rows where
+exactly one version is right (classification), or the Wilcoxon signed-rank test on the absolute
+errors (regression). The verdict says "b is better" only when both agree at level `alpha`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from mlgate.errors import Conflict, InvalidInput
+from mlgate.registry import aliases as lifecycle
+from mlgate.registry.model import AliasEvent
+from mlgate.registry.service import resolve_version
+from mlgate.registry.store import ArtifactStore
+from mlgate.schema import conform
+from mlgate.serving.predictors import PredictorCache
+from mlgate.training import data as training_data
+from mlgate.training.service import read_snapshot, split_rows
+from mlgate.uow import UnitOfWork
+
+N_BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    a: int
+    b: int
+    metric: str
+    value_a: float
+    value_b: float
+    difference: float  # b - a; for rmse, negative is better
+    interval: tuple[float, float]  # 95% paired bootstrap interval of the difference
+    test: str
+    p_value: float
+    alpha: float
+    n_rows: int
+    verdict: str  # "b is better", "a is better" or "no significant difference"
+    at: datetime
+
+    @property
+    def b_is_better(self) -> bool:
+        return self.verdict == "b is better"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "interval": list(self.interval), "at": self.at.isoformat()}
+
+
+def compare_versions(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    predictors: PredictorCache,
+    model_name: str,
+    a: int,
+    b: int,
+    *,
+    alpha: float = 0.05,
+    now: datetime,
+    seed: int = 0,
+) -> Comparison:
+    if a == b:
+        raise InvalidInput("compare two different versions")
+    if not 0 < alpha < 0.5:
+        raise InvalidInput(f"alpha must lie in (0, 0.5), got {alpha}")
+    version_a = resolve_version(uow, model_name, a)
+    version_b = resolve_version(uow, model_name, b)
+    if version_a.task != version_b.task or version_a.target != version_b.target:
+        raise InvalidInput(f"v{a} and v{b} do not predict the same thing")
+    frame = read_snapshot(uow, artifacts, model_name, b)
+    lineage = version_b.lineage
+    prepared = training_data.prepare(
+        frame, target=version_b.target, drop=lineage.dropped_columns, task=version_b.task
+    )
+    holdout = split_rows(prepared, lineage.test_size, lineage.seed).X_test.index
+    rows = frame[frame[version_b.target].notna()].reset_index(drop=True).loc[holdout]
+    truth = rows[version_b.target].to_numpy()
+    outputs = []
+    for version in (version_a, version_b):
+        try:
+            features = conform(rows, version.columns)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{version.ref} cannot score v{b}'s rows: {exc}") from None
+        outputs.append(np.asarray(predictors.get(version).score(features).predictions))
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, len(truth), size=(N_BOOTSTRAP, len(truth)))
+    if version_b.task == "classification":
+        right_a = np.array([p == t for p, t in zip(outputs[0], truth, strict=True)])
+        right_b = np.array([p == t for p, t in zip(outputs[1], truth, strict=True)])
+        value_a, value_b = float(right_a.mean()), float(right_b.mean())
+        diffs = right_b[samples].mean(axis=1) - right_a[samples].mean(axis=1)
+        only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+        p_value = (
+            1.0
+            if only_a + only_b == 0
+            else float(stats.binomtest(only_b, only_a + only_b, 0.5).pvalue)
+        )
+        metric, test = "accuracy", "McNemar exact (binomial on discordant rows)"
+        sign = 1.0
+    else:
+        errors_a = outputs[0].astype("float64") - truth.astype("float64")
+        errors_b = outputs[1].astype("float64") - truth.astype("float64")
+        value_a = float(np.sqrt(np.mean(errors_a**2)))
+        value_b = float(np.sqrt(np.mean(errors_b**2)))
+        diffs = np.sqrt(np.mean(errors_b[samples] ** 2, axis=1)) - np.sqrt(
+            np.mean(errors_a[samples] ** 2, axis=1)
+        )
+        delta = np.abs(errors_b) - np.abs(errors_a)
+        p_value = 1.0 if not np.any(delta) else float(stats.wilcoxon(delta).pvalue)
+        metric, test = "rmse", "Wilcoxon signed-rank on absolute errors"
+        sign = -1.0  # lower rmse is better
+    low, high = (float(x) for x in np.percentile(diffs, [2.5, 97.5]))
+    improvement = sign * (value_b - value_a)
+    excludes_zero = low > 0 or high < 0
+    if p_value < alpha and excludes_zero:
+        verdict = "b is better" if improvement > 0 else "a is better"
+    else:
+        verdict = "no significant difference"
+    comparison = Comparison(
+        model=model_name,
+        a=a,
+        b=b,
+        metric=metric,
+        value_a=value_a,
+        value_b=value_b,
+        difference=value_b - value_a,
+        interval=(low, high),
+        test=test,
+        p_value=p_value,
+        alpha=alpha,
+        n_rows=len(truth),
+        verdict=verdict,
+        at=now,
+    )
+    with uow:
+        uow.models.add_comparison(model_name, a, b, comparison.to_json(), now)
+        uow.commit()
+    return comparison
+
+
+def promote_if_better(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    predictors: PredictorCache,
+    model_name: str,
+    number: int,
+    alias: str,
+    *,
+    alpha: float,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> tuple[AliasEvent, Comparison | None]:
+    """Promote only if version `number` beats the alias's current target significantly (an
+    alias that points nowhere yet is simply set)."""
+    current = lifecycle.aliases_of(uow, model_name).get(alias)
+    comparison = None
+    if current is not None and current != number:
+        comparison = compare_versions(
+            uow, artifacts, predictors, model_name, current, number, alpha=alpha, now=now
+        )
+        if not comparison.b_is_better:
+            low, high = comparison.interval
+            raise Conflict(
+                f"v{number} is not significantly better than v{current} on {alias}'s "
+                f"{comparison.metric}: {comparison.value_b:.4f} vs {comparison.value_a:.4f}, "
+                f"difference 95% interval [{low:.4f}, {high:.4f}], {comparison.test} "
+                f"p = {comparison.p_value:.3g} (alpha {alpha}); not promoted"
+            )
+    event = lifecycle.promote(uow, model_name, number, alias, actor=actor, reason=reason, now=now)
+    return event, comparison

@@ -1,0 +1,172 @@
+"""Comparing versions with paired statistics, and promotion guarded by them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mlgate.bootstrap import Services
+from mlgate.errors import Conflict, InvalidInput
+from mlgate.registry import aliases as lifecycle
+from mlgate.registry.model import ModelVersion
+from mlgate.schema import conform
+from mlgate.sources import demo
+from mlgate.sources.service import add_source
+from mlgate.training import data as training_data
+from mlgate.training.compare import compare_versions, promote_if_better
+from mlgate.training.service import TrainSpec, read_snapshot, retrain_spec, split_rows, train_model
+
+WEAK_DROP = ("customer_id", "contract", "tenure_months", "total_charges", "support_calls")
+
+
+@pytest.fixture
+def shop(services: Services, tmp_path: Path) -> Services:
+    demo.churn_frame(n_rows=3000, seed=21).to_csv(tmp_path / "customers.csv", index=False)
+    add_source(
+        services.uow(),
+        services.open_source,
+        name="shop",
+        url=str(tmp_path),
+        cwd=tmp_path,
+        now=services.clock(),
+    )
+    return services
+
+
+def train(services: Services, target: str, algorithm: str, drop: tuple[str, ...]) -> ModelVersion:
+    spec = TrainSpec("m", "shop", target, algorithm, table="customers", drop=drop, report=False)
+    return train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+
+
+def compare(services: Services, a: int, b: int) -> object:
+    return compare_versions(
+        services.uow(), services.artifacts, services.predictors, "m", a, b, now=services.clock()
+    )
+
+
+def test_a_clearly_better_classifier_wins_with_mcnemar(shop: Services) -> None:
+    weak = train(shop, "churned", "logistic_regression", WEAK_DROP)
+    strong = train(shop, "churned", "logistic_regression", ("customer_id",))
+    result = compare(shop, weak.number, strong.number)
+    assert result.verdict == "b is better"  # type: ignore[attr-defined]
+    assert result.interval[0] > 0  # type: ignore[attr-defined]
+
+    # The same numbers, derived by hand from the candidate's holdout rows.
+    frame = read_snapshot(shop.uow(), shop.artifacts, "m", strong.number)
+    prepared = training_data.prepare(
+        frame, target="churned", drop=("customer_id",), task="classification"
+    )
+    holdout = split_rows(prepared, 0.2, 42).X_test.index
+    rows = frame.reset_index(drop=True).loc[holdout]
+    right = [
+        np.asarray(shop.predictors.get(v).score(conform(rows, v.columns)).predictions)
+        == rows["churned"].to_numpy()
+        for v in (weak, strong)
+    ]
+    only_weak, only_strong = int(np.sum(right[0] & ~right[1])), int(np.sum(right[1] & ~right[0]))
+    assert result.p_value == pytest.approx(
+        stats.binomtest(only_strong, only_weak + only_strong, 0.5).pvalue
+    )  # type: ignore[attr-defined]
+    assert result.value_b == pytest.approx(right[1].mean())  # type: ignore[attr-defined]
+    with shop.uow() as uow:
+        assert uow.models.comparisons("m")[-1]["verdict"] == "b is better"
+
+
+def test_an_identical_version_is_no_significant_difference(shop: Services) -> None:
+    first = train(shop, "churned", "logistic_regression", ("customer_id",))
+    again = train_model(
+        shop.uow(),
+        shop.artifacts,
+        shop.open_source,
+        retrain_spec(first, from_snapshot=True),
+        now=shop.clock,
+    ).version
+    result = compare(shop, first.number, again.number)
+    assert result.verdict == "no significant difference"  # type: ignore[attr-defined]
+    assert result.p_value == 1.0 and result.difference == 0.0  # type: ignore[attr-defined]
+
+
+def test_guarded_promotion_refuses_what_is_not_better(shop: Services) -> None:
+    strong = train(shop, "churned", "logistic_regression", ("customer_id",))
+    weak = train(shop, "churned", "logistic_regression", WEAK_DROP)
+    lifecycle.promote(shop.uow(), "m", strong.number, "production", actor="t", now=shop.clock())
+
+    def guarded(number: int) -> object:
+        return promote_if_better(
+            shop.uow(),
+            shop.artifacts,
+            shop.predictors,
+            "m",
+            number,
+            "production",
+            alpha=0.05,
+            actor="t",
+            reason="",
+            now=shop.clock(),
+        )
+
+    with pytest.raises(Conflict, match="not significantly better than v1.*not promoted"):
+        guarded(weak.number)
+    assert lifecycle.aliases_of(shop.uow(), "m") == {"production": strong.number}
+    same = train(shop, "churned", "logistic_regression", ("customer_id",))  # as good as v1
+    with pytest.raises(Conflict):
+        guarded(same.number)
+
+    lifecycle.promote(shop.uow(), "m", weak.number, "staging", actor="t", now=shop.clock())
+    event, comparison = promote_if_better(
+        shop.uow(),
+        shop.artifacts,
+        shop.predictors,
+        "m",
+        strong.number,
+        "staging",
+        alpha=0.05,
+        actor="t",
+        reason="wins",
+        now=shop.clock(),
+    )
+    assert comparison is not None and comparison.b_is_better
+    assert event.to_version == strong.number and event.from_version == weak.number
+
+
+def test_regression_uses_a_paired_test_on_errors(shop: Services) -> None:
+    weak = train(
+        shop,
+        "monthly_charges",
+        "linear_regression",
+        ("customer_id", "internet_service", "total_charges"),
+    )
+    strong = train(shop, "monthly_charges", "linear_regression", ("customer_id",))
+    result = compare(shop, weak.number, strong.number)
+    assert result.metric == "rmse" and "Wilcoxon" in result.test  # type: ignore[attr-defined]
+    assert result.verdict == "b is better" and result.interval[1] < 0  # type: ignore[attr-defined]
+
+
+def test_comparing_what_cannot_be_compared_says_why(shop: Services) -> None:
+    train(shop, "churned", "logistic_regression", ("customer_id",))
+    with pytest.raises(InvalidInput, match="two different versions"):
+        compare(shop, 1, 1)
+    train_model(
+        shop.uow(),
+        shop.artifacts,
+        shop.open_source,
+        TrainSpec(
+            "m",
+            "shop",
+            "churned",
+            "logistic_regression",
+            table="customers",
+            drop=("customer_id",),
+            report=False,
+        ),
+        now=shop.clock,
+    )
+    with pytest.raises(InvalidInput, match="alpha"):
+        compare_versions(
+            shop.uow(), shop.artifacts, shop.predictors, "m", 1, 2, alpha=0.9, now=shop.clock()
+        )
