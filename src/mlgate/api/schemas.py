@@ -24,6 +24,8 @@ class VersionOut(BaseModel):
     data_sha256: str
     artifact_sha256: str
     archived: bool = False
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class ModelSummary(BaseModel):
@@ -35,6 +37,8 @@ class ModelSummary(BaseModel):
 
 
 class ModelDetail(ModelSummary):
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
     aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
     input_schema: list[ColumnOut]
     classes: list[Any] | None
@@ -73,6 +77,8 @@ def detail(
     latest = versions[-1] if versions else None
     return ModelDetail(
         **summary(model).model_dump(),
+        description=model.description,
+        tags=model.tags,
         aliases=aliases or {},
         input_schema=[ColumnOut(**c.to_json()) for c in (latest.columns if latest else ())],
         classes=None if latest is None or latest.classes is None else list(latest.classes),
@@ -86,6 +92,8 @@ def detail(
                 data_sha256=v.lineage.data_sha256,
                 artifact_sha256=v.artifact.sha256,
                 archived=v.archived_at is not None,
+                description=v.description,
+                tags=v.tags,
             )
             for v in versions
         ],

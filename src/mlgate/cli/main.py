@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -51,6 +51,30 @@ def init(ctx: typer.Context) -> None:
     console.print(f"database:  {redact(s.settings.database_url)}")
     console.print(f"artifacts: {s.settings.artifact_dir}")
     console.print(f"schema:    {migrate.current_revision(s.engine)} (head)")
+
+
+@app.command("doctor")
+def doctor(
+    ctx: typer.Context,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Remove files that belong to no version.")
+    ] = False,
+) -> None:
+    """Check the registry: every version's files exist and match their sha256; every file
+    belongs to a version. Exits 1 when something is wrong, saying how to fix it."""
+    from mlgate.registry.doctor import check_registry, remove_orphans
+
+    s = services(ctx)
+    if fix:
+        for key in remove_orphans(s.uow(), s.artifacts):
+            console.print(f"removed {key}")
+    n_versions, findings = check_registry(s.uow(), s.artifacts)
+    if not findings:
+        console.print(f"[green]ok[/] {n_versions} versions, every file present and intact")
+        return
+    for finding in findings:
+        console.print(f"[red]problem[/] {finding.problem}\n  fix: {finding.fix}")
+    raise typer.Exit(1)
 
 
 @app.command("version")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.context import console, services
+from mlgate.errors import InvalidInput
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service
 
@@ -35,6 +36,10 @@ def show(ctx: typer.Context, model: str) -> None:
     """Show a model's versions with their metrics, lineage and input schema."""
     registered, versions = service.get_versions(services(ctx).uow(), model)
     console.print(f"[bold]{registered.name}[/]: {registered.task} of {registered.target!r}")
+    if registered.description:
+        console.print(registered.description)
+    if registered.tags:
+        console.print("tags: " + ", ".join(f"{k}={v}" for k, v in registered.tags.items()))
     table = Table("version", "algorithm", "rows", "data sha256", "created")
     for v in versions:
         table.add_row(
@@ -265,3 +270,51 @@ def _print_comparison(result: dict[str, Any]) -> None:
     )
     console.print(f"{result['test']}: p = {result['p_value']:.3g} (alpha {result['alpha']})")
     console.print(f"[bold]verdict[/]: {result['verdict']}")
+
+
+@app.command("tag")
+def tag(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL (the model) or MODEL@N (one version).")],
+    tags: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs; KEY= removes a tag.")],
+) -> None:
+    """Add or remove tags on a model or a version."""
+    s = services(ctx)
+    name, number, _ = service.parse_ref(ref)
+    pairs = {}
+    for pair in tags:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"{pair!r}: write KEY=VALUE (KEY= removes the tag)")
+        pairs[key.strip()] = value.strip()
+    lifecycle.annotate(s.uow(), name, number, tags=pairs)
+    console.print(f"tagged {ref}")
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL or MODEL@N.")],
+    text: Annotated[str, typer.Argument(help="The description.")],
+) -> None:
+    """Set the description of a model or a version."""
+    s = services(ctx)
+    name, number, _ = service.parse_ref(ref)
+    lifecycle.annotate(s.uow(), name, number, description=text)
+    console.print(f"described {ref}")
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    model: str,
+    version: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a version and its files (refused while an alias points at it)."""
+    s = services(ctx)
+    number = lifecycle.parse_alias_target(version)
+    if not yes and not typer.confirm(f"Delete {model}@v{number} and its files?"):
+        raise typer.Exit(1)
+    deleted = lifecycle.delete_version(s.uow(), s.artifacts, model, number)
+    console.print(f"deleted {deleted.ref}")

@@ -216,6 +216,36 @@ class SqlModelRepository:
             for row in rows
         ]
 
+    def annotate(
+        self, name: str, number: int | None, *, description: str | None, tags: dict[str, str]
+    ) -> None:
+        """Set the description and merge tags (an empty value removes a tag) of the model, or
+        of version `number`."""
+        if number is None:
+            table, where = models, models.c.id == self._model_id(name)
+        else:
+            table = model_versions
+            where = sa.and_(
+                model_versions.c.model_id == self._model_id(name),
+                model_versions.c.number == number,
+            )
+        row = self._conn.execute(sa.select(table.c.tags).where(where)).first()
+        if row is None:
+            raise NotFound(f"model {name!r} has no version {number}")
+        merged = {**(row.tags or {}), **tags}
+        values: dict[str, Any] = {"tags": {k: v for k, v in merged.items() if v != ""}}
+        if description is not None:
+            values["description"] = description
+        self._conn.execute(table.update().where(where).values(**values))
+
+    def delete_version(self, name: str, number: int) -> None:
+        self._conn.execute(
+            model_versions.delete().where(
+                model_versions.c.model_id == self._model_id(name),
+                model_versions.c.number == number,
+            )
+        )
+
     def _model_id(self, name: str) -> int:
         model_id = self._conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()
         if model_id is None:
@@ -236,6 +266,8 @@ class SqlModelRepository:
             target=row.target,
             created_at=_aware(row.created_at),
             latest_version=row.latest_version,
+            description=row.description or "",
+            tags=dict(row.tags or {}),
         )
 
     @staticmethod
@@ -262,6 +294,8 @@ class SqlModelRepository:
             fit_seconds=row.fit_seconds,
             report=None if row.report is None else dict(row.report),
             archived_at=_utc(row.archived_at),
+            description=row.description or "",
+            tags=dict(row.tags or {}),
         )
 
 

@@ -32,6 +32,8 @@ models = sa.Table(
     sa.Column("target", sa.String(256), nullable=False),
     sa.Column("latest_version", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=True),
 )
 
 model_versions = sa.Table(
@@ -55,6 +57,8 @@ model_versions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", sa.JSON, nullable=True),
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("tags", sa.JSON, nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_model_versions_model_id_number"),
 )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from mlgate.errors import Conflict, InvalidInput, NotFound
 from mlgate.registry.model import AliasEvent, ModelVersion, check_alias
+from mlgate.registry.store import ArtifactStore
 from mlgate.uow import UnitOfWork
 
 
@@ -122,3 +123,48 @@ def parse_alias_target(text: str) -> int:
     if not digits.isdigit() or int(digits) < 1:
         raise InvalidInput(f"{text!r} is not a version number; write 3 or v3")
     return int(digits)
+
+
+def annotate(
+    uow: UnitOfWork,
+    model_name: str,
+    number: int | None,
+    *,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Set a description and add tags (an empty value removes one) on a model or a version."""
+    for key, value in (tags or {}).items():
+        if not key or len(key) > 64 or len(value) > 256:
+            raise InvalidInput("tag keys are 1-64 characters and values at most 256")
+    if description is not None and len(description) > 4000:
+        raise InvalidInput("a description is at most 4,000 characters")
+    with uow:
+        _model(uow, model_name)
+        uow.models.annotate(model_name, number, description=description, tags=tags or {})
+        uow.commit()
+
+
+def delete_version(
+    uow: UnitOfWork, artifacts: ArtifactStore, model_name: str, number: int
+) -> ModelVersion:
+    """Delete a version's row, then its files; refused while an alias points at it. Its number
+    is never given to another version."""
+    with uow:
+        version = _version(uow, model_name, number)
+        pointing = sorted(a for a, v in uow.models.aliases(model_name).items() if v == number)
+        if pointing:
+            raise Conflict(
+                f"{version.ref} is the target of {', '.join(pointing)}; move the alias first"
+            )
+        uow.models.delete_version(model_name, number)
+        uow.commit()
+    for key in files_of(version):
+        artifacts.delete(key)
+    return version
+
+
+def files_of(version: ModelVersion) -> list[str]:
+    """The keys of every file a version owns in the artifact store."""
+    attachments = ((version.report or {}).get("attachments") or {}).values()
+    return [version.artifact.key, *(entry["key"] for entry in attachments)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -71,6 +71,8 @@ class ModelVersion:
     fit_seconds: float = 0.0
     report: dict[str, Any] | None = None  # evaluation details, notes, explanations
     archived_at: datetime | None = None  # kept, but no longer servable or promotable
+    description: str = ""  # annotations: the only things that change on a version
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -84,6 +86,8 @@ class RegisteredModel:
     target: str
     created_at: datetime
     latest_version: int = 0
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")

@@ -143,8 +143,8 @@ def resolve_version(
                 raise NotFound(f"model {model_name!r} has no alias {alias[:64]!r}")
             wanted = targets.get(alias or PRODUCTION, model.latest_version)
         version = uow.models.get_version(model_name, wanted)
-        if version is not None and version.archived_at is not None and number is None:
-            # The latest is archived: the newest version still in service answers.
+        if number is None and (version is None or version.archived_at is not None):
+            # The latest is archived or deleted: the newest version still in service answers.
             serving = [v for v in uow.models.versions(model_name) if v.archived_at is None]
             if not serving:
                 raise Conflict(f"every version of {model_name!r} is archived")

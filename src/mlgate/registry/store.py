@@ -19,6 +19,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list_keys(self) -> list[str]:
+        """Every stored key (temporary files of writes in progress excluded)."""
+        ...
+
 
 class LocalArtifactStore:
     """Artifacts as files under one folder; keys are relative paths like ``churn/1/model.skops``."""
@@ -53,6 +57,15 @@ class LocalArtifactStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_keys(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(
+            str(path.relative_to(self.root))
+            for path in self.root.rglob("*")
+            if path.is_file() and not path.name.startswith(".tmp-")
+        )
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

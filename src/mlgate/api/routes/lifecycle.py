@@ -32,6 +32,13 @@ class PromoteRequest(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5)
 
 
+class AnnotateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=4000)
+    tags: dict[str, str] = Field(default_factory=dict, description='{"key": "value"}; "" removes')
+
+
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -155,6 +162,48 @@ async def compare(request: Request, name: str, body: CompareRequest) -> Response
             alpha=body.alpha,
             now=services.clock(),
         ).to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.patch("", responses=PROBLEMS)
+async def annotate_model(request: Request, name: str, body: AnnotateRequest) -> Response:
+    """Set the model's description and add or remove tags."""
+    return await _annotate(request, name, None, body)
+
+
+@router.patch("/versions/{version}", responses=PROBLEMS)
+async def annotate_version(
+    request: Request, name: str, version: int, body: AnnotateRequest
+) -> Response:
+    """Set a version's description and add or remove tags."""
+    return await _annotate(request, name, version, body)
+
+
+async def _annotate(
+    request: Request, name: str, version: int | None, body: AnnotateRequest
+) -> Response:
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "archive", name)
+        lifecycle.annotate(
+            services.uow(), name, version, description=body.description, tags=body.tags
+        )
+        return {"model": name, "version": version, "annotated": True}
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.delete("/versions/{version}", responses=PROBLEMS)
+async def delete_version(request: Request, name: str, version: int) -> Response:
+    """Delete a version and its files; refused (409) while an alias points at it."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "archive", name)
+        lifecycle.delete_version(services.uow(), services.artifacts, name, version)
+        return {"model": name, "version": version, "deleted": True}
 
     return _json(await run_in_threadpool(run))
 
