@@ -199,3 +199,18 @@ def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, s
         assert now == staging
     bad = httpx.post(f"{base}/v1/models/churn/compare", headers=headers, json={"a": 1, "b": 1})
     assert bad.status_code == 422 and "two different versions" in bad.json()["detail"]
+
+
+def test_export_and_import_over_http(base: str, headers: dict[str, str]) -> None:
+    bundle = httpx.get(f"{base}/v1/models/churn/versions/2/export", headers=headers)
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    imported = httpx.post(
+        f"{base}/v1/models/churn-copy/import", headers=headers, content=bundle.content
+    )
+    assert imported.status_code == 201 and imported.json() == {"model": "churn-copy", "version": 1}
+    served = httpx.post(f"{base}/v1/models/churn-copy/predict", headers=headers, json=BODY)
+    assert served.status_code == 200
+    broken = httpx.post(
+        f"{base}/v1/models/churn-copy/import", headers=headers, content=bundle.content[:-200]
+    )
+    assert broken.status_code == 422 and "not an mlgate bundle" in broken.json()["detail"]

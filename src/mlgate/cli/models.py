@@ -318,3 +318,45 @@ def delete(
         raise typer.Exit(1)
     deleted = lifecycle.delete_version(s.uow(), s.artifacts, model, number)
     console.print(f"deleted {deleted.ref}")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="The .zip to write.")
+    ] = None,
+    snapshot: Annotated[bool, typer.Option(help="Include the training rows.")] = True,
+) -> None:
+    """Write a version as a portable bundle (model, report, rows; sha256 of every file)."""
+    from mlgate.registry.bundles import export_bundle
+
+    s = services(ctx)
+    name, number, alias = service.parse_ref(ref)
+    version = service.resolve_version(s.uow(), name, number, alias)
+    data = export_bundle(
+        s.uow(), s.artifacts, name, version.number, with_snapshot=snapshot, now=s.clock()
+    )
+    target = output or Path(f"{name}-v{version.number}.mlgate.zip")
+    target.write_bytes(data)
+    console.print(f"exported {version.ref} to {target} ({len(data):,} bytes)")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="A bundle from `mlgate models export`.")],
+    as_: Annotated[str | None, typer.Option("--as", help="Register under this model name.")] = None,
+) -> None:
+    """Register a bundle as the next version of its model (or of --as); refused if any file
+    does not match its sha256."""
+    from mlgate.registry.bundles import import_bundle
+
+    s = services(ctx)
+    try:
+        data = bundle.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {bundle}: {exc.strerror}") from None
+    version = import_bundle(s.uow(), s.artifacts, data, model_name=as_, now=s.clock())
+    console.print(f"imported as {version.ref}")

@@ -11,13 +11,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.api.authorize import actor, authorize
+from mlgate.api.body import read_body
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.registry import aliases as lifecycle
+from mlgate.registry.bundles import export_bundle, import_bundle
 from mlgate.registry.model import AliasEvent
 from mlgate.registry.service import resolve_version
 from mlgate.training.compare import compare_versions, promote_if_better
 
+MAX_BUNDLE_BYTES = 1 << 30
 router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=[Security(bearer)])
 
 
@@ -206,6 +209,47 @@ async def delete_version(request: Request, name: str, version: int) -> Response:
         return {"model": name, "version": version, "deleted": True}
 
     return _json(await run_in_threadpool(run))
+
+
+@router.get("/versions/{version}/export", responses=PROBLEMS)
+async def export(request: Request, name: str, version: int, snapshot: bool = True) -> Response:
+    """The version as a portable zip bundle (model, report, training rows; sha256 of each)."""
+    services = _services(request)
+
+    def run() -> bytes:
+        authorize(services, request, "read", name)
+        return export_bundle(
+            services.uow(),
+            services.artifacts,
+            name,
+            version,
+            with_snapshot=snapshot,
+            now=services.clock(),
+        )
+
+    data = await run_in_threadpool(run)
+    disposition = f'attachment; filename="{name}-v{version}.mlgate.zip"'
+    return Response(
+        data, media_type="application/zip", headers={"Content-Disposition": disposition}
+    )
+
+
+@router.post("/import", status_code=201, responses=PROBLEMS)
+async def import_(request: Request, name: str) -> Response:
+    """Register a bundle (the zip as the body) as the next version of `name`; refused, with
+    nothing written, if any file does not match its sha256."""
+    services = _services(request)
+    data = await read_body(request, MAX_BUNDLE_BYTES)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "train", name)
+        version = import_bundle(
+            services.uow(), services.artifacts, data, model_name=name, now=services.clock()
+        )
+        return {"model": version.model_name, "version": version.number}
+
+    body = await run_in_threadpool(run)
+    return Response(orjson.dumps(body), 201, media_type="application/json")
 
 
 @router.post("/versions/{version}/archive", responses=PROBLEMS)

@@ -1,0 +1,195 @@
+"""Portable version bundles: one zip with a manifest, the model and its files, each with its
+sha256. `import_bundle` refuses a bundle whose bytes do not match its manifest, before writing
+anything."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from datetime import datetime
+from typing import Any
+
+from mlgate import __version__
+from mlgate.errors import ArtifactError, InvalidInput
+from mlgate.registry import formats
+from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel, check_name
+from mlgate.registry.service import resolve_version
+from mlgate.registry.store import ArtifactStore
+from mlgate.schema import Column
+from mlgate.uow import UnitOfWork
+
+BUNDLE_FORMAT = 1
+MODEL_FILE = "model"
+
+
+def export_bundle(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    model_name: str,
+    number: int,
+    *,
+    with_snapshot: bool = True,
+    now: datetime,
+) -> bytes:
+    version = resolve_version(uow, model_name, number)
+    files: dict[str, bytes] = {
+        MODEL_FILE: _checked(artifacts, version.artifact.key, version.artifact.sha256)
+    }
+    for name, entry in ((version.report or {}).get("attachments") or {}).items():
+        if name == "snapshot.parquet" and not with_snapshot:
+            continue
+        files[name] = _checked(artifacts, entry["key"], entry["sha256"])
+    manifest = {
+        "bundle_format": BUNDLE_FORMAT,
+        "exported_by": f"mlgate {__version__}",
+        "exported_at": now.isoformat(),
+        "version": _describe(version),
+        "files": {name: formats.sha256_of(data) for name, data in files.items()},
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+        for name, data in files.items():
+            bundle.writestr(f"files/{name}", data)
+    return out.getvalue()
+
+
+def import_bundle(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    data: bytes,
+    *,
+    model_name: str | None,
+    now: datetime,
+) -> ModelVersion:
+    """Register the bundle's version as the next version of `model_name` (default: its own)."""
+    manifest, files = _read(data)
+    described = manifest["version"]
+    name = check_name("model", model_name or described["model_name"])
+    if files[MODEL_FILE] and formats.sha256_of(files[MODEL_FILE]) != described["artifact_sha256"]:
+        raise InvalidInput("the bundle's model does not match the sha256 its version records")
+    stem = f"{name}/{uuid.uuid4().hex}"
+    written: list[str] = []
+    report = dict(described.get("report") or {})
+    report["imported_from"] = {
+        "model": described["model_name"],
+        "version": described["number"],
+        "exported_at": manifest["exported_at"],
+    }
+    report["attachments"] = {}
+    try:
+        model_key = f"{stem}.{described['artifact_suffix']}"
+        artifacts.put(model_key, files[MODEL_FILE])
+        written.append(model_key)
+        for file_name, content in files.items():
+            if file_name == MODEL_FILE:
+                continue
+            key = f"{stem}.{file_name}"
+            artifacts.put(key, content)
+            written.append(key)
+            report["attachments"][file_name] = {"key": key, "sha256": formats.sha256_of(content)}
+        with uow:
+            model = uow.models.get(name)
+            if model is None:
+                model = RegisteredModel(
+                    name, described["task"], described["target"], created_at=now
+                )
+                uow.models.add(model)
+            elif (model.task, model.target) != (described["task"], described["target"]):
+                raise InvalidInput(
+                    f"model {name!r} is a {model.task} model of {model.target!r}; the bundle's "
+                    "version is not. Import it under another name (--as)."
+                )
+            version = ModelVersion(
+                model_name=name,
+                number=model.latest_version + 1,
+                task=described["task"],
+                algorithm=described["algorithm"],
+                target=described["target"],
+                params=described["params"],
+                metrics=described["metrics"],
+                columns=tuple(Column.from_json(c) for c in described["columns"]),
+                classes=None if described["classes"] is None else tuple(described["classes"]),
+                lineage=Lineage.from_json(described["lineage"]),
+                artifact=Artifact(
+                    model_key,
+                    described["artifact_format"],
+                    described["artifact_sha256"],
+                    len(files[MODEL_FILE]),
+                ),
+                library_versions=described["library_versions"],
+                created_at=now,
+                fit_seconds=described["fit_seconds"],
+                report=report,
+                description=described.get("description", ""),
+                tags=described.get("tags", {}),
+            )
+            uow.models.add_version(version)
+            if version.description or version.tags:
+                uow.models.annotate(
+                    name, version.number, description=version.description, tags=version.tags
+                )
+            uow.commit()
+    except BaseException:
+        for key in written:
+            artifacts.delete(key)
+        raise
+    return version
+
+
+def _describe(version: ModelVersion) -> dict[str, Any]:
+    report = {k: v for k, v in (version.report or {}).items() if k != "attachments"}
+    suffix = version.artifact.key.rsplit("/", 1)[-1].split(".", 1)[1]
+    return {
+        "model_name": version.model_name,
+        "number": version.number,
+        "task": version.task,
+        "target": version.target,
+        "algorithm": version.algorithm,
+        "params": version.params,
+        "metrics": version.metrics,
+        "columns": [c.to_json() for c in version.columns],
+        "classes": None if version.classes is None else list(version.classes),
+        "lineage": version.lineage.to_json(),
+        "artifact_format": version.artifact.format,
+        "artifact_sha256": version.artifact.sha256,
+        "artifact_suffix": suffix,
+        "library_versions": version.library_versions,
+        "created_at": version.created_at.isoformat(),
+        "fit_seconds": version.fit_seconds,
+        "report": report,
+        "description": version.description,
+        "tags": version.tags,
+    }
+
+
+def _read(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+            manifest = json.loads(bundle.read("manifest.json"))
+            expected: dict[str, str] = manifest["files"]
+            files = {name: bundle.read(f"files/{name}") for name in expected}
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"not an mlgate bundle: {exc}") from None
+    if manifest.get("bundle_format") != BUNDLE_FORMAT:
+        raise InvalidInput(
+            f"bundle format {manifest.get('bundle_format')!r} is not one this mlgate reads"
+        )
+    wrong = sorted(n for n, content in files.items() if formats.sha256_of(content) != expected[n])
+    if wrong:
+        raise InvalidInput(  # the caller's file, not our store: a 4xx, not a 500
+            f"the bundle's {', '.join(wrong)} do(es) not match the sha256 in its manifest; "
+            "it was changed or damaged, so nothing was imported"
+        )
+    if MODEL_FILE not in files:
+        raise InvalidInput("the bundle holds no model")
+    return manifest, files
+
+
+def _checked(artifacts: ArtifactStore, key: str, sha256: str) -> bytes:
+    data = artifacts.get(key)
+    if formats.sha256_of(data) != sha256:
+        raise ArtifactError(f"{key} does not match its recorded sha256; `mlgate doctor` explains")
+    return data
