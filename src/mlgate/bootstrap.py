@@ -14,7 +14,7 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
-from mlgate.registry.store import LocalArtifactStore
+from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
 from mlgate.settings import Settings
 from mlgate.sources.base import Source, SourceConfig
@@ -30,7 +30,7 @@ def utc_now() -> datetime:
 class Services:
     settings: Settings
     engine: sa.Engine
-    artifacts: LocalArtifactStore
+    artifacts: ArtifactStore
     predictors: PredictorCache
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
@@ -85,7 +85,13 @@ def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
                 "the metadata database could not be reached or migrated "
                 f"({type(exc.orig).__name__}); check MLGATE_DATABASE_URL"
             ) from None
-    artifacts = LocalArtifactStore(settings.artifact_dir)
+    artifacts: ArtifactStore
+    if settings.artifact_url:
+        from mlgate.registry.s3 import S3ArtifactStore
+
+        artifacts = S3ArtifactStore(settings.artifact_url, endpoint_url=settings.s3_endpoint_url)
+    else:
+        artifacts = LocalArtifactStore(settings.artifact_dir)
     return Services(
         settings=settings,
         engine=engine,

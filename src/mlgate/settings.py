@@ -6,6 +6,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
     MLGATE_HOME           ~/.mlgate         home folder: metadata DB, artifacts, secret key
     MLGATE_DATABASE_URL   sqlite:///$MLGATE_HOME/mlgate.db  (postgresql+psycopg://... in production)
     MLGATE_ARTIFACT_DIR   $MLGATE_HOME/artifacts
+    MLGATE_ARTIFACT_URL   unset: artifacts in MLGATE_ARTIFACT_DIR; s3://bucket/prefix: in S3
+    MLGATE_S3_ENDPOINT_URL unset for AWS; the URL of MinIO or another S3-compatible store
     MLGATE_SECRET_KEY     read from (or created in) $MLGATE_HOME/secret.key when unset
     MLGATE_MAX_ROWS       10000             rows accepted in one prediction request
     MLGATE_MAX_BODY_BYTES 10485760          bytes accepted in one request body
@@ -52,6 +54,8 @@ class Settings:
     secret_key: Secret | None = None
     max_rows: int = 10_000
     max_body_bytes: int = 10 * 1024 * 1024
+    artifact_url: str | None = None
+    s3_endpoint_url: str | None = None
 
     @property
     def secret_key_file(self) -> Path:
@@ -79,6 +83,8 @@ class Settings:
             secret_key=Secret(secret) if secret else None,
             max_rows=_positive_int("max_rows", get("max_rows", "10000")),
             max_body_bytes=_positive_int("max_body_bytes", get("max_body_bytes", str(10 << 20))),
+            artifact_url=get("artifact_url", None),
+            s3_endpoint_url=get("s3_endpoint_url", None),
         )
 
 
