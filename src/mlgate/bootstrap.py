@@ -14,6 +14,7 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
+from mlgate.registry.service import recover_writes
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
 from mlgate.settings import Settings
@@ -92,13 +93,16 @@ def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
         artifacts = S3ArtifactStore(settings.artifact_url, endpoint_url=settings.s3_endpoint_url)
     else:
         artifacts = LocalArtifactStore(settings.artifact_dir)
-    return Services(
+    services = Services(
         settings=settings,
         engine=engine,
         artifacts=artifacts,
         predictors=PredictorCache(artifacts),
         server_secret=_server_secret(settings),
     )
+    if migrate_schema:  # files of writes whose process died (see register_version)
+        recover_writes(services.uow(), artifacts, now=services.clock())
+    return services
 
 
 def _server_secret(settings: Settings) -> bytes:

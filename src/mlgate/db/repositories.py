@@ -16,6 +16,7 @@ from mlgate.db.tables import (
     jobs,
     model_versions,
     models,
+    pending_writes,
     sources,
 )
 from mlgate.errors import AlreadyExists, NotFound
@@ -237,6 +238,18 @@ class SqlModelRepository:
         if description is not None:
             values["description"] = description
         self._conn.execute(table.update().where(where).values(**values))
+
+    def add_pending(self, keys: list[str], owner: str, at: datetime) -> None:
+        self._conn.execute(
+            pending_writes.insert(), [{"key": k, "owner": owner, "created_at": at} for k in keys]
+        )
+
+    def remove_pending(self, keys: list[str]) -> None:
+        self._conn.execute(pending_writes.delete().where(pending_writes.c.key.in_(keys)))
+
+    def pending(self) -> list[tuple[str, str, datetime]]:
+        rows = self._conn.execute(sa.select(pending_writes))
+        return [(row.key, row.owner, _aware(row.created_at)) for row in rows]
 
     def delete_version(self, name: str, number: int) -> None:
         self._conn.execute(

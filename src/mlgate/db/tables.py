@@ -127,3 +127,11 @@ comparisons = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+pending_writes = sa.Table(
+    "pending_writes",
+    metadata,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

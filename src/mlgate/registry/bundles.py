@@ -15,7 +15,7 @@ from mlgate import __version__
 from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel, check_name
-from mlgate.registry.service import resolve_version
+from mlgate.registry.service import owner, resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import Column
 from mlgate.uow import UnitOfWork
@@ -79,8 +79,12 @@ def import_bundle(
         "exported_at": manifest["exported_at"],
     }
     report["attachments"] = {}
+    model_key = f"{stem}.{described['artifact_suffix']}"
+    journal = [model_key, *(f"{stem}.{n}" for n in files if n != MODEL_FILE)]
+    with uow:
+        uow.models.add_pending(journal, owner(), now)
+        uow.commit()
     try:
-        model_key = f"{stem}.{described['artifact_suffix']}"
         artifacts.put(model_key, files[MODEL_FILE])
         written.append(model_key)
         for file_name, content in files.items():
@@ -127,6 +131,7 @@ def import_bundle(
                 tags=described.get("tags", {}),
             )
             uow.models.add_version(version)
+            uow.models.remove_pending(journal)
             if version.description or version.tags:
                 uow.models.annotate(
                     name, version.number, description=version.description, tags=version.tags
@@ -135,6 +140,9 @@ def import_bundle(
     except BaseException:
         for key in written:
             artifacts.delete(key)
+        with uow:
+            uow.models.remove_pending(journal)
+            uow.commit()
         raise
     return version
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,28 +50,35 @@ def register_version(
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
-    The artifact (and each attachment, such as the HTML report) is written first under a fresh
-    key, then the version row is committed; if the commit fails the files are removed, so no row
-    lacks its files and no file its row. Attachments are listed in report["attachments"] with
-    their keys and sha256.
+    Crash-safe in three steps: the keys about to be written are journaled (committed); the
+    artifact and each attachment (such as the HTML report) are written under fresh keys; then
+    one transaction inserts the version row and clears the journal. A process killed anywhere
+    leaves journaled files that `recover_writes` (run at every start) removes, so no row lacks
+    its files and no file its row. Attachments are listed in report["attachments"] with their
+    keys and sha256.
     """
     check_name("model", model_name)
     data = formats.dump(estimator, artifact_format)
     stem = f"{model_name}/{uuid.uuid4().hex}"
     suffix = "skops" if artifact_format == formats.SKOPS else f"{artifact_format}.zip"
     key = f"{stem}.{suffix}"
-    written = [key]
+    written = [key, *(f"{stem}.{name}" for name in attachments or {})]
     report = dict(report or {})
+    with uow:
+        uow.models.add_pending(written, _owner(), now)
+        uow.commit()
     try:
+        crash_point("journaled")
         artifacts.put(key, data)
+        crash_point("artifact written")
         for name, content in (attachments or {}).items():
             attachment_key = f"{stem}.{name}"
             artifacts.put(attachment_key, content)
-            written.append(attachment_key)
             report.setdefault("attachments", {})[name] = {
                 "key": attachment_key,
                 "sha256": formats.sha256_of(content),
             }
+        crash_point("attachments written")
         with uow:
             model = uow.models.get(model_name)
             if model is None:
@@ -99,10 +108,19 @@ def register_version(
                 report=report or None,
             )
             uow.models.add_version(version)
+            uow.models.remove_pending(written)
+            crash_point("before commit")
             uow.commit()
+        crash_point("committed")
     except BaseException as exc:
         for written_key in written:
             artifacts.delete(written_key)
+        try:
+            with uow:
+                uow.models.remove_pending(written)
+                uow.commit()
+        except Exception:  # the next start's recover_writes clears the journal
+            pass
         if isinstance(exc, sa.exc.IntegrityError):
             raise InvalidInput(
                 f"another version of {model_name!r} was registered at the same moment; "
@@ -110,6 +128,53 @@ def register_version(
             ) from None
         raise
     return version
+
+
+# Tests set this to kill the process at a named point of register_version (see test_crashes).
+CRASH_HOOK: Callable[[str], None] | None = None
+STALE_AFTER = timedelta(hours=1)
+
+
+def crash_point(name: str) -> None:
+    if CRASH_HOOK is not None:
+        CRASH_HOOK(name)
+
+
+def recover_writes(uow: UnitOfWork, artifacts: ArtifactStore, *, now: datetime) -> list[str]:
+    """Remove files journaled by writes whose process died (on this host: its pid is gone;
+    elsewhere: older than STALE_AFTER); returns their keys."""
+    with uow:
+        pending = uow.models.pending()
+    dead = [key for key, owner, since in pending if _dead(owner, since, now)]
+    for key in dead:
+        artifacts.delete(key)
+    if dead:
+        with uow:
+            uow.models.remove_pending(dead)
+            uow.commit()
+    return dead
+
+
+def owner() -> str:
+    """This process, as journal entries name it: host:pid."""
+    return _owner()
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead(owner: str, since: datetime, now: datetime) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return now - since > STALE_AFTER
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid) != os.getpid() and now - since > STALE_AFTER
 
 
 def list_models(uow: UnitOfWork) -> list[RegisteredModel]:
