@@ -72,6 +72,7 @@ def test_the_tour_sources_train_models_keys(cli_services: Services, tmp_path: Pa
     assert code == 0 and "churn" in out and "2" in out
     code, out = run(cli_services, "models", "show", "churn")
     assert code == 0 and "accuracy" in out and "skops sha256" in out
+    assert "trained by cli:" in out
 
     code, out = run(cli_services, "keys", "create", "--name", "billing")
     token = TOKEN.search(out)

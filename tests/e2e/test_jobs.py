@@ -79,6 +79,7 @@ def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> N
     assert done["progress"] == 1.0 and any("fitting random_forest" in line for line in done["log"])
     detail = httpx.get(f"{base}/v1/models/churn", headers=headers).json()
     assert [v["algorithm"] for v in detail["versions"]] == ["logistic_regression", "random_forest"]
+    assert detail["versions"][1]["trained_by"] == "key:" + headers["Authorization"][7:23]
 
 
 def test_a_cancelled_job_registers_nothing(home: Path, base: str) -> None:

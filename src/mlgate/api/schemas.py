@@ -24,6 +24,7 @@ class VersionOut(BaseModel):
     data_sha256: str
     artifact_sha256: str
     archived: bool = False
+    trained_by: str = ""
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -92,6 +93,7 @@ def detail(
                 data_sha256=v.lineage.data_sha256,
                 artifact_sha256=v.artifact.sha256,
                 archived=v.archived_at is not None,
+                trained_by=v.lineage.trained_by,
                 description=v.description,
                 tags=v.tags,
             )

@@ -63,7 +63,8 @@ def show(ctx: typer.Context, model: str) -> None:
         lineage = latest.lineage
         rows_from = f"table {lineage.table}" if lineage.table else f"query {lineage.query}"
         origin = f"{lineage.source_name} ({lineage.source_url})"
-        console.print(f"v{latest.number} trained from {origin}, {rows_from}")
+        who = f" by {lineage.trained_by}" if lineage.trained_by else ""
+        console.print(f"v{latest.number} trained{who} from {origin}, {rows_from}")
         console.print(f"artifact {latest.artifact.format} sha256 {latest.artifact.sha256}")
         libraries = ", ".join(f"{k} {v}" for k, v in latest.library_versions.items())
         console.print(f"libraries: {libraries}")
@@ -117,9 +118,9 @@ def report(
 
 
 def _actor() -> str:
-    import getpass
+    from mlgate.cli.training import cli_actor
 
-    return f"cli:{getpass.getuser()}"
+    return cli_actor()
 
 
 @app.command("promote")
@@ -225,7 +226,7 @@ def retrain(
     s = services(ctx)
     name, number, alias = service.parse_ref(model)
     version = service.resolve_version(s.uow(), name, from_version or number, alias)
-    spec = retrain_spec(version, from_snapshot=from_version is not None)
+    spec = retrain_spec(version, from_snapshot=from_version is not None, actor=_actor())
     print_result(run_training(ctx, spec))
 
 

@@ -12,7 +12,7 @@ import typer
 from mlgate.access.service import create_key
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
-from mlgate.cli.training import print_result, run_training
+from mlgate.cli.training import cli_actor, print_result, run_training
 from mlgate.sources import demo
 from mlgate.sources import service as sources
 
@@ -59,6 +59,7 @@ def quickstart(
         algorithm="logistic_regression",
         table=demo.TABLE,
         drop=(demo.ID_COLUMN,),
+        actor=cli_actor(),
     )
     console.print("3. training churn (logistic_regression):")
     print_result(run_training(ctx, spec))

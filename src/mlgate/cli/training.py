@@ -75,11 +75,18 @@ def train(
         seed=seed,
         task=_task(task),
         tune=TuneSpec.parse(tune) if tune else None,
+        actor=cli_actor(),
         report=report,
         cv=cv,
     )
     result = run_training(ctx, spec)
     print_result(result)
+
+
+def cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def _params(pairs: list[str]) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ class Lineage:
     dropped_columns: tuple[str, ...] = ()
     test_size: float = 0.2
     seed: int = 42
+    trained_by: str = ""  # who asked: cli:<user> or key:<prefix>
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class Lineage:
             "dropped_columns": list(self.dropped_columns),
             "test_size": self.test_size,
             "seed": self.seed,
+            "trained_by": self.trained_by,
         }
 
     @classmethod

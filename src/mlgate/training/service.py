@@ -75,6 +75,7 @@ class TrainSpec:
     tune: TuneSpec | None = None  # cross-validated search over the algorithm's space
     cv: int | None = None  # k-fold CV metrics of the final model's settings (on with tune/auto)
     snapshot_of: tuple[str, int] | None = None  # retrain on the rows stored with (model, version)
+    actor: str = ""  # who asked for it, recorded in the lineage
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ def train_model(
         dropped_columns=spec.drop,
         test_size=spec.test_size,
         seed=spec.seed,
+        trained_by=spec.actor,
     )
     trained_at = now()
     details: dict[str, Any] = {
@@ -394,7 +396,7 @@ def read_snapshot(
     return pd.read_parquet(io.BytesIO(data))
 
 
-def retrain_spec(version: ModelVersion, *, from_snapshot: bool) -> TrainSpec:
+def retrain_spec(version: ModelVersion, *, from_snapshot: bool, actor: str = "") -> TrainSpec:
     """The spec that trained `version`: on today's rows of its source, or on its own snapshot."""
     lineage = version.lineage
     params = (version.report or {}).get("requested_params") or {}
@@ -413,6 +415,7 @@ def retrain_spec(version: ModelVersion, *, from_snapshot: bool) -> TrainSpec:
         task=version.task,
         cv=evaluation["folds"] if evaluation else None,
         snapshot_of=(version.model_name, version.number) if from_snapshot else None,
+        actor=actor,
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.api.authorize import authorize
+from mlgate.api.authorize import actor, authorize
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
@@ -58,7 +58,7 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
     services = _services(request)
 
     def run() -> jobs.Job:
-        authorize(services, request, "train", name)
+        key = authorize(services, request, "train", name)
         spec = TrainSpec(
             model_name=name,
             source=body.source,
@@ -73,6 +73,7 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
             task=body.task,
             tune=TuneSpec.parse(body.tune) if body.tune else None,
             report=body.report,
+            actor=actor(key),
         )
         return services.jobs.submit(spec, {"model": name, **body.model_dump()})
 
