@@ -17,6 +17,7 @@ from mlgate.errors import ConfigError, NotReady
 from mlgate.registry.service import recover_writes
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
+from mlgate.serving.watcher import AliasWatcher
 from mlgate.settings import Settings
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
@@ -36,6 +37,14 @@ class Services:
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
     _jobs: JobRunner | None = field(default=None, repr=False)
+    _watcher: AliasWatcher | None = field(default=None, repr=False)
+
+    @property
+    def aliases(self) -> AliasWatcher:
+        """Where this process's aliases point (see serving/watcher.py), made on first use."""
+        if self._watcher is None:
+            self._watcher = AliasWatcher(self.uow, self.predictors)
+        return self._watcher
 
     @property
     def jobs(self) -> JobRunner:
@@ -66,6 +75,8 @@ class Services:
     def close(self) -> None:
         if self._jobs is not None:
             self._jobs.shutdown(wait=True)
+        if self._watcher is not None:
+            self._watcher.stop()
         self.engine.dispose()
 
 

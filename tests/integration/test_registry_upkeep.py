@@ -105,3 +105,19 @@ def test_doctor_finds_what_is_wrong_and_says_how_to_fix_it(two_versions: Service
     fixed = runner.invoke(app, ["doctor", "--fix"], obj=s)
     assert "removed m/stray.skops" in fixed.output
     assert not (s.settings.artifact_dir / "m" / "stray.skops").exists()
+
+
+def test_a_serving_process_switches_only_to_a_target_it_could_load(two_versions: Services) -> None:
+    from mlgate.serving.watcher import AliasWatcher
+
+    s = two_versions
+    watcher = AliasWatcher(s.uow, s.predictors)
+    lifecycle.promote(s.uow(), "m", 1, "production", actor="t", now=s.clock())
+    watcher.refresh()
+    assert watcher.target("m", "production") == 1
+    v2 = resolve_version(s.uow(), "m", 2)
+    (s.settings.artifact_dir / v2.artifact.key).write_bytes(b"broken")
+    lifecycle.promote(s.uow(), "m", 2, "production", actor="t", now=s.clock())
+    watcher.refresh()
+    assert watcher.target("m", "production") == 1  # v2 failed its checks: v1 keeps serving
+    assert watcher.target("m", "staging") is None

@@ -21,7 +21,9 @@ def create_app(services: Services) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One process owns the jobs (see training/jobs.py): any it finds unfinished, died with it.
         await run_in_threadpool(services.jobs.recover)
+        await run_in_threadpool(services.aliases.start)
         yield
+        await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
 
     app = FastAPI(

@@ -153,6 +153,15 @@ class SqlModelRepository:
         )
         return {row.name: row.version for row in rows}
 
+    def all_aliases(self) -> dict[tuple[str, str], int]:
+        """(model, alias) -> version, for every model: one query, for watchers."""
+        rows = self._conn.execute(
+            sa.select(models.c.name.label("model"), aliases.c.name, aliases.c.version).join(
+                models, models.c.id == aliases.c.model_id
+            )
+        )
+        return {(row.model, row.name): row.version for row in rows}
+
     def move_alias(self, event: AliasEvent) -> None:
         """Point the alias at event.to_version and append the event to its history."""
         model_id = self._model_id(event.model_name)

@@ -19,6 +19,7 @@ from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
+from mlgate.registry.model import PRODUCTION
 from mlgate.schema import Column
 from mlgate.serving.payloads import frame_from_body
 from mlgate.serving.service import Prediction, predict
@@ -126,6 +127,10 @@ async def predict_version(request: Request, name: str, version: str) -> Response
 
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
+    if number is None:  # an alias this process has loaded: its target, switched after loading
+        followed = services.aliases.target(name, alias or PRODUCTION)
+        if followed is not None:
+            number, alias = followed, None
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
 
