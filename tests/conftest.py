@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.settings import Settings
+from mlgate.sources.service import add_source
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MLGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -85,3 +86,10 @@ def any_services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     built = make_services(tmp_path / "home", url)
     yield built
     built.close()
+
+
+def add_source_to(services: Services, name: str, url: str, *, cwd: Path) -> None:
+    """Register a data source the way `mlgate sources add` does."""
+    add_source(
+        services.uow(), services.open_source, name=name, url=url, cwd=cwd, now=services.clock()
+    )

@@ -18,21 +18,14 @@ from mlgate.registry.service import resolve_version
 from mlgate.registry.store import LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import add_source_to
 
 
 @pytest.fixture
 def trained(services: Services, tmp_path: Path) -> Services:
     demo.churn_frame(n_rows=300).to_csv(tmp_path / "customers.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="csv",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "csv", str(tmp_path), cwd=tmp_path)
     train_model(
         services.uow(),
         services.artifacts,

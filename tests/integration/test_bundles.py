@@ -16,22 +16,14 @@ from mlgate.registry.bundles import export_bundle, import_bundle
 from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import make_services
+from tests.conftest import add_source_to, make_services
 
 
 @pytest.fixture
 def exported(services: Services, tmp_path: Path) -> bytes:
     demo.churn_frame(n_rows=300).to_csv(tmp_path / "c.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="c",
-        url=str(tmp_path / "c.csv"),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "c", str(tmp_path / "c.csv"), cwd=tmp_path)
     spec = TrainSpec("churn", "c", demo.TARGET, "lightgbm", table="c", drop=(demo.ID_COLUMN,))
     train_model(services.uow(), services.artifacts, services.open_source, spec, now=services.clock)
     return export_bundle(services.uow(), services.artifacts, "churn", 1, now=services.clock())

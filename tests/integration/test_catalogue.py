@@ -28,10 +28,9 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.catalogue import CATALOGUE, FeatureLayout
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import make_services
+from tests.conftest import add_source_to, make_services
 
 CASES = [(name, task) for name, a in CATALOGUE.items() for task in a.tasks]
 DATA_FOR: dict[Task, str] = {"classification": "cancer", "regression": "diabetes"}
@@ -59,9 +58,7 @@ def services(home: Path) -> Iterator[Services]:
     folder.mkdir()
     for name, frame in frames().items():
         frame.to_csv(folder / f"{name}.csv", index=False)
-    add_source(
-        built.uow(), built.open_source, name="data", url=str(folder), cwd=home, now=built.clock()
-    )
+    add_source_to(built, "data", str(folder), cwd=home)
     yield built
     built.close()
 

@@ -14,10 +14,10 @@ from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import ModelVersion
 from mlgate.schema import conform
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training import data as training_data
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.service import TrainSpec, read_snapshot, retrain_spec, split_rows, train_model
+from tests.conftest import add_source_to
 
 WEAK_DROP = ("customer_id", "contract", "tenure_months", "total_charges", "support_calls")
 
@@ -25,14 +25,7 @@ WEAK_DROP = ("customer_id", "contract", "tenure_months", "total_charges", "suppo
 @pytest.fixture
 def shop(services: Services, tmp_path: Path) -> Services:
     demo.churn_frame(n_rows=3000, seed=21).to_csv(tmp_path / "customers.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="shop",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "shop", str(tmp_path), cwd=tmp_path)
     return services
 
 

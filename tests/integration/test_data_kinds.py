@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.schema import rows_to_frame
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainResult, TrainSpec, train_model
+from tests.conftest import add_source_to
 
 GOOD = ["great", "love", "excellent", "fast", "friendly", "recommend"]
 BAD = ["awful", "slow", "broken", "rude", "refund", "never"]
@@ -41,14 +41,7 @@ def reviews(n_rows: int = 400, seed: int = 1) -> pd.DataFrame:
 def review_source(services: Services, tmp_path: Path) -> str:
     """A Parquet source "r" whose table "reviews" holds labelled free-text reviews."""
     reviews().to_parquet(tmp_path / "reviews.parquet")
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="r",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "r", str(tmp_path), cwd=tmp_path)
     return "r"
 
 
@@ -113,14 +106,7 @@ def test_dates_from_postgresql_become_parts(
     with engine.begin() as conn:
         frame.to_sql("signups", conn, index=False)
     engine.dispose()
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="pg",
-        url=postgres_url,
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "pg", postgres_url, cwd=tmp_path)
     version = train(services, "pg", "signups", "weekend", algorithm="decision_tree").version
     assert {c.name: c.type for c in version.columns}["signed_up"] == "datetime"
     assert version.metrics["accuracy"] > 0.95  # day_of_week is one of the parts
@@ -147,14 +133,7 @@ def test_identifiers_and_constants_are_left_out_with_a_note(
         }
     )
     frame.to_csv(tmp_path / "people.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="c",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "c", str(tmp_path), cwd=tmp_path)
     result = train(services, "c", "people", "y", algorithm="logistic_regression")
     assert [c.name for c in result.version.columns] == ["x"]
     notes = " ".join(result.warnings)
@@ -168,14 +147,7 @@ def test_a_copy_of_the_target_is_refused_as_leakage(services: Services, tmp_path
     frame = pd.DataFrame({"x": x, "answer": (x > 0).astype(int)})
     frame["answer_copy"] = frame["answer"]
     frame.to_csv(tmp_path / "leak.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="l",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "l", str(tmp_path), cwd=tmp_path)
     with pytest.raises(InvalidInput, match="'answer_copy' is a copy of the target.*leakage"):
         train(services, "l", "leak", "answer", algorithm="random_forest")
     with pytest.raises(InvalidInput, match="single value"):

@@ -7,22 +7,15 @@ from pathlib import Path
 
 from mlgate.bootstrap import Services
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.jobs import get_job
 from mlgate.training.service import TrainSpec
 from mlgate.training.tuning import TuneSpec
+from tests.conftest import add_source_to
 
 
 def test_shutting_down_cancels_the_running_job(services: Services, tmp_path: Path) -> None:
     demo.churn_frame(n_rows=400).to_csv(tmp_path / "churn.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="d",
-        url=str(tmp_path),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "d", str(tmp_path), cwd=tmp_path)
     spec = TrainSpec(
         "long",
         "d",

@@ -15,21 +15,14 @@ from mlgate.registry.doctor import check_registry
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import add_source_to
 
 
 @pytest.fixture
 def two_versions(services: Services, tmp_path: Path) -> Services:
     demo.churn_frame(n_rows=300).to_csv(tmp_path / "c.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="c",
-        url=str(tmp_path / "c.csv"),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "c", str(tmp_path / "c.csv"), cwd=tmp_path)
     for _ in range(2):
         train(services)
     return services

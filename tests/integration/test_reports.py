@@ -20,9 +20,8 @@ from mlgate.cli.main import app
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import read_attachment
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import make_services
+from tests.conftest import add_source_to, make_services
 
 NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "senior_citizen", "support_calls"]
 CATEGORICAL = ["contract", "internet_service", "payment_method"]
@@ -37,9 +36,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     demo.churn_frame(n_rows=800, seed=5).to_csv(folder / "churn.csv", index=False)
     iris = datasets.load_iris(as_frame=True).frame
     iris.to_csv(folder / "iris.csv", index=False)
-    add_source(
-        built.uow(), built.open_source, name="d", url=str(folder), cwd=home, now=built.clock()
-    )
+    add_source_to(built, "d", str(folder), cwd=home)
     yield built
     built.close()
 

@@ -12,9 +12,9 @@ from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, retrain_spec, train_model
 from mlgate.training.tuning import TuneSpec
+from tests.conftest import add_source_to
 
 
 def train(services: Services, spec: TrainSpec) -> ModelVersion:
@@ -45,14 +45,7 @@ def test_a_version_is_reproduced_from_its_snapshot(
 ) -> None:
     database = tmp_path / "shop.db"
     demo.write_sqlite(database, demo.churn_frame(n_rows=500, seed=1))
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="shop",
-        url=f"sqlite:///{database}",
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "shop", f"sqlite:///{database}", cwd=tmp_path)
     spec = TrainSpec(
         "churn",
         "shop",
@@ -84,14 +77,7 @@ def test_a_version_is_reproduced_from_its_snapshot(
 
 def test_the_snapshot_is_checked_before_use(services: Services, tmp_path: Path) -> None:
     demo.churn_frame(n_rows=200).to_csv(tmp_path / "c.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="c",
-        url=str(tmp_path / "c.csv"),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "c", str(tmp_path / "c.csv"), cwd=tmp_path)
     version = train(
         services, TrainSpec("m", "c", demo.TARGET, "logistic_regression", table="c", report=False)
     )

@@ -17,8 +17,8 @@ from mlgate.registry.s3 import S3ArtifactStore
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import add_source_to
 from tests.e2e.helpers import free_port
 
 CREDENTIALS = {
@@ -87,14 +87,7 @@ def test_mlgate_runs_on_s3_artifacts(
     try:
         assert isinstance(services.artifacts, S3ArtifactStore)
         demo.churn_frame(n_rows=300).to_csv(tmp_path / "c.csv", index=False)
-        add_source(
-            services.uow(),
-            services.open_source,
-            name="c",
-            url=str(tmp_path / "c.csv"),
-            cwd=tmp_path,
-            now=services.clock(),
-        )
+        add_source_to(services, "c", str(tmp_path / "c.csv"), cwd=tmp_path)
         spec = TrainSpec("churn", "c", demo.TARGET, "xgboost", table="c", drop=(demo.ID_COLUMN,))
         version = train_model(
             services.uow(), services.artifacts, services.open_source, spec, now=services.clock

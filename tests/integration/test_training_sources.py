@@ -21,6 +21,7 @@ from mlgate.errors import InvalidInput, NotFound, SourceError
 from mlgate.sources import demo
 from mlgate.sources.service import add_source, describe_table
 from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import add_source_to
 
 NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "senior_citizen", "support_calls"]
 CATEGORICAL = ["contract", "internet_service", "payment_method"]
@@ -89,14 +90,7 @@ def test_every_source_gives_the_metrics_of_sklearn_fitted_directly(
     request: pytest.FixtureRequest,
 ) -> None:
     url, table, query = load_into(kind, rows, tmp_path, request)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="data",
-        url=url,
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "data", url, cwd=tmp_path)
 
     classifier = train_model(
         services.uow(),
@@ -166,14 +160,7 @@ def test_the_same_rows_have_the_same_fingerprint_wherever_they_live(
         folder = tmp_path / kind
         folder.mkdir()
         url, table, query = load_into(kind, rows, folder, request)
-        add_source(
-            services.uow(),
-            services.open_source,
-            name=kind,
-            url=url,
-            cwd=folder,
-            now=services.clock(),
-        )
+        add_source_to(services, kind, url, cwd=folder)
         version = train_model(
             services.uow(),
             services.artifacts,
@@ -209,14 +196,7 @@ def test_a_password_never_reaches_messages_or_lineage(
     assert "hunter2" not in config.redacted_url and "***" in config.redacted_url
     wrong = "postgresql+psycopg://nobody:hunter2-secret@127.0.0.1:1/none"
     with pytest.raises(SourceError) as info:
-        add_source(
-            services.uow(),
-            services.open_source,
-            name="bad",
-            url=wrong,
-            cwd=tmp_path,
-            now=services.clock(),
-        )
+        add_source_to(services, "bad", wrong, cwd=tmp_path)
     assert "hunter2" not in str(info.value)
     with services.uow() as uow:
         assert uow.sources.get("bad") is None  # nothing half-written
@@ -229,14 +209,7 @@ def test_describe_infers_types_and_samples_rows(
     with engine.begin() as conn:
         rows.to_sql("customers", conn, index=False)
     engine.dispose()
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="maria",
-        url=mariadb_url,
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "maria", mariadb_url, cwd=tmp_path)
     sample = describe_table(
         services.uow(), services.open_source, "maria", table="customers", n_rows=3
     )
@@ -251,14 +224,7 @@ def test_bad_training_requests_say_what_is_wrong(
     rows: pd.DataFrame, services: Services, tmp_path: Path
 ) -> None:
     rows.to_csv(tmp_path / "customers.csv", index=False)
-    add_source(
-        services.uow(),
-        services.open_source,
-        name="csv",
-        url=str(tmp_path / "customers.csv"),
-        cwd=tmp_path,
-        now=services.clock(),
-    )
+    add_source_to(services, "csv", str(tmp_path / "customers.csv"), cwd=tmp_path)
 
     def train(**changes: object) -> None:
         spec = {

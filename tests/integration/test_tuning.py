@@ -10,11 +10,10 @@ from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.sources import demo
-from mlgate.sources.service import add_source
 from mlgate.training.catalogue import CATALOGUE
 from mlgate.training.service import TrainSpec, train_model
 from mlgate.training.tuning import TuneSpec, cross_validate
-from tests.conftest import make_services
+from tests.conftest import add_source_to, make_services
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +21,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     home = tmp_path_factory.mktemp("tuning")
     built = make_services(home / "home")
     demo.churn_frame(n_rows=600, seed=9).to_csv(home / "churn.csv", index=False)
-    add_source(
-        built.uow(),
-        built.open_source,
-        name="d",
-        url=str(home / "churn.csv"),
-        cwd=home,
-        now=built.clock(),
-    )
+    add_source_to(built, "d", str(home / "churn.csv"), cwd=home)
     yield built
     built.close()
 
