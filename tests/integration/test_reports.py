@@ -89,6 +89,19 @@ def test_reports_render_for_every_task(
     assert b"95% bootstrap interval" in page
 
 
+def reference_dummies(frame: pd.DataFrame) -> pd.DataFrame:
+    """Levels sorted, "missing" last where there is one, the first (a real one) dropped."""
+    levels = {
+        name: pd.Categorical(
+            frame[name].astype(object).fillna("__missing__"),
+            categories=sorted(frame[name].dropna().unique())
+            + (["__missing__"] if frame[name].isna().any() else []),
+        )
+        for name in frame.columns
+    }
+    return pd.get_dummies(pd.DataFrame(levels, index=frame.index), drop_first=True, dtype="float64")
+
+
 def reference_design(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Standardised numbers and first-level-dropped dummies, built by hand with pandas."""
     X = rows[NUMERIC + CATEGORICAL].copy()
@@ -96,8 +109,7 @@ def reference_design(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     numbers = X_train[NUMERIC].astype("float64")
     numbers = numbers.fillna(numbers.median())
     numbers = (numbers - numbers.mean()) / numbers.std(ddof=0)
-    categories = X_train[CATEGORICAL].astype(object).fillna("__missing__")
-    dummies = pd.get_dummies(categories, drop_first=True, dtype="float64")
+    dummies = reference_dummies(X_train[CATEGORICAL])
     return sm.add_constant(pd.concat([numbers, dummies], axis=1)), X_train
 
 
@@ -142,9 +154,7 @@ def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) ->
     numbers = (
         numbers.fillna(numbers.median()) - numbers.fillna(numbers.median()).mean()
     ) / numbers.fillna(numbers.median()).std(ddof=0)
-    dummies = pd.get_dummies(
-        X_train[CATEGORICAL].astype(object).fillna("__missing__"), drop_first=True, dtype="float64"
-    )
+    dummies = reference_dummies(X_train[CATEGORICAL])
     design = sm.add_constant(pd.concat([numbers, dummies], axis=1))
     expected = sm.OLS(y_train.astype("float64").to_numpy(), design.to_numpy()).fit()
     table = (version.report or {})["coefficients"]

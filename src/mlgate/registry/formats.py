@@ -73,6 +73,7 @@ TRUSTED_TYPES = frozenset(
     + ["numpy.float32", "numpy.int32", "numpy.str_", "numpy.random._generator.Generator"]
     + ["numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64"]
     + ["scipy.sparse._csr.csr_matrix", "numpy.median"]
+    + ["mlgate.training.encoders.OneHot"]
 )
 
 

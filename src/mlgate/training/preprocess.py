@@ -15,13 +15,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from mlgate.errors import InvalidInput
 from mlgate.schema import Column
 from mlgate.training.catalogue import Algorithm, FeatureLayout
-
-MISSING_CATEGORY = "__missing__"
+from mlgate.training.encoders import MISSING_CATEGORY, OneHot
 
 
 def layout_of(columns: Sequence[Column], X: pd.DataFrame) -> FeatureLayout:
@@ -68,21 +67,14 @@ def build_preprocessor(columns: Sequence[Column], algorithm: Algorithm) -> Colum
         transformers.append(("numeric", Pipeline(steps) if steps else "passthrough", numeric))
     if categorical:
         encode: list[tuple[str, Any]] = []
-        if algorithm.encoding != "ordinal" or not algorithm.native_missing:
+        if algorithm.encoding == "onehot":
+            # Missing is a category of its own. Dense unless text makes the matrix wide (or the
+            # model wants dense anyway): building sparse and then densifying costs more.
+            encode.append(("encode", OneHot(sparse_output=bool(text) and not algorithm.dense)))
+        elif algorithm.encoding == "strings" or not algorithm.native_missing:
             impute = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)
             encode.append(("impute", impute))
-        if algorithm.encoding == "onehot":
-            encode.append(
-                (
-                    "encode",
-                    # Dense unless text makes the matrix wide (or the model wants dense anyway):
-                    # building sparse and then densifying costs more than writing dense.
-                    OneHotEncoder(
-                        handle_unknown="ignore", sparse_output=bool(text) and not algorithm.dense
-                    ),
-                )
-            )
-        elif algorithm.encoding == "ordinal":
+        if algorithm.encoding == "ordinal":
             # Missing stays NaN (the model's own "missing"); unseen categories become NaN too.
             encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan)
             encode.append(("encode", encoder))
