@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.settings import Settings
 from mlgate.sources.service import add_source
+from tests import secrets_watch
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MLGATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -24,6 +25,18 @@ POSTGRES_ADMIN_URL = os.environ.get(
 MARIADB_ADMIN_URL = os.environ.get(
     "MLGATE_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    secrets_watch.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log line of the session holds a secret (see secrets_watch)."""
+    found = secrets_watch.leaks()
+    if found:
+        print("\nSECRETS IN LOGS:\n  " + "\n  ".join(found[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _unavailable(what: str, exc: Exception) -> None:

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ from mlgate.serving.watcher import AliasWatcher
 from mlgate.settings import Settings
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
+from mlgate.sources.sealing import Sealer
 from mlgate.training.jobs import JobRunner
 
 
@@ -53,8 +55,12 @@ class Services:
             self._jobs = JobRunner(self.uow, self.artifacts, self.open_source, self.clock)
         return self._jobs
 
+    @cached_property
+    def sealer(self) -> Sealer:
+        return Sealer(self.server_secret)
+
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self.sealer)
 
     def open_source(self, config: SourceConfig) -> Source:
         return open_source(config)
@@ -113,6 +119,9 @@ def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
     )
     if migrate_schema:  # files of writes whose process died (see register_version)
         recover_writes(services.uow(), artifacts, now=services.clock())
+        with services.uow() as uow:  # credentials stored before they were sealed
+            if uow.sources.seal_legacy():
+                uow.commit()
     return services
 
 

@@ -11,6 +11,7 @@
     + AlreadyExists    - a name that must be unique is taken
   + Unauthenticated    - no credentials, or ones we do not recognise
   + PermissionDenied   - the caller is known but may not do this
+  + TooManyRequests    - slow down: retry after `retry_after` seconds (login throttling, limits)
   + SourceError        - a data source could not be reached or read
   + ArtifactError      - a stored model is missing, tampered with or of an untrusted type
   + NotReady           - the service cannot answer yet (database down, schema not at head)
@@ -71,11 +72,26 @@ class AlreadyExists(Conflict):
 
 
 class Unauthenticated(MlgateError):
-    pass
+    """`code` says why, for clients to act on: missing_credentials, malformed_credentials,
+    invalid_credentials, key_revoked, key_expired, session_expired, account_disabled."""
+
+    def __init__(self, message: str, *, code: str = "invalid_credentials") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class PermissionDenied(MlgateError):
-    pass
+    """`code`: missing_scope, no_grant, key_restricted, admin_only, or forbidden."""
+
+    def __init__(self, message: str, *, code: str = "forbidden") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TooManyRequests(MlgateError):
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class SourceError(MlgateError):

@@ -5,7 +5,14 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
-from mlgate.access.repository import KeyRepository
+from mlgate.access.repository import (
+    AuditRepository,
+    ConsumerRepository,
+    GrantRepository,
+    KeyRepository,
+    SessionRepository,
+    UserRepository,
+)
 from mlgate.registry.repository import ModelRepository
 from mlgate.sources.repository import SourceRepository
 
@@ -24,6 +31,21 @@ class UnitOfWork(Protocol):
 
     @property
     def sources(self) -> SourceRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def consumers(self) -> ConsumerRepository: ...
+
+    @property
+    def grants(self) -> GrantRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    @property
+    def audit(self) -> AuditRepository: ...
 
     @property
     def jobs(self) -> JobRepository: ...

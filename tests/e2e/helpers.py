@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.secrets_watch import watch_file
+
 TOKEN = re.compile(r"mlg_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 
 
@@ -24,11 +26,12 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 
 
 def mlgate(
-    home: Path, *args: str, check: bool = True, **extra: str
+    home: Path, *args: str, check: bool = True, input: str | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "mlgate", *args],
         env=env_for(home, **extra),
+        input=input,
         capture_output=True,
         text=True,
         timeout=300,
@@ -53,6 +56,7 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
     """
     port = free_port()
     log_path = home.parent / f"serve-{port}.log"
+    watch_file(log_path)
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "mlgate", "serve", "--port", str(port)],
@@ -84,3 +88,15 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def admin_key(home: Path, *scopes: str, user: str = "ops") -> str:
+    """The token of a new key, with these scopes (default predict), of an admin user made for
+    it (without a password: it cannot log in)."""
+    if user not in mlgate(home, "users", "list").stdout:
+        mlgate(home, "users", "create", user, "--admin", "--no-password")
+    args = [a for s in scopes for a in ("--scope", s)]
+    out = mlgate(home, "keys", "create", "--user", user, "--name", f"{user}-key", *args).stdout
+    match = TOKEN.search(out)
+    assert match is not None, out
+    return match.group(0)

@@ -14,7 +14,7 @@ import pytest
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import make_services
-from tests.e2e.helpers import TOKEN, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, running_server
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +47,7 @@ def base(home: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def headers(home: Path) -> dict[str, str]:
-    out = mlgate(home, "keys", "create", "--name", "ops", "--scope", "train", "--scope", "predict")
-    match = TOKEN.search(out.stdout)
-    assert match
-    return {"Authorization": f"Bearer {match.group(0)}"}
+    return {"Authorization": f"Bearer {admin_key(home, 'train', 'predict', 'read')}"}
 
 
 ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
@@ -121,7 +118,7 @@ def test_lifecycle_over_http(base: str, headers: dict[str, str]) -> None:
     assert predicted.headers["x-model-version"] == "2" and predicted.json()["version"] == 2
     history = httpx.get(f"{base}/v1/models/churn/aliases/staging/history", headers=headers).json()
     assert [e["kind"] for e in history] == ["promote", "promote", "rollback"]
-    assert history[0]["actor"].startswith("key:mlg_")
+    assert history[0]["actor"].startswith("user:ops (key mlg_")
     listing = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
     assert listing["staging"] == 2
     assert httpx.get(f"{base}/v1/models/churn", headers=headers).json()["aliases"]["staging"] == 2

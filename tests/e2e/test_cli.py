@@ -75,6 +75,10 @@ def test_the_tour_sources_train_models_keys(cli_services: Services, tmp_path: Pa
     assert "trained by cli:" in out
 
     code, out = run(cli_services, "keys", "create", "--name", "billing")
+    assert code == 1 and "--user NAME or --consumer NAME" in out
+    code, out = run(cli_services, "consumers", "create", "acme")
+    assert code == 0, out
+    code, out = run(cli_services, "keys", "create", "--name", "billing", "--consumer", "acme")
     token = TOKEN.search(out)
     assert code == 0 and token
     code, out = run(cli_services, "keys", "list")

@@ -14,7 +14,7 @@ import pytest
 
 from mlgate.training.jobs import Job
 from tests.conftest import make_services
-from tests.e2e.helpers import TOKEN, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, running_server
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,7 @@ def base(home: Path, stale_job: str) -> Iterator[str]:
 
 
 def key(home: Path, *scopes: str) -> dict[str, str]:
-    args = [a for s in scopes for a in ("--scope", s)]
-    match = TOKEN.search(mlgate(home, "keys", "create", "--name", "jobs", *args).stdout)
-    assert match
-    return {"Authorization": f"Bearer {match.group(0)}"}
+    return {"Authorization": f"Bearer {admin_key(home, *scopes)}"}
 
 
 def wait(base: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
@@ -63,7 +60,7 @@ BODY = {"source": "demo", "table": "customers", "target": "churned", "drop": ["c
 
 
 def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict")
+    headers = key(home, "train", "predict", "read")
     response = httpx.post(
         f"{base}/v1/models/churn/train",
         headers=headers,
@@ -79,11 +76,11 @@ def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> N
     assert done["progress"] == 1.0 and any("fitting random_forest" in line for line in done["log"])
     detail = httpx.get(f"{base}/v1/models/churn", headers=headers).json()
     assert [v["algorithm"] for v in detail["versions"]] == ["logistic_regression", "random_forest"]
-    assert detail["versions"][1]["trained_by"] == "key:" + headers["Authorization"][7:23]
+    assert detail["versions"][1]["trained_by"] == f"user:ops (key {headers['Authorization'][7:23]})"
 
 
 def test_a_cancelled_job_registers_nothing(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict")
+    headers = key(home, "train", "predict", "read")
     body = {**BODY, "algorithm": "random_forest", "tune": "trials=500"}
     job = httpx.post(f"{base}/v1/models/slow/train", headers=headers, json=body).json()
     deadline = time.monotonic() + 60
@@ -98,7 +95,7 @@ def test_a_cancelled_job_registers_nothing(home: Path, base: str) -> None:
 
 
 def test_a_failing_job_says_why_and_registers_nothing(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict")
+    headers = key(home, "train", "predict", "read")
     body = {**BODY, "target": "no_such_column"}
     job = httpx.post(f"{base}/v1/models/broken/train", headers=headers, json=body).json()
     done = wait(base, headers, job["id"])

@@ -14,7 +14,7 @@ from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
 from tests.conftest import make_services
-from tests.e2e.helpers import TOKEN, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, running_server
 
 MAX_ROWS = 50
 MAX_BODY = 20_000
@@ -44,9 +44,7 @@ def base(home: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def token(home: Path) -> str:
-    match = TOKEN.search(mlgate(home, "keys", "create", "--name", "e2e").stdout)
-    assert match is not None
-    return match.group(0)
+    return admin_key(home)
 
 
 @pytest.fixture
@@ -99,10 +97,15 @@ def test_columnar_bodies_and_version_urls_give_the_same_answer(client: httpx.Cli
     assert columnar == by_rows
 
 
-def test_models_are_listed_with_their_schema(client: httpx.Client) -> None:
+def test_models_are_listed_with_their_schema(client: httpx.Client, home: Path) -> None:
     assert [m["name"] for m in client.get("/v1/models").json()] == ["churn"]
-    detail = client.get("/v1/models/churn").json()
-    assert {c["name"] for c in detail["input_schema"]} == set(a_row())
+    schema = client.get("/v1/models/churn/schema").json()
+    assert {c["name"] for c in schema["input_schema"]} == set(a_row())
+    # Versions and metrics need the read scope, which a predict key lacks.
+    denied = client.get("/v1/models/churn")
+    assert denied.status_code == 403 and denied.json()["code"] == "missing_scope"
+    reader = {"Authorization": f"Bearer {admin_key(home, 'read', user='reader')}"}
+    detail = client.get("/v1/models/churn", headers=reader).json()
     assert detail["versions"][0]["metrics"]["accuracy"] > 0.5
 
 
@@ -162,16 +165,16 @@ def test_unknown_models_and_versions_get_404(client: httpx.Client) -> None:
     assert_problem(
         client.post("/v1/models/churn/versions/x/predict", json={"rows": [a_row()]}), 404
     )
-    assert_problem(client.get("/v1/models/nope"), 404)
+    assert_problem(client.get("/v1/models/nope/schema"), 404)
 
 
 def test_without_a_valid_key_every_model_route_is_401(base: str, token: str) -> None:
     wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
-    for headers in [
-        {},
-        {"Authorization": "Bearer nonsense"},
-        {"Authorization": f"Bearer {wrong}"},
-        {"Authorization": token},
+    for headers, code in [
+        ({}, "missing_credentials"),
+        ({"Authorization": "Bearer nonsense"}, "malformed_credentials"),
+        ({"Authorization": f"Bearer {wrong}"}, "invalid_credentials"),
+        ({"Authorization": token}, "missing_credentials"),  # no "Bearer": not a credential
     ]:
         for method, path in [
             ("POST", "/v1/models/churn/predict"),
@@ -179,12 +182,16 @@ def test_without_a_valid_key_every_model_route_is_401(base: str, token: str) -> 
             ("GET", "/v1/models/churn"),
         ]:
             response = httpx.request(method, base + path, headers=headers, json={"rows": [a_row()]})
-            assert_problem(response, 401, "API key")
-            assert response.headers["www-authenticate"] == "Bearer"
+            assert assert_problem(response, 401)["code"] == code
+            challenge = response.headers["www-authenticate"]
+            if code == "missing_credentials":
+                assert challenge == "Bearer"
+            else:
+                assert challenge == f'Bearer error="invalid_token", error_description="{code}"'
 
 
 def test_a_revoked_key_gets_401(base: str, home: Path) -> None:
-    token = TOKEN.search(mlgate(home, "keys", "create", "--name", "short-lived").stdout).group(0)  # type: ignore[union-attr]
+    token = admin_key(home, user="short-lived")
     headers = {"Authorization": f"Bearer {token}"}
     assert (
         httpx.post(

@@ -1,4 +1,4 @@
-"""API key tokens: ``mlg_<12 hex id>_<43 url-safe chars>``.
+"""Bearer tokens: API keys ``mlg_<12 hex id>_<43 url-safe chars>``, login sessions ``mls_...``.
 
 The id is public (it is the key's prefix, shown in lists and logs); the secret part carries 256
 random bits and is never stored: the database keeps an HMAC-SHA-256 of it under the server's
@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 TOKEN_PREFIX = "mlg_"
+SESSION_PREFIX = "mls_"
 _ID_HEX = 12
 _SECRET_BYTES = 32
 
@@ -29,18 +30,16 @@ class Token:
         return f"Token(prefix={self.prefix!r}, secret='**********')"
 
 
-def new_token() -> Token:
-    return Token(
-        TOKEN_PREFIX + secrets.token_hex(_ID_HEX // 2), secrets.token_urlsafe(_SECRET_BYTES)
-    )
+def new_token(kind: str = TOKEN_PREFIX) -> Token:
+    return Token(kind + secrets.token_hex(_ID_HEX // 2), secrets.token_urlsafe(_SECRET_BYTES))
 
 
-def parse_token(raw: str) -> Token | None:
-    """The token's parts, or None if `raw` does not have the shape of one of our keys."""
-    head = len(TOKEN_PREFIX) + _ID_HEX
-    if len(raw) < head + 2 or not raw.startswith(TOKEN_PREFIX) or raw[head] != "_":
+def parse_token(raw: str, kind: str = TOKEN_PREFIX) -> Token | None:
+    """The token's parts, or None if `raw` does not have the shape of one of our tokens."""
+    head = len(kind) + _ID_HEX
+    if len(raw) < head + 2 or len(raw) > head + 100 or not raw.startswith(kind) or raw[head] != "_":
         return None
-    key_id = raw[len(TOKEN_PREFIX) : head]
+    key_id = raw[len(kind) : head]
     if any(c not in "0123456789abcdef" for c in key_id):
         return None
     return Token(raw[:head], raw[head + 1 :])

@@ -1,11 +1,12 @@
-"""The API key storage seam; db/ implements it over SQLAlchemy."""
+"""The access storage seams; db/ implements them over SQLAlchemy."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from mlgate.access.model import ApiKey
+from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, OwnerKind, Session, User
 
 
 class KeyRepository(Protocol):
@@ -13,6 +14,71 @@ class KeyRepository(Protocol):
 
     def get(self, prefix: str) -> ApiKey | None: ...
 
-    def all(self) -> list[ApiKey]: ...
+    def all(
+        self, owner_kind: OwnerKind | None = None, owner: str | None = None
+    ) -> list[ApiKey]: ...
 
     def revoke(self, prefix: str, at: datetime) -> None: ...
+
+    def touch(self, prefix: str, at: datetime) -> None: ...
+
+
+class UserRepository(Protocol):
+    def add(self, user: User) -> None: ...
+
+    def get(self, name: str) -> User | None: ...
+
+    def all(self) -> list[User]: ...
+
+    def save(self, user: User) -> None: ...
+
+
+class ConsumerRepository(Protocol):
+    def add(self, consumer: Consumer) -> None: ...
+
+    def get(self, name: str) -> Consumer | None: ...
+
+    def all(self) -> list[Consumer]: ...
+
+    def save(self, consumer: Consumer) -> None: ...
+
+
+class GrantRepository(Protocol):
+    def add(self, grant: Grant) -> Grant: ...
+
+    def get(self, grant_id: int) -> Grant | None: ...
+
+    def of_subject(self, kind: OwnerKind, name: str) -> list[Grant]: ...
+
+    def of_model(self, model: str) -> list[Grant]: ...
+
+    def all(self) -> list[Grant]: ...
+
+    def remove(self, grant_id: int) -> None: ...
+
+
+class SessionRepository(Protocol):
+    def add(self, session: Session) -> None: ...
+
+    def get(self, prefix: str) -> Session | None: ...
+
+    def revoke(self, prefix: str, at: datetime) -> None: ...
+
+    def revoke_all(self, user: str, at: datetime, *, keep: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None  # exact, or a prefix ending in "." (e.g. "keys.")
+    target: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+class AuditRepository(Protocol):
+    def add(self, event: AuditEvent) -> None: ...
+
+    def query(self, query: AuditQuery) -> list[AuditEvent]: ...

@@ -1,30 +1,64 @@
-"""API key use cases: create (the token is shown once), list, revoke, authenticate."""
+"""API keys and authentication: create (the token is shown once), list, revoke; and turning an
+``Authorization`` header into a Principal.
+
+`by` is the principal asking; None means the local operator at the CLI, who owns the machine
+and the database anyway and may do anything.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from mlgate.access import keys
-from mlgate.access.model import SCOPES, ApiKey
+from mlgate.access import keys, policy
+from mlgate.access.model import SCOPES, ApiKey, OwnerKind, Principal, Target
 from mlgate.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
+
+CONSUMER_SCOPES = ("predict", "generate", "read")
+TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key
 
 
 def create_key(
     uow: UnitOfWork,
     server_secret: bytes,
     *,
+    by: Principal | None,
+    owner_kind: OwnerKind,
+    owner: str,
     name: str,
     now: datetime,
-    scopes: tuple[str, ...] = ("predict",),
+    scopes: Sequence[str] = ("predict",),
+    expires_at: datetime | None = None,
+    targets: Sequence[str] = (),
 ) -> tuple[ApiKey, str]:
     """A new active key and its token; the token exists nowhere else, so show it once."""
     name = name.strip()
     if not name or len(name) > 128:
         raise InvalidInput("a key needs a name of 1 to 128 characters, e.g. --name billing-service")
+    scopes = tuple(dict.fromkeys(scopes))
     unknown = set(scopes) - set(SCOPES)
-    if unknown:
-        raise InvalidInput(f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}")
+    if unknown or not scopes:
+        raise InvalidInput(
+            f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}"
+            if unknown
+            else f"a key needs at least one scope of: {', '.join(SCOPES)}"
+        )
+    if owner_kind == "consumer" and not set(scopes) <= set(CONSUMER_SCOPES):
+        raise InvalidInput(
+            f"a consumer's key may only have the scopes {', '.join(CONSUMER_SCOPES)}"
+        )
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("the key's expiry is in the past; give a future time")
+    parsed = tuple(_target(t) for t in targets)
+    _check_manages(by, owner_kind, owner)
+    if by is not None and not set(scopes) <= by.scopes:
+        raise PermissionDenied(
+            f"the {by.credential} cannot give a new key scopes it does not have itself "
+            f"({', '.join(sorted(set(scopes) - by.scopes))})",
+            code="missing_scope",
+        )
     token = keys.new_token()
     key = ApiKey(
         prefix=token.prefix,
@@ -32,24 +66,52 @@ def create_key(
         digest=keys.digest(token, server_secret),
         scopes=scopes,
         created_at=now,
+        owner_kind=owner_kind,
+        owner=owner,
+        expires_at=expires_at,
+        targets=parsed,
     )
     with uow:
+        _check_owner_exists(uow, owner_kind, owner)
         uow.keys.add(key)
         uow.commit()
     return key, str(token)
 
 
-def list_keys(uow: UnitOfWork) -> list[ApiKey]:
+def list_keys(
+    uow: UnitOfWork,
+    *,
+    by: Principal | None,
+    owner_kind: OwnerKind | None = None,
+    owner: str | None = None,
+) -> list[ApiKey]:
+    """Everyone's keys for admins and the local operator (optionally one owner's); one's own
+    keys for everyone else."""
+    if by is not None and not by.is_admin:
+        if owner is not None and (owner_kind, owner) != (by.kind, by.name):
+            raise PermissionDenied("only admins list other people's keys", code="admin_only")
+        owner_kind, owner = by.kind, by.name
     with uow:
-        return uow.keys.all()
+        return uow.keys.all(owner_kind, owner)
 
 
-def revoke_key(uow: UnitOfWork, prefix_or_name: str, *, now: datetime) -> ApiKey:
-    """Revoke the key with this prefix, or the one active key with this name."""
+def revoke_key(
+    uow: UnitOfWork, prefix_or_name: str, *, by: Principal | None, now: datetime
+) -> ApiKey:
+    """Revoke the key with this prefix, or the one active key with this name (among the keys
+    `by` may see)."""
     with uow:
         key = uow.keys.get(prefix_or_name)
+        if key is not None and by is not None and not _manages(by, key.owner_kind, key.owner):
+            key = None  # someone else's key: as if it did not exist
         if key is None:
-            named = [k for k in uow.keys.all() if k.name == prefix_or_name and k.active]
+            named = [
+                k
+                for k in uow.keys.all()
+                if k.name == prefix_or_name
+                and k.active
+                and (by is None or _manages(by, k.owner_kind, k.owner))
+            ]
             if len(named) > 1:
                 raise InvalidInput(
                     f"{len(named)} active keys are named {prefix_or_name!r}; revoke by prefix "
@@ -57,7 +119,7 @@ def revoke_key(uow: UnitOfWork, prefix_or_name: str, *, now: datetime) -> ApiKey
                 )
             key = named[0] if named else None
         if key is None:
-            raise NotFound(f"no API key with prefix or name {prefix_or_name!r}")
+            raise NotFound(f"no API key with prefix or name {prefix_or_name[:40]!r}")
         if key.active:
             uow.keys.revoke(key.prefix, now)
             uow.commit()
@@ -65,25 +127,103 @@ def revoke_key(uow: UnitOfWork, prefix_or_name: str, *, now: datetime) -> ApiKey
 
 
 def authenticate(
-    uow: UnitOfWork, server_secret: bytes, authorization: str | None, *, scope: str
-) -> ApiKey:
-    """The active key behind an ``Authorization: Bearer <token>`` header value.
-
-    Raises Unauthenticated for a missing, malformed, unknown or revoked key (one message for all,
-    so that callers cannot probe which prefixes exist), PermissionDenied if it lacks `scope`.
-    """
+    uow: UnitOfWork, server_secret: bytes, authorization: str | None, *, now: datetime
+) -> Principal:
+    """The principal behind an ``Authorization: Bearer <token>`` header value: an API key or a
+    login session. Raises Unauthenticated with a reason code otherwise. An unknown prefix and a
+    wrong secret read the same, so that callers cannot probe which prefixes exist."""
     scheme, _, raw = (authorization or "").strip().partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
         raise Unauthenticated(
-            "send an API key as `Authorization: Bearer <key>`; `mlgate keys create` makes one"
+            "send an API key as `Authorization: Bearer <key>`; `mlgate keys create` makes one",
+            code="missing_credentials",
         )
-    token = keys.parse_token(raw.strip())
+    if raw.startswith(keys.SESSION_PREFIX):
+        from mlgate.access.accounts import session_principal
+
+        return session_principal(uow, server_secret, raw, now=now)
+    token = keys.parse_token(raw)
+    if token is None:
+        raise Unauthenticated(
+            "the credential is not shaped like an mlgate key (mlg_<id>_<secret>)",
+            code="malformed_credentials",
+        )
     with uow:
-        key = None if token is None else uow.keys.get(token.prefix)
-    if key is None or token is None or not keys.matches(token, key.digest, server_secret):
-        raise Unauthenticated("the API key is not valid; check it, or create a new one")
-    if not key.active:
-        raise Unauthenticated(f"the API key {key.prefix} was revoked; use another key")
-    if scope not in key.scopes:
-        raise PermissionDenied(f"the API key {key.prefix} lacks the {scope!r} scope")
-    return key
+        key = uow.keys.get(token.prefix)
+        if key is None or not keys.matches(token, key.digest, server_secret):
+            raise Unauthenticated(
+                "the API key is not valid; check it, or create a new one",
+                code="invalid_credentials",
+            )
+        state = key.state(now)
+        if state == "revoked":
+            raise Unauthenticated(f"the API key {key.prefix} was revoked", code="key_revoked")
+        if state == "expired":
+            raise Unauthenticated(f"the API key {key.prefix} has expired", code="key_expired")
+        principal = _owner_principal(uow, key)
+        if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
+            uow.keys.touch(key.prefix, now)
+            uow.commit()
+    return principal
+
+
+def _owner_principal(uow: UnitOfWork, key: ApiKey) -> Principal:
+    is_admin = False
+    if key.owner_kind == "user":
+        user = uow.users.get(key.owner)
+        if user is None or user.disabled_at is not None:
+            raise Unauthenticated(
+                f"the owner of API key {key.prefix} is disabled", code="account_disabled"
+            )
+        is_admin = user.is_admin
+    else:
+        consumer = uow.consumers.get(key.owner)
+        if consumer is None or consumer.disabled_at is not None:
+            raise Unauthenticated(
+                f"the owner of API key {key.prefix} is disabled", code="account_disabled"
+            )
+    return Principal(
+        kind=key.owner_kind,
+        name=key.owner,
+        is_admin=is_admin,
+        scopes=frozenset(key.scopes),
+        grants=tuple(uow.grants.of_subject(key.owner_kind, key.owner)),
+        key_prefix=key.prefix,
+        targets=key.targets,
+    )
+
+
+def _target(ref: str) -> Target:
+    target = Target.parse(ref.strip())
+    check_name("model", target.model)
+    return target
+
+
+def _manages(by: Principal, owner_kind: OwnerKind, owner: str) -> bool:
+    """Whether `by` may manage the keys of (owner_kind, owner): their own, or anyone's as admin;
+    a key needs the admin scope for it, a login session has every scope."""
+    if "admin" not in by.scopes:
+        return False
+    return by.is_admin or (owner_kind, owner) == (by.kind, by.name)
+
+
+def _check_manages(by: Principal | None, owner_kind: OwnerKind, owner: str) -> None:
+    if by is None or _manages(by, owner_kind, owner):
+        return
+    if "admin" not in by.scopes:
+        policy.check_scope(by, "admin")
+    raise PermissionDenied(
+        f"{by.actor} may only manage their own keys; admins manage everyone's", code="admin_only"
+    )
+
+
+def _check_owner_exists(uow: UnitOfWork, owner_kind: OwnerKind, owner: str) -> None:
+    found = uow.users.get(owner) if owner_kind == "user" else uow.consumers.get(owner)
+    if found is None:
+        raise NotFound(
+            f"no {owner_kind} named {owner!r}; create it first with "
+            f"`mlgate {owner_kind}s create {owner}`"
+        )
+    if found.disabled_at is not None:
+        raise InvalidInput(f"the {owner_kind} {owner!r} is disabled; enable it first")

@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 
 from mlgate import __version__, errors
 from mlgate.api import problems
-from mlgate.api.routes import health, jobs, lifecycle, models
+from mlgate.api.middleware import AuditLog, SecurityHeaders
+from mlgate.api.routes import access, health, jobs, lifecycle, models
 from mlgate.bootstrap import Services
 
 
@@ -43,4 +44,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(lifecycle.router)
+    app.include_router(access.router)
+    # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
+    app.add_middleware(AuditLog)
+    app.add_middleware(SecurityHeaders)
     return app

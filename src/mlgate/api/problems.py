@@ -27,6 +27,7 @@ STATUS_FOR: dict[type[errors.MlgateError], int] = {
     errors.Conflict: 409,
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
+    errors.TooManyRequests: 429,
     errors.SourceError: 502,
     errors.NotReady: 503,
     errors.ArtifactError: 500,
@@ -40,6 +41,7 @@ def problem(
     *,
     field_errors: list[errors.FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    code: str | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -47,6 +49,8 @@ def problem(
         "status": status,
         "detail": detail,
     }
+    if code:
+        body["code"] = code
     if field_errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in field_errors]
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
@@ -61,9 +65,19 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] = {}
+    code = getattr(exc, "code", None)
+    if isinstance(exc, errors.Unauthenticated):
+        # RFC 6750: no error attribute when the request had no credentials at all.
+        headers["WWW-Authenticate"] = (
+            "Bearer"
+            if code == "missing_credentials"
+            else f'Bearer error="invalid_token", error_description="{code}"'
+        )
+    if isinstance(exc, errors.TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
     field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
-    return problem(status, str(exc), field_errors=field_errors, headers=headers)
+    return problem(status, str(exc), field_errors=field_errors, headers=headers, code=code)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from mlgate.registry.model import ModelVersion, RegisteredModel
+
+MAX_NUMBER = 2**31 - 1  # versions and ids: what every metadata database stores as an integer
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_NUMBER, description="A version: 1, 2, ...")]
+GrantId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
 
 
 class ColumnOut(BaseModel):
@@ -46,6 +51,16 @@ class ModelDetail(ModelSummary):
     versions: list[VersionOut]
 
 
+class ModelSchema(BaseModel):
+    """What a caller needs to call the model: its input columns and, for classifiers, classes."""
+
+    name: str
+    task: str
+    target: str
+    input_schema: list[ColumnOut]
+    classes: list[Any] | None
+
+
 class PredictOut(BaseModel):
     model: str
     version: int
@@ -59,7 +74,18 @@ class ProblemOut(BaseModel):
     title: str
     status: int
     detail: str
+    code: str | None = None
     errors: list[dict[str, str]] | None = None
+
+
+def model_schema(model: RegisteredModel, latest: ModelVersion | None) -> ModelSchema:
+    return ModelSchema(
+        name=model.name,
+        task=model.task,
+        target=model.target,
+        input_schema=[ColumnOut(**c.to_json()) for c in (latest.columns if latest else ())],
+        classes=None if latest is None or latest.classes is None else list(latest.classes),
+    )
 
 
 def summary(model: RegisteredModel) -> ModelSummary:

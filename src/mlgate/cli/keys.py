@@ -1,51 +1,125 @@
-"""`mlgate keys ...`: API keys for prediction calls."""
+"""`mlgate keys ...`: API keys of users and consumers."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlgate.access import service
-from mlgate.cli.context import console, services
+from mlgate.access.model import ApiKey, OwnerKind
+from mlgate.cli.context import audited, console, services
+from mlgate.cli.remote import remote_of
+from mlgate.errors import InvalidInput
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 @app.command("create")
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Who or what will use the key, e.g. billing-service.")],
+    user: Annotated[str | None, typer.Option(help="The user who owns the key.")] = None,
+    consumer: Annotated[str | None, typer.Option(help="The consumer who owns the key.")] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option(help="What the key may do: predict (default) and/or train; repeatable."),
+        typer.Option(
+            help="What the key may do: predict (default), generate, read, train, admin; "
+            "repeatable. What it may do it on comes from its owner's grants."
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="A lifetime (30d, 12h, 2w) or an ISO date/time (UTC).")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Restrict the key to MODEL, MODEL@ALIAS or MODEL@VERSION; repeatable."),
     ] = None,
 ) -> None:
     """Create an API key. Its token is printed once and stored nowhere."""
-    s = services(ctx)
-    scopes = tuple(scope or ("predict",))
-    key, token = service.create_key(
-        s.uow(), s.server_secret, name=name, now=s.clock(), scopes=scopes
-    )
+    remote = remote_of(ctx)
+    owner_kind, owner = _owner(user, consumer, required=remote is None)
+    scopes = list(scope or ("predict",))
+    if remote:
+        body: dict[str, Any] = {"name": name, "scopes": scopes, "targets": list(only or ())}
+        if owner_kind:
+            body |= {"owner_kind": owner_kind, "owner": owner}
+        if expires:
+            body["expires_at"] = _expiry(expires, datetime.now(UTC)).isoformat()
+        made = remote.call("POST", "/v1/keys", json=body)
+        prefix, token, owned_by = (
+            made["prefix"],
+            made["token"],
+            f"{made['owner_kind']}:{made['owner']}",
+        )
+    else:
+        s = services(ctx)
+        assert owner_kind is not None
+        key, token = service.create_key(
+            s.uow(),
+            s.server_secret,
+            by=None,
+            owner_kind=owner_kind,
+            owner=owner,
+            name=name,
+            now=s.clock(),
+            scopes=scopes,
+            expires_at=_expiry(expires, s.clock()) if expires else None,
+            targets=only or (),
+        )
+        prefix, owned_by = key.prefix, f"{owner_kind}:{owner}"
+        audited(ctx, "access.create_key", prefix, owner=owned_by, scopes=",".join(scopes))
     console.print(
-        f"Created key [bold]{key.prefix}[/] ({key.name}). Keep this token; it is shown once:"
+        f"Created key [bold]{prefix}[/] ({name}) for {owned_by}. Keep this token; it is shown once:"
     )
     print(token)
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="Only this user's keys.")] = None,
+    consumer: Annotated[str | None, typer.Option(help="Only this consumer's keys.")] = None,
+) -> None:
     """List API keys by prefix (never their secrets)."""
-    keys = service.list_keys(services(ctx).uow())
-    if not keys:
-        console.print("No API keys yet. Create one with `mlgate keys create --name NAME`.")
+    owner_kind, owner = _owner(user, consumer, required=False)
+    remote = remote_of(ctx)
+    if remote:
+        params = {"owner_kind": owner_kind, "owner": owner} if owner_kind else None
+        rows = remote.call("GET", "/v1/keys", params=params)
+    else:
+        s = services(ctx)
+        found = service.list_keys(s.uow(), by=None, owner_kind=owner_kind, owner=owner or None)
+        rows = [_row(k, s.clock()) for k in found]
+    if not rows:
+        console.print("No API keys yet. Create one with `mlgate keys create --name NAME ...`.")
         return
-    table = Table("prefix", "name", "scopes", "created", "status")
-    for k in keys:
-        status = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+    restricted = any(k["targets"] for k in rows)
+    table = Table()
+    for column in ("prefix", "name", "owner", "scopes", *(["only"] if restricted else [])):
+        table.add_column(column, overflow="fold")
+    for column in ("created", "expires", "last used"):
+        table.add_column(column, overflow="fold")
+    table.add_column("state", no_wrap=True, min_width=7)
+    for k in rows:
+        owner = f"{k['owner_kind']}:{k['owner']}" if k["owner"] else "(none: made before owners)"
+        only = [",".join(k["targets"])] if restricted else []
         table.add_row(
-            k.prefix, k.name, ",".join(k.scopes), f"{k.created_at:%Y-%m-%d %H:%M}", status
+            k["prefix"],
+            k["name"],
+            owner,
+            ",".join(k["scopes"]),
+            *only,
+            str(k["created_at"])[:10],
+            str(k["expires_at"] or "")[:16],
+            str(k["last_used_at"] or "")[:16],
+            k["state"],
         )
     console.print(table)
 
@@ -55,7 +129,57 @@ def revoke(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The key's prefix (mlg_...) or its name.")],
 ) -> None:
-    """Revoke an API key; calls made with it are refused from now on."""
-    s = services(ctx)
-    revoked = service.revoke_key(s.uow(), key, now=s.clock())
-    console.print(f"Revoked key {revoked.prefix} ({revoked.name})")
+    """Revoke an API key; calls made with it are refused from now on, on every worker."""
+    remote = remote_of(ctx)
+    if remote:
+        revoked = remote.call("DELETE", f"/v1/keys/{key}")
+    else:
+        s = services(ctx)
+        revoked = _row(service.revoke_key(s.uow(), key, by=None, now=s.clock()), s.clock())
+        audited(ctx, "access.revoke_key", revoked["prefix"])
+    console.print(f"Revoked key {revoked['prefix']} ({revoked['name']})")
+
+
+def _owner(
+    user: str | None, consumer: str | None, *, required: bool
+) -> tuple[OwnerKind | None, str]:
+    if user is not None and consumer is not None:
+        raise InvalidInput("a key has one owner: give --user or --consumer, not both")
+    if user is not None:
+        return "user", user
+    if consumer is not None:
+        return "consumer", consumer
+    if required:
+        raise InvalidInput(
+            "say whose key it is: --user NAME or --consumer NAME "
+            "(`mlgate users create` / `mlgate consumers create` make them)"
+        )
+    return None, ""
+
+
+def _expiry(value: str, now: datetime) -> datetime:
+    match = _DURATION.match(value.strip())
+    if match:
+        return now + timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--expires {value!r} is neither a lifetime (30d, 12h, 2w) nor an ISO date/time"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _row(k: ApiKey, now: datetime) -> dict[str, Any]:
+    return {
+        "prefix": k.prefix,
+        "name": k.name,
+        "owner_kind": k.owner_kind,
+        "owner": k.owner,
+        "scopes": list(k.scopes),
+        "targets": [str(t) for t in k.targets],
+        "created_at": k.created_at.isoformat(),
+        "expires_at": k.expires_at.isoformat() if k.expires_at else None,
+        "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+        "state": k.state(now),
+    }

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgate import __version__
-from mlgate.cli import keys, models, serving, sources, training
+from mlgate.cli import access, keys, models, serving, sources, training
 from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
@@ -35,10 +35,47 @@ app = typer.Typer(
 app.add_typer(sources.app, name="sources")
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
+app.add_typer(access.users, name="users")
+app.add_typer(access.consumers, name="consumers")
+app.add_typer(access.grants_app, name="grants")
+app.command("audit")(access.audit_log)
+app.command("login")(access.login)
+app.command("logout")(access.logout)
+app.command("whoami")(access.whoami)
 app.add_typer(training.algorithms, name="algorithms")
 app.command("train")(training.train)
 app.command("serve")(serving.serve)
 app.command("quickstart")(serving.quickstart)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="MLGATE_URL",
+            help="Work against the mlgate server at this URL instead of the local home "
+            "(users, consumers, keys, grants, audit, login).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="MLGATE_TOKEN",
+            help="The token for --url: from `mlgate login`, or an API key. Prefer the "
+            "environment variable: command lines show up in process lists.",
+        ),
+    ] = None,
+) -> None:
+    if url:
+        from mlgate.cli.remote import Remote
+
+        remote = Remote(url, token)
+        ctx.meta["remote"] = remote
+        ctx.call_on_close(remote.close)
 
 
 @app.command("init")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from mlgate.cli.training import cli_actor, print_result, run_training
 from mlgate.sources import demo
 from mlgate.sources import service as sources
 
+DEMO_CONSUMER = "demo-customer"
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
 
@@ -64,14 +66,12 @@ def quickstart(
     console.print("3. training churn (logistic_regression):")
     print_result(run_training(ctx, spec))
 
-    key, token = create_key(s.uow(), s.server_secret, name="quickstart", now=s.clock())
-    console.print(f"4. API key {key.prefix} (shown once):")
-    print(token)
+    token = _quickstart_access(s)
 
     row = frame.drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
     body = json.dumps({"rows": [{k: _plain(v) for k, v in row.items()}]})
     url = f"http://{host}:{port}/v1/models/churn/predict"
-    console.print("5. try it:")
+    console.print("6. try it:")
     print(
         f"curl -s {url} -H {shlex.quote('Authorization: Bearer ' + token)} "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
@@ -80,6 +80,59 @@ def quickstart(
         console.print(f"Start the server with `mlgate serve --port {port}`, then run the curl.")
         return
     run_server(s, host, port)
+
+
+def _quickstart_access(s: Services) -> str:
+    """An admin (the first time, with a password printed once), a demo consumer allowed to
+    call churn, and a key of that consumer's: the token for the curl."""
+    from mlgate.access import accounts, grants
+    from mlgate.access.audit import local_actor
+
+    uow = s.uow()
+    with uow:
+        has_admin = any(u.is_admin for u in uow.users.all())
+        has_consumer = uow.consumers.get(DEMO_CONSUMER) is not None
+        has_grant = any(
+            g.target.model == "churn" for g in uow.grants.of_subject("consumer", DEMO_CONSUMER)
+        )
+    if not has_admin:
+        password = secrets.token_urlsafe(18)
+        accounts.create_user(
+            s.uow(), by=None, name="admin", password=password, is_admin=True, now=s.clock()
+        )
+        console.print("4. admin user [bold]admin[/], password (shown once, store it now):")
+        print(password)
+    else:
+        console.print("4. an admin exists already")
+    if not has_consumer:
+        accounts.create_consumer(
+            s.uow(), by=None, name=DEMO_CONSUMER, description="quickstart", now=s.clock()
+        )
+    if not has_grant:
+        grants.add_grant(
+            s.uow(),
+            by=None,
+            subject_kind="consumer",
+            subject=DEMO_CONSUMER,
+            target="churn",
+            role="consumer",
+            now=s.clock(),
+            actor=local_actor(),
+        )
+    key, token = create_key(
+        s.uow(),
+        s.server_secret,
+        by=None,
+        owner_kind="consumer",
+        owner=DEMO_CONSUMER,
+        name="quickstart",
+        now=s.clock(),
+    )
+    console.print(
+        f"5. consumer {DEMO_CONSUMER} may call churn; its API key {key.prefix} (shown once):"
+    )
+    print(token)
+    return token
 
 
 def run_server(s: Services, host: str, port: int) -> None:

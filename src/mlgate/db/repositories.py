@@ -7,11 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlgate.access.model import ApiKey
 from mlgate.db.tables import (
     alias_events,
     aliases,
-    api_keys,
     comparisons,
     jobs,
     model_versions,
@@ -23,6 +21,7 @@ from mlgate.errors import AlreadyExists, NotFound
 from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
 from mlgate.schema import Column
 from mlgate.sources.base import SourceConfig
+from mlgate.sources.sealing import SEALED, Sealer
 from mlgate.training.jobs import FINISHED, Job
 
 
@@ -40,15 +39,21 @@ def _aware(value: datetime) -> datetime:
 
 
 class SqlSourceRepository:
-    def __init__(self, conn: sa.Connection) -> None:
+    """URLs are sealed (encrypted) on the way in and unsealed on the way out."""
+
+    def __init__(self, conn: sa.Connection, sealer: Sealer) -> None:
         self._conn = conn
+        self._sealer = sealer
 
     def add(self, source: SourceConfig) -> None:
         if self.get(source.name) is not None:
             raise AlreadyExists(f"a source named {source.name!r} exists; remove it first")
         self._conn.execute(
             sources.insert().values(
-                name=source.name, kind=source.kind, url=source.url, created_at=source.created_at
+                name=source.name,
+                kind=source.kind,
+                url=self._sealer.seal(source.url),
+                created_at=source.created_at,
             )
         )
 
@@ -65,9 +70,22 @@ class SqlSourceRepository:
         if result.rowcount == 0:
             raise NotFound(f"no source named {name!r}")
 
-    @staticmethod
-    def _load(row: sa.Row[Any]) -> SourceConfig:
-        return SourceConfig(row.name, row.url, row.kind, _aware(row.created_at))
+    def seal_legacy(self) -> int:
+        """Seal URLs stored before sealing existed; returns how many there were."""
+        rows = self._conn.execute(
+            sa.select(sources.c.id, sources.c.url).where(~sources.c.url.startswith(SEALED))
+        ).all()
+        for row in rows:
+            self._conn.execute(
+                sources.update()
+                .where(sources.c.id == row.id)
+                .values(url=self._sealer.seal(row.url))
+            )
+        return len(rows)
+
+    def _load(self, row: sa.Row[Any]) -> SourceConfig:
+        url = self._sealer.unseal(row.url, name=row.name)
+        return SourceConfig(row.name, url, row.kind, _aware(row.created_at))
 
 
 class SqlModelRepository:
@@ -318,49 +336,6 @@ class SqlModelRepository:
             archived_at=_utc(row.archived_at),
             description=row.description or "",
             tags=dict(row.tags or {}),
-        )
-
-
-class SqlKeyRepository:
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
-
-    def add(self, key: ApiKey) -> None:
-        self._conn.execute(
-            api_keys.insert().values(
-                prefix=key.prefix,
-                name=key.name,
-                digest=key.digest,
-                scopes=list(key.scopes),
-                created_at=key.created_at,
-                revoked_at=key.revoked_at,
-            )
-        )
-
-    def get(self, prefix: str) -> ApiKey | None:
-        row = self._conn.execute(api_keys.select().where(api_keys.c.prefix == prefix)).first()
-        return None if row is None else self._load(row)
-
-    def all(self) -> list[ApiKey]:
-        rows = self._conn.execute(api_keys.select().order_by(api_keys.c.created_at))
-        return [self._load(row) for row in rows]
-
-    def revoke(self, prefix: str, at: datetime) -> None:
-        result = self._conn.execute(
-            api_keys.update().where(api_keys.c.prefix == prefix).values(revoked_at=at)
-        )
-        if result.rowcount == 0:
-            raise NotFound(f"no API key with prefix {prefix!r}")
-
-    @staticmethod
-    def _load(row: sa.Row[Any]) -> ApiKey:
-        return ApiKey(
-            prefix=row.prefix,
-            name=row.name,
-            digest=row.digest,
-            scopes=tuple(row.scopes),
-            created_at=_aware(row.created_at),
-            revoked_at=_utc(row.revoked_at),
         )
 
 

@@ -7,18 +7,23 @@ from typing import Self
 
 import sqlalchemy as sa
 
-from mlgate.db.repositories import (
-    SqlJobRepository,
+from mlgate.db.access import (
+    SqlAuditRepository,
+    SqlConsumerRepository,
+    SqlGrantRepository,
     SqlKeyRepository,
-    SqlModelRepository,
-    SqlSourceRepository,
+    SqlSessionRepository,
+    SqlUserRepository,
 )
+from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.errors import NotReady
+from mlgate.sources.sealing import Sealer
 
 
 class SqlUnitOfWork:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, sealer: Sealer) -> None:
         self._engine = engine
+        self._sealer = sealer
         self._conn: sa.Connection | None = None
         self._tx: sa.RootTransaction | None = None
 
@@ -31,10 +36,15 @@ class SqlUnitOfWork:
                 "check MLGATE_DATABASE_URL"
             ) from None
         self._tx = self._conn.begin()
-        self.sources = SqlSourceRepository(self._conn)
+        self.sources = SqlSourceRepository(self._conn, self._sealer)
         self.models = SqlModelRepository(self._conn)
         self.keys = SqlKeyRepository(self._conn)
         self.jobs = SqlJobRepository(self._conn)
+        self.users = SqlUserRepository(self._conn)
+        self.consumers = SqlConsumerRepository(self._conn)
+        self.grants = SqlGrantRepository(self._conn)
+        self.sessions = SqlSessionRepository(self._conn)
+        self.audit = SqlAuditRepository(self._conn)
         return self
 
     def __exit__(

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.api.authorize import actor, authorize
+from mlgate.access.model import Target
+from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
@@ -53,12 +54,14 @@ class JobOut(BaseModel):
 
 
 @router.post("/models/{name}/train", status_code=202, response_model=JobOut, responses=PROBLEMS)
+@access("train")
 async def train(request: Request, name: str, body: TrainRequest) -> Response:
-    """Start training a new version of `name`; answers at once with the job to watch."""
+    """Start training a new version of `name`; answers at once with the job to watch. A team
+    member may create a new model this way, and becomes its owner."""
     services = _services(request)
 
     def run() -> jobs.Job:
-        key = authorize(services, request, "train", name)
+        key = authorize_training(services, request, name)
         spec = TrainSpec(
             model_name=name,
             source=body.source,
@@ -82,27 +85,36 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=PROBLEMS)
+@access("train")
 async def get_job(request: Request, job_id: str) -> Response:
     """A job's state, progress and the tail of its log."""
     services = _services(request)
 
     def run() -> jobs.Job:
-        authorize(services, request, "train", None)
-        return jobs.get_job(services.uow(), job_id)
+        return _authorized_job(services, request, job_id)
 
     return _json(await run_in_threadpool(run))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut, responses=PROBLEMS)
+@access("train")
 async def cancel_job(request: Request, job_id: str) -> Response:
     """Ask a job to stop at its next step. Nothing it did is registered."""
     services = _services(request)
 
     def run() -> jobs.Job:
-        authorize(services, request, "train", None)
+        _authorized_job(services, request, job_id)
         return jobs.request_cancel(services.uow(), job_id)
 
     return _json(await run_in_threadpool(run), 202)
+
+
+def _authorized_job(services: Services, request: Request, job_id: str) -> jobs.Job:
+    """The job, if the caller may train its model."""
+    authorize(services, request, "authenticated")
+    job = jobs.get_job(services.uow(), job_id)
+    authorize(services, request, "train", Target(str(job.spec.get("model", ""))))
+    return job
 
 
 def _services(request: Request) -> Services:

@@ -10,14 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.api.authorize import actor, authorize
+from mlgate.access.model import Target
+from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.api.body import read_body
 from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import MAX_NUMBER, VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.bundles import export_bundle, import_bundle
 from mlgate.registry.model import AliasEvent
-from mlgate.registry.service import resolve_version
+from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.training.compare import compare_versions, promote_if_better
 
 MAX_BUNDLE_BYTES = 1 << 30
@@ -27,7 +29,7 @@ router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The version the alias will point at")
+    version: int = Field(ge=1, le=MAX_NUMBER, description="The version the alias will point at")
     reason: str = Field("", max_length=1000)
     require_better: bool = Field(
         False, description="Refuse (409) unless it beats the current target significantly"
@@ -45,8 +47,8 @@ class AnnotateRequest(BaseModel):
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    a: int = Field(ge=1, description="The baseline version")
-    b: int = Field(ge=1, description="The candidate version")
+    a: int = Field(ge=1, le=MAX_NUMBER, description="The baseline version")
+    b: int = Field(ge=1, le=MAX_NUMBER, description="The candidate version")
     alpha: float = Field(0.05, gt=0, lt=0.5)
 
 
@@ -68,24 +70,26 @@ class AliasEventOut(BaseModel):
 
 
 @router.get("/aliases", responses=PROBLEMS)
+@access("read")
 async def list_aliases(request: Request, name: str) -> dict[str, int]:
     """Each alias of the model and the version it points at."""
     services = _services(request)
 
     def run() -> dict[str, int]:
-        authorize(services, request, "read", name)
+        authorize(services, request, "read", Target(name))
         return lifecycle.aliases_of(services.uow(), name)
 
     return await run_in_threadpool(run)
 
 
 @router.post("/aliases/{alias}", response_model=AliasEventOut, responses=PROBLEMS)
+@access("promote")
 async def promote(request: Request, name: str, alias: str, body: PromoteRequest) -> Response:
     """Point `alias` at a version; running servers answer with it from the next request on."""
     services = _services(request)
 
     def run() -> AliasEvent:
-        key = authorize(services, request, "promote", name)
+        key = authorize(services, request, "promote", Target(name, alias=alias))
         # Load (and verify) the new target before the alias moves: a broken artifact is refused
         # here, and this process answers the next request without a cold load.
         services.predictors.get(resolve_version(services.uow(), name, body.version))
@@ -117,12 +121,13 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
 
 
 @router.post("/aliases/{alias}/rollback", response_model=AliasEventOut, responses=PROBLEMS)
+@access("rollback")
 async def rollback(request: Request, name: str, alias: str, body: RollbackRequest) -> Response:
     """Move `alias` back to the version it pointed at before; again to go further back."""
     services = _services(request)
 
     def run() -> AliasEvent:
-        key = authorize(services, request, "rollback", name)
+        key = authorize(services, request, "rollback", Target(name, alias=alias))
         return lifecycle.rollback(
             services.uow(),
             name,
@@ -136,25 +141,27 @@ async def rollback(request: Request, name: str, alias: str, body: RollbackReques
 
 
 @router.get("/aliases/{alias}/history", response_model=list[AliasEventOut], responses=PROBLEMS)
+@access("read")
 async def history(request: Request, name: str, alias: str) -> Response:
     """Every move of the alias: who, when, why, from and to."""
     services = _services(request)
 
     def run() -> list[dict[str, Any]]:
-        authorize(services, request, "read", name)
+        authorize(services, request, "read", Target(name))
         return [e.to_json() for e in lifecycle.history(services.uow(), name, alias)]
 
     return _json(await run_in_threadpool(run))
 
 
 @router.post("/compare", responses=PROBLEMS)
+@access("read", audit=False)
 async def compare(request: Request, name: str, body: CompareRequest) -> Response:
     """Both versions on the candidate's holdout rows: metric side by side, a paired bootstrap
     interval of the difference, a paired test and a verdict. Stored with the model."""
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "read", name)
+        authorize(services, request, "read", Target(name))
         return compare_versions(
             services.uow(),
             services.artifacts,
@@ -170,14 +177,16 @@ async def compare(request: Request, name: str, body: CompareRequest) -> Response
 
 
 @router.patch("", responses=PROBLEMS)
+@access("annotate")
 async def annotate_model(request: Request, name: str, body: AnnotateRequest) -> Response:
     """Set the model's description and add or remove tags."""
     return await _annotate(request, name, None, body)
 
 
 @router.patch("/versions/{version}", responses=PROBLEMS)
+@access("annotate")
 async def annotate_version(
-    request: Request, name: str, version: int, body: AnnotateRequest
+    request: Request, name: str, version: VersionNumber, body: AnnotateRequest
 ) -> Response:
     """Set a version's description and add or remove tags."""
     return await _annotate(request, name, version, body)
@@ -189,7 +198,7 @@ async def _annotate(
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "archive", name)
+        authorize(services, request, "annotate", Target(name, version=version))
         lifecycle.annotate(
             services.uow(), name, version, description=body.description, tags=body.tags
         )
@@ -199,12 +208,13 @@ async def _annotate(
 
 
 @router.delete("/versions/{version}", responses=PROBLEMS)
-async def delete_version(request: Request, name: str, version: int) -> Response:
+@access("delete")
+async def delete_version(request: Request, name: str, version: VersionNumber) -> Response:
     """Delete a version and its files; refused (409) while an alias points at it."""
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "archive", name)
+        authorize(services, request, "delete", Target(name, version=version))
         lifecycle.delete_version(services.uow(), services.artifacts, name, version)
         return {"model": name, "version": version, "deleted": True}
 
@@ -212,12 +222,15 @@ async def delete_version(request: Request, name: str, version: int) -> Response:
 
 
 @router.get("/versions/{version}/export", responses=PROBLEMS)
-async def export(request: Request, name: str, version: int, snapshot: bool = True) -> Response:
+@access("export")
+async def export(
+    request: Request, name: str, version: VersionNumber, snapshot: bool = True
+) -> Response:
     """The version as a portable zip bundle (model, report, training rows; sha256 of each)."""
     services = _services(request)
 
     def run() -> bytes:
-        authorize(services, request, "read", name)
+        authorize(services, request, "export", Target(name, version=version))
         return export_bundle(
             services.uow(),
             services.artifacts,
@@ -235,6 +248,7 @@ async def export(request: Request, name: str, version: int, snapshot: bool = Tru
 
 
 @router.post("/import", status_code=201, responses=PROBLEMS)
+@access("train")
 async def import_(request: Request, name: str) -> Response:
     """Register a bundle (the zip as the body) as the next version of `name`; refused, with
     nothing written, if any file does not match its sha256."""
@@ -242,7 +256,7 @@ async def import_(request: Request, name: str) -> Response:
     data = await read_body(request, MAX_BUNDLE_BYTES)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "train", name)
+        authorize_training(services, request, name)
         version = import_bundle(
             services.uow(), services.artifacts, data, model_name=name, now=services.clock()
         )
@@ -253,16 +267,31 @@ async def import_(request: Request, name: str) -> Response:
 
 
 @router.post("/versions/{version}/archive", responses=PROBLEMS)
-async def archive(request: Request, name: str, version: int) -> Response:
+@access("archive")
+async def archive(request: Request, name: str, version: VersionNumber) -> Response:
     """Take a version out of service; refused while an alias points at it."""
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "archive", name)
+        authorize(services, request, "archive", Target(name, version=version))
         archived = lifecycle.archive(services.uow(), name, version, now=services.clock())
         return {"model": name, "version": archived.number, "archived": True}
 
     return _json(await run_in_threadpool(run))
+
+
+@router.get("/versions/{version}/report", responses=PROBLEMS)
+@access("read")
+async def report(request: Request, name: str, version: VersionNumber) -> Response:
+    """The version's HTML report: metrics with intervals, plots, coefficients."""
+    services = _services(request)
+
+    def run() -> bytes:
+        authorize(services, request, "read", Target(name, version=version))
+        found = resolve_version(services.uow(), name, version)
+        return read_attachment(services.uow(), services.artifacts, found, "report.html")
+
+    return Response(await run_in_threadpool(run), media_type="text/html; charset=utf-8")
 
 
 def _services(request: Request) -> Services:

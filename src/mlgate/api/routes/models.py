@@ -12,8 +12,10 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from mlgate.access import policy
+from mlgate.access.model import Target
 from mlgate.api import schemas
-from mlgate.api.authorize import authorize
+from mlgate.api.authorize import access, authorize
 from mlgate.api.body import decode_json, read_body
 from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
@@ -27,15 +29,23 @@ from mlgate.serving.service import Prediction, predict
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
 router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Security(bearer)])
 
+_PROBLEM_REF = {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": schemas.ProblemOut, "description": text}
+    status: {
+        "model": schemas.ProblemOut,
+        "description": text,
+        "content": {"application/problem+json": _PROBLEM_REF},
+    }
     for status, text in {
         400: "The body is not JSON",
-        401: "No valid API key",
+        401: "No valid credentials (the body's `code` says why)",
+        403: "The credentials may not do this (missing scope, no grant, restricted key)",
         404: "No such model or version",
+        409: "The request clashes with the current state",
         413: "Body or row count over the limit",
         415: "The body is not JSON",
         422: "Rows that do not fit the model's input schema",
+        429: "Too many requests: retry after the Retry-After header's seconds",
     }.items()
 }
 
@@ -76,24 +86,44 @@ PREDICT_BODY: dict[str, Any] = {
 
 
 @router.get("/models", response_model=list[schemas.ModelSummary], responses=PROBLEMS)
+@access("authenticated")
 async def list_models(request: Request) -> Response:
+    """The models the caller may at least describe."""
     services = _services(request)
 
     def run() -> list[schemas.ModelSummary]:
-        authorize(services, request, "read", None)
-        return [schemas.summary(m) for m in registry.list_models(services.uow())]
+        principal = authorize(services, request, "authenticated")
+        models = registry.list_models(services.uow())
+        shown = set(policy.visible(principal, [m.name for m in models]))
+        return [schemas.summary(m) for m in models if m.name in shown]
 
     return _json([m.model_dump(mode="json") for m in await run_in_threadpool(run)])
 
 
 @router.get("/models/{name}", response_model=schemas.ModelDetail, responses=PROBLEMS)
+@access("read")
 async def get_model(request: Request, name: str) -> Response:
+    """Versions with metrics and lineage, aliases, input schema."""
     services = _services(request)
 
     def run() -> schemas.ModelDetail:
-        authorize(services, request, "read", name)
+        authorize(services, request, "read", Target(name))
         model, versions = registry.get_versions(services.uow(), name)
         return schemas.detail(model, versions, lifecycle.aliases_of(services.uow(), name))
+
+    return _json((await run_in_threadpool(run)).model_dump(mode="json"))
+
+
+@router.get("/models/{name}/schema", response_model=schemas.ModelSchema, responses=PROBLEMS)
+@access("describe")
+async def get_schema(request: Request, name: str) -> Response:
+    """The input columns (and classes) of the model's latest version: what a caller sends."""
+    services = _services(request)
+
+    def run() -> schemas.ModelSchema:
+        authorize(services, request, "describe", Target(name))
+        model, versions = registry.get_versions(services.uow(), name)
+        return schemas.model_schema(model, versions[-1] if versions else None)
 
     return _json((await run_in_threadpool(run)).model_dump(mode="json"))
 
@@ -105,6 +135,7 @@ async def get_model(request: Request, name: str) -> Response:
     openapi_extra=PREDICT_BODY,
     summary="Predict with the latest version",
 )
+@access("predict")
 async def predict_latest(request: Request, name: str) -> Response:
     """`name` alone means the production alias if set, else the latest version;
     `name@alias` an alias, `name@3` version 3."""
@@ -119,6 +150,7 @@ async def predict_latest(request: Request, name: str) -> Response:
     openapi_extra=PREDICT_BODY,
     summary="Predict with one version",
 )
+@access("predict")
 async def predict_version(request: Request, name: str, version: str) -> Response:
     if not version.isdigit() or int(version) < 1:
         raise NotFound(f"model versions are numbered 1, 2, …; {version[:20]!r} is not one")
@@ -127,10 +159,15 @@ async def predict_version(request: Request, name: str, version: str) -> Response
 
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
+    # Authorization is about what was asked for (an alias, a version, or the bare name, which
+    # means the production alias where there is one), before any alias is followed.
+    asked = Target(name, alias=alias, version=number)
     if number is None:  # an alias this process has loaded: its target, switched after loading
         followed = services.aliases.target(name, alias or PRODUCTION)
         if followed is not None:
             number, alias = followed, None
+            if asked.whole_model:
+                asked = Target(name, alias=PRODUCTION)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
 
@@ -142,7 +179,7 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
         predict,
         services.uow(),
         services.predictors,
-        authorize=lambda: authorize(services, request, "predict", name),
+        authorize=lambda: authorize(services, request, "predict", asked),
         model_name=name,
         number=number,
         alias=alias,

@@ -1,0 +1,566 @@
+"""The admin API: logins, users, consumers, API keys, grants and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+import orjson
+from fastapi import APIRouter, Query, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.access import accounts, audit, grants, service
+from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, Principal, User
+from mlgate.access.repository import AuditQuery
+from mlgate.api.authorize import access, authorize
+from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import GrantId
+from mlgate.bootstrap import Services
+
+router = APIRouter(prefix="/v1", tags=["access"], dependencies=[Security(bearer)])
+T = TypeVar("T")
+Kind = Literal["user", "consumer"]
+_NAME = Field(min_length=1, max_length=128)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = _NAME
+    password: str = Field(min_length=1, max_length=1024)
+    ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="How long the token lives")
+
+
+class LoginOut(BaseModel):
+    token: str = Field(description="Send as `Authorization: Bearer <token>`; shown once")
+    user: str
+    expires_at: datetime
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current: str = Field(min_length=1, max_length=1024)
+    new: str = Field(min_length=1, max_length=1024)
+
+
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class MeOut(BaseModel):
+    kind: Kind
+    name: str
+    admin: bool
+    scopes: list[str]
+    credential: str
+    restricted_to: list[str]
+    grants: list[GrantOut]
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = _NAME
+    password: str | None = Field(None, max_length=1024, description="None: cannot log in")
+    admin: bool = False
+
+
+class UserOut(BaseModel):
+    name: str
+    admin: bool
+    created_at: datetime
+    disabled: bool
+    can_log_in: bool
+
+
+class ConsumerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = _NAME
+    description: str = Field("", max_length=1000)
+
+
+class ConsumerOut(BaseModel):
+    name: str
+    description: str
+    created_at: datetime
+    disabled: bool
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = _NAME
+    scopes: list[str] = Field(default_factory=lambda: ["predict"], max_length=8)
+    owner_kind: Kind | None = Field(None, description="Default: the caller")
+    owner: str | None = Field(None, max_length=128, description="Default: the caller")
+    expires_at: datetime | None = None
+    targets: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Restrict the key to these models, `model@alias` or `model@version`",
+    )
+
+
+class KeyOut(BaseModel):
+    prefix: str
+    name: str
+    owner_kind: Kind
+    owner: str
+    scopes: list[str]
+    targets: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    state: str
+
+
+class NewKeyOut(KeyOut):
+    token: str = Field(description="Shown once; store it now")
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject_kind: Kind
+    subject: str = _NAME
+    target: str = Field(
+        min_length=1, max_length=200, description="`model`, `model@alias` or `model@version`"
+    )
+    role: Literal["owner", "maintainer", "viewer", "consumer"]
+
+
+class GrantOut(BaseModel):
+    id: int
+    subject_kind: Kind
+    subject: str
+    target: str
+    role: str
+    created_at: datetime
+    created_by: str
+
+
+class AuditOut(BaseModel):
+    id: int | None
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    address: str
+    result: str
+    detail: dict[str, Any]
+
+
+MeOut.model_rebuild()
+
+
+@router.post("/auth/login", response_model=LoginOut, responses=PROBLEMS)
+@access("public")
+async def login(request: Request, body: LoginRequest) -> Response:
+    """Trade a user name and password for a short-lived bearer token. Repeated failures slow
+    down (429 with Retry-After) and then lock the account for a while."""
+    services = _services(request)
+    request.state.actor = f"user:{body.name}"
+
+    def run() -> dict[str, Any]:
+        session, token = accounts.login(
+            services.uow(),
+            services.server_secret,
+            body.name,
+            body.password,
+            now=services.clock(),
+            ttl=timedelta(minutes=body.ttl_minutes),
+        )
+        return LoginOut(token=token, user=session.user, expires_at=session.expires_at).model_dump(
+            mode="json"
+        )
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/auth/logout", status_code=204, responses=PROBLEMS)
+@access("authenticated")
+async def logout(request: Request) -> Response:
+    """End the login session whose token is on this request."""
+    services = _services(request)
+
+    def run() -> None:
+        principal = authorize(services, request, "authenticated")
+        accounts.logout(services.uow(), principal, now=services.clock())
+
+    await run_in_threadpool(run)
+    return Response(status_code=204)
+
+
+@router.post("/auth/password", status_code=204, responses=PROBLEMS)
+@access("authenticated")
+async def change_password(request: Request, body: PasswordChange) -> Response:
+    """Change your own password (logged in, not with a key); your other sessions end."""
+    services = _services(request)
+
+    def run() -> None:
+        principal = authorize(services, request, "authenticated")
+        accounts.change_password(
+            services.uow(), principal, body.current, body.new, now=services.clock()
+        )
+
+    await run_in_threadpool(run)
+    return Response(status_code=204)
+
+
+@router.get("/auth/me", response_model=MeOut, responses=PROBLEMS)
+@access("authenticated")
+async def me(request: Request) -> Response:
+    """Who the credentials on this request belong to, and what they may do."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        p = authorize(services, request, "authenticated")
+        return MeOut(
+            kind=p.kind,
+            name=p.name,
+            admin=p.is_admin,
+            scopes=sorted(p.scopes),
+            credential=p.credential,
+            restricted_to=[str(t) for t in p.targets],
+            grants=[_grant(g) for g in p.grants],
+        ).model_dump(mode="json")
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.get("/users", response_model=list[UserOut], responses=PROBLEMS)
+@access("admin")
+async def list_users(request: Request) -> Response:
+    return await _call(
+        request, "admin", lambda s, p: [_user(u) for u in accounts.list_users(s.uow(), by=p)]
+    )
+
+
+@router.post("/users", status_code=201, response_model=UserOut, responses=PROBLEMS)
+@access("admin")
+async def create_user(request: Request, body: UserIn) -> Response:
+    """Create a user (admins only). Without a password the account cannot log in."""
+
+    def run(s: Services, p: Principal) -> UserOut:
+        return _user(
+            accounts.create_user(
+                s.uow(),
+                by=p,
+                name=body.name,
+                password=body.password,
+                is_admin=body.admin,
+                now=s.clock(),
+            )
+        )
+
+    return await _call(request, "admin", run, status=201)
+
+
+@router.post("/users/{name}/disable", response_model=UserOut, responses=PROBLEMS)
+@access("admin")
+async def disable_user(request: Request, name: str) -> Response:
+    """Disable a user: their keys and sessions stop working at once."""
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: _user(
+            accounts.set_user_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
+        ),
+    )
+
+
+@router.post("/users/{name}/enable", response_model=UserOut, responses=PROBLEMS)
+@access("admin")
+async def enable_user(request: Request, name: str) -> Response:
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: _user(
+            accounts.set_user_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
+        ),
+    )
+
+
+@router.put("/users/{name}/password", status_code=204, responses=PROBLEMS)
+@access("admin")
+async def set_password(request: Request, name: str, body: PasswordSet) -> Response:
+    """Set a user's password (admins only); their sessions end."""
+    await _call(
+        request,
+        "admin",
+        lambda s, p: accounts.set_password(s.uow(), name, body.password, by=p, now=s.clock()),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/consumers", response_model=list[ConsumerOut], responses=PROBLEMS)
+@access("admin")
+async def list_consumers(request: Request) -> Response:
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: [_consumer(c) for c in accounts.list_consumers(s.uow(), by=p)],
+    )
+
+
+@router.post("/consumers", status_code=201, response_model=ConsumerOut, responses=PROBLEMS)
+@access("admin")
+async def create_consumer(request: Request, body: ConsumerIn) -> Response:
+    """Create a consumer: a customer account that calls prediction endpoints."""
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: _consumer(
+            accounts.create_consumer(
+                s.uow(), by=p, name=body.name, description=body.description, now=s.clock()
+            )
+        ),
+        status=201,
+    )
+
+
+@router.get("/consumers/{name}", response_model=ConsumerOut, responses=PROBLEMS)
+@access("authenticated")
+async def get_consumer(request: Request, name: str) -> Response:
+    """A consumer (admins; or the consumer itself)."""
+    return await _call(
+        request,
+        "authenticated",
+        lambda s, p: _consumer(accounts.get_consumer(s.uow(), name, by=p)),
+    )
+
+
+@router.post("/consumers/{name}/disable", response_model=ConsumerOut, responses=PROBLEMS)
+@access("admin")
+async def disable_consumer(request: Request, name: str) -> Response:
+    """Disable a consumer: every key of theirs stops working at once."""
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: _consumer(
+            accounts.set_consumer_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
+        ),
+    )
+
+
+@router.post("/consumers/{name}/enable", response_model=ConsumerOut, responses=PROBLEMS)
+@access("admin")
+async def enable_consumer(request: Request, name: str) -> Response:
+    return await _call(
+        request,
+        "admin",
+        lambda s, p: _consumer(
+            accounts.set_consumer_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
+        ),
+    )
+
+
+@router.get("/keys", response_model=list[KeyOut], responses=PROBLEMS)
+@access("authenticated")
+async def list_keys(
+    request: Request,
+    owner_kind: Kind | None = None,
+    owner: str | None = Query(None, max_length=128),
+) -> Response:
+    """Your keys; admins see everyone's (or one owner's). Never the secrets."""
+
+    def run(s: Services, p: Principal) -> list[KeyOut]:
+        now = s.clock()
+        found = service.list_keys(s.uow(), by=p, owner_kind=owner_kind, owner=owner)
+        return [_key(k, now) for k in found]
+
+    return await _call(request, "authenticated", run)
+
+
+@router.post("/keys", status_code=201, response_model=NewKeyOut, responses=PROBLEMS)
+@access("authenticated")
+async def create_key(request: Request, body: KeyIn) -> Response:
+    """Create a key for yourself (a login session, or a key with the admin scope), or, as an
+    admin, for any user or consumer. The token is in this response only."""
+
+    def run(s: Services, p: Principal) -> NewKeyOut:
+        key, token = service.create_key(
+            s.uow(),
+            s.server_secret,
+            by=p,
+            owner_kind=body.owner_kind or p.kind,
+            owner=body.owner or p.name,
+            name=body.name,
+            now=s.clock(),
+            scopes=body.scopes,
+            expires_at=body.expires_at,
+            targets=body.targets,
+        )
+        return NewKeyOut(**_key(key, s.clock()).model_dump(), token=token)
+
+    return await _call(request, "authenticated", run, status=201)
+
+
+@router.delete("/keys/{prefix}", response_model=KeyOut, responses=PROBLEMS)
+@access("authenticated")
+async def revoke_key(request: Request, prefix: str) -> Response:
+    """Revoke a key (yours, or anyone's as an admin); refused on every worker within a second."""
+    return await _call(
+        request,
+        "authenticated",
+        lambda s, p: _key(service.revoke_key(s.uow(), prefix, by=p, now=s.clock()), s.clock()),
+    )
+
+
+@router.get("/grants", response_model=list[GrantOut], responses=PROBLEMS)
+@access("authenticated")
+async def list_grants(
+    request: Request, model: str | None = Query(None, max_length=128)
+) -> Response:
+    """Grants you may see: all (admins), those on models you own, and your own."""
+    return await _call(
+        request,
+        "authenticated",
+        lambda s, p: [_grant(g) for g in grants.list_grants(s.uow(), by=p, model=model)],
+    )
+
+
+@router.post("/grants", status_code=201, response_model=GrantOut, responses=PROBLEMS)
+@access("grant")
+async def add_grant(request: Request, body: GrantIn) -> Response:
+    """Give a user or consumer a role on a model, alias or version (admins, model owners)."""
+
+    def run(s: Services, p: Principal) -> GrantOut:
+        return _grant(
+            grants.add_grant(
+                s.uow(),
+                by=p,
+                subject_kind=body.subject_kind,
+                subject=body.subject,
+                target=body.target,
+                role=body.role,
+                now=s.clock(),
+                actor=p.actor,
+            )
+        )
+
+    return await _call(request, "authenticated", run, status=201)
+
+
+@router.delete("/grants/{grant_id}", response_model=GrantOut, responses=PROBLEMS)
+@access("grant")
+async def remove_grant(request: Request, grant_id: GrantId) -> Response:
+    """Take a grant away (admins, model owners); effective on the next request."""
+    return await _call(
+        request,
+        "authenticated",
+        lambda s, p: _grant(grants.remove_grant(s.uow(), grant_id, by=p)),
+    )
+
+
+@router.get("/audit", response_model=list[AuditOut], responses=PROBLEMS)
+@access("admin")
+async def list_audit(
+    request: Request,
+    actor: str | None = Query(None, max_length=160),
+    action: str | None = Query(None, max_length=64, description='exact, or a prefix like "keys."'),
+    target: str | None = Query(None, max_length=300),
+    result: Literal["ok", "denied", "failed"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=audit.MAX_LIMIT),
+) -> Response:
+    """The audit log, newest first (admins only)."""
+    q = AuditQuery(actor, action, target, result, since, until, limit)
+    return await _call(request, "admin", lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
+
+
+async def _call(
+    request: Request,
+    rule: Literal["admin", "authenticated"],
+    run: Callable[[Services, Principal], Any],
+    *,
+    status: int = 200,
+) -> Response:
+    services = _services(request)
+
+    def go() -> Any:
+        principal = authorize(services, request, rule)
+        return run(services, principal)
+
+    out = await run_in_threadpool(go)
+    if isinstance(out, list):
+        body: Any = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in out]
+    else:
+        body = out.model_dump(mode="json") if isinstance(out, BaseModel) else out
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def _user(u: User) -> UserOut:
+    return UserOut(
+        name=u.name,
+        admin=u.is_admin,
+        created_at=u.created_at,
+        disabled=u.disabled_at is not None,
+        can_log_in=u.password_hash is not None,
+    )
+
+
+def _consumer(c: Consumer) -> ConsumerOut:
+    return ConsumerOut(
+        name=c.name,
+        description=c.description,
+        created_at=c.created_at,
+        disabled=c.disabled_at is not None,
+    )
+
+
+def _key(k: ApiKey, now: datetime) -> KeyOut:
+    return KeyOut(
+        prefix=k.prefix,
+        name=k.name,
+        owner_kind=k.owner_kind,
+        owner=k.owner,
+        scopes=list(k.scopes),
+        targets=[str(t) for t in k.targets],
+        created_at=k.created_at,
+        expires_at=k.expires_at,
+        last_used_at=k.last_used_at,
+        state=k.state(now),
+    )
+
+
+def _grant(g: Grant) -> GrantOut:
+    return GrantOut(
+        id=g.id,
+        subject_kind=g.subject_kind,
+        subject=g.subject,
+        target=str(g.target),
+        role=g.role,
+        created_at=g.created_at,
+        created_by=g.created_by,
+    )
+
+
+def _audit(e: AuditEvent) -> AuditOut:
+    return AuditOut(
+        id=e.id,
+        at=e.at,
+        actor=e.actor,
+        action=e.action,
+        target=e.target,
+        address=e.address,
+        result=e.result,
+        detail=e.detail,
+    )
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

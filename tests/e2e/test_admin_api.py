@@ -1,0 +1,179 @@
+"""The admin API and the remote CLI against a real `mlgate serve`: logins, consumers, grants,
+keys, revocation, throttling, the audit log, and the headers every response carries."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mlgate.sources import demo
+from tests.e2e.helpers import TOKEN, mlgate, running_server
+from tests.secrets_watch import remember
+
+ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
+BODY = {"rows": [{k: (None if v != v else v) for k, v in ROW.items()}]}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("admin") / "home"
+    mlgate(home, "quickstart", "--no-serve")
+    return home
+
+
+@pytest.fixture(scope="module")
+def admin_password(home: Path) -> str:
+    """A fresh admin with a known password (the quickstart's is printed once, to a terminal)."""
+    password = remember("admin pass phrase for tests")
+    result = mlgate(home, "users", "create", "boss", "--admin", "--password-stdin", input=password)
+    assert "Created admin user boss" in result.stdout
+    return password
+
+
+@pytest.fixture(scope="module")
+def base(home: Path, admin_password: str) -> Iterator[str]:
+    with running_server(home) as url:
+        yield url
+
+
+def login(base: str, name: str, password: str) -> httpx.Response:
+    return httpx.post(f"{base}/v1/auth/login", json={"name": name, "password": password})
+
+
+def remote(home: Path, base: str, token: str, *args: str, check: bool = True) -> Any:
+    return mlgate(home, "--url", base, *args, check=check, MLGATE_TOKEN=token)
+
+
+def test_quickstart_made_an_admin_and_a_consumer_that_may_call_churn(home: Path) -> None:
+    out = mlgate(home, "users", "list").stdout
+    assert "admin" in out and "yes" in out
+    grants = mlgate(home, "grants", "list").stdout
+    assert "consumer:demo-customer" in grants and "churn" in grants
+
+
+def test_a_login_session_drives_the_remote_cli(home: Path, base: str, admin_password: str) -> None:
+    response = login(base, "boss", admin_password)
+    assert response.status_code == 200, response.text
+    token = response.json()["token"]
+    assert token.startswith("mls_")
+    assert "user:boss (admin) with a login session" in remote(home, base, token, "whoami").stdout
+
+    remote(home, base, token, "consumers", "create", "acme", "--description", "a customer")
+    remote(home, base, token, "grants", "add", "churn@production", "consumer", "--consumer", "acme")
+    out = remote(home, base, token, "keys", "create", "--consumer", "acme", "--name", "acme-prod")
+    key = TOKEN.search(out.stdout)
+    assert key and "consumer:acme" in out.stdout
+    headers = {"Authorization": f"Bearer {key.group(0)}"}
+
+    # The grant is on the production alias: that alias answers, the bare version does not.
+    mlgate(home, "models", "promote", "churn", "1", "--alias", "production")
+    time.sleep(1.2)  # the server follows alias moves within a second
+    ok = httpx.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
+    assert ok.status_code == 200, ok.text
+    bare_version = httpx.post(
+        f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY
+    )
+    assert bare_version.status_code == 403 and bare_version.json()["code"] == "no_grant"
+    listed = httpx.get(f"{base}/v1/models", headers=headers).json()
+    assert [m["name"] for m in listed] == ["churn"]
+
+    # Revoked over the API: the very next call is refused.
+    remote(home, base, token, "keys", "revoke", key.group(0)[:16])
+    refused = httpx.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
+    assert refused.status_code == 401 and refused.json()["code"] == "key_revoked"
+
+    # Everything above is in the audit log, with who and from where.
+    audit = remote(home, base, token, "audit", "--actor", "user:boss", "--limit", "20").stdout
+    for action in ("create_consumer", "add_grant", "create_key", "revoke_key"):
+        assert action in audit
+    assert "127.0.0.1" in audit
+    events = httpx.get(
+        f"{base}/v1/audit",
+        params={"action": "access.revoke_key"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    assert events[0]["result"] == "ok" and events[0]["target"] == key.group(0)[:16]
+
+    httpx.post(f"{base}/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    after = remote(home, base, token, "whoami", check=False)
+    assert after.returncode == 1 and "session has ended" in after.stderr
+
+
+def test_non_admins_get_a_clear_error_from_the_remote_cli(
+    home: Path, base: str, admin_password: str
+) -> None:
+    boss = login(base, "boss", admin_password).json()["token"]
+    password = remember("an entirely different phrase")
+    httpx.post(
+        f"{base}/v1/users",
+        json={"name": "member", "password": password},
+        headers={"Authorization": f"Bearer {boss}"},
+    ).raise_for_status()
+    member = login(base, "member", password).json()["token"]
+    result = remote(home, base, member, "users", "list", check=False)
+    assert result.returncode == 1 and result.stderr.startswith("Error: user:member is not an admin")
+    assert "Traceback" not in result.stderr
+
+
+def test_failed_logins_slow_down_over_http_and_are_audited(base: str, admin_password: str) -> None:
+    password = remember("throttled user's password")
+    boss = login(base, "boss", admin_password).json()["token"]
+    httpx.post(
+        f"{base}/v1/users", json={"name": "victim", "password": password},
+        headers={"Authorization": f"Bearer {boss}"},
+    ).raise_for_status()  # fmt: skip
+    statuses = [login(base, "victim", "not the password").status_code for _ in range(3)]
+    assert statuses == [401, 401, 401]
+    early = login(base, "victim", password)
+    assert early.status_code == 429 and int(early.headers["retry-after"]) >= 1
+    assert "too many failed logins" in early.json()["detail"]
+    time.sleep(float(early.headers["retry-after"]) + 0.1)
+    assert login(base, "victim", password).status_code == 200
+    denied = httpx.get(
+        f"{base}/v1/audit",
+        params={"actor": "user:victim", "action": "access.login", "result": "denied"},
+        headers={"Authorization": f"Bearer {boss}"},
+    ).json()
+    assert len(denied) == 4 and {e["address"] for e in denied} == {"127.0.0.1"}
+
+
+def test_disabling_a_consumer_stops_its_keys_at_once(home: Path, base: str) -> None:
+    out = mlgate(home, "keys", "create", "--consumer", "demo-customer", "--name", "soon-off").stdout
+    key = TOKEN.search(out)
+    assert key
+    headers = {"Authorization": f"Bearer {key.group(0)}"}
+    assert (
+        httpx.post(
+            f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY
+        ).status_code
+        == 200
+    )
+    mlgate(home, "consumers", "disable", "demo-customer")
+    refused = httpx.post(f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY)
+    assert refused.status_code == 401 and refused.json()["code"] == "account_disabled"
+    mlgate(home, "consumers", "enable", "demo-customer")
+
+
+def test_security_headers_and_no_cors(base: str) -> None:
+    response = httpx.get(f"{base}/v1/models")
+    assert response.status_code == 401
+    for name, value in {
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+        "cache-control": "no-store",
+        "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    }.items():
+        assert response.headers[name] == value
+    preflight = httpx.options(
+        f"{base}/v1/models/churn/predict",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = httpx.get(f"{base}/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers

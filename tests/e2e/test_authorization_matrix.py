@@ -1,0 +1,271 @@
+"""The authorization matrix: every route × every kind of caller × {own model, another owner's},
+each cell the exact status, over real HTTP against `mlgate serve`.
+
+The matrix is data. `test_every_route_has_a_row` fails when a route is added without one, so
+no route can ship without its access being decided and tested here.
+
+Callers: anonymous; consumers A (granted alpha) and B (granted beta); users with viewer,
+maintainer and owner grants on alpha; an admin. alpha is "own" for A and the users, beta belongs
+to another owner. Every user and consumer key carries every scope its kind may hold, so what
+the matrix sees is roles and grants, not scopes (scopes have tests of their own).
+
+Requests are chosen so that an allowed call has one deterministic answer without changing what
+later cells see: deleting version 99 (allowed: 404), promoting staging to where it already is
+(409), creating a grant for a user who does not exist (404), and so on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from typer.testing import CliRunner
+
+import mlgate.api.routes as routes_package
+from mlgate.cli.main import app as cli
+from mlgate.sources import demo
+from tests.conftest import make_services
+from tests.e2e.helpers import TOKEN, running_server
+
+CALLERS = ("anon", "cons_a", "cons_b", "viewer", "maint", "owner", "admin")
+OWN, OTHER = "alpha", "beta"
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # {m}: the model; {job}: a job of that model
+    expect: dict[str, tuple[int, int] | int]  # caller -> (on alpha, on beta), or one status
+    body: Any = None
+    raw: bytes | None = None
+    version: int = 1  # 99 where an allowed call must find nothing (delete, archive)
+    alias: str = "staging"
+    name: str = "ghost"  # user or consumer names in the path
+
+    @property
+    def per_model(self) -> bool:
+        return "{m}" in self.path or "{job}" in self.path
+
+
+def cells(*statuses: tuple[int, int] | int) -> dict[str, tuple[int, int] | int]:
+    assert len(statuses) == len(CALLERS)
+    return dict(zip(CALLERS, statuses, strict=True))
+
+
+D = 403  # denied: no grant, wrong role, or missing scope
+U = 401  # unauthenticated
+ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
+PREDICT = {"rows": [{k: (None if v != v else v) for k, v in ROW.items()}]}
+TRAIN = {"source": "no-such-source", "target": "churned", "table": "customers"}
+
+#                             anon  cons_a      cons_b      viewer      maint       owner       admin
+MATRIX: list[Row] = [
+    Row("GET", "/healthz", cells(200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/readyz", cells(200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/v1/models", cells(U, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/v1/models/{m}", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
+    Row("POST", "/v1/models/{m}/versions/{version}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
+    Row("POST", "/v1/models/{m}/train", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202)), TRAIN),
+    Row("GET", "/v1/jobs/{job}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/jobs/{job}/cancel", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202))),
+    Row("GET", "/v1/models/{m}/aliases", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/aliases/{alias}", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"version": 1}),
+    Row("POST", "/v1/models/{m}/aliases/{alias}/rollback", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {}),
+    Row("GET", "/v1/models/{m}/aliases/{alias}/history", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/compare", cells(U, (D, D), (D, D), (422, D), (422, D), (422, D), (422, 422)), {"a": 1, "b": 1}),
+    Row("PATCH", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"description": "matrix"}),
+    Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
+    Row("DELETE", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (404, D), (404, 404)), version=99),
+    Row("GET", "/v1/models/{m}/versions/{version}/export", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/versions/{version}/report", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/versions/{version}/archive", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), version=99),
+    Row("POST", "/v1/models/{m}/import", cells(U, (D, D), (D, D), (D, D), (422, D), (422, D), (422, 422)), raw=b"not a zip"),
+    Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
+    Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422)),
+    Row("POST", "/v1/auth/password", cells(U, D, D, D, D, D, D), {"current": "x", "new": "y" * 12}),
+    Row("GET", "/v1/auth/me", cells(U, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/v1/users", cells(U, D, D, D, D, D, 200)),
+    Row("POST", "/v1/users", cells(U, D, D, D, D, D, 422), {"name": "newbie", "password": "short"}),
+    Row("POST", "/v1/users/{name}/disable", cells(U, D, D, D, D, D, 404)),
+    Row("POST", "/v1/users/{name}/enable", cells(U, D, D, D, D, D, 404)),
+    Row("PUT", "/v1/users/{name}/password", cells(U, D, D, D, D, D, 404), {"password": "a long enough one"}),
+    Row("GET", "/v1/consumers", cells(U, D, D, D, D, D, 200)),
+    Row("POST", "/v1/consumers", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
+    Row("GET", "/v1/consumers/{name}", cells(U, 200, D, D, D, D, 200), name="acme"),
+    Row("POST", "/v1/consumers/{name}/disable", cells(U, D, D, D, D, D, 404)),
+    Row("POST", "/v1/consumers/{name}/enable", cells(U, D, D, D, D, D, 404)),
+    Row("GET", "/v1/keys", cells(U, 200, 200, 200, 200, 200, 200)),
+    Row("POST", "/v1/keys", cells(U, D, D, D, D, D, 201), {"name": "for-root", "owner_kind": "user", "owner": "root", "scopes": ["read"]}),
+    Row("DELETE", "/v1/keys/{prefix}", cells(U, 404, 404, 404, 404, 200, 200)),
+    Row("GET", "/v1/grants", cells(U, 200, 200, 200, 200, 200, 200)),
+    Row("POST", "/v1/grants", cells(U, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
+    Row("DELETE", "/v1/grants/{grant_id}", cells(U, 404, 404, 404, 404, 404, 404)),
+    Row("GET", "/v1/audit", cells(U, D, D, D, D, D, 200)),
+]  # fmt: skip
+
+
+@dataclass
+class World:
+    base: str
+    headers: dict[str, dict[str, str]]
+    jobs: dict[str, str]
+    victim_key: str
+
+
+runner = CliRunner()
+
+
+def _cli(services: Any, *args: str) -> str:
+    result = runner.invoke(cli, list(args), obj=services)
+    assert result.exit_code == 0, f"mlgate {' '.join(args)}:\n{result.output}"
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("matrix") / "home"
+    services = make_services(home)
+    database = home.parent / "churn.db"
+    demo.write_sqlite(database, demo.churn_frame(n_rows=400))
+    _cli(services, "sources", "add", "demo", f"sqlite:///{database}")
+    for model in (OWN, OTHER):
+        _cli(
+            services, "train", model, "--source", "demo", "--table", demo.TABLE,
+            "--target", demo.TARGET, "--drop", demo.ID_COLUMN, "--algorithm", "decision_tree",
+        )  # fmt: skip
+    for user in ("vera", "max", "olga", "otto"):
+        _cli(services, "users", "create", user, "--no-password")
+    _cli(services, "users", "create", "root", "--no-password", "--admin")
+    for consumer in ("acme", "globex"):
+        _cli(services, "consumers", "create", consumer)
+    for args in [
+        ("--consumer", "acme", OWN, "consumer"),
+        ("--consumer", "globex", OTHER, "consumer"),
+        ("--user", "vera", OWN, "viewer"),
+        ("--user", "max", OWN, "maintainer"),
+        ("--user", "olga", OWN, "owner"),
+        ("--user", "otto", OTHER, "owner"),
+    ]:
+        _cli(services, "grants", "add", args[2], args[3], args[0], args[1])
+    owners = {
+        "cons_a": ("--consumer", "acme"),
+        "cons_b": ("--consumer", "globex"),
+        "viewer": ("--user", "vera"),
+        "maint": ("--user", "max"),
+        "owner": ("--user", "olga"),
+        "admin": ("--user", "root"),
+    }
+    headers: dict[str, dict[str, str]] = {"anon": {}}
+    for caller, owner in owners.items():
+        scopes = ("predict", "generate", "read")
+        if owner[0] == "--user":
+            scopes += ("train", "admin")
+        args = [a for s in scopes for a in ("--scope", s)]
+        out = _cli(services, "keys", "create", *owner, "--name", caller, *args)
+        match = TOKEN.search(out)
+        assert match
+        headers[caller] = {"Authorization": f"Bearer {match.group(0)}"}
+    victim = TOKEN.search(_cli(services, "keys", "create", "--user", "olga", "--name", "victim"))
+    assert victim
+    services.close()
+    with running_server(home) as base:
+        jobs = {}
+        for model in (OWN, OTHER):  # staging at v1 already: promoting it there again is a 409
+            moved = httpx.post(
+                f"{base}/v1/models/{model}/aliases/staging",
+                json={"version": 1},
+                headers=headers["admin"],
+            )
+            assert moved.status_code == 200, moved.text
+            made = httpx.post(
+                f"{base}/v1/models/{model}/train", json=TRAIN, headers=headers["admin"]
+            )
+            assert made.status_code == 202, made.text
+            jobs[model] = made.json()["id"]
+        for job in jobs.values():  # wait until they failed (no such source)
+            for _ in range(200):
+                state = httpx.get(f"{base}/v1/jobs/{job}", headers=headers["admin"]).json()
+                if state["state"] in ("failed", "succeeded", "cancelled"):
+                    break
+                time.sleep(0.05)
+        yield World(base, headers, jobs, victim.group(0)[:16])
+
+
+def _url(world: World, row: Row, model: str) -> str:
+    return world.base + row.path.format(
+        m=model,
+        job=world.jobs.get(model, ""),
+        version=row.version,
+        alias=row.alias,
+        name=row.name,
+        prefix=world.victim_key,
+        grant_id=999_999,
+    )
+
+
+def _expected(row: Row, caller: str, model: str) -> int:
+    cell = row.expect[caller]
+    if isinstance(cell, tuple):
+        return cell[0] if model == OWN else cell[1]
+    return cell
+
+
+CASES = [
+    pytest.param(row, caller, model, id=f"{row.method} {row.path} {caller}" + (f" {model}" if row.per_model else ""))
+    for row in MATRIX
+    for caller in CALLERS
+    for model in ((OWN, OTHER) if row.per_model else (OWN,))
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("row", "caller", "model"), CASES)
+def test_cell(world: World, row: Row, caller: str, model: str) -> None:
+    extra = {"content": row.raw} if row.raw is not None else {"json": row.body}
+    if row.body is None and row.raw is None:
+        extra = {}
+    response = httpx.request(
+        row.method,
+        _url(world, row, model),
+        headers=world.headers[caller],
+        params={"snapshot": "false"} if row.path.endswith("/export") else None,
+        timeout=30,
+        **extra,
+    )
+    expected = _expected(row, caller, model)
+    assert response.status_code == expected, response.text[:300]
+    if expected in (401, 403):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"]
+
+
+def api_routes() -> list[Any]:
+    """Every route of every router module under mlgate.api.routes."""
+    found = []
+    for module in pkgutil.iter_modules(routes_package.__path__):
+        router = importlib.import_module(f"mlgate.api.routes.{module.name}").router
+        found += [r for r in router.routes if isinstance(r, APIRoute)]
+    return found
+
+
+def test_every_route_has_a_row() -> None:
+    routes = {(method, route.path) for route in api_routes() for method in route.methods}
+    in_matrix = {
+        (row.method, row.path.replace("{m}", "{name}").replace("{job}", "{job_id}"))
+        for row in MATRIX
+    }
+    assert routes - in_matrix == set(), "routes without a row in the authorization matrix"
+    assert in_matrix - routes == set(), "rows for routes that do not exist"
+
+
+def test_every_route_declares_its_access_rule() -> None:
+    undeclared = [r.path for r in api_routes() if not hasattr(r.endpoint, "__mlgate_access__")]
+    assert undeclared == []
