@@ -28,6 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.helpers import running_server
 
+from mlgate.access import policy
+from mlgate.access.accounts import create_consumer
+from mlgate.access.grants import add_grant
+from mlgate.access.model import Target
 from mlgate.access.service import authenticate, create_key
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.registry.service import resolve_version
@@ -62,8 +66,27 @@ def prepare(home: Path) -> tuple[Services, str, list[dict[str, Any]]]:
         drop=(demo.ID_COLUMN,),
     )
     train_model(services.uow(), services.artifacts, services.open_source, spec, now=services.clock)
+    # A consumer granted the model, as customers call it: key, owner and grant all checked.
+    now = services.clock()
+    create_consumer(services.uow(), by=None, name="bench", description="", now=now)
+    add_grant(
+        services.uow(),
+        by=None,
+        subject_kind="consumer",
+        subject="bench",
+        target="churn",
+        role="consumer",
+        now=now,
+        actor="bench",
+    )
     _, token = create_key(
-        services.uow(), services.server_secret, name="bench", now=services.clock()
+        services.uow(),
+        services.server_secret,
+        by=None,
+        owner_kind="consumer",
+        owner="bench",
+        name="bench",
+        now=now,
     )
     features = frame.drop(columns=[demo.ID_COLUMN, demo.TARGET]).head(1_000).astype(object)
     rows = features.where(features.notna(), None).to_dict(orient="records")
@@ -146,11 +169,15 @@ def main() -> None:
                     lambda b=body: predict(
                         services.uow(),
                         services.predictors,
-                        authorize=lambda: authenticate(
-                            services.uow(),
-                            services.server_secret,
-                            f"Bearer {token}",
-                            scope="predict",
+                        authorize=lambda: policy.authorize(
+                            authenticate(
+                                services.uow(),
+                                services.server_secret,
+                                f"Bearer {token}",
+                                now=services.clock(),
+                            ),
+                            "predict",
+                            Target("churn"),
                         ),
                         model_name="churn",
                         number=None,

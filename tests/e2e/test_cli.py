@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mlgate.access.repository import AuditQuery
 from mlgate.bootstrap import Services
 from mlgate.cli.main import app
 from mlgate.sources import demo
 from tests.conftest import make_services
 from tests.e2e.helpers import TOKEN, env_for
+from tests.secrets_watch import remember
 
 runner = CliRunner()
 
@@ -98,7 +100,7 @@ def test_errors_are_one_line_with_exit_code_1(cli_services: Services) -> None:
 
 
 def test_passwords_are_never_printed(cli_services: Services, postgres_url: str) -> None:
-    url = postgres_url.replace("postgres@", "postgres:hunter2-secret@")
+    url = postgres_url.replace("postgres@", f"postgres:{remember('hunter2-secret')}@")
     code, out = run(cli_services, "sources", "add", "pg", url)
     assert code == 0 and "***" in out
     code, listing = run(cli_services, "sources", "list")
@@ -108,3 +110,25 @@ def test_passwords_are_never_printed(cli_services: Services, postgres_url: str) 
     assert code2 == 1
     for text in (out, listing, failure):
         assert "hunter2" not in text
+
+
+def test_local_changes_are_in_the_audit_log(cli_services: Services, tmp_path: Path) -> None:
+    database = tmp_path / "churn.db"
+    demo.write_sqlite(database, demo.churn_frame(n_rows=300))
+    run(cli_services, "sources", "add", "demo", f"sqlite:///{database}")
+    args = ("train", "churn", "--source", "demo", "--table", demo.TABLE, "--target", demo.TARGET)
+    run(cli_services, *args, "--drop", "customer_id", "--algorithm", "decision_tree")
+    run(cli_services, "models", "promote", "churn", "1")
+    code, _ = run(cli_services, "models", "promote", "churn", "7")
+    assert code == 1
+    with cli_services.uow() as uow:
+        events = uow.audit.query(AuditQuery(action="cli."))
+    assert [(e.action, e.target, e.result, e.address) for e in events] == [
+        ("cli.models.promote", "churn@7", "failed", "local"),
+        ("cli.models.promote", "churn@1", "ok", "local"),
+        ("cli.train", "churn", "ok", "local"),
+        ("cli.sources.add", "demo", "ok", "local"),
+    ]
+    assert all(e.actor.startswith("cli:") for e in events)
+    code, out = run(cli_services, "audit", "--result", "failed")
+    assert code == 0 and "churn@7" in out and "churn@1" not in out

@@ -22,6 +22,7 @@ from mlgate.sources import demo
 from mlgate.sources.service import add_source, describe_table
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to
+from tests.secrets_watch import remember
 
 NUMERIC = ["tenure_months", "monthly_charges", "total_charges", "senior_citizen", "support_calls"]
 CATEGORICAL = ["contract", "internet_service", "payment_method"]
@@ -194,7 +195,7 @@ def test_a_password_never_reaches_messages_or_lineage(
         now=services.clock(),
     )
     assert "hunter2" not in config.redacted_url and "***" in config.redacted_url
-    wrong = "postgresql+psycopg://nobody:hunter2-secret@127.0.0.1:1/none"
+    wrong = f"postgresql+psycopg://nobody:{remember('hunter2-secret')}@127.0.0.1:1/none"
     with pytest.raises(SourceError) as info:
         add_source_to(services, "bad", wrong, cwd=tmp_path)
     assert "hunter2" not in str(info.value)

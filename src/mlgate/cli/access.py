@@ -268,7 +268,9 @@ def audit_log(
         s = services(ctx)
         q = AuditQuery(actor, action, target, result, _utc(since), None, limit)
         rows = [_event(e) for e in audit.query(s.uow(), q)]
-    table = Table("at", "actor", "action", "target", "from", "result")
+    table = Table()
+    for column in ("at", "actor", "action", "target", "from", "result"):
+        table.add_column(column, overflow="fold")
     for e in rows:
         table.add_row(
             str(e["at"])[:19], e["actor"], e["action"], e["target"], e["address"], e["result"]

@@ -13,16 +13,55 @@ from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
 
+# Local commands that change state, recorded in the audit log here (the access commands record
+# their own, with more detail; remote ones are recorded by the server).
+AUDITED = {
+    ("train",),
+    ("sources", "add"),
+    ("sources", "remove"),
+    *(("models", c) for c in ("promote", "rollback", "archive", "retrain", "tag", "describe")),
+    *(("models", c) for c in ("delete", "import")),
+}
+
 
 class Group(TyperGroup):
     """The one catcher of our errors: users see "Error: ..." and exit code 1, no traceback."""
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        ctx.meta["command_words"] = [a for a in args if not a.startswith("-")]
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            out = super().invoke(ctx)
         except MlgateError as exc:
             errors.print(f"Error: {exc}", markup=False)
+            _audit(ctx, "failed")
             raise typer.Exit(code=1) from exc
+        _audit(ctx, "ok")
+        return out
+
+
+def _audit(ctx: Any, result: str) -> None:
+    words: list[str] = ctx.meta.get("command_words", [])
+    command = next((tuple(words[:n]) for n in (2, 1) if tuple(words[:n]) in AUDITED), None)
+    if command is None or ctx.meta.get("remote") is not None or ctx.obj is None:
+        return
+    from mlgate.access import audit
+
+    s = services(ctx)
+    rest = words[len(command) :]
+    audit.record(
+        s.uow(),
+        at=s.clock(),
+        actor=audit.local_actor(),
+        action=f"cli.{'.'.join(command)}",
+        target="@".join(rest[:2])
+        if command[0] == "models" and len(rest) > 1
+        else (rest[:1] or [""])[0],
+        address="local",
+        result=result,
+    )
 
 
 app = typer.Typer(
