@@ -34,6 +34,7 @@ from mlgate.access.grants import add_grant
 from mlgate.access.model import Target
 from mlgate.access.service import authenticate, create_key
 from mlgate.bootstrap import Services, bootstrap
+from mlgate.plans.service import create_plan, make_plan, subscribe
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.serving.payloads import frame_from_body
@@ -69,6 +70,11 @@ def prepare(home: Path) -> tuple[Services, str, list[dict[str, Any]]]:
     # A consumer granted the model, as customers call it: key, owner and grant all checked.
     now = services.clock()
     create_consumer(services.uow(), by=None, name="bench", description="", now=now)
+    plan = make_plan(
+        "bench", now, per_second=1_000_000, requests_per_month=10**12, rows_per_month=10**15
+    )
+    create_plan(services.uow(), plan, by=None)
+    subscribe(services.uow(), by=None, consumer="bench", plan="bench", now=now)
     add_grant(
         services.uow(),
         by=None,

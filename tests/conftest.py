@@ -77,6 +77,29 @@ def mariadb_url() -> Iterator[str]:
     yield from _throwaway_database(MARIADB_ADMIN_URL, "MariaDB")
 
 
+REDIS_URL = os.environ.get("MLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[tuple[str, str]]:
+    """The test Redis and a key prefix of this test's own; its keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        client.close()
+        _unavailable("Redis", exc)
+    prefix = f"mlgate-test-{uuid.uuid4().hex[:10]}"
+    try:
+        yield REDIS_URL, prefix
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.delete(key)
+        client.close()
+
+
 def make_services(home: Path, database_url: str | None = None) -> Services:
     env = {"MLGATE_HOME": str(home)}
     if database_url:

@@ -15,6 +15,9 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
+from mlgate.plans.enforce import Gate
+from mlgate.plans.flusher import UsageFlusher
+from mlgate.plans.limiter import Counters, MemoryCounters
 from mlgate.registry.service import recover_writes
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
@@ -39,6 +42,8 @@ class Services:
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
     _jobs: JobRunner | None = field(default=None, repr=False)
+    _gate: Gate | None = field(default=None, repr=False)
+    _flusher: UsageFlusher | None = field(default=None, repr=False)
     _watcher: AliasWatcher | None = field(default=None, repr=False)
 
     @property
@@ -47,6 +52,29 @@ class Services:
         if self._watcher is None:
             self._watcher = AliasWatcher(self.uow, self.predictors)
         return self._watcher
+
+    @property
+    def gate(self) -> Gate:
+        """Plans on the prediction path, with counters in this process or in Redis."""
+        if self._gate is None:
+            counters: Counters
+            if self.settings.redis_url:
+                from mlgate.plans.redis_counters import RedisCounters
+
+                counters = RedisCounters(self.settings.redis_url, prefix=self.settings.redis_prefix)
+            else:
+                counters = MemoryCounters()
+            self._gate = Gate(
+                counters, self.uow, self.clock, fail_open=self.settings.limits_fail_open
+            )
+        return self._gate
+
+    @property
+    def flusher(self) -> UsageFlusher:
+        """Moves metered usage to the database every second (see plans/flusher.py)."""
+        if self._flusher is None:
+            self._flusher = UsageFlusher(self.gate.counters, self.uow, self.clock)
+        return self._flusher
 
     @property
     def jobs(self) -> JobRunner:
@@ -79,6 +107,8 @@ class Services:
         return {"status": "ready", "database": self.engine.dialect.name, "schema": current}
 
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.stop()
         if self._jobs is not None:
             self._jobs.shutdown(wait=True)
         if self._watcher is not None:

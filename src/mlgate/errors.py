@@ -23,6 +23,7 @@ Messages say what was wrong and what to do; they never echo secrets or request b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class MlgateError(Exception):
@@ -89,9 +90,23 @@ class PermissionDenied(MlgateError):
 
 
 class TooManyRequests(MlgateError):
-    def __init__(self, message: str, *, retry_after: int) -> None:
+    """`limit` names what was hit (e.g. "requests per month"), `resets_at` when it resets;
+    `headers` are the rate-limit headers the answer carries."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        headers: dict[str, str] | None = None,
+        limit: str | None = None,
+        resets_at: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+        self.headers = headers or {}
+        self.limit = limit
+        self.resets_at = resets_at
 
 
 class SourceError(MlgateError):

@@ -11,6 +11,10 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
     MLGATE_SECRET_KEY     read from (or created in) $MLGATE_HOME/secret.key when unset
     MLGATE_MAX_ROWS       10000             rows accepted in one prediction request
     MLGATE_MAX_BODY_BYTES 10485760          bytes accepted in one request body
+    MLGATE_REDIS_URL      unset: plan limits counted in this process (one worker); redis://...:
+                          counted in Redis, shared by every worker and replica
+    MLGATE_REDIS_PREFIX   mlgate            prefix of every Redis key (several mlgates, one Redis)
+    MLGATE_LIMITS_FAIL_OPEN  false          with Redis unreachable: refuse (503) or serve uncounted
 
 In the config file the same names go lower-case, without the prefix: ``max_rows = 5000``.
 """
@@ -56,6 +60,9 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     artifact_url: str | None = None
     s3_endpoint_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "mlgate"
+    limits_fail_open: bool = False
 
     @property
     def secret_key_file(self) -> Path:
@@ -85,6 +92,9 @@ class Settings:
             max_body_bytes=_positive_int("max_body_bytes", get("max_body_bytes", str(10 << 20))),
             artifact_url=get("artifact_url", None),
             s3_endpoint_url=get("s3_endpoint_url", None),
+            redis_url=get("redis_url", None),
+            redis_prefix=get("redis_prefix", "mlgate") or "mlgate",
+            limits_fail_open=_flag("limits_fail_open", get("limits_fail_open", "false")),
         )
 
 
@@ -97,6 +107,15 @@ def _read_config_file(path: Path, *, explicit: bool) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} could not be read: {exc}") from exc
+
+
+def _flag(name: str, raw: str | None) -> bool:
+    value = (raw or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"MLGATE_{name.upper()} must be true or false, got {raw!r}")
 
 
 def _positive_int(name: str, raw: str | None) -> int:

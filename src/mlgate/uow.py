@@ -13,6 +13,7 @@ from mlgate.access.repository import (
     SessionRepository,
     UserRepository,
 )
+from mlgate.plans.repository import PlanRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.sources.repository import SourceRepository
 
@@ -46,6 +47,12 @@ class UnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditRepository: ...
+
+    @property
+    def plans(self) -> PlanRepository: ...
+
+    @property
+    def usage(self) -> UsageRepository: ...
 
     @property
     def jobs(self) -> JobRepository: ...

@@ -16,6 +16,7 @@ import httpx
 
 from tests.secrets_watch import watch_file
 
+SERVERS: dict[str, int] = {}  # base URL -> pid of the `mlgate serve` process
 TOKEN = re.compile(r"mlg_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 
 
@@ -48,7 +49,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(home: Path, **extra: str) -> Iterator[str]:
+def running_server(home: Path, *args: str, **extra: str) -> Iterator[str]:
     """`mlgate serve` in a subprocess; yields its base URL, stops it afterwards.
 
     The server's output goes to a file beside the home: a pipe that nobody reads fills up and
@@ -59,7 +60,7 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
     watch_file(log_path)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlgate", "serve", "--port", str(port)],
+            [sys.executable, "-m", "mlgate", "serve", "--port", str(port), *args],
             env=env_for(home, **extra),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -80,8 +81,10 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
                     f"mlgate serve did not answer within 60 s:\n{log_path.read_text()}"
                 )
             time.sleep(0.1)
+        SERVERS[base] = process.pid
         yield base
     finally:
+        SERVERS.pop(base, None)
         process.terminate()
         try:
             process.wait(timeout=15)
@@ -93,8 +96,8 @@ def running_server(home: Path, **extra: str) -> Iterator[str]:
 def admin_key(home: Path, *scopes: str, user: str = "ops") -> str:
     """The token of a new key, with these scopes (default predict), of an admin user made for
     it (without a password: it cannot log in)."""
-    if user not in mlgate(home, "users", "list").stdout:
-        mlgate(home, "users", "create", user, "--admin", "--no-password")
+    made = mlgate(home, "users", "create", user, "--admin", "--no-password", check=False)
+    assert made.returncode == 0 or "exists" in made.stderr, made.stderr
     args = [a for s in scopes for a in ("--scope", s)]
     out = mlgate(home, "keys", "create", "--user", user, "--name", f"{user}-key", *args).stdout
     match = TOKEN.search(out)

@@ -64,6 +64,7 @@ def test_a_login_session_drives_the_remote_cli(home: Path, base: str, admin_pass
     assert "user:boss (admin) with a login session" in remote(home, base, token, "whoami").stdout
 
     remote(home, base, token, "consumers", "create", "acme", "--description", "a customer")
+    mlgate(home, "consumers", "subscribe", "acme", "starter")
     remote(home, base, token, "grants", "add", "churn@production", "consumer", "--consumer", "acme")
     out = remote(home, base, token, "keys", "create", "--consumer", "acme", "--name", "acme-prod")
     key = TOKEN.search(out.stdout)

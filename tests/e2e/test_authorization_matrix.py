@@ -47,7 +47,8 @@ class Row:
     raw: bytes | None = None
     version: int = 1  # 99 where an allowed call must find nothing (delete, archive)
     alias: str = "staging"
-    name: str = "ghost"  # user or consumer names in the path
+    name: str = "ghost"  # user, consumer or plan names in the path
+    params: dict[str, str] | None = None
 
     @property
     def per_model(self) -> bool:
@@ -110,6 +111,16 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/grants", cells(U, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
     Row("DELETE", "/v1/grants/{grant_id}", cells(U, 404, 404, 404, 404, 404, 404)),
     Row("GET", "/v1/audit", cells(U, D, D, D, D, D, 200)),
+    Row("GET", "/v1/plans", cells(U, D, D, D, D, D, 200)),
+    Row("POST", "/v1/plans", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
+    Row("GET", "/v1/plans/{name}", cells(U, 200, 200, D, D, D, 200), name="open"),
+    Row("PATCH", "/v1/plans/{name}", cells(U, D, D, D, D, D, 404), {"per_minute": 5}),
+    Row("DELETE", "/v1/plans/{name}", cells(U, D, D, D, D, D, 404)),
+    Row("POST", "/v1/consumers/{name}/subscriptions", cells(U, D, D, D, D, D, 404), {"plan": "open"}),
+    Row("GET", "/v1/consumers/{name}/subscriptions", cells(U, 200, D, D, D, D, 200), name="acme"),
+    Row("GET", "/v1/usage", cells(U, 200, 200, D, D, D, 200), params={"month": "2026-11"}),
+    Row("GET", "/v1/usage/export", cells(U, 200, D, D, D, D, 200), params={"month": "2026-11", "consumer": "acme"}),
+    Row("POST", "/v1/models/{m}/versions/{version}/retire", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"at": None}),
 ]  # fmt: skip
 
 
@@ -145,8 +156,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for user in ("vera", "max", "olga", "otto"):
         _cli(services, "users", "create", user, "--no-password")
     _cli(services, "users", "create", "root", "--no-password", "--admin")
+    _cli(services, "plans", "create", "open")  # no limits: the matrix is about access
     for consumer in ("acme", "globex"):
         _cli(services, "consumers", "create", consumer)
+        _cli(services, "consumers", "subscribe", consumer, "open")
     for args in [
         ("--consumer", "acme", OWN, "consumer"),
         ("--consumer", "globex", OTHER, "consumer"),
@@ -236,7 +249,7 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
         row.method,
         _url(world, row, model),
         headers=world.headers[caller],
-        params={"snapshot": "false"} if row.path.endswith("/export") else None,
+        params=row.params or ({"snapshot": "false"} if row.path.endswith("/export") else None),
         timeout=30,
         **extra,
     )

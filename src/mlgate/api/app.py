@@ -13,17 +13,26 @@ from starlette.exceptions import HTTPException
 from mlgate import __version__, errors
 from mlgate.api import problems
 from mlgate.api.middleware import AuditLog, SecurityHeaders
-from mlgate.api.routes import access, health, jobs, lifecycle, models
-from mlgate.bootstrap import Services
+from mlgate.api.routes import access, health, jobs, lifecycle, models, plans
+from mlgate.bootstrap import Services, bootstrap
+from mlgate.plans.flusher import reconcile
+from mlgate.settings import Settings
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
+    """The app over `services`. With several worker processes, `recover_jobs` must be False:
+    one worker would mark the others' running jobs failed (jobs get an owner in issue 10)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One process owns the jobs (see training/jobs.py): any it finds unfinished, died with it.
-        await run_in_threadpool(services.jobs.recover)
+        if recover_jobs:
+            await run_in_threadpool(services.jobs.recover)
         await run_in_threadpool(services.aliases.start)
+        await run_in_threadpool(reconcile, services.gate.counters, services.uow, services.clock())
+        services.flusher.start()
         yield
+        await run_in_threadpool(services.flusher.stop)  # nothing metered is lost on a clean stop
         await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
 
@@ -45,7 +54,16 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(lifecycle.router)
     app.include_router(access.router)
+    app.include_router(plans.router)
     # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
     app.add_middleware(AuditLog)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory each worker process of `mlgate serve --workers N` calls."""
+    import os
+
+    workers = int(os.environ.get("MLGATE_SERVE_WORKERS", "1"))
+    return create_app(bootstrap(Settings.from_env()), recover_jobs=workers == 1)

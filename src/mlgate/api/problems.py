@@ -42,6 +42,7 @@ def problem(
     field_errors: list[errors.FieldError] | None = None,
     headers: dict[str, str] | None = None,
     code: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -51,6 +52,7 @@ def problem(
     }
     if code:
         body["code"] = code
+    body.update(extra or {})
     if field_errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in field_errors]
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
@@ -74,10 +76,18 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
             if code == "missing_credentials"
             else f'Bearer error="invalid_token", error_description="{code}"'
         )
+    extra: dict[str, Any] = {}
     if isinstance(exc, errors.TooManyRequests):
+        headers |= exc.headers
         headers["Retry-After"] = str(exc.retry_after)
+        if exc.limit:
+            extra["limit"] = exc.limit
+        if exc.resets_at:
+            extra["resets_at"] = exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
-    return problem(status, str(exc), field_errors=field_errors, headers=headers, code=code)
+    return problem(
+        status, str(exc), field_errors=field_errors, headers=headers, code=code, extra=extra
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

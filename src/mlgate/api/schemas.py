@@ -76,6 +76,8 @@ class ProblemOut(BaseModel):
     detail: str
     code: str | None = None
     errors: list[dict[str, str]] | None = None
+    limit: str | None = Field(None, description="429: the plan limit that was reached")
+    resets_at: str | None = Field(None, description="429: when that limit resets (UTC)")
 
 
 def model_schema(model: RegisteredModel, latest: ModelVersion | None) -> ModelSchema:

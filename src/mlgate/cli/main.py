@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgate import __version__
-from mlgate.cli import access, keys, models, serving, sources, training
+from mlgate.cli import access, keys, models, plans, serving, sources, training
 from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
@@ -20,7 +20,7 @@ AUDITED = {
     ("sources", "add"),
     ("sources", "remove"),
     *(("models", c) for c in ("promote", "rollback", "archive", "retrain", "tag", "describe")),
-    *(("models", c) for c in ("delete", "import")),
+    *(("models", c) for c in ("delete", "import", "retire")),
 }
 
 
@@ -77,6 +77,9 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(access.users, name="users")
 app.add_typer(access.consumers, name="consumers")
 app.add_typer(access.grants_app, name="grants")
+app.add_typer(plans.app, name="plans")
+access.consumers.command("subscribe")(plans.subscribe)
+app.command("usage")(plans.usage)
 app.command("audit")(access.audit_log)
 app.command("login")(access.login)
 app.command("logout")(access.logout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -207,6 +208,28 @@ def archive(ctx: typer.Context, model: str, version: str) -> None:
         s.uow(), model, lifecycle.parse_alias_target(version), now=s.clock()
     )
     console.print(f"archived {archived.ref}")
+
+
+@app.command("retire")
+def retire(
+    ctx: typer.Context,
+    model: str,
+    version: str,
+    on: Annotated[
+        datetime | None, typer.Option(help="When it leaves service (UTC); omit to cancel.")
+    ] = None,
+) -> None:
+    """Announce a version's end of service: consumers pinned to it get Deprecation and Sunset
+    headers from now on."""
+    from datetime import UTC
+
+    from mlgate.registry.aliases import schedule_retirement
+
+    s = services(ctx)
+    at = None if on is None else on if on.tzinfo else on.replace(tzinfo=UTC)
+    found = schedule_retirement(s.uow(), model, lifecycle.parse_alias_target(version), at)
+    when = f"retires on {at:%Y-%m-%d %H:%M} UTC" if at else "is no longer scheduled to retire"
+    console.print(f"{found.ref} {when}")
 
 
 @app.command("retrain")

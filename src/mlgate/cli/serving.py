@@ -18,13 +18,27 @@ from mlgate.sources import demo
 from mlgate.sources import service as sources
 
 DEMO_CONSUMER = "demo-customer"
+DEMO_PLAN = "starter"
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
 
 
-def serve(ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000) -> None:
+Workers = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Worker processes. More than one needs MLGATE_REDIS_URL, so that plan limits are "
+        "counted across them.",
+    ),
+]
+
+
+def serve(
+    ctx: typer.Context, host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1
+) -> None:
     """Serve every registered model over HTTP (docs at /docs)."""
-    run_server(services(ctx), host, port)
+    run_server(services(ctx), host, port, workers=workers)
 
 
 def quickstart(
@@ -108,6 +122,26 @@ def _quickstart_access(s: Services) -> str:
         accounts.create_consumer(
             s.uow(), by=None, name=DEMO_CONSUMER, description="quickstart", now=s.clock()
         )
+    from mlgate.plans import service as plans
+
+    if DEMO_PLAN not in {p.name for p in plans.list_plans(s.uow())}:
+        plans.create_plan(
+            s.uow(),
+            plans.make_plan(
+                DEMO_PLAN,
+                s.clock(),
+                per_second=20,
+                per_minute=600,
+                requests_per_month=100_000,
+                rows_per_month=10_000_000,
+                max_rows_per_request=1_000,
+                price_per_1k_rows="0.50",
+                description="quickstart: 600 calls a minute, 100,000 a month",
+            ),
+            by=None,
+        )
+    if plans.active_subscription(s.uow(), DEMO_CONSUMER, s.clock()) is None:
+        plans.subscribe(s.uow(), by=None, consumer=DEMO_CONSUMER, plan=DEMO_PLAN, now=s.clock())
     if not has_grant:
         grants.add_grant(
             s.uow(),
@@ -129,19 +163,40 @@ def _quickstart_access(s: Services) -> str:
         now=s.clock(),
     )
     console.print(
-        f"5. consumer {DEMO_CONSUMER} may call churn; its API key {key.prefix} (shown once):"
+        f"5. consumer {DEMO_CONSUMER} on plan {DEMO_PLAN} may call churn; "
+        f"its API key {key.prefix} (shown once):"
     )
     print(token)
     return token
 
 
-def run_server(s: Services, host: str, port: int) -> None:
+def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
+    import os
+
     import uvicorn
 
     from mlgate.api.app import create_app
+    from mlgate.errors import ConfigError
 
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(s), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(s), host=host, port=port, log_level="info")
+        return
+    if not s.settings.redis_url:
+        raise ConfigError(
+            "--workers above 1 needs MLGATE_REDIS_URL: each worker would count plan limits "
+            "on its own"
+        )
+    os.environ["MLGATE_SERVE_WORKERS"] = str(workers)  # read by each worker's app factory
+    os.environ["MLGATE_HOME"] = str(s.settings.home)
+    uvicorn.run(
+        "mlgate.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def _plain(value: object) -> object:

@@ -163,6 +163,15 @@ class SqlModelRepository:
             .values(archived_at=at)
         )
 
+    def schedule_retirement(self, name: str, number: int, at: datetime | None) -> None:
+        self._conn.execute(
+            model_versions.update()
+            .where(
+                model_versions.c.model_id == self._model_id(name), model_versions.c.number == number
+            )
+            .values(retire_at=at)
+        )
+
     def aliases(self, name: str) -> dict[str, int]:
         rows = self._conn.execute(
             sa.select(aliases.c.name, aliases.c.version)
@@ -334,6 +343,7 @@ class SqlModelRepository:
             fit_seconds=row.fit_seconds,
             report=None if row.report is None else dict(row.report),
             archived_at=_utc(row.archived_at),
+            retire_at=_utc(row.retire_at),
             description=row.description or "",
             tags=dict(row.tags or {}),
         )

@@ -59,6 +59,7 @@ model_versions = sa.Table(
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("tags", sa.JSON, nullable=True),
+    sa.Column("retire_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("model_id", "number", name="uq_model_versions_model_id_number"),
 )
 
@@ -205,4 +206,51 @@ pending_writes = sa.Table(
     sa.Column("key", sa.String(512), primary_key=True),
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consumer", sa.String(128), nullable=False),
+    sa.Column("plan", sa.String(128), nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pins", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_subscriptions_consumer", "consumer"),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("batch", sa.String(64), nullable=False),
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("account", sa.String(160), nullable=False),
+    sa.Column("key_prefix", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("overage_rows", sa.BigInteger, nullable=False),
+    sa.Column("latency_ms", sa.BigInteger, nullable=False),
+    sa.Index("ix_usage_account_hour", "account", "hour"),
+)
+
+usage_batches = sa.Table(
+    "usage_batches",
+    metadata,
+    sa.Column("batch", sa.String(64), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )

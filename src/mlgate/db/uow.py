@@ -15,6 +15,7 @@ from mlgate.db.access import (
     SqlSessionRepository,
     SqlUserRepository,
 )
+from mlgate.db.plans import SqlPlanRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.errors import NotReady
 from mlgate.sources.sealing import Sealer
@@ -45,6 +46,8 @@ class SqlUnitOfWork:
         self.grants = SqlGrantRepository(self._conn)
         self.sessions = SqlSessionRepository(self._conn)
         self.audit = SqlAuditRepository(self._conn)
+        self.plans = SqlPlanRepository(self._conn)
+        self.usage = SqlUsageRepository(self._conn)
         return self
 
     def __exit__(

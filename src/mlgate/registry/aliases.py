@@ -86,6 +86,18 @@ def archive(uow: UnitOfWork, model_name: str, number: int, *, now: datetime) -> 
     return version
 
 
+def schedule_retirement(
+    uow: UnitOfWork, model_name: str, number: int, at: datetime | None
+) -> ModelVersion:
+    """Announce (or, with None, cancel) the end of a version's service: consumers pinned to it
+    get Deprecation and Sunset headers from now on."""
+    with uow:
+        version = _version(uow, model_name, number)
+        uow.models.schedule_retirement(model_name, number, at)
+        uow.commit()
+    return version
+
+
 def _stack(events: list[AliasEvent]) -> list[int]:
     """The alias's targets as a stack: a promotion pushes, a rollback pops."""
     stack: list[int] = []

@@ -73,6 +73,7 @@ class ModelVersion:
     fit_seconds: float = 0.0
     report: dict[str, Any] | None = None  # evaluation details, notes, explanations
     archived_at: datetime | None = None  # kept, but no longer servable or promotable
+    retire_at: datetime | None = None  # scheduled end of service (Sunset for pinned consumers)
     description: str = ""  # annotations: the only things that change on a version
     tags: dict[str, str] = field(default_factory=dict)
 

@@ -37,14 +37,18 @@ def predict(
     number: int | None,
     alias: str | None = None,
     parse_rows: ParseRows,
+    admit: Callable[[ModelVersion, int], object] | None = None,
 ) -> Prediction:
-    """Authorize, find the version (see resolve_version), parse and score the rows.
+    """Authorize, find the version (see resolve_version), parse, admit and score the rows.
 
     `authorize` raises if the caller may not predict with this model; `parse_rows` turns the
-    request into a frame for the version's columns. Each edge (and protocol) passes its own.
+    request into a frame for the version's columns; `admit` (the plan's gate) may refuse the
+    call once its row count is known, before any scoring. Each edge (and protocol) passes its own.
     """
     authorize()
     version = resolve_version(uow, model_name, number, alias)
     frame = parse_rows(version.columns)
+    if admit is not None:
+        admit(version, len(frame))
     scores = predictors.get(version).score(frame)
     return Prediction(version, scores.predictions, scores.probabilities)

@@ -17,11 +17,12 @@ from mlgate.access.model import Target
 from mlgate.api import schemas
 from mlgate.api.authorize import access, authorize
 from mlgate.api.body import decode_json, read_body
+from mlgate.api.problems import status_for
 from mlgate.bootstrap import Services
-from mlgate.errors import NotFound
+from mlgate.errors import MlgateError, NotFound, TooManyRequests
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
-from mlgate.registry.model import PRODUCTION
+from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.schema import Column
 from mlgate.serving.payloads import frame_from_body
 from mlgate.serving.service import Prediction, predict
@@ -175,16 +176,36 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
         body = decode_json(raw, content_type)
         return frame_from_body(body, columns, max_rows=services.settings.max_rows)
 
-    result: Prediction = await run_in_threadpool(
-        predict,
-        services.uow(),
-        services.predictors,
-        authorize=lambda: authorize(services, request, "predict", asked),
-        model_name=name,
-        number=number,
-        alias=alias,
-        parse_rows=parse_rows,
-    )
+    def run() -> tuple[Prediction, dict[str, str]]:
+        principal = authorize(services, request, "predict", asked)
+        gate = services.gate
+        admission = gate.open(principal)
+        pinned = admission.pinned(name)  # the subscription holds this consumer to a version
+        seen: list[ModelVersion] = []
+
+        def admit(version: ModelVersion, rows: int) -> None:
+            seen.append(version)
+            gate.admit(admission, asked, rows, version)
+
+        try:
+            result = predict(
+                services.uow(),
+                services.predictors,
+                authorize=lambda: None,
+                model_name=name,
+                number=pinned or number,
+                alias=None if pinned else alias,
+                parse_rows=parse_rows,
+                admit=admit,
+            )
+        except MlgateError as exc:
+            if not isinstance(exc, TooManyRequests):  # the gate metered its own refusals
+                version = seen[0].number if seen else 0
+                gate.meter(admission, name, version, status_for(exc))
+            raise
+        return result, gate.settle(admission, result.version)
+
+    result, headers = await run_in_threadpool(run)
     body: dict[str, Any] = {
         "model": result.version.model_name,
         "version": result.version.number,
@@ -193,7 +214,7 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
     if result.probabilities is not None:
         body["classes"] = result.classes
         body["probabilities"] = result.probabilities
-    return _json(body, headers={"X-Model-Version": str(result.version.number)})
+    return _json(body, headers={"X-Model-Version": str(result.version.number), **headers})
 
 
 def _services(request: Request) -> Services:

@@ -1,0 +1,337 @@
+"""Plans, subscriptions and usage over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.access.model import Principal, Target
+from mlgate.api.authorize import access, authorize
+from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import VersionNumber
+from mlgate.bootstrap import Services
+from mlgate.errors import PermissionDenied
+from mlgate.plans import service
+from mlgate.plans.model import Plan, Subscription
+from mlgate.registry import aliases as lifecycle
+
+router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[Security(bearer)])
+Positive = int | None
+MONTH = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    per_second: Positive = Field(None, ge=1)
+    per_minute: Positive = Field(None, ge=1)
+    per_hour: Positive = Field(None, ge=1)
+    requests_per_day: Positive = Field(None, ge=1)
+    requests_per_month: Positive = Field(None, ge=1)
+    rows_per_day: Positive = Field(None, ge=1)
+    rows_per_month: Positive = Field(None, ge=1)
+    max_rows_per_request: Positive = Field(None, ge=1)
+    models: list[str] = Field(default_factory=list, max_length=100)
+    overage: bool = Field(False, description="Serve past the quotas and meter the overage")
+    price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    description: str = Field("", max_length=1000)
+
+
+class PlanPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    per_second: Positive = Field(None, ge=1)
+    per_minute: Positive = Field(None, ge=1)
+    per_hour: Positive = Field(None, ge=1)
+    requests_per_day: Positive = Field(None, ge=1)
+    requests_per_month: Positive = Field(None, ge=1)
+    rows_per_day: Positive = Field(None, ge=1)
+    rows_per_month: Positive = Field(None, ge=1)
+    max_rows_per_request: Positive = Field(None, ge=1)
+    models: list[str] | None = Field(None, max_length=100)
+    overage: bool | None = None
+    price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    description: str | None = Field(None, max_length=1000)
+
+
+class PlanOut(BaseModel):
+    name: str
+    per_second: int | None
+    per_minute: int | None
+    per_hour: int | None
+    requests_per_day: int | None
+    requests_per_month: int | None
+    rows_per_day: int | None
+    rows_per_month: int | None
+    max_rows_per_request: int | None
+    models: list[str]
+    overage: bool
+    price_per_1k_rows: str | None
+    price_per_1k_overage_rows: str | None
+    description: str
+    created_at: datetime
+
+
+class SubscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(min_length=1, max_length=128)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    pins: dict[str, int] = Field(default_factory=dict, description='{"model": version}')
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    consumer: str
+    plan: str
+    starts_at: datetime
+    ends_at: datetime | None
+    pins: dict[str, int]
+
+
+class UsageOut(BaseModel):
+    period: str
+    account: str
+    key_prefix: str
+    model: str
+    version: int
+    status: int
+    requests: int
+    rows: int
+    overage_rows: int
+    latency_ms: int
+
+
+class RetireIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime | None = Field(description="When the version leaves service; null cancels")
+
+
+@router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)
+@access("admin")
+async def list_plans(request: Request) -> Response:
+    return await _call(
+        request, "admin", lambda s, p: [_plan(x) for x in service.list_plans(s.uow())]
+    )
+
+
+@router.post("/plans", status_code=201, response_model=PlanOut, responses=PROBLEMS)
+@access("admin")
+async def create_plan(request: Request, body: PlanIn) -> Response:
+    """Create a plan: rate limits, quotas in requests and rows, prices."""
+
+    def run(s: Services, p: Principal) -> PlanOut:
+        settings = body.model_dump(exclude={"name"})
+        plan = service.make_plan(body.name, s.clock(), **settings)
+        return _plan(service.create_plan(s.uow(), plan, by=p))
+
+    return await _call(request, "admin", run, status=201)
+
+
+@router.get("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
+@access("authenticated")
+async def get_plan(request: Request, name: str) -> Response:
+    """A plan (admins; or a consumer subscribed to it)."""
+
+    def run(s: Services, p: Principal) -> PlanOut:
+        if not p.is_admin:
+            found = s.gate.open(p) if p.kind == "consumer" else None
+            if found is None or found.plan is None or found.plan.name != name:
+                raise PermissionDenied(
+                    "only admins see plans other than their own", code="admin_only"
+                )
+        return _plan(service.get_plan(s.uow(), name))
+
+    return await _call(request, "authenticated", run)
+
+
+@router.patch("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
+@access("admin")
+async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
+    """Change a plan; subscribers are on the new terms within a second."""
+    changes = body.model_dump(exclude_unset=True)
+    return await _call(
+        request, "admin", lambda s, p: _plan(service.update_plan(s.uow(), name, by=p, **changes))
+    )
+
+
+@router.delete("/plans/{name}", status_code=204, responses=PROBLEMS)
+@access("admin")
+async def delete_plan(request: Request, name: str) -> Response:
+    """Delete a plan nobody subscribes to."""
+    await _call(
+        request, "admin", lambda s, p: service.delete_plan(s.uow(), name, by=p, now=s.clock())
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/consumers/{name}/subscriptions",
+    status_code=201,
+    response_model=SubscriptionOut,
+    responses=PROBLEMS,
+)
+@access("admin")
+async def subscribe(request: Request, name: str, body: SubscribeIn) -> Response:
+    """Put a consumer on a plan (from now, unless `starts_at`); its current plan ends there."""
+
+    def run(s: Services, p: Principal) -> SubscriptionOut:
+        made = service.subscribe(
+            s.uow(),
+            by=p,
+            consumer=name,
+            plan=body.plan,
+            now=s.clock(),
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            pins=body.pins,
+        )
+        return _subscription(made)
+
+    return await _call(request, "admin", run, status=201)
+
+
+@router.get(
+    "/consumers/{name}/subscriptions", response_model=list[SubscriptionOut], responses=PROBLEMS
+)
+@access("authenticated")
+async def list_subscriptions(request: Request, name: str) -> Response:
+    """A consumer's subscriptions, past and present (admins; or the consumer itself)."""
+
+    def run(s: Services, p: Principal) -> list[SubscriptionOut]:
+        _self_or_admin(p, name)
+        return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
+
+    return await _call(request, "authenticated", run)
+
+
+@router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)
+@access("authenticated")
+async def usage(
+    request: Request,
+    month: str = MONTH,
+    consumer: str | None = Query(None, max_length=128),
+    model: str | None = Query(None, max_length=128),
+    by: Literal["hour", "day", "month"] = "day",
+) -> Response:
+    """Metered calls per period, account, key, model, version and status (admins: anyone's;
+    consumers: their own). Up to a second behind the calls."""
+
+    def run(s: Services, p: Principal) -> list[UsageOut]:
+        rows = service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
+        return [UsageOut(**r.__dict__) for r in rows]
+
+    return await _call(request, "authenticated", run)
+
+
+@router.get(
+    "/usage/export",
+    responses={**PROBLEMS, 200: {"content": {"text/csv": {}}, "description": "The bill, as CSV"}},
+)
+@access("authenticated")
+async def export_usage(
+    request: Request, consumer: str = Query(min_length=1, max_length=128), month: str = MONTH
+) -> Response:
+    """One consumer's month for a billing system: rows, overage rows and amounts per version."""
+    services = _services(request)
+
+    def run() -> str:
+        principal = authorize(services, request, "authenticated")
+        return service.bill_csv(services.uow(), by=principal, consumer=consumer, month=month)
+
+    text = await run_in_threadpool(run)
+    disposition = f'attachment; filename="usage-{consumer}-{month}.csv"'
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": disposition})
+
+
+@router.post("/models/{name}/versions/{version}/retire", responses=PROBLEMS)
+@access("archive")
+async def retire(request: Request, name: str, version: VersionNumber, body: RetireIn) -> Response:
+    """Schedule (or cancel) a version's end of service: consumers pinned to it get Deprecation
+    and Sunset headers from now on."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "archive", Target(name, version=version))
+        lifecycle.schedule_retirement(services.uow(), name, version, body.at)
+        return {
+            "model": name,
+            "version": version,
+            "retire_at": body.at.isoformat() if body.at else None,
+        }
+
+    return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
+
+
+async def _call(
+    request: Request, rule: Literal["admin", "authenticated"], run: Any, *, status: int = 200
+) -> Response:
+    services = _services(request)
+
+    def go() -> Any:
+        return run(services, authorize(services, request, rule))
+
+    out = await run_in_threadpool(go)
+    if out is None:
+        return Response(status_code=status)
+    body = (
+        [o.model_dump(mode="json") for o in out]
+        if isinstance(out, list)
+        else out.model_dump(mode="json")
+    )
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def _self_or_admin(p: Principal, consumer: str) -> None:
+    if not p.is_admin and (p.kind, p.name) != ("consumer", consumer):
+        raise PermissionDenied("only admins see other consumers' subscriptions", code="admin_only")
+
+
+def _plan(plan: Plan) -> PlanOut:
+    return PlanOut(
+        name=plan.name,
+        per_second=plan.per_second,
+        per_minute=plan.per_minute,
+        per_hour=plan.per_hour,
+        requests_per_day=plan.requests_per_day,
+        requests_per_month=plan.requests_per_month,
+        rows_per_day=plan.rows_per_day,
+        rows_per_month=plan.rows_per_month,
+        max_rows_per_request=plan.max_rows_per_request,
+        models=[str(t) for t in plan.models],
+        overage=plan.overage,
+        price_per_1k_rows=None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows),
+        price_per_1k_overage_rows=(
+            None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
+        ),
+        description=plan.description,
+        created_at=plan.created_at,
+    )
+
+
+def _subscription(s: Subscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=s.id,
+        consumer=s.consumer,
+        plan=s.plan,
+        starts_at=s.starts_at,
+        ends_at=s.ends_at,
+        pins=s.pins,
+    )
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

@@ -1,0 +1,251 @@
+"""`mlgate plans ...`, `mlgate consumers subscribe`, `mlgate usage`: plans, subscriptions and
+metered usage, on the local home."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mlgate.cli.context import audited, console, services
+from mlgate.errors import InvalidInput
+from mlgate.plans import service
+from mlgate.plans.model import Plan
+
+app = typer.Typer(help="Subscription plans: rate limits, quotas, prices.", no_args_is_help=True)
+
+Limit = Annotated[int | None, typer.Option(min=1)]
+
+
+def _settings(
+    per_second: int | None,
+    per_minute: int | None,
+    per_hour: int | None,
+    requests_per_day: int | None,
+    requests_per_month: int | None,
+    rows_per_day: int | None,
+    rows_per_month: int | None,
+    max_rows: int | None,
+    model: list[str] | None,
+    overage: bool | None,
+    price_per_1k_rows: str | None,
+    price_per_1k_overage_rows: str | None,
+    description: str | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "per_second": per_second,
+        "per_minute": per_minute,
+        "per_hour": per_hour,
+        "requests_per_day": requests_per_day,
+        "requests_per_month": requests_per_month,
+        "rows_per_day": rows_per_day,
+        "rows_per_month": rows_per_month,
+        "max_rows_per_request": max_rows,
+        "models": model,
+        "overage": overage,
+        "price_per_1k_rows": price_per_1k_rows,
+        "price_per_1k_overage_rows": price_per_1k_overage_rows,
+        "description": description,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str,
+    per_second: Limit = None,
+    per_minute: Limit = None,
+    per_hour: Limit = None,
+    requests_per_day: Limit = None,
+    requests_per_month: Limit = None,
+    rows_per_day: Limit = None,
+    rows_per_month: Limit = None,
+    max_rows: Annotated[
+        int | None, typer.Option(min=1, help="Rows in one request, at most.")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Allow only MODEL[@ALIAS|@VERSION]; repeatable.")
+    ] = None,
+    overage: Annotated[
+        bool, typer.Option("--overage/--hard", help="Past a quota: serve and meter, or refuse.")
+    ] = False,
+    price_per_1k_rows: Annotated[str | None, typer.Option(help="For the billing export.")] = None,
+    price_per_1k_overage_rows: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create a plan. Limits are per consumer; rate limits (per second/minute/hour) are always
+    hard, quotas (per day/month, in requests or rows) hard unless --overage."""
+    s = services(ctx)
+    settings = _settings(
+        per_second, per_minute, per_hour, requests_per_day, requests_per_month, rows_per_day,
+        rows_per_month, max_rows, model, overage, price_per_1k_rows, price_per_1k_overage_rows,
+        description,
+    )  # fmt: skip
+    plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
+    audited(ctx, "plans.create", name)
+    _show(plan)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str,
+    per_second: Limit = None,
+    per_minute: Limit = None,
+    per_hour: Limit = None,
+    requests_per_day: Limit = None,
+    requests_per_month: Limit = None,
+    rows_per_day: Limit = None,
+    rows_per_month: Limit = None,
+    max_rows: Annotated[int | None, typer.Option(min=1)] = None,
+    model: Annotated[list[str] | None, typer.Option()] = None,
+    overage: Annotated[bool | None, typer.Option("--overage/--hard")] = None,
+    price_per_1k_rows: Annotated[str | None, typer.Option()] = None,
+    price_per_1k_overage_rows: Annotated[str | None, typer.Option()] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Change a plan; every subscriber is on the new terms within a second."""
+    s = services(ctx)
+    changes = _settings(
+        per_second, per_minute, per_hour, requests_per_day, requests_per_month, rows_per_day,
+        rows_per_month, max_rows, model, overage, price_per_1k_rows, price_per_1k_overage_rows,
+        description,
+    )  # fmt: skip
+    plan = service.update_plan(s.uow(), name, by=None, **changes)
+    audited(ctx, "plans.update", name)
+    _show(plan)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """List plans."""
+    plans = service.list_plans(services(ctx).uow())
+    if not plans:
+        console.print(
+            "No plans yet. Create one with `mlgate plans create NAME --requests-per-month 1000`."
+        )
+        return
+    table = Table("name", "limits", "quotas", "max rows", "past quota", "price / 1k rows")
+    for p in plans:
+        limits = ", ".join(
+            f"{x.limit} {x.name}" for x in p.limits() if x.window in ("second", "minute", "hour")
+        )
+        quotas = ", ".join(
+            f"{x.limit} {x.name}" for x in p.limits() if x.window in ("day", "month")
+        )
+        table.add_row(
+            p.name, limits, quotas, str(p.max_rows_per_request or ""),
+            "overage" if p.overage else "refused", str(p.price_per_1k_rows or ""),
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str) -> None:
+    """A plan's settings and its subscribers."""
+    s = services(ctx)
+    _show(service.get_plan(s.uow(), name))
+    now = s.clock()
+    subscribers = [x for x in service.subscriptions_of(s.uow()) if x.plan == name and x.active(now)]
+    console.print(f"subscribers: {', '.join(x.consumer for x in subscribers) or 'none'}")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: str) -> None:
+    """Delete a plan nobody subscribes to."""
+    s = services(ctx)
+    service.delete_plan(s.uow(), name, by=None, now=s.clock())
+    audited(ctx, "plans.delete", name)
+    console.print(f"Deleted plan {name}")
+
+
+def subscribe(
+    ctx: typer.Context,
+    consumer: str,
+    plan: str,
+    pin: Annotated[
+        list[str] | None, typer.Option(help="MODEL=VERSION: hold the consumer to a version.")
+    ] = None,
+    starts: Annotated[datetime | None, typer.Option(help="Default: now (UTC).")] = None,
+    ends: Annotated[datetime | None, typer.Option(help="Default: open-ended.")] = None,
+) -> None:
+    """Put a consumer on a plan; the plan it had ends where this one starts."""
+    s = services(ctx)
+    pins: dict[str, int] = {}
+    for item in pin or ():
+        model, _, version = item.partition("=")
+        if not version.isdigit():
+            raise InvalidInput(f"--pin {item!r}: write MODEL=VERSION, e.g. churn=3")
+        pins[model] = int(version)
+    made = service.subscribe(
+        s.uow(),
+        by=None,
+        consumer=consumer,
+        plan=plan,
+        now=s.clock(),
+        starts_at=_utc(starts),
+        ends_at=_utc(ends),
+        pins=pins,
+    )
+    audited(ctx, "plans.subscribe", consumer, plan=plan)
+    pinned = f", pinned to {', '.join(f'{m}@{v}' for m, v in pins.items())}" if pins else ""
+    console.print(f"{consumer} is on {made.plan} from {made.starts_at:%Y-%m-%d %H:%M} UTC{pinned}")
+
+
+def usage(
+    ctx: typer.Context,
+    consumer: Annotated[str | None, typer.Option(help="One consumer (default: everyone).")] = None,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month).")] = None,
+    model: Annotated[str | None, typer.Option(help="One model.")] = None,
+    by: Annotated[str, typer.Option(help="hour, day or month.")] = "day",
+    csv: Annotated[
+        Path | None, typer.Option(help="Write the consumer's bill for the month to this CSV file.")
+    ] = None,
+) -> None:
+    """Metered usage: requests, rows, overage rows, errors and latency, per period and model."""
+    s = services(ctx)
+    month = month or s.clock().strftime("%Y-%m")
+    if csv is not None:
+        if consumer is None:
+            raise InvalidInput("a bill is per consumer: add --consumer NAME")
+        csv.write_text(service.bill_csv(s.uow(), by=None, consumer=consumer, month=month))
+        console.print(f"Wrote the {month} bill of {consumer} to {csv}")
+        return
+    rows = service.usage(s.uow(), by=None, month=month, consumer=consumer, model=model, group=by)
+    if not rows:
+        console.print(f"No metered calls in {month}.")
+        return
+    table = Table(
+        "period", "account", "model", "v", "status", "requests", "rows", "overage", "avg ms"
+    )
+    for r in rows:
+        table.add_row(
+            r.period, r.account, r.model, str(r.version), str(r.status), str(r.requests),
+            str(r.rows), str(r.overage_rows), f"{r.latency_ms / max(1, r.requests):.1f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _show(plan: Plan) -> None:
+    console.print(
+        f"plan [bold]{plan.name}[/]{' - ' + plan.description if plan.description else ''}"
+    )
+    for limit in plan.limits():
+        kind = "hard" if limit.hard else "overage metered"
+        console.print(f"  {limit.limit:>12,} {limit.name} ({kind})")
+    if plan.max_rows_per_request:
+        console.print(f"  {plan.max_rows_per_request:>12,} rows per request at most")
+    if plan.models:
+        console.print(f"  models: {', '.join(str(t) for t in plan.models)}")
+    if plan.price_per_1k_rows is not None:
+        console.print(f"  price per 1,000 rows: {plan.price_per_1k_rows}")
+    if plan.price_per_1k_overage_rows is not None:
+        console.print(f"  price per 1,000 overage rows: {plan.price_per_1k_overage_rows}")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value if value.tzinfo else value.replace(tzinfo=UTC)

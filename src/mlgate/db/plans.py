@@ -1,0 +1,203 @@
+"""SQLAlchemy implementations of the plans repositories: plans, subscriptions, usage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlgate.access.model import Target
+from mlgate.db.repositories import _aware, _utc
+from mlgate.db.tables import plans, subscriptions, usage, usage_batches
+from mlgate.errors import AlreadyExists, NotFound
+from mlgate.plans.metering import Aggregates
+from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.repository import UsageRow
+
+_NUMBERS = (
+    "per_second",
+    "per_minute",
+    "per_hour",
+    "requests_per_day",
+    "requests_per_month",
+    "rows_per_day",
+    "rows_per_month",
+    "max_rows_per_request",
+)
+
+
+class SqlPlanRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, plan: Plan) -> None:
+        if self.get(plan.name) is not None:
+            raise AlreadyExists(
+                f"a plan named {plan.name!r} exists; `mlgate plans update` changes it"
+            )
+        self._conn.execute(
+            plans.insert().values(
+                name=plan.name, settings=_settings(plan), created_at=plan.created_at
+            )
+        )
+
+    def get(self, name: str) -> Plan | None:
+        row = self._conn.execute(plans.select().where(plans.c.name == name)).first()
+        return None if row is None else _plan(row)
+
+    def all(self) -> list[Plan]:
+        return [_plan(r) for r in self._conn.execute(plans.select().order_by(plans.c.name))]
+
+    def save(self, plan: Plan) -> None:
+        self._conn.execute(
+            plans.update().where(plans.c.name == plan.name).values(settings=_settings(plan))
+        )
+
+    def remove(self, name: str) -> None:
+        if self._conn.execute(plans.delete().where(plans.c.name == name)).rowcount == 0:
+            raise NotFound(f"no plan named {name!r}")
+
+    def add_subscription(self, subscription: Subscription) -> Subscription:
+        result = self._conn.execute(
+            subscriptions.insert().values(
+                consumer=subscription.consumer,
+                plan=subscription.plan,
+                starts_at=subscription.starts_at,
+                ends_at=subscription.ends_at,
+                pins=subscription.pins,
+                created_at=subscription.created_at,
+            )
+        )
+        (new_id,) = result.inserted_primary_key or (0,)
+        return Subscription(
+            id=int(new_id),
+            consumer=subscription.consumer,
+            plan=subscription.plan,
+            starts_at=subscription.starts_at,
+            created_at=subscription.created_at,
+            ends_at=subscription.ends_at,
+            pins=subscription.pins,
+        )
+
+    def subscriptions(self, consumer: str | None = None) -> list[Subscription]:
+        query = subscriptions.select().order_by(subscriptions.c.starts_at, subscriptions.c.id)
+        if consumer is not None:
+            query = query.where(subscriptions.c.consumer == consumer)
+        return [
+            Subscription(
+                id=row.id,
+                consumer=row.consumer,
+                plan=row.plan,
+                starts_at=_aware(row.starts_at),
+                created_at=_aware(row.created_at),
+                ends_at=_utc(row.ends_at),
+                pins={str(k): int(v) for k, v in (row.pins or {}).items()},
+            )
+            for row in self._conn.execute(query)
+        ]
+
+    def end_subscription(self, subscription_id: int, at: datetime) -> None:
+        self._conn.execute(
+            subscriptions.update().where(subscriptions.c.id == subscription_id).values(ends_at=at)
+        )
+
+
+class SqlUsageRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add_batch(self, batch: str, aggregates: Aggregates, at: datetime) -> bool:
+        exists = self._conn.execute(
+            sa.select(usage_batches.c.batch).where(usage_batches.c.batch == batch)
+        ).first()
+        if exists:
+            return False
+        self._conn.execute(usage_batches.insert().values(batch=batch, at=at))
+        rows = [
+            {
+                "batch": batch,
+                "hour": datetime.strptime(hour, "%Y-%m-%dT%H").replace(tzinfo=UTC),
+                "account": account,
+                "key_prefix": key_prefix,
+                "model": model,
+                "version": int(version),
+                "status": int(status),
+                "requests": values[0],
+                "rows": values[1],
+                "overage_rows": values[2],
+                "latency_ms": values[3],
+            }
+            for (hour, account, key_prefix, model, version, status), values in aggregates.items()
+        ]
+        if rows:
+            self._conn.execute(usage.insert(), rows)
+        return True
+
+    def query(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        account: str | None = None,
+        model: str | None = None,
+        by: str = "day",
+    ) -> list[UsageRow]:
+        c = usage.c
+        select = sa.select(
+            c.hour, c.account, c.key_prefix, c.model, c.version, c.status,
+            c.requests, c.rows, c.overage_rows, c.latency_ms,
+        ).where(c.hour >= since, c.hour < until)  # fmt: skip
+        if account is not None:
+            select = select.where(c.account == account)
+        if model is not None:
+            select = select.where(c.model == model)
+        width = {"hour": 13, "day": 10, "month": 7}[by]
+        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for row in self._conn.execute(select):
+            period = _aware(row.hour).strftime("%Y-%m-%dT%H")[:width]
+            key = (period, row.account, row.key_prefix, row.model, row.version, row.status)
+            into = sums[key]
+            for i, value in enumerate((row.requests, row.rows, row.overage_rows, row.latency_ms)):
+                into[i] += int(value)
+        return [UsageRow(*key, *values) for key, values in sorted(sums.items())]
+
+    def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
+        c = usage.c
+        rows = self._conn.execute(
+            sa.select(c.account, sa.func.sum(c.requests), sa.func.sum(c.rows))
+            .where(c.hour >= since, c.hour < until, c.status < 400)
+            .group_by(c.account)
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+def _settings(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {k: getattr(plan, k) for k in _NUMBERS}
+    out["models"] = [str(t) for t in plan.models]
+    out["overage"] = plan.overage
+    out["price_per_1k_rows"] = (
+        None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows)
+    )
+    out["price_per_1k_overage_rows"] = (
+        None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
+    )
+    out["description"] = plan.description
+    return out
+
+
+def _plan(row: sa.Row[Any]) -> Plan:
+    s = dict(row.settings)
+    price, over = s.get("price_per_1k_rows"), s.get("price_per_1k_overage_rows")
+    return Plan(
+        name=row.name,
+        created_at=_aware(row.created_at),
+        **{k: s.get(k) for k in _NUMBERS},
+        models=tuple(Target.parse(t) for t in s.get("models") or ()),
+        overage=bool(s.get("overage")),
+        price_per_1k_rows=None if price is None else Decimal(price),
+        price_per_1k_overage_rows=None if over is None else Decimal(over),
+        description=s.get("description") or "",
+    )

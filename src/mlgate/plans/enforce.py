@@ -1,0 +1,230 @@
+"""Plans on every predict (and generate) call: which plan, may it call this model, how many rows
+at most, is a limit already reached (refused before scoring), then counted atomically once
+answered. Consumers need an active subscription; team members' calls are metered, not limited.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from mlgate.access.model import Principal, Target
+from mlgate.access.policy import covers
+from mlgate.errors import NotReady, PayloadTooLarge, PermissionDenied, TooManyRequests
+from mlgate.plans import service
+from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide
+from mlgate.plans.metering import UsageEvent
+from mlgate.plans.model import Plan, Subscription
+from mlgate.registry.model import ModelVersion
+from mlgate.uow import UnitOfWork
+
+log = logging.getLogger("mlgate.plans")
+
+
+@dataclass
+class Admission:
+    """What the gate decided before scoring, carried to `settle` after it."""
+
+    principal: Principal
+    started: float
+    plan: Plan | None = None
+    subscription: Subscription | None = None
+    charged: list[Charge] = field(default_factory=list)
+    rows: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str:
+        return self.principal.actor
+
+    def pinned(self, model: str) -> int | None:
+        return None if self.subscription is None else self.subscription.pins.get(model)
+
+
+class Gate:
+    def __init__(
+        self,
+        counters: Counters,
+        uow: Callable[[], UnitOfWork],
+        clock: Callable[[], datetime],
+        *,
+        fail_open: bool = False,
+        cache_seconds: float = 1.0,
+    ) -> None:
+        self.counters = counters
+        self._uow = uow
+        self._clock = clock
+        self._fail_open = fail_open
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, tuple[Subscription, Plan] | None]] = {}
+        self._spent: dict[tuple[str, int], int] = {}  # (window key, limit) -> count seen
+        self._lock = threading.Lock()
+
+    def open(self, principal: Principal) -> Admission:
+        """Find the caller's plan. A consumer without an active subscription is refused."""
+        admission = Admission(principal, time.perf_counter())
+        if principal.kind != "consumer":
+            return admission
+        found = self._subscription(principal.name)
+        if found is None:
+            raise PermissionDenied(
+                f"consumer {principal.name!r} has no active subscription; ask for a plan",
+                code="no_subscription",
+            )
+        admission.subscription, admission.plan = found
+        return admission
+
+    def admit(
+        self, admission: Admission, asked: Target, rows: int, version: ModelVersion | None = None
+    ) -> None:
+        """Before scoring: the plan allows this model and this many rows, and no hard limit is
+        already reached."""
+        admission.rows = rows
+        plan = admission.plan
+        if plan is None:
+            return
+        if plan.models and not any(covers(t, asked, "predict") for t in plan.models):
+            raise PermissionDenied(
+                f"the plan {plan.name!r} does not include {asked}", code="plan_excludes_model"
+            )
+        if plan.max_rows_per_request is not None and rows > plan.max_rows_per_request:
+            raise PayloadTooLarge(
+                f"{rows} rows in one request; the plan {plan.name!r} allows at most "
+                f"{plan.max_rows_per_request}: split the rows into several requests"
+            )
+        admission.charged = charges(admission.account, plan.limits(), rows, self._clock())
+        # No round trip to the counters here: a window known to be spent (from an earlier
+        # refusal in this process; counts only grow within a window) is refused at once, the
+        # rest is decided atomically by `settle`. One round trip per call in all.
+        known = [self._spent.get((c.key, c.limit.limit), 0) for c in admission.charged]
+        allowed, blocked, _ = decide(admission.charged, known, rows)
+        if not allowed and blocked is not None:
+            self.meter(admission, asked.model, version.number if version else 0, 429)
+            states = [
+                LimitState(c.limit, u, c.reset_in)
+                for c, u in zip(admission.charged, known, strict=True)
+            ]
+            raise self._refusal(blocked, admission.charged, states)
+
+    def settle(self, admission: Admission, version: ModelVersion) -> dict[str, str]:
+        """After scoring: count and meter the call atomically; the response headers. Raises
+        TooManyRequests if other calls took the last of a limit meanwhile."""
+        event = self._event(admission, version.model_name, version.number, 200)
+        headers = _sunset(admission, version)
+        if not admission.charged:
+            self._meter(event)
+            return headers
+        try:
+            ok, blocked, _overage, after = self.counters.commit(
+                admission.charged, admission.rows, event
+            )
+        except NotReady:
+            if self._fail_open:
+                log.warning("limits backend unreachable; serving without counting (fail open)")
+                return headers
+            raise
+        if not ok and blocked is not None:
+            with self._lock:
+                if len(self._spent) > 10_000:  # windows end; forget the old ones wholesale
+                    self._spent.clear()
+                self._spent[(self._key_of(admission, blocked), blocked.limit.limit)] = blocked.used
+            self._meter(self._event(admission, version.model_name, version.number, 429))
+            raise self._refusal(blocked, admission.charged, [blocked])
+        states = [
+            LimitState(c.limit, n, c.reset_in)
+            for c, n in zip(admission.charged, after, strict=True)
+        ]
+        return headers | rate_headers(admission.charged, states)
+
+    @staticmethod
+    def _key_of(admission: Admission, state: LimitState) -> str:
+        return next(c.key for c in admission.charged if c.limit == state.limit)
+
+    def meter(self, admission: Admission, model: str, version: int, status: int) -> None:
+        """Meter a call that was not counted: refused or failed."""
+        self._meter(self._event(admission, model, version, status))
+
+    def _meter(self, event: UsageEvent) -> None:
+        try:
+            self.counters.meter(event)
+        except NotReady:
+            log.warning("limits backend unreachable; a %d call was not metered", event.status)
+
+    def _event(self, admission: Admission, model: str, version: int, status: int) -> UsageEvent:
+        return UsageEvent(
+            at=self._clock(),
+            consumer=admission.account,
+            key_prefix=admission.principal.key_prefix or "",
+            model=model,
+            version=version,
+            status=status,
+            rows=admission.rows,
+            latency_ms=(time.perf_counter() - admission.started) * 1000,
+        )
+
+    def _refusal(
+        self, blocked: LimitState, charged: list[Charge], states: list[LimitState]
+    ) -> TooManyRequests:
+        retry = max(1, blocked.reset_in)
+        resets = datetime.fromtimestamp(self._clock().timestamp() + retry, UTC)
+        headers = rate_headers(charged, states) | {"Retry-After": str(retry)}
+        return TooManyRequests(
+            f"the plan's limit of {blocked.limit.limit} {blocked.limit.name} is reached; it "
+            f"resets in {retry} s, at {resets:%Y-%m-%dT%H:%M:%SZ}",
+            retry_after=retry,
+            headers=headers,
+            limit=blocked.limit.name,
+            resets_at=resets,
+        )
+
+    def _subscription(self, consumer: str) -> tuple[Subscription, Plan] | None:
+        """Looked up at most once a second per consumer and process: a plan change reaches every
+        worker within that second."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(consumer)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        found = service.active_subscription(self._uow(), consumer, self._clock())
+        with self._lock:
+            self._cache[consumer] = (now, found)
+        return found
+
+
+def rate_headers(charged: list[Charge], states: list[LimitState]) -> dict[str, str]:
+    """RateLimit-Policy and RateLimit (IETF httpapi draft) for every limit, and the older
+    X-RateLimit-* for the tightest one."""
+    if not states:
+        return {}
+    by_limit = {c.limit: c for c in charged}
+    policy = ", ".join(
+        f'"{_name(s)}";q={s.limit.limit};w={by_limit[s.limit].ttl - 60}' for s in states
+    )
+    current = ", ".join(f'"{_name(s)}";r={s.remaining};t={s.reset_in}' for s in states)
+    tightest = min(states, key=lambda s: (s.remaining / s.limit.limit, s.reset_in))
+    return {
+        "RateLimit-Policy": policy,
+        "RateLimit": current,
+        "X-RateLimit-Limit": str(tightest.limit.limit),
+        "X-RateLimit-Remaining": str(tightest.remaining),
+        "X-RateLimit-Reset": str(tightest.reset_in),
+    }
+
+
+def _name(state: LimitState) -> str:
+    return f"{state.limit.unit}-per-{state.limit.window}"
+
+
+def _sunset(admission: Admission, version: ModelVersion) -> dict[str, str]:
+    """RFC 9745 Deprecation and RFC 8594 Sunset, for consumers pinned to a retiring version."""
+    if version.retire_at is None or admission.pinned(version.model_name) != version.number:
+        return {}
+    return {
+        "Deprecation": f"@{int(version.retire_at.timestamp())}",
+        "Sunset": format_datetime(version.retire_at.astimezone(UTC), usegmt=True),
+    }

@@ -1,0 +1,79 @@
+"""Plans and subscriptions, as stored, and the limits a plan sets on each call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from mlgate.access.model import Target
+
+Window = Literal["second", "minute", "hour", "day", "month"]
+Unit = Literal["requests", "rows"]
+WINDOWS: tuple[Window, ...] = ("second", "minute", "hour", "day", "month")
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    created_at: datetime
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    requests_per_day: int | None = None
+    requests_per_month: int | None = None
+    rows_per_day: int | None = None
+    rows_per_month: int | None = None
+    max_rows_per_request: int | None = None
+    models: tuple[Target, ...] = ()  # empty: any model the consumer is granted
+    overage: bool = False  # False: quotas are hard; True: calls past them are served and metered
+    price_per_1k_rows: Decimal | None = None
+    price_per_1k_overage_rows: Decimal | None = None
+    description: str = ""
+
+    def limits(self) -> list[Limit]:
+        """Every limit the plan sets, rate limits first (always hard), then quotas."""
+        out = []
+        for window, value in (
+            ("second", self.per_second),
+            ("minute", self.per_minute),
+            ("hour", self.per_hour),
+        ):
+            if value is not None:
+                out.append(Limit("requests", window, value, hard=True))  # type: ignore[arg-type]
+        for unit, window, value in (
+            ("requests", "day", self.requests_per_day),
+            ("requests", "month", self.requests_per_month),
+            ("rows", "day", self.rows_per_day),
+            ("rows", "month", self.rows_per_month),
+        ):
+            if value is not None:
+                out.append(Limit(unit, window, value, hard=not self.overage))  # type: ignore[arg-type]
+        return out
+
+
+@dataclass(frozen=True)
+class Limit:
+    unit: Unit
+    window: Window
+    limit: int
+    hard: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.unit} per {self.window}"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: int
+    consumer: str
+    plan: str
+    starts_at: datetime
+    created_at: datetime
+    ends_at: datetime | None = None
+    pins: dict[str, int] = field(default_factory=dict)  # model -> pinned version
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)

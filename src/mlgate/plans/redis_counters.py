@@ -1,0 +1,153 @@
+"""Counters in Redis, shared by every worker and replica: one Lua script checks, counts and
+meters a call atomically; metered aggregates wait in a Redis hash until a flusher moves them to
+the database (exactly once: each batch is renamed aside under an id that the database records
+in the same transaction as the batch's rows)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from mlgate.errors import NotReady
+from mlgate.plans.limiter import Charge, LimitState
+from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
+
+_COMMIT = """
+local n = tonumber(ARGV[1])
+local rows = tonumber(ARGV[2])
+local overage = 0
+for i = 1, n do
+  local b = 2 + (i - 1) * 5
+  local amount = tonumber(ARGV[b + 1])
+  local limit = tonumber(ARGV[b + 2])
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local after = used + amount
+  if after > limit then
+    if ARGV[b + 3] == '1' then
+      return {0, i, used}
+    end
+    if ARGV[b + 4] == '1' then
+      overage = math.max(overage, math.min(rows, after - limit))
+    else
+      overage = rows
+    end
+  end
+end
+local out = {1, overage}
+for i = 1, n do
+  local b = 2 + (i - 1) * 5
+  local v = redis.call('INCRBY', KEYS[i], ARGV[b + 1])
+  if redis.call('TTL', KEYS[i]) < 0 then
+    redis.call('EXPIRE', KEYS[i], ARGV[b + 5])
+  end
+  out[#out + 1] = v
+end
+local p = 2 + n * 5
+local m = tonumber(ARGV[p + 1])
+for j = 1, m do
+  redis.call('HINCRBY', KEYS[n + 1], ARGV[p + 2 * j], ARGV[p + 2 * j + 1])
+end
+if overage > 0 then
+  redis.call('HINCRBY', KEYS[n + 1], ARGV[p + 2 * m + 2], overage)
+end
+return out
+"""
+
+
+class RedisCounters:
+    def __init__(self, url: str, *, prefix: str = "mlgate") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._prefix = prefix
+        self._usage = f"{prefix}:usage"
+        self._commit = self._redis.register_script(_COMMIT)
+
+    def peek(self, keys: list[str]) -> list[int]:
+        values = self._call(self._redis.mget, [self._counter(k) for k in keys])
+        return [int(v or 0) for v in values]
+
+    def commit(
+        self, charged: list[Charge], rows: int, event: UsageEvent
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        args: list[Any] = [len(charged), rows]
+        for c in charged:
+            args += [c.amount, c.limit.limit, int(c.limit.hard), int(c.limit.unit == "rows"), c.ttl]
+        fields = _fields(event)
+        args.append(len(fields) - 1)  # the overage field goes last, added only if there is any
+        for name, value in fields[:-1]:
+            args += [name, value]
+        args.append(fields[-1][0])
+        keys = [self._counter(c.key) for c in charged] + [self._usage]
+        out = self._call(self._commit, keys=keys, args=args)
+        if int(out[0]) == 0:
+            index, used = int(out[1]) - 1, int(out[2])
+            blocked = charged[index]
+            return False, LimitState(blocked.limit, used, blocked.reset_in), 0, []
+        return True, None, int(out[1]), [int(v) for v in out[2:]]
+
+    def meter(self, event: UsageEvent) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        for name, value in _fields(event):
+            if value:
+                pipe.hincrby(self._usage, name, value)
+        self._call(pipe.execute)
+
+    def seed(self, counts: dict[str, tuple[int, int]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, (value, ttl) in counts.items():
+            pipe.set(self._counter(key), value, nx=True, ex=ttl)
+        self._call(pipe.execute)
+
+    def drain(self) -> Iterable[tuple[str, Aggregates]]:
+        batch = f"{self._usage}:flushing:{uuid.uuid4().hex}"
+        try:
+            self._redis.rename(self._usage, batch)
+        except Exception as exc:  # no such key: nothing metered since the last flush
+            if "no such key" not in str(exc).lower():
+                raise
+        out = []
+        for key in self._redis.scan_iter(match=f"{self._usage}:flushing:*", count=100):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            raw = self._redis.hgetall(name)
+            out.append((name.rsplit(":", 1)[-1], _aggregates(raw)))
+        return out
+
+    def drained(self, batch: str) -> None:
+        self._redis.delete(f"{self._usage}:flushing:{batch}")
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def _counter(self, key: str) -> str:
+        return f"{self._prefix}:c:{key}"
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        import redis
+
+        try:
+            return fn(*args, **kwargs)
+        except redis.exceptions.ConnectionError as exc:
+            raise NotReady(
+                f"the rate-limit store (Redis) is unreachable: {type(exc).__name__}"
+            ) from None
+
+
+def _fields(event: UsageEvent) -> list[tuple[str, int]]:
+    """Hash fields for the event's aggregate: one per value, the overage one last."""
+    base = "|".join(event.key)
+    values = event.values
+    return [
+        (f"{base}|{name}", values[i]) for i, name in enumerate(FIELDS) if name != "overage_rows"
+    ] + [(f"{base}|overage_rows", values[FIELDS.index("overage_rows")])]
+
+
+def _aggregates(raw: dict[Any, Any]) -> Aggregates:
+    out: Aggregates = {}
+    for field, value in raw.items():
+        text = field.decode() if isinstance(field, bytes) else str(field)
+        *key, name = text.split("|")
+        into = out.setdefault(tuple(key), [0, 0, 0, 0])
+        into[FIELDS.index(name)] += int(value)
+    return out

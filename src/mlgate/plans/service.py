@@ -1,0 +1,291 @@
+"""Plan and subscription use cases, usage queries and the billing export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mlgate.access.model import Principal, Target
+from mlgate.access.policy import authorize_global
+from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
+from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.repository import UsageRow
+from mlgate.registry.model import check_name
+from mlgate.uow import UnitOfWork
+
+LIMIT_FIELDS = (
+    "per_second",
+    "per_minute",
+    "per_hour",
+    "requests_per_day",
+    "requests_per_month",
+    "rows_per_day",
+    "rows_per_month",
+    "max_rows_per_request",
+)
+
+
+def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
+    """A validated plan: every limit a positive whole number or absent, prices non-negative."""
+    check_name("plan", name)
+    problems = []
+    values: dict[str, Any] = {}
+    for field in LIMIT_FIELDS:
+        value = settings.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(
+                FieldError(field, f"must be a whole number of at least 1, got {value!r}")
+            )
+        values[field] = value
+    for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):
+        value = settings.get(field)
+        if value is None:
+            continue
+        try:
+            price = Decimal(str(value))
+        except InvalidOperation:
+            problems.append(FieldError(field, f"must be a number, got {value!r}"))
+            continue
+        if not price.is_finite() or price < 0:
+            problems.append(FieldError(field, f"must be zero or more, got {value}"))
+        values[field] = price
+    models = []
+    for ref in settings.get("models") or ():
+        target = Target.parse(str(ref))
+        try:
+            check_name("model", target.model)
+        except InvalidInput as exc:
+            problems.append(FieldError("models", str(exc)))
+        models.append(target)
+    if problems:
+        raise InvalidInput(
+            f"the plan {name!r} has invalid settings: "
+            + "; ".join(f"{p.field} {p.message}" for p in problems),
+            errors=problems,
+        )
+    return Plan(
+        name=name,
+        created_at=now,
+        models=tuple(models),
+        overage=bool(settings.get("overage", False)),
+        description=str(settings.get("description") or "")[:1000],
+        **values,
+    )
+
+
+def create_plan(uow: UnitOfWork, plan: Plan, *, by: Principal | None) -> Plan:
+    _admin(by)
+    with uow:
+        uow.plans.add(plan)
+        uow.commit()
+    return plan
+
+
+def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: Any) -> Plan:
+    """Change a plan's settings; every subscriber is on the new terms from the next call."""
+    _admin(by)
+    with uow:
+        current = uow.plans.get(name)
+        if current is None:
+            raise NotFound(f"no plan named {name!r}; `mlgate plans list` shows them")
+        merged = {f: getattr(current, f) for f in LIMIT_FIELDS}
+        merged |= {
+            "models": [str(t) for t in current.models],
+            "overage": current.overage,
+            "price_per_1k_rows": current.price_per_1k_rows,
+            "price_per_1k_overage_rows": current.price_per_1k_overage_rows,
+            "description": current.description,
+        }
+        merged |= changes
+        plan = make_plan(name, current.created_at, **merged)
+        uow.plans.save(plan)
+        uow.commit()
+    return plan
+
+
+def list_plans(uow: UnitOfWork) -> list[Plan]:
+    with uow:
+        return uow.plans.all()
+
+
+def get_plan(uow: UnitOfWork, name: str) -> Plan:
+    with uow:
+        plan = uow.plans.get(name)
+    if plan is None:
+        raise NotFound(f"no plan named {name!r}; `mlgate plans list` shows them")
+    return plan
+
+
+def delete_plan(uow: UnitOfWork, name: str, *, by: Principal | None, now: datetime) -> None:
+    _admin(by)
+    with uow:
+        if uow.plans.get(name) is None:
+            raise NotFound(f"no plan named {name!r}")
+        active = [s.consumer for s in uow.plans.subscriptions() if s.plan == name and s.active(now)]
+        if active:
+            raise Conflict(f"{', '.join(sorted(active))} subscribe to {name!r}; move them first")
+        uow.plans.remove(name)
+        uow.commit()
+
+
+def subscribe(
+    uow: UnitOfWork,
+    *,
+    by: Principal | None,
+    consumer: str,
+    plan: str,
+    now: datetime,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    pins: dict[str, int] | None = None,
+) -> Subscription:
+    """Put a consumer on a plan from `starts_at` (default: now). A subscription that would
+    overlap ends where the new one starts, so a change of plan takes effect at once."""
+    _admin(by)
+    start = starts_at or now
+    if ends_at is not None and ends_at <= start:
+        raise InvalidInput("a subscription must end after it starts")
+    for model, version in (pins or {}).items():
+        check_name("model", model)
+        if not isinstance(version, int) or version < 1:
+            raise InvalidInput(f"pin {model}={version!r}: a version is a number from 1")
+    with uow:
+        if uow.consumers.get(consumer) is None:
+            raise NotFound(f"no consumer named {consumer!r}; `mlgate consumers create` makes one")
+        if uow.plans.get(plan) is None:
+            raise NotFound(f"no plan named {plan!r}; `mlgate plans list` shows them")
+        for model, version in (pins or {}).items():
+            if uow.models.get_version(model, version) is None:
+                raise NotFound(f"cannot pin {model}@{version}: no such version")
+        for current in uow.plans.subscriptions(consumer):
+            if current.ends_at is None or current.ends_at > start:
+                uow.plans.end_subscription(current.id, max(start, current.starts_at))
+        made = uow.plans.add_subscription(
+            Subscription(
+                id=0,
+                consumer=consumer,
+                plan=plan,
+                starts_at=start,
+                created_at=now,
+                ends_at=ends_at,
+                pins=dict(pins or {}),
+            )
+        )
+        uow.commit()
+    return made
+
+
+def subscriptions_of(uow: UnitOfWork, consumer: str | None = None) -> list[Subscription]:
+    with uow:
+        return uow.plans.subscriptions(consumer)
+
+
+def active_subscription(
+    uow: UnitOfWork, consumer: str, now: datetime
+) -> tuple[Subscription, Plan] | None:
+    with uow:
+        for subscription in reversed(uow.plans.subscriptions(consumer)):
+            if subscription.active(now):
+                plan = uow.plans.get(subscription.plan)
+                return (subscription, plan) if plan else None
+    return None
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """'2026-11' -> the first instants of November and December 2026, UTC."""
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(f"a month is written YYYY-MM, e.g. 2026-11; got {month!r}") from None
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, end
+
+
+def usage(
+    uow: UnitOfWork,
+    *,
+    by: Principal | None,
+    month: str,
+    consumer: str | None = None,
+    model: str | None = None,
+    group: str = "day",
+) -> list[UsageRow]:
+    """Usage in a month: admins see everyone's; a consumer sees its own."""
+    if consumer is not None:
+        check_name("consumer", consumer)
+    if by is not None and not by.is_admin:
+        if by.kind != "consumer" or (consumer is not None and consumer != by.name):
+            raise PermissionDenied("only admins see other accounts' usage", code="admin_only")
+        consumer = by.name
+    if group not in ("hour", "day", "month"):
+        raise InvalidInput("group usage by hour, day or month")
+    since, until = month_bounds(month)
+    with uow:
+        return uow.usage.query(
+            since=since,
+            until=until,
+            account=None if consumer is None else f"consumer:{consumer}",
+            model=model,
+            by=group,
+        )
+
+
+BILL_COLUMNS = (
+    "consumer", "month", "plan", "model", "version", "requests", "rows", "overage_rows",
+    "price_per_1k_rows", "price_per_1k_overage_rows", "amount",
+)  # fmt: skip
+
+
+def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str) -> str:
+    """One line per model version the consumer called in the month (counted calls only):
+    rows, overage rows, and the amount at the prices of the plan in force at the month's end."""
+    rows = usage(uow, by=by, month=month, consumer=consumer, group="month")
+    _, until = month_bounds(month)
+    with uow:
+        subs = [s for s in uow.plans.subscriptions(consumer) if s.starts_at < until]
+        plan = uow.plans.get(subs[-1].plan) if subs else None
+    price = plan.price_per_1k_rows if plan and plan.price_per_1k_rows is not None else Decimal(0)
+    over = (
+        plan.price_per_1k_overage_rows
+        if plan and plan.price_per_1k_overage_rows is not None
+        else price
+    )
+    totals: dict[tuple[str, int], list[int]] = {}
+    for r in rows:
+        if r.status >= 400:
+            continue
+        into = totals.setdefault((r.model, r.version), [0, 0, 0])
+        into[0] += r.requests
+        into[1] += r.rows
+        into[2] += r.overage_rows
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(BILL_COLUMNS)
+    for (model, version), (requests, n_rows, overage) in sorted(totals.items()):
+        amount = (Decimal(n_rows - overage) * price + Decimal(overage) * over) / 1000
+        writer.writerow(
+            [
+                consumer, month, plan.name if plan else "", model, version, requests, n_rows,
+                overage, price, over, amount.quantize(Decimal("0.01")),
+            ]
+        )  # fmt: skip
+    return out.getvalue()
+
+
+def with_changes(plan: Plan, **changes: Any) -> Plan:
+    return replace(plan, **changes)
+
+
+def _admin(by: Principal | None) -> None:
+    if by is not None:
+        authorize_global(by, "admin")

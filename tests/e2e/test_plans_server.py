@@ -1,0 +1,265 @@
+"""Plans enforced by a real `mlgate serve --workers 4` sharing one Redis: exact quotas under 64
+concurrent clients, a worker killed mid-run, a restart, rate limits across workers, overage,
+pinned versions with Sunset headers, and metered usage equal to what was served."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mlgate.sources import demo
+from tests.e2e.helpers import SERVERS, TOKEN, mlgate, running_server
+
+ROWS = demo.churn_frame(n_rows=60).drop(columns=[demo.ID_COLUMN, demo.TARGET])
+ALL_ROWS = [
+    {k: (None if v != v else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
+    for r in ROWS.to_dict(orient="records")
+]
+
+
+def body(n: int = 1) -> dict[str, Any]:
+    return {"rows": ALL_ROWS[:n]}
+
+
+@pytest.fixture(scope="module")
+def redis_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    import redis
+
+    from tests.conftest import REDIS_URL, _unavailable
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        _unavailable("Redis", exc)
+    prefix = f"mlgate-e2e-{os.getpid()}-{time.monotonic_ns()}"
+    yield {"MLGATE_REDIS_URL": REDIS_URL, "MLGATE_REDIS_PREFIX": prefix}
+    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, redis_env: dict[str, str]) -> Path:
+    home = tmp_path_factory.mktemp("plans") / "home"
+    mlgate(home, "quickstart", "--no-serve", **redis_env)
+    return home
+
+
+def consumer_key(
+    home: Path, env: dict[str, str], name: str, plan: str, *pins: str
+) -> dict[str, str]:
+    """A consumer on `plan`, granted churn, and a key of its own: the request headers."""
+    mlgate(home, "consumers", "create", name, **env)
+    mlgate(home, "grants", "add", "churn", "consumer", "--consumer", name, **env)
+    mlgate(
+        home, "consumers", "subscribe", name, plan, *[a for p in pins for a in ("--pin", p)], **env
+    )
+    out = mlgate(home, "keys", "create", "--consumer", name, "--name", name, **env).stdout
+    match = TOKEN.search(out)
+    assert match
+    return {"Authorization": f"Bearer {match.group(0)}"}
+
+
+def hammer(
+    base: str, headers: dict[str, str], sizes: list[int], clients: int = 64
+) -> list[tuple[int, int]]:
+    """Send one request per size from `clients` threads; (status, rows) of each answer, with
+    status 0 for a connection that broke."""
+    work = list(sizes)
+    lock = threading.Lock()
+    results: list[tuple[int, int]] = []
+
+    def client() -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    n = work.pop()
+                try:
+                    status = http.post("/v1/models/churn/predict", json=body(n)).status_code
+                except httpx.TransportError:
+                    status = 0
+                with lock:
+                    results.append((status, n))
+
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(clients):
+            pool.submit(client)
+    return results
+
+
+def metered(home: Path, env: dict[str, str], consumer: str) -> tuple[int, int]:
+    """(requests, rows) of the consumer's counted calls in the ledger."""
+    from mlgate.plans import service
+    from tests.conftest import make_services
+
+    services = make_services(home)
+    try:
+        rows = service.usage(
+            services.uow(), by=None, month=datetime.now(UTC).strftime("%Y-%m"),
+            consumer=consumer, group="month",
+        )  # fmt: skip
+    finally:
+        services.close()
+    ok = [r for r in rows if r.status == 200]
+    return sum(r.requests for r in ok), sum(r.rows for r in ok)
+
+
+def workers_of(master: int) -> list[int]:
+    """The uvicorn worker processes under a `mlgate serve --workers N`."""
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def test_a_requests_quota_is_exact_across_four_workers_even_when_one_dies(
+    home: Path, redis_env: dict[str, str]
+) -> None:
+    env = redis_env
+    mlgate(home, "plans", "create", "thousand", "--requests-per-month", "1000", **env)
+    headers = consumer_key(home, env, "acme", "thousand")
+    with running_server(home, "--workers", "4", **env) as base:
+        first = hammer(base, headers, [1] * 600)
+        assert Counter(s for s, _ in first) == {200: 600}
+        # Kill one worker (SIGKILL) while 64 clients run; the rest of the quota stays exact.
+        killer = threading.Timer(0.3, lambda: _kill_a_worker(base))
+        killer.start()
+        second = hammer(base, headers, [1] * 700)
+        killer.join()
+        statuses = Counter(s for s, _ in second)
+        assert statuses[200] + statuses[0] >= 400 and statuses[200] <= 400
+        assert set(statuses) <= {200, 429, 0}
+        time.sleep(1.5)  # the flushers' next round
+        counted, _ = metered(home, env, "acme")
+        assert counted == 1000  # every counted call metered once, none past the quota
+        assert 600 + statuses[200] >= 1000 - statuses[0]
+    # A restart keeps the counts: the quota is still spent.
+    with running_server(home, "--workers", "4", **env) as base:
+        again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        assert again.status_code == 429
+        assert again.json()["limit"] == "requests per month"
+
+
+def _kill_a_worker(base: str) -> None:
+    workers = workers_of(SERVERS[base])
+    assert len(workers) == 4, workers
+    os.kill(workers[0], signal.SIGKILL)
+
+
+def test_a_rows_quota_is_exact_with_mixed_batches(home: Path, redis_env: dict[str, str]) -> None:
+    env = redis_env
+    mlgate(home, "plans", "create", "rows", "--rows-per-month", "3000", "--max-rows", "50", **env)
+    headers = consumer_key(home, env, "globex", "rows")
+    sizes = [1 + (i * 7) % 50 for i in range(400)]  # 1..50 rows, about 10,000 in all
+    with running_server(home, "--workers", "4", **env) as base:
+        results = hammer(base, headers, sizes)
+        too_big = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
+        assert too_big.status_code == 413 and "at most 50" in too_big.json()["detail"]
+        time.sleep(1.5)
+    served = sum(n for s, n in results if s == 200)
+    assert {s for s, _ in results} == {200, 429}
+    assert 3000 - 50 < served <= 3000
+    assert metered(home, env, "globex") == (sum(1 for s, _ in results if s == 200), served)
+
+
+def test_rate_limits_hold_across_workers(home: Path, redis_env: dict[str, str]) -> None:
+    env = redis_env
+    mlgate(home, "plans", "create", "burst", "--per-minute", "150", **env)
+    headers = consumer_key(home, env, "initech", "burst")
+    now = datetime.now(UTC)
+    if now.second > 40:  # stay inside one minute window
+        time.sleep(61 - now.second)
+    with running_server(home, "--workers", "4", **env) as base:
+        results = hammer(base, headers, [1] * 400)
+        statuses = Counter(s for s, _ in results)
+        assert statuses == {200: 150, 429: 250}
+        refused = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        assert refused.headers["ratelimit-policy"] == '"requests-per-minute";q=150;w=60'
+        assert refused.headers["ratelimit"].startswith('"requests-per-minute";r=0;t=')
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_a_per_second_limit_holds_across_workers(home: Path, redis_env: dict[str, str]) -> None:
+    env = redis_env
+    mlgate(home, "plans", "create", "steady", "--per-second", "20", **env)
+    headers = consumer_key(home, env, "hooli", "steady")
+    with running_server(home, "--workers", "4", **env) as base:
+        started = time.time()
+        results = hammer(base, headers, [1] * 300, clients=32)
+        ended = time.time()
+    served = sum(1 for s, _ in results if s == 200)
+    # Windows are whole UTC seconds: the run touched these, and filled all but the edges.
+    touched = int(ended) - int(started) + 1
+    assert served <= 20 * touched
+    assert served >= 20 * max(0, touched - 2)
+    assert {s for s, _ in results} == {200, 429}
+
+
+def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
+    home: Path, redis_env: dict[str, str]
+) -> None:
+    env = redis_env
+    args = ("train", "churn", "--source", "demo", "--table", demo.TABLE, "--target", demo.TARGET)
+    mlgate(home, *args, "--drop", demo.ID_COLUMN, "--algorithm", "decision_tree", **env)
+    mlgate(home, "models", "promote", "churn", "2", **env)
+    mlgate(
+        home, "plans", "create", "flex", "--requests-per-month", "3", "--overage",
+        "--price-per-1k-rows", "1.00", "--price-per-1k-overage-rows", "4.00", **env,
+    )  # fmt: skip
+    headers = consumer_key(home, env, "umbrella", "flex", "churn=1")
+    sunset = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    mlgate(
+        home, "models", "retire", "churn", "1", "--on", sunset.strftime("%Y-%m-%dT%H:%M:%S"), **env
+    )
+    with running_server(home, "--workers", "4", **env) as base:
+        answers = [
+            httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(10))
+            for _ in range(5)
+        ]
+        time.sleep(1.5)
+    assert [a.status_code for a in answers] == [200] * 5
+    assert {a.json()["version"] for a in answers} == {1}  # pinned, though production is v2
+    assert answers[0].headers["sunset"] == sunset.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert answers[0].headers["deprecation"] == f"@{int(sunset.timestamp())}"
+    bill = home.parent / "umbrella.csv"
+    mlgate(home, "usage", "--consumer", "umbrella", "--csv", str(bill), **env)
+    header, line = bill.read_text().strip().splitlines()
+    values = dict(zip(header.split(","), line.split(","), strict=True))
+    assert (values["requests"], values["rows"], values["overage_rows"]) == ("5", "50", "20")
+    assert values["amount"] == "0.11"  # 30 rows at 1.00 and 20 at 4.00 per 1,000
+
+
+def test_consumers_without_a_plan_and_models_outside_it_are_refused(
+    home: Path, redis_env: dict[str, str]
+) -> None:
+    env = redis_env
+    mlgate(home, "consumers", "create", "drifter", **env)
+    mlgate(home, "grants", "add", "churn", "consumer", "--consumer", "drifter", **env)
+    key = TOKEN.search(
+        mlgate(home, "keys", "create", "--consumer", "drifter", "--name", "d", **env).stdout
+    )
+    assert key
+    mlgate(home, "plans", "create", "elsewhere", "--model", "fraud", **env)
+    headers = {"Authorization": f"Bearer {key.group(0)}"}
+    with running_server(home, **env) as base:
+        none = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        assert none.status_code == 403 and none.json()["code"] == "no_subscription"
+        mlgate(home, "consumers", "subscribe", "drifter", "elsewhere", **env)
+        time.sleep(1.1)  # plans are looked up at most once a second per worker
+        outside = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        assert outside.status_code == 403 and outside.json()["code"] == "plan_excludes_model"

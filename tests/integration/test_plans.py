@@ -1,0 +1,164 @@
+"""Plans and subscriptions on the metadata databases; counters in a real Redis; the ledger."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from mlgate.access import accounts
+from mlgate.bootstrap import Services
+from mlgate.errors import FieldError, InvalidInput, NotFound, NotReady
+from mlgate.plans import service
+from mlgate.plans.flusher import UsageFlusher, reconcile
+from mlgate.plans.limiter import MemoryCounters, charges
+from mlgate.plans.metering import UsageEvent
+from mlgate.plans.model import Limit
+from mlgate.plans.redis_counters import RedisCounters
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def event(rows: int = 1, status: int = 200, at: datetime = NOW) -> UsageEvent:
+    return UsageEvent(at, "consumer:acme", "mlg_0123", "churn", 1, status, rows, 4.0)
+
+
+def test_bad_plans_and_subscriptions_get_clear_errors(any_services: Services) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        service.make_plan("p", NOW, per_minute=0, rows_per_month=-5, price_per_1k_rows="x")
+    fields = [e.field for e in caught.value.errors]
+    assert fields == ["per_minute", "rows_per_month", "price_per_1k_rows"]
+    assert all(isinstance(e, FieldError) for e in caught.value.errors)
+    with pytest.raises(InvalidInput, match="plan names are"):
+        service.make_plan("no spaces please", NOW)
+    service.create_plan(any_services.uow(), service.make_plan("pro", NOW, per_minute=5), by=None)
+    accounts.create_consumer(any_services.uow(), by=None, name="acme", description="", now=NOW)
+    with pytest.raises(NotFound, match="no plan named 'gold'"):
+        service.subscribe(any_services.uow(), by=None, consumer="acme", plan="gold", now=NOW)
+    with pytest.raises(NotFound, match="no consumer named 'nobody'"):
+        service.subscribe(any_services.uow(), by=None, consumer="nobody", plan="pro", now=NOW)
+    with pytest.raises(InvalidInput, match="end after it starts"):
+        service.subscribe(
+            any_services.uow(), by=None, consumer="acme", plan="pro", now=NOW, ends_at=NOW
+        )
+    with pytest.raises(NotFound, match="cannot pin churn@3"):
+        service.subscribe(
+            any_services.uow(), by=None, consumer="acme", plan="pro", now=NOW, pins={"churn": 3}
+        )
+    with pytest.raises(InvalidInput, match="YYYY-MM"):
+        service.usage(any_services.uow(), by=None, month="November")
+
+
+def test_changing_plan_takes_effect_at_once(any_services: Services) -> None:
+    uow = any_services.uow
+    for name in ("basic", "pro"):
+        service.create_plan(uow(), service.make_plan(name, NOW), by=None)
+    accounts.create_consumer(uow(), by=None, name="acme", description="", now=NOW)
+    service.subscribe(uow(), by=None, consumer="acme", plan="basic", now=NOW)
+    later = NOW + timedelta(days=3)
+    service.subscribe(uow(), by=None, consumer="acme", plan="pro", now=later)
+    found = service.active_subscription(uow(), "acme", later)
+    assert found is not None and found[1].name == "pro"
+    first, second = service.subscriptions_of(uow(), "acme")
+    assert first.ends_at == later and second.starts_at == later
+    assert service.active_subscription(uow(), "acme", NOW + timedelta(days=1)) is not None
+    with pytest.raises(Exception, match="subscribe to 'pro'"):
+        service.delete_plan(uow(), "pro", by=None, now=later)
+
+
+def test_redis_counters_stay_exact_under_concurrent_calls(redis_url: tuple[str, str]) -> None:
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    limits = [Limit("requests", "month", 500, hard=True), Limit("rows", "month", 10**9, hard=True)]
+    allowed: list[int] = []
+
+    def client() -> None:
+        mine = RedisCounters(redis_url[0], prefix=redis_url[1])  # a worker of its own
+        for _ in range(20):
+            ok, *_ = mine.commit(charges("consumer:acme", limits, 2, NOW), 2, event(2))
+            if ok:
+                allowed.append(1)
+        mine.close()
+
+    threads = [threading.Thread(target=client) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(allowed) == 500
+    keys = [c.key for c in charges("consumer:acme", limits, 2, NOW)]
+    assert counters.peek(keys) == [500, 1000]
+    [(batch, aggregates)] = counters.drain()
+    assert aggregates == {event().key: [500, 1000, 0, 2000]}
+    counters.drained(batch)
+    assert counters.drain() == []
+    counters.close()
+
+
+def test_redis_counts_overage_and_meters_refusals(redis_url: tuple[str, str]) -> None:
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    soft = [Limit("rows", "month", 10, hard=False)]
+    results = [counters.commit(charges("a", soft, 4, NOW), 4, event(4)) for _ in range(4)]
+    assert [r[2] for r in results] == [0, 0, 2, 4]
+    counters.meter(event(7, status=429))
+    [(_, aggregates)] = counters.drain()
+    assert aggregates[event().key] == [4, 16, 6, 16]
+    assert aggregates[event(status=429).key] == [1, 7, 0, 4]
+
+
+def test_an_unreachable_redis_fails_closed() -> None:
+    counters = RedisCounters("redis://127.0.0.1:1/0")
+    limits = [Limit("requests", "month", 5, hard=True)]
+    with pytest.raises(NotReady, match="unreachable"):
+        counters.commit(charges("a", limits, 1, NOW), 1, event())
+
+
+def test_the_ledger_takes_each_batch_once_and_reseeds_counters(
+    any_services: Services, redis_url: tuple[str, str]
+) -> None:
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    limits = [Limit("requests", "month", 1000, hard=True), Limit("rows", "month", 10**6, hard=True)]
+    now = datetime.now(UTC)
+    for rows in (3, 5, 7):
+        counters.commit(charges("consumer:acme", limits, rows, now), rows, event(rows, at=now))
+    counters.meter(event(2, status=422, at=now))
+    # A flusher that wrote the batch and died before forgetting it: the next one skips it.
+    [(batch, aggregates)] = counters.drain()
+    with any_services.uow() as uow:
+        assert uow.usage.add_batch(batch, aggregates, now) is True
+        uow.commit()
+    flusher = UsageFlusher(counters, any_services.uow, lambda: now)
+    assert flusher.flush() == 1
+    with any_services.uow() as uow:
+        assert uow.usage.add_batch(batch, aggregates, now) is False
+    month = now.strftime("%Y-%m")
+    rows = service.usage(any_services.uow(), by=None, month=month, consumer="acme", group="month")
+    assert [(r.status, r.requests, r.rows) for r in rows] == [(200, 3, 15), (422, 1, 2)]
+    # Redis lost everything: the counters come back from the ledger (counted calls only).
+    fresh = MemoryCounters()
+    assert reconcile(fresh, any_services.uow, now) == 4
+    keys = [c.key for c in charges("consumer:acme", limits, 1, now)]
+    assert fresh.peek(keys) == [3, 15]
+    counters.close()
+
+
+def test_the_bill_prices_rows_and_overage_rows(any_services: Services) -> None:
+    uow = any_services.uow
+    plan = service.make_plan(
+        "metered", NOW, rows_per_month=10, overage=True,
+        price_per_1k_rows="2.00", price_per_1k_overage_rows="5.00",
+    )  # fmt: skip
+    service.create_plan(uow(), plan, by=None)
+    accounts.create_consumer(uow(), by=None, name="acme", description="", now=NOW)
+    service.subscribe(uow(), by=None, consumer="acme", plan="metered", now=NOW - timedelta(days=1))
+    counters = MemoryCounters()
+    for rows in (6, 6, 1000):
+        counters.commit(charges("consumer:acme", plan.limits(), rows, NOW), rows, event(rows))
+    UsageFlusher(counters, uow, lambda: NOW).flush()
+    text = service.bill_csv(uow(), by=None, consumer="acme", month="2026-11")
+    header, line = text.strip().splitlines()
+    values = dict(zip(header.split(","), line.split(","), strict=True))
+    assert values["rows"] == "1012" and values["overage_rows"] == "1002"
+    # 10 rows at 2.00 per 1,000 and 1,002 at 5.00 per 1,000
+    assert Decimal(values["amount"]) == Decimal("5.03")
