@@ -263,3 +263,20 @@ def test_consumers_without_a_plan_and_models_outside_it_are_refused(
         time.sleep(1.1)  # plans are looked up at most once a second per worker
         outside = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
         assert outside.status_code == 403 and outside.json()["code"] == "plan_excludes_model"
+
+
+def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    mlgate(home, "quickstart", "--no-serve")
+    mlgate(home, "plans", "create", "five", "--requests-per-month", "5")
+    headers = consumer_key(home, {}, "solo", "five")
+    with running_server(home) as base:  # no Redis: counted in the one serving process
+        statuses = [
+            httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body()).status_code
+            for _ in range(7)
+        ]
+    assert statuses == [200] * 5 + [429] * 2
+    with running_server(home) as base:  # the ledger, flushed on the clean stop, reseeds it
+        again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    assert again.status_code == 429
+    assert metered(home, {}, "solo") == (5, 5)
