@@ -41,6 +41,7 @@ class Services:
     predictors: PredictorCache
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
+    draining: bool = False  # set on SIGTERM: /readyz says no while in-flight requests finish
     _jobs: JobRunner | None = field(default=None, repr=False)
     _gate: Gate | None = field(default=None, repr=False)
     _flusher: UsageFlusher | None = field(default=None, repr=False)
@@ -94,7 +95,10 @@ class Services:
         return open_source(config)
 
     def readiness(self) -> dict[str, str]:
-        """What /readyz reports; raises NotReady when the database or its schema is not usable."""
+        """What /readyz reports; raises NotReady while shutting down, or when the database or
+        its schema is not usable. The aliases' targets are loaded before the server answers."""
+        if self.draining:
+            raise NotReady("shutting down: finishing the requests in flight")
         try:
             current = migrate.current_revision(self.engine)
         except sa.exc.SQLAlchemyError as exc:
@@ -104,7 +108,12 @@ class Services:
         head = migrate.head_revision()
         if current != head:
             raise NotReady(f"the metadata schema is at {current}, not {head}; run `mlgate init`")
-        return {"status": "ready", "database": self.engine.dialect.name, "schema": current}
+        return {
+            "status": "ready",
+            "database": self.engine.dialect.name,
+            "schema": current,
+            "models_loaded": str(self.predictors.size()),
+        }
 
     def close(self) -> None:
         if self._flusher is not None:

@@ -49,6 +49,7 @@ class Row:
     alias: str = "staging"
     name: str = "ghost"  # user, consumer or plan names in the path
     params: dict[str, str] | None = None
+    shape: str = "problem"  # how errors look: problem+json, or a protocol's own
 
     @property
     def per_model(self) -> bool:
@@ -65,11 +66,24 @@ U = 401  # unauthenticated
 ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
 PREDICT = {"rows": [{k: (None if v != v else v) for k, v in ROW.items()}]}
 TRAIN = {"source": "no-such-source", "target": "churned", "table": "customers"}
+INFER = {
+    "inputs": [
+        {
+            "name": k,
+            "shape": [1],
+            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+            "data": [v],
+        }
+        for k, v in PREDICT["rows"][0].items()
+    ]
+}
+MLFLOW = {"dataframe_records": PREDICT["rows"]}
 
 #                             anon  cons_a      cons_b      viewer      maint       owner       admin
 MATRIX: list[Row] = [
     Row("GET", "/healthz", cells(200, 200, 200, 200, 200, 200, 200)),
     Row("GET", "/readyz", cells(200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/metrics", cells(U, D, D, D, D, D, 200)),
     Row("GET", "/v1/models", cells(U, 200, 200, 200, 200, 200, 200)),
     Row("GET", "/v1/models/{m}", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
     Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
@@ -120,6 +134,16 @@ MATRIX: list[Row] = [
     Row("GET", "/v1/consumers/{name}/subscriptions", cells(U, 200, D, D, D, D, 200), name="acme"),
     Row("GET", "/v1/usage", cells(U, 200, 200, D, D, D, 200), params={"month": "2026-11"}),
     Row("GET", "/v1/usage/export", cells(U, 200, D, D, D, D, 200), params={"month": "2026-11", "consumer": "acme"}),
+    Row("POST", "/v1/models/{m}/invocations", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), MLFLOW, shape="mlflow"),
+    Row("GET", "/v2", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/health/live", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/health/ready", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/models/{m}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/versions/{version}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/versions/{version}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("POST", "/v2/models/{m}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
+    Row("POST", "/v2/models/{m}/versions/{version}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
     Row("POST", "/v1/models/{m}/versions/{version}/retire", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"at": None}),
 ]  # fmt: skip
 
@@ -256,16 +280,24 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
     expected = _expected(row, caller, model)
     assert response.status_code == expected, response.text[:300]
     if expected in (401, 403):
-        assert response.headers["content-type"] == "application/problem+json"
-        assert response.json()["code"]
+        if row.shape == "mlflow":
+            assert response.json()["error_code"] in ("UNAUTHENTICATED", "PERMISSION_DENIED")
+        elif row.shape == "oip":
+            assert set(response.json()) == {"error"}
+        else:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"]
 
 
 def api_routes() -> list[Any]:
     """Every route of every router module under mlgate.api.routes."""
     found = []
     for module in pkgutil.iter_modules(routes_package.__path__):
-        router = importlib.import_module(f"mlgate.api.routes.{module.name}").router
-        found += [r for r in router.routes if isinstance(r, APIRoute)]
+        loaded = importlib.import_module(f"mlgate.api.routes.{module.name}")
+        routers = [v for k, v in vars(loaded).items() if k.endswith("router")]
+        assert routers, f"mlgate.api.routes.{module.name} has no router"
+        for router in routers:
+            found += [r for r in router.routes if isinstance(r, APIRoute)]
     return found
 
 

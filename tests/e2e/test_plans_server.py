@@ -280,3 +280,19 @@ def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -
         again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
     assert again.status_code == 429
     assert metered(home, {}, "solo") == (5, 5)
+
+
+def test_metrics_are_summed_over_the_workers(home: Path, redis_env: dict[str, str]) -> None:
+    from tests.e2e.helpers import admin_key
+    from tests.e2e.test_server import _counter
+
+    admin = {"Authorization": f"Bearer {admin_key(home, 'predict', 'admin', user='scraper')}"}
+    with running_server(home, "--workers", "4", **redis_env) as base:
+        results = hammer(base, admin, [1] * 200, clients=16)
+        assert {s for s, _ in results} == {200}
+        seen = set()
+        for _ in range(20):  # ask several workers: each must report the sum of all
+            text = httpx.get(f"{base}/metrics", headers=admin).text
+            counts = _counter(text)
+            seen.add(sum(v for (model, _, status), v in counts.items() if status == "200"))
+    assert seen == {200.0}

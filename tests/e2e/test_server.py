@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,50 @@ def test_health_readiness_and_docs(base: str) -> None:
     assert "/v1/models/{name}/versions/{version}/predict" in spec["paths"]
     assert httpx.get(f"{base}/docs").status_code == 200
     assert_problem(httpx.get(f"{base}/no/such/thing"), 404, "no such endpoint")
+
+
+def test_request_ids_access_log_and_metrics(base: str, token: str, home: Path) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    given = httpx.post(
+        f"{base}/v1/models/churn/predict",
+        headers={**headers, "X-Request-Id": "trace-abc-123"},
+        json={"rows": [a_row()]},
+    )
+    assert given.headers["x-request-id"] == "trace-abc-123"
+    made = httpx.get(f"{base}/healthz").headers["x-request-id"]
+    assert len(made) == 16 and made != "trace-abc-123"
+    bad = httpx.get(f"{base}/healthz", headers={"X-Request-Id": "bad id\twith junk"})
+    assert bad.headers["x-request-id"] != "bad id\twith junk"
+    # One JSON line per request in the server's log, with who called, never the token.
+    log = next(home.parent.glob(f"serve-{base.rsplit(':', 1)[1]}.log")).read_text()
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    line = next(x for x in lines if x.get("request_id") == "trace-abc-123")
+    assert line["route"] == "/v1/models/{name}/predict" and line["status"] == 200
+    assert line["actor"] == "user:ops" and line["key"] == token[:16]
+    assert token not in log
+    # Metrics need an admin's key with the admin scope.
+    assert httpx.get(f"{base}/metrics").status_code == 401
+    assert httpx.get(f"{base}/metrics", headers=headers).status_code == 403
+    admin = {"Authorization": f"Bearer {admin_key(home, 'admin', user='watcher')}"}
+    before = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
+    for _ in range(3):
+        httpx.post(
+            f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row(), a_row(1)]}
+        )
+    httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [{}]})
+    after = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
+    assert after[("churn", "1", "200")] - before.get(("churn", "1", "200"), 0) == 3
+    assert after[("churn", "1", "422")] - before.get(("churn", "1", "422"), 0) == 1
+
+
+def _counter(text: str) -> dict[tuple[str, str, str], float]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("mlgate_predictions_total{"):
+            labels = dict(
+                part.split("=", 1)
+                for part in line[line.index("{") + 1 : line.index("}")].split(",")
+            )
+            key = tuple(labels[k].strip('"') for k in ("model", "version", "status"))
+            out[key] = float(line.rsplit(" ", 1)[1])  # type: ignore[index]
+    return out  # type: ignore[return-value]

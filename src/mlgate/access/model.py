@@ -63,7 +63,7 @@ class Target:
         model, _, after = ref.partition("@")
         if not after:
             return Target(model)
-        if after.isdigit():
+        if after.isdecimal() and len(after) <= 9:
             return Target(model, version=int(after))
         return Target(model, alias=after)
 

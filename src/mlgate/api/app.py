@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +16,8 @@ from starlette.exceptions import HTTPException
 from mlgate import __version__, errors
 from mlgate.api import problems
 from mlgate.api.middleware import AuditLog, SecurityHeaders
-from mlgate.api.routes import access, health, jobs, lifecycle, models, plans
+from mlgate.api.observe import RequestLog
+from mlgate.api.routes import access, health, jobs, lifecycle, models, plans, protocols
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
@@ -26,6 +30,7 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One process owns the jobs (see training/jobs.py): any it finds unfinished, died with it.
+        _drain_on_sigterm(services)
         if recover_jobs:
             await run_in_threadpool(services.jobs.recover)
         await run_in_threadpool(services.aliases.start)
@@ -55,15 +60,36 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(access.router)
     app.include_router(plans.router)
+    app.include_router(protocols.mlflow_router)
+    app.include_router(protocols.oip_router)
     # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
     app.add_middleware(AuditLog)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog)
     return app
+
+
+def _drain_on_sigterm(services: Services) -> None:
+    """On SIGTERM, say not-ready at once (load balancers stop sending), then let the server's
+    own handler drain the requests in flight; the lifespan's end flushes usage."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # a test client runs the app off the main thread; no signals there
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        services.draining = True
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def app_from_env() -> FastAPI:
     """The factory each worker process of `mlgate serve --workers N` calls."""
     import os
 
+    from mlgate.api.observe import configure_logging
+
+    configure_logging()
     workers = int(os.environ.get("MLGATE_SERVE_WORKERS", "1"))
     return create_app(bootstrap(Settings.from_env()), recover_jobs=workers == 1)

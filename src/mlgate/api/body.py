@@ -13,7 +13,7 @@ from mlgate.errors import MalformedRequest, PayloadTooLarge, UnsupportedFormat
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The raw body, refused as soon as it is known to exceed `max_bytes`."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isdecimal() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
     body = bytearray()
     async for chunk in request.stream():

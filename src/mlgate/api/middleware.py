@@ -114,6 +114,6 @@ def _record(scope: Scope, route: Any, status: int) -> None:
 def _target(params: dict[str, Any]) -> str:
     if "name" in params:
         version = params.get("version")
-        number = int(version) if isinstance(version, str) and version.isdigit() else None
+        number = int(version) if isinstance(version, str) and version.isdecimal() else None
         return str(Target(str(params["name"]), alias=params.get("alias"), version=number))
     return "/".join(str(v) for v in params.values())

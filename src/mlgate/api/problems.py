@@ -62,11 +62,8 @@ def status_for(exc: errors.MlgateError) -> int:
     return next((STATUS_FOR[c] for c in type(exc).__mro__ if c in STATUS_FOR), 500)
 
 
-async def mlgate_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.MlgateError)
-    status = status_for(exc)
-    if status >= 500:
-        log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+def error_headers(exc: errors.MlgateError) -> dict[str, str]:
+    """The headers an error's answer carries, whatever the protocol's body shape."""
     headers: dict[str, str] = {}
     code = getattr(exc, "code", None)
     if isinstance(exc, errors.Unauthenticated):
@@ -76,17 +73,31 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
             if code == "missing_credentials"
             else f'Bearer error="invalid_token", error_description="{code}"'
         )
-    extra: dict[str, Any] = {}
     if isinstance(exc, errors.TooManyRequests):
         headers |= exc.headers
         headers["Retry-After"] = str(exc.retry_after)
+    return headers
+
+
+async def mlgate_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.MlgateError)
+    status = status_for(exc)
+    if status >= 500:
+        log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.TooManyRequests):
         if exc.limit:
             extra["limit"] = exc.limit
         if exc.resets_at:
             extra["resets_at"] = exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
     return problem(
-        status, str(exc), field_errors=field_errors, headers=headers, code=code, extra=extra
+        status,
+        str(exc),
+        field_errors=field_errors,
+        headers=error_headers(exc),
+        code=getattr(exc, "code", None),
+        extra=extra,
     )
 
 

@@ -88,6 +88,7 @@ app.add_typer(training.algorithms, name="algorithms")
 app.command("train")(training.train)
 app.command("serve")(serving.serve)
 app.command("quickstart")(serving.quickstart)
+app.command("predict")(serving.predict)
 
 
 @app.callback()

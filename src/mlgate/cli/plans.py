@@ -178,7 +178,7 @@ def subscribe(
     pins: dict[str, int] = {}
     for item in pin or ():
         model, _, version = item.partition("=")
-        if not version.isdigit():
+        if not version.isdecimal():
             raise InvalidInput(f"--pin {item!r}: write MODEL=VERSION, e.g. churn=3")
         pins[model] = int(version)
     made = service.subscribe(

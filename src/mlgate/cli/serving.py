@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -176,11 +178,13 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     import uvicorn
 
     from mlgate.api.app import create_app
+    from mlgate.api.observe import configure_logging
     from mlgate.errors import ConfigError
 
     console.print(f"Serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers == 1:
-        uvicorn.run(create_app(s), host=host, port=port, log_level="info")
+        configure_logging()
+        uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=False)
         return
     if not s.settings.redis_url:
         raise ConfigError(
@@ -189,6 +193,17 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
         )
     os.environ["MLGATE_SERVE_WORKERS"] = str(workers)  # read by each worker's app factory
     os.environ["MLGATE_HOME"] = str(s.settings.home)
+    # Metrics summed over the workers: each writes its own files here (prometheus_client's
+    # multiprocess mode), /metrics in any of them reads them all.
+    run_dir = s.settings.home / "run"
+    for old in run_dir.glob("metrics-*"):  # left by servers that are gone
+        pid = old.name.removeprefix("metrics-")
+        if not pid.isdecimal() or not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    metrics_dir = run_dir / f"metrics-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "mlgate.api.app:app_from_env",
         factory=True,
@@ -196,6 +211,7 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        access_log=False,
     )
 
 
@@ -205,3 +221,95 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and value != value:  # NaN: a missing value
         return None
     return value
+
+
+def predict(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="MODEL, MODEL@ALIAS or MODEL@VERSION.")],
+    source: Annotated[str, typer.Option(help="A source from `mlgate sources list`.")],
+    table: Annotated[str | None, typer.Option(help="The table to score.")] = None,
+    query: Annotated[str | None, typer.Option(help="Or a SELECT of the rows to score.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write the scored rows to this .parquet or .csv file.")
+    ] = None,
+    into_table: Annotated[
+        str | None, typer.Option(help="Or into this new table of the source's database.")
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows read and scored at a time.")
+    ] = 50_000,
+) -> None:
+    """Score a whole table offline, in chunks (tables larger than memory stream through), with
+    a progress bar. Each row keeps its columns and gains `prediction` (and, for classifiers,
+    one `probability_<class>` per class)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mlgate.errors import InvalidInput
+    from mlgate.serving.offline import score_rows
+    from mlgate.sources.service import get_source
+
+    if (output is None) == (into_table is None):
+        raise InvalidInput("say where the predictions go: --output FILE or --into-table NAME")
+    if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
+        raise InvalidInput(f"--output {output}: write a .parquet or a .csv file")
+    s = services(ctx)
+    opened = s.open_source(get_source(s.uow(), source))
+    try:
+        scoring = score_rows(
+            s.uow(), s.predictors, opened, model_ref=model, table=table, query=query,
+            chunk_rows=chunk_rows,
+        )  # fmt: skip
+        columns = [TextColumn(f"scoring with {scoring.version.ref}"), BarColumn()]
+        with Progress(*columns, MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("rows", total=scoring.total)
+
+            def counted() -> Iterator[Any]:
+                for chunk in scoring.chunks:
+                    yield chunk
+                    bar.advance(task, len(chunk))
+
+            if output is not None:
+                written = _write_file(output, counted())
+            else:
+                written = opened.write_table(into_table or "", counted())
+    finally:
+        opened.close()
+    where = output if output is not None else f"table {into_table} of source {source}"
+    console.print(f"Scored {written:,} rows with {scoring.version.ref} into {where}")
+
+
+def _write_file(path: Path, chunks: Iterator[Any]) -> int:
+    """Chunks to a Parquet or CSV file, written aside and moved into place at the end."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    partial = path.with_name(f".{path.name}.partial")
+    written = 0
+    writer: Any = None
+    try:
+        for chunk in chunks:
+            if path.suffix.lower() == ".csv":
+                chunk.to_csv(partial, mode="a", header=written == 0, index=False)
+            else:
+                batch = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(partial, batch.schema)
+                writer.write_table(batch.cast(writer.schema))
+            written += len(chunk)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if written == 0:
+            raise_empty()
+        partial.replace(path)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def raise_empty() -> None:
+    from mlgate.errors import InvalidInput
+
+    raise InvalidInput("the source gave no rows to score; nothing was written")

@@ -132,7 +132,7 @@ def _servable(uow: UnitOfWork, model_name: str, number: int) -> ModelVersion:
 
 def parse_alias_target(text: str) -> int:
     digits = text.removeprefix("v")
-    if not digits.isdigit() or int(digits) < 1:
+    if not digits.isdecimal() or len(digits) > 9 or int(digits) < 1:
         raise InvalidInput(f"{text!r} is not a version number; write 3 or v3")
     return int(digits)
 

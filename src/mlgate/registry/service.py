@@ -166,7 +166,7 @@ def _owner() -> str:
 
 def _dead(owner: str, since: datetime, now: datetime) -> bool:
     host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != socket.gethostname() or not pid.isdecimal():
         return now - since > STALE_AFTER
     try:
         os.kill(int(pid), 0)
@@ -246,7 +246,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     if not suffix:
         return name, None, None
     digits = suffix.removeprefix("v")
-    if digits.isdigit() and int(digits) >= 1:
+    if digits.isdecimal() and len(digits) <= 9 and int(digits) >= 1:
         return name, int(digits), None
     if set(suffix) <= set("abcdefghijklmnopqrstuvwxyz0123456789_-") and len(suffix) <= 64:
         return name, None, suffix

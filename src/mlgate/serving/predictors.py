@@ -51,6 +51,11 @@ class PredictorCache:
         self._items: OrderedDict[tuple[str, int, str], Predictor] = OrderedDict()
         self._lock = threading.Lock()
 
+    def size(self) -> int:
+        """How many versions are loaded."""
+        with self._lock:
+            return len(self._items)
+
     def get(self, version: ModelVersion) -> Predictor:
         key = (version.model_name, version.number, version.artifact.sha256)
         with self._lock:

@@ -38,6 +38,7 @@ def predict(
     alias: str | None = None,
     parse_rows: ParseRows,
     admit: Callable[[ModelVersion, int], object] | None = None,
+    resolved: Callable[[ModelVersion], object] | None = None,
 ) -> Prediction:
     """Authorize, find the version (see resolve_version), parse, admit and score the rows.
 
@@ -47,6 +48,8 @@ def predict(
     """
     authorize()
     version = resolve_version(uow, model_name, number, alias)
+    if resolved is not None:
+        resolved(version)
     frame = parse_rows(version.columns)
     if admit is not None:
         admit(version, len(frame))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -35,5 +36,15 @@ class Source(Protocol):
     def read_table(self, table: str, limit: int | None = None) -> pd.DataFrame: ...
 
     def read_query(self, query: str) -> pd.DataFrame: ...
+
+    def iter_table(self, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]: ...
+
+    def iter_query(self, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]: ...
+
+    def count(self, table: str) -> int | None:
+        """The table's row count where it is cheap to know, else None."""
+        ...
+
+    def write_table(self, table: str, chunks: Iterator[pd.DataFrame]) -> int: ...
 
     def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,41 @@ class FileSource:
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise SourceError(f"source {self.name!r} could not read {path.name}: {exc}") from None
         return frame if limit is None else frame.head(limit)
+
+    def iter_table(self, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """The table in chunks of at most `chunk_rows` rows, never all of it in memory."""
+        files = self._files()
+        if table not in files:
+            tables = ", ".join(sorted(files))
+            raise NotFound(f"source {self.name!r} has no table {table!r}; its tables: {tables}")
+        path = files[table]
+        try:
+            if path.suffix.lower() == ".csv":
+                yield from pd.read_csv(path, chunksize=chunk_rows)
+                return
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise SourceError(f"source {self.name!r} could not read {path.name}: {exc}") from None
+
+    def iter_query(self, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        self.read_query(query)
+        return iter(())
+
+    def count(self, table: str) -> int | None:
+        path = self._files().get(table)
+        if path is None or path.suffix.lower() == ".csv":
+            return None
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+
+    def write_table(self, table: str, chunks: Iterator[pd.DataFrame]) -> int:
+        raise InvalidInput(
+            f"source {self.name!r} is a file source; write predictions with --output FILE"
+        )
 
     def read_query(self, query: str) -> pd.DataFrame:
         raise InvalidInput(

@@ -7,6 +7,7 @@ bench/train.py). Anything ADBC cannot read falls back to SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pandas as pd
@@ -48,6 +49,59 @@ class SqlSource:
             return fast
         with self._connect() as conn:
             return self._read(conn, sa.text(query))
+
+    def iter_table(self, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """The table in chunks of at most `chunk_rows` rows: a server-side cursor, so a table
+        larger than memory streams through."""
+        with self._connect() as conn:
+            yield from self._stream(conn, sa.select(self._reflect(conn, table)), chunk_rows)
+
+    def iter_query(self, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        if not query.strip():
+            raise InvalidInput("the query is empty; give a SELECT that returns the rows to score")
+        with self._connect() as conn:
+            yield from self._stream(conn, sa.text(query), chunk_rows)
+
+    def count(self, table: str) -> int | None:
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(selectable)).scalar_one()
+            )
+
+    def write_table(self, table: str, chunks: Iterator[pd.DataFrame]) -> int:
+        """Create `table` (refused if it exists) and append every chunk; returns the rows."""
+        written = 0
+        with self._connect() as conn:
+            if sa.inspect(conn).has_table(table):
+                raise InvalidInput(
+                    f"source {self.name!r} already has a table {table!r}; choose a new name"
+                )
+            try:
+                for chunk in chunks:
+                    chunk.to_sql(table, conn, index=False, if_exists="append")
+                    conn.commit()
+                    written += len(chunk)
+            except sa.exc.SQLAlchemyError as exc:
+                raise SourceError(
+                    f"source {self.name!r} could not write {table!r}: {self._reason(exc)}"
+                ) from None
+        return written
+
+    def _stream(
+        self, conn: sa.Connection, statement: sa.Executable, chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        try:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+                statement
+            )
+            columns = list(result.keys())
+            for rows in result.partitions(chunk_rows):
+                yield _decimals_to_float(pd.DataFrame(rows, columns=columns))
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"source {self.name!r} could not run the query: {self._reason(exc)}"
+            ) from None
 
     def _read_arrow(self, sql: str) -> pd.DataFrame | None:
         """The rows through ADBC, or None where ADBC does not apply or could not read them."""

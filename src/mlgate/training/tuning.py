@@ -44,12 +44,12 @@ class TuneSpec:
         values: dict[str, Any] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, value = part.partition("=")
-            if key == "trials" and value.isdigit() and int(value) > 0:
+            if key == "trials" and value.isdecimal() and int(value) > 0:
                 values["trials"] = int(value)
             elif key == "time" and (match := _DURATION.match(value)):
                 scale = {"s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
                 values["seconds"] = float(match.group(1)) * scale
-            elif key == "folds" and value.isdigit() and 2 <= int(value) <= 20:
+            elif key == "folds" and value.isdecimal() and 2 <= int(value) <= 20:
                 values["folds"] = int(value)
             else:
                 raise InvalidInput(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
-from mlgate.api.authorize import access
+from mlgate.api.authorize import access, authorize
+from mlgate.api.observe import metrics_text
 
 router = APIRouter(tags=["health"])
 
@@ -22,3 +24,22 @@ async def readyz(request: Request) -> dict[str, str]:
     services = request.app.state.services
     result: dict[str, str] = await run_in_threadpool(services.readiness)
     return result
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (an admin's credentials)",
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        401: {"description": "No valid credentials"},
+        403: {"description": "Not an admin, or no admin scope"},
+    },
+)
+@access("admin")
+async def metrics(request: Request) -> Response:
+    """Requests, latency histograms and errors per route; predictions and rows per model,
+    version and status; summed over every worker process."""
+    services = request.app.state.services
+    await run_in_threadpool(authorize, services, request, "admin")
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)

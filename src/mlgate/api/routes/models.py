@@ -16,16 +16,14 @@ from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api import schemas
 from mlgate.api.authorize import access, authorize
-from mlgate.api.body import decode_json, read_body
-from mlgate.api.problems import status_for
+from mlgate.api.body import decode_json
+from mlgate.api.predicting import serve_prediction
 from mlgate.bootstrap import Services
-from mlgate.errors import MlgateError, NotFound, TooManyRequests
+from mlgate.errors import NotFound
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
-from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.schema import Column
 from mlgate.serving.payloads import frame_from_body
-from mlgate.serving.service import Prediction, predict
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
 router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Security(bearer)])
@@ -153,59 +151,19 @@ async def predict_latest(request: Request, name: str) -> Response:
 )
 @access("predict")
 async def predict_version(request: Request, name: str, version: str) -> Response:
-    if not version.isdigit() or int(version) < 1:
+    if not version.isdecimal() or len(version) > 9 or int(version) < 1:
         raise NotFound(f"model versions are numbered 1, 2, …; {version[:20]!r} is not one")
     return await _predict(request, name, int(version), None)
 
 
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
-    # Authorization is about what was asked for (an alias, a version, or the bare name, which
-    # means the production alias where there is one), before any alias is followed.
-    asked = Target(name, alias=alias, version=number)
-    if number is None:  # an alias this process has loaded: its target, switched after loading
-        followed = services.aliases.target(name, alias or PRODUCTION)
-        if followed is not None:
-            number, alias = followed, None
-            if asked.whole_model:
-                asked = Target(name, alias=PRODUCTION)
-    raw = await read_body(request, services.settings.max_body_bytes)
-    content_type = request.headers.get("content-type")
 
-    def parse_rows(columns: Sequence[Column]) -> pd.DataFrame:
+    def parse_rows(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> pd.DataFrame:
         body = decode_json(raw, content_type)
         return frame_from_body(body, columns, max_rows=services.settings.max_rows)
 
-    def run() -> tuple[Prediction, dict[str, str]]:
-        principal = authorize(services, request, "predict", asked)
-        gate = services.gate
-        admission = gate.open(principal)
-        pinned = admission.pinned(name)  # the subscription holds this consumer to a version
-        seen: list[ModelVersion] = []
-
-        def admit(version: ModelVersion, rows: int) -> None:
-            seen.append(version)
-            gate.admit(admission, asked, rows, version)
-
-        try:
-            result = predict(
-                services.uow(),
-                services.predictors,
-                authorize=lambda: None,
-                model_name=name,
-                number=pinned or number,
-                alias=None if pinned else alias,
-                parse_rows=parse_rows,
-                admit=admit,
-            )
-        except MlgateError as exc:
-            if not isinstance(exc, TooManyRequests):  # the gate metered its own refusals
-                version = seen[0].number if seen else 0
-                gate.meter(admission, name, version, status_for(exc))
-            raise
-        return result, gate.settle(admission, result.version)
-
-    result, headers = await run_in_threadpool(run)
+    result, headers = await serve_prediction(request, name, number, alias, parse_rows)
     body: dict[str, Any] = {
         "model": result.version.model_name,
         "version": result.version.number,

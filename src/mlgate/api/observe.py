@@ -1,0 +1,137 @@
+"""What operators watch: a request id on every answer, one JSON access-log line per request, and
+Prometheus metrics (correct across worker processes: prometheus_client's multiprocess mode,
+switched on by `mlgate serve --workers N` through PROMETHEUS_MULTIPROC_DIR).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import time
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlgate.access.model import Principal
+
+access_log = logging.getLogger("mlgate.access")
+
+HTTP_REQUESTS = Counter(
+    "mlgate_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "mlgate_http_request_duration_seconds",
+    "Time to answer, by route template",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PREDICTIONS = Counter(
+    "mlgate_predictions_total",
+    "Prediction calls (every protocol), by model, version and status",
+    ["model", "version", "status"],
+)
+PREDICTED_ROWS = Counter(
+    "mlgate_predicted_rows_total", "Rows scored, by model and version", ["model", "version"]
+)
+
+
+def configure_logging() -> None:
+    """Access lines as JSON on standard output (a serving process; tests leave logging alone)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def record_prediction(model: str, version: int, status: int, rows: int) -> None:
+    PREDICTIONS.labels(model, str(version), str(status)).inc()
+    if status < 400:
+        PREDICTED_ROWS.labels(model, str(version)).inc(rows)
+
+
+def metrics_text() -> tuple[bytes, str]:
+    """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class RequestLog:
+    """X-Request-Id (the caller's, when it is a sane token, else a new one) on every answer;
+    metrics and a JSON access-log line once the answer is sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_SECONDS.labels(route).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(_line(scope, route, status, elapsed, request_id))
+
+
+def _line(scope: Scope, route: str, status: int, elapsed: float, request_id: str) -> str:
+    state: dict[str, Any] = scope.get("state", {})
+    principal = state.get("principal")
+    entry = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "request_id": request_id,
+        "method": scope["method"],
+        "route": route,
+        "path": scope["path"][:200],
+        "status": status,
+        "ms": round(elapsed * 1000, 2),
+        "client": (scope.get("client") or ("",))[0],
+    }
+    if isinstance(principal, Principal):  # who, and the key's public prefix; never a secret
+        entry["actor"] = principal.actor
+        if principal.key_prefix:
+            entry["key"] = principal.key_prefix
+    return orjson.dumps(entry).decode()

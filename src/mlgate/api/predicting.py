@@ -1,0 +1,81 @@
+"""The one prediction flow every protocol shares (our JSON, MLflow's, the Open Inference
+Protocol's): authorize what was asked for, open the caller's plan, resolve the version (a pin
+wins), parse the body for that version's columns, admit, score, settle. Each protocol passes
+its own body parser and renders the Prediction its own way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from mlgate.access.model import Target
+from mlgate.api.authorize import authorize
+from mlgate.api.body import read_body
+from mlgate.api.observe import record_prediction
+from mlgate.api.problems import status_for
+from mlgate.bootstrap import Services
+from mlgate.errors import MlgateError, TooManyRequests
+from mlgate.registry.model import PRODUCTION, ModelVersion
+from mlgate.schema import Column
+from mlgate.serving.service import Prediction, predict
+
+BodyParser = Callable[[bytes, str | None, Sequence[Column]], pd.DataFrame]
+
+
+async def serve_prediction(
+    request: Request, name: str, number: int | None, alias: str | None, parse: BodyParser
+) -> tuple[Prediction, dict[str, str]]:
+    """The prediction and the headers of the answer (rate limits, Sunset)."""
+    services: Services = request.app.state.services
+    # Authorization is about what was asked for (an alias, a version, or the bare name, which
+    # means the production alias where there is one), before any alias is followed.
+    asked = Target(name, alias=alias, version=number)
+    if number is None:  # an alias this process has loaded: its target, switched after loading
+        followed = services.aliases.target(name, alias or PRODUCTION)
+        if followed is not None:
+            number, alias = followed, None
+            if asked.whole_model:
+                asked = Target(name, alias=PRODUCTION)
+    raw = await read_body(request, services.settings.max_body_bytes)
+    content_type = request.headers.get("content-type")
+
+    def run() -> tuple[Prediction, dict[str, str]]:
+        principal = authorize(services, request, "predict", asked)
+        gate = services.gate
+        admission = gate.open(principal)
+        pinned = admission.pinned(name)  # the subscription holds this consumer to a version
+        seen: list[ModelVersion] = []
+
+        def admit(version: ModelVersion, rows: int) -> None:
+            gate.admit(admission, asked, rows, version)
+
+        try:
+            result = predict(
+                services.uow(),
+                services.predictors,
+                authorize=lambda: None,
+                model_name=name,
+                number=pinned or number,
+                alias=None if pinned else alias,
+                parse_rows=lambda columns: parse(raw, content_type, columns),
+                admit=admit,
+                resolved=seen.append,
+            )
+        except MlgateError as exc:
+            version = seen[0].number if seen else 0
+            if not isinstance(exc, TooManyRequests):  # the gate metered its own refusals
+                gate.meter(admission, name, version, status_for(exc))
+            record_prediction(name, version, status_for(exc), 0)
+            raise
+        try:
+            headers = gate.settle(admission, result.version)
+        except MlgateError as exc:
+            record_prediction(name, result.version.number, status_for(exc), 0)
+            raise
+        record_prediction(name, result.version.number, 200, len(result.predictions))
+        return result, headers
+
+    return await run_in_threadpool(run)
