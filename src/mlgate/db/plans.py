@@ -14,19 +14,8 @@ from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import plans, subscriptions, usage, usage_batches
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.plans.metering import Aggregates
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
 from mlgate.plans.repository import UsageRow
-
-_NUMBERS = (
-    "per_second",
-    "per_minute",
-    "per_hour",
-    "requests_per_day",
-    "requests_per_month",
-    "rows_per_day",
-    "rows_per_month",
-    "max_rows_per_request",
-)
 
 
 class SqlPlanRepository:
@@ -175,7 +164,7 @@ class SqlUsageRepository:
 
 
 def _settings(plan: Plan) -> dict[str, Any]:
-    out: dict[str, Any] = {k: getattr(plan, k) for k in _NUMBERS}
+    out: dict[str, Any] = {k: getattr(plan, k) for k in LIMIT_FIELDS}
     out["models"] = [str(t) for t in plan.models]
     out["overage"] = plan.overage
     out["price_per_1k_rows"] = (
@@ -194,7 +183,7 @@ def _plan(row: sa.Row[Any]) -> Plan:
     return Plan(
         name=row.name,
         created_at=_aware(row.created_at),
-        **{k: s.get(k) for k in _NUMBERS},
+        **{k: s.get(k) for k in LIMIT_FIELDS},
         models=tuple(Target.parse(t) for t in s.get("models") or ()),
         overage=bool(s.get("overage")),
         price_per_1k_rows=None if price is None else Decimal(price),

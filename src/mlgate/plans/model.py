@@ -12,6 +12,16 @@ from mlgate.access.model import Target
 Window = Literal["second", "minute", "hour", "day", "month"]
 Unit = Literal["requests", "rows"]
 WINDOWS: tuple[Window, ...] = ("second", "minute", "hour", "day", "month")
+LIMIT_FIELDS = (
+    "per_second",
+    "per_minute",
+    "per_hour",
+    "requests_per_day",
+    "requests_per_month",
+    "rows_per_day",
+    "rows_per_month",
+    "max_rows_per_request",
+)
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,10 @@ from typing import Any
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import authorize_global
 from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
-
-LIMIT_FIELDS = (
-    "per_second",
-    "per_minute",
-    "per_hour",
-    "requests_per_day",
-    "requests_per_month",
-    "rows_per_day",
-    "rows_per_month",
-    "max_rows_per_request",
-)
 
 
 def make_plan(name: str, now: datetime, **settings: Any) -> Plan:

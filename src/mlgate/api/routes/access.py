@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -16,6 +15,7 @@ from mlgate.access import accounts, audit, grants, service
 from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, Principal, User
 from mlgate.access.repository import AuditQuery
 from mlgate.api.authorize import access, authorize
+from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import GrantId
 from mlgate.bootstrap import Services
@@ -238,7 +238,7 @@ async def me(request: Request) -> Response:
 @router.get("/users", response_model=list[UserOut], responses=PROBLEMS)
 @access("admin")
 async def list_users(request: Request) -> Response:
-    return await _call(
+    return await call(
         request, "admin", lambda s, p: [_user(u) for u in accounts.list_users(s.uow(), by=p)]
     )
 
@@ -260,14 +260,14 @@ async def create_user(request: Request, body: UserIn) -> Response:
             )
         )
 
-    return await _call(request, "admin", run, status=201)
+    return await call(request, "admin", run, status=201)
 
 
 @router.post("/users/{name}/disable", response_model=UserOut, responses=PROBLEMS)
 @access("admin")
 async def disable_user(request: Request, name: str) -> Response:
     """Disable a user: their keys and sessions stop working at once."""
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: _user(
@@ -279,7 +279,7 @@ async def disable_user(request: Request, name: str) -> Response:
 @router.post("/users/{name}/enable", response_model=UserOut, responses=PROBLEMS)
 @access("admin")
 async def enable_user(request: Request, name: str) -> Response:
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: _user(
@@ -292,7 +292,7 @@ async def enable_user(request: Request, name: str) -> Response:
 @access("admin")
 async def set_password(request: Request, name: str, body: PasswordSet) -> Response:
     """Set a user's password (admins only); their sessions end."""
-    await _call(
+    await call(
         request,
         "admin",
         lambda s, p: accounts.set_password(s.uow(), name, body.password, by=p, now=s.clock()),
@@ -303,7 +303,7 @@ async def set_password(request: Request, name: str, body: PasswordSet) -> Respon
 @router.get("/consumers", response_model=list[ConsumerOut], responses=PROBLEMS)
 @access("admin")
 async def list_consumers(request: Request) -> Response:
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: [_consumer(c) for c in accounts.list_consumers(s.uow(), by=p)],
@@ -314,7 +314,7 @@ async def list_consumers(request: Request) -> Response:
 @access("admin")
 async def create_consumer(request: Request, body: ConsumerIn) -> Response:
     """Create a consumer: a customer account that calls prediction endpoints."""
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: _consumer(
@@ -330,7 +330,7 @@ async def create_consumer(request: Request, body: ConsumerIn) -> Response:
 @access("authenticated")
 async def get_consumer(request: Request, name: str) -> Response:
     """A consumer (admins; or the consumer itself)."""
-    return await _call(
+    return await call(
         request,
         "authenticated",
         lambda s, p: _consumer(accounts.get_consumer(s.uow(), name, by=p)),
@@ -341,7 +341,7 @@ async def get_consumer(request: Request, name: str) -> Response:
 @access("admin")
 async def disable_consumer(request: Request, name: str) -> Response:
     """Disable a consumer: every key of theirs stops working at once."""
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: _consumer(
@@ -353,7 +353,7 @@ async def disable_consumer(request: Request, name: str) -> Response:
 @router.post("/consumers/{name}/enable", response_model=ConsumerOut, responses=PROBLEMS)
 @access("admin")
 async def enable_consumer(request: Request, name: str) -> Response:
-    return await _call(
+    return await call(
         request,
         "admin",
         lambda s, p: _consumer(
@@ -376,7 +376,7 @@ async def list_keys(
         found = service.list_keys(s.uow(), by=p, owner_kind=owner_kind, owner=owner)
         return [_key(k, now) for k in found]
 
-    return await _call(request, "authenticated", run)
+    return await call(request, "authenticated", run)
 
 
 @router.post("/keys", status_code=201, response_model=NewKeyOut, responses=PROBLEMS)
@@ -400,14 +400,14 @@ async def create_key(request: Request, body: KeyIn) -> Response:
         )
         return NewKeyOut(**_key(key, s.clock()).model_dump(), token=token)
 
-    return await _call(request, "authenticated", run, status=201)
+    return await call(request, "authenticated", run, status=201)
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut, responses=PROBLEMS)
 @access("authenticated")
 async def revoke_key(request: Request, prefix: str) -> Response:
     """Revoke a key (yours, or anyone's as an admin); refused on every worker within a second."""
-    return await _call(
+    return await call(
         request,
         "authenticated",
         lambda s, p: _key(service.revoke_key(s.uow(), prefix, by=p, now=s.clock()), s.clock()),
@@ -420,7 +420,7 @@ async def list_grants(
     request: Request, model: str | None = Query(None, max_length=128)
 ) -> Response:
     """Grants you may see: all (admins), those on models you own, and your own."""
-    return await _call(
+    return await call(
         request,
         "authenticated",
         lambda s, p: [_grant(g) for g in grants.list_grants(s.uow(), by=p, model=model)],
@@ -446,14 +446,14 @@ async def add_grant(request: Request, body: GrantIn) -> Response:
             )
         )
 
-    return await _call(request, "authenticated", run, status=201)
+    return await call(request, "authenticated", run, status=201)
 
 
 @router.delete("/grants/{grant_id}", response_model=GrantOut, responses=PROBLEMS)
 @access("grant")
 async def remove_grant(request: Request, grant_id: GrantId) -> Response:
     """Take a grant away (admins, model owners); effective on the next request."""
-    return await _call(
+    return await call(
         request,
         "authenticated",
         lambda s, p: _grant(grants.remove_grant(s.uow(), grant_id, by=p)),
@@ -474,28 +474,7 @@ async def list_audit(
 ) -> Response:
     """The audit log, newest first (admins only)."""
     q = AuditQuery(actor, action, target, result, since, until, limit)
-    return await _call(request, "admin", lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
-
-
-async def _call(
-    request: Request,
-    rule: Literal["admin", "authenticated"],
-    run: Callable[[Services, Principal], Any],
-    *,
-    status: int = 200,
-) -> Response:
-    services = _services(request)
-
-    def go() -> Any:
-        principal = authorize(services, request, rule)
-        return run(services, principal)
-
-    out = await run_in_threadpool(go)
-    if isinstance(out, list):
-        body: Any = [o.model_dump(mode="json") if isinstance(o, BaseModel) else o for o in out]
-    else:
-        body = out.model_dump(mode="json") if isinstance(out, BaseModel) else out
-    return Response(orjson.dumps(body), status, media_type="application/json")
+    return await call(request, "admin", lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
 
 
 def _user(u: User) -> UserOut:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import access, authorize
+from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import VersionNumber
 from mlgate.bootstrap import Services
@@ -122,7 +123,7 @@ class RetireIn(BaseModel):
 @router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)
 @access("admin")
 async def list_plans(request: Request) -> Response:
-    return await _call(
+    return await call(
         request, "admin", lambda s, p: [_plan(x) for x in service.list_plans(s.uow())]
     )
 
@@ -137,7 +138,7 @@ async def create_plan(request: Request, body: PlanIn) -> Response:
         plan = service.make_plan(body.name, s.clock(), **settings)
         return _plan(service.create_plan(s.uow(), plan, by=p))
 
-    return await _call(request, "admin", run, status=201)
+    return await call(request, "admin", run, status=201)
 
 
 @router.get("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
@@ -154,7 +155,7 @@ async def get_plan(request: Request, name: str) -> Response:
                 )
         return _plan(service.get_plan(s.uow(), name))
 
-    return await _call(request, "authenticated", run)
+    return await call(request, "authenticated", run)
 
 
 @router.patch("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
@@ -162,7 +163,7 @@ async def get_plan(request: Request, name: str) -> Response:
 async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
     """Change a plan; subscribers are on the new terms within a second."""
     changes = body.model_dump(exclude_unset=True)
-    return await _call(
+    return await call(
         request, "admin", lambda s, p: _plan(service.update_plan(s.uow(), name, by=p, **changes))
     )
 
@@ -171,7 +172,7 @@ async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
 @access("admin")
 async def delete_plan(request: Request, name: str) -> Response:
     """Delete a plan nobody subscribes to."""
-    await _call(
+    await call(
         request, "admin", lambda s, p: service.delete_plan(s.uow(), name, by=p, now=s.clock())
     )
     return Response(status_code=204)
@@ -200,7 +201,7 @@ async def subscribe(request: Request, name: str, body: SubscribeIn) -> Response:
         )
         return _subscription(made)
 
-    return await _call(request, "admin", run, status=201)
+    return await call(request, "admin", run, status=201)
 
 
 @router.get(
@@ -214,7 +215,7 @@ async def list_subscriptions(request: Request, name: str) -> Response:
         _self_or_admin(p, name)
         return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
 
-    return await _call(request, "authenticated", run)
+    return await call(request, "authenticated", run)
 
 
 @router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)
@@ -233,7 +234,7 @@ async def usage(
         rows = service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
         return [UsageOut(**r.__dict__) for r in rows]
 
-    return await _call(request, "authenticated", run)
+    return await call(request, "authenticated", run)
 
 
 @router.get(
@@ -273,25 +274,6 @@ async def retire(request: Request, name: str, version: VersionNumber, body: Reti
         }
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
-
-
-async def _call(
-    request: Request, rule: Literal["admin", "authenticated"], run: Any, *, status: int = 200
-) -> Response:
-    services = _services(request)
-
-    def go() -> Any:
-        return run(services, authorize(services, request, rule))
-
-    out = await run_in_threadpool(go)
-    if out is None:
-        return Response(status_code=status)
-    body = (
-        [o.model_dump(mode="json") for o in out]
-        if isinstance(out, list)
-        else out.model_dump(mode="json")
-    )
-    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 def _self_or_admin(p: Principal, consumer: str) -> None:
