@@ -13,43 +13,47 @@ from mlgate.errors import NotReady
 from mlgate.plans.limiter import Charge, LimitState
 from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
 
+# ARGV: rows, the charges as "amount limit hard rows ttl" joined by "|", the usage field prefix,
+# and the usage values "requests rows latency". Few, long arguments: packing many short ones
+# cost redis-py more than Redis spends running the script.
 _COMMIT = """
-local n = tonumber(ARGV[1])
-local rows = tonumber(ARGV[2])
+local rows = tonumber(ARGV[1])
+local charges = {}
+for spec in string.gmatch(ARGV[2], "[^|]+") do
+  local a, l, h, r, t = string.match(spec, "(%d+) (%d+) (%d) (%d) (%d+)")
+  charges[#charges + 1] = {tonumber(a), tonumber(l), h == "1", r == "1", t}
+end
 local overage = 0
-for i = 1, n do
-  local b = 2 + (i - 1) * 5
-  local amount = tonumber(ARGV[b + 1])
-  local limit = tonumber(ARGV[b + 2])
-  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local after = used + amount
-  if after > limit then
-    if ARGV[b + 3] == '1' then
+for i, c in ipairs(charges) do
+  local used = tonumber(redis.call("GET", KEYS[i]) or "0")
+  local after = used + c[1]
+  if after > c[2] then
+    if c[3] then
       return {0, i, used}
     end
-    if ARGV[b + 4] == '1' then
-      overage = math.max(overage, math.min(rows, after - limit))
+    if c[4] then
+      overage = math.max(overage, math.min(rows, after - c[2]))
     else
       overage = rows
     end
   end
 end
 local out = {1, overage}
-for i = 1, n do
-  local b = 2 + (i - 1) * 5
-  local v = redis.call('INCRBY', KEYS[i], ARGV[b + 1])
-  if redis.call('TTL', KEYS[i]) < 0 then
-    redis.call('EXPIRE', KEYS[i], ARGV[b + 5])
+for i, c in ipairs(charges) do
+  local v = redis.call("INCRBY", KEYS[i], c[1])
+  if v == c[1] then
+    redis.call("EXPIRE", KEYS[i], c[5])
   end
   out[#out + 1] = v
 end
-local p = 2 + n * 5
-local m = tonumber(ARGV[p + 1])
-for j = 1, m do
-  redis.call('HINCRBY', KEYS[n + 1], ARGV[p + 2 * j], ARGV[p + 2 * j + 1])
-end
+local usage = KEYS[#charges + 1]
+local prefix = ARGV[3]
+local req, nrows, latency = string.match(ARGV[4], "(%d+) (%d+) (%d+)")
+redis.call("HINCRBY", usage, prefix .. "|requests", req)
+redis.call("HINCRBY", usage, prefix .. "|rows", nrows)
+redis.call("HINCRBY", usage, prefix .. "|latency_ms", latency)
 if overage > 0 then
-  redis.call('HINCRBY', KEYS[n + 1], ARGV[p + 2 * m + 2], overage)
+  redis.call("HINCRBY", usage, prefix .. "|overage_rows", overage)
 end
 return out
 """
@@ -71,14 +75,12 @@ class RedisCounters:
     def commit(
         self, charged: list[Charge], rows: int, event: UsageEvent
     ) -> tuple[bool, LimitState | None, int, list[int]]:
-        args: list[Any] = [len(charged), rows]
-        for c in charged:
-            args += [c.amount, c.limit.limit, int(c.limit.hard), int(c.limit.unit == "rows"), c.ttl]
-        fields = _fields(event)
-        args.append(len(fields) - 1)  # the overage field goes last, added only if there is any
-        for name, value in fields[:-1]:
-            args += [name, value]
-        args.append(fields[-1][0])
+        specs = "|".join(
+            f"{c.amount} {c.limit.limit} {int(c.limit.hard)} {int(c.limit.unit == 'rows')} {c.ttl}"
+            for c in charged
+        )
+        requests, n_rows, _overage, latency = event.values
+        args = [rows, specs, "|".join(event.key), f"{requests} {n_rows} {latency}"]
         keys = [self._counter(c.key) for c in charged] + [self._usage]
         out = self._call(self._commit, keys=keys, args=args)
         if int(out[0]) == 0:
