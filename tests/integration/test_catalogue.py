@@ -196,6 +196,7 @@ def test_parameters_round_trip_and_unknown_ones_are_named(name: str, task: Task)
 
 
 def test_categorical_and_missing_data_train_every_classifier(services: Services) -> None:
+    compiled_or_not: dict[str, bool] = {}
     for name, algorithm in CATALOGUE.items():
         if "classification" not in algorithm.tasks:
             continue
@@ -213,6 +214,36 @@ def test_categorical_and_missing_data_train_every_classifier(services: Services)
         ).version
         assert version.classes == (0, 1)
         assert version.metrics["roc_auc"] > 0.6, name
+        compiled_or_not[name] = _fast_path_agrees(services, version)
+    # The compiled preprocessor serves every model whose steps it knows; CatBoost takes raw
+    # strings and keeps scikit-learn's path.
+    assert not compiled_or_not.pop("catboost")
+    assert all(compiled_or_not.values()), compiled_or_not
+
+
+def _fast_path_agrees(services: Services, version: ModelVersion) -> bool:
+    """The served predictor's features and scores equal scikit-learn's own transform's, on rows
+    with missing values and categories never seen in training."""
+    rows = demo.churn_frame(n_rows=300, seed=99).drop(columns=["customer_id", "churned"])
+    rows.loc[::7, "contract"] = "lifetime"  # unseen
+    rows.loc[::5, "internet_service"] = None
+    rows.loc[::3, "monthly_charges"] = None
+    frame = rows_to_frame(
+        [{k: (None if v != v else v) for k, v in r.items()} for r in rows.to_dict("records")],
+        version.columns,
+        max_rows=1000,
+    )
+    predictor = services.predictors.get(version)
+    if not predictor.compiled:
+        return False
+    pipeline = predictor._pipeline
+    want = np.asarray(pipeline[:-1].transform(frame), dtype="float64")
+    got = np.asarray(predictor._transform(frame), dtype="float64")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+    scores = predictor.score(frame)
+    assert scores.probabilities is not None
+    np.testing.assert_allclose(scores.probabilities, pipeline[-1].predict_proba(want), atol=1e-12)
+    return predictor.compiled
 
 
 def test_string_labels_and_multiclass(services: Services) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
+from mlgate.serving.fastpath import compile_preprocessor
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,15 @@ class Predictor:
     def __init__(self, version: ModelVersion, pipeline: Any) -> None:
         self.version = version
         self._pipeline = pipeline
+        # The compiled preprocessor where it reproduces scikit-learn's (see fastpath.py).
+        compiled = compile_preprocessor(pipeline[:-1])
+        self.compiled = compiled is not None
+        self._transform = compiled or pipeline[:-1].transform
 
     def score(self, frame: pd.DataFrame) -> Scores:
         # Preprocess once, then ask the final estimator for labels and probabilities: calling
         # the pipeline twice would run the (costlier) column transforms twice.
-        features = self._pipeline[:-1].transform(frame)
+        features = self._transform(frame)
         model = self._pipeline[-1]
         predicted = np.asarray(model.predict(features)).ravel()
         if self.version.task != "classification":
