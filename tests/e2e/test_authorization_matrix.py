@@ -86,6 +86,7 @@ MATRIX: list[Row] = [
     Row("GET", "/metrics", cells(U, D, D, D, D, D, 200)),
     Row("GET", "/v1/models", cells(U, 200, 200, 200, 200, 200, 200)),
     Row("GET", "/v1/models/{m}", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/openapi.json", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
     Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
     Row("POST", "/v1/models/{m}/versions/{version}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),

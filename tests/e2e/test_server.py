@@ -262,3 +262,26 @@ def _counter(text: str) -> dict[tuple[str, str, str], float]:
             key = tuple(labels[k].strip('"') for k in ("model", "version", "status"))
             out[key] = float(line.rsplit(" ", 1)[1])  # type: ignore[index]
     return out  # type: ignore[return-value]
+
+
+def test_each_model_has_an_openapi_document_of_its_own(client: httpx.Client) -> None:
+    import jsonschema
+    import schemathesis
+
+    doc = client.get("/v1/models/churn/openapi.json").json()
+    schemathesis.openapi.from_dict(doc)  # a valid OpenAPI document, or this raises
+    operation = doc["paths"]["/v1/models/churn/predict"]["post"]
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator(request)
+    body = {"rows": [a_row(), a_row(1)]}
+    assert not list(validator.iter_errors(body))
+    assert list(
+        validator.iter_errors({"rows": [{k: v for k, v in a_row().items() if k != "contract"}]})
+    )
+    assert list(validator.iter_errors({"rows": [{**a_row(), "tenure_months": "twelve"}]}))
+    assert list(validator.iter_errors({"rows": [{**a_row(), "colour": "red"}]}))
+    predicted = client.post("/v1/models/churn/predict", json=body).json()
+    jsonschema.validate(predicted, answer)
+    assert answer["properties"]["predictions"]["items"]["enum"] == [0, 1]
+    assert client.get("/v1/models/nope/openapi.json").status_code == 404

@@ -23,6 +23,7 @@ from mlgate.errors import NotFound
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.schema import Column
+from mlgate.serving.openapi import model_openapi
 from mlgate.serving.payloads import frame_from_body
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
@@ -125,6 +126,23 @@ async def get_schema(request: Request, name: str) -> Response:
         return schemas.model_schema(model, versions[-1] if versions else None)
 
     return _json((await run_in_threadpool(run)).model_dump(mode="json"))
+
+
+@router.get("/models/{name}/openapi.json", responses=PROBLEMS)
+@access("describe")
+async def get_model_openapi(request: Request, name: str) -> Response:
+    """An OpenAPI document for this model alone, from its training signature: every input
+    column with its type, and the labels and probabilities it answers with. `name@alias` and
+    `name@3` describe that alias's or version's signature."""
+    services = _services(request)
+    model, number, alias = registry.parse_ref(name)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, "describe", Target(model))
+        version = registry.resolve_version(services.uow(), model, number, alias)
+        return model_openapi(version, path_name=name)
+
+    return _json(await run_in_threadpool(run))
 
 
 @router.post(

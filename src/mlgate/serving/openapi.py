@@ -1,0 +1,125 @@
+"""An OpenAPI document for one model, generated from its training signature: the exact row
+shape its prediction endpoint takes (every column, its type, null allowed) and what it answers
+(labels from its classes, probabilities in their order). Client generators and validators can
+use it as they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlgate import __version__
+from mlgate.registry.model import ModelVersion
+
+_TYPES: dict[str, dict[str, Any]] = {
+    "number": {"type": ["number", "null"]},
+    "boolean": {"type": ["boolean", "null"]},
+    "string": {"type": ["string", "null"]},
+    "text": {"type": ["string", "null"]},
+    "datetime": {"type": ["string", "null"], "format": "date-time"},
+}
+
+
+def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
+    row = {
+        "type": "object",
+        "required": [c.name for c in version.columns],
+        "additionalProperties": False,
+        "properties": {c.name: dict(_TYPES[c.type]) for c in version.columns},
+    }
+    label: dict[str, Any] = {"type": ["number", "string", "boolean"]}
+    answer: dict[str, Any] = {
+        "type": "object",
+        "required": ["model", "version", "predictions"],
+        "properties": {
+            "model": {"type": "string", "const": version.model_name},
+            "version": {"type": "integer"},
+            "predictions": {"type": "array", "items": label},
+        },
+    }
+    if version.classes is not None:
+        label["enum"] = list(version.classes)
+        answer["properties"]["classes"] = {"type": "array", "items": label}
+        answer["properties"]["probabilities"] = {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+                "minItems": len(version.classes),
+                "maxItems": len(version.classes),
+            },
+        }
+    problem = {"$ref": "#/components/schemas/Problem"}
+    errors = {
+        str(status): {
+            "description": text,
+            "content": {"application/problem+json": {"schema": problem}},
+        }
+        for status, text in [
+            (400, "The body is not JSON"),
+            (401, "No valid API key"),
+            (403, "The key may not call this model"),
+            (413, "Too many rows or too large a body"),
+            (422, "Rows that do not fit this schema"),
+            (429, "A plan limit was reached"),
+        ]
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{version.model_name} (mlgate)",
+            "version": str(version.number),
+            "description": (
+                f"{version.task} model {version.model_name} v{version.number} "
+                f"({version.algorithm}) predicting {version.target}; "
+                f"served by mlgate {__version__}."
+            ),
+        },
+        "paths": {
+            f"/v1/models/{path_name}/predict": {
+                "post": {
+                    "operationId": "predict",
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["rows"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "rows": {"type": "array", "minItems": 1, "items": row}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "One prediction per row, in order",
+                            "content": {"application/json": {"schema": answer}},
+                        },
+                        **errors,
+                    },
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Row": row,
+                "Problem": {
+                    "type": "object",
+                    "required": ["title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "code": {"type": "string"},
+                        "errors": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+    }
