@@ -300,16 +300,12 @@ def _write_file(path: Path, chunks: Iterator[Any]) -> int:
             writer.close()
             writer = None
         if written == 0:
-            raise_empty()
+            from mlgate.errors import InvalidInput
+
+            raise InvalidInput("the source gave no rows to score; nothing was written")
         partial.replace(path)
     finally:
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)
     return written
-
-
-def raise_empty() -> None:
-    from mlgate.errors import InvalidInput
-
-    raise InvalidInput("the source gave no rows to score; nothing was written")

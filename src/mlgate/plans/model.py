@@ -11,7 +11,6 @@ from mlgate.access.model import Target
 
 Window = Literal["second", "minute", "hour", "day", "month"]
 Unit = Literal["requests", "rows"]
-WINDOWS: tuple[Window, ...] = ("second", "minute", "hour", "day", "month")
 LIMIT_FIELDS = (
     "per_second",
     "per_minute",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -269,10 +268,6 @@ def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str
             ]
         )  # fmt: skip
     return out.getvalue()
-
-
-def with_changes(plan: Plan, **changes: Any) -> Plan:
-    return replace(plan, **changes)
 
 
 def _admin(by: Principal | None) -> None:
