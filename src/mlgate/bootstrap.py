@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from functools import cached_property
 
 import sqlalchemy as sa
 
+from mlgate.access.model import Principal
+from mlgate.caching import TtlCache
 from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
@@ -18,7 +21,8 @@ from mlgate.errors import ConfigError, NotReady
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
-from mlgate.registry.service import recover_writes
+from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import recover_writes, resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.serving.predictors import PredictorCache
 from mlgate.serving.watcher import AliasWatcher
@@ -27,6 +31,8 @@ from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
 from mlgate.sources.sealing import Sealer
 from mlgate.training.jobs import JobRunner
+
+log = logging.getLogger("mlgate")
 
 
 def utc_now() -> datetime:
@@ -42,6 +48,11 @@ class Services:
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
     draining: bool = False  # set on SIGTERM: /readyz says no while in-flight requests finish
+    # The prediction path's reads of the database, kept a second (see caching.py).
+    principals: TtlCache[str, Principal] = field(default_factory=TtlCache, repr=False)
+    versions: TtlCache[tuple[str, int | None, str | None], ModelVersion] = field(
+        default_factory=TtlCache, repr=False
+    )
     _jobs: JobRunner | None = field(default=None, repr=False)
     _gate: Gate | None = field(default=None, repr=False)
     _flusher: UsageFlusher | None = field(default=None, repr=False)
@@ -87,6 +98,25 @@ class Services:
     @cached_property
     def sealer(self) -> Sealer:
         return Sealer(self.server_secret)
+
+    def resolve_version(self, name: str, number: int | None, alias: str | None) -> ModelVersion:
+        """registry.service.resolve_version, through the one-second cache."""
+        return self.versions.get(
+            (name, number, alias), lambda: resolve_version(self.uow(), name, number, alias)
+        )
+
+    def forget_cached(self) -> None:
+        """Drop what the caches hold and look at the aliases again: this process just changed
+        keys, grants, plans, versions or aliases."""
+        self.principals.clear()
+        self.versions.clear()
+        if self._gate is not None:
+            self._gate.forget_subscriptions()
+        if self._watcher is not None:  # an alias this process moved: follow it now
+            try:
+                self._watcher.refresh()
+            except Exception:  # its own thread tries again within half a second
+                log.exception("alias refresh after a change failed")
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.sealer)

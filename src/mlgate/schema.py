@@ -11,6 +11,8 @@ vectorised by the model) and datetime (ISO 8601 in JSON; fed to models as its pa
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -111,8 +113,39 @@ def _datetime_parts(name: str, values: pd.Series | list[Any]) -> dict[str, np.nd
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Request rows checked against a model's columns, held column by column as numpy arrays
+    (datetimes already split into their parts): what serving's compiled preprocessor reads
+    without building a DataFrame. `to_frame()` gives the DataFrame the other paths take."""
+
+    data: dict[str, np.ndarray]
+    n_rows: int
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.data[name]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.data)
+
+
 def rows_to_frame(rows: Any, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
     """Check a JSON list of row objects against `columns` and build the frame the model takes."""
+    return rows_to_table(rows, columns, max_rows=max_rows).to_frame()
+
+
+def columnar_to_frame(
+    names: Any, data: Any, columns: Sequence[Column], *, max_rows: int
+) -> pd.DataFrame:
+    """Check a columnar body, {"columns": [...], "data": [[...], ...]}, and build the frame."""
+    return columnar_to_table(names, data, columns, max_rows=max_rows).to_frame()
+
+
+def rows_to_table(rows: Any, columns: Sequence[Column], *, max_rows: int) -> Table:
+    """Check a JSON list of row objects against `columns`; the rows as a Table."""
     if not isinstance(rows, list):
         raise InvalidInput(
             'rows must be a list of objects like {"column": value}',
@@ -121,6 +154,9 @@ def rows_to_frame(rows: Any, columns: Sequence[Column], *, max_rows: int) -> pd.
     _check_count(len(rows), "rows", max_rows)
     names = [c.name for c in columns]
     known = set(names)
+    fast = _rows_fast(rows, columns)
+    if fast is not None:
+        return fast
     errors: list[FieldError] = []
     data: dict[str, list[Any]] = {name: [] for name in names}
     for i, row in enumerate(rows):
@@ -141,13 +177,35 @@ def rows_to_frame(rows: Any, columns: Sequence[Column], *, max_rows: int) -> pd.
         if len(errors) >= MAX_FIELD_ERRORS:
             break
     _raise_if(errors)
-    return _frame(data, columns)
+    return _table(data, columns, len(rows))
 
 
-def columnar_to_frame(
-    names: Any, data: Any, columns: Sequence[Column], *, max_rows: int
-) -> pd.DataFrame:
-    """Check a columnar body, {"columns": [...], "data": [[...], ...]}, and build the frame."""
+def _rows_fast(rows: list[Any], columns: Sequence[Column]) -> Table | None:
+    """The common case, in a few C-level passes: every row an object with exactly the model's
+    columns (as many keys as columns, each column found) and every value of its column's JSON
+    type. None otherwise: the per-value check then says what is wrong."""
+    names = [c.name for c in columns]
+    if set(map(type, rows)) != {dict} or set(map(len, rows)) != {len(names)}:
+        return None
+    try:
+        values = list(map(operator.itemgetter(*names), rows))
+    except KeyError:
+        return None
+    if len(names) == 1:  # itemgetter of one name gives the value itself, not a 1-tuple
+        values = [(v,) for v in values]
+    if all(c.type == "number" for c in columns):  # one matrix, one type check
+        if not set(map(type, itertools.chain.from_iterable(values))) <= _FITTING_TYPES["number"]:
+            return None
+        matrix = np.array(values, dtype="float64")  # None becomes NaN
+        return Table({name: matrix[:, j] for j, name in enumerate(names)}, len(rows))
+    by_column = dict(zip(names, map(list, zip(*values, strict=True)), strict=True))
+    if not all(_all_fit(c, by_column[c.name]) for c in columns):
+        return None
+    return _table(by_column, columns, len(rows))
+
+
+def columnar_to_table(names: Any, data: Any, columns: Sequence[Column], *, max_rows: int) -> Table:
+    """Check a columnar body, {"columns": [...], "data": [[...], ...]}; the rows as a Table."""
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InvalidInput(
             "columns must be a list of column names",
@@ -167,6 +225,11 @@ def columnar_to_frame(
     if len(set(names)) != len(names):
         errors.append(FieldError("columns", "a column is named twice; name each column once"))
     _raise_if(errors)
+    width = len(names)
+    if all(type(row) is list and len(row) == width for row in data):
+        transposed = dict(zip(names, map(list, zip(*data, strict=True)), strict=True))
+        if all(_all_fit(by_name[n], transposed[n]) for n in names):
+            return _table(transposed, columns, len(data))
     values: dict[str, list[Any]] = {name: [] for name in names}
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(names):
@@ -182,7 +245,7 @@ def columnar_to_frame(
         if len(errors) >= MAX_FIELD_ERRORS:
             break
     _raise_if(errors)
-    return _frame(values, columns)
+    return _table(values, columns, len(data))
 
 
 def _infer_type(name: str, values: pd.Series) -> ColumnType:
@@ -232,8 +295,23 @@ def _is_iso_datetime(value: str) -> bool:
     return True
 
 
-def _frame(data: dict[str, list[Any]], columns: Sequence[Column]) -> pd.DataFrame:
-    out: dict[str, Any] = {}
+_FITTING_TYPES: dict[ColumnType, frozenset[type]] = {
+    "number": frozenset({int, float, type(None)}),
+    "boolean": frozenset({bool, type(None)}),
+    "string": frozenset({str, type(None)}),
+    "text": frozenset({str, type(None)}),
+}
+
+
+def _all_fit(column: Column, values: list[Any]) -> bool:
+    """Whether every value fits the column, judged by exact JSON types (datetimes and anything
+    unusual go to the per-value check, which also names what is wrong)."""
+    allowed = _FITTING_TYPES.get(column.type)
+    return allowed is not None and set(map(type, values)) <= allowed
+
+
+def _table(data: dict[str, list[Any]], columns: Sequence[Column], n_rows: int) -> Table:
+    out: dict[str, np.ndarray] = {}
     for column in columns:
         values = data[column.name]
         if column.type in ("string", "text"):
@@ -241,11 +319,9 @@ def _frame(data: dict[str, list[Any]], columns: Sequence[Column]) -> pd.DataFram
             out[column.name] = np.array([missing if v is None else v for v in values], dtype=object)
         elif column.type == "datetime":
             out.update(_datetime_parts(column.name, values))
-        else:
-            out[column.name] = np.array(
-                [np.nan if v is None else float(v) for v in values], dtype="float64"
-            )
-    return pd.DataFrame(out)
+        else:  # numbers and booleans (as 0/1); numpy reads None as NaN
+            out[column.name] = np.array(values, dtype="float64")
+    return Table(out, n_rows)
 
 
 def _check_count(n_rows: int, field: str, max_rows: int) -> None:

@@ -296,3 +296,49 @@ def test_metrics_are_summed_over_the_workers(home: Path, redis_env: dict[str, st
             counts = _counter(text)
             seen.add(sum(v for (model, _, status), v in counts.items() if status == "200"))
     assert seen == {200.0}
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
+def test_with_redis_it_serves_a_worker_per_core_and_shares_the_cores_out(
+    home: Path, redis_env: dict[str, str]
+) -> None:
+    cores = os.cpu_count() or 1
+    with running_server(home, **redis_env) as base:  # no --workers: the default
+        workers = _workers_of(SERVERS[base])
+        assert len(workers) == cores
+        for pid in workers:  # model libraries: the cores divided by the workers
+            assert _environ(pid)["OMP_NUM_THREADS"] == str(max(1, cores // len(workers)))
+        assert httpx.get(f"{base}/readyz").status_code == 200
+
+
+def test_a_key_revoked_elsewhere_is_refused_by_every_worker_within_a_second(
+    home: Path, redis_env: dict[str, str]
+) -> None:
+    headers = consumer_key(home, redis_env, "leaving", "starter")  # 20 requests a second
+
+    def status(client: httpx.Client) -> int:
+        time.sleep(0.1)
+        return client.post("/v1/models/churn/predict", json=body()).status_code
+
+    with (
+        running_server(home, "--workers", "2", **redis_env) as base,
+        httpx.Client(base_url=base, headers=headers) as client,
+    ):
+        assert [status(client) for _ in range(6)] == [200] * 6  # both workers cached the key
+        prefix = headers["Authorization"].removeprefix("Bearer ")[:16]
+        mlgate(home, "keys", "revoke", prefix, **redis_env)  # by another process
+        revoked_at = time.monotonic()
+        # Within the cache's second, then for good, on every worker.
+        while (answer := status(client)) == 200:
+            assert time.monotonic() - revoked_at < 2.0
+        assert answer == 401
+        assert {status(client) for _ in range(8)} == {401}

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion, Task
-from mlgate.schema import rows_to_frame
+from mlgate.schema import rows_to_frame, rows_to_table
 from mlgate.sources import demo
 from mlgate.training.catalogue import CATALOGUE, FeatureLayout
 from mlgate.training.service import TrainSpec, train_model
@@ -243,6 +243,18 @@ def _fast_path_agrees(services: Services, version: ModelVersion) -> bool:
     scores = predictor.score(frame)
     assert scores.probabilities is not None
     np.testing.assert_allclose(scores.probabilities, pipeline[-1].predict_proba(want), atol=1e-12)
+    codes = np.asarray(pipeline[-1].predict(want)).astype(int)
+    labels = np.asarray(version.classes, dtype=object)[codes].tolist()
+    assert scores.predictions == labels
+    # The serving path hands the predictor a Table (no DataFrame): the same answers.
+    table = rows_to_table(
+        [{k: (None if v != v else v) for k, v in r.items()} for r in rows.to_dict("records")],
+        version.columns,
+        max_rows=1000,
+    )
+    from_table = predictor.score(table)
+    assert from_table.predictions == scores.predictions
+    assert from_table.probabilities == scores.probabilities
     return predictor.compiled
 
 

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from mlgate.errors import InvalidInput, PayloadTooLarge
-from mlgate.schema import Column, columnar_to_frame, conform, infer_columns, rows_to_frame
+from mlgate.schema import (
+    Column,
+    columnar_to_frame,
+    conform,
+    infer_columns,
+    rows_to_frame,
+    rows_to_table,
+)
 from mlgate.serving.payloads import frame_from_body
 
 COLUMNS = (Column("age", "number"), Column("plan", "string"), Column("active", "boolean"))
@@ -128,3 +135,38 @@ def test_conform_makes_sources_alike() -> None:
     from_database = pd.DataFrame({"age": [1, None], "plan": ["a", None], "active": [True, False]})
     from_csv = pd.DataFrame({"age": [1.0, np.nan], "plan": ["a", np.nan], "active": [1, 0]})
     pd.testing.assert_frame_equal(conform(from_database, COLUMNS), conform(from_csv, COLUMNS))
+
+
+NUMBERS = (Column("a", "number"), Column("b", "number"))
+
+
+def test_all_number_models_take_one_matrix_with_the_same_result() -> None:
+    rows = [{"a": 1, "b": 2.5}, {"b": None, "a": -3}]  # key order does not matter
+    table = rows_to_table(rows, NUMBERS, max_rows=10)
+    assert len(table) == 2
+    np.testing.assert_array_equal(table["a"], [1.0, -3.0])
+    np.testing.assert_array_equal(table["b"], [2.5, np.nan])
+    one = rows_to_table([{"a": 7}], NUMBERS[:1], max_rows=10)
+    np.testing.assert_array_equal(one["a"], [7.0])
+    pd.testing.assert_frame_equal(
+        table.to_frame(),
+        columnar_to_frame(["b", "a"], [[2.5, 1], [None, -3]], NUMBERS, max_rows=10),
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "field", "message"),
+    [
+        ([{"a": 1, "b": "2"}], "rows[0].b", "expected a number"),  # would parse: still refused
+        ([{"a": 1, "b": False}], "rows[0].b", "got a boolean"),
+        ([{"a": 1, "c": 2}], "rows[0].c", "unknown column 'c'"),  # right count, wrong name
+        ([{"a": 1, "b": 2}, {"a": 1}], "rows[1].b", "missing column 'b'"),
+    ],
+)
+def test_the_matrix_path_still_names_each_bad_field(
+    rows: list[dict[str, object]], field: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        rows_to_table(rows, NUMBERS, max_rows=10)
+    assert info.value.errors[0].field == field
+    assert message in info.value.errors[0].message

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from mlgate import __version__, errors
 from mlgate.api import problems
+from mlgate.api.fastlane import PredictLane
 from mlgate.api.middleware import AuditLog, SecurityHeaders
 from mlgate.api.observe import RequestLog
 from mlgate.api.routes import access, health, jobs, lifecycle, models, plans, protocols
@@ -63,6 +64,7 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(protocols.mlflow_router)
     app.include_router(protocols.oip_router)
     # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
+    app.add_middleware(PredictLane)  # innermost: see api/fastlane.py
     app.add_middleware(AuditLog)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)
@@ -89,7 +91,9 @@ def app_from_env() -> FastAPI:
     import os
 
     from mlgate.api.observe import configure_logging
+    from mlgate.serving.predictors import limit_model_threads
 
     configure_logging()
+    limit_model_threads()
     workers = int(os.environ.get("MLGATE_SERVE_WORKERS", "1"))
     return create_app(bootstrap(Settings.from_env()), recover_jobs=workers == 1)

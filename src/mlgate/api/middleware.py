@@ -74,17 +74,22 @@ class AuditLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if _audited(scope):  # a change: this process's caches must not outlive it
+                    scope["app"].state.services.forget_cached()
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "endpoint", None)
-            rule = getattr(endpoint, "__mlgate_access__", None)
-            wanted = getattr(endpoint, "__mlgate_audit__", None)
-            if rule is not None and (wanted if wanted is not None else rule not in _HOT_PATH):
-                await run_in_threadpool(_record, scope, route, status)
+            if _audited(scope):
+                await run_in_threadpool(_record, scope, scope.get("route"), status)
+
+
+def _audited(scope: Scope) -> bool:
+    endpoint = getattr(scope.get("route"), "endpoint", None)
+    rule = getattr(endpoint, "__mlgate_access__", None)
+    wanted = getattr(endpoint, "__mlgate_audit__", None)
+    return rule is not None and (wanted if wanted is not None else rule not in _HOT_PATH)
 
 
 def _record(scope: Scope, route: Any, status: int) -> None:

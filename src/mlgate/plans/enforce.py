@@ -182,6 +182,11 @@ class Gate:
             resets_at=resets,
         )
 
+    def forget_subscriptions(self) -> None:
+        """Look every subscription up again (this process just changed one)."""
+        with self._lock:
+            self._cache.clear()
+
     def _subscription(self, consumer: str) -> tuple[Subscription, Plan] | None:
         """Looked up at most once a second per consumer and process: a plan change reaches every
         worker within that second."""

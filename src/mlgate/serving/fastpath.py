@@ -23,12 +23,14 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, StandardScaler
 
+from mlgate.schema import Table
 from mlgate.training.encoders import MISSING_CATEGORY, OneHot
 
 log = logging.getLogger("mlgate.serving")
 
-Block = Callable[[pd.DataFrame], np.ndarray]
-Transform = Callable[[pd.DataFrame], np.ndarray]
+Rows = pd.DataFrame | Table  # both give a column's values by name
+Block = Callable[[Rows], np.ndarray]
+Transform = Callable[[Rows], np.ndarray]
 
 
 def compile_preprocessor(preprocessor: Any) -> Transform | None:
@@ -46,7 +48,7 @@ def compile_preprocessor(preprocessor: Any) -> Transform | None:
             return None
         blocks.append(block)
 
-    def transform(frame: pd.DataFrame) -> np.ndarray:
+    def transform(frame: Rows) -> np.ndarray:
         parts = [block(frame) for block in blocks]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 
@@ -103,8 +105,13 @@ def _numeric(names: list[str], steps: list[Any]) -> Block | None:
 
             ops.append(standardize)
 
-    def block(frame: pd.DataFrame) -> np.ndarray:
-        x = np.array(frame[names].to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
+    def block(frame: Rows) -> np.ndarray:
+        if isinstance(frame, Table):  # float64 columns already: one copy into a matrix
+            x = np.empty((len(frame), len(names)), dtype="float64")
+            for j, name in enumerate(names):
+                x[:, j] = frame[name]
+        else:
+            x = np.array(frame[names].to_numpy(dtype="float64", na_value=np.nan), dtype="float64")
         for op in ops:
             op(x)
         return x
@@ -124,7 +131,7 @@ def _onehot(names: list[str], encoder: OneHot) -> Block:
         lookups.append((known, missing))
         width += len(values)
 
-    def block(frame: pd.DataFrame) -> np.ndarray:
+    def block(frame: Rows) -> np.ndarray:
         out = np.zeros((len(frame), width), dtype="float64")
         for (known, missing), name in zip(lookups, names, strict=True):
             for row, value in enumerate(frame[name].tolist()):
@@ -147,7 +154,7 @@ def _ordinal(names: list[str], encoder: OrdinalEncoder, imputer: Any) -> Block |
         for categories in encoder.categories_
     ]
 
-    def block(frame: pd.DataFrame) -> np.ndarray:
+    def block(frame: Rows) -> np.ndarray:
         out = np.full((len(frame), len(names)), np.nan, dtype="float64")
         for j, (lookup, name) in enumerate(zip(lookups, names, strict=True)):
             for row, value in enumerate(frame[name].tolist()):

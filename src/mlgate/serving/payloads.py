@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from mlgate.errors import FieldError, InvalidInput
-from mlgate.schema import Column, columnar_to_frame, rows_to_frame
+from mlgate.schema import Column, Table, columnar_to_table, rows_to_table
 
 _SHAPES = (
     'send {"rows": [{"column": value, ...}, ...]} or '
@@ -21,6 +21,10 @@ _SHAPES = (
 
 
 def frame_from_body(body: Any, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
+    return table_from_body(body, columns, max_rows=max_rows).to_frame()
+
+
+def table_from_body(body: Any, columns: Sequence[Column], *, max_rows: int) -> Table:
     if not isinstance(body, dict):
         raise InvalidInput(
             f"the body must be a JSON object; {_SHAPES}",
@@ -28,9 +32,9 @@ def frame_from_body(body: Any, columns: Sequence[Column], *, max_rows: int) -> p
         )
     keys = set(body)
     if keys == {"rows"}:
-        return rows_to_frame(body["rows"], columns, max_rows=max_rows)
+        return rows_to_table(body["rows"], columns, max_rows=max_rows)
     if keys == {"columns", "data"}:
-        return columnar_to_frame(body["columns"], body["data"], columns, max_rows=max_rows)
+        return columnar_to_table(body["columns"], body["data"], columns, max_rows=max_rows)
     unexpected = sorted(keys - {"rows", "columns", "data"})
     field = unexpected[0][:64] if unexpected else ("rows" if not keys else "columns")
     raise InvalidInput(

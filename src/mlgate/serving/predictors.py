@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
-from mlgate.serving.fastpath import compile_preprocessor
+from mlgate.schema import Table
+from mlgate.serving.fastpath import Rows, compile_preprocessor
+from mlgate.serving.scorers import fast_scorer
 
 
 @dataclass(frozen=True)
@@ -29,22 +31,73 @@ class Predictor:
         self.version = version
         self._pipeline = pipeline
         # The compiled preprocessor where it reproduces scikit-learn's (see fastpath.py).
-        compiled = compile_preprocessor(pipeline[:-1])
-        self.compiled = compiled is not None
-        self._transform = compiled or pipeline[:-1].transform
+        self._compiled = compile_preprocessor(pipeline[:-1])
+        self.compiled = self._compiled is not None
+        self._model = pipeline[-1]
+        self._labels_from_proba = _labels_are_argmax(self._model)
+        self._fast = fast_scorer(self._model, version.task == "classification", model_threads())
 
-    def score(self, frame: pd.DataFrame) -> Scores:
+    def _transform(self, rows: Rows) -> Any:
+        """The model's input: a numpy matrix, or a sparse one where text is vectorised."""
+        if self._compiled is not None:
+            return self._compiled(rows)
+        frame = rows.to_frame() if isinstance(rows, Table) else rows
+        return self._pipeline[:-1].transform(frame)
+
+    def score(self, rows: Rows) -> Scores:
         # Preprocess once, then ask the final estimator for labels and probabilities: calling
         # the pipeline twice would run the (costlier) column transforms twice.
-        features = self._transform(frame)
-        model = self._pipeline[-1]
-        predicted = np.asarray(model.predict(features)).ravel()
+        features = self._transform(rows)
+        model = self._model
+        # The fast scorers were checked on dense matrices; text features come sparse.
+        dense = isinstance(features, np.ndarray)
+        fast = self._fast(features) if self._fast is not None and dense else None
         if self.version.task != "classification":
-            return Scores(predicted.astype("float64").tolist(), None)
+            predicted = fast[0] if fast is not None else np.asarray(model.predict(features))
+            return Scores(predicted.ravel().astype("float64").tolist(), None)
+        if fast is not None:
+            proba, codes = np.asarray(fast[0], dtype="float64"), fast[1]
+        else:
+            proba, codes = np.asarray(model.predict_proba(features), dtype="float64"), None
+        if codes is None and self._labels_from_proba:
+            codes = proba.argmax(axis=1)
+        elif codes is None:
+            codes = np.asarray(model.predict(features)).ravel().astype("int64")
         # Classifiers are fitted on class codes 0..k-1; the version knows the labels.
         labels = np.asarray(self.version.classes or (), dtype=object)
-        proba = np.asarray(model.predict_proba(features), dtype="float64")
-        return Scores(labels[predicted.astype("int64")].tolist(), proba.tolist())
+        return Scores(labels[codes].tolist(), proba.tolist())
+
+
+# Classifiers whose predict() is, in their own code, the argmax of predict_proba(): for them
+# one call gives both. Others (an SVM's Platt scaling, a linear model's decision function at
+# exactly 0) may differ from that argmax, so they are asked twice.
+_ARGMAX_CLASSIFIERS = {
+    ("xgboost.sklearn", "XGBClassifier"),
+    ("lightgbm.sklearn", "LGBMClassifier"),
+    ("sklearn.tree._classes", "DecisionTreeClassifier"),
+    ("sklearn.ensemble._forest", "RandomForestClassifier"),
+}
+
+
+def model_threads() -> int | None:
+    """Threads a model library may use per prediction: OMP_NUM_THREADS, which `mlgate serve`
+    sets to the cores divided by the workers (unset: the library's own default)."""
+    raw = os.environ.get("OMP_NUM_THREADS", "")
+    return int(raw) if raw.isdecimal() and int(raw) > 0 else None
+
+
+def limit_model_threads() -> None:
+    """Hold the numeric libraries already loaded (OpenMP, BLAS) to model_threads()."""
+    threads = model_threads()
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+
+def _labels_are_argmax(model: Any) -> bool:
+    kind = type(model)
+    return (kind.__module__, kind.__qualname__) in _ARGMAX_CLASSIFIERS
 
 
 class PredictorCache:
@@ -55,6 +108,11 @@ class PredictorCache:
         self._size = size
         self._items: OrderedDict[tuple[str, int, str], Predictor] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        """How many versions it keeps loaded at most."""
+        return self._size
 
     def size(self) -> int:
         """How many versions are loaded."""

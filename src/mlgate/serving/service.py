@@ -10,11 +10,11 @@ import pandas as pd
 
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
-from mlgate.schema import Column
+from mlgate.schema import Column, Table
 from mlgate.serving.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
-ParseRows = Callable[[Sequence[Column]], pd.DataFrame]
+ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,21 @@ def predict(
     parse_rows: ParseRows,
     admit: Callable[[ModelVersion, int], object] | None = None,
     resolved: Callable[[ModelVersion], object] | None = None,
+    resolve: Callable[[str, int | None, str | None], ModelVersion] | None = None,
 ) -> Prediction:
     """Authorize, find the version (see resolve_version), parse, admit and score the rows.
 
     `authorize` raises if the caller may not predict with this model; `parse_rows` turns the
     request into a frame for the version's columns; `admit` (the plan's gate) may refuse the
-    call once its row count is known, before any scoring. Each edge (and protocol) passes its own.
+    call once its row count is known, before any scoring; `resolve` (default: resolve_version
+    on `uow`) finds the version, a server passes its cached one. Each edge (and protocol) passes
+    its own.
     """
     authorize()
-    version = resolve_version(uow, model_name, number, alias)
+    if resolve is None:
+        version = resolve_version(uow, model_name, number, alias)
+    else:
+        version = resolve(model_name, number, alias)
     if resolved is not None:
         resolved(version)
     frame = parse_rows(version.columns)

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from mlgate.errors import MlgateError
+from mlgate.registry.model import PRODUCTION
 from mlgate.registry.service import resolve_version
 from mlgate.serving.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
@@ -56,8 +57,22 @@ class AliasWatcher:
 
     def start(self) -> None:
         self.refresh()
+        self._load_unaliased()
         self._thread = threading.Thread(target=self._run, name="mlgate-aliases", daemon=True)
         self._thread.start()
+
+    def _load_unaliased(self) -> None:
+        """A model without a production alias answers with its latest version: load those too
+        (as many as the cache holds), so that no first request waits for a model to load."""
+        uow = self._uow()
+        with uow:
+            names = [m.name for m in uow.models.all() if m.latest_version > 0]
+        room = self._predictors.capacity - self._predictors.size()
+        for name in [n for n in names if (n, PRODUCTION) not in self._targets][: max(room, 0)]:
+            try:
+                self._predictors.get(resolve_version(self._uow(), name, None))
+            except MlgateError as exc:  # e.g. every version archived: nothing to serve
+                log.info("not preloading %s: %s", name, exc)
 
     def stop(self) -> None:
         self._stop.set()

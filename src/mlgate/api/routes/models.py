@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import pandas as pd
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -22,9 +21,9 @@ from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
-from mlgate.schema import Column
+from mlgate.schema import Column, Table
 from mlgate.serving.openapi import model_openapi
-from mlgate.serving.payloads import frame_from_body
+from mlgate.serving.payloads import table_from_body
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
 router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Security(bearer)])
@@ -177,9 +176,9 @@ async def predict_version(request: Request, name: str, version: str) -> Response
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
 
-    def parse_rows(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> pd.DataFrame:
+    def parse_rows(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> Table:
         body = decode_json(raw, content_type)
-        return frame_from_body(body, columns, max_rows=services.settings.max_rows)
+        return table_from_body(body, columns, max_rows=services.settings.max_rows)
 
     result, headers = await serve_prediction(request, name, number, alias, parse_rows)
     body: dict[str, Any] = {
