@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/limits.py [--requests 1500]
 
-Trains the quickstart churn model in a temporary home, then measures the same single-row predict
-endpoint three ways, one `mlgate serve` each (all up at once, measured in interleaved rounds),
-one client on loopback (keep-alive):
+Trains the serving benchmark's models (bench/serve.py) in a temporary home, then measures the
+same single-row predict endpoint (the logistic regression) three ways, one `mlgate serve` each
+(all up at once, measured in interleaved rounds), one client on loopback (keep-alive):
 
 * plans off: an admin's key (team calls are metered, never limited);
 * in-process counters: a consumer on a plan with a per-second limit and monthly quotas;
@@ -35,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.serve import prepare
 from tests.e2e.helpers import admin_key, running_server
 
+from mlgate.bootstrap import bootstrap
+from mlgate.settings import Settings
+
 
 def gate_alone(
     services: object, counters: object, principal: object, version: object, n: int
@@ -48,7 +51,7 @@ def gate_alone(
     for _ in range(n):
         started = time.perf_counter()
         admission = gate.open(principal)  # type: ignore[arg-type]
-        gate.admit(admission, Target("churn"), 1, version)  # type: ignore[arg-type]
+        gate.admit(admission, Target("lr"), 1, version)  # type: ignore[arg-type]
         gate.settle(admission, version)  # type: ignore[arg-type]
         samples.append(time.perf_counter() - started)
     samples.sort()
@@ -75,7 +78,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
-        services, consumer_token, rows = prepare(home)
+        consumer_token, rows, _ = prepare(home, 0)
+        services = bootstrap(Settings.from_env({"MLGATE_HOME": str(home)}))
         admin_token = admin_key(home, user="bench-admin")
         body = {"rows": rows[:1]}
         prefix = f"mlgate-bench-{uuid.uuid4().hex[:8]}"
@@ -100,7 +104,7 @@ def main() -> None:
                 for i, client in enumerate(clients):
                     for _ in range(args.requests // 10):
                         started = time.perf_counter()
-                        response = client.post("/v1/models/churn/predict", json=body)
+                        response = client.post("/v1/models/lr/predict", json=body)
                         elapsed = time.perf_counter() - started
                         assert response.status_code == 200, response.text
                         if round_:  # the first round warms up
@@ -131,7 +135,7 @@ def main() -> None:
         principal = authenticate(
             services.uow(), services.server_secret, f"Bearer {consumer_token}", now=services.clock()
         )
-        version = resolve_version(services.uow(), "churn", None)
+        version = resolve_version(services.uow(), "lr", None)
         print("  the gate alone, in process (open + admit + settle), microseconds:")
         for label, counters in [
             ("memory", MemoryCounters()),

@@ -1,90 +1,110 @@
-"""Serving benchmark: HTTP throughput and latency against in-process prediction of the same model.
+"""Serving benchmark: mlgate with keys, grants, a plan and metering on, against a bare Starlette
+endpoint that calls the same in-process predictor with no checks, in the same run.
 
-    .venv/bin/python bench/serve.py [--requests 2000] [--seconds 20]
+    .venv/bin/python bench/serve.py [--seconds 10] [--workers 1 2] [--models 20]
 
-Trains the quickstart churn model in a temporary home, starts `mlgate serve` on a free loopback
-port, and sends bounded closed-loop loads (each client waits for its answer before sending the
-next): single-row and 1,000-row bodies, at 1 and 4 concurrent clients. It prints req/s, p50 and
-p99, then the in-process times of the same work, and the ratio between the two. Every loop stops
-after --requests requests or --seconds seconds, whichever comes first. Never part of the tests.
+Trains an XGBoost classifier (100 trees, depth 6, 20 numeric features) and a logistic
+regression in a temporary home, gives a consumer on a plan a key and grants, and starts, for each
+worker count, the bare endpoint and `mlgate serve` (the in-process limiter with one worker,
+Redis with more: the in-process limiter cannot count across processes). The load comes from wrk
+(Debian's package `wrk`) in a second process: closed loop, keep-alive, loopback; single-row at
+concurrency 1 and 16, 1,000-row at concurrency 1, each for --seconds. It prints req/s, p50 and p99,
+mlgate's throughput as a ratio of the bare endpoint's, and the resident memory of each mlgate
+worker with --models models loaded. Never part of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
-import statistics
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.helpers import running_server
+from tests.e2e.helpers import env_for, free_port, running_server
 
-from mlgate.access import policy
 from mlgate.access.accounts import create_consumer
 from mlgate.access.grants import add_grant
-from mlgate.access.model import Target
-from mlgate.access.service import authenticate, create_key
-from mlgate.bootstrap import Services, bootstrap
+from mlgate.access.service import create_key
+from mlgate.bootstrap import bootstrap
 from mlgate.plans.service import create_plan, make_plan, subscribe
-from mlgate.registry.service import resolve_version
-from mlgate.schema import rows_to_frame
-from mlgate.serving.payloads import frame_from_body
-from mlgate.serving.service import predict
 from mlgate.settings import Settings
 from mlgate.sources import demo
 from mlgate.sources.service import add_source
 from mlgate.training.service import TrainSpec, train_model
 
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = [f"f{i}" for i in range(20)]
 
-def prepare(home: Path) -> tuple[Services, str, list[dict[str, Any]]]:
+
+def synthetic(n_rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_rows, len(FEATURES)))
+    logit = x[:, :8] @ rng.normal(size=8) + 0.5 * x[:, 8] * x[:, 9]
+    frame = pd.DataFrame(x.round(4), columns=FEATURES)
+    frame["label"] = (logit + rng.logistic(size=n_rows) > 0).astype(int)
+    return frame
+
+
+def prepare(home: Path, extra_models: int) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """Train the models; return the consumer's key, 1,000 feature rows and the model names."""
     services = bootstrap(Settings.from_env({"MLGATE_HOME": str(home)}))
-    frame = demo.churn_frame(n_rows=5_000)
-    database = home / "churn.db"
-    demo.write_sqlite(database, frame)
+    frame = synthetic(20_000)
+    database = home / "bench.db"
+    demo.write_sqlite(database, frame, table="bench")
+    now = services.clock()
     add_source(
         services.uow(),
         services.open_source,
-        name="demo",
+        name="bench",
         url=f"sqlite:///{database}",
         cwd=home,
-        now=services.clock(),
+        now=now,
     )
-    spec = TrainSpec(
-        "churn",
-        "demo",
-        demo.TARGET,
-        "logistic_regression",
-        table=demo.TABLE,
-        drop=(demo.ID_COLUMN,),
-    )
-    train_model(services.uow(), services.artifacts, services.open_source, spec, now=services.clock)
-    # A consumer granted the model, as customers call it: key, owner and grant all checked.
-    now = services.clock()
+    jobs = [
+        ("xgb", "xgboost", {"n_estimators": 100, "max_depth": 6}),
+        ("lr", "logistic_regression", {}),
+    ]
+    jobs += [(f"extra{i}", "logistic_regression", {}) for i in range(extra_models)]
+    for name, algorithm, params in jobs:
+        spec = TrainSpec(
+            name, "bench", "label", algorithm, table="bench", params=params or None, report=False
+        )
+        train_model(
+            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+        )
     create_consumer(services.uow(), by=None, name="bench", description="", now=now)
     plan = make_plan(
         "bench", now, per_second=1_000_000, requests_per_month=10**12, rows_per_month=10**15
     )
     create_plan(services.uow(), plan, by=None)
     subscribe(services.uow(), by=None, consumer="bench", plan="bench", now=now)
-    add_grant(
-        services.uow(),
-        by=None,
-        subject_kind="consumer",
-        subject="bench",
-        target="churn",
-        role="consumer",
-        now=now,
-        actor="bench",
-    )
+    names = [name for name, _, _ in jobs]
+    for name in names:
+        add_grant(
+            services.uow(),
+            by=None,
+            subject_kind="consumer",
+            subject="bench",
+            target=name,
+            role="consumer",
+            now=now,
+            actor="bench",
+        )
     _, token = create_key(
         services.uow(),
         services.server_secret,
@@ -94,123 +114,167 @@ def prepare(home: Path) -> tuple[Services, str, list[dict[str, Any]]]:
         name="bench",
         now=now,
     )
-    features = frame.drop(columns=[demo.ID_COLUMN, demo.TARGET]).head(1_000).astype(object)
-    rows = features.where(features.notna(), None).to_dict(orient="records")
-    return services, token, [{str(k): v for k, v in r.items()} for r in rows]
+    services.close()
+    rows = frame[FEATURES].head(1_000).to_dict(orient="records")
+    return token, rows, names
 
 
-def load(
-    base: str, token: str, body: dict[str, Any], clients: int, limit: int, seconds: float
+@contextlib.contextmanager
+def bare_server(home: Path, workers: int, models: list[str]) -> Iterator[str]:
+    port = free_port()
+    env = env_for(home, BARE_MODELS=",".join(models), OMP_NUM_THREADS="1")
+    log = (home.parent / f"bare-{port}.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "bench.bare_app:create",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(base, timeout=1)
+                break
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def wrk(
+    url: str, token: str, body: bytes, clients: int, seconds: float, tmp: Path
 ) -> dict[str, float]:
-    latencies: list[float] = []
-    failures = 0
-    lock = threading.Lock()
-    budget = iter(range(limit))
-    deadline = time.perf_counter() + seconds
-
-    def client() -> None:
-        nonlocal failures
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
-            while time.perf_counter() < deadline:
-                with lock:
-                    if next(budget, None) is None:
-                        return
-                started = time.perf_counter()
-                response = http.post("/v1/models/churn/predict", json=body)
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    failures += response.status_code != 200
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "-s"]
+        + [str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
     return {
-        "requests": len(latencies),
-        "failures": failures,
-        "rps": len(latencies) / wall,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "failed": float(failed.group(1)) if failed else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
     }
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median milliseconds of `fn` over `repeat` calls, after a warm-up call."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return 1000 * statistics.median(samples)
+def _figures(r: dict[str, float]) -> str:
+    return f"{r['rps']:6.0f} req/s p50 {r['p50_ms']:6.2f} p99 {r['p99_ms']:6.2f} ms"
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def rss_mib(pid: int) -> list[float]:
+    """Resident memory of the server's worker processes (the process itself with one worker)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    pids = [int(c) for c in children if "spawn_main" in _cmdline(int(c))] or [pid]
+    return [_rss(p) / 1024 for p in pids]
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text()
+
+
+def _rss(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return float(line.split()[1])
+    return 0.0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=2_000, help="requests per single-row run")
-    parser.add_argument("--seconds", type=float, default=20.0, help="time cap per run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each load")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--models", type=int, default=20, help="models loaded for the RSS figure")
+    parser.add_argument(
+        "--redis", default=os.environ.get("MLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/serve.py needs wrk: apt-get install wrk")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        services, token, rows = prepare(home)
-        version = resolve_version(services.uow(), "churn", None)
-        predictor = services.predictors.get(version)
-        bodies = {"1 row": {"rows": rows[:1]}, "1000 rows": {"rows": rows}}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        home = tmp / "home"
+        token, rows, names = prepare(home, max(args.models - 2, 0))
+        one = json.dumps({"rows": rows[:1]}).encode()
+        thousand = json.dumps({"rows": rows}).encode()
+        loads = [("1 row", one, 1), ("1 row", one, 16), ("1000 rows", thousand, 1)]
+        print(
+            f"mlgate serving benchmark: python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+            f"wrk {args.seconds:g} s per load, loopback"
+        )
+        for workers in args.workers:
+            limiter = "in-process limiter" if workers == 1 else "Redis limiter"
+            env = {"OMP_NUM_THREADS": "1"}
+            if workers > 1:
+                env["MLGATE_REDIS_URL"] = args.redis
+                env["MLGATE_REDIS_PREFIX"] = f"bench-{os.getpid()}:"
+            print(f"\n{workers} worker(s); mlgate with key, grant, plan, metering, {limiter}")
+            for model in ("xgb", "lr"):
+                with (
+                    bare_server(home, workers, [model]) as bare,
+                    running_server(home, "--workers", str(workers), **env) as ours,
+                ):
+                    for label, body, clients in loads:
+                        figures = {}
+                        for who, base in (("bare", bare), ("mlgate", ours)):
+                            url = f"{base}/v1/models/{model}/predict"
+                            wrk(url, token, body, clients, 1, tmp)  # warm-up
+                            figures[who] = wrk(url, token, body, clients, args.seconds, tmp)
+                        b, m = figures["bare"], figures["mlgate"]
+                        failed = m["failed"] + b["failed"]
+                        print(
+                            f"  {model:>3} {label:>9} c={clients:<2}  bare {_figures(b)}"
+                            f" | mlgate {_figures(m)} | ratio {m['rps'] / b['rps']:4.2f}"
+                            + (f"  ({failed:.0f} failed)" if failed else "")
+                        )
+            with running_server(home, "--workers", str(workers), **env) as ours:
+                with httpx.Client(base_url=ours, headers={"Authorization": f"Bearer {token}"}) as c:
+                    for _ in range(4 * workers):  # each worker gets several calls per model
+                        for name in names:
+                            r = c.post(f"/v1/models/{name}/predict", json={"rows": rows[:2]})
+                            r.raise_for_status()
+                from tests.e2e.helpers import SERVERS
 
-        print(f"mlgate serving benchmark (python {sys.version.split()[0]}, {os.cpu_count()} cores)")
-        print("in process (median of repeated calls):")
-        inproc: dict[str, dict[str, float]] = {}
-        for label, body in bodies.items():
-            n = 1 if label == "1 row" else 1_000
-            frame = rows_to_frame(body["rows"], version.columns, max_rows=10_000)
-            inproc[label] = {
-                "model": timed(lambda f=frame: predictor.score(f), 200 if n == 1 else 30),
-                "full": timed(
-                    lambda b=body: predict(
-                        services.uow(),
-                        services.predictors,
-                        authorize=lambda: policy.authorize(
-                            authenticate(
-                                services.uow(),
-                                services.server_secret,
-                                f"Bearer {token}",
-                                now=services.clock(),
-                            ),
-                            "predict",
-                            Target("churn"),
-                        ),
-                        model_name="churn",
-                        number=None,
-                        parse_rows=lambda cols, b=b: frame_from_body(b, cols, max_rows=10_000),
-                    ),
-                    200 if n == 1 else 30,
-                ),
-            }
-            print(
-                f"  {label:>9}: model.predict {inproc[label]['model']:7.2f} ms   "
-                f"key+lookup+validation+predict {inproc[label]['full']:7.2f} ms"
-            )
-
-        print("over HTTP on loopback (closed loop, keep-alive, Python httpx clients):")
-        with running_server(home) as base:
-            for label, body in bodies.items():
-                limit = args.requests if label == "1 row" else max(args.requests // 10, 50)
-                for clients in (1, 4):
-                    r = load(base, token, body, clients, limit, args.seconds)
-                    ratio = r["p50_ms"] / inproc[label]["model"]
-                    print(
-                        f"  {label:>9} x{clients} clients: {r['rps']:7.1f} req/s  "
-                        f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                        f"({int(r['requests'])} requests, {int(r['failures'])} failed)  "
-                        f"p50 / in-process predict = {ratio:5.1f}x"
-                    )
-        services.close()
+                sizes = rss_mib(SERVERS[ours])
+                print(
+                    f"  RSS with {len(names)} models loaded: "
+                    + ", ".join(f"{s:.0f} MiB" for s in sizes)
+                    + " per worker"
+                )
 
 
 if __name__ == "__main__":
