@@ -4,6 +4,9 @@
   name every type they hold.
 * ``xgboost``, ``lightgbm``, ``catboost``: a zip of ``manifest.json``, the preprocessing as skops,
   and the booster in its library's own format (XGBoost UBJSON, LightGBM text, CatBoost cbm).
+* ``torch``: a zip of ``manifest.json``, the preprocessing as skops, ``network.json`` (the
+  architecture, parameters and fitted state as plain JSON) and ``model.safetensors`` (the
+  weights). The network is rebuilt from the JSON, then the weights are loaded into it.
 
 Loading checks, in order: the sha256 recorded at registration, then that every type in every skops
 part is on `TRUSTED_TYPES`. Nothing is unpickled; a file naming any other type is refused before
@@ -26,6 +29,7 @@ from mlgate.errors import ArtifactError
 
 SKOPS = "skops"
 BOOSTERS = ("xgboost", "lightgbm", "catboost")
+NEURAL = "torch"
 _BOOSTER_FILE = {"xgboost": "model.ubj", "lightgbm": "model.txt", "catboost": "model.cbm"}
 
 _SKLEARN = [
@@ -85,7 +89,7 @@ def dump(pipeline: Any, fmt: str = SKOPS) -> bytes:
     """The fitted pipeline as bytes in `fmt`; refuses anything made of types we would not load."""
     if fmt == SKOPS:
         return _dump_skops(pipeline)
-    if fmt not in BOOSTERS:
+    if fmt not in BOOSTERS and fmt != NEURAL:
         raise ArtifactError(f"unknown artifact format {fmt!r}")
     preprocess, model = pipeline[:-1], pipeline[-1]
     manifest = {"format": fmt, "class": type(model).__name__, "mlgate_bundle": 1}
@@ -93,7 +97,14 @@ def dump(pipeline: Any, fmt: str = SKOPS) -> bytes:
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("manifest.json", json.dumps(manifest))
         bundle.writestr("preprocess.skops", _dump_skops(preprocess))
-        bundle.writestr(_BOOSTER_FILE[fmt], _booster_bytes(fmt, model))
+        if fmt == NEURAL:
+            from safetensors.torch import save
+
+            spec, tensors = model.to_artifact()
+            bundle.writestr("network.json", json.dumps(spec))
+            bundle.writestr("model.safetensors", save(tensors))
+        else:
+            bundle.writestr(_BOOSTER_FILE[fmt], _booster_bytes(fmt, model))
     return out.getvalue()
 
 
@@ -108,16 +119,23 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
         )
     if fmt == SKOPS:
         return _load_skops(data, ref)
-    if fmt not in BOOSTERS:
+    if fmt not in BOOSTERS and fmt != NEURAL:
         raise ArtifactError(f"the artifact of {ref} has an unknown format {fmt!r}")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
             manifest = json.loads(bundle.read("manifest.json"))
             preprocess = _load_skops(bundle.read("preprocess.skops"), ref)
-            raw = bundle.read(_BOOSTER_FILE[fmt])
+            if fmt == NEURAL:
+                spec = json.loads(bundle.read("network.json"))
+                raw = bundle.read("model.safetensors")
+            else:
+                raw = bundle.read(_BOOSTER_FILE[fmt])
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ArtifactError(f"the artifact of {ref} is not a readable bundle: {exc}") from None
-    model = _booster_from(fmt, str(manifest.get("class", "")), raw, ref)
+    if fmt == NEURAL:
+        model = _network_from(str(manifest.get("class", "")), spec, raw, ref)
+    else:
+        model = _booster_from(fmt, str(manifest.get("class", "")), raw, ref)
     from sklearn.pipeline import Pipeline
 
     return Pipeline([*preprocess.steps, ("model", model)])
@@ -206,6 +224,26 @@ def _booster_from(fmt: str, cls: str, raw: bytes, ref: str) -> Any:
         raise
     except Exception as exc:  # the libraries raise their own error types on bad files
         raise ArtifactError(f"the {fmt} model of {ref} could not be read: {exc}") from exc
+
+
+def _network_from(cls: str, spec: Any, raw: bytes, ref: str) -> Any:
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        from mlgate.neural.estimators import ESTIMATORS, from_artifact
+    except ImportError:
+        raise ArtifactError(
+            f"{ref} is a neural network and needs PyTorch: pip install 'mlgate[torch]'"
+        ) from None
+    _allowed(cls, tuple(ESTIMATORS), ref)
+    if not isinstance(spec, dict) or spec.get("estimator") != cls:
+        raise ArtifactError(f"the network spec of {ref} does not match its manifest")
+    try:
+        tensors = load(raw)
+    except SafetensorError as exc:
+        raise ArtifactError(f"the weights of {ref} could not be read: {exc}") from None
+    return from_artifact(spec, tensors, ref)
 
 
 def _allowed(cls: str, allowed: tuple[str, ...], ref: str) -> str:

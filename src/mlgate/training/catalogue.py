@@ -16,7 +16,7 @@ from mlgate.registry.model import Task
 from mlgate.training.spaces import Choice, FloatRange, IntRange, Space
 
 Encoding = Literal["onehot", "ordinal", "strings"]
-Format = Literal["skops", "xgboost", "lightgbm", "catboost"]
+Format = Literal["skops", "xgboost", "lightgbm", "catboost", "torch"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Algorithm:
     fit_params: Callable[[FeatureLayout], dict[str, Any]] | None = None
     accepts_text: bool = True
     native_missing: bool = False  # takes NaN as "missing" itself: no imputation in front
+    positional: bool = False  # reads its inputs by position (pixels): keeps constant columns
 
     def build(
         self, task: Task, layout: FeatureLayout, params: Mapping[str, Any] | None = None
@@ -127,6 +128,21 @@ def _library(name: str) -> Any:
             f"{name} is not installed; install mlgate with the boosted libraries: "
             "pip install 'mlgate[boost]'"
         ) from None
+
+
+def _network(kind: str) -> Builder:
+    def build(task: Task, layout: FeatureLayout) -> Any:
+        try:
+            estimators = import_module("mlgate.neural.estimators")
+        except ImportError:
+            raise InvalidInput(
+                "the neural networks need PyTorch, which is not installed: "
+                "pip install 'mlgate[torch]' -c constraints.txt"
+            ) from None
+        role = "Classifier" if task == "classification" else "Regressor"
+        return getattr(estimators, f"{kind}{role}")()
+
+    return build
 
 
 _NAIVE_BAYES = {
@@ -378,6 +394,45 @@ CATALOGUE: dict[str, Algorithm] = {
             format="catboost",
             library="catboost",
             accepts_text=False,
+        ),
+        Algorithm(
+            "mlp",
+            ("classification", "regression"),
+            "A feed-forward neural network: layers of weighted sums and non-linear activations, "
+            "trained by gradient descent with early stopping. Finds interactions on its own; "
+            "needs more rows and tuning than trees.",
+            _network("NeuralNet"),
+            {
+                "hidden_layers": Choice(("32", "64", "64,32", "128,64")),
+                "dropout": FloatRange(0.0, 0.5),
+                "learning_rate": FloatRange(1e-4, 1e-2, log=True),
+                "weight_decay": FloatRange(1e-6, 1e-2, log=True),
+            },
+            needs_scaling=True,
+            dense=True,
+            format="torch",
+            library="torch",
+            accepts_text=False,
+        ),
+        Algorithm(
+            "cnn",
+            ("classification", "regression"),
+            "A convolutional neural network: small filters slid along the inputs read as a "
+            "sequence or an image (input_shape, e.g. 8x8 pixels), so neighbouring values are "
+            "learned together.",
+            _network("ConvNet"),
+            {
+                "channels": Choice(("8,16", "16,32", "32,64")),
+                "hidden_layers": Choice(("32", "64", "128")),
+                "dropout": FloatRange(0.0, 0.5),
+                "learning_rate": FloatRange(1e-4, 1e-2, log=True),
+            },
+            needs_scaling=True,
+            dense=True,
+            format="torch",
+            library="torch",
+            accepts_text=False,
+            positional=True,
         ),
     ]
 }

@@ -55,6 +55,7 @@ def prepare(
     drop: Sequence[str],
     task: Task | None,
     tasks: Sequence[Task] = ("classification", "regression"),
+    keep_all: bool = False,
 ) -> TrainingData:
     """Features conformed to their inferred schema, and the target fit for the task.
 
@@ -84,7 +85,8 @@ def prepare(
         raise InvalidInput(f"{target!r} has no values; there is nothing to learn")
     candidates = [n for n in names if n != target and n not in drop]
     _refuse_leaks(frame, candidates, target)
-    feature_names, notes = _useful(frame, candidates)
+    # A model that reads its inputs by position (a CNN's pixels) keeps constant columns too.
+    feature_names, notes = (list(candidates), []) if keep_all else _useful(frame, candidates)
     if not feature_names:
         raise InvalidInput(f"no feature columns are left besides the target {target!r}")
     if task is None:

@@ -57,6 +57,9 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
         )
         data["coefficients"] = [c.to_json() for c in table]
         data["reading"] = explain.reading(inputs.task, table, inputs.target) if table else []
+    history = getattr(inputs.pipeline[-1], "history_", None)
+    if history:  # a network's epochs: losses, learning rate, the epoch kept
+        data["training_history"] = history
     plots = _plots(inputs, data["importance"])
     data["plots"] = sorted(plots)
     return data, _html(inputs, data, plots).encode()
@@ -129,7 +132,25 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         ax.set(title=f"{kind} importance", xlabel="importance")
         out[f"{kind} importance"] = _png(fig)
     out["learning curve"] = _learning_curve(inputs, plt)
+    history = getattr(inputs.pipeline[-1], "history_", None)
+    if history:
+        out["loss curve"] = _loss_curve(history, plt)
     return out
+
+
+def _loss_curve(history: list[dict[str, Any]], plt: Any) -> str:
+    """Training and validation loss per epoch, and the epoch whose weights were kept."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(epochs, [h["loss"] for h in history], label="training")
+    if any(h.get("val_loss") is not None for h in history):
+        ax.plot(epochs, [h.get("val_loss") for h in history], label="validation")
+    best = [h["epoch"] for h in history if h.get("best")]
+    if best:
+        ax.axvline(best[0], color="k", ls=":", lw=1, label=f"kept: epoch {best[0]}")
+    ax.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
+    ax.legend(fontsize=8)
+    return _png(fig)
 
 
 def _learning_curve(inputs: ReportInputs, plt: Any) -> str:

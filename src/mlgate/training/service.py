@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mlgate.errors import InvalidInput, NotFound
+from mlgate.neural.progress import reporting as epochs_reported_to
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
 from mlgate.registry.service import read_attachment, register_version, resolve_version
 from mlgate.registry.store import ArtifactStore
@@ -48,6 +49,8 @@ _LIBRARIES = (
     "xgboost",
     "lightgbm",
     "catboost",
+    "torch",
+    "safetensors",
 )
 
 
@@ -150,6 +153,7 @@ def train_model(
         drop=spec.drop,
         task=spec.task,
         tasks=algorithm.tasks if algorithm else ("classification", "regression"),
+        keep_all=algorithm.positional if algorithm else False,
     )
     split = split_rows(prepared, spec.test_size, spec.seed)
     params = spec.params
@@ -359,11 +363,12 @@ def fit_and_evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            pipeline.fit(
-                split.X_train,
-                split.y_train,
-                **{f"model__{key}": value for key, value in fit_params.items()},
-            )
+            with epochs_reported_to(progress):  # networks report each epoch (and may be stopped)
+                pipeline.fit(
+                    split.X_train,
+                    split.y_train,
+                    **{f"model__{key}": value for key, value in fit_params.items()},
+                )
         except ValueError as exc:
             raise InvalidInput(
                 f"{algorithm.name} could not be fitted on these rows: {exc}"
