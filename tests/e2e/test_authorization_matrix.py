@@ -90,6 +90,9 @@ MATRIX: list[Row] = [
     Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
     Row("POST", "/v1/models/{m}/versions/{version}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
+    # The matrix's models are classifiers: an allowed caller hears that they do not generate.
+    Row("POST", "/v1/models/{m}/generate", cells(U, (409, D), (D, 409), (D, D), (409, D), (409, D), (409, 409)), {"n": 2}),
+    Row("POST", "/v1/models/{m}/forecast", cells(U, (409, D), (D, 409), (D, D), (409, D), (409, D), (409, 409)), {"history": [1.0, 2.0]}),
     Row("POST", "/v1/models/{m}/train", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202)), TRAIN),
     Row("GET", "/v1/jobs/{job}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/jobs/{job}/cancel", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202))),

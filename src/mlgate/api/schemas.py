@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.registry.model import ModelVersion, RegisteredModel
 
@@ -67,6 +67,33 @@ class PredictOut(BaseModel):
     predictions: list[Any]
     classes: list[Any] | None = Field(None, description="classifiers: the order of probabilities")
     probabilities: list[list[float]] | None = None
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(ge=1, description="How many synthetic rows")
+    seed: int | None = Field(None, description="The same seed gives the same rows")
+
+
+class GenerateOut(BaseModel):
+    model: str
+    version: int
+    rows: list[dict[str, Any]]
+
+
+class ForecastIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    history: list[float] = Field(
+        min_length=1, max_length=100_000, description="The series' recent values, oldest first"
+    )
+
+
+class ForecastOut(BaseModel):
+    model: str
+    version: int
+    forecast: list[float]
 
 
 class ProblemOut(BaseModel):

@@ -89,6 +89,7 @@ app.command("train")(training.train)
 app.command("serve")(serving.serve)
 app.command("quickstart")(serving.quickstart)
 app.command("predict")(serving.predict)
+app.command("generate")(serving.generate)
 
 
 @app.callback()

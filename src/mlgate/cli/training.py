@@ -24,7 +24,9 @@ def train(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name; a new version if it exists.")],
     source: Annotated[str, typer.Option(help="A source from `mlgate sources list`.")],
-    target: Annotated[str, typer.Option(help="The column to predict.")],
+    target: Annotated[
+        str, typer.Option(help="The column to predict (a gan learns every column: none).")
+    ] = "",
     algorithm: Annotated[
         str,
         typer.Option(

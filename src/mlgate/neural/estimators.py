@@ -51,6 +51,7 @@ class _Network(BaseEstimator):  # type: ignore[misc]
         patience: int = 15,
         validation_fraction: float = 0.15,
         random_state: int = 0,
+        device: str = "cpu",
     ) -> None:
         self.hidden_layers = hidden_layers
         self.activation = activation
@@ -62,6 +63,7 @@ class _Network(BaseEstimator):  # type: ignore[misc]
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.random_state = random_state
+        self.device = device
 
     def _checked(self) -> tuple[list[int], fitting.Schedule]:
         layers = parse_layers(self.hidden_layers)
@@ -82,6 +84,10 @@ class _Network(BaseEstimator):  # type: ignore[misc]
             problems.append("patience must lie in [1, 1000]")
         if not 0 <= float(self.validation_fraction) <= 0.5:
             problems.append("validation_fraction must lie in [0, 0.5]")
+        if self.device not in ("cpu", "cuda", "auto"):
+            problems.append("device must be cpu, cuda or auto")
+        elif self.device == "cuda" and not torch.cuda.is_available():
+            problems.append("device cuda was asked for, but PyTorch sees no CUDA GPU here")
         if problems:
             raise InvalidInput(f"{self.kind}: " + "; ".join(problems))
         schedule = fitting.Schedule(
@@ -112,6 +118,11 @@ class _Network(BaseEstimator):  # type: ignore[misc]
         torch.manual_seed(int(self.random_state))  # the initial weights, and dropout's masks
         return networks.build(self.spec_)
 
+    def _device(self) -> torch.device:
+        """Where training runs; predictions (and every saved model) run on the CPU."""
+        wanted = "cuda" if self.device == "auto" and torch.cuda.is_available() else self.device
+        return torch.device("cpu" if wanted == "auto" else wanted)
+
     def _forward(self, X: Any) -> np.ndarray:
         self.net_.eval()
         with torch.inference_mode():
@@ -128,7 +139,7 @@ class _Network(BaseEstimator):  # type: ignore[misc]
             "fitted": self._fitted_state(),
             "history": self.history_,
         }
-        tensors = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
         return spec, tensors
 
     def _fitted_state(self) -> dict[str, Any]:
@@ -152,6 +163,7 @@ class NeuralNetClassifier(ClassifierMixin, _Network):  # type: ignore[misc]
             nn.CrossEntropyLoss(),
             schedule,
             stratify=codes,
+            device=self._device(),
         )
         return self
 
@@ -182,7 +194,12 @@ class NeuralNetRegressor(RegressorMixin, _Network):  # type: ignore[misc]
         self.net_ = self._new_net(x.shape[1], 1, layers)
         scaled = ((target - self.y_mean_) / self.y_scale_).astype("float32").reshape(-1, 1)
         self.history_ = fitting.fit(
-            self.net_, networks.as_tensor(x), torch.from_numpy(scaled), nn.MSELoss(), schedule
+            self.net_,
+            networks.as_tensor(x),
+            torch.from_numpy(scaled),
+            nn.MSELoss(),
+            schedule,
+            device=self._device(),
         )
         return self
 
@@ -236,6 +253,7 @@ class _Convolutional(_Network):
         patience: int = 15,
         validation_fraction: float = 0.15,
         random_state: int = 0,
+        device: str = "cpu",
     ) -> None:
         super().__init__(
             hidden_layers=hidden_layers,
@@ -248,6 +266,7 @@ class _Convolutional(_Network):
             patience=patience,
             validation_fraction=validation_fraction,
             random_state=random_state,
+            device=device,
         )
         self.input_shape = input_shape
         self.channels = channels

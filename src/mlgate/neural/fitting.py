@@ -36,10 +36,16 @@ def fit(
     schedule: Schedule,
     *,
     stratify: np.ndarray | None = None,
+    device: torch.device | None = None,
 ) -> list[dict[str, Any]]:
-    """Train `net` in place; the history, one entry per epoch."""
+    """Train `net` in place (on `device`, then back on the CPU); the history, one entry per
+    epoch."""
+    device = device or torch.device("cpu")
+    net.to(device)
+    x, y = x.to(device), y.to(device)
     generator = torch.Generator().manual_seed(schedule.seed)
     train_idx, val_idx = _split(len(x), schedule.validation_fraction, schedule.seed, stratify)
+    train_idx, val_idx = train_idx.to(device), val_idx.to(device)
     optimizer = torch.optim.Adam(
         net.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay
     )
@@ -51,7 +57,7 @@ def fit(
     x_train, y_train = x[train_idx], y[train_idx]
     for number in range(1, schedule.max_epochs + 1):
         net.train()
-        order = torch.randperm(len(x_train), generator=generator)
+        order = torch.randperm(len(x_train), generator=generator).to(device)
         total = 0.0
         for start in range(0, len(order), schedule.batch_size):
             batch = order[start : start + schedule.batch_size]
@@ -76,6 +82,7 @@ def fit(
                 break
     if best_state is not None:
         net.load_state_dict(best_state)
+    net.to("cpu")
     for entry in history:
         entry["best"] = entry["epoch"] == best_epoch
     net.eval()

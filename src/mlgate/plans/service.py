@@ -16,6 +16,9 @@ from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
 
+# Counts stay exact as 64-bit integers in the database and as doubles in Redis's Lua (2**53).
+MAX_LIMIT = 10**15
+
 
 def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
     """A validated plan: every limit a positive whole number or absent, prices non-negative."""
@@ -26,9 +29,9 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
         value = settings.get(field)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
             problems.append(
-                FieldError(field, f"must be a whole number of at least 1, got {value!r}")
+                FieldError(field, f"must be a whole number from 1 to 10**15, got {value!r}")
             )
         values[field] = value
     for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):

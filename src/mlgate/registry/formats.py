@@ -30,6 +30,8 @@ from mlgate.errors import ArtifactError
 SKOPS = "skops"
 BOOSTERS = ("xgboost", "lightgbm", "catboost")
 NEURAL = "torch"
+# Saved whole, without a preprocessing pipeline: they read and write their data themselves.
+WHOLE = ("TabularGAN", "SequenceForecaster")
 _BOOSTER_FILE = {"xgboost": "model.ubj", "lightgbm": "model.txt", "catboost": "model.cbm"}
 
 _SKLEARN = [
@@ -91,12 +93,14 @@ def dump(pipeline: Any, fmt: str = SKOPS) -> bytes:
         return _dump_skops(pipeline)
     if fmt not in BOOSTERS and fmt != NEURAL:
         raise ArtifactError(f"unknown artifact format {fmt!r}")
-    preprocess, model = pipeline[:-1], pipeline[-1]
+    whole = type(pipeline).__name__ in WHOLE
+    preprocess, model = (None, pipeline) if whole else (pipeline[:-1], pipeline[-1])
     manifest = {"format": fmt, "class": type(model).__name__, "mlgate_bundle": 1}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("manifest.json", json.dumps(manifest))
-        bundle.writestr("preprocess.skops", _dump_skops(preprocess))
+        if preprocess is not None:
+            bundle.writestr("preprocess.skops", _dump_skops(preprocess))
         if fmt == NEURAL:
             from safetensors.torch import save
 
@@ -124,7 +128,8 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
             manifest = json.loads(bundle.read("manifest.json"))
-            preprocess = _load_skops(bundle.read("preprocess.skops"), ref)
+            cls = str(manifest.get("class", ""))
+            preprocess = None if cls in WHOLE else _load_skops(bundle.read("preprocess.skops"), ref)
             if fmt == NEURAL:
                 spec = json.loads(bundle.read("network.json"))
                 raw = bundle.read("model.safetensors")
@@ -133,9 +138,12 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ArtifactError(f"the artifact of {ref} is not a readable bundle: {exc}") from None
     if fmt == NEURAL:
-        model = _network_from(str(manifest.get("class", "")), spec, raw, ref)
+        model = _network_from(cls, spec, raw, ref)
+        if preprocess is None:
+            return model
     else:
-        model = _booster_from(fmt, str(manifest.get("class", "")), raw, ref)
+        model = _booster_from(fmt, cls, raw, ref)
+    assert preprocess is not None
     from sklearn.pipeline import Pipeline
 
     return Pipeline([*preprocess.steps, ("model", model)])
@@ -232,17 +240,23 @@ def _network_from(cls: str, spec: Any, raw: bytes, ref: str) -> Any:
         from safetensors.torch import load
 
         from mlgate.neural.estimators import ESTIMATORS, from_artifact
+        from mlgate.neural.gan import TabularGAN
+        from mlgate.neural.sequences import SequenceForecaster
     except ImportError:
         raise ArtifactError(
             f"{ref} is a neural network and needs PyTorch: pip install 'mlgate[torch]'"
         ) from None
-    _allowed(cls, tuple(ESTIMATORS), ref)
+    _allowed(cls, (*ESTIMATORS, *WHOLE), ref)
     if not isinstance(spec, dict) or spec.get("estimator") != cls:
         raise ArtifactError(f"the network spec of {ref} does not match its manifest")
     try:
         tensors = load(raw)
     except SafetensorError as exc:
         raise ArtifactError(f"the weights of {ref} could not be read: {exc}") from None
+    if cls == "TabularGAN":
+        return TabularGAN.from_artifact(spec, tensors, ref)
+    if cls == "SequenceForecaster":
+        return SequenceForecaster.from_artifact(spec, tensors, ref)
     return from_artifact(spec, tensors, ref)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from mlgate.schema import Column
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "generation", "forecast"]
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
             (429, "A plan limit was reached"),
         ]
     }
+    paths = {f"/v1/models/{path_name}/predict": {"post": _predict(row, answer, errors)}}
+    if version.task == "generation":
+        paths = {f"/v1/models/{path_name}/generate": {"post": _generate(version, row, errors)}}
+    elif version.task == "forecast":
+        paths = {f"/v1/models/{path_name}/forecast": {"post": _forecast(version, errors)}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -74,36 +79,7 @@ def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
                 f"served by mlgate {__version__}."
             ),
         },
-        "paths": {
-            f"/v1/models/{path_name}/predict": {
-                "post": {
-                    "operationId": "predict",
-                    "security": [{"bearer": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["rows"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "rows": {"type": "array", "minItems": 1, "items": row}
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "One prediction per row, in order",
-                            "content": {"application/json": {"schema": answer}},
-                        },
-                        **errors,
-                    },
-                }
-            }
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -123,3 +99,100 @@ def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _predict(row: dict[str, Any], answer: dict[str, Any], errors: dict[str, Any]) -> Any:
+    return {
+        "operationId": "predict",
+        "security": [{"bearer": []}],
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["rows"],
+                "additionalProperties": False,
+                "properties": {"rows": {"type": "array", "minItems": 1, "items": row}},
+            }
+        ),
+        "responses": {"200": _ok("One prediction per row, in order", answer), **errors},
+    }
+
+
+def _generate(version: ModelVersion, row: dict[str, Any], errors: dict[str, Any]) -> Any:
+    rows = {"type": "array", "items": {**row, "required": list(row["required"])}}
+    return {
+        "operationId": "generate",
+        "security": [{"bearer": []}],
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["n"],
+                "additionalProperties": False,
+                "properties": {
+                    "n": {"type": "integer", "minimum": 1},
+                    "seed": {"type": ["integer", "null"]},
+                },
+            }
+        ),
+        "responses": {
+            "200": _ok(
+                f"n synthetic rows like those {version.model_name} learned",
+                {
+                    "type": "object",
+                    "required": ["model", "version", "rows"],
+                    "properties": {
+                        "model": {"type": "string", "const": version.model_name},
+                        "version": {"type": "integer"},
+                        "rows": rows,
+                    },
+                },
+            ),
+            **errors,
+        },
+    }
+
+
+def _forecast(version: ModelVersion, errors: dict[str, Any]) -> Any:
+    params = version.params or {}
+    window, horizon = int(params.get("window", 1)), int(params.get("horizon", 1))
+    return {
+        "operationId": "forecast",
+        "security": [{"bearer": []}],
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["history"],
+                "additionalProperties": False,
+                "properties": {
+                    "history": {"type": "array", "items": {"type": "number"}, "minItems": window}
+                },
+            }
+        ),
+        "responses": {
+            "200": _ok(
+                f"the next {horizon} values of {version.target}",
+                {
+                    "type": "object",
+                    "required": ["model", "version", "forecast"],
+                    "properties": {
+                        "model": {"type": "string", "const": version.model_name},
+                        "version": {"type": "integer"},
+                        "forecast": {
+                            "type": "array",
+                            "items": {"type": "number"},
+                            "minItems": horizon,
+                            "maxItems": horizon,
+                        },
+                    },
+                },
+            ),
+            **errors,
+        },
+    }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.errors import Conflict, FieldError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
@@ -30,6 +31,10 @@ class Predictor:
     def __init__(self, version: ModelVersion, pipeline: Any) -> None:
         self.version = version
         self._pipeline = pipeline
+        if version.task in ("generation", "forecast"):  # whole models: their own inputs
+            self._compiled, self.compiled, self._model, self._fast = None, False, pipeline, None
+            self._labels_from_proba = False
+            return
         # The compiled preprocessor where it reproduces scikit-learn's (see fastpath.py).
         self._compiled = compile_preprocessor(pipeline[:-1])
         self.compiled = self._compiled is not None
@@ -44,7 +49,43 @@ class Predictor:
         frame = rows.to_frame() if isinstance(rows, Table) else rows
         return self._pipeline[:-1].transform(frame)
 
+    def generate(self, n: int, seed: int | None) -> list[dict[str, Any]]:
+        """`n` synthetic rows of a generator, as JSON values (missing values as null)."""
+        if self.version.task != "generation":
+            raise Conflict(f"{self.version.ref} predicts from rows; only gan models generate rows")
+        frame = self._model.sample(n, seed)
+        records: list[dict[str, Any]] = (
+            frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        )
+        return records
+
+    def forecast(self, history: list[float]) -> list[float]:
+        """The next `horizon` values after `history` (its last `window` values are read)."""
+        if self.version.task != "forecast":
+            raise Conflict(f"{self.version.ref} does not forecast; rnn, lstm and gru models do")
+        window = int(self._model.window)
+        if len(history) < window:
+            raise InvalidInput(
+                f"history holds {len(history)} values; {self.version.ref} reads the last "
+                f"{window}, so send at least that many",
+                errors=[FieldError("history", f"at least {window} values")],
+            )
+        recent = np.asarray(history[-window:], dtype="float64").reshape(1, -1)
+        if not np.isfinite(recent).all():
+            raise InvalidInput(
+                "history must hold numbers only, none missing",
+                errors=[FieldError("history", "a missing or non-finite value")],
+            )
+        values: list[float] = self._model.predict(recent)[0].tolist()
+        return values
+
     def score(self, rows: Rows) -> Scores:
+        if self.version.task in ("generation", "forecast"):
+            action = "generate" if self.version.task == "generation" else "forecast"
+            raise Conflict(
+                f"{self.version.ref} does not score rows; "
+                f"POST /v1/models/{self.version.model_name}/{action}"
+            )
         # Preprocess once, then ask the final estimator for labels and probabilities: calling
         # the pipeline twice would run the (costlier) column transforms twice.
         features = self._transform(rows)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from mlgate.errors import Conflict
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.schema import Column, Table
@@ -56,6 +57,16 @@ def predict(
         version = resolve(model_name, number, alias)
     if resolved is not None:
         resolved(version)
+    if version.task == "generation":
+        raise Conflict(
+            f"{version.ref} generates rows and predicts nothing; "
+            f'POST /v1/models/{version.model_name}/generate with {{"n": 10}}'
+        )
+    if version.task == "forecast":
+        raise Conflict(
+            f"{version.ref} forecasts a series; "
+            f'POST /v1/models/{version.model_name}/forecast with {{"history": [...]}}'
+        )
     frame = parse_rows(version.columns)
     if admit is not None:
         admit(version, len(frame))

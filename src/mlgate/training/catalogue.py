@@ -145,6 +145,38 @@ def _network(kind: str) -> Builder:
     return build
 
 
+def _gan(task: Task, layout: FeatureLayout) -> Any:
+    try:
+        gan = import_module("mlgate.neural.gan")
+    except ImportError:
+        raise InvalidInput(
+            "the gan needs PyTorch, which is not installed: "
+            "pip install 'mlgate[torch]' -c constraints.txt"
+        ) from None
+    return gan.TabularGAN()
+
+
+def _recurrent(cell: str) -> Builder:
+    def build(task: Task, layout: FeatureLayout) -> Any:
+        try:
+            sequences = import_module("mlgate.neural.sequences")
+        except ImportError:
+            raise InvalidInput(
+                f"{cell} needs PyTorch, which is not installed: "
+                "pip install 'mlgate[torch]' -c constraints.txt"
+            ) from None
+        return sequences.SequenceForecaster(cell=cell)
+
+    return build
+
+
+_RECURRENT_SPACE: dict[str, Space] = {
+    "hidden_size": IntRange(16, 128, log=True),
+    "num_layers": IntRange(1, 2),
+    "learning_rate": FloatRange(3e-4, 1e-2, log=True),
+    "window": IntRange(8, 96, log=True),
+}
+
 _NAIVE_BAYES = {
     "gaussian": "GaussianNB",
     "multinomial": "MultinomialNB",
@@ -433,6 +465,54 @@ CATALOGUE: dict[str, Algorithm] = {
             library="torch",
             accepts_text=False,
             positional=True,
+        ),
+        Algorithm(
+            "rnn",
+            ("forecast",),
+            "A plain recurrent network: reads the recent values of a series one by one and "
+            "forecasts the next ones. The simplest sequence model; forgets long patterns.",
+            _recurrent("rnn"),
+            _RECURRENT_SPACE,
+            format="torch",
+            library="torch",
+            accepts_text=False,
+        ),
+        Algorithm(
+            "lstm",
+            ("forecast",),
+            "A long short-term memory network: a recurrent network with gates that decide what "
+            "to keep, so seasons and trends many steps back still count.",
+            _recurrent("lstm"),
+            _RECURRENT_SPACE,
+            format="torch",
+            library="torch",
+            accepts_text=False,
+        ),
+        Algorithm(
+            "gru",
+            ("forecast",),
+            "A gated recurrent unit network: the LSTM's idea with fewer gates. Often as good, "
+            "a little faster to train.",
+            _recurrent("gru"),
+            _RECURRENT_SPACE,
+            format="torch",
+            library="torch",
+            accepts_text=False,
+        ),
+        Algorithm(
+            "gan",
+            ("generation",),
+            "A generative adversarial network: a generator learns to make rows that a critic "
+            "cannot tell from the table's own. Gives synthetic rows with the same columns, "
+            "distributions and correlations; no target.",
+            _gan,
+            {
+                "hidden_layers": Choice(("64,64", "128,128", "256,256")),
+                "learning_rate": FloatRange(5e-5, 1e-3, log=True),
+            },
+            format="torch",
+            library="torch",
+            accepts_text=False,
         ),
     ]
 }

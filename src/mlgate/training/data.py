@@ -86,7 +86,7 @@ def prepare(
     candidates = [n for n in names if n != target and n not in drop]
     _refuse_leaks(frame, candidates, target)
     # A model that reads its inputs by position (a CNN's pixels) keeps constant columns too.
-    feature_names, notes = (list(candidates), []) if keep_all else _useful(frame, candidates)
+    feature_names, notes = (list(candidates), []) if keep_all else useful_columns(frame, candidates)
     if not feature_names:
         raise InvalidInput(f"no feature columns are left besides the target {target!r}")
     if task is None:
@@ -135,7 +135,7 @@ def _refuse_leaks(frame: pd.DataFrame, candidates: Sequence[str], target: str) -
             )
 
 
-def _useful(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[list[str], list[str]]:
+def useful_columns(frame: pd.DataFrame, candidates: Sequence[str]) -> tuple[list[str], list[str]]:
     """The candidates minus constant and identifier-like columns, with a note for each dropped."""
     keep: list[str] = []
     notes: list[str] = []

@@ -90,7 +90,7 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         )
         ax.set_xticklabels(labels, rotation=45, ha="right")
         ax.set_yticklabels(labels)
-        out["confusion matrix"] = _png(fig)
+        out["confusion matrix"] = png(fig)
         fig, (roc, pr) = plt.subplots(1, 2, figsize=(9, 4))
         for k, label in enumerate(labels):
             if len(labels) == 2 and k == 0:
@@ -106,7 +106,7 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
         pr.set(xlabel="recall", ylabel="precision", title="precision-recall")
         roc.legend(fontsize=8)
-        out["ROC and precision-recall curves"] = _png(fig)
+        out["ROC and precision-recall curves"] = png(fig)
         fig, ax = plt.subplots(figsize=(4.5, 4))
         positive = 1 if len(labels) == 2 else int(np.argmax(np.bincount(y)))
         frac, mean = calibration_curve(y == positive, proba[:, positive], n_bins=10)
@@ -114,7 +114,7 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(xlabel="predicted probability", ylabel="observed frequency", title="calibration")
         ax.legend(fontsize=8)
-        out["calibration curve"] = _png(fig)
+        out["calibration curve"] = png(fig)
     else:
         fig, (residuals, fitted) = plt.subplots(1, 2, figsize=(9, 4))
         residuals.scatter(pred, y - pred, s=8, alpha=0.6)
@@ -124,13 +124,13 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         low, high = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
         fitted.plot([low, high], [low, high], "k:", lw=1)
         fitted.set(xlabel="true", ylabel="predicted", title="predicted vs true")
-        out["residual plot"] = _png(fig)
+        out["residual plot"] = png(fig)
     for kind, values in importance.items():
         top = sorted(values.items(), key=lambda kv: abs(kv[1]), reverse=True)[:20][::-1]
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
         ax.barh([k for k, _ in top], [v for _, v in top])
         ax.set(title=f"{kind} importance", xlabel="importance")
-        out[f"{kind} importance"] = _png(fig)
+        out[f"{kind} importance"] = png(fig)
     out["learning curve"] = _learning_curve(inputs, plt)
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:
@@ -150,7 +150,7 @@ def _loss_curve(history: list[dict[str, Any]], plt: Any) -> str:
         ax.axvline(best[0], color="k", ls=":", lw=1, label=f"kept: epoch {best[0]}")
     ax.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
 def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
@@ -175,19 +175,21 @@ def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
         )
     except (ValueError, RuntimeError, TypeError) as exc:  # e.g. a class missing from a fold
         ax.text(0.5, 0.5, f"no learning curve:\n{str(exc)[:80]}", ha="center", wrap=True)
-        return _png(fig)
+        return png(fig)
     ax.plot(sizes, np.nanmean(train, axis=1), "o-", label="training")
     ax.plot(sizes, np.nanmean(test, axis=1), "o-", label="cross-validation")
     ax.set(xlabel="training rows", ylabel=scoring, title="learning curve")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png(fig)
 
 
-def _png(fig: Any) -> str:
+def png(fig: Any, *, tight: bool = True) -> str:
+    """The figure as base64 PNG, for embedding; closes it."""
     from matplotlib import pyplot as plt
 
     buffer = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 import warnings
@@ -24,6 +25,8 @@ from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
+from mlgate.training.forecasting import ForecastFit, fit_forecaster, split_params
+from mlgate.training.generation import GeneratorFit, fit_generator
 from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.training.report import ReportInputs, build_report
 from mlgate.training.tuning import (
@@ -145,6 +148,16 @@ def train_model(
         finally:
             source.close()
     snapshot = _parquet(frame)
+    if algorithm is not None and algorithm.tasks == ("forecast",):
+        return _train_forecaster(
+            uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
+        )
+    if algorithm is not None and algorithm.tasks == ("generation",):
+        return _train_generator(
+            uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
+        )
+    if not spec.target:
+        raise InvalidInput("name the column to predict with --target")
 
     report("prepare", f"preparing {len(frame):,} rows")
     prepared = training_data.prepare(
@@ -268,6 +281,125 @@ def train_model(
         attachments=attachments,
     )
     return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
+
+
+def _train_generator(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    algorithm: Algorithm,
+    config: SourceConfig,
+    frame: pd.DataFrame,
+    snapshot: bytes,
+    now: Callable[[], datetime],
+    report: Progress,
+) -> TrainResult:
+    """A generator learns the whole table (no target, no holdout): see training/generation.py."""
+    if spec.tune or spec.cv:
+        raise InvalidInput("a gan is not tuned by cross-validation; leave out --tune and --cv")
+    estimator = algorithm.build("generation", FeatureLayout(0, 0), spec.params)
+    fitted = fit_generator(
+        estimator,
+        frame,
+        drop=spec.drop,
+        seed=spec.seed,
+        draw_report=spec.report,
+        progress=report,
+        title=f"{spec.model_name}: synthetic rows",
+    )
+    return _register_whole(
+        uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
+        task="generation",
+    )  # fmt: skip
+
+
+def _register_whole(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    algorithm: Algorithm,
+    config: SourceConfig,
+    frame: pd.DataFrame,
+    snapshot: bytes,
+    now: Callable[[], datetime],
+    report: Progress,
+    fitted: GeneratorFit | ForecastFit,
+    *,
+    task: Task,
+) -> TrainResult:
+    """Register a generator or a forecaster: models that read their table themselves."""
+    lineage = Lineage(
+        source_name=config.name,
+        source_url=config.redacted_url,
+        table=spec.table,
+        query=spec.query,
+        n_rows=len(frame),
+        data_sha256=hashlib.sha256(snapshot).hexdigest(),
+        dropped_columns=spec.drop,
+        test_size=spec.test_size if task == "forecast" else 0.0,
+        seed=spec.seed,
+        trained_by=spec.actor,
+    )
+    attachments = {"snapshot.parquet": snapshot}
+    details = {**fitted.details, "requested_params": spec.params or {}}
+    if fitted.page is not None:
+        attachments["report.html"] = fitted.page
+    report("register", f"registering a new version of {spec.model_name}")
+    version = register_version(
+        uow,
+        artifacts,
+        model_name=spec.model_name,
+        task=task,
+        target=spec.target if task == "forecast" else "",
+        algorithm=algorithm.name,
+        estimator=fitted.model,
+        params=_json_safe(fitted.model.get_params()),
+        metrics=fitted.metrics,
+        columns=fitted.columns,
+        classes=None,
+        lineage=lineage,
+        library_versions=library_versions(),
+        fit_seconds=fitted.fit_seconds,
+        now=now(),
+        artifact_format=algorithm.format,
+        report=details,
+        attachments=attachments,
+    )
+    return TrainResult(version, 0, fitted.notes)
+
+
+def _train_forecaster(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    algorithm: Algorithm,
+    config: SourceConfig,
+    frame: pd.DataFrame,
+    snapshot: bytes,
+    now: Callable[[], datetime],
+    report: Progress,
+) -> TrainResult:
+    """A forecaster learns windows of an ordered series: see training/forecasting.py."""
+    if spec.tune or spec.cv:
+        raise InvalidInput(f"{algorithm.name} is not tuned by cross-validation here yet")
+    if not spec.target:
+        raise InvalidInput("name the column to forecast with --target")
+    data, network = split_params(spec.params)
+    estimator = algorithm.build("forecast", FeatureLayout(0, 0), network)
+    fitted = fit_forecaster(
+        estimator,
+        frame,
+        target=spec.target,
+        data=data,
+        test_size=spec.test_size,
+        draw_report=spec.report,
+        progress=report,
+        title=f"{spec.model_name}: forecasts",
+    )
+    return _register_whole(
+        uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
+        task="forecast",
+    )  # fmt: skip
 
 
 def _search(

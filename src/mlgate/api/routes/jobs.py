@@ -25,7 +25,7 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(description="A source from `mlgate sources list`")
-    target: str = Field(description="The column to predict")
+    target: str = Field("", description="The column to predict (none for a gan)")
     algorithm: str = Field("logistic_regression", description="A catalogue name, or auto")
     table: str | None = None
     query: str | None = None

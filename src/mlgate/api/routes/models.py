@@ -16,7 +16,7 @@ from mlgate.access.model import Target
 from mlgate.api import schemas
 from mlgate.api.authorize import access, authorize
 from mlgate.api.body import decode_json
-from mlgate.api.predicting import serve_prediction
+from mlgate.api.predicting import serve_prediction, serve_whole_model
 from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
 from mlgate.registry import aliases as lifecycle
@@ -171,6 +171,44 @@ async def predict_version(request: Request, name: str, version: str) -> Response
     if not version.isdecimal() or len(version) > 9 or int(version) < 1:
         raise NotFound(f"model versions are numbered 1, 2, …; {version[:20]!r} is not one")
     return await _predict(request, name, int(version), None)
+
+
+@router.post(
+    "/models/{name}/generate",
+    response_model=schemas.GenerateOut,
+    responses=PROBLEMS,
+    summary="Generate synthetic rows (gan models)",
+)
+@access("generate")
+async def generate(request: Request, name: str, body: schemas.GenerateIn) -> Response:
+    """`n` rows that look like the table the gan learned; `seed` makes them repeatable.
+    A plan counts them like scored rows."""
+    model, number, alias = registry.parse_ref(name)
+    version, rows, headers = await serve_whole_model(
+        request, model, number, alias, action="generate", task="generation", rows=body.n,
+        work=lambda predictor: predictor.generate(body.n, body.seed),
+    )  # fmt: skip
+    out = {"model": version.model_name, "version": version.number, "rows": rows}
+    return _json(out, headers={"X-Model-Version": str(version.number), **headers})
+
+
+@router.post(
+    "/models/{name}/forecast",
+    response_model=schemas.ForecastOut,
+    responses=PROBLEMS,
+    summary="Forecast the next values of a series (rnn, lstm, gru models)",
+)
+@access("predict")
+async def forecast(request: Request, name: str, body: schemas.ForecastIn) -> Response:
+    """The next `horizon` values after `history` (the series' recent values, oldest first;
+    the model reads its last `window`). A plan counts one row per forecast."""
+    model, number, alias = registry.parse_ref(name)
+    version, values, headers = await serve_whole_model(
+        request, model, number, alias, action="predict", task="forecast", rows=1,
+        work=lambda predictor: predictor.forecast(body.history),
+    )  # fmt: skip
+    out = {"model": version.model_name, "version": version.number, "forecast": values}
+    return _json(out, headers={"X-Model-Version": str(version.number), **headers})
 
 
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
