@@ -3,7 +3,8 @@ PyTorch, in the same run.
 
     .venv/bin/python bench/neural.py [--device cpu|cuda] [--repeat 3]
 
-For each network (mlp on breast cancer, cnn on the 8x8 digits, gan on a seeded customer table)
+For each network (mlp on breast cancer, cnn on the 8x8 digits, lstm on seeded seasonal sales
+series, gan on a seeded customer table)
 both sides train the same architecture on the same rows with the same optimiser, batch size and
 number of epochs (early stopping off, so the epochs match); the baseline is the loop anyone would
 write by hand (with a validation pass per epoch where mlgate has one). Prints epochs per second,
@@ -155,6 +156,44 @@ def gan_case(epochs: int, args: argparse.Namespace) -> None:
     _report("gan", epochs, ours_time, plain_time, f"max KS {worst:.3f}", "(same loop)")
 
 
+def lstm_case(epochs: int, args: argparse.Namespace) -> None:
+    from tests.integration.test_forecast import sales
+
+    from mlgate.neural.sequences import Recurrent, SequenceForecaster, windows
+
+    table = sales(240)
+    series = [g.sort_values("t")["sales"].to_numpy() for _, g in table.groupby("store")]
+    train = [s[:-36] for s in series]
+    ours = SequenceForecaster(cell="lstm", window=24, horizon=3, max_epochs=epochs, patience=10**3)
+    ours_time, fitted = best_time(lambda: ours.fit(train), args.repeat)
+
+    def baseline() -> nn.Module:
+        mean, scale = np.concatenate(train).mean(), np.concatenate(train).std()
+        x, y = windows([(s - mean) / scale for s in train], 24, 3)
+        cut = int(len(x) * 0.85)
+        xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+        torch.manual_seed(0)
+        net = Recurrent("lstm", 64, 1, 0.0, 3)
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _ in range(epochs):
+            net.train()
+            order = torch.randperm(cut)
+            for start in range(0, cut, 64):
+                idx = order[start : start + 64]
+                optimizer.zero_grad()
+                nn.functional.mse_loss(net(xt[idx]), yt[idx]).backward()
+                optimizer.step()
+            net.eval()
+            with torch.no_grad():
+                nn.functional.mse_loss(net(xt[cut:]), yt[cut:])
+        return net
+
+    plain_time, _ = best_time(baseline, args.repeat)
+    test_x, test_y = windows(series, 24, 3)
+    mae = float(np.mean(np.abs(fitted.predict(test_x[-30:]) - test_y[-30:])))
+    _report("lstm", epochs, ours_time, plain_time, f"MAE {mae:.2f}", "(same loop)")
+
+
 def _report(label: str, epochs: int, ours: float, plain: float, metric: str, theirs: str) -> None:
     print(
         f"  {label:<4} {epochs:>4} epochs  mlgate {epochs / ours:7.1f} epochs/s ({metric})  "
@@ -178,6 +217,7 @@ def main() -> None:
     digits = datasets.load_digits()
     cnn = ConvNetClassifier(input_shape="8x8")
     classifier_case("cnn", cnn, digits.data, digits.target, 20, args)
+    lstm_case(30, args)  # forecasters and the gan train on the CPU
     if args.device == "cpu":
         gan_case(60, args)
     else:

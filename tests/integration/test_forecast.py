@@ -130,3 +130,26 @@ def test_the_models_own_openapi_document_describes_its_forecast(
     assert history["properties"]["history"]["minItems"] == WINDOW
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["properties"]["forecast"]["maxItems"] == HORIZON
+
+
+def test_a_cancelled_forecaster_job_registers_nothing(services: Services, tmp_path: Path) -> None:
+    import time
+
+    from mlgate.training.jobs import get_job, request_cancel
+
+    sales(240).to_csv(tmp_path / "sales.csv", index=False)
+    add_source_to(services, "shop", str(tmp_path), cwd=tmp_path)
+    params = {**PARAMS, "max_epochs": 10_000, "patience": 10_000}
+    spec = TrainSpec("stopped", "shop", "sales", "lstm", table="sales", params=params)
+    job = services.jobs.submit(spec, {"model": "stopped"})
+    deadline = time.monotonic() + 60
+    while "epoch" not in " ".join(get_job(services.uow(), job.id).log):
+        assert time.monotonic() < deadline, "the job never reached its first epoch"
+        time.sleep(0.05)
+    request_cancel(services.uow(), job.id)
+    while get_job(services.uow(), job.id).state not in ("cancelled", "failed", "succeeded"):
+        assert time.monotonic() < deadline, "the job did not stop"
+        time.sleep(0.05)
+    assert get_job(services.uow(), job.id).state == "cancelled"
+    with services.uow() as uow:
+        assert uow.models.get("stopped") is None

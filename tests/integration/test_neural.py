@@ -159,14 +159,15 @@ def test_the_artifact_is_json_and_safetensors_and_a_wrong_spec_is_refused(
         )
 
 
+@pytest.mark.parametrize("algorithm", ["mlp", "cnn"])
 def test_a_cancelled_training_job_registers_nothing(
-    services: Services, cancer: pd.DataFrame
+    services: Services, cancer: pd.DataFrame, algorithm: str
 ) -> None:
     spec = TrainSpec(
         "stopped",
         "data",
         "target",
-        "mlp",
+        algorithm,
         table="cancer",
         params={"max_epochs": 5000, "patience": 1000, "batch_size": 8},
         report=False,
