@@ -203,8 +203,8 @@ def test_parameters_round_trip_and_unknown_ones_are_named(name: str, task: Task)
 def test_categorical_and_missing_data_train_every_classifier(services: Services) -> None:
     compiled_or_not: dict[str, bool] = {}
     for name, algorithm in CATALOGUE.items():
-        if "classification" not in algorithm.tasks:
-            continue
+        if "classification" not in algorithm.tasks or "forecast" in algorithm.tasks:
+            continue  # recurrent readers need rows that are sequences: test_forecast.py
         spec = TrainSpec(
             f"churn-{name}",
             "data",

@@ -153,3 +153,30 @@ def test_a_cancelled_forecaster_job_registers_nothing(services: Services, tmp_pa
     assert get_job(services.uow(), job.id).state == "cancelled"
     with services.uow() as uow:
         assert uow.models.get("stopped") is None
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_sequence_classification_reads_each_row_as_a_sequence(
+    services: Services, tmp_path: Path, cell: str
+) -> None:
+    """Rows of 24 readings (t00..t23): a sine wave of random phase, or a random walk. Which
+    is which shows only in how the readings follow one another."""
+    rng = np.random.default_rng(5)
+    n = 400
+    t = np.arange(24)
+    waves = np.sin(2 * np.pi * t / 12 + rng.uniform(0, 2 * np.pi, (n // 2, 1)))
+    walks = np.cumsum(rng.normal(0, 0.35, (n // 2, 24)), axis=1)
+    readings = np.vstack([waves + rng.normal(0, 0.1, waves.shape), walks])
+    table = pd.DataFrame(readings.round(4), columns=[f"t{i:02d}" for i in t])
+    table["kind"] = ["wave"] * (n // 2) + ["walk"] * (n // 2)
+    table.sample(frac=1.0, random_state=1).to_csv(tmp_path / "signals.csv", index=False)
+    add_source_to(services, "lab", str(tmp_path), cwd=tmp_path)
+    spec = TrainSpec(
+        f"signals-{cell}", "lab", "kind", cell, table="signals", params={"max_epochs": 60},
+        report=False,
+    )  # fmt: skip
+    version = train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+    assert version.task == "classification" and version.artifact.format == "torch"
+    assert version.metrics["accuracy"] >= 0.9, version.metrics

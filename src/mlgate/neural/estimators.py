@@ -65,8 +65,11 @@ class _Network(BaseEstimator):  # type: ignore[misc]
         self.random_state = random_state
         self.device = device
 
+    def _layers(self) -> Any:
+        return self.hidden_layers
+
     def _checked(self) -> tuple[list[int], fitting.Schedule]:
-        layers = parse_layers(self.hidden_layers)
+        layers = parse_layers(self._layers())
         problems = []
         if self.activation not in networks.ACTIVATIONS:
             problems.append(f"activation must be one of {', '.join(networks.ACTIVATIONS)}")
@@ -295,11 +298,69 @@ class ConvNetRegressor(_Convolutional, NeuralNetRegressor):
     pass
 
 
+class _ReadsInOrder(_Network):
+    """`rnn`, `lstm`, `gru` for classification and regression: each row's inputs, in column
+    order, read as a sequence (e.g. a window of readings laid out as columns t1..t24); the
+    last hidden state (`hidden_size` wide) feeds the output layer."""
+
+    kind = "lstm"
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        learning_rate: float = 3e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        max_epochs: int = 200,
+        patience: int = 15,
+        validation_fraction: float = 0.15,
+        random_state: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        # The same names as the forecasters' (neural/sequences.py): one tuning space for both.
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.activation = "relu"  # unused by recurrent cells; checked like the others'
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+
+    def _layers(self) -> Any:
+        return [self.hidden_size]
+
+    def _extra_architecture(self, n_inputs: int) -> dict[str, Any]:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise InvalidInput("cell must be one of rnn, lstm, gru")
+        if not 1 <= int(self.num_layers) <= 8:
+            raise InvalidInput(f"{self.cell}: num_layers must lie in [1, 8]")
+        return {"kind": self.cell, "num_layers": int(self.num_layers)}
+
+
+class RecurrentClassifier(_ReadsInOrder, NeuralNetClassifier):
+    pass
+
+
+class RecurrentRegressor(_ReadsInOrder, NeuralNetRegressor):
+    pass
+
+
 ESTIMATORS: dict[str, type[_Network]] = {
     "NeuralNetClassifier": NeuralNetClassifier,
     "NeuralNetRegressor": NeuralNetRegressor,
     "ConvNetClassifier": ConvNetClassifier,
     "ConvNetRegressor": ConvNetRegressor,
+    "RecurrentClassifier": RecurrentClassifier,
+    "RecurrentRegressor": RecurrentRegressor,
 }
 
 

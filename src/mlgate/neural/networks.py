@@ -20,6 +20,8 @@ def build(spec: dict[str, Any]) -> nn.Module:
         return _mlp(spec)
     if kind == "cnn":
         return _cnn(spec)
+    if kind in ("rnn", "lstm", "gru"):
+        return _sequence_reader(spec)
     raise ArtifactError(f"unknown network kind {kind!r} in the architecture spec")
 
 
@@ -81,6 +83,42 @@ def _cnn(spec: dict[str, Any]) -> nn.Module:
         features = size
     layers.append(nn.Linear(features, n_outputs))
     return nn.Sequential(*layers)
+
+
+class _ReadInOrder(nn.Module):
+    """A row's inputs read one after another by a recurrent cell; the last state decides."""
+
+    def __init__(self, kind: str, hidden: int, layers: int, dropout: float, n_outputs: int) -> None:
+        super().__init__()
+        cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        self.cell = cell(
+            input_size=1,
+            hidden_size=hidden,
+            num_layers=layers,
+            dropout=dropout if layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(hidden, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.cell(x.unsqueeze(-1))
+        result: torch.Tensor = self.head(out[:, -1, :])
+        return result
+
+
+def _sequence_reader(spec: dict[str, Any]) -> nn.Module:
+    try:
+        return _ReadInOrder(
+            str(spec["kind"]),
+            int(spec["hidden"][0]),
+            int(spec.get("num_layers", 1)),
+            float(spec["dropout"]),
+            int(spec["n_outputs"]),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ArtifactError(
+            f"the architecture spec of an {spec.get('kind')} is incomplete: {exc}"
+        ) from None
 
 
 def parameter_count(net: nn.Module) -> int:

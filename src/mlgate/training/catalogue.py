@@ -157,15 +157,23 @@ def _gan(task: Task, layout: FeatureLayout) -> Any:
 
 
 def _recurrent(cell: str) -> Builder:
+    """A forecaster of ordered series, or (classification, regression) a network that reads
+    each row's inputs in column order."""
+
     def build(task: Task, layout: FeatureLayout) -> Any:
         try:
             sequences = import_module("mlgate.neural.sequences")
+            estimators = import_module("mlgate.neural.estimators")
         except ImportError:
             raise InvalidInput(
                 f"{cell} needs PyTorch, which is not installed: "
                 "pip install 'mlgate[torch]' -c constraints.txt"
             ) from None
-        return sequences.SequenceForecaster(cell=cell)
+        if task == "forecast":
+            return sequences.SequenceForecaster(cell=cell)
+        if task == "classification":
+            return estimators.RecurrentClassifier(cell=cell)
+        return estimators.RecurrentRegressor(cell=cell)
 
     return build
 
@@ -174,7 +182,6 @@ _RECURRENT_SPACE: dict[str, Space] = {
     "hidden_size": IntRange(16, 128, log=True),
     "num_layers": IntRange(1, 2),
     "learning_rate": FloatRange(3e-4, 1e-2, log=True),
-    "window": IntRange(8, 96, log=True),
 }
 
 _NAIVE_BAYES = {
@@ -468,7 +475,7 @@ CATALOGUE: dict[str, Algorithm] = {
         ),
         Algorithm(
             "rnn",
-            ("forecast",),
+            ("forecast", "classification", "regression"),
             "A plain recurrent network: reads the recent values of a series one by one and "
             "forecasts the next ones. The simplest sequence model; forgets long patterns.",
             _recurrent("rnn"),
@@ -476,10 +483,13 @@ CATALOGUE: dict[str, Algorithm] = {
             format="torch",
             library="torch",
             accepts_text=False,
+            needs_scaling=True,  # classification and regression: rows read in column order
+            dense=True,
+            positional=True,
         ),
         Algorithm(
             "lstm",
-            ("forecast",),
+            ("forecast", "classification", "regression"),
             "A long short-term memory network: a recurrent network with gates that decide what "
             "to keep, so seasons and trends many steps back still count.",
             _recurrent("lstm"),
@@ -487,10 +497,13 @@ CATALOGUE: dict[str, Algorithm] = {
             format="torch",
             library="torch",
             accepts_text=False,
+            needs_scaling=True,  # classification and regression: rows read in column order
+            dense=True,
+            positional=True,
         ),
         Algorithm(
             "gru",
-            ("forecast",),
+            ("forecast", "classification", "regression"),
             "A gated recurrent unit network: the LSTM's idea with fewer gates. Often as good, "
             "a little faster to train.",
             _recurrent("gru"),
@@ -498,6 +511,9 @@ CATALOGUE: dict[str, Algorithm] = {
             format="torch",
             library="torch",
             accepts_text=False,
+            needs_scaling=True,  # classification and regression: rows read in column order
+            dense=True,
+            positional=True,
         ),
         Algorithm(
             "gan",

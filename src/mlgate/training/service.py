@@ -148,7 +148,8 @@ def train_model(
         finally:
             source.close()
     snapshot = _parquet(frame)
-    if algorithm is not None and algorithm.tasks == ("forecast",):
+    forecasting = spec.task == "forecast" or "order_by" in (spec.params or {})
+    if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
         return _train_forecaster(
             uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
         )
@@ -165,7 +166,9 @@ def train_model(
         target=spec.target,
         drop=spec.drop,
         task=spec.task,
-        tasks=algorithm.tasks if algorithm else ("classification", "regression"),
+        tasks=[t for t in algorithm.tasks if t in ("classification", "regression")]
+        if algorithm
+        else ("classification", "regression"),
         keep_all=algorithm.positional if algorithm else False,
     )
     split = split_rows(prepared, spec.test_size, spec.seed)
