@@ -24,7 +24,7 @@ pytest.importorskip("torch")
 # Thresholds, stated: per numeric column a two-sample KS statistic below 0.12; per categorical
 # column a total-variation distance below 0.08; every correlation of |r| >= 0.2 keeps its sign.
 KS_MAX, TV_MAX = 0.12, 0.08
-EPOCHS = 120
+EPOCHS = 300
 
 
 def customers(n: int = 1_500, seed: int = 0) -> pd.DataFrame:
@@ -99,8 +99,12 @@ def test_synthetic_rows_match_each_column_and_the_strong_correlations(
     assert version.metrics["ks_max"] < KS_MAX and version.metrics["tv_max"] < TV_MAX
     assert version.metrics["correlation_signs_kept"] == 1.0
     assert version.metrics["exact_copies"] == 0
-    report = version.report or {}
-    assert len(report["training_history"]) == EPOCHS
+    history = (version.report or {})["training_history"]
+    assert 1 <= len(history) <= EPOCHS
+    checks = [h for h in history if "val_distance" in h]
+    kept = [h for h in history if h["best"]]
+    assert len(kept) == 1 and kept[0]["val_distance"] == min(h["val_distance"] for h in checks)
+    assert history[-1]["lr"] < history[0]["lr"]  # the schedule lowers it
 
 
 def version_columns(version: object) -> list[str]:
@@ -160,7 +164,13 @@ def test_a_cancelled_gan_job_registers_nothing(services: Services, tmp_path: Pat
     customers(300).to_csv(tmp_path / "customers.csv", index=False)
     add_source_to(services, "crm", str(tmp_path), cwd=tmp_path)
     spec = TrainSpec(
-        "stopped", "crm", "", "gan", table="customers", params={"epochs": 100_000}, report=False
+        "stopped",
+        "crm",
+        "",
+        "gan",
+        table="customers",
+        params={"epochs": 100_000, "patience": 10_000},
+        report=False,
     )
     job = services.jobs.submit(spec, {"model": "stopped"})
     deadline = time.monotonic() + 60

@@ -8,6 +8,7 @@ with squared error on a standardised target, scaled back at prediction.
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ def parse_layers(value: Any) -> list[int]:
     return widths
 
 
-class _Network(BaseEstimator):  # type: ignore[misc]
+class _Network(BaseEstimator, metaclass=ABCMeta):  # type: ignore[misc]
     kind = "mlp"
 
     def __init__(
@@ -145,11 +146,13 @@ class _Network(BaseEstimator):  # type: ignore[misc]
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.net_.state_dict().items()}
         return spec, tensors
 
+    @abstractmethod
     def _fitted_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What besides the weights a prediction needs (classes; the target's scale)."""
 
+    @abstractmethod
     def _restore(self, fitted: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Set what `_fitted_state` gave."""
 
 
 class NeuralNetClassifier(ClassifierMixin, _Network):  # type: ignore[misc]

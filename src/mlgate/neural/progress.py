@@ -24,9 +24,17 @@ def reporting(reporter: Reporter | None) -> Iterator[None]:
         _current.reset(token)
 
 
-def epoch(number: int, most: int, loss: float, val_loss: float | None, lr: float) -> None:
+def epoch(
+    number: int,
+    most: int,
+    loss: float,
+    val_loss: float | None,
+    lr: float,
+    *,
+    second: str = "validation loss",
+) -> None:
     reporter = _current.get()
     if reporter is None:
         return
-    validation = f", validation loss {val_loss:.4f}" if val_loss is not None else ""
+    validation = f", {second} {val_loss:.4f}" if val_loss is not None else ""
     reporter("fit", f"epoch {number}/{most}: loss {loss:.4f}{validation}, learning rate {lr:.2g}")
