@@ -180,3 +180,28 @@ def test_sequence_classification_reads_each_row_as_a_sequence(
     ).version
     assert version.task == "classification" and version.artifact.format == "torch"
     assert version.metrics["accuracy"] >= 0.9, version.metrics
+
+
+def test_tuning_sees_only_the_training_part_and_records_its_choice(
+    services: Services, tmp_path: Path
+) -> None:
+    from mlgate.training.forecasting import without_holdout
+    from mlgate.training.tuning import TuneSpec
+
+    table = sales(120)
+    seen = without_holdout(table, target="sales", data=PARAMS, test_size=0.2, horizon=HORIZON)
+    for store, rows in seen.groupby("store"):
+        assert rows["t"].max() == 120 - 24 - 1, store  # the last 20% of each series held out
+    table.to_csv(tmp_path / "sales.csv", index=False)
+    add_source_to(services, "shop", str(tmp_path), cwd=tmp_path)
+    spec = TrainSpec(
+        "tuned", "shop", "sales", "gru", table="sales", params={**PARAMS, "max_epochs": 3},
+        tune=TuneSpec(trials=2), report=False,
+    )  # fmt: skip
+    version = train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+    tuned = (version.report or {})["tuned"]
+    assert set(tuned) == {"hidden_size", "num_layers", "learning_rate", "window"}
+    assert tuned["window"] >= SEASON
+    assert version.params["hidden_size"] == tuned["hidden_size"]

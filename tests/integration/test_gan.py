@@ -198,3 +198,20 @@ def test_the_models_own_openapi_document_describes_generate(
     answer = document["paths"]["/v1/models/synthetic/generate"]["post"]["responses"]["200"]
     rows = answer["content"]["application/json"]["schema"]["properties"]["rows"]
     assert set(rows["items"]["properties"]) == {c.name for c in version.columns}
+
+
+def test_a_gan_can_be_tuned(services: Services, tmp_path: Path) -> None:
+    from mlgate.training.tuning import TuneSpec
+
+    customers(300).to_csv(tmp_path / "customers.csv", index=False)
+    add_source_to(services, "crm", str(tmp_path), cwd=tmp_path)
+    spec = TrainSpec(
+        "tuned", "crm", "", "gan", table="customers", params={"epochs": 10},
+        tune=TuneSpec(trials=2), report=False,
+    )  # fmt: skip
+    version = train_model(
+        services.uow(), services.artifacts, services.open_source, spec, now=services.clock
+    ).version
+    tuned = (version.report or {})["tuned"]
+    assert set(tuned) == {"hidden_layers", "learning_rate"}
+    assert version.params["learning_rate"] == tuned["learning_rate"]

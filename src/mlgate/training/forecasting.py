@@ -46,6 +46,21 @@ def split_params(params: dict[str, Any] | None) -> tuple[dict[str, Any], dict[st
     return {k: given.pop(k) for k in DATA_PARAMS if k in given}, given
 
 
+def without_holdout(
+    frame: pd.DataFrame, *, target: str, data: dict[str, Any], test_size: float, horizon: int
+) -> pd.DataFrame:
+    """The rows `fit_forecaster` would train on (each series without its held-out end): what
+    tuning may see, so that the holdout stays unseen until the final score."""
+    order_by, group_by = data.get("order_by"), data.get("group_by")
+    if not order_by or order_by not in frame.columns or target not in frame.columns:
+        return frame  # fit_forecaster names what is missing
+    kept = frame[pd.to_numeric(frame[target], errors="coerce").notna()]
+    ordered = kept.sort_values([c for c in (group_by, order_by) if c], kind="stable")
+    groups = [g for _, g in ordered.groupby(group_by, sort=True)] if group_by else [ordered]
+    parts = [g.iloc[: len(g) - max(horizon, int(round(len(g) * test_size)))] for g in groups]
+    return pd.concat(parts) if parts else ordered
+
+
 def fit_forecaster(
     estimator: Any,
     frame: pd.DataFrame,

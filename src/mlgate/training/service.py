@@ -25,16 +25,23 @@ from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
-from mlgate.training.forecasting import ForecastFit, fit_forecaster, split_params
+from mlgate.training.forecasting import (
+    ForecastFit,
+    fit_forecaster,
+    split_params,
+    without_holdout,
+)
 from mlgate.training.generation import GeneratorFit, fit_generator
 from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.training.report import ReportInputs, build_report
+from mlgate.training.spaces import IntRange
 from mlgate.training.tuning import (
     Candidate,
     TuneSpec,
     cross_validate,
     cv_metric,
     cv_metrics,
+    search,
     shortlist,
     tune,
 )
@@ -297,10 +304,28 @@ def _train_generator(
     now: Callable[[], datetime],
     report: Progress,
 ) -> TrainResult:
-    """A generator learns the whole table (no target, no holdout): see training/generation.py."""
-    if spec.tune or spec.cv:
-        raise InvalidInput("a gan is not tuned by cross-validation; leave out --tune and --cv")
-    estimator = algorithm.build("generation", FeatureLayout(0, 0), spec.params)
+    """A generator learns the whole table (no target, no holdout): see training/generation.py.
+    Tuning minimises the worst column's distance between a trial's rows and the table's."""
+    if spec.cv:
+        raise InvalidInput("a gan has no folds to score; leave out --cv (--tune works)")
+    tuned: dict[str, Any] = {}
+    if spec.tune:
+
+        def trial_distance(params: dict[str, Any]) -> float:
+            trial = algorithm.build(
+                "generation", FeatureLayout(0, 0), {**(spec.params or {}), **params}
+            )
+            metrics = fit_generator(
+                trial, frame, drop=spec.drop, seed=spec.seed, draw_report=False,
+                progress=lambda stage, detail: None, title="",
+            ).metrics  # fmt: skip
+            return max(metrics["ks_max"], metrics["tv_max"])
+
+        tuned, _, _ = search(
+            algorithm.space, spec.tune, seed=spec.seed, label="gan", score=trial_distance,
+            report=report,
+        )  # fmt: skip
+    estimator = algorithm.build("generation", FeatureLayout(0, 0), {**(spec.params or {}), **tuned})
     fitted = fit_generator(
         estimator,
         frame,
@@ -310,6 +335,8 @@ def _train_generator(
         progress=report,
         title=f"{spec.model_name}: synthetic rows",
     )
+    if tuned:
+        fitted.details["tuned"] = tuned
     return _register_whole(
         uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
         task="generation",
@@ -382,13 +409,35 @@ def _train_forecaster(
     now: Callable[[], datetime],
     report: Progress,
 ) -> TrainResult:
-    """A forecaster learns windows of an ordered series: see training/forecasting.py."""
-    if spec.tune or spec.cv:
-        raise InvalidInput(f"{algorithm.name} is not tuned by cross-validation here yet")
+    """A forecaster learns windows of an ordered series: see training/forecasting.py. Tuning
+    scores each trial on the end of the training part; the holdout is scored once, at the end."""
+    if spec.cv:
+        raise InvalidInput(f"{algorithm.name} forecasts are scored on a time holdout, not k folds")
     if not spec.target:
         raise InvalidInput("name the column to forecast with --target")
     data, network = split_params(spec.params)
-    estimator = algorithm.build("forecast", FeatureLayout(0, 0), network)
+    tuned: dict[str, Any] = {}
+    if spec.tune:
+        horizon = int(algorithm.build("forecast", FeatureLayout(0, 0), network).horizon)
+        seen = without_holdout(
+            frame, target=spec.target, data=data, test_size=spec.test_size, horizon=horizon
+        )
+
+        def trial_error(params: dict[str, Any]) -> float:
+            trial = algorithm.build("forecast", FeatureLayout(0, 0), {**network, **params})
+            return fit_forecaster(
+                trial, seen, target=spec.target, data=data, test_size=spec.test_size,
+                draw_report=False, progress=lambda stage, detail: None, title="",
+            ).metrics["mae"]  # fmt: skip
+
+        # The window is tuned too (from one season up): it is the forecasters' own knob.
+        season = int(data.get("season", 1)) if str(data.get("season", 1)).isdecimal() else 1
+        space = {**algorithm.space, "window": IntRange(max(season, 4), max(season, 96), log=True)}
+        tuned, _, _ = search(
+            space, spec.tune, seed=spec.seed, label=algorithm.name, score=trial_error,
+            report=report,
+        )  # fmt: skip
+    estimator = algorithm.build("forecast", FeatureLayout(0, 0), {**network, **tuned})
     fitted = fit_forecaster(
         estimator,
         frame,
@@ -399,6 +448,8 @@ def _train_forecaster(
         progress=report,
         title=f"{spec.model_name}: forecasts",
     )
+    if tuned:
+        fitted.details["tuned"] = tuned
     return _register_whole(
         uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
         task="forecast",

@@ -26,7 +26,7 @@ from mlgate.training import metrics as m
 from mlgate.training.catalogue import CATALOGUE, Algorithm
 from mlgate.training.evaluate import outputs_of
 from mlgate.training.preprocess import build_pipeline, layout_of
-from mlgate.training.spaces import sample
+from mlgate.training.spaces import Space, sample
 
 Report = Callable[[str, str], None]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -239,3 +239,35 @@ def _since(started: float) -> float:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def search(
+    space: dict[str, Space],
+    spec: TuneSpec,
+    *,
+    seed: int,
+    label: str,
+    score: Callable[[dict[str, Any]], float],
+    report: Report | None = None,
+) -> tuple[dict[str, Any], float, int]:
+    """Optuna's TPE over `space`, minimising `score(params)` (a held-out error the caller
+    computes), within the spec's trials or time: for models that do not cross-validate (the
+    forecasters and the gan). The best parameters, their score and the trials run."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+
+    def objective(trial: Any) -> float:
+        value = score(sample(space, trial))
+        if report:
+            best = min([value, *(t.value for t in study.trials if t.value is not None)])
+            total = f"/{spec.trials}" if spec.trials else ""
+            report("tune", f"{label} trial {trial.number + 1}{total}: best {best:.4f}")
+        return value
+
+    study.optimize(objective, n_trials=spec.trials, timeout=spec.seconds, catch=(InvalidInput,))
+    finished = [t for t in study.trials if t.value is not None]
+    if not finished:
+        raise InvalidInput(f"no {label} trial could be fitted; check the data and parameters")
+    return dict(study.best_trial.params), float(study.best_value), len(finished)
