@@ -27,6 +27,7 @@ from mlgate.neural.progress import reporting
 from mlgate.schema import Column
 
 DATA_PARAMS = ("order_by", "group_by", "season")
+FORECAST_PARAMS = frozenset({*DATA_PARAMS, "window", "horizon"})  # only forecasts take these
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ atomic (registry.service.register_version), so a failed or cancelled job registe
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,9 @@ class JobRepository(Protocol):
     def save(self, job: Job) -> None: ...
 
     def unfinished(self) -> list[Job]: ...
+
+
+EPOCH_LINES_EVERY = 0.5  # seconds between two logged epochs (and cancellation checks)
 
 
 class JobCancelled(Exception):
@@ -171,7 +175,13 @@ class JobRunner:
             self._finish(job_id, "cancelled", line="cancelled before it started")
             return
 
+        written = [0.0]
+
         def progress(stage: str, detail: str) -> None:
+            now = time.monotonic()
+            if detail.startswith("epoch ") and now - written[0] < EPOCH_LINES_EVERY:
+                return  # a network may run hundreds of epochs a second: log (and look) less
+            written[0] = now
             fraction = STAGES.index(stage) / len(STAGES) if stage in STAGES else 0.0
             current = self._update(job_id, stage=stage, progress=fraction, line=detail)
             if current.cancel_requested:

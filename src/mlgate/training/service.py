@@ -26,6 +26,7 @@ from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.forecasting import (
+    FORECAST_PARAMS,
     ForecastFit,
     fit_forecaster,
     split_params,
@@ -155,7 +156,8 @@ def train_model(
         finally:
             source.close()
     snapshot = _parquet(frame)
-    forecasting = spec.task == "forecast" or "order_by" in (spec.params or {})
+    # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
+    forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
     if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
         return _train_forecaster(
             uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
