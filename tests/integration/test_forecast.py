@@ -205,3 +205,31 @@ def test_tuning_sees_only_the_training_part_and_records_its_choice(
     assert set(tuned) == {"hidden_size", "num_layers", "learning_rate", "window"}
     assert tuned["window"] >= SEASON
     assert version.params["hidden_size"] == tuned["hidden_size"]
+
+
+def test_a_fresh_process_forecasts_the_same(trained: tuple[Services, pd.DataFrame]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    services, table = trained
+    north = table[table["store"] == "north"].sort_values("t")["sales"].tolist()
+    version = resolve_version(services.uow(), "gru", None)
+    here = services.predictors.get(version).forecast(north)
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mlgate.registry.service import resolve_version\n"
+        "from tests.conftest import make_services\n"
+        "services = make_services(Path(sys.argv[1]))\n"
+        "version = resolve_version(services.uow(), 'gru', None)\n"
+        "print(json.dumps(services.predictors.get(version).forecast(json.loads(sys.argv[2]))))\n"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", script, str(services.settings.home), json.dumps(north)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout) == here

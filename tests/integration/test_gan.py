@@ -111,7 +111,7 @@ def version_columns(version: object) -> list[str]:
     return [c.name for c in version.columns]  # type: ignore[attr-defined]
 
 
-def test_the_same_seed_gives_the_same_rows_even_in_a_fresh_process(
+def test_the_same_seed_gives_the_same_rows_after_loading_again(
     trained: tuple[Services, pd.DataFrame], tmp_path: Path
 ) -> None:
     services, _ = trained
@@ -215,3 +215,31 @@ def test_a_gan_can_be_tuned(services: Services, tmp_path: Path) -> None:
     tuned = (version.report or {})["tuned"]
     assert set(tuned) == {"hidden_layers", "learning_rate"}
     assert version.params["learning_rate"] == tuned["learning_rate"]
+
+
+def test_a_fresh_process_generates_the_same_rows(
+    trained: tuple[Services, pd.DataFrame],
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    services, _ = trained
+    version = resolve_version(services.uow(), "synthetic", None)
+    here = json.dumps(services.predictors.get(version).generate(20, seed=11), sort_keys=True)
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from mlgate.registry.service import resolve_version\n"
+        "from tests.conftest import make_services\n"
+        "services = make_services(Path(sys.argv[1]))\n"
+        "version = resolve_version(services.uow(), 'synthetic', None)\n"
+        "rows = services.predictors.get(version).generate(20, seed=11)\n"
+        "print(json.dumps(rows, sort_keys=True))\n"
+    )
+    home = services.settings.home
+    fresh = subprocess.run(
+        [sys.executable, "-c", script, str(home)], capture_output=True, text=True, timeout=300
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.strip() == here
