@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -129,3 +130,26 @@ def add_source_to(services: Services, name: str, url: str, *, cwd: Path) -> None
     add_source(
         services.uow(), services.open_source, name=name, url=url, cwd=cwd, now=services.clock()
     )
+
+
+def cancel_after_first_epoch(services: Services, spec: Any) -> str:
+    """Submit `spec` as a job, ask to cancel it once it logged an epoch, wait for it to end;
+    its final state. The model must then have no version."""
+    import time
+
+    from mlgate.training.jobs import get_job, request_cancel
+
+    job = services.jobs.submit(spec, {"model": spec.model_name})
+    deadline = time.monotonic() + 120
+    while "epoch" not in " ".join(get_job(services.uow(), job.id).log):
+        assert time.monotonic() < deadline, "the job never reached its first epoch"
+        time.sleep(0.05)
+    request_cancel(services.uow(), job.id)
+    while (state := get_job(services.uow(), job.id).state) not in (
+        "cancelled",
+        "failed",
+        "succeeded",
+    ):
+        assert time.monotonic() < deadline, "the job did not stop"
+        time.sleep(0.05)
+    return state

@@ -14,7 +14,7 @@ from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import add_source_to, make_services
+from tests.conftest import add_source_to, cancel_after_first_epoch, make_services
 
 pytest.importorskip("torch")
 
@@ -133,24 +133,11 @@ def test_the_models_own_openapi_document_describes_its_forecast(
 
 
 def test_a_cancelled_forecaster_job_registers_nothing(services: Services, tmp_path: Path) -> None:
-    import time
-
-    from mlgate.training.jobs import get_job, request_cancel
-
     sales(240).to_csv(tmp_path / "sales.csv", index=False)
     add_source_to(services, "shop", str(tmp_path), cwd=tmp_path)
     params = {**PARAMS, "max_epochs": 10_000, "patience": 10_000}
     spec = TrainSpec("stopped", "shop", "sales", "lstm", table="sales", params=params)
-    job = services.jobs.submit(spec, {"model": "stopped"})
-    deadline = time.monotonic() + 60
-    while "epoch" not in " ".join(get_job(services.uow(), job.id).log):
-        assert time.monotonic() < deadline, "the job never reached its first epoch"
-        time.sleep(0.05)
-    request_cancel(services.uow(), job.id)
-    while get_job(services.uow(), job.id).state not in ("cancelled", "failed", "succeeded"):
-        assert time.monotonic() < deadline, "the job did not stop"
-        time.sleep(0.05)
-    assert get_job(services.uow(), job.id).state == "cancelled"
+    assert cancel_after_first_epoch(services, spec) == "cancelled"
     with services.uow() as uow:
         assert uow.models.get("stopped") is None
 

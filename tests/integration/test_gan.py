@@ -3,7 +3,6 @@ by seed, never a copy of a training row; saved as JSON and safetensors; stoppabl
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ from mlgate.bootstrap import Services
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
-from mlgate.training.jobs import get_job, request_cancel
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import add_source_to, make_services
+from tests.conftest import add_source_to, cancel_after_first_epoch, make_services
 
 pytest.importorskip("torch")
 
@@ -172,16 +170,7 @@ def test_a_cancelled_gan_job_registers_nothing(services: Services, tmp_path: Pat
         params={"epochs": 100_000, "patience": 10_000},
         report=False,
     )
-    job = services.jobs.submit(spec, {"model": "stopped"})
-    deadline = time.monotonic() + 60
-    while "epoch" not in " ".join(get_job(services.uow(), job.id).log):
-        assert time.monotonic() < deadline, "the job never reached its first epoch"
-        time.sleep(0.05)
-    request_cancel(services.uow(), job.id)
-    while get_job(services.uow(), job.id).state not in ("cancelled", "failed", "succeeded"):
-        assert time.monotonic() < deadline, "the job did not stop"
-        time.sleep(0.05)
-    assert get_job(services.uow(), job.id).state == "cancelled"
+    assert cancel_after_first_epoch(services, spec) == "cancelled"
     with services.uow() as uow:
         assert uow.models.get("stopped") is None
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import CATALOGUE, FeatureLayout
-from mlgate.training.jobs import get_job, request_cancel
 from mlgate.training.service import TrainSpec, split_rows, train_model
-from tests.conftest import add_source_to
+from tests.conftest import add_source_to, cancel_after_first_epoch
 
 torch = pytest.importorskip("torch")  # the torch extra; .ci/run installs it
 
@@ -172,16 +170,7 @@ def test_a_cancelled_training_job_registers_nothing(
         params={"max_epochs": 5000, "patience": 1000, "batch_size": 8},
         report=False,
     )
-    job = services.jobs.submit(spec, {"model": "stopped"})
-    deadline = time.monotonic() + 60
-    while "epoch" not in " ".join(get_job(services.uow(), job.id).log):
-        assert time.monotonic() < deadline, "the job never reached its first epoch"
-        time.sleep(0.05)
-    request_cancel(services.uow(), job.id)
-    while get_job(services.uow(), job.id).state not in ("cancelled", "failed", "succeeded"):
-        assert time.monotonic() < deadline, "the job did not stop"
-        time.sleep(0.05)
-    assert get_job(services.uow(), job.id).state == "cancelled"
+    assert cancel_after_first_epoch(services, spec) == "cancelled"
     with services.uow() as uow:
         assert uow.models.get("stopped") is None
 

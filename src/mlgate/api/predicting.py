@@ -28,6 +28,22 @@ T = TypeVar("T")
 BodyParser = Callable[[bytes, str | None, Sequence[Column]], pd.DataFrame | Table]
 
 
+def _followed(
+    services: Services, name: str, number: int | None, alias: str | None
+) -> tuple[Target, int | None, str | None]:
+    """What was asked for (authorization is about it, before any alias is followed: the bare
+    name means the production alias where there is one), and the version this process serves
+    for an alias it has loaded (its target, switched after loading)."""
+    asked = Target(name, alias=alias, version=number)
+    if number is None:
+        followed = services.aliases.target(name, alias or PRODUCTION)
+        if followed is not None:
+            number, alias = followed, None
+            if asked.whole_model:
+                asked = Target(name, alias=PRODUCTION)
+    return asked, number, alias
+
+
 async def serve_prediction(
     request: Request, name: str, number: int | None, alias: str | None, parse: BodyParser
 ) -> tuple[Prediction, dict[str, str]]:
@@ -35,13 +51,7 @@ async def serve_prediction(
     services: Services = request.app.state.services
     # Authorization is about what was asked for (an alias, a version, or the bare name, which
     # means the production alias where there is one), before any alias is followed.
-    asked = Target(name, alias=alias, version=number)
-    if number is None:  # an alias this process has loaded: its target, switched after loading
-        followed = services.aliases.target(name, alias or PRODUCTION)
-        if followed is not None:
-            number, alias = followed, None
-            if asked.whole_model:
-                asked = Target(name, alias=PRODUCTION)
+    asked, number, alias = _followed(services, name, number, alias)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
 
@@ -104,13 +114,7 @@ async def serve_whole_model(
     """A call to a generator or a forecaster, through the same key, grant and plan checks as a
     prediction: `rows` is what the plan counts (rows generated; one per forecast)."""
     services: Services = request.app.state.services
-    asked = Target(name, alias=alias, version=number)
-    if number is None:
-        followed = services.aliases.target(name, alias or PRODUCTION)
-        if followed is not None:
-            number, alias = followed, None
-            if asked.whole_model:
-                asked = Target(name, alias=PRODUCTION)
+    asked, number, alias = _followed(services, name, number, alias)
     if rows > services.settings.max_rows:
         raise PayloadTooLarge(
             f"{rows} rows is more than the {services.settings.max_rows} one request may ask "

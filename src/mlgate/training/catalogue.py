@@ -184,6 +184,23 @@ _RECURRENT_SPACE: dict[str, Space] = {
     "learning_rate": FloatRange(3e-4, 1e-2, log=True),
 }
 
+
+def _recurrent_algorithm(cell: str, description: str) -> Algorithm:
+    return Algorithm(
+        cell,
+        ("forecast", "classification", "regression"),
+        description,
+        _recurrent(cell),
+        _RECURRENT_SPACE,
+        format="torch",
+        library="torch",
+        accepts_text=False,
+        needs_scaling=True,  # classification and regression: rows read in column order
+        dense=True,
+        positional=True,
+    )
+
+
 _NAIVE_BAYES = {
     "gaussian": "GaussianNB",
     "multinomial": "MultinomialNB",
@@ -473,47 +490,26 @@ CATALOGUE: dict[str, Algorithm] = {
             accepts_text=False,
             positional=True,
         ),
-        Algorithm(
-            "rnn",
-            ("forecast", "classification", "regression"),
-            "A plain recurrent network: reads the recent values of a series one by one and "
-            "forecasts the next ones. The simplest sequence model; forgets long patterns.",
-            _recurrent("rnn"),
-            _RECURRENT_SPACE,
-            format="torch",
-            library="torch",
-            accepts_text=False,
-            needs_scaling=True,  # classification and regression: rows read in column order
-            dense=True,
-            positional=True,
-        ),
-        Algorithm(
-            "lstm",
-            ("forecast", "classification", "regression"),
-            "A long short-term memory network: a recurrent network with gates that decide what "
-            "to keep, so seasons and trends many steps back still count.",
-            _recurrent("lstm"),
-            _RECURRENT_SPACE,
-            format="torch",
-            library="torch",
-            accepts_text=False,
-            needs_scaling=True,  # classification and regression: rows read in column order
-            dense=True,
-            positional=True,
-        ),
-        Algorithm(
-            "gru",
-            ("forecast", "classification", "regression"),
-            "A gated recurrent unit network: the LSTM's idea with fewer gates. Often as good, "
-            "a little faster to train.",
-            _recurrent("gru"),
-            _RECURRENT_SPACE,
-            format="torch",
-            library="torch",
-            accepts_text=False,
-            needs_scaling=True,  # classification and regression: rows read in column order
-            dense=True,
-            positional=True,
+        *(
+            _recurrent_algorithm(cell, description)
+            for cell, description in [
+                (
+                    "rnn",
+                    "A plain recurrent network: reads the recent values of a series one by one "
+                    "and forecasts the next ones. The simplest sequence model; forgets long "
+                    "patterns.",
+                ),
+                (
+                    "lstm",
+                    "A long short-term memory network: a recurrent network with gates that decide "
+                    "what to keep, so seasons and trends many steps back still count.",
+                ),
+                (
+                    "gru",
+                    "A gated recurrent unit network: the LSTM's idea with fewer gates. Often as "
+                    "good, a little faster to train.",
+                ),
+            ]
         ),
         Algorithm(
             "gan",

@@ -337,11 +337,9 @@ def _train_generator(
         progress=report,
         title=f"{spec.model_name}: synthetic rows",
     )
-    if tuned:
-        fitted.details["tuned"] = tuned
     return _register_whole(
         uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
-        task="generation",
+        task="generation", tuned=tuned,
     )  # fmt: skip
 
 
@@ -358,6 +356,7 @@ def _register_whole(
     fitted: GeneratorFit | ForecastFit,
     *,
     task: Task,
+    tuned: dict[str, Any],
 ) -> TrainResult:
     """Register a generator or a forecaster: models that read their table themselves."""
     lineage = Lineage(
@@ -374,6 +373,8 @@ def _register_whole(
     )
     attachments = {"snapshot.parquet": snapshot}
     details = {**fitted.details, "requested_params": spec.params or {}}
+    if tuned:
+        details["tuned"] = tuned
     if fitted.page is not None:
         attachments["report.html"] = fitted.page
     report("register", f"registering a new version of {spec.model_name}")
@@ -450,11 +451,9 @@ def _train_forecaster(
         progress=report,
         title=f"{spec.model_name}: forecasts",
     )
-    if tuned:
-        fitted.details["tuned"] = tuned
     return _register_whole(
         uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
-        task="forecast",
+        task="forecast", tuned=tuned,
     )  # fmt: skip
 
 
