@@ -159,7 +159,8 @@ def gan_case(epochs: int, args: argparse.Namespace) -> None:
 def lstm_case(epochs: int, args: argparse.Namespace) -> None:
     from tests.integration.test_forecast import sales
 
-    from mlgate.neural.sequences import Recurrent, SequenceForecaster, windows
+    from mlgate.neural.networks import ReadInOrder
+    from mlgate.neural.sequences import SequenceForecaster, windows
 
     table = sales(240)
     series = [g.sort_values("t")["sales"].to_numpy() for _, g in table.groupby("store")]
@@ -173,7 +174,7 @@ def lstm_case(epochs: int, args: argparse.Namespace) -> None:
         cut = int(len(x) * 0.85)
         xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
         torch.manual_seed(0)
-        net = Recurrent("lstm", 64, 1, 0.0, 3)
+        net = ReadInOrder("lstm", 64, 1, 0.0, 3)
         optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
         for _ in range(epochs):
             net.train()

@@ -85,8 +85,9 @@ def _cnn(spec: dict[str, Any]) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-class _ReadInOrder(nn.Module):
-    """A row's inputs read one after another by a recurrent cell; the last state decides."""
+class ReadInOrder(nn.Module):
+    """Values read one after another by a recurrent cell (a row's inputs, or a series'
+    window); the last state feeds a linear output layer."""
 
     def __init__(self, kind: str, hidden: int, layers: int, dropout: float, n_outputs: int) -> None:
         super().__init__()
@@ -108,7 +109,7 @@ class _ReadInOrder(nn.Module):
 
 def _sequence_reader(spec: dict[str, Any]) -> nn.Module:
     try:
-        return _ReadInOrder(
+        return ReadInOrder(
             str(spec["kind"]),
             int(spec["hidden"][0]),
             int(spec.get("num_layers", 1)),

@@ -17,26 +17,9 @@ from torch import nn
 
 from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.neural import fitting
+from mlgate.neural.networks import ReadInOrder
 
 CELLS: dict[str, type[nn.Module]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-class Recurrent(nn.Module):
-    def __init__(self, cell: str, hidden: int, layers: int, dropout: float, horizon: int) -> None:
-        super().__init__()
-        self.cell = CELLS[cell](
-            input_size=1,
-            hidden_size=hidden,
-            num_layers=layers,
-            dropout=dropout if layers > 1 else 0.0,
-            batch_first=True,
-        )
-        self.head = nn.Linear(hidden, horizon)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.cell(x.unsqueeze(-1))
-        result: torch.Tensor = self.head(out[:, -1, :])
-        return result
 
 
 def windows(series: list[np.ndarray], window: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +132,8 @@ class SequenceForecaster:
         )
         return self
 
-    def _network(self) -> Recurrent:
-        return Recurrent(
+    def _network(self) -> ReadInOrder:
+        return ReadInOrder(
             self.cell, int(self.hidden_size), int(self.num_layers), float(self.dropout),
             int(self.horizon),
         )  # fmt: skip

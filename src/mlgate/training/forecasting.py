@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,20 +24,10 @@ import pandas as pd
 from mlgate.errors import InvalidInput
 from mlgate.neural.progress import reporting
 from mlgate.schema import Column
+from mlgate.training.generation import WholeFit
 
 DATA_PARAMS = ("order_by", "group_by", "season")
 FORECAST_PARAMS = frozenset({*DATA_PARAMS, "window", "horizon"})  # only forecasts take these
-
-
-@dataclass(frozen=True)
-class ForecastFit:
-    model: Any
-    columns: tuple[Column, ...]
-    metrics: dict[str, float]
-    details: dict[str, Any]
-    page: bytes | None
-    notes: tuple[str, ...]
-    fit_seconds: float
 
 
 def split_params(params: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,7 +61,7 @@ def fit_forecaster(
     draw_report: bool,
     progress: Any,
     title: str,
-) -> ForecastFit:
+) -> WholeFit:
     order_by, group_by = data.get("order_by"), data.get("group_by")
     season = data.get("season", 1)
     names = [str(c) for c in frame.columns]
@@ -143,7 +132,7 @@ def fit_forecaster(
     if draw_report:
         page = _page(title, tests[0], estimator, season, metrics, window, horizon)
     columns = (Column(target, "number"),)
-    return ForecastFit(estimator, columns, metrics, details, page, tuple(notes), fit_seconds)
+    return WholeFit(estimator, columns, metrics, details, page, tuple(notes), fit_seconds)
 
 
 def _page(

@@ -31,7 +31,9 @@ STRONG_CORRELATION = 0.2
 
 
 @dataclass(frozen=True)
-class GeneratorFit:
+class WholeFit:
+    """A fitted model that reads its own data (a gan, a forecaster), ready to register."""
+
     model: Any
     columns: tuple[Column, ...]
     metrics: dict[str, float]
@@ -50,7 +52,7 @@ def fit_generator(
     draw_report: bool,
     progress: Any,
     title: str,
-) -> GeneratorFit:
+) -> WholeFit:
     names = [str(c) for c in frame.columns]
     unknown = [d for d in drop if d not in names]
     if unknown:
@@ -74,9 +76,7 @@ def fit_generator(
         "training_history": estimator.history_,
     }
     page = _page(title, rows, synthetic, columns, metrics, notes) if draw_report else None
-    return GeneratorFit(
-        estimator, tuple(columns), metrics, details, page, tuple(notes), fit_seconds
-    )
+    return WholeFit(estimator, tuple(columns), metrics, details, page, tuple(notes), fit_seconds)
 
 
 def fidelity(

@@ -27,12 +27,11 @@ from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.forecasting import (
     FORECAST_PARAMS,
-    ForecastFit,
     fit_forecaster,
     split_params,
     without_holdout,
 )
-from mlgate.training.generation import GeneratorFit, fit_generator
+from mlgate.training.generation import WholeFit, fit_generator
 from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.training.report import ReportInputs, build_report
 from mlgate.training.spaces import IntRange
@@ -353,7 +352,7 @@ def _register_whole(
     snapshot: bytes,
     now: Callable[[], datetime],
     report: Progress,
-    fitted: GeneratorFit | ForecastFit,
+    fitted: WholeFit,
     *,
     task: Task,
     tuned: dict[str, Any],
