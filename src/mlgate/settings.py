@@ -15,6 +15,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           counted in Redis, shared by every worker and replica
     MLGATE_REDIS_PREFIX   mlgate            prefix of every Redis key (several mlgates, one Redis)
     MLGATE_LIMITS_FAIL_OPEN  false          with Redis unreachable: refuse (503) or serve uncounted
+    MLGATE_SECURE_COOKIES auto              the dashboard's cookies carry Secure: auto = when the
+                          request came over HTTPS (or a proxy said so); true behind a TLS proxy
 
 In the config file the same names go lower-case, without the prefix: ``max_rows = 5000``.
 """
@@ -63,6 +65,7 @@ class Settings:
     redis_url: str | None = None
     redis_prefix: str = "mlgate"
     limits_fail_open: bool = False
+    secure_cookies: bool | None = None  # None: when the request is HTTPS
 
     @property
     def secret_key_file(self) -> Path:
@@ -95,6 +98,7 @@ class Settings:
             redis_url=get("redis_url", None),
             redis_prefix=get("redis_prefix", "mlgate") or "mlgate",
             limits_fail_open=_flag("limits_fail_open", get("limits_fail_open", "false")),
+            secure_cookies=_auto_flag("secure_cookies", get("secure_cookies", "auto")),
         )
 
 
@@ -116,6 +120,10 @@ def _flag(name: str, raw: str | None) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"MLGATE_{name.upper()} must be true or false, got {raw!r}")
+
+
+def _auto_flag(name: str, raw: str | None) -> bool | None:
+    return None if (raw or "").strip().lower() == "auto" else _flag(name, raw)
 
 
 def _positive_int(name: str, raw: str | None) -> int:

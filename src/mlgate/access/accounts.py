@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from mlgate.access import keys, passwords
-from mlgate.access.model import SCOPES, Consumer, Principal, Session, User
+from mlgate.access.model import SCOPES, Consumer, OwnerKind, Principal, Session, User
 from mlgate.errors import (
     Conflict,
     InvalidInput,
@@ -25,6 +25,9 @@ from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
 
 SESSION_TTL = timedelta(hours=1)
+# A consumer's own login: call its models, see its schemas, manage its own keys and usage.
+CONSUMER_SESSION_SCOPES = ("predict", "generate", "read", "admin")
+Account = User | Consumer
 FREE_FAILURES = 3
 LOCK_AFTER = 10
 LOCK_FOR = timedelta(minutes=15)
@@ -101,25 +104,26 @@ def login(
     *,
     now: datetime,
     ttl: timedelta = SESSION_TTL,
+    kind: OwnerKind = "user",
 ) -> tuple[Session, str]:
-    """A new session and its bearer token, if the password is right and the account may log in
-    now."""
+    """A new session and its bearer token, if the password is right and the account (a user,
+    or with `kind="consumer"` a consumer logging in to its portal) may log in now."""
     wrong = Unauthenticated("the user name or password is wrong", code="invalid_credentials")
     with uow:
-        user = uow.users.get(name)
-        if user is None:
-            passwords.verify(None, password)  # the same work as for a real user
+        account = _account(uow, kind, name)
+        if account is None:
+            passwords.verify(None, password)  # the same work as for a real account
             raise wrong
-        _check_throttle(user, now)
-        if not passwords.verify(user.password_hash, password):
-            uow.users.save(_failed(user, now))
+        _check_throttle(account, now)
+        if not passwords.verify(account.password_hash, password):
+            _save(uow, _failed(account, now))
             uow.commit()
             raise wrong
-        if user.disabled_at is not None:
+        if account.disabled_at is not None:
             raise Unauthenticated(f"the account {name!r} is disabled", code="account_disabled")
-        if user.password_hash and passwords.needs_rehash(user.password_hash):
-            user = replace(user, password_hash=passwords.hash_password(password))
-        uow.users.save(replace(user, failed_logins=0, last_failed_at=None, locked_until=None))
+        if account.password_hash and passwords.needs_rehash(account.password_hash):
+            account = replace(account, password_hash=passwords.hash_password(password))
+        _save(uow, replace(account, failed_logins=0, last_failed_at=None, locked_until=None))
         token = keys.new_token(keys.SESSION_PREFIX)
         session = Session(
             prefix=token.prefix,
@@ -127,6 +131,7 @@ def login(
             user=name,
             created_at=now,
             expires_at=now + ttl,
+            kind=kind,
         )
         uow.sessions.add(session)
         uow.commit()
@@ -151,19 +156,23 @@ def change_password(
     *,
     now: datetime,
 ) -> None:
-    """The user changes their own password; every other session of theirs ends."""
-    if principal.kind != "user" or principal.key_prefix is not None:
+    """A user or consumer changes their own password; every other session of theirs ends."""
+    if principal.session_prefix is None:
         raise PermissionDenied("log in (not with a key) to change your password", code="forbidden")
     passwords.check_strength(new, name=principal.name)
     with uow:
-        user = _user(uow, principal.name)
-        _check_throttle(user, now)
-        if not passwords.verify(user.password_hash, current):
-            uow.users.save(_failed(user, now))
+        account = _account(uow, principal.kind, principal.name)
+        if account is None:
+            raise NotFound(f"no {principal.kind} named {principal.name!r}")
+        _check_throttle(account, now)
+        if not passwords.verify(account.password_hash, current):
+            _save(uow, _failed(account, now))
             uow.commit()
             raise PermissionDenied("the current password is wrong", code="forbidden")
-        uow.users.save(replace(user, password_hash=passwords.hash_password(new), failed_logins=0))
-        uow.sessions.revoke_all(user.name, now, keep=principal.session_prefix)
+        _save(uow, replace(account, password_hash=passwords.hash_password(new), failed_logins=0))
+        uow.sessions.revoke_all(
+            principal.name, now, keep=principal.session_prefix, kind=principal.kind
+        )
         uow.commit()
 
 
@@ -183,17 +192,17 @@ def session_principal(
             raise Unauthenticated("the session has ended; log in again", code="session_revoked")
         if session.expires_at <= now:
             raise Unauthenticated("the session has expired; log in again", code="session_expired")
-        user = uow.users.get(session.user)
-        if user is None or user.disabled_at is not None:
+        account = _account(uow, session.kind, session.user)
+        if account is None or account.disabled_at is not None:
             raise Unauthenticated(
                 f"the account {session.user!r} is disabled", code="account_disabled"
             )
         return Principal(
-            kind="user",
-            name=user.name,
-            is_admin=user.is_admin,
-            scopes=frozenset(SCOPES),
-            grants=tuple(uow.grants.of_subject("user", user.name)),
+            kind=session.kind,
+            name=account.name,
+            is_admin=isinstance(account, User) and account.is_admin,
+            scopes=frozenset(SCOPES if session.kind == "user" else CONSUMER_SESSION_SCOPES),
+            grants=tuple(uow.grants.of_subject(session.kind, account.name)),
             session_prefix=session.prefix,
         )
 
@@ -237,11 +246,43 @@ def set_consumer_disabled(
             raise NotFound(f"no consumer named {name!r}")
         updated = replace(consumer, disabled_at=now if disabled else None)
         uow.consumers.save(updated)
+        if disabled:
+            uow.sessions.revoke_all(name, now, kind="consumer")
         uow.commit()
     return updated
 
 
-def _check_throttle(user: User, now: datetime) -> None:
+def set_consumer_password(
+    uow: UnitOfWork, name: str, new_password: str, *, by: Principal | None, now: datetime
+) -> None:
+    """An admin sets a consumer's portal password (none before: the consumer cannot log in);
+    the consumer's sessions end."""
+    _require_admin(by)
+    passwords.check_strength(new_password, name=name)
+    with uow:
+        consumer = uow.consumers.get(name)
+        if consumer is None:
+            raise NotFound(f"no consumer named {name!r}")
+        hashed = passwords.hash_password(new_password)
+        uow.consumers.save(
+            replace(consumer, password_hash=hashed, failed_logins=0, locked_until=None)
+        )
+        uow.sessions.revoke_all(name, now, kind="consumer")
+        uow.commit()
+
+
+def _account(uow: UnitOfWork, kind: OwnerKind, name: str) -> Account | None:
+    return uow.users.get(name) if kind == "user" else uow.consumers.get(name)
+
+
+def _save(uow: UnitOfWork, account: Account) -> None:
+    if isinstance(account, User):
+        uow.users.save(account)
+    else:
+        uow.consumers.save(account)
+
+
+def _check_throttle(user: Account, now: datetime) -> None:
     if user.locked_until is not None and user.locked_until > now:
         wait = math.ceil((user.locked_until - now).total_seconds())
         raise TooManyRequests(
@@ -256,7 +297,7 @@ def _check_throttle(user: User, now: datetime) -> None:
             )
 
 
-def _failed(user: User, now: datetime) -> User:
+def _failed(user: Account, now: datetime) -> Account:
     failures = user.failed_logins + 1
     if failures >= LOCK_AFTER:
         return replace(user, failed_logins=0, last_failed_at=now, locked_until=now + LOCK_FOR)

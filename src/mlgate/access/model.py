@@ -36,6 +36,10 @@ class Consumer:
     created_at: datetime
     description: str = ""
     disabled_at: datetime | None = None
+    password_hash: str | None = field(default=None, repr=False)  # None: no portal login
+    failed_logins: int = 0
+    last_failed_at: datetime | None = None
+    locked_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class Session:
-    """A login: a short-lived bearer token for scripts (and, later, the dashboard's cookie)."""
+    """A login: a short-lived bearer token for scripts, or the dashboard's and the portal's
+    cookie. `user` names the subject, a user or (`kind="consumer"`) a consumer."""
 
     prefix: str
     digest: str = field(repr=False)
@@ -117,6 +122,7 @@ class Session:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+    kind: OwnerKind = "user"
 
 
 @dataclass(frozen=True)

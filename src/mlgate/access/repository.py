@@ -64,7 +64,9 @@ class SessionRepository(Protocol):
 
     def revoke(self, prefix: str, at: datetime) -> None: ...
 
-    def revoke_all(self, user: str, at: datetime, *, keep: str | None = None) -> None: ...
+    def revoke_all(
+        self, user: str, at: datetime, *, keep: str | None = None, kind: OwnerKind = "user"
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from mlgate.api.routes import access, health, jobs, lifecycle, models, plans, pr
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
+from mlgate.web import routes as web_routes
 
 
 def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
@@ -63,6 +64,8 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(protocols.mlflow_router)
     app.include_router(protocols.oip_router)
+    for router in web_routes.routers:  # the dashboard (/ui) and the consumer portal (/portal)
+        app.include_router(router)
     # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
     app.add_middleware(PredictLane)  # innermost: see api/fastlane.py
     app.add_middleware(AuditLog)

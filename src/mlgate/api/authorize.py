@@ -44,7 +44,11 @@ def principal_of(services: Services, request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    credential = request.headers.get("authorization")
+    # The dashboard's pages authenticate by their session cookie only (web/pages.py sets it
+    # here); the API by the Authorization header only, so no cookie can reach the API.
+    credential = getattr(request.state, "credential", None)
+    if credential is None:
+        credential = request.headers.get("authorization")
     principal = services.principals.get(
         hashlib.blake2b((credential or "").encode(), digest_size=16).hexdigest(),
         lambda: authenticate(

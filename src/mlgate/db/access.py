@@ -169,6 +169,10 @@ class SqlConsumerRepository:
             "description": consumer.description,
             "created_at": consumer.created_at,
             "disabled_at": consumer.disabled_at,
+            "password_hash": consumer.password_hash,
+            "failed_logins": consumer.failed_logins,
+            "last_failed_at": consumer.last_failed_at,
+            "locked_until": consumer.locked_until,
         }
 
     @staticmethod
@@ -178,6 +182,10 @@ class SqlConsumerRepository:
             created_at=_aware(row.created_at),
             description=row.description or "",
             disabled_at=_utc(row.disabled_at),
+            password_hash=row.password_hash,
+            failed_logins=row.failed_logins or 0,
+            last_failed_at=_utc(row.last_failed_at),
+            locked_until=_utc(row.locked_until),
         )
 
 
@@ -247,6 +255,7 @@ class SqlSessionRepository:
                 prefix=session.prefix,
                 digest=session.digest,
                 user=session.user,
+                subject_kind=session.kind,
                 created_at=session.created_at,
                 expires_at=session.expires_at,
                 revoked_at=session.revoked_at,
@@ -264,6 +273,7 @@ class SqlSessionRepository:
             created_at=_aware(row.created_at),
             expires_at=_aware(row.expires_at),
             revoked_at=_utc(row.revoked_at),
+            kind=row.subject_kind,
         )
 
     def revoke(self, prefix: str, at: datetime) -> None:
@@ -273,8 +283,14 @@ class SqlSessionRepository:
             .values(revoked_at=at)
         )
 
-    def revoke_all(self, user: str, at: datetime, *, keep: str | None = None) -> None:
-        query = sessions.update().where(sessions.c.user == user, sessions.c.revoked_at.is_(None))
+    def revoke_all(
+        self, user: str, at: datetime, *, keep: str | None = None, kind: OwnerKind = "user"
+    ) -> None:
+        query = sessions.update().where(
+            sessions.c.user == user,
+            sessions.c.subject_kind == kind,
+            sessions.c.revoked_at.is_(None),
+        )
         if keep is not None:
             query = query.where(sessions.c.prefix != keep)
         self._conn.execute(query.values(revoked_at=at))

@@ -102,6 +102,10 @@ consumers = sa.Table(
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
 )
 
 grants = sa.Table(
@@ -126,9 +130,10 @@ sessions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("prefix", sa.String(32), nullable=False, unique=True),
     sa.Column("digest", sa.String(64), nullable=False),
-    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("user", sa.String(128), nullable=False),  # the subject's name
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("subject_kind", sa.String(16), nullable=False, server_default="user"),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
 )
 

@@ -79,6 +79,13 @@ class Gate:
         admission.subscription, admission.plan = found
         return admission
 
+    def standing(self, consumer: str, plan: Plan) -> list[LimitState]:
+        """How much of each of the plan's limits the consumer has used in the current windows,
+        read from the same counters that decide (Redis or this process)."""
+        charged = charges(f"consumer:{consumer}", plan.limits(), 0, self._clock())
+        used = self.counters.peek([c.key for c in charged])
+        return [LimitState(c.limit, u, c.reset_in) for c, u in zip(charged, used, strict=True)]
+
     def admit(
         self, admission: Admission, asked: Target, rows: int, version: ModelVersion | None = None
     ) -> None:

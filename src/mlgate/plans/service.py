@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -229,6 +230,64 @@ def usage(
             model=model,
             by=group,
         )
+
+
+def daily_calls(
+    uow: UnitOfWork,
+    *,
+    days: int,
+    now: datetime,
+    models: Sequence[str] | None = None,
+    consumer: str | None = None,
+) -> tuple[list[str], dict[str, dict[str, tuple[int, int]]]]:
+    """The last `days` days (oldest first, `YYYY-MM-DD`) and, per model, the counted calls
+    (requests, rows) on each day that had any. The caller decides who may see which models."""
+    until = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    since = until - timedelta(days=days)
+    labels = [(since + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    with uow:
+        rows = uow.usage.query(
+            since=since,
+            until=until,
+            account=None if consumer is None else f"consumer:{consumer}",
+            by="day",
+        )
+    wanted = None if models is None else set(models)
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in rows:
+        if r.status >= 400 or (wanted is not None and r.model not in wanted):
+            continue
+        day = out.setdefault(r.model, {})
+        requests, n_rows = day.get(r.period[:10], (0, 0))
+        day[r.period[:10]] = (requests + r.requests, n_rows + r.rows)
+    return labels, out
+
+
+USAGE_COLUMNS = (
+    "day", "account", "key_prefix", "model", "version", "status", "requests", "rows",
+    "overage_rows", "latency_ms",
+)  # fmt: skip
+
+
+def usage_csv(
+    uow: UnitOfWork,
+    *,
+    by: Principal | None,
+    month: str,
+    consumer: str | None = None,
+    model: str | None = None,
+) -> str:
+    """Every day's usage in the month, one line per account, key, model version and status:
+    the ledger as a spreadsheet takes it."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(USAGE_COLUMNS)
+    for r in usage(uow, by=by, month=month, consumer=consumer, model=model, group="day"):
+        writer.writerow(
+            [r.period, r.account, r.key_prefix, r.model, r.version, r.status, r.requests,
+             r.rows, r.overage_rows, r.latency_ms]
+        )  # fmt: skip
+    return out.getvalue()
 
 
 BILL_COLUMNS = (

@@ -32,6 +32,7 @@ class LoginRequest(BaseModel):
     name: str = _NAME
     password: str = Field(min_length=1, max_length=1024)
     ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="How long the token lives")
+    kind: Literal["user", "consumer"] = Field("user", description="A team user or a consumer")
 
 
 class LoginOut(BaseModel):
@@ -166,7 +167,7 @@ async def login(request: Request, body: LoginRequest) -> Response:
     """Trade a user name and password for a short-lived bearer token. Repeated failures slow
     down (429 with Retry-After) and then lock the account for a while."""
     services = _services(request)
-    request.state.actor = f"user:{body.name}"
+    request.state.actor = f"{body.kind}:{body.name}"
 
     def run() -> dict[str, Any]:
         session, token = accounts.login(
@@ -176,6 +177,7 @@ async def login(request: Request, body: LoginRequest) -> Response:
             body.password,
             now=services.clock(),
             ttl=timedelta(minutes=body.ttl_minutes),
+            kind=body.kind,
         )
         return LoginOut(token=token, user=session.user, expires_at=session.expires_at).model_dump(
             mode="json"

@@ -1,0 +1,324 @@
+"""Consumers, plans, subscriptions, grants and keys in the dashboard.
+
+Consumers and plans are the admins'; keys are everyone's own (admins see and make everyone's).
+A new key's token is shown once, on the answer to the form that made it, and never again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from mlgate.access import accounts, grants, passwords
+from mlgate.access import service as access_service
+from mlgate.access.model import SCOPES, OwnerKind
+from mlgate.api.authorize import access, actor
+from mlgate.bootstrap import Services
+from mlgate.errors import InvalidInput
+from mlgate.plans import service as plans
+from mlgate.plans.model import LIMIT_FIELDS
+from mlgate.registry import service as registry
+from mlgate.web import charts, pages
+from mlgate.web.pages import member, page, render
+
+router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
+USAGE_DAYS = 30
+
+
+@router.get("/consumers")
+@access("admin")
+@page("ui")
+def consumers(request: Request) -> Response:
+    me = member(request, "ui", "admin")
+    services = pages.services_of(request)
+    found = accounts.list_consumers(services.uow(), by=me)
+    now = services.clock()
+    current = {c.name: plans.active_subscription(services.uow(), c.name, now) for c in found}
+    return render(request, "consumers.html", principal=me, consumers=found, current=current)
+
+
+@router.post("/consumers")
+@access("admin")
+@page("ui")
+def create_consumer(
+    request: Request, name: str = Form(""), description: str = Form(""),
+    password: str = Form(""), csrf: str = Form(""),
+) -> Response:  # fmt: skip
+    me = member(request, "ui", "admin")
+    pages.check_csrf(request, me, csrf)
+    services = pages.services_of(request)
+    if password:  # checked before anything is written
+        passwords.check_strength(password, name=name.strip())
+    made = accounts.create_consumer(
+        services.uow(), by=me, name=name.strip(), description=description, now=services.clock()
+    )
+    if password:
+        accounts.set_consumer_password(
+            services.uow(), made.name, password, by=me, now=services.clock()
+        )
+    return pages.see_other(f"/ui/consumers/{made.name}", "consumer_created")
+
+
+@router.get("/consumers/{name}")
+@access("admin")
+@page("ui")
+def consumer(request: Request, name: str) -> Response:
+    me = member(request, "ui", "admin")
+    services = pages.services_of(request)
+    uow = services.uow()
+    found = accounts.get_consumer(uow, name, by=me)
+    days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=name)
+    per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
+    return render(
+        request,
+        "consumer.html",
+        principal=me,
+        consumer=found,
+        standing=standing(services, name),
+        subscriptions=list(reversed(plans.subscriptions_of(uow, name))),
+        plans=plans.list_plans(uow),
+        grants=grants.list_grants(uow, by=me, subject_kind="consumer", subject=name),
+        models=[m.name for m in registry.list_models(uow)],
+        keys=access_service.list_keys(uow, by=me, owner_kind="consumer", owner=name),
+        now=services.clock(),
+        usage=charts.bars(per_day, title=f"Calls by {name} per day", unit="calls"),
+        scopes=access_service.CONSUMER_SCOPES,
+    )
+
+
+@router.post("/consumers/{name}/subscribe")
+@access("admin")
+@page("ui")
+def subscribe(request: Request, name: str, plan: str = Form(""), csrf: str = Form("")) -> Response:
+    me = member(request, "ui", "admin")
+    pages.check_csrf(request, me, csrf)
+    services = pages.services_of(request)
+    plans.subscribe(services.uow(), by=me, consumer=name, plan=plan, now=services.clock())
+    return pages.see_other(f"/ui/consumers/{name}", "subscribed")
+
+
+@router.post("/consumers/{name}/grants")
+@access("admin")
+@page("ui")
+def grant(request: Request, name: str, target: str = Form(""), csrf: str = Form("")) -> Response:
+    me = member(request, "ui", "admin")
+    pages.check_csrf(request, me, csrf)
+    services = pages.services_of(request)
+    grants.add_grant(
+        services.uow(), by=me, subject_kind="consumer", subject=name, target=target,
+        role="consumer", now=services.clock(), actor=actor(me),
+    )  # fmt: skip
+    return pages.see_other(f"/ui/consumers/{name}", "granted")
+
+
+@router.post("/consumers/{name}/password")
+@access("admin")
+@page("ui")
+def consumer_password(
+    request: Request, name: str, password: str = Form(""), csrf: str = Form("")
+) -> Response:
+    me = member(request, "ui", "admin")
+    pages.check_csrf(request, me, csrf)
+    services = pages.services_of(request)
+    accounts.set_consumer_password(services.uow(), name, password, by=me, now=services.clock())
+    return pages.see_other(f"/ui/consumers/{name}", "password_set")
+
+
+@router.post("/consumers/{name}/{change}")
+@access("admin")
+@page("ui")
+def consumer_state(request: Request, name: str, change: str, csrf: str = Form("")) -> Response:
+    me = member(request, "ui", "admin")
+    pages.check_csrf(request, me, csrf)
+    if change not in ("disable", "enable"):
+        raise InvalidInput(f"a consumer can be disabled or enabled, not {change[:20]!r}")
+    services = pages.services_of(request)
+    accounts.set_consumer_disabled(
+        services.uow(), name, disabled=change == "disable", by=me, now=services.clock()
+    )
+    return pages.see_other(f"/ui/consumers/{name}", f"{change}d")
+
+
+@router.get("/plans")
+@access("admin")
+@page("ui")
+def plans_page(request: Request) -> Response:
+    me = member(request, "ui", "admin")
+    services = pages.services_of(request)
+    subscribers: dict[str, list[str]] = {}
+    now = services.clock()
+    for s in plans.subscriptions_of(services.uow()):
+        if s.active(now):
+            subscribers.setdefault(s.plan, []).append(s.consumer)
+    return render(
+        request, "plans.html", principal=me, plans=plans.list_plans(services.uow()),
+        subscribers=subscribers, fields=LIMIT_FIELDS, plan=None,
+    )  # fmt: skip
+
+
+@router.post("/plans")
+@access("admin")
+@page("ui")
+async def create_plan(request: Request) -> Response:
+    """Many optional fields: read the form whole, then run the use case in a worker thread."""
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def run() -> Response:
+        me = member(request, "ui", "admin")
+        pages.check_csrf(request, me, values.get("csrf", ""))
+        services = pages.services_of(request)
+        name = values.get("name", "").strip()
+        plan = plans.make_plan(name, services.clock(), **_plan_settings(values))
+        plans.create_plan(services.uow(), plan, by=me)
+        return pages.see_other(f"/ui/plans/{plan.name}", "plan_saved")
+
+    return await pages.in_thread(run)
+
+
+@router.get("/plans/{name}")
+@access("admin")
+@page("ui")
+def plan(request: Request, name: str) -> Response:
+    me = member(request, "ui", "admin")
+    found = plans.get_plan(pages.services_of(request).uow(), name)
+    return render(
+        request, "plan.html", principal=me, plan=found, fields=LIMIT_FIELDS,
+        models=", ".join(str(t) for t in found.models),
+    )  # fmt: skip
+
+
+@router.post("/plans/{name}")
+@access("admin")
+@page("ui")
+async def update_plan(request: Request, name: str) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def run() -> Response:
+        me = member(request, "ui", "admin")
+        pages.check_csrf(request, me, values.get("csrf", ""))
+        services = pages.services_of(request)
+        plans.update_plan(services.uow(), name, by=me, **_plan_settings(values))
+        return pages.see_other(f"/ui/plans/{name}", "plan_saved")
+
+    return await pages.in_thread(run)
+
+
+@router.get("/keys")
+@access("authenticated")
+@page("ui")
+def keys(request: Request) -> Response:
+    me = member(request, "ui")
+    services = pages.services_of(request)
+    found = access_service.list_keys(services.uow(), by=me)
+    return render(
+        request, "keys.html", principal=me, keys=found, now=services.clock(), scopes=SCOPES,
+        consumer_scopes=access_service.CONSUMER_SCOPES,
+    )  # fmt: skip
+
+
+@router.post("/keys")
+@access("authenticated")
+@page("ui")
+async def create_key(request: Request) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    scopes = [v for v in form.getlist("scopes") if isinstance(v, str)]
+
+    def run() -> Response:
+        me = member(request, "ui")
+        pages.check_csrf(request, me, values.get("csrf", ""))
+        services = pages.services_of(request)
+        owner_kind: OwnerKind = "consumer" if values.get("owner_kind") == "consumer" else "user"
+        owner = values.get("owner", "").strip() or me.name
+        if owner_kind == "consumer" and not values.get("owner", "").strip():
+            raise InvalidInput("name the consumer whose key this is")
+        key, token = access_service.create_key(
+            services.uow(), services.server_secret, by=me, owner_kind=owner_kind, owner=owner,
+            name=values.get("name", ""), now=services.clock(), scopes=scopes or ("predict",),
+            expires_at=_expiry(values.get("expires_days", ""), services),
+            targets=[t.strip() for t in values.get("targets", "").split(",") if t.strip()],
+        )  # fmt: skip
+        back = f"/ui/consumers/{owner}" if owner_kind == "consumer" else "/ui/keys"
+        return render(
+            request, "key_created.html", principal=me, key=key, token=token, back=back,
+            status=201,
+        )  # fmt: skip
+
+    return await pages.in_thread(run)
+
+
+@router.post("/keys/{prefix}/revoke")
+@access("authenticated")
+@page("ui")
+def revoke_key(
+    request: Request, prefix: str, back: str = Form(""), csrf: str = Form("")
+) -> Response:
+    me = member(request, "ui")
+    pages.check_csrf(request, me, csrf)
+    services = pages.services_of(request)
+    access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
+    return pages.see_other(pages.local_path(back, "/ui/keys"), "key_revoked")
+
+
+def standing(services: Services, consumer: str) -> dict[str, Any] | None:
+    """The consumer's plan now and how much of each limit the current windows have used."""
+    found = plans.active_subscription(services.uow(), consumer, services.clock())
+    if found is None:
+        return None
+    subscription, plan = found
+    limits = []
+    for state in services.gate.standing(consumer, plan):
+        limits.append(
+            {
+                "name": state.limit.name,
+                "used": state.used,
+                "limit": state.limit.limit,
+                "hard": state.limit.hard,
+                "reset_in": _duration(state.reset_in),
+                "share": min(1.0, state.used / state.limit.limit),
+            }
+        )
+    return {"subscription": subscription, "plan": plan, "limits": limits}
+
+
+def _plan_settings(values: dict[str, str]) -> dict[str, Any]:
+    """The plan form's fields as make_plan takes them: empty means no limit."""
+    settings: dict[str, Any] = {}
+    for field in LIMIT_FIELDS:
+        raw = values.get(field, "").strip().replace(",", "").replace("_", "")
+        if not raw:
+            settings[field] = None
+        elif raw.isdecimal():
+            settings[field] = int(raw)
+        else:
+            raise InvalidInput(f"{field.replace('_', ' ')}: a whole number, or empty for none")
+    for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):
+        settings[field] = values.get(field, "").strip() or None
+    settings["overage"] = values.get("overage") == "yes"
+    settings["models"] = [m.strip() for m in values.get("models", "").split(",") if m.strip()]
+    settings["description"] = values.get("description", "")
+    return settings
+
+
+def _expiry(raw: str, services: Services) -> Any:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if not raw.isdecimal() or not 1 <= int(raw) <= 3650:
+        raise InvalidInput("expires in: a number of days from 1 to 3650, or empty for never")
+    return services.clock() + timedelta(days=int(raw))
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172_800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86_400} days"

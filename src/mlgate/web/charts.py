@@ -1,0 +1,94 @@
+"""Small charts as inline SVG, drawn on the server: no chart library, no script, and readable
+by screen readers (each chart has a title and a table of its numbers beside it in the page).
+
+Pure functions from numbers to markup; the pages put them where they belong.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from markupsafe import Markup
+
+BAR = "#2f6db5"
+GRID = "#c9ced6"
+TEXT = "#333"
+
+
+def bars(
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 640,
+    height: int = 200,
+) -> Markup:
+    """A vertical bar per point (label, value), the largest value marked on the axis; every
+    bar says its label and value when hovered."""
+    e = html.escape
+    left, bottom, top = 48, 28, 12
+    plot_w, plot_h = width - left - 8, height - bottom - top
+    peak = max((v for _, v in points), default=0.0) or 1.0
+    n = max(len(points), 1)
+    step = plot_w / n
+    gap = min(4.0, step * 0.2)
+    every = max(1, n // 8)  # at most ~8 labels on the x axis
+    parts = [
+        f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
+        f"role='img' aria-label='{e(title)}'><title>{e(title)}</title>",
+        f"<line x1='{left}' y1='{top}' x2='{width - 8}' y2='{top}' stroke='{GRID}'/>",
+        f"<line x1='{left}' y1='{top + plot_h}' x2='{width - 8}' y2='{top + plot_h}' "
+        f"stroke='{GRID}'/>",
+        f"<text x='{left - 6}' y='{top + 4}' text-anchor='end' font-size='11' fill='{TEXT}'>"
+        f"{_short(peak)}</text>",
+        f"<text x='{left - 6}' y='{top + plot_h}' text-anchor='end' font-size='11' "
+        f"fill='{TEXT}'>0</text>",
+    ]
+    for i, (label, value) in enumerate(points):
+        h = 0.0 if value <= 0 else max(1.0, plot_h * value / peak)
+        x = left + i * step + gap / 2
+        y = top + plot_h - h
+        parts.append(
+            f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(step - gap, 1):.1f}' height='{h:.1f}' "
+            f"fill='{BAR}'><title>{e(label)}: {_full(value)} {e(unit)}</title></rect>"
+        )
+        if i % every == 0:
+            parts.append(
+                f"<text x='{x + (step - gap) / 2:.1f}' y='{height - 8}' text-anchor='middle' "
+                f"font-size='11' fill='{TEXT}'>{e(label)}</text>"
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def spark(values: Sequence[float], *, title: str, width: int = 120, height: int = 28) -> Markup:
+    """A tiny bar chart for a table cell (e.g. a model's calls per day)."""
+    e = html.escape
+    peak = max(values, default=0.0) or 1.0
+    n = max(len(values), 1)
+    step = width / n
+    parts = [
+        f"<svg class='spark' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
+        f"role='img' aria-label='{e(title)}'><title>{e(title)}</title>",
+        f"<line x1='0' y1='{height - 0.5}' x2='{width}' y2='{height - 0.5}' stroke='{GRID}'/>",
+    ]
+    for i, value in enumerate(values):
+        h = 0.0 if value <= 0 else max(1.0, (height - 2) * value / peak)
+        parts.append(
+            f"<rect x='{i * step + 0.5:.1f}' y='{height - 1 - h:.1f}' "
+            f"width='{max(step - 1, 0.5):.1f}' height='{h:.1f}' fill='{BAR}'/>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _short(value: float) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{suffix}"
+    return f"{value:g}"
+
+
+def _full(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.3g}"

@@ -1,0 +1,134 @@
+"""Logging in and out of the dashboard (team users) and the portal (consumers).
+
+The login form is protected against cross-site submission by a double-submit token: a random
+value in a strict cookie that the form must repeat. After login, forms carry the session-bound
+token of pages.csrf_token instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from mlgate import errors
+from mlgate.access import accounts
+from mlgate.access.model import OwnerKind
+from mlgate.api.authorize import access, authorize
+from mlgate.api.problems import error_headers, status_for
+from mlgate.web import pages
+from mlgate.web.pages import Area
+
+router = APIRouter(tags=["web"], include_in_schema=False)
+HOME = {"ui": "/ui/models", "portal": "/portal"}
+
+
+def _form(request: Request, area: Area, *, next_: str, status: int = 200, error: str = "",
+          name: str = "") -> Response:  # fmt: skip
+    token = secrets.token_urlsafe(24)
+    response = pages.render(
+        request, "login.html", status=status, login_area=area, login_csrf=token,
+        next=pages.local_path(next_, HOME[area]), error=error, name=name,
+    )  # fmt: skip
+    response.set_cookie(
+        pages.LOGIN_CSRF_COOKIE, token, max_age=3600, path="/", secure=pages.secure(request),
+        httponly=True, samesite="strict",
+    )  # fmt: skip
+    return response
+
+
+def _login(request: Request, area: Area, name: str, password: str, csrf: str, next_: str
+           ) -> Response:  # fmt: skip
+    services = pages.services_of(request)
+    kind: OwnerKind = "user" if area == "ui" else "consumer"
+    request.state.actor = f"{kind}:{name[:128]}"
+    cookie = request.cookies.get(pages.LOGIN_CSRF_COOKIE, "")
+    try:
+        pages.check_origin(request)
+        if not cookie or not secrets.compare_digest(cookie.encode(), csrf.encode()):
+            raise errors.PermissionDenied(
+                "the login form is stale or came from another site; submit it again",
+                code="csrf",
+            )
+        if not name or not password:
+            raise errors.InvalidInput("give your name and password")
+        session, token = accounts.login(
+            services.uow(), services.server_secret, name, password, now=services.clock(),
+            kind=kind,
+        )  # fmt: skip
+    except errors.MlgateError as exc:
+        status = status_for(exc)
+        response = _form(request, area, next_=next_, status=status, error=str(exc), name=name)
+        for header, value in error_headers(exc).items():
+            if header.lower() != "www-authenticate":
+                response.headers[header] = value
+        return response
+    response = pages.see_other(pages.local_path(next_, HOME[area]))
+    ttl = int((session.expires_at - session.created_at).total_seconds())
+    pages.set_session(response, request, token, ttl)
+    response.delete_cookie(pages.LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+def _logout(request: Request, area: Area, csrf: str) -> Response:
+    services = pages.services_of(request)
+    try:
+        principal = pages.member(request, area)
+        pages.check_csrf(request, principal, csrf)
+        accounts.logout(services.uow(), authorize(services, request, "authenticated"),
+                        now=services.clock())  # fmt: skip
+    except errors.Unauthenticated:
+        pass  # logged out already: the cookie goes all the same
+    response = pages.see_other(f"/{area}/login", "logged_out")
+    pages.clear_session(response, request)
+    return response
+
+
+@router.get("/ui/login")
+@access("public")
+def ui_login_form(request: Request, next: str = "") -> Response:
+    return _form(request, "ui", next_=next)
+
+
+@router.post("/ui/login")
+@access("public")
+def ui_login(
+    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+    next: str = Form(""),
+) -> Response:  # fmt: skip
+    return _login(request, "ui", name, password, csrf, next)
+
+
+@router.post("/ui/logout")
+@access("authenticated")
+def ui_logout(request: Request, csrf: str = Form("")) -> Response:
+    return pages.page("ui")(_logout)(request=request, area="ui", csrf=csrf)
+
+
+@router.get("/portal/login")
+@access("public")
+def portal_login_form(request: Request, next: str = "") -> Response:
+    return _form(request, "portal", next_=next)
+
+
+@router.post("/portal/login")
+@access("public")
+def portal_login(
+    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+    next: str = Form(""),
+) -> Response:  # fmt: skip
+    return _login(request, "portal", name, password, csrf, next)
+
+
+@router.post("/portal/logout")
+@access("authenticated")
+def portal_logout(request: Request, csrf: str = Form("")) -> Response:
+    return pages.page("portal")(_logout)(request=request, area="portal", csrf=csrf)
+
+
+@router.get("/")
+@access("public")
+def root(request: Request) -> Response:
+    """The server's address in a browser opens the dashboard."""
+    return pages.see_other("/ui/models")

@@ -1,0 +1,230 @@
+"""The team's model pages: the list, one model (versions, aliases, promote, rollback), a
+comparison of two versions, and a version's report."""
+
+from __future__ import annotations
+
+import html
+import re
+from html import escape
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from mlgate.access import policy
+from mlgate.access.model import Target
+from mlgate.api.authorize import access, actor
+from mlgate.errors import InvalidInput
+from mlgate.plans import service as plans
+from mlgate.registry import aliases as lifecycle
+from mlgate.registry import service as registry
+from mlgate.registry.model import ModelVersion
+from mlgate.training.compare import compare_versions
+from mlgate.web import charts, pages
+from mlgate.web.pages import member, page, render
+
+router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
+TRAFFIC_DAYS = 14
+REPORT_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@router.get("")
+@access("public")
+def home(request: Request) -> Response:
+    return pages.see_other("/ui/models")
+
+
+@router.get("/models")
+@access("authenticated")
+@page("ui")
+def models(request: Request) -> Response:
+    me = member(request, "ui")
+    services = pages.services_of(request)
+    uow = services.uow()
+    everything = registry.list_models(uow)
+    shown = set(policy.visible(me, [m.name for m in everything]))
+    days, calls = plans.daily_calls(
+        uow, days=TRAFFIC_DAYS, now=services.clock(), models=sorted(shown)
+    )
+    rows = []
+    for model in everything:
+        if model.name not in shown:
+            continue
+        latest = None
+        if policy.may(me, "read", Target(model.name)) and model.latest_version:
+            latest = registry.resolve_version(uow, model.name, model.latest_version)
+        per_day = [calls.get(model.name, {}).get(d, (0, 0))[0] for d in days]
+        rows.append(
+            {
+                "model": model,
+                "aliases": lifecycle.aliases_of(uow, model.name),
+                "latest": latest,
+                "metrics": _headline(latest),
+                "calls": sum(per_day),
+                "spark": charts.spark(
+                    per_day, title=f"{model.name}: {sum(per_day)} calls in {TRAFFIC_DAYS} days"
+                ),
+            }
+        )
+    return render(request, "models.html", principal=me, rows=rows, days=TRAFFIC_DAYS)
+
+
+@router.get("/models/{name}")
+@access("read")
+@page("ui")
+def model(request: Request, name: str) -> Response:
+    me = member(request, "ui", "read", Target(name))
+    services = pages.services_of(request)
+    uow = services.uow()
+    registered, versions = registry.get_versions(uow, name)
+    aliases = lifecycle.aliases_of(uow, name)
+    history = sorted(
+        (event for alias in aliases for event in lifecycle.history(uow, name, alias)),
+        key=lambda e: e.at,
+        reverse=True,
+    )
+    days, calls = plans.daily_calls(uow, days=30, now=services.clock(), models=[name])
+    traffic = [(d[5:], float(calls.get(name, {}).get(d, (0, 0))[0])) for d in days]
+    return render(
+        request,
+        "model.html",
+        principal=me,
+        model=registered,
+        versions=[(v, _intervals(v)) for v in reversed(versions)],
+        aliases=aliases,
+        history=history,
+        may_promote=policy.may(me, "promote", Target(name)),
+        may_rollback=policy.may(me, "rollback", Target(name)),
+        traffic=charts.bars(traffic, title=f"Calls to {name} per day, last 30 days", unit="calls"),
+    )
+
+
+@router.post("/models/{name}/promote")
+@access("promote")
+@page("ui")
+def promote(
+    request: Request, name: str, alias: str = Form(""), version: str = Form(""),
+    reason: str = Form(""), confirm: str = Form(""), csrf: str = Form(""),
+) -> Response:  # fmt: skip
+    alias = alias.strip()
+    me = member(request, "ui", "promote", Target(name, alias=alias or None))
+    pages.check_csrf(request, me, csrf)
+    number = _number(version, "version")
+    _confirmed(confirm, reason)
+    services = pages.services_of(request)
+    # As the API does: load (and verify) the new target before the alias moves.
+    services.predictors.get(registry.resolve_version(services.uow(), name, number))
+    lifecycle.promote(
+        services.uow(), name, number, alias, actor=actor(me), reason=reason.strip(),
+        now=services.clock(),
+    )  # fmt: skip
+    return pages.see_other(f"/ui/models/{name}", "promoted")
+
+
+@router.post("/models/{name}/rollback")
+@access("rollback")
+@page("ui")
+def rollback(
+    request: Request, name: str, alias: str = Form(""), reason: str = Form(""),
+    confirm: str = Form(""), csrf: str = Form(""),
+) -> Response:  # fmt: skip
+    alias = alias.strip()
+    me = member(request, "ui", "rollback", Target(name, alias=alias or None))
+    pages.check_csrf(request, me, csrf)
+    _confirmed(confirm, reason)
+    services = pages.services_of(request)
+    lifecycle.rollback(
+        services.uow(), name, alias, actor=actor(me), reason=reason.strip(), now=services.clock()
+    )
+    return pages.see_other(f"/ui/models/{name}", "rolled_back")
+
+
+@router.get("/models/{name}/compare")
+@access("read")
+@page("ui")
+def compare(request: Request, name: str, a: str = "", b: str = "") -> Response:
+    me = member(request, "ui", "read", Target(name))
+    services = pages.services_of(request)
+    first, second = _number(a, "a"), _number(b, "b")
+    result = compare_versions(
+        services.uow(), services.artifacts, services.predictors, name, first, second,
+        now=services.clock(),
+    )  # fmt: skip
+    pair = []
+    for number in (first, second):
+        version = registry.resolve_version(services.uow(), name, number)
+        pair.append({"version": version, "metrics": _intervals(version), "figures": _figures(
+            registry.read_attachment(services.uow(), services.artifacts, version, "report.html")
+        )})  # fmt: skip
+    return render(request, "compare.html", principal=me, name=name, result=result, pair=pair)
+
+
+@router.get("/models/{name}/versions/{version}/report")
+@access("read")
+@page("ui")
+def report(request: Request, name: str, version: str) -> Response:
+    """The stored report itself (every table and plot, as training wrote it), with a way back
+    to the dashboard on top. It has no script; its CSP allows none."""
+    number = _number(version, "version")
+    member(request, "ui", "read", Target(name, version=number))
+    services = pages.services_of(request)
+    found = registry.resolve_version(services.uow(), name, number)
+    raw = registry.read_attachment(services.uow(), services.artifacts, found, "report.html")
+    back = (
+        f"<p><a href='/ui/models/{escape(name)}'>&larr; {escape(name)}: all versions</a>"
+        " &middot; <a href='/ui/models'>models</a></p>"
+    )
+    text = raw.decode("utf-8", "replace").replace("<body>", "<body>" + back, 1)
+    return Response(
+        text,
+        media_type="text/html; charset=utf-8",
+        headers={"content-security-policy": REPORT_CSP, "cache-control": "no-store"},
+    )
+
+
+def _headline(version: ModelVersion | None) -> list[tuple[str, float]]:
+    if version is None:
+        return []
+    return list(version.metrics.items())[:3]
+
+
+def _intervals(version: ModelVersion) -> list[dict[str, Any]]:
+    """Each metric with its 95% bootstrap interval and the baseline's value, if the report
+    has them."""
+    evaluation = (version.report or {}).get("evaluation", {})
+    intervals = evaluation.get("intervals", {})
+    baseline = evaluation.get("baseline", {})
+    return [
+        {"name": k, "value": v, "interval": intervals.get(k), "baseline": baseline.get(k)}
+        for k, v in version.metrics.items()
+    ]
+
+
+_FIGURE = re.compile(
+    r"<figure id='[^']*'><figcaption>([^<]*)</figcaption><img alt='[^']*' "
+    r"src='(data:image/png;base64,[A-Za-z0-9+/=]+)'></figure>"
+)
+
+
+def _figures(report_html: bytes) -> list[tuple[str, str]]:
+    """The plots of a stored report (training/report.py writes them in this one shape): their
+    titles (still HTML-escaped) and data: URIs."""
+    text = report_html.decode("utf-8", "replace")
+    return [(html.unescape(t), uri) for t, uri in _FIGURE.findall(text)]
+
+
+def _number(raw: str, what: str) -> int:
+    raw = raw.strip().lstrip("v")
+    if not raw.isdecimal() or len(raw) > 9 or int(raw) < 1:
+        raise InvalidInput(f"{what} must be a version number such as 3; got {raw[:20]!r}")
+    return int(raw)
+
+
+def _confirmed(confirm: str, reason: str) -> None:
+    if confirm != "yes":
+        raise InvalidInput("tick the confirmation box to move the alias")
+    if not reason.strip():
+        raise InvalidInput("give a reason: it is kept in the alias history")

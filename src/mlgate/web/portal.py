@@ -1,0 +1,178 @@
+"""The consumer portal: a consumer's own keys, plan, usage against quota, and the models it may
+call with their input schema and examples to copy. Nothing of anyone else's: every page reads
+only the logged-in consumer's records, and the model pages ask the policy for `describe`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from mlgate.access import policy
+from mlgate.access import service as access_service
+from mlgate.access.model import ApiKey, Target
+from mlgate.api.authorize import access
+from mlgate.plans import service as plans
+from mlgate.registry import service as registry
+from mlgate.registry.model import ModelVersion
+from mlgate.web import charts, pages
+from mlgate.web.accounts import standing
+from mlgate.web.pages import member, page, render
+
+router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
+USAGE_DAYS = 30
+_PLACEHOLDER = {"number": 0, "boolean": False, "string": "", "text": "", "datetime": None}
+
+
+@router.get("")
+@access("authenticated")
+@page("portal")
+def overview(request: Request) -> Response:
+    me = member(request, "portal")
+    services = pages.services_of(request)
+    uow = services.uow()
+    names = policy.visible(me, [m.name for m in registry.list_models(uow)])
+    days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=me.name)
+    per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
+    return render(
+        request,
+        "portal/overview.html",
+        principal=me,
+        standing=standing(services, me.name),
+        keys=access_service.list_keys(uow, by=me),
+        now=services.clock(),
+        models=names,
+        scopes=access_service.CONSUMER_SCOPES,
+        usage=charts.bars(
+            per_day, title=f"Your calls per day, last {USAGE_DAYS} days", unit="calls"
+        ),  # fmt: skip
+    )
+
+
+@router.post("/keys")
+@access("authenticated")
+@page("portal")
+async def create_key(request: Request) -> Response:
+    form = await request.form()
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    scopes = [v for v in form.getlist("scopes") if isinstance(v, str)]
+
+    def run() -> Response:
+        me = member(request, "portal")
+        pages.check_csrf(request, me, values.get("csrf", ""))
+        services = pages.services_of(request)
+        key, token = access_service.create_key(
+            services.uow(), services.server_secret, by=me, owner_kind="consumer", owner=me.name,
+            name=values.get("name", ""), now=services.clock(), scopes=scopes or ("predict",),
+        )  # fmt: skip
+        return render(
+            request, "key_created.html", principal=me, key=key, token=token, back="/portal",
+            status=201,
+        )  # fmt: skip
+
+    return await pages.in_thread(run)
+
+
+@router.post("/keys/{prefix}/revoke")
+@access("authenticated")
+@page("portal")
+async def revoke_key(request: Request, prefix: str) -> Response:
+    form = await request.form()
+    csrf = form.get("csrf")
+
+    def run() -> Response:
+        me = member(request, "portal")
+        pages.check_csrf(request, me, csrf if isinstance(csrf, str) else "")
+        services = pages.services_of(request)
+        # Someone else's prefix reads as unknown (404): no consumer learns another's keys.
+        access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
+        return pages.see_other("/portal", "key_revoked")
+
+    return await pages.in_thread(run)
+
+
+@router.get("/models/{name}")
+@access("describe")
+@page("portal")
+def model(request: Request, name: str, key: str = "") -> Response:
+    me = member(request, "portal", "describe", Target(name))
+    services = pages.services_of(request)
+    uow = services.uow()
+    registered, versions = registry.get_versions(uow, name)
+    latest = versions[-1] if versions else None
+    mine = [
+        k for k in access_service.list_keys(uow, by=me) if k.state(services.clock()) == "active"
+    ]
+    chosen = next((k for k in mine if k.prefix == key), mine[0] if mine else None)
+    base = str(request.base_url).rstrip("/")
+    return render(
+        request,
+        "portal/model.html",
+        principal=me,
+        model=registered,
+        latest=latest,
+        keys=mine,
+        chosen=chosen,
+        examples=examples(base, registered.name, registered.task, latest, chosen),
+    )
+
+
+def examples(
+    base: str, name: str, task: str, latest: ModelVersion | None, key: ApiKey | None
+) -> dict[str, str]:
+    """curl and Python to call the model, with the key's public prefix filled in (the secret
+    part is the consumer's to paste: the server never has it)."""
+    token = f"{key.prefix}_<the rest of your key>" if key else "<your API key>"
+    body: dict[str, Any]
+    if task == "generation":
+        path, body = "generate", {"n": 5, "seed": 1}
+    elif task == "forecast":
+        path, body = "forecast", {"history": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]}
+    else:
+        columns = latest.columns if latest else ()
+        row: dict[str, Any] = {c.name: _PLACEHOLDER[c.type] for c in columns}
+        path, body = "predict", {"rows": [row]}
+    url = f"{base}/v1/models/{name}/{path}"
+    payload = json.dumps(body)
+    curl = (
+        f"curl -s {shlex.quote(url)} \\\n"
+        f"  -H {shlex.quote('Authorization: Bearer ' + token)} \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(payload)}"
+    )
+    python = (
+        "import os\n\nimport httpx\n\n"
+        f'API_KEY = os.environ.get("MLGATE_API_KEY", "{token}")\n'
+        f"body = {_literal(body)}\n"
+        "response = httpx.post(\n"
+        f'    "{url}",\n'
+        '    headers={"Authorization": f"Bearer {API_KEY}"},\n'
+        "    json=body,\n"
+        ")\n"
+        "response.raise_for_status()\n"
+        "print(response.json())\n"
+    )
+    return {"curl": curl, "python": python}
+
+
+def _literal(value: Any, depth: int = 0) -> str:
+    """`value` as Python source, one key per line: what a reader pastes and edits."""
+    pad, inner = "    " * depth, "    " * (depth + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [
+            f"{inner}{json.dumps(str(k))}: {_literal(v, depth + 1)}," for k, v in value.items()
+        ]
+        return "{\n" + "\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list):
+        if not value or not isinstance(value[0], dict | list):
+            return "[" + ", ".join(_literal(v, depth + 1) for v in value) + "]"
+        items = [f"{inner}{_literal(v, depth + 1)}," for v in value]
+        return "[\n" + "\n".join(items) + f"\n{pad}]"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
