@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +32,14 @@ from typer.testing import CliRunner
 import mlgate.api.routes as routes_package
 from mlgate.cli.main import app as cli
 from mlgate.sources import demo
+from mlgate.access import accounts
+from mlgate.web.routes import routers as web_routers
 from tests.conftest import make_services
 from tests.e2e.helpers import TOKEN, running_server
 
 CALLERS = ("anon", "cons_a", "cons_b", "viewer", "maint", "owner", "admin")
+PASSWORD = "matrix password 2026"
+CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 OWN, OTHER = "alpha", "beta"
 
 
@@ -158,6 +163,8 @@ class World:
     headers: dict[str, dict[str, str]]
     jobs: dict[str, str]
     victim_key: str
+    cookies: dict[str, dict[str, str]]  # the dashboard's and the portal's login sessions
+    csrf: dict[str, str]
 
 
 runner = CliRunner()
@@ -217,6 +224,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         headers[caller] = {"Authorization": f"Bearer {match.group(0)}"}
     victim = TOKEN.search(_cli(services, "keys", "create", "--user", "olga", "--name", "victim"))
     assert victim
+    for caller, (flag, name) in owners.items():  # passwords, for the pages' login sessions
+        set_password = (
+            accounts.set_password if flag == "--user" else accounts.set_consumer_password
+        )
+        set_password(services.uow(), name, PASSWORD, by=None, now=services.clock())
     services.close()
     with running_server(home) as base:
         jobs = {}
@@ -238,11 +250,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 if state["state"] in ("failed", "succeeded", "cancelled"):
                     break
                 time.sleep(0.05)
-        yield World(base, headers, jobs, victim.group(0)[:16])
+        cookies, csrf = {"anon": {}}, {"anon": ""}
+        for caller, (flag, name) in owners.items():
+            kind = "user" if flag == "--user" else "consumer"
+            login = httpx.post(
+                f"{base}/v1/auth/login", json={"name": name, "password": PASSWORD, "kind": kind}
+            )
+            assert login.status_code == 200, login.text
+            cookies[caller] = {"mlgate_session": login.json()["token"]}
+            home_page = httpx.get(
+                base + ("/ui/keys" if kind == "user" else "/portal"), cookies=cookies[caller]
+            )
+            found = CSRF.search(home_page.text)
+            assert found, home_page.text[:300]
+            csrf[caller] = found.group(1)
+        yield World(base, headers, jobs, victim.group(0)[:16], cookies, csrf)
 
 
 def _url(world: World, row: Row, model: str) -> str:
-    return world.base + row.path.format(
+    return world.base + row.path.replace("{change}", "disable").format(
         m=model,
         job=world.jobs.get(model, ""),
         version=row.version,
@@ -317,4 +343,135 @@ def test_every_route_has_a_row() -> None:
 
 def test_every_route_declares_its_access_rule() -> None:
     undeclared = [r.path for r in api_routes() if not hasattr(r.endpoint, "__mlgate_access__")]
+    assert undeclared == []
+
+
+# The dashboard (/ui) and the portal (/portal): every page × every caller, logged in with a
+# session cookie. A browser without a session is sent to log in (303) on a GET and refused (401)
+# on a form; a consumer on a team page, or a team member on a portal page, gets 403. Forms carry
+# the caller's CSRF token (`csrf=False`: a wrong one). Allowed forms are chosen, as above, to
+# have one answer that changes nothing later cells see.
+S = 303  # redirect: to the login form (anonymous GET), or after a form that worked
+W = 403  # a page of the other area, or no grant
+FORM_MODEL = {"model": "{m}", "source": "no-such-source", "table": "customers", "target": "churned"}
+PROMOTE = {"alias": "staging", "version": "1", "reason": "matrix", "confirm": "yes"}
+
+
+@dataclass(frozen=True)
+class Page:
+    method: str
+    path: str
+    expect: dict[str, tuple[int, int] | int]
+    form: dict[str, str] | None = None
+    name: str = "ghost"
+    params: dict[str, str] | None = None
+    csrf: bool = True
+
+    @property
+    def per_model(self) -> bool:
+        return "{m}" in self.path or "{job}" in self.path or "{m}" in str(self.form)
+
+
+#                                   anon  cons_a      cons_b      viewer      maint       owner       admin
+PAGES: list[Page] = [
+    Page("GET", "/", cells(S, S, S, S, S, S, S)),
+    Page("GET", "/ui", cells(S, S, S, S, S, S, S)),
+    Page("GET", "/ui/static/{name}", cells(200, 200, 200, 200, 200, 200, 200), name="app.css"),
+    Page("GET", "/ui/login", cells(200, 200, 200, 200, 200, 200, 200)),
+    Page("POST", "/ui/login", cells(W, W, W, W, W, W, W), {"name": "root", "password": PASSWORD}, csrf=False),
+    Page("POST", "/ui/logout", cells(S, W, W, W, W, W, W), {}, csrf=False),
+    Page("GET", "/portal/login", cells(200, 200, 200, 200, 200, 200, 200)),
+    Page("POST", "/portal/login", cells(W, W, W, W, W, W, W), {"name": "acme", "password": PASSWORD}, csrf=False),
+    Page("POST", "/portal/logout", cells(S, W, W, W, W, W, W), {}, csrf=False),
+    Page("GET", "/ui/models", cells(S, W, W, 200, 200, 200, 200)),
+    Page("GET", "/ui/models/{m}", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/promote", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), PROMOTE),
+    Page("POST", "/ui/models/{m}/rollback", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {**PROMOTE, "version": ""}),
+    Page("GET", "/ui/models/{m}/compare", cells(S, (W, W), (W, W), (422, W), (422, W), (422, W), (422, 422)), params={"a": "1", "b": "1"}),
+    Page("GET", "/ui/models/{m}/versions/{version}/report", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/sources", cells(S, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/sources", cells(U, W, W, W, W, W, 422), {"name": "bad name!", "url": "sqlite:///x.db"}),
+    Page("GET", "/ui/sources/{name}", cells(S, W, W, 200, 200, 200, 200), name="demo"),
+    Page("POST", "/ui/sources/{name}/test", cells(U, W, W, 404, 404, 404, 404), {}),
+    Page("POST", "/ui/sources/{name}/remove", cells(U, W, W, W, W, W, 404), {}),
+    Page("GET", "/ui/train", cells(S, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/train", cells(U, (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), FORM_MODEL),
+    Page("GET", "/ui/jobs/{job}", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/jobs/{job}/state", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/jobs/{job}/cancel", cells(U, (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), {}),
+    Page("GET", "/ui/consumers", cells(S, W, W, W, W, W, 200)),
+    Page("POST", "/ui/consumers", cells(U, W, W, W, W, W, 422), {"name": "bad name!"}),
+    Page("GET", "/ui/consumers/{name}", cells(S, W, W, W, W, W, 200), name="acme"),
+    Page("POST", "/ui/consumers/{name}/subscribe", cells(U, W, W, W, W, W, 404), {"plan": "open"}),
+    Page("POST", "/ui/consumers/{name}/grants", cells(U, W, W, W, W, W, 404), {"target": "alpha"}),
+    Page("POST", "/ui/consumers/{name}/password", cells(U, W, W, W, W, W, 404), {"password": "a long enough one"}),
+    Page("POST", "/ui/consumers/{name}/{change}", cells(U, W, W, W, W, W, 404), {}),
+    Page("GET", "/ui/plans", cells(S, W, W, W, W, W, 200)),
+    Page("POST", "/ui/plans", cells(U, W, W, W, W, W, 422), {"name": "bad name!"}),
+    Page("GET", "/ui/plans/{name}", cells(S, W, W, W, W, W, 200), name="open"),
+    Page("POST", "/ui/plans/{name}", cells(U, W, W, W, W, W, 404), {"per_minute": "5"}),
+    Page("GET", "/ui/keys", cells(S, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/keys", cells(U, W, W, 422, 422, 422, 422), {"name": ""}),
+    Page("POST", "/ui/keys/{prefix}/revoke", cells(U, W, W, 404, 404, S, S), {}),
+    Page("GET", "/ui/usage", cells(S, W, W, W, W, W, 200), params={"month": "2026-11"}),
+    Page("GET", "/ui/usage.csv", cells(S, W, W, W, W, W, 200), params={"month": "2026-11"}),
+    Page("GET", "/ui/audit", cells(S, W, W, W, W, W, 200), params={"action": "web."}),
+    Page("GET", "/portal", cells(S, 200, 200, W, W, W, W)),
+    Page("POST", "/portal/keys", cells(U, 422, 422, W, W, W, W), {"name": ""}),
+    Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, W, W, W, W), {}),
+    Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (W, W), (W, W), (W, W), (W, W))),
+]  # fmt: skip
+
+PAGE_CASES = [
+    pytest.param(page, caller, model, id=f"{page.method} {page.path} {caller}" + (f" {model}" if page.per_model else ""))
+    for page in PAGES
+    for caller in CALLERS
+    for model in ((OWN, OTHER) if page.per_model else (OWN,))
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("page", "caller", "model"), PAGE_CASES)
+def test_page_cell(world: World, page: Page, caller: str, model: str) -> None:
+    data = None
+    if page.form is not None:
+        data = {k: v.replace("{m}", model) for k, v in page.form.items()}
+        data["csrf"] = world.csrf[caller] if page.csrf else "0" * 64
+    row = Row(page.method, page.path, page.expect, version=1, name=page.name)
+    response = httpx.request(
+        page.method,
+        _url(world, row, model),
+        cookies=world.cookies[caller],
+        params=page.params,
+        data=data,
+        timeout=60,
+    )
+    expected = _expected(row, caller, model)
+    assert response.status_code == expected, response.text[:400]
+    if expected == S and caller == "anon" and page.method == "GET" and page.path not in ("/", "/ui"):
+        assert response.headers["location"].startswith(("/ui/login?next=", "/portal/login?next="))
+    if expected >= 400:
+        assert response.headers["content-type"].startswith("text/html"), "errors are pages"
+        assert "Traceback" not in response.text
+        assert 'role="alert"' in response.text  # the reason, said on the page
+
+
+def test_every_page_has_a_row() -> None:
+    routes = {
+        (method, route.path)
+        for router in web_routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    in_matrix = {
+        (p.method, p.path.replace("{m}", "{name}").replace("{job}", "{job_id}")) for p in PAGES
+    }
+    assert routes - in_matrix == set(), "pages without a row in the authorization matrix"
+    assert in_matrix - routes == set(), "rows for pages that do not exist"
+    undeclared = [
+        r.path
+        for router in web_routers
+        for r in router.routes
+        if isinstance(r, APIRoute) and not hasattr(r.endpoint, "__mlgate_access__")
+    ]
     assert undeclared == []
