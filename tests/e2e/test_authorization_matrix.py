@@ -30,9 +30,9 @@ from fastapi.routing import APIRoute
 from typer.testing import CliRunner
 
 import mlgate.api.routes as routes_package
+from mlgate.access import accounts
 from mlgate.cli.main import app as cli
 from mlgate.sources import demo
-from mlgate.access import accounts
 from mlgate.web.routes import routers as web_routers
 from tests.conftest import make_services
 from tests.e2e.helpers import TOKEN, running_server
@@ -126,6 +126,7 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/consumers", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
     Row("GET", "/v1/consumers/{name}", cells(U, 200, D, D, D, D, 200), name="acme"),
     Row("POST", "/v1/consumers/{name}/disable", cells(U, D, D, D, D, D, 404)),
+    Row("PUT", "/v1/consumers/{name}/password", cells(U, D, D, D, D, D, 404), {"password": "a long enough one"}),
     Row("POST", "/v1/consumers/{name}/enable", cells(U, D, D, D, D, D, 404)),
     Row("GET", "/v1/keys", cells(U, 200, 200, 200, 200, 200, 200)),
     Row("POST", "/v1/keys", cells(U, D, D, D, D, D, 201), {"name": "for-root", "owner_kind": "user", "owner": "root", "scopes": ["read"]}),
@@ -224,10 +225,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         headers[caller] = {"Authorization": f"Bearer {match.group(0)}"}
     victim = TOKEN.search(_cli(services, "keys", "create", "--user", "olga", "--name", "victim"))
     assert victim
-    for caller, (flag, name) in owners.items():  # passwords, for the pages' login sessions
-        set_password = (
-            accounts.set_password if flag == "--user" else accounts.set_consumer_password
-        )
+    for flag, name in owners.values():  # passwords, for the pages' login sessions
+        set_password = accounts.set_password if flag == "--user" else accounts.set_consumer_password
         set_password(services.uow(), name, PASSWORD, by=None, now=services.clock())
     services.close()
     with running_server(home) as base:
@@ -447,7 +446,12 @@ def test_page_cell(world: World, page: Page, caller: str, model: str) -> None:
     )
     expected = _expected(row, caller, model)
     assert response.status_code == expected, response.text[:400]
-    if expected == S and caller == "anon" and page.method == "GET" and page.path not in ("/", "/ui"):
+    if (
+        expected == S
+        and caller == "anon"
+        and page.method == "GET"
+        and page.path not in ("/", "/ui")
+    ):
         assert response.headers["location"].startswith(("/ui/login?next=", "/portal/login?next="))
     if expected >= 400:
         assert response.headers["content-type"].startswith("text/html"), "errors are pages"

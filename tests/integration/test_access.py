@@ -364,3 +364,72 @@ def test_migrations_create_exactly_the_declared_tables(any_services: Services) -
     with any_services.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), tables.metadata)
     assert diff == []
+
+
+def test_consumers_log_in_to_their_portal_with_their_own_throttle_and_sessions(
+    any_services: Services,
+) -> None:
+    s = any_services
+    accounts.create_consumer(s.uow(), by=None, name="acme", description="", now=T0)
+    new_user(s, "acme")  # a user of the same name: its sessions are not the consumer's
+    with pytest.raises(Unauthenticated):  # no password yet: no portal login
+        accounts.login(s.uow(), s.server_secret, "acme", PASSWORD, now=T0, kind="consumer")
+    with pytest.raises(InvalidInput, match="name"):
+        accounts.set_consumer_password(s.uow(), "acme", "acme portal 2026", by=None, now=T0)
+    accounts.set_consumer_password(s.uow(), "acme", PASSWORD, by=None, now=T0)
+    session, token = accounts.login(
+        s.uow(), s.server_secret, "acme", PASSWORD, now=T0, kind="consumer"
+    )
+    assert session.kind == "consumer"
+    principal = service.authenticate(s.uow(), s.server_secret, bearer(token), now=T0)
+    assert (principal.kind, principal.name, principal.is_admin) == ("consumer", "acme", False)
+    assert principal.scopes == frozenset(accounts.CONSUMER_SESSION_SCOPES)
+    # Its own keys, yes; anyone else's or an admin's action, no.
+    _, key = service.create_key(
+        s.uow(), s.server_secret, by=principal, owner_kind="consumer", owner="acme",
+        name="mine", now=T0,
+    )  # fmt: skip
+    assert key.startswith("mlg_")
+    with pytest.raises(PermissionDenied):
+        service.create_key(
+            s.uow(), s.server_secret, by=principal, owner_kind="user", owner="acme",
+            name="not mine", now=T0,
+        )  # fmt: skip
+    with pytest.raises(PermissionDenied):
+        accounts.list_consumers(s.uow(), by=principal)
+    # The user acme's password change ends the user's sessions, not the consumer's.
+    user_session, user_token = accounts.login(s.uow(), s.server_secret, "acme", PASSWORD, now=T0)
+    accounts.set_password(s.uow(), "acme", "another long password", by=None, now=T0)
+    with pytest.raises(Unauthenticated):
+        service.authenticate(s.uow(), s.server_secret, bearer(user_token), now=T0)
+    assert service.authenticate(s.uow(), s.server_secret, bearer(token), now=T0).kind == "consumer"
+    # Disabling the consumer ends its sessions at once.
+    accounts.set_consumer_disabled(s.uow(), "acme", disabled=True, by=None, now=T0)
+    with pytest.raises(Unauthenticated):
+        service.authenticate(s.uow(), s.server_secret, bearer(token), now=T0)
+    # Wrong passwords slow consumers down like users.
+    accounts.set_consumer_disabled(s.uow(), "acme", disabled=False, by=None, now=T0)
+    for _ in range(accounts.FREE_FAILURES):
+        with pytest.raises(Unauthenticated):
+            accounts.login(s.uow(), s.server_secret, "acme", "wrong", now=T0, kind="consumer")
+    with pytest.raises(TooManyRequests):
+        accounts.login(s.uow(), s.server_secret, "acme", "wrong", now=T0, kind="consumer")
+    assert user_session.kind == "user"
+
+
+def test_the_cli_sets_a_consumers_portal_password(services: Services) -> None:
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    accounts.create_consumer(services.uow(), by=None, name="acme", description="", now=T0)
+    result = CliRunner().invoke(
+        cli, ["consumers", "password", "acme", "--password-stdin"], input=PASSWORD + "\n",
+        obj=services,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "/portal" in result.output
+    session, _ = accounts.login(
+        services.uow(), services.server_secret, "acme", PASSWORD, now=T0, kind="consumer"
+    )
+    assert (session.kind, session.user) == ("consumer", "acme")

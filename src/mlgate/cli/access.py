@@ -139,6 +139,28 @@ def create_consumer(
     )
 
 
+@consumers.command("password")
+def set_consumer_password(
+    ctx: typer.Context,
+    name: str,
+    generate: Annotated[bool, typer.Option("--generate", help="Make one and print it.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Set a consumer's password for the portal (/portal); its portal sessions end."""
+    password = _password(generate, password_stdin, False)
+    assert password is not None
+    remote = remote_of(ctx)
+    if remote:
+        remote.call("PUT", f"/v1/consumers/{name}/password", json={"password": password})
+    else:
+        s = services(ctx)
+        accounts.set_consumer_password(s.uow(), name, password, by=None, now=s.clock())
+    audited(ctx, "access.set_consumer_password", name)
+    console.print(f"Portal password of {name} set; it logs in at /portal.")
+    if generate:
+        print(password)
+
+
 @consumers.command("list")
 def list_consumers(ctx: typer.Context) -> None:
     """List consumers."""

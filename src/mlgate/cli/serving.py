@@ -98,6 +98,11 @@ def quickstart(
         f"curl -s {url} -H {shlex.quote('Authorization: Bearer ' + token)} "
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
+    console.print(
+        f"7. dashboard: http://{host}:{port}/ui (log in as admin); the consumer portal is at "
+        f"http://{host}:{port}/portal (`mlgate consumers password {DEMO_CONSUMER}` lets "
+        f"{DEMO_CONSUMER} in)"
+    )
     if no_serve:
         console.print(f"Start the server with `mlgate serve --port {port}`, then run the curl.")
         return

@@ -14,6 +14,7 @@ from markupsafe import Markup
 BAR = "#2f6db5"
 GRID = "#c9ced6"
 TEXT = "#333"
+MAX_BAR = 48.0
 
 
 def bars(
@@ -45,17 +46,18 @@ def bars(
         f"<text x='{left - 6}' y='{top + plot_h}' text-anchor='end' font-size='11' "
         f"fill='{TEXT}'>0</text>",
     ]
+    bar = min(max(step - gap, 1.0), MAX_BAR)
     for i, (label, value) in enumerate(points):
         h = 0.0 if value <= 0 else max(1.0, plot_h * value / peak)
-        x = left + i * step + gap / 2
+        middle = left + i * step + step / 2
         y = top + plot_h - h
         parts.append(
-            f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(step - gap, 1):.1f}' height='{h:.1f}' "
+            f"<rect x='{middle - bar / 2:.1f}' y='{y:.1f}' width='{bar:.1f}' height='{h:.1f}' "
             f"fill='{BAR}'><title>{e(label)}: {_full(value)} {e(unit)}</title></rect>"
         )
         if i % every == 0:
             parts.append(
-                f"<text x='{x + (step - gap) / 2:.1f}' y='{height - 8}' text-anchor='middle' "
+                f"<text x='{middle:.1f}' y='{height - 8}' text-anchor='middle' "
                 f"font-size='11' fill='{TEXT}'>{e(label)}</text>"
             )
     parts.append("</svg>")

@@ -182,6 +182,8 @@ def render(
     response = HTMLResponse(body, status, headers=dict(headers or {}))
     response.headers["content-security-policy"] = CSP
     response.headers["cache-control"] = "no-store"
+    # Our forms must carry their Origin (checked on every post); other sites learn nothing.
+    response.headers["referrer-policy"] = "same-origin"
     return response
 
 

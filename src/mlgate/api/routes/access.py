@@ -328,6 +328,20 @@ async def create_consumer(request: Request, body: ConsumerIn) -> Response:
     )
 
 
+@router.put("/consumers/{name}/password", status_code=204, responses=PROBLEMS)
+@access("admin")
+async def set_consumer_password(request: Request, name: str, body: PasswordSet) -> Response:
+    """Set a consumer's portal password (admins only); its portal sessions end."""
+    await call(
+        request,
+        "admin",
+        lambda s, p: accounts.set_consumer_password(
+            s.uow(), name, body.password, by=p, now=s.clock()
+        ),
+    )
+    return Response(status_code=204)
+
+
 @router.get("/consumers/{name}", response_model=ConsumerOut, responses=PROBLEMS)
 @access("authenticated")
 async def get_consumer(request: Request, name: str) -> Response:

@@ -1,0 +1,274 @@
+"""The dashboard's and the portal's safety, over real HTTP against `mlgate serve`: the session
+cookie's flags, CSRF on forms, credentials that never come back out, keys shown once, consumers
+who see only their own things, and logins that slow down and end."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from mlgate.access import accounts
+from mlgate.access.service import create_key
+from tests.conftest import make_services
+from tests.e2e.helpers import running_server
+
+ADMIN = ("chief", "operator password 2026")
+CONSUMERS = {"acme": "first customer secret", "globex": "second customer secret"}
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class Site:
+    base: str
+    home: Path
+    keys: dict[str, str]  # consumer -> token made for it before the server started
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    home = tmp_path_factory.mktemp("dashboard") / "home"
+    services = make_services(home)
+    now = services.clock()
+    accounts.create_user(
+        services.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True, now=now
+    )
+    tokens = {}
+    for name, password in CONSUMERS.items():
+        accounts.create_consumer(services.uow(), by=None, name=name, description="", now=now)
+        accounts.set_consumer_password(services.uow(), name, password, by=None, now=now)
+        _, tokens[name] = create_key(
+            services.uow(), services.server_secret, by=None, owner_kind="consumer", owner=name,
+            name=f"{name}-key", now=now,
+        )  # fmt: skip
+    services.close()
+    with running_server(home) as base:
+        yield Site(base, home, tokens)
+
+
+OPEN: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
+def client_for(base: str) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=30)
+    OPEN.append(client)
+    return client
+
+
+def login(site: Site, area: str, name: str, password: str) -> httpx.Client:
+    client = client_for(site.base)
+    form = client.get(f"/{area}/login")
+    token = CSRF.search(form.text)
+    assert token, form.text[:300]
+    answer = client.post(
+        f"/{area}/login", data={"name": name, "password": password, "csrf": token.group(1)}
+    )
+    assert answer.status_code == 303, answer.text[:300]
+    return client
+
+
+def csrf_of(client: httpx.Client, path: str) -> str:
+    found = CSRF.search(client.get(path).text)
+    assert found
+    return found.group(1)
+
+
+def test_the_session_cookie_is_httponly_samesite_and_not_readable_by_the_api(site: Site) -> None:
+    client = client_for(site.base)
+    form = client.get("/ui/login")
+    token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
+    answer = client.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf": token})
+    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and "mls_" in v)
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP here; see the next test for HTTPS deployments
+    page = client.get("/ui/models")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store"
+    # The API takes credentials from the Authorization header only: a cookie is not one.
+    assert client.get("/v1/models").status_code == 401
+
+
+def test_behind_tls_the_cookie_is_secure_with_the_host_prefix(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    services = make_services(home)
+    accounts.create_user(
+        services.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
+        now=services.clock(),
+    )  # fmt: skip
+    services.close()
+    with running_server(home, MLGATE_SECURE_COOKIES="true") as base:
+        client = client_for(base)
+        form = client.get("/ui/login")
+        token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
+        login_cookie = form.headers["set-cookie"]
+        assert "Secure" in login_cookie and "SameSite=strict" in login_cookie
+        # Over plain HTTP a client keeps Secure cookies to itself: send it by hand, as a TLS
+        # proxy in front would have let it through.
+        answer = client.post(
+            "/ui/login",
+            data={"name": ADMIN[0], "password": ADMIN[1], "csrf": token},
+            headers={"Cookie": login_cookie.split(";", 1)[0]},
+        )
+        cookies = [v for k, v in answer.headers.multi_items() if k == "set-cookie"]
+        session = next(c for c in cookies if "mls_" in c)
+        assert session.startswith("__Host-mlgate_session=") and "Secure" in session
+
+
+def test_forms_need_this_sessions_token_and_our_origin(site: Site) -> None:
+    admin = login(site, "ui", *ADMIN)
+    other = login(site, "ui", *ADMIN)  # a second session of the same user
+    mine, theirs = csrf_of(admin, "/ui/plans"), csrf_of(other, "/ui/plans")
+    assert mine != theirs
+    plan = {"name": "csrf-plan", "per_minute": "10"}
+    assert admin.post("/ui/plans", data=plan).status_code == 403  # no token
+    assert admin.post("/ui/plans", data={**plan, "csrf": theirs}).status_code == 403
+    foreign = admin.post(
+        "/ui/plans", data={**plan, "csrf": mine}, headers={"Origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403 and "another site" in foreign.text
+    assert "csrf-plan" not in admin.get("/ui/plans").text  # nothing was made
+    made = admin.post("/ui/plans", data={**plan, "csrf": mine}, headers={"Origin": site.base})
+    assert (
+        made.status_code == 303
+        and made.headers["location"] == "/ui/plans/csrf-plan?notice=plan_saved"
+    )
+    # A login form posted from elsewhere (no login cookie of ours) is refused too.
+    stranger = httpx.post(
+        f"{site.base}/ui/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf": "x"}
+    )
+    assert stranger.status_code == 403 and "mls_" not in stranger.headers.get("set-cookie", "")
+
+
+def test_source_credentials_go_in_and_never_come_back_out(site: Site, postgres_url: str) -> None:
+    admin = login(site, "ui", *ADMIN)
+    # This machine's PostgreSQL trusts local connections: a password is carried all the same.
+    secret = "pg-secret-4711"
+    secret_url = sa.make_url(postgres_url).set(password=secret).render_as_string(False)
+    added = admin.post(
+        "/ui/sources",
+        data={"name": "warehouse", "url": secret_url, "csrf": csrf_of(admin, "/ui/sources")},
+    )
+    assert added.status_code == 303, added.text[:400]
+    for path in ("/ui/sources", "/ui/sources/warehouse", "/ui/audit", "/ui/train"):
+        page = admin.get(path)
+        assert page.status_code == 200
+        assert secret not in page.text, path
+    assert "***" in admin.get("/ui/sources").text
+
+
+def test_a_new_key_is_shown_once(site: Site) -> None:
+    admin = login(site, "ui", *ADMIN)
+    made = admin.post(
+        "/ui/keys",
+        data={"name": "shown-once", "scopes": "read", "csrf": csrf_of(admin, "/ui/keys")},
+    )
+    assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
+    token = re.search(r'value="(mlg_[0-9a-f]{12}_[^"]+)"', made.text)
+    assert token
+    listing = admin.get("/ui/keys").text
+    assert token.group(1)[:16] in listing and token.group(1) not in listing
+    who = httpx.get(
+        f"{site.base}/v1/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"}
+    )
+    assert who.status_code == 200 and who.json()["name"] == ADMIN[0]
+
+
+def test_a_consumer_sees_only_its_own_things(site: Site) -> None:
+    acme = login(site, "portal", "acme", CONSUMERS["acme"])
+    page = acme.get("/portal")
+    assert page.status_code == 200
+    globex_prefix = site.keys["globex"][:16]
+    assert site.keys["acme"][:16] in page.text
+    assert globex_prefix not in page.text and "globex" not in page.text
+    # Revoking globex's key through acme's portal: as if it did not exist; it keeps working.
+    revoke = acme.post(
+        f"/portal/keys/{globex_prefix}/revoke", data={"csrf": csrf_of(acme, "/portal")}
+    )
+    assert revoke.status_code == 404
+    still = httpx.get(
+        f"{site.base}/v1/auth/me", headers={"Authorization": f"Bearer {site.keys['globex']}"}
+    )
+    assert still.status_code == 200
+    for path in ("/ui/consumers/globex", "/ui/usage", "/ui/keys", "/ui/models"):
+        refused = acme.get(path)
+        assert refused.status_code == 403 and "consumer:acme" in refused.text, path
+    # A team member is no consumer: the portal refuses them.
+    admin = login(site, "ui", *ADMIN)
+    assert admin.get("/portal").status_code == 403
+
+
+def test_logins_slow_down_and_logouts_end_the_session(site: Site) -> None:
+    client = client_for(site.base)
+    statuses = []
+    for _ in range(5):
+        token = CSRF.search(client.get("/portal/login").text).group(1)  # type: ignore[union-attr]
+        statuses.append(
+            client.post(
+                "/portal/login", data={"name": "globex", "password": "wrong", "csrf": token}
+            ).status_code
+        )
+    assert statuses[:3] == [401, 401, 401] and 429 in statuses[3:]
+    acme = login(site, "portal", "acme", CONSUMERS["acme"])
+    assert acme.get("/portal").status_code == 200
+    out = acme.post("/portal/logout", data={"csrf": csrf_of(acme, "/portal")})
+    assert out.status_code == 303 and out.headers["location"].startswith("/portal/login")
+    session = acme.cookies.get("mlgate_session")
+    assert session is None  # the cookie is cleared...
+    again = httpx.get(f"{site.base}/portal", cookies={"mlgate_session": "mls_" + "0" * 40})
+    assert again.status_code == 303  # ...and a made-up one gets the login form
+
+
+def test_a_logged_out_session_token_is_dead(site: Site) -> None:
+    acme = login(site, "portal", "acme", CONSUMERS["acme"])
+    token = acme.cookies.get("mlgate_session")
+    assert token and token.startswith("mls_")
+    acme.post("/portal/logout", data={"csrf": csrf_of(acme, "/portal")})
+    replay = httpx.get(f"{site.base}/portal", cookies={"mlgate_session": token})
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/portal/login")
+
+
+def test_a_training_job_started_from_the_form_can_be_cancelled(site: Site) -> None:
+    from mlgate.sources import demo
+
+    database = site.home.parent / "cancel.db"
+    demo.write_sqlite(database, demo.churn_frame(n_rows=3000))
+    admin = login(site, "ui", *ADMIN)
+    token = csrf_of(admin, "/ui/sources")
+    added = admin.post(
+        "/ui/sources", data={"name": "big", "url": f"sqlite:///{database}", "csrf": token}
+    )
+    assert added.status_code == 303, added.text[:300]
+    started = admin.post(
+        "/ui/train",
+        data={
+            "model": "slow", "source": "big", "table": demo.TABLE, "target": demo.TARGET,
+            "drop": demo.ID_COLUMN, "algorithm": "random_forest", "trials": "500",
+            "csrf": token,
+        },
+    )  # fmt: skip
+    assert started.status_code == 303, started.text[:300]
+    job = started.headers["location"]
+    cancelled = admin.post(f"{job}/cancel", data={"csrf": token})
+    assert cancelled.status_code == 303
+    for _ in range(300):
+        state = admin.get(f"{job}/state").json()
+        if state["state"] in ("cancelled", "failed", "succeeded"):
+            break
+        time.sleep(0.2)
+    assert state["state"] == "cancelled", state
+    assert admin.get("/ui/models/slow").status_code == 404  # nothing was registered
