@@ -100,18 +100,7 @@ def set_password(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Set a user's password (admins); their sessions end."""
-    password = _password(generate, password_stdin, False)
-    assert password is not None
-    remote = remote_of(ctx)
-    if remote:
-        remote.call("PUT", f"/v1/users/{name}/password", json={"password": password})
-    else:
-        s = services(ctx)
-        accounts.set_password(s.uow(), name, password, by=None, now=s.clock())
-    audited(ctx, "access.set_password", name)
-    console.print(f"Password of {name} set; their sessions ended.")
-    if generate:
-        print(password)
+    _set_password(ctx, "user", name, generate, password_stdin)
 
 
 # ---- consumers --------------------------------------------------------------------------------
@@ -147,18 +136,7 @@ def set_consumer_password(
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
 ) -> None:
     """Set a consumer's password for the portal (/portal); its portal sessions end."""
-    password = _password(generate, password_stdin, False)
-    assert password is not None
-    remote = remote_of(ctx)
-    if remote:
-        remote.call("PUT", f"/v1/consumers/{name}/password", json={"password": password})
-    else:
-        s = services(ctx)
-        accounts.set_consumer_password(s.uow(), name, password, by=None, now=s.clock())
-    audited(ctx, "access.set_consumer_password", name)
-    console.print(f"Portal password of {name} set; it logs in at /portal.")
-    if generate:
-        print(password)
+    _set_password(ctx, "consumer", name, generate, password_stdin)
 
 
 @consumers.command("list")
@@ -361,6 +339,27 @@ def _password(generate: bool, from_stdin: bool, none: bool) -> str | None:
     if _ask("Again") != first:
         raise InvalidInput("the two passwords differ")
     return first
+
+
+def _set_password(
+    ctx: typer.Context, kind: OwnerKind, name: str, generate: bool, from_stdin: bool
+) -> None:
+    password = _password(generate, from_stdin, False)
+    assert password is not None
+    remote = remote_of(ctx)
+    if remote:
+        remote.call("PUT", f"/v1/{kind}s/{name}/password", json={"password": password})
+    else:
+        s = services(ctx)
+        setter = accounts.set_password if kind == "user" else accounts.set_consumer_password
+        setter(s.uow(), name, password, by=None, now=s.clock())
+    audited(ctx, f"access.set_{'' if kind == 'user' else 'consumer_'}password", name)
+    if kind == "user":
+        console.print(f"Password of {name} set; their sessions ended.")
+    else:
+        console.print(f"Portal password of {name} set; it logs in at /portal.")
+    if generate:
+        print(password)
 
 
 def _ask(prompt: str) -> str:

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from mlgate.access import accounts, grants, passwords
 from mlgate.access import service as access_service
-from mlgate.access.model import SCOPES, OwnerKind
+from mlgate.access.model import SCOPES, OwnerKind, Principal
 from mlgate.api.authorize import access, actor
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
@@ -47,8 +47,7 @@ def create_consumer(
     request: Request, name: str = Form(""), description: str = Form(""),
     password: str = Form(""), csrf: str = Form(""),
 ) -> Response:  # fmt: skip
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
     if password:  # checked before anything is written
         passwords.check_strength(password, name=name.strip())
@@ -93,8 +92,7 @@ def consumer(request: Request, name: str) -> Response:
 @access("admin")
 @page("ui")
 def subscribe(request: Request, name: str, plan: str = Form(""), csrf: str = Form("")) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
     plans.subscribe(services.uow(), by=me, consumer=name, plan=plan, now=services.clock())
     return pages.see_other(f"/ui/consumers/{name}", "subscribed")
@@ -104,8 +102,7 @@ def subscribe(request: Request, name: str, plan: str = Form(""), csrf: str = For
 @access("admin")
 @page("ui")
 def grant(request: Request, name: str, target: str = Form(""), csrf: str = Form("")) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
     grants.add_grant(
         services.uow(), by=me, subject_kind="consumer", subject=name, target=target,
@@ -120,8 +117,7 @@ def grant(request: Request, name: str, target: str = Form(""), csrf: str = Form(
 def consumer_password(
     request: Request, name: str, password: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
     accounts.set_consumer_password(services.uow(), name, password, by=me, now=services.clock())
     return pages.see_other(f"/ui/consumers/{name}", "password_set")
@@ -131,8 +127,7 @@ def consumer_password(
 @access("admin")
 @page("ui")
 def consumer_state(request: Request, name: str, change: str, csrf: str = Form("")) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "admin", csrf=csrf)
     if change not in ("disable", "enable"):
         raise InvalidInput(f"a consumer can be disabled or enabled, not {change[:20]!r}")
     services = pages.services_of(request)
@@ -164,15 +159,12 @@ def plans_page(request: Request) -> Response:
 @page("ui")
 async def create_plan(request: Request) -> Response:
     """Many optional fields: read the form whole, then run the use case in a worker thread."""
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    form = await pages.read_form(request)
 
     def run() -> Response:
-        me = member(request, "ui", "admin")
-        pages.check_csrf(request, me, values.get("csrf", ""))
+        me = member(request, "ui", "admin", csrf=form.get("csrf"))
         services = pages.services_of(request)
-        name = values.get("name", "").strip()
-        plan = plans.make_plan(name, services.clock(), **_plan_settings(values))
+        plan = plans.make_plan(form.get("name").strip(), services.clock(), **_plan_settings(form))
         plans.create_plan(services.uow(), plan, by=me)
         return pages.see_other(f"/ui/plans/{plan.name}", "plan_saved")
 
@@ -195,14 +187,12 @@ def plan(request: Request, name: str) -> Response:
 @access("admin")
 @page("ui")
 async def update_plan(request: Request, name: str) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    form = await pages.read_form(request)
 
     def run() -> Response:
-        me = member(request, "ui", "admin")
-        pages.check_csrf(request, me, values.get("csrf", ""))
+        me = member(request, "ui", "admin", csrf=form.get("csrf"))
         services = pages.services_of(request)
-        plans.update_plan(services.uow(), name, by=me, **_plan_settings(values))
+        plans.update_plan(services.uow(), name, by=me, **_plan_settings(form))
         return pages.see_other(f"/ui/plans/{name}", "plan_saved")
 
     return await pages.in_thread(run)
@@ -225,29 +215,16 @@ def keys(request: Request) -> Response:
 @access("authenticated")
 @page("ui")
 async def create_key(request: Request) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    scopes = [v for v in form.getlist("scopes") if isinstance(v, str)]
+    form = await pages.read_form(request)
 
     def run() -> Response:
-        me = member(request, "ui")
-        pages.check_csrf(request, me, values.get("csrf", ""))
-        services = pages.services_of(request)
-        owner_kind: OwnerKind = "consumer" if values.get("owner_kind") == "consumer" else "user"
-        owner = values.get("owner", "").strip() or me.name
-        if owner_kind == "consumer" and not values.get("owner", "").strip():
+        me = member(request, "ui", csrf=form.get("csrf"))
+        owner_kind: OwnerKind = "consumer" if form.get("owner_kind") == "consumer" else "user"
+        owner = form.get("owner").strip() or me.name
+        if owner_kind == "consumer" and not form.get("owner").strip():
             raise InvalidInput("name the consumer whose key this is")
-        key, token = access_service.create_key(
-            services.uow(), services.server_secret, by=me, owner_kind=owner_kind, owner=owner,
-            name=values.get("name", ""), now=services.clock(), scopes=scopes or ("predict",),
-            expires_at=_expiry(values.get("expires_days", ""), services),
-            targets=[t.strip() for t in values.get("targets", "").split(",") if t.strip()],
-        )  # fmt: skip
         back = f"/ui/consumers/{owner}" if owner_kind == "consumer" else "/ui/keys"
-        return render(
-            request, "key_created.html", principal=me, key=key, token=token, back=back,
-            status=201,
-        )  # fmt: skip
+        return new_key(request, me, owner_kind, owner, form, back=back)
 
     return await pages.in_thread(run)
 
@@ -258,11 +235,27 @@ async def create_key(request: Request) -> Response:
 def revoke_key(
     request: Request, prefix: str, back: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    me = member(request, "ui")
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
     access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
     return pages.see_other(pages.local_path(back, "/ui/keys"), "key_revoked")
+
+
+def new_key(
+    request: Request, me: Principal, owner_kind: OwnerKind, owner: str, form: pages.Form,
+    *, back: str,
+) -> Response:  # fmt: skip
+    """Make the key the form asks for and show its token: this once, never again."""
+    services = pages.services_of(request)
+    key, token = access_service.create_key(
+        services.uow(), services.server_secret, by=me, owner_kind=owner_kind, owner=owner,
+        name=form.get("name"), now=services.clock(), scopes=form.all("scopes") or ("predict",),
+        expires_at=_expiry(form.get("expires_days"), services),
+        targets=[t.strip() for t in form.get("targets").split(",") if t.strip()],
+    )  # fmt: skip
+    return render(
+        request, "key_created.html", principal=me, key=key, token=token, back=back, status=201
+    )
 
 
 def standing(services: Services, consumer: str) -> dict[str, Any] | None:
@@ -286,11 +279,11 @@ def standing(services: Services, consumer: str) -> dict[str, Any] | None:
     return {"subscription": subscription, "plan": plan, "limits": limits}
 
 
-def _plan_settings(values: dict[str, str]) -> dict[str, Any]:
+def _plan_settings(form: pages.Form) -> dict[str, Any]:
     """The plan form's fields as make_plan takes them: empty means no limit."""
     settings: dict[str, Any] = {}
     for field in LIMIT_FIELDS:
-        raw = values.get(field, "").strip().replace(",", "").replace("_", "")
+        raw = form.get(field).strip().replace(",", "").replace("_", "")
         if not raw:
             settings[field] = None
         elif raw.isdecimal():
@@ -298,10 +291,10 @@ def _plan_settings(values: dict[str, str]) -> dict[str, Any]:
         else:
             raise InvalidInput(f"{field.replace('_', ' ')}: a whole number, or empty for none")
     for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):
-        settings[field] = values.get(field, "").strip() or None
-    settings["overage"] = values.get("overage") == "yes"
-    settings["models"] = [m.strip() for m in values.get("models", "").split(",") if m.strip()]
-    settings["description"] = values.get("description", "")
+        settings[field] = form.get(field).strip() or None
+    settings["overage"] = form.get("overage") == "yes"
+    settings["models"] = [m.strip() for m in form.get("models").split(",") if m.strip()]
+    settings["description"] = form.get("description")
     return settings
 
 

@@ -74,8 +74,7 @@ def _login(request: Request, area: Area, name: str, password: str, csrf: str, ne
 def _logout(request: Request, area: Area, csrf: str) -> Response:
     services = pages.services_of(request)
     try:
-        principal = pages.member(request, area)
-        pages.check_csrf(request, principal, csrf)
+        pages.member(request, area, csrf=csrf)
         accounts.logout(services.uow(), authorize(services, request, "authenticated"),
                         now=services.clock())  # fmt: skip
     except errors.Unauthenticated:
@@ -85,46 +84,30 @@ def _logout(request: Request, area: Area, csrf: str) -> Response:
     return response
 
 
-@router.get("/ui/login")
-@access("public")
-def ui_login_form(request: Request, next: str = "") -> Response:
-    return _form(request, "ui", next_=next)
+def _mount(area: Area) -> None:
+    """The login form, the login and the logout of one area (the dashboard or the portal)."""
+
+    @router.get(f"/{area}/login", name=f"{area}_login_form")
+    @access("public")
+    def login_form(request: Request, next: str = "") -> Response:
+        return _form(request, area, next_=next)
+
+    @router.post(f"/{area}/login", name=f"{area}_login")
+    @access("public")
+    def login(
+        request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+        next: str = Form(""),
+    ) -> Response:  # fmt: skip
+        return _login(request, area, name, password, csrf, next)
+
+    @router.post(f"/{area}/logout", name=f"{area}_logout")
+    @access("authenticated")
+    def logout(request: Request, csrf: str = Form("")) -> Response:
+        return pages.page(area)(_logout)(request=request, area=area, csrf=csrf)
 
 
-@router.post("/ui/login")
-@access("public")
-def ui_login(
-    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
-    next: str = Form(""),
-) -> Response:  # fmt: skip
-    return _login(request, "ui", name, password, csrf, next)
-
-
-@router.post("/ui/logout")
-@access("authenticated")
-def ui_logout(request: Request, csrf: str = Form("")) -> Response:
-    return pages.page("ui")(_logout)(request=request, area="ui", csrf=csrf)
-
-
-@router.get("/portal/login")
-@access("public")
-def portal_login_form(request: Request, next: str = "") -> Response:
-    return _form(request, "portal", next_=next)
-
-
-@router.post("/portal/login")
-@access("public")
-def portal_login(
-    request: Request, name: str = Form(""), password: str = Form(""), csrf: str = Form(""),
-    next: str = Form(""),
-) -> Response:  # fmt: skip
-    return _login(request, "portal", name, password, csrf, next)
-
-
-@router.post("/portal/logout")
-@access("authenticated")
-def portal_logout(request: Request, csrf: str = Form("")) -> Response:
-    return pages.page("portal")(_logout)(request=request, area="portal", csrf=csrf)
+_mount("ui")
+_mount("portal")
 
 
 @router.get("/")

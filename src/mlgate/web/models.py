@@ -110,8 +110,7 @@ def promote(
     reason: str = Form(""), confirm: str = Form(""), csrf: str = Form(""),
 ) -> Response:  # fmt: skip
     alias = alias.strip()
-    me = member(request, "ui", "promote", Target(name, alias=alias or None))
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "promote", Target(name, alias=alias or None), csrf=csrf)
     number = _number(version, "version")
     _confirmed(confirm, reason)
     services = pages.services_of(request)
@@ -132,8 +131,7 @@ def rollback(
     confirm: str = Form(""), csrf: str = Form(""),
 ) -> Response:  # fmt: skip
     alias = alias.strip()
-    me = member(request, "ui", "rollback", Target(name, alias=alias or None))
-    pages.check_csrf(request, me, csrf)
+    me = member(request, "ui", "rollback", Target(name, alias=alias or None), csrf=csrf)
     _confirmed(confirm, reason)
     services = pages.services_of(request)
     lifecycle.rollback(

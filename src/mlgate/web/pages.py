@@ -15,6 +15,7 @@ import hmac
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -111,9 +112,12 @@ def member(
     area: Area,
     action: Action | GlobalAction | Literal["authenticated"] = "authenticated",
     target: Target | str | None = None,
+    *,
+    csrf: str | None = None,
 ) -> Principal:
     """The logged-in caller of this area, if it may do `action` on `target`. The cookie must
-    hold a login session (an API key pasted into a cookie is ignored)."""
+    hold a login session (an API key pasted into a cookie is ignored). A form (any POST) must
+    hand in its `csrf` field: it is checked here, before anything else is decided."""
     services = services_of(request)
     token = request.cookies.get(session_cookie(request), "")
     request.state.credential = f"Bearer {token}" if token.startswith(keys.SESSION_PREFIX) else ""
@@ -126,6 +130,10 @@ def member(
             f"{principal.actor} uses {where}",
             code="wrong_area",
         )
+    if request.method not in ("GET", "HEAD"):
+        if csrf is None:
+            raise AssertionError(f"{request.url.path}: a form's handler must pass its csrf field")
+        check_csrf(request, principal, csrf)
     if action != "authenticated":
         authorize(services, request, action, target)
     return principal
@@ -244,6 +252,28 @@ def _as_page(request: Request, area: Area, exc: Exception) -> Response:
     return error_page(
         request, 500, "Something went wrong on our side; the server log says what.", area=area
     )
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form read whole (for forms with many optional or repeated fields)."""
+
+    fields: dict[str, list[str]]
+
+    def get(self, name: str) -> str:
+        return (self.fields.get(name) or [""])[0]
+
+    def all(self, name: str) -> list[str]:
+        return self.fields.get(name, [])
+
+
+async def read_form(request: Request) -> Form:
+    form = await request.form()
+    fields: dict[str, list[str]] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            fields.setdefault(name, []).append(value)
+    return Form(fields)
 
 
 async def in_thread(run: Callable[[], Response]) -> Response:

@@ -8,7 +8,7 @@ import json
 import shlex
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from mlgate.access import policy
@@ -19,7 +19,7 @@ from mlgate.plans import service as plans
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.web import charts, pages
-from mlgate.web.accounts import standing
+from mlgate.web.accounts import new_key, standing
 from mlgate.web.pages import member, page, render
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
@@ -56,22 +56,11 @@ def overview(request: Request) -> Response:
 @access("authenticated")
 @page("portal")
 async def create_key(request: Request) -> Response:
-    form = await request.form()
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    scopes = [v for v in form.getlist("scopes") if isinstance(v, str)]
+    form = await pages.read_form(request)
 
     def run() -> Response:
-        me = member(request, "portal")
-        pages.check_csrf(request, me, values.get("csrf", ""))
-        services = pages.services_of(request)
-        key, token = access_service.create_key(
-            services.uow(), services.server_secret, by=me, owner_kind="consumer", owner=me.name,
-            name=values.get("name", ""), now=services.clock(), scopes=scopes or ("predict",),
-        )  # fmt: skip
-        return render(
-            request, "key_created.html", principal=me, key=key, token=token, back="/portal",
-            status=201,
-        )  # fmt: skip
+        me = member(request, "portal", csrf=form.get("csrf"))
+        return new_key(request, me, "consumer", me.name, form, back="/portal")
 
     return await pages.in_thread(run)
 
@@ -79,19 +68,12 @@ async def create_key(request: Request) -> Response:
 @router.post("/keys/{prefix}/revoke")
 @access("authenticated")
 @page("portal")
-async def revoke_key(request: Request, prefix: str) -> Response:
-    form = await request.form()
-    csrf = form.get("csrf")
-
-    def run() -> Response:
-        me = member(request, "portal")
-        pages.check_csrf(request, me, csrf if isinstance(csrf, str) else "")
-        services = pages.services_of(request)
-        # Someone else's prefix reads as unknown (404): no consumer learns another's keys.
-        access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
-        return pages.see_other("/portal", "key_revoked")
-
-    return await pages.in_thread(run)
+def revoke_key(request: Request, prefix: str, csrf: str = Form("")) -> Response:
+    me = member(request, "portal", csrf=csrf)
+    services = pages.services_of(request)
+    # Someone else's prefix reads as unknown (404): no consumer learns another's keys.
+    access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
+    return pages.see_other("/portal", "key_revoked")
 
 
 @router.get("/models/{name}")

@@ -33,8 +33,7 @@ def sources(request: Request) -> Response:
 def add(
     request: Request, name: str = Form(""), url: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
     config, _ = service.add_source(
         services.uow(), services.open_source, name=name.strip(), url=url.strip(),
@@ -63,8 +62,7 @@ def source(request: Request, name: str, table: str = "") -> Response:
 @access("authenticated")
 @page("ui")
 def test(request: Request, name: str, csrf: str = Form("")) -> Response:
-    me = member(request, "ui")
-    pages.check_csrf(request, me, csrf)
+    member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
     service.test_source(services.uow(), services.open_source, name)
     return pages.see_other(f"/ui/sources/{name}", "source_ok")
@@ -74,7 +72,6 @@ def test(request: Request, name: str, csrf: str = Form("")) -> Response:
 @access("admin")
 @page("ui")
 def remove(request: Request, name: str, csrf: str = Form("")) -> Response:
-    me = member(request, "ui", "admin")
-    pages.check_csrf(request, me, csrf)
+    member(request, "ui", "admin", csrf=csrf)
     service.remove_source(pages.services_of(request).uow(), name)
     return pages.see_other("/ui/sources", "source_removed")

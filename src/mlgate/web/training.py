@@ -7,7 +7,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from mlgate.access.model import Principal, Target
-from mlgate.api.authorize import access, actor, authorize_training
+from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import check_name
 from mlgate.sources import service as sources
@@ -51,8 +51,7 @@ def start(
 ) -> Response:  # fmt: skip
     """The same checks as POST /v1/models/{name}/train: a new name needs a team member, who
     becomes its owner; an existing model needs `train` on it."""
-    me = member(request, "ui")
-    pages.check_csrf(request, me, csrf)
+    member(request, "ui", csrf=csrf)
     name = check_name("model", model.strip())
     table, query = table.strip(), query.strip()
     if bool(table) == bool(query):
@@ -106,17 +105,17 @@ def state(request: Request, job_id: str) -> Response:
 @access("train")
 @page("ui")
 def cancel(request: Request, job_id: str, csrf: str = Form("")) -> Response:
-    me, _ = _job(request, job_id)
-    pages.check_csrf(request, me, csrf)
+    _job(request, job_id, csrf=csrf)
     jobs.request_cancel(pages.services_of(request).uow(), job_id)
     return pages.see_other(f"/ui/jobs/{job_id}", "cancel_requested")
 
 
-def _job(request: Request, job_id: str) -> tuple[Principal, jobs.Job]:
+def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Principal, jobs.Job]:
     """The job, if the caller may train its model."""
-    me = member(request, "ui")
-    found = jobs.get_job(pages.services_of(request).uow(), job_id)
-    member(request, "ui", "train", Target(str(found.spec.get("model", ""))))
+    me = member(request, "ui", csrf=csrf)
+    services = pages.services_of(request)
+    found = jobs.get_job(services.uow(), job_id)
+    authorize(services, request, "train", Target(str(found.spec.get("model", ""))))
     return me, found
 
 
