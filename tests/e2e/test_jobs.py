@@ -3,6 +3,9 @@ failed or cancelled job registers nothing."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,9 +31,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stale_job(home: Path) -> str:
     """A job row left "running" by a process that died: the next server start must fail it."""
     services = make_services(home)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     job = Job(id="f" * 32, kind="train", state="running", spec={}, created_at=services.clock())
     with services.uow() as uow:
-        uow.jobs.add(replace(job, log=("started",)))
+        owner = f"{socket.gethostname()}:{dead}"  # a server process of this host, now gone
+        uow.jobs.add(replace(job, log=("started",), owner=owner, heartbeat_at=job.created_at))
         uow.commit()
     services.close()
     return job.id

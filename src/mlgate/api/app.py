@@ -26,12 +26,11 @@ from mlgate.web import routes as web_routes
 
 
 def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
-    """The app over `services`. With several worker processes, `recover_jobs` must be False:
-    one worker would mark the others' running jobs failed (jobs get an owner in issue 10)."""
+    """The app over `services`. At start it marks failed the jobs of processes that are gone
+    (training/jobs.py): never those of a live neighbour worker or replica."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One process owns the jobs (see training/jobs.py): any it finds unfinished, died with it.
         _drain_on_sigterm(services)
         if recover_jobs:
             await run_in_threadpool(services.jobs.recover)
@@ -91,12 +90,9 @@ def _drain_on_sigterm(services: Services) -> None:
 
 def app_from_env() -> FastAPI:
     """The factory each worker process of `mlgate serve --workers N` calls."""
-    import os
-
     from mlgate.api.observe import configure_logging
     from mlgate.serving.predictors import limit_model_threads
 
     configure_logging()
     limit_model_threads()
-    workers = int(os.environ.get("MLGATE_SERVE_WORKERS", "1"))
-    return create_app(bootstrap(Settings.from_env()), recover_jobs=workers == 1)
+    return create_app(bootstrap(Settings.from_env()))

@@ -354,7 +354,11 @@ class SqlJobRepository:
         self._conn = conn
 
     def add(self, job: Job) -> None:
-        self._conn.execute(jobs.insert().values(id=job.id, **self._values(job)))
+        self._conn.execute(
+            jobs.insert().values(
+                id=job.id, cancel_requested=job.cancel_requested, **self._values(job)
+            )
+        )
 
     def get(self, job_id: str) -> Job | None:
         row = self._conn.execute(jobs.select().where(jobs.c.id == job_id)).first()
@@ -367,6 +371,22 @@ class SqlJobRepository:
         rows = self._conn.execute(jobs.select().where(jobs.c.state.not_in(FINISHED)))
         return [self._load(row) for row in rows]
 
+    def request_cancel(self, job_id: str) -> None:
+        # Its own statement: a runner saving the job's progress never overwrites the request.
+        self._conn.execute(
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.state.not_in(FINISHED))
+            .values(cancel_requested=True)
+        )
+
+    def beat(self, job_ids: list[str], at: datetime) -> None:
+        if job_ids:
+            self._conn.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(job_ids), jobs.c.state.not_in(FINISHED))
+                .values(heartbeat_at=at)
+            )
+
     @staticmethod
     def _values(job: Job) -> dict[str, Any]:
         return {
@@ -378,10 +398,11 @@ class SqlJobRepository:
             "log": list(job.log),
             "result": job.result,
             "error": job.error,
-            "cancel_requested": job.cancel_requested,
             "created_at": job.created_at,
             "started_at": job.started_at,
             "finished_at": job.finished_at,
+            "owner": job.owner,
+            "heartbeat_at": job.heartbeat_at,
         }
 
     @staticmethod
@@ -400,4 +421,6 @@ class SqlJobRepository:
             cancel_requested=bool(row.cancel_requested),
             started_at=_utc(row.started_at),
             finished_at=_utc(row.finished_at),
+            owner=row.owner or "",
+            heartbeat_at=_utc(row.heartbeat_at),
         )

@@ -167,6 +167,8 @@ jobs = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("owner", sa.String(160), nullable=False, server_default=""),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 aliases = sa.Table(

@@ -1,20 +1,24 @@
 """Training jobs: a training run that outlives the request that started it.
 
 A job is a row (queued -> running -> succeeded | failed | cancelled) with its progress and the
-tail of its log. `JobRunner` runs jobs on background threads of the serving process; a job whose
-process died is found still "running" at the next start and marked failed. Registration is
-atomic (registry.service.register_version), so a failed or cancelled job registers nothing.
+tail of its log. `JobRunner` runs jobs on background threads of the serving process and says so
+every few seconds (`owner`, `heartbeat_at`); a job whose process died (a dead pid on this host,
+or a heartbeat that stopped) is marked failed by the next process that starts, on any replica.
+Registration is atomic (registry.service.register_version), so a failed or cancelled job
+registers nothing.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlgate.errors import MlgateError, NotFound
@@ -28,6 +32,31 @@ if TYPE_CHECKING:  # the training machinery loads when a job runs, not when jobs
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
 LOG_LINES = 50
+HEARTBEAT_EVERY = timedelta(seconds=10)
+STALE_AFTER = timedelta(seconds=60)  # no heartbeat for this long: the process is gone
+
+
+def process_owner() -> str:
+    """This process, as jobs name their runner: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(job: Job, now: datetime) -> bool:
+    if not job.owner:
+        return True  # written before jobs had owners: by a single process, now restarted
+    host, _, pid = job.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdecimal():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False  # alive on this host: its own (the pid says more than a late beat)
+    beat = job.heartbeat_at or job.started_at or job.created_at
+    return now - beat > STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -45,6 +74,8 @@ class Job:
     cancel_requested: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    owner: str = ""  # host:pid of the process that runs it
+    heartbeat_at: datetime | None = None  # when that process last said it is alive
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +103,10 @@ class JobRepository(Protocol):
 
     def unfinished(self) -> list[Job]: ...
 
+    def request_cancel(self, job_id: str) -> None: ...
+
+    def beat(self, job_ids: list[str], at: datetime) -> None: ...
+
 
 EPOCH_LINES_EVERY = 0.5  # seconds between two logged epochs (and cancellation checks)
 
@@ -95,9 +130,9 @@ def request_cancel(uow: UnitOfWork, job_id: str) -> Job:
         if job is None:
             raise NotFound(f"no job {job_id[:40]!r}")
         if job.state not in FINISHED:
-            job = replace(job, cancel_requested=True)
-            uow.jobs.save(job)
+            uow.jobs.request_cancel(job_id)
             uow.commit()
+            job = replace(job, cancel_requested=True)
     return job
 
 
@@ -120,12 +155,18 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlgate-job")
         self._lock = threading.Lock()
         self._active: set[str] = set()
+        self._mine: set[str] = set()  # queued or running here: this process beats for them
+        self._heart: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def recover(self) -> int:
-        """Mark jobs left unfinished by a process that died as failed; returns how many."""
+        """Mark failed the jobs left unfinished by a process that is gone: one of this host
+        whose pid is dead, or any whose heartbeat stopped (STALE_AFTER); returns how many.
+        Jobs of live neighbours (other workers or replicas) are theirs."""
         uow = self._uow()
+        now = self._clock()
         with uow:
-            stale = uow.jobs.unfinished()
+            stale = [job for job in uow.jobs.unfinished() if _gone(job, now)]
             for job in stale:
                 uow.jobs.save(
                     replace(
@@ -139,6 +180,7 @@ class JobRunner:
         return len(stale)
 
     def submit(self, spec: TrainSpec, spec_json: dict[str, Any]) -> Job:
+        self._start_heartbeat()
         job = Job(
             id=uuid.uuid4().hex,
             kind="train",
@@ -146,11 +188,14 @@ class JobRunner:
             spec=spec_json,
             created_at=self._clock(),
             log=(f"queued: train {spec.model_name} with {spec.algorithm}",),
+            owner=process_owner(),
+            heartbeat_at=self._clock(),
         )
         uow = self._uow()
         with uow:
             uow.jobs.add(job)
             uow.commit()
+        self._mine.add(job.id)
         self._pool.submit(self._run, job.id, spec)
         return job
 
@@ -159,6 +204,28 @@ class JobRunner:
         for job_id in list(self._active):
             request_cancel(self._uow(), job_id)
         self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._stop.set()
+
+    def _start_heartbeat(self) -> None:
+        with self._lock:
+            if self._heart is None:
+                self._heart = threading.Thread(
+                    target=self._beat, name="mlgate-job-heartbeat", daemon=True
+                )
+                self._heart.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_EVERY.total_seconds()):
+            mine = list(self._mine)
+            if not mine:
+                continue
+            try:
+                uow = self._uow()
+                with uow:
+                    uow.jobs.beat(mine, self._clock())
+                    uow.commit()
+            except Exception:  # the database away for a moment: the next beat tries again
+                continue
 
     def _run(self, job_id: str, spec: TrainSpec) -> None:
         self._active.add(job_id)
@@ -166,6 +233,7 @@ class JobRunner:
             self._train(job_id, spec)
         finally:
             self._active.discard(job_id)
+            self._mine.discard(job_id)
 
     def _train(self, job_id: str, spec: TrainSpec) -> None:
         from mlgate.training.service import STAGES, train_model
