@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from mlgate.access.model import ApiKey
 from mlgate.bootstrap import Services
@@ -117,3 +119,30 @@ def test_api_keys_round_trip_and_revoke(any_services: Services) -> None:
         assert not revoked.active
         with pytest.raises(NotFound):
             uow.keys.revoke("mlg_ffffffffffff", T0)
+
+
+def test_replicas_starting_together_migrate_once(postgres_url: str, tmp_path: Path) -> None:
+    """Four processes bootstrap one empty PostgreSQL database at the same moment."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from mlgate.bootstrap import bootstrap; from mlgate.settings import Settings;"
+        "s = bootstrap(Settings.from_env({'MLGATE_HOME': sys.argv[1], "
+        "'MLGATE_DATABASE_URL': sys.argv[2], 'MLGATE_SECRET_KEY': 'shared'})); s.close()"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / f"h{i}"), postgres_url],
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(4)
+    ]
+    outcomes = [(p.communicate(timeout=120)[1], p.returncode) for p in runs]
+    assert all(code == 0 for _, code in outcomes), outcomes
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    engine.dispose()
+    assert [v[0] for v in versions] == [migrate.head_revision()]

@@ -30,10 +30,23 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+MIGRATION_LOCK = 0x6D6C6761  # "mlga": one migrating process at a time per database
+
+
 def upgrade_to_head(engine: sa.Engine) -> None:
+    """Migrate to head. Replicas that start together take turns (an advisory lock on
+    PostgreSQL, a named lock on MySQL/MariaDB): the first migrates, the others find head."""
     if current_revision(engine) == head_revision():
         return
     config = _config()
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        elif dialect in ("mysql", "mariadb"):
+            conn.execute(sa.text("SELECT GET_LOCK('mlgate_migrate', 600)"))
+        if MigrationContext.configure(conn).get_current_revision() != head_revision():
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        if dialect in ("mysql", "mariadb"):
+            conn.execute(sa.text("SELECT RELEASE_LOCK('mlgate_migrate')"))
