@@ -69,6 +69,46 @@ class SqlSource:
                 conn.execute(sa.select(sa.func.count()).select_from(selectable)).scalar_one()
             )
 
+    def key_column(self, table: str) -> str | None:
+        """The table's primary key, if it is one integer column (the natural partition key)."""
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+            keys = list(selectable.primary_key.columns)
+        if len(keys) == 1 and _is_integer(keys[0].type):
+            return str(keys[0].name)
+        return None
+
+    def column_kind(self, table: str, column: str) -> str:
+        """'integer' or 'other', for a column the caller names; NotFound if it has none."""
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+        if column not in selectable.c:
+            raise NotFound(f"source {self.name!r}: {table!r} has no column {column!r}")
+        return "integer" if _is_integer(selectable.c[column].type) else "other"
+
+    def key_range(self, table: str, column: str) -> tuple[int, int] | None:
+        """The smallest and largest value of an integer column (None for an empty table)."""
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+            key = selectable.c[column]
+            low, high = conn.execute(sa.select(sa.func.min(key), sa.func.max(key))).one()
+        return None if low is None else (int(low), int(high))
+
+    def part_sql(self, table: str, column: str, part: tuple[str, int, int, int]) -> str:
+        """The SELECT of one partition: ("range", low, high, last) reads low <= key < high
+        (<= high on the last one); ("hash", i, n, 0) reads the rows whose column hashes to i
+        of n, with the database's own hash function."""
+        kind, a, b, last = part
+        with self._connect() as conn:
+            selectable = self._reflect(conn, table)
+            key = selectable.c[column]
+            if kind == "range":
+                condition = sa.and_(key >= a, key <= b if last else key < b)
+            else:
+                condition = _hash(conn.dialect.name, key, b) == a
+            statement = sa.select(selectable).where(condition)
+            return str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
+
     def write_table(self, table: str, chunks: Iterator[pd.DataFrame]) -> int:
         """Create `table` (refused if it exists) and append every chunk; returns the rows."""
         written = 0
@@ -172,3 +212,23 @@ def _decimals_to_float(frame: pd.DataFrame) -> pd.DataFrame:
         if len(values) and values.map(lambda v: isinstance(v, Decimal)).all():
             frame[column] = frame[column].astype("float64")
     return frame
+
+
+def _is_integer(kind: sa.types.TypeEngine[object]) -> bool:
+    try:
+        return issubclass(kind.python_type, int) and not issubclass(kind.python_type, bool)
+    except NotImplementedError:
+        return False
+
+
+def _hash(dialect: str, column: sa.ColumnElement[object], n: int) -> sa.ColumnElement[object]:
+    """column -> 0..n-1, spread evenly, computed by the database."""
+    text = sa.cast(column, sa.Text if dialect == "postgresql" else sa.String(255))
+    # mod(), not %: the compiled text must not depend on the driver's parameter style.
+    if dialect == "postgresql":
+        return sa.func.abs(sa.func.mod(sa.func.hashtext(text), n))
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.mod(sa.func.crc32(text), n)
+    raise InvalidInput(
+        f"{dialect} has no hash function to split a table by; partition by an integer column"
+    )
