@@ -15,6 +15,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           counted in Redis, shared by every worker and replica
     MLGATE_REDIS_PREFIX   mlgate            prefix of every Redis key (several mlgates, one Redis)
     MLGATE_LIMITS_FAIL_OPEN  false          with Redis unreachable: refuse (503) or serve uncounted
+    MLGATE_DASK_ADDRESS   unset: train on this machine; tcp://scheduler:8786 (or local): train the
+                          algorithms that have a Dask path on that cluster (mlgate train --dask)
     MLGATE_SECURE_COOKIES auto              the dashboard's cookies carry Secure: auto = when the
                           request came over HTTPS (or a proxy said so); true behind a TLS proxy
 
@@ -66,6 +68,7 @@ class Settings:
     redis_prefix: str = "mlgate"
     limits_fail_open: bool = False
     secure_cookies: bool | None = None  # None: when the request is HTTPS
+    dask_address: str | None = None
 
     @property
     def secret_key_file(self) -> Path:
@@ -99,6 +102,7 @@ class Settings:
             redis_prefix=get("redis_prefix", "mlgate") or "mlgate",
             limits_fail_open=_flag("limits_fail_open", get("limits_fail_open", "false")),
             secure_cookies=_auto_flag("secure_cookies", get("secure_cookies", "auto")),
+            dask_address=get("dask_address", None),
         )
 
 

@@ -24,7 +24,7 @@ ROWS = 30_000
 def client() -> Iterator[object]:
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, memory_limit="400MB",
-        dashboard_address=None,
+        dashboard_address=":0",
     )  # fmt: skip
     with distributed.Client(cluster) as connected:
         yield connected

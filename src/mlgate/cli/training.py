@@ -59,6 +59,20 @@ def train(
         list[str] | None,
         typer.Option(help="A hyperparameter, NAME=VALUE (repeatable), e.g. max_depth=6."),
     ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on a Dask cluster: a scheduler's address (tcp://host:8786), or local "
+            "(one worker per core here). Default: MLGATE_DASK_ADDRESS; `none` trains here."
+        ),
+    ] = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="On Dask: how many parts to read (default 4 per worker).")
+    ] = None,
+    partition_by: Annotated[
+        str | None,
+        typer.Option(help="On Dask: the column to split by (default: the integer primary key)."),
+    ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
     from mlgate.training.service import TrainSpec
@@ -80,9 +94,24 @@ def train(
         actor=cli_actor(),
         report=report,
         cv=cv,
+        dask=_dask_address(dask, services(ctx).settings.dask_address, algorithm, table, tune),
+        partitions=partitions,
+        partition_by=partition_by,
     )
     result = run_training(ctx, spec)
     print_result(result)
+
+
+def _dask_address(
+    given: str | None, configured: str | None, algorithm: str, table: str | None, tune: str | None
+) -> str | None:
+    """--dask as given (a training the cluster cannot do is refused with the reason), else
+    MLGATE_DASK_ADDRESS for the trainings the cluster can do."""
+    from mlgate.training.distributed import default_address
+
+    if given is not None:
+        return None if given.lower() in ("", "none", "off") else given
+    return default_address(configured, algorithm, table=table, tuned=bool(tune))
 
 
 def cli_actor() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,7 +46,7 @@ def register_version(
     now: datetime,
     artifact_format: str = formats.SKOPS,
     report: dict[str, Any] | None = None,
-    attachments: dict[str, bytes] | None = None,
+    attachments: Mapping[str, bytes | Callable[[], bytes]] | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
@@ -55,7 +55,8 @@ def register_version(
     one transaction inserts the version row and clears the journal. A process killed anywhere
     leaves journaled files that `recover_writes` (run at every start) removes, so no row lacks
     its files and no file its row. Attachments are listed in report["attachments"] with their
-    keys and sha256.
+    keys and sha256. An attachment may be a function that makes its bytes when they are
+    written (a partitioned snapshot, one part in memory at a time).
     """
     check_name("model", model_name)
     data = formats.dump(estimator, artifact_format)
@@ -71,8 +72,9 @@ def register_version(
         crash_point("journaled")
         artifacts.put(key, data)
         crash_point("artifact written")
-        for name, content in (attachments or {}).items():
+        for name, given in (attachments or {}).items():
             attachment_key = f"{stem}.{name}"
+            content = given() if callable(given) else given
             artifacts.put(attachment_key, content)
             report.setdefault("attachments", {})[name] = {
                 "key": attachment_key,

@@ -93,7 +93,7 @@ def to_dask(config: SourceConfig, the_plan: PartitionPlan) -> dd.DataFrame:
     dask.config.set({"dataframe.convert-string": False})
     meta = conform(pd.DataFrame({c.name: pd.Series(dtype=object) for c in the_plan.columns}),
                    the_plan.columns).iloc[:0]  # fmt: skip
-    frame: dd.DataFrame = dd.from_map(  # type: ignore[no-untyped-call]
+    frame: dd.DataFrame = dd.from_map(
         read_part,
         [config.name] * len(the_plan.queries),
         [config.url] * len(the_plan.queries),

@@ -181,11 +181,7 @@ def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple
                 f"{target!r} holds fractional numbers, which are not classes; "
                 "use a regression algorithm such as linear_regression"
             )
-        y = pd.Series(np.round(values).astype("int64"), name=y.name)
-    elif pd.api.types.is_bool_dtype(y.dtype) or y.map(lambda v: isinstance(v, bool)).all():
-        y = y.astype(bool)
-    else:
-        y = y.astype(object).map(str)
+    y = normalise_labels(y)
     labels = sorted(y.unique().tolist())
     classes = tuple(_plain(c) for c in labels)
     if len(classes) < 2:
@@ -197,6 +193,22 @@ def _target_for(task: Task, y: pd.Series, target: str) -> tuple[pd.Series, tuple
         )
     codes = pd.Series(pd.Categorical(y, categories=labels).codes.astype("int64"), name=y.name)
     return codes, classes
+
+
+def normalise_labels(y: pd.Series) -> pd.Series:
+    """Class labels as training keeps them: whole numbers as int64, booleans, else strings."""
+    numeric = pd.api.types.is_numeric_dtype(y.dtype) and not pd.api.types.is_bool_dtype(y.dtype)
+    if numeric:
+        return pd.Series(np.round(y.to_numpy(dtype="float64")).astype("int64"), name=y.name)
+    if pd.api.types.is_bool_dtype(y.dtype) or y.map(lambda v: isinstance(v, bool)).all():
+        return y.astype(bool)
+    return y.astype(object).map(str)
+
+
+def classes_of(values: pd.Series) -> tuple[Any, ...]:
+    """The sorted distinct labels of a classification target's values (a whole table's, read
+    on a cluster), as `prepare` keeps them."""
+    return tuple(_plain(c) for c in sorted(normalise_labels(values.dropna()).unique().tolist()))
 
 
 def _plain(value: Any) -> Any:

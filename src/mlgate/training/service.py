@@ -89,6 +89,9 @@ class TrainSpec:
     cv: int | None = None  # k-fold CV metrics of the final model's settings (on with tune/auto)
     snapshot_of: tuple[str, int] | None = None  # retrain on the rows stored with (model, version)
     actor: str = ""  # who asked for it, recorded in the lineage
+    dask: str | None = None  # a Dask scheduler's address, or "local": train on that cluster
+    partitions: int | None = None  # how many parts the cluster reads (default: 4 per worker)
+    partition_by: str | None = None  # the column to split by (default: the integer primary key)
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ def train_model(
         config = uow.sources.get(spec.source)
     if config is None:
         raise NotFound(f"no source named {spec.source!r}; add one with `mlgate sources add`")
+    if spec.dask and not spec.snapshot_of:
+        return _train_on_dask(uow, artifacts, spec, algorithm, config, now, report)
 
     if spec.snapshot_of:
         model_name, number = spec.snapshot_of
@@ -292,6 +297,33 @@ def train_model(
         attachments=attachments,
     )
     return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
+
+
+def _train_on_dask(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    algorithm: Algorithm | None,
+    config: SourceConfig,
+    now: Callable[[], datetime],
+    report: Progress,
+) -> TrainResult:
+    from mlgate.training import distributed
+
+    checked = distributed.check_spec(algorithm, table=spec.table, tuned=bool(spec.tune))
+    if not spec.target:
+        raise InvalidInput("name the column to predict with --target")
+    assert spec.dask is not None and spec.table is not None
+    report("read", f"connecting to the Dask cluster at {spec.dask}")
+    with distributed.connect(spec.dask) as client:
+        done = distributed.train_on_dask(
+            uow, artifacts, client, config, checked, model_name=spec.model_name,
+            table=spec.table, target=spec.target, drop=spec.drop, params=spec.params,
+            task=spec.task, test_size=spec.test_size, seed=spec.seed,
+            partition_count=spec.partitions, partition_by=spec.partition_by, actor=spec.actor,
+            now=now, progress=report,
+        )  # fmt: skip
+    return TrainResult(done.version, done.n_rows_without_target, done.warnings)
 
 
 def _train_generator(
@@ -583,6 +615,14 @@ def read_snapshot(
     import io
 
     version = resolve_version(uow, model_name, number)
+    stored = (version.report or {}).get("attachments") or {}
+    parts = sorted(name for name in stored if name.startswith("snapshot/part-"))
+    if parts and "snapshot.parquet" not in stored:  # trained on a cluster: one file a partition
+        return pd.concat(
+            [pd.read_parquet(io.BytesIO(read_attachment(uow, artifacts, version, name)))
+             for name in parts],
+            ignore_index=True,
+        )  # fmt: skip
     data = read_attachment(uow, artifacts, version, "snapshot.parquet")
     return pd.read_parquet(io.BytesIO(data))
 

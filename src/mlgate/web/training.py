@@ -13,6 +13,7 @@ from mlgate.registry.model import check_name
 from mlgate.sources import service as sources
 from mlgate.training import jobs
 from mlgate.training.catalogue import CATALOGUE
+from mlgate.training.distributed import default_address
 from mlgate.training.service import AUTO, TrainSpec
 from mlgate.training.tuning import TuneSpec
 from mlgate.web import pages
@@ -70,6 +71,12 @@ def start(
         drop=tuple(c.strip() for c in drop.split(",") if c.strip()),
         tune=_tune(trials, minutes),
         actor=actor(caller),
+        dask=default_address(
+            services.settings.dask_address,
+            algorithm.strip() or AUTO,
+            table=table or None,
+            tuned=bool(trials or minutes),
+        ),  # fmt: skip
     )
     job = services.jobs.submit(
         spec,

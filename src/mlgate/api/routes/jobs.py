@@ -15,6 +15,7 @@ from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
+from mlgate.training.distributed import default_address
 from mlgate.training.service import TrainSpec
 from mlgate.training.tuning import TuneSpec
 
@@ -77,6 +78,12 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
             tune=TuneSpec.parse(body.tune) if body.tune else None,
             report=body.report,
             actor=actor(key),
+            dask=default_address(
+                services.settings.dask_address,
+                body.algorithm,
+                table=body.table,
+                tuned=bool(body.tune),
+            ),  # fmt: skip
         )
         return services.jobs.submit(spec, {"model": name, **body.model_dump()})
 
