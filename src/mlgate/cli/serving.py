@@ -255,14 +255,19 @@ def predict(
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read and scored at a time.")
     ] = 50_000,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="Score on a Dask cluster (an address, or local): the workers read and score "
+            "the table's partitions. Default: MLGATE_DASK_ADDRESS for tables; none: here."
+        ),
+    ] = None,
 ) -> None:
     """Score a whole table offline, in chunks (tables larger than memory stream through), with
     a progress bar. Each row keeps its columns and gains `prediction` (and, for classifiers,
     one `probability_<class>` per class)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from mlgate.errors import InvalidInput
-    from mlgate.serving.offline import score_rows
+    from mlgate.serving.offline import score_on_cluster, score_rows
     from mlgate.sources.service import get_source
 
     if (output is None) == (into_table is None):
@@ -270,12 +275,34 @@ def predict(
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise InvalidInput(f"--output {output}: write a .parquet or a .csv file")
     s = services(ctx)
-    opened = s.open_source(get_source(s.uow(), source))
+    config = get_source(s.uow(), source)
+    address = dask if dask is not None else (s.settings.dask_address if table else None)
+    if address is not None and address.lower() not in ("", "none", "off"):
+        if table is None:
+            raise InvalidInput("on a Dask cluster, score a table (or a view): a query is not split")
+        from mlgate.training.distributed import connect
+
+        with connect(address) as client:
+            scoring = score_on_cluster(
+                s.uow(), s.artifacts, client, config, model_ref=model, table=table
+            )
+            _write_scored(scoring, s.open_source(config), output, into_table, source)
+        return
+    opened = s.open_source(config)
+    scoring = score_rows(
+        s.uow(), s.predictors, opened, model_ref=model, table=table, query=query,
+        chunk_rows=chunk_rows,
+    )  # fmt: skip
+    _write_scored(scoring, opened, output, into_table, source)
+
+
+def _write_scored(
+    scoring: Any, opened: Any, output: Path | None, into_table: str | None, source: str
+) -> None:
+    """The scored chunks to the file or the new table, with a progress bar; closes `opened`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     try:
-        scoring = score_rows(
-            s.uow(), s.predictors, opened, model_ref=model, table=table, query=query,
-            chunk_rows=chunk_rows,
-        )  # fmt: skip
         columns = [TextColumn(f"scoring with {scoring.version.ref}"), BarColumn()]
         with Progress(*columns, MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task("rows", total=scoring.total)

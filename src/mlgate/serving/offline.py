@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,10 @@ import pandas as pd
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import parse_ref, resolve_version
+from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform
 from mlgate.serving.predictors import PredictorCache
-from mlgate.sources.base import Source
+from mlgate.sources.base import Source, SourceConfig
 from mlgate.uow import UnitOfWork
 
 PREDICTION = "prediction"
@@ -71,3 +73,70 @@ def _scored(
             for i, label in enumerate(version.classes or ()):
                 out[f"probability_{label}"] = matrix[:, i]
         yield out
+
+
+def score_on_cluster(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    client: Any,
+    config: SourceConfig,
+    *,
+    model_ref: str,
+    table: str,
+    partitions: int | None = None,
+    partition_by: str | None = None,
+) -> Scoring:
+    """Score a SQL table on a Dask cluster: the workers read its partitions and score them with
+    the version's artifact (sent to each worker as bytes and loaded there with the same sha256
+    and trust-list checks as here); the scored partitions come back one after another, so the
+    caller writes them out with one partition in memory (two while the next is fetched)."""
+    from dask.delayed import delayed
+
+    from mlgate.sources import partitions as parts
+    from mlgate.sources.sql import SqlSource
+
+    name, number, alias = parse_ref(model_ref)
+    version = resolve_version(uow, name, number, alias)
+    workers = len(client.scheduler_info()["workers"])
+    source = SqlSource(config.name, config.url)
+    try:
+        plan = parts.plan(
+            source, table, partitions=partitions or max(4, 4 * workers), column=partition_by
+        )
+        total = source.count(table)
+    finally:
+        source.close()
+    frame = parts.to_dask(config, plan, raw=True)
+    blob = client.scatter(artifacts.get(version.artifact.key), broadcast=True)
+
+    def score_part(rows: pd.DataFrame, data: bytes) -> pd.DataFrame:
+        return next(_scored(iter([rows]), version, _worker_predictor(version, data).score))
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        pending = [client.compute(delayed(score_part)(p, blob)) for p in frame.to_delayed()[:2]]
+        rest = iter(frame.to_delayed()[2:])
+        while pending:
+            done = pending.pop(0).result()
+            following = next(rest, None)
+            if following is not None:
+                pending.append(client.compute(delayed(score_part)(following, blob)))
+            yield done
+
+    return Scoring(version, total, chunks())
+
+
+_LOADED: dict[str, Any] = {}  # on a worker: predictors by artifact sha256
+
+
+def _worker_predictor(version: ModelVersion, data: bytes) -> Any:
+    from mlgate.registry import formats
+    from mlgate.serving.predictors import Predictor
+
+    found = _LOADED.get(version.artifact.sha256)
+    if found is None:
+        pipeline = formats.load(
+            data, expected_sha256=version.artifact.sha256, ref=version.ref,
+            fmt=version.artifact.format,
+        )  # fmt: skip
+        found = _LOADED[version.artifact.sha256] = Predictor(version, pipeline)
+    return found

@@ -72,36 +72,46 @@ def plan(
     return PartitionPlan(table, column, method, tuple(queries), infer_columns(sample))
 
 
-def read_part(name: str, url: str, query: str, schema: tuple[Column, ...]) -> pd.DataFrame:
-    """One partition, on a worker: its own connection, the same schema as every other part.
-    (Not `columns`: Dask passes a parameter of that name the columns it wants projected.)"""
+def read_part(name: str, url: str, query: str, schema: tuple[Column, ...] | None) -> pd.DataFrame:
+    """One partition, on a worker: its own connection, the same schema as every other part
+    (None: the rows as the database gives them, for scoring). Not `columns`: Dask passes a
+    parameter of that name the columns it wants projected."""
     source = SqlSource(name, url)
     try:
         frame = source.read_query(query)
     finally:
         source.close()
-    return conform(frame, schema).reset_index(drop=True)
+    frame = frame if schema is None else conform(frame, schema)
+    return frame.reset_index(drop=True)
 
 
-def to_dask(config: SourceConfig, the_plan: PartitionPlan) -> dd.DataFrame:
-    """The planned partitions as one lazy Dask DataFrame (nothing is read until computed)."""
+def to_dask(config: SourceConfig, the_plan: PartitionPlan, *, raw: bool = False) -> dd.DataFrame:
+    """The planned partitions as one lazy Dask DataFrame (nothing is read until computed):
+    conformed to the plan's schema, or (`raw`) as the database gives them."""
     import dask
     import dask.dataframe as dd
 
     # Keep text as object columns with NaN, as schema.conform makes them everywhere else (Dask
     # would turn them into pyarrow strings, which the fitted preprocessors do not expect).
     dask.config.set({"dataframe.convert-string": False})
-    meta = conform(pd.DataFrame({c.name: pd.Series(dtype=object) for c in the_plan.columns}),
-                   the_plan.columns).iloc[:0]  # fmt: skip
+    meta = (
+        None
+        if raw
+        else conform(
+            pd.DataFrame({c.name: pd.Series(dtype=object) for c in the_plan.columns}),
+            the_plan.columns,
+        ).iloc[:0]
+    )
+    typed = {} if meta is None else {"meta": meta}  # raw: Dask reads the first part for it
     frame: dd.DataFrame = dd.from_map(
         read_part,
         [config.name] * len(the_plan.queries),
         [config.url] * len(the_plan.queries),
         list(the_plan.queries),
-        [the_plan.columns] * len(the_plan.queries),
-        meta=meta,
+        [None if raw else the_plan.columns] * len(the_plan.queries),
         divisions=None,
         enforce_metadata=False,
         label=f"read-{config.name}-{the_plan.table}",
+        **typed,
     )
     return frame
