@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,14 @@ REDIS_URL = os.environ.get("MLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 @pytest.fixture
 def redis_url() -> Iterator[tuple[str, str]]:
     """The test Redis and a key prefix of this test's own; its keys are deleted afterwards."""
+    with redis_prefix() as prefix:
+        yield REDIS_URL, prefix
+
+
+@contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of one's own on the test Redis (skipped, or failed in CI, without one);
+    its keys are deleted at the end."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
@@ -94,7 +103,7 @@ def redis_url() -> Iterator[tuple[str, str]]:
         _unavailable("Redis", exc)
     prefix = f"mlgate-test-{uuid.uuid4().hex[:10]}"
     try:
-        yield REDIS_URL, prefix
+        yield prefix
     finally:
         for key in client.scan_iter(match=f"{prefix}:*", count=500):
             client.delete(key)

@@ -13,13 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from tests.e2e.helpers import env_for, free_port
+from tests.e2e.helpers import env_for, free_port, wait_ready
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -69,7 +66,7 @@ class Cluster:
         )  # fmt: skip
         log.close()
         self.replicas[port] = process
-        _wait_ready(f"http://127.0.0.1:{port}", process, self.root / f"replica-{port}.log")
+        wait_ready(f"http://127.0.0.1:{port}", process, self.root / f"replica-{port}.log")
         return port
 
     def url(self, port: int) -> str:
@@ -103,7 +100,7 @@ class Cluster:
         )
         log.close()
         self.balancer = f"http://127.0.0.1:{port}"
-        _wait_ready(self.balancer, self.nginx, self.root / "nginx.log")
+        wait_ready(self.balancer, self.nginx, self.root / "nginx.log")
         return self.balancer
 
     def stop(self) -> None:
@@ -119,17 +116,3 @@ class Cluster:
                 process.kill()
                 process.wait()
         self.replicas.clear()
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{base} exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base} did not get ready:\n{log.read_text()[-3000:]}")

@@ -42,6 +42,28 @@ def mlgate(
     return result
 
 
+def wait_ready(
+    base: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    path: str = "/readyz",
+    seconds: float = 90,
+) -> None:
+    """Until `base + path` answers 200; fails with the process's log if it exits or is late."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{base} exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base} did not answer within {seconds:g} s:\n{log.read_text()[-3000:]}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,20 +89,7 @@ def running_server(home: Path, *args: str, **extra: str) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"mlgate serve exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"mlgate serve did not answer within 60 s:\n{log_path.read_text()}"
-                )
-            time.sleep(0.1)
+        wait_ready(base, process, log_path, path="/healthz", seconds=60)
         SERVERS[base] = process.pid
         yield base
     finally:

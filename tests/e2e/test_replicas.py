@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,13 @@ from mlgate.registry import aliases
 from mlgate.settings import Settings
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, _throwaway_database, _unavailable
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    _throwaway_database,
+    _unavailable,
+    redis_prefix,
+)
 from tests.e2e.cluster import NGINX, Cluster
 from tests.e2e.helpers import mlgate
 
@@ -43,29 +48,18 @@ def _services(cluster: Cluster, name: str) -> Services:
 
 
 @pytest.fixture(scope="module")
-def redis_prefix() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        client.close()
-        _unavailable("Redis", exc)
-    prefix = f"mlgate-test-{uuid.uuid4().hex[:10]}"
-    yield prefix
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        client.delete(key)
-    client.close()
+def shared_prefix() -> Iterator[str]:
+    with redis_prefix() as prefix:
+        yield prefix
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, redis_prefix: str) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, shared_prefix: str) -> Iterator[Cluster]:
     if not Path(NGINX).exists():
         _unavailable("nginx", FileNotFoundError("apt-get install nginx"))
     database = _throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
     url = next(database)
-    made = Cluster(tmp_path_factory.mktemp("replicas"), url, REDIS_URL, redis_prefix)
+    made = Cluster(tmp_path_factory.mktemp("replicas"), url, REDIS_URL, shared_prefix)
     _prepare(made)
     try:
         for _ in range(3):
