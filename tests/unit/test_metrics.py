@@ -59,6 +59,22 @@ def test_intervals_hold_the_point_estimate_and_narrow_with_more_rows() -> None:
     assert width(2000) < width(100)
 
 
+def test_a_large_holdouts_interval_has_the_width_the_sampling_error_says() -> None:
+    """Past RESAMPLE_ROWS the bootstrap resamples fewer rows and rescales; the interval must
+    still be the whole holdout's: ~3.92 standard errors wide for an accuracy."""
+    n = 400_000
+    y = rng.integers(0, 2, n)
+    right = rng.random(n) < 0.75
+    predictions = np.where(right, y, 1 - y)
+    proba = np.column_stack([1 - predictions, predictions]).astype("float64") * 0.8 + 0.1
+    out = evaluate("classification", y, Outputs(predictions, proba), y, n_classes=2)
+    accuracy = out.metrics["accuracy"]
+    low, high = out.intervals["accuracy"]
+    expected = 2 * 1.96 * np.sqrt(accuracy * (1 - accuracy) / n)
+    assert low < accuracy < high
+    assert abs((high - low) - expected) < 0.2 * expected, (high - low, expected)
+
+
 def test_the_baseline_is_the_majority_class_or_the_mean() -> None:
     y_train = np.array([0, 0, 0, 1])
     y_test = np.array([0, 1, 0, 0])

@@ -82,7 +82,16 @@ def read_part(name: str, url: str, query: str, schema: tuple[Column, ...] | None
     finally:
         source.close()
     frame = frame if schema is None else conform(frame, schema)
+    _release_arrow_memory()  # Arrow's allocator keeps freed pages; a worker has a memory limit
     return frame.reset_index(drop=True)
+
+
+def _release_arrow_memory() -> None:
+    try:
+        import pyarrow
+    except ImportError:
+        return
+    pyarrow.default_memory_pool().release_unused()
 
 
 def to_dask(config: SourceConfig, the_plan: PartitionPlan, *, raw: bool = False) -> dd.DataFrame:

@@ -53,6 +53,7 @@ DASK_ALGORITHMS = ("logistic_regression", "linear_regression", "xgboost", "light
 SQL_KINDS = ("sql",)  # sources.urls: SQLAlchemy URLs, as opposed to files
 SAMPLE_ROWS = 50_000  # the preprocessor's sample, drawn from every partition
 NEWTON_STEPS = 50
+MAX_CLASSES = 1_000
 Progress = Callable[[str, str], None]
 
 
@@ -148,8 +149,25 @@ def train_on_dask(
     progress("read", f"reading {table} in {len(plan.queries)} partitions by {plan.column} "
                      f"({plan.method}) on {workers} Dask workers")  # fmt: skip
     frame = partitions.to_dask(config, plan)
-    per_part = max(1, SAMPLE_ROWS // max(1, frame.npartitions))
-    sample = frame.map_partitions(lambda d: d.head(per_part)).compute()
+    parts = frame.to_delayed()
+    per_part = max(1, SAMPLE_ROWS // max(1, len(parts)))
+    classify = task != "regression"
+
+    def survey(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Any] | None, int, int, str]:
+        """One read of every part for what the fit needs first: a sample for the preprocessor,
+        the target's classes (None: too many to be classes), the counts and a fingerprint."""
+        labels = part[target].dropna().unique().tolist() if classify else []
+        missing = int(part[target].isna().sum())
+        few = labels if len(labels) <= MAX_CLASSES else None
+        return part.head(per_part), few, len(part), missing, _digest(part, target)
+
+    surveyed = client.gather(client.compute([delayed(survey)(p) for p in parts]))
+    sample = pd.concat([s[0] for s in surveyed], ignore_index=True)
+    n_rows = int(sum(s[2] for s in surveyed))
+    without_target = int(sum(s[3] for s in surveyed))
+    fingerprint = hashlib.sha256(
+        ("\n".join([str(len(surveyed)), *(s[4] for s in surveyed)])).encode()
+    ).hexdigest()
     if partition_by is None and plan.column not in (*drop, target):
         drop = (*drop, plan.column)  # a primary key identifies rows; it predicts nothing
     prepared = training_data.prepare(
@@ -162,13 +180,19 @@ def train_on_dask(
     features = feature_columns(columns)
     classes = None
     if task == "classification":
-        values = frame[target].dropna().unique().compute()
-        classes = training_data.classes_of(pd.Series(list(values)))
+        if any(s[1] is None for s in surveyed):
+            raise InvalidInput(
+                f"{target!r} has more than {MAX_CLASSES:,} distinct values: a classification "
+                "target needs fewer classes (or train for regression: --task regression)"
+            )
+        labels = pd.Series([label for s in surveyed for label in s[1] or ()])
+        classes = training_data.classes_of(labels)
         if algorithm.name == "logistic_regression" and len(classes or ()) != 2:
             raise InvalidInput(
                 "logistic regression on a Dask cluster is built for two classes; "
                 f"{target!r} has {len(classes or ())}: use xgboost or lightgbm"
             )
+    del surveyed
     key = plan.column
     in_holdout = _holdout(key, seed, test_size)
     sample_train = sample[~in_holdout(sample) & sample[target].notna()]
@@ -178,16 +202,21 @@ def train_on_dask(
     layout = layout_of(features, X_sample)
     estimator = algorithm.build(task, layout, params)
 
-    def design(part: pd.DataFrame, holdout: bool) -> tuple[np.ndarray, np.ndarray]:
+    def design(part: pd.DataFrame) -> tuple[tuple[np.ndarray, np.ndarray], pd.DataFrame]:
+        """A part's training rows as the model's matrix (float32), and its holdout rows kept
+        as they are, for scoring once the model is fitted (the table is not read again)."""
         part = part[part[target].notna()]
-        part = part[in_holdout(part) == holdout]
-        X = preprocessor.transform(conform(part[names], columns))
+        held = in_holdout(part)
+        train = part[~held]
+        X = preprocessor.transform(conform(train[names], columns))
         X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-        return X.astype("float32"), _codes(part[target], task, classes)
+        block = (X.astype("float32"), _codes(train[target], task, classes))
+        return block, part.loc[held, [*names, target]].reset_index(drop=True)
 
     progress("prepare", f"preprocessing on the workers (fitted on {len(X_sample):,} sample rows)")
-    parts = frame.to_delayed()
-    train_blocks = client.compute([delayed(design)(p, False) for p in parts])
+    designed = [delayed(design, nout=2)(p) for p in parts]
+    futures = client.compute([d[0] for d in designed] + [d[1] for d in designed])
+    train_blocks, held_parts = futures[: len(parts)], futures[len(parts) :]
     sizes = client.gather([client.submit(lambda b: len(b[1]), b) for b in train_blocks])
     n_train = int(sum(sizes))
     progress(
@@ -197,39 +226,29 @@ def train_on_dask(
     local = _fit(algorithm.name, estimator, client, train_blocks, sizes, task, progress)
     fit_seconds = time.perf_counter() - started
     pipeline = Pipeline([("preprocess", preprocessor), ("model", local)])
+    client.cancel(train_blocks)  # the workers' memory goes to scoring and the snapshot
     del train_blocks
 
     progress("evaluate", "scoring the holdout rows on the workers")
 
-    def score(part: pd.DataFrame) -> tuple[np.ndarray, Outputs, int, int, str]:
-        labelled = part[part[target].notna()]
-        held = labelled[in_holdout(labelled)]
+    def score(held: pd.DataFrame) -> tuple[np.ndarray, Outputs]:
         outputs = outputs_of(task, pipeline, conform(held[names], columns))
-        digest = _digest(part, names, target)
-        return (
-            _codes(held[target], task, classes),
-            outputs,
-            len(part),
-            len(part) - len(labelled),
-            digest,
-        )
+        return _codes(held[target], task, classes), outputs
 
-    scored = client.gather(client.compute([delayed(score)(p) for p in parts]))
+    scored = client.gather([client.submit(score, h) for h in held_parts])
+    client.cancel(held_parts)
+    del held_parts
     y_test = np.concatenate([s[0] for s in scored])
     outputs = Outputs(
         np.concatenate([s[1].predictions for s in scored]),
         None if task == "regression" else np.concatenate([s[1].probabilities for s in scored]),
     )
-    n_rows = int(sum(s[2] for s in scored))
-    without_target = int(sum(s[3] for s in scored))
     evaluation = evaluate(task, y_test, outputs, y_sample, n_classes=len(classes or ()), seed=seed)
-    fingerprint = hashlib.sha256(
-        ("\n".join([str(len(scored)), *(s[4] for s in scored)])).encode()
-    ).hexdigest()
 
     progress("register", f"writing the snapshot ({len(parts)} Parquet parts) and registering")
+    snapshot = _ParquetParts(client, parts, ahead=workers)
     attachments: dict[str, Callable[[], bytes]] = {
-        f"snapshot/part-{i:05d}.parquet": _part_writer(client, part) for i, part in enumerate(parts)
+        f"snapshot/part-{i:05d}.parquet": snapshot.writer(i) for i in range(len(parts))
     }
     lineage = Lineage(
         source_name=config.name, source_url=config.redacted_url, table=table, query=None,
@@ -372,21 +391,39 @@ def _sums(
     return (sum(r[0] for r in results), sum(r[1] for r in results), sum(r[2] for r in results))
 
 
-def _digest(part: pd.DataFrame, names: list[str], target: str) -> str:
-    hashed = pd.util.hash_pandas_object(part[[*names, target]].astype(object), index=False)
+def _digest(part: pd.DataFrame, target: str) -> str:
+    """sha256 of a part's rows (every column, the key and those dropped included); the parts
+    share one schema, so equal rows hash alike in every part."""
+    hashed = pd.util.hash_pandas_object(part, index=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
-def _part_writer(client: Any, part: Any) -> Callable[[], bytes]:
-    """The part as Parquet, computed on a worker when the registry writes it (one at a time)."""
-    from dask.delayed import delayed
+class _ParquetParts:
+    """The snapshot's parts as Parquet, computed on the workers when the registry writes them,
+    one at a time, with as many more in flight as there are workers (each part is read again
+    from the source: the cluster never holds the whole table)."""
 
-    def parquet(frame: pd.DataFrame) -> bytes:
-        buffer = io.BytesIO()
-        frame.to_parquet(buffer, index=False)
-        return buffer.getvalue()
+    def __init__(self, client: Any, parts: list[Any], ahead: int) -> None:
+        self._client, self._parts, self._ahead = client, parts, ahead
+        self._futures: dict[int, Any] = {}
 
-    return lambda: client.compute(delayed(parquet)(part)).result()
+    def writer(self, index: int) -> Callable[[], bytes]:
+        return lambda: self._take(index)
+
+    def _take(self, index: int) -> bytes:
+        from dask.delayed import delayed
+
+        for i in range(index, min(index + 1 + self._ahead, len(self._parts))):
+            if i not in self._futures:
+                self._futures[i] = self._client.compute(delayed(_parquet)(self._parts[i]))
+        data: bytes = self._futures.pop(index).result()
+        return data
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _params(model: Any) -> dict[str, Any]:
