@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
+from mlgate.monitoring.recorder import PredictionRecorder
+from mlgate.monitoring.service import Monitor
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
@@ -57,6 +60,10 @@ class Services:
     _gate: Gate | None = field(default=None, repr=False)
     _flusher: UsageFlusher | None = field(default=None, repr=False)
     _watcher: AliasWatcher | None = field(default=None, repr=False)
+    _recorder: PredictionRecorder | None = field(default=None, repr=False)
+    _monitor: Monitor | None = field(default=None, repr=False)
+    _checker: threading.Thread | None = field(default=None, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def aliases(self) -> AliasWatcher:
@@ -87,6 +94,54 @@ class Services:
         if self._flusher is None:
             self._flusher = UsageFlusher(self.gate.counters, self.uow, self.clock)
         return self._flusher
+
+    @property
+    def recorder(self) -> PredictionRecorder:
+        """The sampled prediction log (see monitoring/recorder.py), written every second."""
+        if self._recorder is None:
+            self._recorder = PredictionRecorder(self.uow, self.clock)
+        return self._recorder
+
+    @property
+    def monitor(self) -> Monitor:
+        """Drift, live accuracy and alerts (see monitoring/service.py)."""
+        if self._monitor is None:
+            self._monitor = Monitor(
+                self.uow, self.artifacts, self.predictors, self.clock, self.recorder,
+                retrain=self._retrain,
+            )  # fmt: skip
+        return self._monitor
+
+    def start_monitoring(self) -> None:
+        """The prediction log's writer, and the checks every MLGATE_MONITOR_INTERVAL seconds."""
+        self.recorder.start()
+        interval = self.settings.monitor_interval
+        if interval and self._checker is None:
+            self._stopping.clear()
+
+            def run() -> None:
+                while not self._stopping.wait(interval):
+                    self.monitor.check_all()
+
+            self._checker = threading.Thread(target=run, name="mlgate-monitor", daemon=True)
+            self._checker.start()
+
+    def stop_monitoring(self) -> None:
+        self._stopping.set()
+        self._checker = None
+        if self._recorder is not None:
+            self._recorder.stop()
+
+    def _retrain(self, version: ModelVersion) -> str:
+        """A training job on fresh rows from the version's own source and query: a candidate
+        version, promoted by people (or a guarded promotion), never by the alert."""
+        from mlgate.training.service import retrain_spec
+
+        spec = retrain_spec(version, from_snapshot=False, actor="monitor")
+        body = {"model": version.model_name, "source": spec.source, "target": spec.target,
+                "algorithm": spec.algorithm, "table": spec.table, "query": spec.query,
+                "reason": f"monitoring alert on version {version.number}"}  # fmt: skip
+        return self.jobs.submit(spec, body).id
 
     @property
     def jobs(self) -> JobRunner:
@@ -146,6 +201,7 @@ class Services:
         }
 
     def close(self) -> None:
+        self.stop_monitoring()
         if self._flusher is not None:
             self._flusher.stop()
         if self._jobs is not None:

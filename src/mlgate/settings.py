@@ -69,6 +69,7 @@ class Settings:
     limits_fail_open: bool = False
     secure_cookies: bool | None = None  # None: when the request is HTTPS
     dask_address: str | None = None
+    monitor_interval: int = 300  # seconds between monitoring checks in `mlgate serve`; 0: none
 
     @property
     def secret_key_file(self) -> Path:
@@ -103,6 +104,7 @@ class Settings:
             limits_fail_open=_flag("limits_fail_open", get("limits_fail_open", "false")),
             secure_cookies=_auto_flag("secure_cookies", get("secure_cookies", "auto")),
             dask_address=get("dask_address", None),
+            monitor_interval=_whole("monitor_interval", get("monitor_interval", "300")),
         )
 
 
@@ -128,6 +130,11 @@ def _flag(name: str, raw: str | None) -> bool:
 
 def _auto_flag(name: str, raw: str | None) -> bool | None:
     return None if (raw or "").strip().lower() == "auto" else _flag(name, raw)
+
+
+def _whole(name: str, raw: str | None) -> int:
+    """A whole number, 0 included (0 switches the thing off)."""
+    return 0 if (raw or "").strip() == "0" else _positive_int(name, raw)
 
 
 def _positive_int(name: str, raw: str | None) -> int:

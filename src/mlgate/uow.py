@@ -13,6 +13,7 @@ from mlgate.access.repository import (
     SessionRepository,
     UserRepository,
 )
+from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.sources.repository import SourceRepository
@@ -56,6 +57,9 @@ class UnitOfWork(Protocol):
 
     @property
     def jobs(self) -> JobRepository: ...
+
+    @property
+    def monitoring(self) -> MonitoringRepository: ...
 
     def __enter__(self) -> Self: ...
 

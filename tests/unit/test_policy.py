@@ -50,7 +50,7 @@ def test_deny_by_default_without_any_grant() -> None:
         (
             "maintainer",
             {"describe", "read", "predict", "generate", "train", "promote", "rollback"}
-            | {"archive", "annotate", "export"},
+            | {"archive", "annotate", "monitor", "export"},
         ),
         ("owner", set(policy.ROLE_ACTIONS["owner"])),
     ],

@@ -29,6 +29,7 @@ Action = Literal[
     "rollback",
     "archive",
     "annotate",
+    "monitor",  # monitoring settings (sampling, excluded columns, alerts) and checks
     "export",
     "delete",
     "grant",  # manage who else may act on the model
@@ -40,7 +41,7 @@ _CONSUMER: frozenset[Action] = frozenset({"describe", "predict", "generate"})
 _MAINTAINER: frozenset[Action] = (
     _VIEWER
     | _CONSUMER
-    | frozenset({"train", "promote", "rollback", "archive", "annotate", "export"})
+    | frozenset({"train", "promote", "rollback", "archive", "annotate", "monitor", "export"})
 )
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     "viewer": _VIEWER,
@@ -60,6 +61,7 @@ SCOPES_FOR: dict[Action | GlobalAction, tuple[str, ...]] = {
     "rollback": ("train",),
     "archive": ("train",),
     "annotate": ("train",),
+    "monitor": ("train",),
     "export": ("train",),
     "delete": ("admin",),
     "grant": ("admin",),

@@ -18,7 +18,16 @@ from mlgate.api import problems
 from mlgate.api.fastlane import PredictLane
 from mlgate.api.middleware import AuditLog, SecurityHeaders
 from mlgate.api.observe import RequestLog
-from mlgate.api.routes import access, health, jobs, lifecycle, models, plans, protocols
+from mlgate.api.routes import (
+    access,
+    health,
+    jobs,
+    lifecycle,
+    models,
+    monitoring,
+    plans,
+    protocols,
+)
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
@@ -37,8 +46,10 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
         await run_in_threadpool(services.aliases.start)
         await run_in_threadpool(reconcile, services.gate.counters, services.uow, services.clock())
         services.flusher.start()
+        services.start_monitoring()
         yield
         await run_in_threadpool(services.flusher.stop)  # nothing metered is lost on a clean stop
+        await run_in_threadpool(services.stop_monitoring)  # nor anything sampled
         await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
 
@@ -61,6 +72,7 @@ def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
     app.include_router(lifecycle.router)
     app.include_router(access.router)
     app.include_router(plans.router)
+    app.include_router(monitoring.router)
     app.include_router(protocols.mlflow_router)
     app.include_router(protocols.oip_router)
     for router in web_routes.routers:  # the dashboard (/ui) and the consumer portal (/portal)

@@ -61,6 +61,11 @@ async def serve_prediction(
         admission = gate.open(principal)
         pinned = admission.pinned(name)  # the subscription holds this consumer to a version
         seen: list[ModelVersion] = []
+        parsed: list[pd.DataFrame | Table] = []
+
+        def parse_rows(columns: Sequence[Column]) -> pd.DataFrame | Table:
+            parsed.append(parse(raw, content_type, columns))
+            return parsed[0]
 
         def admit(version: ModelVersion, rows: int) -> None:
             gate.admit(admission, asked, rows, version)
@@ -73,7 +78,7 @@ async def serve_prediction(
                 model_name=name,
                 number=pinned or number,
                 alias=None if pinned else alias,
-                parse_rows=lambda columns: parse(raw, content_type, columns),
+                parse_rows=parse_rows,
                 admit=admit,
                 resolved=seen.append,
                 resolve=services.resolve_version,
@@ -90,6 +95,10 @@ async def serve_prediction(
             record_prediction(name, result.version.number, status_for(exc), 0)
             raise
         record_prediction(name, result.version.number, 200, len(result.predictions))
+        services.recorder.offer(
+            name, result.version.number, principal.actor, _request_id(request), parsed[0],
+            result.predictions,
+        )  # fmt: skip
         return result, headers
 
     # Run on the event loop, not in a worker thread: with the caches warm this is CPU work
@@ -142,3 +151,8 @@ async def serve_whole_model(
         return version, result, headers
 
     return await run_in_threadpool(run)  # a large n takes a while: off the event loop
+
+
+def _request_id(request: Request) -> str:
+    """The id RequestLog gave this request (what the caller's feedback names)."""
+    return str(request.scope.get("state", {}).get("request_id") or "")

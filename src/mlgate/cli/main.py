@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgate import __version__
-from mlgate.cli import access, keys, models, plans, serving, sources, training
+from mlgate.cli import access, keys, models, monitoring, plans, serving, sources, training
 from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
@@ -90,6 +90,8 @@ app.command("serve")(serving.serve)
 app.command("quickstart")(serving.quickstart)
 app.command("predict")(serving.predict)
 app.command("generate")(serving.generate)
+app.command("monitor")(monitoring.monitor)
+app.command("monitor-config")(monitoring.monitor_config)
 
 
 @app.callback()

@@ -261,3 +261,48 @@ usage_batches = sa.Table(
     sa.Column("batch", sa.String(64), primary_key=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+monitor_settings = sa.Table(
+    "monitor_settings",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("account", sa.String(160), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("predictions", sa.JSON, nullable=False),
+    sa.Index("ix_prediction_log_model_at", "model", "at"),
+    sa.Index("ix_prediction_log_request_id", "request_id"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("label", sa.JSON, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("request_id", "row", name="uq_feedback_request_row"),
+)
+
+monitor_checks = sa.Table(
+    "monitor_checks",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)

@@ -15,6 +15,7 @@ from mlgate.db.access import (
     SqlSessionRepository,
     SqlUserRepository,
 )
+from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.errors import NotReady
@@ -48,6 +49,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._conn)
         self.plans = SqlPlanRepository(self._conn)
         self.usage = SqlUsageRepository(self._conn)
+        self.monitoring = SqlMonitoringRepository(self._conn)
         return self
 
     def __exit__(

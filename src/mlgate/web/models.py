@@ -226,3 +226,34 @@ def _confirmed(confirm: str, reason: str) -> None:
         raise InvalidInput("tick the confirmation box to move the alias")
     if not reason.strip():
         raise InvalidInput("give a reason: it is kept in the alias history")
+
+
+@router.get("/models/{name}/monitoring")
+@access("read")
+@page("ui")
+def monitoring(request: Request, name: str, days: int = 7) -> Response:
+    """Drift per feature (PSI, as bars) for each version's window, live accuracy or RMSE per
+    day (a line), and the model's state at its last check."""
+    me = member(request, "ui", "read", Target(name))
+    services = pages.services_of(request)
+    if not 1 <= days <= 365:
+        raise InvalidInput("days must be 1 to 365")
+    report = services.monitor.report(name, by="version", days=days)
+    daily = services.monitor.report(name, by="day", days=days)["windows"]
+    check = next((c for c in services.monitor.checks() if c.model == name), None)
+    windows = []
+    for window in report["windows"]:
+        points = sorted(((f, s["psi"]) for f, s in window["features"].items()), key=lambda p: -p[1])
+        chart = (
+            charts.bars(points, title=f"PSI per feature, version {window['version']}")
+            if points else None
+        )  # fmt: skip
+        windows.append({**window, "chart": chart})
+    quality = [w.get("accuracy", w.get("rmse")) for w in daily if w.get("labelled")]
+    trend = (
+        charts.spark([float(q) for q in quality], title="live quality per day") if quality else None
+    )
+    return render(
+        request, "monitoring.html", principal=me, name=name, report=report, windows=windows,
+        daily=daily, trend=trend, check=check, days=days,
+    )  # fmt: skip

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from mlgate.api.authorize import access, authorize
 from mlgate.api.observe import metrics_text
+from mlgate.monitoring.exposition import exposition
 
 router = APIRouter(tags=["health"])
 
@@ -38,8 +39,10 @@ async def readyz(request: Request) -> dict[str, str]:
 @access("admin")
 async def metrics(request: Request) -> Response:
     """Requests, latency histograms and errors per route; predictions and rows per model,
-    version and status; summed over every worker process."""
+    version and status; summed over every worker process. Then each monitored model's last
+    check: its state, drift per feature, prediction drift and live accuracy or RMSE."""
     services = request.app.state.services
     await run_in_threadpool(authorize, services, request, "admin")
     body, content_type = metrics_text()
-    return Response(body, media_type=content_type)
+    checks = await run_in_threadpool(services.monitor.checks)
+    return Response(body + exposition(checks), media_type=content_type)

@@ -1,0 +1,141 @@
+"""Prediction logging off the hot path: a request is sampled by one random draw against the
+model's rate (kept a second), and a sampled one is a reference appended to a bounded queue.
+A thread turns the queued rows into JSON and writes them to the metadata database each second,
+in one transaction per round. A full queue drops entries (and counts them) instead of slowing
+the answer."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.caching import TtlCache
+from mlgate.monitoring.model import LoggedPrediction, MonitorSettings
+from mlgate.schema import Table
+from mlgate.uow import UnitOfWork
+
+log = logging.getLogger("mlgate.monitoring")
+CAPACITY = 10_000  # queued requests
+
+
+class PredictionRecorder:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        clock: Callable[[], datetime],
+        *,
+        interval: float = 1.0,
+        capacity: int = CAPACITY,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._interval = interval
+        self._capacity = capacity
+        self._draw = draw
+        self._settings: TtlCache[str, MonitorSettings] = TtlCache()
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def settings(self, model: str) -> MonitorSettings:
+        return self._settings.get(model, lambda: self._load(model))
+
+    def forget(self) -> None:
+        """Read the settings again (this process just changed them)."""
+        self._settings.clear()
+
+    def offer(
+        self,
+        model: str,
+        version: int,
+        account: str,
+        request_id: str,
+        rows: pd.DataFrame | Table,
+        predictions: list[Any],
+    ) -> bool:
+        """Queue the request if it is sampled; True when it was."""
+        settings = self.settings(model)
+        rate = settings.sample_rate
+        if rate <= 0.0 or (rate < 1.0 and self._draw() >= rate):
+            return False
+        if len(self._queue) >= self._capacity:
+            self.dropped += 1
+            return False
+        self._queue.append(
+            (request_id, model, version, account, self._clock(), rows, predictions,
+             settings.exclude_columns)
+        )  # fmt: skip
+        return True
+
+    def flush(self) -> int:
+        """Write what is queued; returns how many requests were written."""
+        entries = []
+        while self._queue:
+            request_id, model, version, account, at, rows, predictions, excluded = (
+                self._queue.popleft()
+            )
+            entries.append(
+                LoggedPrediction(
+                    request_id, model, version, account, at, _columns(rows, excluded),
+                    [_plain(p) for p in predictions],
+                )
+            )  # fmt: skip
+        if entries:
+            with self._uow() as uow:
+                uow.monitoring.log(entries)
+                uow.commit()
+        return len(entries)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="mlgate-log", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:  # logging must not stop serving; what was taken is lost
+                log.exception("writing the prediction log failed")
+
+    def _load(self, model: str) -> MonitorSettings:
+        with self._uow() as uow:
+            return uow.monitoring.settings(model) or MonitorSettings()
+
+
+def _columns(rows: pd.DataFrame | Table, excluded: Sequence[str]) -> dict[str, list[Any]]:
+    names = list(rows.data) if isinstance(rows, Table) else list(rows.columns)
+    return {
+        str(name): [_plain(v) for v in np.asarray(rows[name]).tolist()]
+        for name in names
+        if name not in excluded
+    }
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: NaN and NaT become null, numpy scalars Python ones."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if value is pd.NaT:
+        return None
+    return value
