@@ -160,6 +160,11 @@ def test_a_shifted_feature_drifts_and_no_other_does_and_feedback_gives_exact_acc
     assert window["labelled"] == 1200 and window["accuracy"] == 900 / 1200
     by_day = report(base, headers, by="day")["windows"]
     assert sum(w["labelled"] for w in by_day) == 1200
+    by_consumer = report(base, headers, by="consumer")["windows"]
+    assert [(w["key"], w["rows"], w["drifted"]) for w in by_consumer] == [
+        ("user:ops", 1200, ["monthly_charges"])
+    ]
+    assert report(base, headers, by="consumer", consumer="consumer:nobody")["windows"] == []
 
     # A label that is not a class, and a row the call did not have, are refused with the field.
     for item, words in (
