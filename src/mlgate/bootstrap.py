@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.monitoring.service import Monitor
+from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
@@ -62,8 +62,7 @@ class Services:
     _watcher: AliasWatcher | None = field(default=None, repr=False)
     _recorder: PredictionRecorder | None = field(default=None, repr=False)
     _monitor: Monitor | None = field(default=None, repr=False)
-    _checker: threading.Thread | None = field(default=None, repr=False)
-    _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
+    _checker: Periodic | None = field(default=None, repr=False)
 
     @property
     def aliases(self) -> AliasWatcher:
@@ -117,18 +116,14 @@ class Services:
         self.recorder.start()
         interval = self.settings.monitor_interval
         if interval and self._checker is None:
-            self._stopping.clear()
-
-            def run() -> None:
-                while not self._stopping.wait(interval):
-                    self.monitor.check_all()
-
-            self._checker = threading.Thread(target=run, name="mlgate-monitor", daemon=True)
-            self._checker.start()
+            checks = Periodic("mlgate-monitor", self.monitor.check_all, interval, final=False)
+            self._checker = checks
+            checks.start()
 
     def stop_monitoring(self) -> None:
-        self._stopping.set()
-        self._checker = None
+        if self._checker is not None:
+            self._checker.stop()
+            self._checker = None
         if self._recorder is not None:
             self._recorder.stop()
 

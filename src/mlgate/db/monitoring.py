@@ -124,15 +124,21 @@ class SqlMonitoringRepository:
         query = monitor_checks.select().order_by(monitor_checks.c.model)
         return [_check(r) for r in self._conn.execute(query)]
 
-    def save_check(self, result: CheckResult) -> None:
+    def save_check(self, result: CheckResult, *, was: str | None) -> bool:
+        """Store the check if the stored state is still `was` (None: no check stored yet);
+        False when another process changed it first (nothing is written then)."""
         table = monitor_checks
         values = {"state": result.state, "checked_at": result.checked_at}
         values["details"] = result.details
-        done = self._conn.execute(
-            table.update().where(table.c.model == result.model).values(values)
-        )
-        if done.rowcount == 0:
-            self._conn.execute(table.insert().values(model=result.model, **values))
+        if was is None:
+            try:
+                with self._conn.begin_nested():
+                    self._conn.execute(table.insert().values(model=result.model, **values))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+        query = table.update().where(table.c.model == result.model, table.c.state == was)
+        return bool(self._conn.execute(query.values(values)).rowcount == 1)
 
 
 def _chunks(values: Sequence[str]) -> list[list[str]]:

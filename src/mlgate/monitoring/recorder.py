@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,6 +18,7 @@ import pandas as pd
 
 from mlgate.caching import TtlCache
 from mlgate.monitoring.model import LoggedPrediction, MonitorSettings
+from mlgate.periodic import Periodic
 from mlgate.schema import Table
 from mlgate.uow import UnitOfWork
 
@@ -38,13 +38,11 @@ class PredictionRecorder:
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._interval = interval
         self._capacity = capacity
         self._draw = draw
         self._settings: TtlCache[str, MonitorSettings] = TtlCache()
         self._queue: deque[tuple[Any, ...]] = deque()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("mlgate-log", self.flush, interval)
         self.dropped = 0
 
     def settings(self, model: str) -> MonitorSettings:
@@ -97,24 +95,11 @@ class PredictionRecorder:
         return len(entries)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="mlgate-log", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception:  # logging must not stop serving; what was taken is lost
-                log.exception("writing the prediction log failed")
+        """Stop the writer and write what is queued."""
+        self._loop.stop()
 
     def _load(self, model: str) -> MonitorSettings:
         with self._uow() as uow:

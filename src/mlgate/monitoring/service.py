@@ -245,11 +245,14 @@ class Monitor:
         details: dict[str, Any] = {"versions": versions, "window_days": settings.window_days}
         with self._uow() as uow:
             previous = uow.monitoring.last_check(model)
-            result = CheckResult(model, state, now, details)
-            uow.monitoring.save_check(result)
+        result = CheckResult(model, state, now, details)
+        # Several processes check the same model: only the one whose write moves the state
+        # from what it read tells the webhook (and starts a retrain).
+        with self._uow() as uow:
+            moved = uow.monitoring.save_check(result, was=previous.state if previous else None)
             uow.commit()
         before = previous.state if previous else "ok"
-        if state != before:
+        if state != before and moved:
             log.warning("model %s is %s (was %s)", model, state, before)
             details["previous"] = before
             if settings.webhook_url and settings.webhook_secret:
@@ -263,7 +266,7 @@ class Monitor:
                 details["retrain_job"] = self._start_retrain(model, report)
             result = CheckResult(model, state, now, details)
             with self._uow() as uow:
-                uow.monitoring.save_check(result)
+                uow.monitoring.save_check(result, was=state)
                 uow.commit()
         return result
 

@@ -3,18 +3,15 @@ after a restart or a Redis flush."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from mlgate.periodic import Periodic
 from mlgate.plans.limiter import Counters, bucket
 from mlgate.plans.service import month_bounds
 from mlgate.uow import UnitOfWork
-
-log = logging.getLogger("mlgate.plans")
 
 
 class UsageFlusher:
@@ -33,9 +30,7 @@ class UsageFlusher:
         self._counters = counters
         self._uow = uow
         self._clock = clock
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("mlgate-usage", self.flush, interval)
 
     def flush(self) -> int:
         """Write what is waiting; returns the number of batches handled."""
@@ -52,23 +47,11 @@ class UsageFlusher:
         return handled
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mlgate-usage", daemon=True)
-            self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception:  # keep metering; the next round retries what is left
-                log.exception("usage flush failed; retrying in %.1f s", self._interval)
+        """Stop the thread and write what is left."""
+        self._loop.stop()
 
 
 def reconcile(counters: Counters, uow: Callable[[], UnitOfWork], now: datetime) -> int:
