@@ -49,7 +49,14 @@ class InvalidInput(MlgateError):
 
 
 class PayloadTooLarge(InvalidInput):
-    pass
+    """`max_rows`, where rows are what is too many: how many one request may carry (clients
+    split by it)."""
+
+    def __init__(
+        self, message: str, *, errors: list[FieldError] | None = None, max_rows: int | None = None
+    ) -> None:
+        super().__init__(message, errors=errors)
+        self.max_rows = max_rows
 
 
 class MalformedRequest(InvalidInput):

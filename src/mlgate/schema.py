@@ -335,6 +335,7 @@ def _check_count(n_rows: int, field: str, max_rows: int) -> None:
             f"{n_rows} rows is more than the {max_rows} allowed in one request; "
             "split them into several requests",
             errors=[FieldError(field, f"at most {max_rows} rows per request")],
+            max_rows=max_rows,
         )
 
 

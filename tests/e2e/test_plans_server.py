@@ -169,6 +169,7 @@ def test_a_rows_quota_is_exact_with_mixed_batches(home: Path, redis_env: dict[st
         results = hammer(base, headers, sizes)
         too_big = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
         assert too_big.status_code == 413 and "at most 50" in too_big.json()["detail"]
+        assert too_big.json()["max_rows"] == 50  # what clients split by
         time.sleep(1.5)
     served = sum(n for s, n in results if s == 200)
     assert {s for s, _ in results} == {200, 429}

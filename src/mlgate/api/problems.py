@@ -90,6 +90,8 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
             extra["limit"] = exc.limit
         if exc.resets_at:
             extra["resets_at"] = exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(exc, errors.PayloadTooLarge) and exc.max_rows is not None:
+        extra["max_rows"] = exc.max_rows
     field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
     return problem(
         status,

@@ -102,7 +102,8 @@ class Gate:
         if plan.max_rows_per_request is not None and rows > plan.max_rows_per_request:
             raise PayloadTooLarge(
                 f"{rows} rows in one request; the plan {plan.name!r} allows at most "
-                f"{plan.max_rows_per_request}: split the rows into several requests"
+                f"{plan.max_rows_per_request}: split the rows into several requests",
+                max_rows=plan.max_rows_per_request,
             )
         admission.charged = charges(admission.account, plan.limits(), rows, self._clock())
         # No round trip to the counters here: a window known to be spent (from an earlier

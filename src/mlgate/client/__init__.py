@@ -1,0 +1,8 @@
+"""The Python client: `Client` (sync) and `AsyncClient`, over httpx, with the server's errors as
+typed exceptions (`mlgate.client.errors`)."""
+
+from mlgate.client.aio import AsyncClient
+from mlgate.client.core import Predictions
+from mlgate.client.sync import Client, Job
+
+__all__ = ["AsyncClient", "Client", "Job", "Predictions"]

@@ -1,0 +1,154 @@
+"""`AsyncClient`: the same calls as `Client`, awaited (for asyncio applications).
+
+async with AsyncClient("http://localhost:8000", api_key="mlg_…") as mlgate:
+    scores = await mlgate.predict("churn", rows)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from mlgate import __version__
+from mlgate.client import core, errors
+from mlgate.client.core import Predictions
+
+
+class AsyncClient:
+    """See `Client` for the retry and timeout settings."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        retry_on_429: bool = True,
+        max_wait: float = 60.0,
+    ) -> None:
+        headers = {"user-agent": f"mlgate-python/{__version__}"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self._retries = retries
+        self._retry_on_429 = retry_on_429
+        self._max_wait = max_wait
+        self._max_rows: dict[str, int] = {}
+        self.retried = 0
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def predict(
+        self,
+        model: str,
+        rows: Any,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        batch_size: int | None = None,
+    ) -> Predictions:
+        """As `Client.predict`; the batches go one after another."""
+        records, index = core.rows_of(rows)
+        path = core.model_path(model, alias, version, "predict")
+        size = batch_size or self._max_rows.get(model)
+        try:
+            answers = [
+                await self._send("POST", path, json={"rows": b})
+                for b in core.batches(records, size)
+            ]
+        except errors.PayloadTooLarge as exc:
+            if batch_size or not exc.max_rows or exc.max_rows >= len(records):
+                raise
+            self._max_rows[model] = exc.max_rows
+            answers = [
+                await self._send("POST", path, json={"rows": b})
+                for b in core.batches(records, exc.max_rows)
+            ]
+        ids = [a.headers.get("x-request-id", "") for a in answers]
+        return core.merge([a.json() for a in answers], index, ids)
+
+    async def generate(
+        self, model: str, n: int, *, seed: int | None = None, alias: str | None = None,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        body: dict[str, Any] = {"n": n} if seed is None else {"n": n, "seed": seed}
+        answer = await self._post(core.model_path(model, alias, version, "generate"), body)
+        rows: list[dict[str, Any]] = answer["rows"]
+        return rows
+
+    async def forecast(
+        self, model: str, history: list[float], *, alias: str | None = None,
+        version: int | None = None,
+    ) -> list[float]:  # fmt: skip
+        path = core.model_path(model, alias, version, "forecast")
+        values: list[float] = (await self._post(path, {"history": list(history)}))["forecast"]
+        return values
+
+    async def models(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._get("/v1/models")
+        return found
+
+    async def model(self, name: str) -> dict[str, Any]:
+        detail: dict[str, Any] = await self._get(f"/v1/models/{name}")
+        detail["schema"] = await self._get(f"/v1/models/{name}/schema")
+        return detail
+
+    async def promote(
+        self, model: str, version: int, alias: str = "production", *, reason: str = "",
+        require_better: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        body = {"version": version, "reason": reason, "require_better": require_better}
+        return await self._post(f"/v1/models/{model}/aliases/{alias}", body)
+
+    async def rollback(
+        self, model: str, alias: str = "production", *, reason: str = ""
+    ) -> dict[str, Any]:
+        return await self._post(f"/v1/models/{model}/aliases/{alias}/rollback", {"reason": reason})
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = await self._get(f"/v1/jobs/{job_id}")
+        return found
+
+    async def _get(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
+        return (await self._send("GET", path, params=params)).json()
+
+    async def _post(self, path: str, body: Any) -> dict[str, Any]:
+        response = await self._send("POST", path, json=body)
+        out: dict[str, Any] = response.json() if response.content else {}
+        return out
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt >= self._retries:
+                    raise errors.ConnectionFailed(f"{method} {path}: {exc}") from exc
+                await asyncio.sleep(core.backoff(attempt))
+                attempt += 1
+                self.retried += 1
+                continue
+            if response.is_success:
+                return response
+            error = core.error_for(response)
+            wait = error.retry_after if isinstance(error, errors.QuotaExceeded) else None
+            if (
+                self._retry_on_429 and wait is not None and attempt < self._retries
+                and wait <= self._max_wait
+            ):  # fmt: skip
+                await asyncio.sleep(wait)
+                attempt += 1
+                self.retried += 1
+                continue
+            raise error

@@ -1,0 +1,137 @@
+"""What the sync and async clients share: turning inputs into request bodies, answers into
+results or typed errors, and when to retry."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from mlgate.client import errors
+
+RETRY_STATUSES = (429,)
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Predictions(Sequence[Any]):
+    """The predictions, one per input row in input order (a list-like), with the class
+    probabilities where the model gives them. `frame()` gives them as a DataFrame, with the
+    input DataFrame's index when that was the input."""
+
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[Any] | None
+    version: int
+    index: Any = field(default=None, repr=False)
+    request_ids: list[str] = field(default_factory=list)  # one per request sent (feedback)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.predictions[i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.predictions)
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        data: dict[str, Any] = {"prediction": self.predictions}
+        if self.probabilities is not None and self.classes is not None:
+            for j, label in enumerate(self.classes):
+                data[f"probability_{label}"] = [p[j] for p in self.probabilities]
+        return pd.DataFrame(data, index=self.index)
+
+
+def rows_of(data: Any) -> tuple[list[dict[str, Any]], Any]:
+    """Rows as JSON-ready dicts (missing values as null) and the DataFrame index, if any."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        plain = data.astype(object).where(data.notna(), None)
+        return [_plain_row(dict(r)) for r in plain.to_dict(orient="records")], data.index
+    if isinstance(data, Mapping):
+        return [_plain_row(dict(data))], None
+    if isinstance(data, Iterable) and not isinstance(data, str | bytes):
+        rows = list(data)
+        if all(isinstance(r, Mapping) for r in rows):
+            return [_plain_row(dict(r)) for r in rows], None
+    raise TypeError("rows must be a pandas DataFrame, a dict, or a list of dicts")
+
+
+def _plain_row(row: dict[Any, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if hasattr(value, "item") and not isinstance(value, str | bytes):
+            value = value.item()  # numpy scalars
+        if isinstance(value, float) and value != value:
+            value = None
+        elif hasattr(value, "isoformat"):
+            value = value.isoformat()
+        out[str(key)] = value
+    return out
+
+
+def model_path(model: str, alias: str | None, version: int | None, action: str) -> str:
+    if alias is not None and version is not None:
+        raise ValueError("give alias= or version=, not both")
+    name = quote(model, safe="")
+    if version is not None:
+        return f"/v1/models/{name}/versions/{int(version)}/{action}"
+    if alias is not None:
+        return f"/v1/models/{name}{quote('@' + alias, safe='@')}/{action}"
+    return f"/v1/models/{name}/{action}"
+
+
+def batches(rows: list[dict[str, Any]], size: int | None) -> list[list[dict[str, Any]]]:
+    if not size or len(rows) <= size:
+        return [rows]
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def merge(parts: list[dict[str, Any]], index: Any, request_ids: list[str]) -> Predictions:
+    predictions: list[Any] = []
+    probabilities: list[list[float]] | None = [] if "probabilities" in parts[0] else None
+    for part in parts:
+        predictions += part["predictions"]
+        if probabilities is not None:
+            probabilities += part["probabilities"]
+    return Predictions(predictions, probabilities, parts[0].get("classes"),
+                       int(parts[-1]["version"]), index, request_ids)  # fmt: skip
+
+
+def error_for(response: httpx.Response) -> errors.MlgateError:
+    try:
+        problem = response.json()
+        if not isinstance(problem, dict):
+            problem = {}
+    except ValueError:
+        problem = {}
+    detail = str(problem.get("detail") or response.reason_phrase or "error")
+    message = f"{response.status_code} {detail}"
+    status = response.status_code
+    if status == 429:
+        return errors.QuotaExceeded(
+            message, status=status, problem=problem, retry_after=retry_after(response)
+        )
+    kind = errors.BY_STATUS.get(status, errors.ServerError if status >= 500 else errors.MlgateError)
+    return kind(message, status=status, problem=problem)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def backoff(attempt: int, base: float = 0.25, cap: float = 8.0) -> float:
+    """Exponential backoff with jitter: ~0.25 s, 0.5 s, 1 s, ... up to `cap`."""
+    return float(min(cap, base * 2**attempt) * (0.5 + random.random() / 2))

@@ -1,0 +1,284 @@
+"""`Client`: mlgate over HTTP for applications, scripts and notebooks.
+
+from mlgate import Client
+
+with Client("http://localhost:8000", api_key="mlg_…") as mlgate:
+    scores = mlgate.predict("churn", rows)            # a list of dicts or a DataFrame
+    scores.frame()                                    # aligned with the input's index
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from mlgate import __version__
+from mlgate.client import core, errors
+from mlgate.client.core import Predictions
+
+
+class Client:
+    """`retries`: how many times a call is tried again after a refused (429) or failed
+    connection; a 429 waits what its Retry-After says (at most `max_wait` seconds, else the
+    QuotaExceeded is raised at once), a failed connection waits with exponential backoff.
+    `retry_on_429=False` raises QuotaExceeded at once. `timeout`: seconds per request."""
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        retry_on_429: bool = True,
+        max_wait: float = 60.0,
+    ) -> None:
+        headers = {"user-agent": f"mlgate-python/{__version__}"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self._retries = retries
+        self._retry_on_429 = retry_on_429
+        self._max_wait = max_wait
+        self._max_rows: dict[str, int] = {}
+        self.retried = 0  # how many times calls were tried again (429 or connection)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def predict(
+        self,
+        model: str,
+        rows: Any,
+        *,
+        alias: str | None = None,
+        version: int | None = None,
+        batch_size: int | None = None,
+    ) -> Predictions:
+        """Predictions for `rows` (a DataFrame, a list of dicts, or one dict), in their order.
+        Rows beyond what one request may carry (the plan's or the server's limit, learnt from
+        its answer, or `batch_size`) go in several requests."""
+        records, index = core.rows_of(rows)
+        path = core.model_path(model, alias, version, "predict")
+        size = batch_size or self._max_rows.get(model)
+        try:
+            answers = [
+                self._send("POST", path, json={"rows": b}) for b in core.batches(records, size)
+            ]
+        except errors.PayloadTooLarge as exc:
+            if batch_size or not exc.max_rows or exc.max_rows >= len(records):
+                raise
+            self._max_rows[model] = exc.max_rows
+            answers = [
+                self._send("POST", path, json={"rows": b})
+                for b in core.batches(records, exc.max_rows)
+            ]
+        ids = [a.headers.get("x-request-id", "") for a in answers]
+        return core.merge([a.json() for a in answers], index, ids)
+
+    def generate(
+        self, model: str, n: int, *, seed: int | None = None, alias: str | None = None,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """`n` synthetic rows from a GAN model."""
+        body: dict[str, Any] = {"n": n} if seed is None else {"n": n, "seed": seed}
+        rows: list[dict[str, Any]] = self._post(
+            core.model_path(model, alias, version, "generate"), body
+        )["rows"]
+        return rows
+
+    def forecast(
+        self, model: str, history: list[float], *, alias: str | None = None,
+        version: int | None = None,
+    ) -> list[float]:  # fmt: skip
+        """The next values of a series from a forecasting (LSTM/GRU) model."""
+        path = core.model_path(model, alias, version, "forecast")
+        values: list[float] = self._post(path, {"history": list(history)})["forecast"]
+        return values
+
+    def feedback(self, model: str, labels: dict[str, Any]) -> dict[str, Any]:
+        """Ground truth for earlier calls: {request id: the label, or a list of labels for
+        every row of that call}. `Predictions.request_ids` holds the ids of a predict call."""
+        items = [
+            {"request_id": rid, "labels": list(v)} if isinstance(v, list | tuple)
+            else {"request_id": rid, "label": v}
+            for rid, v in labels.items()
+        ]  # fmt: skip
+        return self._post(f"/v1/models/{model}/feedback", {"feedback": items})
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._get("/v1/models")
+        return found
+
+    def model(self, name: str) -> dict[str, Any]:
+        """The model (versions, aliases) with the input schema of the version served."""
+        detail: dict[str, Any] = self._get(f"/v1/models/{name}")
+        detail["schema"] = self._get(f"/v1/models/{name}/schema")
+        return detail
+
+    def train(
+        self, model: str, *, source: str, target: str = "", table: str | None = None,
+        query: str | None = None, algorithm: str = "logistic_regression", **options: Any,
+    ) -> Job:  # fmt: skip
+        """Start training a new version; `.wait()` on the job for the result."""
+        body = {"source": source, "target": target, "algorithm": algorithm, "table": table,
+                "query": query, **options}  # fmt: skip
+        return Job(self, self._post(f"/v1/models/{model}/train", body))
+
+    def job(self, job_id: str) -> Job:
+        return Job(self, self._get(f"/v1/jobs/{job_id}"))
+
+    def promote(
+        self, model: str, version: int, alias: str = "production", *, reason: str = "",
+        require_better: bool = False,
+    ) -> dict[str, Any]:  # fmt: skip
+        body = {"version": version, "reason": reason, "require_better": require_better}
+        return self._post(f"/v1/models/{model}/aliases/{alias}", body)
+
+    def rollback(
+        self, model: str, alias: str = "production", *, reason: str = ""
+    ) -> dict[str, Any]:
+        return self._post(f"/v1/models/{model}/aliases/{alias}/rollback", {"reason": reason})
+
+    def compare(self, model: str, a: int, b: int, *, alpha: float = 0.05) -> dict[str, Any]:
+        return self._post(f"/v1/models/{model}/compare", {"a": a, "b": b, "alpha": alpha})
+
+    def monitoring(self, model: str, *, by: str = "day", days: int = 7) -> dict[str, Any]:
+        found: dict[str, Any] = self._get(
+            f"/v1/models/{model}/monitoring", params={"by": by, "days": days}
+        )
+        return found
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def keys(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._get("/v1/keys")
+        return found
+
+    def usage(
+        self, month: str | None = None, *, consumer: str | None = None, model: str | None = None,
+        by: str = "day",
+    ) -> Any:  # fmt: skip
+        """Metered usage as a pandas DataFrame (one row per period, account, key, model,
+        version and status); `month` is YYYY-MM, this month by default."""
+        import datetime as dt
+
+        import pandas as pd
+
+        params = {"month": month or dt.datetime.now(dt.UTC).strftime("%Y-%m"), "by": by}
+        params |= {k: v for k, v in (("consumer", consumer), ("model", model)) if v}
+        return pd.DataFrame(self._get("/v1/usage", params=params))
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _get(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
+        return self._send("GET", path, params=params).json()
+
+    def _post(self, path: str, body: Any) -> dict[str, Any]:
+        response = self._send("POST", path, json=body)
+        out: dict[str, Any] = response.json() if response.content else {}
+        return out
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if attempt >= self._retries:
+                    raise errors.ConnectionFailed(f"{method} {path}: {exc}") from exc
+                time.sleep(core.backoff(attempt))
+                attempt += 1
+                self.retried += 1
+                continue
+            if response.is_success:
+                return response
+            error = core.error_for(response)
+            if isinstance(error, errors.QuotaExceeded) and self._may_wait(error, attempt):
+                time.sleep(error.retry_after or 0.0)
+                attempt += 1
+                self.retried += 1
+                continue
+            raise error
+
+    def _may_wait(self, error: errors.QuotaExceeded, attempt: int) -> bool:
+        wait = error.retry_after
+        return (
+            self._retry_on_429 and attempt < self._retries and wait is not None
+            and wait <= self._max_wait
+        )  # fmt: skip
+
+
+class Job:
+    """A training job: `state`, `progress`, `log`; `.wait()` until it ends."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self.data["state"])
+
+    def refresh(self) -> Job:
+        self.data = self._client._get(f"/v1/jobs/{self.id}")
+        return self
+
+    def wait(
+        self, *, progress: bool = False, poll: float = 0.5, timeout: float | None = None
+    ) -> Job:
+        """Poll until the job ends (a rich progress bar with `progress=True`); raises
+        MlgateError when it failed or was cancelled, TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _Bar() if progress else None
+        try:
+            while self.refresh().state not in core.FINISHED:
+                if bar is not None:
+                    bar.show(self.data)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {self.id} still {self.state} after {timeout} s")
+                time.sleep(poll)
+            if bar is not None:
+                bar.show(self.data)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.state != "succeeded":
+            raise errors.MlgateError(f"job {self.id} {self.state}: {self.data.get('error') or ''}")
+        return self
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return dict(self.data.get("result") or {})
+
+
+class _Bar:
+    def __init__(self) -> None:
+        from rich.progress import Progress
+
+        self._progress = Progress(transient=False)
+        self._progress.start()
+        self._task = self._progress.add_task("training", total=1.0)
+
+    def show(self, data: dict[str, Any]) -> None:
+        self._progress.update(self._task, completed=float(data.get("progress") or 0.0),
+                              description=str(data.get("stage") or data.get("state")))  # fmt: skip
+
+    def close(self) -> None:
+        self._progress.stop()
