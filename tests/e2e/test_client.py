@@ -156,6 +156,15 @@ def test_the_async_client_does_the_same(server: tuple[str, str, str]) -> None:
             whole = await client.predict("churn", FRAME)
             with pytest.raises(errors.NotFound):
                 await client.predict("nope", FRAME.head(1))
+            job = await client.train("churn", source="demo", target=demo.TARGET,
+                                     table=demo.TABLE, drop=[demo.ID_COLUMN],
+                                     report=False)  # fmt: skip
+            done = await client.wait_for_job(job["id"], timeout=120)
+            assert done["result"]["model"] == "churn"
+            assert not (await client.usage()).empty
+            number = int(done["result"]["version"])
+            compared = await client.compare("churn", 1, number)
+            assert (compared["a"], compared["b"]) == (1, number) and "p_value" in compared
         async with AsyncClient(base, api_key=consumer) as paced:
             for _ in range(3):
                 await paced.predict("churn", FRAME.head(1))

@@ -115,9 +115,63 @@ class AsyncClient:
     ) -> dict[str, Any]:
         return await self._post(f"/v1/models/{model}/aliases/{alias}/rollback", {"reason": reason})
 
+    async def compare(self, model: str, a: int, b: int, *, alpha: float = 0.05) -> dict[str, Any]:
+        return await self._post(f"/v1/models/{model}/compare", {"a": a, "b": b, "alpha": alpha})
+
+    async def feedback(self, model: str, labels: dict[str, Any]) -> dict[str, Any]:
+        items = [
+            {"request_id": rid, "labels": list(v)} if isinstance(v, list | tuple)
+            else {"request_id": rid, "label": v}
+            for rid, v in labels.items()
+        ]  # fmt: skip
+        return await self._post(f"/v1/models/{model}/feedback", {"feedback": items})
+
+    async def monitoring(self, model: str, *, by: str = "day", days: int = 7) -> dict[str, Any]:
+        found: dict[str, Any] = await self._get(
+            f"/v1/models/{model}/monitoring", params={"by": by, "days": days}
+        )
+        return found
+
+    async def keys(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await self._get("/v1/keys")
+        return found
+
+    async def usage(
+        self, month: str | None = None, *, consumer: str | None = None, model: str | None = None,
+        by: str = "day",
+    ) -> Any:  # fmt: skip
+        import pandas as pd
+
+        return pd.DataFrame(await self._get("/v1/usage", params=core.usage_params(
+            month, consumer, model, by)))  # fmt: skip
+
+    async def train(
+        self, model: str, *, source: str, target: str = "", table: str | None = None,
+        query: str | None = None, algorithm: str = "logistic_regression", **options: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Start training; the job as the server describes it (`wait_for_job` waits)."""
+        body = {"source": source, "target": target, "algorithm": algorithm, "table": table,
+                "query": query, **options}  # fmt: skip
+        return await self._post(f"/v1/models/{model}/train", body)
+
     async def job(self, job_id: str) -> dict[str, Any]:
         found: dict[str, Any] = await self._get(f"/v1/jobs/{job_id}")
         return found
+
+    async def wait_for_job(
+        self, job_id: str, *, poll: float = 0.5, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """The job once it ended; raises MlgateError when it failed, TimeoutError after
+        `timeout` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while (job := await self.job(job_id))["state"] not in core.FINISHED:
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+            await asyncio.sleep(poll)
+        if job["state"] != "succeeded":
+            raise errors.MlgateError(f"job {job_id} {job['state']}: {job.get('error') or ''}")
+        return job
 
     async def _get(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
         return (await self._send("GET", path, params=params)).json()

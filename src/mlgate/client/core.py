@@ -124,6 +124,17 @@ def error_for(response: httpx.Response) -> errors.MlgateError:
     return kind(message, status=status, problem=problem)
 
 
+def usage_params(
+    month: str | None, consumer: str | None, model: str | None, by: str
+) -> dict[str, str]:
+    """The usage query: this month (UTC) unless one is named."""
+    import datetime as dt
+
+    params = {"month": month or dt.datetime.now(dt.UTC).strftime("%Y-%m"), "by": by}
+    params |= {k: v for k, v in (("consumer", consumer), ("model", model)) if v}
+    return params
+
+
 def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     try:

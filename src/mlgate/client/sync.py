@@ -173,13 +173,10 @@ class Client:
     ) -> Any:  # fmt: skip
         """Metered usage as a pandas DataFrame (one row per period, account, key, model,
         version and status); `month` is YYYY-MM, this month by default."""
-        import datetime as dt
-
         import pandas as pd
 
-        params = {"month": month or dt.datetime.now(dt.UTC).strftime("%Y-%m"), "by": by}
-        params |= {k: v for k, v in (("consumer", consumer), ("model", model)) if v}
-        return pd.DataFrame(self._get("/v1/usage", params=params))
+        return pd.DataFrame(self._get("/v1/usage", params=core.usage_params(
+            month, consumer, model, by)))  # fmt: skip
 
     # -- transport ------------------------------------------------------------------------------
 
