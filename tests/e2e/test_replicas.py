@@ -211,8 +211,10 @@ def test_a_replica_killed_under_load_loses_no_counted_call(cluster: Cluster) -> 
     for t in threads:
         t.join()
     counts = Counter(status for _, status in statuses)
-    assert set(counts) <= {200, 502}, counts
-    assert counts[502] <= len(threads), counts  # only calls in flight on the victim
+    # A call in flight on the victim ends in a 502, or (when the victim had begun its answer)
+    # in a connection nginx closes: status 0 here. Only those, at most one per client thread.
+    assert set(counts) <= {200, 502, 0}, counts
+    assert counts[502] + counts[0] <= len(threads), counts
     after = [status for at, status in statuses if at > killed_at + 1]
     assert after and set(after) == {200}, "the balancer routes around the dead replica"
     # Every counted call is in the ledger: the counters in Redis and the database agree, and
@@ -228,7 +230,7 @@ def test_a_replica_killed_under_load_loses_no_counted_call(cluster: Cluster) -> 
 
         counted = next(st.used for st in s.gate.standing("load", plan) if st.limit.window == "day")
         until(lambda: ledger() == counted, limit=10)  # the survivors flush every second
-        assert counts[200] <= counted <= counts[200] + counts[502]
+        assert counts[200] <= counted <= counts[200] + counts[502] + counts[0]
     finally:
         s.close()
 
