@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 
-from mlgate import __version__
 from mlgate.client import core, errors
 from mlgate.client.core import Predictions
 
@@ -29,9 +28,7 @@ class AsyncClient:
         retry_on_429: bool = True,
         max_wait: float = 60.0,
     ) -> None:
-        headers = {"user-agent": f"mlgate-python/{__version__}"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = core.headers(api_key)
         self._http = httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self._retries = retries
         self._retry_on_429 = retry_on_429
@@ -119,11 +116,7 @@ class AsyncClient:
         return await self._post(f"/v1/models/{model}/compare", {"a": a, "b": b, "alpha": alpha})
 
     async def feedback(self, model: str, labels: dict[str, Any]) -> dict[str, Any]:
-        items = [
-            {"request_id": rid, "labels": list(v)} if isinstance(v, list | tuple)
-            else {"request_id": rid, "label": v}
-            for rid, v in labels.items()
-        ]  # fmt: skip
+        items = core.feedback_items(labels)
         return await self._post(f"/v1/models/{model}/feedback", {"feedback": items})
 
     async def monitoring(self, model: str, *, by: str = "day", days: int = 7) -> dict[str, Any]:
@@ -196,13 +189,12 @@ class AsyncClient:
             if response.is_success:
                 return response
             error = core.error_for(response)
-            wait = error.retry_after if isinstance(error, errors.QuotaExceeded) else None
-            if (
-                self._retry_on_429 and wait is not None and attempt < self._retries
-                and wait <= self._max_wait
-            ):  # fmt: skip
-                await asyncio.sleep(wait)
-                attempt += 1
-                self.retried += 1
-                continue
-            raise error
+            wait = core.wait_before_retry(
+                error, attempt, retries=self._retries, on_429=self._retry_on_429,
+                max_wait=self._max_wait,
+            )  # fmt: skip
+            if wait is None:
+                raise error
+            await asyncio.sleep(wait)
+            attempt += 1
+            self.retried += 1

@@ -78,6 +78,36 @@ def _plain_row(row: dict[Any, Any]) -> dict[str, Any]:
     return out
 
 
+def headers(api_key: str | None) -> dict[str, str]:
+    from mlgate import __version__
+
+    out = {"user-agent": f"mlgate-python/{__version__}"}
+    if api_key:
+        out["authorization"] = f"Bearer {api_key}"
+    return out
+
+
+def feedback_items(labels: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """{request id: a label, or a list of labels for every row of that call} as the body's
+    items."""
+    return [
+        {"request_id": rid, "labels": list(v)} if isinstance(v, list | tuple)
+        else {"request_id": rid, "label": v}
+        for rid, v in labels.items()
+    ]  # fmt: skip
+
+
+def wait_before_retry(
+    error: errors.MlgateError, attempt: int, *, retries: int, on_429: bool, max_wait: float
+) -> float | None:
+    """Seconds to wait before trying a refused call again, or None to raise it: a 429 whose
+    Retry-After is known and short enough, while tries are left."""
+    if not (on_429 and isinstance(error, errors.QuotaExceeded) and attempt < retries):
+        return None
+    wait = error.retry_after
+    return wait if wait is not None and wait <= max_wait else None
+
+
 def model_path(model: str, alias: str | None, version: int | None, action: str) -> str:
     if alias is not None and version is not None:
         raise ValueError("give alias= or version=, not both")

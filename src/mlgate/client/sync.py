@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from mlgate import __version__
 from mlgate.client import core, errors
 from mlgate.client.core import Predictions
 
@@ -35,9 +34,7 @@ class Client:
         retry_on_429: bool = True,
         max_wait: float = 60.0,
     ) -> None:
-        headers = {"user-agent": f"mlgate-python/{__version__}"}
-        if api_key:
-            headers["authorization"] = f"Bearer {api_key}"
+        headers = core.headers(api_key)
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self._retries = retries
         self._retry_on_429 = retry_on_429
@@ -109,11 +106,7 @@ class Client:
     def feedback(self, model: str, labels: dict[str, Any]) -> dict[str, Any]:
         """Ground truth for earlier calls: {request id: the label, or a list of labels for
         every row of that call}. `Predictions.request_ids` holds the ids of a predict call."""
-        items = [
-            {"request_id": rid, "labels": list(v)} if isinstance(v, list | tuple)
-            else {"request_id": rid, "label": v}
-            for rid, v in labels.items()
-        ]  # fmt: skip
+        items = core.feedback_items(labels)
         return self._post(f"/v1/models/{model}/feedback", {"feedback": items})
 
     # -- models ---------------------------------------------------------------------------------
@@ -203,19 +196,15 @@ class Client:
             if response.is_success:
                 return response
             error = core.error_for(response)
-            if isinstance(error, errors.QuotaExceeded) and self._may_wait(error, attempt):
-                time.sleep(error.retry_after or 0.0)
-                attempt += 1
-                self.retried += 1
-                continue
-            raise error
-
-    def _may_wait(self, error: errors.QuotaExceeded, attempt: int) -> bool:
-        wait = error.retry_after
-        return (
-            self._retry_on_429 and attempt < self._retries and wait is not None
-            and wait <= self._max_wait
-        )  # fmt: skip
+            wait = core.wait_before_retry(
+                error, attempt, retries=self._retries, on_429=self._retry_on_429,
+                max_wait=self._max_wait,
+            )  # fmt: skip
+            if wait is None:
+                raise error
+            time.sleep(wait)
+            attempt += 1
+            self.retried += 1
 
 
 class Job:
