@@ -213,12 +213,14 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     quota = page.locator("[data-quota=acme] tr[data-limit='requests per day'] .used")
     expect(quota).to_have_text("3")
     expect(page.locator("[data-quota=acme] tr[data-limit='rows per day'] .used")).to_have_text("6")
-    for _ in range(20):
-        if page.locator("tr[data-account='consumer:acme']").count():
+    # The flusher may write the three calls in more than one batch: wait for all of them.
+    ledger = page.locator("tr[data-account='consumer:acme'] td").first
+    for _ in range(40):
+        if ledger.count() and ledger.inner_text().strip() == "3":
             break
-        page.wait_for_timeout(500)
+        page.wait_for_timeout(250)
         page.reload()
-    expect(page.locator("tr[data-account='consumer:acme'] td").first).to_have_text("3")
+    expect(ledger).to_have_text("3")
     calls_per_day = page.locator(".charts svg.chart").first
     expect(calls_per_day.locator("rect title", has_text=": 3 calls")).to_have_count(1)
     shot(page, "08-usage")
