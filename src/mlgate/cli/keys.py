@@ -41,6 +41,12 @@ def create(
         list[str] | None,
         typer.Option(help="Restrict the key to MODEL, MODEL@ALIAS or MODEL@VERSION; repeatable."),
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print the token alone, e.g. for export MLGATE_KEY=$(...)."
+        ),
+    ] = False,
 ) -> None:
     """Create an API key. Its token is printed once and stored nowhere."""
     remote = remote_of(ctx)
@@ -75,9 +81,11 @@ def create(
         )
         prefix, owned_by = key.prefix, f"{owner_kind}:{owner}"
         audited(ctx, "access.create_key", prefix, owner=owned_by, scopes=",".join(scopes))
-    console.print(
-        f"Created key [bold]{prefix}[/] ({name}) for {owned_by}. Keep this token; it is shown once:"
-    )
+    if not quiet:
+        console.print(
+            f"Created key [bold]{prefix}[/] ({name}) for {owned_by}. "
+            "Keep this token; it is shown once:"
+        )
     print(token)
 
 

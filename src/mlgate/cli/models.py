@@ -82,6 +82,10 @@ def report(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Where to write the HTML report.")
     ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(help="Also write each plot as a PNG into this folder (e.g. for slides)."),
+    ] = None,
 ) -> None:
     """Summarise a version in the terminal and write its HTML report with plots."""
     s = services(ctx)
@@ -116,6 +120,13 @@ def report(
     target = output or Path(f"{version.model_name}-v{version.number}-report.html")
     target.write_bytes(page.replace(b"<!--mlgate:version-->", f"v{version.number}".encode()))
     console.print(f"HTML report with {len(details.get('plots', []))} plots: {target}")
+    if plots is not None:
+        from mlgate.training.report import plot_files
+
+        plots.mkdir(parents=True, exist_ok=True)
+        for file_name, image in plot_files(page).items():
+            (plots / file_name).write_bytes(image)
+        console.print(f"plots as PNG files: {plots}/")
 
 
 def _actor() -> str:

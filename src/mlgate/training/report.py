@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -181,6 +182,20 @@ def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
     ax.set(xlabel="training rows", ylabel=scoring, title="learning curve")
     ax.legend(fontsize=8)
     return png(fig)
+
+
+_EMBEDDED = re.compile(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>")
+
+
+def plot_files(page: bytes) -> dict[str, bytes]:
+    """The PNG plots embedded in a report page (as `_html` writes them), by a file name made
+    from each title: "ROC and precision-recall curves" -> roc-and-precision-recall-curves.png."""
+    return {
+        re.sub(r"[^a-z0-9]+", "-", html.unescape(title).lower()).strip("-") + ".png": (
+            base64.b64decode(data)
+        )
+        for title, data in _EMBEDDED.findall(page.decode())
+    }
 
 
 def png(fig: Any, *, tight: bool = True) -> str:

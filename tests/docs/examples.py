@@ -1,0 +1,191 @@
+"""The guide's code examples, read from its Markdown and run the way a reader would.
+
+Every fenced block whose language is `bash` or `python` is an example and runs, in the order of
+its page, unless the comment line just above it says otherwise:
+
+    <!-- run: background -->       a server the page starts: it runs in the background, and the
+                                   next block waits until it answers /readyz; stopped at page end
+    <!-- skip: REASON -->          not run here (e.g. it needs Kubernetes); the reason is required
+
+Each page runs on a fresh machine of its own: an empty working folder and home (MLGATE_HOME), the
+venv's `mlgate` on PATH. Variables a bash block exports reach the later blocks; the python blocks
+of a page share one namespace. The guide writes its server as 127.0.0.1:8000; a page runs
+against a free port instead (every "127.0.0.1:8000" and "--port 8000" is rewritten).
+Other languages (text, toml, yaml, json, nginx, ini) are output or configuration, not examples.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+RUN = {"bash", "python"}
+SHOWN = {"text", "toml", "yaml", "json", "nginx", "ini", "http", "sql"}
+_FENCE = re.compile(r"^```([\w-]*)\s*$")
+_DIRECTIVE = re.compile(r"^<!--\s*(run|skip):\s*(.*?)\s*-->$")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int  # of the first code line, 1-based
+    language: str
+    code: str
+    how: str  # "run", "background" or "skip"
+    reason: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(DOCS)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    found: list[Block] = []
+    lines = page.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        opened = _FENCE.match(lines[i])
+        if not opened:
+            i += 1
+            continue
+        start = i
+        i += 1
+        while i < len(lines) and lines[i].rstrip() != "```":
+            i += 1
+        if i == len(lines):
+            raise AssertionError(f"{page.relative_to(DOCS)}:{start + 1}: a fence never closes")
+        before = next((lines[k] for k in range(start - 1, -1, -1) if lines[k].strip()), "")
+        directive = _DIRECTIVE.match(before.strip())
+        how, reason = "run", ""
+        if directive and directive.group(1) == "skip":
+            how, reason = "skip", directive.group(2)
+        elif directive and directive.group(2) == "background":
+            how = "background"
+        code = "\n".join(lines[start + 1 : i])
+        found.append(Block(page, start + 2, opened.group(1), code, how, reason))
+        i += 1
+    return found
+
+
+def pages() -> list[Path]:
+    """Pages with at least one example to run."""
+    return sorted(
+        p for p in DOCS.rglob("*.md") if any(b.language in RUN for b in blocks(p))
+    )
+
+
+class Reader:
+    """One reader's machine for one page: a folder, a home, the environment and the servers."""
+
+    def __init__(self, work: Path, port: int) -> None:
+        self.work = work
+        self.port = port
+        keep = {k: v for k, v in os.environ.items() if not k.startswith("MLGATE_")}
+        self.env = keep | {
+            "MLGATE_HOME": str(work / "home"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{keep.get('PATH', '')}",
+            "COLUMNS": "120",
+        }
+        self.namespace: dict[str, object] = {"__name__": "__docs__"}
+        self.background: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def localise(self, code: str) -> str:
+        code = code.replace("127.0.0.1:8000", f"127.0.0.1:{self.port}")
+        return code.replace("--port 8000", f"--port {self.port}")
+
+    def run(self, block: Block) -> None:
+        code = self.localise(block.code)
+        if block.how == "background":
+            self._start(block, code)
+        elif block.language == "bash":
+            self._bash(block, code)
+        else:
+            self._python(block, code)
+
+    def _bash(self, block: Block, code: str) -> None:
+        dump = self.work / ".env-after"
+        script = f"set -euo pipefail\n{code}\nenv -0 > {dump}\n"
+        done = subprocess.run(
+            ["bash", "-c", script],
+            cwd=self.work,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"{block.where}: the bash example failed (exit {done.returncode}):\n{code}\n"
+                f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+            )
+        pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
+        self.env = {k: v for k, v in pairs if k not in {"SHLVL", "_", "PWD", "OLDPWD"}}
+
+    def _python(self, block: Block, code: str) -> None:
+        # Padding keeps the guide's line numbers in tracebacks.
+        compiled = compile("\n" * (block.line - 1) + code, str(block.page), "exec")
+        saved, cwd = dict(os.environ), Path.cwd()
+        os.environ.clear()
+        os.environ.update(self.env)
+        os.chdir(self.work)
+        try:
+            exec(compiled, self.namespace)
+        finally:
+            os.chdir(cwd)
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def _start(self, block: Block, code: str) -> None:
+        log = self.work / f"background-{len(self.background)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                ["bash", "-c", code],
+                cwd=self.work,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.background.append((process, log))
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"{block.where}: the server exited:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{block.where}: no answer from {base}:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        for process, _ in self.background:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+
+@contextmanager
+def reader(work: Path, port: int) -> Iterator[Reader]:
+    machine = Reader(work, port)
+    try:
+        yield machine
+    finally:
+        machine.stop()
