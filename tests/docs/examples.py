@@ -10,7 +10,9 @@ its page, unless the comment line just above it says otherwise:
 Each page runs on a fresh machine of its own: an empty working folder and home (MLGATE_HOME), the
 venv's `mlgate` on PATH. Variables a bash block exports reach the later blocks; the python blocks
 of a page share one namespace. The guide writes its server as 127.0.0.1:8000; a page runs
-against a free port instead (every "127.0.0.1:8000" and "--port 8000" is rewritten).
+against a free port instead (every "127.0.0.1:8000" and "--port 8000" is rewritten). Databases
+and Redis prefixes the guide names `mlgate_guide` get a name of their own per run, and are
+dropped (the Redis keys deleted) when the page is done.
 Other languages (text, toml, yaml, json, nginx, ini) are output or configuration, not examples.
 """
 
@@ -22,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,8 +102,10 @@ class Reader:
         }
         self.namespace: dict[str, object] = {"__name__": "__docs__"}
         self.background: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self.unique = f"mlgate_guide_{uuid.uuid4().hex[:10]}"
 
     def localise(self, code: str) -> str:
+        code = code.replace("mlgate_guide", self.unique)
         code = code.replace("127.0.0.1:8000", f"127.0.0.1:{self.port}")
         return code.replace("--port 8000", f"--port {self.port}")
 
@@ -180,6 +185,30 @@ class Reader:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+        self._drop_what_the_page_made()
+
+    def _drop_what_the_page_made(self) -> None:
+        import redis
+        import sqlalchemy as sa
+
+        from tests.conftest import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL
+
+        for url, force in ((POSTGRES_ADMIN_URL, " WITH (FORCE)"), (MARIADB_ADMIN_URL, "")):
+            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {self.unique}{force}"))
+            except sa.exc.OperationalError:
+                pass  # that server is not running here: the page made nothing on it
+            finally:
+                engine.dispose()
+        try:
+            client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+            for key in client.scan_iter(f"{self.unique}*"):
+                client.delete(key)
+            client.close()
+        except redis.ConnectionError:
+            pass
 
 
 @contextmanager
