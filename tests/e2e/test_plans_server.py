@@ -283,6 +283,23 @@ def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -
     assert metered(home, {}, "solo") == (5, 5)
 
 
+def test_a_refusal_reports_only_windows_it_knows(tmp_path: Path) -> None:
+    """The second refusal of a spent day is decided from this process's memory of the first,
+    without reading the other windows: its headers must not show them as untouched."""
+    home = tmp_path / "home"
+    mlgate(home, "quickstart", "--no-serve")
+    mlgate(home, "plans", "create", "three", "--per-minute", "100", "--requests-per-day", "3")
+    headers = consumer_key(home, {}, "trio", "three")
+    with running_server(home) as base, httpx.Client(headers=headers) as http:
+        answers = [http.post(f"{base}/v1/models/churn/predict", json=body()) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert '"requests-per-minute";r=97' in answers[2].headers["RateLimit"]
+    for refused in answers[3:]:
+        assert refused.json()["limit"] == "requests per day"
+        assert '"requests-per-day";r=0' in refused.headers["RateLimit"]
+        assert "r=100" not in refused.headers["RateLimit"], refused.headers["RateLimit"]
+
+
 def test_metrics_are_summed_over_the_workers(home: Path, redis_env: dict[str, str]) -> None:
     from tests.e2e.helpers import admin_key
     from tests.e2e.test_server import _counter

@@ -113,11 +113,9 @@ class Gate:
         allowed, blocked, _ = decide(admission.charged, known, rows)
         if not allowed and blocked is not None:
             self.meter(admission, asked.model, version.number if version else 0, 429)
-            states = [
-                LimitState(c.limit, u, c.reset_in)
-                for c, u in zip(admission.charged, known, strict=True)
-            ]
-            raise self._refusal(blocked, admission.charged, states)
+            # Only the spent window is known here; the others' counts were not read, so they
+            # are left out of the headers rather than shown as untouched.
+            raise self._refusal(blocked, admission.charged, [blocked])
 
     def settle(self, admission: Admission, version: ModelVersion) -> dict[str, str]:
         """After scoring: count and meter the call atomically; the response headers. Raises
