@@ -131,7 +131,9 @@ def test_logistic_coefficients_and_errors_equal_statsmodels(services: Services) 
         [c["p_value"] for c in table], expected.pvalues, rtol=1e-4, atol=1e-10
     )
     assert table[0]["term"] == "intercept"
-    assert any("contract" in line for line in (version.report or {})["reading"])
+    reading = (version.report or {})["reading"]
+    assert any("contract" in line for line in reading)
+    assert all("the odds of churned = 1 " in line for line in reading)  # the positive class
 
 
 def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) -> None:
@@ -174,6 +176,26 @@ def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) 
     assert "most important inputs" in result.output
     page = target.read_text()
     assert "<h1>cli-report v1</h1>" in page and "learning curve" in page
+    plots = tmp_path / "plots"
+    drawn = CliRunner().invoke(
+        app, ["models", "report", "cli-report", "-o", str(target), "--plots", str(plots)],
+        obj=services,
+    )  # fmt: skip
+    assert drawn.exit_code == 0, drawn.output
+    files = sorted(p.name for p in plots.iterdir())
+    assert files == [
+        "calibration-curve.png", "confusion-matrix.png", "learning-curve.png",
+        "native-importance.png", "permutation-importance.png",
+        "roc-and-precision-recall-curves.png",
+    ]  # fmt: skip
+    assert all((plots / f).read_bytes().startswith(b"\x89PNG") for f in files)
+    train(services, "cli-logit", "logistic_regression", "churn", "churned", drop=("customer_id",))
+    linear = CliRunner().invoke(
+        app, ["models", "report", "cli-logit", "-o", str(target)], obj=services, terminal_width=200
+    )
+    assert linear.exit_code == 0, linear.output
+    assert "coefficients (with standard errors)" in linear.output
+    assert "numeric__tenure_months" in linear.output and "std. error" in linear.output
     bad = CliRunner().invoke(app, ["models", "report", "cli-report@Not Valid"], obj=services)
     assert bad.exit_code == 1 and "MODEL@VERSION" in bad.output
     unknown = CliRunner().invoke(app, ["models", "report", "cli-report@staging"], obj=services)

@@ -110,6 +110,9 @@ def report(
     console.print(metrics)
     for note in details.get("notes", []):
         console.print(f"[yellow]note[/] {note}")
+    coefficients = details.get("coefficients", [])
+    if coefficients:
+        console.print(_coefficient_table(coefficients))
     for line in details.get("reading", []):
         console.print(f"• {line}")
     permutation = details.get("importance", {}).get("permutation", {})
@@ -395,3 +398,26 @@ def import_(
         raise InvalidInput(f"cannot read {bundle}: {exc.strerror}") from None
     version = import_bundle(s.uow(), s.artifacts, data, model_name=as_, now=s.clock())
     console.print(f"imported as {version.ref}")
+
+
+def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
+    """The statsmodels twin's coefficients, the strongest first (by |t| or |z|)."""
+    multiclass = any(r.get("outcome") for r in rows)
+    table = Table(
+        *(["class"] if multiclass else []),
+        "term", "estimate", "std. error", "95% interval", "p",
+        title="coefficients (with standard errors)",
+    )  # fmt: skip
+    strongest = sorted(rows, key=lambda r: -abs(r.get("statistic") or 0.0))
+    for r in strongest[:limit]:
+        cells = [
+            r["term"],
+            f"{r['estimate']:.4g}",
+            f"{r['std_error']:.3g}",
+            f"{r['low']:.3g} – {r['high']:.3g}",
+            f"{r['p_value']:.2g}",
+        ]
+        table.add_row(*([r.get("outcome", "")] if multiclass else []), *cells)
+    if len(rows) > limit:
+        table.caption = f"the {limit} strongest of {len(rows)}; all in the HTML report"
+    return table

@@ -105,8 +105,15 @@ def _reference_coded(pipeline: Any, n_features: int) -> np.ndarray:
     return keep
 
 
-def reading(task: Task, table: list[Coefficient], target: str, limit: int = 5) -> list[str]:
-    """A few sentences on the strongest effects that are distinguishable from zero."""
+def reading(
+    task: Task,
+    table: list[Coefficient],
+    target: str,
+    limit: int = 5,
+    classes: tuple[Any, ...] | None = None,
+) -> list[str]:
+    """A few sentences on the strongest effects that are distinguishable from zero. With two
+    classes, the odds are those of the second (the positive) class: "the odds of churned = 1"."""
     effects = [c for c in table if c.term != "intercept" and c.p_value < 0.05]
     effects.sort(key=lambda c: -abs(c.statistic))
     lines = []
@@ -120,7 +127,12 @@ def reading(task: Task, table: list[Coefficient], target: str, limit: int = 5) -
             )
         else:
             odds = math.exp(c.estimate)
-            against = f" of {c.outcome} (vs the first class)" if c.outcome else f" of {target}"
+            if c.outcome:
+                against = f" of {c.outcome} (vs the first class)"
+            elif classes is not None and len(classes) == 2:
+                against = f" of {target} = {classes[1]}"
+            else:
+                against = f" of {target}"
             lines.append(
                 f"{unit} {term} {direction} the odds{against} by a factor of {odds:.2f} "
                 f"(p = {c.p_value:.2g}), other inputs held fixed."

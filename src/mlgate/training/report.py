@@ -57,7 +57,11 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
             inputs.task, inputs.pipeline, inputs.X_train, inputs.y_train, inputs.classes
         )
         data["coefficients"] = [c.to_json() for c in table]
-        data["reading"] = explain.reading(inputs.task, table, inputs.target) if table else []
+        data["reading"] = (
+            explain.reading(inputs.task, table, inputs.target, classes=inputs.classes)
+            if table
+            else []
+        )
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:  # a network's epochs: losses, learning rate, the epoch kept
         data["training_history"] = history
