@@ -25,10 +25,13 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     return markdown
 
 
-def on_post_build(config: Any) -> None:
-    target = Path(config["site_dir"]) / "reference" / "openapi.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(openapi(), indent=1))
+def on_files(files: Any, config: Any) -> Any:
+    """Publish the OpenAPI document beside the HTTP reference (reference/openapi.json)."""
+    from mkdocs.structure.files import File
+
+    document = json.dumps(openapi(), indent=1)
+    files.append(File.generated(config, "reference/openapi.json", content=document))
+    return files
 
 
 # -- the CLI ------------------------------------------------------------------------------------
@@ -164,6 +167,8 @@ def _operation(method: str, path: str, operation: dict[str, Any]) -> list[str]:
         lines += [f"Body: {kinds}" + (f", schema `{named}`" if named else "") + ".", ""]
     responses = operation.get("responses", {})
     if responses:
-        codes = "; ".join(f"`{code}` {_cell(r.get('description', ''))}" for code, r in responses.items())
+        codes = "; ".join(
+            f"`{code}` {_cell(r.get('description', ''))}" for code, r in responses.items()
+        )
         lines += [f"Answers: {codes}.", ""]
     return lines

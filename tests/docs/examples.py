@@ -83,9 +83,7 @@ def blocks(page: Path) -> list[Block]:
 
 def pages() -> list[Path]:
     """Pages with at least one example to run."""
-    return sorted(
-        p for p in DOCS.rglob("*.md") if any(b.language in RUN for b in blocks(p))
-    )
+    return sorted(p for p in DOCS.rglob("*.md") if any(b.language in RUN for b in blocks(p)))
 
 
 class Reader:

@@ -36,9 +36,7 @@ def test_every_block_is_an_example_or_says_what_it_is() -> None:
 
 
 @pytest.mark.services
-@pytest.mark.parametrize(
-    "page", examples.pages(), ids=lambda p: str(p.relative_to(examples.DOCS))
-)
+@pytest.mark.parametrize("page", examples.pages(), ids=lambda p: str(p.relative_to(examples.DOCS)))
 def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:
     with examples.reader(tmp_path, free_port()) as machine:
         for block in examples.blocks(page):
