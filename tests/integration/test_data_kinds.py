@@ -51,8 +51,7 @@ def train(services: Services, source: str, table: str, target: str, **kw: object
         source=source,
         target=target,
         table=table,
-        report=False,
-        **kw,
+        **{"report": False, **kw},
     )  # type: ignore[arg-type]
     return train_model(
         services.uow(), services.artifacts, services.open_source, spec, now=services.clock
@@ -155,3 +154,18 @@ def test_a_copy_of_the_target_is_refused_as_leakage(services: Services, tmp_path
         train(services, "l", "flat", "level", algorithm="ridge", drop=("answer_copy",))
     with services.uow() as uow:
         assert uow.models.all() == []
+
+
+def test_naive_bayes_on_text_reports_the_words_of_each_class(
+    services: Services, review_source: str
+) -> None:
+    version = train(
+        services, "r", "reviews", "label", algorithm="naive_bayes", model_name="nb-words",
+        report=True,
+    ).version  # fmt: skip
+    terms = (version.report or {})["indicative_terms"]
+    assert set(terms) == {"negative", "positive"}
+    for label, mood in (("positive", GOOD), ("negative", BAD)):
+        words = [term for term, _ in terms[label] if " " not in term]  # not the word pairs
+        assert len(words) >= 3 and all(word in mood for word in words), (label, terms[label])
+    assert "indicative words" in (version.report or {})["plots"]

@@ -115,6 +115,8 @@ def report(
         console.print(_coefficient_table(coefficients))
     for line in details.get("reading", []):
         console.print(f"• {line}")
+    for label, words in details.get("indicative_terms", {}).items():
+        console.print(f"words pointing to {label}: " + ", ".join(w for w, _ in words))
     permutation = details.get("importance", {}).get("permutation", {})
     if permutation:
         top = sorted(permutation.items(), key=lambda kv: -abs(kv[1]))[:5]

@@ -163,6 +163,29 @@ def importances(
     return out
 
 
+def indicative_terms(
+    pipeline: Any, classes: tuple[Any, ...] | None, limit: int = 8
+) -> dict[str, list[tuple[str, float]]]:
+    """For a naive Bayes model on text: the words (and pairs of words) that point most to each
+    class, scored by how much more the class's log-probability of the term exceeds the other
+    classes' mean (for complement NB, the weights it scores with). Empty for other models."""
+    weights = getattr(pipeline[-1], "feature_log_prob_", None)
+    if weights is None or classes is None or len(classes) != weights.shape[0]:
+        return {}
+    names = _feature_names(pipeline)
+    text = [i for i, n in enumerate(names) if n.startswith("text_")]
+    if not text or len(names) != weights.shape[1]:
+        return {}
+    weights = np.asarray(weights)[:, text]
+    out: dict[str, list[tuple[str, float]]] = {}
+    for k, label in enumerate(classes):
+        others = np.delete(weights, k, axis=0).mean(axis=0)
+        lift = weights[k] - others
+        best = np.argsort(-lift)[:limit]
+        out[str(label)] = [(names[text[i]].partition("__")[2], float(lift[i])) for i in best]
+    return out
+
+
 def _feature_names(pipeline: Any) -> list[str]:
     try:
         return [str(n) for n in pipeline[:-1].get_feature_names_out()]

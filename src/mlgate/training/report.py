@@ -65,7 +65,12 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:  # a network's epochs: losses, learning rate, the epoch kept
         data["training_history"] = history
+    terms = explain.indicative_terms(inputs.pipeline, inputs.classes)
+    if terms:  # naive Bayes on text: the words that point to each class
+        data["indicative_terms"] = {k: [[w, v] for w, v in ws] for k, ws in terms.items()}
     plots = _plots(inputs, data["importance"])
+    if terms:
+        plots["indicative words"] = _indicative_words(terms)
     data["plots"] = sorted(plots)
     return data, _html(inputs, data, plots).encode()
 
@@ -141,6 +146,17 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
     if history:
         out["loss curve"] = _loss_curve(history, plt)
     return out
+
+
+def _indicative_words(terms: dict[str, list[tuple[str, float]]]) -> str:
+    """One panel per class: the terms that raise its score most against the other classes."""
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.4), squeeze=False)
+    for ax, (label, words) in zip(axes[0], terms.items(), strict=True):
+        ax.barh([w for w, _ in words][::-1], [v for _, v in words][::-1])
+        ax.set(title=label, xlabel="log-probability lift")
+    return png(fig)
 
 
 def _loss_curve(history: list[dict[str, Any]], plt: Any) -> str:
@@ -265,6 +281,12 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
                 f"<td>{_number(c['low'])} – {_number(c['high'])}</td></tr>"
             )
         parts.append("</table>")
+    if data.get("indicative_terms"):
+        parts.append("<h2>Words that point to each class</h2><ul>")
+        for label, words in data["indicative_terms"].items():
+            listed = ", ".join(e(str(w)) for w, _ in words)
+            parts.append(f"<li><b>{e(label)}</b>: {listed}</li>")
+        parts.append("</ul>")
     parts.append("<h2>Plots</h2>")
     for title, png in plots.items():
         parts.append(
