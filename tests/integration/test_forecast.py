@@ -13,6 +13,7 @@ import pytest
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.registry.service import read_attachment, resolve_version
+from mlgate.training.report import plot_files
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, cancel_after_first_epoch, make_services
 
@@ -69,6 +70,10 @@ def test_it_beats_the_seasonal_naive_forecast_and_the_report_shows_both(
     assert "<th>seasonal_naive_mae</th>" in page and "<th>mae</th>" in page
     assert 'alt="forecasts"' in page and 'alt="loss curve"' in page
     assert (version.report or {})["forecast"]["test_windows"] > 0
+    assert (version.report or {})["plots"] == ["forecasts", "loss curve"]
+    drawn = plot_files(page.encode())  # what `mlgate models report --plots` writes
+    assert sorted(drawn) == ["forecasts.png", "loss-curve.png"]
+    assert all(image.startswith(b"\x89PNG") for image in drawn.values())
 
 
 def test_a_forecast_reads_the_last_window_and_loads_back_the_same(

@@ -176,7 +176,12 @@ def print_result(result: TrainResult) -> None:
     intervals = evaluation.get("intervals", {})
     baseline = evaluation.get("baseline", {})
     cv = (version.report or {}).get("cv", {})
-    columns = [f"holdout ({evaluation.get('n_holdout', '?')} rows)", "value", "95% interval"]
+    forecast = (version.report or {}).get("forecast", {})
+    if forecast:  # a forecaster is scored on the held-out ends of its series
+        held_out = f"holdout ({forecast.get('test_windows', '?')} windows of {forecast['horizon']})"
+    else:
+        held_out = f"holdout ({evaluation.get('n_holdout', '?')} rows)"
+    columns = [held_out, "value", "95% interval"]
     columns += ["baseline"] + ([f"{cv['folds']}-fold CV (mean ± sd)"] if cv else [])
     table = Table(*columns)
     for name, value in version.metrics.items():

@@ -131,6 +131,7 @@ def fit_forecaster(
     page = None
     if draw_report:
         page = _page(title, tests[0], estimator, season, metrics, window, horizon)
+        details["plots"] = ["forecasts", "loss curve"]
     columns = (Column(target, "number"),)
     return WholeFit(estimator, columns, metrics, details, page, tuple(notes), fit_seconds)
 

@@ -204,7 +204,10 @@ def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
     return png(fig)
 
 
-_EMBEDDED = re.compile(r"<img alt='([^']*)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>")
+# Reports quote the attributes either way (the forecasters' page uses double quotes).
+_EMBEDDED = re.compile(
+    r"<img alt=(['\"])(.*?)\1 src=['\"]data:image/png;base64,([A-Za-z0-9+/=]+)['\"]>"
+)
 
 
 def plot_files(page: bytes) -> dict[str, bytes]:
@@ -214,7 +217,7 @@ def plot_files(page: bytes) -> dict[str, bytes]:
         re.sub(r"[^a-z0-9]+", "-", html.unescape(title).lower()).strip("-") + ".png": (
             base64.b64decode(data)
         )
-        for title, data in _EMBEDDED.findall(page.decode())
+        for _, title, data in _EMBEDDED.findall(page.decode())
     }
 
 
