@@ -112,8 +112,10 @@ def model_path(model: str, alias: str | None, version: int | None, action: str) 
     if alias is not None and version is not None:
         raise ValueError("give alias= or version=, not both")
     name = quote(model, safe="")
-    if version is not None:
+    if version is not None and action == "predict":
         return f"/v1/models/{name}/versions/{int(version)}/{action}"
+    if version is not None:  # generate and forecast take a version as name@N
+        return f"/v1/models/{name}@{int(version)}/{action}"
     if alias is not None:
         return f"/v1/models/{name}{quote('@' + alias, safe='@')}/{action}"
     return f"/v1/models/{name}/{action}"
