@@ -177,7 +177,10 @@ def print_result(result: TrainResult) -> None:
     baseline = evaluation.get("baseline", {})
     cv = (version.report or {}).get("cv", {})
     forecast = (version.report or {}).get("forecast", {})
-    if forecast:  # a forecaster is scored on the held-out ends of its series
+    generation = (version.report or {}).get("generation", {})
+    if generation:  # a generator is judged against the table it learnt
+        held_out = f"synthetic vs {generation['compared_rows']:,} real rows"
+    elif forecast:  # a forecaster is scored on the held-out ends of its series
         held_out = f"holdout ({forecast.get('test_windows', '?')} windows of {forecast['horizon']})"
     else:
         held_out = f"holdout ({evaluation.get('n_holdout', '?')} rows)"

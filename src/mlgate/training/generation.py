@@ -76,6 +76,10 @@ def fit_generator(
         "training_history": estimator.history_,
     }
     page = _page(title, rows, synthetic, columns, metrics, notes) if draw_report else None
+    if page is not None:
+        from mlgate.training.report import plot_titles
+
+        details["plots"] = plot_titles(page)
     return WholeFit(estimator, tuple(columns), metrics, details, page, tuple(notes), fit_seconds)
 
 

@@ -210,6 +210,11 @@ _EMBEDDED = re.compile(
 )
 
 
+def plot_titles(page: bytes) -> list[str]:
+    """The titles of the plots embedded in a report page, in order."""
+    return [html.unescape(title) for _, title, _ in _EMBEDDED.findall(page.decode())]
+
+
 def plot_files(page: bytes) -> dict[str, bytes]:
     """The PNG plots embedded in a report page (as `_html` writes them), by a file name made
     from each title: "ROC and precision-recall curves" -> roc-and-precision-recall-curves.png."""
