@@ -103,6 +103,9 @@ def test_synthetic_rows_match_each_column_and_the_strong_correlations(
     kept = [h for h in history if h["best"]]
     assert len(kept) == 1 and kept[0]["val_distance"] == min(h["val_distance"] for h in checks)
     assert history[-1]["lr"] < history[0]["lr"]  # the schedule lowers it
+    # The report's plots are listed (one per column, and the correlations) as the page has them.
+    plots = (version.report or {})["plots"]
+    assert set(plots) == {*version_columns(version), "correlations"}
 
 
 def version_columns(version: object) -> list[str]:
