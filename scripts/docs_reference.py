@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,11 @@ def cli_reference() -> str:
 
     from mlgate.cli.main import app
 
-    out: list[str] = []
     root = typer.main.get_command(app)
+    context = root.context_class(root, info_name="mlgate")
+    out = [_command(["mlgate"], root, context, title="mlgate (options of every command)")]
     for words, command in _commands(root, ["mlgate"]):
-        out.append(_command(words, command))
+        out.append(_command(words, command, context))
     return "\n".join(out)
 
 
@@ -59,15 +61,16 @@ def _commands(command: Any, words: list[str]) -> list[tuple[list[str], Any]]:
     return found
 
 
-def _command(words: list[str], command: Any) -> str:
+def _command(words: list[str], command: Any, context: Any, title: str = "") -> str:
     params = [p for p in command.params if not p.hidden and p.name != "help"]
     arguments = [p for p in params if p.param_type_name == "argument"]
     options = [p for p in params if p.param_type_name == "option"]
     usage = " ".join(
         [*words, *(p.name.upper() if p.required else f"[{p.name.upper()}]" for p in arguments)]
     )
-    lines = [f"## {' '.join(words)}", "", (command.help or "").strip(), ""]
-    lines += ["```text", usage + (" [OPTIONS]" if options else ""), "```", ""]
+    lines = [f"## {title or ' '.join(words)}", "", (command.help or "").strip(), ""]
+    if not title:
+        lines += ["```text", usage + (" [OPTIONS]" if options else ""), "```", ""]
     if params:
         lines += ["| argument or option | type | default | what it does |", "|---|---|---|---|"]
         for p in arguments + options:
@@ -75,16 +78,16 @@ def _command(words: list[str], command: Any) -> str:
             if p.param_type_name == "argument":
                 names = f"`{p.name.upper()}`"
             lines.append(
-                f"| {names}{' (required)' if p.required else ''} | {_type(p)} | {_default(p)} "
-                f"| {_cell(p.help or '')} |"
+                f"| {names}{' (required)' if p.required else ''} | {_type(p, context)} "
+                f"| {_default(p)} | {_cell(p.help or '')} |"
             )
         lines.append("")
     return "\n".join(lines)
 
 
-def _type(param: Any) -> str:
+def _type(param: Any, context: Any) -> str:
     try:
-        shown = str(param.display_type()).strip("<>")
+        shown = str(param.display_type(context)).strip("<>")
     except Exception:  # a Typer internal changed: the name is enough
         shown = ""
     return _cell(shown.replace("[", "").replace("]", ""))
@@ -137,6 +140,8 @@ def http_reference() -> str:
                 tag = (operation.get("tags") or ["other"])[0]
                 by_tag.setdefault(tag, []).append((method.upper(), path, operation))
     out = [f"Generated from the OpenAPI document of mlgate {document['info']['version']}.", ""]
+    out += ["## Errors", "", "Every operation answers errors as problem details:", ""]
+    out += _error_table(document)
     for tag in sorted(by_tag):
         out += [f"## {tag}", ""]
         for method, path, operation in by_tag[tag]:
@@ -166,9 +171,22 @@ def _operation(method: str, path: str, operation: dict[str, Any]) -> list[str]:
         named = schema.get("$ref", "").rsplit("/", 1)[-1]
         lines += [f"Body: {kinds}" + (f", schema `{named}`" if named else "") + ".", ""]
     responses = operation.get("responses", {})
-    if responses:
-        codes = "; ".join(
-            f"`{code}` {_cell(r.get('description', ''))}" for code, r in responses.items()
-        )
-        lines += [f"Answers: {codes}.", ""]
+    ok = [f"`{c}` {_cell(r.get('description', ''))}" for c, r in responses.items() if c < "400"]
+    failed = [f"`{c}`" for c in responses if c >= "400"]
+    if ok or failed:
+        said = "; ".join(ok) + (f"; errors: {', '.join(failed)}" if failed else "")
+        lines += [f"Answers: {said}.", ""]
     return lines
+
+
+def _error_table(document: dict[str, Any]) -> list[str]:
+    """What each error status means, once for the whole API."""
+    said: dict[str, Counter[str]] = {}
+    for item in document["paths"].values():
+        for method in _HTTP_METHODS:
+            for code, response in item.get(method, {}).get("responses", {}).items():
+                if code >= "400":
+                    said.setdefault(code, Counter())[response.get("description", "")] += 1
+    lines = ["| status | meaning (as most operations say it) |", "|---|---|"]
+    lines += [f"| `{c}` | {_cell(said[c].most_common(1)[0][0])} |" for c in sorted(said)]
+    return [*lines, ""]
