@@ -23,14 +23,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from tests.e2e.helpers import wait_ready
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 RUN = {"bash", "python"}
@@ -161,18 +160,10 @@ class Reader:
                 start_new_session=True,
             )
         self.background.append((process, log))
-        base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"{block.where}: the server exited:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"{block.where}: no answer from {base}:\n{log.read_text()[-3000:]}")
+        try:
+            wait_ready(f"http://127.0.0.1:{self.port}", process, log, seconds=90)
+        except AssertionError as exc:
+            raise AssertionError(f"{block.where}: {exc}") from None
 
     def stop(self) -> None:
         for process, _ in self.background:
