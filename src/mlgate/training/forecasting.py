@@ -130,8 +130,10 @@ def fit_forecaster(
     }
     page = None
     if draw_report:
+        from mlgate.training.report import plot_titles
+
         page = _page(title, tests[0], estimator, season, metrics, window, horizon)
-        details["plots"] = ["forecasts", "loss curve"]
+        details["plots"] = plot_titles(page)
     columns = (Column(target, "number"),)
     return WholeFit(estimator, columns, metrics, details, page, tuple(notes), fit_seconds)
 
