@@ -46,6 +46,22 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
     assert offences == []
 
 
+# The use cases and rules speak the domain: the database layer (db/) translates its errors
+# (an IntegrityError becomes errors.ConcurrentWrite), so none of them needs SQLAlchemy.
+NO_DATABASE_LIBRARY = ("registry", "plans", "access", "training", "serving", "monitoring")
+
+
+def test_use_cases_and_rules_import_no_database_library() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in INNER
+        if path.relative_to(PACKAGE).parts[0] in NO_DATABASE_LIBRARY
+        for name in imports_of(path)
+        if name.split(".")[0] in ("sqlalchemy", "alembic") or name.startswith("mlgate.db")
+    ]
+    assert offences == []
+
+
 def test_importing_mlgate_loads_no_heavy_library() -> None:
     import subprocess
     import sys

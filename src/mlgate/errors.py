@@ -9,6 +9,7 @@
   + NotFound           - no such model, version, algorithm, source, key
   + Conflict           - the request clashes with the current state (an archived version, ...)
     + AlreadyExists    - a name that must be unique is taken
+    + ConcurrentWrite  - another writer changed the same record first; try again
   + Unauthenticated    - no credentials, or ones we do not recognise
   + PermissionDenied   - the caller is known but may not do this
   + TooManyRequests    - slow down: retry after `retry_after` seconds (login throttling, limits)
@@ -77,6 +78,11 @@ class Conflict(MlgateError):
 
 class AlreadyExists(Conflict):
     pass
+
+
+class ConcurrentWrite(Conflict):
+    """The storage refused a write that clashed with another one committed first (a unique
+    key taken between a read and a write); the database layer raises it, nothing else."""
 
 
 class Unauthenticated(MlgateError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
 from mlgate.access.repository import (
     AuditRepository,
@@ -17,9 +17,7 @@ from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.sources.repository import SourceRepository
-
-if TYPE_CHECKING:
-    from mlgate.training.jobs import JobRepository
+from mlgate.training.repository import JobRepository
 
 
 class UnitOfWork(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlgate.training.jobs import Job
+from mlgate.training.model import Job
 from tests.conftest import make_services
 from tests.e2e.helpers import admin_key, mlgate, running_server
 

@@ -48,7 +48,8 @@ def test_a_starting_process_fails_only_the_jobs_of_processes_that_are_gone(
     from dataclasses import replace
     from datetime import timedelta
 
-    from mlgate.training.jobs import STALE_AFTER, Job
+    from mlgate.training.jobs import STALE_AFTER
+    from mlgate.training.model import Job
 
     s = any_services
     now = s.clock()
@@ -84,7 +85,8 @@ def test_a_starting_process_fails_only_the_jobs_of_processes_that_are_gone(
 
 
 def test_a_cancel_request_survives_the_runner_saving_progress(services: Services) -> None:
-    from mlgate.training.jobs import Job, request_cancel
+    from mlgate.training.jobs import request_cancel
+    from mlgate.training.model import Job
 
     uow = services.uow()
     job = Job(id="e" * 32, kind="train", state="running", spec={"model": "m"},

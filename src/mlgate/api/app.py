@@ -34,15 +34,14 @@ from mlgate.settings import Settings
 from mlgate.web import routes as web_routes
 
 
-def create_app(services: Services, *, recover_jobs: bool = True) -> FastAPI:
+def create_app(services: Services) -> FastAPI:
     """The app over `services`. At start it marks failed the jobs of processes that are gone
     (training/jobs.py): never those of a live neighbour worker or replica."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _drain_on_sigterm(services)
-        if recover_jobs:
-            await run_in_threadpool(services.jobs.recover)
+        await run_in_threadpool(services.jobs.recover)
         await run_in_threadpool(services.aliases.start)
         await run_in_threadpool(reconcile, services.gate.counters, services.uow, services.clock())
         services.flusher.start()

@@ -208,7 +208,6 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
             "--workers above 1 needs MLGATE_REDIS_URL: each worker would count plan limits "
             "on its own"
         )
-    os.environ["MLGATE_SERVE_WORKERS"] = str(workers)  # read by each worker's app factory
     os.environ["MLGATE_HOME"] = str(s.settings.home)
     # Metrics summed over the workers: each writes its own files here (prometheus_client's
     # multiprocess mode), /metrics in any of them reads them all.

@@ -22,7 +22,7 @@ from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, R
 from mlgate.schema import Column
 from mlgate.sources.base import SourceConfig
 from mlgate.sources.sealing import SEALED, Sealer
-from mlgate.training.jobs import FINISHED, Job
+from mlgate.training.model import FINISHED, Job
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -18,7 +18,7 @@ from mlgate.db.access import (
 from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
-from mlgate.errors import NotReady
+from mlgate.errors import ConcurrentWrite, NotReady
 from mlgate.sources.sealing import Sealer
 
 
@@ -65,8 +65,21 @@ class SqlUnitOfWork:
             if self._conn is not None:
                 self._conn.close()
             self._conn = self._tx = None
+        if isinstance(exc, sa.exc.IntegrityError):
+            raise _clash(exc) from exc
 
     def commit(self) -> None:
         if self._tx is None:
             raise RuntimeError("commit() outside `with uow:`")
-        self._tx.commit()
+        try:
+            self._tx.commit()
+        except sa.exc.IntegrityError as exc:
+            raise _clash(exc) from exc
+
+
+def _clash(exc: sa.exc.IntegrityError) -> ConcurrentWrite:
+    """The database's refusal of a clashing write, in the domain's words (the rows named in
+    the driver's message stay in the log, not in the answer)."""
+    return ConcurrentWrite(
+        f"another write changed the same record first ({type(exc.orig).__name__}); try again"
+    )

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
+from mlgate.errors import ConcurrentWrite
 from mlgate.periodic import Periodic
 from mlgate.plans.limiter import Counters, bucket
 from mlgate.plans.service import month_bounds
@@ -40,7 +39,7 @@ class UsageFlusher:
                 with self._uow() as uow:
                     uow.usage.add_batch(batch, aggregates, self._clock())
                     uow.commit()
-            except sa.exc.IntegrityError:
+            except ConcurrentWrite:
                 pass  # another process wrote this batch first
             self._counters.drained(batch)
             handled += 1

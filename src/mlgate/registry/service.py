@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
-from mlgate.errors import ArtifactError, Conflict, InvalidInput, NotFound
+from mlgate.errors import ArtifactError, ConcurrentWrite, Conflict, InvalidInput, NotFound
+from mlgate.processes import process_gone, this_process
 from mlgate.registry import formats
 from mlgate.registry.model import (
     PRODUCTION,
@@ -66,7 +63,7 @@ def register_version(
     written = [key, *(f"{stem}.{name}" for name in attachments or {})]
     report = dict(report or {})
     with uow:
-        uow.models.add_pending(written, _owner(), now)
+        uow.models.add_pending(written, this_process(), now)
         uow.commit()
     try:
         crash_point("journaled")
@@ -123,7 +120,7 @@ def register_version(
                 uow.commit()
         except Exception:  # the next start's recover_writes clears the journal
             pass
-        if isinstance(exc, sa.exc.IntegrityError):
+        if isinstance(exc, ConcurrentWrite):
             raise InvalidInput(
                 f"another version of {model_name!r} was registered at the same moment; "
                 "run the command again"
@@ -159,24 +156,11 @@ def recover_writes(uow: UnitOfWork, artifacts: ArtifactStore, *, now: datetime) 
 
 def owner() -> str:
     """This process, as journal entries name it: host:pid."""
-    return _owner()
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return this_process()
 
 
 def _dead(owner: str, since: datetime, now: datetime) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdecimal():
-        return now - since > STALE_AFTER
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return int(pid) != os.getpid() and now - since > STALE_AFTER
+    return process_gone(owner, since, now, STALE_AFTER)
 
 
 def list_models(uow: UnitOfWork) -> list[RegisteredModel]:

@@ -10,102 +10,32 @@ registers nothing.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import MlgateError, NotFound
+from mlgate.processes import process_gone, this_process
 from mlgate.registry.store import ArtifactStore
 from mlgate.sources.base import Source, SourceConfig
+from mlgate.training.model import FINISHED, LOG_LINES, Job, State
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:  # the training machinery loads when a job runs, not when jobs are listed
     from mlgate.training.service import TrainSpec
 
-State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINISHED = ("succeeded", "failed", "cancelled")
-LOG_LINES = 50
 HEARTBEAT_EVERY = timedelta(seconds=10)
 STALE_AFTER = timedelta(seconds=60)  # no heartbeat for this long: the process is gone
 
 
-def process_owner() -> str:
-    """This process, as jobs name their runner: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _gone(job: Job, now: datetime) -> bool:
-    if not job.owner:
-        return True  # written before jobs had owners: by a single process, now restarted
-    host, _, pid = job.owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdecimal():
-        if int(pid) == os.getpid():
-            return False
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False  # alive on this host: its own (the pid says more than a late beat)
-    beat = job.heartbeat_at or job.started_at or job.created_at
-    return now - beat > STALE_AFTER
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    kind: str
-    state: State
-    spec: dict[str, Any]
-    created_at: datetime
-    stage: str = ""
-    progress: float = 0.0  # 0..1, from the stages passed
-    log: tuple[str, ...] = ()
-    result: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    cancel_requested: bool = False
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    owner: str = ""  # host:pid of the process that runs it
-    heartbeat_at: datetime | None = None  # when that process last said it is alive
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "state": self.state,
-            "stage": self.stage,
-            "progress": round(self.progress, 3),
-            "log": list(self.log[-LOG_LINES:]),
-            "result": self.result,
-            "error": self.error,
-            "cancel_requested": self.cancel_requested,
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-        }
-
-
-class JobRepository(Protocol):
-    def add(self, job: Job) -> None: ...
-
-    def get(self, job_id: str) -> Job | None: ...
-
-    def save(self, job: Job) -> None: ...
-
-    def unfinished(self) -> list[Job]: ...
-
-    def request_cancel(self, job_id: str) -> None: ...
-
-    def beat(self, job_ids: list[str], at: datetime) -> None: ...
+    return process_gone(job.owner, job.heartbeat_at or job.started_at or job.created_at, now,
+                        STALE_AFTER)  # fmt: skip
 
 
 EPOCH_LINES_EVERY = 0.5  # seconds between two logged epochs (and cancellation checks)
@@ -188,7 +118,7 @@ class JobRunner:
             spec=spec_json,
             created_at=self._clock(),
             log=(f"queued: train {spec.model_name} with {spec.algorithm}",),
-            owner=process_owner(),
+            owner=this_process(),
             heartbeat_at=self._clock(),
         )
         uow = self._uow()

@@ -14,6 +14,7 @@ from mlgate.sources import service as sources
 from mlgate.training import jobs
 from mlgate.training.catalogue import CATALOGUE
 from mlgate.training.distributed import default_address
+from mlgate.training.model import Job
 from mlgate.training.service import AUTO, TrainSpec
 from mlgate.training.tuning import TuneSpec
 from mlgate.web import pages
@@ -117,7 +118,7 @@ def cancel(request: Request, job_id: str, csrf: str = Form("")) -> Response:
     return pages.see_other(f"/ui/jobs/{job_id}", "cancel_requested")
 
 
-def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Principal, jobs.Job]:
+def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Principal, Job]:
     """The job, if the caller may train its model."""
     me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)

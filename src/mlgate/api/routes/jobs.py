@@ -16,6 +16,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
 from mlgate.training.distributed import default_address
+from mlgate.training.model import Job
 from mlgate.training.service import TrainSpec
 from mlgate.training.tuning import TuneSpec
 
@@ -61,7 +62,7 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
     member may create a new model this way, and becomes its owner."""
     services = _services(request)
 
-    def run() -> jobs.Job:
+    def run() -> Job:
         key = authorize_training(services, request, name)
         spec = TrainSpec(
             model_name=name,
@@ -97,7 +98,7 @@ async def get_job(request: Request, job_id: str) -> Response:
     """A job's state, progress and the tail of its log."""
     services = _services(request)
 
-    def run() -> jobs.Job:
+    def run() -> Job:
         return _authorized_job(services, request, job_id)
 
     return _json(await run_in_threadpool(run))
@@ -109,14 +110,14 @@ async def cancel_job(request: Request, job_id: str) -> Response:
     """Ask a job to stop at its next step. Nothing it did is registered."""
     services = _services(request)
 
-    def run() -> jobs.Job:
+    def run() -> Job:
         _authorized_job(services, request, job_id)
         return jobs.request_cancel(services.uow(), job_id)
 
     return _json(await run_in_threadpool(run), 202)
 
 
-def _authorized_job(services: Services, request: Request, job_id: str) -> jobs.Job:
+def _authorized_job(services: Services, request: Request, job_id: str) -> Job:
     """The job, if the caller may train its model."""
     authorize(services, request, "authenticated")
     job = jobs.get_job(services.uow(), job_id)
@@ -129,7 +130,7 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _json(job: jobs.Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(job: Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps(job.to_json()), status, headers=headers, media_type="application/json"
     )
