@@ -48,7 +48,7 @@ def _unavailable(what: str, exc: Exception) -> None:
     pytest.skip(reason)
 
 
-def _throwaway_database(admin_url: str, what: str) -> Iterator[str]:
+def throwaway_database(admin_url: str, what: str) -> Iterator[str]:
     name = f"mlgate_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -70,13 +70,13 @@ def _throwaway_database(admin_url: str, what: str) -> Iterator[str]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database, dropped afterwards."""
-    yield from _throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
+    yield from throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
 
 
 @pytest.fixture
 def mariadb_url() -> Iterator[str]:
     """A fresh, empty MariaDB database, dropped afterwards."""
-    yield from _throwaway_database(MARIADB_ADMIN_URL, "MariaDB")
+    yield from throwaway_database(MARIADB_ADMIN_URL, "MariaDB")
 
 
 REDIS_URL = os.environ.get("MLGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

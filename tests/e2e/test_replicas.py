@@ -27,9 +27,9 @@ from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import (
     POSTGRES_ADMIN_URL,
     REDIS_URL,
-    _throwaway_database,
     _unavailable,
     redis_prefix,
+    throwaway_database,
 )
 from tests.e2e.cluster import NGINX, Cluster
 from tests.e2e.helpers import mlgate
@@ -57,7 +57,7 @@ def shared_prefix() -> Iterator[str]:
 def cluster(tmp_path_factory: pytest.TempPathFactory, shared_prefix: str) -> Iterator[Cluster]:
     if not Path(NGINX).exists():
         _unavailable("nginx", FileNotFoundError("apt-get install nginx"))
-    database = _throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
+    database = throwaway_database(POSTGRES_ADMIN_URL, "PostgreSQL")
     url = next(database)
     made = Cluster(tmp_path_factory.mktemp("replicas"), url, REDIS_URL, shared_prefix)
     _prepare(made)
