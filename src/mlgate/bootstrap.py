@@ -34,6 +34,7 @@ from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
 from mlgate.sources.sealing import Sealer
 from mlgate.training.jobs import JobRunner
+from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate")
 
@@ -45,11 +46,12 @@ def utc_now() -> datetime:
 @dataclass
 class Services:
     settings: Settings
-    engine: sa.Engine
+    engine: sa.Engine | None  # None: the metadata lives elsewhere (`unit_of_work`, tests' fakes)
     artifacts: ArtifactStore
     predictors: PredictorCache
     server_secret: bytes = field(repr=False)
     clock: Callable[[], datetime] = utc_now
+    unit_of_work: Callable[[], UnitOfWork] | None = field(default=None, repr=False)
     draining: bool = False  # set on SIGTERM: /readyz says no while in-flight requests finish
     # The prediction path's reads of the database, kept a second (see caching.py).
     principals: TtlCache[str, Principal] = field(default_factory=TtlCache, repr=False)
@@ -168,7 +170,10 @@ class Services:
             except Exception:  # its own thread tries again within half a second
                 log.exception("alias refresh after a change failed")
 
-    def uow(self) -> SqlUnitOfWork:
+    def uow(self) -> UnitOfWork:
+        if self.unit_of_work is not None:
+            return self.unit_of_work()
+        assert self.engine is not None
         return SqlUnitOfWork(self.engine, self.sealer)
 
     def open_source(self, config: SourceConfig) -> Source:
@@ -179,6 +184,9 @@ class Services:
         its schema is not usable. The aliases' targets are loaded before the server answers."""
         if self.draining:
             raise NotReady("shutting down: finishing the requests in flight")
+        if self.engine is None:
+            return {"status": "ready", "database": "memory", "schema": "none",
+                    "models_loaded": str(self.predictors.size())}  # fmt: skip
         try:
             current = migrate.current_revision(self.engine)
         except sa.exc.SQLAlchemyError as exc:
@@ -203,16 +211,51 @@ class Services:
             self._jobs.shutdown(wait=True)
         if self._watcher is not None:
             self._watcher.stop()
-        self.engine.dispose()
+        if self.engine is not None:
+            self.engine.dispose()
 
 
-def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
-    """Create the home folder, bring the metadata schema to head and wire the adapters."""
+def bootstrap(
+    settings: Settings,
+    *,
+    migrate_schema: bool = True,
+    unit_of_work: Callable[[], UnitOfWork] | None = None,
+    artifacts: ArtifactStore | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Services:
+    """Create the home folder, bring the metadata schema to head and wire the adapters.
+
+    Tests hand in their own adapters (cosmicpython's ``bootstrap_test_app``): a unit of work
+    over in-memory repositories replaces the database, an artifact store the files, a clock
+    the wall clock.
+    """
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
         settings.artifact_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create the mlgate home {settings.home}: {exc}") from None
+    engine = None if unit_of_work is not None else _migrated_engine(settings, migrate_schema)
+    if artifacts is None:
+        artifacts = _artifact_store(settings)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        artifacts=artifacts,
+        predictors=PredictorCache(artifacts),
+        server_secret=_server_secret(settings),
+        clock=clock,
+        unit_of_work=unit_of_work,
+    )
+    if migrate_schema:  # files of writes whose process died (see register_version)
+        recover_writes(services.uow(), artifacts, now=services.clock())
+    if engine is not None and migrate_schema:  # credentials stored before they were sealed
+        with SqlUnitOfWork(engine, services.sealer) as uow:
+            if uow.sources.seal_legacy():
+                uow.commit()
+    return services
+
+
+def _migrated_engine(settings: Settings, migrate_schema: bool) -> sa.Engine:
     engine = create_engine(settings.database_url)
     if migrate_schema:
         try:
@@ -223,26 +266,15 @@ def bootstrap(settings: Settings, *, migrate_schema: bool = True) -> Services:
                 "the metadata database could not be reached or migrated "
                 f"({type(exc.orig).__name__}); check MLGATE_DATABASE_URL"
             ) from None
-    artifacts: ArtifactStore
+    return engine
+
+
+def _artifact_store(settings: Settings) -> ArtifactStore:
     if settings.artifact_url:
         from mlgate.registry.s3 import S3ArtifactStore
 
-        artifacts = S3ArtifactStore(settings.artifact_url, endpoint_url=settings.s3_endpoint_url)
-    else:
-        artifacts = LocalArtifactStore(settings.artifact_dir)
-    services = Services(
-        settings=settings,
-        engine=engine,
-        artifacts=artifacts,
-        predictors=PredictorCache(artifacts),
-        server_secret=_server_secret(settings),
-    )
-    if migrate_schema:  # files of writes whose process died (see register_version)
-        recover_writes(services.uow(), artifacts, now=services.clock())
-        with services.uow() as uow:  # credentials stored before they were sealed
-            if uow.sources.seal_legacy():
-                uow.commit()
-    return services
+        return S3ArtifactStore(settings.artifact_url, endpoint_url=settings.s3_endpoint_url)
+    return LocalArtifactStore(settings.artifact_dir)
 
 
 def _server_secret(settings: Settings) -> bytes:

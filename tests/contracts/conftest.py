@@ -54,6 +54,7 @@ def uow_factory(
         yield in_memory_uow_factory()
         return
     services = _sql_services(request.param)
+    assert services.engine is not None
     _empty(services.engine)
     yield services.uow
     _empty(services.engine)

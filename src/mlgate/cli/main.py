@@ -133,7 +133,8 @@ def init(ctx: typer.Context) -> None:
     console.print(f"home:      {s.settings.home}")
     console.print(f"database:  {redact(s.settings.database_url)}")
     console.print(f"artifacts: {s.settings.artifact_dir}")
-    console.print(f"schema:    {migrate.current_revision(s.engine)} (head)")
+    schema = migrate.current_revision(s.engine) if s.engine is not None else "none (in memory)"
+    console.print(f"schema:    {schema} (head)")
 
 
 @app.command("doctor")

@@ -1,5 +1,6 @@
 """The authorization matrix: every route × every kind of caller × {own model, another owner's},
-each cell the exact status, over real HTTP against `mlgate serve`.
+each cell the exact status, through the whole app in process (`create_app` under Starlette's
+TestClient: every middleware, the error table and the real SQLite store; no socket).
 
 The matrix is data. `test_every_route_has_a_row` fails when a route is added without one, so
 no route can ship without its access being decided and tested here.
@@ -24,18 +25,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.routing import APIRoute
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 import mlgate.api.routes as routes_package
 from mlgate.access import accounts
+from mlgate.api.app import create_app
 from mlgate.cli.main import app as cli
 from mlgate.sources import demo
 from mlgate.web.routes import routers as web_routers
 from tests.conftest import make_services
-from tests.e2e.helpers import TOKEN, running_server
+from tests.e2e.helpers import TOKEN
 
 CALLERS = ("anon", "cons_a", "cons_b", "viewer", "maint", "owner", "admin")
 PASSWORD = "matrix password 2026"
@@ -165,7 +167,7 @@ MATRIX: list[Row] = [
 
 @dataclass
 class World:
-    base: str
+    client: TestClient
     headers: dict[str, dict[str, str]]
     jobs: dict[str, str]
     victim_key: str
@@ -233,46 +235,50 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for flag, name in owners.values():  # passwords, for the pages' login sessions
         set_password = accounts.set_password if flag == "--user" else accounts.set_consumer_password
         set_password(services.uow(), name, PASSWORD, by=None, now=services.clock())
-    services.close()
-    with running_server(home) as base:
+    app = create_app(services)
+    with TestClient(app, follow_redirects=False) as client:
         jobs = {}
         for model in (OWN, OTHER):  # staging at v1 already: promoting it there again is a 409
-            moved = httpx.post(
-                f"{base}/v1/models/{model}/aliases/staging",
+            moved = client.post(
+                f"/v1/models/{model}/aliases/staging",
                 json={"version": 1},
                 headers=headers["admin"],
             )
             assert moved.status_code == 200, moved.text
-            made = httpx.post(
-                f"{base}/v1/models/{model}/train", json=TRAIN, headers=headers["admin"]
-            )
+            made = client.post(f"/v1/models/{model}/train", json=TRAIN, headers=headers["admin"])
             assert made.status_code == 202, made.text
             jobs[model] = made.json()["id"]
         for job in jobs.values():  # wait until they failed (no such source)
             for _ in range(200):
-                state = httpx.get(f"{base}/v1/jobs/{job}", headers=headers["admin"]).json()
+                state = client.get(f"/v1/jobs/{job}", headers=headers["admin"]).json()
                 if state["state"] in ("failed", "succeeded", "cancelled"):
                     break
                 time.sleep(0.05)
         cookies, csrf = {"anon": {}}, {"anon": ""}
         for caller, (flag, name) in owners.items():
             kind = "user" if flag == "--user" else "consumer"
-            login = httpx.post(
-                f"{base}/v1/auth/login", json={"name": name, "password": PASSWORD, "kind": kind}
+            login = client.post(
+                "/v1/auth/login", json={"name": name, "password": PASSWORD, "kind": kind}
             )
             assert login.status_code == 200, login.text
             cookies[caller] = {"mlgate_session": login.json()["token"]}
-            home_page = httpx.get(
-                base + ("/ui/keys" if kind == "user" else "/portal"), cookies=cookies[caller]
+            home_page = client.get(
+                ("/ui/keys" if kind == "user" else "/portal"), headers=_cookie(cookies[caller])
             )
             found = CSRF.search(home_page.text)
             assert found, home_page.text[:300]
             csrf[caller] = found.group(1)
-        yield World(base, headers, jobs, victim.group(0)[:16], cookies, csrf)
+        yield World(client, headers, jobs, victim.group(0)[:16], cookies, csrf)
+    services.close()
+
+
+def _cookie(cookies: dict[str, str]) -> dict[str, str]:
+    """The session cookie as a header: the test client keeps no jar between callers."""
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
 
 
 def _url(world: World, row: Row, model: str) -> str:
-    return world.base + row.path.replace("{change}", "disable").format(
+    return row.path.replace("{change}", "disable").format(
         m=model,
         job=world.jobs.get(model, ""),
         version=row.version,
@@ -303,12 +309,11 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
     extra = {"content": row.raw} if row.raw is not None else {"json": row.body}
     if row.body is None and row.raw is None:
         extra = {}
-    response = httpx.request(
+    response = world.client.request(
         row.method,
         _url(world, row, model),
         headers=world.headers[caller],
         params=row.params or ({"snapshot": "false"} if row.path.endswith("/export") else None),
-        timeout=30,
         **extra,
     )
     expected = _expected(row, caller, model)
@@ -442,13 +447,12 @@ def test_page_cell(world: World, page: Page, caller: str, model: str) -> None:
         data = {k: v.replace("{m}", model) for k, v in page.form.items()}
         data["csrf"] = world.csrf[caller] if page.csrf else "0" * 64
     row = Row(page.method, page.path, page.expect, version=1, name=page.name)
-    response = httpx.request(
+    response = world.client.request(
         page.method,
         _url(world, row, model),
-        cookies=world.cookies[caller],
+        headers=_cookie(world.cookies[caller]),
         params=page.params,
         data=data,
-        timeout=60,
     )
     expected = _expected(row, caller, model)
     assert response.status_code == expected, response.text[:400]
