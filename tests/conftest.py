@@ -33,6 +33,30 @@ def pytest_configure(config: pytest.Config) -> None:
     secrets_watch.install()
 
 
+# The tiers (CONTRIBUTING.md): `fast` runs in process on fakes or an embedded SQLite file: no
+# subprocess, no sleep, no socket, no database server; `pytest -m fast` is the loop to run after
+# each change. `e2e` runs mlgate as users do (servers, workers, replicas, crashes, the browser,
+# the docs' examples). Everything else (real PostgreSQL, MariaDB, Redis, training the catalogue)
+# is the middle tier. `slow` marks a test over 20 s, with its reason.
+FAST_PLACES = ("tests/unit/", "tests/contracts/", "tests/test_layers.py")
+E2E_PLACES = ("tests/e2e/", "tests/docs/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        place = Path(str(item.path)).relative_to(root).as_posix()
+        if place.startswith(E2E_PLACES):
+            item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
+            continue
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("uow_factory")
+        if place.startswith("tests/contracts/") and backend != "memory":
+            continue  # the SQL side of a contract needs its database
+        if place.startswith(FAST_PLACES) or item.get_closest_marker("in_process"):
+            item.add_marker(pytest.mark.fast)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any log line of the session holds a secret (see secrets_watch)."""
     found = secrets_watch.leaks()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import mlgate
 
 PACKAGE = Path(mlgate.__file__).parent
@@ -62,6 +64,7 @@ def test_use_cases_and_rules_import_no_database_library() -> None:
     assert offences == []
 
 
+@pytest.mark.e2e  # a fresh interpreter is the point: this one has imported everything
 def test_importing_mlgate_loads_no_heavy_library() -> None:
     import subprocess
     import sys

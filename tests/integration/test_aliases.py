@@ -11,7 +11,7 @@ from mlgate.errors import Conflict, InvalidInput, NotFound
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import RegisteredModel
 from mlgate.registry.service import parse_ref, resolve_version
-from tests.integration.test_metadata import a_version
+from tests.contracts.test_registry_store import a_version
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -39,6 +39,8 @@ from mlgate.web.routes import routers as web_routers
 from tests.conftest import make_services
 from tests.e2e.helpers import TOKEN
 
+pytestmark = pytest.mark.in_process  # the whole app, in this process: part of the fast tier
+
 CALLERS = ("anon", "cons_a", "cons_b", "viewer", "maint", "owner", "admin")
 PASSWORD = "matrix password 2026"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
