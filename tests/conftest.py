@@ -50,7 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
             continue
-        backend = getattr(item, "callspec", None) and item.callspec.params.get("uow_factory")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("uow_factory") if callspec is not None else None
         if place.startswith("tests/contracts/") and backend != "memory":
             continue  # the SQL side of a contract needs its database
         if place.startswith(FAST_PLACES) or item.get_closest_marker("in_process"):

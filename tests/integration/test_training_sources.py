@@ -252,7 +252,7 @@ def test_bad_training_requests_say_what_is_wrong(
         train(source="x")
     with pytest.raises(InvalidInput, match="not numeric"):
         train(target="contract", algorithm="linear_regression")
-    with pytest.raises(InvalidInput, match="exactly one of --table and --query"):
+    with pytest.raises(InvalidInput, match="exactly one of a table and a query"):
         train(table=None)
     with pytest.raises(InvalidInput, match="runs no SQL"):
         train(table=None, query="SELECT 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,26 +25,33 @@ from mlgate.schema import Column
 from mlgate.uow import UnitOfWork
 
 
+@dataclass(frozen=True)
+class NewVersion:
+    """What a training run hands the registry: a version but for its number and time."""
+
+    task: Task
+    target: str
+    algorithm: str
+    estimator: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    columns: Sequence[Column]
+    classes: Sequence[Any] | None
+    lineage: Lineage
+    library_versions: dict[str, str]
+    fit_seconds: float
+    artifact_format: str = formats.SKOPS
+    report: dict[str, Any] | None = None
+    attachments: Mapping[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
+
+
 def register_version(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
+    new: NewVersion,
     *,
     model_name: str,
-    task: Task,
-    target: str,
-    algorithm: str,
-    estimator: Any,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    columns: Sequence[Column],
-    classes: Sequence[Any] | None,
-    lineage: Lineage,
-    library_versions: dict[str, str],
-    fit_seconds: float,
     now: datetime,
-    artifact_format: str = formats.SKOPS,
-    report: dict[str, Any] | None = None,
-    attachments: Mapping[str, bytes | Callable[[], bytes]] | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
@@ -56,12 +64,15 @@ def register_version(
     written (a partitioned snapshot, one part in memory at a time).
     """
     check_name("model", model_name)
-    data = formats.dump(estimator, artifact_format)
+    task, target, artifact_format, attachments = (
+        new.task, new.target, new.artifact_format, new.attachments
+    )  # fmt: skip
+    data = formats.dump(new.estimator, artifact_format)
     stem = f"{model_name}/{uuid.uuid4().hex}"
     suffix = "skops" if artifact_format == formats.SKOPS else f"{artifact_format}.zip"
     key = f"{stem}.{suffix}"
-    written = [key, *(f"{stem}.{name}" for name in attachments or {})]
-    report = dict(report or {})
+    written = [key, *(f"{stem}.{name}" for name in attachments)]
+    report = dict(new.report or {})
     with uow:
         uow.models.add_pending(written, this_process(), now)
         uow.commit()
@@ -69,7 +80,7 @@ def register_version(
         crash_point("journaled")
         artifacts.put(key, data)
         crash_point("artifact written")
-        for name, given in (attachments or {}).items():
+        for name, given in attachments.items():
             attachment_key = f"{stem}.{name}"
             content = given() if callable(given) else given
             artifacts.put(attachment_key, content)
@@ -93,17 +104,17 @@ def register_version(
                 model_name=model_name,
                 number=model.latest_version + 1,
                 task=task,
-                algorithm=algorithm,
+                algorithm=new.algorithm,
                 target=target,
-                params=params,
-                metrics=metrics,
-                columns=tuple(columns),
-                classes=None if classes is None else tuple(classes),
-                lineage=lineage,
+                params=new.params,
+                metrics=new.metrics,
+                columns=tuple(new.columns),
+                classes=None if new.classes is None else tuple(new.classes),
+                lineage=new.lineage,
                 artifact=Artifact(key, artifact_format, formats.sha256_of(data), len(data)),
-                library_versions=library_versions,
+                library_versions=new.library_versions,
                 created_at=now,
-                fit_seconds=fit_seconds,
+                fit_seconds=new.fit_seconds,
                 report=report or None,
             )
             uow.models.add_version(version)

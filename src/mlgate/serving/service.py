@@ -1,21 +1,27 @@
-"""The predict use case: key -> version -> rows checked against its schema -> predictions."""
+"""The prediction use cases every protocol shares (our JSON, MLflow's, the Open Inference
+Protocol's): open the caller's plan, resolve the version (a pin wins), parse the rows for that
+version's columns, admit, score, settle and meter. The edge authenticates and authorizes first,
+parses the request and renders the answer in its protocol's own shape."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
-from mlgate.errors import Conflict
-from mlgate.registry.model import ModelVersion
-from mlgate.registry.service import resolve_version
+from mlgate.access.model import Principal, Target
+from mlgate.errors import Conflict, MlgateError, TooManyRequests
+from mlgate.monitoring.recorder import PredictionRecorder
+from mlgate.plans.enforce import Admission, Gate
+from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import Column, Table
-from mlgate.serving.predictors import PredictorCache
-from mlgate.uow import UnitOfWork
+from mlgate.serving.predictors import Predictor, PredictorCache
 
+T = TypeVar("T")
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
+Resolve = Callable[[str, int | None, str | None], ModelVersion]
 
 
 @dataclass(frozen=True)
@@ -29,34 +35,100 @@ class Prediction:
         return None if self.version.classes is None else list(self.version.classes)
 
 
-def predict(
-    uow: UnitOfWork,
-    predictors: PredictorCache,
-    *,
-    authorize: Callable[[], object],
-    model_name: str,
-    number: int | None,
-    alias: str | None = None,
-    parse_rows: ParseRows,
-    admit: Callable[[ModelVersion, int], object] | None = None,
-    resolved: Callable[[ModelVersion], object] | None = None,
-    resolve: Callable[[str, int | None, str | None], ModelVersion] | None = None,
-) -> Prediction:
-    """Authorize, find the version (see resolve_version), parse, admit and score the rows.
+@dataclass(frozen=True)
+class Serving:
+    """What the prediction use cases work with. `resolve` finds a version (a server passes its
+    one-second cache); `status_of` is the status the edge answers an error with, which the
+    meter records; `observe(model, version, status, rows)` feeds the edge's metrics."""
 
-    `authorize` raises if the caller may not predict with this model; `parse_rows` turns the
-    request into a frame for the version's columns; `admit` (the plan's gate) may refuse the
-    call once its row count is known, before any scoring; `resolve` (default: resolve_version
-    on `uow`) finds the version, a server passes its cached one. Each edge (and protocol) passes
-    its own.
-    """
-    authorize()
-    if resolve is None:
-        version = resolve_version(uow, model_name, number, alias)
-    else:
-        version = resolve(model_name, number, alias)
-    if resolved is not None:
-        resolved(version)
+    gate: Gate
+    predictors: PredictorCache
+    resolve: Resolve
+    recorder: PredictionRecorder
+    status_of: Callable[[MlgateError], int]
+    observe: Callable[[str, int, int, int], None]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A call as the caller named it: `target` is what authorization was about (the bare name
+    means the production alias where there is one); `number`/`alias` what to serve."""
+
+    target: Target
+    number: int | None
+    alias: str | None
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+
+def predict(
+    serving: Serving,
+    principal: Principal,
+    asked: Asked,
+    parse_rows: ParseRows,
+    *,
+    request_id: str,
+) -> tuple[Prediction, dict[str, str]]:
+    """Score the rows for an authorized caller; the prediction and the answer's headers (rate
+    limits, Sunset). Refusals and failures are metered with their status, never counted."""
+    gate = serving.gate
+    admission = gate.open(principal)
+    pinned = admission.pinned(asked.model)  # the subscription holds this consumer to a version
+    seen: list[ModelVersion] = []
+    parsed: list[pd.DataFrame | Table] = []
+
+    def rows_for(columns: Sequence[Column]) -> pd.DataFrame | Table:
+        parsed.append(parse_rows(columns))
+        return parsed[0]
+
+    try:
+        version = serving.resolve(asked.model, pinned or asked.number,
+                                  None if pinned else asked.alias)  # fmt: skip
+        seen.append(version)
+        _check_predicts(version)
+        frame = rows_for(version.columns)
+        gate.admit(admission, asked.target, len(frame), version)
+        scores = serving.predictors.get(version).score(frame)
+    except MlgateError as exc:
+        _refused(serving, admission, asked.model, seen[0].number if seen else 0, exc)
+        raise
+    result = Prediction(version, scores.predictions, scores.probabilities)
+    headers = _settle(serving, admission, version, len(result.predictions))
+    serving.recorder.offer(
+        asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions
+    )
+    return result, headers
+
+
+def call_whole_model(
+    serving: Serving,
+    principal: Principal,
+    asked: Asked,
+    *,
+    task: Task,
+    rows: int,
+    work: Callable[[Predictor], T],
+) -> tuple[ModelVersion, T, dict[str, str]]:
+    """A call to a generator or a forecaster, through the same plan checks as a prediction:
+    `rows` is what the plan counts (rows generated; one per forecast)."""
+    gate = serving.gate
+    admission = gate.open(principal)
+    pinned = admission.pinned(asked.model)
+    version = serving.resolve(asked.model, pinned or asked.number, None if pinned else asked.alias)
+    try:
+        if version.task != task:
+            raise Conflict(f"{version.ref} is a {version.task} model; this asks for {task}")
+        gate.admit(admission, asked.target, rows, version)
+        result = work(serving.predictors.get(version))
+    except MlgateError as exc:
+        _refused(serving, admission, asked.model, version.number, exc)
+        raise
+    return version, result, _settle(serving, admission, version, rows)
+
+
+def _check_predicts(version: ModelVersion) -> None:
     if version.task == "generation":
         raise Conflict(
             f"{version.ref} generates rows and predicts nothing; "
@@ -67,8 +139,24 @@ def predict(
             f"{version.ref} forecasts a series; "
             f'POST /v1/models/{version.model_name}/forecast with {{"history": [...]}}'
         )
-    frame = parse_rows(version.columns)
-    if admit is not None:
-        admit(version, len(frame))
-    scores = predictors.get(version).score(frame)
-    return Prediction(version, scores.predictions, scores.probabilities)
+
+
+def _refused(
+    serving: Serving, admission: Admission, model: str, version: int, exc: MlgateError
+) -> None:
+    status = serving.status_of(exc)
+    if not isinstance(exc, TooManyRequests):  # the gate metered its own refusals
+        serving.gate.meter(admission, model, version, status)
+    serving.observe(model, version, status, 0)
+
+
+def _settle(
+    serving: Serving, admission: Admission, version: ModelVersion, rows: int
+) -> dict[str, str]:
+    try:
+        headers = serving.gate.settle(admission, version)
+    except MlgateError as exc:
+        serving.observe(version.model_name, version.number, serving.status_of(exc), 0)
+        raise
+    serving.observe(version.model_name, version.number, 200, rows)
+    return headers

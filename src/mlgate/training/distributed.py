@@ -28,7 +28,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,7 @@ from sklearn.pipeline import Pipeline
 
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Lineage
-from mlgate.registry.service import register_version
-from mlgate.registry.store import ArtifactStore
+from mlgate.registry.service import NewVersion
 from mlgate.schema import conform, feature_columns
 from mlgate.sources import partitions
 from mlgate.sources.base import SourceConfig
@@ -47,7 +45,6 @@ from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm
 from mlgate.training.evaluate import Outputs, evaluate, outputs_of
 from mlgate.training.preprocess import build_preprocessor, layout_of
-from mlgate.uow import UnitOfWork
 
 DASK_ALGORITHMS = ("logistic_regression", "linear_regression", "xgboost", "lightgbm")
 SQL_KINDS = ("sql",)  # sources.urls: SQLAlchemy URLs, as opposed to files
@@ -58,8 +55,8 @@ Progress = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
-class DaskResult:
-    version: Any  # registry.model.ModelVersion
+class DaskFit:
+    new: NewVersion
     n_rows_without_target: int
     warnings: tuple[str, ...]
 
@@ -111,14 +108,11 @@ def check_spec(algorithm: Algorithm | None, *, table: str | None, tuned: bool) -
     return algorithm
 
 
-def train_on_dask(
-    uow: UnitOfWork,
-    artifacts: ArtifactStore,
+def fit_on_dask(
     client: Any,
     config: SourceConfig,
     algorithm: Algorithm,
     *,
-    model_name: str,
     table: str,
     target: str,
     drop: tuple[str, ...],
@@ -128,10 +122,12 @@ def train_on_dask(
     seed: int,
     partition_count: int | None,
     partition_by: str | None,
-    actor: str,
-    now: Callable[[], datetime],
+    lineage: Callable[[int, str], Lineage],
     progress: Progress,
-) -> DaskResult:
+) -> DaskFit:
+    """Fit `algorithm` on the cluster's partitions of `table`; what to register, which the
+    caller does while `client` is open (the snapshot's parts are computed as they are written).
+    `lineage(n_rows, data_sha256)` records where the rows came from."""
     from dask.delayed import delayed
 
     if config.kind not in SQL_KINDS:
@@ -250,11 +246,6 @@ def train_on_dask(
     attachments: dict[str, Callable[[], bytes]] = {
         f"snapshot/part-{i:05d}.parquet": snapshot.writer(i) for i in range(len(parts))
     }
-    lineage = Lineage(
-        source_name=config.name, source_url=config.redacted_url, table=table, query=None,
-        n_rows=n_rows, data_sha256=fingerprint, dropped_columns=drop, test_size=test_size,
-        seed=seed, trained_by=actor,
-    )  # fmt: skip
     notes = (
         *prepared.notes,
         f"trained on a Dask cluster of {workers} workers: {len(parts)} partitions of {table} "
@@ -272,15 +263,14 @@ def train_on_dask(
     }  # fmt: skip
     from mlgate.training.service import library_versions
 
-    version = register_version(
-        uow, artifacts, model_name=model_name, task=task, target=target,
-        algorithm=algorithm.name, estimator=pipeline, params=_params(local),
-        metrics=evaluation.metrics, columns=columns, classes=classes, lineage=lineage,
-        library_versions=library_versions(),
-        fit_seconds=fit_seconds, now=now(), artifact_format=algorithm.format, report=details,
+    new = NewVersion(
+        task=task, target=target, algorithm=algorithm.name, estimator=pipeline,
+        params=_params(local), metrics=evaluation.metrics, columns=columns, classes=classes,
+        lineage=lineage(n_rows, fingerprint), library_versions=library_versions(),
+        fit_seconds=fit_seconds, artifact_format=algorithm.format, report=details,
         attachments=attachments,
     )  # fmt: skip
-    return DaskResult(version, without_target, notes)
+    return DaskFit(new, without_target, notes)
 
 
 def _holdout(key: str, seed: int, test_size: float) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -18,7 +18,12 @@ from sklearn.model_selection import train_test_split
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.neural.progress import reporting as epochs_reported_to
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
-from mlgate.registry.service import read_attachment, register_version, resolve_version
+from mlgate.registry.service import (
+    NewVersion,
+    read_attachment,
+    register_version,
+    resolve_version,
+)
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
@@ -128,119 +133,107 @@ def train_model(
     now: Callable[[], datetime],
     progress: Progress | None = None,
 ) -> TrainResult:
+    """Train `spec` and register the result as the model's next version.
+
+    Four paths share the steps below: a Dask cluster reads the table itself; a forecaster and a
+    generator learn the whole table (training/forecasting.py, training/generation.py); every
+    other algorithm learns rows of a table with a target and a holdout (`_train_tabular`).
+    """
     report = progress or (lambda stage, detail: None)
+    algorithm = _check(spec)
+    config = _source_of(uow, spec)
+    if spec.dask and not spec.snapshot_of:
+        return _train_on_dask(uow, artifacts, spec, algorithm, config, now, report)
+    frame = _read_rows(uow, artifacts, open_source, spec, config, report)
+    rows = Rows(config, frame, _parquet(frame))
+    # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
+    forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
+    if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
+        return _train_forecaster(uow, artifacts, spec, algorithm, rows, now, report)
+    if algorithm is not None and algorithm.tasks == ("generation",):
+        return _train_generator(uow, artifacts, spec, algorithm, rows, now, report)
+    return _train_tabular(uow, artifacts, spec, algorithm, rows, now, report)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The rows a run learns from: where they came from, as read, and as stored (Parquet)."""
+
+    config: SourceConfig
+    frame: pd.DataFrame
+    snapshot: bytes
+
+
+def _check(spec: TrainSpec) -> Algorithm | None:
+    """The spec makes sense before anything is read; its algorithm (None for auto)."""
     check_name("model", spec.model_name)
-    auto = spec.algorithm == AUTO
-    algorithm = None if auto else get_algorithm(spec.algorithm)
+    algorithm = None if spec.algorithm == AUTO else get_algorithm(spec.algorithm)
     if (spec.table is None) == (spec.query is None):
-        raise InvalidInput("name the rows with exactly one of --table and --query")
+        raise InvalidInput("name the rows with exactly one of a table and a query")
     if not 0.05 <= spec.test_size <= 0.5:
         raise InvalidInput(f"the holdout fraction must lie in [0.05, 0.5], got {spec.test_size}")
     if spec.task is not None and algorithm is not None:
         algorithm.build(spec.task, FeatureLayout(1, 0))  # an algorithm that cannot do it says so
+    return algorithm
 
+
+def _source_of(uow: UnitOfWork, spec: TrainSpec) -> SourceConfig:
     with uow:
         config = uow.sources.get(spec.source)
     if config is None:
-        raise NotFound(f"no source named {spec.source!r}; add one with `mlgate sources add`")
-    if spec.dask and not spec.snapshot_of:
-        return _train_on_dask(uow, artifacts, spec, algorithm, config, now, report)
+        raise NotFound(f"no source named {spec.source!r}; add one first (`mlgate sources add`)")
+    return config
 
+
+def _read_rows(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    open_source: Callable[[SourceConfig], Source],
+    spec: TrainSpec,
+    config: SourceConfig,
+    report: Progress,
+) -> pd.DataFrame:
+    """The source's rows, or those stored with the version being retrained."""
     if spec.snapshot_of:
         model_name, number = spec.snapshot_of
         report("read", f"reading the rows stored with {model_name}@v{number}")
-        frame = read_snapshot(uow, artifacts, model_name, number)
-    else:
-        report("read", f"reading rows from {spec.source}")
-        source = open_source(config)
-        try:
-            frame = (
-                source.read_table(spec.table) if spec.table else source.read_query(spec.query or "")
-            )
-        finally:
-            source.close()
-    snapshot = _parquet(frame)
-    # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
-    forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
-    if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
-        return _train_forecaster(
-            uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
-        )
-    if algorithm is not None and algorithm.tasks == ("generation",):
-        return _train_generator(
-            uow, artifacts, spec, algorithm, config, frame, snapshot, now, report
-        )
-    if not spec.target:
-        raise InvalidInput("name the column to predict with --target")
+        return read_snapshot(uow, artifacts, model_name, number)
+    report("read", f"reading rows from {spec.source}")
+    source = open_source(config)
+    try:
+        return source.read_table(spec.table) if spec.table else source.read_query(spec.query or "")
+    finally:
+        source.close()
 
-    report("prepare", f"preparing {len(frame):,} rows")
-    prepared = training_data.prepare(
-        frame,
-        target=spec.target,
-        drop=spec.drop,
-        task=spec.task,
-        tasks=[t for t in algorithm.tasks if t in ("classification", "regression")]
-        if algorithm
-        else ("classification", "regression"),
-        keep_all=algorithm.positional if algorithm else False,
-    )
+
+def _train_tabular(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    algorithm: Algorithm | None,
+    rows: Rows,
+    now: Callable[[], datetime],
+    report: Progress,
+) -> TrainResult:
+    """Rows with a target: prepare, hold out, choose (auto or tuned), cross-validate, fit and
+    evaluate, report, register."""
+    prepared = _prepare(rows.frame, spec, algorithm, report)
     split = split_rows(prepared, spec.test_size, spec.seed)
-    params = spec.params
-    leaderboard: list[Candidate] = []
-    if auto or spec.tune:
-        pool = shortlist(prepared.task, len(split.X_train), prepared.columns) if auto else []
-        leaderboard = _search(pool or [algorithm], prepared, split, spec, report)  # type: ignore[list-item]
-        algorithm = get_algorithm(leaderboard[0].algorithm)
-        params = {**(spec.params or {}), **leaderboard[0].params} if spec.tune else spec.params
-        if auto and not spec.tune:
-            params = None
-    assert algorithm is not None
-    folds = spec.cv or (spec.tune.folds if spec.tune else 5 if auto else 0)
-    if folds and not 2 <= folds <= 20:
-        raise InvalidInput(f"--cv takes 2 to 20 folds, not {folds}")
-    cv: dict[str, tuple[float, float]] = {}
-    if folds:
-        report("tune", f"{folds}-fold cross-validation of {algorithm.name}")
-        cv = cv_metrics(
-            algorithm,
-            prepared.task,
-            prepared.columns,
-            split.X_train,
-            split.y_train,
-            params,
-            n_classes=len(prepared.classes or ()),
-            folds=folds,
-            seed=spec.seed,
-        )
-
+    algorithm, params, leaderboard = _choose(algorithm, prepared, split, spec, report)
+    folds, cv = _cross_validate(algorithm, prepared, split, params, spec, report)
     report("fit", f"fitting {algorithm.name} ({prepared.task}) on {len(split.X_train):,} rows")
     fitted = fit_and_evaluate(algorithm, prepared, split, params, seed=spec.seed, progress=report)
-
-    lineage = Lineage(
-        source_name=config.name,
-        source_url=config.redacted_url,
-        table=spec.table,
-        query=spec.query,
-        n_rows=prepared.n_rows_read,
-        data_sha256=prepared.sha256,
-        dropped_columns=spec.drop,
-        test_size=spec.test_size,
-        seed=spec.seed,
-        trained_by=spec.actor,
-    )
+    lineage = lineage_of(spec, rows.config, n_rows=prepared.n_rows_read,
+                         data_sha256=prepared.sha256)  # fmt: skip
     trained_at = now()
     details: dict[str, Any] = {
         "evaluation": fitted.evaluation.to_json(),
         "notes": list(prepared.notes),
-        "n_train": len(split.X_train),
     }
-    details["requested_params"] = params or {}
-    attachments: dict[str, bytes] = {"snapshot.parquet": snapshot}
-    if spec.snapshot_of:
-        details["retrained_from"] = {"model": spec.snapshot_of[0], "version": spec.snapshot_of[1]}
+    attachments: dict[str, bytes] = {"snapshot.parquet": rows.snapshot}
     if spec.report:
         report("report", "drawing the report")
-        details, page = build_report(
+        details, attachments["report.html"] = build_report(
             ReportInputs(
                 model_name=spec.model_name,
                 algorithm=algorithm.name,
@@ -262,24 +255,15 @@ def train_model(
                 cv=cv,
             )
         )
-        details["n_train"] = len(split.X_train)
-        details["requested_params"] = params or {}
-        if spec.snapshot_of:
-            details["retrained_from"] = {
-                "model": spec.snapshot_of[0],
-                "version": spec.snapshot_of[1],
-            }
-        attachments["report.html"] = page
+    details["n_train"] = len(split.X_train)
+    details["requested_params"] = params or {}
+    if spec.snapshot_of:
+        details["retrained_from"] = {"model": spec.snapshot_of[0], "version": spec.snapshot_of[1]}
     if leaderboard:
         details["leaderboard"] = [c.to_json() for c in leaderboard]
     if cv:
         details["cv"] = {"folds": folds, "metrics": {k: list(v) for k, v in cv.items()}}
-
-    report("register", f"registering a new version of {spec.model_name}")
-    version = register_version(
-        uow,
-        artifacts,
-        model_name=spec.model_name,
+    new = NewVersion(
         task=prepared.task,
         target=spec.target,
         algorithm=algorithm.name,
@@ -291,12 +275,113 @@ def train_model(
         lineage=lineage,
         library_versions=library_versions(),
         fit_seconds=fitted.fit_seconds,
-        now=trained_at,
         artifact_format=algorithm.format,
         report=details,
         attachments=attachments,
     )
+    version = _register(uow, artifacts, spec, new, trained_at, report)
     return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
+
+
+def _prepare(
+    frame: pd.DataFrame, spec: TrainSpec, algorithm: Algorithm | None, report: Progress
+) -> training_data.TrainingData:
+    if not spec.target:
+        raise InvalidInput("name the column to predict (the target)")
+    report("prepare", f"preparing {len(frame):,} rows")
+    tasks: tuple[Task, ...] = ("classification", "regression")
+    return training_data.prepare(
+        frame,
+        target=spec.target,
+        drop=spec.drop,
+        task=spec.task,
+        tasks=[t for t in algorithm.tasks if t in tasks] if algorithm else tasks,
+        keep_all=algorithm.positional if algorithm else False,
+    )
+
+
+def _choose(
+    algorithm: Algorithm | None,
+    prepared: training_data.TrainingData,
+    split: Split,
+    spec: TrainSpec,
+    report: Progress,
+) -> tuple[Algorithm, dict[str, Any] | None, list[Candidate]]:
+    """The algorithm and parameters to fit: as asked, the best of a shortlist (auto), or the
+    best trial of a search (tune); with the leaderboard that chose them."""
+    auto = algorithm is None
+    if not (auto or spec.tune):
+        assert algorithm is not None
+        return algorithm, spec.params, []
+    pool = shortlist(prepared.task, len(split.X_train), prepared.columns) if auto else []
+    leaderboard = _search(pool or [algorithm], prepared, split, spec, report)  # type: ignore[list-item]
+    chosen = get_algorithm(leaderboard[0].algorithm)
+    params = {**(spec.params or {}), **leaderboard[0].params} if spec.tune else spec.params
+    return chosen, None if auto and not spec.tune else params, leaderboard
+
+
+def _cross_validate(
+    algorithm: Algorithm,
+    prepared: training_data.TrainingData,
+    split: Split,
+    params: dict[str, Any] | None,
+    spec: TrainSpec,
+    report: Progress,
+) -> tuple[int, dict[str, tuple[float, float]]]:
+    """k-fold metrics of the final settings on the training rows: when asked, and always after
+    a search (auto or tune); the number of folds and the metrics (mean, std)."""
+    folds = spec.cv or (spec.tune.folds if spec.tune else 5 if spec.algorithm == AUTO else 0)
+    if folds and not 2 <= folds <= 20:
+        raise InvalidInput(f"cross-validation takes 2 to 20 folds, not {folds}")
+    if not folds:
+        return 0, {}
+    report("tune", f"{folds}-fold cross-validation of {algorithm.name}")
+    return folds, cv_metrics(
+        algorithm,
+        prepared.task,
+        prepared.columns,
+        split.X_train,
+        split.y_train,
+        params,
+        n_classes=len(prepared.classes or ()),
+        folds=folds,
+        seed=spec.seed,
+    )
+
+
+def lineage_of(
+    spec: TrainSpec,
+    config: SourceConfig,
+    *,
+    n_rows: int,
+    data_sha256: str,
+    test_size: float | None = None,
+) -> Lineage:
+    """Where a version's rows came from and how it was trained: every path records it so."""
+    return Lineage(
+        source_name=config.name,
+        source_url=config.redacted_url,
+        table=spec.table,
+        query=spec.query,
+        n_rows=n_rows,
+        data_sha256=data_sha256,
+        dropped_columns=spec.drop,
+        test_size=spec.test_size if test_size is None else test_size,
+        seed=spec.seed,
+        trained_by=spec.actor,
+    )
+
+
+def _register(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    new: NewVersion,
+    at: datetime,
+    report: Progress,
+) -> ModelVersion:
+    report("register", f"registering a new version of {spec.model_name}")
+    return register_version(uow, artifacts, new, model_name=spec.model_name, now=at)
 
 
 def _train_on_dask(
@@ -312,18 +397,20 @@ def _train_on_dask(
 
     checked = distributed.check_spec(algorithm, table=spec.table, tuned=bool(spec.tune))
     if not spec.target:
-        raise InvalidInput("name the column to predict with --target")
+        raise InvalidInput("name the column to predict (the target)")
     assert spec.dask is not None and spec.table is not None
     report("read", f"connecting to the Dask cluster at {spec.dask}")
     with distributed.connect(spec.dask) as client:
-        done = distributed.train_on_dask(
-            uow, artifacts, client, config, checked, model_name=spec.model_name,
-            table=spec.table, target=spec.target, drop=spec.drop, params=spec.params,
-            task=spec.task, test_size=spec.test_size, seed=spec.seed,
-            partition_count=spec.partitions, partition_by=spec.partition_by, actor=spec.actor,
-            now=now, progress=report,
+        done = distributed.fit_on_dask(
+            client, config, checked, table=spec.table, target=spec.target, drop=spec.drop,
+            params=spec.params, task=spec.task, test_size=spec.test_size, seed=spec.seed,
+            partition_count=spec.partitions, partition_by=spec.partition_by,
+            lineage=lambda n_rows, sha256: lineage_of(spec, config, n_rows=n_rows,
+                                                      data_sha256=sha256),
+            progress=report,
         )  # fmt: skip
-    return TrainResult(done.version, done.n_rows_without_target, done.warnings)
+        version = _register(uow, artifacts, spec, done.new, now(), report)
+    return TrainResult(version, done.n_rows_without_target, done.warnings)
 
 
 def _train_generator(
@@ -331,16 +418,16 @@ def _train_generator(
     artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm,
-    config: SourceConfig,
-    frame: pd.DataFrame,
-    snapshot: bytes,
+    rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
 ) -> TrainResult:
     """A generator learns the whole table (no target, no holdout): see training/generation.py.
     Tuning minimises the worst column's distance between a trial's rows and the table's."""
     if spec.cv:
-        raise InvalidInput("a gan has no folds to score; leave out --cv (--tune works)")
+        raise InvalidInput(
+            "a gan has no folds to score: ask for no cross-validation (tuning works)"
+        )
     tuned: dict[str, Any] = {}
     if spec.tune:
 
@@ -349,7 +436,7 @@ def _train_generator(
                 "generation", FeatureLayout(0, 0), {**(spec.params or {}), **params}
             )
             metrics = fit_generator(
-                trial, frame, drop=spec.drop, seed=spec.seed, draw_report=False,
+                trial, rows.frame, drop=spec.drop, seed=spec.seed, draw_report=False,
                 progress=lambda stage, detail: None, title="",
             ).metrics  # fmt: skip
             return max(metrics["ks_max"], metrics["tv_max"])
@@ -361,7 +448,7 @@ def _train_generator(
     estimator = algorithm.build("generation", FeatureLayout(0, 0), {**(spec.params or {}), **tuned})
     fitted = fit_generator(
         estimator,
-        frame,
+        rows.frame,
         drop=spec.drop,
         seed=spec.seed,
         draw_report=spec.report,
@@ -369,9 +456,8 @@ def _train_generator(
         title=f"{spec.model_name}: synthetic rows",
     )
     return _register_whole(
-        uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
-        task="generation", tuned=tuned,
-    )  # fmt: skip
+        uow, artifacts, spec, algorithm, rows, now, report, fitted, task="generation", tuned=tuned
+    )
 
 
 def _register_whole(
@@ -379,9 +465,7 @@ def _register_whole(
     artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm,
-    config: SourceConfig,
-    frame: pd.DataFrame,
-    snapshot: bytes,
+    rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
     fitted: WholeFit,
@@ -390,29 +474,13 @@ def _register_whole(
     tuned: dict[str, Any],
 ) -> TrainResult:
     """Register a generator or a forecaster: models that read their table themselves."""
-    lineage = Lineage(
-        source_name=config.name,
-        source_url=config.redacted_url,
-        table=spec.table,
-        query=spec.query,
-        n_rows=len(frame),
-        data_sha256=hashlib.sha256(snapshot).hexdigest(),
-        dropped_columns=spec.drop,
-        test_size=spec.test_size if task == "forecast" else 0.0,
-        seed=spec.seed,
-        trained_by=spec.actor,
-    )
-    attachments = {"snapshot.parquet": snapshot}
+    attachments = {"snapshot.parquet": rows.snapshot}
     details = {**fitted.details, "requested_params": spec.params or {}}
     if tuned:
         details["tuned"] = tuned
     if fitted.page is not None:
         attachments["report.html"] = fitted.page
-    report("register", f"registering a new version of {spec.model_name}")
-    version = register_version(
-        uow,
-        artifacts,
-        model_name=spec.model_name,
+    new = NewVersion(
         task=task,
         target=spec.target if task == "forecast" else "",
         algorithm=algorithm.name,
@@ -421,15 +489,20 @@ def _register_whole(
         metrics=fitted.metrics,
         columns=fitted.columns,
         classes=None,
-        lineage=lineage,
+        lineage=lineage_of(
+            spec,
+            rows.config,
+            n_rows=len(rows.frame),
+            data_sha256=hashlib.sha256(rows.snapshot).hexdigest(),
+            test_size=spec.test_size if task == "forecast" else 0.0,
+        ),  # fmt: skip
         library_versions=library_versions(),
         fit_seconds=fitted.fit_seconds,
-        now=now(),
         artifact_format=algorithm.format,
         report=details,
         attachments=attachments,
     )
-    return TrainResult(version, 0, fitted.notes)
+    return TrainResult(_register(uow, artifacts, spec, new, now(), report), 0, fitted.notes)
 
 
 def _train_forecaster(
@@ -437,9 +510,7 @@ def _train_forecaster(
     artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm,
-    config: SourceConfig,
-    frame: pd.DataFrame,
-    snapshot: bytes,
+    rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
 ) -> TrainResult:
@@ -448,13 +519,13 @@ def _train_forecaster(
     if spec.cv:
         raise InvalidInput(f"{algorithm.name} forecasts are scored on a time holdout, not k folds")
     if not spec.target:
-        raise InvalidInput("name the column to forecast with --target")
+        raise InvalidInput("name the column to forecast (the target)")
     data, network = split_params(spec.params)
     tuned: dict[str, Any] = {}
     if spec.tune:
         horizon = int(algorithm.build("forecast", FeatureLayout(0, 0), network).horizon)
         seen = without_holdout(
-            frame, target=spec.target, data=data, test_size=spec.test_size, horizon=horizon
+            rows.frame, target=spec.target, data=data, test_size=spec.test_size, horizon=horizon
         )
 
         def trial_error(params: dict[str, Any]) -> float:
@@ -474,7 +545,7 @@ def _train_forecaster(
     estimator = algorithm.build("forecast", FeatureLayout(0, 0), {**network, **tuned})
     fitted = fit_forecaster(
         estimator,
-        frame,
+        rows.frame,
         target=spec.target,
         data=data,
         test_size=spec.test_size,
@@ -483,9 +554,8 @@ def _train_forecaster(
         title=f"{spec.model_name}: forecasts",
     )
     return _register_whole(
-        uow, artifacts, spec, algorithm, config, frame, snapshot, now, report, fitted,
-        task="forecast", tuned=tuned,
-    )  # fmt: skip
+        uow, artifacts, spec, algorithm, rows, now, report, fitted, task="forecast", tuned=tuned
+    )
 
 
 def _search(
