@@ -142,7 +142,7 @@ MATRIX: list[Row] = [
     Row("DELETE", "/v1/keys/{prefix}", cells(U, 404, 404, 404, 404, 200, 200)),
     Row("GET", "/v1/grants", cells(U, 200, 200, 200, 200, 200, 200)),
     Row("POST", "/v1/grants", cells(U, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
-    Row("DELETE", "/v1/grants/{grant_id}", cells(U, 404, 404, 404, 404, 404, 404)),
+    Row("DELETE", "/v1/grants/{grant_id}", cells(U, D, D, 404, 404, 404, 404)),  # a consumer's key never holds the admin scope grants need: refused before any lookup
     Row("GET", "/v1/audit", cells(U, D, D, D, D, D, 200)),
     Row("GET", "/v1/plans", cells(U, D, D, D, D, D, 200)),
     Row("POST", "/v1/plans", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
@@ -167,9 +167,26 @@ MATRIX: list[Row] = [
 ]  # fmt: skip
 
 
+class Authorized:
+    """Around the app: for each answered request, whether its handler reached authorize()
+    (`request.state.authorized`) and the rule its route declared."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.last: tuple[str | None, bool] = (None, False)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            endpoint = getattr(scope.get("route"), "endpoint", None)
+            rule = getattr(endpoint, "__mlgate_access__", None)
+            self.last = (rule, bool(scope.get("state", {}).get("authorized")))
+
+
 @dataclass
 class World:
     client: TestClient
+    seen: Authorized
     headers: dict[str, dict[str, str]]
     jobs: dict[str, str]
     victim_key: str
@@ -237,8 +254,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     for flag, name in owners.values():  # passwords, for the pages' login sessions
         set_password = accounts.set_password if flag == "--user" else accounts.set_consumer_password
         set_password(services.uow(), name, PASSWORD, by=None, now=services.clock())
-    app = create_app(services)
-    with TestClient(app, follow_redirects=False) as client:
+    seen = Authorized(create_app(services))
+    with TestClient(seen, follow_redirects=False) as client:
         jobs = {}
         for model in (OWN, OTHER):  # staging at v1 already: promoting it there again is a 409
             moved = client.post(
@@ -270,7 +287,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             found = CSRF.search(home_page.text)
             assert found, home_page.text[:300]
             csrf[caller] = found.group(1)
-        yield World(client, headers, jobs, victim.group(0)[:16], cookies, csrf)
+        yield World(client, seen, headers, jobs, victim.group(0)[:16], cookies, csrf)
     services.close()
 
 
@@ -320,6 +337,9 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
     )
     expected = _expected(row, caller, model)
     assert response.status_code == expected, response.text[:300]
+    rule, authorized = world.seen.last
+    if response.status_code < 400 and rule != "public":
+        assert authorized, f"{row.method} {row.path} answered without reaching authorize()"
     if expected in (401, 403):
         if row.shape == "mlflow":
             assert response.json()["error_code"] in ("UNAUTHENTICATED", "PERMISSION_DENIED")
@@ -328,6 +348,37 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
         else:
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["code"]
+
+
+# Authorization comes before the body: a caller without standing on a route (no grant on the
+# model, not an admin, no key) hears 401 or 403 whatever it sent, an empty object or no JSON at
+# all, never what is wrong with the body (422). Routes whose answer the body decides (logging
+# in, one's own password and keys, grants naming their model) are left out.
+BODY_DECIDES = ("/v1/auth/login", "/v1/auth/password", "/v1/keys", "/v1/grants")
+REFUSED = [
+    pytest.param(row, caller, model, body, id=f"{row.method} {row.path} {caller} {model} {name}")
+    for row in MATRIX
+    if row.method in ("POST", "PUT", "PATCH")
+    and row.body is not None
+    and row.path not in BODY_DECIDES
+    for caller in CALLERS
+    for model in ((OWN, OTHER) if row.per_model else (OWN,))
+    if _expected(row, caller, model) in (401, 403)
+    for name, body in (("empty", b"{}"), ("not-json", b"{not json"))
+]
+
+
+@pytest.mark.parametrize(("row", "caller", "model", "body"), REFUSED)
+def test_a_refused_caller_never_hears_about_its_body(
+    world: World, row: Row, caller: str, model: str, body: bytes
+) -> None:
+    response = world.client.request(
+        row.method,
+        _url(world, row, model),
+        headers={**world.headers[caller], "Content-Type": "application/json"},
+        content=body,
+    )
+    assert response.status_code == _expected(row, caller, model), response.text[:300]
 
 
 def api_routes() -> list[Any]:

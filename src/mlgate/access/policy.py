@@ -126,6 +126,27 @@ def authorize_global(principal: Principal, action: GlobalAction) -> None:
         raise PermissionDenied(f"{principal.actor} is not an admin", code="admin_only")
 
 
+def authorize_any(principal: Principal, action: Action, model: str) -> None:
+    """Return if `principal` may do `action` on at least some alias or version of `model` (the
+    check made before a request's body is read; the exact target is checked after it)."""
+    check_scope(principal, action)
+    if principal.targets and not any(t.model == model for t in principal.targets):
+        raise PermissionDenied(
+            f"the {principal.credential} is restricted to "
+            f"{', '.join(str(t) for t in principal.targets)}, not {model}",
+            code="key_restricted",
+        )
+    if principal.is_admin:
+        return
+    if any(action in ROLE_ACTIONS[g.role] and g.target.model == model for g in _own(principal)):
+        return
+    raise PermissionDenied(
+        f"{principal.actor} has no grant that allows {action!r} on {model}; "
+        "ask the model's owner or an admin for one",
+        code="no_grant",
+    )
+
+
 def may(principal: Principal, action: Action, target: Target) -> bool:
     try:
         authorize(principal, action, target)

@@ -1,18 +1,25 @@
 """The one authorization decision point every route goes through.
 
-Each route declares its rule with `@access(...)` (a test fails for a route without one), and its
-handler calls `authorize(...)` before touching anything: that authenticates the caller (an API
-key or a login session, see access/service.py) and asks access/policy.py whether the action is
-allowed on the target. The principal is kept on the request for the audit log.
+Each route states its rule once, with `@access(rule)` (a test fails for a route without one).
+Routes of an `AuthorizedRoute` router check that rule before their body is read or validated
+(`authorize_first`): a caller with no standing at all hears 401 or 403, never what is wrong with
+its body. The handler then calls `authorize(services, request, target)` before touching anything,
+for the exact target (an alias, a version); the action is the route's rule. Both authenticate
+the caller (an API key or a login session, see access/service.py) and ask access/policy.py. The
+principal is kept on the request for the audit log, and `request.state.authorized` says the
+handler asked (the authorization matrix checks it for every route and caller).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Literal, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
 
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from mlgate.access import policy
 from mlgate.access.grants import grant_owner_of_new_model
@@ -59,14 +66,30 @@ def principal_of(services: Services, request: Request) -> Principal:
     return principal
 
 
+def rule_of(request: Request) -> Rule:
+    """The rule the matched route declared with @access."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    rule: Rule | None = getattr(endpoint, "__mlgate_access__", None)
+    if rule is None:
+        raise RuntimeError(f"{request.url.path} declares no @access rule")
+    return rule
+
+
 def authorize(
     services: Services,
     request: Request,
-    action: policy.Action | policy.GlobalAction | Literal["authenticated"],
     target: Target | str | None = None,
+    *,
+    action: policy.Action | policy.GlobalAction | Literal["authenticated"] | None = None,
 ) -> Principal:
-    """The caller, if it may do `action` on `target`; raises Unauthenticated (401) or
-    PermissionDenied (403) otherwise."""
+    """The caller, if it may do the route's action (or `action`, where one route does two
+    things: a dashboard page, training a new model) on `target`; raises Unauthenticated (401)
+    or PermissionDenied (403) otherwise."""
+    if action is None:
+        rule = rule_of(request)
+        if rule == "public":
+            raise RuntimeError(f"{request.url.path} is public: it authorizes nobody")
+        action = rule
     principal = principal_of(services, request)
     if action == "authenticated":
         pass
@@ -89,8 +112,8 @@ def authorize_training(services: Services, request: Request, name: str) -> Princ
     with uow:
         exists = uow.models.get(name) is not None
     if exists:
-        return authorize(services, request, "train", Target(name))
-    principal = authorize(services, request, "create_model")
+        return authorize(services, request, Target(name), action="train")
+    principal = authorize(services, request, action="create_model")
     with uow:
         if uow.models.get(name) is None and not any(
             g.target.model == name for g in principal.grants
@@ -105,3 +128,54 @@ def actor(principal: Principal) -> str:
     if principal.key_prefix:
         return f"{principal.actor} (key {principal.key_prefix})"
     return principal.actor
+
+
+async def authorize_first(request: Request, rule: Rule) -> None:
+    """Before the body is read: the caller may do `rule` on something. A model's action needs
+    a grant (or a key restriction) touching the model in the path, on any alias or version
+    (the handler checks the exact one); training a name that is not a model yet needs the right
+    to create one (authorize_training)."""
+    if rule == "public":
+        return
+    services: Services = request.app.state.services
+    model = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
+
+    def check() -> None:
+        principal = principal_of(services, request)
+        if rule == "authenticated":
+            return
+        if rule == "admin" or rule == "create_model":
+            policy.authorize_global(principal, rule)
+        elif model is None:  # the model is in the body (grants) or behind an id (jobs)
+            policy.check_scope(principal, rule)
+        elif rule == "train" and not _exists(services, str(model)):
+            policy.authorize_global(principal, "create_model")  # a new name: see below
+        else:
+            policy.authorize_any(principal, rule, str(model))
+
+    await run_in_threadpool(check)
+
+
+def _exists(services: Services, name: str) -> bool:
+    with services.uow() as uow:
+        return uow.models.get(name) is not None
+
+
+def _path_of(request: Request) -> str:
+    return str(getattr(request.scope.get("route"), "path", ""))
+
+
+class AuthorizedRoute(APIRoute):
+    """A route whose declared rule is checked before FastAPI reads or validates its body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        rule: Rule | None = getattr(self.endpoint, "__mlgate_access__", None)
+        if rule is None:
+            raise RuntimeError(f"{self.path} declares no @access rule")
+
+        async def authorized_first(request: Request) -> Response:
+            await authorize_first(request, rule)
+            return await handler(request)
+
+        return authorized_first

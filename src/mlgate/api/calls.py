@@ -1,10 +1,11 @@
-"""The shape most admin routes share: authorize by a rule, run a use case in a worker thread
-with the caller, answer its result (pydantic models, lists of them, or nothing) as JSON."""
+"""The shape most admin routes share: authorize by the route's own rule, run a use case in a
+worker thread with the caller, answer its result (pydantic models, lists of them, or nothing)
+as JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import BaseModel
@@ -19,15 +20,19 @@ from mlgate.bootstrap import Services
 
 async def call(
     request: Request,
-    rule: Literal["admin", "authenticated"],
     run: Callable[[Services, Principal], Any],
     *,
     status: int = 200,
+    target_in_body: bool = False,
 ) -> Response:
+    """`target_in_body`: the route's rule names an action on a model the body names (grants);
+    the caller is authenticated here and the use case authorizes that model."""
     services: Services = request.app.state.services
 
     def go() -> Any:
-        return run(services, authorize(services, request, rule))
+        if target_in_body:
+            return run(services, authorize(services, request, action="authenticated"))
+        return run(services, authorize(services, request))  # by the route's own rule
 
     out = await run_in_threadpool(go)
     if out is None:

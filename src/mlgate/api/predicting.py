@@ -5,7 +5,7 @@ renders the Prediction its own way."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
@@ -61,7 +61,7 @@ async def serve_prediction(
     asked = _asked(services, name, number, alias)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
-    principal = authorize(services, request, "predict", asked.target)
+    principal = authorize(services, request, asked.target)
     # On the event loop, not in a worker thread: with the caches warm this is CPU work besides
     # at most one Redis round trip, and measured (bench/serve.py) a thread hop cost more than it
     # freed: threads scoring at once on two cores only contend, and the loop waiting ~0.1 ms on
@@ -82,7 +82,6 @@ async def serve_whole_model(
     number: int | None,
     alias: str | None,
     *,
-    action: Literal["generate", "predict"],
     task: Task,
     rows: int,
     work: Callable[[Predictor], T],
@@ -98,7 +97,7 @@ async def serve_whole_model(
         )
 
     def run() -> tuple[ModelVersion, T, dict[str, str]]:
-        principal = authorize(services, request, action, asked.target)
+        principal = authorize(services, request, asked.target)
         return call_whole_model(
             serving_of(services), principal, asked, task=task, rows=rows, work=work
         )

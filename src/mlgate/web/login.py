@@ -75,7 +75,7 @@ def _logout(request: Request, area: Area, csrf: str) -> Response:
     services = pages.services_of(request)
     try:
         pages.member(request, area, csrf=csrf)
-        accounts.logout(services.uow(), authorize(services, request, "authenticated"),
+        accounts.logout(services.uow(), authorize(services, request, action="authenticated"),
                         now=services.clock())  # fmt: skip
     except errors.Unauthenticated:
         pass  # logged out already: the cookie goes all the same

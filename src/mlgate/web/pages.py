@@ -121,7 +121,7 @@ def member(
     services = services_of(request)
     token = request.cookies.get(session_cookie(request), "")
     request.state.credential = f"Bearer {token}" if token.startswith(keys.SESSION_PREFIX) else ""
-    principal = authorize(services, request, "authenticated")
+    principal = authorize(services, request, action="authenticated")
     wanted = "user" if area == "ui" else "consumer"
     if principal.kind != wanted:
         where = "the portal at /portal" if wanted == "user" else "the dashboard at /ui"
@@ -135,7 +135,7 @@ def member(
             raise AssertionError(f"{request.url.path}: a form's handler must pass its csrf field")
         check_csrf(request, principal, csrf)
     if action != "authenticated":
-        authorize(services, request, action, target)
+        authorize(services, request, target, action=action)
     return principal
 
 

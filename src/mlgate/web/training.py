@@ -123,7 +123,7 @@ def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Princi
     me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
     found = jobs.get_job(services.uow(), job_id)
-    authorize(services, request, "train", Target(str(found.spec.get("model", ""))))
+    authorize(services, request, Target(str(found.spec.get("model", ""))), action="train")
     return me, found
 
 

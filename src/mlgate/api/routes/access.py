@@ -14,13 +14,15 @@ from starlette.responses import Response
 from mlgate.access import accounts, audit, grants, service
 from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, Principal, User
 from mlgate.access.repository import AuditQuery
-from mlgate.api.authorize import access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import GrantId
 from mlgate.bootstrap import Services
 
-router = APIRouter(prefix="/v1", tags=["access"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["access"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
+)
 T = TypeVar("T")
 Kind = Literal["user", "consumer"]
 _NAME = Field(min_length=1, max_length=128)
@@ -193,7 +195,7 @@ async def logout(request: Request) -> Response:
     services = _services(request)
 
     def run() -> None:
-        principal = authorize(services, request, "authenticated")
+        principal = authorize(services, request)
         accounts.logout(services.uow(), principal, now=services.clock())
 
     await run_in_threadpool(run)
@@ -207,7 +209,7 @@ async def change_password(request: Request, body: PasswordChange) -> Response:
     services = _services(request)
 
     def run() -> None:
-        principal = authorize(services, request, "authenticated")
+        principal = authorize(services, request)
         accounts.change_password(
             services.uow(), principal, body.current, body.new, now=services.clock()
         )
@@ -223,7 +225,7 @@ async def me(request: Request) -> Response:
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        p = authorize(services, request, "authenticated")
+        p = authorize(services, request)
         return MeOut(
             kind=p.kind,
             name=p.name,
@@ -240,9 +242,7 @@ async def me(request: Request) -> Response:
 @router.get("/users", response_model=list[UserOut], responses=PROBLEMS)
 @access("admin")
 async def list_users(request: Request) -> Response:
-    return await call(
-        request, "admin", lambda s, p: [_user(u) for u in accounts.list_users(s.uow(), by=p)]
-    )
+    return await call(request, lambda s, p: [_user(u) for u in accounts.list_users(s.uow(), by=p)])
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=PROBLEMS)
@@ -262,7 +262,7 @@ async def create_user(request: Request, body: UserIn) -> Response:
             )
         )
 
-    return await call(request, "admin", run, status=201)
+    return await call(request, run, status=201)
 
 
 @router.post("/users/{name}/disable", response_model=UserOut, responses=PROBLEMS)
@@ -271,7 +271,6 @@ async def disable_user(request: Request, name: str) -> Response:
     """Disable a user: their keys and sessions stop working at once."""
     return await call(
         request,
-        "admin",
         lambda s, p: _user(
             accounts.set_user_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
         ),
@@ -283,7 +282,6 @@ async def disable_user(request: Request, name: str) -> Response:
 async def enable_user(request: Request, name: str) -> Response:
     return await call(
         request,
-        "admin",
         lambda s, p: _user(
             accounts.set_user_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
         ),
@@ -296,7 +294,6 @@ async def set_password(request: Request, name: str, body: PasswordSet) -> Respon
     """Set a user's password (admins only); their sessions end."""
     await call(
         request,
-        "admin",
         lambda s, p: accounts.set_password(s.uow(), name, body.password, by=p, now=s.clock()),
     )
     return Response(status_code=204)
@@ -307,7 +304,6 @@ async def set_password(request: Request, name: str, body: PasswordSet) -> Respon
 async def list_consumers(request: Request) -> Response:
     return await call(
         request,
-        "admin",
         lambda s, p: [_consumer(c) for c in accounts.list_consumers(s.uow(), by=p)],
     )
 
@@ -318,7 +314,6 @@ async def create_consumer(request: Request, body: ConsumerIn) -> Response:
     """Create a consumer: a customer account that calls prediction endpoints."""
     return await call(
         request,
-        "admin",
         lambda s, p: _consumer(
             accounts.create_consumer(
                 s.uow(), by=p, name=body.name, description=body.description, now=s.clock()
@@ -334,7 +329,6 @@ async def set_consumer_password(request: Request, name: str, body: PasswordSet) 
     """Set a consumer's portal password (admins only); its portal sessions end."""
     await call(
         request,
-        "admin",
         lambda s, p: accounts.set_consumer_password(
             s.uow(), name, body.password, by=p, now=s.clock()
         ),
@@ -348,7 +342,6 @@ async def get_consumer(request: Request, name: str) -> Response:
     """A consumer (admins; or the consumer itself)."""
     return await call(
         request,
-        "authenticated",
         lambda s, p: _consumer(accounts.get_consumer(s.uow(), name, by=p)),
     )
 
@@ -359,7 +352,6 @@ async def disable_consumer(request: Request, name: str) -> Response:
     """Disable a consumer: every key of theirs stops working at once."""
     return await call(
         request,
-        "admin",
         lambda s, p: _consumer(
             accounts.set_consumer_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
         ),
@@ -371,7 +363,6 @@ async def disable_consumer(request: Request, name: str) -> Response:
 async def enable_consumer(request: Request, name: str) -> Response:
     return await call(
         request,
-        "admin",
         lambda s, p: _consumer(
             accounts.set_consumer_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
         ),
@@ -392,7 +383,7 @@ async def list_keys(
         found = service.list_keys(s.uow(), by=p, owner_kind=owner_kind, owner=owner)
         return [_key(k, now) for k in found]
 
-    return await call(request, "authenticated", run)
+    return await call(request, run)
 
 
 @router.post("/keys", status_code=201, response_model=NewKeyOut, responses=PROBLEMS)
@@ -416,7 +407,7 @@ async def create_key(request: Request, body: KeyIn) -> Response:
         )
         return NewKeyOut(**_key(key, s.clock()).model_dump(), token=token)
 
-    return await call(request, "authenticated", run, status=201)
+    return await call(request, run, status=201)
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut, responses=PROBLEMS)
@@ -425,7 +416,6 @@ async def revoke_key(request: Request, prefix: str) -> Response:
     """Revoke a key (yours, or anyone's as an admin); refused on every worker within a second."""
     return await call(
         request,
-        "authenticated",
         lambda s, p: _key(service.revoke_key(s.uow(), prefix, by=p, now=s.clock()), s.clock()),
     )
 
@@ -438,7 +428,6 @@ async def list_grants(
     """Grants you may see: all (admins), those on models you own, and your own."""
     return await call(
         request,
-        "authenticated",
         lambda s, p: [_grant(g) for g in grants.list_grants(s.uow(), by=p, model=model)],
     )
 
@@ -462,7 +451,7 @@ async def add_grant(request: Request, body: GrantIn) -> Response:
             )
         )
 
-    return await call(request, "authenticated", run, status=201)
+    return await call(request, run, status=201, target_in_body=True)
 
 
 @router.delete("/grants/{grant_id}", response_model=GrantOut, responses=PROBLEMS)
@@ -471,8 +460,8 @@ async def remove_grant(request: Request, grant_id: GrantId) -> Response:
     """Take a grant away (admins, model owners); effective on the next request."""
     return await call(
         request,
-        "authenticated",
         lambda s, p: _grant(grants.remove_grant(s.uow(), grant_id, by=p)),
+        target_in_body=True,
     )
 
 
@@ -490,7 +479,7 @@ async def list_audit(
 ) -> Response:
     """The audit log, newest first (admins only)."""
     q = AuditQuery(actor, action, target, result, since, until, limit)
-    return await call(request, "admin", lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
+    return await call(request, lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
 
 
 def _user(u: User) -> UserOut:

@@ -42,7 +42,7 @@ async def metrics(request: Request) -> Response:
     version and status; summed over every worker process. Then each monitored model's last
     check: its state, drift per feature, prediction drift and live accuracy or RMSE."""
     services = request.app.state.services
-    await run_in_threadpool(authorize, services, request, "admin")
+    await run_in_threadpool(authorize, services, request)
     body, content_type = metrics_text()
     checks = await run_in_threadpool(services.monitor.checks)
     return Response(body + exposition(checks), media_type=content_type)

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
-from mlgate.api.authorize import access, actor, authorize, authorize_training
+from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, authorize_training
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
@@ -20,7 +20,9 @@ from mlgate.training.model import Job
 from mlgate.training.service import TrainSpec
 from mlgate.training.tuning import TuneSpec
 
-router = APIRouter(prefix="/v1", tags=["training"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["training"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
+)
 
 
 class TrainRequest(BaseModel):
@@ -119,9 +121,9 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 
 def _authorized_job(services: Services, request: Request, job_id: str) -> Job:
     """The job, if the caller may train its model."""
-    authorize(services, request, "authenticated")
+    authorize(services, request, action="authenticated")  # which model: the job says
     job = jobs.get_job(services.uow(), job_id)
-    authorize(services, request, "train", Target(str(job.spec.get("model", ""))))
+    authorize(services, request, Target(str(job.spec.get("model", ""))))
     return job
 
 

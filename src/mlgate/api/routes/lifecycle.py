@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
-from mlgate.api.authorize import access, actor, authorize, authorize_training
+from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, authorize_training
 from mlgate.api.body import read_body
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER, VersionNumber
@@ -23,7 +23,12 @@ from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.training.compare import compare_versions, promote_if_better
 
 MAX_BUNDLE_BYTES = 1 << 30
-router = APIRouter(prefix="/v1/models/{name}", tags=["lifecycle"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1/models/{name}",
+    tags=["lifecycle"],
+    dependencies=[Security(bearer)],
+    route_class=AuthorizedRoute,
+)
 
 
 class PromoteRequest(BaseModel):
@@ -76,7 +81,7 @@ async def list_aliases(request: Request, name: str) -> dict[str, int]:
     services = _services(request)
 
     def run() -> dict[str, int]:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         return lifecycle.aliases_of(services.uow(), name)
 
     return await run_in_threadpool(run)
@@ -89,7 +94,7 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
     services = _services(request)
 
     def run() -> AliasEvent:
-        key = authorize(services, request, "promote", Target(name, alias=alias))
+        key = authorize(services, request, Target(name, alias=alias))
         # Load (and verify) the new target before the alias moves: a broken artifact is refused
         # here, and this process answers the next request without a cold load.
         services.predictors.get(resolve_version(services.uow(), name, body.version))
@@ -127,7 +132,7 @@ async def rollback(request: Request, name: str, alias: str, body: RollbackReques
     services = _services(request)
 
     def run() -> AliasEvent:
-        key = authorize(services, request, "rollback", Target(name, alias=alias))
+        key = authorize(services, request, Target(name, alias=alias))
         return lifecycle.rollback(
             services.uow(),
             name,
@@ -147,7 +152,7 @@ async def history(request: Request, name: str, alias: str) -> Response:
     services = _services(request)
 
     def run() -> list[dict[str, Any]]:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         return [e.to_json() for e in lifecycle.history(services.uow(), name, alias)]
 
     return _json(await run_in_threadpool(run))
@@ -161,7 +166,7 @@ async def compare(request: Request, name: str, body: CompareRequest) -> Response
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         return compare_versions(
             services.uow(),
             services.artifacts,
@@ -198,7 +203,7 @@ async def _annotate(
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "annotate", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         lifecycle.annotate(
             services.uow(), name, version, description=body.description, tags=body.tags
         )
@@ -214,7 +219,7 @@ async def delete_version(request: Request, name: str, version: VersionNumber) ->
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "delete", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         lifecycle.delete_version(services.uow(), services.artifacts, name, version)
         return {"model": name, "version": version, "deleted": True}
 
@@ -230,7 +235,7 @@ async def export(
     services = _services(request)
 
     def run() -> bytes:
-        authorize(services, request, "export", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         return export_bundle(
             services.uow(),
             services.artifacts,
@@ -273,7 +278,7 @@ async def archive(request: Request, name: str, version: VersionNumber) -> Respon
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "archive", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         archived = lifecycle.archive(services.uow(), name, version, now=services.clock())
         return {"model": name, "version": archived.number, "archived": True}
 
@@ -287,7 +292,7 @@ async def report(request: Request, name: str, version: VersionNumber) -> Respons
     services = _services(request)
 
     def run() -> bytes:
-        authorize(services, request, "read", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         found = resolve_version(services.uow(), name, version)
         return read_attachment(services.uow(), services.artifacts, found, "report.html")
 

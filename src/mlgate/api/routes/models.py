@@ -14,7 +14,7 @@ from starlette.responses import Response
 from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api import schemas
-from mlgate.api.authorize import access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction, serve_whole_model
 from mlgate.bootstrap import Services
@@ -26,7 +26,9 @@ from mlgate.serving.openapi import model_openapi
 from mlgate.serving.payloads import table_from_body
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
-router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["models"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
+)
 
 _PROBLEM_REF = {"schema": {"$ref": "#/components/schemas/ProblemOut"}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -91,7 +93,7 @@ async def list_models(request: Request) -> Response:
     services = _services(request)
 
     def run() -> list[schemas.ModelSummary]:
-        principal = authorize(services, request, "authenticated")
+        principal = authorize(services, request)
         models = registry.list_models(services.uow())
         shown = set(policy.visible(principal, [m.name for m in models]))
         return [schemas.summary(m) for m in models if m.name in shown]
@@ -106,7 +108,7 @@ async def get_model(request: Request, name: str) -> Response:
     services = _services(request)
 
     def run() -> schemas.ModelDetail:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         model, versions = registry.get_versions(services.uow(), name)
         return schemas.detail(model, versions, lifecycle.aliases_of(services.uow(), name))
 
@@ -120,7 +122,7 @@ async def get_schema(request: Request, name: str) -> Response:
     services = _services(request)
 
     def run() -> schemas.ModelSchema:
-        authorize(services, request, "describe", Target(name))
+        authorize(services, request, Target(name))
         model, versions = registry.get_versions(services.uow(), name)
         return schemas.model_schema(model, versions[-1] if versions else None)
 
@@ -137,7 +139,7 @@ async def get_model_openapi(request: Request, name: str) -> Response:
     model, number, alias = registry.parse_ref(name)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "describe", Target(model))
+        authorize(services, request, Target(model))
         version = registry.resolve_version(services.uow(), model, number, alias)
         return model_openapi(version, path_name=name)
 
@@ -185,7 +187,7 @@ async def generate(request: Request, name: str, body: schemas.GenerateIn) -> Res
     A plan counts them like scored rows."""
     model, number, alias = registry.parse_ref(name)
     version, rows, headers = await serve_whole_model(
-        request, model, number, alias, action="generate", task="generation", rows=body.n,
+        request, model, number, alias, task="generation", rows=body.n,
         work=lambda predictor: predictor.generate(body.n, body.seed),
     )  # fmt: skip
     out = {"model": version.model_name, "version": version.number, "rows": rows}
@@ -204,7 +206,7 @@ async def forecast(request: Request, name: str, body: schemas.ForecastIn) -> Res
     the model reads its last `window`). A plan counts one row per forecast."""
     model, number, alias = registry.parse_ref(name)
     version, values, headers = await serve_whole_model(
-        request, model, number, alias, action="predict", task="forecast", rows=1,
+        request, model, number, alias, task="forecast", rows=1,
         work=lambda predictor: predictor.forecast(body.history),
     )  # fmt: skip
     out = {"model": version.model_name, "version": version.number, "forecast": values}

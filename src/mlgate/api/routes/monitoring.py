@@ -10,13 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
-from mlgate.api.authorize import access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
 from mlgate.monitoring.service import MAX_FEEDBACK
 
-router = APIRouter(prefix="/v1/models/{name}", tags=["monitoring"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1/models/{name}",
+    tags=["monitoring"],
+    dependencies=[Security(bearer)],
+    route_class=AuthorizedRoute,
+)
 
 
 class SettingsPatch(BaseModel):
@@ -82,7 +87,7 @@ async def monitoring_report(
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         report = services.monitor.report(name, by=by, days=days, version=version, account=consumer)
         check = services.monitor.checks()
         report["state"] = next((c.state for c in check if c.model == name), None)
@@ -99,7 +104,7 @@ async def monitoring_settings(request: Request, name: str) -> Response:
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "read", Target(name))
+        authorize(services, request, Target(name))
         return services.monitor.settings(name).public()
 
     return _json(await run_in_threadpool(run))
@@ -113,7 +118,7 @@ async def configure_monitoring(request: Request, name: str, body: SettingsPatch)
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "monitor", Target(name))
+        authorize(services, request, Target(name))
         changes = body.model_dump(exclude_unset=True)
         return services.monitor.configure(name, **changes).public()
 
@@ -128,7 +133,7 @@ async def check_monitoring(request: Request, name: str) -> Response:
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "monitor", Target(name))
+        authorize(services, request, Target(name))
         result = services.monitor.check(name)
         return {"model": name, "state": result.state, "checked_at": result.checked_at.isoformat(),
                 "details": result.details}  # fmt: skip
@@ -146,7 +151,7 @@ async def feedback(request: Request, name: str, body: FeedbackIn) -> Response:
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        principal = authorize(services, request, "predict", Target(name))
+        principal = authorize(services, request, Target(name))
         items: list[Label] = []
         for item in body.feedback:
             if item.labels is not None:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Principal, Target
-from mlgate.api.authorize import access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import VersionNumber
@@ -23,7 +23,9 @@ from mlgate.plans import service
 from mlgate.plans.model import Plan, Subscription
 from mlgate.registry import aliases as lifecycle
 
-router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[Security(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["plans"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
+)
 Positive = int | None
 MONTH = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
 
@@ -123,9 +125,7 @@ class RetireIn(BaseModel):
 @router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)
 @access("admin")
 async def list_plans(request: Request) -> Response:
-    return await call(
-        request, "admin", lambda s, p: [_plan(x) for x in service.list_plans(s.uow())]
-    )
+    return await call(request, lambda s, p: [_plan(x) for x in service.list_plans(s.uow())])
 
 
 @router.post("/plans", status_code=201, response_model=PlanOut, responses=PROBLEMS)
@@ -138,7 +138,7 @@ async def create_plan(request: Request, body: PlanIn) -> Response:
         plan = service.make_plan(body.name, s.clock(), **settings)
         return _plan(service.create_plan(s.uow(), plan, by=p))
 
-    return await call(request, "admin", run, status=201)
+    return await call(request, run, status=201)
 
 
 @router.get("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
@@ -155,7 +155,7 @@ async def get_plan(request: Request, name: str) -> Response:
                 )
         return _plan(service.get_plan(s.uow(), name))
 
-    return await call(request, "authenticated", run)
+    return await call(request, run)
 
 
 @router.patch("/plans/{name}", response_model=PlanOut, responses=PROBLEMS)
@@ -164,7 +164,7 @@ async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
     """Change a plan; subscribers are on the new terms within a second."""
     changes = body.model_dump(exclude_unset=True)
     return await call(
-        request, "admin", lambda s, p: _plan(service.update_plan(s.uow(), name, by=p, **changes))
+        request, lambda s, p: _plan(service.update_plan(s.uow(), name, by=p, **changes))
     )
 
 
@@ -172,9 +172,7 @@ async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
 @access("admin")
 async def delete_plan(request: Request, name: str) -> Response:
     """Delete a plan nobody subscribes to."""
-    await call(
-        request, "admin", lambda s, p: service.delete_plan(s.uow(), name, by=p, now=s.clock())
-    )
+    await call(request, lambda s, p: service.delete_plan(s.uow(), name, by=p, now=s.clock()))
     return Response(status_code=204)
 
 
@@ -201,7 +199,7 @@ async def subscribe(request: Request, name: str, body: SubscribeIn) -> Response:
         )
         return _subscription(made)
 
-    return await call(request, "admin", run, status=201)
+    return await call(request, run, status=201)
 
 
 @router.get(
@@ -215,7 +213,7 @@ async def list_subscriptions(request: Request, name: str) -> Response:
         _self_or_admin(p, name)
         return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
 
-    return await call(request, "authenticated", run)
+    return await call(request, run)
 
 
 @router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)
@@ -234,7 +232,7 @@ async def usage(
         rows = service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
         return [UsageOut(**r.__dict__) for r in rows]
 
-    return await call(request, "authenticated", run)
+    return await call(request, run)
 
 
 @router.get(
@@ -249,7 +247,7 @@ async def export_usage(
     services = _services(request)
 
     def run() -> str:
-        principal = authorize(services, request, "authenticated")
+        principal = authorize(services, request)
         return service.bill_csv(services.uow(), by=principal, consumer=consumer, month=month)
 
     text = await run_in_threadpool(run)
@@ -265,7 +263,7 @@ async def retire(request: Request, name: str, version: VersionNumber, body: Reti
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, "archive", Target(name, version=version))
+        authorize(services, request, Target(name, version=version))
         lifecycle.schedule_retirement(services.uow(), name, version, body.at)
         return {
             "model": name,

@@ -201,7 +201,7 @@ async def _metadata(request: Request, name: str, version: str | None) -> Respons
 
     def run() -> dict[str, Any]:
         model, number, alias = _ref(name, version)
-        authorize(services, request, "describe", Target(model))
+        authorize(services, request, Target(model))
         found, versions = registry.get_versions(services.uow(), model)
         chosen = registry.resolve_version(services.uow(), model, number, alias)
         return oip.model_metadata(
@@ -220,7 +220,7 @@ async def _model_ready(request: Request, name: str, version: str | None) -> Resp
 
     def run() -> dict[str, Any]:
         model, number, alias = _ref(name, version)
-        authorize(services, request, "describe", Target(model))
+        authorize(services, request, Target(model))
         chosen = registry.resolve_version(services.uow(), model, number, alias)
         services.predictors.get(chosen)  # loaded and verified, or an error says why not
         return {"name": model, "version": str(chosen.number), "ready": True}
