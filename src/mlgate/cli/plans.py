@@ -3,6 +3,9 @@ metered usage, on the local home."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,22 +16,39 @@ from rich.table import Table
 from mlgate.cli.context import audited, console, services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service
-from mlgate.plans.model import Plan
+from mlgate.plans.model import LIMITS, Plan
 
 app = typer.Typer(help="Subscription plans: rate limits, quotas, prices.", no_args_is_help=True)
 
-Limit = Annotated[int | None, typer.Option(min=1)]
+
+def with_limit_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` an option per plan limit (plans/model.py LIMITS: --per-minute, ...,
+    --max-rows), handed to it together as `limits` (only those given)."""
+    signature = inspect.signature(command, eval_str=True)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("limits")
+    options = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[int | None, typer.Option(f.option, min=1, help=f.label)],
+        )
+        for f in LIMITS
+    ]
+
+    @functools.wraps(command)
+    def with_limits(*args: Any, **kwargs: Any) -> None:
+        given = {f.name: kwargs.pop(f.name) for f in LIMITS}
+        command(*args, limits={k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    shown = params[:at] + options + params[at + 1 :]  # in --help, right after the arguments
+    with_limits.__signature__ = signature.replace(parameters=shown)  # type: ignore[attr-defined]
+    return with_limits
 
 
 def _settings(
-    per_second: int | None,
-    per_minute: int | None,
-    per_hour: int | None,
-    requests_per_day: int | None,
-    requests_per_month: int | None,
-    rows_per_day: int | None,
-    rows_per_month: int | None,
-    max_rows: int | None,
+    limits: dict[str, int],
     model: list[str] | None,
     overage: bool | None,
     price_per_1k_rows: str | None,
@@ -36,39 +56,23 @@ def _settings(
     description: str | None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "per_second": per_second,
-        "per_minute": per_minute,
-        "per_hour": per_hour,
-        "requests_per_day": requests_per_day,
-        "requests_per_month": requests_per_month,
-        "rows_per_day": rows_per_day,
-        "rows_per_month": rows_per_month,
-        "max_rows_per_request": max_rows,
         "models": model,
         "overage": overage,
         "price_per_1k_rows": price_per_1k_rows,
         "price_per_1k_overage_rows": price_per_1k_overage_rows,
         "description": description,
     }
-    return {k: v for k, v in values.items() if v is not None}
+    return {**limits, **{k: v for k, v in values.items() if v is not None}}
 
 
 @app.command("create")
+@with_limit_options
 def create(
     ctx: typer.Context,
     name: str,
-    per_second: Limit = None,
-    per_minute: Limit = None,
-    per_hour: Limit = None,
-    requests_per_day: Limit = None,
-    requests_per_month: Limit = None,
-    rows_per_day: Limit = None,
-    rows_per_month: Limit = None,
-    max_rows: Annotated[
-        int | None, typer.Option(min=1, help="Rows in one request, at most.")
-    ] = None,
+    limits: dict[str, int],
     model: Annotated[
-        list[str] | None, typer.Option(help="Allow only MODEL[@ALIAS|@VERSION]; repeatable.")
+        list[str] | None, typer.Option(help="Allow only MODEL\\[@ALIAS|@VERSION]; repeatable.")
     ] = None,
     overage: Annotated[
         bool, typer.Option("--overage/--hard", help="Past a quota: serve and meter, or refuse.")
@@ -81,27 +85,19 @@ def create(
     hard, quotas (per day/month, in requests or rows) hard unless --overage."""
     s = services(ctx)
     settings = _settings(
-        per_second, per_minute, per_hour, requests_per_day, requests_per_month, rows_per_day,
-        rows_per_month, max_rows, model, overage, price_per_1k_rows, price_per_1k_overage_rows,
-        description,
-    )  # fmt: skip
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description
+    )
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
     audited(ctx, "plans.create", name)
     _show(plan)
 
 
 @app.command("update")
+@with_limit_options
 def update(
     ctx: typer.Context,
     name: str,
-    per_second: Limit = None,
-    per_minute: Limit = None,
-    per_hour: Limit = None,
-    requests_per_day: Limit = None,
-    requests_per_month: Limit = None,
-    rows_per_day: Limit = None,
-    rows_per_month: Limit = None,
-    max_rows: Annotated[int | None, typer.Option(min=1)] = None,
+    limits: dict[str, int],
     model: Annotated[list[str] | None, typer.Option()] = None,
     overage: Annotated[bool | None, typer.Option("--overage/--hard")] = None,
     price_per_1k_rows: Annotated[str | None, typer.Option()] = None,
@@ -111,10 +107,8 @@ def update(
     """Change a plan; every subscriber is on the new terms within a second."""
     s = services(ctx)
     changes = _settings(
-        per_second, per_minute, per_hour, requests_per_day, requests_per_month, rows_per_day,
-        rows_per_month, max_rows, model, overage, price_per_1k_rows, price_per_1k_overage_rows,
-        description,
-    )  # fmt: skip
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description
+    )
     plan = service.update_plan(s.uow(), name, by=None, **changes)
     audited(ctx, "plans.update", name)
     _show(plan)

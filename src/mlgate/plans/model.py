@@ -11,16 +11,29 @@ from mlgate.access.model import Target
 
 Window = Literal["second", "minute", "hour", "day", "month"]
 Unit = Literal["requests", "rows"]
-LIMIT_FIELDS = (
-    "per_second",
-    "per_minute",
-    "per_hour",
-    "requests_per_day",
-    "requests_per_month",
-    "rows_per_day",
-    "rows_per_month",
-    "max_rows_per_request",
+
+
+@dataclass(frozen=True)
+class LimitField:
+    """One limit a plan may set, declared once: the API's plan schemas, the CLI's options and
+    the dashboard's plan form are all made from LIMITS."""
+
+    name: str  # the Plan attribute, the API's and the form's field
+    label: str  # what people read
+    option: str  # the CLI's option
+
+
+LIMITS: tuple[LimitField, ...] = (
+    LimitField("per_second", "Calls per second", "--per-second"),
+    LimitField("per_minute", "Calls per minute", "--per-minute"),
+    LimitField("per_hour", "Calls per hour", "--per-hour"),
+    LimitField("requests_per_day", "Requests per day (quota)", "--requests-per-day"),
+    LimitField("requests_per_month", "Requests per month (quota)", "--requests-per-month"),
+    LimitField("rows_per_day", "Rows per day (quota)", "--rows-per-day"),
+    LimitField("rows_per_month", "Rows per month (quota)", "--rows-per-month"),
+    LimitField("max_rows_per_request", "Rows per request at most", "--max-rows"),
 )
+LIMIT_FIELDS = tuple(f.name for f in LIMITS)
 
 
 @dataclass(frozen=True)

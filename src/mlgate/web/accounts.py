@@ -19,7 +19,7 @@ from mlgate.api.authorize import access, actor
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service as plans
-from mlgate.plans.model import LIMIT_FIELDS
+from mlgate.plans.model import LIMIT_FIELDS, LIMITS
 from mlgate.registry import service as registry
 from mlgate.web import charts, pages
 from mlgate.web.pages import member, page, render
@@ -150,7 +150,7 @@ def plans_page(request: Request) -> Response:
             subscribers.setdefault(s.plan, []).append(s.consumer)
     return render(
         request, "plans.html", principal=me, plans=plans.list_plans(services.uow()),
-        subscribers=subscribers, fields=LIMIT_FIELDS, plan=None,
+        subscribers=subscribers, fields=LIMITS, plan=None,
     )  # fmt: skip
 
 
@@ -178,7 +178,7 @@ def plan(request: Request, name: str) -> Response:
     me = member(request, "ui", "admin")
     found = plans.get_plan(pages.services_of(request).uow(), name)
     return render(
-        request, "plan.html", principal=me, plan=found, fields=LIMIT_FIELDS,
+        request, "plan.html", principal=me, plan=found, fields=LIMITS,
         models=", ".join(str(t) for t in found.models),
     )  # fmt: skip
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,7 +20,7 @@ from mlgate.api.schemas import VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.errors import PermissionDenied
 from mlgate.plans import service
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, LIMITS, Plan, Subscription
 from mlgate.registry import aliases as lifecycle
 
 router = APIRouter(
@@ -30,18 +30,18 @@ Positive = int | None
 MONTH = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
 
 
-class PlanIn(BaseModel):
+def _limits(optional: bool) -> dict[str, Any]:
+    """A field per plan limit (plans/model.py LIMITS): absent or null means no limit."""
+    if optional:
+        return {f.name: (int | None, Field(None, ge=1, le=service.MAX_LIMIT, description=f.label))
+                for f in LIMITS}  # fmt: skip
+    return {f.name: (int | None, Field(description=f.label)) for f in LIMITS}
+
+
+class _PlanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    per_second: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    per_minute: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    per_hour: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    requests_per_day: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    requests_per_month: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    rows_per_day: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    rows_per_month: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    max_rows_per_request: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
     models: list[str] = Field(default_factory=list, max_length=100)
     overage: bool = Field(False, description="Serve past the quotas and meter the overage")
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
@@ -49,17 +49,9 @@ class PlanIn(BaseModel):
     description: str = Field("", max_length=1000)
 
 
-class PlanPatch(BaseModel):
+class _PlanPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    per_second: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    per_minute: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    per_hour: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    requests_per_day: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    requests_per_month: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    rows_per_day: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    rows_per_month: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
-    max_rows_per_request: Positive = Field(None, ge=1, le=service.MAX_LIMIT)
     models: list[str] | None = Field(None, max_length=100)
     overage: bool | None = None
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
@@ -67,22 +59,19 @@ class PlanPatch(BaseModel):
     description: str | None = Field(None, max_length=1000)
 
 
-class PlanOut(BaseModel):
+class _PlanOut(BaseModel):
     name: str
-    per_second: int | None
-    per_minute: int | None
-    per_hour: int | None
-    requests_per_day: int | None
-    requests_per_month: int | None
-    rows_per_day: int | None
-    rows_per_month: int | None
-    max_rows_per_request: int | None
     models: list[str]
     overage: bool
     price_per_1k_rows: str | None
     price_per_1k_overage_rows: str | None
     description: str
     created_at: datetime
+
+
+PlanIn = create_model("PlanIn", __base__=_PlanIn, **_limits(optional=True))
+PlanPatch = create_model("PlanPatch", __base__=_PlanPatch, **_limits(optional=True))
+PlanOut = create_model("PlanOut", __base__=_PlanOut, **_limits(optional=False))
 
 
 class SubscribeIn(BaseModel):
@@ -133,7 +122,7 @@ async def list_plans(request: Request) -> Response:
 async def create_plan(request: Request, body: PlanIn) -> Response:
     """Create a plan: rate limits, quotas in requests and rows, prices."""
 
-    def run(s: Services, p: Principal) -> PlanOut:
+    def run(s: Services, p: Principal) -> BaseModel:
         settings = body.model_dump(exclude={"name"})
         plan = service.make_plan(body.name, s.clock(), **settings)
         return _plan(service.create_plan(s.uow(), plan, by=p))
@@ -146,7 +135,7 @@ async def create_plan(request: Request, body: PlanIn) -> Response:
 async def get_plan(request: Request, name: str) -> Response:
     """A plan (admins; or a consumer subscribed to it)."""
 
-    def run(s: Services, p: Principal) -> PlanOut:
+    def run(s: Services, p: Principal) -> BaseModel:
         if not p.is_admin:
             found = s.gate.open(p) if p.kind == "consumer" else None
             if found is None or found.plan is None or found.plan.name != name:
@@ -279,17 +268,10 @@ def _self_or_admin(p: Principal, consumer: str) -> None:
         raise PermissionDenied("only admins see other consumers' subscriptions", code="admin_only")
 
 
-def _plan(plan: Plan) -> PlanOut:
+def _plan(plan: Plan) -> BaseModel:
     return PlanOut(
         name=plan.name,
-        per_second=plan.per_second,
-        per_minute=plan.per_minute,
-        per_hour=plan.per_hour,
-        requests_per_day=plan.requests_per_day,
-        requests_per_month=plan.requests_per_month,
-        rows_per_day=plan.rows_per_day,
-        rows_per_month=plan.rows_per_month,
-        max_rows_per_request=plan.max_rows_per_request,
+        **{f: getattr(plan, f) for f in LIMIT_FIELDS},
         models=[str(t) for t in plan.models],
         overage=plan.overage,
         price_per_1k_rows=None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows),
