@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +43,36 @@ def mlgate(
     if check and result.returncode != 0:
         raise AssertionError(f"mlgate {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+_QUICKSTART: list[tuple[Path, str]] = []  # the template home and what quickstart printed
+
+
+def quickstarted(home: Path) -> str:
+    """Make `home` what `mlgate quickstart --no-serve` leaves (demo data, the churn model, an
+    admin, the demo consumer, its plan and key); returns what the quickstart printed.
+
+    The quickstart itself runs once per test run, into a template; each caller gets a copy, with
+    the demo source pointed at the copy's own data. `tests/e2e/test_cli.py` runs the real thing
+    from an empty home.
+    """
+    if not _QUICKSTART:
+        template = Path(tempfile.mkdtemp(prefix="mlgate-quickstart-")) / "home"
+        atexit.register(shutil.rmtree, template.parent, True)
+        _QUICKSTART.append((template, mlgate(template, "quickstart", "--no-serve").stdout))
+    template, printed = _QUICKSTART[0]
+    shutil.copytree(template, home, dirs_exist_ok=True)
+    from mlgate.sources.service import add_source, remove_source
+    from tests.conftest import make_services
+
+    services = make_services(home)
+    try:
+        remove_source(services.uow(), "demo")
+        add_source(services.uow(), services.open_source, name="demo", now=services.clock(),
+                   url=f"sqlite:///{home / 'demo' / 'churn.db'}", cwd=home)  # fmt: skip
+    finally:
+        services.close()
+    return printed
 
 
 def wait_ready(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mlgate.sources import demo
-from tests.e2e.helpers import TOKEN, mlgate, running_server
+from tests.e2e.helpers import TOKEN, mlgate, quickstarted, running_server
 from tests.secrets_watch import remember
 
 ROW = demo.churn_frame().drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
@@ -22,7 +22,7 @@ BODY = {"rows": [{k: (None if v != v else v) for k, v in ROW.items()}]}
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("admin") / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     return home
 
 

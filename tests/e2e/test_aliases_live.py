@@ -14,13 +14,13 @@ import pytest
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import make_services
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("aliases")
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     services = make_services(home)
     for algorithm in ("random_forest", "naive_bayes"):  # v2 and v3
         spec = TrainSpec(

@@ -14,7 +14,7 @@ import pytest
 from mlgate import AsyncClient, Client
 from mlgate.client import errors
 from mlgate.sources import demo
-from tests.e2e.helpers import TOKEN, admin_key, free_port, mlgate, running_server
+from tests.e2e.helpers import TOKEN, admin_key, free_port, mlgate, quickstarted, running_server
 
 MAX_ROWS = 50  # the server's limit per request, so that batching shows
 FRAME = demo.churn_frame(n_rows=120, seed=4).drop(columns=[demo.ID_COLUMN, demo.TARGET])
@@ -24,7 +24,7 @@ FRAME = demo.churn_frame(n_rows=120, seed=4).drop(columns=[demo.ID_COLUMN, demo.
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     """(base URL, an admin's key, a consumer's key on a plan of one request per second)."""
     home = tmp_path_factory.mktemp("client") / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     admin = admin_key(home, "predict", "read", "train", "admin")
     mlgate(home, "models", "promote", "churn", "1")
     mlgate(home, "plans", "create", "tiny", "--per-second", "1")

@@ -21,7 +21,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, quickstarted, running_server
 
 EXAMPLES_PER_OPERATION = 60
 CHECKS = [
@@ -37,7 +37,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     home: Path = tmp_path_factory.mktemp("fuzz") / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     token = admin_key(home, "predict", "generate", "read", "train", "admin", user="fuzzer")
     with running_server(home) as base:
         yield base, token

@@ -11,7 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.e2e.helpers import TOKEN, admin_key, mlgate, running_server
+from tests.e2e.helpers import TOKEN, admin_key, mlgate, quickstarted, running_server
 from tests.integration.test_gan import customers
 
 pytest.importorskip("torch")
@@ -21,7 +21,7 @@ pytest.importorskip("torch")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("generate")
     home = folder / "home"
-    mlgate(home, "quickstart", "--no-serve")  # a plan "starter" and a consumer "demo-customer"
+    quickstarted(home)  # a plan "starter" and a consumer "demo-customer"
     customers(600).to_csv(folder / "customers.csv", index=False)
     mlgate(home, "sources", "add", "crm", str(folder))
     mlgate(

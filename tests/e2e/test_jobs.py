@@ -17,13 +17,13 @@ import pytest
 
 from mlgate.training.model import Job
 from tests.conftest import make_services
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, quickstarted, running_server
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("jobs")
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     return home
 
 

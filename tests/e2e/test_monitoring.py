@@ -19,7 +19,7 @@ import pytest
 
 from mlgate.monitoring.webhook import verify
 from mlgate.sources import demo
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 SECRET = "webhook-secret-0123456789"
 PASSWORD = "watch password 2026"
@@ -62,7 +62,7 @@ def receiver() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, dict[str, str]]]:
     home = tmp_path_factory.mktemp("monitoring") / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     key = admin_key(home, "predict", "read", "train", "admin")
     with running_server(home, MLGATE_MONITOR_INTERVAL="0") as base:
         yield home, base, {"Authorization": f"Bearer {key}"}

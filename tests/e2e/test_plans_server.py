@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from mlgate.sources import demo
-from tests.e2e.helpers import SERVERS, TOKEN, mlgate, running_server
+from tests.e2e.helpers import SERVERS, TOKEN, mlgate, quickstarted, running_server
 
 ROWS = demo.churn_frame(n_rows=60).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 ALL_ROWS = [
@@ -54,7 +54,7 @@ def redis_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, redis_env: dict[str, str]) -> Path:
     home = tmp_path_factory.mktemp("plans") / "home"
-    mlgate(home, "quickstart", "--no-serve", **redis_env)
+    quickstarted(home)
     return home
 
 
@@ -268,7 +268,7 @@ def test_consumers_without_a_plan_and_models_outside_it_are_refused(
 
 def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     mlgate(home, "plans", "create", "five", "--requests-per-month", "5")
     headers = consumer_key(home, {}, "solo", "five")
     with running_server(home) as base:  # no Redis: counted in the one serving process
@@ -287,7 +287,7 @@ def test_a_refusal_reports_only_windows_it_knows(tmp_path: Path) -> None:
     """The second refusal of a spent day is decided from this process's memory of the first,
     without reading the other windows: its headers must not show them as untouched."""
     home = tmp_path / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     mlgate(home, "plans", "create", "three", "--per-minute", "100", "--requests-per-day", "3")
     headers = consumer_key(home, {}, "trio", "three")
     with running_server(home) as base, httpx.Client(headers=headers) as http:

@@ -17,7 +17,7 @@ import pytest
 import tritonclient.http as triton
 
 from mlgate.sources import demo
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 FRAME = demo.churn_frame(n_rows=8).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 COLUMNS = list(FRAME.columns)
@@ -30,7 +30,7 @@ RECORDS = [
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     home: Path = tmp_path_factory.mktemp("protocols") / "home"
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     mlgate(home, "models", "promote", "churn", "1", "--alias", "staging")
     headers = {"Authorization": f"Bearer {admin_key(home, 'predict', 'read')}"}
     with running_server(home) as base:

@@ -16,7 +16,7 @@ from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
 from tests.conftest import make_services
-from tests.e2e.helpers import admin_key, mlgate, running_server
+from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 MAX_ROWS = 50
 MAX_BODY = 20_000
@@ -32,7 +32,7 @@ def a_row(i: int = 0) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home")
-    mlgate(home, "quickstart", "--no-serve")
+    quickstarted(home)
     return home
 
 
