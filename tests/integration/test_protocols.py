@@ -1,6 +1,6 @@
-"""MLflow's /invocations shapes and the Open Inference Protocol v2 against a real `mlgate serve`:
-the same predictions as our own route, each protocol's own error shape, and Triton's own HTTP
-client (tritonclient) talking to mlgate unmodified."""
+"""MLflow's /invocations shapes and the Open Inference Protocol v2, through the whole app in
+process: the same predictions as our own route, and each protocol's own error shape. Triton's
+own HTTP client needs a socket: tests/e2e/test_triton.py."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
-import pandas as pd
 import pytest
-import tritonclient.http as triton
+from starlette.testclient import TestClient
 
+from mlgate.api.app import create_app
 from mlgate.sources import demo
-from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
+from tests.conftest import make_services
+from tests.e2e.helpers import admin_key, mlgate, quickstarted
 
 FRAME = demo.churn_frame(n_rows=8).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 COLUMNS = list(FRAME.columns)
@@ -28,19 +28,21 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
     home: Path = tmp_path_factory.mktemp("protocols") / "home"
     quickstarted(home)
     mlgate(home, "models", "promote", "churn", "1", "--alias", "staging")
     headers = {"Authorization": f"Bearer {admin_key(home, 'predict', 'read')}"}
-    with running_server(home) as base:
-        yield base, headers
+    services = make_services(home)
+    with TestClient(create_app(services)) as client:
+        yield client, headers
+    services.close()
 
 
 @pytest.fixture(scope="module")
-def expected(served: tuple[str, dict[str, str]]) -> dict[str, Any]:
-    base, headers = served
-    answer = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json={"rows": RECORDS})
+def expected(served: tuple[TestClient, dict[str, str]]) -> dict[str, Any]:
+    client, headers = served
+    answer = client.post("/v1/models/churn/predict", headers=headers, json={"rows": RECORDS})
     assert answer.status_code == 200
     body: dict[str, Any] = answer.json()
     return body
@@ -79,24 +81,24 @@ def expected(served: tuple[str, dict[str, str]]) -> dict[str, Any]:
     ],
 )
 def test_mlflow_shapes_predict_what_our_route_predicts(
-    served: tuple[str, dict[str, str]], expected: dict[str, Any], body: dict[str, Any]
+    served: tuple[TestClient, dict[str, str]], expected: dict[str, Any], body: dict[str, Any]
 ) -> None:
-    base, headers = served
-    answer = httpx.post(f"{base}/v1/models/churn/invocations", headers=headers, json=body)
+    client, headers = served
+    answer = client.post("/v1/models/churn/invocations", headers=headers, json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"predictions": expected["predictions"]}
 
 
 def test_mlflow_csv_and_aliases(
-    served: tuple[str, dict[str, str]], expected: dict[str, Any]
+    served: tuple[TestClient, dict[str, str]], expected: dict[str, Any]
 ) -> None:
-    base, headers = served
+    client, headers = served
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in RECORDS)
-    answer = httpx.post(
-        f"{base}/v1/models/churn@staging/invocations",
+    answer = client.post(
+        "/v1/models/churn@staging/invocations",
         headers={**headers, "Content-Type": "text/csv"},
         content=text.getvalue().encode(),
     )
@@ -128,17 +130,17 @@ def test_mlflow_csv_and_aliases(
     ],
 )
 def test_mlflow_errors_come_in_mlflow_shape(
-    served: tuple[str, dict[str, str]],
+    served: tuple[TestClient, dict[str, str]],
     body: Any,
     content_type: str,
     status: int,
     code: str,
     words: str,
 ) -> None:
-    base, headers = served
+    client, headers = served
     raw = body if isinstance(body, bytes) else None
-    answer = httpx.post(
-        f"{base}/v1/models/churn/invocations",
+    answer = client.post(
+        "/v1/models/churn/invocations",
         headers={**headers, "Content-Type": content_type},
         content=raw if raw is not None else None,
         json=None if raw is not None else body,
@@ -149,19 +151,21 @@ def test_mlflow_errors_come_in_mlflow_shape(
     assert "Traceback" not in answer.text
 
 
-def test_mlflow_without_a_key_is_401_in_mlflow_shape(served: tuple[str, dict[str, str]]) -> None:
-    base, _ = served
-    answer = httpx.post(f"{base}/v1/models/churn/invocations", json={"dataframe_records": RECORDS})
+def test_mlflow_without_a_key_is_401_in_mlflow_shape(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, _ = served
+    answer = client.post("/v1/models/churn/invocations", json={"dataframe_records": RECORDS})
     assert answer.status_code == 401 and answer.json()["error_code"] == "UNAUTHENTICATED"
     assert answer.headers["www-authenticate"] == "Bearer"
 
 
-def test_oip_health_server_and_model_metadata(served: tuple[str, dict[str, str]]) -> None:
-    base, headers = served
-    assert httpx.get(f"{base}/v2/health/live").json() == {"live": True}
-    assert httpx.get(f"{base}/v2/health/ready").json() == {"ready": True}
-    assert httpx.get(f"{base}/v2").json()["name"] == "mlgate"
-    meta = httpx.get(f"{base}/v2/models/churn", headers=headers).json()
+def test_oip_health_server_and_model_metadata(served: tuple[TestClient, dict[str, str]]) -> None:
+    client, headers = served
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    assert client.get("/v2").json()["name"] == "mlgate"
+    meta = client.get("/v2/models/churn", headers=headers).json()
     assert meta["name"] == "churn" and meta["versions"] == ["1"]
     assert [(i["name"], i["datatype"]) for i in meta["inputs"]] == [
         ("tenure_months", "FP64"), ("monthly_charges", "FP64"), ("total_charges", "FP64"),
@@ -169,63 +173,22 @@ def test_oip_health_server_and_model_metadata(served: tuple[str, dict[str, str]]
         ("senior_citizen", "FP64"), ("support_calls", "FP64"),
     ]  # fmt: skip
     assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
-    ready = httpx.get(f"{base}/v2/models/churn/versions/1/ready", headers=headers)
+    ready = client.get("/v2/models/churn/versions/1/ready", headers=headers)
     assert ready.status_code == 200 and ready.json()["ready"] is True
-    missing = httpx.get(f"{base}/v2/models/nope/ready", headers=headers)
+    missing = client.get("/v2/models/nope/ready", headers=headers)
     assert missing.status_code == 404 and set(missing.json()) == {"error"}
 
 
-def test_oip_tabular_infer_through_tritons_own_client(
-    served: tuple[str, dict[str, str]], expected: dict[str, Any]
-) -> None:
-    base, headers = served
-    client = triton.InferenceServerClient(url=base.removeprefix("http://"))
-    try:
-        assert client.is_server_live(headers=headers) and client.is_server_ready(headers=headers)
-        assert client.is_model_ready("churn", headers=headers)
-        inputs = []
-        for name, column in FRAME.items():
-            if not pd.api.types.is_numeric_dtype(column):
-                values = np.array([("" if v is None else v) for v in column], dtype=object)
-                tensor = triton.InferInput(name, [len(values)], "BYTES")
-            else:
-                values = column.to_numpy(dtype="float64")
-                tensor = triton.InferInput(name, [len(values)], "FP64")
-            tensor.set_data_from_numpy(values, binary_data=False)
-            inputs.append(tensor)
-        # total_charges holds NaN, which JSON cannot carry: send that column without it.
-        inputs[2] = triton.InferInput("total_charges", [8], "FP64")
-        inputs[2].set_data_from_numpy(
-            FRAME["total_charges"].fillna(0.0).to_numpy(), binary_data=False
-        )
-        outputs = [triton.InferRequestedOutput("predict", binary_data=False)]
-        result = client.infer("churn", inputs, outputs=outputs, request_id="req-7", headers=headers)
-        response = result.get_response()
-        assert response["id"] == "req-7" and response["model_version"] == "1"
-        predicted = result.as_numpy("predict")
-        assert predicted is not None and predicted.shape == (8,)
-        rows = [
-            dict(r, total_charges=r["total_charges"] if r["total_charges"] is not None else 0.0)
-            for r in RECORDS
-        ]
-        ours = httpx.post(
-            f"{base}/v1/models/churn/predict", headers=headers, json={"rows": rows}
-        ).json()
-        assert predicted.tolist() == ours["predictions"]
-    finally:
-        client.close()
-
-
 def test_oip_one_tensor_and_outputs(
-    served: tuple[str, dict[str, str]], expected: dict[str, Any]
+    served: tuple[TestClient, dict[str, str]], expected: dict[str, Any]
 ) -> None:
-    base, headers = served
+    client, headers = served
     data = [[r[c] for c in COLUMNS] for r in RECORDS]
     body = {
         "id": "batch-1",
         "inputs": [{"name": "rows", "shape": [8, len(COLUMNS)], "datatype": "BYTES", "data": data}],
     }
-    wrong_type = httpx.post(f"{base}/v2/models/churn/infer", headers=headers, json=body)
+    wrong_type = client.post("/v2/models/churn/infer", headers=headers, json=body)
     assert wrong_type.status_code == 400 and "BYTES but holds" in wrong_type.json()["error"]
     # Mixed columns go as one input per column; an all-number tensor needs a numeric model.
     body = {
@@ -242,7 +205,7 @@ def test_oip_one_tensor_and_outputs(
         ],
         "outputs": [{"name": "predict_proba"}],
     }
-    answer = httpx.post(f"{base}/v2/models/churn/versions/1/infer", headers=headers, json=body)
+    answer = client.post("/v2/models/churn/versions/1/infer", headers=headers, json=body)
     assert answer.status_code == 200, answer.text
     out = answer.json()
     assert out["id"] == "batch-2" and [o["name"] for o in out["outputs"]] == ["predict_proba"]
@@ -269,11 +232,11 @@ def test_oip_one_tensor_and_outputs(
     ],
 )
 def test_oip_errors_come_as_error_objects_with_400(
-    served: tuple[str, dict[str, str]], inputs: list[dict[str, Any]], words: str
+    served: tuple[TestClient, dict[str, str]], inputs: list[dict[str, Any]], words: str
 ) -> None:
-    base, headers = served
-    answer = httpx.post(f"{base}/v2/models/churn/infer", headers=headers, json={"inputs": inputs})
+    client, headers = served
+    answer = client.post("/v2/models/churn/infer", headers=headers, json={"inputs": inputs})
     assert answer.status_code == 400 and set(answer.json()) == {"error"}
     assert words in answer.json()["error"]
-    unknown = httpx.post(f"{base}/v2/models/nope/infer", headers=headers, json={"inputs": inputs})
+    unknown = client.post("/v2/models/nope/infer", headers=headers, json={"inputs": inputs})
     assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
