@@ -159,6 +159,24 @@ def any_services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     built.close()
 
 
+def admin_token(services: Services, *scopes: str, user: str = "ops") -> str:
+    """The token of a new key, with these scopes (default predict), of an admin user made for
+    it without a password: what tests/e2e/helpers.admin_key does through the CLI, in process."""
+    from mlgate.access.accounts import create_user
+    from mlgate.access.service import create_key
+
+    with services.uow() as uow:
+        exists = uow.users.get(user) is not None
+    if not exists:
+        create_user(services.uow(), by=None, name=user, password=None, is_admin=True,
+                    now=services.clock())  # fmt: skip
+    _, token = create_key(
+        services.uow(), services.server_secret, by=None, owner_kind="user", owner=user,
+        name=f"{user}-key", now=services.clock(), scopes=scopes or ("predict",),
+    )  # fmt: skip
+    return token
+
+
 def add_source_to(services: Services, name: str, url: str, *, cwd: Path) -> None:
     """Register a data source the way `mlgate sources add` does."""
     add_source(

@@ -1,5 +1,6 @@
-"""Training over HTTP: a job outlives its request, reports progress, can be cancelled, and a
-failed or cancelled job registers nothing."""
+"""Training over HTTP, through the whole app in process: a job outlives its request, reports
+progress, can be cancelled, and a failed or cancelled job registers nothing; a job left running
+by a process that died is failed when the app starts."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from mlgate.api.app import create_app
+from mlgate.bootstrap import Services
 from mlgate.training.model import Job
-from tests.conftest import make_services
-from tests.e2e.helpers import admin_key, quickstarted, running_server
+from tests.conftest import admin_token, make_services
+from tests.e2e.helpers import quickstarted
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +47,26 @@ def stale_job(home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def base(home: Path, stale_job: str) -> Iterator[str]:
-    with running_server(home) as url:
-        yield url
+def served(home: Path, stale_job: str) -> Iterator[tuple[TestClient, Services]]:
+    services = make_services(home)
+    with TestClient(create_app(services)) as client:  # its start fails the stale job
+        yield client, services
+    services.close()
 
 
-def key(home: Path, *scopes: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {admin_key(home, *scopes)}"}
+@pytest.fixture(scope="module")
+def base(served: tuple[TestClient, Services]) -> TestClient:
+    return served[0]
 
 
-def wait(base: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
+def key(served: tuple[TestClient, Services], *scopes: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token(served[1], *scopes)}"}
+
+
+def wait(base: TestClient, headers: dict[str, str], job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        job: dict[str, Any] = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers).json()
+        job: dict[str, Any] = base.get(f"/v1/jobs/{job_id}", headers=headers).json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.2)
@@ -66,10 +76,12 @@ def wait(base: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
 BODY = {"source": "demo", "table": "customers", "target": "churned", "drop": ["customer_id"]}
 
 
-def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict", "read")
-    response = httpx.post(
-        f"{base}/v1/models/churn/train",
+def test_a_job_trains_a_new_version_that_then_serves(
+    served: tuple[TestClient, Services], base: TestClient
+) -> None:
+    headers = key(served, "train", "predict", "read")
+    response = base.post(
+        "/v1/models/churn/train",
         headers=headers,
         json={**BODY, "algorithm": "random_forest"},
     )
@@ -81,56 +93,60 @@ def test_a_job_trains_a_new_version_that_then_serves(home: Path, base: str) -> N
     assert done["state"] == "succeeded", done
     assert done["result"]["model"] == "churn" and done["result"]["version"] == 2
     assert done["progress"] == 1.0 and any("fitting random_forest" in line for line in done["log"])
-    detail = httpx.get(f"{base}/v1/models/churn", headers=headers).json()
+    detail = base.get("/v1/models/churn", headers=headers).json()
     assert [v["algorithm"] for v in detail["versions"]] == ["logistic_regression", "random_forest"]
     assert detail["versions"][1]["trained_by"] == f"user:ops (key {headers['Authorization'][7:23]})"
 
 
-def test_a_cancelled_job_registers_nothing(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict", "read")
+def test_a_cancelled_job_registers_nothing(
+    served: tuple[TestClient, Services], base: TestClient
+) -> None:
+    headers = key(served, "train", "predict", "read")
     body = {**BODY, "algorithm": "random_forest", "tune": "trials=500"}
-    job = httpx.post(f"{base}/v1/models/slow/train", headers=headers, json=body).json()
+    job = base.post("/v1/models/slow/train", headers=headers, json=body).json()
     deadline = time.monotonic() + 60
-    while httpx.get(f"{base}/v1/jobs/{job['id']}", headers=headers).json()["stage"] != "tune":
+    while base.get(f"/v1/jobs/{job['id']}", headers=headers).json()["stage"] != "tune":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    cancel = httpx.post(f"{base}/v1/jobs/{job['id']}/cancel", headers=headers)
+    cancel = base.post(f"/v1/jobs/{job['id']}/cancel", headers=headers)
     assert cancel.status_code == 202 and cancel.json()["cancel_requested"]
     done = wait(base, headers, job["id"])
     assert done["state"] == "cancelled"
-    assert httpx.get(f"{base}/v1/models/slow", headers=headers).status_code == 404
+    assert base.get("/v1/models/slow", headers=headers).status_code == 404
 
 
-def test_a_failing_job_says_why_and_registers_nothing(home: Path, base: str) -> None:
-    headers = key(home, "train", "predict", "read")
+def test_a_failing_job_says_why_and_registers_nothing(
+    served: tuple[TestClient, Services], base: TestClient
+) -> None:
+    headers = key(served, "train", "predict", "read")
     body = {**BODY, "target": "no_such_column"}
-    job = httpx.post(f"{base}/v1/models/broken/train", headers=headers, json=body).json()
+    job = base.post("/v1/models/broken/train", headers=headers, json=body).json()
     done = wait(base, headers, job["id"])
     assert done["state"] == "failed"
     assert "no column 'no_such_column' to predict" in done["error"]
-    assert httpx.get(f"{base}/v1/models/broken", headers=headers).status_code == 404
+    assert base.get("/v1/models/broken", headers=headers).status_code == 404
 
 
 def test_a_job_left_running_by_a_dead_server_is_marked_failed(
-    home: Path, base: str, stale_job: str
+    served: tuple[TestClient, Services], base: TestClient, stale_job: str
 ) -> None:
-    done = httpx.get(f"{base}/v1/jobs/{stale_job}", headers=key(home, "train")).json()
+    done = base.get(f"/v1/jobs/{stale_job}", headers=key(served, "train")).json()
     assert done["state"] == "failed" and "server stopped" in done["error"]
 
 
-def test_training_needs_the_train_scope_and_a_sound_body(home: Path, base: str) -> None:
-    predict_only = key(home, "predict")
-    response = httpx.post(f"{base}/v1/models/churn/train", headers=predict_only, json=BODY)
+def test_training_needs_the_train_scope_and_a_sound_body(
+    served: tuple[TestClient, Services], base: TestClient
+) -> None:
+    predict_only = key(served, "predict")
+    response = base.post("/v1/models/churn/train", headers=predict_only, json=BODY)
     assert response.status_code == 403 and "'train' scope" in response.json()["detail"]
-    headers = key(home, "train")
-    bad = httpx.post(f"{base}/v1/models/churn/train", headers=headers, json={"target": "x"})
+    headers = key(served, "train")
+    bad = base.post("/v1/models/churn/train", headers=headers, json={"target": "x"})
     assert bad.status_code == 422
     assert any(e["field"].endswith("source") for e in bad.json()["errors"])
-    extra = httpx.post(f"{base}/v1/models/churn/train", headers=headers, json={**BODY, "colour": 1})
+    extra = base.post("/v1/models/churn/train", headers=headers, json={**BODY, "colour": 1})
     assert extra.status_code == 422
-    tune = httpx.post(
-        f"{base}/v1/models/churn/train", headers=headers, json={**BODY, "tune": "lots"}
-    )
+    tune = base.post("/v1/models/churn/train", headers=headers, json={**BODY, "tune": "lots"})
     assert tune.status_code == 422 and "trials=" in tune.json()["detail"]
-    assert httpx.get(f"{base}/v1/jobs/nope", headers=headers).status_code == 404
-    assert httpx.post(f"{base}/v1/models/churn/train", json=BODY).status_code == 401
+    assert base.get("/v1/jobs/nope", headers=headers).status_code == 404
+    assert base.post("/v1/models/churn/train", json=BODY).status_code == 401
