@@ -1,4 +1,4 @@
-"""The dashboard's and the portal's safety, over real HTTP against `mlgate serve`: the session
+"""The dashboard's and the portal's safety, through the whole app in process: the session
 cookie's flags, CSRF on forms, credentials that never come back out, keys shown once, consumers
 who see only their own things, and logins that slow down and end."""
 
@@ -9,15 +9,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from mlgate.access import accounts
 from mlgate.access.service import create_key
+from mlgate.api.app import create_app
+from mlgate.bootstrap import bootstrap
+from mlgate.settings import Settings
 from tests.conftest import make_services
-from tests.e2e.helpers import running_server
+
+BASE = "http://testserver"  # the test client's origin
 
 ADMIN = ("chief", "operator password 2026")
 CONSUMERS = {"acme": "first customer secret", "globex": "second customer secret"}
@@ -26,7 +31,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @dataclass
 class Site:
-    base: str
+    app: Any
     home: Path
     keys: dict[str, str]  # consumer -> token made for it before the server started
 
@@ -47,12 +52,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             services.uow(), services.server_secret, by=None, owner_kind="consumer", owner=name,
             name=f"{name}-key", now=now,
         )  # fmt: skip
+    app = create_app(services)
+    with TestClient(app):  # the app's lifespan, as a server runs it; each caller a client
+        yield Site(app, home, tokens)
     services.close()
-    with running_server(home) as base:
-        yield Site(base, home, tokens)
 
 
-OPEN: list[httpx.Client] = []
+OPEN: list[TestClient] = []
 
 
 @pytest.fixture(autouse=True)
@@ -62,14 +68,15 @@ def _close_clients() -> Iterator[None]:
         OPEN.pop().close()
 
 
-def client_for(base: str) -> httpx.Client:
-    client = httpx.Client(base_url=base, timeout=30)
+def client_for(app: Any) -> TestClient:
+    """A browser of its own (its own cookies) on the app."""
+    client = TestClient(app, base_url=BASE, follow_redirects=False)
     OPEN.append(client)
     return client
 
 
-def login(site: Site, area: str, name: str, password: str) -> httpx.Client:
-    client = client_for(site.base)
+def login(site: Site, area: str, name: str, password: str) -> TestClient:
+    client = client_for(site.app)
     form = client.get(f"/{area}/login")
     token = CSRF.search(form.text)
     assert token, form.text[:300]
@@ -80,14 +87,14 @@ def login(site: Site, area: str, name: str, password: str) -> httpx.Client:
     return client
 
 
-def csrf_of(client: httpx.Client, path: str) -> str:
+def csrf_of(client: TestClient, path: str) -> str:
     found = CSRF.search(client.get(path).text)
     assert found
     return found.group(1)
 
 
 def test_the_session_cookie_is_httponly_samesite_and_not_readable_by_the_api(site: Site) -> None:
-    client = client_for(site.base)
+    client = client_for(site.app)
     form = client.get("/ui/login")
     token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
     answer = client.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf": token})
@@ -105,14 +112,15 @@ def test_the_session_cookie_is_httponly_samesite_and_not_readable_by_the_api(sit
 
 def test_behind_tls_the_cookie_is_secure_with_the_host_prefix(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    services = make_services(home)
+    env = {"MLGATE_HOME": str(home), "MLGATE_SECURE_COOKIES": "true"}
+    services = bootstrap(Settings.from_env(env))
     accounts.create_user(
         services.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
         now=services.clock(),
     )  # fmt: skip
-    services.close()
-    with running_server(home, MLGATE_SECURE_COOKIES="true") as base:
-        client = client_for(base)
+    app = create_app(services)
+    with TestClient(app):
+        client = client_for(app)
         form = client.get("/ui/login")
         token = CSRF.search(form.text).group(1)  # type: ignore[union-attr]
         login_cookie = form.headers["set-cookie"]
@@ -127,6 +135,7 @@ def test_behind_tls_the_cookie_is_secure_with_the_host_prefix(tmp_path: Path) ->
         cookies = [v for k, v in answer.headers.multi_items() if k == "set-cookie"]
         session = next(c for c in cookies if "mls_" in c)
         assert session.startswith("__Host-mlgate_session=") and "Secure" in session
+    services.close()
 
 
 def test_forms_need_this_sessions_token_and_our_origin(site: Site) -> None:
@@ -142,14 +151,14 @@ def test_forms_need_this_sessions_token_and_our_origin(site: Site) -> None:
     )
     assert foreign.status_code == 403 and "another site" in foreign.text
     assert "csrf-plan" not in admin.get("/ui/plans").text  # nothing was made
-    made = admin.post("/ui/plans", data={**plan, "csrf": mine}, headers={"Origin": site.base})
+    made = admin.post("/ui/plans", data={**plan, "csrf": mine}, headers={"Origin": BASE})
     assert (
         made.status_code == 303
         and made.headers["location"] == "/ui/plans/csrf-plan?notice=plan_saved"
     )
     # A login form posted from elsewhere (no login cookie of ours) is refused too.
-    stranger = httpx.post(
-        f"{site.base}/ui/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf": "x"}
+    stranger = client_for(site.app).post(
+        "/ui/login", data={"name": ADMIN[0], "password": ADMIN[1], "csrf": "x"}
     )
     assert stranger.status_code == 403 and "mls_" not in stranger.headers.get("set-cookie", "")
 
@@ -182,8 +191,8 @@ def test_a_new_key_is_shown_once(site: Site) -> None:
     assert token
     listing = admin.get("/ui/keys").text
     assert token.group(1)[:16] in listing and token.group(1) not in listing
-    who = httpx.get(
-        f"{site.base}/v1/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"}
+    who = client_for(site.app).get(
+        "/v1/auth/me", headers={"Authorization": f"Bearer {token.group(1)}"}
     )
     assert who.status_code == 200 and who.json()["name"] == ADMIN[0]
 
@@ -200,8 +209,8 @@ def test_a_consumer_sees_only_its_own_things(site: Site) -> None:
         f"/portal/keys/{globex_prefix}/revoke", data={"csrf": csrf_of(acme, "/portal")}
     )
     assert revoke.status_code == 404
-    still = httpx.get(
-        f"{site.base}/v1/auth/me", headers={"Authorization": f"Bearer {site.keys['globex']}"}
+    still = client_for(site.app).get(
+        "/v1/auth/me", headers={"Authorization": f"Bearer {site.keys['globex']}"}
     )
     assert still.status_code == 200
     for path in ("/ui/consumers/globex", "/ui/usage", "/ui/keys", "/ui/models"):
@@ -213,7 +222,7 @@ def test_a_consumer_sees_only_its_own_things(site: Site) -> None:
 
 
 def test_logins_slow_down_and_logouts_end_the_session(site: Site) -> None:
-    client = client_for(site.base)
+    client = client_for(site.app)
     statuses = []
     for _ in range(5):
         token = CSRF.search(client.get("/portal/login").text).group(1)  # type: ignore[union-attr]
@@ -229,7 +238,9 @@ def test_logins_slow_down_and_logouts_end_the_session(site: Site) -> None:
     assert out.status_code == 303 and out.headers["location"].startswith("/portal/login")
     session = acme.cookies.get("mlgate_session")
     assert session is None  # the cookie is cleared...
-    again = httpx.get(f"{site.base}/portal", cookies={"mlgate_session": "mls_" + "0" * 40})
+    again = client_for(site.app).get(
+        "/portal", headers={"Cookie": "mlgate_session=mls_" + "0" * 40}
+    )
     assert again.status_code == 303  # ...and a made-up one gets the login form
 
 
@@ -238,7 +249,7 @@ def test_a_logged_out_session_token_is_dead(site: Site) -> None:
     token = acme.cookies.get("mlgate_session")
     assert token and token.startswith("mls_")
     acme.post("/portal/logout", data={"csrf": csrf_of(acme, "/portal")})
-    replay = httpx.get(f"{site.base}/portal", cookies={"mlgate_session": token})
+    replay = client_for(site.app).get("/portal", headers={"Cookie": f"mlgate_session={token}"})
     assert replay.status_code == 303 and replay.headers["location"].startswith("/portal/login")
 
 
