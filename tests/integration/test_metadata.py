@@ -16,6 +16,11 @@ def test_the_schema_is_at_head(any_services: Services) -> None:
     assert any_services.readiness()["status"] == "ready"
 
 
+def test_the_head_a_start_checks_against_is_the_scripts_head() -> None:
+    """Starting processes compare with migrate.HEAD and import no Alembic: it must be true."""
+    assert migrate.HEAD == migrate.scripts_head()
+
+
 def test_replicas_starting_together_migrate_once(postgres_url: str, tmp_path: Path) -> None:
     """Four processes bootstrap one empty PostgreSQL database at the same moment."""
     import subprocess

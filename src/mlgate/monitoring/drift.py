@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 FLOOR = 1e-4
 BINS = 10
@@ -55,6 +54,8 @@ def numeric(reference: np.ndarray, current: np.ndarray) -> Drift:
 
     psi = _psi(shares(ref, ref_known), shares(cur, cur_known))
     if len(ref_known) and len(cur_known):
+        from scipy import stats  # here: the CLI and the server start without scipy
+
         p_value = float(stats.ks_2samp(ref_known, cur_known).pvalue)
     else:
         p_value = 1.0
@@ -78,6 +79,8 @@ def categorical(reference: pd.Series, current: pd.Series) -> Drift:
     psi = _psi(ref_counts / max(len(ref), 1), cur_counts / max(len(cur), 1))
     table = np.vstack([ref_counts, cur_counts])
     table = table[:, table.sum(axis=0) > 0]
+    from scipy import stats
+
     p_value = 1.0 if table.shape[1] < 2 else float(stats.chi2_contingency(table).pvalue)
     return Drift(psi, p_value, "chi2")
 

@@ -6,7 +6,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,8 +15,10 @@ from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import Table
-from mlgate.serving.fastpath import Rows, compile_preprocessor
 from mlgate.serving.scorers import fast_scorer
+
+if TYPE_CHECKING:  # scikit-learn loads with the first model, not with the CLI or the server
+    from mlgate.serving.fastpath import Rows
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Predictor:
             self._labels_from_proba = False
             return
         # The compiled preprocessor where it reproduces scikit-learn's (see fastpath.py).
+        from mlgate.serving.fastpath import compile_preprocessor
+
         self._compiled = compile_preprocessor(pipeline[:-1])
         self.compiled = self._compiled is not None
         self._model = pipeline[-1]
