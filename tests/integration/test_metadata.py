@@ -18,7 +18,7 @@ def test_the_schema_is_at_head(any_services: Services) -> None:
 
 def test_the_head_a_start_checks_against_is_the_scripts_head() -> None:
     """Starting processes compare with migrate.HEAD and import no Alembic: it must be true."""
-    assert migrate.HEAD == migrate.scripts_head()
+    assert migrate.scripts_head() == migrate.HEAD
 
 
 def test_replicas_starting_together_migrate_once(postgres_url: str, tmp_path: Path) -> None:
