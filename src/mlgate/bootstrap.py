@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -18,8 +19,6 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, NotReady
-from mlgate.monitoring.recorder import PredictionRecorder
-from mlgate.monitoring.service import Monitor
 from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
@@ -35,6 +34,10 @@ from mlgate.sources.factory import open_source
 from mlgate.sources.sealing import Sealer
 from mlgate.training.jobs import JobRunner
 from mlgate.uow import UnitOfWork
+
+if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
+    from mlgate.monitoring.recorder import PredictionRecorder
+    from mlgate.monitoring.service import Monitor
 
 log = logging.getLogger("mlgate")
 
@@ -100,6 +103,8 @@ class Services:
     def recorder(self) -> PredictionRecorder:
         """The sampled prediction log (see monitoring/recorder.py), written every second."""
         if self._recorder is None:
+            from mlgate.monitoring.recorder import PredictionRecorder
+
             self._recorder = PredictionRecorder(self.uow, self.clock)
         return self._recorder
 
@@ -107,6 +112,8 @@ class Services:
     def monitor(self) -> Monitor:
         """Drift, live accuracy and alerts (see monitoring/service.py)."""
         if self._monitor is None:
+            from mlgate.monitoring.service import Monitor
+
             self._monitor = Monitor(
                 self.uow, self.artifacts, self.predictors, self.clock, self.recorder,
                 retrain=self._retrain,

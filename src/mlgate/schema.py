@@ -16,14 +16,15 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlgate.columns import Column as Column  # defined there, without pandas; named here too
+from mlgate.columns import ColumnType as ColumnType
 from mlgate.errors import FieldError, InvalidInput, PayloadTooLarge
 
-ColumnType = Literal["number", "string", "boolean", "text", "datetime"]
 MAX_FIELD_ERRORS = 20
 _JSON_TYPE = {
     "number": "a number",
@@ -37,21 +38,6 @@ DATETIME_PARTS = ("year", "month", "day", "day_of_week", "hour")
 _TEXT_MIN_MEAN_LENGTH = 30
 _TEXT_MIN_DISTINCT_SHARE = 0.5
 _TEXT_SAMPLE = 10_000
-
-
-@dataclass(frozen=True)
-class Column:
-    """One input column the model expects in every prediction row."""
-
-    name: str
-    type: ColumnType
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Column:
-        return cls(name=str(data["name"]), type=data["type"])
 
 
 def infer_columns(frame: pd.DataFrame) -> tuple[Column, ...]:

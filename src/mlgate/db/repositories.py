@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mlgate.columns import Column
 from mlgate.db.tables import (
     alias_events,
     aliases,
@@ -19,7 +20,6 @@ from mlgate.db.tables import (
 )
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
-from mlgate.schema import Column
 from mlgate.sources.base import SourceConfig
 from mlgate.sources.sealing import SEALED, Sealer
 from mlgate.training.model import FINISHED, Job

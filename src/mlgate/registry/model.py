@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from mlgate.schema import Column
+if TYPE_CHECKING:  # the registry's records load without pandas
+    from mlgate.columns import Column
 
 Task = Literal["classification", "regression", "generation", "forecast"]
 
