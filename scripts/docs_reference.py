@@ -124,7 +124,7 @@ def openapi() -> dict[str, Any]:
         )
         services = bootstrap(settings)
         try:
-            document: dict[str, Any] = create_app(services, recover_jobs=False).openapi()
+            document: dict[str, Any] = create_app(services).openapi()
         finally:
             services.close()
     return document
