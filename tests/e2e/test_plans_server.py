@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from mlgate.sources import demo
+from tests.conftest import make_services
 from tests.e2e.helpers import SERVERS, TOKEN, mlgate, quickstarted, running_server
 
 ROWS = demo.churn_frame(n_rows=60).drop(columns=[demo.ID_COLUMN, demo.TARGET])
@@ -61,16 +62,46 @@ def home(tmp_path_factory: pytest.TempPathFactory, redis_env: dict[str, str]) ->
 def consumer_key(
     home: Path, env: dict[str, str], name: str, plan: str, *pins: str
 ) -> dict[str, str]:
-    """A consumer on `plan`, granted churn, and a key of its own: the request headers."""
-    mlgate(home, "consumers", "create", name, **env)
-    mlgate(home, "grants", "add", "churn", "consumer", "--consumer", name, **env)
-    mlgate(
-        home, "consumers", "subscribe", name, plan, *[a for p in pins for a in ("--pin", p)], **env
-    )
-    out = mlgate(home, "keys", "create", "--consumer", name, "--name", name, **env).stdout
-    match = TOKEN.search(out)
-    assert match
-    return {"Authorization": f"Bearer {match.group(0)}"}
+    """A consumer on `plan`, granted churn, and a key of its own: the request headers. Made in
+    this process, as `mlgate consumers create/subscribe`, `grants add` and `keys create` do
+    (the server is what these tests are about, not the CLI)."""
+    from mlgate.access import accounts, grants
+    from mlgate.access.service import create_key
+    from mlgate.plans import service as plans
+
+    services = make_services(home)
+    now = services.clock()
+    try:
+        accounts.create_consumer(services.uow(), by=None, name=name, description="", now=now)
+        grants.add_grant(services.uow(), by=None, subject_kind="consumer", subject=name,
+                         target="churn", role="consumer", now=now, actor="test")  # fmt: skip
+        pinned = {m: int(v) for m, v in (p.split("=") for p in pins)}
+        plans.subscribe(services.uow(), by=None, consumer=name, plan=plan, now=now, pins=pinned)
+        _, token = create_key(services.uow(), services.server_secret, by=None,
+                              owner_kind="consumer", owner=name, name=name, now=now)  # fmt: skip
+    finally:
+        services.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_plan(home: Path, name: str, **settings: Any) -> None:
+    """A plan, as `mlgate plans create` makes it."""
+    from mlgate.plans import service as plans
+
+    services = make_services(home)
+    try:
+        plans.create_plan(services.uow(), plans.make_plan(name, services.clock(), **settings),
+                          by=None)  # fmt: skip
+    finally:
+        services.close()
+
+
+@pytest.fixture(scope="module")
+def shared(home: Path, redis_env: dict[str, str]) -> Iterator[str]:
+    """One `mlgate serve --workers 4` for the tests that count without killing anything: each
+    has a plan and a consumer of its own."""
+    with running_server(home, "--workers", "4", **redis_env) as base:
+        yield base
 
 
 def hammer(
@@ -130,7 +161,7 @@ def test_a_requests_quota_is_exact_across_four_workers_even_when_one_dies(
     home: Path, redis_env: dict[str, str]
 ) -> None:
     env = redis_env
-    mlgate(home, "plans", "create", "thousand", "--requests-per-month", "1000", **env)
+    new_plan(home, "thousand", requests_per_month=1000)
     headers = consumer_key(home, env, "acme", "thousand")
     with running_server(home, "--workers", "4", **env) as base:
         first = hammer(base, headers, [1] * 600)
@@ -160,34 +191,36 @@ def _kill_a_worker(base: str) -> None:
     os.kill(workers[0], signal.SIGKILL)
 
 
-def test_a_rows_quota_is_exact_with_mixed_batches(home: Path, redis_env: dict[str, str]) -> None:
-    env = redis_env
-    mlgate(home, "plans", "create", "rows", "--rows-per-month", "3000", "--max-rows", "50", **env)
+def test_a_rows_quota_is_exact_with_mixed_batches(
+    home: Path, redis_env: dict[str, str], shared: str
+) -> None:
+    env, base = redis_env, shared
+    new_plan(home, "rows", rows_per_month=3000, max_rows_per_request=50)
     headers = consumer_key(home, env, "globex", "rows")
     sizes = [1 + (i * 7) % 50 for i in range(400)]  # 1..50 rows, about 10,000 in all
-    with running_server(home, "--workers", "4", **env) as base:
-        results = hammer(base, headers, sizes)
-        too_big = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
-        assert too_big.status_code == 413 and "at most 50" in too_big.json()["detail"]
-        assert too_big.json()["max_rows"] == 50  # what clients split by
-        time.sleep(1.5)
+    results = hammer(base, headers, sizes)
+    too_big = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
+    assert too_big.status_code == 413 and "at most 50" in too_big.json()["detail"]
+    assert too_big.json()["max_rows"] == 50  # what clients split by
+    time.sleep(1.5)
     served = sum(n for s, n in results if s == 200)
     assert {s for s, _ in results} == {200, 429}
     assert 3000 - 50 < served <= 3000
     assert metered(home, env, "globex") == (sum(1 for s, _ in results if s == 200), served)
 
 
-def test_rate_limits_hold_across_workers(home: Path, redis_env: dict[str, str]) -> None:
+def test_rate_limits_hold_across_workers(
+    home: Path, redis_env: dict[str, str], shared: str
+) -> None:
     """An hourly window: 400 calls take a few seconds, so the run almost never straddles two
     windows; when it does, neither window may pass its limit (no test waits for a boundary)."""
-    env = redis_env
-    mlgate(home, "plans", "create", "burst", "--per-hour", "150", **env)
+    env, base = redis_env, shared
+    new_plan(home, "burst", per_hour=150)
     headers = consumer_key(home, env, "initech", "burst")
-    with running_server(home, "--workers", "4", **env) as base:
-        started = datetime.now(UTC)
-        results = hammer(base, headers, [1] * 400)
-        refused = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
-        ended = datetime.now(UTC)
+    started = datetime.now(UTC)
+    results = hammer(base, headers, [1] * 400)
+    refused = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    ended = datetime.now(UTC)
     statuses = Counter(s for s, _ in results)
     assert set(statuses) == {200, 429}
     if started.hour == ended.hour:
@@ -200,14 +233,15 @@ def test_rate_limits_hold_across_workers(home: Path, redis_env: dict[str, str]) 
         assert 150 <= statuses[200] <= 300
 
 
-def test_a_per_second_limit_holds_across_workers(home: Path, redis_env: dict[str, str]) -> None:
-    env = redis_env
-    mlgate(home, "plans", "create", "steady", "--per-second", "20", **env)
+def test_a_per_second_limit_holds_across_workers(
+    home: Path, redis_env: dict[str, str], shared: str
+) -> None:
+    env, base = redis_env, shared
+    new_plan(home, "steady", per_second=20)
     headers = consumer_key(home, env, "hooli", "steady")
-    with running_server(home, "--workers", "4", **env) as base:
-        started = time.time()
-        results = hammer(base, headers, [1] * 300, clients=32)
-        ended = time.time()
+    started = time.time()
+    results = hammer(base, headers, [1] * 300, clients=32)
+    ended = time.time()
     served = sum(1 for s, _ in results if s == 200)
     # Windows are whole UTC seconds: the run touched these, and filled all but the edges.
     touched = int(ended) - int(started) + 1
