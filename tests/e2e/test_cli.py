@@ -94,7 +94,10 @@ def test_the_tour_sources_train_models_keys(cli_services: Services, tmp_path: Pa
 def test_errors_are_one_line_with_exit_code_1(cli_services: Services) -> None:
     code, out = run(cli_services, "train", "m", "--source", "nope", "--table", "t", "--target", "y")
     assert code == 1
-    assert out.strip() == "Error: no source named 'nope'; add one with `mlgate sources add`"
+    assert out.strip() == (
+        "Error: no source named 'nope'; add it first (`mlgate sources add`, or Sources in the "
+        "dashboard)"
+    )
     code, out = run(cli_services, "models", "show", "ghost")
     assert code == 1 and "no model named 'ghost'" in out and "Traceback" not in out
 

@@ -181,7 +181,10 @@ def _source_of(uow: UnitOfWork, spec: TrainSpec) -> SourceConfig:
     with uow:
         config = uow.sources.get(spec.source)
     if config is None:
-        raise NotFound(f"no source named {spec.source!r}; add one first (`mlgate sources add`)")
+        raise NotFound(
+            f"no source named {spec.source!r}; add it first (`mlgate sources add`, or Sources "
+            "in the dashboard)"
+        )
     return config
 
 
