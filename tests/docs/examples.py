@@ -14,6 +14,11 @@ against a free port instead (every "127.0.0.1:8000" and "--port 8000" is rewritt
 and Redis prefixes the guide names `mlgate_guide` get a name of their own per run, and are
 dropped (the Redis keys deleted) when the page is done.
 Other languages (text, toml, yaml, json, nginx, ini) are output or configuration, not examples.
+
+A line `mlgate quickstart --no-serve` on the embedded defaults gets the home that command leaves,
+copied from the one quickstart of the test run (tests/e2e/helpers.quickstarted): its model is
+trained once, not once per page. The getting-started page, whose subject it is, runs it for real;
+so does a page that points mlgate at a database server first.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.helpers import wait_ready
+from tests.e2e.helpers import quickstarted, wait_ready
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 RUN = {"bash", "python"}
 SHOWN = {"text", "toml", "yaml", "json", "nginx", "ini", "http", "sql"}
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
+QUICKSTART = "mlgate quickstart --no-serve"
 _DIRECTIVE = re.compile(r"^<!--\s*(run|skip):\s*(.*?)\s*-->$")
 
 
@@ -116,6 +122,14 @@ class Reader:
             self._python(block, code)
 
     def _bash(self, block: Block, code: str) -> None:
+        lines = code.splitlines()
+        if (
+            QUICKSTART in lines
+            and "MLGATE_DATABASE_URL" not in self.env
+            and block.page.name != "getting-started.md"
+        ):
+            quickstarted(Path(self.env["MLGATE_HOME"]))
+            code = "\n".join(line for line in lines if line != QUICKSTART)
         dump = self.work / ".env-after"
         script = f"set -euo pipefail\n{code}\nenv -0 > {dump}\n"
         done = subprocess.run(
