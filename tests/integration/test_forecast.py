@@ -107,7 +107,7 @@ def test_a_plain_rnn_trains_too_and_bad_settings_are_named(
     ).version
     assert version.task == "forecast" and np.isfinite(version.metrics["mae"])
     for params, message in [
-        ({k: v for k, v in quick.items() if k != "order_by"}, "--param order_by=COLUMN"),
+        ({k: v for k, v in quick.items() if k != "order_by"}, "the parameter order_by=COLUMN"),
         ({**quick, "order_by": "when"}, "no column 'when' for order_by"),
         ({**quick, "window": 1}, "window must lie in [2, 10000]"),
         ({**quick, "season": 48}, "season 48 is longer than the window 24"),

@@ -131,7 +131,7 @@ def _refuse_leaks(frame: pd.DataFrame, candidates: Sequence[str], target: str) -
         if same:
             raise InvalidInput(
                 f"column {name!r} is a copy of the target {target!r}, so the model would learn "
-                f"nothing real (leakage); leave it out with --drop {name}"
+                f"nothing real (leakage); drop {name} from the inputs"
             )
 
 

@@ -179,7 +179,7 @@ def fit_on_dask(
         if any(s[1] is None for s in surveyed):
             raise InvalidInput(
                 f"{target!r} has more than {MAX_CLASSES:,} distinct values: a classification "
-                "target needs fewer classes (or train for regression: --task regression)"
+                "target needs fewer classes (or train it as a regression)"
             )
         labels = pd.Series([label for s in surveyed for label in s[1] or ()])
         classes = training_data.classes_of(labels)

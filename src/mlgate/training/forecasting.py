@@ -68,7 +68,7 @@ def fit_forecaster(
     if not order_by:
         raise InvalidInput(
             f"{estimator.cell} forecasts an ordered series: name its time or order column with "
-            "--param order_by=COLUMN"
+            "the parameter order_by=COLUMN"
         )
     for role, name in (("target", target), ("order_by", order_by), ("group_by", group_by)):
         if name is not None and name not in names:

@@ -52,7 +52,7 @@ def build_preprocessor(columns: Sequence[Column], algorithm: Algorithm) -> Colum
     if text and not algorithm.accepts_text:
         raise InvalidInput(
             f"{algorithm.name} does not take free-text columns ({', '.join(text)}); use "
-            "logistic_regression, naive_bayes, svm or linear_svm, or leave them out with --drop"
+            "logistic_regression, naive_bayes, svm or linear_svm, or drop them from the inputs"
         )
     transformers: list[tuple[str, Any, Any]] = []
     if numeric:

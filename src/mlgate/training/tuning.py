@@ -53,11 +53,11 @@ class TuneSpec:
                 values["folds"] = int(value)
             else:
                 raise InvalidInput(
-                    f"--tune {text!r}: write trials=N, time=DURATION (e.g. 90s, 5m) or both, "
+                    f"tuning {text!r}: write trials=N, time=DURATION (e.g. 90s, 5m) or both, "
                     "comma-separated; folds=K (2-20) is optional"
                 )
         if "trials" not in values and "seconds" not in values:
-            raise InvalidInput(f"--tune {text!r} sets neither trials= nor time=")
+            raise InvalidInput(f"tuning {text!r} sets neither trials= nor time=")
         return cls(**values)
 
 
