@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -267,12 +266,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             made = client.post(f"/v1/models/{model}/train", json=TRAIN, headers=headers["admin"])
             assert made.status_code == 202, made.text
             jobs[model] = made.json()["id"]
-        for job in jobs.values():  # wait until they failed (no such source)
-            for _ in range(200):
-                state = client.get(f"/v1/jobs/{job}", headers=headers["admin"]).json()
-                if state["state"] in ("failed", "succeeded", "cancelled"):
-                    break
-                time.sleep(0.05)
+        for job in jobs.values():  # until they failed (no such source): later cells see that
+            assert services.jobs.wait(job, timeout=60).state == "failed"
         cookies, csrf = {"anon": {}}, {"anon": ""}
         for caller, (flag, name) in owners.items():
             kind = "user" if flag == "--user" else "consumer"

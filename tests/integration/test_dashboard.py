@@ -5,7 +5,6 @@ who see only their own things, and logins that slow down and end."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,10 +275,7 @@ def test_a_training_job_started_from_the_form_can_be_cancelled(site: Site) -> No
     job = started.headers["location"]
     cancelled = admin.post(f"{job}/cancel", data={"csrf": token})
     assert cancelled.status_code == 303
-    for _ in range(300):
-        state = admin.get(f"{job}/state").json()
-        if state["state"] in ("cancelled", "failed", "succeeded"):
-            break
-        time.sleep(0.2)
+    site.app.state.services.jobs.wait(job.rsplit("/", 1)[-1], timeout=300)
+    state = admin.get(f"{job}/state").json()
     assert state["state"] == "cancelled", state
     assert admin.get("/ui/models/slow").status_code == 404  # nothing was registered

@@ -10,6 +10,7 @@ registers nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 import uuid
@@ -86,6 +87,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._active: set[str] = set()
         self._mine: set[str] = set()  # queued or running here: this process beats for them
+        self._runs: dict[str, concurrent.futures.Future[None]] = {}
         self._heart: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -126,8 +128,18 @@ class JobRunner:
             uow.jobs.add(job)
             uow.commit()
         self._mine.add(job.id)
-        self._pool.submit(self._run, job.id, spec)
+        self._runs[job.id] = self._pool.submit(self._run, job.id, spec)
         return job
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """The job once this process's run of it has ended (at once for another process's);
+        raises TimeoutError after `timeout` seconds."""
+        run = self._runs.get(job_id)
+        if run is not None:
+            concurrent.futures.wait([run], timeout=timeout)
+            if not run.done():
+                raise TimeoutError(f"job {job_id} is still running after {timeout} s")
+        return get_job(self._uow(), job_id)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop: queued jobs never start, running ones are cancelled at their next step."""
@@ -164,6 +176,10 @@ class JobRunner:
         finally:
             self._active.discard(job_id)
             self._mine.discard(job_id)
+            # What `wait` needs is the future: a finished one is dropped once it is done.
+            done = [k for k, f in self._runs.items() if f.done() and k != job_id]
+            for key in done:
+                self._runs.pop(key, None)
 
     def _train(self, job_id: str, spec: TrainSpec) -> None:
         from mlgate.training.service import STAGES, train_model
