@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from mlgate import __version__
+from mlgate.columns import Column
 from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel, check_name
 from mlgate.registry.service import owner, resolve_version
 from mlgate.registry.store import ArtifactStore
-from mlgate.schema import Column
 from mlgate.uow import UnitOfWork
 
 BUNDLE_FORMAT = 1

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from mlgate.columns import Column
 from mlgate.errors import ArtifactError, ConcurrentWrite, Conflict, InvalidInput, NotFound
 from mlgate.processes import process_gone, this_process
 from mlgate.registry import formats
@@ -21,7 +22,6 @@ from mlgate.registry.model import (
     check_name,
 )
 from mlgate.registry.store import ArtifactStore
-from mlgate.schema import Column
 from mlgate.uow import UnitOfWork
 
 
