@@ -45,6 +45,9 @@ E2E_PLACES = ("tests/e2e/", "tests/docs/")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = Path(str(config.rootpath))
     for item in items:
+        slow = item.get_closest_marker("slow")
+        if slow is not None and len(str(slow.kwargs.get("reason", ""))) < 15:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.slow(reason=...) says why")
         place = Path(str(item.path)).relative_to(root).as_posix()
         if place.startswith(E2E_PLACES):
             item.add_marker(pytest.mark.e2e)

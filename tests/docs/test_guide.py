@@ -35,6 +35,10 @@ def test_every_block_is_an_example_or_says_what_it_is() -> None:
             assert "mlgate serve" in block.code, f"{block.where}: only servers run in background"
 
 
+@pytest.mark.slow(
+    reason="a page's examples run as its reader runs them: cold CLI starts, training with "
+    "reports and tuning, a server; 25-95 s a tutorial"
+)
 @pytest.mark.services
 @pytest.mark.parametrize("page", examples.pages(), ids=lambda p: str(p.relative_to(examples.DOCS)))
 def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:

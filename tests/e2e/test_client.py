@@ -38,6 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
         yield base, admin, match.group(0)
 
 
+@pytest.mark.slow(reason="it bears the start of the module's server")
 def test_predictions_follow_the_inputs_order_and_index(server: tuple[str, str, str]) -> None:
     base, admin, _ = server
     rows = FRAME.head(5)

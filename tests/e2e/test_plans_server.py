@@ -157,6 +157,9 @@ def workers_of(master: int) -> list[int]:
     return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
+@pytest.mark.slow(
+    reason="1,300 calls from 64 clients over four workers, one of them SIGKILLed, then a restart"
+)
 def test_a_requests_quota_is_exact_across_four_workers_even_when_one_dies(
     home: Path, redis_env: dict[str, str]
 ) -> None:
@@ -250,6 +253,9 @@ def test_a_per_second_limit_holds_across_workers(
     assert {s for s, _ in results} == {200, 429}
 
 
+@pytest.mark.slow(
+    reason="trains a second version through the CLI, then starts a four-worker server"
+)
 def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     home: Path, redis_env: dict[str, str]
 ) -> None:
@@ -339,6 +345,7 @@ def test_a_refusal_reports_only_windows_it_knows(tmp_path: Path) -> None:
         assert "r=100" not in refused.headers["RateLimit"], refused.headers["RateLimit"]
 
 
+@pytest.mark.slow(reason="a four-worker server of its own, its metrics read from several workers")
 def test_metrics_are_summed_over_the_workers(home: Path, redis_env: dict[str, str]) -> None:
     from tests.e2e.helpers import admin_key
     from tests.e2e.test_server import _counter

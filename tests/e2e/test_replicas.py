@@ -133,6 +133,7 @@ def everywhere(cluster: Cluster, check: Callable[[str], bool]) -> None:
         until(lambda port=port: check(cluster.url(port)))  # type: ignore[misc]
 
 
+@pytest.mark.slow(reason="it bears the start of the module's three replicas and nginx")
 def test_an_alias_move_reaches_every_replica(cluster: Cluster) -> None:
     ports = list(cluster.replicas)
     for port in ports:

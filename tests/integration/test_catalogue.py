@@ -98,6 +98,9 @@ def scores_of(services: Services, version: ModelVersion, rows: list[dict[str, An
     return {"predictions": scores.predictions, "probabilities": scores.probabilities}
 
 
+@pytest.mark.slow(
+    reason="it bears the module's training of every algorithm, then a fresh process loads them all"
+)
 def test_every_model_predicts_the_same_after_loading_in_a_fresh_process(
     services: Services, trained: dict[tuple[str, str], ModelVersion], home: Path
 ) -> None:

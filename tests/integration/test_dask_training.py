@@ -89,6 +89,7 @@ def warehouse(services: Services, postgres_url: str, tmp_path: Path) -> str:
     return postgres_url
 
 
+@pytest.mark.slow(reason="a local cluster of Dask worker processes starts, then trains")
 def test_logistic_regression_on_the_cluster_reaches_the_single_machine_optimum(
     services: Services, warehouse: str, cluster: str
 ) -> None:
@@ -226,6 +227,10 @@ def test_offline_scoring_on_the_cluster_matches_scoring_here(
     assert cluster_rows["id"].dtype.kind == "i"  # the rows as the database has them
 
 
+@pytest.mark.slow(
+    reason="the point is a 2,000,000-row PostgreSQL table larger than each Dask worker's "
+    "memory, trained on the cluster and on one machine"
+)
 def test_workers_each_smaller_than_the_table_train_it_from_postgresql(
     services: Services, warehouse: str
 ) -> None:

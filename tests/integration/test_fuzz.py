@@ -48,6 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]
     services.close()
 
 
+@pytest.mark.slow(reason="over 4,000 generated requests: 60 an operation")
 def test_generated_requests_get_documented_answers_and_no_5xx(served: tuple[Any, str]) -> None:
     app, token = served
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)

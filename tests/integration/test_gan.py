@@ -59,6 +59,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Services, pd.Data
     return services, table
 
 
+@pytest.mark.slow(reason="it bears the training of the GAN the module shares")
 def test_synthetic_rows_match_each_column_and_the_strong_correlations(
     trained: tuple[Services, pd.DataFrame],
 ) -> None:
