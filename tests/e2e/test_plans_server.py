@@ -290,6 +290,7 @@ def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     assert values["amount"] == "0.11"  # 30 rows at 1.00 and 20 at 4.00 per 1,000
 
 
+@pytest.mark.slow(reason="a server of its own, started after the plan and the consumers")
 def test_consumers_without_a_plan_and_models_outside_it_are_refused(
     home: Path, redis_env: dict[str, str]
 ) -> None:
