@@ -7,6 +7,8 @@ server fails the test; elsewhere the test is skipped with the reason.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +31,21 @@ MARIADB_ADMIN_URL = os.environ.get(
 )
 
 
+SHARED = "MLGATE_TESTS_SHARED_DIR"  # a folder the whole run shares, xdist's workers included
+_MADE_SHARED = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     secrets_watch.install()
+    if SHARED not in os.environ:  # the controller, or a run without xdist; workers inherit it
+        config.stash[_MADE_SHARED] = os.environ[SHARED] = tempfile.mkdtemp(prefix="mlgate-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    made = config.stash.get(_MADE_SHARED, None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(SHARED, None)
 
 
 # The tiers (CONTRIBUTING.md): `fast` runs in process on fakes or an embedded SQLite file: no
@@ -42,7 +57,43 @@ FAST_PLACES = ("tests/unit/", "tests/contracts/", "tests/test_layers.py")
 E2E_PLACES = ("tests/e2e/", "tests/docs/")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+# scripts/test runs the tiers past the fast one on xdist's workers (`-n 2 --dist loadscope`):
+# a module's tests stay on one worker (its module fixtures, servers and trained models, are made
+# once), while each page of the guide, independent of the others, is a unit of its own. The
+# heaviest units go first, so that no worker is left with a long one at the end.
+INDEPENDENT = "tests/docs/test_guide.py::"
+HEAVY_FIRST = (
+    "tests/docs/test_guide.py",
+    "tests/integration/test_catalogue.py",
+    "tests/integration/test_dask_training.py",
+    "tests/integration/test_gan.py",
+    "tests/e2e/test_plans_server.py",
+    "tests/integration/test_forecast.py",
+)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: a model library that starts a thread per core in each (PyTorch,
+    # XGBoost, LightGBM) spins against the other worker, and a tutorial takes four times as long.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ModulesAndPages(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(INDEPENDENT) else super()._split_scope(nodeid)
+
+    config.option.loadscopereorder = False  # the order of collection: the heaviest first
+    return ModulesAndPages(config, log)
+
+
+@pytest.hookimpl(wrapper=True)  # before `-m` selects and xdist reads the groups
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     root = Path(str(config.rootpath))
     for item in items:
         slow = item.get_closest_marker("slow")
@@ -59,11 +110,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue  # the SQL side of a contract needs its database
         if place.startswith(FAST_PLACES) or item.get_closest_marker("in_process"):
             item.add_marker(pytest.mark.fast)
+    heaviness = {place: rank for rank, place in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: heaviness.get(item.nodeid.split("::")[0], len(HEAVY_FIRST)))
+    return (yield)
+
+
+_WORKER_LEAKS: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist: what a worker's logs leaked reaches the controller's verdict."""
+    _WORKER_LEAKS.extend(getattr(node, "workeroutput", {}).get("secret_leaks", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any log line of the session holds a secret (see secrets_watch)."""
     found = secrets_watch.leaks()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller judges
+        workeroutput["secret_leaks"] = found
+        return
+    found += _WORKER_LEAKS
     if found:
         print("\nSECRETS IN LOGS:\n  " + "\n  ".join(found[:20]))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

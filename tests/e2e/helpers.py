@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,22 +43,25 @@ def mlgate(
     return result
 
 
-_QUICKSTART: list[tuple[Path, str]] = []  # the template home and what quickstart printed
-
-
 def quickstarted(home: Path) -> str:
     """Make `home` what `mlgate quickstart --no-serve` leaves (demo data, the churn model, an
     admin, the demo consumer, its plan and key); returns what the quickstart printed.
 
-    The quickstart itself runs once per test run, into a template; each caller gets a copy, with
-    the demo source pointed at the copy's own data. `tests/e2e/test_cli.py` runs the real thing
-    from an empty home.
+    The quickstart itself runs once per test run (xdist's workers share it), into a template;
+    each caller gets a copy, with the demo source pointed at the copy's own data.
+    `tests/e2e/test_cli.py` runs the real thing from an empty home.
     """
-    if not _QUICKSTART:
-        template = Path(tempfile.mkdtemp(prefix="mlgate-quickstart-")) / "home"
-        atexit.register(shutil.rmtree, template.parent, True)
-        _QUICKSTART.append((template, mlgate(template, "quickstart", "--no-serve").stdout))
-    template, printed = _QUICKSTART[0]
+    from filelock import FileLock
+
+    from tests.conftest import SHARED
+
+    made = Path(os.environ[SHARED]) / "quickstart"
+    template, printed = made / "home", made / "printed.txt"
+    with FileLock(str(made) + ".lock"):
+        if not printed.is_file():
+            shutil.rmtree(made, ignore_errors=True)
+            printed.parent.mkdir(parents=True)
+            printed.write_text(mlgate(template, "quickstart", "--no-serve").stdout)
     shutil.copytree(template, home, dirs_exist_ok=True)
     from mlgate.sources.service import add_source, remove_source
     from tests.conftest import make_services
@@ -72,7 +73,7 @@ def quickstarted(home: Path) -> str:
                    url=f"sqlite:///{home / 'demo' / 'churn.db'}", cwd=home)  # fmt: skip
     finally:
         services.close()
-    return printed
+    return printed.read_text()
 
 
 def wait_ready(
