@@ -73,3 +73,16 @@ def test_importing_mlgate_loads_no_heavy_library() -> None:
     code = f"import sys, mlgate; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.e2e  # a fresh interpreter, as above
+def test_the_cli_starts_without_pandas_or_scikit_learn() -> None:
+    """Every `mlgate` command pays for what the CLI imports (about 0.25 s for pandas here):
+    the commands that read or score rows import pandas themselves."""
+    import subprocess
+    import sys
+
+    heavy = ("sklearn", "pandas", "scipy", "matplotlib", "torch")
+    code = f"import sys, mlgate.cli.main; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

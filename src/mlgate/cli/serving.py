@@ -18,7 +18,6 @@ from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.training import cli_actor, print_result, run_training
 from mlgate.serving.predictors import limit_model_threads
-from mlgate.sources import demo
 from mlgate.sources import service as sources
 
 DEMO_CONSUMER = "demo-customer"
@@ -56,6 +55,8 @@ def quickstart(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
 ) -> None:
     """Demo data -> source -> trained model -> API key -> server, with a curl to try."""
+    from mlgate.sources import demo  # pandas: loaded by the commands that use it
+
     s = services(ctx)
     console.print(f"mlgate home: {s.settings.home}")
     database = s.settings.home / "demo" / "churn.db"

@@ -14,7 +14,6 @@ from mlgate.errors import Conflict, FieldError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
-from mlgate.schema import Table
 from mlgate.serving.scorers import fast_scorer
 
 if TYPE_CHECKING:  # scikit-learn loads with the first model, not with the CLI or the server
@@ -50,6 +49,8 @@ class Predictor:
         """The model's input: a numpy matrix, or a sparse one where text is vectorised."""
         if self._compiled is not None:
             return self._compiled(rows)
+        from mlgate.schema import Table  # pandas: not at import, the CLI starts without it
+
         frame = rows.to_frame() if isinstance(rows, Table) else rows
         return self._pipeline[:-1].transform(frame)
 

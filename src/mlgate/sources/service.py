@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.columns import Column
 from mlgate.errors import NotFound
 from mlgate.registry.model import check_name
-from mlgate.schema import Column, infer_columns
 from mlgate.sources import urls
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.uow import UnitOfWork
@@ -68,6 +68,8 @@ def test_source(uow: UnitOfWork, open_source: Opener, name: str) -> tuple[Source
 def describe_table(
     uow: UnitOfWork, open_source: Opener, name: str, *, table: str, n_rows: int = 5
 ) -> TableSample:
+    from mlgate import schema  # pandas: loaded when a table is read, not with the CLI
+
     config = get_source(uow, name)
     source = open_source(config)
     try:
@@ -78,7 +80,7 @@ def describe_table(
     rows = sample.where(sample.notna(), None).to_dict(orient="records")
     return TableSample(
         table=table,
-        columns=infer_columns(frame),
+        columns=schema.infer_columns(frame),
         rows=[{str(k): _plain(v) for k, v in row.items()} for row in rows],
     )
 
