@@ -62,18 +62,26 @@ E2E_PLACES = ("tests/e2e/", "tests/docs/")
 # once), while each page of the guide, independent of the others, is a unit of its own. The
 # heaviest units go first, so that no worker is left with a long one at the end.
 INDEPENDENT = "tests/docs/test_guide.py::"
-HEAVY_FIRST = (
-    "tests/docs/test_guide.py",
-    "tests/integration/test_catalogue.py",
+HEAVY_FIRST = (  # the longest units first (a module, or a page of the guide): prefixes of ids
     "tests/integration/test_dask_training.py",
-    "tests/integration/test_gan.py",
     "tests/e2e/test_plans_server.py",
+    "tests/integration/test_catalogue.py",
+    "tests/e2e/test_replicas.py",
+    "tests/docs/test_guide.py::test_every_example_of_the_page_runs[tutorials/",
+    "tests/integration/test_gan.py",
     "tests/integration/test_forecast.py",
+    "tests/docs/test_guide.py",
 )
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers on two cores: a model library that starts a thread per core in each (PyTorch,
     # XGBoost, LightGBM) spins against the other worker, and a tutorial takes four times as long.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _heaviness(item: pytest.Item) -> int:
+    return next(
+        (i for i, p in enumerate(HEAVY_FIRST) if item.nodeid.startswith(p)), len(HEAVY_FIRST)
+    )
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -110,8 +118,7 @@ def pytest_collection_modifyitems(
             continue  # the SQL side of a contract needs its database
         if place.startswith(FAST_PLACES) or item.get_closest_marker("in_process"):
             item.add_marker(pytest.mark.fast)
-    heaviness = {place: rank for rank, place in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: heaviness.get(item.nodeid.split("::")[0], len(HEAVY_FIRST)))
+    items.sort(key=_heaviness)
     return (yield)
 
 

@@ -106,3 +106,20 @@ def test_the_local_store_writes_atomically_and_stays_in_its_folder(tmp_path: Pat
     assert [p.name for p in (tmp_path / "artifacts" / "m").iterdir()] == ["a.skops"]  # no temp left
     with pytest.raises(InvalidInput, match="outside the artifact folder"):
         store.put("../escape.skops", b"x")
+
+
+def test_skops_is_imported_with_the_same_estimators_and_trust_list_as_its_own_import() -> None:
+    """skops_io() spares skops' import the walk into PyTorch and dask (see registry/skops_io.py);
+    the estimators it lists, and so skops' trusted types, are those of scikit-learn's own walk."""
+    from sklearn.utils import all_estimators
+
+    from mlgate.registry.skops_io import estimators, skops_io
+
+    ours = estimators()
+    assert set(ours) == set(all_estimators()) and len(ours) == len(set(ours)) > 150
+    assert [name for name, _ in ours] == sorted(name for name, _ in ours)
+    trusted = skops_io()._trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES  # type: ignore[attr-defined]
+    from skops.io._utils import get_type_name
+
+    expected = [get_type_name(c) for _, c in all_estimators()]
+    assert sorted(trusted) == sorted(n for n in expected if n.startswith("sklearn."))

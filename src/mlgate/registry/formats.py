@@ -170,9 +170,9 @@ def types_in(data: bytes) -> set[str]:
 
 
 def _dump_skops(obj: Any) -> bytes:
-    import skops.io as sio  # loads all of scikit-learn: only when a model is saved or loaded
+    from mlgate.registry.skops_io import skops_io  # all of scikit-learn: when a model is saved
 
-    data: bytes = sio.dumps(obj)
+    data: bytes = skops_io().dumps(obj)
     untrusted = types_in(data) - TRUSTED_TYPES
     if untrusted:
         names = ", ".join(sorted(untrusted))
@@ -188,10 +188,10 @@ def _load_skops(data: bytes, ref: str) -> Any:
             f"the artifact of {ref} names types that are not on the trust list: "
             f"{', '.join(sorted(untrusted))}; it will not be loaded"
         )
-    import skops.io as sio
+    from mlgate.registry.skops_io import skops_io
 
     try:
-        return sio.loads(data, trusted=sorted(found))
+        return skops_io().loads(data, trusted=sorted(found))
     except Exception as exc:  # skops raises many kinds; all mean "this file is unusable"
         raise ArtifactError(f"the artifact of {ref} could not be read: {exc}") from exc
 
