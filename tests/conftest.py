@@ -57,7 +57,7 @@ FAST_PLACES = ("tests/unit/", "tests/contracts/", "tests/test_layers.py")
 E2E_PLACES = ("tests/e2e/", "tests/docs/")
 
 
-# scripts/test runs the tiers past the fast one on xdist's workers (`-n 2 --dist loadscope`):
+# scripts/test runs the tiers past the fast one on xdist's workers (`-n auto --dist loadscope`):
 # a module's tests stay on one worker (its module fixtures, servers and trained models, are made
 # once), while each page of the guide, independent of the others, is a unit of its own. The
 # heaviest units go first, so that no worker is left with a long one at the end.
@@ -98,7 +98,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ModulesAndPages(config, log)
 
 
-@pytest.hookimpl(wrapper=True)  # before `-m` selects and xdist reads the groups
+@pytest.hookimpl(wrapper=True)  # the markers are set before `-m` selects
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Iterator[None]:
