@@ -65,24 +65,19 @@ def test_use_cases_and_rules_import_no_database_library() -> None:
 
 
 @pytest.mark.e2e  # a fresh interpreter is the point: this one has imported everything
-def test_importing_mlgate_loads_no_heavy_library() -> None:
+@pytest.mark.parametrize(
+    ("module", "heavy"),
+    [
+        ("mlgate", ("sklearn", "pandas", "sqlalchemy", "fastapi")),
+        # every `mlgate` command pays for what the CLI imports (about 0.25 s for pandas here):
+        # the commands that read or score rows import pandas themselves
+        ("mlgate.cli.main", ("sklearn", "pandas", "scipy", "matplotlib", "torch")),
+    ],
+)
+def test_importing_loads_no_heavy_library(module: str, heavy: tuple[str, ...]) -> None:
     import subprocess
     import sys
 
-    heavy = ("sklearn", "pandas", "sqlalchemy", "fastapi")
-    code = f"import sys, mlgate; print(','.join(m for m in {heavy!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
-
-
-@pytest.mark.e2e  # a fresh interpreter, as above
-def test_the_cli_starts_without_pandas_or_scikit_learn() -> None:
-    """Every `mlgate` command pays for what the CLI imports (about 0.25 s for pandas here):
-    the commands that read or score rows import pandas themselves."""
-    import subprocess
-    import sys
-
-    heavy = ("sklearn", "pandas", "scipy", "matplotlib", "torch")
-    code = f"import sys, mlgate.cli.main; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    code = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
