@@ -36,6 +36,21 @@ def test_classification_metrics_equal_sklearn(k: int) -> None:
     assert m.brier(y, pred, proba, k) == pytest.approx(expected_brier, abs=1e-9)
 
 
+def test_roc_auc_shares_ranks_among_tied_scores_as_sklearn_does() -> None:
+    """Trees and naive Bayes give many rows the same probability: ties count one half."""
+    local = np.random.default_rng(5)
+    y = local.integers(0, 3, 400)
+    proba = np.round(local.random((400, 3)), 1) / 2  # steps of 0.05: many ties
+    proba[:, 2] = 1 - proba[:, 0] - proba[:, 1]
+    expected = skm.roc_auc_score(y, proba, multi_class="ovr", average="macro")
+    assert m.roc_auc(y, np.argmax(proba, axis=1), proba, 3) == pytest.approx(expected, abs=1e-9)
+    binary = (y == 1).astype(int)
+    two = np.column_stack([1 - proba[:, 1], proba[:, 1]])
+    assert m.roc_auc(binary, binary, two, 2) == pytest.approx(
+        skm.roc_auc_score(binary, proba[:, 1]), abs=1e-9
+    )
+
+
 def test_regression_metrics_equal_sklearn() -> None:
     y = rng.normal(10, 3, 200)
     pred = y + rng.normal(0, 1, 200)

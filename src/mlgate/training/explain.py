@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 
 from mlgate.registry.model import Task
+from mlgate.training.permutation import permutation_drops
 
 MAX_ROWS_FOR_IMPORTANCE = 2_000
 
@@ -148,12 +148,9 @@ def importances(
     """Permutation importance of each input column on the holdout rows (drop in the model's
     score when the column is shuffled), plus the model's native importance if it has one."""
     X, y = X.head(MAX_ROWS_FOR_IMPORTANCE), y.head(MAX_ROWS_FOR_IMPORTANCE)
-    scoring = "accuracy" if task == "classification" else "r2"
-    result = permutation_importance(pipeline, X, y, n_repeats=5, random_state=seed, scoring=scoring)
+    drops = permutation_drops(task, pipeline, X, y, repeats=5, seed=seed)
     out: dict[str, dict[str, float]] = {
-        "permutation": {
-            c: float(v) for c, v in zip(X.columns, result.importances_mean, strict=True)
-        }
+        "permutation": {c: float(v) for c, v in zip(X.columns, drops.mean(axis=1), strict=True)}
     }
     native = getattr(pipeline[-1], "feature_importances_", None)
     if native is not None:
