@@ -234,6 +234,57 @@ def columnar_to_table(names: Any, data: Any, columns: Sequence[Column], *, max_r
     return _table(values, columns, len(data))
 
 
+def columns_to_table(
+    data: dict[str, list[Any] | np.ndarray], columns: Sequence[Column], *, max_rows: int
+) -> Table:
+    """Check a body given column by column (the Open Inference Protocol's tensors: a list of
+    JSON values, or a numpy array read from binary data) against `columns`; the rows as a Table.
+    Every column must hold the same number of values."""
+    lengths = {len(values) for values in data.values()}
+    if len(lengths) != 1:
+        raise InvalidInput("every input column must have the same number of rows")
+    n_rows = lengths.pop()
+    _check_count(n_rows, "inputs", max_rows)
+    by_name = {c.name: c for c in columns}
+    errors = [FieldError(f"inputs.{_short(n)}", _unknown(n)) for n in data if n not in by_name]
+    errors += [FieldError("inputs", _missing(c)) for c in columns if c.name not in data]
+    _raise_if(errors)
+    lists: dict[str, list[Any]] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for column in columns:
+        values = data[column.name]
+        if isinstance(values, np.ndarray):
+            kinds = "b" if column.type == "boolean" else "iuf" if column.type == "number" else ""
+            if values.dtype.kind in kinds:  # typed binary data: no value to check one by one
+                arrays[column.name] = values.astype("float64")
+                continue
+            values = values.tolist()
+        if not _all_fit(column, values):
+            for r, value in enumerate(values):
+                if not _fits(column, value):
+                    errors.append(FieldError(f"inputs.{column.name}[{r}]", _wrong(column, value)))
+                    if len(errors) >= MAX_FIELD_ERRORS:
+                        break
+        lists[column.name] = values
+    _raise_if(errors)
+    table = _table(lists, [c for c in columns if c.name in lists], n_rows)
+    if not arrays:
+        return table
+    merged = {**table.data, **arrays}
+    return Table({name: merged[name] for name in _table_order(columns, merged)}, n_rows)
+
+
+def _table_order(columns: Sequence[Column], merged: dict[str, np.ndarray]) -> list[str]:
+    """The Table's keys in the columns' order (a datetime column gives several parts)."""
+    order = []
+    for column in columns:
+        if column.name in merged:
+            order.append(column.name)
+        else:
+            order.extend(f"{column.name}__{part}" for part in DATETIME_PARTS)
+    return order
+
+
 def _infer_type(name: str, values: pd.Series) -> ColumnType:
     if pd.api.types.is_bool_dtype(values.dtype):
         return "boolean"

@@ -25,12 +25,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         yield base, headers
 
 
-def test_oip_tabular_infer_through_tritons_own_client(served: tuple[str, dict[str, str]]) -> None:
+@pytest.mark.parametrize("binary", [True, False], ids=["defaults-binary", "json"])
+def test_oip_tabular_infer_through_tritons_own_client(
+    served: tuple[str, dict[str, str]], binary: bool
+) -> None:
+    """With the client's defaults every input goes as binary data and every output comes back
+    as binary data (binary_data_output); with binary_data=False both go as JSON."""
     base, headers = served
     client = triton.InferenceServerClient(url=base.removeprefix("http://"))
     try:
         assert client.is_server_live(headers=headers) and client.is_server_ready(headers=headers)
         assert client.is_model_ready("churn", headers=headers)
+        assert "binary_tensor_data" in client.get_server_metadata(headers=headers)["extensions"]
+        metadata = client.get_model_metadata("churn", headers=headers)
         inputs = []
         for name, column in FRAME.items():
             if not pd.api.types.is_numeric_dtype(column):
@@ -38,27 +45,40 @@ def test_oip_tabular_infer_through_tritons_own_client(served: tuple[str, dict[st
                 tensor = triton.InferInput(name, [len(values)], "BYTES")
             else:
                 values = column.to_numpy(dtype="float64")
+                if not binary:  # JSON cannot carry NaN: that column goes without it
+                    values = np.nan_to_num(values)
                 tensor = triton.InferInput(name, [len(values)], "FP64")
-            tensor.set_data_from_numpy(values, binary_data=False)
+            if binary:
+                tensor.set_data_from_numpy(values)  # the default: binary_data=True
+            else:
+                tensor.set_data_from_numpy(values, binary_data=False)
             inputs.append(tensor)
-        # total_charges holds NaN, which JSON cannot carry: send that column without it.
-        inputs[2] = triton.InferInput("total_charges", [8], "FP64")
-        inputs[2].set_data_from_numpy(
-            FRAME["total_charges"].fillna(0.0).to_numpy(), binary_data=False
-        )
-        outputs = [triton.InferRequestedOutput("predict", binary_data=False)]
-        result = client.infer("churn", inputs, outputs=outputs, request_id="req-7", headers=headers)
+        if binary:
+            # The client adds its own headers to the dict it is given: each call gets a copy.
+            result = client.infer("churn", inputs, request_id="req-7", headers=dict(headers))
+        else:
+            outputs = [triton.InferRequestedOutput(o, binary_data=False)
+                       for o in ("predict", "predict_proba")]  # fmt: skip
+            result = client.infer(
+                "churn", inputs, outputs=outputs, request_id="req-7", headers=dict(headers)
+            )
         response = result.get_response()
         assert response["id"] == "req-7" and response["model_version"] == "1"
+        announced = [(o["name"], o["datatype"]) for o in metadata["outputs"]]
+        assert [(o["name"], o["datatype"]) for o in response["outputs"]] == announced
+        assert all(("data" in o) != binary for o in response["outputs"])
         predicted = result.as_numpy("predict")
         assert predicted is not None and predicted.shape == (8,)
-        rows = [
+        rows = RECORDS if binary else [
             dict(r, total_charges=r["total_charges"] if r["total_charges"] is not None else 0.0)
             for r in RECORDS
-        ]
+        ]  # fmt: skip
         ours = httpx.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": rows}
         ).json()
-        assert predicted.tolist() == ours["predictions"]
+        labels = [v.decode() if isinstance(v, bytes) else v for v in predicted.tolist()]
+        assert labels == ours["predictions"]
+        np.testing.assert_allclose(result.as_numpy("predict_proba"), ours["probabilities"],
+                                   atol=1e-12)  # fmt: skip
     finally:
         client.close()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -240,3 +242,111 @@ def test_oip_errors_come_as_error_objects_with_400(
     assert words in answer.json()["error"]
     unknown = client.post("/v2/models/nope/infer", headers=headers, json={"inputs": inputs})
     assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
+
+
+def _triton_inputs(binary: bool) -> list[Any]:
+    """The churn rows as Triton's client builds them: one input per column."""
+    import tritonclient.http as triton
+
+    inputs = []
+    for name in COLUMNS:
+        column = FRAME[name]
+        if pd.api.types.is_numeric_dtype(column):
+            values = column.to_numpy(dtype="float64")
+            if not binary:  # JSON has no NaN: that column goes without its missing value
+                values = np.nan_to_num(values)
+            tensor = triton.InferInput(name, [len(values)], "FP64")
+        else:
+            values = np.array([("" if v is None else v) for v in column], dtype=object)
+            tensor = triton.InferInput(name, [len(values)], "BYTES")
+        tensor.set_data_from_numpy(values, binary_data=binary)
+        inputs.append(tensor)
+    return inputs
+
+
+def _infer(
+    client: TestClient, headers: dict[str, str], inputs: list[Any], outputs: Any = None
+) -> Any:
+    import tritonclient.http as triton
+
+    body, json_size = triton.InferenceServerClient.generate_request_body(
+        inputs, outputs=outputs, request_id="req-9"
+    )
+    extra = {} if json_size is None else {"Inference-Header-Content-Length": str(json_size)}
+    answer = client.post("/v2/models/churn/infer", headers=headers | extra, content=body)
+    assert answer.status_code == 200, answer.text
+    length = answer.headers.get("inference-header-content-length")
+    return triton.InferResult.from_response_body(
+        answer.content, header_length=None if length is None else int(length)
+    )
+
+
+def test_oip_binary_tensors_as_tritons_client_sends_them_by_default(
+    served: tuple[TestClient, dict[str, str]], expected: dict[str, Any]
+) -> None:
+    """Binary inputs (NaN included, which JSON cannot carry) and binary outputs: the request
+    body and the answer are built and read by tritonclient's own code."""
+    client, headers = served
+    result = _infer(client, headers, _triton_inputs(binary=True))
+    response = result.get_response()
+    assert response["id"] == "req-9"
+    assert all("data" not in o and o["parameters"]["binary_data_size"] > 0
+               for o in response["outputs"])  # fmt: skip
+    predicted = result.as_numpy("predict")
+    meta = client.get("/v2/models/churn", headers=headers).json()
+    announced = {o["name"]: o["datatype"] for o in meta["outputs"]}
+    assert {o["name"]: o["datatype"] for o in response["outputs"]} == announced
+    labels = [v.decode() if isinstance(v, bytes) else v for v in predicted.tolist()]
+    assert labels == expected["predictions"]
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), expected["probabilities"],
+                               atol=1e-12)  # fmt: skip
+
+
+def test_oip_outputs_each_binary_or_json_as_asked(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    import tritonclient.http as triton
+
+    client, headers = served
+    outputs = [triton.InferRequestedOutput("predict", binary_data=False),
+               triton.InferRequestedOutput("predict_proba", binary_data=True)]  # fmt: skip
+    json_inputs = _infer(client, headers, _triton_inputs(binary=False), outputs)
+    mixed = json_inputs.get_response()["outputs"]
+    assert "data" in mixed[0] and "parameters" not in mixed[0]
+    assert "data" not in mixed[1] and mixed[1]["parameters"]["binary_data_size"] == 8 * 2 * 8
+    # All JSON: no Inference-Header-Content-Length, and the same numbers.
+    outputs = [triton.InferRequestedOutput("predict_proba", binary_data=False)]
+    plain = _infer(client, headers, _triton_inputs(binary=False), outputs)
+    np.testing.assert_array_equal(plain.as_numpy("predict_proba"),
+                                  json_inputs.as_numpy("predict_proba"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("declared", "tail", "header", "words"),
+    [
+        (63, 63, None, "63 bytes for shape [8] of FP64 (64 expected"),
+        (64, 72, None, "8 bytes follow the binary tensors"),
+        (80, 72, None, "declares 80 bytes of binary data but only 72"),
+        (64, 64, "999999", "Inference-Header-Content-Length is '999999'"),
+        (64, 64, "abc", "Inference-Header-Content-Length is 'abc'"),
+    ],
+    ids=["short", "left-over", "past-the-end", "header-past-the-body", "header-not-a-number"],
+)
+def test_oip_binary_bodies_that_do_not_add_up_are_400(
+    served: tuple[TestClient, dict[str, str]],
+    declared: int,
+    tail: int,
+    header: str | None,
+    words: str,
+) -> None:
+    client, headers = served
+    tensor = {"name": "tenure_months", "shape": [8], "datatype": "FP64",
+              "parameters": {"binary_data_size": declared}}  # fmt: skip
+    head = json.dumps({"inputs": [tensor]}).encode()
+    answer = client.post(
+        "/v2/models/churn/infer",
+        headers=headers | {"Inference-Header-Content-Length": header or str(len(head))},
+        content=head + b"\x00" * tail,
+    )
+    assert answer.status_code == 400 and set(answer.json()) == {"error"}, answer.text
+    assert words in answer.json()["error"]

@@ -6,8 +6,11 @@ Two request forms are read:
   shape [n] or [n, 1] (`"parameters": {"content_type": "pd"}` on the request is optional);
 * one tensor of shape [n, k] holding the k input columns in the model's order.
 
-Tensor data is row-major, flat or nested. The answer has a `predict` output ([n]) and, for
-classifiers, `predict_proba` ([n, classes], FP64); the request's `outputs` may pick among them.
+Tensor data is row-major, flat or nested JSON, or raw bytes after the JSON (Triton's binary
+tensor extension, see binary_tensors.py). The answer has a `predict` output ([n]) and, for
+classifiers, `predict_proba` ([n, classes], FP64); the request's `outputs` may pick among them,
+and each may be asked for as binary data. `predict`'s datatype follows the model's classes
+(INT64, BOOL or BYTES labels; FP64 for regression), the same in the metadata and in every answer.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
+import numpy as np
+import orjson
 
 from mlgate.errors import FieldError, InvalidInput
-from mlgate.schema import Column, columnar_to_frame
+from mlgate.schema import Column, Table, columns_to_table
+from mlgate.serving import binary_tensors
 
 DATATYPES = frozenset(
     ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]
@@ -33,23 +38,36 @@ MAX_ELEMENTS = 10_000_000
 
 @dataclass(frozen=True)
 class InferRequest:
-    frame: pd.DataFrame
+    table: Table
     id: str | None
-    outputs: tuple[str, ...]
+    outputs: tuple[str, ...]  # () for the default outputs
+    binary: frozenset[str]  # the outputs to answer as binary data
+    binary_by_default: bool  # the request's binary_data_output, for the default outputs
 
 
 def datatype_of(column: Column) -> str:
     return {"number": "FP64", "boolean": "BOOL"}.get(column.type, "BYTES")
 
 
-def parse_infer(body: Any, columns: Sequence[Column], *, max_rows: int) -> InferRequest:
+def parse_infer(
+    body: Any, columns: Sequence[Column], *, max_rows: int, tail: memoryview | None = None
+) -> InferRequest:
+    """A decoded inference request; `tail` holds the bytes after its JSON part (binary data)."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise InvalidInput("an inference request is an object with a non-empty list of inputs")
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInput("the request id must be a string")
-    wanted = _wanted_outputs(body.get("outputs"))
-    tensors = [_tensor(t, i) for i, t in enumerate(body["inputs"])]
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("the request's parameters must be an object")
+    wanted, binary = _wanted_outputs(body.get("outputs"))
+    binary_by_default = parameters.get("binary_data_output") is True
+    if binary_by_default:  # named outputs answer in binary unless they say otherwise
+        binary |= {n for n in wanted if n not in _json_outputs(body.get("outputs"))}
+    data = binary_tensors.TensorBytes(tail if tail is not None else memoryview(b""))
+    tensors = [_tensor(t, i, data) for i, t in enumerate(body["inputs"])]
+    data.check_all_read()
     names = [c.name for c in columns]
     if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][0] not in names:
         name, shape, values = tensors[0]
@@ -60,46 +78,47 @@ def parse_infer(body: Any, columns: Sequence[Column], *, max_rows: int) -> Infer
                 f"({', '.join(names)}), in that order",
                 errors=[FieldError("inputs[0].shape", f"expected [n, {len(columns)}]")],
             )
-        rows = [values[r * k : (r + 1) * k] for r in range(n)]
-        return InferRequest(
-            columnar_to_frame(names, rows, columns, max_rows=max_rows), request_id, wanted
-        )
-    lengths = set()
-    data: dict[str, list[Any]] = {}
+        if isinstance(values, np.ndarray):
+            matrix = values.reshape(n, k)
+            by_column: dict[str, Any] = {c: matrix[:, j] for j, c in enumerate(names)}
+        else:
+            by_column = {c: values[j::k] for j, c in enumerate(names)}
+        table = columns_to_table(by_column, columns, max_rows=max_rows)
+        return InferRequest(table, request_id, wanted, frozenset(binary), binary_by_default)
+    by_column = {}
     for i, (name, shape, values) in enumerate(tensors):
         if len(shape) == 2 and shape[1] != 1 or len(shape) > 2:
             raise InvalidInput(
                 f"input {name!r} has shape {shape}; a column is [n] or [n, 1]",
                 errors=[FieldError(f"inputs[{i}].shape", "expected [n] or [n, 1]")],
             )
-        lengths.add(shape[0])
-        data[name] = values
-    if len(lengths) != 1:
-        raise InvalidInput("every input column must have the same number of rows")
-    n = lengths.pop()
-    rows = [[data[name][r] for name in data] for r in range(n)]
-    return InferRequest(
-        columnar_to_frame(list(data), rows, columns, max_rows=max_rows), request_id, wanted
-    )
+        if name in by_column:
+            raise InvalidInput(f"input {name!r} is sent twice; send each column once")
+        by_column[name] = values
+    table = columns_to_table(by_column, columns, max_rows=max_rows)
+    return InferRequest(table, request_id, wanted, frozenset(binary), binary_by_default)
 
 
 def infer_response(
     model: str,
     version: int,
-    request_id: str | None,
+    request: InferRequest,
     predictions: list[Any],
     probabilities: list[list[float]] | None,
-    wanted: tuple[str, ...],
-) -> dict[str, Any]:
-    if not wanted:
-        wanted = ("predict",) if probabilities is None else OUTPUTS
-    outputs = []
+    classes: Sequence[Any] | None,
+) -> tuple[bytes, int | None]:
+    """The answer's body and, when it carries binary outputs, the length of its JSON part."""
+    wanted = request.outputs or (("predict",) if probabilities is None else OUTPUTS)
+    binary = request.binary
+    if not request.outputs and request.binary_by_default:  # the default outputs, as binary
+        binary = frozenset(wanted)
+    outputs: list[dict[str, Any]] = []
     if "predict" in wanted:
         outputs.append(
             {
                 "name": "predict",
                 "shape": [len(predictions)],
-                "datatype": _datatype_of_values(predictions),
+                "datatype": predict_datatype(classes),
                 "data": predictions,
             }
         )
@@ -115,10 +134,32 @@ def infer_response(
                 "data": [p for row in probabilities for p in row],
             }
         )
+    chunks = []
+    for output in outputs:
+        if output["name"] in binary:
+            chunk = binary_tensors.encode(output["datatype"], output.pop("data"))
+            output["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
     out: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
-    if request_id is not None:
-        out["id"] = request_id
-    return out
+    if request.id is not None:
+        out["id"] = request.id
+    header = orjson.dumps(out)
+    if not chunks:
+        return header, None
+    return header + b"".join(chunks), len(header)
+
+
+def predict_datatype(classes: Sequence[Any] | None) -> str:
+    """The datatype of the `predict` output: what the labels are (FP64 for regression)."""
+    if classes is None or not len(classes):
+        return "FP64"
+    if all(isinstance(c, bool | np.bool_) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    if all(isinstance(c, int | float | np.number) and not isinstance(c, bool) for c in classes):
+        return "FP64"
+    return "BYTES"
 
 
 def model_metadata(
@@ -128,13 +169,7 @@ def model_metadata(
     classes: Sequence[Any] | None,
     task: str,
 ) -> dict[str, Any]:
-    outputs = [
-        {
-            "name": "predict",
-            "datatype": "BYTES" if classes and any(isinstance(c, str) for c in classes) else "FP64",
-            "shape": [-1],
-        }
-    ]
+    outputs = [{"name": "predict", "datatype": predict_datatype(classes), "shape": [-1]}]
     if classes is not None:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
     return {
@@ -147,7 +182,9 @@ def model_metadata(
     }
 
 
-def _tensor(raw: Any, i: int) -> tuple[str, list[int], list[Any]]:
+def _tensor(
+    raw: Any, i: int, data: binary_tensors.TensorBytes
+) -> tuple[str, list[int], list[Any] | np.ndarray]:
     where = f"inputs[{i}]"
     if not isinstance(raw, dict):
         raise InvalidInput(f"{where} must be an object with name, shape, datatype and data")
@@ -172,6 +209,15 @@ def _tensor(raw: Any, i: int) -> tuple[str, list[int], list[Any]]:
     size = math.prod(shape)
     if size > MAX_ELEMENTS:
         raise InvalidInput(f"input {name!r} has {size:,} elements; at most {MAX_ELEMENTS:,}")
+    parameters = raw.get("parameters") or {}
+    if isinstance(parameters, dict) and "binary_data_size" in parameters:
+        if "data" in raw:
+            raise InvalidInput(
+                f"input {name!r} has both data and binary_data_size; send one of them",
+                errors=[FieldError(f"{where}.data", "binary data declared too")],
+            )
+        chunk = data.take(name, parameters["binary_data_size"], where)
+        return name, shape, binary_tensors.decode(name, datatype, shape, chunk)
     values = _flatten(raw.get("data"), where)
     if len(values) != size:
         raise InvalidInput(
@@ -215,11 +261,11 @@ def _fits(value: Any, datatype: str) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and datatype in _NUMERIC
 
 
-def _wanted_outputs(raw: Any) -> tuple[str, ...]:
-    """The outputs the request names; () for the default (predict, and predict_proba for
-    classifiers)."""
+def _wanted_outputs(raw: Any) -> tuple[tuple[str, ...], set[str]]:
+    """The outputs the request names (() for the default: predict, and predict_proba for
+    classifiers), and those of them it asks for as binary data."""
     if raw is None:
-        return ()
+        return (), set()
     if not isinstance(raw, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in raw
     ):
@@ -230,14 +276,15 @@ def _wanted_outputs(raw: Any) -> tuple[str, ...]:
         raise InvalidInput(
             f"unknown output(s) {', '.join(unknown)}; the outputs are {', '.join(OUTPUTS)}"
         )
-    return names
+    binary = {o["name"] for o in raw if _output_parameter(o) is True}
+    return names, binary
 
 
-def _datatype_of_values(values: list[Any]) -> str:
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"
+def _json_outputs(raw: Any) -> set[str]:
+    """The requested outputs that say binary_data: false (JSON whatever the request's default)."""
+    return {o["name"] for o in raw or () if _output_parameter(o) is False}
+
+
+def _output_parameter(output: dict[str, Any]) -> Any:
+    parameters = output.get("parameters")
+    return parameters.get("binary_data") if isinstance(parameters, dict) else None

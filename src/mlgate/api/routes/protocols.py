@@ -23,8 +23,8 @@ from mlgate.api.routes.models import bearer
 from mlgate.bootstrap import Services
 from mlgate.errors import MlgateError, NotFound, UnsupportedFormat
 from mlgate.registry import service as registry
-from mlgate.schema import Column
-from mlgate.serving import mlflow, oip
+from mlgate.schema import Column, Table
+from mlgate.serving import binary_tensors, mlflow, oip
 
 mlflow_router = APIRouter(tags=["mlflow"], dependencies=[Security(bearer)])
 oip_router = APIRouter(
@@ -110,7 +110,7 @@ async def invocations(request: Request, name: str) -> Response:
 @access("public")
 async def server_metadata() -> Response:
     """Server metadata."""
-    return _json({"name": "mlgate", "version": __version__, "extensions": []})
+    return _json({"name": "mlgate", "version": __version__, "extensions": ["binary_tensor_data"]})
 
 
 @oip_router.get("/health/live", responses=_ERRORS)  # type: ignore[arg-type]
@@ -174,24 +174,31 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     services = _services(request)
     parsed: list[oip.InferRequest] = []
 
-    def parse(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> pd.DataFrame:
-        body = decode_json(raw, content_type)
-        parsed.append(oip.parse_infer(body, columns, max_rows=services.settings.max_rows))
-        return parsed[0].frame
+    def parse(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> Table:
+        length = request.headers.get(binary_tensors.HEADER)
+        header, tail = binary_tensors.split_body(raw, length)
+        # With binary tensors the JSON part is JSON whatever the body's overall type says.
+        body = decode_json(header, None if length is not None else content_type)
+        parsed.append(
+            oip.parse_infer(body, columns, max_rows=services.settings.max_rows, tail=tail)
+        )
+        return parsed[0].table
 
     async def go() -> Response:
         model, number, alias = _ref(name, version)
         result, headers = await serve_prediction(request, model, number, alias, parse)
-        req = parsed[0]
-        body = oip.infer_response(
+        payload, json_length = oip.infer_response(
             result.version.model_name,
             result.version.number,
-            req.id,
+            parsed[0],
             result.predictions,
             result.probabilities,
-            req.outputs,
+            result.version.classes,
         )
-        return _json(body, headers=headers)
+        if json_length is None:
+            return Response(payload, 200, media_type="application/json", headers=headers)
+        headers["Inference-Header-Content-Length"] = str(json_length)
+        return Response(payload, 200, media_type="application/octet-stream", headers=headers)
 
     return await _answer(go, _oip_error)
 
