@@ -1,6 +1,8 @@
 """The baseline of bench/serve.py: a bare Starlette endpoint that parses the JSON body, builds the
 frame and calls the same in-process predictor mlgate uses, with no key, grant, plan, metering or
-logging. Run by uvicorn with the same options as `mlgate serve`:
+logging, and the library's own call for trees: it does not compile them (serving/trees.py), so
+that mlgate's compiled trees are measured against the library they replace. Run by uvicorn or
+granian with the same options as `mlgate serve`:
 
     MLGATE_HOME=... BARE_MODEL=xgb uvicorn --factory bench.bare_app:create --port 8001
 """
@@ -17,11 +19,13 @@ from starlette.routing import Route
 
 from mlgate.bootstrap import bootstrap
 from mlgate.registry.service import resolve_version
+from mlgate.serving import trees
 from mlgate.serving.payloads import table_from_body
 from mlgate.settings import Settings
 
 
 def create() -> Starlette:
+    trees.compile_xgboost = lambda *_: None  # the library's own call, whatever the batch
     services = bootstrap(Settings.from_env(dict(os.environ)))
     predictors = {}
     for name in os.environ["BARE_MODELS"].split(","):

@@ -5,12 +5,14 @@ endpoint that calls the same in-process predictor with no checks, in the same ru
 
 Trains an XGBoost classifier (100 trees, depth 6, 20 numeric features) and a logistic
 regression in a temporary home, gives a consumer on a plan a key and grants, and starts, for each
-worker count, the bare endpoint and `mlgate serve` (the in-process limiter with one worker,
-Redis with more: the in-process limiter cannot count across processes). The load comes from wrk
+worker count, the bare endpoint under uvicorn and under granian (one model thread each), and
+`mlgate serve` exactly as users start it: its defaults, the in-process limiter with one worker,
+Redis with more (the in-process limiter cannot count across processes). The load comes from wrk
 (Debian's package `wrk`) in a second process: closed loop, keep-alive, loopback; single-row at
-concurrency 1 and 16, 1,000-row at concurrency 1, each for --seconds. It prints req/s, p50 and p99,
-mlgate's throughput as a ratio of the bare endpoint's, and the resident memory of each mlgate
-worker with --models models loaded. Never part of the tests.
+concurrency 1 and 16, 1,000-row at concurrency 1, each for --seconds; and the same 1,000 rows to
+mlgate's Open Inference Protocol route as JSON and as binary tensors (Triton's extension). It
+prints req/s, p50 and p99, mlgate's throughput as a ratio of each bare endpoint's, and the
+resident memory of each mlgate worker with --models models loaded. Never part of the tests.
 """
 
 from __future__ import annotations
@@ -120,29 +122,21 @@ def prepare(home: Path, extra_models: int) -> tuple[str, list[dict[str, Any]], l
 
 
 @contextlib.contextmanager
-def bare_server(home: Path, workers: int, models: list[str]) -> Iterator[str]:
+def bare_server(home: Path, workers: int, models: list[str], server: str) -> Iterator[str]:
+    """The bare endpoint under uvicorn or granian, `workers` processes, one model thread."""
     port = free_port()
     env = env_for(home, BARE_MODELS=",".join(models), OMP_NUM_THREADS="1")
     log = (home.parent / f"bare-{port}.log").open("w")
+    if server == "uvicorn":
+        command = ["-m", "uvicorn", "--factory", "bench.bare_app:create", "--port", str(port),
+                   "--workers", str(workers), "--no-access-log",
+                   "--log-level", "warning"]  # fmt: skip
+    else:
+        command = ["-m", "granian", "--interface", "asgi", "--factory", "--no-ws",
+                   "--port", str(port), "--workers", str(workers), "--no-access-log",
+                   "--log-level", "warning", "bench.bare_app:create"]  # fmt: skip
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "bench.bare_app:create",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [sys.executable, *command], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -159,15 +153,25 @@ def bare_server(home: Path, workers: int, models: list[str]) -> Iterator[str]:
 
 
 def wrk(
-    url: str, token: str, body: bytes, clients: int, seconds: float, tmp: Path
+    url: str,
+    token: str,
+    body: bytes,
+    clients: int,
+    seconds: float,
+    tmp: Path,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
+    payload = tmp / "body.bin"
+    payload.write_bytes(body)  # read by the script as bytes: binary tensors are not text
     script = tmp / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
-    )
+    lines = [
+        'wrk.method = "POST"',
+        f'local f = io.open("{payload}", "rb"); wrk.body = f:read("*all"); f:close()',
+        f'wrk.headers["Authorization"] = "Bearer {token}"',
+    ]
+    for name, value in (headers or {"Content-Type": "application/json"}).items():
+        lines.append(f'wrk.headers["{name}"] = "{value}"')
+    script.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", "-s"]
         + [str(script), url],
@@ -184,6 +188,24 @@ def wrk(
         "failed": float(failed.group(1)) if failed else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
+
+
+def oip_bodies(rows: list[dict[str, Any]]) -> tuple[bytes, bytes, int]:
+    """The rows as one [n, 20] FP64 tensor: a JSON body, and a binary one (with the length of
+    its JSON part), built by Triton's own client code."""
+    import tritonclient.http as triton
+
+    matrix = np.array([[row[f] for f in FEATURES] for row in rows], dtype="float64")
+    bodies = []
+    for binary in (False, True):
+        tensor = triton.InferInput("x", list(matrix.shape), "FP64")
+        tensor.set_data_from_numpy(matrix, binary_data=binary)
+        outputs = [triton.InferRequestedOutput(o, binary_data=binary)
+                   for o in ("predict", "predict_proba")]  # fmt: skip
+        body, json_size = triton.InferenceServerClient.generate_request_body([tensor], outputs)
+        bodies.append((body, json_size))
+    (plain, _), (binary_body, json_size) = bodies
+    return plain, binary_body, int(json_size)
 
 
 def _figures(r: dict[str, float]) -> str:
@@ -236,31 +258,48 @@ def main() -> None:
             f"mlgate serving benchmark: python {sys.version.split()[0]}, {os.cpu_count()} cores, "
             f"wrk {args.seconds:g} s per load, loopback"
         )
+        plain_oip, binary_oip, json_size = oip_bodies(rows)
         for workers in args.workers:
             limiter = "in-process limiter" if workers == 1 else "Redis limiter"
-            env = {"OMP_NUM_THREADS": "1"}
+            env: dict[str, str] = {}  # `mlgate serve` as users start it: its own thread counts
             if workers > 1:
                 env["MLGATE_REDIS_URL"] = args.redis
                 env["MLGATE_REDIS_PREFIX"] = f"bench-{os.getpid()}:"
             print(f"\n{workers} worker(s); mlgate with key, grant, plan, metering, {limiter}")
             for model in ("xgb", "lr"):
                 with (
-                    bare_server(home, workers, [model]) as bare,
+                    bare_server(home, workers, [model], "uvicorn") as bare,
+                    bare_server(home, workers, [model], "granian") as granian,
                     running_server(home, "--workers", str(workers), **env) as ours,
                 ):
                     for label, body, clients in loads:
                         figures = {}
-                        for who, base in (("bare", bare), ("mlgate", ours)):
+                        bases = (("uvicorn", bare), ("granian", granian), ("mlgate", ours))
+                        for who, base in bases:
                             url = f"{base}/v1/models/{model}/predict"
                             wrk(url, token, body, clients, 1, tmp)  # warm-up
                             figures[who] = wrk(url, token, body, clients, args.seconds, tmp)
-                        b, m = figures["bare"], figures["mlgate"]
-                        failed = m["failed"] + b["failed"]
+                        b, g, m = figures["uvicorn"], figures["granian"], figures["mlgate"]
+                        failed = m["failed"] + b["failed"] + g["failed"]
                         print(
-                            f"  {model:>3} {label:>9} c={clients:<2}  bare {_figures(b)}"
-                            f" | mlgate {_figures(m)} | ratio {m['rps'] / b['rps']:4.2f}"
+                            f"  {model:>3} {label:>9} c={clients:<2}  bare uvicorn {_figures(b)}"
+                            f" | bare granian {_figures(g)} | mlgate {_figures(m)}"
+                            f" | ratio {m['rps'] / b['rps']:4.2f} (uvicorn)"
+                            f" {m['rps'] / g['rps']:4.2f} (granian)"
                             + (f"  ({failed:.0f} failed)" if failed else "")
                         )
+                    if model == "xgb":
+                        url = f"{ours}/v2/models/{model}/infer"
+                        for kind, body, headers in (
+                            ("JSON", plain_oip, {"Content-Type": "application/json"}),
+                            ("binary", binary_oip,
+                             {"Inference-Header-Content-Length": str(json_size)}),
+                        ):  # fmt: skip
+                            wrk(url, token, body, 1, 1, tmp, headers)
+                            r = wrk(url, token, body, 1, args.seconds, tmp, headers)
+                            failed_note = f"  ({r['failed']:.0f} failed)" if r["failed"] else ""
+                            print(f"  {model:>3} OIP 1000 rows, {kind:>6} tensors c=1  mlgate "
+                                  f"{_figures(r)}{failed_note}")  # fmt: skip
             with running_server(home, "--workers", str(workers), **env) as ours:
                 with httpx.Client(base_url=ours, headers={"Authorization": f"Bearer {token}"}) as c:
                     for _ in range(4 * workers):  # each worker gets several calls per model
