@@ -10,12 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mlgate import __version__, errors
 from mlgate.api import problems
-from mlgate.api.fastlane import PredictLane
+from mlgate.api.fastlane import App, PredictLane
 from mlgate.api.middleware import AuditLog, SecurityHeaders
 from mlgate.api.observe import RequestLog
 from mlgate.api.routes import (
@@ -32,6 +33,15 @@ from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
 from mlgate.web import routes as web_routes
+
+# The prediction routes of every protocol: they go past FastAPI's layers (api/fastlane.py).
+LANE = frozenset({
+    "/v1/models/{name}/predict",
+    "/v1/models/{name}/versions/{version}/predict",
+    "/v1/models/{name}/invocations",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+})  # fmt: skip
 
 
 def create_app(services: Services) -> FastAPI:
@@ -52,7 +62,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
 
-    app = FastAPI(
+    app = App(
         lifespan=lifespan,
         title="mlgate",
         version=__version__,
@@ -77,7 +87,12 @@ def create_app(services: Services) -> FastAPI:
     for router in web_routes.routers:  # the dashboard (/ui) and the consumer portal (/portal)
         app.include_router(router)
     # No CORS middleware: browsers on other origins get no access unless a deployment adds it.
-    app.add_middleware(PredictLane)  # innermost: see api/fastlane.py
+    routers = (models.router, protocols.mlflow_router, protocols.oip_router)
+    every = [r for router in routers for r in router.routes]
+    lane = [r for r in every if isinstance(r, APIRoute) and r.path in LANE]
+    if len(lane) != len(LANE):  # a route renamed: say so rather than slow down unnoticed
+        raise RuntimeError(f"the predict lane found {sorted(r.path for r in lane)} of {LANE}")
+    app.lane = PredictLane(app, lane)
     app.add_middleware(AuditLog)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)

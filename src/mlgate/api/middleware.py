@@ -40,21 +40,24 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in _HEADERS if k not in present]
-                if not path.startswith(_DOCS) and b"content-security-policy" not in present:
-                    is_html = any(
-                        k.lower() == b"content-type" and v.startswith(b"text/html")
-                        for k, v in headers
-                    )
-                    headers.append((b"content-security-policy", _CSP_PAGE if is_html else _CSP_API))
-                if path.startswith("/v1/") and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
+                message["headers"] = secured(path, list(message.get("headers", [])))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def secured(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An answer's headers with the security headers it lacks (the API's or a page's policy)."""
+    present = {name.lower() for name, _ in headers}
+    headers += [(k, v) for k, v in _HEADERS if k not in present]
+    if not path.startswith(_DOCS) and b"content-security-policy" not in present:
+        is_html = any(
+            k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+        )
+        headers.append((b"content-security-policy", _CSP_PAGE if is_html else _CSP_API))
+    if path.startswith("/v1/") and b"cache-control" not in present:
+        headers.append((b"cache-control", b"no-store"))
+    return headers
 
 
 class AuditLog:

@@ -102,9 +102,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else _new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = begin_request(scope)
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -120,12 +118,26 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_SECONDS.labels(route).observe(elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(_line(scope, route, status, elapsed, request_id))
+            end_request(scope, status, started, request_id)
+
+
+def begin_request(scope: Scope) -> str:
+    """The request's id (the caller's X-Request-Id when it is a sane token, else a new one),
+    kept on the scope's state for the handlers."""
+    given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+    request_id = given if _REQUEST_ID.match(given) else _new_request_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def end_request(scope: Scope, status: int, started: float, request_id: str) -> None:
+    """Metrics and the access-log line of an answered request."""
+    elapsed = time.perf_counter() - started
+    route = getattr(scope.get("route"), "path", None) or "unmatched"
+    HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+    HTTP_SECONDS.labels(route).observe(elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(_line(scope, route, status, elapsed, request_id))
 
 
 def _line(scope: Scope, route: str, status: int, elapsed: float, request_id: str) -> str:
