@@ -256,7 +256,12 @@ def columns_to_table(
         if isinstance(values, np.ndarray):
             kinds = "b" if column.type == "boolean" else "iuf" if column.type == "number" else ""
             if values.dtype.kind in kinds:  # typed binary data: no value to check one by one
-                arrays[column.name] = values.astype("float64")
+                numbers = values.astype("float64")
+                if np.isinf(numbers).any():  # JSON cannot carry one; binary data can
+                    errors.append(FieldError(
+                        f"inputs.{column.name}", "holds an infinite value; send a finite "
+                        "number, or NaN for a missing one"))  # fmt: skip
+                arrays[column.name] = numbers
                 continue
             values = values.tolist()
         if not _all_fit(column, values):

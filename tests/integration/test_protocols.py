@@ -284,8 +284,8 @@ def _infer(
 def test_oip_binary_tensors_as_tritons_client_sends_them_by_default(
     served: tuple[TestClient, dict[str, str]], expected: dict[str, Any]
 ) -> None:
-    """Binary inputs (NaN included, which JSON cannot carry) and binary outputs: the request
-    body and the answer are built and read by tritonclient's own code."""
+    """Binary inputs and binary outputs: the request body and the answer are built and read by
+    tritonclient's own code."""
     client, headers = served
     result = _infer(client, headers, _triton_inputs(binary=True))
     response = result.get_response()
@@ -350,3 +350,30 @@ def test_oip_binary_bodies_that_do_not_add_up_are_400(
     )
     assert answer.status_code == 400 and set(answer.json()) == {"error"}, answer.text
     assert words in answer.json()["error"]
+
+
+def test_oip_binary_infinity_is_refused_and_nan_is_a_missing_value(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    import tritonclient.http as triton
+
+    client, headers = served
+    inputs = _triton_inputs(binary=True)
+    values = FRAME["tenure_months"].to_numpy(dtype="float64").copy()
+    values[2] = np.nan  # JSON cannot carry it: /v1 says null for the same row
+    inputs[0] = triton.InferInput("tenure_months", [len(values)], "FP64")
+    inputs[0].set_data_from_numpy(values)
+    result = _infer(client, headers, inputs)
+    rows = [dict(r, tenure_months=None) if i == 2 else r for i, r in enumerate(RECORDS)]
+    ours = client.post("/v1/models/churn/predict", headers=headers, json={"rows": rows}).json()
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), ours["probabilities"],
+                               atol=1e-12)  # fmt: skip
+    values[3] = np.inf
+    inputs[0].set_data_from_numpy(values)
+    body, json_size = triton.InferenceServerClient.generate_request_body(inputs)
+    answer = client.post(
+        "/v2/models/churn/infer",
+        headers=headers | {"Inference-Header-Content-Length": str(json_size)},
+        content=body,
+    )
+    assert answer.status_code == 400 and "infinite value" in answer.json()["error"]
