@@ -3,7 +3,8 @@ the same arithmetic, with that bookkeeping done once when the model is loaded.
 
 - XGBoost: `Booster.inplace_predict` called directly. The scikit-learn wrapper sets a global
   config context and reads `best_iteration` and the feature count back from the booster on every
-  call: about 240 µs of a one-row predict_proba here, against about 60 µs for the call itself.
+  call: about 240 µs of a one-row predict_proba when measured (XGBoost 2); XGBoost 3.2's own
+  `inplace_predict` now spends ~460 µs of Python around a one-row call here.
   A small batch (at most SMALL_BATCH rows) is scored on one thread: waking the other OpenMP
   threads of `mlgate serve` (cores / workers) cost more than a few rows' trees. Up to
   COMPILED_ROWS rows are scored by the compiled trees of serving/trees.py instead, when they
