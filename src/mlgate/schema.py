@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -107,6 +107,10 @@ class Table:
 
     data: dict[str, np.ndarray]
     n_rows: int
+    # Where every column is a number: the columns side by side (float64, in `names`' order),
+    # as they were parsed. `data`'s arrays are views of it; a reader copies before writing.
+    matrix: np.ndarray | None = field(default=None, compare=False)
+    names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.n_rows
@@ -183,7 +187,8 @@ def _rows_fast(rows: list[Any], columns: Sequence[Column]) -> Table | None:
         if not set(map(type, itertools.chain.from_iterable(values))) <= _FITTING_TYPES["number"]:
             return None
         matrix = np.array(values, dtype="float64")  # None becomes NaN
-        return Table({name: matrix[:, j] for j, name in enumerate(names)}, len(rows))
+        data = {name: matrix[:, j] for j, name in enumerate(names)}
+        return Table(data, len(rows), matrix, tuple(names))
     by_column = dict(zip(names, map(list, zip(*values, strict=True)), strict=True))
     if not all(_all_fit(c, by_column[c.name]) for c in columns):
         return None

@@ -5,6 +5,7 @@ answered. Consumers need an active subscription; team members' calls are metered
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from mlgate.errors import NotReady, PayloadTooLarge, PermissionDenied, TooManyRe
 from mlgate.plans import service
 from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide
 from mlgate.plans.metering import UsageEvent
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import Limit, Plan, Subscription
 from mlgate.registry.model import ModelVersion
 from mlgate.uow import UnitOfWork
 
@@ -212,10 +213,8 @@ def rate_headers(charged: list[Charge], states: list[LimitState]) -> dict[str, s
     X-RateLimit-* for the tightest one."""
     if not states:
         return {}
-    by_limit = {c.limit: c for c in charged}
-    policy = ", ".join(
-        f'"{_name(s)}";q={s.limit.limit};w={by_limit[s.limit].ttl - 60}' for s in states
-    )
+    by_limit = {c.limit: c.ttl - 60 for c in charged}
+    policy = _policy(tuple((s.limit, by_limit[s.limit]) for s in states))
     current = ", ".join(f'"{_name(s)}";r={s.remaining};t={s.reset_in}' for s in states)
     tightest = min(states, key=lambda s: (s.remaining / s.limit.limit, s.reset_in))
     return {
@@ -225,6 +224,14 @@ def rate_headers(charged: list[Charge], states: list[LimitState]) -> dict[str, s
         "X-RateLimit-Remaining": str(tightest.remaining),
         "X-RateLimit-Reset": str(tightest.reset_in),
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(limits: tuple[tuple[Limit, int], ...]) -> str:
+    """RateLimit-Policy for these limits and window lengths: the same on every call of a plan."""
+    return ", ".join(
+        f'"{limit.unit}-per-{limit.window}";q={limit.limit};w={w}' for limit, w in limits
+    )
 
 
 def _name(state: LimitState) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -56,6 +57,10 @@ class Plan:
 
     def limits(self) -> list[Limit]:
         """Every limit the plan sets, rate limits first (always hard), then quotas."""
+        return list(self._limits)
+
+    @functools.cached_property
+    def _limits(self) -> tuple[Limit, ...]:  # asked on every call; a plan never changes
         out = []
         for window, value in (
             ("second", self.per_second),
@@ -72,7 +77,7 @@ class Plan:
         ):
             if value is not None:
                 out.append(Limit(unit, window, value, hard=not self.overage))  # type: ignore[arg-type]
-        return out
+        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,12 @@ def _numeric(names: list[str], steps: list[Any]) -> Block | None:
 
             ops.append(standardize)
 
+    order = tuple(names)
+
     def block(frame: Rows) -> np.ndarray:
-        if isinstance(frame, Table):  # float64 columns already: one copy into a matrix
+        if isinstance(frame, Table) and frame.matrix is not None and frame.names == order:
+            x = frame.matrix.copy()  # parsed as this very matrix: the ops below write into x
+        elif isinstance(frame, Table):  # float64 columns already: one copy into a matrix
             x = np.empty((len(frame), len(names)), dtype="float64")
             for j, name in enumerate(names):
                 x[:, j] = frame[name]

@@ -170,8 +170,10 @@ def _linear(model: Any, classifier: bool) -> Scorer | None:
         if not classifier:
             return scores, None
         if binary:
-            p = expit(scores)
-            return np.stack([1 - p, p], axis=1), (scores > 0).astype("int64")
+            proba = np.empty((len(scores), 2))
+            expit(scores, out=proba[:, 1])
+            np.subtract(1.0, proba[:, 1], out=proba[:, 0])
+            return proba, (scores > 0).astype("int64")
         return softmax(scores.copy(), copy=False), scores.argmax(axis=1)
 
     return score
