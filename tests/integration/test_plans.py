@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -94,6 +95,77 @@ def test_redis_counters_stay_exact_under_concurrent_calls(redis_url: tuple[str, 
     counters.drained(batch)
     assert counters.drain() == []
     counters.close()
+
+
+def test_async_commits_stay_exact_and_share_round_trips(redis_url: tuple[str, str]) -> None:
+    """What a server's event loop does: many calls at once, from several loops (workers)."""
+    limits = [Limit("requests", "month", 300, hard=True), Limit("rows", "month", 10**9, hard=True)]
+    allowed: list[int] = []
+    writes: list[int] = []
+
+    def worker() -> None:
+        mine = RedisCounters(redis_url[0], prefix=redis_url[1])
+
+        async def calls() -> None:
+            for _ in range(4):  # four turns of 32 calls each, as 32 clients would send
+                results = await asyncio.gather(*[
+                    mine.commit_async(charges("consumer:acme", limits, 3, NOW), 3, event(3))
+                    for _ in range(32)
+                ])  # fmt: skip
+                allowed.extend(1 for ok, *_ in results if ok)
+            writes.append(mine.writes)
+            await mine.aclose()
+
+        asyncio.run(calls())
+        mine.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(allowed) == 300  # of 512 calls: exactly the quota, none past it
+    assert all(w <= 8 for w in writes), writes  # 128 calls a worker, in a few writes
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    keys = [c.key for c in charges("consumer:acme", limits, 3, NOW)]
+    assert counters.peek(keys) == [300, 900]
+    [(_, aggregates)] = counters.drain()
+    assert aggregates == {event().key: [300, 900, 0, 1200]}  # metered once each, in the script
+    counters.close()
+
+
+def test_async_commits_reload_a_flushed_script_and_refuse_as_the_sync_path(
+    redis_url: tuple[str, str],
+) -> None:
+    import redis
+
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    limits = [Limit("requests", "month", 2, hard=True)]
+
+    async def calls() -> list[tuple[bool, object, int, list[int]]]:
+        first = await counters.commit_async(charges("a", limits, 1, NOW), 1, event())
+        redis.Redis.from_url(redis_url[0]).script_flush()  # as after a Redis restart
+        rest = [await counters.commit_async(charges("a", limits, 1, NOW), 1, event())
+                for _ in range(2)]  # fmt: skip
+        await counters.aclose()
+        return [first, *rest]
+
+    (ok1, _, _, after1), (ok2, _, _, after2), (ok3, blocked, _, _) = asyncio.run(calls())
+    assert (ok1, after1, ok2, after2) == (True, [1], True, [2])
+    assert ok3 is False and blocked is not None and blocked.used == 2
+    assert blocked.limit.name == "requests per month"
+    counters.close()
+
+
+def test_async_commits_to_an_unreachable_redis_fail_closed() -> None:
+    counters = RedisCounters("redis://127.0.0.1:1/0")
+    limits = [Limit("requests", "month", 5, hard=True)]
+
+    async def call() -> None:
+        await counters.commit_async(charges("a", limits, 1, NOW), 1, event())
+
+    with pytest.raises(NotReady, match="unreachable"):
+        asyncio.run(call())
 
 
 def test_redis_counts_overage_and_meters_refusals(redis_url: tuple[str, str]) -> None:

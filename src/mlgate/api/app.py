@@ -57,6 +57,9 @@ def create_app(services: Services) -> FastAPI:
         services.flusher.start()
         services.start_monitoring()
         yield
+        aclose = getattr(services.gate.counters, "aclose", None)
+        if aclose is not None:  # the loop's own connection to the counters (Redis)
+            await aclose()
         await run_in_threadpool(services.flusher.stop)  # nothing metered is lost on a clean stop
         await run_in_threadpool(services.stop_monitoring)  # nor anything sampled
         await run_in_threadpool(services.aliases.stop)

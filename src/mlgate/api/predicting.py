@@ -62,12 +62,12 @@ async def serve_prediction(
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
     principal = authorize(services, request, asked.target)
-    # On the event loop, not in a worker thread: with the caches warm this is CPU work besides
-    # at most one Redis round trip, and measured (bench/serve.py) a thread hop cost more than it
-    # freed: threads scoring at once on two cores only contend, and the loop waiting ~0.1 ms on
-    # Redis beat the hop (1,900 against 940 req/s, two workers, 16 clients). A cache miss reads
-    # the database here, once a second per key and version.
-    return predict(
+    # On the event loop, not in a worker thread: with the caches warm this is CPU work, and
+    # measured (bench/serve.py) a thread hop cost more than it freed: threads scoring at once
+    # on two cores only contend. The one wait, the count in Redis, is awaited (the loop serves
+    # other calls meanwhile; see plans/redis_counters.py). A cache miss reads the database
+    # here, once a second per key and version.
+    return await predict(
         serving_of(services),
         principal,
         asked,

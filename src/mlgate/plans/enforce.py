@@ -122,19 +122,43 @@ class Gate:
         """After scoring: count and meter the call atomically; the response headers. Raises
         TooManyRequests if other calls took the last of a limit meanwhile."""
         event = self._event(admission, version.model_name, version.number, 200)
-        headers = _sunset(admission, version)
         if not admission.charged:
             self._meter(event)
-            return headers
+            return _sunset(admission, version)
         try:
-            ok, blocked, _overage, after = self.counters.commit(
-                admission.charged, admission.rows, event
-            )
-        except NotReady:
-            if self._fail_open:
-                log.warning("limits backend unreachable; serving without counting (fail open)")
-                return headers
-            raise
+            outcome = self.counters.commit(admission.charged, admission.rows, event)
+        except NotReady as exc:
+            return self._unreachable(admission, version, exc)
+        return self._settled(admission, version, outcome)
+
+    async def settle_async(self, admission: Admission, version: ModelVersion) -> dict[str, str]:
+        """`settle`, from an event loop: where the counters take a round trip (Redis), the
+        loop serves other calls meanwhile."""
+        commit = getattr(self.counters, "commit_async", None)
+        if commit is None or not admission.charged:
+            return self.settle(admission, version)
+        event = self._event(admission, version.model_name, version.number, 200)
+        try:
+            outcome = await commit(admission.charged, admission.rows, event)
+        except NotReady as exc:
+            return self._unreachable(admission, version, exc)
+        return self._settled(admission, version, outcome)
+
+    def _unreachable(
+        self, admission: Admission, version: ModelVersion, exc: NotReady
+    ) -> dict[str, str]:
+        if self._fail_open:
+            log.warning("limits backend unreachable; serving without counting (fail open)")
+            return _sunset(admission, version)
+        raise exc
+
+    def _settled(
+        self,
+        admission: Admission,
+        version: ModelVersion,
+        outcome: tuple[bool, LimitState | None, int, list[int]],
+    ) -> dict[str, str]:
+        ok, blocked, _overage, after = outcome
         if not ok and blocked is not None:
             with self._lock:
                 if len(self._spent) > 10_000:  # windows end; forget the old ones wholesale
@@ -146,7 +170,7 @@ class Gate:
             LimitState(c.limit, n, c.reset_in)
             for c, n in zip(admission.charged, after, strict=True)
         ]
-        return headers | rate_headers(admission.charged, states)
+        return _sunset(admission, version) | rate_headers(admission.charged, states)
 
     @staticmethod
     def _key_of(admission: Admission, state: LimitState) -> str:

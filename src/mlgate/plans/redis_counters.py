@@ -1,15 +1,23 @@
 """Counters in Redis, shared by every worker and replica: one Lua script checks, counts and
 meters a call atomically; metered aggregates wait in a Redis hash until a flusher moves them to
 the database (exactly once: each batch is renamed aside under an id that the database records
-in the same transaction as the batch's rows)."""
+in the same transaction as the batch's rows).
+
+A server's event loop commits with `commit_async`, through plans/resp.py: the loop never waits
+on Redis (a round trip costs more than scoring a row), and the calls of one turn of the loop
+go out in one write. Each call is still its own script run, atomic and in order, so counting
+stays exact; only the round trips are shared.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from mlgate.errors import NotReady
+from mlgate.plans import resp
 from mlgate.plans.limiter import Charge, LimitState
 from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
 
@@ -67,6 +75,8 @@ class RedisCounters:
         self._prefix = prefix
         self._usage = f"{prefix}:usage"
         self._commit = self._redis.register_script(_COMMIT)
+        self._url = url
+        self._connection: tuple[asyncio.AbstractEventLoop, resp.Connection] | None = None
 
     def peek(self, keys: list[str]) -> list[int]:
         values = self._call(self._redis.mget, [self._counter(k) for k in keys])
@@ -75,19 +85,59 @@ class RedisCounters:
     def commit(
         self, charged: list[Charge], rows: int, event: UsageEvent
     ) -> tuple[bool, LimitState | None, int, list[int]]:
+        keys, args = self._commit_call(charged, rows, event)
+        return _outcome(charged, self._call(self._commit, keys=keys, args=args))
+
+    async def commit_async(
+        self, charged: list[Charge], rows: int, event: UsageEvent
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        """`commit`, from an event loop, without blocking it (see the module's doc)."""
+        if not resp.supports(self._url):  # TLS: redis-py, blocking the loop for the round trip
+            return self.commit(charged, rows, event)
+        keys, args = self._commit_call(charged, rows, event)
+        connection = self._loop_connection()
+        command = ("EVALSHA", self._commit.sha, len(keys), *keys, *args)
+        try:
+            try:
+                out = await connection.call(*command)
+            except resp.RedisError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                # Redis restarted or its scripts were flushed; the call did not run.
+                await connection.call("SCRIPT", "LOAD", _COMMIT)
+                out = await connection.call(*command)
+        except (ConnectionError, TimeoutError) as exc:
+            raise NotReady(f"the rate-limit store (Redis) is unreachable: {exc}") from None
+        return _outcome(charged, out)
+
+    @property
+    def writes(self) -> int:
+        """Writes `commit_async` made on this loop's connection: calls queued in one turn of the
+        loop share one (tests read it)."""
+        return 0 if self._connection is None else self._connection[1].writes
+
+    async def aclose(self) -> None:
+        """Close the event loop's connection (a server's lifespan ends with this)."""
+        held, self._connection = self._connection, None
+        if held is not None:
+            await held[1].close()
+
+    def _loop_connection(self) -> resp.Connection:
+        loop = asyncio.get_running_loop()
+        if self._connection is None or self._connection[0] is not loop:
+            self._connection = (loop, resp.Connection(self._url))
+        return self._connection[1]
+
+    def _commit_call(
+        self, charged: list[Charge], rows: int, event: UsageEvent
+    ) -> tuple[list[str], list[Any]]:
         specs = "|".join(
             f"{c.amount} {c.limit.limit} {int(c.limit.hard)} {int(c.limit.unit == 'rows')} {c.ttl}"
             for c in charged
         )
         requests, n_rows, _overage, latency = event.values
         args = [rows, specs, "|".join(event.key), f"{requests} {n_rows} {latency}"]
-        keys = [self._counter(c.key) for c in charged] + [self._usage]
-        out = self._call(self._commit, keys=keys, args=args)
-        if int(out[0]) == 0:
-            index, used = int(out[1]) - 1, int(out[2])
-            blocked = charged[index]
-            return False, LimitState(blocked.limit, used, blocked.reset_in), 0, []
-        return True, None, int(out[1]), [int(v) for v in out[2:]]
+        return [self._counter(c.key) for c in charged] + [self._usage], args
 
     def meter(self, event: UsageEvent) -> None:
         pipe = self._redis.pipeline(transaction=True)
@@ -134,6 +184,16 @@ class RedisCounters:
             raise NotReady(
                 f"the rate-limit store (Redis) is unreachable: {type(exc).__name__}"
             ) from None
+
+
+def _outcome(charged: list[Charge], out: Any) -> tuple[bool, LimitState | None, int, list[int]]:
+    """The script's answer: [1, overage, counts after...] or [0, index of the blocking limit
+    (from 1), its count]."""
+    if int(out[0]) == 0:
+        index, used = int(out[1]) - 1, int(out[2])
+        blocked = charged[index]
+        return False, LimitState(blocked.limit, used, blocked.reset_in), 0, []
+    return True, None, int(out[1]), [int(v) for v in out[2:]]
 
 
 def _fields(event: UsageEvent) -> list[tuple[str, int]]:

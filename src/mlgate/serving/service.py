@@ -63,7 +63,7 @@ class Asked:
         return self.target.model
 
 
-def predict(
+async def predict(
     serving: Serving,
     principal: Principal,
     asked: Asked,
@@ -72,7 +72,8 @@ def predict(
     request_id: str,
 ) -> tuple[Prediction, dict[str, str]]:
     """Score the rows for an authorized caller; the prediction and the answer's headers (rate
-    limits, Sunset). Refusals and failures are metered with their status, never counted."""
+    limits, Sunset). Refusals and failures are metered with their status, never counted. All
+    but the count is CPU work with warm caches, done at once; the count awaits the counters."""
     gate = serving.gate
     admission = gate.open(principal)
     pinned = admission.pinned(asked.model)  # the subscription holds this consumer to a version
@@ -95,7 +96,12 @@ def predict(
         _refused(serving, admission, asked.model, seen[0].number if seen else 0, exc)
         raise
     result = Prediction(version, scores.predictions, scores.probabilities)
-    headers = _settle(serving, admission, version, len(result.predictions))
+    try:  # on the event loop, which serves other calls while the counters answer
+        headers = await serving.gate.settle_async(admission, version)
+    except MlgateError as exc:
+        serving.observe(version.model_name, version.number, serving.status_of(exc), 0)
+        raise
+    serving.observe(version.model_name, version.number, 200, len(result.predictions))
     serving.recorder.offer(
         asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions
     )
