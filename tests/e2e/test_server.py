@@ -242,8 +242,12 @@ def test_request_ids_access_log_and_metrics(base: str, token: str, home: Path) -
     assert len(made) == 16 and made != "trace-abc-123"
     bad = httpx.get(f"{base}/healthz", headers={"X-Request-Id": "bad id\twith junk"})
     assert bad.headers["x-request-id"] != "bad id\twith junk"
-    # One JSON line per request in the server's log, with who called, never the token.
-    log = next(home.parent.glob(f"serve-{base.rsplit(':', 1)[1]}.log")).read_text()
+    # One JSON line per request in the server's log, with who called, never the token; lines
+    # are written in batches, at most 0.2 s after their answers.
+    log_path = next(home.parent.glob(f"serve-{base.rsplit(':', 1)[1]}.log"))
+    deadline = time.monotonic() + 5
+    while "trace-abc-123" not in (log := log_path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
     line = next(x for x in lines if x.get("request_id") == "trace-abc-123")
     assert line["route"] == "/v1/models/{name}/predict" and line["status"] == 200

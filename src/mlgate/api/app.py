@@ -18,7 +18,7 @@ from mlgate import __version__, errors
 from mlgate.api import problems
 from mlgate.api.fastlane import App, PredictLane
 from mlgate.api.middleware import AuditLog, SecurityHeaders
-from mlgate.api.observe import RequestLog
+from mlgate.api.observe import RequestLog, flush_access_lines
 from mlgate.api.routes import (
     access,
     health,
@@ -64,6 +64,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(services.stop_monitoring)  # nor anything sampled
         await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
+        flush_access_lines()
 
     app = App(
         lifespan=lifespan,

@@ -5,12 +5,15 @@ switched on by `mlgate serve --workers N` through PROMETHEUS_MULTIPROC_DIR).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import itertools
 import logging
 import os
 import re
 import secrets
+import threading
 import time
 from typing import Any
 
@@ -50,12 +53,78 @@ PREDICTED_ROWS = Counter(
 
 
 def configure_logging() -> None:
-    """Access lines as JSON on standard output (a serving process; tests leave logging alone)."""
+    """Access lines as JSON on standard error, written in batches (a serving process; tests
+    leave logging alone)."""
+    global _lines
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     access_log.addHandler(handler)
     access_log.setLevel(logging.INFO)
     access_log.propagate = False
+    if _lines is None:
+        _lines = AccessLines(handler.stream)
+
+
+class AccessLines:
+    """The access log's lines, written together at most `interval` seconds after their answers
+    (or at once past 64 KiB, and at exit): one write a few times a second instead of one per
+    request. A line through `logging` with a write each cost ~60 us here, a fifth of a call."""
+
+    def __init__(self, stream: Any, interval: float = 0.2) -> None:
+        self._stream = stream
+        self._pending: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._run, args=(interval,), daemon=True, name="access-log").start()
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._pending.append(line)
+            self._size += len(line)
+            full = self._size > 65_536
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending, self._size = self._pending, [], 0
+            with contextlib.suppress(ValueError, OSError):  # a closed stream at exit
+                for chunk in _chunks(pending):
+                    self._stream.write(chunk)
+                    self._stream.flush()
+
+    def _run(self, interval: float) -> None:
+        while not self._wake.wait(interval):
+            self.flush()
+
+
+_lines: AccessLines | None = None
+
+
+def flush_access_lines() -> None:
+    """Write the access lines still pending (a server stopping)."""
+    if _lines is not None:
+        _lines.flush()
+
+
+def _chunks(lines: list[str], limit: int = 4096) -> list[str]:
+    """Whole lines joined into writes of at most `limit` bytes (PIPE_BUF): several workers
+    writing to one pipe never cut into one another's lines."""
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line.encode()) + 1
+        if current and size + length > limit:
+            out.append("".join(current))
+            current, size = [], 0
+        current.append(line + "\n")
+        size += length
+    if current:
+        out.append("".join(current))
+    return out
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -160,14 +229,23 @@ def end_request(scope: Scope, status: int, started: float, request_id: str) -> N
     _requests(scope["method"], route, status).inc()
     _seconds(route).observe(elapsed)
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info(_line(scope, route, status, elapsed, request_id))
+        line = _line(scope, route, status, elapsed, request_id)
+        if _lines is not None:
+            _lines.write(line)
+        else:
+            access_log.info(line)
+
+
+@functools.lru_cache(maxsize=4)
+def _timestamp(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _line(scope: Scope, route: str, status: int, elapsed: float, request_id: str) -> str:
     state: dict[str, Any] = scope.get("state", {})
     principal = state.get("principal")
     entry = {
-        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "ts": _timestamp(int(time.time())),
         "request_id": request_id,
         "method": scope["method"],
         "route": route,
