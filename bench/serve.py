@@ -1,7 +1,7 @@
 """Serving benchmark: mlgate with keys, grants, a plan and metering on, against a bare Starlette
 endpoint that calls the same in-process predictor with no checks, in the same run.
 
-    .venv/bin/python bench/serve.py [--seconds 10] [--workers 1 2] [--models 20]
+    .venv/bin/python bench/serve.py [--seconds 10] [--rounds 3] [--workers 1 2] [--models 20]
 
 Trains an XGBoost classifier (100 trees, depth 6, 20 numeric features) and a logistic
 regression in a temporary home, gives a consumer on a plan a key and grants, and starts, for each
@@ -9,10 +9,12 @@ worker count, the bare endpoint under uvicorn and under granian (one model threa
 `mlgate serve` exactly as users start it: its defaults, the in-process limiter with one worker,
 Redis with more (the in-process limiter cannot count across processes). The load comes from wrk
 (Debian's package `wrk`) in a second process: closed loop, keep-alive, loopback; single-row at
-concurrency 1 and 16, 1,000-row at concurrency 1, each for --seconds; and the same 1,000 rows to
-mlgate's Open Inference Protocol route as JSON and as binary tensors (Triton's extension). It
-prints req/s, p50 and p99, mlgate's throughput as a ratio of each bare endpoint's, and the
-resident memory of each mlgate worker with --models models loaded. Never part of the tests.
+concurrency 1 and 16, 1,000-row at concurrency 1, each for --seconds, --rounds times with the
+three servers interleaved (the median run is shown: this host's speed drifts); and the same
+1,000 rows to mlgate's Open Inference Protocol route as JSON and as binary tensors (Triton's
+extension). It prints req/s, p50 and p99, mlgate's throughput as a ratio of each bare
+endpoint's, and the resident memory of each mlgate worker with --models models loaded. Never
+part of the tests.
 """
 
 from __future__ import annotations
@@ -208,6 +210,12 @@ def oip_bodies(rows: list[dict[str, Any]]) -> tuple[bytes, bytes, int]:
     return plain, binary_body, int(json_size)
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median throughput (its own latencies with it); failures summed."""
+    middle = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+    return middle | {"failed": sum(r["failed"] for r in runs)}
+
+
 def _figures(r: dict[str, float]) -> str:
     return f"{r['rps']:6.0f} req/s p50 {r['p50_ms']:6.2f} p99 {r['p99_ms']:6.2f} ms"
 
@@ -239,6 +247,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each load")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved runs per load; the median is shown"
+    )
     parser.add_argument("--models", type=int, default=20, help="models loaded for the RSS figure")
     parser.add_argument(
         "--redis", default=os.environ.get("MLGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -273,12 +284,16 @@ def main() -> None:
                     running_server(home, "--workers", str(workers), **env) as ours,
                 ):
                     for label, body, clients in loads:
-                        figures = {}
                         bases = (("uvicorn", bare), ("granian", granian), ("mlgate", ours))
-                        for who, base in bases:
-                            url = f"{base}/v1/models/{model}/predict"
-                            wrk(url, token, body, clients, 1, tmp)  # warm-up
-                            figures[who] = wrk(url, token, body, clients, args.seconds, tmp)
+                        rounds: dict[str, list[dict[str, float]]] = {w: [] for w, _ in bases}
+                        for _ in range(args.rounds):  # interleaved: the host's drift hits all
+                            for who, base in bases:
+                                url = f"{base}/v1/models/{model}/predict"
+                                wrk(url, token, body, clients, 1, tmp)  # warm-up
+                                rounds[who].append(
+                                    wrk(url, token, body, clients, args.seconds, tmp)
+                                )
+                        figures = {who: _median(runs) for who, runs in rounds.items()}
                         b, g, m = figures["uvicorn"], figures["granian"], figures["mlgate"]
                         failed = m["failed"] + b["failed"] + g["failed"]
                         print(
