@@ -4,6 +4,7 @@ through its plan; refusals are metered and never counted; the clock is the test'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pandas as pd
@@ -69,8 +70,8 @@ class World:
         def parse(columns: Sequence[Column]) -> pd.DataFrame:
             return frame[[c.name for c in columns]]
 
-        result, _headers = predict(
-            self.serving, ACME, Asked(Target("churn"), None, None), parse, request_id="r1"
+        result, _headers = asyncio.run(
+            predict(self.serving, ACME, Asked(Target("churn"), None, None), parse, request_id="r1")
         )
         return result.predictions
 
@@ -109,6 +110,6 @@ def test_a_consumer_is_served_within_its_plan_and_metered() -> None:
 def test_an_unknown_model_is_metered_as_such_and_counts_nothing() -> None:
     world = World()
     with pytest.raises(MlgateError):
-        predict(world.serving, ACME, Asked(Target("nope"), None, None),
-                lambda columns: pd.DataFrame(), request_id="r2")  # fmt: skip
+        asyncio.run(predict(world.serving, ACME, Asked(Target("nope"), None, None),
+                            lambda columns: pd.DataFrame(), request_id="r2"))  # fmt: skip
     assert world.seen == [(404, 0)] and world.ledger() == (0, 0)
