@@ -38,7 +38,14 @@ def train(
     drop: Annotated[
         list[str] | None, typer.Option(help="A column to leave out (repeatable), e.g. an id.")
     ] = None,
-    test_size: Annotated[float, typer.Option(help="Share of rows held out for metrics.")] = 0.2,
+    test_size: Annotated[
+        float,
+        typer.Option(
+            help="Share of rows held out for metrics (0.05-0.5); 0 fits on every row and "
+            "evaluates cross-fitted predictions (leave-one-out under 30 rows, else --cv or 5 "
+            "folds)."
+        ),
+    ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the holdout split.")] = 42,
     task: Annotated[
         str | None,
@@ -183,7 +190,9 @@ def print_result(result: TrainResult) -> None:
     elif forecast:  # a forecaster is scored on the held-out ends of its series
         held_out = f"holdout ({forecast.get('test_windows', '?')} windows of {forecast['horizon']})"
     else:
-        held_out = f"holdout ({evaluation.get('n_holdout', '?')} rows)"
+        from mlgate.training.evaluate import metrics_heading
+
+        held_out = metrics_heading(evaluation)
     columns = [held_out, "value", "95% interval"]
     columns += ["baseline"] + ([f"{cv['folds']}-fold CV (mean ± sd)"] if cv else [])
     table = Table(*columns)
@@ -214,6 +223,8 @@ def print_result(result: TrainResult) -> None:
             f"[yellow]note[/] {result.n_rows_without_target:,} rows had no "
             f"{version.target!r} and were left out"
         )
+    for note in evaluation.get("notes", []):
+        console.print(f"[yellow]note[/] {note}")
     for message in result.warnings:
         console.print(f"[yellow]warning[/] {message}")
 

@@ -75,8 +75,14 @@ def compare_versions(
     version_b = resolve_version(uow, model_name, b)
     if version_a.task != version_b.task or version_a.target != version_b.target:
         raise InvalidInput(f"v{a} and v{b} do not predict the same thing")
-    frame = read_snapshot(uow, artifacts, model_name, b)
     lineage = version_b.lineage
+    if lineage.test_size == 0:
+        raise InvalidInput(
+            f"v{b} was fitted on every row (--test-size 0): it has no unseen rows to compare "
+            "on; compare versions that hold rows out, or read the cross-fitted metrics in "
+            "their reports"
+        )
+    frame = read_snapshot(uow, artifacts, model_name, b)
     prepared = training_data.prepare(
         frame, target=version_b.target, drop=lineage.dropped_columns, task=version_b.task
     )

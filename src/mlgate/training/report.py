@@ -19,7 +19,7 @@ import pandas as pd
 
 from mlgate.registry.model import Task
 from mlgate.training import explain
-from mlgate.training.evaluate import Evaluation, Outputs
+from mlgate.training.evaluate import Evaluation, Outputs, metrics_heading
 
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
 VERSION_PLACEHOLDER = "<!--mlgate:version-->"
@@ -268,7 +268,7 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
         f"{inputs.trained_at:%Y-%m-%d %H:%M} UTC on {inputs.lineage.get('n_rows', '?')} rows "
         f"from {e(str(inputs.lineage.get('source_name')))} "
         f"(data sha256 {e(str(inputs.lineage.get('data_sha256', ''))[:16])}…).</p>",
-        f"<h2>Holdout metrics ({evaluation['n_holdout']} rows)</h2>",
+        f"<h2>{e(metrics_heading(evaluation))}</h2>",
         "<table><tr><th>metric</th><th>value</th><th>95% bootstrap interval</th>"
         f"<th>baseline</th>{cv_header}</tr>{rows}</table>",
         f"<p>Baseline: {e(evaluation['baseline_kind'])}.</p>",

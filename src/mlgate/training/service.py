@@ -29,7 +29,8 @@ from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
-from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
+from mlgate.training.crossfit import cross_fit, folds_for
+from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.forecasting import (
     FORECAST_PARAMS,
     fit_forecaster,
@@ -112,6 +113,7 @@ class Split:
     X_test: pd.DataFrame
     y_train: pd.Series
     y_test: pd.Series
+    cross_fitted: bool = False  # no holdout: the "test" rows are every row, predicted out of fold
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,16 @@ def _check(spec: TrainSpec) -> Algorithm | None:
     algorithm = None if spec.algorithm == AUTO else get_algorithm(spec.algorithm)
     if (spec.table is None) == (spec.query is None):
         raise InvalidInput("name the rows with exactly one of a table and a query")
-    if not 0.05 <= spec.test_size <= 0.5:
-        raise InvalidInput(f"the holdout fraction must lie in [0.05, 0.5], got {spec.test_size}")
+    if spec.test_size != 0 and not 0.05 <= spec.test_size <= 0.5:
+        raise InvalidInput(
+            f"the holdout fraction must be 0 (fit on every row, metrics from cross-fitted "
+            f"predictions) or lie in [0.05, 0.5], got {spec.test_size}"
+        )
+    if spec.test_size == 0 and spec.dask:
+        raise InvalidInput(
+            "a Dask cluster fits on a hashed split; --test-size 0 (every row, cross-fitted "
+            "metrics) runs on this machine: leave out --dask, or hold rows out"
+        )
     if spec.task is not None and algorithm is not None:
         algorithm.build(spec.task, FeatureLayout(1, 0))  # an algorithm that cannot do it says so
     return algorithm
@@ -223,15 +233,22 @@ def _train_tabular(
     prepared = _prepare(rows.frame, spec, algorithm, report)
     split = split_rows(prepared, spec.test_size, spec.seed)
     algorithm, params, leaderboard = _choose(algorithm, prepared, split, spec, report)
-    folds, cv = _cross_validate(algorithm, prepared, split, params, spec, report)
+    searched = spec.tune is not None or spec.algorithm == AUTO
+    cv: dict[str, tuple[float, float]] = {}
+    if split.cross_fitted and not searched:  # --cv sets the cross-fitting's folds instead
+        folds = 0
+    else:
+        folds, cv = _cross_validate(algorithm, prepared, split, params, spec, report)
     report("fit", f"fitting {algorithm.name} ({prepared.task}) on {len(split.X_train):,} rows")
-    fitted = fit_and_evaluate(algorithm, prepared, split, params, seed=spec.seed, progress=report)
+    fitted = fit_and_evaluate(
+        algorithm, prepared, split, params, seed=spec.seed, progress=report, folds=spec.cv
+    )
     lineage = lineage_of(spec, rows.config, n_rows=prepared.n_rows_read,
                          data_sha256=prepared.sha256)  # fmt: skip
     trained_at = now()
     details: dict[str, Any] = {
         "evaluation": fitted.evaluation.to_json(),
-        "notes": list(prepared.notes),
+        "notes": list(prepared.notes) + list(fitted.evaluation.notes),
     }
     attachments: dict[str, bytes] = {"snapshot.parquet": rows.snapshot}
     if spec.report:
@@ -521,6 +538,11 @@ def _train_forecaster(
     scores each trial on the end of the training part; the holdout is scored once, at the end."""
     if spec.cv:
         raise InvalidInput(f"{algorithm.name} forecasts are scored on a time holdout, not k folds")
+    if spec.test_size == 0:
+        raise InvalidInput(
+            f"{algorithm.name} forecasts are scored on the last share of each series; give "
+            "--test-size between 0.05 and 0.5"
+        )
     if not spec.target:
         raise InvalidInput("name the column to forecast (the target)")
     data, network = split_params(spec.params)
@@ -617,8 +639,14 @@ def _search(
 
 
 def split_rows(prepared: training_data.TrainingData, test_size: float, seed: int) -> Split:
-    """A holdout split, stratified by class where every class can appear on both sides."""
+    """A holdout split, stratified by class where every class can appear on both sides. With
+    `test_size` 0 there is none: the model learns every row and is evaluated on cross-fitted
+    predictions of them all (training/crossfit.py), so both sides are every row."""
     y = prepared.y
+    if test_size == 0:
+        if prepared.task == "classification" and y.nunique() < 2:
+            raise InvalidInput("the rows hold a single class; add rows of the others")
+        return Split(prepared.X, prepared.X, y, y, cross_fitted=True)
     n_test = max(1, round(test_size * len(y)))
     counts = y.value_counts()
     stratify = (
@@ -642,8 +670,10 @@ def fit_and_evaluate(
     *,
     seed: int,
     progress: Progress | None = None,
+    folds: int | None = None,
 ) -> Fitted:
-    """Build the pipeline for these columns, fit it on the training rows, score the holdout."""
+    """Build the pipeline for these columns, fit it on the training rows, score the holdout
+    (or, with no holdout, cross-fitted predictions of every row on `folds` folds)."""
     task = prepared.task
     features = feature_columns(prepared.columns)
     layout = layout_of(features, split.X_train)
@@ -665,9 +695,22 @@ def fit_and_evaluate(
                 f"{algorithm.name} could not be fitted on these rows: {exc}"
             ) from None
     fit_seconds = time.perf_counter() - started
-    if progress:
-        progress("evaluate", f"scoring {len(split.X_test):,} holdout rows")
-    outputs = outputs_of(task, pipeline, split.X_test)
+    messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    method, baseline = HOLDOUT, None
+    if split.cross_fitted:
+        n_folds = folds_for(len(split.X_train), folds)
+        if progress:
+            progress("evaluate", f"cross-fitting {len(split.X_train):,} rows on {n_folds} folds")
+        crossed = cross_fit(
+            algorithm, task, prepared.columns, split.X_train, split.y_train, params,
+            n_classes=len(prepared.classes or ()), folds=n_folds, seed=seed,
+        )  # fmt: skip
+        outputs, method, baseline = crossed.outputs, crossed.method, crossed.baseline
+        messages = tuple(dict.fromkeys(messages + crossed.warnings))
+    else:
+        if progress:
+            progress("evaluate", f"scoring {len(split.X_test):,} holdout rows")
+        outputs = outputs_of(task, pipeline, split.X_test)
     evaluation = evaluate(
         task,
         split.y_test.to_numpy(),
@@ -675,8 +718,9 @@ def fit_and_evaluate(
         split.y_train.to_numpy(),
         n_classes=len(prepared.classes or ()),
         seed=seed,
+        method=method,
+        baseline=baseline,
     )
-    messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     params = _json_safe(estimator.get_params(deep=False))
     return Fitted(pipeline, params, evaluation, outputs, fit_seconds, messages)
 

@@ -130,7 +130,7 @@ def cv_metrics(
         truth = y.iloc[test_index].to_numpy()
         if task == "classification":
             assert outputs.probabilities is not None
-            proba = _full_proba(outputs.probabilities, pipeline[-1], n_classes)
+            proba = full_proba(outputs.probabilities, pipeline[-1], n_classes)
             per_fold.append(
                 {
                     name: fn(truth, outputs.predictions, proba, n_classes)
@@ -223,7 +223,7 @@ def _installed(algorithm: Algorithm) -> bool:
     return algorithm.library == "scikit-learn" or find_spec(algorithm.library) is not None
 
 
-def _full_proba(proba: np.ndarray, model: Any, n_classes: int) -> np.ndarray:
+def full_proba(proba: np.ndarray, model: Any, n_classes: int) -> np.ndarray:
     """Probabilities over all classes, when a fold's model saw only some of them."""
     if proba.shape[1] == n_classes:
         return proba

@@ -37,7 +37,11 @@ class TrainRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     task: Literal["classification", "regression"] | None = None
     tune: str | None = Field(None, description="trials=50, time=5m, or both")
-    test_size: float = 0.2
+    test_size: float = Field(
+        0.2,
+        description="Share of rows held out for metrics (0.05-0.5); 0 fits on every row and "
+        "evaluates cross-fitted predictions (leave-one-out under 30 rows, else 5 folds)",
+    )
     seed: int = 42
     report: bool = True
 
