@@ -103,12 +103,11 @@ def reference_dummies(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def reference_design(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Standardised numbers and first-level-dropped dummies, built by hand with pandas."""
+    """Numbers in their own units and first-level-dropped dummies, built by hand with pandas."""
     X = rows[NUMERIC + CATEGORICAL].copy()
     X_train, _ = train_test_split(X, test_size=0.2, random_state=42, stratify=rows["churned"])
     numbers = X_train[NUMERIC].astype("float64")
-    numbers = numbers.fillna(numbers.median())
-    numbers = (numbers - numbers.mean()) / numbers.std(ddof=0)
+    numbers = numbers.fillna(numbers.median())  # in the data's units: imputed, not scaled
     dummies = reference_dummies(X_train[CATEGORICAL])
     return sm.add_constant(pd.concat([numbers, dummies], axis=1)), X_train
 
@@ -131,6 +130,24 @@ def test_logistic_coefficients_and_errors_equal_statsmodels(services: Services) 
         [c["p_value"] for c in table], expected.pvalues, rtol=1e-4, atol=1e-10
     )
     assert table[0]["term"] == "intercept"
+    # Named by column (and `column = level`); standardized per standard deviation; odds ratios.
+    names = [c["term"] for c in table]
+    assert names[1 : 1 + len(NUMERIC)] == NUMERIC
+    assert all(" = " in n or n.endswith(" (missing)") for n in names[1 + len(NUMERIC) :])
+    sd = design.iloc[:, 1:].std(ddof=0).to_numpy()
+    np.testing.assert_allclose(
+        [c["standardized"] for c in table[1:]], expected.params[1:] * sd, rtol=1e-5, atol=1e-8
+    )
+    odds = np.array([c["odds_ratio"] for c in table])
+    np.testing.assert_allclose(odds[:, 0], np.exp(expected.params), rtol=1e-5)
+    np.testing.assert_allclose(odds[:, 1:], np.exp(expected.conf_int()), rtol=1e-5)
+    # The served model is penalized (C=1): its own coefficients, in the same units, beside them.
+    inference = (version.report or {})["inference"]
+    served = np.array([c["served"] for c in table])
+    largest = np.max(np.abs(served - expected.params) / np.abs(expected.params))
+    assert inference["served_difference"] == pytest.approx(largest, rel=1e-4)
+    assert inference["diagnostics"]["mcfadden_r2"] == pytest.approx(expected.prsquared, 1e-6)
+    assert inference["diagnostics"]["llr"] == pytest.approx(expected.llr, 1e-6)
     reading = (version.report or {})["reading"]
     assert any("contract" in line for line in reading)
     assert all("the odds of churned = 1 " in line for line in reading)  # the positive class
@@ -153,9 +170,7 @@ def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) ->
         X, rows["support_calls"], test_size=0.2, random_state=42
     )
     numbers = X_train[numeric].astype("float64")
-    numbers = (
-        numbers.fillna(numbers.median()) - numbers.fillna(numbers.median()).mean()
-    ) / numbers.fillna(numbers.median()).std(ddof=0)
+    numbers = numbers.fillna(numbers.median())
     dummies = reference_dummies(X_train[CATEGORICAL])
     design = sm.add_constant(pd.concat([numbers, dummies], axis=1))
     expected = sm.OLS(y_train.astype("float64").to_numpy(), design.to_numpy()).fit()
@@ -164,6 +179,14 @@ def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) ->
         [c["estimate"] for c in table], expected.params, rtol=1e-6, atol=1e-9
     )
     np.testing.assert_allclose([c["std_error"] for c in table], expected.bse, rtol=1e-6, atol=1e-9)
+    diagnostics = (version.report or {})["inference"]["diagnostics"]
+    assert diagnostics["r2"] == pytest.approx(expected.rsquared, 1e-9)
+    assert diagnostics["adj_r2"] == pytest.approx(expected.rsquared_adj, 1e-9)
+    assert diagnostics["f"] == pytest.approx(expected.fvalue, 1e-7)
+    assert diagnostics["aic"] == pytest.approx(expected.aic, 1e-9)
+    assert diagnostics["bic"] == pytest.approx(expected.bic, 1e-9)
+    # The served LinearRegression is unpenalized: the same numbers, in the same units.
+    np.testing.assert_allclose([c["served"] for c in table], expected.params, rtol=1e-6)
 
 
 def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) -> None:
@@ -194,8 +217,8 @@ def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) 
         app, ["models", "report", "cli-logit", "-o", str(target)], obj=services, terminal_width=200
     )
     assert linear.exit_code == 0, linear.output
-    assert "coefficients (with standard errors)" in linear.output
-    assert "numeric__tenure_months" in linear.output and "std. error" in linear.output
+    assert "coefficients in the data's units (with standard errors)" in linear.output
+    assert "tenure_months" in linear.output and "numeric__" not in linear.output
     bad = CliRunner().invoke(app, ["models", "report", "cli-report@Not Valid"], obj=services)
     assert bad.exit_code == 1 and "MODEL@VERSION" in bad.output
     unknown = CliRunner().invoke(app, ["models", "report", "cli-report@staging"], obj=services)

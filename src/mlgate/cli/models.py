@@ -97,7 +97,11 @@ def report(
         f"[bold]{version.ref}[/]: {version.algorithm} ({version.task} of {version.target!r}), "
         f"{version.lineage.n_rows:,} rows"
     )
-    metrics = Table("metric", "holdout", "95% interval", "baseline")
+    for warning in details.get("warnings", []):  # collinearity: before any number is read
+        console.print(f"[bold yellow]warning[/] {warning}")
+    from mlgate.training.evaluate import metrics_heading
+
+    metrics = Table("metric", metrics_heading(evaluation), "95% interval", "baseline")
     for key, value in version.metrics.items():
         interval = evaluation.get("intervals", {}).get(key)
         base = evaluation.get("baseline", {}).get(key)
@@ -407,8 +411,8 @@ def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
     multiclass = any(r.get("outcome") for r in rows)
     table = Table(
         *(["class"] if multiclass else []),
-        "term", "estimate", "std. error", "95% interval", "p",
-        title="coefficients (with standard errors)",
+        "term", "estimate", "std. error", "95% interval", "p", "standardized",
+        title="coefficients in the data's units (with standard errors)",
     )  # fmt: skip
     strongest = sorted(rows, key=lambda r: -abs(r.get("statistic") or 0.0))
     for r in strongest[:limit]:
@@ -418,6 +422,7 @@ def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
             f"{r['std_error']:.3g}",
             f"{r['low']:.3g} – {r['high']:.3g}",
             f"{r['p_value']:.2g}",
+            "" if r.get("standardized") is None else f"{r['standardized']:.4g}",
         ]
         table.add_row(*([r.get("outcome", "")] if multiclass else []), *cells)
     if len(rows) > limit:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mlgate.registry.model import Task
-from mlgate.training import explain
+from mlgate.training import explain, inference
 from mlgate.training.evaluate import Evaluation, Outputs, metrics_heading
 
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
@@ -45,6 +45,7 @@ class ReportInputs:
     trained_at: datetime
     seed: int
     cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # k-fold (mean, sd)
+    standard_errors: str = "classical"  # of the coefficient table: "classical" or "hc3"
 
 
 def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
@@ -53,15 +54,15 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
         inputs.task, inputs.pipeline, inputs.X_test, inputs.y_test, inputs.seed
     )
     if inputs.coefficients:
-        table = explain.coefficient_table(
-            inputs.task, inputs.pipeline, inputs.X_train, inputs.y_train, inputs.classes
-        )
-        data["coefficients"] = [c.to_json() for c in table]
-        data["reading"] = (
-            explain.reading(inputs.task, table, inputs.target, classes=inputs.classes)
-            if table
-            else []
-        )
+        found = inference.infer(
+            inputs.task, inputs.pipeline, inputs.X_train, inputs.y_train, inputs.classes,
+            se=inputs.standard_errors,
+        )  # fmt: skip
+        if found is not None:
+            data["inference"] = found.to_json()
+            data["coefficients"] = data["inference"]["terms"]
+            data["reading"] = inference.reading(found, inputs.target, inputs.classes)
+            data["warnings"] = found.warnings
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:  # a network's epochs: losses, learning rate, the epoch kept
         data["training_history"] = history
@@ -262,12 +263,14 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
         "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:1rem 0}"
         "td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}"
         "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-        "figure{margin:1.5rem 0}</style></head><body>",
+        "figure{margin:1.5rem 0}.warning{background:#fff4e5;border-left:4px solid #e8a33d;"
+        "padding:.5rem .8rem}</style></head><body>",
         f"<h1>{e(inputs.model_name)} {VERSION_PLACEHOLDER}</h1>",
         f"<p>{e(inputs.algorithm)} ({e(inputs.task)} of <b>{e(inputs.target)}</b>), trained "
         f"{inputs.trained_at:%Y-%m-%d %H:%M} UTC on {inputs.lineage.get('n_rows', '?')} rows "
         f"from {e(str(inputs.lineage.get('source_name')))} "
         f"(data sha256 {e(str(inputs.lineage.get('data_sha256', ''))[:16])}…).</p>",
+        *(f"<p class='warning'><b>Warning:</b> {e(w)}</p>" for w in data.get("warnings", [])),
         f"<h2>{e(metrics_heading(evaluation))}</h2>",
         "<table><tr><th>metric</th><th>value</th><th>95% bootstrap interval</th>"
         f"<th>baseline</th>{cv_header}</tr>{rows}</table>",
@@ -275,25 +278,8 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
     ]
     if data["notes"]:
         parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in data["notes"]) + "</ul>")
-    if data.get("coefficients"):
-        parts.append(
-            "<h2>Coefficients</h2><p>statsmodels' unpenalized fit on the model's own "
-            "preprocessed features (numbers standardised; each category against its "
-            "first level).</p><ul>"
-        )
-        parts.extend(f"<li>{e(line)}</li>" for line in data.get("reading", []))
-        parts.append(
-            "</ul><table><tr><th>term</th><th>outcome</th><th>estimate</th>"
-            "<th>std. error</th><th>statistic</th><th>p</th><th>95% CI</th></tr>"
-        )
-        for c in data["coefficients"]:
-            parts.append(
-                f"<tr><td>{e(c['term'])}</td><td>{e(c['outcome'])}</td>"
-                f"<td>{_number(c['estimate'])}</td><td>{_number(c['std_error'])}</td>"
-                f"<td>{_number(c['statistic'])}</td><td>{_number(c['p_value'])}</td>"
-                f"<td>{_number(c['low'])} – {_number(c['high'])}</td></tr>"
-            )
-        parts.append("</table>")
+    if data.get("inference"):
+        parts.extend(_inference_html(data["inference"], data.get("reading", [])))
     if data.get("indicative_terms"):
         parts.append("<h2>Words that point to each class</h2><ul>")
         for label, words in data["indicative_terms"].items():
@@ -316,6 +302,51 @@ def _interval(value: Any) -> str:
 
 def _mean_sd(value: Any) -> str:
     return "" if not value else f"{value[0]:.4f} ± {value[1]:.4f}"
+
+
+def _inference_html(found: dict[str, Any], reading: list[str]) -> list[str]:
+    """The coefficient table in the data's units and the fit's diagnostics."""
+    e = html.escape
+    logistic = found["kind"] != "OLS"
+    errors = "heteroscedasticity-robust (HC3)" if found["standard_errors"] == "hc3" else "classical"
+    terms = found["terms"]
+    served = any(t.get("served") is not None for t in terms)
+    multiclass = any(t.get("outcome") for t in terms)
+    parts = [
+        "<h2>Coefficients</h2>",
+        f"<p>statsmodels' unpenalized {e(found['kind'])} fit in the data's units: numbers as "
+        "they are (imputed as the model imputes them), each category against its first level; "
+        f"{errors} standard errors. Standardized: per standard deviation of the column.</p>",
+        "<ul>" + "".join(f"<li>{e(line)}</li>" for line in reading) + "</ul>",
+    ]
+    if served and found.get("served_difference") is not None:
+        parts.append(
+            "<p>The served model's own coefficients (penalized, in the same units) differ from "
+            f"this fit by at most {100 * found['served_difference']:.3g}% of a coefficient.</p>"
+        )
+    header = ["term"] + (["outcome"] if multiclass else [])
+    header += ["estimate", "std. error", "z" if logistic else "t", "p", "95% CI", "standardized"]
+    header += (["odds ratio (95% CI)"] if logistic else []) + (["served"] if served else [])
+    header += ["VIF"]
+    parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+    for t in terms:
+        cells = [e(t["term"])] + ([e(t["outcome"])] if multiclass else [])
+        cells += [_number(t["estimate"]), _number(t["std_error"]), _number(t["statistic"]),
+                  _number(t["p_value"]), f"{_number(t['low'])} – {_number(t['high'])}",
+                  _number(t.get("standardized"))]  # fmt: skip
+        if logistic:
+            odds = t.get("odds_ratio") or [None, None, None]
+            cells.append(f"{_number(odds[0])} ({_number(odds[1])} – {_number(odds[2])})")
+        if served:
+            cells.append(_number(t.get("served")))
+        cells.append(_number(t.get("vif")))
+        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append("</table><h3>Diagnostics</h3><table><tr><th>statistic</th><th>value</th></tr>")
+    shown = {"condition_number": found["condition_number"], **found["diagnostics"]}
+    for name, value in shown.items():
+        parts.append(f"<tr><td>{e(name.replace('_', ' '))}</td><td>{_number(value)}</td></tr>")
+    parts.append("</table>")
+    return parts
 
 
 def _number(value: Any) -> str:

@@ -7,7 +7,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import metadata
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from mlgate.registry.store import ArtifactStore
 from mlgate.schema import feature_columns
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training import data as training_data
+from mlgate.training import inference
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.crossfit import cross_fit, folds_for
 from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, outputs_of
@@ -230,6 +231,14 @@ def _train_tabular(
 ) -> TrainResult:
     """Rows with a target: prepare, hold out, choose (auto or tuned), cross-validate, fit and
     evaluate, report, register."""
+    own_params, standard_errors = inference.standard_errors(spec.params)
+    if own_params is not spec.params:  # `se` is the coefficient table's, not the model's
+        if algorithm is None or not algorithm.statsmodels_twin:
+            raise InvalidInput(
+                "se chooses the standard errors of a coefficient table: linear_regression "
+                "and logistic_regression have one"
+            )
+        spec = replace(spec, params=own_params)
     prepared = _prepare(rows.frame, spec, algorithm, report)
     split = split_rows(prepared, spec.test_size, spec.seed)
     algorithm, params, leaderboard = _choose(algorithm, prepared, split, spec, report)
@@ -273,6 +282,7 @@ def _train_tabular(
                 trained_at=trained_at,
                 seed=spec.seed,
                 cv=cv,
+                standard_errors=standard_errors,
             )
         )
     details["n_train"] = len(split.X_train)

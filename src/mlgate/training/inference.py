@@ -1,0 +1,443 @@
+"""Inference for linear and logistic models, in the data's own units.
+
+The served pipeline standardises numbers and one-hot encodes categories; its coefficients read
+per standard deviation and per level against nothing. This module rebuilds the design a
+statistician would write down from the same fitted preprocessing: each numeric column imputed as
+the model imputes it but **not** scaled (its coefficient reads per unit of the column), each
+category reference-coded against its first level (`column = level`, and `column (missing)` for
+the level that stands for a missing value). statsmodels fits it unpenalized (OLS; Logit or
+MNLogit), with classical or heteroscedasticity-robust (HC3) standard errors. Beside each
+estimate: the standardized one (per standard deviation of the column), the odds ratio for
+logistic models, and the served model's own coefficient in the same units when the served model
+is penalized. Diagnostics: F-test, R², adjusted R², AIC/BIC, residual standard error,
+Durbin-Watson, Breusch-Pagan (regression); likelihood-ratio test, McFadden's pseudo-R²,
+Hosmer-Lemeshow (logistic); the design's condition number and each term's variance inflation
+factor, with a warning past CONDITION_LIMIT or VIF_LIMIT.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mlgate.errors import InvalidInput
+from mlgate.registry.model import Task
+from mlgate.training.encoders import MISSING_CATEGORY
+
+MAX_TERMS = 200
+CONDITION_LIMIT = 1e6
+VIF_LIMIT = 10.0
+STANDARD_ERRORS = {"classical": "nonrobust", "hc3": "HC3"}
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str  # "tenure_months", "contract = two-year", "age (missing)", "intercept"
+    estimate: float  # in the data's units
+    std_error: float
+    statistic: float  # t (regression) or z (logistic)
+    p_value: float
+    low: float  # 95% confidence interval
+    high: float
+    standardized: float | None = None  # per standard deviation of the column
+    odds_ratio: tuple[float, float, float] | None = None  # exp(estimate), exp(low), exp(high)
+    served: float | None = None  # the served (penalized) model's coefficient, same units
+    vif: float | None = None
+    outcome: str = ""  # multiclass: the class whose log-odds against the first class this is
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: _finite(v) for k, v in self.__dict__.items() if k != "odds_ratio"}
+        if self.odds_ratio is not None:
+            out["odds_ratio"] = [_finite(v) for v in self.odds_ratio]
+        return out
+
+
+@dataclass(frozen=True)
+class Inference:
+    kind: str  # "OLS", "Logit" or "MNLogit"
+    standard_errors: str  # "classical" or "hc3"
+    terms: list[Term]
+    diagnostics: dict[str, float]
+    condition_number: float
+    warnings: list[str] = field(default_factory=list)
+    served_difference: float | None = None  # largest |served - inference| / |inference|
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "standard_errors": self.standard_errors,
+            "terms": [t.to_json() for t in self.terms],
+            "diagnostics": {k: _finite(v) for k, v in self.diagnostics.items()},
+            "condition_number": _finite(self.condition_number),
+            "warnings": self.warnings,
+            "served_difference": _finite(self.served_difference),
+        }
+
+
+def standard_errors(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    """The `se` parameter taken out of an algorithm's parameters: (the rest, its value)."""
+    if not params or "se" not in params:
+        return params, "classical"
+    rest = {k: v for k, v in params.items() if k != "se"}
+    chosen = str(params["se"]).lower()
+    if chosen not in STANDARD_ERRORS:
+        raise InvalidInput(
+            f"se must be one of {', '.join(STANDARD_ERRORS)} (standard errors of the "
+            f"coefficient table), not {params['se']!r}"
+        )
+    return rest or None, chosen
+
+
+@dataclass(frozen=True)
+class Design:
+    """The inference design in data units (no intercept column), its term names, and for each
+    term the column it came from and a map from the served model's feature index."""
+
+    matrix: np.ndarray
+    names: list[str]
+    served_index: list[int]  # the served model's feature behind each term
+    reference_of: list[int | None]  # for a level: the served feature of its column's reference
+    numeric: list[tuple[int, float, float]]  # (served feature, mean, scale) of scaled columns
+
+
+def design_of(pipeline: Any, X: pd.DataFrame) -> Design | None:
+    """The design a statistician would fit, from the fitted preprocessing; None when the model
+    has blocks that do not read as terms (text) or more than MAX_TERMS terms."""
+    columns = pipeline[:-1][-1]  # the ColumnTransformer
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    served_index: list[int] = []
+    reference_of: list[int | None] = []
+    numeric: list[tuple[int, float, float]] = []
+    start = 0
+    for name, transformer, selected in columns.transformers_:
+        if isinstance(transformer, str) and transformer == "drop":
+            continue
+        chosen = [selected] if isinstance(selected, str) else list(selected)
+        if name == "numeric":
+            values = _numeric_in_data_units(transformer, X[chosen])
+            scaler = _scaler(transformer)
+            for j, column in enumerate(chosen):
+                names.append(column)
+                served_index.append(start + j)
+                reference_of.append(None)
+                if scaler is not None:
+                    mean = float(scaler.mean_[j]) if scaler.with_mean else 0.0
+                    scale = float(scaler.scale_[j]) if scaler.with_std else 1.0
+                    numeric.append((start + j, mean, scale))
+            blocks.append(values)
+            start += len(chosen)
+        elif name == "categorical":
+            encoder = transformer[-1] if hasattr(transformer, "steps") else transformer
+            encoded = transformer.transform(X[chosen])
+            encoded = np.asarray(
+                encoded.toarray() if hasattr(encoded, "toarray") else encoded, dtype="float64"
+            )
+            categories = getattr(encoder, "categories_", None)
+            if categories is None or encoded.shape[1] != sum(len(c) for c in categories):
+                return None  # ordinal codes: not terms a table can read
+            offset = 0
+            keep = []
+            for column, levels in zip(chosen, categories, strict=True):
+                for k, level in enumerate(levels):
+                    if k == 0:
+                        continue  # the reference level
+                    keep.append(offset + k)
+                    names.append(
+                        f"{column} (missing)"
+                        if level == MISSING_CATEGORY
+                        else f"{column} = {level}"
+                    )
+                    served_index.append(start + offset + k)
+                    reference_of.append(start + offset)
+                offset += len(levels)
+            blocks.append(encoded[:, keep])
+            start += encoded.shape[1]
+        else:
+            return None
+    if not names or len(names) > MAX_TERMS:
+        return None
+    matrix = np.column_stack(blocks) if len(blocks) > 1 else blocks[0]
+    return Design(matrix, names, served_index, reference_of, numeric)
+
+
+def infer(
+    task: Task,
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    classes: tuple[Any, ...] | None,
+    *,
+    se: str = "classical",
+) -> Inference | None:
+    """The coefficient table and diagnostics; None where the model has no such table."""
+    import statsmodels.api as sm
+
+    design = design_of(pipeline, X)
+    if design is None:
+        return None
+    exog = np.column_stack([np.ones(len(design.matrix)), design.matrix])
+    names = ["intercept", *design.names]
+    cov_type = STANDARD_ERRORS[se]
+    target = np.asarray(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # separation, singularity: said in the table's notes
+        if task == "regression":
+            model: Any = sm.OLS(target.astype("float64"), exog)
+            fit = model.fit(cov_type=cov_type)
+            kind = "OLS"
+        elif len(classes or ()) == 2:
+            model = sm.Logit(target, exog)
+            fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
+            kind = "Logit"
+        else:
+            model = sm.MNLogit(target, exog)
+            fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
+            kind = "MNLogit"
+    params = np.asarray(fit.params).reshape(len(names), -1)
+    errors = np.asarray(fit.bse).reshape(len(names), -1)
+    statistics = np.asarray(fit.tvalues).reshape(len(names), -1)
+    p_values = np.asarray(fit.pvalues).reshape(len(names), -1)
+    intervals = np.asarray(fit.conf_int(0.05)).reshape(-1, 2)
+    sd = design.matrix.std(axis=0)
+    vifs = variance_inflation(exog)
+    served = _served_coefficients(pipeline, design, params.shape[1])
+    terms: list[Term] = []
+    for j in range(params.shape[1]):
+        outcome = "" if params.shape[1] == 1 else str((classes or ())[j + 1])
+        for i, name in enumerate(names):
+            low, high = (float(v) for v in intervals[j * len(names) + i])
+            estimate = float(params[i, j])
+            terms.append(
+                Term(
+                    term=name,
+                    estimate=estimate,
+                    std_error=float(errors[i, j]),
+                    statistic=float(statistics[i, j]),
+                    p_value=float(p_values[i, j]),
+                    low=low,
+                    high=high,
+                    standardized=None if i == 0 else estimate * float(sd[i - 1]),
+                    odds_ratio=None if kind == "OLS" else (_exp(estimate), _exp(low), _exp(high)),
+                    served=None if served is None else float(served[i, j]),
+                    vif=None if i == 0 else float(vifs[i - 1]),
+                    outcome=outcome,
+                )
+            )
+    condition = condition_number(exog)
+    diagnostics = _diagnostics(kind, fit, exog, target)
+    difference = _largest_difference(params, served) if served is not None else None
+    return Inference(
+        kind,
+        se,
+        terms,
+        diagnostics,
+        condition,
+        collinearity_warnings(condition, design.names, vifs),
+        difference,
+    )
+
+
+def condition_number(exog: np.ndarray) -> float:
+    """The 2-norm condition number of the design (intercept column included), as statsmodels
+    prints it: the ratio of its largest to its smallest singular value."""
+    singular = np.linalg.svd(exog, compute_uv=False)
+    return float(singular[0] / singular[-1]) if singular[-1] > 0 else math.inf
+
+
+def variance_inflation(exog: np.ndarray) -> np.ndarray:
+    """Each non-intercept term's VIF: 1 / (1 - R²) of that column on all the others (intercept
+    included), by least squares (QR), as statsmodels' variance_inflation_factor."""
+    out = np.empty(exog.shape[1] - 1)
+    for i in range(1, exog.shape[1]):
+        column = exog[:, i]
+        others = np.delete(exog, i, axis=1)
+        coef, *_ = np.linalg.lstsq(others, column, rcond=None)
+        residual = column - others @ coef
+        total = float(np.sum((column - column.mean()) ** 2))
+        r2 = 1.0 - float(residual @ residual) / total if total > 0 else 1.0
+        out[i - 1] = math.inf if r2 >= 1.0 else 1.0 / (1.0 - r2)
+    return out
+
+
+def collinearity_warnings(condition: float, names: list[str], vifs: np.ndarray) -> list[str]:
+    """Plain words when the design is nearly singular: which columns, and what it means."""
+    out = []
+    inflated = [(n, v) for n, v in zip(names, vifs, strict=True) if v > VIF_LIMIT]
+    if condition > CONDITION_LIMIT:
+        out.append(
+            f"The inputs are nearly collinear: the design's condition number is "
+            f"{condition:.3g} (above {CONDITION_LIMIT:.0e}), so small changes in the rows can "
+            "move the coefficients a lot; read each one with its standard error."
+        )
+    if inflated:
+        listed = ", ".join(f"{n} (VIF {v:.3g})" for n, v in sorted(inflated, key=lambda x: -x[1]))
+        out.append(
+            f"These columns are largely explained by the others: {listed}. Their separate "
+            "effects are poorly determined; consider dropping some or combining them."
+        )
+    return out
+
+
+def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> tuple[float, float]:
+    """The Hosmer-Lemeshow statistic over deciles of the predicted probability, and its p-value
+    (chi-squared with groups - 2 degrees of freedom)."""
+    order = np.argsort(p, kind="stable")
+    statistic = 0.0
+    used = 0
+    for part in np.array_split(order, groups):
+        if len(part) == 0:
+            continue
+        used += 1
+        observed, expected, n = float(y[part].sum()), float(p[part].sum()), len(part)
+        mean = expected / n
+        if 0 < mean < 1:
+            statistic += (observed - expected) ** 2 / (n * mean * (1 - mean))
+    dof = max(used - 2, 1)
+    return statistic, float(stats.chi2.sf(statistic, dof))
+
+
+def _diagnostics(kind: str, fit: Any, exog: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    if kind == "OLS":
+        from statsmodels.stats.diagnostic import het_breuschpagan
+        from statsmodels.stats.stattools import durbin_watson
+
+        residuals = np.asarray(fit.resid)
+        bp_statistic, bp_p, _, _ = het_breuschpagan(residuals, exog)
+        return {
+            "r2": float(fit.rsquared),
+            "adj_r2": float(fit.rsquared_adj),
+            "f": float(fit.fvalue),
+            "f_p_value": float(fit.f_pvalue),
+            "aic": float(fit.aic),
+            "bic": float(fit.bic),
+            "residual_std_error": math.sqrt(float(fit.scale)),
+            "durbin_watson": float(durbin_watson(residuals)),
+            "breusch_pagan": float(bp_statistic),
+            "breusch_pagan_p_value": float(bp_p),
+            "n": float(fit.nobs),
+            "df_residual": float(fit.df_resid),
+        }
+    out = {
+        "llr": float(fit.llr),
+        "llr_p_value": float(fit.llr_pvalue),
+        "mcfadden_r2": float(fit.prsquared),
+        "aic": float(fit.aic),
+        "bic": float(fit.bic),
+        "log_likelihood": float(fit.llf),
+        "n": float(fit.nobs),
+    }
+    if kind == "Logit":
+        statistic, p_value = hosmer_lemeshow(y.astype("float64"), np.asarray(fit.predict()))
+        out["hosmer_lemeshow"] = statistic
+        out["hosmer_lemeshow_p_value"] = p_value
+    return out
+
+
+def _served_coefficients(pipeline: Any, design: Design, n_outcomes: int) -> np.ndarray | None:
+    """The served model's coefficients in the inference design's units (intercept first), or
+    None when the served model has none to compare (or a shape that does not match)."""
+    model = pipeline[-1]
+    coef = getattr(model, "coef_", None)
+    intercept = getattr(model, "intercept_", None)
+    if coef is None or intercept is None:
+        return None
+    coef = np.atleast_2d(np.asarray(coef, dtype="float64"))  # (outcomes or 1, features)
+    intercept = np.atleast_1d(np.asarray(intercept, dtype="float64"))
+    if coef.shape[0] > 1:  # multinomial: log-odds of each class against the first
+        coef, intercept = coef[1:] - coef[0], intercept[1:] - intercept[0]
+    if coef.shape[0] != n_outcomes:
+        return None
+    scale_of = {index: (mean, scale) for index, mean, scale in design.numeric}
+    out = np.zeros((len(design.names) + 1, n_outcomes))
+    for j in range(n_outcomes):
+        base = float(intercept[j])
+        for i, (index, reference) in enumerate(
+            zip(design.served_index, design.reference_of, strict=True)
+        ):
+            if reference is not None:
+                out[i + 1, j] = coef[j, index] - coef[j, reference]
+            elif index in scale_of:
+                mean, scale = scale_of[index]
+                out[i + 1, j] = coef[j, index] / scale
+                base -= coef[j, index] * mean / scale
+            else:
+                out[i + 1, j] = coef[j, index]
+        references = {r for r in design.reference_of if r is not None}
+        base += sum(coef[j, r] for r in references)
+        out[0, j] = base
+    return out
+
+
+def _largest_difference(params: np.ndarray, served: np.ndarray) -> float:
+    scale = np.maximum(np.abs(params), 1e-12)
+    return float(np.max(np.abs(served - params) / scale))
+
+
+def _exp(value: float) -> float:
+    return math.exp(value) if value < 700 else math.inf
+
+
+def _numeric_in_data_units(transformer: Any, frame: pd.DataFrame) -> np.ndarray:
+    """The numeric block as the model sees it before scaling: imputed, in the data's units."""
+    steps = transformer.steps if hasattr(transformer, "steps") else []
+    values: Any = frame
+    for _, step in steps:
+        if type(step).__name__ != "StandardScaler":
+            values = step.transform(values)
+    return np.asarray(values, dtype="float64")
+
+
+def _scaler(transformer: Any) -> Any:
+    for _, step in getattr(transformer, "steps", []):
+        if type(step).__name__ == "StandardScaler":
+            return step
+    return None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def reading(
+    inference: Inference, target: str, classes: tuple[Any, ...] | None, limit: int = 5
+) -> list[str]:
+    """A few sentences on the strongest effects distinguishable from zero, in the data's units.
+    With two classes, the odds are those of the second (the positive) class."""
+    effects = [t for t in inference.terms if t.term != "intercept" and t.p_value < 0.05]
+    effects.sort(key=lambda t: -abs(t.statistic))
+    lines = []
+    for t in effects[:limit]:
+        if " = " in t.term or t.term.endswith(" (missing)"):
+            subject = f"Having {t.term} (against the column's first level)"
+        else:
+            subject = f"One more unit of {t.term}"
+        direction = "raises" if t.estimate > 0 else "lowers"
+        if inference.kind == "OLS":
+            lines.append(
+                f"{subject} {direction} the predicted {target} by {abs(t.estimate):.4g} "
+                f"(95% CI {t.low:.4g} to {t.high:.4g}), other inputs held fixed."
+            )
+        else:
+            if t.outcome:
+                against = f" of {t.outcome} (against the first class)"
+            elif classes is not None and len(classes) == 2:
+                against = f" of {target} = {classes[1]}"
+            else:
+                against = f" of {target}"
+            odds, low, high = t.odds_ratio or (math.nan, math.nan, math.nan)
+            lines.append(
+                f"{subject} multiplies the odds{against} by {odds:.4g} (95% CI {low:.4g} to "
+                f"{high:.4g}), other inputs held fixed."
+            )
+    if not lines:
+        lines.append("No coefficient is distinguishable from zero at the 5% level.")
+    return lines
