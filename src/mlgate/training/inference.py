@@ -416,15 +416,17 @@ def reading(
     effects.sort(key=lambda t: -abs(t.statistic))
     lines = []
     for t in effects[:limit]:
+        step = 1.0
         if " = " in t.term or t.term.endswith(" (missing)"):
             subject = f"Having {t.term} (against the column's first level)"
         else:
-            subject = f"One more unit of {t.term}"
+            step = _step(t)
+            subject = f"One more unit of {t.term}" if step == 1 else f"{step:g} more of {t.term}"
         direction = "raises" if t.estimate > 0 else "lowers"
         if inference.kind == "OLS":
             lines.append(
-                f"{subject} {direction} the predicted {target} by {abs(t.estimate):.4g} "
-                f"(95% CI {t.low:.4g} to {t.high:.4g}), other inputs held fixed."
+                f"{subject} {direction} the predicted {target} by {abs(t.estimate) * step:.4g} "
+                f"(95% CI {t.low * step:.4g} to {t.high * step:.4g}), other inputs held fixed."
             )
         else:
             if t.outcome:
@@ -433,7 +435,7 @@ def reading(
                 against = f" of {target} = {classes[1]}"
             else:
                 against = f" of {target}"
-            odds, low, high = t.odds_ratio or (math.nan, math.nan, math.nan)
+            odds, low, high = (_exp(v * step) for v in (t.estimate, t.low, t.high))
             lines.append(
                 f"{subject} multiplies the odds{against} by {odds:.4g} (95% CI {low:.4g} to "
                 f"{high:.4g}), other inputs held fixed."
@@ -441,3 +443,15 @@ def reading(
     if not lines:
         lines.append("No coefficient is distinguishable from zero at the 5% level.")
     return lines
+
+
+def _step(term: Term) -> float:
+    """A step of the column that reads naturally: one unit, unless the column's spread is far
+    from one (a share between 0 and 1, an amount in millions); then the power of ten nearest
+    below its standard deviation. The estimate stays in the data's units either way."""
+    if term.standardized is None or term.estimate == 0:
+        return 1.0
+    sd = abs(term.standardized / term.estimate)
+    if 0.5 <= sd <= 50 or not math.isfinite(sd) or sd == 0:
+        return 1.0
+    return float(10 ** math.floor(math.log10(sd)))
