@@ -302,7 +302,10 @@ CATALOGUE: dict[str, Algorithm] = {
             ("regression",),
             "Ordinary least squares: predicts a number as a weighted sum of the inputs. "
             "Fast, easy to read, and the first baseline for any regression.",
-            _one(_sk(LINEAR_MODEL, "LinearRegression")),
+            # lstsq treats singular values under tol x the largest as zero; scikit-learn's 1e-6
+            # dropped real directions of designs with condition numbers past ~1e6 (5 digits
+            # lost at 1e8). 1e-13 keeps them and still cuts an exactly repeated column.
+            _one(_sk(LINEAR_MODEL, "LinearRegression", tol=1e-13)),
             needs_scaling=True,
             statsmodels_twin=True,
         ),

@@ -29,6 +29,8 @@ from scipy import stats
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
 from mlgate.training.encoders import MISSING_CATEGORY
+from mlgate.training.ols import diagnostics as ols_diagnostics
+from mlgate.training.ols import fit_ols
 
 MAX_TERMS = 200
 CONDITION_LIMIT = 1e6
@@ -188,12 +190,11 @@ def infer(
     target = np.asarray(y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # separation, singularity: said in the table's notes
-        if task == "regression":
-            model: Any = sm.OLS(target.astype("float64"), exog)
-            fit = model.fit(cov_type=cov_type)
+        if task == "regression":  # our own: centred, SVD, refined (training/ols.py)
+            fit = fit_ols(design.matrix, target, se=se)
             kind = "OLS"
         elif len(classes or ()) == 2:
-            model = sm.Logit(target, exog)
+            model: Any = sm.Logit(target, exog)
             fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
             kind = "Logit"
         else:
@@ -204,7 +205,7 @@ def infer(
     errors = np.asarray(fit.bse).reshape(len(names), -1)
     statistics = np.asarray(fit.tvalues).reshape(len(names), -1)
     p_values = np.asarray(fit.pvalues).reshape(len(names), -1)
-    intervals = np.asarray(fit.conf_int(0.05)).reshape(-1, 2)
+    intervals = np.asarray(fit.conf_int(0.05)).reshape(-1, 2)  # MNLogit: outcome by outcome
     sd = design.matrix.std(axis=0)
     vifs = variance_inflation(exog)
     served = _served_coefficients(pipeline, design, params.shape[1])
@@ -231,7 +232,11 @@ def infer(
                 )
             )
     condition = condition_number(exog)
-    diagnostics = _diagnostics(kind, fit, exog, target)
+    diagnostics = (
+        ols_diagnostics(fit, design.matrix, target)
+        if kind == "OLS"
+        else _diagnostics(kind, fit, exog, target)
+    )
     difference = _largest_difference(params, served) if served is not None else None
     return Inference(
         kind,
@@ -304,26 +309,6 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> tuple[flo
 
 
 def _diagnostics(kind: str, fit: Any, exog: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    if kind == "OLS":
-        from statsmodels.stats.diagnostic import het_breuschpagan
-        from statsmodels.stats.stattools import durbin_watson
-
-        residuals = np.asarray(fit.resid)
-        bp_statistic, bp_p, _, _ = het_breuschpagan(residuals, exog)
-        return {
-            "r2": float(fit.rsquared),
-            "adj_r2": float(fit.rsquared_adj),
-            "f": float(fit.fvalue),
-            "f_p_value": float(fit.f_pvalue),
-            "aic": float(fit.aic),
-            "bic": float(fit.bic),
-            "residual_std_error": math.sqrt(float(fit.scale)),
-            "durbin_watson": float(durbin_watson(residuals)),
-            "breusch_pagan": float(bp_statistic),
-            "breusch_pagan_p_value": float(bp_p),
-            "n": float(fit.nobs),
-            "df_residual": float(fit.df_resid),
-        }
     out = {
         "llr": float(fit.llr),
         "llr_p_value": float(fit.llr_pvalue),
