@@ -131,6 +131,11 @@ def test_train_wait_promote_rollback_and_usage(server: tuple[str, str, str]) -> 
         assert "churn" in {m["name"] for m in client.models()}
         model = client.model("churn")
         assert {c["name"] for c in model["schema"]["input_schema"]} >= {"tenure_months", "contract"}
+        report = client.report("churn", 1)  # the quickstart's logistic regression, as data
+        assert report["version"] == 1 and report["evaluation"]["method"] == "holdout"
+        terms = {t["term"]: t for t in report["inference"]["terms"]}
+        assert report["inference"]["kind"] == "Logit" and "tenure_months" in terms
+        assert terms["tenure_months"]["odds_ratio"][0] > 0 and "attachments" not in report
         job = client.train("churn", source="demo", target=demo.TARGET, table=demo.TABLE,
                            algorithm="decision_tree", drop=[demo.ID_COLUMN],
                            report=False)  # fmt: skip

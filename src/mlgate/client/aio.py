@@ -112,6 +112,13 @@ class AsyncClient:
     ) -> dict[str, Any]:
         return await self._post(f"/v1/models/{model}/aliases/{alias}/rollback", {"reason": reason})
 
+    async def report(self, model: str, version: int) -> dict[str, Any]:
+        """A version's report as data (see Client.report)."""
+        found: dict[str, Any] = await self._get(
+            f"/v1/models/{model}/versions/{version}/report.json"
+        )
+        return found
+
     async def compare(self, model: str, a: int, b: int, *, alpha: float = 0.05) -> dict[str, Any]:
         return await self._post(f"/v1/models/{model}/compare", {"a": a, "b": b, "alpha": alpha})
 

@@ -145,6 +145,13 @@ class Client:
     ) -> dict[str, Any]:
         return self._post(f"/v1/models/{model}/aliases/{alias}/rollback", {"reason": reason})
 
+    def report(self, model: str, version: int) -> dict[str, Any]:
+        """A version's report as data: `evaluation` (metrics, intervals, baseline, `method`),
+        `notes`, `warnings` and, for linear and logistic models, `inference` (the coefficient
+        table in the data's units, standard errors, diagnostics)."""
+        found: dict[str, Any] = self._get(f"/v1/models/{model}/versions/{version}/report.json")
+        return found
+
     def compare(self, model: str, a: int, b: int, *, alpha: float = 0.05) -> dict[str, Any]:
         return self._post(f"/v1/models/{model}/compare", {"a": a, "b": b, "alpha": alpha})
 

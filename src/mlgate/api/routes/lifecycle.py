@@ -299,6 +299,24 @@ async def report(request: Request, name: str, version: VersionNumber) -> Respons
     return Response(await run_in_threadpool(run), media_type="text/html; charset=utf-8")
 
 
+@router.get("/versions/{version}/report.json", responses=PROBLEMS)
+@access("read")
+async def report_data(request: Request, name: str, version: VersionNumber) -> Response:
+    """The version's report as data: the evaluation (metrics, intervals, baseline, how they
+    were computed), notes and warnings, importances and, for linear and logistic models, the
+    coefficient table in the data's units with its diagnostics (`inference`)."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name, version=version))
+        found = resolve_version(services.uow(), name, version)
+        details = dict(found.report or {})
+        details.pop("attachments", None)  # files: GET …/report (HTML), …/export (all)
+        return {"model": found.model_name, "version": found.number, **details}
+
+    return _json(await run_in_threadpool(run))
+
+
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services

@@ -215,9 +215,11 @@ async def usage(
     by: Literal["hour", "day", "month"] = "day",
 ) -> Response:
     """Metered calls per period, account, key, model, version and status (admins: anyone's;
-    consumers: their own). Up to a second behind the calls."""
+    consumers: their own). What this server metered is written first, so its own answers are
+    all counted; other replicas' reach the ledger within a second."""
 
     def run(s: Services, p: Principal) -> list[UsageOut]:
+        s.flusher.flush()  # read your own writes: the flusher would write them within a second
         rows = service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
         return [UsageOut(**r.__dict__) for r in rows]
 
