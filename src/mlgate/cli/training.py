@@ -223,10 +223,12 @@ def print_result(result: TrainResult) -> None:
             f"[yellow]note[/] {result.n_rows_without_target:,} rows had no "
             f"{version.target!r} and were left out"
         )
-    for note in evaluation.get("notes", []):
-        console.print(f"[yellow]note[/] {note}")
+    shown = set(result.warnings)
+    for note in (version.report or {}).get("notes", []):  # the evaluation's and the report's
+        if note not in shown:
+            console.print(f"[yellow]note[/] {note}")
     for message in result.warnings:
-        console.print(f"[yellow]warning[/] {message}")
+        console.print(f"[yellow]note[/] {message}")
 
 
 @algorithms.command("list")

@@ -19,7 +19,7 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
 from mlgate.schema import feature_columns
 from mlgate.training.catalogue import Algorithm
-from mlgate.training.evaluate import Outputs, outputs_of
+from mlgate.training.evaluate import Outputs, fit_notes, outputs_of
 from mlgate.training.preprocess import build_pipeline, layout_of
 from mlgate.training.tuning import full_proba
 
@@ -96,7 +96,7 @@ def cross_fit(
                 proba = full_proba(outputs.probabilities, pipeline[-1], n_classes)
                 probabilities[test_index] = proba
             predictions[test_index] = outputs.predictions
-    messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    messages = fit_notes(caught)
     method = (
         f"leave-one-out predictions ({folds} fits)"
         if folds == len(X)

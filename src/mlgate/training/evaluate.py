@@ -167,6 +167,13 @@ def _evaluate(
     )
 
 
+def fit_notes(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """What a library warned about while fitting, as notes: plain sentences without the
+    warning class or the source line (a user reads them; nobody debugs from them), each once."""
+    said = (str(w.message).strip().splitlines()[0].strip() for w in caught)
+    return tuple(dict.fromkeys(f"while fitting: {text}" for text in said if text))
+
+
 def _plain(message: str) -> str:
     """A library's warning as a report note: its first sentence, without advice on its own
     parameters (scikit-learn's `zero_division`) that our users do not set."""

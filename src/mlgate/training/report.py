@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from mlgate.training import explain, inference
 from mlgate.training.evaluate import Evaluation, Outputs, metrics_heading
 
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
+MIN_ROWS_FOR_LEARNING_CURVE = 30
 VERSION_PLACEHOLDER = "<!--mlgate:version-->"
 
 
@@ -49,6 +51,27 @@ class ReportInputs:
 
 
 def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
+    """The report's data and its HTML page. What the libraries warn about while it is drawn
+    (a metric undefined on a tiny fold, say) becomes a note in it, never noise on a terminal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data, plots = _contents(inputs)
+    said = dict.fromkeys(_plain(str(w.message)) for w in caught if str(w.message).strip())
+    data["notes"] += [f"While drawing the report: {message}" for message in list(said)[:3]]
+    if len(inputs.X_train) < MIN_ROWS_FOR_LEARNING_CURVE:
+        data["notes"].append(
+            f"No learning curve: {len(inputs.X_train)} training rows are too few to split "
+            f"into growing shares (at least {MIN_ROWS_FOR_LEARNING_CURVE} are needed)."
+        )
+    return data, _html(inputs, data, plots).encode()
+
+
+def _plain(message: str) -> str:
+    """A library's warning as one plain sentence (its first line, without a trailing colon)."""
+    return message.strip().splitlines()[0].rstrip(": ").strip()
+
+
+def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     data: dict[str, Any] = {"evaluation": inputs.evaluation.to_json(), "notes": list(inputs.notes)}
     data["importance"] = explain.importances(
         inputs.task, inputs.pipeline, inputs.X_test, inputs.y_test, inputs.seed
@@ -73,7 +96,7 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
     if terms:
         plots["indicative words"] = _indicative_words(terms)
     data["plots"] = sorted(plots)
-    return data, _html(inputs, data, plots).encode()
+    return data, plots
 
 
 def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -142,7 +165,8 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         ax.barh([k for k, _ in top], [v for _, v in top])
         ax.set(title=f"{kind} importance", xlabel="importance")
         out[f"{kind} importance"] = png(fig)
-    out["learning curve"] = _learning_curve(inputs, plt)
+    if len(inputs.X_train) >= MIN_ROWS_FOR_LEARNING_CURVE:  # else its folds would be a few rows
+        out["learning curve"] = _learning_curve(inputs, plt)
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:
         out["loss curve"] = _loss_curve(history, plt)

@@ -31,7 +31,7 @@ from mlgate.training import data as training_data
 from mlgate.training import inference
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.crossfit import cross_fit, folds_for
-from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, outputs_of
+from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, fit_notes, outputs_of
 from mlgate.training.forecasting import (
     FORECAST_PARAMS,
     fit_forecaster,
@@ -277,7 +277,7 @@ def _train_tabular(
                 evaluation=fitted.evaluation,
                 classes=prepared.classes,
                 coefficients=algorithm.statsmodels_twin,
-                notes=prepared.notes,
+                notes=prepared.notes + fitted.evaluation.notes,
                 lineage=lineage.to_json(),
                 trained_at=trained_at,
                 seed=spec.seed,
@@ -705,7 +705,7 @@ def fit_and_evaluate(
                 f"{algorithm.name} could not be fitted on these rows: {exc}"
             ) from None
     fit_seconds = time.perf_counter() - started
-    messages = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
+    messages = fit_notes(caught)
     method, baseline = HOLDOUT, None
     if split.cross_fitted:
         n_folds = folds_for(len(split.X_train), folds)
