@@ -279,3 +279,36 @@ def test_a_training_job_started_from_the_form_can_be_cancelled(site: Site) -> No
     state = admin.get(f"{job}/state").json()
     assert state["state"] == "cancelled", state
     assert admin.get("/ui/models/slow").status_code == 404  # nothing was registered
+
+
+def test_the_training_form_can_fit_on_every_row(site: Site) -> None:
+    from mlgate.sources import demo
+
+    database = site.home.parent / "small.db"
+    demo.write_sqlite(database, demo.churn_frame(n_rows=25))
+    admin = login(site, "ui", *ADMIN)
+    token = csrf_of(admin, "/ui/sources")
+    added = admin.post(
+        "/ui/sources", data={"name": "small", "url": f"sqlite:///{database}", "csrf": token}
+    )
+    assert added.status_code == 303, added.text[:300]
+    assert 'name="evaluate"' in admin.get("/ui/train").text
+    started = admin.post(
+        "/ui/train",
+        data={
+            "model": "every", "source": "small", "table": demo.TABLE, "target": demo.TARGET,
+            "drop": demo.ID_COLUMN, "algorithm": "logistic_regression", "evaluate": "every-row",
+            "csrf": token,
+        },
+    )  # fmt: skip
+    assert started.status_code == 303, started.text[:300]
+    job = started.headers["location"]
+    site.app.state.services.jobs.wait(job.rsplit("/", 1)[-1], timeout=300)
+    assert admin.get(f"{job}/state").json()["state"] == "succeeded"
+    version = site.app.state.services.resolve_version("every", None, None)
+    assert version.lineage.test_size == 0
+    assert (version.report or {})["evaluation"]["method"] == "leave-one-out predictions (25 fits)"
+    bad = admin.post("/ui/train", data={"model": "x", "source": "small", "table": demo.TABLE,
+                                        "target": demo.TARGET, "evaluate": "vibes",
+                                        "csrf": token})  # fmt: skip
+    assert bad.status_code == 422 and "every row" in bad.text

@@ -187,6 +187,8 @@ def test_linear_coefficients_and_errors_equal_statsmodels(services: Services) ->
     assert diagnostics["bic"] == pytest.approx(expected.bic, 1e-9)
     # The served LinearRegression is unpenalized: the same numbers, in the same units.
     np.testing.assert_allclose([c["served"] for c in table], expected.params, rtol=1e-6)
+    assert "normal Q-Q plot of the residuals" in (version.report or {})["plots"]
+    assert (version.report or {})["inference"]["diagnostics"]["durbin_watson"] > 0
 
 
 def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) -> None:

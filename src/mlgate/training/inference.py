@@ -69,6 +69,7 @@ class Inference:
     condition_number: float
     warnings: list[str] = field(default_factory=list)
     served_difference: float | None = None  # largest |served - inference| / |inference|
+    residuals: np.ndarray | None = field(default=None, repr=False)  # OLS: for the Q-Q plot
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,6 +247,7 @@ def infer(
         condition,
         collinearity_warnings(condition, design.names, vifs),
         difference,
+        np.asarray(fit.resid) if kind == "OLS" else None,
     )
 
 

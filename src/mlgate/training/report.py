@@ -76,6 +76,7 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     data["importance"] = explain.importances(
         inputs.task, inputs.pipeline, inputs.X_test, inputs.y_test, inputs.seed
     )
+    residuals = None
     if inputs.coefficients:
         found = inference.infer(
             inputs.task, inputs.pipeline, inputs.X_train, inputs.y_train, inputs.classes,
@@ -86,6 +87,7 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
             data["coefficients"] = data["inference"]["terms"]
             data["reading"] = inference.reading(found, inputs.target, inputs.classes)
             data["warnings"] = found.warnings
+            residuals = found.residuals
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:  # a network's epochs: losses, learning rate, the epoch kept
         data["training_history"] = history
@@ -95,6 +97,8 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     plots = _plots(inputs, data["importance"])
     if terms:
         plots["indicative words"] = _indicative_words(terms)
+    if residuals is not None:
+        plots["normal Q-Q plot of the residuals"] = _qq_plot(residuals)
     data["plots"] = sorted(plots)
     return data, plots
 
@@ -196,6 +200,24 @@ def _loss_curve(history: list[dict[str, Any]], plt: Any) -> str:
         ax.axvline(best[0], color="k", ls=":", lw=1, label=f"kept: epoch {best[0]}")
     ax.set(xlabel="epoch", ylabel="loss", title="loss per epoch")
     ax.legend(fontsize=8)
+    return png(fig)
+
+
+def _qq_plot(residuals: np.ndarray) -> str:
+    """The inference fit's residuals, standardized and sorted, against the normal quantiles:
+    on the line if they are normal; bent tails say heavier or lighter tails than normal."""
+    from matplotlib import pyplot as plt
+    from scipy import stats
+
+    ordered = np.sort((residuals - residuals.mean()) / (residuals.std(ddof=1) or 1.0))
+    n = len(ordered)
+    theoretical = stats.norm.ppf((np.arange(1, n + 1) - 0.375) / (n + 0.25))  # Blom
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(theoretical, ordered, s=10)
+    low, high = float(theoretical[0]), float(theoretical[-1])
+    ax.plot([low, high], [low, high], color="grey", linewidth=1)
+    ax.set(xlabel="normal quantiles", ylabel="standardized residuals",
+           title="normal Q-Q plot of the residuals")  # fmt: skip
     return png(fig)
 
 

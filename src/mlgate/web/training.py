@@ -49,7 +49,7 @@ def start(
     request: Request, model: str = Form(""), source: str = Form(""), table: str = Form(""),
     query: str = Form(""), target: str = Form(""), algorithm: str = Form(AUTO),
     drop: str = Form(""), trials: str = Form(""), minutes: str = Form(""),
-    csrf: str = Form(""),
+    evaluate: str = Form("holdout"), csrf: str = Form(""),
 ) -> Response:  # fmt: skip
     """The same checks as POST /v1/models/{name}/train: a new name needs a team member, who
     becomes its owner; an existing model needs `train` on it."""
@@ -60,6 +60,8 @@ def start(
         raise InvalidInput("give either a table or a query (not both)")
     if not source:
         raise InvalidInput("choose a source; add one under Sources first")
+    if evaluate not in ("holdout", "every-row"):
+        raise InvalidInput("evaluate on a holdout or on every row")
     services = pages.services_of(request)
     caller = authorize_training(services, request, name)
     spec = TrainSpec(
@@ -71,8 +73,11 @@ def start(
         query=query or None,
         drop=tuple(c.strip() for c in drop.split(",") if c.strip()),
         tune=_tune(trials, minutes),
+        test_size=0.0 if evaluate == "every-row" else 0.2,
         actor=actor(caller),
-        dask=default_address(
+        dask=None  # cross-fitting every row runs here (a cluster fits on a hashed split)
+        if evaluate == "every-row"
+        else default_address(
             services.settings.dask_address,
             algorithm.strip() or AUTO,
             table=table or None,
@@ -83,7 +88,8 @@ def start(
         spec,
         {"model": name, "source": source, "table": spec.table, "query": spec.query,
          "target": spec.target, "algorithm": spec.algorithm, "drop": list(spec.drop),
-         "tune": _tune_text(trials, minutes), "via": "dashboard"},
+         "tune": _tune_text(trials, minutes), "test_size": spec.test_size,
+         "via": "dashboard"},
     )  # fmt: skip
     return pages.see_other(f"/ui/jobs/{job.id}")
 
