@@ -149,3 +149,19 @@ def test_training_needs_the_train_scope_and_a_sound_body(
     assert tune.status_code == 422 and "trials=" in tune.json()["detail"]
     assert base.get("/v1/jobs/nope", headers=headers).status_code == 404
     assert base.post("/v1/models/churn/train", json=BODY).status_code == 401
+
+
+def test_a_job_can_fit_on_every_row_with_the_folds_it_names(
+    served: tuple[TestClient, Services], base: TestClient
+) -> None:
+    headers = key(served, "train", "read")
+    body = {**BODY, "algorithm": "logistic_regression", "test_size": 0, "cv": 3, "report": False}
+    response = base.post("/v1/models/every/train", headers=headers, json=body)
+    assert response.status_code == 202, response.text
+    done = wait(served, headers, response.json()["id"])
+    assert done["state"] == "succeeded", done
+    report = base.get("/v1/models/every/versions/1/report.json", headers=headers).json()
+    assert report["evaluation"]["method"] == "3-fold cross-fitted predictions"
+    assert report["evaluation"]["n_holdout"] == report["n_train"]  # every row, predicted once
+    refused = base.post("/v1/models/every/train", headers=headers, json={**body, "cv": 1})
+    assert refused.status_code == 422 and "cv" in refused.text

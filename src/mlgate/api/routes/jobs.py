@@ -42,6 +42,12 @@ class TrainRequest(BaseModel):
         description="Share of rows held out for metrics (0.05-0.5); 0 fits on every row and "
         "evaluates cross-fitted predictions (leave-one-out under 30 rows, else 5 folds)",
     )
+    cv: int | None = Field(
+        None,
+        ge=2,
+        le=1000,
+        description="Folds: of the cross-fitting with test_size 0, else of k-fold CV metrics",
+    )
     seed: int = 42
     report: bool = True
 
@@ -80,12 +86,15 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
             drop=tuple(body.drop),
             params=body.params or None,
             test_size=body.test_size,
+            cv=body.cv,
             seed=body.seed,
             task=body.task,
             tune=TuneSpec.parse(body.tune) if body.tune else None,
             report=body.report,
             actor=actor(key),
-            dask=default_address(
+            dask=None  # cross-fitting every row runs here (a cluster fits on a hashed split)
+            if body.test_size == 0
+            else default_address(
                 services.settings.dask_address,
                 body.algorithm,
                 table=body.table,
