@@ -137,6 +137,8 @@ def test_the_collinearity_warning_appears_exactly_past_its_thresholds() -> None:
                                  variance_inflation(exog))  # fmt: skip
     assert len(both) == 2 and "4.86e+09" in both[0] and "GNP (VIF 1.79e+03)" in both[1]
     assert "ARMED" not in both[1]  # its VIF is 3.6
+    repeated = np.column_stack([np.ones(16), X[:, 0], X[:, 0] * 2, X[:, 1]])
+    assert np.isinf(variance_inflation(repeated)[:2]).all()  # a column that repeats another
 
 
 def test_hosmer_lemeshow_by_hand() -> None:

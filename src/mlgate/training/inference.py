@@ -259,17 +259,23 @@ def condition_number(exog: np.ndarray) -> float:
 
 
 def variance_inflation(exog: np.ndarray) -> np.ndarray:
-    """Each non-intercept term's VIF: 1 / (1 - R²) of that column on all the others (intercept
-    included), by least squares (QR), as statsmodels' variance_inflation_factor."""
-    out = np.empty(exog.shape[1] - 1)
-    for i in range(1, exog.shape[1]):
-        column = exog[:, i]
-        others = np.delete(exog, i, axis=1)
-        coef, *_ = np.linalg.lstsq(others, column, rcond=None)
-        residual = column - others @ coef
-        total = float(np.sum((column - column.mean()) ** 2))
-        r2 = 1.0 - float(residual @ residual) / total if total > 0 else 1.0
-        out[i - 1] = math.inf if r2 >= 1.0 else 1.0 / (1.0 - r2)
+    """Each non-intercept term's VIF, 1 / (1 - R²) of that column on all the others (intercept
+    included), as statsmodels' variance_inflation_factor gives it, from one SVD: with the
+    columns centred and scaled to unit length (Z = U S V'), VIF_j = [(Z'Z)^-1]_jj =
+    sum_k V_jk² / s_k². One decomposition instead of a regression per term (200 of them on a
+    large table took minutes)."""
+    centred = exog[:, 1:] - exog[:, 1:].mean(axis=0)
+    norms = np.linalg.norm(centred, axis=0)
+    out = np.full(centred.shape[1], math.inf)
+    live = norms > 0
+    if not live.any():
+        return out
+    _, s, Vt = np.linalg.svd(centred[:, live] / norms[live], full_matrices=False)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(s > s[0] * max(centred.shape) * np.finfo("float64").eps, 1 / s, np.inf)
+    with np.errstate(invalid="ignore"):  # inf x 0 where a column repeats another exactly
+        found = np.sum((Vt.T * inverse) ** 2, axis=1)
+    out[live] = np.where(np.isnan(found), np.inf, found)
     return out
 
 
