@@ -18,7 +18,7 @@ from mlgate.caching import TtlCache
 from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
-from mlgate.errors import ConfigError, NotReady
+from mlgate.errors import ConfigError, Conflict, NotFound, NotReady
 from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
@@ -38,6 +38,8 @@ from mlgate.uow import UnitOfWork
 if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
+    from mlgate.schema import Table
+    from mlgate.serving.explain import Explainer
 
 log = logging.getLogger("mlgate")
 
@@ -119,6 +121,25 @@ class Services:
                 retrain=self._retrain,
             )  # fmt: skip
         return self._monitor
+
+    def explainer(self, version: ModelVersion) -> Explainer:
+        """What explains `version`'s predictions; its background rows come from the version's
+        training snapshot, read when first needed."""
+
+        def background() -> Table:
+            from mlgate.serving.explain import snapshot_sample
+            from mlgate.training.service import read_snapshot
+
+            try:
+                rows = read_snapshot(self.uow(), self.artifacts, version.model_name, version.number)
+            except NotFound as exc:
+                raise Conflict(
+                    f"{version.ref} has no stored training rows to explain against; "
+                    "retrain it (every version trained now stores them)"
+                ) from exc
+            return snapshot_sample(rows, version)
+
+        return self.predictors.get(version).explainer(background)
 
     def start_monitoring(self) -> None:
         """The prediction log's writer, and the checks every MLGATE_MONITOR_INTERVAL seconds."""

@@ -17,6 +17,10 @@ from mlgate.registry.store import ArtifactStore
 from mlgate.serving.scorers import fast_scorer
 
 if TYPE_CHECKING:  # scikit-learn loads with the first model, not with the CLI or the server
+    from collections.abc import Callable
+
+    from mlgate.schema import Table
+    from mlgate.serving.explain import Explainer
     from mlgate.serving.fastpath import Rows
 
 
@@ -32,6 +36,8 @@ class Predictor:
     def __init__(self, version: ModelVersion, pipeline: Any) -> None:
         self.version = version
         self._pipeline = pipeline
+        self._explainer: Explainer | None = None
+        self._explainer_lock = threading.Lock()
         if version.task in ("generation", "forecast"):  # whole models: their own inputs
             self._compiled, self.compiled, self._model, self._fast = None, False, pipeline, None
             self._labels_from_proba = False
@@ -53,6 +59,18 @@ class Predictor:
 
         frame = rows.to_frame() if isinstance(rows, Table) else rows
         return self._pipeline[:-1].transform(frame)
+
+    def explainer(self, background: Callable[[], Table]) -> Explainer:
+        """What explains this version's predictions (serving/explain.py), made once.
+        `background` reads a sample of its training rows, when a method first needs them."""
+        with self._explainer_lock:
+            if self._explainer is None:
+                from mlgate.serving.explain import Explainer
+
+                self._explainer = Explainer(
+                    self.version, self._pipeline, self._transform, background
+                )
+            return self._explainer
 
     def generate(self, n: int, seed: int | None) -> list[dict[str, Any]]:
         """`n` synthetic rows of a generator, as JSON values (missing values as null)."""
