@@ -21,7 +21,7 @@ from mlgate.errors import PayloadTooLarge
 from mlgate.registry.model import PRODUCTION, ModelVersion, Task
 from mlgate.schema import Column, Table
 from mlgate.serving.predictors import Predictor
-from mlgate.serving.service import Asked, Prediction, Serving, call_whole_model, predict
+from mlgate.serving.service import Ask, Asked, Prediction, Serving, call_whole_model, predict
 
 T = TypeVar("T")
 BodyParser = Callable[[bytes, str | None, Sequence[Column]], pd.DataFrame | Table]
@@ -36,6 +36,7 @@ def serving_of(services: Services) -> Serving:
         recorder=services.recorder,
         status_of=status_for,
         observe=record_prediction,
+        explainer=services.explainer,
     )
 
 
@@ -54,9 +55,15 @@ def _asked(services: Services, name: str, number: int | None, alias: str | None)
 
 
 async def serve_prediction(
-    request: Request, name: str, number: int | None, alias: str | None, parse: BodyParser
+    request: Request,
+    name: str,
+    number: int | None,
+    alias: str | None,
+    parse: BodyParser,
+    ask: Ask | None = None,
 ) -> tuple[Prediction, dict[str, str]]:
-    """The prediction and the headers of the answer (rate limits, Sunset)."""
+    """The prediction and the headers of the answer (rate limits, Sunset). `ask` is filled in
+    by `parse` where the body asks for more than predictions (explanations)."""
     services: Services = request.app.state.services
     asked = _asked(services, name, number, alias)
     raw = await read_body(request, services.settings.max_body_bytes)
@@ -73,6 +80,7 @@ async def serve_prediction(
         asked,
         lambda columns: parse(raw, content_type, columns),
         request_id=_request_id(request),
+        ask=ask,
     )
 
 

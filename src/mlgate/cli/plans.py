@@ -54,10 +54,12 @@ def _settings(
     price_per_1k_rows: str | None,
     price_per_1k_overage_rows: str | None,
     description: str | None,
+    explain: bool | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
         "models": model,
         "overage": overage,
+        "explain": explain,
         "price_per_1k_rows": price_per_1k_rows,
         "price_per_1k_overage_rows": price_per_1k_overage_rows,
         "description": description,
@@ -80,12 +82,16 @@ def create(
     price_per_1k_rows: Annotated[str | None, typer.Option(help="For the billing export.")] = None,
     price_per_1k_overage_rows: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str, typer.Option()] = "",
+    explain: Annotated[
+        bool,
+        typer.Option("--explain/--no-explain", help="May consumers ask for explanations."),
+    ] = False,
 ) -> None:
     """Create a plan. Limits are per consumer; rate limits (per second/minute/hour) are always
     hard, quotas (per day/month, in requests or rows) hard unless --overage."""
     s = services(ctx)
     settings = _settings(
-        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain
     )
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
     audited(ctx, "plans.create", name)
@@ -103,11 +109,12 @@ def update(
     price_per_1k_rows: Annotated[str | None, typer.Option()] = None,
     price_per_1k_overage_rows: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    explain: Annotated[bool | None, typer.Option("--explain/--no-explain")] = None,
 ) -> None:
     """Change a plan; every subscriber is on the new terms within a second."""
     s = services(ctx)
     changes = _settings(
-        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain
     )
     plan = service.update_plan(s.uow(), name, by=None, **changes)
     audited(ctx, "plans.update", name)
@@ -239,6 +246,7 @@ def _show(plan: Plan) -> None:
         console.print(f"  price per 1,000 rows: {plan.price_per_1k_rows}")
     if plan.price_per_1k_overage_rows is not None:
         console.print(f"  price per 1,000 overage rows: {plan.price_per_1k_overage_rows}")
+    console.print(f"  explanations: {'included' if plan.explain else 'not included'}")
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -53,6 +53,8 @@ class AsyncClient:
         alias: str | None = None,
         version: int | None = None,
         batch_size: int | None = None,
+        explain: bool = False,
+        top: int | None = None,
     ) -> Predictions:
         """As `Client.predict`; the batches go one after another."""
         records, index = core.rows_of(rows)
@@ -60,7 +62,7 @@ class AsyncClient:
         size = batch_size or self._max_rows.get(model)
         try:
             answers = [
-                await self._send("POST", path, json={"rows": b})
+                await self._send("POST", path, json=core.predict_body(b, explain, top))
                 for b in core.batches(records, size)
             ]
         except errors.PayloadTooLarge as exc:
@@ -68,7 +70,7 @@ class AsyncClient:
                 raise
             self._max_rows[model] = exc.max_rows
             answers = [
-                await self._send("POST", path, json={"rows": b})
+                await self._send("POST", path, json=core.predict_body(b, explain, top))
                 for b in core.batches(records, exc.max_rows)
             ]
         ids = [a.headers.get("x-request-id", "") for a in answers]

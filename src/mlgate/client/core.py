@@ -29,6 +29,11 @@ class Predictions(Sequence[Any]):
     version: int
     index: Any = field(default=None, repr=False)
     request_ids: list[str] = field(default_factory=list)  # one per request sent (feedback)
+    # With explain=True: how the rows were explained (method, scale) and a DataFrame of each
+    # row's contribution per column, its `base` and `value` (base + contributions), and for
+    # classifiers the `class` explained; standard errors as `error_<column>` where sampled.
+    explanation: dict[str, Any] | None = None
+    explanations: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -127,15 +132,40 @@ def batches(rows: list[dict[str, Any]], size: int | None) -> list[list[dict[str,
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
+def predict_body(rows: list[dict[str, Any]], explain: bool, top: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"rows": rows}
+    if explain or top is not None:
+        body["explain"] = True if top is None else {"top": top}
+    return body
+
+
 def merge(parts: list[dict[str, Any]], index: Any, request_ids: list[str]) -> Predictions:
     predictions: list[Any] = []
     probabilities: list[list[float]] | None = [] if "probabilities" in parts[0] else None
+    explained: list[dict[str, Any]] = []
     for part in parts:
         predictions += part["predictions"]
         if probabilities is not None:
             probabilities += part["probabilities"]
+        explained += part.get("explanations") or []
+    about = parts[0].get("explanation")
     return Predictions(predictions, probabilities, parts[0].get("classes"),
-                       int(parts[-1]["version"]), index, request_ids)  # fmt: skip
+                       int(parts[-1]["version"]), index, request_ids, about,
+                       _contributions(explained, index) if about else None)  # fmt: skip
+
+
+def _contributions(rows: list[dict[str, Any]], index: Any) -> Any:
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        record = dict(row["contributions"])
+        record |= {f"error_{k}": v for k, v in (row.get("errors") or {}).items()}
+        record |= {"base": row["base"], "value": row["value"]}
+        if "class" in row:
+            record["class"] = row["class"]
+        records.append(record)
+    return pd.DataFrame.from_records(records, index=index)
 
 
 def error_for(response: httpx.Response) -> errors.MlgateError:

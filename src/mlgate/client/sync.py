@@ -61,23 +61,28 @@ class Client:
         alias: str | None = None,
         version: int | None = None,
         batch_size: int | None = None,
+        explain: bool = False,
+        top: int | None = None,
     ) -> Predictions:
         """Predictions for `rows` (a DataFrame, a list of dicts, or one dict), in their order.
         Rows beyond what one request may carry (the plan's or the server's limit, learnt from
-        its answer, or `batch_size`) go in several requests."""
+        its answer, or `batch_size`) go in several requests. With `explain` (or `top`, the
+        largest contributions kept per row), `.explanations` is a DataFrame of each row's
+        contribution per column (see Predictions)."""
         records, index = core.rows_of(rows)
         path = core.model_path(model, alias, version, "predict")
         size = batch_size or self._max_rows.get(model)
         try:
             answers = [
-                self._send("POST", path, json={"rows": b}) for b in core.batches(records, size)
+                self._send("POST", path, json=core.predict_body(b, explain, top))
+                for b in core.batches(records, size)
             ]
         except errors.PayloadTooLarge as exc:
             if batch_size or not exc.max_rows or exc.max_rows >= len(records):
                 raise
             self._max_rows[model] = exc.max_rows
             answers = [
-                self._send("POST", path, json={"rows": b})
+                self._send("POST", path, json=core.predict_body(b, explain, top))
                 for b in core.batches(records, exc.max_rows)
             ]
         ids = [a.headers.get("x-request-id", "") for a in answers]

@@ -174,6 +174,7 @@ def _settings(plan: Plan) -> dict[str, Any]:
         None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
     )
     out["description"] = plan.description
+    out["explain"] = plan.explain
     return out
 
 
@@ -189,4 +190,5 @@ def _plan(row: sa.Row[Any]) -> Plan:
         price_per_1k_rows=None if price is None else Decimal(price),
         price_per_1k_overage_rows=None if over is None else Decimal(over),
         description=s.get("description") or "",
+        explain=bool(s.get("explain")),
     )

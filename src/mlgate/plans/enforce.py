@@ -88,10 +88,16 @@ class Gate:
         return [LimitState(c.limit, u, c.reset_in) for c, u in zip(charged, used, strict=True)]
 
     def admit(
-        self, admission: Admission, asked: Target, rows: int, version: ModelVersion | None = None
+        self,
+        admission: Admission,
+        asked: Target,
+        rows: int,
+        version: ModelVersion | None = None,
+        *,
+        explain: bool = False,
     ) -> None:
-        """Before scoring: the plan allows this model and this many rows, and no hard limit is
-        already reached."""
+        """Before scoring: the plan allows this model, this many rows and explanations if
+        asked for, and no hard limit is already reached."""
         admission.rows = rows
         plan = admission.plan
         if plan is None:
@@ -99,6 +105,12 @@ class Gate:
         if plan.models and not any(covers(t, asked, "predict") for t in plan.models):
             raise PermissionDenied(
                 f"the plan {plan.name!r} does not include {asked}", code="plan_excludes_model"
+            )
+        if explain and not plan.explain:
+            raise PermissionDenied(
+                f"the plan {plan.name!r} does not include explanations; ask without "
+                '"explain", or for a plan that includes them',
+                code="plan_excludes_explanations",
             )
         if plan.max_rows_per_request is not None and rows > plan.max_rows_per_request:
             raise PayloadTooLarge(

@@ -54,6 +54,7 @@ class Plan:
     price_per_1k_rows: Decimal | None = None
     price_per_1k_overage_rows: Decimal | None = None
     description: str = ""
+    explain: bool = False  # may its consumers ask for per-row explanations
 
     def limits(self) -> list[Limit]:
         """Every limit the plan sets, rate limits first (always hard), then quotas."""

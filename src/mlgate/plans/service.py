@@ -67,6 +67,7 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
         models=tuple(models),
         overage=bool(settings.get("overage", False)),
         description=str(settings.get("description") or "")[:1000],
+        explain=bool(settings.get("explain", False)),
         **values,
     )
 
@@ -93,6 +94,7 @@ def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: 
             "price_per_1k_rows": current.price_per_1k_rows,
             "price_per_1k_overage_rows": current.price_per_1k_overage_rows,
             "description": current.description,
+            "explain": current.explain,
         }
         merged |= changes
         plan = make_plan(name, current.created_at, **merged)

@@ -52,6 +52,23 @@ def frame_from_json(body: Any, columns: Sequence[Column], *, max_rows: int) -> p
     return _instances(value, columns, max_rows=max_rows, field=shape)
 
 
+def read_params(body: Any, ask: Any) -> None:
+    """`params` as mlgate reads them: `explain` (true or false) and `explain_top` (N), the
+    per-row explanations of serving/explain.py. Other params are the model's, and ignored."""
+    params = body.get("params") if isinstance(body, dict) else None
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise InvalidInput(
+            "params is an object of name: value",
+            errors=[FieldError("params", "expected an object")],
+        )
+    if "explain" in params:
+        ask.read(params["explain"], "params.explain")
+    if "explain_top" in params:
+        ask.read({"top": params["explain_top"]}, "params.explain_top")
+
+
 def frame_from_csv(raw: bytes, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
     """A CSV body with a header row; empty cells are missing values."""
     try:

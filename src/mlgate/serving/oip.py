@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -27,12 +27,16 @@ from mlgate.errors import FieldError, InvalidInput
 from mlgate.schema import Column, Table, columns_to_table
 from mlgate.serving import binary_tensors
 
+if TYPE_CHECKING:
+    from mlgate.serving.explain import Explanation
+
 DATATYPES = frozenset(
     ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]
     + ["FP16", "FP32", "FP64", "BYTES"]
 )
 _NUMERIC = DATATYPES - {"BOOL", "BYTES"}
 OUTPUTS = ("predict", "predict_proba")
+EXPLANATION = "explanation"  # asked for by name: per-row contributions (serving/explain.py)
 MAX_ELEMENTS = 10_000_000
 
 
@@ -106,8 +110,12 @@ def infer_response(
     predictions: list[Any],
     probabilities: list[list[float]] | None,
     classes: Sequence[Any] | None,
+    explanation: Explanation | None = None,
 ) -> tuple[bytes, int | None]:
-    """The answer's body and, when it carries binary outputs, the length of its JSON part."""
+    """The answer's body and, when it carries binary outputs, the length of its JSON part.
+    `explanation`, asked for as an output, is an FP64 tensor [n, columns + 1]: each row's
+    contributions in the order of its `columns` parameter, then the base; its parameters say
+    the method and scale (and, for classifiers, which class each row explains)."""
     wanted = request.outputs or (("predict",) if probabilities is None else OUTPUTS)
     binary = request.binary
     if not request.outputs and request.binary_by_default:  # the default outputs, as binary
@@ -134,11 +142,25 @@ def infer_response(
                 "data": [p for row in probabilities for p in row],
             }
         )
+    if EXPLANATION in wanted and explanation is not None:
+        names, matrix = explanation.matrix()
+        parameters: dict[str, Any] = {"columns": names, **explanation.about()}
+        if explanation.explained is not None:
+            parameters["explained_class"] = explanation.explained
+        outputs.append(
+            {
+                "name": EXPLANATION,
+                "shape": [len(matrix), len(names)],
+                "datatype": "FP64",
+                "data": [v for row in matrix for v in row],
+                "parameters": parameters,
+            }
+        )
     chunks = []
     for output in outputs:
         if output["name"] in binary:
             chunk = binary_tensors.encode(output["datatype"], output.pop("data"))
-            output["parameters"] = {"binary_data_size": len(chunk)}
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(chunk)}
             chunks.append(chunk)
     out: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
     if request.id is not None:
@@ -271,10 +293,11 @@ def _wanted_outputs(raw: Any) -> tuple[tuple[str, ...], set[str]]:
     ):
         raise InvalidInput('outputs is a list of {"name": ...} objects')
     names = tuple(o["name"] for o in raw)
-    unknown = [n for n in names if n not in OUTPUTS]
+    unknown = [n for n in names if n not in (*OUTPUTS, EXPLANATION)]
     if unknown:
         raise InvalidInput(
-            f"unknown output(s) {', '.join(unknown)}; the outputs are {', '.join(OUTPUTS)}"
+            f"unknown output(s) {', '.join(unknown)}; the outputs are "
+            f"{', '.join((*OUTPUTS, EXPLANATION))}"
         )
     binary = {o["name"] for o in raw if _output_parameter(o) is True}
     return names, binary

@@ -5,23 +5,49 @@ parses the request and renders the answer in its protocol's own shape."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
 from mlgate.access.model import Principal, Target
-from mlgate.errors import Conflict, MlgateError, TooManyRequests
+from mlgate.errors import Conflict, FieldError, InvalidInput, MlgateError, TooManyRequests
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.plans.enforce import Admission, Gate
 from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import Column, Table
 from mlgate.serving.predictors import Predictor, PredictorCache
 
+if TYPE_CHECKING:
+    from mlgate.serving.explain import Explainer, Explanation
+
 T = TypeVar("T")
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
 Resolve = Callable[[str, int | None, str | None], ModelVersion]
+
+
+@dataclass
+class Ask:
+    """What a call asks for beyond predictions, read from its body with the rows (each
+    protocol's parser fills it in): per-row explanations, and at most `top` columns each."""
+
+    explain: bool = False
+    top: int | None = None
+
+    def read(self, value: Any, field: str) -> None:
+        """`explain` as a body gives it: true, false, or {"top": N}."""
+        if isinstance(value, bool):
+            self.explain = value
+            return
+        top = value.get("top") if isinstance(value, dict) and set(value) <= {"top"} else None
+        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+            raise InvalidInput(
+                f'{field} is true, false or {{"top": N}} with N a whole number of at least 1',
+                errors=[FieldError(field, 'expected true, false or {"top": N}')],
+            )
+        self.explain, self.top = True, top
 
 
 @dataclass(frozen=True)
@@ -29,6 +55,7 @@ class Prediction:
     version: ModelVersion
     predictions: list[Any]
     probabilities: list[list[float]] | None
+    explanation: Explanation | None = None
 
     @property
     def classes(self) -> list[Any] | None:
@@ -47,6 +74,7 @@ class Serving:
     recorder: PredictionRecorder
     status_of: Callable[[MlgateError], int]
     observe: Callable[[str, int, int, int], None]
+    explainer: Callable[[ModelVersion], Explainer] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,7 @@ async def predict(
     parse_rows: ParseRows,
     *,
     request_id: str,
+    ask: Ask | None = None,
 ) -> tuple[Prediction, dict[str, str]]:
     """Score the rows for an authorized caller; the prediction and the answer's headers (rate
     limits, Sunset). Refusals and failures are metered with their status, never counted. All
@@ -90,12 +119,14 @@ async def predict(
         seen.append(version)
         _check_predicts(version)
         frame = rows_for(version.columns)
-        gate.admit(admission, asked.target, len(frame), version)
+        explaining = ask is not None and ask.explain
+        gate.admit(admission, asked.target, len(frame), version, explain=explaining)
         scores = serving.predictors.get(version).score(frame)
+        explanation = await _explain(serving, version, frame) if explaining else None
     except MlgateError as exc:
         _refused(serving, admission, asked.model, seen[0].number if seen else 0, exc)
         raise
-    result = Prediction(version, scores.predictions, scores.probabilities)
+    result = Prediction(version, scores.predictions, scores.probabilities, explanation)
     try:  # on the event loop, which serves other calls while the counters answer
         headers = await serving.gate.settle_async(admission, version)
     except MlgateError as exc:
@@ -106,6 +137,24 @@ async def predict(
         asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions
     )
     return result, headers
+
+
+async def _explain(
+    serving: Serving, version: ModelVersion, frame: pd.DataFrame | Table
+) -> Explanation:
+    """The rows' explanations: at once where exact (a closed form, the library's TreeSHAP),
+    in a worker thread where sampled (many model calls; the loop serves others meanwhile)."""
+    if serving.explainer is None:
+        raise Conflict("this server does not explain predictions")
+    explainer = serving.explainer(version)
+    table = frame if isinstance(frame, Table) else as_table(frame)
+    if explainer.method == "sampling":
+        return await asyncio.to_thread(explainer.explain, table)
+    return explainer.explain(table)
+
+
+def as_table(frame: pd.DataFrame) -> Table:
+    return Table({str(k): frame[k].to_numpy() for k in frame.columns}, len(frame))
 
 
 def call_whole_model(

@@ -24,6 +24,7 @@ from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving.openapi import model_openapi
 from mlgate.serving.payloads import table_from_body
+from mlgate.serving.service import Ask
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
 router = APIRouter(
@@ -216,11 +217,16 @@ async def forecast(request: Request, name: str, body: schemas.ForecastIn) -> Res
 async def _predict(request: Request, name: str, number: int | None, alias: str | None) -> Response:
     services = _services(request)
 
+    ask = Ask()
+
     def parse_rows(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> Table:
         body = decode_json(raw, content_type)
+        if isinstance(body, dict) and "explain" in body:
+            body = dict(body)
+            ask.read(body.pop("explain"), "explain")
         return table_from_body(body, columns, max_rows=services.settings.max_rows)
 
-    result, headers = await serve_prediction(request, name, number, alias, parse_rows)
+    result, headers = await serve_prediction(request, name, number, alias, parse_rows, ask)
     body: dict[str, Any] = {
         "model": result.version.model_name,
         "version": result.version.number,
@@ -229,6 +235,9 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
     if result.probabilities is not None:
         body["classes"] = result.classes
         body["probabilities"] = result.probabilities
+    if result.explanation is not None:
+        body["explanation"] = result.explanation.about()
+        body["explanations"] = result.explanation.rows(ask.top)
     return _json(body, headers={"X-Model-Version": str(result.version.number), **headers})
 
 

@@ -44,6 +44,7 @@ class _PlanIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     models: list[str] = Field(default_factory=list, max_length=100)
     overage: bool = Field(False, description="Serve past the quotas and meter the overage")
+    explain: bool = Field(False, description="Consumers may ask for per-row explanations")
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str = Field("", max_length=1000)
@@ -54,6 +55,7 @@ class _PlanPatch(BaseModel):
 
     models: list[str] | None = Field(None, max_length=100)
     overage: bool | None = None
+    explain: bool | None = None
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str | None = Field(None, max_length=1000)
@@ -63,6 +65,7 @@ class _PlanOut(BaseModel):
     name: str
     models: list[str]
     overage: bool
+    explain: bool
     price_per_1k_rows: str | None
     price_per_1k_overage_rows: str | None
     description: str
@@ -276,6 +279,7 @@ def _plan(plan: Plan) -> BaseModel:
         **{f: getattr(plan, f) for f in LIMIT_FIELDS},
         models=[str(t) for t in plan.models],
         overage=plan.overage,
+        explain=plan.explain,
         price_per_1k_rows=None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows),
         price_per_1k_overage_rows=(
             None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)

@@ -25,6 +25,7 @@ from mlgate.errors import MlgateError, NotFound, UnsupportedFormat
 from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving import binary_tensors, mlflow, oip
+from mlgate.serving.service import Ask
 
 mlflow_router = APIRouter(tags=["mlflow"], dependencies=[Security(bearer)])
 oip_router = APIRouter(
@@ -89,6 +90,8 @@ async def invocations(request: Request, name: str) -> Response:
     services = _services(request)
     model, number, alias = registry.parse_ref(name)
 
+    ask = Ask()
+
     def parse(raw: bytes, content_type: str | None, columns: Sequence[Column]) -> pd.DataFrame:
         media = (content_type or "application/json").split(";")[0].strip().lower()
         if media == "text/csv":
@@ -96,12 +99,17 @@ async def invocations(request: Request, name: str) -> Response:
         if media != "application/json":
             raise UnsupportedFormat(f"the body is {media[:80]}; send application/json or text/csv")
         body = decode_json(raw, content_type)
+        mlflow.read_params(body, ask)
         return mlflow.frame_from_json(body, columns, max_rows=services.settings.max_rows)
 
     async def go() -> Response:
-        result, headers = await serve_prediction(request, model, number, alias, parse)
+        result, headers = await serve_prediction(request, model, number, alias, parse, ask)
         headers["X-Model-Version"] = str(result.version.number)
-        return _json({"predictions": result.predictions}, headers=headers)
+        out: dict[str, Any] = {"predictions": result.predictions}
+        if result.explanation is not None:
+            out["explanation"] = result.explanation.about()
+            out["explanations"] = result.explanation.rows(ask.top)
+        return _json(out, headers=headers)
 
     return await _answer(go, _mlflow_error)
 
@@ -182,11 +190,14 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         parsed.append(
             oip.parse_infer(body, columns, max_rows=services.settings.max_rows, tail=tail)
         )
+        ask.explain = "explanation" in parsed[0].outputs
         return parsed[0].table
+
+    ask = Ask()
 
     async def go() -> Response:
         model, number, alias = _ref(name, version)
-        result, headers = await serve_prediction(request, model, number, alias, parse)
+        result, headers = await serve_prediction(request, model, number, alias, parse, ask)
         payload, json_length = oip.infer_response(
             result.version.model_name,
             result.version.number,
@@ -194,6 +205,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
             result.predictions,
             result.probabilities,
             result.version.classes,
+            result.explanation,
         )
         if json_length is None:
             return Response(payload, 200, media_type="application/json", headers=headers)
