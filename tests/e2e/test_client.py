@@ -181,3 +181,30 @@ def test_the_async_client_does_the_same(server: tuple[str, str, str]) -> None:
 
     got, expected, retried = asyncio.run(run())
     assert got == expected and retried >= 1
+
+
+def test_explanations_come_as_a_dataframe_of_contributions(server: tuple[str, str, str]) -> None:
+    base, admin, consumer = server
+    rows = FRAME.head(4).set_axis([7, 8, 9, 10])
+    with Client(base, api_key=admin) as client:
+        explained = client.predict("churn", rows, explain=True)
+        top = client.predict("churn", rows, top=2)
+        plain = client.predict("churn", rows)
+    assert plain.explanations is None and explained.explanation is not None
+    assert explained.explanation["scale"] in ("log-odds", "probability", "margin")
+    frame = explained.explanations
+    assert list(frame.index) == [7, 8, 9, 10]
+    columns = list(FRAME.columns)
+    assert set(columns) <= set(frame.columns)
+    sums = frame["base"] + frame[columns].sum(axis=1)
+    assert (sums - frame["value"]).abs().max() < 1e-9
+    assert set(top.explanations.columns) <= {*columns, "other", "base", "value", "class"}
+    assert (
+        (top.explanations.drop(columns=["base", "value", "class"]).notna()).sum(axis=1) == 3
+    ).all()
+    with (
+        Client(base, api_key=consumer) as client,
+        pytest.raises(errors.PermissionDenied) as refused,
+    ):
+        client.predict("churn", rows.head(1), explain=True)
+    assert refused.value.problem["code"] == "plan_excludes_explanations"
