@@ -148,3 +148,16 @@ def test_a_malformed_explain_is_a_named_422(
                          json={"rows": RECORDS[:1], "explain": explain})  # fmt: skip
     assert answer.status_code == 422, answer.text
     assert "explain" in answer.json()["detail"]
+
+
+def test_the_models_openapi_document_describes_explanations(
+    served: tuple[TestClient, dict[str, str], list[str]],
+) -> None:
+    client, headers, names = served
+    document = client.get(f"/v1/models/{names[0]}/openapi.json", headers=headers).json()
+    operation = next(iter(document["paths"].values()))["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert "explain" in body["properties"]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    contributions = answer["properties"]["explanations"]["items"]["properties"]["contributions"]
+    assert set(contributions["properties"]) == {"x1", "x2", "color", "size", "other"}

@@ -194,6 +194,8 @@ def model_metadata(
     outputs = [{"name": "predict", "datatype": predict_datatype(classes), "shape": [-1]}]
     if classes is not None:
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]})
+    # `explanation` is not listed: clients that ask for every declared output (Triton's
+    # examples do) would pay for explanations they did not want; it is asked for by name.
     return {
         "name": name,
         "versions": [str(v) for v in versions],

@@ -48,6 +48,8 @@ def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
                 "maxItems": len(version.classes),
             },
         }
+    if version.task in ("classification", "regression"):
+        answer["properties"].update(_explained(version))
     problem = {"$ref": "#/components/schemas/Problem"}
     errors = {
         str(status): {
@@ -110,10 +112,69 @@ def _predict(row: dict[str, Any], answer: dict[str, Any], errors: dict[str, Any]
                 "type": "object",
                 "required": ["rows"],
                 "additionalProperties": False,
-                "properties": {"rows": {"type": "array", "minItems": 1, "items": row}},
+                "properties": {
+                    "rows": {"type": "array", "minItems": 1, "items": row},
+                    "explain": {
+                        "description": "Explain each row: true, or the `top` largest "
+                        "contributions per row (the rest summed as `other`). A consumer's "
+                        "plan must include explanations (else 403 "
+                        "plan_excludes_explanations).",
+                        "oneOf": [
+                            {"type": "boolean"},
+                            {
+                                "type": "object",
+                                "required": ["top"],
+                                "additionalProperties": False,
+                                "properties": {"top": {"type": "integer", "minimum": 1}},
+                            },
+                        ],
+                    },
+                },
             }
         ),
         "responses": {"200": _ok("One prediction per row, in order", answer), **errors},
+    }
+
+
+def _explained(version: ModelVersion) -> dict[str, Any]:
+    """The answer's fields when the body asked to explain (serving/explain.py)."""
+    names = [c.name for c in version.columns]
+    contribution = {"type": "number"}
+    return {
+        "explanation": {
+            "type": "object",
+            "description": "How the rows were explained: method, implementation, scale "
+            "(what base + contributions add up to) and, for sampling, its budget",
+            "required": ["method", "implementation", "scale", "reference"],
+            "properties": {
+                "method": {"enum": ["linear", "tree_shap", "sampling"]},
+                "implementation": {"type": "string"},
+                "scale": {"enum": ["log-odds", "margin", "probability", "prediction"]},
+                "reference": {"type": "string"},
+                "budget": {"type": "object"},
+            },
+        },
+        "explanations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["base", "value", "contributions"],
+                "properties": {
+                    "base": {"type": "number"},
+                    "value": {"type": "number", "description": "base + contributions"},
+                    "class": {"description": "the class whose output is explained"},
+                    "contributions": {
+                        "type": "object",
+                        "properties": {n: contribution for n in [*names, "other"]},
+                        "additionalProperties": False,
+                    },
+                    "errors": {
+                        "type": "object",
+                        "description": "standard errors of sampled contributions",
+                    },
+                },
+            },
+        },
     }
 
 
