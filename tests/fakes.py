@@ -526,7 +526,7 @@ class InMemoryUsageRepository:
         by: str = "day",
     ) -> list[UsageRow]:
         width = {"hour": 13, "day": 10, "month": 7}[by]
-        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         for hour, acct, prefix, mdl, version, status, values in self._db.usage:
             if not since <= hour < until:
                 continue

@@ -5,8 +5,11 @@ explainer, adding up to the raw output; a plan decides whether its consumers may
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -18,7 +21,7 @@ from mlgate.access.grants import add_grant
 from mlgate.access.service import create_key
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
-from mlgate.plans.service import create_plan, make_plan, subscribe
+from mlgate.plans.service import bill_csv, create_plan, make_plan, subscribe, usage_csv
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_table
 from mlgate.serving import binary_tensors
@@ -113,7 +116,9 @@ def test_a_plan_decides_whether_its_consumers_may_ask(
     client, _, names = served
     now = world.clock()
     create_plan(world.uow(), make_plan("plain", now), by=None)
-    create_plan(world.uow(), make_plan("insight", now, explain=True), by=None)
+    insight = make_plan("insight", now, explain=True, price_per_1k_rows="1",
+                        price_per_1k_explained_rows="4")  # fmt: skip
+    create_plan(world.uow(), insight, by=None)
     tokens = {}
     for consumer, plan in (("plain-co", "plain"), ("insight-co", "insight")):
         create_consumer(world.uow(), by=None, name=consumer, description="", now=now)
@@ -135,6 +140,22 @@ def test_a_plan_decides_whether_its_consumers_may_ask(
     allowed = client.post(f"/v1/models/{names[1]}/predict", json=ask,
                           headers={"Authorization": f"Bearer {tokens['insight-co']}"})  # fmt: skip
     assert allowed.status_code == 200 and len(allowed.json()["explanations"]) == 2
+    plain = client.post(f"/v1/models/{names[1]}/predict", json={"rows": RECORDS[:3]},
+                        headers={"Authorization": f"Bearer {tokens['insight-co']}"})  # fmt: skip
+    assert plain.status_code == 200
+    world.flusher.flush()
+    month = now.strftime("%Y-%m")
+    bill = list(csv.DictReader(io.StringIO(
+        bill_csv(world.uow(), by=None, consumer="insight-co", month=month))))  # fmt: skip
+    assert [(b["rows"], b["explained_rows"]) for b in bill] == [("5", "2")]
+    assert Decimal(bill[0]["amount"]) == Decimal("0.01")  # (5 x 1 + 2 x 4) / 1000, rounded
+    ledger = list(csv.DictReader(io.StringIO(
+        usage_csv(world.uow(), by=None, month=month, consumer="insight-co"))))  # fmt: skip
+    assert sum(int(r["explained_rows"]) for r in ledger) == 2
+    refused_rows = list(csv.DictReader(io.StringIO(
+        usage_csv(world.uow(), by=None, month=month, consumer="plain-co"))))  # fmt: skip
+    assert all(r["explained_rows"] == "0" for r in refused_rows)
+    assert {r["status"] for r in refused_rows} == {"200", "403"}
 
 
 @pytest.mark.parametrize(

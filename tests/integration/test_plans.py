@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -91,7 +92,7 @@ def test_redis_counters_stay_exact_under_concurrent_calls(redis_url: tuple[str, 
     keys = [c.key for c in charges("consumer:acme", limits, 2, NOW)]
     assert counters.peek(keys) == [500, 1000]
     [(batch, aggregates)] = counters.drain()
-    assert aggregates == {event().key: [500, 1000, 0, 2000]}
+    assert aggregates == {event().key: [500, 1000, 0, 2000, 0]}
     counters.drained(batch)
     assert counters.drain() == []
     counters.close()
@@ -130,7 +131,7 @@ def test_async_commits_stay_exact_and_share_round_trips(redis_url: tuple[str, st
     keys = [c.key for c in charges("consumer:acme", limits, 3, NOW)]
     assert counters.peek(keys) == [300, 900]
     [(_, aggregates)] = counters.drain()
-    assert aggregates == {event().key: [300, 900, 0, 1200]}  # metered once each, in the script
+    assert aggregates == {event().key: [300, 900, 0, 1200, 0]}  # metered once each, in the script
     counters.close()
 
 
@@ -175,8 +176,8 @@ def test_redis_counts_overage_and_meters_refusals(redis_url: tuple[str, str]) ->
     assert [r[2] for r in results] == [0, 0, 2, 4]
     counters.meter(event(7, status=429))
     [(_, aggregates)] = counters.drain()
-    assert aggregates[event().key] == [4, 16, 6, 16]
-    assert aggregates[event(status=429).key] == [1, 7, 0, 4]
+    assert aggregates[event().key] == [4, 16, 6, 16, 0]
+    assert aggregates[event(status=429).key] == [1, 7, 0, 4, 0]
 
 
 def test_an_unreachable_redis_fails_closed() -> None:
@@ -234,3 +235,21 @@ def test_the_bill_prices_rows_and_overage_rows(any_services: Services) -> None:
     assert values["rows"] == "1012" and values["overage_rows"] == "1002"
     # 10 rows at 2.00 per 1,000 and 1,002 at 5.00 per 1,000
     assert Decimal(values["amount"]) == Decimal("5.03")
+
+
+def test_redis_meters_explained_rows_apart(redis_url: tuple[str, str]) -> None:
+    counters = RedisCounters(redis_url[0], prefix=redis_url[1])
+    quota = [Limit("rows", "month", 100, hard=True)]
+    explained = replace(event(3), explained_rows=3)
+    assert counters.commit(charges("a", quota, 3, NOW), 3, explained)[0]
+    assert counters.commit(charges("a", quota, 2, NOW), 2, event(2))[0]
+
+    async def through_the_loop() -> None:
+        await counters.commit_async(
+            charges("a", quota, 4, NOW), 4, replace(event(4), explained_rows=4)
+        )
+        await counters.aclose()
+
+    asyncio.run(through_the_loop())
+    [(_, aggregates)] = counters.drain()
+    assert aggregates[event().key] == [3, 9, 0, 12, 7]

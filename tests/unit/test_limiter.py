@@ -69,7 +69,7 @@ def test_memory_counters_stay_exact_under_concurrent_calls() -> None:
     keys = [c.key for c in charges("consumer:acme", limits, 3, NOW)]
     assert counters.peek(keys) == [1000, 3000]
     [(_batch, aggregates)] = counters.drain()
-    assert list(aggregates.values()) == [[1000, 3000, 0, 2000]]
+    assert list(aggregates.values()) == [[1000, 3000, 0, 2000, 0]]
 
 
 def test_seeding_never_overwrites_a_live_counter() -> None:

@@ -55,11 +55,13 @@ def _settings(
     price_per_1k_overage_rows: str | None,
     description: str | None,
     explain: bool | None = None,
+    price_per_1k_explained_rows: str | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
         "models": model,
         "overage": overage,
         "explain": explain,
+        "price_per_1k_explained_rows": price_per_1k_explained_rows,
         "price_per_1k_rows": price_per_1k_rows,
         "price_per_1k_overage_rows": price_per_1k_overage_rows,
         "description": description,
@@ -86,13 +88,17 @@ def create(
         bool,
         typer.Option("--explain/--no-explain", help="May consumers ask for explanations."),
     ] = False,
+    price_per_1k_explained_rows: Annotated[
+        str | None, typer.Option(help="Explained rows, on top of their rows' price.")
+    ] = None,
 ) -> None:
     """Create a plan. Limits are per consumer; rate limits (per second/minute/hour) are always
     hard, quotas (per day/month, in requests or rows) hard unless --overage."""
     s = services(ctx)
     settings = _settings(
-        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain
-    )
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
+        price_per_1k_explained_rows,
+    )  # fmt: skip
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
     audited(ctx, "plans.create", name)
     _show(plan)
@@ -110,12 +116,14 @@ def update(
     price_per_1k_overage_rows: Annotated[str | None, typer.Option()] = None,
     description: Annotated[str | None, typer.Option()] = None,
     explain: Annotated[bool | None, typer.Option("--explain/--no-explain")] = None,
+    price_per_1k_explained_rows: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Change a plan; every subscriber is on the new terms within a second."""
     s = services(ctx)
     changes = _settings(
-        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain
-    )
+        limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
+        price_per_1k_explained_rows,
+    )  # fmt: skip
     plan = service.update_plan(s.uow(), name, by=None, **changes)
     audited(ctx, "plans.update", name)
     _show(plan)
@@ -247,6 +255,8 @@ def _show(plan: Plan) -> None:
     if plan.price_per_1k_overage_rows is not None:
         console.print(f"  price per 1,000 overage rows: {plan.price_per_1k_overage_rows}")
     console.print(f"  explanations: {'included' if plan.explain else 'not included'}")
+    if plan.price_per_1k_explained_rows is not None:
+        console.print(f"  price per 1,000 explained rows: {plan.price_per_1k_explained_rows}")
 
 
 def _utc(value: datetime | None) -> datetime | None:

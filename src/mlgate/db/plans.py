@@ -118,6 +118,7 @@ class SqlUsageRepository:
                 "rows": values[1],
                 "overage_rows": values[2],
                 "latency_ms": values[3],
+                "explained_rows": values[4] if len(values) > 4 else 0,
             }
             for (hour, account, key_prefix, model, version, status), values in aggregates.items()
         ]
@@ -137,19 +138,20 @@ class SqlUsageRepository:
         c = usage.c
         select = sa.select(
             c.hour, c.account, c.key_prefix, c.model, c.version, c.status,
-            c.requests, c.rows, c.overage_rows, c.latency_ms,
+            c.requests, c.rows, c.overage_rows, c.latency_ms, c.explained_rows,
         ).where(c.hour >= since, c.hour < until)  # fmt: skip
         if account is not None:
             select = select.where(c.account == account)
         if model is not None:
             select = select.where(c.model == model)
         width = {"hour": 13, "day": 10, "month": 7}[by]
-        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         for row in self._conn.execute(select):
             period = _aware(row.hour).strftime("%Y-%m-%dT%H")[:width]
             key = (period, row.account, row.key_prefix, row.model, row.version, row.status)
             into = sums[key]
-            for i, value in enumerate((row.requests, row.rows, row.overage_rows, row.latency_ms)):
+            values = (row.requests, row.rows, row.overage_rows, row.latency_ms, row.explained_rows)
+            for i, value in enumerate(values):
                 into[i] += int(value)
         return [UsageRow(*key, *values) for key, values in sorted(sums.items())]
 
@@ -173,6 +175,8 @@ def _settings(plan: Plan) -> dict[str, Any]:
     out["price_per_1k_overage_rows"] = (
         None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
     )
+    explained = plan.price_per_1k_explained_rows
+    out["price_per_1k_explained_rows"] = None if explained is None else str(explained)
     out["description"] = plan.description
     out["explain"] = plan.explain
     return out
@@ -181,6 +185,7 @@ def _settings(plan: Plan) -> dict[str, Any]:
 def _plan(row: sa.Row[Any]) -> Plan:
     s = dict(row.settings)
     price, over = s.get("price_per_1k_rows"), s.get("price_per_1k_overage_rows")
+    explaining = s.get("price_per_1k_explained_rows")
     return Plan(
         name=row.name,
         created_at=_aware(row.created_at),
@@ -189,6 +194,7 @@ def _plan(row: sa.Row[Any]) -> Plan:
         overage=bool(s.get("overage")),
         price_per_1k_rows=None if price is None else Decimal(price),
         price_per_1k_overage_rows=None if over is None else Decimal(over),
+        price_per_1k_explained_rows=(None if explaining is None else Decimal(explaining)),
         description=s.get("description") or "",
         explain=bool(s.get("explain")),
     )

@@ -252,6 +252,7 @@ usage = sa.Table(
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("overage_rows", sa.BigInteger, nullable=False),
     sa.Column("latency_ms", sa.BigInteger, nullable=False),
+    sa.Column("explained_rows", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_usage_account_hour", "account", "hour"),
 )
 

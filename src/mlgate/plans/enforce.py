@@ -37,6 +37,7 @@ class Admission:
     subscription: Subscription | None = None
     charged: list[Charge] = field(default_factory=list)
     rows: int = 0
+    explained: int = 0  # rows to be explained as well (metered apart, priced apart)
     headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +100,7 @@ class Gate:
         """Before scoring: the plan allows this model, this many rows and explanations if
         asked for, and no hard limit is already reached."""
         admission.rows = rows
+        admission.explained = rows if explain else 0
         plan = admission.plan
         if plan is None:
             return
@@ -208,6 +210,7 @@ class Gate:
             status=status,
             rows=admission.rows,
             latency_ms=(time.perf_counter() - admission.started) * 1000,
+            explained_rows=admission.explained if status < 400 else 0,
         )
 
     def _refusal(

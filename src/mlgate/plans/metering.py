@@ -2,8 +2,8 @@
 metadata database every second.
 
 An aggregate's key is (hour, consumer, key prefix, model, version, status); its value is
-[requests, rows, overage rows, total latency in ms]. The database's `usage` table is the ledger:
-monthly quotas are reconciled from it, and bills are computed from it.
+[requests, rows, overage rows, total latency in ms, explained rows]. The database's `usage`
+table is the ledger: monthly quotas are reconciled from it, and bills are computed from it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 Aggregates = dict[tuple[str, ...], list[int]]
-FIELDS = ("requests", "rows", "overage_rows", "latency_ms")
+FIELDS = ("requests", "rows", "overage_rows", "latency_ms", "explained_rows")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class UsageEvent:
     rows: int
     latency_ms: float
     overage_rows: int = 0
+    explained_rows: int = 0  # rows explained as well as scored (serving/explain.py)
 
     def with_overage(self, overage_rows: int) -> UsageEvent:
         return (
@@ -46,7 +47,7 @@ class UsageEvent:
 
     @property
     def values(self) -> list[int]:
-        return [1, self.rows, self.overage_rows, round(self.latency_ms)]
+        return [1, self.rows, self.overage_rows, round(self.latency_ms), self.explained_rows]
 
 
 def _hour(at: datetime) -> str:
@@ -68,7 +69,7 @@ class UsageBuffer:
         self._data: Aggregates = {}
 
     def add(self, event: UsageEvent) -> None:
-        into = self._data.setdefault(event.key, [0, 0, 0, 0])
+        into = self._data.setdefault(event.key, [0] * len(FIELDS))
         for i, value in enumerate(event.values):
             into[i] += value
 

@@ -53,6 +53,7 @@ class Plan:
     overage: bool = False  # False: quotas are hard; True: calls past them are served and metered
     price_per_1k_rows: Decimal | None = None
     price_per_1k_overage_rows: Decimal | None = None
+    price_per_1k_explained_rows: Decimal | None = None  # on top of the rows' own price
     description: str = ""
     explain: bool = False  # may its consumers ask for per-row explanations
 

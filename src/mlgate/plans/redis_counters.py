@@ -22,8 +22,8 @@ from mlgate.plans.limiter import Charge, LimitState
 from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
 
 # ARGV: rows, the charges as "amount limit hard rows ttl" joined by "|", the usage field prefix,
-# and the usage values "requests rows latency". Few, long arguments: packing many short ones
-# cost redis-py more than Redis spends running the script.
+# and the usage values "requests rows latency explained". Few, long arguments: packing many
+# short ones cost redis-py more than Redis spends running the script.
 _COMMIT = """
 local rows = tonumber(ARGV[1])
 local charges = {}
@@ -56,10 +56,13 @@ for i, c in ipairs(charges) do
 end
 local usage = KEYS[#charges + 1]
 local prefix = ARGV[3]
-local req, nrows, latency = string.match(ARGV[4], "(%d+) (%d+) (%d+)")
+local req, nrows, latency, explained = string.match(ARGV[4], "(%d+) (%d+) (%d+) (%d+)")
 redis.call("HINCRBY", usage, prefix .. "|requests", req)
 redis.call("HINCRBY", usage, prefix .. "|rows", nrows)
 redis.call("HINCRBY", usage, prefix .. "|latency_ms", latency)
+if explained ~= "0" then
+  redis.call("HINCRBY", usage, prefix .. "|explained_rows", explained)
+end
 if overage > 0 then
   redis.call("HINCRBY", usage, prefix .. "|overage_rows", overage)
 end
@@ -135,8 +138,8 @@ class RedisCounters:
             f"{c.amount} {c.limit.limit} {int(c.limit.hard)} {int(c.limit.unit == 'rows')} {c.ttl}"
             for c in charged
         )
-        requests, n_rows, _overage, latency = event.values
-        args = [rows, specs, "|".join(event.key), f"{requests} {n_rows} {latency}"]
+        requests, n_rows, _overage, latency, explained = event.values
+        args = [rows, specs, "|".join(event.key), f"{requests} {n_rows} {latency} {explained}"]
         return [self._counter(c.key) for c in charged] + [self._usage], args
 
     def meter(self, event: UsageEvent) -> None:
@@ -210,6 +213,6 @@ def _aggregates(raw: dict[Any, Any]) -> Aggregates:
     for field, value in raw.items():
         text = field.decode() if isinstance(field, bytes) else str(field)
         *key, name = text.split("|")
-        into = out.setdefault(tuple(key), [0, 0, 0, 0])
+        into = out.setdefault(tuple(key), [0] * len(FIELDS))
         into[FIELDS.index(name)] += int(value)
     return out

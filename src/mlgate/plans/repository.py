@@ -22,6 +22,7 @@ class UsageRow:
     rows: int
     overage_rows: int
     latency_ms: int
+    explained_rows: int = 0
 
 
 class PlanRepository(Protocol):

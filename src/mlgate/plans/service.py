@@ -21,6 +21,9 @@ from mlgate.uow import UnitOfWork
 MAX_LIMIT = 10**15
 
 
+PRICES = ("price_per_1k_rows", "price_per_1k_overage_rows", "price_per_1k_explained_rows")
+
+
 def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
     """A validated plan: every limit a positive whole number or absent, prices non-negative."""
     check_name("plan", name)
@@ -35,7 +38,7 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
                 FieldError(field, f"must be a whole number from 1 to 10**15, got {value!r}")
             )
         values[field] = value
-    for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):
+    for field in PRICES:
         value = settings.get(field)
         if value is None:
             continue
@@ -93,6 +96,7 @@ def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: 
             "overage": current.overage,
             "price_per_1k_rows": current.price_per_1k_rows,
             "price_per_1k_overage_rows": current.price_per_1k_overage_rows,
+            "price_per_1k_explained_rows": current.price_per_1k_explained_rows,
             "description": current.description,
             "explain": current.explain,
         }
@@ -267,7 +271,7 @@ def daily_calls(
 
 USAGE_COLUMNS = (
     "day", "account", "key_prefix", "model", "version", "status", "requests", "rows",
-    "overage_rows", "latency_ms",
+    "overage_rows", "latency_ms", "explained_rows",
 )  # fmt: skip
 
 
@@ -287,20 +291,22 @@ def usage_csv(
     for r in usage(uow, by=by, month=month, consumer=consumer, model=model, group="day"):
         writer.writerow(
             [r.period, r.account, r.key_prefix, r.model, r.version, r.status, r.requests,
-             r.rows, r.overage_rows, r.latency_ms]
+             r.rows, r.overage_rows, r.latency_ms, r.explained_rows]
         )  # fmt: skip
     return out.getvalue()
 
 
 BILL_COLUMNS = (
     "consumer", "month", "plan", "model", "version", "requests", "rows", "overage_rows",
-    "price_per_1k_rows", "price_per_1k_overage_rows", "amount",
+    "explained_rows", "price_per_1k_rows", "price_per_1k_overage_rows",
+    "price_per_1k_explained_rows", "amount",
 )  # fmt: skip
 
 
 def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str) -> str:
     """One line per model version the consumer called in the month (counted calls only):
-    rows, overage rows, and the amount at the prices of the plan in force at the month's end."""
+    rows, overage rows, explained rows, and the amount at the prices of the plan in force at the
+    month's end (explained rows cost their own price on top of the rows' price)."""
     rows = usage(uow, by=by, month=month, consumer=consumer, group="month")
     _, until = month_bounds(month)
     with uow:
@@ -312,23 +318,32 @@ def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str
         if plan and plan.price_per_1k_overage_rows is not None
         else price
     )
+    explain = (
+        plan.price_per_1k_explained_rows
+        if plan and plan.price_per_1k_explained_rows is not None
+        else Decimal(0)
+    )
     totals: dict[tuple[str, int], list[int]] = {}
     for r in rows:
         if r.status >= 400:
             continue
-        into = totals.setdefault((r.model, r.version), [0, 0, 0])
+        into = totals.setdefault((r.model, r.version), [0, 0, 0, 0])
         into[0] += r.requests
         into[1] += r.rows
         into[2] += r.overage_rows
+        into[3] += r.explained_rows
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(BILL_COLUMNS)
-    for (model, version), (requests, n_rows, overage) in sorted(totals.items()):
-        amount = (Decimal(n_rows - overage) * price + Decimal(overage) * over) / 1000
+    for (model, version), (requests, n_rows, overage, explained) in sorted(totals.items()):
+        amount = (
+            Decimal(n_rows - overage) * price + Decimal(overage) * over
+            + Decimal(explained) * explain
+        ) / 1000  # fmt: skip
         writer.writerow(
             [
                 consumer, month, plan.name if plan else "", model, version, requests, n_rows,
-                overage, price, over, amount.quantize(Decimal("0.01")),
+                overage, explained, price, over, explain, amount.quantize(Decimal("0.01")),
             ]
         )  # fmt: skip
     return out.getvalue()

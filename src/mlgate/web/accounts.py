@@ -290,8 +290,9 @@ def _plan_settings(form: pages.Form) -> dict[str, Any]:
             settings[field] = int(raw)
         else:
             raise InvalidInput(f"{field.replace('_', ' ')}: a whole number, or empty for none")
-    for field in ("price_per_1k_rows", "price_per_1k_overage_rows"):
+    for field in plans.PRICES:
         settings[field] = form.get(field).strip() or None
+    settings["explain"] = form.get("explain") == "yes"
     settings["overage"] = form.get("overage") == "yes"
     settings["models"] = [m.strip() for m in form.get("models").split(",") if m.strip()]
     settings["description"] = form.get("description")

@@ -47,6 +47,7 @@ class _PlanIn(BaseModel):
     explain: bool = Field(False, description="Consumers may ask for per-row explanations")
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str = Field("", max_length=1000)
 
 
@@ -58,6 +59,7 @@ class _PlanPatch(BaseModel):
     explain: bool | None = None
     price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str | None = Field(None, max_length=1000)
 
 
@@ -68,6 +70,7 @@ class _PlanOut(BaseModel):
     explain: bool
     price_per_1k_rows: str | None
     price_per_1k_overage_rows: str | None
+    price_per_1k_explained_rows: str | None
     description: str
     created_at: datetime
 
@@ -106,6 +109,7 @@ class UsageOut(BaseModel):
     rows: int
     overage_rows: int
     latency_ms: int
+    explained_rows: int = 0
 
 
 class RetireIn(BaseModel):
@@ -283,6 +287,11 @@ def _plan(plan: Plan) -> BaseModel:
         price_per_1k_rows=None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows),
         price_per_1k_overage_rows=(
             None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
+        ),
+        price_per_1k_explained_rows=(
+            None
+            if plan.price_per_1k_explained_rows is None
+            else str(plan.price_per_1k_explained_rows)
         ),
         description=plan.description,
         created_at=plan.created_at,
