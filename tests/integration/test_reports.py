@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mlgate.bootstrap import Services
 from mlgate.cli.main import app
 from mlgate.registry.model import ModelVersion
-from mlgate.registry.service import read_attachment
+from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, make_services
@@ -204,11 +204,16 @@ def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) 
     )  # fmt: skip
     assert drawn.exit_code == 0, drawn.output
     files = sorted(p.name for p in plots.iterdir())
-    assert files == [
+    contributions = [f for f in files if f.startswith("contributions-")]
+    assert "contributions-summary.png" in contributions and len(contributions) == 4
+    assert sorted(set(files) - set(contributions)) == [
         "calibration-curve.png", "confusion-matrix.png", "learning-curve.png",
         "native-importance.png", "permutation-importance.png",
         "roc-and-precision-recall-curves.png",
     ]  # fmt: skip
+    shown = (resolve_version(services.uow(), "cli-report", 1).report or {})["contributions"]
+    assert shown["method"] == "tree_shap" and shown["scale"] == "probability"
+    assert "What drives the predictions" in page
     assert all((plots / f).read_bytes().startswith(b"\x89PNG") for f in files)
     train(services, "cli-logit", "logistic_regression", "churn", "churned", drop=("customer_id",))
     linear = CliRunner().invoke(

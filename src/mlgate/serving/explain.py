@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.columns import Column
 from mlgate.errors import Conflict, PayloadTooLarge
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import Table
 from mlgate.serving import sampling
 
@@ -97,13 +98,28 @@ class Explanation:
         return [*self.columns, "base"], np.column_stack([self.values, self.base]).tolist()
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What an explainer needs to know of a version (a report has it before the version)."""
+
+    ref: str
+    task: Task
+    algorithm: str
+    columns: tuple[Column, ...]
+    classes: tuple[Any, ...] | None
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> Subject:
+        return cls(version.ref, version.task, version.algorithm, version.columns, version.classes)
+
+
 class Explainer:
     """Explains one version's predictions. `features` gives the matrix its model takes;
     `background` a sample of its training rows (read once, when first needed)."""
 
     def __init__(
         self,
-        version: ModelVersion,
+        version: Subject,
         pipeline: Any,
         features: Callable[[Table], Any],
         background: Callable[[], Table],
@@ -281,7 +297,7 @@ class Explainer:
         return [[k for k in rows.data if _owner(k, self.version) == c] for c in self.columns]
 
 
-def _method(version: ModelVersion, model: Any) -> str:
+def _method(version: Subject, model: Any) -> str:
     if version.algorithm in LINEAR or (
         version.algorithm == "linear_svm" and version.task == "regression"
     ):
@@ -291,7 +307,7 @@ def _method(version: ModelVersion, model: Any) -> str:
     return "sampling"
 
 
-def _labels(version: ModelVersion, which: np.ndarray) -> list[Any]:
+def _labels(version: Subject, which: np.ndarray) -> list[Any]:
     labels = np.asarray(version.classes or (), dtype=object)
     out: list[Any] = labels[which].tolist()
     return out
@@ -330,7 +346,7 @@ def _native_contributions(library: str, model: Any, X: Any) -> tuple[np.ndarray,
     return (found[:, None, :] if found.ndim == 2 else found), "catboost ShapValues"
 
 
-def feature_owners(preprocessor: Any, version: ModelVersion) -> list[str]:
+def feature_owners(preprocessor: Any, version: Subject) -> list[str]:
     """For each feature the model sees, the caller's column it was made from."""
     from sklearn.pipeline import Pipeline
 
@@ -357,7 +373,7 @@ def feature_owners(preprocessor: Any, version: ModelVersion) -> list[str]:
     return owners
 
 
-def _owner(key: str, version: ModelVersion) -> str:
+def _owner(key: str, version: Subject) -> str:
     """The caller's column behind a Table key (a datetime's parts are `name__part`)."""
     names = {c.name for c in version.columns}
     if key in names:

@@ -65,10 +65,10 @@ class Predictor:
         `background` reads a sample of its training rows, when a method first needs them."""
         with self._explainer_lock:
             if self._explainer is None:
-                from mlgate.serving.explain import Explainer
+                from mlgate.serving.explain import Explainer, Subject
 
                 self._explainer = Explainer(
-                    self.version, self._pipeline, self._transform, background
+                    Subject.of(self.version), self._pipeline, self._transform, background
                 )
             return self._explainer
 

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgate.columns import Column
+from mlgate.errors import Conflict
 from mlgate.registry.model import Task
-from mlgate.training import explain, inference
+from mlgate.training import contributions, explain, inference
 from mlgate.training.evaluate import Evaluation, Outputs, metrics_heading
 
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
@@ -48,6 +50,7 @@ class ReportInputs:
     seed: int
     cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # k-fold (mean, sd)
     standard_errors: str = "classical"  # of the coefficient table: "classical" or "hc3"
+    columns: tuple[Column, ...] = ()  # the input schema: contributions are by these columns
 
 
 def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
@@ -95,6 +98,16 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     if terms:  # naive Bayes on text: the words that point to each class
         data["indicative_terms"] = {k: [[w, v] for w, v in ws] for k, ws in terms.items()}
     plots = _plots(inputs, data["importance"])
+    if inputs.columns and len(inputs.X_test):
+        try:
+            data["contributions"], more = contributions.global_view(
+                ref=inputs.model_name, task=inputs.task, algorithm=inputs.algorithm,
+                columns=inputs.columns, classes=inputs.classes, pipeline=inputs.pipeline,
+                X_train=inputs.X_train, X_test=inputs.X_test, png=png,
+            )  # fmt: skip
+            plots.update(more)
+        except Conflict as exc:  # features that cannot be traced to columns
+            data["notes"].append(f"No contributions: {exc}")
     if terms:
         plots["indicative words"] = _indicative_words(terms)
     if residuals is not None:
@@ -332,6 +345,21 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
             listed = ", ".join(e(str(w)) for w, _ in words)
             parts.append(f"<li><b>{e(label)}</b>: {listed}</li>")
         parts.append("</ul>")
+    if data.get("contributions"):
+        found = data["contributions"]
+        parts.append(
+            "<h2>What drives the predictions</h2>"
+            f"<p>Mean absolute contribution of each column ({e(found['scale'])}) over "
+            f"{found['rows']} holdout rows, by {e(found['method'])} "
+            f"({e(found['implementation'])}; {e(found['reference'])}). The same values that "
+            "a prediction call returns with <code>explain</code>.</p>"
+            "<table><tr><th>column</th><th>mean |contribution|</th></tr>"
+            + "".join(
+                f"<tr><td>{e(k)}</td><td>{_number(v)}</td></tr>"
+                for k, v in found["mean_abs"].items()
+            )
+            + "</table>"
+        )
     parts.append("<h2>Plots</h2>")
     for title, png in plots.items():
         parts.append(

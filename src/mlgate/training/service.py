@@ -283,6 +283,7 @@ def _train_tabular(
                 seed=spec.seed,
                 cv=cv,
                 standard_errors=standard_errors,
+                columns=prepared.columns,
             )
         )
     details["n_train"] = len(split.X_train)
