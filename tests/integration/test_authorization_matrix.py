@@ -447,6 +447,8 @@ PAGES: list[Page] = [
     Page("POST", "/ui/models/{m}/rollback", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {**PROMOTE, "version": ""}),
     Page("GET", "/ui/models/{m}/compare", cells(S, (W, W), (W, W), (422, W), (422, W), (422, W), (422, 422)), params={"a": "1", "b": "1"}),
     Page("GET", "/ui/models/{m}/monitoring", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/models/{m}/explain", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/explain", cells(U, (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"row": "not json"}),
     Page("GET", "/ui/models/{m}/versions/{version}/report", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
     Page("GET", "/ui/sources", cells(S, W, W, 200, 200, 200, 200)),
     Page("POST", "/ui/sources", cells(U, W, W, W, W, W, 422), {"name": "bad name!", "url": "sqlite:///x.db"}),
@@ -479,6 +481,7 @@ PAGES: list[Page] = [
     Page("POST", "/portal/keys", cells(U, 422, 422, W, W, W, W), {"name": ""}),
     Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, W, W, W, W), {}),
     Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (W, W), (W, W), (W, W), (W, W))),
+    Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),
 ]  # fmt: skip
 
 PAGE_CASES = [

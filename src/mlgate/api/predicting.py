@@ -40,7 +40,7 @@ def serving_of(services: Services) -> Serving:
     )
 
 
-def _asked(services: Services, name: str, number: int | None, alias: str | None) -> Asked:
+def asked_for(services: Services, name: str, number: int | None, alias: str | None) -> Asked:
     """What was asked for (authorization is about it, before any alias is followed: the bare
     name means the production alias where there is one), and the version this process serves
     for an alias it has loaded (its target, switched after loading)."""
@@ -65,7 +65,7 @@ async def serve_prediction(
     """The prediction and the headers of the answer (rate limits, Sunset). `ask` is filled in
     by `parse` where the body asks for more than predictions (explanations)."""
     services: Services = request.app.state.services
-    asked = _asked(services, name, number, alias)
+    asked = asked_for(services, name, number, alias)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
     principal = authorize(services, request, asked.target)
@@ -97,7 +97,7 @@ async def serve_whole_model(
     """A call to a generator or a forecaster, through the same key, grant and plan checks as a
     prediction: `rows` is what the plan counts (rows generated; one per forecast)."""
     services: Services = request.app.state.services
-    asked = _asked(services, name, number, alias)
+    asked = asked_for(services, name, number, alias)
     if rows > services.settings.max_rows:
         raise PayloadTooLarge(
             f"{rows} rows is more than the {services.settings.max_rows} one request may ask "

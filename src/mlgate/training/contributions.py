@@ -106,9 +106,7 @@ def _summary(found: Any, shown: pd.DataFrame, order: np.ndarray, png: Callable[[
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(top)), [found.columns[j] for j in top])
     ax.set_xlabel(f"contribution ({found.scale})")
-    ax.set_title(
-        "each row's contribution by column (colour: the value, low to high; grey: missing)"
-    )
+    ax.set_title("contributions by column (colour: value, low to high; grey: missing)", fontsize=9)
     if len(top):
         fig.colorbar(points, ax=ax, ticks=[0, 1], label="value").ax.set_yticklabels(["low", "high"])
     return png(fig)

@@ -94,3 +94,61 @@ def _short(value: float) -> str:
 
 def _full(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.3g}"
+
+
+UP = "#c0392b"  # a contribution that raises the output
+DOWN = "#2f6db5"  # one that lowers it
+
+
+def waterfall(
+    base: float,
+    steps: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 640,
+) -> Markup:
+    """One row's explanation: from the base value, each column's contribution as a bar that
+    starts where the last one ended (red up, blue down), to the row's value at the bottom."""
+    e = html.escape
+    label_w, right, row_h, top = 150, 70, 22, 8
+    plot_w = width - label_w - right
+    total = base + sum(v for _, v in steps)
+    ends, at = [], base
+    for _, value in steps:
+        ends.append((at, at + value))
+        at += value
+    points = [base, total, *(x for pair in ends for x in pair)]
+    low, high = min(points), max(points)
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return label_w + plot_w * (value - low) / span
+
+    height = top + row_h * (len(steps) + 2) + 8
+    parts = [
+        f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
+        f"role='img' aria-label='{e(title)}'><title>{e(title)}</title>",
+    ]
+
+    def row(i: int, label: str, start: float, end: float, fill: str, text: str) -> None:
+        y = top + i * row_h
+        left, right_x = sorted((x(start), x(end)))
+        parts.append(
+            f"<text x='{label_w - 6}' y='{y + 15}' text-anchor='end' font-size='12' "
+            f"fill='{TEXT}'>{e(label)}</text>"
+            f"<rect x='{left:.1f}' y='{y + 3}' width='{max(right_x - left, 1.5):.1f}' "
+            f"height='{row_h - 6}' fill='{fill}'><title>{e(label)}: {e(text)}</title></rect>"
+            f"<text x='{max(left, right_x) + 4:.1f}' y='{y + 15}' font-size='11' "
+            f"fill='{TEXT}'>{e(text)}</text>"
+        )
+
+    row(0, "base", base, base, GRID, f"{base:.4g} {unit}".strip())
+    for i, ((label, value), (start, end)) in enumerate(zip(steps, ends, strict=True), 1):
+        row(i, label, start, end, UP if value >= 0 else DOWN, f"{value:+.4g}")
+    row(len(steps) + 1, "value", total, total, TEXT, f"{total:.4g} {unit}".strip())
+    parts.append(
+        f"<line x1='{x(base):.1f}' y1='{top}' x2='{x(base):.1f}' y2='{height - 8}' "
+        f"stroke='{GRID}' stroke-dasharray='3 3'/></svg>"
+    )
+    return Markup("".join(parts))

@@ -1,10 +1,12 @@
 """The team's model pages: the list, one model (versions, aliases, promote, rollback), a
-comparison of two versions, and a version's report."""
+comparison of two versions, a version's report, monitoring, and why a prediction is what it is."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+from datetime import timedelta
 from html import escape
 from typing import Any
 
@@ -21,10 +23,12 @@ from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.training.compare import compare_versions
 from mlgate.web import charts, pages
+from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
 from mlgate.web.pages import member, page, render
 
 router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
 TRAFFIC_DAYS = 14
+RECENT = 10  # logged predictions listed on the monitoring page, to explain
 REPORT_CSP = (
     "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -249,11 +253,48 @@ def monitoring(request: Request, name: str, days: int = 7) -> Response:
             if points else None
         )  # fmt: skip
         windows.append({**window, "chart": chart})
+    now = services.clock()
+    with services.uow() as uow:
+        recent = uow.monitoring.logged(name, now - timedelta(days=days), now)[-RECENT:][::-1]
     quality = [w.get("accuracy", w.get("rmse")) for w in daily if w.get("labelled")]
     trend = (
         charts.spark([float(q) for q in quality], title="live quality per day") if quality else None
     )
     return render(
         request, "monitoring.html", principal=me, name=name, report=report, windows=windows,
-        daily=daily, trend=trend, check=check, days=days,
+        daily=daily, trend=trend, check=check, days=days, recent=recent,
+    )  # fmt: skip
+
+
+@router.get("/models/{name}/explain")
+@access("predict")
+@page("ui")
+async def explain(request: Request, name: str, request_id: str = "", row: int = 0) -> Response:
+    """Paste a row (or come from a logged prediction) and see why it is predicted as it is."""
+    me = member(request, "ui", "predict", Target(name))
+    services = pages.services_of(request)
+    result = None
+    if request_id:
+        values = logged_row(request, name, request_id, row)
+        result = await explain_row(request, me, name, values)
+    else:
+        version = registry.resolve_version(services.uow(), name, None)
+        values = example_row(version.columns)
+    return render(
+        request, "explain.html", principal=me, name=name, result=result,
+        pasted=json.dumps(values, indent=1), request_id=request_id,
+    )  # fmt: skip
+
+
+@router.post("/models/{name}/explain")
+@access("predict")
+@page("ui")
+async def explain_pasted(
+    request: Request, name: str, row: str = Form(""), csrf: str = Form("")
+) -> Response:
+    me = member(request, "ui", "predict", Target(name), csrf=csrf)
+    result = await explain_row(request, me, name, parse_row(row))
+    return render(
+        request, "explain.html", principal=me, name=name, result=result, pasted=row,
+        request_id="",
     )  # fmt: skip

@@ -13,13 +13,14 @@ from starlette.responses import Response
 
 from mlgate.access import policy
 from mlgate.access import service as access_service
-from mlgate.access.model import ApiKey, Target
+from mlgate.access.model import ApiKey, Principal, Target
 from mlgate.api.authorize import access
 from mlgate.plans import service as plans
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.web import charts, pages
 from mlgate.web.accounts import new_key, standing
+from mlgate.web.explaining import example_row, explain_row, parse_row
 from mlgate.web.pages import member, page, render
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
@@ -81,6 +82,31 @@ def revoke_key(request: Request, prefix: str, csrf: str = Form("")) -> Response:
 @page("portal")
 def model(request: Request, name: str, key: str = "") -> Response:
     me = member(request, "portal", "describe", Target(name))
+    return _model_page(request, me, name, key)
+
+
+@router.post("/models/{name}/explain")
+@access("predict")
+@page("portal")
+async def explain(
+    request: Request, name: str, row: str = Form(""), csrf: str = Form("")
+) -> Response:
+    """Try a row: its prediction and why, through the consumer's own plan (which must include
+    explanations) and metered like any call."""
+    me = member(request, "portal", "predict", Target(name), csrf=csrf)
+    result = await explain_row(request, me, name, parse_row(row))
+    return _model_page(request, me, name, "", result=result, pasted=row)
+
+
+def _model_page(
+    request: Request,
+    me: Principal,
+    name: str,
+    key: str,
+    *,
+    result: dict[str, Any] | None = None,
+    pasted: str | None = None,
+) -> Response:
     services = pages.services_of(request)
     uow = services.uow()
     registered, versions = registry.get_versions(uow, name)
@@ -89,6 +115,7 @@ def model(request: Request, name: str, key: str = "") -> Response:
         k for k in access_service.list_keys(uow, by=me) if k.state(services.clock()) == "active"
     ]
     chosen = next((k for k in mine if k.prefix == key), mine[0] if mine else None)
+    found = plans.active_subscription(uow, me.name, services.clock())
     base = str(request.base_url).rstrip("/")
     return render(
         request,
@@ -99,6 +126,11 @@ def model(request: Request, name: str, key: str = "") -> Response:
         keys=mine,
         chosen=chosen,
         examples=examples(base, registered.name, registered.task, latest, chosen),
+        result=result,
+        pasted=pasted
+        if pasted is not None
+        else json.dumps(example_row(latest.columns) if latest else {}, indent=1),
+        may_explain=bool(found and found[1].explain),
     )
 
 

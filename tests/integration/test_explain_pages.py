@@ -1,0 +1,104 @@
+"""Why this prediction, on the pages: the dashboard explains a pasted row and a logged one (from
+the monitoring page's list), the portal lets a consumer whose plan includes explanations try a
+row; each draws the row's waterfall, its numbers adding up to the value."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from mlgate.access import accounts
+from mlgate.access.grants import add_grant
+from mlgate.api.app import create_app
+from mlgate.bootstrap import Services
+from mlgate.plans.service import create_plan, make_plan, subscribe
+from tests.integration.test_dashboard import Site, csrf_of, login
+from tests.integration.test_explanations import table, trained, world  # noqa: F401
+
+ADMIN = ("root", "operator secret 2026")
+ROW = {"x1": 1.5, "x2": None, "color": "red", "size": "M"}
+NUMBER = re.compile(r"<th scope=\"row\">(base|x1|x2|color|size|value)</th><td>([-+0-9.e]+)</td>")
+
+
+@pytest.fixture(scope="module")
+def site(world: Services) -> Iterator[tuple[Site, str]]:  # noqa: F811
+    name = trained(world, "xgboost", "binary")
+    now = world.clock()
+    accounts.create_user(world.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
+                         now=now)  # fmt: skip
+    for consumer, plan, explain in (("seer", "sight", True), ("blind", "nosight", False)):
+        create_plan(world.uow(), make_plan(plan, now, explain=explain), by=None)
+        accounts.create_consumer(world.uow(), by=None, name=consumer, description="", now=now)
+        accounts.set_consumer_password(world.uow(), consumer, f"a long secret for {consumer[::-1]}",
+                                       by=None, now=now)  # fmt: skip
+        subscribe(world.uow(), by=None, consumer=consumer, plan=plan, now=now)
+        add_grant(world.uow(), by=None, subject_kind="consumer", subject=consumer, target=name,
+                  role="consumer", now=now, actor="test")  # fmt: skip
+    world.monitor.configure(name, sample_rate=1.0)
+    with TestClient(create_app(world)) as client:
+        yield Site(client.app, world.settings.home, {}), name
+
+
+def numbers(page: str) -> dict[str, float]:
+    return {k: float(v) for k, v in NUMBER.findall(page)}
+
+
+def test_the_dashboard_explains_a_pasted_row(site: tuple[Site, str]) -> None:
+    app, name = site
+    admin = login(app, "ui", *ADMIN)
+    form = admin.get(f"/ui/models/{name}/explain")
+    assert form.status_code == 200 and "&#34;x1&#34;: 0" in form.text  # a row to start from
+    token = csrf_of(admin, f"/ui/models/{name}/explain")
+    page = admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
+    assert page.status_code == 200, page.text[:400]
+    assert "<svg" in page.text and "Predicted" in page.text and "tree_shap" in page.text
+    found = numbers(page.text)
+    parts = sum(found[c] for c in ("x1", "x2", "color", "size"))
+    assert found["value"] == pytest.approx(found["base"] + parts, abs=2e-3)  # shown to 4 digits
+    bad = admin.post(f"/ui/models/{name}/explain", data={"row": "[1, 2]", "csrf": token})
+    assert bad.status_code == 422 and "one JSON object" in bad.text
+
+
+def test_the_monitoring_page_explains_a_logged_prediction(
+    world: Services,  # noqa: F811
+    site: tuple[Site, str],
+) -> None:
+    app, name = site
+    admin = login(app, "ui", *ADMIN)
+    token = csrf_of(admin, f"/ui/models/{name}/explain")
+    admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
+    world.recorder.flush()
+    monitoring = admin.get(f"/ui/models/{name}/monitoring")
+    link = re.search(r'href="(/ui/models/[^"]+/explain\?request_id=[^"]+)"', monitoring.text)
+    assert link, monitoring.text[-2000:]
+    logged = admin.get(link.group(1).replace("&amp;", "&"))
+    assert logged.status_code == 200 and "A logged prediction" in logged.text
+    assert "<svg" in logged.text and numbers(logged.text)["x1"] != 0
+    missing = admin.get(f"/ui/models/{name}/explain?request_id=nope")
+    assert missing.status_code == 404
+
+
+def test_the_portal_lets_a_consumer_try_a_row_when_its_plan_says_so(
+    site: tuple[Site, str],
+) -> None:
+    app, name = site
+    seer = login(app, "portal", "seer", "a long secret for rees")
+    page = seer.get(f"/portal/models/{name}")
+    assert "Try a row" in page.text and 'name="row"' in page.text
+    token = csrf_of(seer, f"/portal/models/{name}")
+    tried = seer.post(
+        f"/portal/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token}
+    )
+    assert tried.status_code == 200 and "<svg" in tried.text and "log-odds" in tried.text
+    blind = login(app, "portal", "blind", "a long secret for dnilb")
+    shown: Any = blind.get(f"/portal/models/{name}")
+    assert "does not include explanations" in shown.text and 'name="row"' not in shown.text
+    token = csrf_of(blind, f"/portal/models/{name}")
+    refused = blind.post(f"/portal/models/{name}/explain",
+                         data={"row": json.dumps(ROW), "csrf": token})  # fmt: skip
+    assert refused.status_code == 403 and "does not include explanations" in refused.text
