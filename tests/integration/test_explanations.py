@@ -79,8 +79,9 @@ def rows_of(services: Services, name: str, n: int = 40) -> tuple[Any, Table]:
     version = resolve_version(services.uow(), name, None)
     frame = conform(table(n, seed=7), version.columns)
     frame.loc[0, "x2"] = np.nan
-    frame.loc[1, "color"] = np.nan
-    frame.loc[2, "color"] = "purple"  # never seen in training
+    if "color" in frame.columns:
+        frame.loc[1, "color"] = np.nan
+        frame.loc[2, "color"] = "purple"  # never seen in training
     return version, Table({k: frame[k].to_numpy() for k in frame.columns}, len(frame))
 
 
@@ -178,3 +179,18 @@ def test_the_linear_closed_form_by_hand(world: Services) -> None:
     np.testing.assert_allclose(explained.values[:, 2], by_hand_color, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(explained.base, model.intercept_[0] + mean @ coef, rtol=1e-12)
     assert explained.scale == "log-odds" and explained.explained == ["yes"] * 5
+
+
+def test_a_few_rows_of_numeric_xgboost_take_the_checked_tables(world: Services) -> None:
+    spec = TrainSpec("xgb-numbers", "rows", "binary", "xgboost", table="rows",
+                     drop=("three", "value", "color", "size"), params={"n_estimators": 20},
+                     report=False)  # fmt: skip
+    train_model(world.uow(), world.artifacts, world.open_source, spec, now=world.clock)
+    version, rows = rows_of(world, "xgb-numbers")
+    explainer = world.explainer(version)
+    few = Table({k: v[:3] for k, v in rows.data.items()}, 3)
+    quick, whole = explainer.explain(few), explainer.explain(rows)
+    assert quick.implementation.startswith("mlgate TreeSHAP tables")
+    assert whole.implementation == "xgboost pred_contribs"
+    np.testing.assert_allclose(quick.values, whole.values[:3], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(quick.base, whole.base[:3], rtol=0, atol=1e-6)

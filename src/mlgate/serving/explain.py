@@ -139,6 +139,8 @@ class Explainer:
         self.columns = tuple(c.name for c in version.columns)
         self.method = _method(version, self._model)
         self._boosters: list[Any] | None = None
+        self._tables: Any = None  # serving/fast_shap.py's tables, False where they do not fit
+        self._groups: np.ndarray | None = None
 
     def max_rows(self) -> int | None:
         """Rows one call may explain (sampling has a budget), or None: as many as it scores."""
@@ -185,7 +187,9 @@ class Explainer:
         library = self.version.algorithm
         if library in SCIKIT_TREES:
             return self._scikit_trees(X)
-        contributions, implementation = _native_contributions(library, self._model, X)
+        contributions, implementation = self._small_batch(X) or _native_contributions(
+            library, self._model, X
+        )
         # contributions: (rows, outputs, features + 1), the last the base (expected value)
         raw = contributions.sum(axis=2)
         which, explained, scale = self._which(raw)
@@ -195,6 +199,32 @@ class Explainer:
             "tree_shap", implementation, scale, self.columns, picked[:, -1],
             picked[:, :-1] @ groups, explained,
         )  # fmt: skip
+
+    def _small_batch(self, X: Any) -> tuple[np.ndarray, str] | None:
+        """A few rows of an XGBoost model: fast_shap's tables, checked against the library
+        once; None for larger batches (the library's C++ loop wins) or other models."""
+        from mlgate.serving import fast_shap
+
+        if self.version.algorithm != "xgboost" or not isinstance(X, np.ndarray):
+            return None
+        if len(X) > fast_shap.SMALL_BATCH:
+            return None
+        if self._tables is None:
+            import json
+
+            booster = self._model.get_booster()
+            document = json.loads(bytes(booster.save_raw(raw_format="json")))
+            self._tables = (
+                fast_shap.checked(
+                    document,
+                    lambda probe: _native_contributions("xgboost", self._model, probe)[0],
+                    X.shape[1],
+                )
+                or False
+            )
+        if self._tables is False:
+            return None
+        return self._tables.contributions(X), "mlgate TreeSHAP tables (checked against xgboost)"
 
     def _scikit_trees(self, X: Any) -> Explanation:
         import xgboost as xgb
@@ -281,7 +311,13 @@ class Explainer:
         return which, _labels(self.version, which), "margin"
 
     def _feature_groups(self, n_features: int) -> np.ndarray:
-        """(features × columns) 0/1: which caller column each of the model's features is from."""
+        """(features × columns) 0/1: which caller column each of the model's features is from
+        (worked out once: it is the same on every call)."""
+        if self._groups is None or self._groups.shape[0] != n_features:
+            self._groups = self._traced_groups(n_features)
+        return self._groups
+
+    def _traced_groups(self, n_features: int) -> np.ndarray:
         owners = feature_owners(self._pipeline[:-1], self.version)
         if len(owners) != n_features:
             raise Conflict(

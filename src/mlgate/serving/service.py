@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlgate.serving.explain import Explainer, Explanation
 
 T = TypeVar("T")
+INLINE_TREE_ROWS = 8  # rows of trees explained on the event loop; more go to a thread
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
 Resolve = Callable[[str, int | None, str | None], ModelVersion]
 
@@ -142,13 +143,17 @@ async def predict(
 async def _explain(
     serving: Serving, version: ModelVersion, frame: pd.DataFrame | Table
 ) -> Explanation:
-    """The rows' explanations: at once where exact (a closed form, the library's TreeSHAP),
-    in a worker thread where sampled (many model calls; the loop serves others meanwhile)."""
+    """The rows' explanations: at once for a closed form or a few rows of trees, in a worker
+    thread for sampling and for many rows of trees (TreeSHAP of 1,000 rows takes a good part of
+    a second; the libraries release the GIL, so the loop serves other calls meanwhile)."""
     if serving.explainer is None:
         raise Conflict("this server does not explain predictions")
     explainer = serving.explainer(version)
     table = frame if isinstance(frame, Table) else as_table(frame)
-    if explainer.method == "sampling":
+    inline = explainer.method == "linear" or (
+        explainer.method == "tree_shap" and table.n_rows <= INLINE_TREE_ROWS
+    )
+    if not inline:
         return await asyncio.to_thread(explainer.explain, table)
     return explainer.explain(table)
 

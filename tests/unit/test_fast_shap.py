@@ -1,0 +1,82 @@
+"""serving/fast_shap.py: the leaf tables give XGBoost's own TreeSHAP values (pred_contribs) for
+binary, multiclass and regression boosters with missing values, only the trees an early stop
+kept, and refuse what they do not cover (categorical splits) rather than guess."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+
+from mlgate.serving import fast_shap
+
+RNG = np.random.default_rng(5)
+X = RNG.normal(size=(600, 6))
+X[RNG.random(X.shape) < 0.1] = np.nan
+SIGNAL = np.nan_to_num(X[:, 0]) - np.nan_to_num(X[:, 1]) * np.nan_to_num(X[:, 2])
+UNSEEN = np.random.default_rng(9).normal(scale=2, size=(40, 6))
+UNSEEN[::5, 3] = np.nan
+
+
+def library(model: Any) -> Any:
+    booster = model.get_booster()
+    first, last = model._get_iteration_range(None)
+
+    def contribs(x: np.ndarray) -> np.ndarray:
+        found = booster.predict(xgb.DMatrix(x), pred_contribs=True, iteration_range=(first, last))
+        return found[:, None, :] if found.ndim == 2 else found
+
+    return contribs
+
+
+def tables_of(model: Any) -> fast_shap.LeafShap | None:
+    document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
+    first, last = model._get_iteration_range(None)
+    indptr = document["learner"]["gradient_booster"]["model"]["iteration_indptr"]
+    chosen = range(indptr[first], indptr[last]) if last > 0 else None
+    return fast_shap.checked(document, library(model), X.shape[1], chosen)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        xgb.XGBClassifier(n_estimators=40, max_depth=5, n_jobs=1).fit(X, (SIGNAL > 0).astype(int)),
+        xgb.XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1).fit(
+            X, np.digitize(SIGNAL, [-1, 1])
+        ),
+        xgb.XGBRegressor(n_estimators=30, max_depth=6, n_jobs=1).fit(X, SIGNAL),
+    ],
+    ids=["binary", "three classes", "regression"],
+)
+def test_the_tables_give_the_librarys_contributions(model: Any) -> None:
+    tables = tables_of(model)
+    assert tables is not None
+    want, got = library(model)(UNSEEN), tables.contributions(UNSEEN)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1, np.abs(want).max()))
+    # each row's contributions and base add up to its margin, per output
+    margins = model.get_booster().predict(xgb.DMatrix(UNSEEN), output_margin=True)
+    np.testing.assert_allclose(got.sum(axis=2).squeeze(), margins, rtol=0, atol=1e-4)
+
+
+def test_an_early_stop_keeps_only_its_trees() -> None:
+    model = xgb.XGBClassifier(n_estimators=200, early_stopping_rounds=3, n_jobs=1)
+    y = (SIGNAL > 0).astype(int)
+    model.fit(X[:450], y[:450], eval_set=[(X[450:], y[450:])], verbose=False)
+    assert model.best_iteration < 199
+    tables = tables_of(model)
+    assert tables is not None
+    np.testing.assert_allclose(tables.contributions(UNSEEN), library(model)(UNSEEN), atol=1e-5)
+
+
+def test_categorical_splits_keep_the_library() -> None:
+    frame = pd.DataFrame({"a": X[:, 0], "c": pd.Categorical(np.where(SIGNAL > 0, "x", "y"))})
+    model = xgb.XGBClassifier(n_estimators=5, enable_categorical=True, tree_method="hist")
+    model.fit(frame, (SIGNAL > 0).astype(int))
+    document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
+    with pytest.raises(fast_shap.Unsupported, match="categorical"):
+        fast_shap.from_booster_json(document)
