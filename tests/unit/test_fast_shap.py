@@ -80,3 +80,16 @@ def test_categorical_splits_keep_the_library() -> None:
     document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
     with pytest.raises(fast_shap.Unsupported, match="categorical"):
         fast_shap.from_booster_json(document)
+
+
+def test_the_compiled_loop_gives_the_tables_values_for_large_batches() -> None:
+    from mlgate.serving import shap_kernel
+
+    model = xgb.XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1)
+    model.fit(X, np.digitize(SIGNAL, [-1, 1]))
+    tables = tables_of(model)
+    assert tables is not None and shap_kernel.available()
+    rows = np.vstack([UNSEEN] * 5)  # 200 rows: several blocks, the last one partial
+    np.testing.assert_allclose(
+        shap_kernel.contributions(tables, rows), tables.contributions(rows), rtol=0, atol=1e-12
+    )

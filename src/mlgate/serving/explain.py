@@ -32,6 +32,7 @@ from mlgate.serving import sampling
 LINEAR = frozenset({"linear_regression", "ridge", "lasso", "elastic_net", "logistic_regression"})
 BOOSTERS = frozenset({"xgboost", "lightgbm", "catboost"})
 SCIKIT_TREES = frozenset({"decision_tree", "random_forest"})
+TABLES = "mlgate TreeSHAP tables (checked against xgboost)"
 MAX_EVALUATIONS = 200_000  # model outputs one sampled explanation may compute
 BACKGROUND_ROWS = 1_000  # training rows kept per explained version (means, sampling starts)
 
@@ -201,13 +202,15 @@ class Explainer:
         )  # fmt: skip
 
     def _small_batch(self, X: Any) -> tuple[np.ndarray, str] | None:
-        """A few rows of an XGBoost model: fast_shap's tables, checked against the library
-        once; None for larger batches (the library's C++ loop wins) or other models."""
-        from mlgate.serving import fast_shap
+        """An XGBoost model's rows through fast_shap's tables, checked against the library
+        once: in numpy for a few rows, by the compiled loop (serving/shap_kernel.py) for more.
+        None where the tables do not cover the model: the library explains it."""
+        from mlgate.serving import fast_shap, shap_kernel
 
         if self.version.algorithm != "xgboost" or not isinstance(X, np.ndarray):
             return None
-        if len(X) > fast_shap.SMALL_BATCH:
+        large = len(X) > fast_shap.SMALL_BATCH
+        if large and not shap_kernel.available():
             return None
         if self._tables is None:
             import json
@@ -224,7 +227,9 @@ class Explainer:
             )
         if self._tables is False:
             return None
-        return self._tables.contributions(X), "mlgate TreeSHAP tables (checked against xgboost)"
+        if large:
+            return shap_kernel.contributions(self._tables, X), TABLES
+        return self._tables.contributions(X), TABLES
 
     def _scikit_trees(self, X: Any) -> Explanation:
         import xgboost as xgb
