@@ -26,10 +26,9 @@ from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_table
 from mlgate.serving import binary_tensors
 from tests.conftest import admin_token
-from tests.integration.test_explanations import table, trained, world  # noqa: F401
+from tests.integration.test_explanations import CASES, table, trained, world  # noqa: F401
 
-MODELS = [("xgboost", "three"), ("logistic_regression", "binary"), ("svm", "value"),
-          ("random_forest", "binary")]  # fmt: skip
+MODELS = CASES  # every (algorithm, task) pair of the catalogue that scores rows
 ROWS = table(6, seed=3).drop(columns=["binary", "three", "value"])
 RECORDS = [
     {k: (None if v != v else v) for k, v in r.items()} for r in ROWS.to_dict(orient="records")
@@ -39,6 +38,7 @@ RECORDS = [
 @pytest.fixture(scope="module")
 def served(world: Services) -> Iterator[tuple[TestClient, dict[str, str], list[str]]]:  # noqa: F811
     names = [trained(world, a, t) for a, t in MODELS]
+    names.append(names[[a for a, _ in MODELS].index("logistic_regression")])  # the plan test's
     headers = {"Authorization": f"Bearer {admin_token(world, 'predict', 'read')}"}
     with TestClient(create_app(world)) as client:
         yield client, headers, names
@@ -124,23 +124,23 @@ def test_a_plan_decides_whether_its_consumers_may_ask(
         create_consumer(world.uow(), by=None, name=consumer, description="", now=now)
         subscribe(world.uow(), by=None, consumer=consumer, plan=plan, now=now)
         add_grant(world.uow(), by=None, subject_kind="consumer", subject=consumer,
-                  target=names[1], role="consumer", now=now, actor="test")  # fmt: skip
+                  target=names[-1], role="consumer", now=now, actor="test")  # fmt: skip
         _, tokens[consumer] = create_key(world.uow(), world.server_secret, by=None,
                                          owner_kind="consumer", owner=consumer, name=consumer,
                                          now=now)  # fmt: skip
     ask = {"rows": RECORDS[:2], "explain": True}
-    refused = client.post(f"/v1/models/{names[1]}/predict", json=ask,
+    refused = client.post(f"/v1/models/{names[-1]}/predict", json=ask,
                           headers={"Authorization": f"Bearer {tokens['plain-co']}"})  # fmt: skip
     assert refused.status_code == 403
     assert refused.json()["code"] == "plan_excludes_explanations"
     assert "explain" in refused.json()["detail"]
-    plain = client.post(f"/v1/models/{names[1]}/predict", json={"rows": RECORDS[:2]},
+    plain = client.post(f"/v1/models/{names[-1]}/predict", json={"rows": RECORDS[:2]},
                         headers={"Authorization": f"Bearer {tokens['plain-co']}"})  # fmt: skip
     assert plain.status_code == 200 and "explanations" not in plain.json()
-    allowed = client.post(f"/v1/models/{names[1]}/predict", json=ask,
+    allowed = client.post(f"/v1/models/{names[-1]}/predict", json=ask,
                           headers={"Authorization": f"Bearer {tokens['insight-co']}"})  # fmt: skip
     assert allowed.status_code == 200 and len(allowed.json()["explanations"]) == 2
-    plain = client.post(f"/v1/models/{names[1]}/predict", json={"rows": RECORDS[:3]},
+    plain = client.post(f"/v1/models/{names[-1]}/predict", json={"rows": RECORDS[:3]},
                         headers={"Authorization": f"Bearer {tokens['insight-co']}"})  # fmt: skip
     assert plain.status_code == 200
     world.flusher.flush()

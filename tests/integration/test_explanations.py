@@ -194,3 +194,32 @@ def test_a_few_rows_of_numeric_xgboost_take_the_checked_tables(world: Services) 
     assert whole.implementation == "xgboost pred_contribs"
     np.testing.assert_allclose(quick.values, whole.values[:3], rtol=0, atol=1e-6)
     np.testing.assert_allclose(quick.base, whole.base[:3], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "target"), [("ridge", "value"), ("logistic_regression", "binary")]
+)
+def test_the_linear_closed_form_agrees_with_the_shap_package(
+    world: Services, algorithm: str, target: str
+) -> None:
+    shap = pytest.importorskip("shap")
+    name = trained(world, algorithm, target)
+    version, rows = rows_of(world, name)
+    explainer = world.explainer(version)
+    explained = explainer.explain(rows)
+    predictor = world.predictors.get(version)
+    background = predictor._transform(explainer.background())
+    masker = shap.maskers.Independent(background, max_samples=len(background))
+    found = shap.LinearExplainer(predictor._pipeline[-1], masker).shap_values(
+        predictor._transform(rows)
+    )
+    from mlgate.serving.explain import Subject, feature_owners
+
+    owners = feature_owners(predictor._pipeline[0], Subject.of(version))
+    per_column = np.column_stack(
+        [
+            found[:, [i for i, o in enumerate(owners) if o == c]].sum(axis=1)
+            for c in explained.columns
+        ]
+    )
+    np.testing.assert_allclose(explained.values, per_column, rtol=0, atol=1e-6)
