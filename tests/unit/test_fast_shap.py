@@ -88,7 +88,10 @@ def test_the_compiled_loop_gives_the_tables_values_for_large_batches() -> None:
     model = xgb.XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1)
     model.fit(X, np.digitize(SIGNAL, [-1, 1]))
     tables = tables_of(model)
-    assert tables is not None and shap_kernel.available()
+    assert tables is not None
+    shap_kernel.ready()
+    shap_kernel._WARMING[0].join()
+    assert shap_kernel.ready()
     rows = np.vstack([UNSEEN] * 5)  # 200 rows: several blocks, the last one partial
     np.testing.assert_allclose(
         shap_kernel.contributions(tables, rows), tables.contributions(rows), rtol=0, atol=1e-12

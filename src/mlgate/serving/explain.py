@@ -209,8 +209,8 @@ class Explainer:
 
         if self.version.algorithm != "xgboost" or not isinstance(X, np.ndarray):
             return None
-        large = len(X) > fast_shap.SMALL_BATCH
-        if large and not shap_kernel.available():
+        compiled = shap_kernel.ready()
+        if len(X) > fast_shap.SMALL_BATCH and not compiled:
             return None
         if self._tables is None:
             import json
@@ -227,7 +227,7 @@ class Explainer:
             )
         if self._tables is False:
             return None
-        if large:
+        if compiled:
             return shap_kernel.contributions(self._tables, X), TABLES
         return self._tables.contributions(X), TABLES
 

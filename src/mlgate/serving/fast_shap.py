@@ -59,6 +59,11 @@ class LeafShap:
     base: np.ndarray  # (outputs,) the expected value (the library's bias column)
     n_features: int
     n_outputs: int
+    # The same, laid out for the compiled loop (serving/shap_kernel.py)
+    slot_ends: np.ndarray  # (slots,) int: each slot's last step + 1
+    leaf_ends: np.ndarray  # (leaves,) int: each leaf's last slot + 1
+    step_bit: np.ndarray  # (steps,) int64: the bit of each step's slot
+    leaf_bits: np.ndarray  # (leaves,) int64: all of a leaf's slot bits
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows, outputs, features + 1): the contributions, the base last, as the library
@@ -171,6 +176,9 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     value_of_slot = np.array([leaf_value[s[0]] for s in slots])
     into = np.array([s[1] * n_outputs + s[2] for s in slots], dtype=np.int64)
     step_split = np.array([s for s, _ in steps], dtype=np.int64)
+    starts = np.asarray(slot_starts, dtype=np.int64)
+    slot_ends = np.append(starts[1:], len(steps))
+    slot_bit = np.left_shift(1, place).astype(np.int64)
     return LeafShap(
         split_feature=np.asarray(split_feature, dtype=np.int64),
         split_threshold=np.asarray(split_threshold, dtype=np.float32),
@@ -178,7 +186,7 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         step_split=step_split,
         step_left=np.array([left for _, left in steps], dtype=bool),
         slot_starts=np.asarray(slot_starts, dtype=np.int64),
-        slot_bit=np.left_shift(1, place).astype(np.int64),
+        slot_bit=slot_bit,
         slot_leaf=slot_leaf,
         leaf_starts=np.asarray(leaf_starts, dtype=np.int64),
         table=table.ravel(),
@@ -189,6 +197,10 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         base=expected,
         n_features=n_features,
         n_outputs=n_outputs,
+        slot_ends=slot_ends,
+        leaf_ends=np.append(np.asarray(leaf_starts[1:], dtype=np.int64), len(slots)),
+        step_bit=np.repeat(slot_bit, slot_ends - starts),
+        leaf_bits=np.add.reduceat(slot_bit, np.asarray(leaf_starts, dtype=np.int64)),
     )
 
 

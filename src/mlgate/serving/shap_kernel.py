@@ -6,7 +6,8 @@ feature for every row, without branches (hot or not is random, and mispredicted 
 more than computing both sides). Measured for XGBoost 100 × depth 6, 20 features, 1,000 rows on
 this 2-core host: ~75 ms, against ~400 ms for the library's pred_contribs.
 
-Compiled on first use (two or three seconds, once per process). Calls are serialised: numba's
+Compiled in a thread on first use (a few seconds, once per process; calls meanwhile go to
+numpy or the library). Calls are serialised: numba's
 default threading layer must not be entered by two threads at once."""
 
 from __future__ import annotations
@@ -21,33 +22,48 @@ _LOCK = threading.Lock()
 
 def contributions(tables: Any, x: np.ndarray) -> np.ndarray:
     """As LeafShap.contributions, for any number of rows."""
-    kernel = _compiled()
     x32 = np.ascontiguousarray(x, dtype=np.float32)
     out = np.zeros((len(x32), tables.n_features * tables.n_outputs))
-    slot_ends = np.append(tables.slot_starts[1:], len(tables.step_split))
-    leaf_ends = np.append(tables.leaf_starts[1:], len(tables.slot_bit))
-    step_bit = np.repeat(tables.slot_bit, slot_ends - tables.slot_starts)
-    leaf_bits = np.add.reduceat(tables.slot_bit, tables.leaf_starts)
-    with _LOCK:
-        _threads()
-        kernel(
-        x32, tables.split_feature, tables.split_threshold, tables.split_default_left,
-        tables.step_split, tables.step_left, tables.slot_starts, slot_ends, tables.slot_bit,
-        tables.slot_leaf, tables.leaf_starts, leaf_ends, tables.table, tables.width,
-        tables.hot_weight, tables.cold_weight, tables.into, out, step_bit, leaf_bits,
-        )  # fmt: skip
+    t = tables
+    arguments = (
+        x32, t.split_feature, t.split_threshold, t.split_default_left, t.step_split,
+        t.step_left, t.slot_starts, t.slot_ends, t.slot_bit, t.slot_leaf, t.leaf_starts,
+        t.leaf_ends, t.table, t.width, t.hot_weight, t.cold_weight, t.into, out, t.step_bit,
+        t.leaf_bits,
+    )  # fmt: skip
+    if len(x32) <= BLOCK:  # one block: one thread, no pool to enter
+        _compiled(parallel=False)(*arguments)
+    else:
+        with _LOCK:
+            _threads()
+            _compiled(parallel=True)(*arguments)
     shaped = out.reshape(len(x32), tables.n_features, tables.n_outputs)
     base = np.broadcast_to(tables.base, (len(x32), 1, tables.n_outputs))
     summed: np.ndarray = np.concatenate([shaped, base], axis=1).transpose(0, 2, 1)
     return summed
 
 
-def available() -> bool:
+def ready() -> bool:
+    """Both loops are compiled. The first call starts compiling them in a thread and says no:
+    no request waits the seconds that takes (until then the caller uses numpy or the library)."""
+    if len(_KERNELS) == 2:
+        return True
+    with _LOCK:
+        if not _WARMING:
+            _WARMING.append(threading.Thread(target=_warm, name="mlgate-shap-compile", daemon=True))
+            _WARMING[0].start()
+    return False
+
+
+def _warm() -> None:
     try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        for parallel in (False, True):
+            _compiled(parallel=parallel)
+    except ImportError:  # numba is not installed: numpy and the libraries explain
+        pass
+
+
+_WARMING: list[threading.Thread] = []
 
 
 def _threads() -> None:
@@ -61,16 +77,16 @@ def _threads() -> None:
     numba.set_num_threads(max(1, min(model_threads() or most, most)))
 
 
-_KERNEL: list[Any] = []
+_KERNELS: dict[bool, Any] = {}
 BLOCK = 64  # rows walked together, leaf by leaf
 
 
-def _compiled() -> Any:
-    if _KERNEL:
-        return _KERNEL[0]
+def _compiled(*, parallel: bool) -> Any:
+    if parallel in _KERNELS:
+        return _KERNELS[parallel]
     import numba
 
-    @numba.njit(parallel=True, nogil=True, cache=False, error_model="numpy")
+    @numba.njit(parallel=parallel, nogil=True, cache=False, error_model="numpy")
     def kernel(  # type: ignore[no-untyped-def]
         x, split_feature, split_threshold, split_default_left, step_split, step_left,
         slot_starts, slot_ends, slot_bit, slot_leaf, leaf_starts, leaf_ends, table, width,
@@ -124,5 +140,5 @@ def _compiled() -> Any:
                 for j in range(out.shape[1]):
                     out[first + i, j] += acc[j, i]
 
-    _KERNEL.append(kernel)
+    _KERNELS[parallel] = kernel
     return kernel
