@@ -165,7 +165,9 @@ def test_the_linear_closed_form_by_hand(world: Services) -> None:
     name = trained(world, "logistic_regression", "binary")
     version, rows = rows_of(world, name, n=5)
     explainer = world.explainer(version)
+    assert not explainer.prepared()  # the training mean is read on the first call (a thread's)
     explained = explainer.explain(rows)
+    assert explainer.prepared()
     predictor = world.predictors.get(version)
     model = predictor._pipeline[-1]
     X = predictor._transform(rows)

@@ -143,6 +143,16 @@ class Explainer:
         self._tables: Any = None  # serving/fast_shap.py's tables, False where they do not fit
         self._groups: np.ndarray | None = None
 
+    def prepared(self) -> bool:
+        """Its one-time work is done: the training mean read (linear), XGBoost's tables built
+        and checked. Until then a call is explained off the event loop (reading a snapshot can
+        take seconds)."""
+        if self.method == "linear":
+            return self._mean is not None
+        if self.method == "tree_shap" and self.version.algorithm == "xgboost":
+            return self._tables is not None
+        return True
+
     def max_rows(self) -> int | None:
         """Rows one call may explain (sampling has a budget), or None: as many as it scores."""
         if self.method != "sampling":

@@ -144,14 +144,16 @@ async def _explain(
     serving: Serving, version: ModelVersion, frame: pd.DataFrame | Table
 ) -> Explanation:
     """The rows' explanations: at once for a closed form or a few rows of trees, in a worker
-    thread for sampling and for many rows of trees (TreeSHAP of 1,000 rows takes a good part of
+    thread for the first call of a version (its one-time work), for sampling and for many rows
+    of trees (TreeSHAP of 1,000 rows takes a good part of
     a second; the libraries release the GIL, so the loop serves other calls meanwhile)."""
     if serving.explainer is None:
         raise Conflict("this server does not explain predictions")
     explainer = serving.explainer(version)
     table = frame if isinstance(frame, Table) else as_table(frame)
-    inline = explainer.method == "linear" or (
-        explainer.method == "tree_shap" and table.n_rows <= INLINE_TREE_ROWS
+    inline = explainer.prepared() and (
+        explainer.method == "linear"
+        or (explainer.method == "tree_shap" and table.n_rows <= INLINE_TREE_ROWS)
     )
     if not inline:
         return await asyncio.to_thread(explainer.explain, table)
