@@ -4,6 +4,7 @@ kept, and refuse what they do not cover (categorical splits) rather than guess."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -82,17 +83,29 @@ def test_categorical_splits_keep_the_library() -> None:
         fast_shap.from_booster_json(document)
 
 
-def test_the_compiled_loop_gives_the_tables_values_for_large_batches() -> None:
+@pytest.mark.parametrize("folded", [True, False], ids=["folded values", "G looked up"])
+def test_the_compiled_loop_gives_the_tables_values_for_large_batches(folded: bool) -> None:
     from mlgate.serving import shap_kernel
 
     model = xgb.XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1)
     model.fit(X, np.digitize(SIGNAL, [-1, 1]))
     tables = tables_of(model)
-    assert tables is not None
+    assert tables is not None and len(tables.folded) > 0
+    if not folded:  # as for a model too large to fold
+        tables = dataclasses.replace(tables, folded=np.empty(0), folded_starts=np.empty(0, int))
     shap_kernel.ready()
     shap_kernel._WARMING[0].join()
     assert shap_kernel.ready()
-    rows = np.vstack([UNSEEN] * 5)  # 200 rows: several blocks, the last one partial
-    np.testing.assert_allclose(
-        shap_kernel.contributions(tables, rows), tables.contributions(rows), rtol=0, atol=1e-12
-    )
+    for rows in (UNSEEN[:3], np.vstack([UNSEEN] * 15)):  # one block; several, the last partial
+        np.testing.assert_allclose(
+            shap_kernel.contributions(tables, rows), tables.contributions(rows), rtol=0, atol=1e-12
+        )
+    # compiled once, in the background, for the types every model's tables have
+    assert [len(kernel.signatures) for kernel in shap_kernel._KERNELS.values()] == [1, 1]
+
+
+def test_a_model_too_large_to_fold_looks_g_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = xgb.XGBRegressor(n_estimators=5, max_depth=3, n_jobs=1).fit(X, SIGNAL)
+    monkeypatch.setattr(fast_shap, "FOLDED_BYTES", 100)
+    tables = tables_of(model)
+    assert tables is not None and len(tables.folded) == 0

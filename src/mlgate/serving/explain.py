@@ -74,23 +74,28 @@ class Explanation:
         """One object per row: base, value (= base + contributions) and the contributions by
         column, largest first. With `top`, the `top` largest by absolute value and `other`, the
         sum of the rest, so the sum still holds."""
+        values = self.values
+        order = np.argsort(-np.abs(values), axis=1, kind="stable")
+        kept = order if top is None else order[:, :top]
+        names = np.asarray(self.columns, dtype=object)[kept].tolist()
+        picked = np.take_along_axis(values, kept, axis=1).tolist()
+        rest = None
+        if top is not None and values.shape[1] > top:
+            rest = np.take_along_axis(values, order[:, top:], axis=1).sum(axis=1).tolist()
+        errors = None
+        if self.errors is not None:
+            errors = np.take_along_axis(self.errors, kept, axis=1).tolist()
+        bases, totals = self.base.tolist(), (self.base + values.sum(axis=1)).tolist()
         out = []
-        for i in range(len(self.base)):
-            values = self.values[i]
-            order = np.argsort(-np.abs(values), kind="stable")
-            kept = order if top is None else order[:top]
-            contributions = {self.columns[j]: float(values[j]) for j in kept}
-            if top is not None and len(order) > top:
-                contributions["other"] = float(values[order[top:]].sum())
-            row: dict[str, Any] = {
-                "base": float(self.base[i]),
-                "value": float(self.base[i] + values.sum()),
-                "contributions": contributions,
-            }
+        for i, (base, total) in enumerate(zip(bases, totals, strict=True)):
+            contributions = dict(zip(names[i], picked[i], strict=True))
+            if rest is not None:
+                contributions["other"] = rest[i]
+            row: dict[str, Any] = {"base": base, "value": total, "contributions": contributions}
             if self.explained is not None:
                 row["class"] = self.explained[i]
-            if self.errors is not None:
-                row["errors"] = {self.columns[j]: float(self.errors[i, j]) for j in kept}
+            if errors is not None:
+                row["errors"] = dict(zip(names[i], errors[i], strict=True))
             out.append(row)
         return out
 

@@ -20,8 +20,9 @@ a row is then: which tests it passes (one comparison per split), H per leaf (a b
 two lookups per (leaf, feature), one weighted count into the input features.
 
 Used only where every path tests at most MAX_FEATURES_ON_A_PATH distinct features (tables grow
-as 2^d), splits are numeric, and it matched the library's contributions on probe rows; large
-batches keep the library, whose C++ loop wins there.
+as 2^d), splits are numeric, and it matched the library's contributions on probe rows. In
+numpy here for a few rows; serving/shap_kernel.py walks the same tables for any batch once
+compiled (until then, larger batches go to the library).
 """
 
 from __future__ import annotations
@@ -59,11 +60,22 @@ class LeafShap:
     base: np.ndarray  # (outputs,) the expected value (the library's bias column)
     n_features: int
     n_outputs: int
-    # The same, laid out for the compiled loop (serving/shap_kernel.py)
-    slot_ends: np.ndarray  # (slots,) int: each slot's last step + 1
+    # The compiled loop's layout (serving/shap_kernel.py): each tree's splits in an order where
+    # a node comes before its children, tree by tree; nodes are numbered within their tree.
     leaf_ends: np.ndarray  # (leaves,) int: each leaf's last slot + 1
-    step_bit: np.ndarray  # (steps,) int64: the bit of each step's slot
-    leaf_bits: np.ndarray  # (leaves,) int64: all of a leaf's slot bits
+    leaf_bits: np.ndarray  # (leaves,) int32: all of a leaf's slot bits
+    leaf_node: np.ndarray  # (leaves,) int: the leaf's node
+    tree_leaves: np.ndarray  # (trees + 1,) int: each tree's first leaf
+    tree_splits: np.ndarray  # (trees + 1,) int: each tree's first split in the order
+    node: np.ndarray  # (splits,) int: the split's node, its left and right child (3 columns)
+    node_feature: np.ndarray  # (splits,) int
+    node_threshold: np.ndarray  # (splits,) float32
+    node_default_left: np.ndarray  # (splits,) uint8
+    node_bit: np.ndarray  # (splits,) int32: the bit of the split's feature on paths below it
+    most_nodes: int  # nodes in the largest tree
+    # Each leaf's values for every H at once, φ[H, place], flat (empty when over FOLDED_BYTES)
+    folded: np.ndarray
+    folded_starts: np.ndarray  # (leaves + 1,) int: each leaf's first value in `folded`
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows, outputs, features + 1): the contributions, the base last, as the library
@@ -110,7 +122,11 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     leaf_starts: list[int] = []
     leaf_z: list[list[float]] = []
     leaf_value: list[float] = []
-    offset = 0
+    leaf_node: list[int] = []
+    tree_leaves: list[int] = [0]
+    tree_splits: list[int] = [0]
+    program: list[tuple[int, int, int, int, float, bool, int]] = []
+    offset = most_nodes = 0
     for index in indices:
         tree = trees[index]
         if any(tree["split_type"]) or tree["tree_param"].get("size_leaf_vector", "1") not in (
@@ -120,6 +136,7 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         lefts, rights = tree["left_children"], tree["right_children"]
         cover = tree["sum_hessian"]
         output = int(forest["tree_info"][index])
+        most_nodes = max(most_nodes, len(lefts))
         split_feature.extend(tree["split_indices"])
         split_threshold.extend(tree["split_conditions"])
         split_default.extend(bool(v) for v in tree["default_left"])
@@ -149,14 +166,22 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
                     slots.append((len(leaf_value), feature, output))
                 leaf_z.append(z)
                 leaf_value.append(float(tree["split_conditions"][node]))
+                leaf_node.append(node)
                 continue
             if cover[node] <= 0:
                 raise Unsupported("a split without cover")
             feature = int(tree["split_indices"][node])
+            above = list(dict.fromkeys(f for _, _, f, _ in path))
+            rank = above.index(feature) if feature in above else len(above)
+            program.append((node, lefts[node], rights[node], feature,
+                            tree["split_conditions"][node], bool(tree["default_left"][node]),
+                            1 << rank))  # fmt: skip
             for child, went_left in ((lefts[node], True), (rights[node], False)):
                 ratio = cover[child] / cover[node]
                 stack.append((child, [*path, (offset + node, went_left, feature, ratio)]))
         offset += len(lefts)
+        tree_leaves.append(len(leaf_value))
+        tree_splits.append(len(program))
     if not slots:
         raise Unsupported("no splits")
     width = max(len(z) for z in leaf_z)
@@ -176,9 +201,12 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     value_of_slot = np.array([leaf_value[s[0]] for s in slots])
     into = np.array([s[1] * n_outputs + s[2] for s in slots], dtype=np.int64)
     step_split = np.array([s for s, _ in steps], dtype=np.int64)
-    starts = np.asarray(slot_starts, dtype=np.int64)
-    slot_ends = np.append(starts[1:], len(steps))
     slot_bit = np.left_shift(1, place).astype(np.int64)
+    leaf_starts_ = np.asarray(leaf_starts, dtype=np.int64)
+    leaf_ends = np.append(leaf_starts_[1:], len(slots))
+    hot_weight = value_of_slot * (1 - z_of_slot) / z_of_slot
+    folded, folded_starts = _folded(table, width, leaf_starts_, leaf_ends, hot_weight,
+                                    np.asarray(leaf_value))  # fmt: skip
     return LeafShap(
         split_feature=np.asarray(split_feature, dtype=np.int64),
         split_threshold=np.asarray(split_threshold, dtype=np.float32),
@@ -188,20 +216,65 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         slot_starts=np.asarray(slot_starts, dtype=np.int64),
         slot_bit=slot_bit,
         slot_leaf=slot_leaf,
-        leaf_starts=np.asarray(leaf_starts, dtype=np.int64),
+        leaf_starts=leaf_starts_,
         table=table.ravel(),
         width=width,
-        hot_weight=value_of_slot * (1 - z_of_slot) / z_of_slot,
+        hot_weight=hot_weight,
         cold_weight=-value_of_slot,
         into=into,
         base=expected,
         n_features=n_features,
         n_outputs=n_outputs,
-        slot_ends=slot_ends,
-        leaf_ends=np.append(np.asarray(leaf_starts[1:], dtype=np.int64), len(slots)),
-        step_bit=np.repeat(slot_bit, slot_ends - starts),
-        leaf_bits=np.add.reduceat(slot_bit, np.asarray(leaf_starts, dtype=np.int64)),
+        leaf_ends=leaf_ends,
+        leaf_bits=np.add.reduceat(slot_bit, leaf_starts_).astype(np.int32),
+        leaf_node=np.asarray(leaf_node, dtype=np.int64),
+        tree_leaves=np.asarray(tree_leaves, dtype=np.int64),
+        tree_splits=np.asarray(tree_splits, dtype=np.int64),
+        node=np.array([p[:3] for p in program], dtype=np.int64).reshape(-1, 3),
+        node_feature=np.array([p[3] for p in program], dtype=np.int64),
+        node_threshold=np.array([p[4] for p in program], dtype=np.float32),
+        node_default_left=np.array([p[5] for p in program], dtype=np.uint8),
+        node_bit=np.array([p[6] for p in program], dtype=np.int32),
+        most_nodes=most_nodes,
+        folded=folded,
+        folded_starts=folded_starts,
     )
+
+
+FOLDED_BYTES = 32 << 20  # the most a model's folded values may take; past it, G is looked up
+
+
+def _folded(
+    table: np.ndarray,
+    width: int,
+    leaf_starts: np.ndarray,
+    leaf_ends: np.ndarray,
+    hot_weight: np.ndarray,
+    leaf_value: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every leaf's values for each H, laid out H by H, place by place: what a row with that H
+    adds at each of the leaf's features (d · 2^d values for d features). A row then reads its
+    leaf's values at one offset instead of looking up G once per feature."""
+    d = leaf_ends - leaf_starts
+    sizes = d << d
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    if starts[-1] * 8 > FOLDED_BYTES:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    flat = np.empty(int(starts[-1]))
+    g = table.reshape(len(d), 1 << width)
+    for k in np.unique(d):
+        leaves = np.flatnonzero(d == k)
+        h = np.arange(1 << k)[:, None]  # (2^k, 1)
+        bits = 1 << np.arange(k)[None, :]  # (1, k)
+        hot = (h & bits) != 0  # (2^k, k)
+        slots = leaf_starts[leaves][:, None] + np.arange(k)[None, :]  # (leaves, k)
+        g_all = g[leaves][:, np.broadcast_to(h, hot.shape)]  # (leaves, 2^k, k)
+        g_without = g[leaves][:, h & ~bits]
+        values = np.where(hot[None], hot_weight[slots][:, None, :] * g_without,
+                          -leaf_value[leaves][:, None, None] * g_all)  # fmt: skip
+        at = starts[leaves][:, None] + np.arange(k << k)[None, :]
+        flat[at] = values.reshape(len(leaves), -1)
+    return flat, starts
 
 
 def _tables(z: np.ndarray) -> np.ndarray:
