@@ -1,0 +1,1 @@
+"""Safe rollouts: shadow and canary traffic, and a sequential test that decides."""
