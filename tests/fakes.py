@@ -30,6 +30,7 @@ from mlgate.plans.model import Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
+from mlgate.rollouts.model import Rollout, SideCounts
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
@@ -151,6 +152,8 @@ class InMemoryDatabase:
     prediction_log: list[LoggedPrediction] = field(default_factory=list)
     feedback: dict[tuple[str, int], tuple[str, Any]] = field(default_factory=dict)
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    rollouts: dict[int, Rollout] = field(default_factory=dict)
+    rollout_counts: list[tuple[int, str, SideCounts]] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -646,6 +649,42 @@ class InMemoryMonitoringRepository:
         return True
 
 
+class InMemoryRolloutRepository:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def add(self, rollout: Rollout) -> Rollout:
+        stored = replace(rollout, id=self._db.next_id("rollouts"))
+        self._db.rollouts[stored.id or 0] = stored
+        return stored
+
+    def get(self, rollout_id: int) -> Rollout | None:
+        return self._db.rollouts.get(rollout_id)
+
+    def of_model(self, model: str) -> list[Rollout]:
+        return [r for _, r in sorted(self._db.rollouts.items()) if r.model == model]
+
+    def running(self) -> list[Rollout]:
+        return [r for _, r in sorted(self._db.rollouts.items()) if r.running]
+
+    def save(self, rollout: Rollout) -> None:
+        self._db.rollouts[rollout.id or 0] = rollout
+
+    def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None:
+        self._db.rollout_counts.extend(rows)
+
+    def counts(self, rollout_id: int) -> dict[str, SideCounts]:
+        out: dict[str, SideCounts] = {}
+        for wanted, side, c in self._db.rollout_counts:
+            if wanted == rollout_id:
+                was = out.get(side, SideCounts(latency=(0,) * len(c.latency)))
+                out[side] = SideCounts(
+                    was.calls + c.calls, was.failed + c.failed,
+                    tuple(a + b for a, b in zip(was.latency, c.latency, strict=True)),
+                )  # fmt: skip
+        return out
+
+
 class InMemoryUnitOfWork:
     """The unit of work over an `InMemoryDatabase`: `with uow: ...; uow.commit()`.
 
@@ -675,6 +714,7 @@ class InMemoryUnitOfWork:
         self.usage = InMemoryUsageRepository(work)
         self.jobs = InMemoryJobRepository(work)
         self.monitoring = InMemoryMonitoringRepository(work)
+        self.rollouts = InMemoryRolloutRepository(work)
         return self
 
     def __exit__(

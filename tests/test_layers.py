@@ -50,7 +50,9 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
 
 # The use cases and rules speak the domain: the database layer (db/) translates its errors
 # (an IntegrityError becomes errors.ConcurrentWrite), so none of them needs SQLAlchemy.
-NO_DATABASE_LIBRARY = ("registry", "plans", "access", "training", "serving", "monitoring")
+NO_DATABASE_LIBRARY = (
+    "registry", "plans", "access", "training", "serving", "monitoring", "rollouts",
+)  # fmt: skip
 
 
 def test_use_cases_and_rules_import_no_database_library() -> None:

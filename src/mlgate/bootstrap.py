@@ -38,6 +38,8 @@ from mlgate.uow import UnitOfWork
 if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
+    from mlgate.rollouts.model import Rollout
+    from mlgate.rollouts.tally import RolloutTally
     from mlgate.schema import Table
     from mlgate.serving.explain import Explainer
 
@@ -70,6 +72,11 @@ class Services:
     _recorder: PredictionRecorder | None = field(default=None, repr=False)
     _monitor: Monitor | None = field(default=None, repr=False)
     _checker: Periodic | None = field(default=None, repr=False)
+    _tally: RolloutTally | None = field(default=None, repr=False)
+    _referee: Periodic | None = field(default=None, repr=False)
+    running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
+        default_factory=TtlCache, repr=False
+    )
 
     @property
     def aliases(self) -> AliasWatcher:
@@ -141,21 +148,58 @@ class Services:
 
         return self.predictors.get(version).explainer(background)
 
+    @property
+    def tally(self) -> RolloutTally:
+        """The calls each side of a rollout answered in this process (rollouts/tally.py)."""
+        if self._tally is None:
+            from mlgate.rollouts.tally import RolloutTally
+
+            self._tally = RolloutTally(self.uow)
+        return self._tally
+
+    def rollouts_of(self, model: str) -> tuple[Rollout, ...]:
+        """The model's running rollouts, every running one read at most once a second."""
+
+        def load() -> dict[str, tuple[Rollout, ...]]:
+            with self.uow() as uow:
+                running = uow.rollouts.running()
+            out: dict[str, tuple[Rollout, ...]] = {}
+            for rollout in running:
+                out[rollout.model] = (*out.get(rollout.model, ()), rollout)
+            return out
+
+        return self.running_rollouts.get("all", load).get(model, ())
+
     def start_monitoring(self) -> None:
-        """The prediction log's writer, and the checks every MLGATE_MONITOR_INTERVAL seconds."""
+        """The prediction log's writer, the checks every MLGATE_MONITOR_INTERVAL seconds, and
+        the rollouts' counts and looks (every MLGATE_ROLLOUT_INTERVAL seconds)."""
         self.recorder.start()
+        self.tally.start()
         interval = self.settings.monitor_interval
         if interval and self._checker is None:
             checks = Periodic("mlgate-monitor", self.monitor.check_all, interval, final=False)
             self._checker = checks
             checks.start()
+        every = self.settings.rollout_interval
+        if every and self._referee is None:
+            self._referee = Periodic("mlgate-referee", self._decide_rollouts, every, final=False)
+            self._referee.start()
 
     def stop_monitoring(self) -> None:
-        if self._checker is not None:
-            self._checker.stop()
-            self._checker = None
+        for loop in (self._checker, self._referee):
+            if loop is not None:
+                loop.stop()
+        self._checker = self._referee = None
         if self._recorder is not None:
             self._recorder.stop()
+        if self._tally is not None:
+            self._tally.stop()
+
+    def _decide_rollouts(self) -> None:
+        from mlgate.rollouts.service import decide_all
+
+        if any(r.state != "running" for r in decide_all(self.uow, self.clock)):
+            self.forget_cached()  # an alias moved, or a canary ended: follow it now
 
     def _retrain(self, version: ModelVersion) -> str:
         """A training job on fresh rows from the version's own source and query: a candidate
@@ -190,6 +234,7 @@ class Services:
         keys, grants, plans, versions or aliases."""
         self.principals.clear()
         self.versions.clear()
+        self.running_rollouts.clear()
         if self._gate is not None:
             self._gate.forget_subscriptions()
         if self._watcher is not None:  # an alias this process moved: follow it now

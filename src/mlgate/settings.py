@@ -70,6 +70,7 @@ class Settings:
     secure_cookies: bool | None = None  # None: when the request is HTTPS
     dask_address: str | None = None
     monitor_interval: int = 300  # seconds between monitoring checks in `mlgate serve`; 0: none
+    rollout_interval: int = 10  # seconds between the looks at running rollouts; 0: none
 
     @property
     def secret_key_file(self) -> Path:
@@ -105,6 +106,7 @@ class Settings:
             secure_cookies=_auto_flag("secure_cookies", get("secure_cookies", "auto")),
             dask_address=get("dask_address", None),
             monitor_interval=_whole("monitor_interval", get("monitor_interval", "300")),
+            rollout_interval=_whole("rollout_interval", get("rollout_interval", "10")),
         )
 
 

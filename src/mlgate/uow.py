@@ -16,6 +16,7 @@ from mlgate.access.repository import (
 from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
+from mlgate.rollouts.repository import RolloutRepository
 from mlgate.sources.repository import SourceRepository
 from mlgate.training.repository import JobRepository
 
@@ -58,6 +59,9 @@ class UnitOfWork(Protocol):
 
     @property
     def monitoring(self) -> MonitoringRepository: ...
+
+    @property
+    def rollouts(self) -> RolloutRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -108,6 +108,11 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/models/{m}/aliases/{alias}", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"version": 1}),
     Row("POST", "/v1/models/{m}/aliases/{alias}/rollback", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {}),
     Row("GET", "/v1/models/{m}/aliases/{alias}/history", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"candidate": 1}),
+    Row("GET", "/v1/models/{m}/rollouts/{rollout}", cells(U, (D, D), (D, D), (404, D), (404, D), (404, D), (404, 404))),
+    Row("POST", "/v1/models/{m}/rollouts/{rollout}/decide", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
+    Row("POST", "/v1/models/{m}/rollouts/{rollout}/stop", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {}),
     Row("POST", "/v1/models/{m}/compare", cells(U, (D, D), (D, D), (422, D), (422, D), (422, D), (422, 422)), {"a": 1, "b": 1}),
     Row("PATCH", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"description": "matrix"}),
     Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
@@ -301,6 +306,7 @@ def _url(world: World, row: Row, model: str) -> str:
         name=row.name,
         prefix=world.victim_key,
         grant_id=999_999,
+        rollout=999_999,
     )
 
 
@@ -392,7 +398,12 @@ def api_routes() -> list[Any]:
 def test_every_route_has_a_row() -> None:
     routes = {(method, route.path) for route in api_routes() for method in route.methods}
     in_matrix = {
-        (row.method, row.path.replace("{m}", "{name}").replace("{job}", "{job_id}"))
+        (
+            row.method,
+            row.path.replace("{m}", "{name}")
+            .replace("{job}", "{job_id}")
+            .replace("{rollout}", "{rollout_id}"),
+        )
         for row in MATRIX
     }
     assert routes - in_matrix == set(), "routes without a row in the authorization matrix"

@@ -28,6 +28,7 @@ from mlgate.api.routes import (
     monitoring,
     plans,
     protocols,
+    rollouts,
 )
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
@@ -83,6 +84,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(lifecycle.router)
+    app.include_router(rollouts.router)
     app.include_router(access.router)
     app.include_router(plans.router)
     app.include_router(monitoring.router)

@@ -37,6 +37,8 @@ def serving_of(services: Services) -> Serving:
         status_of=status_for,
         observe=record_prediction,
         explainer=services.explainer,
+        rollouts=services.rollouts_of,
+        tally=services.tally,
     )
 
 

@@ -8,7 +8,17 @@ import typer
 from typer.core import TyperGroup
 
 from mlgate import __version__
-from mlgate.cli import access, keys, models, monitoring, plans, serving, sources, training
+from mlgate.cli import (
+    access,
+    keys,
+    models,
+    monitoring,
+    plans,
+    rollouts,
+    serving,
+    sources,
+    training,
+)
 from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
@@ -78,6 +88,7 @@ app.add_typer(access.users, name="users")
 app.add_typer(access.consumers, name="consumers")
 app.add_typer(access.grants_app, name="grants")
 app.add_typer(plans.app, name="plans")
+app.add_typer(rollouts.app, name="rollout")
 access.consumers.command("subscribe")(plans.subscribe)
 app.command("usage")(plans.usage)
 app.command("audit")(access.audit_log)

@@ -307,3 +307,39 @@ monitor_checks = sa.Table(
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
 )
+
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("incumbent", sa.Integer, nullable=False),
+    sa.Column("candidate", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("alpha", sa.Float, nullable=False),
+    sa.Column("auto", sa.Boolean, nullable=False),
+    sa.Column("max_error_rate", sa.Float, nullable=False),
+    sa.Column("max_latency_ratio", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_by", sa.String(160), nullable=False),
+    sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_look", sa.JSON, nullable=False),
+    sa.Index("ix_rollouts_model", "model"),
+)
+
+rollout_counts = sa.Table(
+    "rollout_counts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("side", sa.String(16), nullable=False),
+    sa.Column("calls", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    sa.Column("latency", sa.JSON, nullable=False),
+    sa.Index("ix_rollout_counts_rollout_id", "rollout_id"),
+)

@@ -18,6 +18,7 @@ from mlgate.db.access import (
 from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
+from mlgate.db.rollouts import SqlRolloutRepository
 from mlgate.errors import ConcurrentWrite, NotReady
 from mlgate.sources.sealing import Sealer
 
@@ -50,6 +51,7 @@ class SqlUnitOfWork:
         self.plans = SqlPlanRepository(self._conn)
         self.usage = SqlUsageRepository(self._conn)
         self.monitoring = SqlMonitoringRepository(self._conn)
+        self.rollouts = SqlRolloutRepository(self._conn)
         return self
 
     def __exit__(

@@ -60,10 +60,12 @@ class PredictionRecorder:
         request_id: str,
         rows: pd.DataFrame | Table,
         predictions: list[Any],
+        *,
+        always: bool = False,
     ) -> bool:
-        """Queue the request if it is sampled; True when it was."""
+        """Queue the request if it is sampled (`always`: whatever the rate); True when it was."""
         settings = self.settings(model)
-        rate = settings.sample_rate
+        rate = 1.0 if always else settings.sample_rate
         if rate <= 0.0 or (rate < 1.0 and self._draw() >= rate):
             return False
         if len(self._queue) >= self._capacity:

@@ -322,7 +322,7 @@ def _label_for(version: ModelVersion, label: Any, index: int) -> Any:
             )
         return float(label)
     for known in version.classes or ():
-        if _same(known, label):
+        if same_label(known, label):
             return known
     raise InvalidInput(
         f"{label!r} is not one of {version.ref}'s classes "
@@ -331,7 +331,7 @@ def _label_for(version: ModelVersion, label: Any, index: int) -> Any:
     )
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_label(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
     if isinstance(a, int | float) and isinstance(b, int | float):
@@ -356,7 +356,7 @@ def _live_quality(
         out["rmse"] = float(np.sqrt(np.mean(errors**2)))
         out["mae"] = float(np.mean(np.abs(errors)))
     else:
-        out["accuracy"] = sum(_same(t, p) for t, p in pairs) / len(pairs)
+        out["accuracy"] = sum(same_label(t, p) for t, p in pairs) / len(pairs)
     return out
 
 

@@ -6,6 +6,7 @@ parses the request and renders the answer in its protocol's own shape."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,7 +17,9 @@ from mlgate.access.model import Principal, Target
 from mlgate.errors import Conflict, FieldError, InvalidInput, MlgateError, TooManyRequests
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.plans.enforce import Admission, Gate
-from mlgate.registry.model import ModelVersion, Task
+from mlgate.registry.model import PRODUCTION, ModelVersion, Task
+from mlgate.rollouts.model import Rollout
+from mlgate.rollouts.tally import RolloutTally
 from mlgate.schema import Column, Table
 from mlgate.serving.predictors import Predictor, PredictorCache
 
@@ -76,6 +79,8 @@ class Serving:
     status_of: Callable[[MlgateError], int]
     observe: Callable[[str, int, int, int], None]
     explainer: Callable[[ModelVersion], Explainer] | None = None
+    rollouts: Callable[[str], Sequence[Rollout]] | None = None  # a model's running ones
+    tally: RolloutTally | None = None
 
 
 @dataclass(frozen=True)
@@ -109,24 +114,38 @@ async def predict(
     pinned = admission.pinned(asked.model)  # the subscription holds this consumer to a version
     seen: list[ModelVersion] = []
     parsed: list[pd.DataFrame | Table] = []
+    number, alias = pinned or asked.number, None if pinned else asked.alias
+    rollout = None if pinned else _rollout_of(serving, asked)
+    side = "incumbent"
+    if rollout is not None and rollout.answers_with_candidate(principal.actor):
+        side, number, alias = "candidate", rollout.candidate, None
 
     def rows_for(columns: Sequence[Column]) -> pd.DataFrame | Table:
         parsed.append(parse_rows(columns))
         return parsed[0]
 
+    started = time.perf_counter()
     try:
-        version = serving.resolve(asked.model, pinned or asked.number,
-                                  None if pinned else asked.alias)  # fmt: skip
+        version = serving.resolve(asked.model, number, alias)
         seen.append(version)
         _check_predicts(version)
         frame = rows_for(version.columns)
         explaining = ask is not None and ask.explain
         gate.admit(admission, asked.target, len(frame), version, explain=explaining)
-        scores = serving.predictors.get(version).score(frame)
+        try:
+            scores = serving.predictors.get(version).score(frame)
+        except MlgateError:
+            raise
+        except Exception:
+            if rollout is not None:  # a failure the rollout's guard rail counts
+                _tally(serving, rollout, side, started, failed=True)
+            raise
         explanation = await _explain(serving, version, frame) if explaining else None
     except MlgateError as exc:
         _refused(serving, admission, asked.model, seen[0].number if seen else 0, exc)
         raise
+    if rollout is not None:
+        _tally(serving, rollout, side, started, failed=False)
     result = Prediction(version, scores.predictions, scores.probabilities, explanation)
     try:  # on the event loop, which serves other calls while the counters answer
         headers = await serving.gate.settle_async(admission, version)
@@ -135,9 +154,28 @@ async def predict(
         raise
     serving.observe(version.model_name, version.number, 200, len(result.predictions))
     serving.recorder.offer(
-        asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions
-    )
+        asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions,
+        always=rollout is not None,  # a rollout's test needs every call it can get labels for
+    )  # fmt: skip
     return result, headers
+
+
+def _rollout_of(serving: Serving, asked: Asked) -> Rollout | None:
+    """The running canary of the alias the caller asked for (by its name or the model's bare
+    name): never for a call that names a version."""
+    if serving.rollouts is None or asked.target.version is not None:
+        return None
+    alias = asked.target.alias or PRODUCTION
+    for rollout in serving.rollouts(asked.model):
+        if rollout.running and rollout.alias == alias and rollout.mode == "canary":
+            return rollout
+    return None
+
+
+def _tally(serving: Serving, rollout: Rollout, side: str, started: float, *, failed: bool) -> None:
+    if serving.tally is not None:
+        latency_ms = (time.perf_counter() - started) * 1000
+        serving.tally.count(rollout.id or 0, side, latency_ms, failed=failed)
 
 
 async def _explain(

@@ -1,0 +1,141 @@
+"""Rollouts over HTTP: start a canary of a candidate version, watch its evidence, stop it, or
+have it decide now (the server's referee also looks every MLGATE_ROLLOUT_INTERVAL seconds)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request, Security
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from mlgate.access.model import Target
+from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize
+from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import MAX_NUMBER
+from mlgate.bootstrap import Services
+from mlgate.registry.model import PRODUCTION
+from mlgate.rollouts import service as rollouts
+
+router = APIRouter(
+    prefix="/v1/models/{name}/rollouts",
+    tags=["rollouts"],
+    dependencies=[Security(bearer)],
+    route_class=AuthorizedRoute,
+)
+
+
+class StartRollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    candidate: int = Field(ge=1, le=MAX_NUMBER, description="The version to try")
+    mode: Literal["canary"] = Field("canary", description="canary: a share of the callers")
+    share: float = Field(0.05, gt=0, le=0.5, description="The share of callers it answers")
+    alias: str = Field(PRODUCTION, min_length=1, max_length=64)
+    alpha: float = Field(0.05, gt=0, le=0.2, description="Error rate of the sequential test")
+    auto: bool = Field(False, description="Promote or roll back on the test's verdict")
+    days: float = Field(14.0, gt=0, le=365, description="Undecided after this: it expires")
+    max_error_rate: float = Field(0.05, gt=0, lt=1, description="Guard rail: failed calls")
+    max_latency_ratio: float = Field(3.0, gt=1, description="Guard rail: p99 over the incumbent's")
+
+
+class StopRollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", max_length=1000)
+
+
+@router.get("", responses=PROBLEMS)
+@access("read")
+async def list_rollouts(request: Request, name: str) -> Response:
+    """The model's rollouts, the newest last, each with its last look."""
+    services = _services(request)
+
+    def run() -> list[dict[str, Any]]:
+        authorize(services, request, Target(name))
+        return [r.to_json() for r in rollouts.rollouts_of(services.uow(), name)]
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("", status_code=201, responses=PROBLEMS)
+@access("promote")
+async def start_rollout(request: Request, name: str, body: StartRollout) -> Response:
+    """Try `candidate` on a share of the alias's callers (each caller stays on its side)."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        key = authorize(services, request, Target(name, alias=body.alias))
+        fields = body.model_dump()
+        rollout = rollouts.start_rollout(
+            services.uow(), name, fields.pop("candidate"), actor=actor(key),
+            now=services.clock(), **fields,
+        )  # fmt: skip
+        services.forget_cached()
+        return rollout.to_json()
+
+    return _json(await run_in_threadpool(run), status=201)
+
+
+@router.get("/{rollout_id}", responses=PROBLEMS)
+@access("read")
+async def show_rollout(request: Request, name: str, rollout_id: int) -> Response:
+    """The rollout, and for a running one a fresh look: calls, failures and p99 per side, the
+    sequential test's estimate, its always-valid interval and its verdict."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name))
+        rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
+        out = rollout.to_json()
+        if rollout.running:
+            services.tally.flush()
+            out["look"] = rollouts.look(services.uow(), rollout)
+        return out
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/{rollout_id}/decide", responses=PROBLEMS)
+@access("promote")
+async def decide_rollout(request: Request, name: str, rollout_id: int) -> Response:
+    """Look now and act on it as the referee would: guard rails, the verdict (with auto), the
+    deadline."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name))
+        rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
+        services.tally.flush()
+        decided = rollouts.decide(services.uow(), rollout, now=services.clock())
+        services.forget_cached()
+        return decided.to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.post("/{rollout_id}/stop", responses=PROBLEMS)
+@access("promote")
+async def stop_rollout(request: Request, name: str, rollout_id: int, body: StopRollout) -> Response:
+    """End the rollout: every caller back on the incumbent, no alias moves."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        key = authorize(services, request, Target(name))
+        stopped = rollouts.stop_rollout(services.uow(), name, rollout_id, actor=actor(key),
+                                        now=services.clock(), reason=body.reason)  # fmt: skip
+        services.forget_cached()
+        return stopped.to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

@@ -1,0 +1,146 @@
+"""`mlgate rollout start|list|show|decide|stop`: a canary of a candidate version, on this
+machine's metadata (the servers pick it up within a second)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mlgate.cli.context import audited, console, services
+
+app = typer.Typer(no_args_is_help=True, help="Try a candidate version on a share of callers.")
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    model: str,
+    candidate: Annotated[int, typer.Option(min=1, help="The version to try.")],
+    mode: Annotated[
+        str, typer.Option(help="canary: the candidate answers a share of callers.")
+    ] = "canary",
+    share: Annotated[
+        float, typer.Option(help="The share of callers, above 0, at most 0.5.")
+    ] = 0.05,
+    alias: Annotated[str, typer.Option(help="The alias whose traffic is shared.")] = "production",
+    alpha: Annotated[float, typer.Option(help="The sequential test's error rate.")] = 0.05,
+    auto: Annotated[bool, typer.Option(help="Promote or roll back on the test's verdict.")] = False,
+    days: Annotated[float, typer.Option(help="Undecided after this many days: it expires.")] = 14.0,
+    max_error_rate: Annotated[
+        float, typer.Option(help="Guard rail: the candidate's failed calls.")
+    ] = 0.05,
+    max_latency_ratio: Annotated[
+        float, typer.Option(help="Guard rail: its p99 over the incumbent's.")
+    ] = 3.0,
+) -> None:
+    """Start a rollout of CANDIDATE against the version ALIAS points at."""
+    from mlgate.cli.training import cli_actor
+    from mlgate.rollouts.service import start_rollout
+
+    s = services(ctx)
+    rollout = start_rollout(
+        s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
+        now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,
+        max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
+    )  # fmt: skip
+    audited(ctx, "rollouts.start", f"{model}@{alias}", rollout=rollout.id, candidate=candidate)
+    console.print(
+        f"rollout {rollout.id}: {model} v{candidate} answers {share:.0%} of the callers of "
+        f"{alias} (v{rollout.incumbent}); {'decides by itself' if auto else 'reports'} at "
+        f"α = {alpha:g}; expires {rollout.deadline:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, model: str) -> None:
+    """The model's rollouts."""
+    from mlgate.rollouts.service import rollouts_of
+
+    table = Table("id", "alias", "incumbent", "candidate", "mode", "share", "state", "reason")
+    for r in rollouts_of(services(ctx).uow(), model):
+        table.add_row(str(r.id), r.alias, f"v{r.incumbent}", f"v{r.candidate}", r.mode,
+                      f"{r.share:g}", r.state, r.reason or "")  # fmt: skip
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    model: str,
+    rollout_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
+) -> None:
+    """A rollout, and a fresh look at its evidence while it runs."""
+    from mlgate.rollouts.service import get_rollout, look
+
+    s = services(ctx)
+    rollout = get_rollout(s.uow(), model, rollout_id)
+    out = rollout.to_json()
+    if rollout.running:
+        out["look"] = look(s.uow(), rollout)
+    if as_json:
+        console.print_json(json.dumps(out, default=str))
+        return
+    console.print(f"rollout {rollout.id} of {model}@{rollout.alias}: [bold]{rollout.state}[/bold]"
+                  + (f": {rollout.reason}" if rollout.reason else ""))  # fmt: skip
+    seen = out.get("look") or rollout.last_look
+    if seen:
+        _print_look(seen)
+
+
+@app.command("decide")
+def decide(ctx: typer.Context, model: str, rollout_id: int) -> None:
+    """Look now and act as the servers' referee would (guard rails; the verdict with --auto;
+    the deadline)."""
+    from mlgate.rollouts.service import decide as decide_now
+    from mlgate.rollouts.service import get_rollout
+
+    s = services(ctx)
+    rollout = decide_now(s.uow(), get_rollout(s.uow(), model, rollout_id), now=s.clock(),
+                         address="local")  # fmt: skip
+    console.print(f"rollout {rollout.id}: [bold]{rollout.state}[/bold]"
+                  + (f": {rollout.reason}" if rollout.reason else ""))  # fmt: skip
+    if rollout.last_look:
+        _print_look(rollout.last_look)
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    model: str,
+    rollout_id: int,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """End a rollout: every caller back on the incumbent, no alias moves."""
+    from mlgate.cli.training import cli_actor
+    from mlgate.rollouts.service import stop_rollout
+
+    s = services(ctx)
+    stopped = stop_rollout(s.uow(), model, rollout_id, actor=cli_actor(), now=s.clock(),
+                           reason=reason)  # fmt: skip
+    audited(ctx, "rollouts.stopped", f"{model}@{stopped.alias}", rollout=rollout_id)
+    console.print(f"rollout {rollout_id}: stopped")
+
+
+def _print_look(seen: dict[str, Any]) -> None:
+    table = Table("side", "calls", "failed", "p99 ms")
+    for side, c in seen["sides"].items():
+        p99 = "" if c["p99_ms"] is None else f"{c['p99_ms']:.1f}"
+        table.add_row(side, f"{c['calls']:,}", f"{c['failed']:,}", p99)
+    console.print(table)
+    t = seen["test"]
+    if t["low"] is None:
+        console.print(
+            f"{seen['metric']}: {t['incumbent_rows']:,} and {t['candidate_rows']:,} labelled "
+            "rows; not enough to decide yet"
+        )
+        return
+    console.print(
+        f"{seen['metric']}: incumbent {t['incumbent_loss']:.4f} ({t['incumbent_rows']:,} "
+        f"labelled), candidate {t['candidate_loss']:.4f} ({t['candidate_rows']:,}); "
+        f"difference {t['estimate']:+.4f}, always-valid {1 - t['alpha']:.0%} interval "
+        f"[{t['low']:+.4f}, {t['high']:+.4f}]: [bold]{t['verdict']}[/bold]"
+    )

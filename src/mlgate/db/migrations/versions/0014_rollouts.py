@@ -1,0 +1,64 @@
+"""Rollouts: a candidate version tried on a share of an alias's traffic, and the calls each
+side answered as the serving processes counted them.
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rollouts",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("model", sa.String(128), nullable=False),
+        sa.Column("alias", sa.String(64), nullable=False),
+        sa.Column("incumbent", sa.Integer, nullable=False),
+        sa.Column("candidate", sa.Integer, nullable=False),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("share", sa.Float, nullable=False),
+        sa.Column("alpha", sa.Float, nullable=False),
+        sa.Column("auto", sa.Boolean, nullable=False),
+        sa.Column("max_error_rate", sa.Float, nullable=False),
+        sa.Column("max_latency_ratio", sa.Float, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text, nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_by", sa.String(160), nullable=False),
+        sa.Column("deadline", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_look", sa.JSON, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rollouts"),
+    )
+    op.create_index("ix_rollouts_model", "rollouts", ["model"])
+    op.create_table(
+        "rollout_counts",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("rollout_id", sa.Integer, nullable=False),
+        sa.Column("side", sa.String(16), nullable=False),
+        sa.Column("calls", sa.BigInteger, nullable=False),
+        sa.Column("failed", sa.BigInteger, nullable=False),
+        sa.Column("latency", sa.JSON, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_rollout_counts"),
+        sa.ForeignKeyConstraint(
+            ["rollout_id"], ["rollouts.id"], name="fk_rollout_counts_rollout_id_rollouts"
+        ),
+    )
+    op.create_index("ix_rollout_counts_rollout_id", "rollout_counts", ["rollout_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_rollout_counts_rollout_id", table_name="rollout_counts")
+    op.drop_table("rollout_counts")
+    op.drop_index("ix_rollouts_model", table_name="rollouts")
+    op.drop_table("rollouts")

@@ -1,0 +1,84 @@
+"""SQLAlchemy implementation of the rollout repository."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlgate.db.repositories import _aware, _utc
+from mlgate.db.tables import rollout_counts, rollouts
+from mlgate.rollouts.model import LATENCY_BOUNDS, Rollout, SideCounts
+
+_FIELDS = (
+    "model", "alias", "incumbent", "candidate", "mode", "share", "alpha", "auto",
+    "max_error_rate", "max_latency_ratio", "state", "reason", "started_at", "started_by",
+    "deadline", "ended_at", "last_look",
+)  # fmt: skip
+
+
+class SqlRolloutRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, rollout: Rollout) -> Rollout:
+        done = self._conn.execute(rollouts.insert().values(**_values(rollout)))
+        key = done.inserted_primary_key
+        assert key is not None
+        return replace(rollout, id=int(key[0]))
+
+    def get(self, rollout_id: int) -> Rollout | None:
+        row = self._conn.execute(rollouts.select().where(rollouts.c.id == rollout_id)).first()
+        return None if row is None else _rollout(row)
+
+    def of_model(self, model: str) -> list[Rollout]:
+        query = rollouts.select().where(rollouts.c.model == model).order_by(rollouts.c.id)
+        return [_rollout(r) for r in self._conn.execute(query)]
+
+    def running(self) -> list[Rollout]:
+        query = rollouts.select().where(rollouts.c.state == "running").order_by(rollouts.c.id)
+        return [_rollout(r) for r in self._conn.execute(query)]
+
+    def save(self, rollout: Rollout) -> None:
+        self._conn.execute(
+            rollouts.update().where(rollouts.c.id == rollout.id).values(**_values(rollout))
+        )
+
+    def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None:
+        if rows:
+            self._conn.execute(
+                rollout_counts.insert(),
+                [
+                    {"rollout_id": rollout_id, "side": side, "calls": c.calls,
+                     "failed": c.failed, "latency": list(c.latency)}
+                    for rollout_id, side, c in rows
+                ],
+            )  # fmt: skip
+
+    def counts(self, rollout_id: int) -> dict[str, SideCounts]:
+        t = rollout_counts
+        query = sa.select(t.c.side, t.c.calls, t.c.failed, t.c.latency).where(
+            t.c.rollout_id == rollout_id
+        )
+        sums: dict[str, list[Any]] = {}
+        for side, calls, failed, latency in self._conn.execute(query):
+            into = sums.setdefault(side, [0, 0, [0] * len(LATENCY_BOUNDS)])
+            into[0] += calls
+            into[1] += failed
+            for index, count in enumerate(latency):
+                into[2][index] += count
+        return {side: SideCounts(c, f, tuple(h)) for side, (c, f, h) in sums.items()}
+
+
+def _values(rollout: Rollout) -> dict[str, Any]:
+    return {name: getattr(rollout, name) for name in _FIELDS}
+
+
+def _rollout(row: Any) -> Rollout:
+    values = {name: getattr(row, name) for name in _FIELDS}
+    values["started_at"] = _aware(row.started_at)
+    values["deadline"] = _aware(row.deadline)
+    values["ended_at"] = _utc(row.ended_at)
+    return Rollout(**values, id=row.id)

@@ -1,0 +1,136 @@
+"""What a rollout is: a candidate version tried against the version an alias points at, on a
+share of the alias's traffic, until a sequential test or a guard rail decides."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from mlgate.errors import FieldError, InvalidInput
+
+Mode = Literal["canary"]  # shadow: next
+MODES: tuple[Mode, ...] = ("canary",)
+RUNNING = "running"
+ENDED = ("promoted", "rolled_back", "stopped", "expired")  # how a rollout can end
+SIDES = ("incumbent", "candidate")
+
+
+@dataclass(frozen=True)
+class Rollout:
+    model: str
+    alias: str
+    incumbent: int  # the version the alias pointed at when the rollout started
+    candidate: int
+    mode: Mode
+    share: float  # of the alias's calls: answered by (canary) or copied to (shadow) the candidate
+    started_at: datetime
+    started_by: str
+    deadline: datetime  # undecided by then: the rollout stops and the alias stays
+    alpha: float = 0.05  # the chance of a wrong "better" or "worse", at any look
+    auto: bool = False  # promote or roll back on the test's verdict, not only report it
+    max_error_rate: float = 0.05  # guard rail: the candidate's failed calls over its calls
+    max_latency_ratio: float = 3.0  # guard rail: its p99 over the incumbent's
+    state: str = RUNNING
+    reason: str | None = None
+    ended_at: datetime | None = None
+    last_look: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(FieldError("mode", "shadow or canary"))
+        if not 0.0 < self.share <= 1.0:
+            problems.append(FieldError("share", "above 0 and at most 1"))
+        if self.mode == "canary" and self.share > 0.5:
+            problems.append(FieldError("share", "at most 0.5 for a canary (more is a promotion)"))
+        if not 0.0 < self.alpha <= 0.2:
+            problems.append(FieldError("alpha", "above 0 and at most 0.2"))
+        if not 0.0 < self.max_error_rate < 1.0:
+            problems.append(FieldError("max_error_rate", "between 0 and 1"))
+        if self.max_latency_ratio <= 1.0:
+            problems.append(FieldError("max_latency_ratio", "above 1"))
+        if self.candidate == self.incumbent:
+            problems.append(FieldError("candidate", f"another version than {self.incumbent}"))
+        if self.deadline <= self.started_at:
+            problems.append(FieldError("deadline", "after the start"))
+        if problems:
+            raise InvalidInput(
+                "rollout: " + "; ".join(f"{p.field} must be {p.message}" for p in problems),
+                errors=problems,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    def answers_with_candidate(self, caller: str) -> bool:
+        """Whether a canary answers this caller's calls with the candidate: a hash of the
+        rollout and the caller, so a caller stays on one side for the whole rollout, in every
+        worker and replica."""
+        return self.mode == "canary" and side_draw(self.id or 0, caller) < self.share
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "alias": self.alias,
+            "incumbent": self.incumbent,
+            "candidate": self.candidate,
+            "mode": self.mode,
+            "share": self.share,
+            "alpha": self.alpha,
+            "auto": self.auto,
+            "max_error_rate": self.max_error_rate,
+            "max_latency_ratio": self.max_latency_ratio,
+            "state": self.state,
+            "reason": self.reason,
+            "started_at": self.started_at.isoformat(),
+            "started_by": self.started_by,
+            "deadline": self.deadline.isoformat(),
+            "ended_at": None if self.ended_at is None else self.ended_at.isoformat(),
+            "last_look": self.last_look,
+        }
+
+
+def side_draw(rollout_id: int, caller: str) -> float:
+    """A number in [0, 1) fixed by the rollout and the caller, spread evenly over callers."""
+    digest = hashlib.sha256(f"{rollout_id}:{caller}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class SideCounts:
+    """A side's calls as the serving processes counted them (summed over their flushes)."""
+
+    calls: int = 0
+    failed: int = 0
+    latency: tuple[int, ...] = ()  # calls per LATENCY_BOUNDS bucket
+
+    def p99_ms(self) -> float | None:
+        return quantile_ms(self.latency, 0.99)
+
+
+LATENCY_BOUNDS = tuple(0.25 * 2 ** (k / 2) for k in range(40))  # 0.25 ms … ~260 s, √2 apart
+
+
+def bucket_of(ms: float) -> int:
+    for index, bound in enumerate(LATENCY_BOUNDS):
+        if ms <= bound:
+            return index
+    return len(LATENCY_BOUNDS) - 1
+
+
+def quantile_ms(counts: tuple[int, ...], q: float) -> float | None:
+    """The bucket bound below which a share q of the calls fell (None: no calls)."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= q * total:
+            return LATENCY_BOUNDS[index]
+    return LATENCY_BOUNDS[-1]

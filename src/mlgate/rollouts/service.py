@@ -1,0 +1,318 @@
+"""Rollouts, as use cases: start one, look at its evidence, let it decide, stop it.
+
+A look reads three things: the calls each side answered (counted by the serving processes,
+rollouts/tally.py), the predictions each side logged since the start (every call of a running
+rollout is logged, whatever the model's sample rate) and the labels fed back for them
+(`feedback`). Guard rails act at once and always: a candidate that fails more than
+`max_error_rate` of its calls, or whose p99 latency passes `max_latency_ratio` times the
+incumbent's, ends the rollout (`rolled_back`) with the alias where it was. The sequential test's
+verdict (rollouts/sequential.py) acts with `auto`: "better" promotes the candidate (an audited
+alias move whose reason holds the numbers), "worse" rolls back. Past its deadline an undecided
+rollout ends as `expired`, the alias unmoved.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from mlgate.access.audit import record
+from mlgate.errors import Conflict, MlgateError, NotFound
+from mlgate.monitoring import webhook
+from mlgate.monitoring.service import same_label
+from mlgate.registry.aliases import promote
+from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
+from mlgate.rollouts import sequential
+from mlgate.rollouts.model import RUNNING, Mode, Rollout, SideCounts
+from mlgate.uow import UnitOfWork
+
+log = logging.getLogger("mlgate.rollouts")
+MIN_GUARD_CALLS = 20  # candidate calls before the error-rate guard rail can act
+MIN_LATENCY_CALLS = 100  # calls per side before the latency guard rail can act
+
+
+def start_rollout(
+    uow: UnitOfWork,
+    model: str,
+    candidate: int,
+    *,
+    mode: Mode,
+    share: float,
+    actor: str,
+    now: datetime,
+    alias: str = PRODUCTION,
+    alpha: float = 0.05,
+    auto: bool = False,
+    days: float = 14.0,
+    max_error_rate: float = 0.05,
+    max_latency_ratio: float = 3.0,
+) -> Rollout:
+    """Try version `candidate` against the version `alias` points at now."""
+    check_alias(alias)
+    with uow:
+        if uow.models.get(model) is None:
+            raise NotFound(f"no model named {model!r}")
+        incumbent = uow.models.aliases(model).get(alias)
+        if incumbent is None:
+            raise Conflict(
+                f"model {model!r} has no alias {alias!r}: a rollout tries a candidate against "
+                f"the version an alias points at; promote one first "
+                f"(mlgate models promote {model} <version> --alias {alias})"
+            )
+        current = _servable(uow, model, incumbent)
+        tried = _servable(uow, model, candidate)
+        if tried.task != current.task or tried.task not in ("classification", "regression"):
+            raise Conflict(
+                f"{tried.ref} ({tried.task}) cannot be tried against {current.ref} "
+                f"({current.task}): a rollout compares two classifiers or two regressions"
+            )
+        for other in uow.rollouts.of_model(model):
+            if other.running and other.alias == alias:
+                raise Conflict(
+                    f"rollout {other.id} of {model}@{alias} is still running; stop it first "
+                    f"(mlgate rollout stop {model} {other.id})"
+                )
+        rollout = uow.rollouts.add(
+            Rollout(
+                model=model, alias=alias, incumbent=incumbent, candidate=candidate, mode=mode,
+                share=share, started_at=now, started_by=actor,
+                deadline=now + timedelta(days=days), alpha=alpha, auto=auto,
+                max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
+            )
+        )  # fmt: skip
+        uow.commit()
+    notify(uow, rollout, "rollout.started")
+    return rollout
+
+
+def notify(uow: UnitOfWork, rollout: Rollout, event: str) -> dict[str, Any] | None:
+    """A signed event to the model's webhook (its monitoring settings'), where it has one:
+    rollout.started, rollout.promoted, rollout.rolled_back, rollout.stopped, rollout.expired.
+    The delivery's outcome is logged; a receiver that is down never stops the rollout."""
+    with uow:
+        settings = uow.monitoring.settings(rollout.model)
+    if settings is None or not settings.webhook_url or not settings.webhook_secret:
+        return None
+    outcome = webhook.deliver(settings.webhook_url, settings.webhook_secret,
+                              {"event": event, "rollout": rollout.to_json()})  # fmt: skip
+    if "error" in outcome:
+        log.warning("rollout %s: the %s webhook failed: %s", rollout.id, event, outcome["error"])
+    return outcome
+
+
+def rollouts_of(uow: UnitOfWork, model: str) -> list[Rollout]:
+    with uow:
+        if uow.models.get(model) is None:
+            raise NotFound(f"no model named {model!r}")
+        return uow.rollouts.of_model(model)
+
+
+def get_rollout(uow: UnitOfWork, model: str, rollout_id: int) -> Rollout:
+    with uow:
+        found = uow.rollouts.get(rollout_id)
+    if found is None or found.model != model:
+        raise NotFound(f"model {model!r} has no rollout {rollout_id}")
+    return found
+
+
+def stop_rollout(
+    uow: UnitOfWork, model: str, rollout_id: int, *, actor: str, now: datetime, reason: str = ""
+) -> Rollout:
+    """End a running rollout by hand: every call goes back to the incumbent, no alias moves."""
+    rollout = get_rollout(uow, model, rollout_id)
+    if not rollout.running:
+        raise Conflict(f"rollout {rollout_id} of {model!r} already ended ({rollout.state})")
+    ended = _end(uow, rollout, "stopped", reason or f"stopped by {actor}", now)
+    if ended is None:
+        raise Conflict(f"rollout {rollout_id} of {model!r} ended meanwhile")
+    return ended
+
+
+def look(uow: UnitOfWork, rollout: Rollout) -> dict[str, Any]:
+    """The evidence now: each side's calls, failures and p99, and the test on the labels."""
+    with uow:
+        counts = uow.rollouts.counts(rollout.id or 0)
+        versions = {
+            side: uow.models.get_version(rollout.model, number)
+            for side, number in (("incumbent", rollout.incumbent),
+                                 ("candidate", rollout.candidate))
+        }  # fmt: skip
+        logged = uow.monitoring.logged(
+            rollout.model, rollout.started_at, rollout.ended_at or datetime.max.replace(
+                tzinfo=rollout.started_at.tzinfo)
+        )  # fmt: skip
+        labels = uow.monitoring.labels(sorted({e.request_id for e in logged}))
+    by_label = {(label.request_id, label.row): label.label for label in labels}
+    losses: dict[str, list[float]] = {"incumbent": [], "candidate": []}
+    regression = versions["incumbent"] is not None and versions["incumbent"].task == "regression"
+    for entry in logged:
+        side = ("incumbent" if entry.version == rollout.incumbent
+                else "candidate" if entry.version == rollout.candidate else None)  # fmt: skip
+        if side is None:
+            continue
+        for row, predicted in enumerate(entry.predictions):
+            if (entry.request_id, row) in by_label:
+                losses[side].append(_loss(by_label[(entry.request_id, row)], predicted,
+                                          regression=regression))  # fmt: skip
+    test = sequential.two_samples(
+        np.asarray(losses["incumbent"]), np.asarray(losses["candidate"]), alpha=rollout.alpha
+    )
+    return {
+        "metric": "absolute error" if regression else "error rate (1 - accuracy)",
+        "method": sequential.METHOD,
+        "reference": sequential.REFERENCE,
+        "test": test.to_json(),
+        "sides": {side: _side(counts.get(side, SideCounts())) for side in ("incumbent",
+                                                                           "candidate")},
+    }  # fmt: skip
+
+
+def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "server") -> Rollout:
+    """Look, keep the look, and act on it: guard rails always, the verdict with `auto`, the
+    deadline. Returns the rollout as it now stands. Several processes may decide at once:
+    only the one that ends the rollout moves the alias."""
+    if not rollout.running:
+        return rollout
+    seen = look(uow, rollout)
+    seen["at"] = now.isoformat()
+    breach = _breach(rollout, seen["sides"])
+    verdict = seen["test"]["verdict"]
+    if breach is not None:
+        ended = _end(uow, rollout, "rolled_back", breach, now, seen)
+    elif rollout.auto and verdict == "worse":
+        ended = _end(uow, rollout, "rolled_back", _reason("worse", seen), now, seen)
+    elif rollout.auto and verdict == "better":
+        ended = _promote(uow, rollout, seen, now, address)
+    elif now >= rollout.deadline:
+        ended = _end(uow, rollout, "expired", "the deadline passed undecided; the alias stays",
+                     now, seen)  # fmt: skip
+    else:
+        with uow:
+            current = uow.rollouts.get(rollout.id or 0)
+            if current is not None and current.running:
+                uow.rollouts.save(replace(current, last_look=seen))
+                uow.commit()
+        return replace(rollout, last_look=seen)
+    return ended if ended is not None else get_rollout(uow, rollout.model, rollout.id or 0)
+
+
+def decide_all(uow: Callable[[], UnitOfWork], clock: Callable[[], datetime]) -> list[Rollout]:
+    """One round over every running rollout (the server's referee calls it periodically)."""
+    with uow() as work:
+        running = work.rollouts.running()
+    out = []
+    for rollout in running:
+        try:
+            out.append(decide(uow(), rollout, now=clock()))
+        except MlgateError:
+            log.exception("rollout %s of %s: the look failed", rollout.id, rollout.model)
+    return out
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _servable(uow: UnitOfWork, model: str, number: int) -> ModelVersion:
+    version = uow.models.get_version(model, number)
+    if version is None:
+        raise NotFound(f"model {model!r} has no version {number}")
+    if version.archived_at is not None:
+        raise Conflict(f"{version.ref} is archived and no longer served")
+    return version
+
+
+def _loss(label: Any, predicted: Any, *, regression: bool) -> float:
+    if regression:
+        return abs(float(label) - float(predicted))
+    return 0.0 if same_label(label, predicted) else 1.0
+
+
+def _side(counts: SideCounts) -> dict[str, Any]:
+    return {
+        "calls": counts.calls,
+        "failed": counts.failed,
+        "error_rate": counts.failed / counts.calls if counts.calls else None,
+        "p99_ms": counts.p99_ms(),
+    }
+
+
+def _breach(rollout: Rollout, sides: dict[str, dict[str, Any]]) -> str | None:
+    candidate, incumbent = sides["candidate"], sides["incumbent"]
+    if candidate["calls"] >= MIN_GUARD_CALLS and candidate["error_rate"] > rollout.max_error_rate:
+        return (
+            f"guard rail: the candidate failed {candidate['failed']} of {candidate['calls']} "
+            f"calls ({candidate['error_rate']:.1%}), above {rollout.max_error_rate:.1%}"
+        )
+    if (
+        min(candidate["calls"], incumbent["calls"]) >= MIN_LATENCY_CALLS
+        and candidate["p99_ms"] > rollout.max_latency_ratio * incumbent["p99_ms"]
+    ):
+        return (
+            f"guard rail: the candidate's p99 latency {candidate['p99_ms']:.1f} ms is over "
+            f"{rollout.max_latency_ratio:g}× the incumbent's {incumbent['p99_ms']:.1f} ms"
+        )
+    return None
+
+
+def _reason(verdict: str, seen: dict[str, Any]) -> str:
+    t = seen["test"]
+    return (
+        f"the sequential test found the candidate {verdict} at α = {t['alpha']:g}: "
+        f"{seen['metric']} {t['incumbent_loss']:.4f} (incumbent, {t['incumbent_rows']} labelled "
+        f"rows) against {t['candidate_loss']:.4f} (candidate, {t['candidate_rows']}); "
+        f"difference {t['estimate']:+.4f}, always-valid interval [{t['low']:+.4f}, "
+        f"{t['high']:+.4f}]"
+    )
+
+
+def _end(
+    uow: UnitOfWork,
+    rollout: Rollout,
+    state: str,
+    reason: str,
+    now: datetime,
+    seen: dict[str, Any] | None = None,
+) -> Rollout | None:
+    """Set the end state if the rollout is still running (None: another process ended it)."""
+    with uow:
+        current = uow.rollouts.get(rollout.id or 0)
+        if current is None or current.state != RUNNING:
+            return None
+        ended = replace(current, state=state, reason=reason, ended_at=now,
+                        last_look=seen if seen is not None else current.last_look)  # fmt: skip
+        uow.rollouts.save(ended)
+        uow.commit()
+    record(uow, at=now, actor=f"rollout:{rollout.id}", action=f"rollouts.{state}",
+           target=f"{rollout.model}@{rollout.alias}", address="server", result="ok",
+           detail={"rollout": rollout.id, "reason": reason})  # fmt: skip
+    notify(uow, ended, f"rollout.{state}")
+    return ended
+
+
+def _promote(
+    uow: UnitOfWork, rollout: Rollout, seen: dict[str, Any], now: datetime, address: str
+) -> Rollout | None:
+    reason = _reason("better", seen)
+    ended = _end(uow, rollout, "promoted", reason, now, seen)
+    if ended is None:
+        return None
+    actor = f"rollout:{rollout.id}"
+    try:
+        promote(uow, rollout.model, rollout.candidate, rollout.alias, actor=actor,
+                reason=reason, now=now)  # fmt: skip
+    except MlgateError as exc:  # the alias moved by hand meanwhile: say so, move nothing
+        with uow:
+            uow.rollouts.save(replace(ended, state="stopped",
+                                      reason=f"{reason}; not promoted: {exc}"))  # fmt: skip
+            uow.commit()
+        return get_rollout(uow, rollout.model, rollout.id or 0)
+    record(uow, at=now, actor=actor, action="models.promote",
+           target=f"{rollout.model}@{rollout.alias}", address=address, result="ok",
+           detail={"version": rollout.candidate, "from": rollout.incumbent,
+                   "reason": reason})  # fmt: skip
+    return ended

@@ -1,0 +1,285 @@
+"""Canary rollouts through the whole app in process, on SQLite: a share of the callers is
+answered by the candidate, each caller always on the same side, never a pinned consumer nor a
+call naming a version; every call of the rollout is logged; labels fed back decide it (the
+alias moves, audited, with the numbers as its reason); a failing candidate is rolled back by
+its guard rail; bad requests are refused and change nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from mlgate.access.accounts import create_consumer
+from mlgate.access.grants import add_grant
+from mlgate.access.repository import AuditQuery
+from mlgate.access.service import create_key
+from mlgate.api.app import create_app
+from mlgate.bootstrap import Services
+from mlgate.cli.main import app as cli
+from mlgate.monitoring import webhook
+from mlgate.plans.service import create_plan, make_plan, subscribe
+from mlgate.registry.aliases import aliases_of, promote
+from mlgate.registry.service import resolve_version
+from mlgate.rollouts import service as rollouts
+from mlgate.rollouts.model import side_draw
+from mlgate.sources import demo
+from mlgate.training.service import TrainSpec, train_model
+from tests.conftest import add_source_to, admin_token, make_services
+
+SHARE = 0.3
+FRAME = demo.churn_frame(600, seed=3)
+FEATURES = FRAME.drop(columns=[demo.ID_COLUMN, demo.TARGET])
+RECORDS = [{k: (None if v != v else v) for k, v in r.items()}
+           for r in FEATURES.to_dict(orient="records")]  # fmt: skip
+
+
+@dataclass
+class World:
+    services: Services
+    client: TestClient
+    admin: dict[str, str]
+    tokens: dict[str, str]  # consumer -> token
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    services = make_services(tmp_path / "home")
+    demo.write_sqlite(tmp_path / "churn.db", demo.churn_frame(800), table="churn")
+    add_source_to(services, "churn", f"sqlite:///{tmp_path / 'churn.db'}", cwd=tmp_path)
+    for algorithm in ("logistic_regression", "decision_tree"):
+        spec = TrainSpec("churn", "churn", demo.TARGET, algorithm, table="churn",
+                         drop=(demo.ID_COLUMN,), report=False)  # fmt: skip
+        train_model(services.uow(), services.artifacts, services.open_source, spec,
+                    now=services.clock)  # fmt: skip
+    promote(services.uow(), "churn", 1, "production", actor="test", now=services.clock())
+    now = services.clock()
+    create_plan(services.uow(), make_plan("basic", now), by=None)
+    tokens = {}
+    for i in range(30):
+        name = f"co{i}"
+        create_consumer(services.uow(), by=None, name=name, description="", now=now)
+        subscribe(services.uow(), by=None, consumer=name, plan="basic", now=now,
+                  pins={"churn": 1} if name == "co0" else None)  # fmt: skip
+        add_grant(services.uow(), by=None, subject_kind="consumer", subject=name,
+                  target="churn", role="consumer", now=now, actor="test")  # fmt: skip
+        _, tokens[name] = create_key(services.uow(), services.server_secret, by=None,
+                                     owner_kind="consumer", owner=name, name=name,
+                                     now=now)  # fmt: skip
+    admin = {"Authorization": f"Bearer {admin_token(services, 'predict', 'read', 'train')}"}
+    with TestClient(create_app(services)) as client:
+        yield World(services, client, admin, tokens)
+    services.close()
+
+
+def start(world: World, **fields: Any) -> dict[str, Any]:
+    answer = world.client.post("/v1/models/churn/rollouts", headers=world.admin,
+                               json={"candidate": 2, "share": SHARE, **fields})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def call(world: World, consumer: str, rows: list[dict[str, Any]], path: str = "predict") -> Any:
+    key = {"Authorization": f"Bearer {world.tokens[consumer]}"}
+    return world.client.post(f"/v1/models/churn/{path}", json={"rows": rows}, headers=key)
+
+
+def test_a_canary_answers_its_share_of_callers_each_on_one_side(world: World) -> None:
+    rollout = start(world)
+    assert rollout["incumbent"] == 1 and rollout["state"] == "running"
+    seen: dict[str, set[str]] = {}
+    for _ in range(3):
+        for consumer in world.tokens:
+            answer = call(world, consumer, RECORDS[:2])
+            assert answer.status_code == 200, answer.text
+            seen.setdefault(consumer, set()).add(answer.headers["X-Model-Version"])
+    assert all(len(versions) == 1 for versions in seen.values())  # sticky
+    on_candidate = {c for c, v in seen.items() if v == {"2"}}
+    expected = {c for c in world.tokens if c != "co0"
+                and side_draw(rollout["id"], f"consumer:{c}") < SHARE}  # fmt: skip
+    assert on_candidate == expected and expected
+    assert seen["co0"] == {"1"}  # pinned by its plan: never in a canary
+    somebody = sorted(expected)[0]
+    named = call(world, somebody, RECORDS[:1], path="versions/1/predict")
+    assert named.headers["X-Model-Version"] == "1"  # a call naming a version is its own
+
+    world.services.recorder.flush()
+    world.services.tally.flush()
+    with world.services.uow() as uow:  # every call of the rollout logged, sample rate 0
+        logged = uow.monitoring.count_logged("churn")
+    assert logged == 3 * len(world.tokens) - 3  # the pinned consumer's calls are not the rollout's
+    shown = world.client.get(f"/v1/models/churn/rollouts/{rollout['id']}", headers=world.admin)
+    sides = shown.json()["look"]["sides"]
+    assert sides["candidate"]["calls"] == 3 * len(expected)
+    assert sides["incumbent"]["calls"] == 3 * (len(world.tokens) - 1 - len(expected))
+    assert sides["candidate"]["failed"] == 0
+
+
+def test_labels_that_favour_the_candidate_promote_it_with_its_numbers(world: World) -> None:
+    rollout = start(world, auto=True, alpha=0.05)
+    first, second = resolve_version(world.services.uow(), "churn", 1).classes or ()
+    labels: dict[str, list[dict[str, Any]]] = {}
+    for round_ in range(4):
+        rows = RECORDS[round_ * 100 : (round_ + 1) * 100]
+        for consumer in list(world.tokens)[1:]:
+            answer = call(world, consumer, rows)
+            body = answer.json()
+            version = answer.headers["X-Model-Version"]
+            # the truth agrees with the candidate always, with the incumbent one row in two
+            truth = [p if version == "2" or i % 2 else (second if p == first else first)
+                     for i, p in enumerate(body["predictions"])]  # fmt: skip
+            labels.setdefault(consumer, []).extend(
+                {"request_id": answer.headers["X-Request-ID"], "row": i, "label": t}
+                for i, t in enumerate(truth)
+            )
+    world.services.recorder.flush()
+    for consumer, items in labels.items():
+        fed = world.client.post(
+            "/v1/models/churn/feedback",
+            json={"feedback": items},
+            headers={"Authorization": f"Bearer {world.tokens[consumer]}"},
+        )
+        assert fed.status_code == 200 and fed.json()["stored"] == len(items), fed.text
+    decided = world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/decide",
+                                headers=world.admin)  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    body = decided.json()
+    assert body["state"] == "promoted", body
+    assert "better" in body["reason"] and "always-valid interval" in body["reason"]
+    assert body["last_look"]["test"]["low"] > 0
+    assert aliases_of(world.services.uow(), "churn")["production"] == 2
+    with world.services.uow() as uow:
+        history = uow.models.alias_history("churn", "production")
+        events = uow.audit.query(AuditQuery(actor=f"rollout:{rollout['id']}"))
+    assert history[-1].actor == f"rollout:{rollout['id']}" and "better" in history[-1].reason
+    assert {e.action for e in events} >= {"rollouts.promoted", "models.promote"}
+    # the rollout has ended: every caller now gets the alias's version, the candidate
+    assert {call(world, c, RECORDS[:1]).headers["X-Model-Version"] for c in
+            list(world.tokens)[1:]} == {"2"}  # fmt: skip
+
+
+def test_a_failing_candidate_is_rolled_back_and_its_failures_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = start(world)
+    candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
+
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("the candidate's scorer broke")
+
+    monkeypatch.setattr(candidate, "score", broken)
+    inside = [c for c in world.tokens if c != "co0"
+              and side_draw(rollout["id"], f"consumer:{c}") < SHARE]  # fmt: skip
+    failed = 0
+    while failed < 25:
+        for consumer in inside:
+            assert call(world, consumer, RECORDS[:1]).status_code == 500
+            failed += 1
+    world.services.tally.flush()
+    decided = world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/decide",
+                                headers=world.admin).json()  # fmt: skip
+    assert decided["state"] == "rolled_back"
+    assert f"failed {failed} of {failed} calls" in decided["reason"]
+    assert aliases_of(world.services.uow(), "churn")["production"] == 1
+    answer = call(world, inside[0], RECORDS[:1])
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
+
+
+def test_a_rollout_past_its_deadline_expires_undecided(world: World) -> None:
+    rollout = rollouts.get_rollout(world.services.uow(), "churn", start(world, days=1)["id"])
+    later = rollout.started_at + timedelta(days=1, seconds=1)
+    ended = rollouts.decide(world.services.uow(), rollout, now=later)
+    assert ended.state == "expired" and "undecided" in (ended.reason or "")
+    assert aliases_of(world.services.uow(), "churn")["production"] == 1
+
+
+def test_bad_requests_are_refused_and_change_nothing(world: World) -> None:
+    post = world.client.post
+    url = "/v1/models/churn/rollouts"
+    assert post(url, headers=world.admin, json={"candidate": 9}).status_code == 404
+    assert post(url, headers=world.admin, json={"candidate": 1}).status_code == 422  # same
+    assert post(url, headers=world.admin, json={"candidate": 2, "share": 0.9}).status_code == 422
+    no_alias = post(url, headers=world.admin, json={"candidate": 2, "alias": "staging"})
+    assert no_alias.status_code == 409 and "promote one first" in no_alias.json()["detail"]
+    assert post("/v1/models/ghost/rollouts", headers=world.admin,
+                json={"candidate": 2}).status_code == 404  # fmt: skip
+    assert world.client.get(url, headers=world.admin).json() == []
+    first = start(world)
+    again = post(url, headers=world.admin, json={"candidate": 2})
+    assert again.status_code == 409 and "still running" in again.json()["detail"]
+    stop = f"{url}/{first['id']}/stop"
+    stopped = post(stop, headers=world.admin, json={"reason": "enough"})
+    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    assert post(stop, headers=world.admin, json={}).status_code == 409
+    assert world.client.get(f"{url}/99", headers=world.admin).status_code == 404
+    consumer = {"Authorization": f"Bearer {world.tokens['co1']}"}
+    assert post(url, headers=consumer, json={"candidate": 2}).status_code == 403
+    assert [r["state"] for r in world.client.get(url, headers=world.admin).json()] == ["stopped"]
+
+
+def test_the_cli_starts_shows_decides_and_stops_a_rollout(world: World) -> None:
+    def mlgate(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(cli, list(args), obj=world.services)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    started = mlgate("rollout", "start", "churn", "--candidate", "2", "--share", "0.2")
+    assert "rollout 1: churn v2 answers 20% of the callers of production (v1)" in started
+    assert "v2" in mlgate("rollout", "list", "churn") and "running" in mlgate("rollout", "list",
+                                                                              "churn")  # fmt: skip
+    shown = mlgate("rollout", "show", "churn", "1")
+    assert "running" in shown and "not enough to decide yet" in shown
+    assert '"state": "running"' in mlgate("rollout", "show", "churn", "1", "--json")
+    assert "running" in mlgate("rollout", "decide", "churn", "1")
+    refused = mlgate("rollout", "start", "churn", "--candidate", "2", code=1)
+    assert "still running" in refused
+    assert "stopped" in mlgate("rollout", "stop", "churn", "1", "--reason", "seen enough")
+    with world.services.uow() as uow:
+        events = uow.audit.query(AuditQuery(action="rollouts."))
+    assert {e.action for e in events} >= {"rollouts.start", "rollouts.stopped"}
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_start_and_end_are_signed_webhook_events(world: World) -> None:
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        world.services.monitor.configure("churn", webhook_url=url, webhook_secret="s3cret")
+        rollout = start(world)
+        world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/stop", headers=world.admin,
+                          json={"reason": "enough"})  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    events = []
+    for headers, body in Receiver.received:
+        assert webhook.verify("s3cret", headers["x-mlgate-timestamp"], body,
+                              headers["x-mlgate-signature"])  # fmt: skip
+        events.append(json.loads(body))
+    assert [e["event"] for e in events] == ["rollout.started", "rollout.stopped"]
+    assert (
+        events[1]["rollout"]["reason"] == "enough" and events[1]["rollout"]["id"] == rollout["id"]
+    )
