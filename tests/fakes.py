@@ -30,7 +30,7 @@ from mlgate.plans.model import Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
-from mlgate.rollouts.model import Rollout, SideCounts
+from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
@@ -154,6 +154,7 @@ class InMemoryDatabase:
     checks: dict[str, CheckResult] = field(default_factory=dict)
     rollouts: dict[int, Rollout] = field(default_factory=dict)
     rollout_counts: list[tuple[int, str, SideCounts]] = field(default_factory=list)
+    rollout_shadow: list[ShadowPair] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -672,6 +673,12 @@ class InMemoryRolloutRepository:
 
     def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None:
         self._db.rollout_counts.extend(rows)
+
+    def add_shadow(self, pairs: Sequence[ShadowPair]) -> None:
+        self._db.rollout_shadow.extend(pairs)
+
+    def shadow(self, rollout_id: int) -> list[ShadowPair]:
+        return [p for p in self._db.rollout_shadow if p.rollout_id == rollout_id]
 
     def counts(self, rollout_id: int) -> dict[str, SideCounts]:
         out: dict[str, SideCounts] = {}

@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.schema import Table
     from mlgate.serving.explain import Explainer
+    from mlgate.serving.shadow import ShadowScorer
 
 log = logging.getLogger("mlgate")
 
@@ -73,6 +74,7 @@ class Services:
     _monitor: Monitor | None = field(default=None, repr=False)
     _checker: Periodic | None = field(default=None, repr=False)
     _tally: RolloutTally | None = field(default=None, repr=False)
+    _shadow: ShadowScorer | None = field(default=None, repr=False)
     _referee: Periodic | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
@@ -157,6 +159,17 @@ class Services:
             self._tally = RolloutTally(self.uow)
         return self._tally
 
+    @property
+    def shadow(self) -> ShadowScorer:
+        """A shadow rollout's copies of calls, scored by its candidate (serving/shadow.py)."""
+        if self._shadow is None:
+            from mlgate.serving.shadow import ShadowScorer
+
+            self._shadow = ShadowScorer(
+                self.uow, self.predictors, self.resolve_version, self.tally, self.clock
+            )
+        return self._shadow
+
     def rollouts_of(self, model: str) -> tuple[Rollout, ...]:
         """The model's running rollouts, every running one read at most once a second."""
 
@@ -175,6 +188,7 @@ class Services:
         the rollouts' counts and looks (every MLGATE_ROLLOUT_INTERVAL seconds)."""
         self.recorder.start()
         self.tally.start()
+        self.shadow.start()
         interval = self.settings.monitor_interval
         if interval and self._checker is None:
             checks = Periodic("mlgate-monitor", self.monitor.check_all, interval, final=False)
@@ -192,6 +206,8 @@ class Services:
         self._checker = self._referee = None
         if self._recorder is not None:
             self._recorder.stop()
+        if self._shadow is not None:
+            self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
 

@@ -6,6 +6,8 @@ its guard rail; bad requests are refused and change nothing."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -27,11 +29,12 @@ from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
 from mlgate.cli.main import app as cli
 from mlgate.monitoring import webhook
-from mlgate.plans.service import create_plan, make_plan, subscribe
+from mlgate.plans.service import create_plan, make_plan, subscribe, usage_csv
 from mlgate.registry.aliases import aliases_of, promote
 from mlgate.registry.service import resolve_version
 from mlgate.rollouts import service as rollouts
 from mlgate.rollouts.model import side_draw
+from mlgate.schema import rows_to_table
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, admin_token, make_services
@@ -283,3 +286,145 @@ def test_start_and_end_are_signed_webhook_events(world: World) -> None:
     assert (
         events[1]["rollout"]["reason"] == "enough" and events[1]["rollout"]["id"] == rollout["id"]
     )
+
+
+def shadow_world(world: World, **fields: Any) -> dict[str, Any]:
+    return start(world, mode="shadow", share=1.0, **fields)
+
+
+def settle(world: World) -> None:
+    """What the server's threads do every second, done now."""
+    world.services.shadow.drain()
+    world.services.shadow.flush()
+    world.services.tally.flush()
+    world.services.recorder.flush()
+    world.services.flusher.flush()
+
+
+def test_a_shadow_never_changes_an_answer_nor_meters_and_records_the_pairs(world: World) -> None:
+    rollout = shadow_world(world)
+    incumbent = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 1))
+    candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
+    consumers = list(world.tokens)[1:]
+    for i, consumer in enumerate(consumers):
+        rows = RECORDS[i * 10 : (i + 1) * 10]
+        answer = call(world, consumer, rows)
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
+        table = rows_to_table(rows, incumbent.version.columns, max_rows=100)
+        assert answer.json()["predictions"] == incumbent.score(table).predictions
+    settle(world)
+    seen = world.client.get(f"/v1/models/churn/rollouts/{rollout['id']}",
+                            headers=world.admin).json()["look"]  # fmt: skip
+    shadow = seen["shadow"]
+    assert shadow["copied_calls"] == len(consumers) and shadow["skipped_calls"] == 0
+    assert seen["sides"]["candidate"]["calls"] == len(consumers)
+    assert seen["sides"]["incumbent"]["calls"] == len(consumers)
+    rows = RECORDS[: len(consumers) * 10]
+    table = rows_to_table(rows, incumbent.version.columns, max_rows=1000)
+    mine, theirs = incumbent.score(table).predictions, candidate.score(table).predictions
+    by_hand = sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(rows)
+    assert shadow["compared_rows"] == len(rows)
+    assert shadow["agreement"] == pytest.approx(by_hand)
+    month = world.services.clock().strftime("%Y-%m")
+    ledger = list(csv.DictReader(io.StringIO(usage_csv(world.services.uow(), by=None,
+                                                       month=month))))  # fmt: skip
+    assert {r["version"] for r in ledger} == {"1"}  # the shadow is never metered
+    assert sum(int(r["rows"]) for r in ledger) == len(rows)
+
+
+def test_a_slow_shadow_is_skipped_never_waited_for(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = shadow_world(world)
+    candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
+    release = threading.Event()
+    real = candidate.score
+
+    def slow(rows: Any) -> Any:
+        release.wait(timeout=60)
+        return real(rows)
+
+    monkeypatch.setattr(candidate, "score", slow)
+    calls = 120
+    for i in range(calls):  # every answer comes while the candidate is stuck on the first copy
+        answer = call(world, "co1", RECORDS[i : i + 1])
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
+    release.set()
+    settle(world)
+    shadow = rollouts.look(
+        world.services.uow(), rollouts.get_rollout(world.services.uow(), "churn", rollout["id"])
+    )
+    copied, skipped = shadow["shadow"]["copied_calls"], shadow["shadow"]["skipped_calls"]
+    assert copied + skipped == calls
+    assert skipped >= calls - 1 - shadow_capacity() and copied <= 1 + shadow_capacity()
+
+
+def shadow_capacity() -> int:
+    from mlgate.serving.shadow import CAPACITY
+
+    return CAPACITY
+
+
+def test_labels_decide_a_shadow_on_the_same_rows(world: World) -> None:
+    rollout = shadow_world(world, auto=True)
+    answers = []
+    for i in range(12):
+        rows = RECORDS[(i % 6) * 100 : (i % 6 + 1) * 100]
+        answer = call(world, f"co{1 + i % 5}", rows)
+        answers.append((f"co{1 + i % 5}", answer.headers["X-Request-ID"]))
+    settle(world)
+    with world.services.uow() as uow:
+        pairs = {p.request_id: p for p in uow.rollouts.shadow(rollout["id"])}
+    agreed = sum(p.agreed or 0 for p in pairs.values()) / sum(p.n_rows for p in pairs.values())
+    assert agreed < 0.99  # the versions disagree somewhere: there is something to decide
+    for consumer, request_id in answers:  # the truth is the candidate's answer every time
+        items = [{"request_id": request_id, "row": r, "label": label}
+                 for r, label in enumerate(pairs[request_id].predictions or [])]  # fmt: skip
+        fed = world.client.post(
+            "/v1/models/churn/feedback",
+            json={"feedback": items},
+            headers={"Authorization": f"Bearer {world.tokens[consumer]}"},
+        )
+        assert fed.status_code == 200 and fed.json()["stored"] == len(items), fed.text
+    decided = world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/decide",
+                                headers=world.admin).json()  # fmt: skip
+    assert decided["state"] == "promoted", decided
+    test = decided["last_look"]["test"]
+    assert test["candidate_loss"] == 0 and test["incumbent_loss"] == pytest.approx(1 - agreed)
+    assert test["incumbent_rows"] == test["candidate_rows"] == 1_200  # the same rows, paired
+    assert aliases_of(world.services.uow(), "churn")["production"] == 2
+
+
+def test_a_failing_shadow_is_counted_and_rolled_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = shadow_world(world)
+    candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
+
+    def broken(rows: Any) -> Any:
+        raise RuntimeError("the candidate's scorer broke")
+
+    monkeypatch.setattr(candidate, "score", broken)
+    for i in range(25):
+        assert call(world, "co1", RECORDS[i : i + 1]).status_code == 200  # callers unharmed
+    settle(world)
+    decided = world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/decide",
+                                headers=world.admin).json()  # fmt: skip
+    assert decided["state"] == "rolled_back"
+    assert "failed 25 of 25 calls" in decided["reason"]
+    assert decided["last_look"]["shadow"]["errors"] == [
+        "RuntimeError: the candidate's scorer broke"
+    ]
+
+
+def test_a_shadow_needs_the_same_input_columns(world: World) -> None:
+    spec = TrainSpec("churn", "churn", demo.TARGET, "logistic_regression", table="churn",
+                     drop=(demo.ID_COLUMN, "tenure_months"), report=False)  # fmt: skip
+    train_model(world.services.uow(), world.services.artifacts, world.services.open_source, spec,
+                now=world.services.clock)  # fmt: skip
+    refused = world.client.post("/v1/models/churn/rollouts", headers=world.admin,
+                                json={"candidate": 3, "mode": "shadow"})  # fmt: skip
+    assert refused.status_code == 409 and "other input columns" in refused.json()["detail"]
+    canary = world.client.post("/v1/models/churn/rollouts", headers=world.admin,
+                               json={"candidate": 3, "share": 0.6})  # fmt: skip
+    assert canary.status_code == 422 and "at most 0.5" in canary.json()["detail"]

@@ -39,6 +39,7 @@ def serving_of(services: Services) -> Serving:
         explainer=services.explainer,
         rollouts=services.rollouts_of,
         tally=services.tally,
+        shadow=services.shadow,
     )
 
 

@@ -20,10 +20,14 @@ def start(
     model: str,
     candidate: Annotated[int, typer.Option(min=1, help="The version to try.")],
     mode: Annotated[
-        str, typer.Option(help="canary: the candidate answers a share of callers.")
+        str,
+        typer.Option(
+            help="canary: the candidate answers a share of callers; shadow: it scores a copy "
+            "of a share of the calls and answers none."
+        ),
     ] = "canary",
     share: Annotated[
-        float, typer.Option(help="The share of callers, above 0, at most 0.5.")
+        float, typer.Option(help="Of the callers (canary, at most 0.5) or the calls (shadow).")
     ] = 0.05,
     alias: Annotated[str, typer.Option(help="The alias whose traffic is shared.")] = "production",
     alpha: Annotated[float, typer.Option(help="The sequential test's error rate.")] = 0.05,
@@ -35,6 +39,9 @@ def start(
     max_latency_ratio: Annotated[
         float, typer.Option(help="Guard rail: its p99 over the incumbent's.")
     ] = 3.0,
+    min_agreement: Annotated[
+        float, typer.Option(help="Guard rail (shadow): the share of rows both sides agree on.")
+    ] = 0.0,
 ) -> None:
     """Start a rollout of CANDIDATE against the version ALIAS points at."""
     from mlgate.cli.training import cli_actor
@@ -45,12 +52,15 @@ def start(
         s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
         now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,
         max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
+        min_agreement=min_agreement,
     )  # fmt: skip
     audited(ctx, "rollouts.start", f"{model}@{alias}", rollout=rollout.id, candidate=candidate)
+    what = (f"answers {share:.0%} of the callers of" if rollout.mode == "canary"
+            else f"scores a copy of {share:.0%} of the calls to")  # fmt: skip
     console.print(
-        f"rollout {rollout.id}: {model} v{candidate} answers {share:.0%} of the callers of "
-        f"{alias} (v{rollout.incumbent}); {'decides by itself' if auto else 'reports'} at "
-        f"α = {alpha:g}; expires {rollout.deadline:%Y-%m-%d %H:%M} UTC"
+        f"rollout {rollout.id}: {model} v{candidate} {what} {alias} (v{rollout.incumbent}); "
+        f"{'decides by itself' if auto else 'reports'} at α = {alpha:g}; expires "
+        f"{rollout.deadline:%Y-%m-%d %H:%M} UTC"
     )
 
 
@@ -131,6 +141,15 @@ def _print_look(seen: dict[str, Any]) -> None:
         p99 = "" if c["p99_ms"] is None else f"{c['p99_ms']:.1f}"
         table.add_row(side, f"{c['calls']:,}", f"{c['failed']:,}", p99)
     console.print(table)
+    shadow = seen.get("shadow")
+    if shadow:
+        agreement = shadow["agreement"]
+        console.print(
+            f"shadow: {shadow['copied_calls']:,} calls copied, {shadow['skipped_calls']:,} "
+            f"skipped (queue full), {shadow['failed_calls']:,} failed; "
+            + ("" if agreement is None else f"agreement {agreement:.2%} on ")
+            + f"{shadow['compared_rows']:,} rows"
+        )
     t = seen["test"]
     if t["low"] is None:
         console.print(

@@ -9,13 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlgate.db.repositories import _aware, _utc
-from mlgate.db.tables import rollout_counts, rollouts
-from mlgate.rollouts.model import LATENCY_BOUNDS, Rollout, SideCounts
+from mlgate.db.tables import rollout_counts, rollout_shadow, rollouts
+from mlgate.rollouts.model import LATENCY_BOUNDS, Rollout, ShadowPair, SideCounts
 
 _FIELDS = (
     "model", "alias", "incumbent", "candidate", "mode", "share", "alpha", "auto",
-    "max_error_rate", "max_latency_ratio", "state", "reason", "started_at", "started_by",
-    "deadline", "ended_at", "last_look",
+    "max_error_rate", "max_latency_ratio", "min_agreement", "state", "reason", "started_at",
+    "started_by", "deadline", "ended_at", "last_look",
 )  # fmt: skip
 
 
@@ -56,6 +56,27 @@ class SqlRolloutRepository:
                     for rollout_id, side, c in rows
                 ],
             )  # fmt: skip
+
+    def add_shadow(self, pairs: Sequence[ShadowPair]) -> None:
+        if pairs:
+            self._conn.execute(
+                rollout_shadow.insert(),
+                [
+                    {"rollout_id": p.rollout_id, "request_id": p.request_id, "at": p.at,
+                     "n_rows": p.n_rows, "agreed": p.agreed, "score_diff": p.score_diff,
+                     "predictions": p.predictions, "error": p.error}
+                    for p in pairs
+                ],
+            )  # fmt: skip
+
+    def shadow(self, rollout_id: int) -> list[ShadowPair]:
+        t = rollout_shadow
+        query = t.select().where(t.c.rollout_id == rollout_id).order_by(t.c.id)
+        return [
+            ShadowPair(r.rollout_id, r.request_id, _aware(r.at), r.n_rows, r.agreed,
+                       r.score_diff, r.predictions, r.error)
+            for r in self._conn.execute(query)
+        ]  # fmt: skip
 
     def counts(self, rollout_id: int) -> dict[str, SideCounts]:
         t = rollout_counts

@@ -322,6 +322,7 @@ rollouts = sa.Table(
     sa.Column("auto", sa.Boolean, nullable=False),
     sa.Column("max_error_rate", sa.Float, nullable=False),
     sa.Column("max_latency_ratio", sa.Float, nullable=False),
+    sa.Column("min_agreement", sa.Float, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -342,4 +343,19 @@ rollout_counts = sa.Table(
     sa.Column("failed", sa.BigInteger, nullable=False),
     sa.Column("latency", sa.JSON, nullable=False),
     sa.Index("ix_rollout_counts_rollout_id", "rollout_id"),
+)
+
+rollout_shadow = sa.Table(
+    "rollout_shadow",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rollout_id", sa.Integer, sa.ForeignKey("rollouts.id"), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("agreed", sa.Integer, nullable=True),
+    sa.Column("score_diff", sa.Float, nullable=True),
+    sa.Column("predictions", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_rollout_shadow_rollout_id", "rollout_id"),
 )

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from mlgate.errors import FieldError, InvalidInput
 
-Mode = Literal["canary"]  # shadow: next
-MODES: tuple[Mode, ...] = ("canary",)
+Mode = Literal["shadow", "canary"]
+MODES: tuple[Mode, ...] = ("shadow", "canary")
 RUNNING = "running"
 ENDED = ("promoted", "rolled_back", "stopped", "expired")  # how a rollout can end
 SIDES = ("incumbent", "candidate")
@@ -32,6 +32,7 @@ class Rollout:
     auto: bool = False  # promote or roll back on the test's verdict, not only report it
     max_error_rate: float = 0.05  # guard rail: the candidate's failed calls over its calls
     max_latency_ratio: float = 3.0  # guard rail: its p99 over the incumbent's
+    min_agreement: float = 0.0  # guard rail (shadow): rows where both sides say the same
     state: str = RUNNING
     reason: str | None = None
     ended_at: datetime | None = None
@@ -52,6 +53,8 @@ class Rollout:
             problems.append(FieldError("max_error_rate", "between 0 and 1"))
         if self.max_latency_ratio <= 1.0:
             problems.append(FieldError("max_latency_ratio", "above 1"))
+        if not 0.0 <= self.min_agreement <= 1.0:
+            problems.append(FieldError("min_agreement", "between 0 and 1"))
         if self.candidate == self.incumbent:
             problems.append(FieldError("candidate", f"another version than {self.incumbent}"))
         if self.deadline <= self.started_at:
@@ -85,6 +88,7 @@ class Rollout:
             "auto": self.auto,
             "max_error_rate": self.max_error_rate,
             "max_latency_ratio": self.max_latency_ratio,
+            "min_agreement": self.min_agreement,
             "state": self.state,
             "reason": self.reason,
             "started_at": self.started_at.isoformat(),
@@ -134,3 +138,17 @@ def quantile_ms(counts: tuple[int, ...], q: float) -> float | None:
         if seen >= q * total:
             return LATENCY_BOUNDS[index]
     return LATENCY_BOUNDS[-1]
+
+
+@dataclass(frozen=True)
+class ShadowPair:
+    """One copied call: the candidate's answer beside the incumbent's."""
+
+    rollout_id: int
+    request_id: str
+    at: datetime
+    n_rows: int
+    agreed: int | None  # rows where both predicted the same label (classification)
+    score_diff: float | None  # summed over rows: |Δ prediction| (regression) or mean |Δ p|
+    predictions: list[Any] | None  # the candidate's, for the test on labels
+    error: str | None = None  # the candidate failed: what it raised

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from mlgate.rollouts.model import Rollout, SideCounts
+from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
 
 
 class RolloutRepository(Protocol):
@@ -22,3 +22,7 @@ class RolloutRepository(Protocol):
     def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None: ...
 
     def counts(self, rollout_id: int) -> dict[str, SideCounts]: ...
+
+    def add_shadow(self, pairs: Sequence[ShadowPair]) -> None: ...
+
+    def shadow(self, rollout_id: int) -> list[ShadowPair]: ...

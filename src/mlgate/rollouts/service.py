@@ -51,6 +51,7 @@ def start_rollout(
     days: float = 14.0,
     max_error_rate: float = 0.05,
     max_latency_ratio: float = 3.0,
+    min_agreement: float = 0.0,
 ) -> Rollout:
     """Try version `candidate` against the version `alias` points at now."""
     check_alias(alias)
@@ -71,6 +72,12 @@ def start_rollout(
                 f"{tried.ref} ({tried.task}) cannot be tried against {current.ref} "
                 f"({current.task}): a rollout compares two classifiers or two regressions"
             )
+        if mode == "shadow" and _inputs(tried) != _inputs(current):
+            raise Conflict(
+                f"{tried.ref} takes other input columns than {current.ref}: a shadow scores the "
+                "incumbent's calls as they came, so both must take the same columns; try it "
+                "as a canary (each call is then read for the version that answers it)"
+            )
         for other in uow.rollouts.of_model(model):
             if other.running and other.alias == alias:
                 raise Conflict(
@@ -83,6 +90,7 @@ def start_rollout(
                 share=share, started_at=now, started_by=actor,
                 deadline=now + timedelta(days=days), alpha=alpha, auto=auto,
                 max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
+                min_agreement=min_agreement,
             )
         )  # fmt: skip
         uow.commit()
@@ -134,35 +142,44 @@ def stop_rollout(
 
 
 def look(uow: UnitOfWork, rollout: Rollout) -> dict[str, Any]:
-    """The evidence now: each side's calls, failures and p99, and the test on the labels."""
+    """The evidence now: each side's calls, failures and p99, the shadow's agreement, and the
+    test on the labels (two samples for a canary, pairs of answers for a shadow)."""
+    until = rollout.ended_at or datetime.max.replace(tzinfo=rollout.started_at.tzinfo)
     with uow:
         counts = uow.rollouts.counts(rollout.id or 0)
-        versions = {
-            side: uow.models.get_version(rollout.model, number)
-            for side, number in (("incumbent", rollout.incumbent),
-                                 ("candidate", rollout.candidate))
-        }  # fmt: skip
-        logged = uow.monitoring.logged(
-            rollout.model, rollout.started_at, rollout.ended_at or datetime.max.replace(
-                tzinfo=rollout.started_at.tzinfo)
-        )  # fmt: skip
+        version = uow.models.get_version(rollout.model, rollout.incumbent)
+        logged = uow.monitoring.logged(rollout.model, rollout.started_at, until)
+        pairs = uow.rollouts.shadow(rollout.id or 0) if rollout.mode == "shadow" else []
         labels = uow.monitoring.labels(sorted({e.request_id for e in logged}))
     by_label = {(label.request_id, label.row): label.label for label in labels}
-    losses: dict[str, list[float]] = {"incumbent": [], "candidate": []}
-    regression = versions["incumbent"] is not None and versions["incumbent"].task == "regression"
-    for entry in logged:
-        side = ("incumbent" if entry.version == rollout.incumbent
-                else "candidate" if entry.version == rollout.candidate else None)  # fmt: skip
-        if side is None:
-            continue
-        for row, predicted in enumerate(entry.predictions):
-            if (entry.request_id, row) in by_label:
-                losses[side].append(_loss(by_label[(entry.request_id, row)], predicted,
-                                          regression=regression))  # fmt: skip
-    test = sequential.two_samples(
-        np.asarray(losses["incumbent"]), np.asarray(losses["candidate"]), alpha=rollout.alpha
-    )
-    return {
+    regression = version is not None and version.task == "regression"
+    if rollout.mode == "shadow":
+        answered = {e.request_id: e for e in logged if e.version == rollout.incumbent}
+        a, b = [], []
+        for pair in pairs:
+            entry = answered.get(pair.request_id)
+            if entry is None or pair.predictions is None:
+                continue
+            for row, (mine, theirs) in enumerate(zip(entry.predictions, pair.predictions,
+                                                     strict=False)):  # fmt: skip
+                if (pair.request_id, row) in by_label:
+                    truth = by_label[(pair.request_id, row)]
+                    a.append(_loss(truth, mine, regression=regression))
+                    b.append(_loss(truth, theirs, regression=regression))
+        test = sequential.paired(np.asarray(a), np.asarray(b), alpha=rollout.alpha)
+    else:
+        losses: dict[int, list[float]] = {rollout.incumbent: [], rollout.candidate: []}
+        for entry in logged:
+            if entry.version not in losses:
+                continue
+            for row, predicted in enumerate(entry.predictions):
+                if (entry.request_id, row) in by_label:
+                    truth = by_label[(entry.request_id, row)]
+                    losses[entry.version].append(_loss(truth, predicted, regression=regression))
+        test = sequential.two_samples(np.asarray(losses[rollout.incumbent]),
+                                      np.asarray(losses[rollout.candidate]),
+                                      alpha=rollout.alpha)  # fmt: skip
+    out: dict[str, Any] = {
         "metric": "absolute error" if regression else "error rate (1 - accuracy)",
         "method": sequential.METHOD,
         "reference": sequential.REFERENCE,
@@ -170,6 +187,26 @@ def look(uow: UnitOfWork, rollout: Rollout) -> dict[str, Any]:
         "sides": {side: _side(counts.get(side, SideCounts())) for side in ("incumbent",
                                                                            "candidate")},
     }  # fmt: skip
+    if rollout.mode == "shadow":
+        out["shadow"] = _shadow_summary(pairs, counts.get("skipped", SideCounts()).calls,
+                                        regression=regression)  # fmt: skip
+    return out
+
+
+def _shadow_summary(pairs: list[Any], skipped: int, *, regression: bool) -> dict[str, Any]:
+    scored = [p for p in pairs if p.error is None]
+    rows = sum(p.n_rows for p in scored)
+    agreed = sum(p.agreed or 0 for p in scored) if not regression else None
+    diffs = [p.score_diff for p in scored if p.score_diff is not None]
+    return {
+        "copied_calls": len(pairs),
+        "skipped_calls": skipped,  # the queue was full: not copied, never waited for
+        "failed_calls": len(pairs) - len(scored),
+        "compared_rows": rows,
+        "agreement": None if agreed is None or not rows else agreed / rows,
+        "mean_score_difference": sum(diffs) / rows if diffs and rows else None,
+        "errors": sorted({p.error for p in pairs if p.error})[:5],
+    }
 
 
 def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "server") -> Rollout:
@@ -180,7 +217,7 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
         return rollout
     seen = look(uow, rollout)
     seen["at"] = now.isoformat()
-    breach = _breach(rollout, seen["sides"])
+    breach = _breach(rollout, seen["sides"], seen.get("shadow"))
     verdict = seen["test"]["verdict"]
     if breach is not None:
         ended = _end(uow, rollout, "rolled_back", breach, now, seen)
@@ -217,6 +254,10 @@ def decide_all(uow: Callable[[], UnitOfWork], clock: Callable[[], datetime]) -> 
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def _inputs(version: ModelVersion) -> list[tuple[str, str]]:
+    return sorted((c.name, c.type) for c in version.columns)
+
+
 def _servable(uow: UnitOfWork, model: str, number: int) -> ModelVersion:
     version = uow.models.get_version(model, number)
     if version is None:
@@ -241,8 +282,21 @@ def _side(counts: SideCounts) -> dict[str, Any]:
     }
 
 
-def _breach(rollout: Rollout, sides: dict[str, dict[str, Any]]) -> str | None:
+def _breach(
+    rollout: Rollout, sides: dict[str, dict[str, Any]], shadow: dict[str, Any] | None
+) -> str | None:
     candidate, incumbent = sides["candidate"], sides["incumbent"]
+    agreement = None if shadow is None else shadow["agreement"]
+    if (
+        agreement is not None
+        and shadow is not None
+        and shadow["compared_rows"] >= MIN_LATENCY_CALLS
+        and agreement < rollout.min_agreement
+    ):
+        return (
+            f"guard rail: the candidate agreed with the incumbent on {agreement:.1%} of "
+            f"{shadow['compared_rows']} rows, under {rollout.min_agreement:.1%}"
+        )
     if candidate["calls"] >= MIN_GUARD_CALLS and candidate["error_rate"] > rollout.max_error_rate:
         return (
             f"guard rail: the candidate failed {candidate['failed']} of {candidate['calls']} "

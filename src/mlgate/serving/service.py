@@ -25,6 +25,7 @@ from mlgate.serving.predictors import Predictor, PredictorCache
 
 if TYPE_CHECKING:
     from mlgate.serving.explain import Explainer, Explanation
+    from mlgate.serving.shadow import ShadowScorer
 
 T = TypeVar("T")
 INLINE_TREE_ROWS = 8  # rows of trees explained on the event loop; more go to a thread
@@ -81,6 +82,7 @@ class Serving:
     explainer: Callable[[ModelVersion], Explainer] | None = None
     rollouts: Callable[[str], Sequence[Rollout]] | None = None  # a model's running ones
     tally: RolloutTally | None = None
+    shadow: ShadowScorer | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,11 @@ async def predict(
     number, alias = pinned or asked.number, None if pinned else asked.alias
     rollout = None if pinned else _rollout_of(serving, asked)
     side = "incumbent"
-    if rollout is not None and rollout.answers_with_candidate(principal.actor):
+    if (
+        rollout is not None
+        and rollout.mode == "canary"
+        and rollout.answers_with_candidate(principal.actor)
+    ):
         side, number, alias = "candidate", rollout.candidate, None
 
     def rows_for(columns: Sequence[Column]) -> pd.DataFrame | Table:
@@ -157,17 +163,19 @@ async def predict(
         asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions,
         always=rollout is not None,  # a rollout's test needs every call it can get labels for
     )  # fmt: skip
+    if rollout is not None and rollout.mode == "shadow" and serving.shadow is not None:
+        serving.shadow.offer(rollout, request_id, parsed[0], scores)  # never waited for
     return result, headers
 
 
 def _rollout_of(serving: Serving, asked: Asked) -> Rollout | None:
-    """The running canary of the alias the caller asked for (by its name or the model's bare
+    """The running rollout of the alias the caller asked for (by its name or the model's bare
     name): never for a call that names a version."""
     if serving.rollouts is None or asked.target.version is not None:
         return None
     alias = asked.target.alias or PRODUCTION
     for rollout in serving.rollouts(asked.model):
-        if rollout.running and rollout.alias == alias and rollout.mode == "canary":
+        if rollout.running and rollout.alias == alias:
             return rollout
     return None
 

@@ -1,5 +1,6 @@
-"""Rollouts over HTTP: start a canary of a candidate version, watch its evidence, stop it, or
-have it decide now (the server's referee also looks every MLGATE_ROLLOUT_INTERVAL seconds)."""
+"""Rollouts over HTTP: start a shadow or a canary of a candidate version, watch its evidence,
+stop it, or have it decide now (the server's referee also looks every MLGATE_ROLLOUT_INTERVAL
+seconds)."""
 
 from __future__ import annotations
 
@@ -31,14 +32,23 @@ class StartRollout(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     candidate: int = Field(ge=1, le=MAX_NUMBER, description="The version to try")
-    mode: Literal["canary"] = Field("canary", description="canary: a share of the callers")
-    share: float = Field(0.05, gt=0, le=0.5, description="The share of callers it answers")
+    mode: Literal["shadow", "canary"] = Field(
+        "canary",
+        description="canary: the candidate answers a share of the callers; shadow: it scores "
+        "a copy of a share of the calls, answering none",
+    )
+    share: float = Field(
+        0.05, gt=0, le=1, description="Of the callers (canary, at most 0.5) or the calls (shadow)"
+    )
     alias: str = Field(PRODUCTION, min_length=1, max_length=64)
     alpha: float = Field(0.05, gt=0, le=0.2, description="Error rate of the sequential test")
     auto: bool = Field(False, description="Promote or roll back on the test's verdict")
     days: float = Field(14.0, gt=0, le=365, description="Undecided after this: it expires")
     max_error_rate: float = Field(0.05, gt=0, lt=1, description="Guard rail: failed calls")
     max_latency_ratio: float = Field(3.0, gt=1, description="Guard rail: p99 over the incumbent's")
+    min_agreement: float = Field(
+        0.0, ge=0, le=1, description="Guard rail (shadow): rows where both sides agree"
+    )
 
 
 class StopRollout(BaseModel):

@@ -1,5 +1,5 @@
-"""Rollouts: a candidate version tried on a share of an alias's traffic, and the calls each
-side answered as the serving processes counted them.
+"""Rollouts: a candidate version tried on a share of an alias's traffic, the calls each side
+answered as the serving processes counted them, and the shadow's scores of copied calls.
 
 Revision ID: 0014
 Revises: 0013
@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("auto", sa.Boolean, nullable=False),
         sa.Column("max_error_rate", sa.Float, nullable=False),
         sa.Column("max_latency_ratio", sa.Float, nullable=False),
+        sa.Column("min_agreement", sa.Float, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -55,9 +56,28 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_rollout_counts_rollout_id", "rollout_counts", ["rollout_id"])
+    op.create_table(
+        "rollout_shadow",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("rollout_id", sa.Integer, nullable=False),
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("n_rows", sa.Integer, nullable=False),
+        sa.Column("agreed", sa.Integer, nullable=True),
+        sa.Column("score_diff", sa.Float, nullable=True),
+        sa.Column("predictions", sa.JSON, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_rollout_shadow"),
+        sa.ForeignKeyConstraint(
+            ["rollout_id"], ["rollouts.id"], name="fk_rollout_shadow_rollout_id_rollouts"
+        ),
+    )
+    op.create_index("ix_rollout_shadow_rollout_id", "rollout_shadow", ["rollout_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_rollout_shadow_rollout_id", table_name="rollout_shadow")
+    op.drop_table("rollout_shadow")
     op.drop_index("ix_rollout_counts_rollout_id", table_name="rollout_counts")
     op.drop_table("rollout_counts")
     op.drop_index("ix_rollouts_model", table_name="rollouts")
