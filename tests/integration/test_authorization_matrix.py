@@ -110,6 +110,7 @@ MATRIX: list[Row] = [
     Row("GET", "/v1/models/{m}/aliases/{alias}/history", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
     Row("GET", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"candidate": 1}),
+    Row("POST", "/v1/models/{m}/rollouts/replay", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {"candidate": 99}),
     Row("GET", "/v1/models/{m}/rollouts/{rollout}", cells(U, (D, D), (D, D), (404, D), (404, D), (404, D), (404, 404))),
     Row("POST", "/v1/models/{m}/rollouts/{rollout}/decide", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
     Row("POST", "/v1/models/{m}/rollouts/{rollout}/stop", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {}),

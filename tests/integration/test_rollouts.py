@@ -428,3 +428,68 @@ def test_a_shadow_needs_the_same_input_columns(world: World) -> None:
     canary = world.client.post("/v1/models/churn/rollouts", headers=world.admin,
                                json={"candidate": 3, "share": 0.6})  # fmt: skip
     assert canary.status_code == 422 and "at most 0.5" in canary.json()["detail"]
+
+
+def test_a_replay_gives_the_agreement_of_scoring_both_versions_by_hand(world: World) -> None:
+    services = world.services
+    services.monitor.configure("churn", sample_rate=1.0)
+    now = services.clock()
+    priced = make_plan("priced", now, price_per_1k_rows="2")
+    create_plan(services.uow(), priced, by=None)
+    subscribe(services.uow(), by=None, consumer="co1", plan="priced", now=now)
+    services.forget_cached()
+    sent: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for i in range(8):
+        consumer = f"co{1 + i % 2}"
+        rows = RECORDS[i * 25 : (i + 1) * 25]
+        answer = call(world, consumer, rows)
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
+        sent.append((consumer, answer.headers["X-Request-ID"], rows))
+    services.recorder.flush()
+    consumer, request_id, rows = sent[0]
+    labels = [{"request_id": request_id, "row": r, "label": 1} for r in range(len(rows))]
+    fed = world.client.post(
+        "/v1/models/churn/feedback",
+        json={"feedback": labels},
+        headers={"Authorization": f"Bearer {world.tokens[consumer]}"},
+    )
+    assert fed.status_code == 200, fed.text
+
+    answer = world.client.post("/v1/models/churn/rollouts/replay", headers=world.admin,
+                               json={"candidate": 2, "days": 7})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    everything = [r for _, _, rows in sent for r in rows]
+    v1, v2 = (services.predictors.get(resolve_version(services.uow(), "churn", n)) for n in (1, 2))
+    table = rows_to_table(everything, v1.version.columns, max_rows=1000)
+    mine, theirs = v1.score(table).predictions, v2.score(table).predictions
+    assert report["logged_calls"] == 8 and report["compared_rows"] == len(everything)
+    assert report["answered_by"] == {"v1": 8} and report["not_replayed"] == {}
+    assert report["agreement"] == pytest.approx(
+        sum(a == b for a, b in zip(mine, theirs, strict=True)) / len(everything)
+    )
+    test = report["test"]
+    assert test["incumbent_rows"] == test["candidate_rows"] == 25
+    assert test["incumbent_loss"] == pytest.approx(sum(p != 1 for p in mine[:25]) / 25)
+    assert test["candidate_loss"] == pytest.approx(sum(p != 1 for p in theirs[:25]) / 25)
+    bill = {line["account"]: line for line in report["bill"]}
+    assert bill["consumer:co1"]["rows_then"] == bill["consumer:co1"]["rows_by_candidate"] == 100
+    assert bill["consumer:co1"]["amount_by_candidate"] == "0.20"  # 100 rows at 2 per 1,000
+    assert bill["consumer:co2"]["amount_then"] is None  # a plan without prices
+
+    services.monitor.configure("churn", exclude_columns=["contract"])
+    services.recorder.forget()
+    call(world, "co1", RECORDS[:3])
+    services.recorder.flush()
+    again = CliRunner().invoke(cli, ["rollout", "replay", "churn", "--candidate", "2", "--json"],
+                               obj=services)  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output)["not_replayed"] == {
+        "the log lacks column 'contract' (excluded or unknown then)": 1
+    }
+    shown = CliRunner().invoke(cli, ["rollout", "replay", "churn", "--candidate", "2"],
+                               obj=services)  # fmt: skip
+    assert "v2 agrees on" in shown.output and "consumer:co1" in shown.output
+    refused = world.client.post("/v1/models/churn/rollouts/replay", headers=world.admin,
+                                json={"candidate": 9})  # fmt: skip
+    assert refused.status_code == 404

@@ -64,6 +64,52 @@ def start(
     )
 
 
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    model: str,
+    candidate: Annotated[int, typer.Option(min=1, help="The version to replay the calls on.")],
+    days: Annotated[float, typer.Option(help="How far back in the prediction log.")] = 7.0,
+    alpha: Annotated[float, typer.Option(help="The test's error rate.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
+) -> None:
+    """Score CANDIDATE on the calls the prediction log kept from the last DAYS days: agreement
+    with what was answered, the test on the labels fed back, and the bill it would have made."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mlgate.rollouts.replay import replay as run
+
+    s = services(ctx)
+    with Progress(TextColumn(f"replaying on {model} v{candidate}"), BarColumn(),
+                  MofNCompleteColumn(), console=console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("calls", total=None)
+        report = run(s.uow(), s.predictors, model, candidate, days=days, now=s.clock(),
+                     alpha=alpha, progress=lambda done, total: bar.update(
+                         task, completed=done, total=total))  # fmt: skip
+    if as_json:
+        console.print_json(json.dumps(report, default=str))
+        return
+    console.print(
+        f"{report['logged_calls']:,} logged calls ({report['logged_rows']:,} rows) since "
+        f"{report['since'][:16]}, answered by {', '.join(report['answered_by']) or 'none'}"
+    )
+    if report["agreement"] is not None:
+        console.print(f"v{candidate} agrees on {report['agreement']:.2%} of "
+                      f"{report['compared_rows']:,} rows")  # fmt: skip
+    elif report["mean_absolute_difference"] is not None:
+        console.print(f"v{candidate} differs by {report['mean_absolute_difference']:.4g} on "
+                      f"average over {report['compared_rows']:,} rows")  # fmt: skip
+    for why, count in report["not_replayed"].items():
+        console.print(f"not replayed: {count:,} call(s): {why}")
+    _print_test(report)
+    table = Table("account", "rows then", f"rows by v{candidate}", "amount then",
+                  f"amount by v{candidate}")  # fmt: skip
+    for line in report["bill"]:
+        table.add_row(line["account"], f"{line['rows_then']:,}", f"{line['rows_by_candidate']:,}",
+                      line["amount_then"] or "", line["amount_by_candidate"] or "")  # fmt: skip
+    console.print(table)
+
+
 @app.command("list")
 def list_(ctx: typer.Context, model: str) -> None:
     """The model's rollouts."""
@@ -150,6 +196,10 @@ def _print_look(seen: dict[str, Any]) -> None:
             + ("" if agreement is None else f"agreement {agreement:.2%} on ")
             + f"{shadow['compared_rows']:,} rows"
         )
+    _print_test(seen)
+
+
+def _print_test(seen: dict[str, Any]) -> None:
     t = seen["test"]
     if t["low"] is None:
         console.print(

@@ -19,6 +19,7 @@ from mlgate.api.schemas import MAX_NUMBER
 from mlgate.bootstrap import Services
 from mlgate.registry.model import PRODUCTION
 from mlgate.rollouts import service as rollouts
+from mlgate.rollouts.replay import replay as replay_calls
 
 router = APIRouter(
     prefix="/v1/models/{name}/rollouts",
@@ -49,6 +50,14 @@ class StartRollout(BaseModel):
     min_agreement: float = Field(
         0.0, ge=0, le=1, description="Guard rail (shadow): rows where both sides agree"
     )
+
+
+class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    candidate: int = Field(ge=1, le=MAX_NUMBER, description="The version to replay the calls on")
+    days: float = Field(7.0, gt=0, le=90, description="How far back in the prediction log")
+    alpha: float = Field(0.05, gt=0, le=0.2)
 
 
 class StopRollout(BaseModel):
@@ -87,6 +96,22 @@ async def start_rollout(request: Request, name: str, body: StartRollout) -> Resp
         return rollout.to_json()
 
     return _json(await run_in_threadpool(run), status=201)
+
+
+@router.post("/replay", responses=PROBLEMS)
+@access("promote", audit=False)
+async def replay(request: Request, name: str, body: Replay) -> Response:
+    """Before any traffic: the candidate scores the calls the prediction log kept from the last
+    days; agreement with what was answered, the test on the labels fed back, and the bill it
+    would have made."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name))
+        return replay_calls(services.uow(), services.predictors, name, body.candidate,
+                            days=body.days, now=services.clock(), alpha=body.alpha)  # fmt: skip
+
+    return _json(await run_in_threadpool(run))
 
 
 @router.get("/{rollout_id}", responses=PROBLEMS)
