@@ -459,6 +459,10 @@ PAGES: list[Page] = [
     Page("POST", "/ui/models/{m}/rollback", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {**PROMOTE, "version": ""}),
     Page("GET", "/ui/models/{m}/compare", cells(S, (W, W), (W, W), (422, W), (422, W), (422, W), (422, 422)), params={"a": "1", "b": "1"}),
     Page("GET", "/ui/models/{m}/monitoring", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/models/{m}/rollouts", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/rollouts", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {"candidate": "1"}),
+    Page("GET", "/ui/models/{m}/rollouts/{rollout}", cells(S, (W, W), (W, W), (404, W), (404, W), (404, W), (404, 404))),
+    Page("POST", "/ui/models/{m}/rollouts/{rollout}/stop", cells(U, (W, W), (W, W), (W, W), (404, W), (404, W), (404, 404)), {"reason": ""}),
     Page("GET", "/ui/models/{m}/explain", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
     Page("POST", "/ui/models/{m}/explain", cells(U, (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"row": "not json"}),
     Page("GET", "/ui/models/{m}/versions/{version}/report", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
@@ -542,7 +546,13 @@ def test_every_page_has_a_row() -> None:
         for method in route.methods
     }
     in_matrix = {
-        (p.method, p.path.replace("{m}", "{name}").replace("{job}", "{job_id}")) for p in PAGES
+        (
+            p.method,
+            p.path.replace("{m}", "{name}")
+            .replace("{job}", "{job_id}")
+            .replace("{rollout}", "{rollout_id}"),
+        )
+        for p in PAGES
     }
     assert routes - in_matrix == set(), "pages without a row in the authorization matrix"
     assert in_matrix - routes == set(), "rows for pages that do not exist"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -493,3 +494,88 @@ def test_a_replay_gives_the_agreement_of_scoring_both_versions_by_hand(world: Wo
     refused = world.client.post("/v1/models/churn/rollouts/replay", headers=world.admin,
                                 json={"candidate": 9})  # fmt: skip
     assert refused.status_code == 404
+
+
+def browser_of(world: World) -> TestClient:
+    """A browser logged in to the dashboard as an admin."""
+    from mlgate.access.accounts import create_user
+
+    create_user(world.services.uow(), by=None, name="ann", password="operator password 2026",
+                is_admin=True, now=world.services.clock())  # fmt: skip
+    browser = TestClient(world.client.app, base_url="http://testserver", follow_redirects=False)
+    form = browser.get("/ui/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token
+    logged_in = browser.post("/ui/login", data={"name": "ann", "password": "operator password 2026",
+                                                "csrf": token.group(1)})  # fmt: skip
+    assert logged_in.status_code == 303
+    return browser
+
+
+def test_the_dashboard_starts_draws_and_stops_a_rollout(world: World) -> None:
+    browser = browser_of(world)
+    listing = browser.get("/ui/models/churn/rollouts")
+    assert listing.status_code == 200 and "No rollout yet" in listing.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', listing.text)
+    assert csrf
+    bad = browser.post("/ui/models/churn/rollouts",
+                       data={"candidate": "two", "csrf": csrf.group(1)})  # fmt: skip
+    assert bad.status_code == 422 and "version number" in bad.text
+    started = browser.post("/ui/models/churn/rollouts", data={
+        "candidate": "v2", "mode": "canary", "share": "0.3", "alias": "production",
+        "alpha": "0.05", "csrf": csrf.group(1)})  # fmt: skip
+    assert started.status_code == 303
+    where = started.headers["location"]
+    assert where.startswith("/ui/models/churn/rollouts/") and "rollout_started" in where
+    rollout_id = int(where.split("/")[-1].split("?")[0])
+
+    first, second = resolve_version(world.services.uow(), "churn", 1).classes or ()
+    for round_ in range(3):  # labels that favour the candidate, as in the API's test
+        for consumer in list(world.tokens)[1:]:
+            rows = RECORDS[round_ * 100 : (round_ + 1) * 100]
+            answer = call(world, consumer, rows)
+            version = answer.headers["X-Model-Version"]
+            items = [{"request_id": answer.headers["X-Request-ID"], "row": i,
+                      "label": p if version == "2" or i % 2 else (second if p == first else first)}
+                     for i, p in enumerate(answer.json()["predictions"])]  # fmt: skip
+            world.services.recorder.flush()
+            key = {"Authorization": f"Bearer {world.tokens[consumer]}"}
+            fed = world.client.post("/v1/models/churn/feedback", json={"feedback": items},
+                                    headers=key)  # fmt: skip
+            assert fed.status_code == 200, fed.text
+    shown = browser.get(f"/ui/models/churn/rollouts/{rollout_id}")
+    assert shown.status_code == 200
+    page = shown.text
+    assert "<svg" in page and "always-valid interval" in page and "<polygon" in page
+    assert "The test: better" in page  # the candidate is right more often, by construction
+    assert "failed calls" in page and "p99 latency" in page
+    look = rollouts.look(world.services.uow(),
+                         rollouts.get_rollout(world.services.uow(), "churn", rollout_id),
+                         points=40)  # fmt: skip
+    path = look["trajectory"]
+    assert path[-1]["labelled"] == look["test"]["incumbent_rows"] + look["test"]["candidate_rows"]
+    assert path[-1]["estimate"] == pytest.approx(look["test"]["estimate"])
+    assert path[0]["low"] is None  # too few labels at first: no interval yet
+    stopped = browser.post(f"/ui/models/churn/rollouts/{rollout_id}/stop",
+                           data={"reason": "seen enough", "csrf": csrf.group(1)})  # fmt: skip
+    assert stopped.status_code == 303 and "rollout_stopped" in stopped.headers["location"]
+    after = browser.get(stopped.headers["location"]).text
+    assert "stopped" in after and "seen enough" in after and "Stop the rollout" not in after
+    browser.close()
+
+
+def test_the_dashboard_shows_a_shadow(world: World) -> None:
+    rollout = shadow_world(world, min_agreement=0.5)
+    for i in range(5):
+        call(world, "co1", RECORDS[i * 4 : (i + 1) * 4])
+    settle(world)
+    browser = browser_of(world)
+    page = browser.get(f"/ui/models/churn/rollouts/{rollout['id']}").text
+    assert "Shadow: 5 calls copied, 0 skipped" in page and "agree on" in page
+    assert "agreement" in page and "at least 50%" in page
+    assert "No labelled rows yet" in page
+    assert (
+        f"/ui/models/churn/rollouts/{rollout['id']}"
+        in browser.get("/ui/models/churn/rollouts").text
+    )
+    browser.close()

@@ -41,3 +41,15 @@ def test_spark_draws_a_bar_per_day_and_large_numbers_are_shortened() -> None:
     assert len(svg.findall(f"{SVG}rect")) == 4
     big = charts.bars([("x", 2_500_000)], title="big")
     assert re.search(r">2\.5M<", big)
+
+
+def test_an_interval_band_draws_the_estimate_inside_its_interval_and_zero() -> None:
+    points = [(50.0, 0.2, None, None), (100.0, 0.1, -0.05, 0.25), (150.0, 0.12, 0.01, 0.2)]
+    svg = str(charts.interval_band(points, title="difference <over> time", x_label="rows"))
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert "difference &lt;over&gt; time" in svg  # escaped
+    assert svg.count("<polygon") == 1  # the band, over the two bounded points only
+    assert svg.count("<circle") == 3 and "unbounded" in svg and "[-0.05, +0.25]" in svg
+    assert "stroke-dasharray" in svg  # the zero line
+    lone = str(charts.interval_band([(1.0, 0.0, None, None)], title="one", x_label="rows"))
+    assert "<polygon" not in lone and "<polyline" not in lone and lone.count("<circle") == 1

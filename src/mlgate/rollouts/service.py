@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ from mlgate.monitoring.service import same_label
 from mlgate.registry.aliases import promote
 from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
 from mlgate.rollouts import sequential
-from mlgate.rollouts.model import RUNNING, Mode, Rollout, SideCounts
+from mlgate.rollouts.model import RUNNING, Mode, Rollout, ShadowPair, SideCounts
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.rollouts")
@@ -141,9 +141,51 @@ def stop_rollout(
     return ended
 
 
-def look(uow: UnitOfWork, rollout: Rollout) -> dict[str, Any]:
+def look(uow: UnitOfWork, rollout: Rollout, *, points: int = 0) -> dict[str, Any]:
     """The evidence now: each side's calls, failures and p99, the shadow's agreement, and the
-    test on the labels (two samples for a canary, pairs of answers for a shadow)."""
+    test on the labels (two samples for a canary, pairs of answers for a shadow). With
+    `points`, also the test as it stood after each of that many shares of the labelled rows,
+    in the order they were predicted (the dashboard draws it)."""
+    seen = _evidence(uow, rollout)
+    test = _test(rollout, seen.observations)
+    out: dict[str, Any] = {
+        "metric": "absolute error" if seen.regression else "error rate (1 - accuracy)",
+        "method": sequential.METHOD,
+        "reference": sequential.REFERENCE,
+        "test": test.to_json(),
+        "sides": {side: _side(seen.counts.get(side, SideCounts()))
+                  for side in ("incumbent", "candidate")},
+    }  # fmt: skip
+    if rollout.mode == "shadow":
+        out["shadow"] = _shadow_summary(seen.pairs, seen.counts.get("skipped", SideCounts()).calls,
+                                        regression=seen.regression)  # fmt: skip
+    if points:
+        n = len(seen.observations)
+        ends = sorted({max(1, round(n * k / points)) for k in range(1, points + 1)}) if n else []
+        out["trajectory"] = [
+            {"at": seen.observations[end - 1].at.isoformat(), "labelled": end,
+             **_test(rollout, seen.observations[:end]).to_json()}
+            for end in ends
+        ]  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class _Observation:
+    at: datetime  # when the labelled row was predicted
+    incumbent: float | None  # its loss on the incumbent's side (both, for a shadow)
+    candidate: float | None
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    counts: dict[str, SideCounts]
+    pairs: list[ShadowPair]
+    observations: list[_Observation]  # labelled rows, in the order they were predicted
+    regression: bool
+
+
+def _evidence(uow: UnitOfWork, rollout: Rollout) -> _Evidence:
     until = rollout.ended_at or datetime.max.replace(tzinfo=rollout.started_at.tzinfo)
     with uow:
         counts = uow.rollouts.counts(rollout.id or 0)
@@ -153,47 +195,48 @@ def look(uow: UnitOfWork, rollout: Rollout) -> dict[str, Any]:
         labels = uow.monitoring.labels(sorted({e.request_id for e in logged}))
     by_label = {(label.request_id, label.row): label.label for label in labels}
     regression = version is not None and version.task == "regression"
+    seen: list[_Observation] = []
     if rollout.mode == "shadow":
-        answered = {e.request_id: e for e in logged if e.version == rollout.incumbent}
-        a, b = [], []
-        for pair in pairs:
-            entry = answered.get(pair.request_id)
-            if entry is None or pair.predictions is None:
+        copies = {p.request_id: p for p in pairs if p.predictions is not None}
+        for entry in logged:
+            pair = copies.get(entry.request_id)
+            if entry.version != rollout.incumbent or pair is None or pair.predictions is None:
                 continue
             for row, (mine, theirs) in enumerate(zip(entry.predictions, pair.predictions,
                                                      strict=False)):  # fmt: skip
-                if (pair.request_id, row) in by_label:
-                    truth = by_label[(pair.request_id, row)]
-                    a.append(_loss(truth, mine, regression=regression))
-                    b.append(_loss(truth, theirs, regression=regression))
-        test = sequential.paired(np.asarray(a), np.asarray(b), alpha=rollout.alpha)
+                truth = by_label.get((entry.request_id, row))
+                if truth is not None:
+                    seen.append(
+                        _Observation(
+                            entry.at,
+                            _loss(truth, mine, regression=regression),
+                            _loss(truth, theirs, regression=regression),
+                        )
+                    )
     else:
-        losses: dict[int, list[float]] = {rollout.incumbent: [], rollout.candidate: []}
         for entry in logged:
-            if entry.version not in losses:
+            if entry.version not in (rollout.incumbent, rollout.candidate):
                 continue
+            mine = entry.version == rollout.incumbent
             for row, predicted in enumerate(entry.predictions):
-                if (entry.request_id, row) in by_label:
-                    truth = by_label[(entry.request_id, row)]
-                    losses[entry.version].append(_loss(truth, predicted, regression=regression))
-        test = sequential.two_samples(np.asarray(losses[rollout.incumbent]),
-                                      np.asarray(losses[rollout.candidate]),
-                                      alpha=rollout.alpha)  # fmt: skip
-    out: dict[str, Any] = {
-        "metric": "absolute error" if regression else "error rate (1 - accuracy)",
-        "method": sequential.METHOD,
-        "reference": sequential.REFERENCE,
-        "test": test.to_json(),
-        "sides": {side: _side(counts.get(side, SideCounts())) for side in ("incumbent",
-                                                                           "candidate")},
-    }  # fmt: skip
+                truth = by_label.get((entry.request_id, row))
+                if truth is not None:
+                    loss = _loss(truth, predicted, regression=regression)
+                    seen.append(_Observation(entry.at, loss if mine else None,
+                                             None if mine else loss))  # fmt: skip
+    seen.sort(key=lambda o: o.at)
+    return _Evidence(counts, pairs, seen, regression)
+
+
+def _test(rollout: Rollout, seen: list[_Observation]) -> sequential.Look:
+    a = np.array([o.incumbent for o in seen if o.incumbent is not None], dtype="float64")
+    b = np.array([o.candidate for o in seen if o.candidate is not None], dtype="float64")
     if rollout.mode == "shadow":
-        out["shadow"] = _shadow_summary(pairs, counts.get("skipped", SideCounts()).calls,
-                                        regression=regression)  # fmt: skip
-    return out
+        return sequential.paired(a, b, alpha=rollout.alpha)
+    return sequential.two_samples(a, b, alpha=rollout.alpha)
 
 
-def _shadow_summary(pairs: list[Any], skipped: int, *, regression: bool) -> dict[str, Any]:
+def _shadow_summary(pairs: list[ShadowPair], skipped: int, *, regression: bool) -> dict[str, Any]:
     scored = [p for p in pairs if p.error is None]
     rows = sum(p.n_rows for p in scored)
     agreed = sum(p.agreed or 0 for p in scored) if not regression else None

@@ -152,3 +152,66 @@ def waterfall(
         f"stroke='{GRID}' stroke-dasharray='3 3'/></svg>"
     )
     return Markup("".join(parts))
+
+
+BAND = "#c6d7ee"
+
+
+def interval_band(
+    points: Sequence[tuple[float, float, float | None, float | None]],
+    *,
+    title: str,
+    x_label: str,
+    width: int = 640,
+    height: int = 220,
+) -> Markup:
+    """An estimate over its x (a line) inside its interval (a band), with zero marked: points
+    are (x, estimate, low, high); a point whose interval is still unbounded has None for both
+    and is drawn without band. Each point says its numbers when hovered."""
+    e = html.escape
+    left, bottom, top, right = 56, 30, 12, 12
+    plot_w, plot_h = width - left - right, height - bottom - top
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    ys = [0.0, *(p[1] for p in points)]
+    ys += [v for p in points for v in (p[2], p[3]) if v is not None]
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    pad = (y_high - y_low) * 0.05 or 0.05
+    y_low, y_high = y_low - pad, y_high + pad
+
+    def x(value: float) -> float:
+        return left + plot_w * ((value - x_low) / ((x_high - x_low) or 1.0))
+
+    def y(value: float) -> float:
+        return top + plot_h * (1 - (value - y_low) / (y_high - y_low))
+
+    parts = [
+        f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
+        f"role='img' aria-label='{e(title)}'><title>{e(title)}</title>",
+        f"<line x1='{left}' y1='{y(0):.1f}' x2='{width - right}' y2='{y(0):.1f}' "
+        f"stroke='{TEXT}' stroke-dasharray='4 3'/>",
+        f"<text x='{left - 6}' y='{y(0) + 4:.1f}' text-anchor='end' font-size='11' "
+        f"fill='{TEXT}'>0</text>",
+        f"<text x='{left - 6}' y='{top + 8}' text-anchor='end' font-size='11' "
+        f"fill='{TEXT}'>{y_high:+.3g}</text>",
+        f"<text x='{left - 6}' y='{top + plot_h}' text-anchor='end' font-size='11' "
+        f"fill='{TEXT}'>{y_low:+.3g}</text>",
+        f"<text x='{left + plot_w / 2:.1f}' y='{height - 8}' text-anchor='middle' "
+        f"font-size='11' fill='{TEXT}'>{e(x_label)}: {_full(x_low)} to {_full(x_high)}</text>",
+    ]
+    bounded = [p for p in points if p[2] is not None and p[3] is not None]
+    if len(bounded) > 1:
+        upper = " ".join(f"{x(p[0]):.1f},{y(p[3]):.1f}" for p in bounded)  # type: ignore[arg-type]
+        lower = " ".join(f"{x(p[0]):.1f},{y(p[2]):.1f}" for p in reversed(bounded))  # type: ignore[arg-type]
+        parts.append(f"<polygon points='{upper} {lower}' fill='{BAND}' stroke='none'/>")
+    if len(points) > 1:
+        line = " ".join(f"{x(p[0]):.1f},{y(p[1]):.1f}" for p in points)
+        parts.append(f"<polyline points='{line}' fill='none' stroke='{BAR}' stroke-width='2'/>")
+    for px, estimate, low, high in points:
+        around = "unbounded" if low is None or high is None else f"[{low:+.4g}, {high:+.4g}]"
+        parts.append(
+            f"<circle cx='{x(px):.1f}' cy='{y(estimate):.1f}' r='2.5' fill='{BAR}'>"
+            f"<title>{e(x_label)} {_full(px)}: {estimate:+.4g} {around}</title></circle>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

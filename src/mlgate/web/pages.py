@@ -49,6 +49,8 @@ CSP = (
 NOTICES = {
     "promoted": "The alias now points at the new version.",
     "rolled_back": "The alias is back on its previous version.",
+    "rollout_started": "The rollout is running: servers follow it within a second.",
+    "rollout_stopped": "The rollout is stopped: every caller is back on the incumbent.",
     "source_added": "The source is saved; its credentials are stored sealed.",
     "source_ok": "Connected: the source answers.",
     "source_removed": "The source is removed.",
