@@ -31,6 +31,7 @@ from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
+from mlgate.rollouts.schedules import Schedule
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
@@ -155,6 +156,7 @@ class InMemoryDatabase:
     rollouts: dict[int, Rollout] = field(default_factory=dict)
     rollout_counts: list[tuple[int, str, SideCounts]] = field(default_factory=list)
     rollout_shadow: list[ShadowPair] = field(default_factory=list)
+    schedules: dict[int, Schedule] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -679,6 +681,28 @@ class InMemoryRolloutRepository:
 
     def shadow(self, rollout_id: int) -> list[ShadowPair]:
         return [p for p in self._db.rollout_shadow if p.rollout_id == rollout_id]
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        stored = replace(schedule, id=self._db.next_id("schedules"))
+        self._db.schedules[stored.id or 0] = stored
+        return stored
+
+    def get_schedule(self, schedule_id: int) -> Schedule | None:
+        return self._db.schedules.get(schedule_id)
+
+    def schedules(self, model: str | None) -> list[Schedule]:
+        return [s for _, s in sorted(self._db.schedules.items())
+                if model is None or s.model == model]  # fmt: skip
+
+    def save_schedule_if(self, schedule: Schedule, *, revision: int) -> bool:
+        stored = self._db.schedules.get(schedule.id or 0)
+        if stored is None or stored.revision != revision:
+            return False
+        self._db.schedules[schedule.id or 0] = schedule
+        return True
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self._db.schedules.pop(schedule_id, None)
 
     def counts(self, rollout_id: int) -> dict[str, SideCounts]:
         out: dict[str, SideCounts] = {}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -76,6 +76,7 @@ class Services:
     _tally: RolloutTally | None = field(default=None, repr=False)
     _shadow: ShadowScorer | None = field(default=None, repr=False)
     _referee: Periodic | None = field(default=None, repr=False)
+    _scheduler: Periodic | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
     )
@@ -198,18 +199,59 @@ class Services:
         if every and self._referee is None:
             self._referee = Periodic("mlgate-referee", self._decide_rollouts, every, final=False)
             self._referee.start()
+        every = self.settings.schedule_interval
+        if every and self._scheduler is None:
+            self._scheduler = Periodic("mlgate-schedules", self.run_schedules, every, final=False)
+            self._scheduler.start()
 
     def stop_monitoring(self) -> None:
-        for loop in (self._checker, self._referee):
+        for loop in (self._checker, self._referee, self._scheduler):
             if loop is not None:
                 loop.stop()
-        self._checker = self._referee = None
+        self._checker = self._referee = self._scheduler = None
         if self._recorder is not None:
             self._recorder.stop()
         if self._shadow is not None:
             self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
+
+    def run_schedules(self) -> list[str]:
+        """One round over the retraining schedules (rollouts/schedules.py)."""
+        from mlgate.rollouts import schedules
+        from mlgate.training.jobs import get_job
+        from mlgate.training.service import retrain_spec
+
+        def submit(version: ModelVersion, actor: str) -> str:
+            spec = retrain_spec(version, from_snapshot=False, actor=actor)
+            body = {"model": version.model_name, "source": spec.source, "target": spec.target,
+                    "algorithm": spec.algorithm, "table": spec.table, "query": spec.query,
+                    "reason": f"{actor}: retrain {version.ref}"}  # fmt: skip
+            return self.jobs.submit(spec, body).id
+
+        def job_state(job_id: str) -> tuple[str, dict[str, Any], str | None]:
+            job = get_job(self.uow(), job_id)
+            return job.state, job.result, job.error
+
+        def open_named(name: str) -> Source:
+            with self.uow() as uow:
+                config = uow.sources.get(name)
+            if config is None:
+                raise NotFound(f"no source named {name!r}")
+            return self.open_source(config)
+
+        hands = schedules.Hands(
+            submit=submit,
+            job_state=job_state,
+            count_rows=lambda version: schedules.new_rows_of(version, open_named),
+            follow_up=lambda schedule, number: schedules.hand_over(
+                self.uow, self.predictors, schedule, number, now=self.clock()
+            ),
+        )
+        done = schedules.tick(self.uow, hands, now=self.clock())
+        if done:
+            self.forget_cached()  # a rollout may have started
+        return done
 
     def _decide_rollouts(self) -> None:
         from mlgate.rollouts.service import decide_all

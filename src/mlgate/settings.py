@@ -71,6 +71,7 @@ class Settings:
     dask_address: str | None = None
     monitor_interval: int = 300  # seconds between monitoring checks in `mlgate serve`; 0: none
     rollout_interval: int = 10  # seconds between the looks at running rollouts; 0: none
+    schedule_interval: int = 30  # seconds between the looks at retraining schedules; 0: none
 
     @property
     def secret_key_file(self) -> Path:
@@ -107,6 +108,7 @@ class Settings:
             dask_address=get("dask_address", None),
             monitor_interval=_whole("monitor_interval", get("monitor_interval", "300")),
             rollout_interval=_whole("rollout_interval", get("rollout_interval", "10")),
+            schedule_interval=_whole("schedule_interval", get("schedule_interval", "30")),
         )
 
 

@@ -114,6 +114,9 @@ MATRIX: list[Row] = [
     Row("GET", "/v1/models/{m}/rollouts/{rollout}", cells(U, (D, D), (D, D), (404, D), (404, D), (404, D), (404, 404))),
     Row("POST", "/v1/models/{m}/rollouts/{rollout}/decide", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
     Row("POST", "/v1/models/{m}/rollouts/{rollout}/stop", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {}),
+    Row("GET", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"cron": "0 3 * * 1"}),
+    Row("DELETE", "/v1/models/{m}/schedules/{schedule}", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
     Row("POST", "/v1/models/{m}/compare", cells(U, (D, D), (D, D), (422, D), (422, D), (422, D), (422, 422)), {"a": 1, "b": 1}),
     Row("PATCH", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"description": "matrix"}),
     Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
@@ -308,6 +311,7 @@ def _url(world: World, row: Row, model: str) -> str:
         prefix=world.victim_key,
         grant_id=999_999,
         rollout=999_999,
+        schedule=999_999,
     )
 
 
@@ -403,7 +407,8 @@ def test_every_route_has_a_row() -> None:
             row.method,
             row.path.replace("{m}", "{name}")
             .replace("{job}", "{job_id}")
-            .replace("{rollout}", "{rollout_id}"),
+            .replace("{rollout}", "{rollout_id}")
+            .replace("{schedule}", "{schedule_id}"),
         )
         for row in MATRIX
     }

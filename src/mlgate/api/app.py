@@ -85,6 +85,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(lifecycle.router)
     app.include_router(rollouts.router)
+    app.include_router(rollouts.schedules_router)
     app.include_router(access.router)
     app.include_router(plans.router)
     app.include_router(monitoring.router)

@@ -213,3 +213,83 @@ def _print_test(seen: dict[str, Any]) -> None:
         f"difference {t['estimate']:+.4f}, always-valid {1 - t['alpha']:.0%} interval "
         f"[{t['low']:+.4f}, {t['high']:+.4f}]: [bold]{t['verdict']}[/bold]"
     )
+
+
+schedules_app = typer.Typer(
+    no_args_is_help=True, help="Retrain a model on a schedule and roll the new version out."
+)
+
+
+@schedules_app.command("add")
+def add_schedule(
+    ctx: typer.Context,
+    model: str,
+    cron: Annotated[str | None, typer.Option(help='When, in UTC: e.g. "0 3 * * 1".')] = None,
+    on_drift: Annotated[bool, typer.Option(help="Also when monitoring finds it drifting.")] = False,
+    new_rows: Annotated[
+        int | None, typer.Option(min=1, help="Also when the source has this many new rows.")
+    ] = None,
+    alias: Annotated[
+        str, typer.Option(help="The alias whose version is retrained.")
+    ] = "production",
+    replay_days: Annotated[float, typer.Option(help="Replay the log first (0: no).")] = 7.0,
+    mode: Annotated[str, typer.Option(help="The rollout: canary, shadow or none.")] = "canary",
+    share: Annotated[float, typer.Option(help="The rollout's share.")] = 0.05,
+    auto: Annotated[bool, typer.Option(help="The rollout decides by itself.")] = True,
+    alpha: Annotated[float, typer.Option(help="The test's error rate.")] = 0.05,
+) -> None:
+    """Retrain MODEL's alias version when a trigger fires, then replay and roll it out."""
+    from mlgate.cli.training import cli_actor
+    from mlgate.rollouts.schedules import add_schedule as add
+
+    s = services(ctx)
+    schedule = add(
+        s.uow(), model, actor=cli_actor(), now=s.clock(), cron=cron, on_drift=on_drift,
+        new_rows=new_rows, alias=alias,
+        policy={"replay_days": replay_days, "mode": mode, "share": share, "auto": auto,
+                "alpha": alpha},
+    )  # fmt: skip
+    audited(ctx, "schedules.add", model, schedule=schedule.id)
+    nxt = schedule.next_run_at
+    console.print(f"schedule {schedule.id} of {model}"
+                  + (f": next run {nxt:%Y-%m-%d %H:%M} UTC" if nxt else ""))  # fmt: skip
+
+
+@schedules_app.command("list")
+def list_schedules(
+    ctx: typer.Context, model: Annotated[str | None, typer.Argument()] = None
+) -> None:
+    """Every schedule (or MODEL's): triggers, policy, next run, last outcome."""
+    from mlgate.rollouts.schedules import schedules_of
+
+    table = Table("id", "model", "triggers", "policy", "next run (UTC)", "last outcome")
+    for s in schedules_of(services(ctx).uow(), model):
+        triggers = ", ".join(
+            t for t in (f"cron {s.cron}" if s.cron else "", "drift" if s.on_drift else "",
+                        f"{s.new_rows:,} new rows" if s.new_rows else "") if t
+        )  # fmt: skip
+        p = s.policy
+        policy = (("" if not p.get("replay_days") else f"replay {p['replay_days']:g} d, ")
+                  + (p["mode"] if p["mode"] == "none" else f"{p['mode']} {p['share']:g}")
+                  + (" auto" if p.get("auto") and p["mode"] != "none" else ""))  # fmt: skip
+        nxt = "" if s.next_run_at is None else f"{s.next_run_at:%Y-%m-%d %H:%M}"
+        table.add_row(str(s.id), s.model, triggers, policy, nxt, s.last_outcome or "")
+    console.print(table)
+
+
+@schedules_app.command("remove")
+def remove_schedule(ctx: typer.Context, model: str, schedule_id: int) -> None:
+    """Remove a schedule (a retrain it started runs on; nothing follows it)."""
+    from mlgate.rollouts.schedules import remove_schedule as remove
+
+    remove(services(ctx).uow(), model, schedule_id)
+    audited(ctx, "schedules.remove", model, schedule=schedule_id)
+    console.print(f"schedule {schedule_id} of {model}: removed")
+
+
+@schedules_app.command("run")
+def run_schedules(ctx: typer.Context) -> None:
+    """One round over the schedules now, as `mlgate serve` does every 30 seconds: fire what is
+    due, and hand what finished training to its policy."""
+    for line in services(ctx).run_schedules() or ["nothing due"]:
+        console.print(line)

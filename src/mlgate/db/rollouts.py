@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlgate.db.repositories import _aware, _utc
-from mlgate.db.tables import rollout_counts, rollout_shadow, rollouts
+from mlgate.db.tables import rollout_counts, rollout_shadow, rollouts, schedules
 from mlgate.rollouts.model import LATENCY_BOUNDS, Rollout, ShadowPair, SideCounts
+from mlgate.rollouts.schedules import Schedule
 
 _FIELDS = (
     "model", "alias", "incumbent", "candidate", "mode", "share", "alpha", "auto",
@@ -78,6 +79,35 @@ class SqlRolloutRepository:
             for r in self._conn.execute(query)
         ]  # fmt: skip
 
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        values = {name: getattr(schedule, name) for name in _SCHEDULE_FIELDS}
+        key = self._conn.execute(schedules.insert().values(**values)).inserted_primary_key
+        assert key is not None
+        return replace(schedule, id=int(key[0]))
+
+    def get_schedule(self, schedule_id: int) -> Schedule | None:
+        row = self._conn.execute(schedules.select().where(schedules.c.id == schedule_id)).first()
+        return None if row is None else _schedule(row)
+
+    def schedules(self, model: str | None) -> list[Schedule]:
+        query = schedules.select().order_by(schedules.c.id)
+        if model is not None:
+            query = query.where(schedules.c.model == model)
+        return [_schedule(r) for r in self._conn.execute(query)]
+
+    def save_schedule_if(self, schedule: Schedule, *, revision: int) -> bool:
+        """Write the schedule if its stored revision is still `revision`."""
+        values = {name: getattr(schedule, name) for name in _SCHEDULE_FIELDS}
+        done = self._conn.execute(
+            schedules.update()
+            .where(schedules.c.id == schedule.id, schedules.c.revision == revision)
+            .values(**values)
+        )
+        return done.rowcount == 1
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        self._conn.execute(schedules.delete().where(schedules.c.id == schedule_id))
+
     def counts(self, rollout_id: int) -> dict[str, SideCounts]:
         t = rollout_counts
         query = sa.select(t.c.side, t.c.calls, t.c.failed, t.c.latency).where(
@@ -91,6 +121,20 @@ class SqlRolloutRepository:
             for index, count in enumerate(latency):
                 into[2][index] += count
         return {side: SideCounts(c, f, tuple(h)) for side, (c, f, h) in sums.items()}
+
+
+_SCHEDULE_FIELDS = (
+    "model", "alias", "cron", "on_drift", "new_rows", "policy", "enabled", "created_at",
+    "created_by", "next_run_at", "next_check_at", "last_fired_at", "pending_job",
+    "last_outcome", "revision",
+)  # fmt: skip
+
+
+def _schedule(row: Any) -> Schedule:
+    values = {name: getattr(row, name) for name in _SCHEDULE_FIELDS}
+    for name in ("created_at", "next_run_at", "next_check_at", "last_fired_at"):
+        values[name] = _utc(values[name])
+    return Schedule(**values, id=row.id)
 
 
 def _values(rollout: Rollout) -> dict[str, Any]:

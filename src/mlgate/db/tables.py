@@ -359,3 +359,25 @@ rollout_shadow = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_rollout_shadow_rollout_id", "rollout_id"),
 )
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("cron", sa.String(128), nullable=True),
+    sa.Column("on_drift", sa.Boolean, nullable=False),
+    sa.Column("new_rows", sa.BigInteger, nullable=True),
+    sa.Column("policy", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(160), nullable=False),
+    sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_fired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("pending_job", sa.String(64), nullable=True),
+    sa.Column("last_outcome", sa.Text, nullable=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Index("ix_schedules_model", "model"),
+)

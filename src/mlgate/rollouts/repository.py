@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
+
+if TYPE_CHECKING:
+    from mlgate.rollouts.schedules import Schedule
 
 
 class RolloutRepository(Protocol):
@@ -26,3 +29,13 @@ class RolloutRepository(Protocol):
     def add_shadow(self, pairs: Sequence[ShadowPair]) -> None: ...
 
     def shadow(self, rollout_id: int) -> list[ShadowPair]: ...
+
+    def add_schedule(self, schedule: Schedule) -> Schedule: ...
+
+    def get_schedule(self, schedule_id: int) -> Schedule | None: ...
+
+    def schedules(self, model: str | None) -> list[Schedule]: ...
+
+    def save_schedule_if(self, schedule: Schedule, *, revision: int) -> bool: ...
+
+    def delete_schedule(self, schedule_id: int) -> None: ...

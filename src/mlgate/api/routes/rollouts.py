@@ -18,6 +18,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER
 from mlgate.bootstrap import Services
 from mlgate.registry.model import PRODUCTION
+from mlgate.rollouts import schedules
 from mlgate.rollouts import service as rollouts
 from mlgate.rollouts.replay import replay as replay_calls
 
@@ -163,6 +164,80 @@ async def stop_rollout(request: Request, name: str, rollout_id: int, body: StopR
                                         now=services.clock(), reason=body.reason)  # fmt: skip
         services.forget_cached()
         return stopped.to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+schedules_router = APIRouter(
+    prefix="/v1/models/{name}/schedules",
+    tags=["rollouts"],
+    dependencies=[Security(bearer)],
+    route_class=AuthorizedRoute,
+)
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    replay_days: float = Field(7, ge=0, le=90, description="Replay the log first (0: no)")
+    mode: Literal["shadow", "canary", "none"] = Field("canary")
+    share: float = Field(0.05, gt=0, le=1)
+    auto: bool = Field(True, description="The rollout decides by itself")
+    alpha: float = Field(0.05, gt=0, le=0.2)
+
+
+class AddSchedule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str | None = Field(None, max_length=128, description='UTC, e.g. "0 3 * * 1"')
+    on_drift: bool = Field(False, description="Also when monitoring finds it drifting")
+    new_rows: int | None = Field(
+        None, ge=1, description="Also when the source has this many new rows"
+    )
+    alias: str = Field(PRODUCTION, min_length=1, max_length=64)
+    policy: Policy = Field(default_factory=Policy)
+
+
+@schedules_router.get("", responses=PROBLEMS)
+@access("read")
+async def list_schedules(request: Request, name: str) -> Response:
+    """The model's retraining schedules, each with its next run and its last outcome."""
+    services = _services(request)
+
+    def run() -> list[dict[str, Any]]:
+        authorize(services, request, Target(name))
+        return [s.to_json() for s in schedules.schedules_of(services.uow(), name)]
+
+    return _json(await run_in_threadpool(run))
+
+
+@schedules_router.post("", status_code=201, responses=PROBLEMS)
+@access("train")
+async def add_schedule(request: Request, name: str, body: AddSchedule) -> Response:
+    """Retrain the alias's version on a cron, on drift or on new rows, and hand the new
+    version to the policy: replay, then a shadow or canary rollout."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        key = authorize(services, request, Target(name))
+        return schedules.add_schedule(
+            services.uow(), name, actor=actor(key), now=services.clock(), cron=body.cron,
+            on_drift=body.on_drift, new_rows=body.new_rows, alias=body.alias,
+            policy=body.policy.model_dump(),
+        ).to_json()  # fmt: skip
+
+    return _json(await run_in_threadpool(run), status=201)
+
+
+@schedules_router.delete("/{schedule_id}", responses=PROBLEMS)
+@access("train")
+async def remove_schedule(request: Request, name: str, schedule_id: int) -> Response:
+    """Remove a schedule; a retrain it started runs on, and nothing follows it."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name))
+        return schedules.remove_schedule(services.uow(), name, schedule_id).to_json()
 
     return _json(await run_in_threadpool(run))
 

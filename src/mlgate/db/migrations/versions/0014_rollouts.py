@@ -1,5 +1,6 @@
 """Rollouts: a candidate version tried on a share of an alias's traffic, the calls each side
-answered as the serving processes counted them, and the shadow's scores of copied calls.
+answered as the serving processes counted them, the shadow's scores of copied calls, and
+retraining schedules.
 
 Revision ID: 0014
 Revises: 0013
@@ -73,9 +74,32 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_rollout_shadow_rollout_id", "rollout_shadow", ["rollout_id"])
+    op.create_table(
+        "schedules",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("model", sa.String(128), nullable=False),
+        sa.Column("alias", sa.String(64), nullable=False),
+        sa.Column("cron", sa.String(128), nullable=True),
+        sa.Column("on_drift", sa.Boolean, nullable=False),
+        sa.Column("new_rows", sa.BigInteger, nullable=True),
+        sa.Column("policy", sa.JSON, nullable=False),
+        sa.Column("enabled", sa.Boolean, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(160), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_fired_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("pending_job", sa.String(64), nullable=True),
+        sa.Column("last_outcome", sa.Text, nullable=True),
+        sa.Column("revision", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_schedules"),
+    )
+    op.create_index("ix_schedules_model", "schedules", ["model"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_schedules_model", table_name="schedules")
+    op.drop_table("schedules")
     op.drop_index("ix_rollout_shadow_rollout_id", table_name="rollout_shadow")
     op.drop_table("rollout_shadow")
     op.drop_index("ix_rollout_counts_rollout_id", table_name="rollout_counts")
