@@ -47,7 +47,10 @@ def start(
     from mlgate.cli.training import cli_actor
     from mlgate.rollouts.service import start_rollout
 
+    from mlgate.registry.service import resolve_version
+
     s = services(ctx)
+    s.predictors.get(resolve_version(s.uow(), model, candidate))  # a broken artifact: refused
     rollout = start_rollout(
         s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
         now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,

@@ -140,10 +140,11 @@ async def predict(
         gate.admit(admission, asked.target, len(frame), version, explain=explaining)
         try:
             scores = serving.predictors.get(version).score(frame)
-        except MlgateError:
-            raise
-        except Exception:
-            if rollout is not None:  # a failure the rollout's guard rail counts
+        except Exception as exc:
+            # The guard rail counts the server's failures (a broken artifact, a model that
+            # raises), not the caller's (rows it could not score are a 4xx)
+            ours = not isinstance(exc, MlgateError) or serving.status_of(exc) >= 500
+            if rollout is not None and ours:
                 _tally(serving, rollout, side, started, failed=True)
             raise
         explanation = await _explain(serving, version, frame) if explaining else None

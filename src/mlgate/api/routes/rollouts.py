@@ -18,6 +18,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER
 from mlgate.bootstrap import Services
 from mlgate.registry.model import PRODUCTION
+from mlgate.registry.service import resolve_version
 from mlgate.rollouts import schedules
 from mlgate.rollouts import service as rollouts
 from mlgate.rollouts.replay import replay as replay_calls
@@ -88,6 +89,9 @@ async def start_rollout(request: Request, name: str, body: StartRollout) -> Resp
 
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name, alias=body.alias))
+        # As a promotion does: load (and verify) the candidate first; a broken artifact is
+        # refused here rather than failing the callers it would answer.
+        services.predictors.get(resolve_version(services.uow(), name, body.candidate))
         fields = body.model_dump()
         rollout = rollouts.start_rollout(
             services.uow(), name, fields.pop("candidate"), actor=actor(key),
