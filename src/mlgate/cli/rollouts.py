@@ -45,9 +45,8 @@ def start(
 ) -> None:
     """Start a rollout of CANDIDATE against the version ALIAS points at."""
     from mlgate.cli.training import cli_actor
-    from mlgate.rollouts.service import start_rollout
-
     from mlgate.registry.service import resolve_version
+    from mlgate.rollouts.service import start_rollout
 
     s = services(ctx)
     s.predictors.get(resolve_version(s.uow(), model, candidate))  # a broken artifact: refused
