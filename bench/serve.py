@@ -46,6 +46,8 @@ from mlgate.access.grants import add_grant
 from mlgate.access.service import create_key
 from mlgate.bootstrap import bootstrap
 from mlgate.plans.service import create_plan, make_plan, subscribe
+from mlgate.registry.aliases import promote
+from mlgate.rollouts.service import get_rollout, look, start_rollout, stop_rollout
 from mlgate.settings import Settings
 from mlgate.sources import demo
 from mlgate.sources.service import add_source
@@ -91,6 +93,11 @@ def prepare(home: Path, extra_models: int) -> tuple[str, list[dict[str, Any]], l
         train_model(
             services.uow(), services.artifacts, services.open_source, spec, now=services.clock
         )
+    # xgb v2 (another seed) beside v1 at production: the candidate of the rollout figures
+    spec = TrainSpec("xgb", "bench", "label", "xgboost", table="bench", report=False, seed=7,
+                     params={"n_estimators": 100, "max_depth": 6})  # fmt: skip
+    train_model(services.uow(), services.artifacts, services.open_source, spec, now=services.clock)
+    promote(services.uow(), "xgb", 1, "production", actor="bench", now=now)
     create_consumer(services.uow(), by=None, name="bench", description="", now=now)
     plan = make_plan(
         "bench",
@@ -271,6 +278,60 @@ def explained(
         )
 
 
+def rollouts(home: Path, token: str, rows: list[dict[str, Any]], args: Any, tmp: Path) -> None:
+    """Single-row calls at c=16 to xgb@production with no rollout, with a shadow copying every
+    call to v2, and with a canary of half the callers, interleaved (target: each at least 0.9×
+    no rollout). The bench has one consumer: a canary puts all its calls on one side."""
+    services = bootstrap(Settings.from_env({"MLGATE_HOME": str(home)}))
+    one = json.dumps({"rows": rows[:1]}).encode()
+    setups: dict[str, tuple[str, float] | None] = {
+        "no rollout": None, "shadow 1.0": ("shadow", 1.0), "canary 0.5": ("canary", 0.5),
+    }  # fmt: skip
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in setups}
+    notes: dict[str, str] = {}
+    with running_server(home) as ours:
+        url = f"{ours}/v1/models/xgb/predict"
+        for _ in range(args.rounds):
+            for label, setup in setups.items():
+                rollout = None
+                if setup is not None:
+                    mode, share = setup
+                    rollout = start_rollout(
+                        services.uow(), "xgb", 2, mode=mode,  # type: ignore[arg-type]
+                        share=share, actor="bench", now=services.clock(),
+                    )  # fmt: skip
+                    time.sleep(1.5)  # the server's one-second cache of running rollouts
+                wrk(url, token, one, 16, 1, tmp)
+                runs[label].append(wrk(url, token, one, 16, args.seconds, tmp))
+                if rollout is not None:
+                    time.sleep(1.5)  # its counts reach the database
+                    seen = look(services.uow(), rollout)
+                    if "shadow" in seen:
+                        notes[label] = (f"{seen['shadow']['copied_calls']:,} copied, "
+                                        f"{seen['shadow']['skipped_calls']:,} skipped")  # fmt: skip
+                    else:
+                        sides = seen["sides"]
+                        notes[label] = ("the bench's consumer on the "
+                                        + ("candidate" if sides["candidate"]["calls"]
+                                           else "incumbent"))  # fmt: skip
+                    ended = get_rollout(services.uow(), "xgb", rollout.id or 0)
+                    if ended.running:
+                        stop_rollout(services.uow(), "xgb", rollout.id or 0, actor="bench",
+                                     now=services.clock())  # fmt: skip
+                    else:
+                        notes[label] += f"; it ended by itself: {ended.reason}"
+                    time.sleep(1.5)
+    services.close()
+    base = _median(runs["no rollout"])
+    for label in setups:
+        m = _median(runs[label])
+        note = f"  ({notes[label]}, last round)" if label in notes else ""
+        print(
+            f"  xgb 1 row c=16 {label:>10}: {_figures(m)} | ratio {m['rps'] / base['rps']:4.2f}"
+            + note
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each load")
@@ -284,6 +345,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only-explain", action="store_true", help="only the explained calls (1 worker)"
+    )
+    parser.add_argument(
+        "--only-rollouts", action="store_true", help="only the shadow and canary figures"
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -301,6 +365,10 @@ def main() -> None:
             f"wrk {args.seconds:g} s per load, loopback"
         )
         plain_oip, binary_oip, json_size = oip_bodies(rows)
+        if args.only_rollouts:
+            print("\n1 worker; xgb@production with and without a rollout of v2")
+            rollouts(home, token, rows, args, tmp)
+            return
         if args.only_explain:
             with running_server(home) as ours:
                 print("\n1 worker; explained calls against the same calls unexplained")

@@ -30,7 +30,7 @@ from mlgate.plans.model import Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
-from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
+from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts, add_counts
 from mlgate.rollouts.schedules import Schedule
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.training.model import FINISHED, Job
@@ -708,11 +708,7 @@ class InMemoryRolloutRepository:
         out: dict[str, SideCounts] = {}
         for wanted, side, c in self._db.rollout_counts:
             if wanted == rollout_id:
-                was = out.get(side, SideCounts(latency=(0,) * len(c.latency)))
-                out[side] = SideCounts(
-                    was.calls + c.calls, was.failed + c.failed,
-                    tuple(a + b for a, b in zip(was.latency, c.latency, strict=True)),
-                )  # fmt: skip
+                out[side] = add_counts(out.get(side), c)
         return out
 
 

@@ -117,7 +117,9 @@ class Services:
         if self._recorder is None:
             from mlgate.monitoring.recorder import PredictionRecorder
 
-            self._recorder = PredictionRecorder(self.uow, self.clock)
+            self._recorder = PredictionRecorder(
+                self.uow, self.clock, rollout_per_second=self.settings.rollout_log_per_second
+            )
         return self._recorder
 
     @property

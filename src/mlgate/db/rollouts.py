@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import rollout_counts, rollout_shadow, rollouts, schedules
-from mlgate.rollouts.model import LATENCY_BOUNDS, Rollout, ShadowPair, SideCounts
+from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts, add_counts
 from mlgate.rollouts.schedules import Schedule
 
 _FIELDS = (
@@ -53,7 +53,8 @@ class SqlRolloutRepository:
                 rollout_counts.insert(),
                 [
                     {"rollout_id": rollout_id, "side": side, "calls": c.calls,
-                     "failed": c.failed, "latency": list(c.latency)}
+                     "failed": c.failed, "latency": list(c.latency), "compared": c.compared,
+                     "agreed": c.agreed, "score_diff": c.score_diff}
                     for rollout_id, side, c in rows
                 ],
             )  # fmt: skip
@@ -110,17 +111,14 @@ class SqlRolloutRepository:
 
     def counts(self, rollout_id: int) -> dict[str, SideCounts]:
         t = rollout_counts
-        query = sa.select(t.c.side, t.c.calls, t.c.failed, t.c.latency).where(
-            t.c.rollout_id == rollout_id
-        )
-        sums: dict[str, list[Any]] = {}
-        for side, calls, failed, latency in self._conn.execute(query):
-            into = sums.setdefault(side, [0, 0, [0] * len(LATENCY_BOUNDS)])
-            into[0] += calls
-            into[1] += failed
-            for index, count in enumerate(latency):
-                into[2][index] += count
-        return {side: SideCounts(c, f, tuple(h)) for side, (c, f, h) in sums.items()}
+        query = sa.select(
+            t.c.side, t.c.calls, t.c.failed, t.c.latency, t.c.compared, t.c.agreed, t.c.score_diff
+        ).where(t.c.rollout_id == rollout_id)
+        out: dict[str, SideCounts] = {}
+        for side, calls, failed, latency, compared, agreed, diff in self._conn.execute(query):
+            out[side] = add_counts(out.get(side), SideCounts(calls, failed, tuple(latency),
+                                                            compared, agreed, diff))  # fmt: skip
+        return out
 
 
 _SCHEDULE_FIELDS = (

@@ -342,6 +342,9 @@ rollout_counts = sa.Table(
     sa.Column("calls", sa.BigInteger, nullable=False),
     sa.Column("failed", sa.BigInteger, nullable=False),
     sa.Column("latency", sa.JSON, nullable=False),
+    sa.Column("compared", sa.BigInteger, nullable=False),
+    sa.Column("agreed", sa.BigInteger, nullable=False),
+    sa.Column("score_diff", sa.Float, nullable=False),
     sa.Index("ix_rollout_counts_rollout_id", "rollout_id"),
 )
 

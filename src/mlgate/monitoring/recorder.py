@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -24,6 +25,7 @@ from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.monitoring")
 CAPACITY = 10_000  # queued requests
+ROLLOUT_LOGGED_PER_SECOND = 100  # a rollout's calls logged beyond the sample rate, per second
 
 
 class PredictionRecorder:
@@ -35,6 +37,7 @@ class PredictionRecorder:
         interval: float = 1.0,
         capacity: int = CAPACITY,
         draw: Callable[[], float] = random.random,
+        rollout_per_second: int = ROLLOUT_LOGGED_PER_SECOND,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -44,6 +47,8 @@ class PredictionRecorder:
         self._queue: deque[tuple[Any, ...]] = deque()
         self._loop = Periodic("mlgate-log", self.flush, interval)
         self.dropped = 0
+        self._second, self._spent = 0, 0  # rollout calls logged in this second
+        self.rollout_per_second = rollout_per_second
 
     def settings(self, model: str) -> MonitorSettings:
         return self._settings.get(model, lambda: self._load(model))
@@ -61,12 +66,16 @@ class PredictionRecorder:
         rows: pd.DataFrame | Table,
         predictions: list[Any],
         *,
-        always: bool = False,
+        rollout: bool = False,
     ) -> bool:
-        """Queue the request if it is sampled (`always`: whatever the rate); True when it was."""
+        """Queue the request if it is sampled; True when it was. A `rollout`'s call is logged
+        whatever the rate, up to `rollout_per_second` calls a second in this process (its
+        test wants every call it can get labels for; past that, logging would cost the
+        answers more than the test gains)."""
         settings = self.settings(model)
-        rate = 1.0 if always else settings.sample_rate
-        if rate <= 0.0 or (rate < 1.0 and self._draw() >= rate):
+        rate = settings.sample_rate
+        sampled = rate > 0.0 and (rate >= 1.0 or self._draw() < rate)
+        if not sampled and not (rollout and self._rollout_budget()):
             return False
         if len(self._queue) >= self._capacity:
             self.dropped += 1
@@ -75,6 +84,15 @@ class PredictionRecorder:
             (request_id, model, version, account, self._clock(), rows, predictions,
              settings.exclude_columns)
         )  # fmt: skip
+        return True
+
+    def _rollout_budget(self) -> bool:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._spent = second, 0
+        if self._spent >= self.rollout_per_second:
+            return False
+        self._spent += 1
         return True
 
     def flush(self) -> int:

@@ -3,6 +3,7 @@ share of the alias's traffic, until a sequential test or a guard rail decides.""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,19 +113,30 @@ class SideCounts:
     calls: int = 0
     failed: int = 0
     latency: tuple[int, ...] = ()  # calls per LATENCY_BOUNDS bucket
+    compared: int = 0  # shadow: rows scored by both sides
+    agreed: int = 0  # shadow: of those, rows both labelled alike (classification)
+    score_diff: float = 0.0  # shadow: summed |Δ prediction| or mean |Δ p| per row
 
     def p99_ms(self) -> float | None:
         return quantile_ms(self.latency, 0.99)
+
+
+def add_counts(a: SideCounts | None, b: SideCounts) -> SideCounts:
+    """Two processes' (or flushes') counts of one side, summed."""
+    if a is None:
+        return b
+    left = a.latency or (0,) * len(b.latency)
+    right = b.latency or (0,) * len(a.latency)
+    latency = tuple(x + y for x, y in zip(left, right, strict=True))
+    return SideCounts(a.calls + b.calls, a.failed + b.failed, latency, a.compared + b.compared,
+                      a.agreed + b.agreed, a.score_diff + b.score_diff)  # fmt: skip
 
 
 LATENCY_BOUNDS = tuple(0.25 * 2 ** (k / 2) for k in range(40))  # 0.25 ms … ~260 s, √2 apart
 
 
 def bucket_of(ms: float) -> int:
-    for index, bound in enumerate(LATENCY_BOUNDS):
-        if ms <= bound:
-            return index
-    return len(LATENCY_BOUNDS) - 1
+    return min(bisect.bisect_left(LATENCY_BOUNDS, ms), len(LATENCY_BOUNDS) - 1)
 
 
 def quantile_ms(counts: tuple[int, ...], q: float) -> float | None:

@@ -157,8 +157,7 @@ def look(uow: UnitOfWork, rollout: Rollout, *, points: int = 0) -> dict[str, Any
                   for side in ("incumbent", "candidate")},
     }  # fmt: skip
     if rollout.mode == "shadow":
-        out["shadow"] = _shadow_summary(seen.pairs, seen.counts.get("skipped", SideCounts()).calls,
-                                        regression=seen.regression)  # fmt: skip
+        out["shadow"] = _shadow_summary(seen.counts, seen.pairs, regression=seen.regression)
     if points:
         n = len(seen.observations)
         ends = sorted({max(1, round(n * k / points)) for k in range(1, points + 1)}) if n else []
@@ -236,18 +235,19 @@ def _test(rollout: Rollout, seen: list[_Observation]) -> sequential.Look:
     return sequential.two_samples(a, b, alpha=rollout.alpha)
 
 
-def _shadow_summary(pairs: list[ShadowPair], skipped: int, *, regression: bool) -> dict[str, Any]:
-    scored = [p for p in pairs if p.error is None]
-    rows = sum(p.n_rows for p in scored)
-    agreed = sum(p.agreed or 0 for p in scored) if not regression else None
-    diffs = [p.score_diff for p in scored if p.score_diff is not None]
+def _shadow_summary(
+    counts: dict[str, SideCounts], pairs: list[ShadowPair], *, regression: bool
+) -> dict[str, Any]:
+    scored = counts.get("candidate", SideCounts())
+    rows = scored.compared
     return {
-        "copied_calls": len(pairs),
-        "skipped_calls": skipped,  # the queue was full: not copied, never waited for
-        "failed_calls": len(pairs) - len(scored),
+        "copied_calls": scored.calls,
+        "skipped_calls": counts.get("skipped", SideCounts()).calls,  # the queue was full
+        "failed_calls": scored.failed,
         "compared_rows": rows,
-        "agreement": None if agreed is None or not rows else agreed / rows,
-        "mean_score_difference": sum(diffs) / rows if diffs and rows else None,
+        "agreement": None if regression or not rows else scored.agreed / rows,
+        "mean_score_difference": scored.score_diff / rows if rows else None,
+        "kept_for_labels": sum(1 for p in pairs if p.error is None),
         "errors": sorted({p.error for p in pairs if p.error})[:5],
     }
 

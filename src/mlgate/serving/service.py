@@ -160,12 +160,13 @@ async def predict(
         serving.observe(version.model_name, version.number, serving.status_of(exc), 0)
         raise
     serving.observe(version.model_name, version.number, 200, len(result.predictions))
-    serving.recorder.offer(
+    logged = serving.recorder.offer(
         asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions,
-        always=rollout is not None,  # a rollout's test needs every call it can get labels for
+        rollout=rollout is not None,  # its test wants every call it can get labels for
     )  # fmt: skip
     if rollout is not None and rollout.mode == "shadow" and serving.shadow is not None:
-        serving.shadow.offer(rollout, request_id, parsed[0], scores)  # never waited for
+        # never waited for; the candidate's answer is kept where labels can come back
+        serving.shadow.offer(rollout, request_id, parsed[0], scores, keep=logged)
     return result, headers
 
 

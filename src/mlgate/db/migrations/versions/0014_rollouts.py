@@ -51,6 +51,9 @@ def upgrade() -> None:
         sa.Column("calls", sa.BigInteger, nullable=False),
         sa.Column("failed", sa.BigInteger, nullable=False),
         sa.Column("latency", sa.JSON, nullable=False),
+        sa.Column("compared", sa.BigInteger, nullable=False),
+        sa.Column("agreed", sa.BigInteger, nullable=False),
+        sa.Column("score_diff", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_rollout_counts"),
         sa.ForeignKeyConstraint(
             ["rollout_id"], ["rollouts.id"], name="fk_rollout_counts_rollout_id_rollouts"
