@@ -366,8 +366,9 @@ def shadow_capacity() -> int:
     return CAPACITY
 
 
-def test_labels_decide_a_shadow_on_the_same_rows(world: World) -> None:
-    rollout = shadow_world(world, auto=True)
+@pytest.mark.parametrize("then_canary", [None, 0.3], ids=["promotes", "hands to a canary"])
+def test_labels_decide_a_shadow_on_the_same_rows(world: World, then_canary: float | None) -> None:
+    rollout = shadow_world(world, auto=True, then_canary=then_canary)
     answers = []
     for i in range(12):
         rows = RECORDS[(i % 6) * 100 : (i % 6 + 1) * 100]
@@ -389,11 +390,20 @@ def test_labels_decide_a_shadow_on_the_same_rows(world: World) -> None:
         assert fed.status_code == 200 and fed.json()["stored"] == len(items), fed.text
     decided = world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/decide",
                                 headers=world.admin).json()  # fmt: skip
-    assert decided["state"] == "promoted", decided
     test = decided["last_look"]["test"]
     assert test["candidate_loss"] == 0 and test["incumbent_loss"] == pytest.approx(1 - agreed)
     assert test["incumbent_rows"] == test["candidate_rows"] == 1_200  # the same rows, paired
-    assert aliases_of(world.services.uow(), "churn")["production"] == 2
+    if then_canary is None:
+        assert decided["state"] == "promoted", decided
+        assert aliases_of(world.services.uow(), "churn")["production"] == 2
+        return
+    assert decided["state"] == "passed" and "a canary of 30%" in decided["reason"], decided
+    assert aliases_of(world.services.uow(), "churn")["production"] == 1  # not yet
+    listed = world.client.get("/v1/models/churn/rollouts", headers=world.admin).json()
+    canary = listed[-1]
+    assert (canary["mode"], canary["state"], canary["share"]) == ("canary", "running", 0.3)
+    assert canary["candidate"] == 2 and canary["auto"]
+    assert canary["started_by"] == f"rollout:{rollout['id']}"
 
 
 def test_a_failing_shadow_is_counted_and_rolled_back(

@@ -216,6 +216,9 @@ def test_bad_schedules_are_refused(tmp_path: Path) -> None:
         with pytest.raises(InvalidInput, match="policy.mode"):
             add(services.uow(), "churn", actor="t", now=services.clock(), on_drift=True,
                 policy={"mode": "yolo"})  # fmt: skip
+        with pytest.raises(InvalidInput, match="policy.then_canary"):
+            add(services.uow(), "churn", actor="t", now=services.clock(), on_drift=True,
+                policy={"mode": "canary", "then_canary": 0.2})  # fmt: skip
         with pytest.raises(Conflict, match="no alias 'staging'"):
             add(services.uow(), "churn", actor="t", now=services.clock(), on_drift=True,
                 alias="staging")  # fmt: skip

@@ -42,6 +42,9 @@ def start(
     min_agreement: Annotated[
         float, typer.Option(help="Guard rail (shadow): the share of rows both sides agree on.")
     ] = 0.0,
+    then_canary: Annotated[
+        float | None, typer.Option(help="Shadow: found better, a canary of this share follows.")
+    ] = None,
 ) -> None:
     """Start a rollout of CANDIDATE against the version ALIAS points at."""
     from mlgate.cli.training import cli_actor
@@ -54,7 +57,7 @@ def start(
         s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
         now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,
         max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
-        min_agreement=min_agreement,
+        min_agreement=min_agreement, then_canary=then_canary,
     )  # fmt: skip
     audited(ctx, "rollouts.start", f"{model}@{alias}", rollout=rollout.id, candidate=candidate)
     what = (f"answers {share:.0%} of the callers of" if rollout.mode == "canary"
@@ -239,6 +242,9 @@ def add_schedule(
     share: Annotated[float, typer.Option(help="The rollout's share.")] = 0.05,
     auto: Annotated[bool, typer.Option(help="The rollout decides by itself.")] = True,
     alpha: Annotated[float, typer.Option(help="The test's error rate.")] = 0.05,
+    then_canary: Annotated[
+        float | None, typer.Option(help="With --mode shadow: found better, a canary follows.")
+    ] = None,
 ) -> None:
     """Retrain MODEL's alias version when a trigger fires, then replay and roll it out."""
     from mlgate.cli.training import cli_actor
@@ -249,7 +255,7 @@ def add_schedule(
         s.uow(), model, actor=cli_actor(), now=s.clock(), cron=cron, on_drift=on_drift,
         new_rows=new_rows, alias=alias,
         policy={"replay_days": replay_days, "mode": mode, "share": share, "auto": auto,
-                "alpha": alpha},
+                "alpha": alpha, "then_canary": then_canary},
     )  # fmt: skip
     audited(ctx, "schedules.add", model, schedule=schedule.id)
     nxt = schedule.next_run_at

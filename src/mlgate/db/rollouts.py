@@ -15,7 +15,8 @@ from mlgate.rollouts.schedules import Schedule
 
 _FIELDS = (
     "model", "alias", "incumbent", "candidate", "mode", "share", "alpha", "auto",
-    "max_error_rate", "max_latency_ratio", "min_agreement", "state", "reason", "started_at",
+    "max_error_rate", "max_latency_ratio", "min_agreement", "then_canary", "state", "reason",
+    "started_at",
     "started_by", "deadline", "ended_at", "last_look",
 )  # fmt: skip
 

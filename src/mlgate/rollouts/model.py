@@ -14,7 +14,7 @@ from mlgate.errors import FieldError, InvalidInput
 Mode = Literal["shadow", "canary"]
 MODES: tuple[Mode, ...] = ("shadow", "canary")
 RUNNING = "running"
-ENDED = ("promoted", "rolled_back", "stopped", "expired")  # how a rollout can end
+ENDED = ("promoted", "passed", "rolled_back", "stopped", "expired")  # how a rollout can end
 SIDES = ("incumbent", "candidate")
 
 
@@ -34,6 +34,7 @@ class Rollout:
     max_error_rate: float = 0.05  # guard rail: the candidate's failed calls over its calls
     max_latency_ratio: float = 3.0  # guard rail: its p99 over the incumbent's
     min_agreement: float = 0.0  # guard rail (shadow): rows where both sides say the same
+    then_canary: float | None = None  # shadow: found better, a canary of this share follows
     state: str = RUNNING
     reason: str | None = None
     ended_at: datetime | None = None
@@ -54,6 +55,10 @@ class Rollout:
             problems.append(FieldError("max_error_rate", "between 0 and 1"))
         if self.max_latency_ratio <= 1.0:
             problems.append(FieldError("max_latency_ratio", "above 1"))
+        if self.then_canary is not None and (
+            self.mode != "shadow" or not 0.0 < self.then_canary <= 0.5
+        ):
+            problems.append(FieldError("then_canary", "a share up to 0.5, after a shadow only"))
         if not 0.0 <= self.min_agreement <= 1.0:
             problems.append(FieldError("min_agreement", "between 0 and 1"))
         if self.candidate == self.incumbent:
@@ -90,6 +95,7 @@ class Rollout:
             "max_error_rate": self.max_error_rate,
             "max_latency_ratio": self.max_latency_ratio,
             "min_agreement": self.min_agreement,
+            "then_canary": self.then_canary,
             "state": self.state,
             "reason": self.reason,
             "started_at": self.started_at.isoformat(),

@@ -71,6 +71,9 @@ class Schedule:
         share = float(policy.get("share", 0.05))
         if not 0 < share <= (0.5 if policy.get("mode") == "canary" else 1.0):
             problems.append(FieldError("policy.share", "above 0, at most 0.5 for a canary"))
+        then = policy.get("then_canary")
+        if then is not None and (policy.get("mode") != "shadow" or not 0 < float(then) <= 0.5):
+            problems.append(FieldError("policy.then_canary", "a share up to 0.5, after a shadow"))
         if not 0 < float(policy.get("alpha", 0.05)) <= 0.2:
             problems.append(FieldError("policy.alpha", "above 0 and at most 0.2"))
         if problems:
@@ -311,6 +314,7 @@ def hand_over(
             uow(), schedule.model, number, mode=mode, share=float(policy.get("share", 0.05)),
             actor=f"schedule:{schedule.id}", now=now, alias=schedule.alias, alpha=alpha,
             auto=bool(policy.get("auto", True)),
+            then_canary=policy.get("then_canary") if mode == "shadow" else None,
         )  # fmt: skip
     except MlgateError as exc:
         return f"{said}; the rollout could not start: {exc}"

@@ -52,8 +52,10 @@ def start_rollout(
     max_error_rate: float = 0.05,
     max_latency_ratio: float = 3.0,
     min_agreement: float = 0.0,
+    then_canary: float | None = None,
 ) -> Rollout:
-    """Try version `candidate` against the version `alias` points at now."""
+    """Try version `candidate` against the version `alias` points at now (a shadow with
+    `then_canary`: when found better, a canary of that share follows it)."""
     check_alias(alias)
     with uow:
         if uow.models.get(model) is None:
@@ -90,7 +92,7 @@ def start_rollout(
                 share=share, started_at=now, started_by=actor,
                 deadline=now + timedelta(days=days), alpha=alpha, auto=auto,
                 max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
-                min_agreement=min_agreement,
+                min_agreement=min_agreement, then_canary=then_canary,
             )
         )  # fmt: skip
         uow.commit()
@@ -266,6 +268,8 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
         ended = _end(uow, rollout, "rolled_back", breach, now, seen)
     elif rollout.auto and verdict == "worse":
         ended = _end(uow, rollout, "rolled_back", _reason("worse", seen), now, seen)
+    elif verdict == "better" and rollout.then_canary is not None:
+        ended = _pass_to_canary(uow, rollout, seen, now)
     elif rollout.auto and verdict == "better":
         ended = _promote(uow, rollout, seen, now, address)
     elif now >= rollout.deadline:
@@ -389,6 +393,30 @@ def _end(
            detail={"rollout": rollout.id, "reason": reason})  # fmt: skip
     notify(uow, ended, f"rollout.{state}")
     return ended
+
+
+def _pass_to_canary(
+    uow: UnitOfWork, rollout: Rollout, seen: dict[str, Any], now: datetime
+) -> Rollout | None:
+    """A shadow found the candidate better: it ends as `passed`, and a canary of the same
+    candidate follows, deciding as the shadow would have (auto or not)."""
+    share = rollout.then_canary or 0.0
+    reason = f"{_reason('better', seen)}; a canary of {share:.0%} of the callers follows"
+    ended = _end(uow, rollout, "passed", reason, now, seen)
+    if ended is None:
+        return None
+    try:
+        start_rollout(
+            uow, rollout.model, rollout.candidate, mode="canary", share=share,
+            actor=f"rollout:{rollout.id}", now=now, alias=rollout.alias, alpha=rollout.alpha,
+            auto=rollout.auto, days=max((rollout.deadline - now).total_seconds() / 86400, 1.0),
+            max_error_rate=rollout.max_error_rate, max_latency_ratio=rollout.max_latency_ratio,
+        )  # fmt: skip
+    except MlgateError as exc:
+        with uow:
+            uow.rollouts.save(replace(ended, reason=f"{reason}; it could not start: {exc}"))
+            uow.commit()
+    return get_rollout(uow, rollout.model, rollout.id or 0)
 
 
 def _promote(

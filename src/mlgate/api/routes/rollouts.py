@@ -52,6 +52,9 @@ class StartRollout(BaseModel):
     min_agreement: float = Field(
         0.0, ge=0, le=1, description="Guard rail (shadow): rows where both sides agree"
     )
+    then_canary: float | None = Field(
+        None, gt=0, le=0.5, description="Shadow: found better, a canary of this share follows"
+    )
 
 
 class Replay(BaseModel):
@@ -188,6 +191,9 @@ class Policy(BaseModel):
     share: float = Field(0.05, gt=0, le=1)
     auto: bool = Field(True, description="The rollout decides by itself")
     alpha: float = Field(0.05, gt=0, le=0.2)
+    then_canary: float | None = Field(
+        None, gt=0, le=0.5, description="With mode shadow: found better, a canary follows"
+    )
 
 
 class AddSchedule(BaseModel):

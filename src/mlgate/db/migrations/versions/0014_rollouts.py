@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("max_error_rate", sa.Float, nullable=False),
         sa.Column("max_latency_ratio", sa.Float, nullable=False),
         sa.Column("min_agreement", sa.Float, nullable=False),
+        sa.Column("then_canary", sa.Float, nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text, nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
