@@ -638,6 +638,13 @@ class InMemoryMonitoringRepository:
             if request_id in wanted
         ]
 
+    def labels_since(self, model: str, since: datetime) -> list[Label]:
+        return [
+            Label(request_id, row, label)
+            for (request_id, row), (labelled, label) in self._db.feedback.items()
+            if labelled == model
+        ]
+
     def last_check(self, model: str) -> CheckResult | None:
         return self._db.checks.get(model)
 
@@ -679,8 +686,14 @@ class InMemoryRolloutRepository:
     def add_shadow(self, pairs: Sequence[ShadowPair]) -> None:
         self._db.rollout_shadow.extend(pairs)
 
-    def shadow(self, rollout_id: int) -> list[ShadowPair]:
-        return [p for p in self._db.rollout_shadow if p.rollout_id == rollout_id]
+    def shadow(self, rollout_id: int, request_ids: Sequence[str] | None = None) -> list[ShadowPair]:
+        wanted = None if request_ids is None else set(request_ids)
+        return [p for p in self._db.rollout_shadow if p.rollout_id == rollout_id
+                and (wanted is None or p.request_id in wanted)]  # fmt: skip
+
+    def shadow_errors(self, rollout_id: int, limit: int) -> list[str]:
+        found = {p.error for p in self._db.rollout_shadow if p.rollout_id == rollout_id and p.error}
+        return sorted(found)[:limit]
 
     def add_schedule(self, schedule: Schedule) -> Schedule:
         stored = replace(schedule, id=self._db.next_id("schedules"))

@@ -114,6 +114,13 @@ class SqlMonitoringRepository:
             out.extend(Label(r.request_id, r.row, r.label) for r in self._conn.execute(query))
         return out
 
+    def labels_since(self, model: str, since: datetime) -> list[Label]:
+        """The labels fed back for the model's calls at or after `since`."""
+        query = sa.select(feedback.c.request_id, feedback.c.row, feedback.c.label).where(
+            feedback.c.model == model, feedback.c.at >= since
+        )
+        return [Label(r.request_id, r.row, r.label) for r in self._conn.execute(query)]
+
     def last_check(self, model: str) -> CheckResult | None:
         row = self._conn.execute(
             monitor_checks.select().where(monitor_checks.c.model == model)

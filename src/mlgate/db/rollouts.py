@@ -72,14 +72,30 @@ class SqlRolloutRepository:
                 ],
             )  # fmt: skip
 
-    def shadow(self, rollout_id: int) -> list[ShadowPair]:
+    def shadow(self, rollout_id: int, request_ids: Sequence[str] | None = None) -> list[ShadowPair]:
+        """The kept pairs of a shadow (of these calls only, when given)."""
         t = rollout_shadow
-        query = t.select().where(t.c.rollout_id == rollout_id).order_by(t.c.id)
-        return [
-            ShadowPair(r.rollout_id, r.request_id, _aware(r.at), r.n_rows, r.agreed,
-                       r.score_diff, r.predictions, r.error)
-            for r in self._conn.execute(query)
-        ]  # fmt: skip
+        out: list[ShadowPair] = []
+        chunks = [None] if request_ids is None else _chunks(sorted(set(request_ids)))
+        for chunk in chunks:
+            query = t.select().where(t.c.rollout_id == rollout_id)
+            if chunk is not None:
+                query = query.where(t.c.request_id.in_(chunk))
+            out.extend(
+                ShadowPair(r.rollout_id, r.request_id, _aware(r.at), r.n_rows, r.agreed,
+                           r.score_diff, r.predictions, r.error)
+                for r in self._conn.execute(query.order_by(t.c.id))
+            )  # fmt: skip
+        return out
+
+    def shadow_errors(self, rollout_id: int, limit: int) -> list[str]:
+        t = rollout_shadow
+        query = (
+            sa.select(t.c.error).distinct()
+            .where(t.c.rollout_id == rollout_id, t.c.error.is_not(None))
+            .order_by(t.c.error).limit(limit)
+        )  # fmt: skip
+        return [r[0] for r in self._conn.execute(query)]
 
     def add_schedule(self, schedule: Schedule) -> Schedule:
         values = {name: getattr(schedule, name) for name in _SCHEDULE_FIELDS}
@@ -120,6 +136,10 @@ class SqlRolloutRepository:
             out[side] = add_counts(out.get(side), SideCounts(calls, failed, tuple(latency),
                                                             compared, agreed, diff))  # fmt: skip
         return out
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str] | None]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 _SCHEDULE_FIELDS = (

@@ -297,6 +297,7 @@ feedback = sa.Table(
     sa.Column("label", sa.JSON, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("request_id", "row", name="uq_feedback_request_row"),
+    sa.Index("ix_feedback_model_at", "model", "at"),
 )
 
 monitor_checks = sa.Table(
@@ -362,6 +363,7 @@ rollout_shadow = sa.Table(
     sa.Column("predictions", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_rollout_shadow_rollout_id", "rollout_id"),
+    sa.Index("ix_rollout_shadow_request_id", "request_id"),
 )
 
 schedules = sa.Table(

@@ -159,7 +159,7 @@ def look(uow: UnitOfWork, rollout: Rollout, *, points: int = 0) -> dict[str, Any
                   for side in ("incumbent", "candidate")},
     }  # fmt: skip
     if rollout.mode == "shadow":
-        out["shadow"] = _shadow_summary(seen.counts, seen.pairs, regression=seen.regression)
+        out["shadow"] = _shadow_summary(seen.counts, seen.errors, regression=seen.regression)
     if points:
         n = len(seen.observations)
         ends = sorted({max(1, round(n * k / points)) for k in range(1, points + 1)}) if n else []
@@ -181,19 +181,30 @@ class _Observation:
 @dataclass(frozen=True)
 class _Evidence:
     counts: dict[str, SideCounts]
-    pairs: list[ShadowPair]
+    pairs: list[ShadowPair]  # the shadow's kept pairs for labelled calls
+    errors: list[str]  # a few of the shadow's failures
     observations: list[_Observation]  # labelled rows, in the order they were predicted
     regression: bool
 
 
 def _evidence(uow: UnitOfWork, rollout: Rollout) -> _Evidence:
+    """What the test reads: only the labelled calls of the rollout (labels first, then the
+    logged calls they are for), so a look costs what was labelled, not what was served."""
     until = rollout.ended_at or datetime.max.replace(tzinfo=rollout.started_at.tzinfo)
     with uow:
         counts = uow.rollouts.counts(rollout.id or 0)
         version = uow.models.get_version(rollout.model, rollout.incumbent)
-        logged = uow.monitoring.logged(rollout.model, rollout.started_at, until)
-        pairs = uow.rollouts.shadow(rollout.id or 0) if rollout.mode == "shadow" else []
-        labels = uow.monitoring.labels(sorted({e.request_id for e in logged}))
+        labels = uow.monitoring.labels_since(rollout.model, rollout.started_at)
+        wanted = sorted({label.request_id for label in labels})
+        logged = [
+            e for e in uow.monitoring.logged_requests(wanted).values()
+            if rollout.started_at <= e.at < until
+        ]  # fmt: skip
+        pairs: list[ShadowPair] = []
+        errors: list[str] = []
+        if rollout.mode == "shadow":
+            pairs = uow.rollouts.shadow(rollout.id or 0, [e.request_id for e in logged])
+            errors = uow.rollouts.shadow_errors(rollout.id or 0, 5)
     by_label = {(label.request_id, label.row): label.label for label in labels}
     regression = version is not None and version.task == "regression"
     seen: list[_Observation] = []
@@ -226,7 +237,7 @@ def _evidence(uow: UnitOfWork, rollout: Rollout) -> _Evidence:
                     seen.append(_Observation(entry.at, loss if mine else None,
                                              None if mine else loss))  # fmt: skip
     seen.sort(key=lambda o: o.at)
-    return _Evidence(counts, pairs, seen, regression)
+    return _Evidence(counts, pairs, errors, seen, regression)
 
 
 def _test(rollout: Rollout, seen: list[_Observation]) -> sequential.Look:
@@ -238,7 +249,7 @@ def _test(rollout: Rollout, seen: list[_Observation]) -> sequential.Look:
 
 
 def _shadow_summary(
-    counts: dict[str, SideCounts], pairs: list[ShadowPair], *, regression: bool
+    counts: dict[str, SideCounts], errors: list[str], *, regression: bool
 ) -> dict[str, Any]:
     scored = counts.get("candidate", SideCounts())
     rows = scored.compared
@@ -249,8 +260,7 @@ def _shadow_summary(
         "compared_rows": rows,
         "agreement": None if regression or not rows else scored.agreed / rows,
         "mean_score_difference": scored.score_diff / rows if rows else None,
-        "kept_for_labels": sum(1 for p in pairs if p.error is None),
-        "errors": sorted({p.error for p in pairs if p.error})[:5],
+        "errors": errors,
     }
 
 

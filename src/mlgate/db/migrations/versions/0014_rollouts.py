@@ -78,6 +78,8 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_rollout_shadow_rollout_id", "rollout_shadow", ["rollout_id"])
+    op.create_index("ix_rollout_shadow_request_id", "rollout_shadow", ["request_id"])
+    op.create_index("ix_feedback_model_at", "feedback", ["model", "at"])
     op.create_table(
         "schedules",
         sa.Column("id", sa.Integer, nullable=False),
@@ -104,6 +106,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_schedules_model", table_name="schedules")
     op.drop_table("schedules")
+    op.drop_index("ix_feedback_model_at", table_name="feedback")
+    op.drop_index("ix_rollout_shadow_request_id", table_name="rollout_shadow")
     op.drop_index("ix_rollout_shadow_rollout_id", table_name="rollout_shadow")
     op.drop_table("rollout_shadow")
     op.drop_index("ix_rollout_counts_rollout_id", table_name="rollout_counts")
