@@ -72,7 +72,7 @@ class Settings:
     monitor_interval: int = 300  # seconds between monitoring checks in `mlgate serve`; 0: none
     rollout_interval: int = 10  # seconds between the looks at running rollouts; 0: none
     schedule_interval: int = 30  # seconds between the looks at retraining schedules; 0: none
-    rollout_log_per_second: int = 100  # a rollout's calls logged beyond the sample rate
+    rollout_log_per_second: int = 20  # a rollout's calls logged beyond the sample rate
 
     @property
     def secret_key_file(self) -> Path:
@@ -111,7 +111,7 @@ class Settings:
             rollout_interval=_whole("rollout_interval", get("rollout_interval", "10")),
             schedule_interval=_whole("schedule_interval", get("schedule_interval", "30")),
             rollout_log_per_second=_whole(
-                "rollout_log_per_second", get("rollout_log_per_second", "100")
+                "rollout_log_per_second", get("rollout_log_per_second", "20")
             ),
         )
 

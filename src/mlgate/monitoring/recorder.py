@@ -25,7 +25,7 @@ from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.monitoring")
 CAPACITY = 10_000  # queued requests
-ROLLOUT_LOGGED_PER_SECOND = 100  # a rollout's calls logged beyond the sample rate, per second
+ROLLOUT_LOGGED_PER_SECOND = 20  # a rollout's calls logged beyond the sample rate, per second
 
 
 class PredictionRecorder:
