@@ -680,6 +680,13 @@ class InMemoryRolloutRepository:
     def save(self, rollout: Rollout) -> None:
         self._db.rollouts[rollout.id or 0] = rollout
 
+    def save_if_running(self, rollout: Rollout) -> bool:
+        stored = self._db.rollouts.get(rollout.id or 0)
+        if stored is None or not stored.running:
+            return False
+        self._db.rollouts[rollout.id or 0] = rollout
+        return True
+
     def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None:
         self._db.rollout_counts.extend(rows)
 

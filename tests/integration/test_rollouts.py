@@ -404,6 +404,9 @@ def test_labels_decide_a_shadow_on_the_same_rows(world: World, then_canary: floa
     assert (canary["mode"], canary["state"], canary["share"]) == ("canary", "running", 0.3)
     assert canary["candidate"] == 2 and canary["auto"]
     assert canary["started_by"] == f"rollout:{rollout['id']}"
+    with world.services.uow() as uow:
+        steps = uow.audit.query(AuditQuery(actor=f"rollout:{rollout['id']}"))
+    assert {e.action for e in steps} >= {"rollouts.passed", "rollouts.start"}
 
 
 def test_a_failing_shadow_is_counted_and_rolled_back(
@@ -589,3 +592,22 @@ def test_the_dashboard_shows_a_shadow(world: World) -> None:
         in browser.get("/ui/models/churn/rollouts").text
     )
     browser.close()
+
+
+def test_a_look_written_late_never_undoes_a_stop(world: World) -> None:
+    """The referee reads a running rollout, a stop lands, then the referee writes its look:
+    the stop stands (the write is conditional on the rollout still running)."""
+    from dataclasses import replace
+
+    started = start(world)
+    read_before = rollouts.get_rollout(world.services.uow(), "churn", started["id"])
+    rollouts.stop_rollout(world.services.uow(), "churn", started["id"], actor="test",
+                          now=world.services.clock())  # fmt: skip
+    with world.services.uow() as uow:
+        assert not uow.rollouts.save_if_running(replace(read_before, last_look={"late": True}))
+        uow.commit()
+    after = rollouts.get_rollout(world.services.uow(), "churn", started["id"])
+    assert after.state == "stopped" and after.last_look == {}
+    assert rollouts.decide(world.services.uow(), read_before, now=world.services.clock()).state == (
+        "stopped"
+    )

@@ -84,6 +84,12 @@ def test_a_cron_schedule_retrains_and_starts_its_rollout(tmp_path: Path) -> None
         assert after.pending_job is None and "canary rollout 1 started" in (
             after.last_outcome or ""
         )
+        from mlgate.access.repository import AuditQuery
+
+        with services.uow() as uow:
+            steps = uow.audit.query(AuditQuery(actor="schedule:1"))
+        assert {e.action for e in steps} == {"schedules.fired", "schedules.outcome",
+                                             "rollouts.start"}  # fmt: skip
         listed = CliRunner().invoke(cli, ["schedules", "list", "churn"], obj=services)
         assert listed.exit_code == 0 and "cron 0 3 * * 1" in listed.output
     finally:

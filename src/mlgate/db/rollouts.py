@@ -48,6 +48,16 @@ class SqlRolloutRepository:
             rollouts.update().where(rollouts.c.id == rollout.id).values(**_values(rollout))
         )
 
+    def save_if_running(self, rollout: Rollout) -> bool:
+        """Write the rollout if its stored state is still running (a compare-and-set: a stop
+        or an end written meanwhile by another process is never overwritten)."""
+        done = self._conn.execute(
+            rollouts.update()
+            .where(rollouts.c.id == rollout.id, rollouts.c.state == "running")
+            .values(**_values(rollout))
+        )
+        return done.rowcount == 1
+
     def add_counts(self, rows: Sequence[tuple[int, str, SideCounts]]) -> None:
         if rows:
             self._conn.execute(

@@ -197,6 +197,7 @@ def _tick_one(
         else:
             outcome = hands.follow_up(claimed, int(result["version"]))
         _save(uow, claimed, last_outcome=outcome)
+        _audit(uow, schedule, now, "schedules.outcome", outcome=outcome, job=schedule.pending_job)
         return f"schedule {schedule.id} of {schedule.model}: {outcome}"
     reason, changes = _due(uow, hands, schedule, now)
     if reason is None:
@@ -216,7 +217,18 @@ def _tick_one(
         return f"schedule {schedule.id} of {schedule.model}: no version to retrain"
     job = hands.submit(version, f"schedule:{schedule.id}")
     _save(uow, claimed, pending_job=job, last_outcome=f"retraining {version.ref}: {reason}")
+    _audit(uow, schedule, now, "schedules.fired", reason=reason, retrains=version.ref, job=job)
     return f"schedule {schedule.id} of {schedule.model}: {reason}; job {job}"
+
+
+def _audit(
+    uow: Callable[[], UnitOfWork], schedule: Schedule, now: datetime, action: str, **detail: Any
+) -> None:
+    from mlgate.access.audit import record
+
+    record(uow(), at=now, actor=f"schedule:{schedule.id}", action=action,
+           target=f"{schedule.model}@{schedule.alias}", address="server", result="ok",
+           detail={"schedule": schedule.id, **detail})  # fmt: skip
 
 
 def _due(
@@ -318,4 +330,9 @@ def hand_over(
         )  # fmt: skip
     except MlgateError as exc:
         return f"{said}; the rollout could not start: {exc}"
+    from mlgate.access.audit import record
+
+    record(uow(), at=now, actor=f"schedule:{schedule.id}", action="rollouts.start",
+           target=f"{schedule.model}@{schedule.alias}", address="server", result="ok",
+           detail={"rollout": rollout.id, "candidate": number, "mode": mode})  # fmt: skip
     return f"{said}; {mode} rollout {rollout.id} started"

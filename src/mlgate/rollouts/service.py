@@ -286,12 +286,15 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
         ended = _end(uow, rollout, "expired", "the deadline passed undecided; the alias stays",
                      now, seen)  # fmt: skip
     else:
-        with uow:
+        with uow:  # only while it runs: a stop that came meanwhile stands
             current = uow.rollouts.get(rollout.id or 0)
-            if current is not None and current.running:
-                uow.rollouts.save(replace(current, last_look=seen))
+            looked = None if current is None else replace(current, last_look=seen)
+            saved = looked is not None and uow.rollouts.save_if_running(looked)
+            if saved:
                 uow.commit()
-        return replace(rollout, last_look=seen)
+        if looked is not None and saved:
+            return looked
+        return get_rollout(uow, rollout.model, rollout.id or 0)
     return ended if ended is not None else get_rollout(uow, rollout.model, rollout.id or 0)
 
 
@@ -396,7 +399,8 @@ def _end(
             return None
         ended = replace(current, state=state, reason=reason, ended_at=now,
                         last_look=seen if seen is not None else current.last_look)  # fmt: skip
-        uow.rollouts.save(ended)
+        if not uow.rollouts.save_if_running(ended):  # another process ended it meanwhile
+            return None
         uow.commit()
     record(uow, at=now, actor=f"rollout:{rollout.id}", action=f"rollouts.{state}",
            target=f"{rollout.model}@{rollout.alias}", address="server", result="ok",
@@ -416,7 +420,7 @@ def _pass_to_canary(
     if ended is None:
         return None
     try:
-        start_rollout(
+        canary = start_rollout(
             uow, rollout.model, rollout.candidate, mode="canary", share=share,
             actor=f"rollout:{rollout.id}", now=now, alias=rollout.alias, alpha=rollout.alpha,
             auto=rollout.auto, days=max((rollout.deadline - now).total_seconds() / 86400, 1.0),
@@ -426,6 +430,10 @@ def _pass_to_canary(
         with uow:
             uow.rollouts.save(replace(ended, reason=f"{reason}; it could not start: {exc}"))
             uow.commit()
+    else:
+        record(uow, at=now, actor=f"rollout:{rollout.id}", action="rollouts.start",
+               target=f"{rollout.model}@{rollout.alias}", address="server", result="ok",
+               detail={"rollout": canary.id, "after": rollout.id, "mode": "canary"})  # fmt: skip
     return get_rollout(uow, rollout.model, rollout.id or 0)
 
 
