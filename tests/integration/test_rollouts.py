@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from mlgate.schema import rows_to_table
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, admin_token, make_services
+from tests.e2e.test_monitoring import Receiver
 
 SHARE = 0.3
 FRAME = demo.churn_frame(600, seed=3)
@@ -173,16 +174,21 @@ def test_labels_that_favour_the_candidate_promote_it_with_its_numbers(world: Wor
             list(world.tokens)[1:]} == {"2"}  # fmt: skip
 
 
-def test_a_failing_candidate_is_rolled_back_and_its_failures_counted(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rollout = start(world)
+def break_candidate(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 2's scorer raises from now on: a bug in the candidate, not in the caller."""
     candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
 
     def broken(rows: Any) -> Any:
         raise RuntimeError("the candidate's scorer broke")
 
     monkeypatch.setattr(candidate, "score", broken)
+
+
+def test_a_failing_candidate_is_rolled_back_and_its_failures_counted(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout = start(world)
+    break_candidate(world, monkeypatch)
     inside = [c for c in world.tokens if c != "co0"
               and side_draw(rollout["id"], f"consumer:{c}") < SHARE]  # fmt: skip
     failed = 0
@@ -254,20 +260,8 @@ def test_the_cli_starts_shows_decides_and_stops_a_rollout(world: World) -> None:
     assert {e.action for e in events} >= {"rollouts.start", "rollouts.stopped"}
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        Receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_start_and_end_are_signed_webhook_events(world: World) -> None:
+    Receiver.received.clear()  # the class keeps what it received, across tests
     server = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -413,12 +407,7 @@ def test_a_failing_shadow_is_counted_and_rolled_back(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rollout = shadow_world(world)
-    candidate = world.services.predictors.get(resolve_version(world.services.uow(), "churn", 2))
-
-    def broken(rows: Any) -> Any:
-        raise RuntimeError("the candidate's scorer broke")
-
-    monkeypatch.setattr(candidate, "score", broken)
+    break_candidate(world, monkeypatch)
     for i in range(25):
         assert call(world, "co1", RECORDS[i : i + 1]).status_code == 200  # callers unharmed
     settle(world)

@@ -90,11 +90,8 @@ def two_samples(
     planned: int = PLANNED,
 ) -> Look:
     """A canary's look: each side's losses on its own rows."""
-    a = np.asarray(incumbent, dtype="float64")
-    b = np.asarray(candidate, dtype="float64")
+    a, b, mean_a, mean_b = _sides(incumbent, candidate)
     n_a, n_b = len(a), len(b)
-    mean_a = float(a.mean()) if n_a else math.nan
-    mean_b = float(b.mean()) if n_b else math.nan
     if min(n_a, n_b) < max(2, min_labels):
         return _undecided(mean_a - mean_b, n_a, n_b, mean_a, mean_b, alpha)
     var_a, var_b = float(a.var(ddof=1)), float(b.var(ddof=1))
@@ -112,17 +109,22 @@ def paired(
     planned: int = PLANNED,
 ) -> Look:
     """A shadow's look: both sides' losses on the same rows, in the same order."""
-    a = np.asarray(incumbent, dtype="float64")
-    b = np.asarray(candidate, dtype="float64")
+    a, b, mean_a, mean_b = _sides(incumbent, candidate)
     n = len(a)
-    mean_a = float(a.mean()) if n else math.nan
-    mean_b = float(b.mean()) if n else math.nan
     if n < max(2, min_labels):
         return _undecided(mean_a - mean_b, n, n, mean_a, mean_b, alpha)
     d = a - b
     var = float(d.var(ddof=1))
     tau2 = mixing(alpha, planned) * var
     return _look(float(d.mean()), var / n, tau2, n, n, mean_a, mean_b, alpha)
+
+
+def _sides(
+    incumbent: np.ndarray, candidate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    a = np.asarray(incumbent, dtype="float64")
+    b = np.asarray(candidate, dtype="float64")
+    return a, b, float(a.mean()) if len(a) else math.nan, float(b.mean()) if len(b) else math.nan
 
 
 def _look(
