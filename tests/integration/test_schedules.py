@@ -6,7 +6,6 @@ PostgreSQL fire a schedule once per period."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from mlgate.rollouts.schedules import Hands
 from mlgate.rollouts.service import rollouts_of
 from mlgate.schema import rows_to_table
 from mlgate.sources import demo
-from mlgate.training.jobs import get_job
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, make_services
 from tests.fakes import FixedClock
@@ -46,12 +44,8 @@ def churn_world(home: Path, data: Path, database_url: str | None = None) -> Serv
 
 
 def finished(services: Services, job_id: str) -> str:
-    for _ in range(600):
-        state = get_job(services.uow(), job_id).state
-        if state in ("succeeded", "failed", "cancelled"):
-            return state
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+    """The retrain's end state, waited for on the job runner that runs it."""
+    return services.jobs.wait(job_id, timeout=120).state
 
 
 def test_a_cron_schedule_retrains_and_starts_its_rollout(tmp_path: Path) -> None:
