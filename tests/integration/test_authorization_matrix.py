@@ -131,6 +131,7 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/models/{m}/monitoring/check", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/feedback", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), {"feedback": [{"request_id": "matrix-none", "label": 1}]}),
     Row("POST", "/v1/models/{m}/import", cells(U, (D, D), (D, D), (D, D), (422, D), (422, D), (422, 422)), raw=b"not a zip"),
+    Row("POST", "/v1/models/{m}/import-file", cells(U, (D, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not multipart"),
     Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
     Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422)),
     Row("POST", "/v1/auth/password", cells(U, D, D, D, D, D, D), {"current": "x", "new": "y" * 12}),

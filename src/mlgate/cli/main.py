@@ -30,7 +30,7 @@ AUDITED = {
     ("sources", "add"),
     ("sources", "remove"),
     *(("models", c) for c in ("promote", "rollback", "archive", "retrain", "tag", "describe")),
-    *(("models", c) for c in ("delete", "import", "retire")),
+    *(("models", c) for c in ("delete", "import", "import-file", "retire")),
 }
 
 
@@ -47,7 +47,7 @@ class Group(TyperGroup):
         except MlgateError as exc:
             errors.print(f"Error: {exc}", markup=False)
             _audit(ctx, "failed")
-            raise typer.Exit(code=1) from exc
+            raise typer.Exit(code=getattr(exc, "exit_code", 1)) from exc
         _audit(ctx, "ok")
         return out
 

@@ -428,3 +428,106 @@ def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
     if len(rows) > limit:
         table.caption = f"the {limit} strongest of {len(rows)}; all in the HTML report"
     return table
+
+
+@app.command("import-file")
+def import_file(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="The model to add a version to (made if new).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="An ONNX graph (.onnx), XGBoost (.ubj/.json), LightGBM (.txt), CatBoost "
+            "(.cbm) or skops (.skops) file, or an MLflow model directory."
+        ),
+    ],
+    input_example: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rows (.csv/.parquet) of the model's inputs: names its columns "
+            "where the model does not, and is the drift reference without a holdout."
+        ),
+    ] = None,  # fmt: skip
+    holdout: Annotated[
+        str | None,
+        typer.Option(
+            help="Labelled rows to evaluate it on: a .csv/.parquet file, or "
+            "SOURCE:TABLE of a registered source."
+        ),
+    ] = None,  # fmt: skip
+    task: Annotated[
+        str | None, typer.Option(help="classification or regression, where the model is silent.")
+    ] = None,
+    classes: Annotated[
+        str | None, typer.Option(help="The class labels in the model's order, comma-separated.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The name of what it predicts (the holdout's label column).")
+    ] = None,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A type a skops file may hold beyond the trust list (repeatable; "
+            "recorded in the audit log)."
+        ),
+    ] = None,  # fmt: skip
+) -> None:
+    """Register a model trained elsewhere as the next version of MODEL. Nothing is unpickled:
+    pickles, and MLflow flavors stored as pickles, are refused with how to save them safely."""
+    from mlgate.access import audit
+    from mlgate.imports.files import read_path
+    from mlgate.imports.service import ImportRequest, import_model, read_frame
+
+    s = services(ctx)
+    example = (
+        None if input_example is None else read_frame(input_example.name, _read(input_example))
+    )
+    rows, holdout_name = None, ""
+    if holdout is not None:
+        rows, holdout_name = _holdout(s, holdout), holdout
+    request = ImportRequest(
+        model_name=model,
+        model=read_path(path),
+        input_example=example,
+        holdout=rows,
+        holdout_name=holdout_name,
+        task=task,
+        classes=None if classes is None else [c.strip() for c in classes.split(",") if c.strip()],
+        target=target,
+        trust=tuple(trust or ()),
+        actor=audit.local_actor(),
+    )
+    with console.status(f"importing {path.name}" + (", evaluating it" if rows is not None else "")):
+        version = import_model(s.uow(), s.artifacts, request, now=s.clock())
+    kind = (version.report or {}).get("import", {}).get("kind", "")
+    console.print(
+        f"imported {path.name} ({kind}) as [bold]{version.ref}[/]: {version.task} of "
+        f"{version.target!r}, columns {', '.join(c.name for c in version.columns)}"
+    )
+    for name, value in version.metrics.items():
+        console.print(f"  {name} {value:.4f}")
+    for note in (version.report or {}).get("notes", []):
+        console.print(f"[yellow]note[/] {note}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _holdout(s: Any, given: str) -> Any:
+    """The holdout's rows: a file, or SOURCE:TABLE of a registered source."""
+    from mlgate.imports.service import read_frame
+    from mlgate.sources.service import get_source
+
+    path = Path(given)
+    if path.exists() or ":" not in given:
+        return read_frame(path.name, _read(path))
+    source_name, _, table = given.partition(":")
+    source = s.open_source(get_source(s.uow(), source_name))
+    try:
+        return source.read_table(table)
+    finally:
+        source.close()

@@ -4,6 +4,8 @@
   name every type they hold.
 * ``xgboost``, ``lightgbm``, ``catboost``: a zip of ``manifest.json``, the preprocessing as skops,
   and the booster in its library's own format (XGBoost UBJSON, LightGBM text, CatBoost cbm).
+* ``imported``: a model trained elsewhere (registry/foreign.py): a zip of ``manifest.json`` and
+  the file as it was given (ONNX, a native booster file, or skops).
 * ``torch``: a zip of ``manifest.json``, the preprocessing as skops, ``network.json`` (the
   architecture, parameters and fitted state as plain JSON) and ``model.safetensors`` (the
   weights). The network is rebuilt from the JSON, then the weights are loaded into it.
@@ -23,13 +25,12 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mlgate.errors import ArtifactError
 
 SKOPS = "skops"
 BOOSTERS = ("xgboost", "lightgbm", "catboost")
 NEURAL = "torch"
+IMPORTED = "imported"  # a model trained elsewhere, in its own file (registry/foreign.py)
 # Saved whole, without a preprocessing pipeline: they read and write their data themselves.
 WHOLE = ("TabularGAN", "SequenceForecaster")
 _BOOSTER_FILE = {"xgboost": "model.ubj", "lightgbm": "model.txt", "catboost": "model.cbm"}
@@ -91,6 +92,9 @@ def dump(pipeline: Any, fmt: str = SKOPS) -> bytes:
     """The fitted pipeline as bytes in `fmt`; refuses anything made of types we would not load."""
     if fmt == SKOPS:
         return _dump_skops(pipeline)
+    if fmt == IMPORTED:  # made by the import, which checked it (registry/foreign.py)
+        data: bytes = pipeline.data
+        return data
     if fmt not in BOOSTERS and fmt != NEURAL:
         raise ArtifactError(f"unknown artifact format {fmt!r}")
     whole = type(pipeline).__name__ in WHOLE
@@ -123,6 +127,10 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
         )
     if fmt == SKOPS:
         return _load_skops(data, ref)
+    if fmt == IMPORTED:
+        from mlgate.registry import foreign
+
+        return foreign.load(data, ref)
     if fmt not in BOOSTERS and fmt != NEURAL:
         raise ArtifactError(f"the artifact of {ref} has an unknown format {fmt!r}")
     try:
@@ -221,6 +229,8 @@ def _booster_from(fmt: str, cls: str, raw: bytes, ref: str) -> Any:
             return getattr(catboost, name)().load_model(blob=raw)
         import lightgbm
 
+        from mlgate.registry.adapters import LightGBMModel
+
         _allowed(cls, ("LGBMClassifier", "LGBMRegressor"), ref)
         booster = lightgbm.Booster(model_str=raw.decode())
         return LightGBMModel(booster, classifier=cls == "LGBMClassifier")
@@ -264,20 +274,3 @@ def _allowed(cls: str, allowed: tuple[str, ...], ref: str) -> str:
     if cls not in allowed:
         raise ArtifactError(f"the artifact of {ref} names an unexpected model class {cls!r}")
     return cls
-
-
-class LightGBMModel:
-    """A LightGBM booster loaded from its text format, behind predict / predict_proba."""
-
-    def __init__(self, booster: Any, *, classifier: bool) -> None:
-        self.booster = booster
-        self.classifier = classifier
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        raw = np.asarray(self.booster.predict(X), dtype="float64")
-        return np.column_stack([1 - raw, raw]) if raw.ndim == 1 else raw
-
-    def predict(self, X: Any) -> np.ndarray:
-        if self.classifier:
-            return np.asarray(np.argmax(self.predict_proba(X), axis=1))
-        return np.asarray(self.booster.predict(X), dtype="float64")

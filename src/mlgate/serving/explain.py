@@ -114,6 +114,12 @@ class Subject:
     columns: tuple[Column, ...]
     classes: tuple[Any, ...] | None
 
+    def __post_init__(self) -> None:
+        # A booster trained elsewhere is explained as ours are: by its library's TreeSHAP.
+        native = self.algorithm.removeprefix("imported-")
+        if native != self.algorithm and native in BOOSTERS:
+            object.__setattr__(self, "algorithm", native)
+
     @classmethod
     def of(cls, version: ModelVersion) -> Subject:
         return cls(version.ref, version.task, version.algorithm, version.columns, version.classes)

@@ -1,10 +1,10 @@
 """Comparing two versions on the same rows, with real statistics.
 
 Both versions predict the holdout rows of the candidate (version `b`, as it was split when `b`
-was trained, from the rows stored with it). The difference in the metric (b − a) gets a paired
-bootstrap interval, and a paired test gives a p-value: McNemar's exact test on the rows where
-exactly one version is right (classification), or the Wilcoxon signed-rank test on the absolute
-errors (regression). The verdict says "b is better" only when both agree at level `alpha`.
+was trained, from the rows stored with it; an imported `b`: the holdout it was imported with).
+The difference in the metric (b − a) gets a paired bootstrap interval, and a paired test gives a
+p-value: McNemar's exact test on the rows where exactly one version is right (classification),
+or the Wilcoxon signed-rank test on the absolute errors (regression). The verdict says "b is better" only when both agree at level `alpha`.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def compare_versions(
     if version_a.task != version_b.task or version_a.target != version_b.target:
         raise InvalidInput(f"v{a} and v{b} do not predict the same thing")
     lineage = version_b.lineage
+    imported = (version_b.report or {}).get("import")
+    if imported is not None and not imported.get("holdout"):
+        raise InvalidInput(
+            f"v{b} was imported without a holdout: it has no labelled rows to compare on; "
+            "import it again with --holdout"
+        )
     if lineage.test_size == 0:
         raise InvalidInput(
             f"v{b} was fitted on every row (--test-size 0): it has no unseen rows to compare "
@@ -83,11 +89,12 @@ def compare_versions(
             "their reports"
         )
     frame = read_snapshot(uow, artifacts, model_name, b)
-    prepared = training_data.prepare(
-        frame, target=version_b.target, drop=lineage.dropped_columns, task=version_b.task
-    )
-    holdout = split_rows(prepared, lineage.test_size, lineage.seed).X_test.index
-    rows = frame[frame[version_b.target].notna()].reset_index(drop=True).loc[holdout]
+    rows = frame[frame[version_b.target].notna()].reset_index(drop=True)
+    if imported is None:  # the rows its training held out; an import's holdout is all of it
+        prepared = training_data.prepare(
+            frame, target=version_b.target, drop=lineage.dropped_columns, task=version_b.task
+        )
+        rows = rows.loc[split_rows(prepared, lineage.test_size, lineage.seed).X_test.index]
     truth = rows[version_b.target].to_numpy()
     outputs = []
     for version in (version_a, version_b):

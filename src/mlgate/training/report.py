@@ -51,6 +51,7 @@ class ReportInputs:
     cv: dict[str, tuple[float, float]] = field(default_factory=dict)  # k-fold (mean, sd)
     standard_errors: str = "classical"  # of the coefficient table: "classical" or "hc3"
     columns: tuple[Column, ...] = ()  # the input schema: contributions are by these columns
+    refits: bool = True  # False for a model trained elsewhere: no learning curve
 
 
 def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
@@ -61,7 +62,7 @@ def build_report(inputs: ReportInputs) -> tuple[dict[str, Any], bytes]:
         data, plots = _contents(inputs)
     said = dict.fromkeys(_plain(str(w.message)) for w in caught if str(w.message).strip())
     data["notes"] += [f"While drawing the report: {message}" for message in list(said)[:3]]
-    if len(inputs.X_train) < MIN_ROWS_FOR_LEARNING_CURVE:
+    if inputs.refits and len(inputs.X_train) < MIN_ROWS_FOR_LEARNING_CURVE:
         data["notes"].append(
             f"No learning curve: {len(inputs.X_train)} training rows are too few to split "
             f"into growing shares (at least {MIN_ROWS_FOR_LEARNING_CURVE} are needed)."
@@ -182,7 +183,8 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         ax.barh([k for k, _ in top], [v for _, v in top])
         ax.set(title=f"{kind} importance", xlabel="importance")
         out[f"{kind} importance"] = png(fig)
-    if len(inputs.X_train) >= MIN_ROWS_FOR_LEARNING_CURVE:  # else its folds would be a few rows
+    # A learning curve refits the model: not for one trained elsewhere, nor on a few rows.
+    if inputs.refits and len(inputs.X_train) >= MIN_ROWS_FOR_LEARNING_CURVE:
         out["learning curve"] = _learning_curve(inputs, plt)
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:

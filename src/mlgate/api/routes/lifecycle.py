@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Security
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
 
 from mlgate.access.model import Target
@@ -16,6 +17,7 @@ from mlgate.api.body import read_body
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER, VersionNumber
 from mlgate.bootstrap import Services
+from mlgate.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.bundles import export_bundle, import_bundle
 from mlgate.registry.model import AliasEvent
@@ -266,6 +268,100 @@ async def import_(request: Request, name: str) -> Response:
             services.uow(), services.artifacts, data, model_name=name, now=services.clock()
         )
         return {"model": version.model_name, "version": version.number}
+
+    body = await run_in_threadpool(run)
+    return Response(orjson.dumps(body), 201, media_type="application/json")
+
+
+@router.post(
+    "/import-file",
+    status_code=201,
+    responses=PROBLEMS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary", "description":
+                             "ONNX, XGBoost (.ubj/.json), LightGBM (.txt), CatBoost (.cbm), "
+                             "skops, or a zip of an MLflow model directory"},
+                    "input_example": {"type": "string", "format": "binary"},
+                    "holdout": {"type": "string", "format": "binary"},
+                    "task": {"type": "string", "enum": ["classification", "regression"]},
+                    "classes": {"type": "string", "description": "comma-separated"},
+                    "target": {"type": "string"},
+                    "trust": {"type": "array", "items": {"type": "string"},
+                              "description": "types a skops file may hold (admins only)"},
+                },
+            }}},
+        }
+    },
+)  # fmt: skip
+@access("train")
+async def import_file(request: Request, name: str) -> Response:
+    """Register a model trained elsewhere (multipart upload) as the next version of `name`.
+    Nothing is unpickled; a refused file leaves nothing behind (422 with a `code`)."""
+    from mlgate.imports.files import MAX_FILE_BYTES, identify
+    from mlgate.imports.service import ImportRequest, import_model, read_frame
+
+    services = _services(request)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdecimal() and int(declared) > 3 * MAX_FILE_BYTES:
+        raise PayloadTooLarge(f"the upload may hold at most {3 * MAX_FILE_BYTES:,} bytes")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise UnsupportedFormat("send the model as multipart/form-data, its file in `file`")
+    form = await request.form(max_files=3, max_fields=32)
+    try:
+        files = {k: v for k, v in form.multi_items() if isinstance(v, StarletteUpload)}
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        trust = [v for k, v in form.multi_items() if k == "trust" and isinstance(v, str)]
+        if "file" not in files:
+            raise InvalidInput("the upload has no `file` part: the model file")
+        uploads: dict[str, tuple[str, bytes]] = {}
+        for key, upload in files.items():
+            data = await upload.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise PayloadTooLarge(f"{key} holds more than {MAX_FILE_BYTES:,} bytes")
+            uploads[key] = (upload.filename or key, data)
+    finally:
+        await form.close()
+
+    def run() -> dict[str, Any]:
+        principal = authorize_training(services, request, name)
+        if trust:  # a type on the trust list runs its code when loaded: admins decide that
+            authorize(services, request, action="admin")
+        example = uploads.get("input_example")
+        holdout = uploads.get("holdout")
+        classes = fields.get("classes")
+        version = import_model(
+            services.uow(),
+            services.artifacts,
+            ImportRequest(
+                model_name=name,
+                model=identify(*uploads["file"]),
+                input_example=None if example is None else read_frame(*example),
+                holdout=None if holdout is None else read_frame(*holdout),
+                holdout_name="" if holdout is None else holdout[0],
+                task=fields.get("task") or None,
+                classes=None if not classes else [c.strip() for c in classes.split(",")],
+                target=fields.get("target") or None,
+                trust=tuple(trust),
+                actor=actor(principal),
+                address=request.client.host if request.client else "",
+            ),
+            now=services.clock(),
+        )
+        return {
+            "model": version.model_name,
+            "version": version.number,
+            "task": version.task,
+            "columns": [c.to_json() for c in version.columns],
+            "classes": None if version.classes is None else list(version.classes),
+            "metrics": version.metrics,
+            "import": (version.report or {}).get("import"),
+        }
 
     body = await run_in_threadpool(run)
     return Response(orjson.dumps(body), 201, media_type="application/json")
