@@ -4,7 +4,8 @@ Both versions predict the holdout rows of the candidate (version `b`, as it was 
 was trained, from the rows stored with it; an imported `b`: the holdout it was imported with).
 The difference in the metric (b − a) gets a paired bootstrap interval, and a paired test gives a
 p-value: McNemar's exact test on the rows where exactly one version is right (classification),
-or the Wilcoxon signed-rank test on the absolute errors (regression). The verdict says "b is better" only when both agree at level `alpha`.
+or the Wilcoxon signed-rank test on the absolute errors (regression). The verdict says "b is
+better" only when both agree at level `alpha`.
 """
 
 from __future__ import annotations
