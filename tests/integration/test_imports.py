@@ -198,6 +198,16 @@ def test_an_imported_model_answers_as_its_library_does_over_every_protocol(
     assert oip.status_code == 200, oip.text
     outputs = {o["name"]: o["data"] for o in oip.json()["outputs"]}
     assert outputs["predict"] == predicted["predictions"]
+    # Explained as ours are: a booster by its library's TreeSHAP, others by sampling against
+    # the input example (the version's reference rows).
+    explained = client.post(f"/v1/models/{name}/predict", headers=headers,
+                            json={"rows": records[:5], "explain": True})  # fmt: skip
+    assert explained.status_code == 200, explained.text
+    trees = kind in ("xgboost", "lightgbm", "catboost", "mlflow-xgboost")
+    assert explained.json()["explanation"]["method"] == ("tree_shap" if trees else "sampling")
+    for row in explained.json()["explanations"]:
+        total = row["base"] + sum(row["contributions"].values())
+        assert row["value"] == pytest.approx(total, abs=1e-6)
 
 
 def test_a_holdout_gives_metrics_a_report_and_a_comparison_with_a_trained_version(
@@ -233,6 +243,15 @@ def test_a_holdout_gives_metrics_a_report_and_a_comparison_with_a_trained_versio
         json={"version": 2, "require_better": True},
     )  # fmt: skip
     assert guarded.status_code == 409 and "not significantly better" in guarded.json()["detail"]
+    # An imported version travels in an export bundle like a trained one.
+    bundle = client.get("/v1/models/ext-holdout/versions/1/export", headers=headers)
+    assert bundle.status_code == 200, bundle.text
+    moved = client.post("/v1/models/ext-moved/import", headers=headers, content=bundle.content)
+    assert moved.status_code == 201, moved.text
+    rows = {"rows": FRAME.head(30).to_dict(orient="records")}
+    there = client.post("/v1/models/ext-moved/predict", headers=headers, json=rows).json()
+    here = client.post("/v1/models/ext-holdout/predict?version=1", headers=headers, json=rows)
+    assert there["probabilities"] == here.json()["probabilities"]
 
 
 @pytest.mark.parametrize(
