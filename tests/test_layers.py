@@ -51,7 +51,7 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
 # The use cases and rules speak the domain: the database layer (db/) translates its errors
 # (an IntegrityError becomes errors.ConcurrentWrite), so none of them needs SQLAlchemy.
 NO_DATABASE_LIBRARY = (
-    "registry", "plans", "access", "training", "serving", "monitoring", "rollouts",
+    "registry", "plans", "access", "training", "serving", "monitoring", "rollouts", "imports",
 )  # fmt: skip
 
 
