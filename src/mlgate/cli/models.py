@@ -372,13 +372,29 @@ def export(
         Path | None, typer.Option("--output", "-o", help="The .zip to write.")
     ] = None,
     snapshot: Annotated[bool, typer.Option(help="Include the training rows.")] = True,
+    format_: Annotated[
+        str,
+        typer.Option("--format", help="bundle (a portable zip) or onnx (one checked graph)."),
+    ] = "bundle",
 ) -> None:
-    """Write a version as a portable bundle (model, report, rows; sha256 of every file)."""
+    """Write a version as a portable bundle (model, report, rows; sha256 of every file), or as
+    an ONNX graph of its preprocessing and model, checked against it on its holdout rows."""
     from mlgate.registry.bundles import export_bundle
 
     s = services(ctx)
     name, number, alias = service.parse_ref(ref)
     version = service.resolve_version(s.uow(), name, number, alias)
+    if format_ not in ("bundle", "onnx"):
+        raise InvalidInput(f"--format is bundle or onnx, not {format_!r}")
+    if format_ == "onnx":
+        from mlgate.exports.service import export_onnx
+
+        with console.status(f"converting {version.ref} to ONNX and checking it"):
+            done = export_onnx(s.uow(), s.artifacts, s.predictors, name, version.number)
+        path = output or Path(f"{name}-v{version.number}.onnx")
+        path.write_bytes(done.data)
+        console.print(f"exported {version.ref} to {path} ({len(done.data):,} bytes): {done.note}")
+        return
     data = export_bundle(
         s.uow(), s.artifacts, name, version.number, with_snapshot=snapshot, now=s.clock()
     )

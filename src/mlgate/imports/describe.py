@@ -34,6 +34,7 @@ class Declared:
     task: str | None = None
     classes: list[Any] | None = None
     n_classes: int | None = None
+    model_classes: list[Any] | None = None  # the labels as the model answers them, if not these
     manifest: dict[str, Any] = field(default_factory=dict)
     library: dict[str, str] = field(default_factory=dict)
 
@@ -168,7 +169,23 @@ def _onnx(raw: bytes) -> Declared:
     if labels and probas:  # a converted classifier: its labels and its probabilities
         spec_out |= {"label": labels[0].name, "proba": probas[0].name}
         found.task = _CLASSIFICATION
-        found.classes = _onnx_classes(graph)
+        found.model_classes = _onnx_classes(graph)
+        meta = {p.key: p.value for p in graph.metadata_props}
+        told: list[Any] | None = (
+            json.loads(meta["mlgate_classes"]) if "mlgate_classes" in meta else None
+        )
+        if (
+            told is not None
+            and found.model_classes is not None
+            and len(told) != len(found.model_classes)
+        ):
+            raise RefusedModel(
+                "the graph's mlgate_classes metadata does not match its classes",
+                code="damaged_file",
+            )
+        if told is not None and found.model_classes is None:
+            found.model_classes = list(range(len(told)))  # mlgate's graphs answer codes
+        found.classes = told or found.model_classes
         if probas[0].type == "tensor(float)":
             shape = list(probas[0].shape)
             if len(shape) == 2 and isinstance(shape[1], int):
@@ -182,6 +199,9 @@ def _onnx(raw: bytes) -> Declared:
             found.task = _CLASSIFICATION
             found.n_classes = width_out
         spec_out["width"] = width_out
+    told = {p.key: p.value for p in graph.metadata_props}.get("mlgate_task")
+    if told in (_CLASSIFICATION, _REGRESSION) and "label" not in spec_out:
+        found.task = told  # a graph mlgate exported says what it is
     found.manifest = {"onnx": spec_out}
     return found
 

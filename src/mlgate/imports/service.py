@@ -294,7 +294,7 @@ def _manifest(
                 one["columns"] = [one["name"]]
         else:
             spec["inputs"][0]["columns"] = [c.name for c in columns]
-        spec["model_classes"] = found.classes if found.classes is not None else classes
+        spec["model_classes"] = found.model_classes or found.classes or classes
         manifest["onnx"] = spec
     if found.kind == "skops" and task == "classification":
         manifest.setdefault("model_classes", found.classes)

@@ -163,6 +163,13 @@ class LightGBMModel(Fitted):
     def __init__(self, booster: Any, *, classifier: bool) -> None:
         self.booster = booster
         self.classifier = classifier
+        if classifier:  # what converters (skl2onnx) read off a classifier
+            self.classes_ = np.arange(max(2, int(booster.dump_model(num_iteration=1)["num_class"])))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier" if self.classifier else "regressor"
+        return tags
 
     def predict_proba(self, X: Any) -> np.ndarray:
         raw = np.asarray(self.booster.predict(X), dtype="float64")

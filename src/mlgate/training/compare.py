@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry import aliases as lifecycle
-from mlgate.registry.model import AliasEvent
+from mlgate.registry.model import AliasEvent, ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform
@@ -89,13 +90,7 @@ def compare_versions(
             "on; compare versions that hold rows out, or read the cross-fitted metrics in "
             "their reports"
         )
-    frame = read_snapshot(uow, artifacts, model_name, b)
-    rows = frame[frame[version_b.target].notna()].reset_index(drop=True)
-    if imported is None:  # the rows its training held out; an import's holdout is all of it
-        prepared = training_data.prepare(
-            frame, target=version_b.target, drop=lineage.dropped_columns, task=version_b.task
-        )
-        rows = rows.loc[split_rows(prepared, lineage.test_size, lineage.seed).X_test.index]
+    rows = holdout_rows(uow, artifacts, version_b)
     truth = rows[version_b.target].to_numpy()
     outputs = []
     for version in (version_a, version_b):
@@ -158,6 +153,20 @@ def compare_versions(
         uow.models.add_comparison(model_name, a, b, comparison.to_json(), now)
         uow.commit()
     return comparison
+
+
+def holdout_rows(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -> pd.DataFrame:
+    """The labelled rows `version` was evaluated on: its training split's holdout, an imported
+    version's whole holdout, or (fitted on every row, --test-size 0) every training row."""
+    frame = read_snapshot(uow, artifacts, version.model_name, version.number)
+    rows = frame[frame[version.target].notna()].reset_index(drop=True)
+    lineage = version.lineage
+    if (version.report or {}).get("import") is not None or lineage.test_size == 0:
+        return rows
+    prepared = training_data.prepare(
+        frame, target=version.target, drop=lineage.dropped_columns, task=version.task
+    )
+    return rows.loc[split_rows(prepared, lineage.test_size, lineage.seed).X_test.index]
 
 
 def promote_if_better(

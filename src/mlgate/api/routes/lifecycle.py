@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Security
@@ -231,10 +231,32 @@ async def delete_version(request: Request, name: str, version: VersionNumber) ->
 @router.get("/versions/{version}/export", responses=PROBLEMS)
 @access("export")
 async def export(
-    request: Request, name: str, version: VersionNumber, snapshot: bool = True
+    request: Request,
+    name: str,
+    version: VersionNumber,
+    snapshot: bool = True,
+    format: Literal["bundle", "onnx"] = "bundle",
 ) -> Response:
-    """The version as a portable zip bundle (model, report, training rows; sha256 of each)."""
+    """The version as a portable zip bundle (model, report, training rows; sha256 of each), or
+    with `format=onnx` as one ONNX graph of its preprocessing and model, checked against the
+    version on its holdout rows first (409 where no conversion exists or the check fails)."""
     services = _services(request)
+    if format == "onnx":
+
+        def onnx() -> Any:
+            from mlgate.exports.service import export_onnx
+
+            authorize(services, request, Target(name, version=version))
+            return export_onnx(
+                services.uow(), services.artifacts, services.predictors, name, version
+            )
+
+        done = await run_in_threadpool(onnx)
+        headers = {
+            "Content-Disposition": f'attachment; filename="{name}-v{version}.onnx"',
+            **done.headers(),
+        }
+        return Response(done.data, media_type="application/octet-stream", headers=headers)
 
     def run() -> bytes:
         authorize(services, request, Target(name, version=version))
