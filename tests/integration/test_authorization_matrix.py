@@ -477,6 +477,8 @@ PAGES: list[Page] = [
     Page("GET", "/ui/sources/{name}", cells(S, W, W, 200, 200, 200, 200), name="demo"),
     Page("POST", "/ui/sources/{name}/test", cells(U, W, W, 404, 404, 404, 404), {}),
     Page("POST", "/ui/sources/{name}/remove", cells(U, W, W, W, W, W, 404), {}),
+    Page("GET", "/ui/import", cells(S, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/import", cells(U, (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"model": "{m}"}),
     Page("GET", "/ui/train", cells(S, W, W, 200, 200, 200, 200)),
     Page("POST", "/ui/train", cells(U, (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), FORM_MODEL),
     Page("GET", "/ui/jobs/{job}", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),

@@ -312,3 +312,30 @@ def test_the_training_form_can_fit_on_every_row(site: Site) -> None:
                                         "target": demo.TARGET, "evaluate": "vibes",
                                         "csrf": token})  # fmt: skip
     assert bad.status_code == 422 and "every row" in bad.text
+
+
+def test_a_model_file_imported_from_the_form_is_listed_with_its_metrics(site: Site) -> None:
+    """The import form: a LightGBM file and a holdout become a version with metrics; a pickle
+    is refused on an error page that says why, and nothing is registered."""
+    import lightgbm
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(120, 3)), columns=["a", "b", "c"])
+    spend = 2 * frame.a - frame.c + rng.normal(scale=0.1, size=120)
+    booster = lightgbm.LGBMRegressor(n_estimators=20, verbose=-1).fit(frame, spend).booster_
+    admin = login(site, "ui", *ADMIN)
+    token = csrf_of(admin, "/ui/import")
+    holdout = frame.assign(spend=spend).to_csv(index=False).encode()
+    files = {"file": ("spend.txt", booster.model_to_string().encode()),
+             "holdout": ("holdout.csv", holdout)}  # fmt: skip
+    done = admin.post("/ui/import", data={"model": "spend", "csrf": token}, files=files)
+    assert done.status_code == 303, done.text[:500]
+    assert done.headers["location"] == "/ui/models/spend?notice=imported"
+    shown = admin.get("/ui/models/spend")
+    assert shown.status_code == 200 and "imported-lightgbm" in shown.text and "rmse" in shown.text
+    pickle = {"file": ("model.pkl", b"\x80\x04\x95\x00")}
+    refused = admin.post("/ui/import", data={"model": "pickled", "csrf": token}, files=pickle)
+    assert refused.status_code == 422 and "never unpickles" in refused.text
+    assert admin.get("/ui/models/pickled").status_code == 404

@@ -48,6 +48,7 @@ CSP = (
 # What a redirect after a form may tell the next page (codes, so no text comes from a URL).
 NOTICES = {
     "promoted": "The alias now points at the new version.",
+    "imported": "The model is imported as a new version.",
     "rolled_back": "The alias is back on its previous version.",
     "rollout_started": "The rollout is running: servers follow it within a second.",
     "rollout_stopped": "The rollout is stopped: every caller is back on the incumbent.",

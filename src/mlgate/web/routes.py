@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from mlgate.web import (
     accounts,
+    importing,
     login,
     models,
     portal,
@@ -23,6 +24,7 @@ routers: list[APIRouter] = [
     rollouts.router,
     sources.router,
     training.router,
+    importing.router,
     accounts.router,
     usage.router,
     portal.router,
