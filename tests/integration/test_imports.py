@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
 from mlgate.registry.doctor import check_registry
+from mlgate.registry.service import resolve_version
 from tests.conftest import admin_token, make_services
 
 N = 240
@@ -391,7 +392,6 @@ def test_the_cli_imports_a_file_with_a_holdout_from_a_source_table(
     )
     assert result.exit_code == 0, result.output
     assert "imported model.txt (lightgbm) as spend@v1" in result.output
-    from mlgate.registry.service import resolve_version
 
     version = resolve_version(services.uow(), "spend", 1)
     assert version.target == "amount" and version.lineage.source_url == "file model.txt"
@@ -400,3 +400,29 @@ def test_the_cli_imports_a_file_with_a_holdout_from_a_source_table(
     pickle = _write(tmp_path / "model.joblib", b"\x80\x04\x95\x00")
     refused = runner.invoke(cli, ["models", "import-file", "spend", str(pickle)], obj=services)
     assert refused.exit_code == 3 and "never unpickles" in refused.output
+
+
+def test_an_imported_version_is_monitored_against_its_input_example(
+    server: Served, tmp_path: Path
+) -> None:
+    """Drift is measured against the input example (no holdout); the per-model OpenAPI
+    document describes its columns."""
+    from mlgate.schema import rows_to_table
+
+    services, client, headers = server
+    made = xgboost_classifier(tmp_path)
+    answer = upload(client, headers, "ext-watched", made.path, input_example=FRAME)
+    assert answer.status_code == 201, answer.text
+    document = client.get("/v1/models/ext-watched/openapi.json", headers=headers)
+    assert document.status_code == 200 and "visits" in document.text
+    services.monitor.configure("ext-watched", sample_rate=1.0)
+    version = resolve_version(services.uow(), "ext-watched", 1)
+    shifted = FRAME.assign(age=FRAME.age + 3).to_dict(orient="records")
+    for i in range(0, N, 60):
+        table = rows_to_table(shifted[i : i + 60], version.columns, max_rows=100)
+        said = services.predictors.get(version).score(table).predictions
+        assert services.recorder.offer("ext-watched", 1, "user:ann", f"req-{i:04d}", table, said)
+    assert services.recorder.flush() == N // 60
+    result = services.monitor.check("ext-watched")
+    assert result.state == "drifting"
+    assert result.details["versions"]["1"]["drifted"] == ["age"]
