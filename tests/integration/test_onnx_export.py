@@ -89,12 +89,10 @@ def test_the_api_and_cli_export_onnx_and_say_where_no_conversion_exists(
     )
     assert result.exit_code == 0, result.output
     assert "labels identical" in result.output and path.read_bytes() == answer.content
-    with pytest.raises(Conflict, match="forecasters read windows"):
-        from mlgate.exports.convert import convert
+    from dataclasses import replace
 
-        convert(
-            resolve_version(world.uow(), name, None).__class__(
-                **{**resolve_version(world.uow(), name, None).__dict__, "algorithm": "lstm"}
-            ),
-            None,
-        )
+    from mlgate.exports.convert import convert
+
+    forecaster = replace(resolve_version(world.uow(), name, None), task="forecast")
+    with pytest.raises(Conflict, match="reads windows of a series"):
+        convert(forecaster, None)

@@ -27,11 +27,6 @@ ML_OPSET = 3
 # What has no conversion, and why (said as is to the caller).
 NO_CONVERSION = {
     "catboost": "CatBoost's ONNX export does not take the string categories mlgate feeds it",
-    "mlp": "the networks are exported without their preprocessing by PyTorch, not yet joined",
-    "cnn": "the networks are exported without their preprocessing by PyTorch, not yet joined",
-    "rnn": "forecasters read windows of a series, not rows",
-    "lstm": "forecasters read windows of a series, not rows",
-    "gru": "forecasters read windows of a series, not rows",
     "gan": "a generator makes rows rather than scoring them",
 }
 _REGISTERED = threading.Lock()
@@ -44,6 +39,8 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
     reason = NO_CONVERSION.get(algorithm)
     if reason is None and algorithm.startswith("imported-"):
         reason = "it was imported as a file of its own library; export that file instead"
+    if reason is None and version.task == "forecast":
+        reason = "a forecaster reads windows of a series, not rows"
     if reason is not None:
         raise Conflict(f"{version.ref} ({algorithm}) has no ONNX conversion: {reason}")
     try:
@@ -53,6 +50,8 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
         raise Conflict(
             "exporting ONNX needs skl2onnx and onnxmltools: pip install 'mlgate[onnx]'"
         ) from None
+    from mlgate.exports.networks import is_network, joined
+
     _register()
     pipeline = _convertible(pipeline)
     inputs = [
@@ -62,19 +61,22 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
     ]  # fmt: skip
     classifier = version.task == "classification"
     options: dict[Any, Any] = {}
-    if classifier:
+    if classifier and not is_network(pipeline[-1]):
         options[id(pipeline[-1])] = {"zipmap": False}
+    network = is_network(pipeline[-1])
     try:
         with warnings.catch_warnings():  # deprecations of attributes the converters read
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             graph = convert_sklearn(
-                pipeline,
+                pipeline[:-1] if network else pipeline,
                 initial_types=inputs,
                 options=options,
                 target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
                 name=version.ref,
             )
+            if network:  # PyTorch exports the network; it follows the preprocessing
+                graph = joined(graph, pipeline[-1])
     except Exception as exc:  # skl2onnx raises many kinds for what it cannot convert
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise Conflict(
