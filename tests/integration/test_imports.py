@@ -265,8 +265,18 @@ def test_a_holdout_gives_metrics_a_report_and_a_comparison_with_a_trained_versio
         (lambda d: _untrusted_skops(d), "untrusted_types"),
         (lambda d: _pickled_mlflow(d), "pickle_refused"),
         (lambda d: _dynamic_onnx(d), "unsupported_graph"),
+        (lambda d: _unknown_operator_onnx(d), "unsupported_graph"),
     ],
-    ids=["pickle", "mismatch", "not-a-model", "truncated", "untrusted", "mlflow-pickle", "dynamic"],
+    ids=[
+        "pickle",
+        "mismatch",
+        "not-a-model",
+        "truncated",
+        "untrusted",
+        "mlflow-pickle",
+        "dynamic",
+        "operator",
+    ],  # fmt: skip
 )
 def test_a_bad_file_is_refused_by_name_and_leaves_nothing(
     server: Served,
@@ -355,6 +365,22 @@ def _pickled_mlflow(folder: Path) -> Path:
     return _zipped(folder / "pickled")
 
 
+def _unknown_operator_onnx(folder: Path) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])
+    node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+    graph = helper.make_graph([node], "g", [x], [y])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    )
+    model.ir_version = 8
+    onnx.save(model, folder / "custom.onnx")
+    return folder / "custom.onnx"
+
+
 def _dynamic_onnx(folder: Path) -> Path:
     import onnx
     from onnx import TensorProto, helper
@@ -426,3 +452,36 @@ def test_an_imported_version_is_monitored_against_its_input_example(
     result = services.monitor.check("ext-watched")
     assert result.state == "drifting"
     assert result.details["versions"]["1"]["drifted"] == ["age"]
+
+
+def test_an_imported_version_is_promoted_over_a_trained_one_only_if_better(
+    server: Served, tmp_path: Path
+) -> None:
+    """--require-better compares a trained version and an imported one on the imported
+    version's holdout, with the paired test."""
+    from mlgate.sources import demo
+    from mlgate.training.service import TrainSpec, train_model
+    from tests.conftest import add_source_to
+
+    services, client, headers = server
+    database = tmp_path / "shop.db"
+    labelled = FRAME.assign(bought=LABELS)
+    demo.write_sqlite(database, labelled, table="customers")
+    add_source_to(services, "shop", f"sqlite:///{database}", cwd=tmp_path)
+    weak = TrainSpec("ext-mixed", "shop", "bought", "decision_tree", table="customers",
+                     drop=("age", "income"), params={"max_depth": 1}, report=False)  # fmt: skip
+    train_model(services.uow(), services.artifacts, services.open_source, weak,
+                now=services.clock)  # fmt: skip
+    made = sklearn_pipeline(tmp_path)
+    imported = upload(client, headers, "ext-mixed", made.path, holdout=labelled)
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["version"] == 2
+    first = client.post("/v1/models/ext-mixed/aliases/production", headers=headers,
+                        json={"version": 1})  # fmt: skip
+    assert first.status_code == 200, first.text
+    better = client.post("/v1/models/ext-mixed/aliases/production", headers=headers,
+                         json={"version": 2, "require_better": True})  # fmt: skip
+    assert better.status_code == 200, better.text
+    comparison = client.post("/v1/models/ext-mixed/compare", headers=headers,
+                             json={"a": 1, "b": 2}).json()  # fmt: skip
+    assert comparison["verdict"] == "b is better" and comparison["n_rows"] == N
