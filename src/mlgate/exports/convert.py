@@ -25,10 +25,7 @@ from mlgate.schema import feature_columns
 OPSET = 17
 ML_OPSET = 3
 # What has no conversion, and why (said as is to the caller).
-NO_CONVERSION = {
-    "catboost": "CatBoost's ONNX export does not take the string categories mlgate feeds it",
-    "gan": "a generator makes rows rather than scoring them",
-}
+NO_CONVERSION = {"gan": "a generator makes rows rather than scoring them"}
 _REGISTERED = threading.Lock()
 _done = False
 
@@ -50,7 +47,7 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
         raise Conflict(
             "exporting ONNX needs skl2onnx and onnxmltools: pip install 'mlgate[onnx]'"
         ) from None
-    from mlgate.exports.networks import is_network, joined
+    from mlgate.exports.networks import catboost_graph, is_network, join, joined
 
     _register()
     pipeline = _convertible(pipeline)
@@ -64,12 +61,18 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
     if classifier and not is_network(pipeline[-1]):
         options[id(pipeline[-1])] = {"zipmap": False}
     network = is_network(pipeline[-1])
+    catboost = algorithm == "catboost"
+    if catboost and version.columns != tuple(c for c in version.columns if c.type == "number"):
+        raise Conflict(
+            f"{version.ref} (catboost) has no ONNX conversion: CatBoost's ONNX export takes "
+            "numbers only, and this model reads categories or text as strings"
+        )
     try:
         with warnings.catch_warnings():  # deprecations of attributes the converters read
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             graph = convert_sklearn(
-                pipeline[:-1] if network else pipeline,
+                pipeline[:-1] if network or catboost else pipeline,
                 initial_types=inputs,
                 options=options,
                 target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
@@ -77,6 +80,8 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
             )
             if network:  # PyTorch exports the network; it follows the preprocessing
                 graph = joined(graph, pipeline[-1])
+            elif catboost:  # so does CatBoost's own export of its trees
+                graph = join(graph, catboost_graph(pipeline[-1]), "features")
     except Exception as exc:  # skl2onnx raises many kinds for what it cannot convert
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise Conflict(

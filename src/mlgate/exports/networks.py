@@ -22,16 +22,23 @@ def is_network(model: Any) -> bool:
 
 def joined(preprocessing: Any, model: Any) -> Any:
     """The ModelProto of `preprocessing` (skl2onnx's, one output) followed by the network."""
+    return join(preprocessing, _with_head(_exported(model), model), "x")
+
+
+def join(preprocessing: Any, network: Any, input_name: str) -> Any:
+    """`preprocessing`'s one output (as float) fed to `network`'s input `input_name`; the
+    answers keep their names (label, probabilities or variable)."""
     import onnx
     from onnx import compose, helper
 
-    network = _with_head(_exported(model), model)
     network.ir_version = preprocessing.ir_version
     wanted = {d.domain: d.version for d in preprocessing.opset_import}
     del network.opset_import[:]
     network.opset_import.extend(
         [helper.make_opsetid(domain, version) for domain, version in wanted.items()]
     )
+    answers = [o.name for o in network.graph.output]
+    _rename(preprocessing.graph, {name: f"pre_{name}" for name in answers})
     features = preprocessing.graph.output[0].name
     cast = helper.make_node("Cast", [features], ["net_input"], to=onnx.TensorProto.FLOAT)
     preprocessing.graph.node.append(cast)
@@ -39,7 +46,55 @@ def joined(preprocessing: Any, model: Any) -> Any:
     preprocessing.graph.output.append(
         helper.make_tensor_value_info("net_input", onnx.TensorProto.FLOAT, [None, None])
     )
-    return compose.merge_models(preprocessing, network, io_map=[("net_input", "x")], prefix2="net_")
+    merged = compose.merge_models(
+        preprocessing, network, io_map=[("net_input", input_name)], prefix2="net_"
+    )
+    for output in merged.graph.output:
+        plain = output.name.removeprefix("net_")
+        merged.graph.node.append(helper.make_node("Identity", [output.name], [plain]))
+        output.name = plain
+    return merged
+
+
+def _rename(graph: Any, names: dict[str, str]) -> None:
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, name in enumerate(field):
+                if name in names:
+                    field[i] = names[name]
+    for value in graph.output:
+        if value.name in names:
+            value.name = names[value.name]
+
+
+def catboost_graph(model: Any) -> Any:
+    """A CatBoost model's own ONNX export, its outputs named as skl2onnx names them: `label`
+    and `probabilities` (a tensor: its ZipMap removed), or `variable`; input `features`."""
+    import onnx
+    from onnx import helper
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "catboost.onnx"
+        model.save_model(str(path), format="onnx")
+        graph_model = onnx.load_model_from_string(path.read_bytes())
+    graph = graph_model.graph
+    kept = [n for n in graph.node if n.op_type != "ZipMap"]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.output[:]
+    trees = graph.node[0]
+    if trees.op_type == "TreeEnsembleClassifier":
+        trees.output[1] = "probabilities"
+        graph.output.extend([
+            helper.make_tensor_value_info("label", onnx.TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT, [None, None]),
+        ])  # fmt: skip
+    else:
+        trees.output[0] = "variable"
+        graph.output.append(
+            helper.make_tensor_value_info("variable", onnx.TensorProto.FLOAT, [None, 1])
+        )
+    return graph_model
 
 
 def _with_head(graph_model: Any, model: Any) -> Any:
