@@ -27,7 +27,7 @@ from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFoun
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.plans.metering import Aggregates
 from mlgate.plans.model import Plan, Subscription
-from mlgate.plans.repository import UsageRow
+from mlgate.plans.repository import DeadLetter, ExportCursor, UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts, add_counts
@@ -148,6 +148,8 @@ class InMemoryDatabase:
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     usage_batches: set[str] = field(default_factory=set)
     usage: list[tuple[datetime, str, str, str, int, int, list[int]]] = field(default_factory=list)
+    export_cursors: dict[str, ExportCursor] = field(default_factory=dict)
+    dead_letters: dict[int, DeadLetter] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     monitor_settings: dict[str, MonitorSettings] = field(default_factory=dict)
     prediction_log: list[LoggedPrediction] = field(default_factory=list)
@@ -553,6 +555,45 @@ class InMemoryUsageRepository:
         return out
 
 
+class InMemoryUsageExportRepository:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def cursor(self, sink: str) -> ExportCursor | None:
+        return self._db.export_cursors.get(sink)
+
+    def save_cursor(self, cursor: ExportCursor, *, expected: datetime | None) -> bool:
+        stored = self._db.export_cursors.get(cursor.sink)
+        if (stored is None and expected is not None) or (
+            stored is not None and stored.through != expected
+        ):
+            return False
+        self._db.export_cursors[cursor.sink] = cursor
+        return True
+
+    def add_dead_letters(
+        self, sink: str, letters: list[tuple[str, dict[str, Any], str]], at: datetime
+    ) -> None:
+        known = {(d.sink, d.event_id) for d in self._db.dead_letters.values()}
+        for event_id, event, error in letters:
+            if (sink, event_id) not in known:
+                new_id = self._db.next_id("dead_letters")
+                self._db.dead_letters[new_id] = DeadLetter(
+                    new_id, sink, event_id, event, error[:2000], at
+                )
+
+    def dead_letters(self, sink: str, *, pending: bool = True) -> list[DeadLetter]:
+        return [
+            d
+            for _, d in sorted(self._db.dead_letters.items())
+            if d.sink == sink and (not pending or d.replayed_at is None)
+        ]
+
+    def mark_replayed(self, ids: list[int], at: datetime) -> None:
+        for i in ids:
+            self._db.dead_letters[i] = replace(self._db.dead_letters[i], replayed_at=at)
+
+
 class InMemoryJobRepository:
     def __init__(self, db: InMemoryDatabase) -> None:
         self._db = db
@@ -759,6 +800,7 @@ class InMemoryUnitOfWork:
         self.audit = InMemoryAuditRepository(work)
         self.plans = InMemoryPlanRepository(work)
         self.usage = InMemoryUsageRepository(work)
+        self.usage_exports = InMemoryUsageExportRepository(work)
         self.jobs = InMemoryJobRepository(work)
         self.monitoring = InMemoryMonitoringRepository(work)
         self.rollouts = InMemoryRolloutRepository(work)

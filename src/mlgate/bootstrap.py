@@ -77,6 +77,7 @@ class Services:
     _shadow: ShadowScorer | None = field(default=None, repr=False)
     _referee: Periodic | None = field(default=None, repr=False)
     _scheduler: Periodic | None = field(default=None, repr=False)
+    _exporter: Periodic | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
     )
@@ -205,12 +206,43 @@ class Services:
         if every and self._scheduler is None:
             self._scheduler = Periodic("mlgate-schedules", self.run_schedules, every, final=False)
             self._scheduler.start()
+        every = self.settings.usage_export_interval
+        if every and self.settings.usage_export_url and self._exporter is None:
+            self._exporter = Periodic("mlgate-usage-export", self.export_usage, every, final=False)
+            self._exporter.start()
+
+    def usage_sink(self) -> Any:
+        """The billing sink MLGATE_USAGE_EXPORT_URL names (plans/sinks.py), or None."""
+        from mlgate.plans.sinks import CloudEventsSink, StripeSink
+
+        url = self.settings.usage_export_url
+        if not url:
+            return None
+        token = self.settings.usage_export_token
+        secret = token.reveal() if token else None
+        if self.settings.usage_export_format == "stripe":
+            if not secret:
+                raise ConfigError("a Stripe usage sink needs MLGATE_USAGE_EXPORT_TOKEN")
+            return StripeSink(secret, url=url)
+        return CloudEventsSink(url, token=secret, name="cloudevents")
+
+    def export_usage(self) -> Any:
+        """One export pass to the configured sink (plans/exporter.py)."""
+        from mlgate.plans.exporter import export_usage
+
+        sink = self.usage_sink()
+        if sink is None:
+            return None
+        try:
+            return export_usage(self.uow(), sink, now=self.clock())
+        finally:
+            sink.close()
 
     def stop_monitoring(self) -> None:
-        for loop in (self._checker, self._referee, self._scheduler):
+        for loop in (self._checker, self._referee, self._scheduler, self._exporter):
             if loop is not None:
                 loop.stop()
-        self._checker = self._referee = self._scheduler = None
+        self._checker = self._referee = self._scheduler = self._exporter = None
         if self._recorder is not None:
             self._recorder.stop()
         if self._shadow is not None:

@@ -73,6 +73,10 @@ class Settings:
     rollout_interval: int = 10  # seconds between the looks at running rollouts; 0: none
     schedule_interval: int = 30  # seconds between the looks at retraining schedules; 0: none
     rollout_log_per_second: int = 20  # a rollout's calls logged beyond the sample rate
+    usage_export_url: str | None = None  # a CloudEvents endpoint, or Stripe's (plans/sinks.py)
+    usage_export_format: str = "cloudevents"  # or "stripe"
+    usage_export_token: Secret | None = None  # its bearer token (Stripe: the secret key)
+    usage_export_interval: int = 60  # seconds between export passes in `mlgate serve`; 0: none
 
     @property
     def secret_key_file(self) -> Path:
@@ -113,7 +117,25 @@ class Settings:
             rollout_log_per_second=_whole(
                 "rollout_log_per_second", get("rollout_log_per_second", "20")
             ),
+            usage_export_url=get("usage_export_url", None),
+            usage_export_format=_choice(
+                "usage_export_format",
+                get("usage_export_format", "cloudevents"),
+                ("cloudevents", "stripe"),
+            ),  # fmt: skip
+            usage_export_token=Secret(token)
+            if (token := get("usage_export_token", None))
+            else None,
+            usage_export_interval=_whole(
+                "usage_export_interval", get("usage_export_interval", "60")
+            ),
         )
+
+
+def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"MLGATE_{name.upper()} is one of {', '.join(allowed)}, not {value!r}")
+    return value
 
 
 def _read_config_file(path: Path, *, explicit: bool) -> dict[str, Any]:

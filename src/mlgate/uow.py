@@ -14,7 +14,7 @@ from mlgate.access.repository import (
     UserRepository,
 )
 from mlgate.monitoring.repository import MonitoringRepository
-from mlgate.plans.repository import PlanRepository, UsageRepository
+from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.rollouts.repository import RolloutRepository
 from mlgate.sources.repository import SourceRepository
@@ -53,6 +53,9 @@ class UnitOfWork(Protocol):
 
     @property
     def usage(self) -> UsageRepository: ...
+
+    @property
+    def usage_exports(self) -> UsageExportRepository: ...
 
     @property
     def jobs(self) -> JobRepository: ...

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.cli.context import audited, console, services
+from mlgate.cli.context import audited, console, errors, services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service
 from mlgate.plans.model import LIMITS, Plan
@@ -205,6 +205,10 @@ def subscribe(
     console.print(f"{consumer} is on {made.plan} from {made.starts_at:%Y-%m-%d %H:%M} UTC{pinned}")
 
 
+usage_app = typer.Typer(help="Metered usage, bills, and usage pushed to billing.")
+
+
+@usage_app.callback(invoke_without_command=True)
 def usage(
     ctx: typer.Context,
     consumer: Annotated[str | None, typer.Option(help="One consumer (default: everyone).")] = None,
@@ -216,6 +220,8 @@ def usage(
     ] = None,
 ) -> None:
     """Metered usage: requests, rows, overage rows, errors and latency, per period and model."""
+    if ctx.invoked_subcommand is not None:
+        return
     s = services(ctx)
     month = month or s.clock().strftime("%Y-%m")
     if csv is not None:
@@ -237,6 +243,36 @@ def usage(
             str(r.rows), str(r.overage_rows), f"{r.latency_ms / max(1, r.requests):.1f}",
         )  # fmt: skip
     console.print(table)
+
+
+@usage_app.command("export")
+def export(
+    ctx: typer.Context,
+    replay: Annotated[
+        bool, typer.Option(help="Send the events the sink refused (the dead letters) again.")
+    ] = False,
+) -> None:
+    """Push closed hours of usage to MLGATE_USAGE_EXPORT_URL now (CloudEvents, or Stripe's meter
+    events): what `mlgate serve` does every MLGATE_USAGE_EXPORT_INTERVAL seconds."""
+    from mlgate.plans.exporter import export_usage, replay_dead_letters
+
+    s = services(ctx)
+    sink = s.usage_sink()
+    if sink is None:
+        raise InvalidInput("no usage sink: set MLGATE_USAGE_EXPORT_URL (and its token)")
+    try:
+        if replay:
+            sent, refused = replay_dead_letters(s.uow(), sink, now=s.clock())
+            console.print(f"replayed {sent} dead letters; {refused} refused again")
+            return
+        result = export_usage(s.uow(), sink, now=s.clock())
+    finally:
+        sink.close()
+    through = "nothing yet" if result.through is None else f"{result.through:%Y-%m-%d %H:00} UTC"
+    console.print(f"sent {result.sent} events, {result.dead} dead-lettered; done up to {through}")
+    if result.error:
+        errors.print(f"the sink failed: {result.error}; next try after {result.waiting_until}")
+        raise typer.Exit(1)
 
 
 def _show(plan: Plan) -> None:

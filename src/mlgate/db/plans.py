@@ -11,11 +11,18 @@ import sqlalchemy as sa
 
 from mlgate.access.model import Target
 from mlgate.db.repositories import _aware, _utc
-from mlgate.db.tables import plans, subscriptions, usage, usage_batches
+from mlgate.db.tables import (
+    plans,
+    subscriptions,
+    usage,
+    usage_batches,
+    usage_dead_letters,
+    usage_exports,
+)
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.plans.metering import Aggregates
 from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
-from mlgate.plans.repository import UsageRow
+from mlgate.plans.repository import DeadLetter, ExportCursor, UsageRow
 
 
 class SqlPlanRepository:
@@ -198,3 +205,98 @@ def _plan(row: sa.Row[Any]) -> Plan:
         description=s.get("description") or "",
         explain=bool(s.get("explain")),
     )
+
+
+class SqlUsageExportRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def cursor(self, sink: str) -> ExportCursor | None:
+        row = self._conn.execute(
+            sa.select(usage_exports).where(usage_exports.c.sink == sink)
+        ).first()
+        if row is None:
+            return None
+        return ExportCursor(
+            row.sink,
+            None if row.through_hour is None else _from_hours(int(row.through_hour)),
+            int(row.failures),
+            None if row.retry_at is None else _aware(row.retry_at),
+        )
+
+    def save_cursor(self, cursor: ExportCursor, *, expected: datetime | None) -> bool:
+        values = {
+            "through_hour": None if cursor.through is None else _hours(cursor.through),
+            "failures": cursor.failures,
+            "retry_at": None if cursor.retry_at is None else _utc(cursor.retry_at),
+        }
+        stored = self.cursor(cursor.sink)
+        if stored is None:
+            if expected is not None:
+                return False
+            self._conn.execute(usage_exports.insert().values(sink=cursor.sink, **values))
+            return True
+        where = usage_exports.c.sink == cursor.sink
+        where &= (
+            usage_exports.c.through_hour.is_(None)
+            if expected is None
+            else usage_exports.c.through_hour == _hours(expected)
+        )
+        done = self._conn.execute(usage_exports.update().where(where).values(**values))
+        return bool(done.rowcount)
+
+    def add_dead_letters(
+        self, sink: str, letters: list[tuple[str, dict[str, Any], str]], at: datetime
+    ) -> None:
+        if not letters:
+            return
+        known = {
+            r.event_id
+            for r in self._conn.execute(
+                sa.select(usage_dead_letters.c.event_id).where(
+                    usage_dead_letters.c.sink == sink,
+                    usage_dead_letters.c.event_id.in_([e for e, _, _ in letters]),
+                )
+            )
+        }
+        rows = [
+            {"sink": sink, "event_id": event_id, "event": event, "error": error[:2000],
+             "failed_at": _utc(at)}
+            for event_id, event, error in letters
+            if event_id not in known
+        ]  # fmt: skip
+        if rows:
+            self._conn.execute(usage_dead_letters.insert(), rows)
+
+    def dead_letters(self, sink: str, *, pending: bool = True) -> list[DeadLetter]:
+        query = sa.select(usage_dead_letters).where(usage_dead_letters.c.sink == sink)
+        if pending:
+            query = query.where(usage_dead_letters.c.replayed_at.is_(None))
+        return [
+            DeadLetter(
+                r.id,
+                r.sink,
+                r.event_id,
+                dict(r.event),
+                r.error,
+                _aware(r.failed_at),
+                None if r.replayed_at is None else _aware(r.replayed_at),
+            )  # fmt: skip
+            for r in self._conn.execute(query.order_by(usage_dead_letters.c.id))
+        ]
+
+    def mark_replayed(self, ids: list[int], at: datetime) -> None:
+        if ids:
+            self._conn.execute(
+                usage_dead_letters.update()
+                .where(usage_dead_letters.c.id.in_(ids))
+                .values(replayed_at=_utc(at))
+            )
+
+
+def _hours(at: datetime) -> int:
+    return int(_aware(at).timestamp()) // 3600
+
+
+def _from_hours(hours: int) -> datetime:
+    return datetime.fromtimestamp(hours * 3600, UTC)

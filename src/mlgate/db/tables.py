@@ -263,6 +263,28 @@ usage_batches = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+usage_exports = sa.Table(
+    "usage_exports",
+    metadata,
+    sa.Column("sink", sa.String(64), primary_key=True),
+    sa.Column("through_hour", sa.BigInteger, nullable=True),  # hours since 1970, UTC
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+usage_dead_letters = sa.Table(
+    "usage_dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sink", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("sink", "event_id", name="uq_usage_dead_letters_event"),
+)
+
 monitor_settings = sa.Table(
     "monitor_settings",
     metadata,

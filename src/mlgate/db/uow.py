@@ -16,7 +16,7 @@ from mlgate.db.access import (
     SqlUserRepository,
 )
 from mlgate.db.monitoring import SqlMonitoringRepository
-from mlgate.db.plans import SqlPlanRepository, SqlUsageRepository
+from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.db.rollouts import SqlRolloutRepository
 from mlgate.errors import ConcurrentWrite, NotReady
@@ -50,6 +50,7 @@ class SqlUnitOfWork:
         self.audit = SqlAuditRepository(self._conn)
         self.plans = SqlPlanRepository(self._conn)
         self.usage = SqlUsageRepository(self._conn)
+        self.usage_exports = SqlUsageExportRepository(self._conn)
         self.monitoring = SqlMonitoringRepository(self._conn)
         self.rollouts = SqlRolloutRepository(self._conn)
         return self

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlgate.plans.metering import Aggregates
 from mlgate.plans.model import Plan, Subscription
@@ -61,3 +61,46 @@ class UsageRepository(Protocol):
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         """Per account: (requests, rows) of the calls that were counted (status below 400)."""
         ...
+
+
+@dataclass(frozen=True)
+class ExportCursor:
+    """How far usage has reached a billing sink: every hour before `through` was delivered (or
+    dead-lettered); after `failures` failed passes in a row, the next waits until `retry_at`."""
+
+    sink: str
+    through: datetime | None = None
+    failures: int = 0
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a sink refused for good, kept to be replayed (with the same id)."""
+
+    id: int
+    sink: str
+    event_id: str
+    event: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    failed_at: datetime | None = None
+    replayed_at: datetime | None = None
+
+
+class UsageExportRepository(Protocol):
+    def cursor(self, sink: str) -> ExportCursor | None: ...
+
+    def save_cursor(self, cursor: ExportCursor, *, expected: datetime | None) -> bool:
+        """Write `cursor` if the stored one is still at `expected` (or absent, for None):
+        False when another process moved it first."""
+        ...
+
+    def add_dead_letters(
+        self, sink: str, letters: list[tuple[str, dict[str, Any], str]], at: datetime
+    ) -> None:
+        """(event id, event, error) each, once per sink and event id."""
+        ...
+
+    def dead_letters(self, sink: str, *, pending: bool = True) -> list[DeadLetter]: ...
+
+    def mark_replayed(self, ids: list[int], at: datetime) -> None: ...

@@ -1,0 +1,44 @@
+"""Usage pushed to billing: how far each sink has been sent, and the events a sink refused.
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "usage_exports",
+        sa.Column("sink", sa.String(64), nullable=False),
+        sa.Column("through_hour", sa.BigInteger, nullable=True),  # hours since 1970, UTC
+        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("sink", name="pk_usage_exports"),
+    )
+    op.create_table(
+        "usage_dead_letters",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("sink", sa.String(64), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("event", sa.JSON, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_usage_dead_letters"),
+        sa.UniqueConstraint("sink", "event_id", name="uq_usage_dead_letters_event"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("usage_dead_letters")
+    op.drop_table("usage_exports")
