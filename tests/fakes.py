@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -149,6 +150,7 @@ class InMemoryDatabase:
     usage_batches: set[str] = field(default_factory=set)
     usage: list[tuple[datetime, str, str, str, int, int, list[int]]] = field(default_factory=list)
     export_cursors: dict[str, ExportCursor] = field(default_factory=dict)
+    spend_caps: dict[str, Decimal] = field(default_factory=dict)
     dead_letters: dict[int, DeadLetter] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     monitor_settings: dict[str, MonitorSettings] = field(default_factory=dict)
@@ -507,6 +509,15 @@ class InMemoryPlanRepository:
         found = self._db.subscriptions.get(subscription_id)
         if found is not None:
             self._db.subscriptions[subscription_id] = replace(found, ends_at=at)
+
+    def spend_cap(self, consumer: str) -> Decimal | None:
+        return self._db.spend_caps.get(consumer)
+
+    def set_spend_cap(self, consumer: str, cap: Decimal | None, *, by: str, at: datetime) -> None:
+        if cap is None:
+            self._db.spend_caps.pop(consumer, None)
+        else:
+            self._db.spend_caps[consumer] = cap
 
 
 class InMemoryUsageRepository:

@@ -122,6 +122,19 @@ class TooManyRequests(MlgateError):
         self.resets_at = resets_at
 
 
+class PaymentRequired(MlgateError):
+    """A consumer's monthly spend cap is reached: `cap` and `spent` (decimal strings in the
+    plan's prices' currency), `resets_at` the month's end."""
+
+    code = "spend_cap_reached"
+
+    def __init__(self, message: str, *, cap: str, spent: str, resets_at: datetime) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.spent = spent
+        self.resets_at = resets_at
+
+
 class SourceError(MlgateError):
     pass
 

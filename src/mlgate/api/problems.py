@@ -28,6 +28,7 @@ STATUS_FOR: dict[type[errors.MlgateError], int] = {
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
     errors.TooManyRequests: 429,
+    errors.PaymentRequired: 402,
     errors.SourceError: 502,
     errors.NotReady: 503,
     errors.ArtifactError: 500,
@@ -90,6 +91,9 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
             extra["limit"] = exc.limit
         if exc.resets_at:
             extra["resets_at"] = exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(exc, errors.PaymentRequired):
+        extra |= {"cap": exc.cap, "spent": exc.spent,
+                  "resets_at": exc.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
     if isinstance(exc, errors.PayloadTooLarge) and exc.max_rows is not None:
         extra["max_rows"] = exc.max_rows
     field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None

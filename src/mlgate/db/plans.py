@@ -13,6 +13,7 @@ from mlgate.access.model import Target
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import (
     plans,
+    spend_caps,
     subscriptions,
     usage,
     usage_batches,
@@ -77,6 +78,19 @@ class SqlPlanRepository:
             ends_at=subscription.ends_at,
             pins=subscription.pins,
         )
+
+    def spend_cap(self, consumer: str) -> Decimal | None:
+        row = self._conn.execute(
+            sa.select(spend_caps.c.cap).where(spend_caps.c.consumer == consumer)
+        ).first()
+        return None if row is None else Decimal(str(row.cap))
+
+    def set_spend_cap(self, consumer: str, cap: Decimal | None, *, by: str, at: datetime) -> None:
+        self._conn.execute(spend_caps.delete().where(spend_caps.c.consumer == consumer))
+        if cap is not None:
+            self._conn.execute(
+                spend_caps.insert().values(consumer=consumer, cap=cap, set_by=by, set_at=at)
+            )
 
     def subscriptions(self, consumer: str | None = None) -> list[Subscription]:
         query = subscriptions.select().order_by(subscriptions.c.starts_at, subscriptions.c.id)

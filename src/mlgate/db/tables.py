@@ -263,6 +263,15 @@ usage_batches = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+spend_caps = sa.Table(
+    "spend_caps",
+    metadata,
+    sa.Column("consumer", sa.String(128), primary_key=True),
+    sa.Column("cap", sa.Numeric(18, 6), nullable=False),
+    sa.Column("set_by", sa.String(160), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 usage_exports = sa.Table(
     "usage_exports",
     metadata,

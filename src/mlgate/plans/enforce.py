@@ -12,15 +12,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import format_datetime
 
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import covers
-from mlgate.errors import NotReady, PayloadTooLarge, PermissionDenied, TooManyRequests
+from mlgate.errors import (
+    NotReady,
+    PayloadTooLarge,
+    PaymentRequired,
+    PermissionDenied,
+    TooManyRequests,
+)
 from mlgate.plans import service
-from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide
+from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide, spend_charge
 from mlgate.plans.metering import UsageEvent
-from mlgate.plans.model import Limit, Plan, Subscription
+from mlgate.plans.model import NANOS, Limit, Plan, Subscription
 from mlgate.registry.model import ModelVersion
 from mlgate.uow import UnitOfWork
 
@@ -35,6 +42,7 @@ class Admission:
     started: float
     plan: Plan | None = None
     subscription: Subscription | None = None
+    spend_cap: Decimal | None = None  # the consumer's monthly cap, where its plan has prices
     charged: list[Charge] = field(default_factory=list)
     rows: int = 0
     explained: int = 0  # rows to be explained as well (metered apart, priced apart)
@@ -63,7 +71,7 @@ class Gate:
         self._clock = clock
         self._fail_open = fail_open
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, tuple[Subscription, Plan] | None]] = {}
+        self._cache: dict[str, tuple[float, tuple[Subscription, Plan, Decimal | None] | None]] = {}
         self._spent: dict[tuple[str, int], int] = {}  # (window key, limit) -> count seen
         self._lock = threading.Lock()
 
@@ -78,7 +86,7 @@ class Gate:
                 f"consumer {principal.name!r} has no active subscription; ask for a plan",
                 code="no_subscription",
             )
-        admission.subscription, admission.plan = found
+        admission.subscription, admission.plan, admission.spend_cap = found
         return admission
 
     def standing(self, consumer: str, plan: Plan) -> list[LimitState]:
@@ -121,13 +129,19 @@ class Gate:
                 max_rows=plan.max_rows_per_request,
             )
         admission.charged = charges(admission.account, plan.limits(), rows, self._clock())
+        if admission.spend_cap is not None and plan.priced:  # last: it prices the overage
+            cap = int(admission.spend_cap * NANOS)
+            admission.charged.append(spend_charge(
+                admission.account, cap, plan.rates(), rows, admission.explained, self._clock()
+            ))  # fmt: skip
         # No round trip to the counters here: a window known to be spent (from an earlier
         # refusal in this process; counts only grow within a window) is refused at once, the
         # rest is decided atomically by `settle`. One round trip per call in all.
         known = [self._spent.get((c.key, c.limit.limit), 0) for c in admission.charged]
         allowed, blocked, _ = decide(admission.charged, known, rows)
         if not allowed and blocked is not None:
-            self.meter(admission, asked.model, version.number if version else 0, 429)
+            status = 402 if blocked.limit.unit == "spend" else 429
+            self.meter(admission, asked.model, version.number if version else 0, status)
             # Only the spent window is known here; the others' counts were not read, so they
             # are left out of the headers rather than shown as untouched.
             raise self._refusal(blocked, admission.charged, [blocked])
@@ -178,7 +192,8 @@ class Gate:
                 if len(self._spent) > 10_000:  # windows end; forget the old ones wholesale
                     self._spent.clear()
                 self._spent[(self._key_of(admission, blocked), blocked.limit.limit)] = blocked.used
-            self._meter(self._event(admission, version.model_name, version.number, 429))
+            status = 402 if blocked.limit.unit == "spend" else 429
+            self._meter(self._event(admission, version.model_name, version.number, status))
             raise self._refusal(blocked, admission.charged, [blocked])
         states = [
             LimitState(c.limit, n, c.reset_in)
@@ -215,9 +230,20 @@ class Gate:
 
     def _refusal(
         self, blocked: LimitState, charged: list[Charge], states: list[LimitState]
-    ) -> TooManyRequests:
+    ) -> TooManyRequests | PaymentRequired:
         retry = max(1, blocked.reset_in)
         resets = datetime.fromtimestamp(self._clock().timestamp() + retry, UTC)
+        if blocked.limit.unit == "spend":
+            cap = Decimal(blocked.limit.limit) / NANOS
+            spent = Decimal(blocked.used) / NANOS
+            return PaymentRequired(
+                f"the monthly spend cap of {cap:.2f} is reached ({spent:.6f} spent this month; "
+                f"this call would pass it); raise the cap, or wait for the month to end at "
+                f"{resets:%Y-%m-%dT%H:%M:%SZ}",
+                cap=f"{cap:.2f}",
+                spent=f"{spent:.6f}",
+                resets_at=resets,
+            )
         headers = rate_headers(charged, states) | {"Retry-After": str(retry)}
         return TooManyRequests(
             f"the plan's limit of {blocked.limit.limit} {blocked.limit.name} is reached; it "
@@ -233,7 +259,7 @@ class Gate:
         with self._lock:
             self._cache.clear()
 
-    def _subscription(self, consumer: str) -> tuple[Subscription, Plan] | None:
+    def _subscription(self, consumer: str) -> tuple[Subscription, Plan, Decimal | None] | None:
         """Looked up at most once a second per consumer and process: a plan change reaches every
         worker within that second."""
         now = time.monotonic()
@@ -241,7 +267,11 @@ class Gate:
             cached = self._cache.get(consumer)
         if cached is not None and now - cached[0] < self._cache_seconds:
             return cached[1]
-        found = service.active_subscription(self._uow(), consumer, self._clock())
+        active = service.active_subscription(self._uow(), consumer, self._clock())
+        found = None
+        if active is not None:
+            with self._uow() as uow:
+                found = (*active, uow.plans.spend_cap(consumer))
         with self._lock:
             self._cache[consumer] = (now, found)
         return found
@@ -249,7 +279,8 @@ class Gate:
 
 def rate_headers(charged: list[Charge], states: list[LimitState]) -> dict[str, str]:
     """RateLimit-Policy and RateLimit (IETF httpapi draft) for every limit, and the older
-    X-RateLimit-* for the tightest one."""
+    X-RateLimit-* for the tightest one. A spend cap is not a rate: its refusal says so."""
+    states = [s for s in states if s.limit.unit != "spend"]
     if not states:
         return {}
     by_limit = {c.limit: c.ttl - 60 for c in charged}

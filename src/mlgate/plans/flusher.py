@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from mlgate.errors import ConcurrentWrite
 from mlgate.periodic import Periodic
 from mlgate.plans.limiter import Counters, bucket
-from mlgate.plans.service import month_bounds
+from mlgate.plans.service import active_subscription, month_bounds, spend_nanos
 from mlgate.uow import UnitOfWork
 
 
@@ -67,6 +68,27 @@ def reconcile(counters: Counters, uow: Callable[[], UnitOfWork], now: datetime) 
         for account, (requests, rows) in totals.items():
             seeds[f"{account}:requests:{window}:{name}"] = (requests, length + 60)
             seeds[f"{account}:rows:{window}:{name}"] = (rows, length + 60)
+    seeds |= _spend_seeds(uow, now, month_start, month_end)
     if seeds:
         counters.seed(seeds)
     return len(seeds)
+
+
+def _spend_seeds(
+    uow: Callable[[], UnitOfWork], now: datetime, start: datetime, end: datetime
+) -> dict[str, tuple[int, int]]:
+    """This month's spend of each consumer with a priced plan, in nanos, for its spend cap."""
+
+    with uow() as u:
+        rows = u.usage.query(since=start, until=end, by="month")
+    by_account: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.account.startswith("consumer:") and r.status < 400:
+            by_account.setdefault(r.account, []).append(r)
+    name, _reset, length = bucket("month", now)
+    seeds = {}
+    for account, mine in by_account.items():
+        found = active_subscription(uow(), account.removeprefix("consumer:"), now)
+        if found is not None and found[1].priced:
+            seeds[f"{account}:spend:month:{name}"] = (spend_nanos(mine, found[1]), length + 60)
+    return seeds

@@ -30,6 +30,10 @@ class Charge:
     amount: int
     reset_in: int  # seconds until the window ends
     ttl: int  # how long the counter must live
+    extra: int = 0  # spend: added per overage row (an overage row's own price); always last
+
+    def amount_with(self, overage: int) -> int:
+        return self.amount + overage * self.extra
 
 
 @dataclass(frozen=True)
@@ -100,14 +104,33 @@ def charges(consumer: str, limits: Iterable[Limit], rows: int, now: datetime) ->
     return out
 
 
+def spend_charge(
+    consumer: str, cap_nanos: int, rates: tuple[int, int, int], rows: int, explained: int,
+    now: datetime,
+) -> Charge:  # fmt: skip
+    """The month's spend as a hard limit: this call's cost in nanos (its overage rows' extra
+    added once `decide` knows them; so it goes after every other charge)."""
+    name, reset_in, length = bucket("month", now)
+    row, extra, per_explained = rates
+    return Charge(
+        limit=Limit("spend", "month", cap_nanos, hard=True),
+        key=f"{consumer}:spend:month:{name}",
+        amount=rows * row + explained * per_explained,
+        reset_in=max(1, reset_in),
+        ttl=length + 60,
+        extra=extra,
+    )
+
+
 def decide(
     charged: list[Charge], before: list[int], rows: int
 ) -> tuple[bool, LimitState | None, int]:
     """Pure: whether the call fits every hard limit given the counts before it, which limit
-    blocks it if not, and how many of its rows are overage (past a soft quota)."""
+    blocks it if not, and how many of its rows are overage (past a soft quota). A spend
+    charge, last, counts the overage rows known by then."""
     overage = 0
     for charge, used in zip(charged, before, strict=True):
-        after = used + charge.amount
+        after = used + charge.amount_with(overage)
         if after > charge.limit.limit:
             if charge.limit.hard:
                 return False, LimitState(charge.limit, used, charge.reset_in), 0
@@ -171,8 +194,8 @@ class MemoryCounters:
                 return False, blocked, 0, before
             after = []
             for charge, used in zip(charged, before, strict=True):
-                self._counts[charge.key] = used + charge.amount
-                after.append(used + charge.amount)
+                self._counts[charge.key] = used + charge.amount_with(overage)
+                after.append(used + charge.amount_with(overage))
             self._usage.add(event.with_overage(overage))
             return True, None, overage, after
 

@@ -11,7 +11,9 @@ from typing import Literal
 from mlgate.access.model import Target
 
 Window = Literal["second", "minute", "hour", "day", "month"]
-Unit = Literal["requests", "rows"]
+Unit = Literal["requests", "rows", "spend"]  # spend: in NANOS (1e-9 of the price's currency)
+NANOS = 1_000_000_000
+MAX_SPEND_CAP = 9_000_000  # nanos stay exact in the Redis script's numbers (below 2**53)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,27 @@ class Plan:
     description: str = ""
     explain: bool = False  # may its consumers ask for per-row explanations
 
+    @property
+    def priced(self) -> bool:
+        return any(
+            p for p in (self.price_per_1k_rows, self.price_per_1k_overage_rows,
+                        self.price_per_1k_explained_rows)
+        )  # fmt: skip
+
+    def rates(self) -> tuple[int, int, int]:
+        """What a row costs in nanos: (a row, what an overage row costs on top, an explained
+        row on top), as the bill prices them (an overage row at the overage price, which
+        defaults to the row price). A price finer than a nano a row is rounded up."""
+        row = self.price_per_1k_rows or Decimal(0)
+        over = self.price_per_1k_overage_rows
+        explained = self.price_per_1k_explained_rows or Decimal(0)
+
+        def nanos(per_1k: Decimal) -> int:
+            return int((per_1k * NANOS / 1000).to_integral_value(rounding="ROUND_CEILING"))
+
+        extra = 0 if over is None else nanos(over) - nanos(row)
+        return nanos(row), extra, nanos(explained)
+
     def limits(self) -> list[Limit]:
         """Every limit the plan sets, rate limits first (always hard), then quotas."""
         return list(self._limits)
@@ -91,7 +114,7 @@ class Limit:
 
     @property
     def name(self) -> str:
-        return f"{self.unit} per {self.window}"
+        return "spend per month" if self.unit == "spend" else f"{self.unit} per {self.window}"
 
 
 @dataclass(frozen=True)

@@ -21,18 +21,20 @@ from mlgate.plans import resp
 from mlgate.plans.limiter import Charge, LimitState
 from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
 
-# ARGV: rows, the charges as "amount limit hard rows ttl" joined by "|", the usage field prefix,
-# and the usage values "requests rows latency explained". Few, long arguments: packing many
-# short ones cost redis-py more than Redis spends running the script.
+# ARGV: rows, the charges as "amount limit hard rows ttl extra" joined by "|" (extra: a spend
+# charge's nanos per overage row, added once the overage is known: it comes last), the usage
+# field prefix, and the usage values "requests rows latency explained". Few, long arguments:
+# packing many short ones cost redis-py more than Redis spends running the script.
 _COMMIT = """
 local rows = tonumber(ARGV[1])
 local charges = {}
 for spec in string.gmatch(ARGV[2], "[^|]+") do
-  local a, l, h, r, t = string.match(spec, "(%d+) (%d+) (%d) (%d) (%d+)")
-  charges[#charges + 1] = {tonumber(a), tonumber(l), h == "1", r == "1", t}
+  local a, l, h, r, t, x = string.match(spec, "(%d+) (%d+) (%d) (%d) (%d+) (%d+)")
+  charges[#charges + 1] = {tonumber(a), tonumber(l), h == "1", r == "1", t, tonumber(x)}
 end
 local overage = 0
 for i, c in ipairs(charges) do
+  c[1] = c[1] + overage * c[6]
   local used = tonumber(redis.call("GET", KEYS[i]) or "0")
   local after = used + c[1]
   if after > c[2] then
@@ -136,6 +138,7 @@ class RedisCounters:
     ) -> tuple[list[str], list[Any]]:
         specs = "|".join(
             f"{c.amount} {c.limit.limit} {int(c.limit.hard)} {int(c.limit.unit == 'rows')} {c.ttl}"
+            f" {c.extra}"
             for c in charged
         )
         requests, n_rows, _overage, latency, explained = event.values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from mlgate.plans.metering import Aggregates
@@ -41,6 +42,12 @@ class PlanRepository(Protocol):
     def subscriptions(self, consumer: str | None = None) -> list[Subscription]: ...
 
     def end_subscription(self, subscription_id: int, at: datetime) -> None: ...
+
+    def spend_cap(self, consumer: str) -> Decimal | None: ...
+
+    def set_spend_cap(self, consumer: str, cap: Decimal | None, *, by: str, at: datetime) -> None:
+        """Set (or, with None, remove) a consumer's monthly spend cap."""
+        ...
 
 
 class UsageRepository(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import authorize_global
 from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
-from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, MAX_SPEND_CAP, NANOS, Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
@@ -347,6 +348,81 @@ def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str
             ]
         )  # fmt: skip
     return out.getvalue()
+
+
+def set_spend_cap(
+    uow: UnitOfWork, *, by: Principal | None, consumer: str, cap: Any, now: datetime
+) -> Decimal | None:
+    """Set a consumer's monthly spend cap (None removes it): an admin, or the consumer itself.
+    Calls past it are refused with 402 until it is raised or the month ends."""
+    check_name("consumer", consumer)
+    if by is not None and not by.is_admin and not (by.kind == "consumer" and by.name == consumer):
+        raise PermissionDenied("only admins and the consumer itself set its spend cap",
+                               code="admin_only")  # fmt: skip
+    value: Decimal | None = None
+    if cap is not None:
+        try:
+            value = Decimal(str(cap))
+        except InvalidOperation:
+            raise InvalidInput(f"a spend cap is an amount such as 25.00, not {cap!r}") from None
+        if not value.is_finite() or value < 0 or value > MAX_SPEND_CAP:
+            raise InvalidInput(f"a spend cap lies between 0 and {MAX_SPEND_CAP:,}; got {cap}")
+        if value != value.quantize(Decimal("0.01")):
+            raise InvalidInput(f"a spend cap is in whole cents, e.g. 25.00; got {cap}")
+    with uow:
+        if uow.consumers.get(consumer) is None:
+            raise NotFound(f"no consumer named {consumer!r}")
+        uow.plans.set_spend_cap(consumer, value, by=by.actor if by else "cli", at=now)
+        uow.commit()
+    return value
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A consumer's spend this month at its plan's prices, from the ledger."""
+
+    consumer: str
+    month: str
+    plan: str | None
+    spent: Decimal
+    cap: Decimal | None
+    projected: Decimal  # at this month's pace so far, by its end
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "consumer": self.consumer,
+            "month": self.month,
+            "plan": self.plan,
+            "spent": f"{self.spent:.6f}",
+            "cap": None if self.cap is None else f"{self.cap:.2f}",
+            "projected": f"{self.projected:.2f}",
+        }
+
+
+def spend_of(uow: UnitOfWork, consumer: str, now: datetime) -> Spend:
+    """Spend so far this month (what the spend cap counts) and the month-end projection."""
+    month = now.strftime("%Y-%m")
+    start, end = month_bounds(month)
+    found = active_subscription(uow, consumer, now)
+    plan = found[1] if found else None
+    with uow:
+        rows = uow.usage.query(since=start, until=end, account=f"consumer:{consumer}", by="month")
+        cap = uow.plans.spend_cap(consumer)
+    nanos = spend_nanos(rows, plan) if plan is not None else 0
+    spent = Decimal(nanos) / NANOS
+    elapsed = (now - start).total_seconds() / (end - start).total_seconds()
+    projected = spent / Decimal(str(max(elapsed, 1e-6)))
+    return Spend(consumer, month, plan.name if plan else None, spent, cap, projected)
+
+
+def spend_nanos(rows: Sequence[UsageRow], plan: Plan) -> int:
+    """The ledger's counted calls at the plan's rates, in nanos: what the spend counter adds."""
+    row, extra, per_explained = plan.rates()
+    return sum(
+        r.rows * row + r.overage_rows * extra + r.explained_rows * per_explained
+        for r in rows
+        if r.status < 400
+    )
 
 
 def _admin(by: Principal | None) -> None:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pandas as pd
 
 from mlgate.access.model import Principal, Target
-from mlgate.errors import Conflict, FieldError, InvalidInput, MlgateError, TooManyRequests
+from mlgate.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    MlgateError,
+    PaymentRequired,
+    TooManyRequests,
+)
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.plans.enforce import Admission, Gate
 from mlgate.registry.model import PRODUCTION, ModelVersion, Task
@@ -255,7 +262,7 @@ def _refused(
     serving: Serving, admission: Admission, model: str, version: int, exc: MlgateError
 ) -> None:
     status = serving.status_of(exc)
-    if not isinstance(exc, TooManyRequests):  # the gate metered its own refusals
+    if not isinstance(exc, TooManyRequests | PaymentRequired):  # the gate metered its refusals
         serving.gate.meter(admission, model, version, status)
     serving.observe(model, version, status, 0)
 

@@ -14,11 +14,12 @@ from starlette.responses import Response
 
 from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
+from mlgate.api.body import decode_json, read_body
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import VersionNumber
 from mlgate.bootstrap import Services
-from mlgate.errors import PermissionDenied
+from mlgate.errors import InvalidInput, PermissionDenied
 from mlgate.plans import service
 from mlgate.plans.model import LIMIT_FIELDS, LIMITS, Plan, Subscription
 from mlgate.registry import aliases as lifecycle
@@ -210,6 +211,70 @@ async def list_subscriptions(request: Request, name: str) -> Response:
         return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
 
     return await call(request, run)
+
+
+class SpendCapIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cap: str | None = Field(
+        description='The monthly cap in the plan\'s currency, whole cents ("25.00"); null: none'
+    )
+
+
+class SpendOut(BaseModel):
+    consumer: str
+    month: str
+    plan: str | None
+    spent: str = Field(description="This month so far at the plan's prices (to the nano)")
+    cap: str | None
+    projected: str = Field(description="By the month's end at this month's pace")
+
+
+@router.get("/consumers/{name}/spend", response_model=SpendOut, responses=PROBLEMS)
+@access("authenticated")
+async def get_spend(request: Request, name: str) -> Response:
+    """A consumer's spend this month, its cap and the month-end projection (admins; or the
+    consumer itself)."""
+
+    def run(s: Services, p: Principal) -> dict[str, Any]:
+        _self_or_admin(p, name)
+        return service.spend_of(s.uow(), name, s.clock()).to_json()
+
+    return await call(request, run)
+
+
+@router.put(
+    "/consumers/{name}/spend-cap",
+    response_model=SpendOut,
+    responses=PROBLEMS,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": SpendCapIn.model_json_schema()}}}},
+)  # fmt: skip
+@access("authenticated")
+async def set_spend_cap(request: Request, name: str) -> Response:
+    """Set or remove a consumer's monthly spend cap (admins; or the consumer itself). Past it
+    calls are refused with 402 until it is raised or the month ends."""
+    services = _services(request)
+
+    def who() -> Principal:  # before the body: a caller without standing hears 403 whatever
+        principal = authorize(services, request)
+        _self_or_admin(principal, name)
+        return principal
+
+    principal = await run_in_threadpool(who)
+    data = decode_json(await read_body(request, 4096), request.headers.get("content-type"))
+    if not isinstance(data, dict) or set(data) != {"cap"}:
+        raise InvalidInput('send {"cap": "25.00"} (or {"cap": null} to remove the cap)')
+
+    def run() -> dict[str, Any]:
+        service.set_spend_cap(
+            services.uow(), by=principal, consumer=name, cap=data["cap"], now=services.clock()
+        )
+        services.gate.forget_subscriptions()
+        return service.spend_of(services.uow(), name, services.clock()).to_json()
+
+    body = await run_in_threadpool(run)
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)

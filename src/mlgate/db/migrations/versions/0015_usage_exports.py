@@ -1,4 +1,5 @@
-"""Usage pushed to billing: how far each sink has been sent, and the events a sink refused.
+"""Spend caps, and usage pushed to billing: each consumer's monthly cap, how far each sink has
+been sent, and the events a sink refused.
 
 Revision ID: 0015
 Revises: 0014
@@ -17,6 +18,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "spend_caps",
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("cap", sa.Numeric(18, 6), nullable=False),
+        sa.Column("set_by", sa.String(160), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", name="pk_spend_caps"),
+    )
     op.create_table(
         "usage_exports",
         sa.Column("sink", sa.String(64), nullable=False),
@@ -42,3 +51,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("usage_dead_letters")
     op.drop_table("usage_exports")
+    op.drop_table("spend_caps")
