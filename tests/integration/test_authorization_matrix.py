@@ -505,6 +505,7 @@ PAGES: list[Page] = [
     Page("GET", "/ui/audit", cells(S, W, W, W, W, W, 200), params={"action": "web."}),
     Page("GET", "/portal", cells(S, 200, 200, W, W, W, W)),
     Page("POST", "/portal/keys", cells(U, 422, 422, W, W, W, W), {"name": ""}),
+    Page("POST", "/portal/spend-cap", cells(U, 422, 422, W, W, W, W), {"cap": "-1"}),
     Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, W, W, W, W), {}),
     Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (W, W), (W, W), (W, W), (W, W))),
     Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),

@@ -156,3 +156,47 @@ def test_a_restarted_process_counts_the_month_already_spent(services: Services) 
     reconcile(counters, services.uow, NOW)
     key = spend_charge("consumer:acme", 1, (0, 0, 0), 0, 0, NOW).key
     assert counters.peek([key]) == [40 * 1_000_000]  # 40 rows at 0.001
+
+
+def test_the_portal_shows_spend_and_its_projection_and_sets_the_cap(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    import re
+
+    client, headers = shop
+    assert client.post("/v1/models/churn/predict", headers=headers,
+                       json=rows(7)).status_code == 200  # fmt: skip
+    services.flusher.flush()
+    accounts.set_consumer_password(
+        services.uow(), "acme", "first customer secret", by=None, now=NOW
+    )
+    browser = TestClient(client.app, base_url="http://testserver", follow_redirects=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/portal/login").text)
+    assert token
+    login = browser.post("/portal/login", data={"name": "acme", "password": "first customer secret",
+                                                "csrf": token.group(1)})  # fmt: skip
+    assert login.status_code == 303, login.text[:300]
+    page = browser.get("/portal")
+    assert "Spent so far in 2026-11: <strong>0.01</strong>" in page.text
+    assert "No spend cap." in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    done = browser.post("/portal/spend-cap", data={"cap": "12.50", "csrf": csrf.group(1)})
+    assert done.status_code == 303 and done.headers["location"] == "/portal?notice=spend_cap_set"
+    assert "Your cap: <strong>12.50</strong>" in browser.get("/portal").text
+    browser.close()
+
+
+def test_an_operator_sets_a_cap_from_the_cli(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    result = CliRunner().invoke(cli, ["plans", "spend-cap", "acme", "3.00"], obj=services)
+    assert result.exit_code == 0 and "acme: cap 3.00" in result.output
+    with services.uow() as uow:
+        assert uow.plans.spend_cap("acme") == Decimal("3.00")
+    removed = CliRunner().invoke(cli, ["plans", "spend-cap", "acme", "none"], obj=services)
+    assert removed.exit_code == 0 and "cap none" in removed.output

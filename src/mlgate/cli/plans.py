@@ -205,6 +205,25 @@ def subscribe(
     console.print(f"{consumer} is on {made.plan} from {made.starts_at:%Y-%m-%d %H:%M} UTC{pinned}")
 
 
+@app.command("spend-cap")
+def spend_cap(
+    ctx: typer.Context,
+    consumer: Annotated[str, typer.Argument(help="The consumer.")],
+    cap: Annotated[str, typer.Argument(help="The monthly cap, e.g. 25.00; `none` removes it.")],
+) -> None:
+    """Set a consumer's monthly spend cap: past it, its calls are refused with 402 until the
+    cap is raised or the month ends."""
+    s = services(ctx)
+    value = None if cap.lower() == "none" else cap
+    service.set_spend_cap(s.uow(), by=None, consumer=consumer, cap=value, now=s.clock())
+    spend = service.spend_of(s.uow(), consumer, s.clock())
+    shown = "none" if spend.cap is None else f"{spend.cap:.2f}"
+    console.print(
+        f"{consumer}: cap {shown}; spent {spend.spent:.2f} in {spend.month}, "
+        f"{spend.projected:.2f} projected by its end"
+    )
+
+
 usage_app = typer.Typer(help="Metered usage, bills, and usage pushed to billing.")
 
 

@@ -49,6 +49,7 @@ CSP = (
 NOTICES = {
     "promoted": "The alias now points at the new version.",
     "imported": "The model is imported as a new version.",
+    "spend_cap_set": "Your monthly spend cap is set; calls past it are refused (402).",
     "rolled_back": "The alias is back on its previous version.",
     "rollout_started": "The rollout is running: servers follow it within a second.",
     "rollout_stopped": "The rollout is stopped: every caller is back on the incumbent.",

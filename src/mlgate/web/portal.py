@@ -50,7 +50,21 @@ def overview(request: Request) -> Response:
         usage=charts.bars(
             per_day, title=f"Your calls per day, last {USAGE_DAYS} days", unit="calls"
         ),  # fmt: skip
+        spend=plans.spend_of(uow, me.name, services.clock()),
     )
+
+
+@router.post("/spend-cap")
+@access("authenticated")
+@page("portal")
+def set_spend_cap(request: Request, cap: str = Form(""), csrf: str = Form("")) -> Response:
+    """The consumer's own monthly spend cap (empty: none)."""
+    me = member(request, "portal", csrf=csrf)
+    services = pages.services_of(request)
+    plans.set_spend_cap(services.uow(), by=me, consumer=me.name, cap=cap.strip() or None,
+                        now=services.clock())  # fmt: skip
+    services.gate.forget_subscriptions()
+    return pages.see_other("/portal", "spend_cap_set")
 
 
 @router.post("/keys")
