@@ -28,7 +28,7 @@ from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFoun
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.plans.metering import Aggregates
 from mlgate.plans.model import Plan, Subscription
-from mlgate.plans.repository import DeadLetter, ExportCursor, UsageRow
+from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts, add_counts
@@ -151,6 +151,8 @@ class InMemoryDatabase:
     usage: list[tuple[datetime, str, str, str, int, int, list[int]]] = field(default_factory=list)
     export_cursors: dict[str, ExportCursor] = field(default_factory=dict)
     spend_caps: dict[str, Decimal] = field(default_factory=dict)
+    crossings: list[Crossing] = field(default_factory=list)
+    consumer_webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)
     dead_letters: dict[int, DeadLetter] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     monitor_settings: dict[str, MonitorSettings] = field(default_factory=dict)
@@ -518,6 +520,27 @@ class InMemoryPlanRepository:
             self._db.spend_caps.pop(consumer, None)
         else:
             self._db.spend_caps[consumer] = cap
+
+    def add_crossing(self, crossing: Crossing) -> bool:
+        key = (crossing.consumer, crossing.limit, crossing.window, crossing.threshold)
+        if any((c.consumer, c.limit, c.window, c.threshold) == key for c in self._db.crossings):
+            return False
+        self._db.crossings.append(crossing)
+        return True
+
+    def crossings(self, consumer: str, since: datetime) -> list[Crossing]:
+        return [c for c in self._db.crossings if c.consumer == consumer and c.at >= since]
+
+    def consumer_webhook(self, consumer: str) -> tuple[str, str] | None:
+        return self._db.consumer_webhooks.get(consumer)
+
+    def set_consumer_webhook(
+        self, consumer: str, url: str | None, secret: str, at: datetime
+    ) -> None:
+        if url is None:
+            self._db.consumer_webhooks.pop(consumer, None)
+        else:
+            self._db.consumer_webhooks[consumer] = (url, secret)
 
 
 class InMemoryUsageRepository:

@@ -23,6 +23,7 @@ from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
+from mlgate.plans.thresholds import Notifier
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import recover_writes, resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
@@ -78,6 +79,7 @@ class Services:
     _referee: Periodic | None = field(default=None, repr=False)
     _scheduler: Periodic | None = field(default=None, repr=False)
     _exporter: Periodic | None = field(default=None, repr=False)
+    _notifier: Notifier | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
     )
@@ -101,9 +103,22 @@ class Services:
             else:
                 counters = MemoryCounters()
             self._gate = Gate(
-                counters, self.uow, self.clock, fail_open=self.settings.limits_fail_open
-            )
+                counters, self.uow, self.clock, fail_open=self.settings.limits_fail_open,
+                on_crossings=self.notifier.offer,
+            )  # fmt: skip
         return self._gate
+
+    @property
+    def notifier(self) -> Notifier:
+        """Announces quota thresholds crossed (plans/thresholds.py)."""
+        if self._notifier is None:
+            secret = self.settings.operator_webhook_secret
+            self._notifier = Notifier(
+                self.uow,
+                operator_url=self.settings.operator_webhook_url,
+                operator_secret=secret.reveal() if secret else "",
+            )
+        return self._notifier
 
     @property
     def flusher(self) -> UsageFlusher:

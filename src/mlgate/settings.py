@@ -77,6 +77,8 @@ class Settings:
     usage_export_format: str = "cloudevents"  # or "stripe"
     usage_export_token: Secret | None = None  # its bearer token (Stripe: the secret key)
     usage_export_interval: int = 60  # seconds between export passes in `mlgate serve`; 0: none
+    operator_webhook_url: str | None = None  # told of every quota threshold crossed
+    operator_webhook_secret: Secret | None = None  # signs those deliveries
 
     @property
     def secret_key_file(self) -> Path:
@@ -128,6 +130,10 @@ class Settings:
             else None,
             usage_export_interval=_whole(
                 "usage_export_interval", get("usage_export_interval", "60")
+            ),
+            operator_webhook_url=get("operator_webhook_url", None),
+            operator_webhook_secret=(
+                Secret(hook) if (hook := get("operator_webhook_secret", None)) else None
             ),
         )
 

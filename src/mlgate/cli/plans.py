@@ -56,8 +56,10 @@ def _settings(
     description: str | None,
     explain: bool | None = None,
     price_per_1k_explained_rows: str | None = None,
+    thresholds: str | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "thresholds": None if thresholds is None else [t for t in thresholds.split(",") if t],
         "models": model,
         "overage": overage,
         "explain": explain,
@@ -91,13 +93,17 @@ def create(
     price_per_1k_explained_rows: Annotated[
         str | None, typer.Option(help="Explained rows, on top of their rows' price.")
     ] = None,
+    thresholds: Annotated[
+        str | None,
+        typer.Option(help="Percents of each quota announced by webhook, e.g. 50,80,100."),
+    ] = None,
 ) -> None:
     """Create a plan. Limits are per consumer; rate limits (per second/minute/hour) are always
     hard, quotas (per day/month, in requests or rows) hard unless --overage."""
     s = services(ctx)
     settings = _settings(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
-        price_per_1k_explained_rows,
+        price_per_1k_explained_rows, thresholds,
     )  # fmt: skip
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
     audited(ctx, "plans.create", name)
@@ -117,12 +123,13 @@ def update(
     description: Annotated[str | None, typer.Option()] = None,
     explain: Annotated[bool | None, typer.Option("--explain/--no-explain")] = None,
     price_per_1k_explained_rows: Annotated[str | None, typer.Option()] = None,
+    thresholds: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Change a plan; every subscriber is on the new terms within a second."""
     s = services(ctx)
     changes = _settings(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
-        price_per_1k_explained_rows,
+        price_per_1k_explained_rows, thresholds,
     )  # fmt: skip
     plan = service.update_plan(s.uow(), name, by=None, **changes)
     audited(ctx, "plans.update", name)

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from mlgate.access.model import Target
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import (
+    consumer_webhooks,
     plans,
     spend_caps,
     subscriptions,
+    threshold_crossings,
     usage,
     usage_batches,
     usage_dead_letters,
@@ -23,7 +25,7 @@ from mlgate.db.tables import (
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.plans.metering import Aggregates
 from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
-from mlgate.plans.repository import DeadLetter, ExportCursor, UsageRow
+from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
 
 
 class SqlPlanRepository:
@@ -90,6 +92,52 @@ class SqlPlanRepository:
         if cap is not None:
             self._conn.execute(
                 spend_caps.insert().values(consumer=consumer, cap=cap, set_by=by, set_at=at)
+            )
+
+    def add_crossing(self, crossing: Crossing) -> bool:
+        try:
+            with self._conn.begin_nested():  # a savepoint: a repeat leaves the transaction usable
+                self._conn.execute(
+                    threshold_crossings.insert().values(
+                        consumer=crossing.consumer, limit_name=crossing.limit,
+                        window=crossing.window, threshold=crossing.threshold,
+                        used=crossing.used, limit_value=crossing.limit_value, at=crossing.at,
+                    )
+                )  # fmt: skip
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def crossings(self, consumer: str, since: datetime) -> list[Crossing]:
+        query = (
+            threshold_crossings.select()
+            .where(threshold_crossings.c.consumer == consumer, threshold_crossings.c.at >= since)
+            .order_by(threshold_crossings.c.at, threshold_crossings.c.id)
+        )
+        return [
+            Crossing(
+                r.consumer, r.limit_name, r.window, r.threshold, r.used, r.limit_value, _aware(r.at)
+            )  # fmt: skip
+            for r in self._conn.execute(query)
+        ]
+
+    def consumer_webhook(self, consumer: str) -> tuple[str, str] | None:
+        row = self._conn.execute(
+            consumer_webhooks.select().where(consumer_webhooks.c.consumer == consumer)
+        ).first()
+        return None if row is None else (row.url, row.secret)
+
+    def set_consumer_webhook(
+        self, consumer: str, url: str | None, secret: str, at: datetime
+    ) -> None:
+        self._conn.execute(
+            consumer_webhooks.delete().where(consumer_webhooks.c.consumer == consumer)
+        )
+        if url is not None:
+            self._conn.execute(
+                consumer_webhooks.insert().values(
+                    consumer=consumer, url=url, secret=secret, set_at=at
+                )
             )
 
     def subscriptions(self, consumer: str | None = None) -> list[Subscription]:
@@ -200,6 +248,7 @@ def _settings(plan: Plan) -> dict[str, Any]:
     out["price_per_1k_explained_rows"] = None if explained is None else str(explained)
     out["description"] = plan.description
     out["explain"] = plan.explain
+    out["thresholds"] = list(plan.thresholds)
     return out
 
 
@@ -218,6 +267,7 @@ def _plan(row: sa.Row[Any]) -> Plan:
         price_per_1k_explained_rows=(None if explaining is None else Decimal(explaining)),
         description=s.get("description") or "",
         explain=bool(s.get("explain")),
+        thresholds=tuple(int(t) for t in s.get("thresholds", (80, 100))),
     )
 
 

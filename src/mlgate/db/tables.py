@@ -263,6 +263,32 @@ usage_batches = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+threshold_crossings = sa.Table(
+    "threshold_crossings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consumer", sa.String(128), nullable=False),
+    sa.Column("limit_name", sa.String(64), nullable=False),
+    sa.Column("window", sa.String(32), nullable=False),
+    sa.Column("threshold", sa.Integer, nullable=False),
+    sa.Column("used", sa.BigInteger, nullable=False),
+    sa.Column("limit_value", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "consumer", "limit_name", "window", "threshold", name="uq_threshold_crossings_once"
+    ),
+    sa.Index("ix_threshold_crossings_consumer", "consumer", "at"),
+)
+
+consumer_webhooks = sa.Table(
+    "consumer_webhooks",
+    metadata,
+    sa.Column("consumer", sa.String(128), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 spend_caps = sa.Table(
     "spend_caps",
     metadata,

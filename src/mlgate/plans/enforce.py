@@ -28,6 +28,8 @@ from mlgate.plans import service
 from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide, spend_charge
 from mlgate.plans.metering import UsageEvent
 from mlgate.plans.model import NANOS, Limit, Plan, Subscription
+from mlgate.plans.repository import Crossing
+from mlgate.plans.thresholds import crossings
 from mlgate.registry.model import ModelVersion
 from mlgate.uow import UnitOfWork
 
@@ -65,8 +67,10 @@ class Gate:
         *,
         fail_open: bool = False,
         cache_seconds: float = 1.0,
+        on_crossings: Callable[[list[Crossing]], None] | None = None,
     ) -> None:
         self.counters = counters
+        self._on_crossings = on_crossings
         self._uow = uow
         self._clock = clock
         self._fail_open = fail_open
@@ -186,7 +190,7 @@ class Gate:
         version: ModelVersion,
         outcome: tuple[bool, LimitState | None, int, list[int]],
     ) -> dict[str, str]:
-        ok, blocked, _overage, after = outcome
+        ok, blocked, overage, after = outcome
         if not ok and blocked is not None:
             with self._lock:
                 if len(self._spent) > 10_000:  # windows end; forget the old ones wholesale
@@ -195,6 +199,14 @@ class Gate:
             status = 402 if blocked.limit.unit == "spend" else 429
             self._meter(self._event(admission, version.model_name, version.number, status))
             raise self._refusal(blocked, admission.charged, [blocked])
+        plan = admission.plan
+        if self._on_crossings is not None and plan is not None and plan.thresholds:
+            found = crossings(
+                admission.principal.name, admission.charged, after, plan.thresholds,
+                overage, self._clock(),
+            )  # fmt: skip
+            if found:
+                self._on_crossings(found)
         states = [
             LimitState(c.limit, n, c.reset_in)
             for c, n in zip(admission.charged, after, strict=True)

@@ -58,6 +58,7 @@ class Plan:
     price_per_1k_explained_rows: Decimal | None = None  # on top of the rows' own price
     description: str = ""
     explain: bool = False  # may its consumers ask for per-row explanations
+    thresholds: tuple[int, ...] = (80, 100)  # percents of a quota (or spend cap) announced
 
     @property
     def priced(self) -> bool:

@@ -49,6 +49,21 @@ class PlanRepository(Protocol):
         """Set (or, with None, remove) a consumer's monthly spend cap."""
         ...
 
+    def add_crossing(self, crossing: Crossing) -> bool:
+        """Record a threshold crossing once: False if that threshold of that window was
+        recorded before (by any process)."""
+        ...
+
+    def crossings(self, consumer: str, since: datetime) -> list[Crossing]: ...
+
+    def consumer_webhook(self, consumer: str) -> tuple[str, str] | None:
+        """(url, signing secret)."""
+        ...
+
+    def set_consumer_webhook(
+        self, consumer: str, url: str | None, secret: str, at: datetime
+    ) -> None: ...
+
 
 class UsageRepository(Protocol):
     def add_batch(self, batch: str, aggregates: Aggregates, at: datetime) -> bool:
@@ -68,6 +83,19 @@ class UsageRepository(Protocol):
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         """Per account: (requests, rows) of the calls that were counted (status below 400)."""
         ...
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A consumer's use of a quota (or spend cap) reached `threshold` percent in a window."""
+
+    consumer: str
+    limit: str  # "rows per month", "spend per month", ...
+    window: str  # the window's bucket, e.g. "2026-11"
+    threshold: int
+    used: int
+    limit_value: int
+    at: datetime
 
 
 @dataclass(frozen=True)

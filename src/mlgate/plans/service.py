@@ -59,6 +59,17 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
         except InvalidInput as exc:
             problems.append(FieldError("models", str(exc)))
         models.append(target)
+    thresholds = settings.get("thresholds")
+    if thresholds is not None:
+        try:
+            values["thresholds"] = tuple(sorted({int(t) for t in thresholds}))
+        except (TypeError, ValueError):
+            values["thresholds"] = ()
+            problems.append(FieldError("thresholds", f"must be whole percents, got {thresholds}"))
+        if not all(1 <= t <= 100 for t in values["thresholds"]) or len(values["thresholds"]) > 5:
+            problems.append(
+                FieldError("thresholds", f"at most 5 percents from 1 to 100, got {thresholds}")
+            )
     if problems:
         raise InvalidInput(
             f"the plan {name!r} has invalid settings: "
@@ -100,6 +111,7 @@ def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: 
             "price_per_1k_explained_rows": current.price_per_1k_explained_rows,
             "description": current.description,
             "explain": current.explain,
+            "thresholds": list(current.thresholds),
         }
         merged |= changes
         plan = make_plan(name, current.created_at, **merged)
@@ -375,6 +387,52 @@ def set_spend_cap(
         uow.plans.set_spend_cap(consumer, value, by=by.actor if by else "cli", at=now)
         uow.commit()
     return value
+
+
+def set_consumer_webhook(
+    uow: UnitOfWork,
+    *,
+    by: Principal | None,
+    consumer: str,
+    url: str | None,
+    own: set[str],
+    now: datetime,
+) -> str | None:
+    """Where a consumer is told of quota thresholds (None removes it): an http(s) URL that is
+    not this server (`own`: its host:port as the request named it). Returns the new signing
+    secret (shown once; each change makes a new one)."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    check_name("consumer", consumer)
+    if by is not None and not by.is_admin and not (by.kind == "consumer" and by.name == consumer):
+        raise PermissionDenied("only admins and the consumer itself set its webhook",
+                               code="admin_only")  # fmt: skip
+    secret = None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInput(f"a webhook is an http(s) URL, not {url[:80]!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if f"{parts.hostname}:{port}" in own:
+            raise InvalidInput(f"{url[:80]!r} points at this server; give your own endpoint")
+        secret = secrets.token_urlsafe(32)
+    with uow:
+        if uow.consumers.get(consumer) is None:
+            raise NotFound(f"no consumer named {consumer!r}")
+        uow.plans.set_consumer_webhook(consumer, url, secret or "", now)
+        uow.commit()
+    return secret
+
+
+def crossings_of(uow: UnitOfWork, consumer: str, now: datetime) -> list[dict[str, Any]]:
+    """This month's threshold crossings of a consumer, newest first, as the webhook said them."""
+    from mlgate.plans.thresholds import describe
+
+    start, _ = month_bounds(now.strftime("%Y-%m"))
+    with uow:
+        found = uow.plans.crossings(consumer, start)
+    return [describe(c) for c in reversed(found)]
 
 
 @dataclass(frozen=True)

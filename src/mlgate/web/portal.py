@@ -51,6 +51,7 @@ def overview(request: Request) -> Response:
             per_day, title=f"Your calls per day, last {USAGE_DAYS} days", unit="calls"
         ),  # fmt: skip
         spend=plans.spend_of(uow, me.name, services.clock()),
+        crossings=plans.crossings_of(uow, me.name, services.clock()),
     )
 
 

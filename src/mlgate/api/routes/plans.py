@@ -50,6 +50,9 @@ class _PlanIn(BaseModel):
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str = Field("", max_length=1000)
+    thresholds: list[int] = Field(
+        [80, 100], max_length=5, description="Percents of each quota (and spend cap) announced"
+    )
 
 
 class _PlanPatch(BaseModel):
@@ -62,6 +65,7 @@ class _PlanPatch(BaseModel):
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str | None = Field(None, max_length=1000)
+    thresholds: list[int] | None = Field(None, max_length=5)
 
 
 class _PlanOut(BaseModel):
@@ -73,6 +77,7 @@ class _PlanOut(BaseModel):
     price_per_1k_overage_rows: str | None
     price_per_1k_explained_rows: str | None
     description: str
+    thresholds: list[int]
     created_at: datetime
 
 
@@ -277,6 +282,54 @@ async def set_spend_cap(request: Request, name: str) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+class WebhookOut(BaseModel):
+    url: str | None
+    secret: str | None = Field(
+        description="Signs each delivery (X-Mlgate-Signature: HMAC-SHA256 of "
+        "'<X-Mlgate-Timestamp>.<body>'); shown only now"
+    )
+
+
+@router.put(
+    "/consumers/{name}/webhook",
+    response_model=WebhookOut,
+    responses=PROBLEMS,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "required": ["url"],
+                   "properties": {"url": {"type": ["string", "null"]}}}}}}},
+)  # fmt: skip
+@access("authenticated")
+async def set_webhook(request: Request, name: str) -> Response:
+    """Where the consumer is told (a signed POST) when its use of a quota or of its spend cap
+    reaches one of its plan's thresholds (admins; or the consumer itself)."""
+    services = _services(request)
+
+    def who() -> Principal:
+        principal = authorize(services, request)
+        _self_or_admin(principal, name)
+        return principal
+
+    principal = await run_in_threadpool(who)
+    data = decode_json(await read_body(request, 4096), request.headers.get("content-type"))
+    if not isinstance(data, dict) or set(data) != {"url"}:
+        raise InvalidInput('send {"url": "https://..."} (or {"url": null} to remove it)')
+    url = data["url"]
+    if url is not None and not isinstance(url, str):
+        raise InvalidInput("url is a string or null")
+    host = request.url.hostname or ""
+    own = {f"{host}:{request.url.port or (443 if request.url.scheme == 'https' else 80)}"}
+
+    def run() -> dict[str, Any]:
+        secret = service.set_consumer_webhook(
+            services.uow(), by=principal, consumer=name, url=url, own=own,
+            now=services.clock(),
+        )  # fmt: skip
+        return {"url": url, "secret": secret}
+
+    body = await run_in_threadpool(run)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 @router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)
 @access("authenticated")
 async def usage(
@@ -359,6 +412,7 @@ def _plan(plan: Plan) -> BaseModel:
             else str(plan.price_per_1k_explained_rows)
         ),
         description=plan.description,
+        thresholds=list(plan.thresholds),
         created_at=plan.created_at,
     )
 

@@ -1,5 +1,6 @@
-"""Spend caps, and usage pushed to billing: each consumer's monthly cap, how far each sink has
-been sent, and the events a sink refused.
+"""Spend caps, quota thresholds, and usage pushed to billing: each consumer's monthly cap and
+webhook, the thresholds crossed (once each per window), how far each sink has been sent, and the
+events a sink refused.
 
 Revision ID: 0015
 Revises: 0014
@@ -18,6 +19,30 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "threshold_crossings",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("limit_name", sa.String(64), nullable=False),
+        sa.Column("window", sa.String(32), nullable=False),
+        sa.Column("threshold", sa.Integer, nullable=False),
+        sa.Column("used", sa.BigInteger, nullable=False),
+        sa.Column("limit_value", sa.BigInteger, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_threshold_crossings"),
+        sa.UniqueConstraint(
+            "consumer", "limit_name", "window", "threshold", name="uq_threshold_crossings_once"
+        ),
+    )
+    op.create_index("ix_threshold_crossings_consumer", "threshold_crossings", ["consumer", "at"])
+    op.create_table(
+        "consumer_webhooks",
+        sa.Column("consumer", sa.String(128), nullable=False),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("secret", sa.String(128), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", name="pk_consumer_webhooks"),
+    )
     op.create_table(
         "spend_caps",
         sa.Column("consumer", sa.String(128), nullable=False),
@@ -52,3 +77,6 @@ def downgrade() -> None:
     op.drop_table("usage_dead_letters")
     op.drop_table("usage_exports")
     op.drop_table("spend_caps")
+    op.drop_table("consumer_webhooks")
+    op.drop_index("ix_threshold_crossings_consumer", "threshold_crossings")
+    op.drop_table("threshold_crossings")
