@@ -648,6 +648,12 @@ class InMemoryJobRepository:
     def unfinished(self) -> list[Job]:
         return [j for j in self._db.jobs.values() if j.state not in FINISHED]
 
+    def finished_before(self, kind: str, before: datetime) -> list[Job]:
+        return [
+            j for j in self._db.jobs.values()
+            if j.kind == kind and j.state in FINISHED and j.finished_at and j.finished_at < before
+        ]  # fmt: skip
+
     def request_cancel(self, job_id: str) -> None:
         job = self._db.jobs.get(job_id)
         if job is not None and job.state not in FINISHED:

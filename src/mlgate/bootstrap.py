@@ -7,7 +7,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.schema import Table
+    from mlgate.serving.batches import BatchRunner
     from mlgate.serving.explain import Explainer
     from mlgate.serving.shadow import ShadowScorer
 
@@ -80,6 +81,8 @@ class Services:
     _scheduler: Periodic | None = field(default=None, repr=False)
     _exporter: Periodic | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
+    _batches: BatchRunner | None = field(default=None, repr=False)
+    _expirer: Periodic | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
     )
@@ -221,6 +224,9 @@ class Services:
         if every and self._scheduler is None:
             self._scheduler = Periodic("mlgate-schedules", self.run_schedules, every, final=False)
             self._scheduler.start()
+        if self._expirer is None:
+            self._expirer = Periodic("mlgate-batch-expiry", self.batches.expire, 600, final=False)
+            self._expirer.start()
         every = self.settings.usage_export_interval
         if every and self.settings.usage_export_url and self._exporter is None:
             self._exporter = Periodic("mlgate-usage-export", self.export_usage, every, final=False)
@@ -254,10 +260,10 @@ class Services:
             sink.close()
 
     def stop_monitoring(self) -> None:
-        for loop in (self._checker, self._referee, self._scheduler, self._exporter):
+        for loop in (self._checker, self._referee, self._scheduler, self._exporter, self._expirer):
             if loop is not None:
                 loop.stop()
-        self._checker = self._referee = self._scheduler = self._exporter = None
+        self._checker = self._referee = self._scheduler = self._exporter = self._expirer = None
         if self._recorder is not None:
             self._recorder.stop()
         if self._shadow is not None:
@@ -325,6 +331,23 @@ class Services:
         if self._jobs is None:
             self._jobs = JobRunner(self.uow, self.artifacts, self.open_source, self.clock)
         return self._jobs
+
+    @property
+    def batches(self) -> BatchRunner:
+        """The runner of consumers' batch jobs (serving/batches.py), made on first use."""
+        if self._batches is None:
+            from mlgate.serving.batches import BatchRunner
+
+            self._batches = BatchRunner(
+                self.uow, self.artifacts, self.predictors, lambda: self.gate, self.clock,
+                retention=timedelta(hours=self.settings.batch_retention_hours),
+            )  # fmt: skip
+        return self._batches
+
+    def stop_batches(self) -> None:
+        """Stop taking chunks (a running batch resumes in the next process)."""
+        if self._batches is not None:
+            self._batches.shutdown()
 
     @cached_property
     def sealer(self) -> Sealer:

@@ -77,6 +77,8 @@ class Settings:
     usage_export_format: str = "cloudevents"  # or "stripe"
     usage_export_token: Secret | None = None  # its bearer token (Stripe: the secret key)
     usage_export_interval: int = 60  # seconds between export passes in `mlgate serve`; 0: none
+    batch_retention_hours: int = 168  # a batch's result is kept this long after it ends
+    max_batch_bytes: int = 1 << 30  # the largest batch upload (a plan may allow less)
     operator_webhook_url: str | None = None  # told of every quota threshold crossed
     operator_webhook_secret: Secret | None = None  # signs those deliveries
 
@@ -131,6 +133,10 @@ class Settings:
             usage_export_interval=_whole(
                 "usage_export_interval", get("usage_export_interval", "60")
             ),
+            batch_retention_hours=_positive_int(
+                "batch_retention_hours", get("batch_retention_hours", "168")
+            ),
+            max_batch_bytes=_positive_int("max_batch_bytes", get("max_batch_bytes", str(1 << 30))),
             operator_webhook_url=get("operator_webhook_url", None),
             operator_webhook_secret=(
                 Secret(hook) if (hook := get("operator_webhook_secret", None)) else None

@@ -131,6 +131,10 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/models/{m}/monitoring/check", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/feedback", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), {"feedback": [{"request_id": "matrix-none", "label": 1}]}),
     Row("POST", "/v1/models/{m}/import", cells(U, (D, D), (D, D), (D, D), (422, D), (422, D), (422, 422)), raw=b"not a zip"),
+    Row("POST", "/v1/models/{m}/batches", cells(U, (415, D), (D, 415), (D, D), (415, D), (415, D), (415, 415)), raw=b"not a table"),
+    Row("GET", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404)),
+    Row("GET", "/v1/batches/{batch}/result", cells(U, 404, 404, 404, 404, 404, 404)),
+    Row("DELETE", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404)),
     Row("POST", "/v1/models/{m}/import-file", cells(U, (D, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not multipart"),
     Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
     Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422)),
@@ -316,6 +320,7 @@ def _url(world: World, row: Row, model: str) -> str:
         grant_id=999_999,
         rollout=999_999,
         schedule=999_999,
+        batch="no-such-batch",
     )
 
 
@@ -412,7 +417,8 @@ def test_every_route_has_a_row() -> None:
             row.path.replace("{m}", "{name}")
             .replace("{job}", "{job_id}")
             .replace("{rollout}", "{rollout_id}")
-            .replace("{schedule}", "{schedule_id}"),
+            .replace("{schedule}", "{schedule_id}")
+            .replace("{batch}", "{batch_id}"),
         )
         for row in MATRIX
     }

@@ -21,6 +21,7 @@ from mlgate.api.middleware import AuditLog, SecurityHeaders
 from mlgate.api.observe import RequestLog, flush_access_lines
 from mlgate.api.routes import (
     access,
+    batches,
     health,
     jobs,
     lifecycle,
@@ -57,6 +58,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(reconcile, services.gate.counters, services.uow, services.clock())
         services.flusher.start()
         services.start_monitoring()
+        await run_in_threadpool(services.batches.resume)  # after the counters are reconciled
         yield
         aclose = getattr(services.gate.counters, "aclose", None)
         if aclose is not None:  # the loop's own connection to the counters (Redis)
@@ -65,6 +67,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(services.stop_monitoring)  # nor anything sampled
         await run_in_threadpool(services.aliases.stop)
         await run_in_threadpool(services.jobs.shutdown)
+        services.stop_batches()
         flush_access_lines()
 
     app = App(
@@ -83,6 +86,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(jobs.router)
+    app.include_router(batches.router)
     app.include_router(lifecycle.router)
     app.include_router(rollouts.router)
     app.include_router(rollouts.schedules_router)

@@ -371,6 +371,14 @@ class SqlJobRepository:
         rows = self._conn.execute(jobs.select().where(jobs.c.state.not_in(FINISHED)))
         return [self._load(row) for row in rows]
 
+    def finished_before(self, kind: str, before: datetime) -> list[Job]:
+        rows = self._conn.execute(
+            jobs.select().where(
+                jobs.c.kind == kind, jobs.c.state.in_(FINISHED), jobs.c.finished_at < before
+            )
+        )
+        return [self._load(row) for row in rows]
+
     def request_cancel(self, job_id: str) -> None:
         # Its own statement: a runner saving the job's progress never overwrites the request.
         self._conn.execute(

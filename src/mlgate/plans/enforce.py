@@ -150,6 +150,34 @@ class Gate:
             # are left out of the headers rather than shown as untouched.
             raise self._refusal(blocked, admission.charged, [blocked])
 
+    def subscription_of(self, consumer: str) -> tuple[Subscription, Plan, Decimal | None] | None:
+        """The consumer's subscription, plan and spend cap (cached a second, as for calls)."""
+        return self._subscription(consumer)
+
+    def reserve_rows(
+        self, consumer: str, rows: int, model: str, version: int
+    ) -> tuple[int, TooManyRequests | PaymentRequired | None]:
+        """For a batch job's chunk: count `rows` against the consumer's row quotas (per day and
+        month) and spend cap, atomically; the chunk's overage rows, or why it may not run. The
+        caller meters the chunk in the ledger itself (exactly once)."""
+        found = self._subscription(consumer)
+        if found is None:
+            return 0, None
+        _, plan, cap = found
+        account, now = f"consumer:{consumer}", self._clock()
+        limits = [
+            lim for lim in plan.limits() if lim.unit == "rows" and lim.window in ("day", "month")
+        ]
+        charged = charges(account, limits, rows, now)
+        if cap is not None and plan.priced:
+            charged.append(spend_charge(account, int(cap * NANOS), plan.rates(), rows, 0, now))
+        if not charged:
+            return 0, None
+        ok, blocked, overage, _ = self.counters.reserve(charged, rows)
+        if not ok and blocked is not None:
+            return 0, self._refusal(blocked, charged, [blocked])
+        return overage, None
+
     def settle(self, admission: Admission, version: ModelVersion) -> dict[str, str]:
         """After scoring: count and meter the call atomically; the response headers. Raises
         TooManyRequests if other calls took the last of a limit meanwhile."""

@@ -153,6 +153,12 @@ class Counters(Protocol):
         (allowed, the blocking limit, overage rows, the counts after)."""
         ...
 
+    def reserve(
+        self, charged: list[Charge], rows: int
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        """`commit` without metering: a batch job meters its chunks in the ledger itself."""
+        ...
+
     def meter(self, event: UsageEvent) -> None:
         """Meter a call that was not counted (refused, failed)."""
         ...
@@ -197,6 +203,19 @@ class MemoryCounters:
                 self._counts[charge.key] = used + charge.amount_with(overage)
                 after.append(used + charge.amount_with(overage))
             self._usage.add(event.with_overage(overage))
+            return True, None, overage, after
+
+    def reserve(
+        self, charged: list[Charge], rows: int
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        with self._lock:
+            before = [self._counts.get(c.key, 0) for c in charged]
+            allowed, blocked, overage = decide(charged, before, rows)
+            if not allowed:
+                return False, blocked, 0, before
+            after = [used + c.amount_with(overage) for c, used in zip(charged, before, strict=True)]
+            for charge, value in zip(charged, after, strict=True):
+                self._counts[charge.key] = value
             return True, None, overage, after
 
     def meter(self, event: UsageEvent) -> None:

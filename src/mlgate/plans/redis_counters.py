@@ -56,6 +56,9 @@ for i, c in ipairs(charges) do
   end
   out[#out + 1] = v
 end
+if ARGV[3] == "" then
+  return out  -- counted only: the caller meters itself (a batch, in the ledger, exactly once)
+end
 local usage = KEYS[#charges + 1]
 local prefix = ARGV[3]
 local req, nrows, latency, explained = string.match(ARGV[4], "(%d+) (%d+) (%d+) (%d+)")
@@ -92,6 +95,19 @@ class RedisCounters:
     ) -> tuple[bool, LimitState | None, int, list[int]]:
         keys, args = self._commit_call(charged, rows, event)
         return _outcome(charged, self._call(self._commit, keys=keys, args=args))
+
+    def reserve(
+        self, charged: list[Charge], rows: int
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        """Check and count, but do not meter (the caller writes its own usage)."""
+        keys = [self._counter(c.key) for c in charged] + [self._usage]
+        specs = "|".join(
+            f"{c.amount} {c.limit.limit} {int(c.limit.hard)} {int(c.limit.unit == 'rows')} {c.ttl}"
+            f" {c.extra}"
+            for c in charged
+        )
+        out = self._call(self._commit, keys=keys, args=[rows, specs, "", "0 0 0 0"])
+        return _outcome(charged, out)
 
     async def commit_async(
         self, charged: list[Charge], rows: int, event: UsageEvent

@@ -18,6 +18,9 @@ class Finding:
     fix: str
 
 
+BATCHES = "batches/"  # consumers' batch files: the batch jobs own them (serving/batches.py)
+
+
 def check_registry(uow: UnitOfWork, artifacts: ArtifactStore) -> tuple[int, list[Finding]]:
     """(number of versions checked, what is wrong with the fix to apply)."""
     findings: list[Finding] = []
@@ -48,7 +51,7 @@ def check_registry(uow: UnitOfWork, artifacts: ArtifactStore) -> tuple[int, list
                     )
                 )
     for key in artifacts.list_keys():
-        if key not in owned:
+        if key not in owned and not key.startswith(BATCHES):
             findings.append(
                 Finding(
                     f"{key} belongs to no version (left by an interrupted write or delete)",
@@ -64,7 +67,9 @@ def remove_orphans(uow: UnitOfWork, artifacts: ArtifactStore) -> list[str]:
         owned = {
             k for m in uow.models.all() for v in uow.models.versions(m.name) for k in files_of(v)
         }
-    orphans = [key for key in artifacts.list_keys() if key not in owned]
+    orphans = [
+        key for key in artifacts.list_keys() if key not in owned and not key.startswith(BATCHES)
+    ]
     for key in orphans:
         artifacts.delete(key)
     return orphans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -66,6 +67,26 @@ class LocalArtifactStore:
             for path in self.root.rglob("*")
             if path.is_file() and not path.name.startswith(".tmp-")
         )
+
+    def path_of(self, key: str) -> Path:
+        """Where `key`'s file lies (batch jobs read large files from it in chunks)."""
+        return self._path(key)
+
+    def put_file(self, key: str, source: Path) -> None:
+        """`put` of a file's contents, copied without holding them in memory."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle, source.open("rb") as given:
+                shutil.copyfileobj(given, handle, 1 << 20)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

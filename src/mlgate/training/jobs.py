@@ -98,7 +98,7 @@ class JobRunner:
         uow = self._uow()
         now = self._clock()
         with uow:
-            stale = [job for job in uow.jobs.unfinished() if _gone(job, now)]
+            stale = [j for j in uow.jobs.unfinished() if j.kind != "batch" and _gone(j, now)]
             for job in stale:
                 uow.jobs.save(
                     replace(

@@ -17,6 +17,10 @@ class JobRepository(Protocol):
 
     def unfinished(self) -> list[Job]: ...
 
+    def finished_before(self, kind: str, before: datetime) -> list[Job]:
+        """Jobs of `kind` that finished before `before`."""
+        ...
+
     def request_cancel(self, job_id: str) -> None:
         """Ask an unfinished job to stop (a finished one is left as it is)."""
         ...

@@ -1,0 +1,505 @@
+"""Consumers' batch jobs: a CSV or Parquet file of rows, scored in chunks on the server.
+
+* **Upload**: streamed to a file on disk as it arrives (never held in memory whole), checked
+  (the format, the model's columns in the header, the size the plan allows), then put in the
+  artifact store under `batches/<id>/input.<format>`. A refused or cut-off upload leaves nothing.
+* **A job** (a row of the jobs table, kind `batch`) runs on this process's batch runner, a chunk
+  of CHUNK_ROWS rows at a time: score, write the chunk's result part, and count it.
+* **Counting, exactly once**: before a chunk is scored its rows are counted against the plan's
+  row quotas and spend cap (the same atomic counters as calls; a hard limit stops the job there,
+  saying how many rows were done). After it is scored, one transaction writes the chunk's usage
+  to the ledger under the id `batch:<job>:<chunk>` (written at most once, by any process) and the
+  job's progress. A process that dies mid-job leaves the chunk uncommitted; the next process to
+  start resumes the job from its last committed chunk, so no row is metered twice. (The quota
+  counters may then count the interrupted chunk twice: a quota errs towards the consumer's
+  limit, the bill never.)
+* **Rows that cannot be scored** (a value of the wrong type, say) are scored one by one when
+  their chunk fails: those that fail are `failed` (empty prediction, not metered).
+* **Results**: the input's columns plus `prediction` (and `probability_<class>`), downloaded in
+  the input's format. They expire `retention` after the job ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from mlgate.plans.enforce import Gate
+from mlgate.plans.metering import UsageEvent
+from mlgate.processes import process_gone, this_process
+from mlgate.registry.doctor import BATCHES
+from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import resolve_version
+from mlgate.registry.store import ArtifactStore
+from mlgate.schema import conform
+from mlgate.serving.offline import PREDICTION
+from mlgate.serving.predictors import PredictorCache
+from mlgate.training.model import FINISHED, Job
+from mlgate.uow import UnitOfWork
+
+log = logging.getLogger("mlgate.batches")
+CHUNK_ROWS = 50_000
+FORMATS = ("csv", "parquet")
+STALE_AFTER = timedelta(seconds=60)
+HEARTBEAT = 10.0
+MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+# Tests set this to stop a run after chunk k's part is written and before it is committed, as a
+# process killed there would (tests/integration/test_batches.py).
+CRASH_HOOK: Callable[[int], None] | None = None
+
+
+def format_of(content_type: str | None, filename: str | None) -> str:
+    media = (content_type or "").split(";")[0].strip().lower()
+    suffix = Path(filename or "").suffix.lower()
+    if media in ("text/csv", "application/csv") or suffix == ".csv":
+        return "csv"
+    if media in ("application/vnd.apache.parquet", "application/x-parquet") or suffix in (
+        ".parquet", ".pq",
+    ):  # fmt: skip
+        return "parquet"
+    raise UnsupportedFormat(
+        f"a batch is a CSV (text/csv) or Parquet (application/vnd.apache.parquet) file, not "
+        f"{media or 'an unnamed body'}"
+    )
+
+
+def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
+    """The file's row count, after checking that it is what it says and has the model's
+    columns; InvalidInput (nothing kept) otherwise."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path)
+            names, rows = list(meta.schema_arrow.names), int(meta.metadata.num_rows)
+            head = next(meta.iter_batches(batch_size=50), None)
+            sample = head.to_pandas() if head is not None else pd.DataFrame(columns=names)
+        else:
+            sample = pd.read_csv(path, nrows=50)
+            names = [str(c) for c in sample.columns]
+            with path.open("rb") as handle:
+                rows = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            rows = max(0, rows - 1)
+    except Exception as exc:  # pandas and pyarrow raise many kinds on a bad file
+        raise InvalidInput(f"the file is not a readable {fmt} file: {str(exc)[:300]}") from None
+    missing = [c.name for c in version.columns if c.name not in names]
+    if missing:
+        raise InvalidInput(
+            f"the file lacks the column(s) {version.ref} reads: {', '.join(missing[:10])}"
+        )
+    taken = {PREDICTION} | {f"probability_{c}" for c in version.classes or ()}
+    if taken & set(names):
+        raise InvalidInput(
+            f"the file already has column(s) {', '.join(sorted(taken & set(names)))}"
+        )
+    if rows == 0:
+        raise InvalidInput("the file holds no rows")
+    return rows  # values are checked as each chunk is scored: a bad row fails alone
+
+
+def submit_batch(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    *,
+    version: ModelVersion,
+    upload: Path,
+    fmt: str,
+    account: str,
+    key_prefix: str,
+    now: datetime,
+) -> Job:
+    """Register a checked upload as a queued batch job (its file moved into the store)."""
+    rows = inspect_file(upload, fmt, version)
+    job_id = uuid.uuid4().hex
+    key = f"{BATCHES}{job_id}/input.{fmt}"
+    put_file(artifacts, key, upload)
+    job = Job(
+        id=job_id,
+        kind="batch",
+        state="queued",
+        spec={
+            "model": version.model_name, "version": version.number, "format": fmt,
+            "input": key, "rows": rows, "account": account, "key_prefix": key_prefix,
+            "chunk_rows": CHUNK_ROWS,
+        },
+        created_at=now,
+        result={"rows_done": 0, "rows_failed": 0, "chunks_done": 0, "parts": []},
+        owner=this_process(),
+        heartbeat_at=now,
+    )  # fmt: skip
+    try:
+        with uow:
+            uow.jobs.add(job)
+            uow.commit()
+    except BaseException:
+        artifacts.delete(key)
+        raise
+    return job
+
+
+def batch_of(uow: UnitOfWork, job_id: str, account: str | None) -> Job:
+    """The batch job, if `account` (None: an admin) may see it."""
+    with uow:
+        job = uow.jobs.get(job_id)
+    if job is None or job.kind != "batch":
+        raise NotFound(f"no batch {job_id[:40]!r}")
+    if account is not None and job.spec.get("account") != account:
+        raise NotFound(f"no batch {job_id[:40]!r}")  # another's: as if it did not exist
+    return job
+
+
+def describe(job: Job, now: datetime) -> dict[str, Any]:
+    spec, result = job.spec, job.result
+    total, done = int(spec["rows"]), int(result.get("rows_done", 0))
+    eta = None
+    if job.state == "running" and job.started_at and done:
+        elapsed = (now - job.started_at).total_seconds()
+        eta = round(elapsed / done * (total - done), 1)
+    return {
+        "id": job.id,
+        "model": spec["model"],
+        "version": spec["version"],
+        "format": spec["format"],
+        "state": job.state,
+        "rows": total,
+        "rows_done": done,
+        "rows_failed": int(result.get("rows_failed", 0)),
+        "eta_seconds": eta,
+        "error": job.error,
+        "expired": bool(result.get("expired")),
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "result": f"/v1/batches/{job.id}/result" if job.state == "succeeded" else None,
+    }
+
+
+def cancel_batch(uow: UnitOfWork, artifacts: ArtifactStore, job: Job, now: datetime) -> Job:
+    """Cancel a queued or running batch (it stops before its next chunk); a finished one's
+    files are removed."""
+    with uow:
+        current = uow.jobs.get(job.id) or job
+        if current.state in FINISHED:
+            _remove_files(artifacts, current)
+            current = replace(current, result={**current.result, "expired": True})
+            uow.jobs.save(current)
+        else:  # its own statement: the runner's progress writes never undo it
+            uow.jobs.request_cancel(job.id)
+            current = replace(current, cancel_requested=True)
+        uow.commit()
+    return current
+
+
+def result_parts(artifacts: ArtifactStore, job: Job) -> Iterator[pd.DataFrame]:
+    if job.state != "succeeded" or job.result.get("expired"):
+        raise Conflict(
+            f"batch {job.id} has no result: it is {job.state}"
+            + (" and its result expired" if job.result.get("expired") else "")
+        )
+    for key in job.result.get("parts", []):
+        yield pd.read_parquet(io.BytesIO(artifacts.get(key)))
+
+
+def csv_stream(parts: Iterator[pd.DataFrame]) -> Iterator[bytes]:
+    header = True
+    for part in parts:
+        text = io.StringIO()
+        part.to_csv(text, index=False, header=header, quoting=csv.QUOTE_MINIMAL)
+        header = False
+        yield text.getvalue().encode()
+
+
+def parquet_file(parts: Iterator[pd.DataFrame], folder: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / "result.parquet"
+    writer = None
+    try:
+        for part in parts:
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    return path
+
+
+def put_file(artifacts: ArtifactStore, key: str, path: Path) -> None:
+    """Into the store without reading the file into memory where the store allows."""
+    put = getattr(artifacts, "put_file", None)
+    if put is not None:
+        put(key, path)
+    else:
+        artifacts.put(key, path.read_bytes())
+
+
+class Stopped(BaseException):
+    """Raised by a test's CRASH_HOOK: the run ends as a killed process's would."""
+
+
+class BatchRunner:
+    """Runs batch jobs on one thread of this process (scoring uses the model's own threads),
+    beats for them, and resumes the ones a dead process left."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        artifacts: ArtifactStore,
+        predictors: PredictorCache,
+        gate: Callable[[], Gate],
+        clock: Callable[[], datetime],
+        *,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._uow = uow
+        self._artifacts = artifacts
+        self._predictors = predictors
+        self._gate = gate
+        self._clock = clock
+        self.retention = retention
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-batch")
+        self._mine: set[str] = set()
+        self._runs: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._heart: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, job_id: str) -> None:
+        self._ensure_heart()
+        with self._lock:
+            self._mine.add(job_id)
+            self._runs[job_id] = self._pool.submit(self._run, job_id)
+
+    def resume(self) -> list[str]:
+        """Take over the batch jobs whose process is gone (this host's dead pid, or a stopped
+        heartbeat anywhere); each resumes after its last committed chunk."""
+        now = self._clock()
+        taken = []
+        with self._uow() as uow:
+            for job in uow.jobs.unfinished():
+                if job.kind != "batch" or job.id in self._mine:
+                    continue
+                since = job.heartbeat_at or job.started_at or job.created_at
+                if not process_gone(job.owner, since, now, STALE_AFTER):
+                    continue
+                uow.jobs.save(replace(job, owner=this_process(), heartbeat_at=now,
+                                      log=(*job.log, "resumed by " + this_process())))  # fmt: skip
+                taken.append(job.id)
+            uow.commit()
+        for job_id in taken:
+            self.start(job_id)
+        return taken
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        run = self._runs.get(job_id)
+        if run is not None:
+            run.result(timeout=timeout)
+        with self._uow() as uow:
+            job = uow.jobs.get(job_id)
+        assert job is not None
+        return job
+
+    def expire(self) -> int:
+        """Remove the results of batches finished more than `retention` ago."""
+        n = 0
+        with self._uow() as uow:
+            old = uow.jobs.finished_before("batch", self._clock() - self.retention)
+        for job in old:
+            if not job.result.get("expired"):
+                _remove_files(self._artifacts, job)
+                with self._uow() as uow:
+                    uow.jobs.save(replace(job, result={**job.result, "expired": True}))
+                    uow.commit()
+                n += 1
+        return n
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _ensure_heart(self) -> None:
+        with self._lock:
+            if self._heart is None:
+                self._heart = threading.Thread(target=self._beat, name="mlgate-batch-heartbeat",
+                                               daemon=True)  # fmt: skip
+                self._heart.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            mine = list(self._mine)
+            if mine:
+                try:
+                    with self._uow() as uow:
+                        uow.jobs.beat(mine, self._clock())
+                        uow.commit()
+                except Exception:  # the database away a moment: the next beat tries again
+                    continue
+
+    def _run(self, job_id: str) -> None:
+        try:
+            self._process(job_id)
+        except Stopped:
+            return  # as if the process had died here: the job stays running, to be resumed
+        except Exception as exc:
+            log.exception("batch %s failed", job_id)
+            self._finish(job_id, "failed", f"the batch failed: {str(exc)[:300]}")
+        finally:
+            with self._lock:
+                self._mine.discard(job_id)
+
+    def _process(self, job_id: str) -> None:
+        with self._uow() as uow:
+            job = uow.jobs.get(job_id)
+            assert job is not None
+            if job.state == "queued":
+                job = replace(job, state="running", started_at=self._clock())
+                uow.jobs.save(job)
+                uow.commit()
+        spec = job.spec
+        version = resolve_version(self._uow(), spec["model"], int(spec["version"]))
+        predictor = self._predictors.get(version)
+        consumer = str(spec["account"]).removeprefix("consumer:")
+        is_consumer = str(spec["account"]).startswith("consumer:")
+        with tempfile.TemporaryDirectory() as folder:
+            path = _local(self._artifacts, spec["input"], Path(folder))
+            start = int(job.result.get("chunks_done", 0))
+            for k, chunk in enumerate(_chunks(path, spec["format"], int(spec["chunk_rows"]))):
+                if k < start:
+                    continue
+                with self._uow() as uow:
+                    current = uow.jobs.get(job_id)
+                if current is None or current.cancel_requested:
+                    self._finish(job_id, "cancelled", "cancelled")
+                    return
+                overage = 0
+                if is_consumer:
+                    overage, refusal = self._gate().reserve_rows(
+                        consumer, len(chunk), spec["model"], int(spec["version"])
+                    )
+                    if refusal is not None:
+                        done = int(current.result.get("rows_done", 0))
+                        self._finish(job_id, "failed", f"stopped after {done:,} of "
+                                     f"{int(spec['rows']):,} rows: {refusal}")  # fmt: skip
+                        return
+                started = time.perf_counter()
+                scored, failed = _score(chunk, version, predictor.score)
+                part = f"{BATCHES}{job_id}/part-{k:05d}.parquet"
+                buffer = io.BytesIO()
+                scored.to_parquet(buffer, index=False)
+                self._artifacts.put(part, buffer.getvalue())
+                latency = (time.perf_counter() - started) * 1000
+                if CRASH_HOOK is not None:
+                    CRASH_HOOK(k)
+                if not self._commit(current, k, part, len(chunk), failed, overage, latency):
+                    return  # another process committed this chunk: it has the job
+        self._finish(job_id, "succeeded", "done")
+
+    def _commit(self, job: Job, k: int, part: str, rows: int, failed: int, overage: int,
+                latency: float) -> bool:  # fmt: skip
+        spec = job.spec
+        good = rows - failed
+        event = UsageEvent(self._clock(), str(spec["account"]), str(spec["key_prefix"]),
+                           str(spec["model"]), int(spec["version"]), 200, good, latency,
+                           overage_rows=min(overage, good))  # fmt: skip
+        values = event.values
+        values[0] = 1 if k == 0 else 0  # the batch is one request
+        with self._uow() as uow:
+            if not uow.usage.add_batch(f"batch:{job.id}:{k}", {event.key: values}, self._clock()):
+                return False
+            result = dict(job.result)
+            result["rows_done"] = int(result.get("rows_done", 0)) + rows
+            result["rows_failed"] = int(result.get("rows_failed", 0)) + failed
+            result["chunks_done"] = k + 1
+            result["parts"] = [*result.get("parts", []), part]
+            stored = uow.jobs.get(job.id) or job
+            uow.jobs.save(
+                replace(
+                    stored, result=result, progress=result["rows_done"] / max(1, int(spec["rows"]))
+                )
+            )
+            uow.commit()  # fmt: skip
+        return True
+
+    def _finish(self, job_id: str, state: str, line: str) -> None:
+        with self._uow() as uow:
+            job = uow.jobs.get(job_id)
+            if job is None:
+                return
+            error = None if state in ("succeeded", "cancelled") else line
+            uow.jobs.save(replace(job, state=state, error=error,  # type: ignore[arg-type]
+                                  finished_at=self._clock(), log=(*job.log, line)))  # fmt: skip
+            uow.commit()
+
+
+def _chunks(path: Path, fmt: str, size: int) -> Iterator[pd.DataFrame]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+            yield batch.to_pandas()
+    else:
+        yield from pd.read_csv(path, chunksize=size)
+
+
+def _score(
+    chunk: pd.DataFrame, version: ModelVersion, score: Callable[[Any], Any]
+) -> tuple[pd.DataFrame, int]:
+    """The chunk with its predictions; rows that cannot be scored one by one when the chunk as a
+    whole cannot (their prediction empty), and how many failed."""
+    out = chunk.reset_index(drop=True)
+    labels = list(version.classes or ())
+    try:
+        scores = score(conform(out, version.columns))
+        predictions, probabilities = list(scores.predictions), scores.probabilities
+        failed = 0
+    except (InvalidInput, ValueError, TypeError):
+        predictions, rows_proba, failed = [], [], 0
+        for i in range(len(out)):
+            try:
+                one = score(conform(out.iloc[i : i + 1], version.columns))
+                predictions.append(one.predictions[0])
+                rows_proba.append(one.probabilities[0] if one.probabilities else None)
+            except (InvalidInput, ValueError, TypeError):
+                predictions.append(None)
+                rows_proba.append([np.nan] * len(labels) if labels else None)
+                failed += 1
+        probabilities = rows_proba if labels else None
+    out[PREDICTION] = predictions
+    if probabilities is not None and labels:
+        matrix = np.asarray(probabilities, dtype="float64")
+        for i, label in enumerate(labels):
+            out[f"probability_{label}"] = matrix[:, i]
+    return out, failed
+
+
+def _local(artifacts: ArtifactStore, key: str, folder: Path) -> Path:
+    path_of = getattr(artifacts, "path_of", None)
+    if path_of is not None:
+        found: Path = path_of(key)
+        return found
+    path = folder / Path(key).name
+    path.write_bytes(artifacts.get(key))
+    return path
+
+
+def _remove_files(artifacts: ArtifactStore, job: Job) -> None:
+    for key in [job.spec.get("input"), *job.result.get("parts", [])]:
+        if key:
+            artifacts.delete(str(key))
