@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from mlgate import __version__
 from mlgate.cli import (
     access,
+    batches,
     keys,
     models,
     monitoring,
@@ -81,6 +82,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(batches.app, name="batches")
 app.add_typer(sources.app, name="sources")
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")

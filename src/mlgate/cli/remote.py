@@ -30,6 +30,7 @@ class Remote:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self.url = url
+        self.token = token
 
     def call(self, method: str, path: str, *, json: Any = None, params: Any = None) -> Any:
         import httpx

@@ -3,6 +3,6 @@ typed exceptions (`mlgate.client.errors`)."""
 
 from mlgate.client.aio import AsyncClient
 from mlgate.client.core import Predictions
-from mlgate.client.sync import Client, Job
+from mlgate.client.sync import Batch, Client, Job
 
-__all__ = ["AsyncClient", "Client", "Job", "Predictions"]
+__all__ = ["AsyncClient", "Batch", "Client", "Job", "Predictions"]

@@ -9,8 +9,11 @@ with Client("http://localhost:8000", api_key="mlg_…") as mlgate:
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -183,6 +186,46 @@ class Client:
         return pd.DataFrame(self._get("/v1/usage", params=core.usage_params(
             month, consumer, model, by)))  # fmt: skip
 
+    # -- batch jobs ------------------------------------------------------------------------------
+
+    def predict_file(
+        self,
+        model: str,
+        path: str | os.PathLike[str],
+        *,
+        output: str | os.PathLike[str] | None = None,
+        wait: bool = True,
+        progress: bool = False,
+        timeout: float | None = None,
+    ) -> Batch:
+        """Score a CSV or Parquet file as a batch job on the server (the file is streamed, not
+        read into memory). With `wait`, returns once the job ends (a progress bar with
+        `progress=True`) and writes the result, in the file's format, to `output` if given."""
+        source = Path(path)
+        media = {".csv": "text/csv", ".parquet": "application/vnd.apache.parquet"}.get(
+            source.suffix.lower()
+        )
+        if media is None:
+            raise ValueError(f"{source.name}: a batch is a .csv or .parquet file")
+        with source.open("rb") as handle:
+            response = self._http.post(
+                f"/v1/models/{quote(model, safe='@')}/batches",
+                content=handle,
+                headers={"Content-Type": media},
+                params={"filename": source.name},
+            )
+        if not response.is_success:
+            raise core.error_for(response)
+        batch = Batch(self, response.json())
+        if wait:
+            batch.wait(progress=progress, timeout=timeout)
+            if output is not None:
+                batch.download(output)
+        return batch
+
+    def batch(self, batch_id: str) -> Batch:
+        return Batch(self, self._get(f"/v1/batches/{batch_id}"))
+
     # -- transport ------------------------------------------------------------------------------
 
     def _get(self, path: str, *, params: dict[str, Any] | None = None) -> Any:
@@ -267,12 +310,16 @@ class Job:
 
 
 class _Bar:
-    def __init__(self) -> None:
+    def __init__(self, what: str = "training", total: float = 1.0) -> None:
         from rich.progress import Progress
 
         self._progress = Progress(transient=False)
         self._progress.start()
-        self._task = self._progress.add_task("training", total=1.0)
+        self._task = self._progress.add_task(what, total=total)
+
+    def rows(self, data: dict[str, Any]) -> None:
+        self._progress.update(self._task, completed=float(data.get("rows_done") or 0),
+                              description=str(data.get("state")))  # fmt: skip
 
     def show(self, data: dict[str, Any]) -> None:
         self._progress.update(self._task, completed=float(data.get("progress") or 0.0),
@@ -280,3 +327,64 @@ class _Bar:
 
     def close(self) -> None:
         self._progress.stop()
+
+
+class Batch:
+    """A batch job: `state`, `rows_done` of `rows`; `.wait()`, `.download(path)`, `.cancel()`."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self._client = client
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def state(self) -> str:
+        return str(self.data["state"])
+
+    def refresh(self) -> Batch:
+        self.data = self._client._get(f"/v1/batches/{self.id}")
+        return self
+
+    def wait(
+        self, *, progress: bool = False, poll: float = 0.5, timeout: float | None = None
+    ) -> Batch:
+        """Poll until the job ends; raises MlgateError when it failed (a quota reached: how
+        far it got) or was cancelled, TimeoutError after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _Bar("scoring", total=float(self.data.get("rows") or 1)) if progress else None
+        try:
+            while self.refresh().state not in core.FINISHED:
+                if bar is not None:
+                    bar.rows(self.data)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"batch {self.id} still {self.state} after {timeout} s")
+                time.sleep(poll)
+            if bar is not None:
+                bar.rows(self.data)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.state != "succeeded":
+            raise errors.MlgateError(
+                f"batch {self.id} {self.state}: {self.data.get('error') or ''}"
+            )
+        return self
+
+    def download(self, path: str | os.PathLike[str]) -> Path:
+        """The result (the rows with their predictions), streamed to `path`."""
+        target = Path(path)
+        with self._client._http.stream("GET", f"/v1/batches/{self.id}/result") as response:
+            if not response.is_success:
+                response.read()
+                raise core.error_for(response)
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes(1 << 20):
+                    handle.write(chunk)
+        return target
+
+    def cancel(self) -> Batch:
+        self.data = self._client._send("DELETE", f"/v1/batches/{self.id}").json()
+        return self
