@@ -255,3 +255,16 @@ def test_others_cannot_see_a_batch_and_a_cancelled_one_stops(
 
 def _stop_always(chunk: int) -> Any:
     raise Stopped
+
+
+def test_a_plan_may_allow_smaller_files_than_the_server(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    client, headers = shop
+    service.update_plan(services.uow(), "bulk", by=None, max_batch_bytes=1_000)
+    services.gate.forget_subscriptions()
+    body = rows(100).to_csv(index=False).encode()
+    answer = client.post("/v1/models/churn/batches",
+                         headers={**headers, "Content-Type": "text/csv"}, content=body)  # fmt: skip
+    assert answer.status_code == 413 and "1,000 bytes" in answer.json()["detail"]
+    assert not [k for k in services.artifacts.list_keys() if k.startswith("batches/")]

@@ -57,8 +57,10 @@ def _settings(
     explain: bool | None = None,
     price_per_1k_explained_rows: str | None = None,
     thresholds: str | None = None,
+    max_batch_bytes: int | None = None,
 ) -> dict[str, Any]:
     values: dict[str, Any] = {
+        "max_batch_bytes": max_batch_bytes,
         "thresholds": None if thresholds is None else [t for t in thresholds.split(",") if t],
         "models": model,
         "overage": overage,
@@ -97,13 +99,16 @@ def create(
         str | None,
         typer.Option(help="Percents of each quota announced by webhook, e.g. 50,80,100."),
     ] = None,
+    max_batch_bytes: Annotated[
+        int | None, typer.Option(min=1, help="The largest batch file a consumer may upload.")
+    ] = None,
 ) -> None:
     """Create a plan. Limits are per consumer; rate limits (per second/minute/hour) are always
     hard, quotas (per day/month, in requests or rows) hard unless --overage."""
     s = services(ctx)
     settings = _settings(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
-        price_per_1k_explained_rows, thresholds,
+        price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
     audited(ctx, "plans.create", name)
@@ -124,12 +129,13 @@ def update(
     explain: Annotated[bool | None, typer.Option("--explain/--no-explain")] = None,
     price_per_1k_explained_rows: Annotated[str | None, typer.Option()] = None,
     thresholds: Annotated[str | None, typer.Option()] = None,
+    max_batch_bytes: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Change a plan; every subscriber is on the new terms within a second."""
     s = services(ctx)
     changes = _settings(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
-        price_per_1k_explained_rows, thresholds,
+        price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
     plan = service.update_plan(s.uow(), name, by=None, **changes)
     audited(ctx, "plans.update", name)

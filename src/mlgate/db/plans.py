@@ -249,6 +249,7 @@ def _settings(plan: Plan) -> dict[str, Any]:
     out["description"] = plan.description
     out["explain"] = plan.explain
     out["thresholds"] = list(plan.thresholds)
+    out["max_batch_bytes"] = plan.max_batch_bytes
     return out
 
 
@@ -268,6 +269,7 @@ def _plan(row: sa.Row[Any]) -> Plan:
         description=s.get("description") or "",
         explain=bool(s.get("explain")),
         thresholds=tuple(int(t) for t in s.get("thresholds", (80, 100))),
+        max_batch_bytes=s.get("max_batch_bytes"),
     )
 
 

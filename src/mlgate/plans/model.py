@@ -59,6 +59,7 @@ class Plan:
     description: str = ""
     explain: bool = False  # may its consumers ask for per-row explanations
     thresholds: tuple[int, ...] = (80, 100)  # percents of a quota (or spend cap) announced
+    max_batch_bytes: int | None = None  # the largest batch file (None: the server's limit)
 
     @property
     def priced(self) -> bool:

@@ -59,6 +59,11 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
         except InvalidInput as exc:
             problems.append(FieldError("models", str(exc)))
         models.append(target)
+    size = settings.get("max_batch_bytes")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            problems.append(FieldError("max_batch_bytes", f"must be a positive size, got {size!r}"))
+        values["max_batch_bytes"] = size
     thresholds = settings.get("thresholds")
     if thresholds is not None:
         try:
@@ -112,6 +117,7 @@ def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: 
             "description": current.description,
             "explain": current.explain,
             "thresholds": list(current.thresholds),
+            "max_batch_bytes": current.max_batch_bytes,
         }
         merged |= changes
         plan = make_plan(name, current.created_at, **merged)

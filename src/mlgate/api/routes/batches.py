@@ -47,18 +47,20 @@ async def submit(
         request.headers.get("content-type"), request.query_params.get("filename")
     )
 
-    def admit() -> tuple[Principal, Any]:
+    def admit() -> tuple[Principal, Any, int]:
         principal = authorize(services, request, Target(name))
         admission = services.gate.open(principal)
         found = resolve_version(services.uow(), name, version, alias)
         services.gate.admit(admission, Target(name, alias=alias, version=version), 0, found)
-        return principal, found
+        limit = services.settings.max_batch_bytes
+        if admission.plan is not None and admission.plan.max_batch_bytes is not None:
+            limit = min(limit, admission.plan.max_batch_bytes)  # the plan's own, if smaller
+        return principal, found, limit
 
-    principal, found = await run_in_threadpool(admit)
+    principal, found, limit = await run_in_threadpool(admit)
     fmt = batches.format_of(
         request.headers.get("content-type"), request.query_params.get("filename")
     )
-    limit = services.settings.max_batch_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(

@@ -53,6 +53,7 @@ class _PlanIn(BaseModel):
     thresholds: list[int] = Field(
         [80, 100], max_length=5, description="Percents of each quota (and spend cap) announced"
     )
+    max_batch_bytes: int | None = Field(None, ge=1, description="The largest batch file")
 
 
 class _PlanPatch(BaseModel):
@@ -66,6 +67,7 @@ class _PlanPatch(BaseModel):
     price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str | None = Field(None, max_length=1000)
     thresholds: list[int] | None = Field(None, max_length=5)
+    max_batch_bytes: int | None = Field(None, ge=1)
 
 
 class _PlanOut(BaseModel):
@@ -78,6 +80,7 @@ class _PlanOut(BaseModel):
     price_per_1k_explained_rows: str | None
     description: str
     thresholds: list[int]
+    max_batch_bytes: int | None
     created_at: datetime
 
 
@@ -413,6 +416,7 @@ def _plan(plan: Plan) -> BaseModel:
         ),
         description=plan.description,
         thresholds=list(plan.thresholds),
+        max_batch_bytes=plan.max_batch_bytes,
         created_at=plan.created_at,
     )
 
