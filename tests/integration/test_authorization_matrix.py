@@ -513,6 +513,9 @@ PAGES: list[Page] = [
     Page("GET", "/portal", cells(S, 200, 200, W, W, W, W)),
     Page("POST", "/portal/keys", cells(U, 422, 422, W, W, W, W), {"name": ""}),
     Page("POST", "/portal/spend-cap", cells(U, 422, 422, W, W, W, W), {"cap": "-1"}),
+    Page("POST", "/portal/models/{m}/batches", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {}),
+    Page("GET", "/portal/batches/no-such-batch", cells(S, 404, 404, W, W, W, W)),
+    Page("GET", "/portal/batches/no-such-batch/result", cells(S, 404, 404, W, W, W, W)),
     Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, W, W, W, W), {}),
     Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (W, W), (W, W), (W, W), (W, W))),
     Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),
@@ -568,7 +571,8 @@ def test_every_page_has_a_row() -> None:
             p.method,
             p.path.replace("{m}", "{name}")
             .replace("{job}", "{job_id}")
-            .replace("{rollout}", "{rollout_id}"),
+            .replace("{rollout}", "{rollout_id}")
+            .replace("no-such-batch", "{batch_id}"),
         )
         for p in PAGES
     }

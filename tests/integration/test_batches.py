@@ -268,3 +268,34 @@ def test_a_plan_may_allow_smaller_files_than_the_server(
                          headers={**headers, "Content-Type": "text/csv"}, content=body)  # fmt: skip
     assert answer.status_code == 413 and "1,000 bytes" in answer.json()["detail"]
     assert not [k for k in services.artifacts.list_keys() if k.startswith("batches/")]
+
+
+def test_the_portal_uploads_a_file_shows_progress_and_downloads_the_result(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    import re
+
+    client, _ = shop
+    accounts.set_consumer_password(services.uow(), "acme", "first customer secret", by=None,
+                                   now=NOW)  # fmt: skip
+    browser = TestClient(client.app, base_url="http://testserver", follow_redirects=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/portal/login").text)
+    assert token
+    browser.post("/portal/login", data={"name": "acme", "password": "first customer secret",
+                                        "csrf": token.group(1)})  # fmt: skip
+    page = browser.get("/portal/models/churn")
+    assert "Score a file" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    body = rows(300).to_csv(index=False).encode()
+    sent = browser.post("/portal/models/churn/batches", data={"csrf": csrf.group(1)},
+                        files={"file": ("rows.csv", body, "text/csv")})  # fmt: skip
+    assert sent.status_code == 303, sent.text[:500]
+    where = sent.headers["location"]
+    services.batches.wait(where.rsplit("/", 1)[-1], timeout=60)
+    shown = browser.get(where)
+    assert "succeeded: 300 of 300 rows scored" in shown.text and "<progress" in shown.text
+    result = browser.get(f"{where}/result")
+    assert result.status_code == 200
+    assert len(pd.read_csv(io.StringIO(result.text))) == 300
+    browser.close()

@@ -205,3 +205,114 @@ def _literal(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     return repr(value)
+
+
+@router.post("/models/{name}/batches")
+@access("predict")
+@page("portal")
+async def submit_batch(request: Request, name: str) -> Response:
+    """A file of rows scored as a batch job through the consumer's plan (as the API does)."""
+    import tempfile
+    from pathlib import Path
+
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+
+    from mlgate.errors import InvalidInput, PayloadTooLarge
+    from mlgate.registry.service import resolve_version
+    from mlgate.serving import batches
+
+    services = pages.services_of(request)
+    form = await request.form(max_files=1, max_fields=4)
+    folder = Path(tempfile.mkdtemp(prefix="mlgate-portal-batch-"))
+    try:
+        upload = form.get("file")
+        csrf = form.get("csrf")
+        me = await run_in_threadpool(
+            lambda: member(request, "portal", "predict", Target(name),
+                           csrf=csrf if isinstance(csrf, str) else "")
+        )  # fmt: skip
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise InvalidInput("choose a .csv or .parquet file of rows")
+        fmt = batches.format_of(upload.content_type, upload.filename)
+
+        def admit() -> tuple[Any, int]:
+            admission = services.gate.open(me)
+            found = resolve_version(services.uow(), name, None)
+            services.gate.admit(admission, Target(name), 0, found)
+            limit = services.settings.max_batch_bytes
+            if admission.plan is not None and admission.plan.max_batch_bytes is not None:
+                limit = min(limit, admission.plan.max_batch_bytes)
+            return found, limit
+
+        found, limit = await run_in_threadpool(admit)
+        path, size = folder / f"upload.{fmt}", 0
+        with path.open("wb") as handle:
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"a batch file may hold {limit:,} bytes")
+                handle.write(chunk)
+
+        def register() -> str:
+            job = batches.submit_batch(
+                services.uow(), services.artifacts, version=found, upload=path, fmt=fmt,
+                account=me.actor, key_prefix="", now=services.clock(),
+            )  # fmt: skip
+            services.batches.start(job.id)
+            return job.id
+
+        job_id = await run_in_threadpool(register)
+    finally:
+        await form.close()
+        for leftover in folder.iterdir():
+            leftover.unlink(missing_ok=True)
+        folder.rmdir()
+    return pages.see_other(f"/portal/batches/{job_id}")
+
+
+@router.get("/batches/{batch_id}")
+@access("authenticated")
+@page("portal")
+def batch(request: Request, batch_id: str) -> Response:
+    """A batch's progress (the page refreshes itself while it runs) and its result."""
+    from mlgate.serving import batches
+
+    me = member(request, "portal")
+    services = pages.services_of(request)
+    job = batches.batch_of(services.uow(), batch_id, me.actor)
+    return render(request, "portal/batch.html", principal=me,
+                  batch=batches.describe(job, services.clock()))  # fmt: skip
+
+
+@router.get("/batches/{batch_id}/result")
+@access("authenticated")
+@page("portal")
+def batch_result(request: Request, batch_id: str) -> Response:
+    from starlette.responses import StreamingResponse
+
+    from mlgate.serving import batches
+
+    me = member(request, "portal")
+    services = pages.services_of(request)
+    job = batches.batch_of(services.uow(), batch_id, me.actor)
+    parts = batches.result_parts(services.artifacts, job)
+    if job.spec["format"] == "csv":
+        stream = batches.csv_stream(parts)
+        media = "text/csv"
+    else:
+        stream = iter([_parquet_bytes(parts)])
+        media = batches.MEDIA["parquet"]
+    disposition = f'attachment; filename="batch-{batch_id}.{job.spec["format"]}"'
+    return StreamingResponse(stream, media_type=media,
+                             headers={"Content-Disposition": disposition})  # fmt: skip
+
+
+def _parquet_bytes(parts: Any) -> bytes:
+    import tempfile
+    from pathlib import Path
+
+    from mlgate.serving import batches
+
+    with tempfile.TemporaryDirectory() as folder:
+        return batches.parquet_file(parts, Path(folder)).read_bytes()
