@@ -299,3 +299,45 @@ def test_the_portal_uploads_a_file_shows_progress_and_downloads_the_result(
     assert result.status_code == 200
     assert len(pd.read_csv(io.StringIO(result.text))) == 300
     browser.close()
+
+
+@pytest.mark.slow(reason="a local cluster of Dask worker processes starts, then scores")
+def test_with_a_dask_cluster_the_chunks_are_scored_on_its_workers(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    import distributed
+
+    client, headers = shop
+    service.update_plan(services.uow(), "bulk", by=None, rows_per_month=1_000_000)
+    services.gate.forget_subscriptions()
+    frame = rows(120_000, seed=5)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")  # fmt: skip
+    try:
+        services.batches.dask_address = cluster.scheduler_address
+        answer = client.post(
+            "/v1/models/churn/batches",
+            headers={**headers, "Content-Type": batches.MEDIA["parquet"]},
+            content=parquet(frame),
+        )
+        job_id = answer.json()["id"]
+        done = services.batches.wait(job_id, timeout=300)
+        with distributed.Client(cluster) as dask:
+            scored_there = sum(dask.run(lambda: len(batches_loaded())).values())
+    finally:
+        services.batches.dask_address = None
+        cluster.close()
+    assert done.state == "succeeded" and done.result["rows_done"] == 120_000
+    assert scored_there == 1  # the worker loaded the version once and scored every chunk
+    got = pd.read_parquet(io.BytesIO(client.get(f"/v1/batches/{job_id}/result",
+                                                headers=headers).content))  # fmt: skip
+    version = resolve_version(services.uow(), "churn", None)
+    expected = services.predictors.get(version).score(conform(frame, version.columns))
+    assert got["prediction"].tolist() == expected.predictions
+    assert metered_rows(services) == 120_000
+
+
+def batches_loaded() -> dict[str, Any]:
+    from mlgate.serving import offline
+
+    return offline._LOADED

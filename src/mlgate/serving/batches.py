@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -267,6 +268,7 @@ class BatchRunner:
         clock: Callable[[], datetime],
         *,
         retention: timedelta = timedelta(days=7),
+        dask_address: str | None = None,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
@@ -274,6 +276,7 @@ class BatchRunner:
         self._gate = gate
         self._clock = clock
         self.retention = retention
+        self.dask_address = dask_address  # set: the chunks are scored on that cluster
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-batch")
         self._mine: set[str] = set()
         self._runs: dict[str, Any] = {}
@@ -377,7 +380,7 @@ class BatchRunner:
         predictor = self._predictors.get(version)
         consumer = str(spec["account"]).removeprefix("consumer:")
         is_consumer = str(spec["account"]).startswith("consumer:")
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, self._scorer(version) as score:
             path = _local(self._artifacts, spec["input"], Path(folder))
             start = int(job.result.get("chunks_done", 0))
             for k, chunk in enumerate(_chunks(path, spec["format"], int(spec["chunk_rows"]))):
@@ -399,7 +402,7 @@ class BatchRunner:
                                      f"{int(spec['rows']):,} rows: {refusal}")  # fmt: skip
                         return
                 started = time.perf_counter()
-                scored, failed = _score(chunk, version, predictor.score)
+                scored, failed = score(chunk) if score else _score(chunk, version, predictor.score)
                 part = f"{BATCHES}{job_id}/part-{k:05d}.parquet"
                 buffer = io.BytesIO()
                 scored.to_parquet(buffer, index=False)
@@ -410,6 +413,23 @@ class BatchRunner:
                 if not self._commit(current, k, part, len(chunk), failed, overage, latency):
                     return  # another process committed this chunk: it has the job
         self._finish(job_id, "succeeded", "done")
+
+    @contextlib.contextmanager
+    def _scorer(self, version: ModelVersion) -> Iterator[Callable[[pd.DataFrame], Any] | None]:
+        """On a Dask cluster: each chunk is sent to a worker and scored there with the version's
+        artifact (loaded on the worker with the same sha256 and trust-list checks); None: here."""
+        if not self.dask_address:
+            yield None
+            return
+        from mlgate.training.distributed import connect
+
+        with connect(self.dask_address) as client:
+            blob = client.scatter(self._artifacts.get(version.artifact.key), broadcast=True)
+
+            def score(chunk: pd.DataFrame) -> Any:
+                return client.submit(_score_on_worker, chunk, version, blob, pure=False).result()
+
+            yield score
 
     def _commit(self, job: Job, k: int, part: str, rows: int, failed: int, overage: int,
                 latency: float) -> bool:  # fmt: skip
@@ -446,6 +466,14 @@ class BatchRunner:
             uow.jobs.save(replace(job, state=state, error=error,  # type: ignore[arg-type]
                                   finished_at=self._clock(), log=(*job.log, line)))  # fmt: skip
             uow.commit()
+
+
+def _score_on_worker(
+    chunk: pd.DataFrame, version: ModelVersion, data: bytes
+) -> tuple[pd.DataFrame, int]:
+    from mlgate.serving.offline import worker_predictor
+
+    return _score(chunk, version, worker_predictor(version, data).score)
 
 
 def _chunks(path: Path, fmt: str, size: int) -> Iterator[pd.DataFrame]:

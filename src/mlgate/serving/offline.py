@@ -110,7 +110,7 @@ def score_on_cluster(
     blob = client.scatter(artifacts.get(version.artifact.key), broadcast=True)
 
     def score_part(rows: pd.DataFrame, data: bytes) -> pd.DataFrame:
-        return next(_scored(iter([rows]), version, _worker_predictor(version, data).score))
+        return next(_scored(iter([rows]), version, worker_predictor(version, data).score))
 
     def chunks() -> Iterator[pd.DataFrame]:
         pending = [client.compute(delayed(score_part)(p, blob)) for p in frame.to_delayed()[:2]]
@@ -128,7 +128,7 @@ def score_on_cluster(
 _LOADED: dict[str, Any] = {}  # on a worker: predictors by artifact sha256
 
 
-def _worker_predictor(version: ModelVersion, data: bytes) -> Any:
+def worker_predictor(version: ModelVersion, data: bytes) -> Any:
     from mlgate.registry import formats
     from mlgate.serving.predictors import Predictor
 
