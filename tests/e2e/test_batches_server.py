@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,31 @@ def test_the_client_and_the_cli_score_a_file_on_the_server(tmp_path: Path) -> No
                         str(csv), "--output", str(tmp_path / "out.csv"))  # fmt: skip
         assert "succeeded, 2,000 of 2,000 rows" in result.stdout
         assert len(pd.read_csv(tmp_path / "out.csv")) == 2_000
+        _cut_off_upload(base, token, csv.read_bytes())
+        time.sleep(1.0)
     assert _metered(home) == 32_000
+    services = make_services(home)
+    try:
+        with services.uow() as uow:
+            assert [j.kind for j in uow.jobs.unfinished()] == []  # no job for the cut upload
+        kept = [k for k in services.artifacts.list_keys() if k.startswith("batches/")]
+        assert len(kept) == 4  # each batch its input and one part: nothing of the cut upload
+    finally:
+        services.close()
+
+
+def _cut_off_upload(base: str, token: str, body: bytes) -> None:
+    """An upload that declares more than it sends, then hangs up."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(
+            b"POST /v1/models/churn/batches HTTP/1.1\r\nHost: test\r\n"
+            + f"Authorization: Bearer {token}\r\n".encode()
+            + b"Content-Type: text/csv\r\n"
+            + f"Content-Length: {len(body) * 10}\r\n\r\n".encode()
+            + body
+        )
+        time.sleep(0.3)
 
 
 def test_a_server_killed_mid_job_leaves_it_to_the_next_one(tmp_path: Path) -> None:
