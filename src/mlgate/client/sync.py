@@ -286,22 +286,8 @@ class Job:
     ) -> Job:
         """Poll until the job ends (a rich progress bar with `progress=True`); raises
         MlgateError when it failed or was cancelled, TimeoutError after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         bar = _Bar() if progress else None
-        try:
-            while self.refresh().state not in core.FINISHED:
-                if bar is not None:
-                    bar.show(self.data)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"job {self.id} still {self.state} after {timeout} s")
-                time.sleep(poll)
-            if bar is not None:
-                bar.show(self.data)
-        finally:
-            if bar is not None:
-                bar.close()
-        if self.state != "succeeded":
-            raise errors.MlgateError(f"job {self.id} {self.state}: {self.data.get('error') or ''}")
+        _poll(self, "job", bar.show if bar else None, bar, poll, timeout)
         return self
 
     @property
@@ -353,24 +339,8 @@ class Batch:
     ) -> Batch:
         """Poll until the job ends; raises MlgateError when it failed (a quota reached: how
         far it got) or was cancelled, TimeoutError after `timeout` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         bar = _Bar("scoring", total=float(self.data.get("rows") or 1)) if progress else None
-        try:
-            while self.refresh().state not in core.FINISHED:
-                if bar is not None:
-                    bar.rows(self.data)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"batch {self.id} still {self.state} after {timeout} s")
-                time.sleep(poll)
-            if bar is not None:
-                bar.rows(self.data)
-        finally:
-            if bar is not None:
-                bar.close()
-        if self.state != "succeeded":
-            raise errors.MlgateError(
-                f"batch {self.id} {self.state}: {self.data.get('error') or ''}"
-            )
+        _poll(self, "batch", bar.rows if bar else None, bar, poll, timeout)
         return self
 
     def download(self, path: str | os.PathLike[str]) -> Path:
@@ -388,3 +358,29 @@ class Batch:
     def cancel(self) -> Batch:
         self.data = self._client._send("DELETE", f"/v1/batches/{self.id}").json()
         return self
+
+
+def _poll(
+    job: Job | Batch,
+    what: str,
+    show: Any,
+    bar: _Bar | None,
+    poll: float,
+    timeout: float | None,
+) -> None:
+    """Refresh `job` until it ends, showing each state; MlgateError unless it succeeded."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while job.refresh().state not in core.FINISHED:
+            if show is not None:
+                show(job.data)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{what} {job.id} still {job.state} after {timeout} s")
+            time.sleep(poll)
+        if show is not None:
+            show(job.data)
+    finally:
+        if bar is not None:
+            bar.close()
+    if job.state != "succeeded":
+        raise errors.MlgateError(f"{what} {job.id} {job.state}: {job.data.get('error') or ''}")

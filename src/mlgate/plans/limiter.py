@@ -193,21 +193,17 @@ class MemoryCounters:
     def commit(
         self, charged: list[Charge], rows: int, event: UsageEvent
     ) -> tuple[bool, LimitState | None, int, list[int]]:
-        with self._lock:
-            before = [self._counts.get(c.key, 0) for c in charged]
-            allowed, blocked, overage = decide(charged, before, rows)
-            if not allowed:
-                return False, blocked, 0, before
-            after = []
-            for charge, used in zip(charged, before, strict=True):
-                self._counts[charge.key] = used + charge.amount_with(overage)
-                after.append(used + charge.amount_with(overage))
-            self._usage.add(event.with_overage(overage))
-            return True, None, overage, after
+        return self._count(charged, rows, event)
 
     def reserve(
         self, charged: list[Charge], rows: int
     ) -> tuple[bool, LimitState | None, int, list[int]]:
+        return self._count(charged, rows, None)
+
+    def _count(
+        self, charged: list[Charge], rows: int, event: UsageEvent | None
+    ) -> tuple[bool, LimitState | None, int, list[int]]:
+        """Check, count and (with an event) meter, under the lock."""
         with self._lock:
             before = [self._counts.get(c.key, 0) for c in charged]
             allowed, blocked, overage = decide(charged, before, rows)
@@ -216,6 +212,8 @@ class MemoryCounters:
             after = [used + c.amount_with(overage) for c, used in zip(charged, before, strict=True)]
             for charge, value in zip(charged, after, strict=True):
                 self._counts[charge.key] = value
+            if event is not None:
+                self._usage.add(event.with_overage(overage))
             return True, None, overage, after
 
     def meter(self, event: UsageEvent) -> None:

@@ -155,19 +155,8 @@ def _frame_step(features: list[str]) -> Any:
 
 def _skops(raw: bytes, trusted: list[str], ref: str) -> Any:
     from mlgate.registry import formats
-    from mlgate.registry.skops_io import skops_io
 
-    found = formats.types_in(raw)
-    untrusted = found - formats.TRUSTED_TYPES - WRAPPER_TYPES - set(trusted)
-    if untrusted:
-        raise ArtifactError(
-            f"the artifact of {ref} names types that are not on the trust list: "
-            f"{', '.join(sorted(untrusted))}; it will not be loaded"
-        )
-    try:
-        return skops_io().loads(raw, trusted=sorted(found))
-    except Exception as exc:  # skops raises many kinds; all mean "this file is unusable"
-        raise ArtifactError(f"the skops file of {ref} could not be read: {exc}") from exc
+    return formats.load_skops(raw, ref, WRAPPER_TYPES | frozenset(trusted))
 
 
 _ONNX_DTYPES = {

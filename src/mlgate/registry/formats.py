@@ -126,7 +126,7 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
             "on disk, so it will not be loaded. Restore it from a backup or train a new version."
         )
     if fmt == SKOPS:
-        return _load_skops(data, ref)
+        return load_skops(data, ref)
     if fmt == IMPORTED:
         from mlgate.registry import foreign
 
@@ -137,7 +137,7 @@ def load(data: bytes, *, expected_sha256: str, ref: str, fmt: str = SKOPS) -> An
         with zipfile.ZipFile(io.BytesIO(data)) as bundle:
             manifest = json.loads(bundle.read("manifest.json"))
             cls = str(manifest.get("class", ""))
-            preprocess = None if cls in WHOLE else _load_skops(bundle.read("preprocess.skops"), ref)
+            preprocess = None if cls in WHOLE else load_skops(bundle.read("preprocess.skops"), ref)
             if fmt == NEURAL:
                 spec = json.loads(bundle.read("network.json"))
                 raw = bundle.read("model.safetensors")
@@ -188,9 +188,11 @@ def _dump_skops(obj: Any) -> bytes:
     return data
 
 
-def _load_skops(data: bytes, ref: str) -> Any:
+def load_skops(data: bytes, ref: str, also: frozenset[str] = frozenset()) -> Any:
+    """A skops file's object, if every type it names is on the trust list (or in `also`: what
+    an import was told to trust, recorded with its version)."""
     found = types_in(data)
-    untrusted = found - TRUSTED_TYPES
+    untrusted = found - TRUSTED_TYPES - also
     if untrusted:
         raise ArtifactError(
             f"the artifact of {ref} names types that are not on the trust list: "

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mlgate.errors import ArtifactError, InvalidInput
 
@@ -32,19 +33,7 @@ class LocalArtifactStore:
         self.root = root
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
+        self._write(key, lambda handle: handle.write(data))
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -74,12 +63,21 @@ class LocalArtifactStore:
 
     def put_file(self, key: str, source: Path) -> None:
         """`put` of a file's contents, copied without holding them in memory."""
+
+        def copy(handle: BinaryIO) -> None:
+            with source.open("rb") as given:
+                shutil.copyfileobj(given, handle, 1 << 20)
+
+        self._write(key, copy)
+
+    def _write(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        """Atomically: a temporary file beside the target, synced, then renamed over it."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         try:
-            with os.fdopen(fd, "wb") as handle, source.open("rb") as given:
-                shutil.copyfileobj(given, handle, 1 << 20)
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)

@@ -263,16 +263,7 @@ async def set_spend_cap(request: Request, name: str) -> Response:
     """Set or remove a consumer's monthly spend cap (admins; or the consumer itself). Past it
     calls are refused with 402 until it is raised or the month ends."""
     services = _services(request)
-
-    def who() -> Principal:  # before the body: a caller without standing hears 403 whatever
-        principal = authorize(services, request)
-        _self_or_admin(principal, name)
-        return principal
-
-    principal = await run_in_threadpool(who)
-    data = decode_json(await read_body(request, 4096), request.headers.get("content-type"))
-    if not isinstance(data, dict) or set(data) != {"cap"}:
-        raise InvalidInput('send {"cap": "25.00"} (or {"cap": null} to remove the cap)')
+    principal, data = await _own_setting(request, name, "cap", '"25.00"')
 
     def run() -> dict[str, Any]:
         service.set_spend_cap(
@@ -306,16 +297,7 @@ async def set_webhook(request: Request, name: str) -> Response:
     """Where the consumer is told (a signed POST) when its use of a quota or of its spend cap
     reaches one of its plan's thresholds (admins; or the consumer itself)."""
     services = _services(request)
-
-    def who() -> Principal:
-        principal = authorize(services, request)
-        _self_or_admin(principal, name)
-        return principal
-
-    principal = await run_in_threadpool(who)
-    data = decode_json(await read_body(request, 4096), request.headers.get("content-type"))
-    if not isinstance(data, dict) or set(data) != {"url"}:
-        raise InvalidInput('send {"url": "https://..."} (or {"url": null} to remove it)')
+    principal, data = await _own_setting(request, name, "url", '"https://..."')
     url = data["url"]
     if url is not None and not isinstance(url, str):
         raise InvalidInput("url is a string or null")
@@ -391,6 +373,25 @@ async def retire(request: Request, name: str, version: VersionNumber, body: Reti
         }
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
+
+
+async def _own_setting(
+    request: Request, consumer: str, field: str, example: str
+) -> tuple[Principal, dict[str, Any]]:
+    """A consumer's own setting ({field: value}): the caller (an admin, or the consumer) is
+    authorized before the body is read, so a caller without standing hears 403 whatever."""
+    services = _services(request)
+
+    def who() -> Principal:
+        principal = authorize(services, request)
+        _self_or_admin(principal, consumer)
+        return principal
+
+    principal = await run_in_threadpool(who)
+    data = decode_json(await read_body(request, 4096), request.headers.get("content-type"))
+    if not isinstance(data, dict) or set(data) != {field}:
+        raise InvalidInput(f'send {{"{field}": {example}}} (or {{"{field}": null}} to remove it)')
+    return principal, data
 
 
 def _self_or_admin(p: Principal, consumer: str) -> None:
