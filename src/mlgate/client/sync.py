@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -262,8 +262,8 @@ class Client:
             self.retried += 1
 
 
-class Job:
-    """A training job: `state`, `progress`, `log`; `.wait()` until it ends."""
+class _Tracked:
+    """Something the server runs in the background: its last known `data`, `id` and `state`."""
 
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
@@ -277,9 +277,17 @@ class Job:
     def state(self) -> str:
         return str(self.data["state"])
 
-    def refresh(self) -> Job:
-        self.data = self._client._get(f"/v1/jobs/{self.id}")
+    resource = ""  # where it is read: /v1/jobs/{id} or /v1/batches/{id}
+
+    def refresh(self) -> Self:
+        self.data = self._client._get(self.resource.format(id=self.id))
         return self
+
+
+class Job(_Tracked):
+    """A training job: `state`, `progress`, `log`; `.wait()` until it ends."""
+
+    resource = "/v1/jobs/{id}"
 
     def wait(
         self, *, progress: bool = False, poll: float = 0.5, timeout: float | None = None
@@ -315,24 +323,10 @@ class _Bar:
         self._progress.stop()
 
 
-class Batch:
+class Batch(_Tracked):
     """A batch job: `state`, `rows_done` of `rows`; `.wait()`, `.download(path)`, `.cancel()`."""
 
-    def __init__(self, client: Client, data: dict[str, Any]) -> None:
-        self._client = client
-        self.data = data
-
-    @property
-    def id(self) -> str:
-        return str(self.data["id"])
-
-    @property
-    def state(self) -> str:
-        return str(self.data["state"])
-
-    def refresh(self) -> Batch:
-        self.data = self._client._get(f"/v1/batches/{self.id}")
-        return self
+    resource = "/v1/batches/{id}"
 
     def wait(
         self, *, progress: bool = False, poll: float = 0.5, timeout: float | None = None
@@ -361,7 +355,7 @@ class Batch:
 
 
 def _poll(
-    job: Job | Batch,
+    job: _Tracked,
     what: str,
     show: Any,
     bar: _Bar | None,
