@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from mlgate.access import accounts, grants
+from mlgate.access import accounts
 from mlgate.access.service import create_key
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
@@ -29,9 +29,7 @@ from mlgate.schema import conform
 from mlgate.serving import batches
 from mlgate.serving.batches import BatchRunner, Stopped
 from mlgate.sources import demo
-from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import add_source_to
-from tests.fakes import FixedClock
+from tests.integration.shops import open_shop
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 N = 200_000
@@ -51,22 +49,8 @@ def parquet(frame: pd.DataFrame) -> bytes:
 @pytest.fixture
 def shop(services: Services, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """A churn model; consumer acme on a plan with a hard quota of 120,000 rows a month."""
-    database = tmp_path / "shop.db"
-    demo.write_sqlite(database, demo.churn_frame(n_rows=400))
-    add_source_to(services, "shop", f"sqlite:///{database}", cwd=tmp_path)
-    spec = TrainSpec("churn", "shop", demo.TARGET, "logistic_regression", table="customers",
-                     drop=(demo.ID_COLUMN,), report=False)  # fmt: skip
-    train_model(services.uow(), services.artifacts, services.open_source, spec,
-                now=services.clock)  # fmt: skip
-    services.clock = FixedClock(NOW)
-    accounts.create_consumer(services.uow(), by=None, name="acme", description="", now=NOW)
-    grants.add_grant(services.uow(), by=None, subject_kind="consumer", subject="acme",
-                     target="churn", role="consumer", now=NOW, actor="test")  # fmt: skip
     plan = service.make_plan("bulk", NOW, rows_per_month=120_000)
-    service.create_plan(services.uow(), plan, by=None)
-    service.subscribe(services.uow(), by=None, consumer="acme", plan="bulk", now=NOW)
-    _, token = create_key(services.uow(), services.server_secret, by=None,
-                          owner_kind="consumer", owner="acme", name="k", now=NOW)  # fmt: skip
+    token = open_shop(services, tmp_path, plan, NOW)
     with TestClient(create_app(services)) as client:
         yield client, {"Authorization": f"Bearer {token}"}
 

@@ -15,7 +15,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlgate.access import accounts
-from mlgate.access.service import create_key
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
 from mlgate.plans import service
@@ -25,9 +24,8 @@ from mlgate.plans.metering import UsageEvent
 from mlgate.plans.model import NANOS, Limit
 from mlgate.plans.redis_counters import RedisCounters
 from mlgate.sources import demo
-from mlgate.training.service import TrainSpec, train_model
-from tests.conftest import add_source_to
 from tests.fakes import FixedClock
+from tests.integration.shops import open_shop
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -35,25 +33,10 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def shop(services: Services, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """A model, a consumer on a plan at 1.00 per 1,000 rows (0.001 a row), and its key."""
-    database = tmp_path / "shop.db"
-    demo.write_sqlite(database, demo.churn_frame(n_rows=300))
-    add_source_to(services, "shop", f"sqlite:///{database}", cwd=tmp_path)
-    spec = TrainSpec("churn", "shop", demo.TARGET, "logistic_regression", table="customers",
-                     drop=(demo.ID_COLUMN,), report=False)  # fmt: skip
-    train_model(services.uow(), services.artifacts, services.open_source, spec,
-                now=services.clock)  # fmt: skip
-    services.clock = FixedClock(NOW)
-    accounts.create_consumer(services.uow(), by=None, name="acme", description="", now=NOW)
-    from mlgate.access import grants
-
-    grants.add_grant(services.uow(), by=None, subject_kind="consumer", subject="acme",
-                     target="churn", role="consumer", now=NOW, actor="test")  # fmt: skip
-    plan = service.make_plan("metered", NOW, price_per_1k_rows="1.00", overage=True,
-                             rows_per_month=1_000_000)  # fmt: skip
-    service.create_plan(services.uow(), plan, by=None)
-    service.subscribe(services.uow(), by=None, consumer="acme", plan="metered", now=NOW)
-    _, token = create_key(services.uow(), services.server_secret, by=None,
-                          owner_kind="consumer", owner="acme", name="k", now=NOW)  # fmt: skip
+    plan = service.make_plan(
+        "metered", NOW, price_per_1k_rows="1.00", overage=True, rows_per_month=1_000_000
+    )
+    token = open_shop(services, tmp_path, plan, NOW)
     with TestClient(create_app(services)) as client:
         yield client, {"Authorization": f"Bearer {token}"}
 
