@@ -295,7 +295,7 @@ def export(
     try:
         if replay:
             sent, refused = replay_dead_letters(s.uow(), sink, now=s.clock())
-            console.print(f"replayed {sent} dead letters; {refused} refused again")
+            console.print(f"replayed {sent} dead letters; {refused} still pending")
             return
         result = export_usage(s.uow(), sink, now=s.clock())
     finally:

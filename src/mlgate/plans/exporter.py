@@ -6,16 +6,29 @@ meter, hour), sent to a sink in batches.
   over its keys and models. The id is a hash of (consumer, subscription, meter, hour): the same
   aggregate always has the same id, so a retry or a replay can never bill twice at a receiver
   that drops repeated ids (OpenMeter, Stripe's idempotency keys).
+* **Whose hour**: the ledger counts by the hour and does not record the subscription of a
+  call, so an hour is the smallest unit billed. An hour belongs to the latest-starting
+  subscription that overlaps it: a subscription that starts mid-hour (a first one, or a change
+  of plan) owns that whole hour, as the monthly bill prices a month at the plan in force at its
+  end. An hour no subscription overlaps names none.
+* **Event time**: the hour's start, for every sink, so a receiver that groups by event time
+  puts each hour (a month's last one too) in its own day and month.
 * **Closed hours only**: an hour is sent once SETTLE has passed after its end, when every
   process has flushed its share (they flush every second); the event then never changes.
+* **Reach**: a sink's first pass starts at the first of the previous month, or later where the
+  receiver refuses older events (`Sink.max_age`: Stripe takes 35 days, we reach back 33), and
+  catches up to the last closed hour in the same pass, reading the ledger a week at a time.
+  Hours a stalled cursor left older than the receiver accepts are dead-lettered unsent.
 * **Cursor**: the sink's cursor moves past an hour only when all of its events are delivered
   (or dead-lettered), and by a compare-and-set, so replicas running the same pass do not skip
   hours. A crash between delivery and the cursor's write sends the hour again, with the same
   ids.
 * **Failures**: a pass that cannot deliver (a network error, 408, 429, 5xx) stops, keeps the
   cursor, and waits before the next try: 30 s, doubled per failure, at most an hour. Nothing is
-  lost however long the sink is down. A batch the sink refuses for good (another 4xx) goes to the
-  dead-letter table and the cursor moves on; `mlgate usage export --replay` sends those again.
+  lost however long the sink is down. A batch the sink refuses for good (another 4xx) is split
+  in halves and sent again until each refused event stands alone: only those go to the
+  dead-letter table, and the cursor moves on; `mlgate usage export --replay` sends those (and
+  nothing the sink accepted) again.
 
 Sinks: `CloudEventsSink` (CloudEvents 1.0, structured JSON in batch mode, the format OpenMeter
 and others ingest) and `StripeSink` (Stripe's billing meter events, one request per event with
@@ -25,10 +38,12 @@ the event id as its idempotency key and identifier).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mlgate.plans.model import Subscription
 from mlgate.plans.repository import ExportCursor
 from mlgate.uow import UnitOfWork
 
@@ -37,7 +52,7 @@ SETTLE = timedelta(minutes=5)
 FIRST_WAIT = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
 BATCH = 100
-HOURS_PER_PASS = 24 * 7  # a week of hours at most per pass (a first pass starts a month back)
+HOURS_PER_READ = 24 * 7  # the ledger is read a week at a time: a long catch-up holds one week
 EVENT_TYPE = "io.mlgate.usage"
 
 
@@ -48,7 +63,7 @@ class MeterEvent:
     subscription: int | None
     plan: str | None
     meter: str
-    hour: datetime  # the hour's start, UTC
+    hour: datetime  # the hour's start, UTC: also the event's time at every sink
     value: int
 
     def cloudevent(self, source: str) -> dict[str, Any]:
@@ -58,7 +73,7 @@ class MeterEvent:
             "source": source,
             "type": EVENT_TYPE,
             "subject": self.consumer,
-            "time": _iso(self.hour + timedelta(hours=1)),
+            "time": _iso(self.hour),  # inside the hour, so inside its day and month
             "datacontenttype": "application/json",
             "data": {
                 "consumer": self.consumer,
@@ -81,10 +96,22 @@ class Delivery(Exception):
 
 class Sink(Protocol):
     name: str
+    batch_size: int  # events per request (Stripe's meter events: 1)
+    max_age: timedelta | None  # the oldest event the receiver takes, less a margin; None: any
 
     def send(self, events: list[MeterEvent]) -> None:
         """Deliver the events or raise Delivery."""
         ...
+
+
+def owner(subscriptions: Iterable[Subscription], hour: datetime) -> Subscription | None:
+    """The subscription an hour's usage belongs to: the latest-starting one that overlaps
+    [hour, hour + 1h), so one starting mid-hour owns the hour; None if none overlaps."""
+    end = hour + timedelta(hours=1)
+    overlapping = [
+        s for s in subscriptions if s.starts_at < end and (s.ends_at is None or s.ends_at > hour)
+    ]
+    return max(overlapping, key=lambda s: (s.starts_at, s.id), default=None)
 
 
 def hour_events(
@@ -104,8 +131,7 @@ def hour_events(
             into[i] += value
     out: dict[datetime, list[MeterEvent]] = {}
     for (hour, consumer), values in sorted(sums.items()):
-        mine = [s for s in subscriptions if s.consumer == consumer and s.starts_at <= hour]
-        subscription = mine[-1] if mine else None
+        subscription = owner((s for s in subscriptions if s.consumer == consumer), hour)
         for meter, value in zip(METERS, values, strict=True):
             if value <= 0:
                 continue
@@ -138,67 +164,121 @@ class ExportResult:
     error: str = ""
 
 
+def first_hour(sink: Sink, now: datetime, start: datetime | None = None) -> datetime:
+    """Where a sink without a cursor starts: `start`, else the first of the previous month;
+    never further back than the receiver accepts."""
+    begin = _floor_hour(start) if start is not None else _first_of_previous_month(now)
+    oldest = _oldest(sink, now)
+    return begin if oldest is None else max(begin, oldest)
+
+
 def export_usage(
     uow: UnitOfWork, sink: Sink, *, now: datetime, start: datetime | None = None
 ) -> ExportResult:
-    """One pass: every closed hour after the sink's cursor, oldest first."""
+    """One pass: every closed hour after the sink's cursor, oldest first, up to the last
+    closed hour (a first pass catches up in one go)."""
     with uow:
         cursor = uow.usage_exports.cursor(sink.name) or ExportCursor(sink.name)
     if cursor.retry_at is not None and now < cursor.retry_at:
         return ExportResult(0, 0, cursor.through, cursor.retry_at, "waiting after a failure")
     closed = _floor_hour(now - SETTLE)
-    begin = cursor.through or start or _first_of_previous_month(now)
-    until = min(closed, begin + timedelta(hours=HOURS_PER_PASS))
+    begin = cursor.through or first_hour(sink, now, start)
+    oldest = _oldest(sink, now)
     sent = dead = 0
-    if begin >= until:
-        return ExportResult(0, 0, cursor.through)
-    events = hour_events(uow, begin, until)
     expected = cursor.through
-    hour = begin
-    while hour < until:
-        todo = events.get(hour, [])
-        try:
-            for i in range(0, len(todo), BATCH):
-                batch = todo[i : i + BATCH]
-                try:
-                    sink.send(batch)
-                    sent += len(batch)
-                except Delivery as exc:
-                    if not exc.permanent:
-                        raise
-                    _dead_letter(uow, sink, batch, str(exc), now)
-                    dead += len(batch)
-        except Delivery as exc:
-            failures = cursor.failures + 1
-            wait = min(FIRST_WAIT * 2 ** (failures - 1), LONGEST_WAIT)
-            stuck = replace(cursor, through=expected, failures=failures, retry_at=now + wait)
-            _save(uow, stuck, expected)
-            return ExportResult(sent, dead, expected, now + wait, str(exc))
-        moved = replace(cursor, through=hour + timedelta(hours=1), failures=0, retry_at=None)
-        if not _save(uow, moved, expected):  # another process moved it: it carries on
-            return ExportResult(sent, dead, expected)
-        expected = moved.through
-        cursor = moved
-        hour += timedelta(hours=1)
+    read_from = begin
+    while read_from < closed:
+        read_until = min(closed, read_from + timedelta(hours=HOURS_PER_READ))
+        events = hour_events(uow, read_from, read_until)
+        for hour in sorted(events):
+            todo = events[hour]
+            try:
+                if oldest is not None and hour < oldest:
+                    error = (
+                        f"older than {sink.name} accepts ({_days(sink.max_age)}); bill it by hand"
+                    )
+                    _dead_letter(uow, sink, todo, error, now)
+                    dead += len(todo)
+                else:
+                    for i in range(0, len(todo), sink.batch_size):
+                        ok, refused = _send(uow, sink, todo[i : i + sink.batch_size], now)
+                        sent, dead = sent + ok, dead + refused
+            except Delivery as exc:
+                failures = cursor.failures + 1
+                wait = min(FIRST_WAIT * 2 ** (failures - 1), LONGEST_WAIT)
+                stuck = replace(cursor, through=expected, failures=failures, retry_at=now + wait)
+                _save(uow, stuck, expected)
+                return ExportResult(sent, dead, expected, now + wait, str(exc))
+            if not _move(uow, cursor, hour + timedelta(hours=1), expected):
+                return ExportResult(sent, dead, expected)  # another process moved it: it goes on
+            cursor = replace(cursor, through=hour + timedelta(hours=1), failures=0, retry_at=None)
+            expected = cursor.through
+        if expected != read_until:  # the hours after the last event were empty: done too
+            if not _move(uow, cursor, read_until, expected):
+                return ExportResult(sent, dead, expected)
+            cursor = replace(cursor, through=read_until, failures=0, retry_at=None)
+            expected = cursor.through
+        read_from = read_until
     return ExportResult(sent, dead, expected)
 
 
 def replay_dead_letters(uow: UnitOfWork, sink: Sink, *, now: datetime) -> tuple[int, int]:
-    """Send the sink's dead letters again (same ids): (sent, still refused)."""
+    """Send the sink's dead letters again (same ids), one event a request, each marked as
+    soon as it is accepted: (sent, still pending). A passing failure (the sink is down) stops
+    the replay; what was not sent stays pending for the next."""
     with uow:
         letters = uow.usage_exports.dead_letters(sink.name)
-    sent: list[int] = []
+    sent = 0
     for letter in letters:
         event = MeterEvent(**_event_fields(letter.event))
         try:
             sink.send([event])
-        except Delivery:
-            continue
-        sent.append(letter.id)
-    with uow:
-        uow.usage_exports.mark_replayed(sent, now)
-        uow.commit()
-    return len(sent), len(letters) - len(sent)
+        except Delivery as exc:
+            if exc.permanent:
+                continue
+            break
+        with uow:
+            uow.usage_exports.mark_replayed([letter.id], now)
+            uow.commit()
+        sent += 1
+    return sent, len(letters) - sent
+
+
+def _send(uow: UnitOfWork, sink: Sink, events: list[MeterEvent], now: datetime) -> tuple[int, int]:
+    """Deliver `events`: (delivered, dead-lettered). A batch refused for good is split in
+    halves until each refused event stands alone, so only those are dead letters (a receiver
+    that takes a batch whole or not at all, as CloudEvents' batch mode does, costs about
+    2·log2(batch) more requests per refused event). A passing failure raises Delivery."""
+    try:
+        sink.send(events)
+        return len(events), 0
+    except Delivery as exc:
+        if not exc.permanent:
+            raise
+        if len(events) == 1:
+            _dead_letter(uow, sink, events, str(exc), now)
+            return 0, 1
+    half = len(events) // 2
+    ok_a, dead_a = _send(uow, sink, events[:half], now)
+    ok_b, dead_b = _send(uow, sink, events[half:], now)
+    return ok_a + ok_b, dead_a + dead_b
+
+
+def _move(uow: UnitOfWork, cursor: ExportCursor, to: datetime, expected: datetime | None) -> bool:
+    return _save(uow, replace(cursor, through=to, failures=0, retry_at=None), expected)
+
+
+def _oldest(sink: Sink, now: datetime) -> datetime | None:
+    """The first whole hour the sink's receiver still accepts, or None for any."""
+    if sink.max_age is None:
+        return None
+    edge = now - sink.max_age
+    floor = _floor_hour(edge)
+    return floor if floor == edge else floor + timedelta(hours=1)
+
+
+def _days(age: timedelta | None) -> str:
+    return "any age" if age is None else f"{age / timedelta(days=1):g} days"
 
 
 def _dead_letter(

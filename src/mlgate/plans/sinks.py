@@ -6,6 +6,7 @@ refused again), passing for the rest (the network, 408, 429, 5xx).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,9 @@ from mlgate.plans.exporter import Delivery, MeterEvent
 
 TIMEOUT = 10.0
 STRIPE_URL = "https://api.stripe.com/v1/billing/meter_events"
+# Stripe refuses meter events whose timestamp is more than 35 days old; two days' margin for a
+# pass that starts near the edge, or a clock that is off.
+STRIPE_MAX_AGE = timedelta(days=33)
 
 
 def check_url(url: str, *, own: set[str] | None = None) -> str:
@@ -29,7 +33,11 @@ def check_url(url: str, *, own: set[str] | None = None) -> str:
 
 
 class CloudEventsSink:
-    """POSTs each batch as `application/cloudevents-batch+json` (a JSON array of events)."""
+    """POSTs each batch as `application/cloudevents-batch+json` (a JSON array of events); the
+    receiver takes or refuses a batch whole (the exporter splits a refused one)."""
+
+    batch_size = 100
+    max_age: timedelta | None = None  # a CloudEvents receiver takes events of any age
 
     def __init__(
         self, url: str, *, token: str | None = None, source: str = "mlgate", name: str = ""
@@ -53,7 +61,11 @@ class CloudEventsSink:
 class StripeSink:
     """Stripe's billing meter events: one form-encoded POST per event, `event_name` the
     meter's (mlgate_rows, ...), the consumer as `stripe_customer_id` (or its mapping), the event
-    id as both the `identifier` and the Idempotency-Key."""
+    id as both the `identifier` and the Idempotency-Key. Events older than 35 days are refused
+    by Stripe, so a first pass reaches back STRIPE_MAX_AGE at most."""
+
+    batch_size = 1  # one event per request: a refusal names its event
+    max_age: timedelta | None = STRIPE_MAX_AGE
 
     def __init__(
         self,
@@ -74,7 +86,7 @@ class StripeSink:
         return {
             "event_name": f"{self.prefix}{event.meter}",
             "identifier": event.id,
-            "timestamp": str(int(event.hour.timestamp()) + 3599),  # in the hour, as Stripe bills
+            "timestamp": str(int(event.hour.timestamp())),  # the hour's start: inside the hour
             "payload[stripe_customer_id]": self.customers.get(event.consumer, event.consumer),
             "payload[value]": str(event.value),
         }
