@@ -31,10 +31,14 @@ HOURS = 30
 
 
 class Receiver:
-    """An HTTP endpoint that answers `status` (200: it keeps what it got)."""
+    """An HTTP endpoint that answers `status` (200: it keeps what it got). It refuses for good
+    (400) a request that holds an event of the consumer (or Stripe customer) `refuse`: a
+    CloudEvents batch whole, as batch mode does."""
 
     def __init__(self) -> None:
         self.status = 200
+        self.refuse: str | None = None
+        self.requests = 0
         self.events: list[dict[str, Any]] = []
         self.forms: list[tuple[dict[str, str], str]] = []
         receiver = self
@@ -42,13 +46,21 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.status == 200:
-                    if self.headers["Content-Type"].startswith("application/cloudevents-batch"):
-                        receiver.events.extend(json.loads(body))
-                    else:
-                        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                receiver.requests += 1
+                status = receiver.status
+                if self.headers["Content-Type"].startswith("application/cloudevents-batch"):
+                    events = json.loads(body)
+                    if any(e["subject"] == receiver.refuse for e in events):
+                        status = 400
+                    elif status == 200:
+                        receiver.events.extend(events)
+                else:
+                    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    if form["payload[stripe_customer_id]"] == receiver.refuse:
+                        status = 400
+                    elif status == 200:
                         receiver.forms.append((form, self.headers["Idempotency-Key"]))
-                self.send_response(receiver.status)
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -215,5 +227,196 @@ def test_sinks_are_http_urls_and_the_cli_exports_what_the_settings_name(
         assert len(receiver.events) == len(expected)
         listed = CliRunner().invoke(cli, ["usage", "--month", "2026-11"], obj=services)
         assert listed.exit_code == 0 and "churn" in listed.output  # `usage` still lists
+    finally:
+        services.close()
+
+
+# Billing at its boundaries: a month's last hours and the next month's first, a first
+# subscription and a change of plan that start mid-hour, a consumer the receiver refuses.
+EDGE = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)  # EDGE + 3h is November's last hour
+EDGE_HOURS = 9
+
+
+def seed_edge(
+    services: Services, base: datetime = EDGE
+) -> tuple[dict[tuple[str, str, str], int], dict[str, str]]:
+    """The ledger over EDGE_HOURS hours from `base`: acme (basic, then pro from base + 3h40,
+    mid-hour), globex (a first subscription, basic, from base + 1h30, mid-hour, with calls from
+    then on), initech (basic), a user and refused calls (not billed). Returns the values per
+    (consumer, meter, hour) and the plan each "consumer|hour" belongs to."""
+    from mlgate.access import accounts
+
+    before = base - timedelta(days=1)
+    for name in ("acme", "globex", "initech"):
+        accounts.create_consumer(services.uow(), by=None, name=name, description="", now=before)
+    for plan in ("basic", "pro"):
+        plans.create_plan(services.uow(), plans.make_plan(plan, before), by=None)
+    for name in ("acme", "initech"):
+        plans.subscribe(services.uow(), by=None, consumer=name, plan="basic", now=before)
+    globex_starts = base + timedelta(hours=1, minutes=30)
+    plans.subscribe(services.uow(), by=None, consumer="globex", plan="basic", now=globex_starts)
+    acme_pro = base + timedelta(hours=3, minutes=40)
+    plans.subscribe(services.uow(), by=None, consumer="acme", plan="pro", now=acme_pro)
+    expected: dict[tuple[str, str, str], int] = {}
+    owners: dict[str, str] = {}
+    for h in range(EDGE_HOURS):
+        hour = (base + timedelta(hours=h)).strftime("%Y-%m-%dT%H")
+        counted = {"acme": [2 + h, 20 + h, h % 2, 5, h % 3], "initech": [1, 10 + h, 0, 3, 1]}
+        if h >= 1:
+            counted["globex"] = [3, 30 + h, 0, 4, 0]
+        aggregates = {(hour, f"consumer:{c}", "k1", "churn", "1", "200"): v
+                      for c, v in counted.items()}  # fmt: skip
+        aggregates[(hour, "consumer:acme", "k1", "churn", "1", "429")] = [7, 70, 0, 1, 0]
+        aggregates[(hour, "user:ann", "k9", "churn", "1", "200")] = [2, 2, 0, 1, 0]
+        with services.uow() as uow:
+            uow.usage.add_batch(f"edge-{h}", aggregates, base)
+            uow.commit()
+        for consumer, (requests, rows, overage, _, explained) in counted.items():
+            for meter, value in zip(METERS, (requests, rows, overage, explained), strict=True):
+                if value:
+                    expected[(consumer, meter, hour)] = value
+            owners[f"{consumer}|{hour}"] = "pro" if consumer == "acme" and h >= 3 else "basic"
+    return expected, owners
+
+
+def ledger_totals(services: Services) -> dict[str, tuple[int, int]]:
+    """(requests, rows) of each consumer's counted calls, as the ledger itself sums them."""
+    with services.uow() as uow:
+        totals = uow.usage.totals(EDGE, EDGE + timedelta(hours=EDGE_HOURS))
+    return {a.removeprefix("consumer:"): t for a, t in totals.items() if a.startswith("consumer:")}
+
+
+def sums(values: dict[tuple[str, str, str], int]) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for (consumer, meter, _), value in values.items():
+        requests, rows = out.get(consumer, (0, 0))
+        out[consumer] = (requests + value * (meter == "requests"), rows + value * (meter == "rows"))
+    return out
+
+
+def test_billing_is_exact_across_a_month_end_a_mid_hour_start_and_a_refused_consumer(
+    any_services: Services, receiver: Receiver
+) -> None:
+    services = any_services
+    expected, owners = seed_edge(services)
+    receiver.refuse = "initech"  # for good: its events share batches with the others'
+    now = EDGE + timedelta(hours=EDGE_HOURS, minutes=6)
+    sink = CloudEventsSink(receiver.url, name="openmeter", source="mlgate/test")
+    # No cursor, no start: the first pass reaches back to November 1st (over four weeks
+    # before the ledger's first hour) and catches up to the last closed hour in one run.
+    done = export_usage(services.uow(), sink, now=now)
+    assert done.error == "" and done.through == EDGE + timedelta(hours=EDGE_HOURS)
+    refused = {k: v for k, v in expected.items() if k[0] == "initech"}
+    assert done.dead == len(refused) and done.sent == len(expected) - len(refused)
+    with services.uow() as uow:
+        letters = uow.usage_exports.dead_letters("openmeter")
+    assert {d.event["consumer"] for d in letters} == {"initech"}  # it alone, not its batches
+    accepted = {e["id"]: e for e in receiver.events}
+    assert len(accepted) == len(receiver.events)  # each accepted once
+    # The distinct ids, accepted or dead-lettered, are the ledger, to the unit.
+    got = {(e["subject"], e["data"]["meter"], e["data"]["hour"][:13]): e["data"]["value"]
+           for e in accepted.values()}  # fmt: skip
+    dead = {(d.event["consumer"], d.event["meter"], d.event["hour"][:13]): d.event["value"]
+            for d in letters}  # fmt: skip
+    assert not got.keys() & dead.keys() and {**got, **dead} == expected
+    assert sums({**got, **dead}) == ledger_totals(services)
+    # Every event names the subscription and plan that owned its hour, a mid-hour start too.
+    for e in accepted.values():
+        assert e["data"]["subscription"] is not None
+        assert e["data"]["plan"] == owners[f"{e['subject']}|{e['data']['hour'][:13]}"]
+    assert {d.event["plan"] for d in letters} == {"basic"}
+    assert {e["data"]["plan"] for e in accepted.values()
+            if e["subject"] == "globex" and e["data"]["hour"].startswith("2026-11-30T21")} == {
+        "basic"}  # fmt: skip
+    # Its time falls inside its hour, so November's last hour stays in November.
+    for e in accepted.values():
+        hour = datetime.strptime(e["data"]["hour"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        at = datetime.strptime(e["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert hour <= at < hour + timedelta(hours=1) and (at.year, at.month) == (
+            hour.year, hour.month)  # fmt: skip
+    assert any(e["time"].startswith("2026-11-30T23") for e in accepted.values())
+    # A replay while the receiver still refuses sends nothing it took before.
+    receiver.events.clear()
+    assert replay_dead_letters(services.uow(), sink, now=now) == (0, len(letters))
+    receiver.refuse = None
+    assert replay_dead_letters(services.uow(), sink, now=now) == (len(letters), 0)
+    assert sorted(e["id"] for e in receiver.events) == sorted(d.event_id for d in letters)
+    assert replay_dead_letters(services.uow(), sink, now=now) == (0, 0)
+    sink.close()
+
+
+def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_customer(
+    any_services: Services, receiver: Receiver
+) -> None:
+    from mlgate.plans.repository import ExportCursor
+
+    services = any_services
+    base = datetime(2026, 12, 15, 20, 0, tzinfo=UTC)
+    expected, _ = seed_edge(services, base)
+    receiver.refuse = "cus_I"
+    customers = {"acme": "cus_A", "globex": "cus_G", "initech": "cus_I"}
+    # Stripe's 35 days, less a margin: from base + 1h, where a CloudEvents sink would start
+    # on the first of the previous month (December 1st).
+    now = base + timedelta(days=33, hours=1)
+    sink = StripeSink("sk_test_123", url=receiver.url, customers=customers)
+    done = export_usage(services.uow(), sink, now=now)
+    assert done.error == "" and done.through == base + timedelta(days=33)  # the last closed hour
+    first = (base + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    due = {k: v for k, v in expected.items() if k[2] >= first}
+    assert len(due) < len(expected)  # base's own hour is older than Stripe takes: not sent
+    by_customer = {v: k for k, v in customers.items()}
+    got = {}
+    for form, key in receiver.forms:
+        assert key == form["identifier"]
+        at = datetime.fromtimestamp(int(form["timestamp"]), UTC)
+        assert now - at < timedelta(days=35) and at.minute == at.second == 0  # the hour's start
+        got[(by_customer[form["payload[stripe_customer_id]"]], form["event_name"][7:],
+             at.strftime("%Y-%m-%dT%H"))] = int(form["payload[value]"])  # fmt: skip
+    assert len(got) == len(receiver.forms)  # one request per event, none twice
+    with services.uow() as uow:
+        letters = uow.usage_exports.dead_letters("stripe")
+    dead = {(d.event["consumer"], d.event["meter"], d.event["hour"][:13]): d.event["value"]
+            for d in letters}  # fmt: skip
+    assert {c for c, _, _ in dead} == {"initech"} and {**got, **dead} == due
+    # A replay sends the refused customer's events, and only those.
+    receiver.refuse = None
+    sent_before = len(receiver.forms)
+    assert replay_dead_letters(services.uow(), sink, now=now) == (len(letters), 0)
+    assert {f["identifier"] for f, _ in receiver.forms[sent_before:]} == {
+        d.event_id for d in letters}  # fmt: skip
+    # A cursor that stalled before what Stripe takes: those hours are dead letters, unsent.
+    late = StripeSink("sk_test_123", url=receiver.url, customers=customers, name="stripe-late")
+    with services.uow() as uow:
+        uow.usage_exports.save_cursor(ExportCursor("stripe-late", through=base), expected=None)
+        uow.commit()
+    receiver.forms.clear()
+    again = export_usage(services.uow(), late, now=now)
+    assert again.through == base + timedelta(days=33)
+    assert again.dead == len(expected) - len(due) and again.sent == len(due)
+    with services.uow() as uow:
+        stale = uow.usage_exports.dead_letters("stripe-late")
+    assert {d.event["hour"][:13] for d in stale} == {base.strftime("%Y-%m-%dT%H")}
+    assert all("older than" in d.error for d in stale)
+    assert not {d.event_id for d in stale} & {f["identifier"] for f, _ in receiver.forms}
+    sink.close()
+    late.close()
+
+
+def test_a_first_cli_export_catches_up_in_one_run(tmp_path: Path, receiver: Receiver) -> None:
+    services = bootstrap(Settings.from_env({
+        "MLGATE_HOME": str(tmp_path / "home"), "MLGATE_USAGE_EXPORT_URL": receiver.url,
+        "MLGATE_USAGE_EXPORT_INTERVAL": "0",
+    }))  # fmt: skip
+    try:
+        expected, _ = seed_edge(services)
+        # The first pass starts on November 1st; the ledger's hours lie four weeks later.
+        services.clock = FixedClock(EDGE + timedelta(hours=EDGE_HOURS, minutes=10))
+        result = CliRunner().invoke(cli, ["usage", "export"], obj=services)
+        assert result.exit_code == 0, result.output
+        assert f"sent {len(expected)} events, 0 dead-lettered" in result.output
+        assert "done up to 2026-12-01 05:00 UTC" in result.output
+        assert len({e["id"] for e in receiver.events}) == len(expected)
+        again = CliRunner().invoke(cli, ["usage", "export"], obj=services)
+        assert again.exit_code == 0 and "sent 0 events" in again.output
     finally:
         services.close()
