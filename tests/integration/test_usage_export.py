@@ -398,6 +398,9 @@ def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_cus
     assert {d.event["hour"][:13] for d in stale} == {base.strftime("%Y-%m-%dT%H")}
     assert all("older than" in d.error for d in stale)
     assert not {d.event_id for d in stale} & {f["identifier"] for f, _ in receiver.forms}
+    receiver.forms.clear()
+    pending = replay_dead_letters(services.uow(), late, now=now)  # Stripe would refuse them
+    assert pending == (0, len(stale)) and receiver.forms == []
     sink.close()
     late.close()
 

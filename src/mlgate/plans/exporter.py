@@ -225,12 +225,16 @@ def export_usage(
 def replay_dead_letters(uow: UnitOfWork, sink: Sink, *, now: datetime) -> tuple[int, int]:
     """Send the sink's dead letters again (same ids), one event a request, each marked as
     soon as it is accepted: (sent, still pending). A passing failure (the sink is down) stops
-    the replay; what was not sent stays pending for the next."""
+    the replay; what was not sent stays pending for the next. Events older than the receiver
+    takes are not sent at all."""
     with uow:
         letters = uow.usage_exports.dead_letters(sink.name)
+    oldest = _oldest(sink, now)
     sent = 0
     for letter in letters:
         event = MeterEvent(**_event_fields(letter.event))
+        if oldest is not None and event.hour < oldest:
+            continue  # the receiver would refuse it: it stays for a bill by hand
         try:
             sink.send([event])
         except Delivery as exc:
