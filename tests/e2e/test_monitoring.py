@@ -64,7 +64,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     home = tmp_path_factory.mktemp("monitoring") / "home"
     quickstarted(home)
     key = admin_key(home, "predict", "read", "train", "admin")
-    with running_server(home, MLGATE_MONITOR_INTERVAL="0") as base:
+    with running_server(
+        home, MLGATE_MONITOR_INTERVAL="0", MLGATE_OUTBOUND_ALLOW="127.0.0.1"
+    ) as base:
         yield home, base, {"Authorization": f"Bearer {key}"}
 
 

@@ -58,7 +58,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    services = make_services(tmp_path / "home")
+    # the webhook receiver of test_start_and_end_are_signed_webhook_events runs here
+    services = make_services(tmp_path / "home", MLGATE_OUTBOUND_ALLOW="127.0.0.1")
     demo.write_sqlite(tmp_path / "churn.db", demo.churn_frame(800), table="churn")
     add_source_to(services, "churn", f"sqlite:///{tmp_path / 'churn.db'}", cwd=tmp_path)
     for algorithm in ("logistic_regression", "decision_tree"):
