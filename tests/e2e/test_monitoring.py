@@ -216,6 +216,7 @@ def test_bad_settings_are_refused_with_the_field(served: tuple[Path, str, dict[s
     for body, field in (
         ({"sample_rate": 1.5}, "sample_rate"),
         ({"webhook_url": "ftp://example.org/x"}, "webhook_url"),
+        ({"webhook_url": "http://10.0.0.5/", "webhook_secret": "s" * 16}, "private address"),
         ({"colour": "red"}, "colour"),
     ):
         answer = httpx.put(f"{base}/v1/models/churn/monitoring/settings", json=body,

@@ -267,6 +267,11 @@ def test_start_and_end_are_signed_webhook_events(world: World) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        inside = world.client.put(  # only the operator's allow-list lets 127.0.0.1 through
+            "/v1/models/churn/monitoring/settings", headers=world.admin,
+            json={"webhook_url": "http://169.254.169.254/latest/", "webhook_secret": "s" * 16},
+        )  # fmt: skip
+        assert inside.status_code == 422 and "link-local" in inside.json()["detail"]
         world.services.monitor.configure("churn", webhook_url=url, webhook_secret="s3cret")
         rollout = start(world)
         world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/stop", headers=world.admin,
