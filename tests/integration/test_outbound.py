@@ -171,9 +171,7 @@ def test_a_name_that_turns_inside_after_registration_is_caught_at_send(
         services.close()
 
 
-def test_an_allowed_receiver_is_called_at_the_address_checked(
-    dns: Dns, receiver: Receiver
-) -> None:
+def test_an_allowed_receiver_is_called_at_the_address_checked(dns: Dns, receiver: Receiver) -> None:
     name = "pinned.acme.test"
     dns.answers[name] = ["127.0.0.1"]
     outbound = Outbound(AllowList.parse("127.0.0.1"))
