@@ -38,6 +38,7 @@ from mlgate.outbound.model import Answer, Destination, IPAddress
 Resolver = Callable[[str, int], list[str]]
 TIMEOUT = 5.0
 MAX_ANSWER_BYTES = 64 * 1024
+MAX_POOLS = 32
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -61,7 +62,7 @@ class Outbound:
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
         self._resolve = resolver
-        self._client: httpx.Client | None = None
+        self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
 
     def check(self, url: str, *, what: str = "a webhook") -> Destination:
@@ -110,7 +111,7 @@ class Outbound:
         sent = {**(headers or {}), "Host": host_header}
         deadline = time.monotonic() + self.timeout
         try:
-            with self.client.stream(
+            with self._client_for(destination.host).stream(
                 "POST", pinned, content=content, data=data, headers=sent, extensions=extensions
             ) as answer:
                 body, truncated = bytearray(), False
@@ -122,24 +123,30 @@ class Outbound:
                     if time.monotonic() > deadline:
                         raise httpx.ReadTimeout("the answer took too long")
                 return Answer(answer.status_code, bytes(body), truncated)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: a pool closed meanwhile
             raise DeliveryFailed(f"{_shown(url)}: {type(exc).__name__}: {exc}"[:300]) from None
 
-    @property
-    def client(self) -> httpx.Client:
+    def _client_for(self, host: str) -> httpx.Client:
+        """A connection pool per host name: pools are keyed by the pinned address, and two names
+        served from one address must not share a TLS connection made for the other's name."""
         with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
+            client = self._clients.get(host)
+            if client is None:
+                if len(self._clients) >= MAX_POOLS:
+                    for old in self._clients.values():
+                        old.close()
+                    self._clients.clear()
+                client = self._clients[host] = httpx.Client(
                     timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 3.0)),
                     follow_redirects=False,
                     trust_env=False,  # a proxy variable would reroute the call past the check
                 )
-            return self._client
+            return client
 
     def close(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
             client.close()
 
 
