@@ -213,8 +213,9 @@ def redis_prefix() -> Iterator[str]:
         client.close()
 
 
-def make_services(home: Path, database_url: str | None = None) -> Services:
-    env = {"MLGATE_HOME": str(home)}
+def make_services(home: Path, database_url: str | None = None, **extra: str) -> Services:
+    """`extra`: more MLGATE_* settings, e.g. MLGATE_OUTBOUND_ALLOW="127.0.0.1"."""
+    env = {"MLGATE_HOME": str(home), **extra}
     if database_url:
         env["MLGATE_DATABASE_URL"] = database_url
     return bootstrap(Settings.from_env(env))

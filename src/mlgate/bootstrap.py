@@ -19,6 +19,8 @@ from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, Conflict, NotFound, NotReady
+from mlgate.outbound.addresses import AllowList
+from mlgate.outbound.client import Outbound
 from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
@@ -83,6 +85,7 @@ class Services:
     _notifier: Notifier | None = field(default=None, repr=False)
     _batches: BatchRunner | None = field(default=None, repr=False)
     _expirer: Periodic | None = field(default=None, repr=False)
+    _outbound: Outbound | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
     )
@@ -112,6 +115,14 @@ class Services:
         return self._gate
 
     @property
+    def outbound(self) -> Outbound:
+        """The one client of webhooks and usage sinks: public addresses and MLGATE_OUTBOUND_ALLOW
+        only (outbound/client.py)."""
+        if self._outbound is None:
+            self._outbound = Outbound(AllowList.parse(self.settings.outbound_allow))
+        return self._outbound
+
+    @property
     def notifier(self) -> Notifier:
         """Announces quota thresholds crossed (plans/thresholds.py)."""
         if self._notifier is None:
@@ -120,6 +131,7 @@ class Services:
                 self.uow,
                 operator_url=self.settings.operator_webhook_url,
                 operator_secret=secret.reveal() if secret else "",
+                outbound=self.outbound,
             )
         return self._notifier
 
@@ -149,7 +161,7 @@ class Services:
 
             self._monitor = Monitor(
                 self.uow, self.artifacts, self.predictors, self.clock, self.recorder,
-                retrain=self._retrain,
+                retrain=self._retrain, outbound=self.outbound,
             )  # fmt: skip
         return self._monitor
 
@@ -244,8 +256,8 @@ class Services:
         if self.settings.usage_export_format == "stripe":
             if not secret:
                 raise ConfigError("a Stripe usage sink needs MLGATE_USAGE_EXPORT_TOKEN")
-            return StripeSink(secret, url=url)
-        return CloudEventsSink(url, token=secret, name="cloudevents")
+            return StripeSink(secret, url=url, outbound=self.outbound)
+        return CloudEventsSink(url, token=secret, name="cloudevents", outbound=self.outbound)
 
     def export_usage(self) -> Any:
         """One export pass to the configured sink (plans/exporter.py)."""
@@ -300,7 +312,12 @@ class Services:
             job_state=job_state,
             count_rows=lambda version: schedules.new_rows_of(version, open_named),
             follow_up=lambda schedule, number: schedules.hand_over(
-                self.uow, self.predictors, schedule, number, now=self.clock()
+                self.uow,
+                self.predictors,
+                schedule,
+                number,
+                now=self.clock(),
+                outbound=self.outbound,
             ),
         )
         done = schedules.tick(self.uow, hands, now=self.clock())
@@ -311,7 +328,7 @@ class Services:
     def _decide_rollouts(self) -> None:
         from mlgate.rollouts.service import decide_all
 
-        if any(r.state != "running" for r in decide_all(self.uow, self.clock)):
+        if any(r.state != "running" for r in decide_all(self.uow, self.clock, self.outbound)):
             self.forget_cached()  # an alias moved, or a canary ended: follow it now
 
     def _retrain(self, version: ModelVersion) -> str:
@@ -415,6 +432,8 @@ class Services:
             self._jobs.shutdown(wait=True)
         if self._watcher is not None:
             self._watcher.stop()
+        if self._outbound is not None:
+            self._outbound.close()
         if self.engine is not None:
             self.engine.dispose()
 

@@ -6,6 +6,8 @@
     + PayloadTooLarge  - a request body or row count over the configured maximum
     + MalformedRequest - a body that cannot be read at all (not JSON, say)
     + UnsupportedFormat - a body in a format we do not read
+    + AddressRefused   - an outbound URL that resolves inside (loopback, private, link-local...)
+    + ArchiveTooLarge  - a zip over one of the archive limits (size, entries, ratio): 413
   + NotFound           - no such model, version, algorithm, source, key
   + Conflict           - the request clashes with the current state (an archived version, ...)
     + AlreadyExists    - a name that must be unique is taken
@@ -14,6 +16,7 @@
   + PermissionDenied   - the caller is known but may not do this
   + TooManyRequests    - slow down: retry after `retry_after` seconds (login throttling, limits)
   + SourceError        - a data source could not be reached or read
+  + DeliveryFailed     - an outbound call (webhook, usage sink) did not get through
   + ArtifactError      - a stored model is missing, tampered with or of an untrusted type
   + NotReady           - the service cannot answer yet (database down, schema not at head)
 
@@ -66,6 +69,19 @@ class MalformedRequest(InvalidInput):
 
 class UnsupportedFormat(InvalidInput):
     pass
+
+
+class AddressRefused(InvalidInput):
+    """A webhook or sink URL whose host resolves to an address mlgate does not call."""
+
+    code = "address_refused"
+
+
+class ArchiveTooLarge(PayloadTooLarge):
+    """A zip whose entries pass a limit (total or entry size, entry count, compression ratio);
+    the message names the limit and its setting."""
+
+    code = "archive_limit"
 
 
 class NotFound(MlgateError):
@@ -136,6 +152,10 @@ class PaymentRequired(MlgateError):
 
 
 class SourceError(MlgateError):
+    pass
+
+
+class DeliveryFailed(MlgateError):
     pass
 
 

@@ -17,6 +17,13 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
     MLGATE_LIMITS_FAIL_OPEN  false          with Redis unreachable: refuse (503) or serve uncounted
     MLGATE_DASK_ADDRESS   unset: train on this machine; tcp://scheduler:8786 (or local): train the
                           algorithms that have a Dask path on that cluster (mlgate train --dask)
+    MLGATE_OUTBOUND_ALLOW unset: webhooks and usage sinks reach public addresses only; host names,
+                          addresses and CIDR networks (comma-separated) of receivers you run
+                          inside, e.g. ``hooks.internal, 10.0.8.0/24`` (mlgate/outbound)
+    MLGATE_ARCHIVE_MAX_BYTES 1073741824     bytes an uploaded zip (bundle, MLflow directory, skops
+                          file) may unpack to; ..._MAX_ENTRIES 10000 files in it;
+                          ..._MAX_ENTRY_BYTES 536870912 one file; ..._MAX_RATIO 200 one file's
+                          expansion (files that unpack past 1 MiB); see mlgate/archives.py
     MLGATE_SECURE_COOKIES auto              the dashboard's cookies carry Secure: auto = when the
                           request came over HTTPS (or a proxy said so); true behind a TLS proxy
 
@@ -81,6 +88,11 @@ class Settings:
     max_batch_bytes: int = 1 << 30  # the largest batch upload (a plan may allow less)
     operator_webhook_url: str | None = None  # told of every quota threshold crossed
     operator_webhook_secret: Secret | None = None  # signs those deliveries
+    outbound_allow: str = ""  # receivers inside that webhooks and sinks may call (outbound/)
+    archive_max_bytes: int = 1 << 30  # an uploaded zip's entries together, uncompressed
+    archive_max_entries: int = 10_000
+    archive_max_entry_bytes: int = 512 << 20
+    archive_max_ratio: int = 200  # uncompressed / compressed, per entry
 
     @property
     def secret_key_file(self) -> Path:
@@ -141,6 +153,17 @@ class Settings:
             operator_webhook_secret=(
                 Secret(hook) if (hook := get("operator_webhook_secret", None)) else None
             ),
+            outbound_allow=get("outbound_allow", "") or "",
+            archive_max_bytes=_positive_int(
+                "archive_max_bytes", get("archive_max_bytes", str(1 << 30))
+            ),
+            archive_max_entries=_positive_int(
+                "archive_max_entries", get("archive_max_entries", "10000")
+            ),
+            archive_max_entry_bytes=_positive_int(
+                "archive_max_entry_bytes", get("archive_max_entry_bytes", str(512 << 20))
+            ),
+            archive_max_ratio=_positive_int("archive_max_ratio", get("archive_max_ratio", "200")),
         )
 
 

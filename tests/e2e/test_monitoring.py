@@ -64,7 +64,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     home = tmp_path_factory.mktemp("monitoring") / "home"
     quickstarted(home)
     key = admin_key(home, "predict", "read", "train", "admin")
-    with running_server(home, MLGATE_MONITOR_INTERVAL="0") as base:
+    with running_server(
+        home, MLGATE_MONITOR_INTERVAL="0", MLGATE_OUTBOUND_ALLOW="127.0.0.1"
+    ) as base:
         yield home, base, {"Authorization": f"Bearer {key}"}
 
 
@@ -214,6 +216,7 @@ def test_bad_settings_are_refused_with_the_field(served: tuple[Path, str, dict[s
     for body, field in (
         ({"sample_rate": 1.5}, "sample_rate"),
         ({"webhook_url": "ftp://example.org/x"}, "webhook_url"),
+        ({"webhook_url": "http://10.0.0.5/", "webhook_secret": "s" * 16}, "private address"),
         ({"colour": "red"}, "colour"),
     ):
         answer = httpx.put(f"{base}/v1/models/churn/monitoring/settings", json=body,

@@ -166,7 +166,7 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/consumers/{name}/subscriptions", cells(U, D, D, D, D, D, 404), {"plan": "open"}),
     Row("GET", "/v1/consumers/{name}/subscriptions", cells(U, 200, D, D, D, D, 200), name="acme"),
     Row("GET", "/v1/consumers/{name}/spend", cells(U, 200, D, D, D, D, 200), name="acme"),
-    Row("PUT", "/v1/consumers/{name}/webhook", cells(U, 200, D, D, D, D, 200), {"url": "https://hooks.example/acme"}, name="acme"),
+    Row("PUT", "/v1/consumers/{name}/webhook", cells(U, 200, D, D, D, D, 200), {"url": "https://93.184.215.14/acme"}, name="acme"),
     Row("PUT", "/v1/consumers/{name}/spend-cap", cells(U, 200, D, D, D, D, 200), {"cap": "1000000.00"}, name="acme"),
     Row("GET", "/v1/usage", cells(U, 200, 200, D, D, D, 200), params={"month": "2026-11"}),
     Row("GET", "/v1/usage/export", cells(U, 200, D, D, D, D, 200), params={"month": "2026-11", "consumer": "acme"}),

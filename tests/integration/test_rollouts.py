@@ -58,7 +58,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    services = make_services(tmp_path / "home")
+    # the webhook receiver of test_start_and_end_are_signed_webhook_events runs here
+    services = make_services(tmp_path / "home", MLGATE_OUTBOUND_ALLOW="127.0.0.1")
     demo.write_sqlite(tmp_path / "churn.db", demo.churn_frame(800), table="churn")
     add_source_to(services, "churn", f"sqlite:///{tmp_path / 'churn.db'}", cwd=tmp_path)
     for algorithm in ("logistic_regression", "decision_tree"):
@@ -266,6 +267,11 @@ def test_start_and_end_are_signed_webhook_events(world: World) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        inside = world.client.put(  # only the operator's allow-list lets 127.0.0.1 through
+            "/v1/models/churn/monitoring/settings", headers=world.admin,
+            json={"webhook_url": "http://169.254.169.254/latest/", "webhook_secret": "s" * 16},
+        )  # fmt: skip
+        assert inside.status_code == 422 and "link-local" in inside.json()["detail"]
         world.services.monitor.configure("churn", webhook_url=url, webhook_secret="s3cret")
         rollout = start(world)
         world.client.post(f"/v1/models/churn/rollouts/{rollout['id']}/stop", headers=world.admin,

@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.cli.main import app as cli
 from mlgate.errors import InvalidInput
+from mlgate.outbound.addresses import AllowList
+from mlgate.outbound.client import Outbound
 from mlgate.plans import service as plans
 from mlgate.plans.exporter import METERS, export_usage, replay_dead_letters
 from mlgate.plans.sinks import CloudEventsSink, StripeSink
@@ -28,6 +30,7 @@ from tests.fakes import FixedClock
 
 START = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
 HOURS = 30
+LOCAL = Outbound(AllowList.parse("127.0.0.1"))  # the receiver below runs here
 
 
 class Receiver:
@@ -131,7 +134,7 @@ def test_every_aggregate_arrives_once_per_id_after_the_sink_comes_back(
     services = any_services
     expected = seed(services)
     clock = FixedClock(START + timedelta(hours=HOURS, minutes=6))
-    sink = CloudEventsSink(receiver.url, name="openmeter", source="mlgate/test")
+    sink = CloudEventsSink(receiver.url, name="openmeter", source="mlgate/test", outbound=LOCAL)
     receiver.status = 503
     down = export_usage(services.uow(), sink, now=clock(), start=START)
     assert down.sent == 0 and down.through is None and "503" in down.error
@@ -179,7 +182,7 @@ def test_refused_events_are_dead_letters_until_replayed(
 ) -> None:
     expected = seed(services)
     now = START + timedelta(hours=HOURS, minutes=6)
-    sink = CloudEventsSink(receiver.url, name="billing")
+    sink = CloudEventsSink(receiver.url, name="billing", outbound=LOCAL)
     receiver.status = 400
     refused = export_usage(services.uow(), sink, now=now, start=START)
     assert refused.sent == 0 and refused.dead == len(expected)
@@ -198,7 +201,8 @@ def test_the_stripe_sink_sends_meter_events_with_idempotency_keys(
     services: Services, receiver: Receiver
 ) -> None:
     expected = seed(services)
-    sink = StripeSink("sk_test_123", url=receiver.url, customers={"acme": "cus_A"})
+    sink = StripeSink("sk_test_123", url=receiver.url, customers={"acme": "cus_A"},
+                      outbound=LOCAL)  # fmt: skip
     done = export_usage(services.uow(), sink, now=START + timedelta(hours=HOURS, minutes=6),
                         start=START)  # fmt: skip
     assert done.sent == len(expected) == len(receiver.forms)
@@ -217,7 +221,7 @@ def test_sinks_are_http_urls_and_the_cli_exports_what_the_settings_name(
         CloudEventsSink("ftp://billing.example/events")
     services = bootstrap(Settings.from_env({
         "MLGATE_HOME": str(tmp_path / "home"), "MLGATE_USAGE_EXPORT_URL": receiver.url,
-        "MLGATE_USAGE_EXPORT_INTERVAL": "0",
+        "MLGATE_USAGE_EXPORT_INTERVAL": "0", "MLGATE_OUTBOUND_ALLOW": "127.0.0.1",
     }))  # fmt: skip
     try:
         expected = seed(services)

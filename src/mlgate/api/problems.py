@@ -30,6 +30,7 @@ STATUS_FOR: dict[type[errors.MlgateError], int] = {
     errors.TooManyRequests: 429,
     errors.PaymentRequired: 402,
     errors.SourceError: 502,
+    errors.DeliveryFailed: 502,
     errors.NotReady: 503,
     errors.ArtifactError: 500,
     errors.ConfigError: 500,

@@ -411,6 +411,7 @@ def import_(
 ) -> None:
     """Register a bundle as the next version of its model (or of --as); refused if any file
     does not match its sha256."""
+    from mlgate.archives import ArchiveLimits
     from mlgate.registry.bundles import import_bundle
 
     s = services(ctx)
@@ -418,7 +419,8 @@ def import_(
         data = bundle.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {bundle}: {exc.strerror}") from None
-    version = import_bundle(s.uow(), s.artifacts, data, model_name=as_, now=s.clock())
+    version = import_bundle(s.uow(), s.artifacts, data, model_name=as_, now=s.clock(),
+                            limits=ArchiveLimits.of(s.settings))  # fmt: skip
     console.print(f"imported as {version.ref}")
 
 
@@ -491,6 +493,7 @@ def import_file(
     """Register a model trained elsewhere as the next version of MODEL. Nothing is unpickled:
     pickles, and MLflow flavors stored as pickles, are refused with how to save them safely."""
     from mlgate.access import audit
+    from mlgate.archives import ArchiveLimits
     from mlgate.imports.files import read_path
     from mlgate.imports.service import ImportRequest, import_model, read_frame
 
@@ -503,7 +506,7 @@ def import_file(
         rows, holdout_name = _holdout(s, holdout), holdout
     request = ImportRequest(
         model_name=model,
-        model=read_path(path),
+        model=read_path(path, ArchiveLimits.of(s.settings)),
         input_example=example,
         holdout=rows,
         holdout_name=holdout_name,

@@ -57,7 +57,7 @@ def start(
         s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
         now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,
         max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
-        min_agreement=min_agreement, then_canary=then_canary,
+        min_agreement=min_agreement, then_canary=then_canary, outbound=s.outbound,
     )  # fmt: skip
     audited(ctx, "rollouts.start", f"{model}@{alias}", rollout=rollout.id, candidate=candidate)
     what = (f"answers {share:.0%} of the callers of" if rollout.mode == "canary"
@@ -161,7 +161,7 @@ def decide(ctx: typer.Context, model: str, rollout_id: int) -> None:
 
     s = services(ctx)
     rollout = decide_now(s.uow(), get_rollout(s.uow(), model, rollout_id), now=s.clock(),
-                         address="local")  # fmt: skip
+                         address="local", outbound=s.outbound)  # fmt: skip
     console.print(f"rollout {rollout.id}: [bold]{rollout.state}[/bold]"
                   + (f": {rollout.reason}" if rollout.reason else ""))  # fmt: skip
     if rollout.last_look:
@@ -181,7 +181,7 @@ def stop(
 
     s = services(ctx)
     stopped = stop_rollout(s.uow(), model, rollout_id, actor=cli_actor(), now=s.clock(),
-                           reason=reason)  # fmt: skip
+                           reason=reason, outbound=s.outbound)  # fmt: skip
     audited(ctx, "rollouts.stopped", f"{model}@{stopped.alias}", rollout=rollout_id)
     console.print(f"rollout {rollout_id}: stopped")
 

@@ -9,13 +9,13 @@ again without one.
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlgate.archives import ArchiveLimits, open_zip, read_entry
 from mlgate.errors import InvalidInput
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -60,7 +60,7 @@ class ModelFile:
     mlflow: dict[str, Any] = field(default_factory=dict)  # the MLmodel document, if any
 
 
-def read_path(path: Path) -> ModelFile:
+def read_path(path: Path, limits: ArchiveLimits | None = None) -> ModelFile:
     """The model at `path`: a file, or an MLflow model directory."""
     if path.is_dir():
         if not (path / "MLmodel").is_file():
@@ -85,11 +85,13 @@ def read_path(path: Path) -> ModelFile:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    return identify(path.name, raw)
+    return identify(path.name, raw, limits)
 
 
-def identify(name: str, raw: bytes) -> ModelFile:
-    """The kind of `raw`, from its bytes; refused where its name says another kind."""
+def identify(name: str, raw: bytes, limits: ArchiveLimits | None = None) -> ModelFile:
+    """The kind of `raw`, from its bytes; refused where its name says another kind. A zip (a
+    skops file, a zipped MLflow directory) is read within `limits` (mlgate/archives.py; default
+    ArchiveLimits()): ArchiveTooLarge (413) names the limit it passes."""
     suffix = Path(name).suffix.lower()
     found = _sniff(raw)
     if found == "pickle" or suffix in _PICKLES:
@@ -100,12 +102,13 @@ def identify(name: str, raw: bytes) -> ModelFile:
             code="pickle_refused",
         )
     if found == "zip":
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        limits = limits or ArchiveLimits()
+        with open_zip(raw, limits, what=Path(name).name) as archive:
             names = archive.namelist()
             if "schema.json" in names:
                 found = "skops"
             elif any(n == "MLmodel" or n.endswith("/MLmodel") for n in names):
-                files = _unzipped(archive)
+                files = _unzipped(archive, limits)
                 return from_mlflow(files, name)
             else:
                 raise RefusedModel(
@@ -155,11 +158,12 @@ def _sniff(raw: bytes) -> str | None:
     return None
 
 
-def _unzipped(archive: zipfile.ZipFile) -> dict[str, bytes]:
+def _unzipped(archive: zipfile.ZipFile, limits: ArchiveLimits) -> dict[str, bytes]:
+    """The MLflow directory's files by relative path (entries' limits checked by open_zip)."""
     names = [n for n in archive.namelist() if not n.endswith("/")]
-    marker = next(n for n in names if n == "MLmodel" or n.endswith("/MLmodel"))
+    marker = min((n for n in names if n == "MLmodel" or n.endswith("/MLmodel")), key=len)
     root = marker[: -len("MLmodel")]
-    return {n[len(root) :]: archive.read(n) for n in names if n.startswith(root)}
+    return {n[len(root) :]: read_entry(archive, n, limits) for n in names if n.startswith(root)}
 
 
 # The flavors whose file is one of ours, and how each names the file in MLmodel.

@@ -21,6 +21,7 @@ from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.monitoring import drift, webhook
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.monitoring.recorder import PredictionRecorder
+from mlgate.outbound.client import Outbound
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
@@ -45,6 +46,7 @@ class Monitor:
         recorder: PredictionRecorder,
         *,
         retrain: Callable[[ModelVersion], str] | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
@@ -52,6 +54,7 @@ class Monitor:
         self._clock = clock
         self.recorder = recorder
         self._retrain = retrain
+        self._outbound = outbound or Outbound()
         self._references: OrderedDict[tuple[str, int], tuple[pd.DataFrame, list[Any]]] = (
             OrderedDict()
         )
@@ -71,6 +74,8 @@ class Monitor:
             if "exclude_columns" in changes and changes["exclude_columns"] is not None:
                 changes["exclude_columns"] = tuple(changes["exclude_columns"])
             updated = replace(current, **changes)
+            if updated.webhook_url and updated.webhook_url != current.webhook_url:
+                self._outbound.check(updated.webhook_url, what="the monitoring webhook")
             uow.monitoring.save_settings(model, updated, self._clock())
             uow.commit()
         self.recorder.forget()
@@ -260,8 +265,9 @@ class Monitor:
                            "previous": before, "checked_at": now.isoformat(),
                            "versions": versions}  # fmt: skip
                 details["webhook"] = webhook.deliver(
-                    settings.webhook_url, settings.webhook_secret, payload
-                )
+                    settings.webhook_url, settings.webhook_secret, payload,
+                    outbound=self._outbound,
+                )  # fmt: skip
             if settings.retrain and state != "ok" and self._retrain is not None:
                 details["retrain_job"] = self._start_retrain(model, report)
             result = CheckResult(model, state, now, details)

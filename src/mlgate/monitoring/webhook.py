@@ -3,7 +3,10 @@
 Headers: `X-Mlgate-Timestamp` (Unix seconds) and `X-Mlgate-Signature: sha256=<hex>`, the
 HMAC-SHA256 under the model's webhook secret of `<timestamp>.<body>`. A receiver recomputes it
 over the raw body, compares in constant time, and refuses timestamps older than a few minutes
-(a replayed delivery)."""
+(a replayed delivery).
+
+Deliveries go through the outbound client (mlgate/outbound): public addresses, or those the
+operator allowed, checked again at each send; no redirects; a short timeout."""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ import hmac
 import time
 from typing import Any
 
-import httpx
 import orjson
 
-TIMEOUT_SECONDS = 5.0
+from mlgate.errors import AddressRefused, DeliveryFailed
+from mlgate.outbound.client import Outbound
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -29,8 +32,11 @@ def verify(secret: str, timestamp: str, body: bytes, given: str, *, max_age: flo
     return fresh and hmac.compare_digest(signature(secret, timestamp, body), given)
 
 
-def deliver(url: str, secret: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """POST the payload; the outcome (status or error) is kept with the check."""
+def deliver(
+    url: str, secret: str, payload: dict[str, Any], *, outbound: Outbound | None = None
+) -> dict[str, Any]:
+    """POST the payload; the outcome (status or error) is kept with the check. Without an
+    `outbound` client, one that allows public addresses only."""
     body = orjson.dumps(payload)
     timestamp = str(int(time.time()))
     headers = {
@@ -39,8 +45,12 @@ def deliver(url: str, secret: str, payload: dict[str, Any]) -> dict[str, Any]:
         "x-mlgate-timestamp": timestamp,
         "x-mlgate-signature": signature(secret, timestamp, body),
     }
+    client = outbound or Outbound()
     try:
-        answer = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
-    except httpx.HTTPError as exc:
+        answer = client.post(url, content=body, headers=headers)
+    except (AddressRefused, DeliveryFailed) as exc:
         return {"url": url, "error": f"{type(exc).__name__}: {exc}"[:300]}
-    return {"url": url, "status": answer.status_code}
+    finally:
+        if outbound is None:
+            client.close()
+    return {"url": url, "status": answer.status}

@@ -13,6 +13,7 @@ from typing import Any
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import authorize_global
 from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
+from mlgate.outbound.client import Outbound
 from mlgate.plans.model import LIMIT_FIELDS, MAX_SPEND_CAP, NANOS, Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from mlgate.registry.model import check_name
@@ -403,12 +404,16 @@ def set_consumer_webhook(
     url: str | None,
     own: set[str],
     now: datetime,
+    outbound: Outbound | None = None,
 ) -> str | None:
-    """Where a consumer is told of quota thresholds (None removes it): an http(s) URL that is
-    not this server (`own`: its host:port as the request named it). Returns the new signing
-    secret (shown once; each change makes a new one)."""
+    """Where a consumer is told of quota thresholds (None removes it): an http(s) URL whose
+    host resolves to public addresses only, or to receivers the operator allowed (`outbound`'s
+    allow-list; without it, public only), and that is not this server (`own`: its host:port as
+    the request named it). Returns the new signing secret (shown once; each change makes a new
+    one). Raises AddressRefused (422) naming the rule a URL breaks."""
     import secrets
-    from urllib.parse import urlsplit
+
+    from mlgate.errors import AddressRefused
 
     check_name("consumer", consumer)
     if by is not None and not by.is_admin and not (by.kind == "consumer" and by.name == consumer):
@@ -416,12 +421,10 @@ def set_consumer_webhook(
                                code="admin_only")  # fmt: skip
     secret = None
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInput(f"a webhook is an http(s) URL, not {url[:80]!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if f"{parts.hostname}:{port}" in own:
-            raise InvalidInput(f"{url[:80]!r} points at this server; give your own endpoint")
+        target = (outbound or Outbound()).check(url, what="a webhook")
+        shown = f"[{target.host}]" if ":" in target.host else target.host
+        if f"{shown}:{target.port}" in own or f"{target.host}:{target.port}" in own:
+            raise AddressRefused(f"{url[:80]!r} points at this server; give your own endpoint")
         secret = secrets.token_urlsafe(32)
     with uow:
         if uow.consumers.get(consumer) is None:

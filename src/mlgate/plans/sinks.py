@@ -1,7 +1,9 @@
 """Where usage events go (plans/exporter.py): a CloudEvents endpoint, or Stripe's meter events.
 
 Both raise `Delivery`: permanent for a 4xx other than 408 and 429 (sending it again would be
-refused again), passing for the rest (the network, 408, 429, 5xx).
+refused again), passing for the rest (the network, 408, 429, 5xx, a redirect, an address
+refused at the send). They send through the outbound client (mlgate/outbound): the URL's host is
+checked when the sink is made and again at every send.
 """
 
 from __future__ import annotations
@@ -9,26 +11,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import orjson
 
-from mlgate.errors import InvalidInput
+from mlgate.errors import AddressRefused, DeliveryFailed
+from mlgate.outbound.client import Outbound
+from mlgate.outbound.model import Answer
 from mlgate.plans.exporter import Delivery, MeterEvent
 
-TIMEOUT = 10.0
 STRIPE_URL = "https://api.stripe.com/v1/billing/meter_events"
 # Stripe refuses meter events whose timestamp is more than 35 days old; two days' margin for a
 # pass that starts near the edge, or a clock that is off.
 STRIPE_MAX_AGE = timedelta(days=33)
 
 
-def check_url(url: str, *, own: set[str] | None = None) -> str:
-    """An http(s) URL that is not this server's own address."""
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidInput(f"a usage sink is an http(s) URL, not {url[:80]!r}")
-    if own and f"{parsed.host}:{parsed.port or ''}" in own:
-        raise InvalidInput(f"{url[:80]!r} is this server itself; give the billing endpoint")
+def check_url(url: str, *, outbound: Outbound | None = None) -> str:
+    """An http(s) URL whose host resolves to addresses `outbound` may call (AddressRefused)."""
+    (outbound or Outbound()).check(url, what="a usage sink")
     return url
 
 
@@ -40,22 +38,30 @@ class CloudEventsSink:
     max_age: timedelta | None = None  # a CloudEvents receiver takes events of any age
 
     def __init__(
-        self, url: str, *, token: str | None = None, source: str = "mlgate", name: str = ""
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        source: str = "mlgate",
+        name: str = "",
+        outbound: Outbound | None = None,
     ) -> None:
-        self.url = check_url(url)
+        self._outbound = outbound or Outbound()
+        self.url = check_url(url, outbound=self._outbound)
         self.name = name or f"cloudevents:{url}"[:64]
         self.source = source
         headers = {"Content-Type": "application/cloudevents-batch+json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(headers=headers, timeout=TIMEOUT)
+        self._headers = headers
 
     def send(self, events: list[MeterEvent]) -> None:
         body = orjson.dumps([e.cloudevent(self.source) for e in events])
-        _deliver(lambda: self._client.post(self.url, content=body), self.url)
+        _deliver(lambda: self._outbound.post(self.url, content=body, headers=self._headers,
+                                             what="a usage sink"), self.url)  # fmt: skip
 
     def close(self) -> None:
-        self._client.close()
+        pass  # the outbound client is the server's, closed with it
 
 
 class StripeSink:
@@ -75,12 +81,14 @@ class StripeSink:
         customers: dict[str, str] | None = None,
         prefix: str = "mlgate_",
         name: str = "stripe",
+        outbound: Outbound | None = None,
     ) -> None:
-        self.url = check_url(url)
+        self._outbound = outbound or Outbound()
+        self.url = check_url(url, outbound=self._outbound)
         self.name = name
         self.customers = customers or {}
         self.prefix = prefix
-        self._client = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT)
+        self._token = token
 
     def form(self, event: MeterEvent) -> dict[str, Any]:
         return {
@@ -95,22 +103,25 @@ class StripeSink:
         for event in events:
             form = self.form(event)
             _deliver(
-                lambda form=form, key=event.id: self._client.post(
-                    self.url, data=form, headers={"Idempotency-Key": key}
+                lambda form=form, key=event.id: self._outbound.post(
+                    self.url,
+                    data=form,
+                    what="a usage sink",
+                    headers={"Authorization": f"Bearer {self._token}", "Idempotency-Key": key},
                 ),
                 self.url,
             )
 
     def close(self) -> None:
-        self._client.close()
+        pass  # the outbound client is the server's, closed with it
 
 
 def _deliver(post: Any, url: str) -> None:
     try:
-        answer = post()
-    except httpx.HTTPError as exc:
-        raise Delivery(f"{url}: {type(exc).__name__}", permanent=False) from None
-    if answer.status_code < 300:
+        answer: Answer = post()
+    except (AddressRefused, DeliveryFailed) as exc:
+        raise Delivery(f"{url}: {exc}", permanent=False) from None
+    if answer.status < 300:
         return
-    permanent = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
-    raise Delivery(f"{url} answered {answer.status_code}: {answer.text[:300]}", permanent=permanent)
+    permanent = 400 <= answer.status < 500 and answer.status not in (408, 429)
+    raise Delivery(f"{url} answered {answer.status}: {answer.text[:300]}", permanent=permanent)

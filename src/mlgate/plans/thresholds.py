@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from mlgate.outbound.client import Outbound
 from mlgate.plans.limiter import Charge
 from mlgate.plans.model import NANOS
 from mlgate.plans.repository import Crossing
@@ -82,12 +83,15 @@ class Notifier:
         operator_url: str | None = None,
         operator_secret: str = "",
         deliver: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
+        outbound: Outbound | None = None,
     ) -> None:
+        from functools import partial
+
         from mlgate.monitoring import webhook
 
         self._uow = uow
         self._operator = (operator_url, operator_secret) if operator_url else None
-        self._deliver = deliver or webhook.deliver
+        self._deliver = deliver or partial(webhook.deliver, outbound=outbound or Outbound())
         self._queue: queue.Queue[Crossing | None] = queue.Queue(CAPACITY)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -1,5 +1,6 @@
 """Portable version bundles: one zip with a manifest, the model and its files, each with its
-sha256. `import_bundle` refuses a bundle whose bytes do not match its manifest, before writing
+sha256. `import_bundle` refuses a bundle whose bytes do not match its manifest, or that passes
+an archive limit (mlgate/archives.py: entries, sizes, expansion, names), before writing
 anything."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import zipfile
 from datetime import datetime
 from typing import Any
 
-from mlgate import __version__
+from mlgate import __version__, archives
 from mlgate.columns import Column
 from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
@@ -63,9 +64,12 @@ def import_bundle(
     *,
     model_name: str | None,
     now: datetime,
+    limits: archives.ArchiveLimits | None = None,
 ) -> ModelVersion:
-    """Register the bundle's version as the next version of `model_name` (default: its own)."""
-    manifest, files = _read(data)
+    """Register the bundle's version as the next version of `model_name` (default: its own).
+    `limits`: what the zip may unpack to (default: archives.ArchiveLimits()).
+    """
+    manifest, files = _read(data, limits or archives.ArchiveLimits())
     described = manifest["version"]
     name = check_name("model", model_name or described["model_name"])
     if files[MODEL_FILE] and formats.sha256_of(files[MODEL_FILE]) != described["artifact_sha256"]:
@@ -173,13 +177,22 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _read(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _read(data: bytes, limits: archives.ArchiveLimits) -> tuple[dict[str, Any], dict[str, bytes]]:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as bundle:
-            manifest = json.loads(bundle.read("manifest.json"))
+        with archives.open_zip(data, limits, what="the bundle") as bundle:
+            manifest = json.loads(archives.read_entry(bundle, "manifest.json", limits))
             expected: dict[str, str] = manifest["files"]
-            files = {name: bundle.read(f"files/{name}") for name in expected}
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+            for name in expected:  # each becomes part of a stored file's key
+                archives.check_name(name, what="the bundle's manifest")
+                if "/" in name or name.startswith("."):
+                    raise InvalidInput(
+                        f"the bundle's manifest names a file {name[:80]!r}; bundle files are "
+                        "plain names such as report.html"
+                    )
+            files = {
+                name: archives.read_entry(bundle, f"files/{name}", limits) for name in expected
+            }
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError) as exc:
         raise InvalidInput(f"not an mlgate bundle: {exc}") from None
     if manifest.get("bundle_format") != BUNDLE_FORMAT:
         raise InvalidInput(
@@ -193,6 +206,9 @@ def _read(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
         )
     if MODEL_FILE not in files:
         raise InvalidInput("the bundle holds no model")
+    for name, content in files.items():  # a skops model is a zip of its own, loaded later
+        if content.startswith(b"PK\x03\x04"):
+            archives.open_zip(content, limits, what=f"the bundle's {name}").close()
     return manifest, files
 
 

@@ -294,8 +294,10 @@ def hand_over(
     number: int,
     *,
     now: datetime,
+    outbound: Any = None,
 ) -> str:
-    """The policy for a version a schedule trained: replay, then a rollout (or none)."""
+    """The policy for a version a schedule trained: replay, then a rollout (or none).
+    `outbound`: the server's outbound client, for the rollout's webhook."""
     from mlgate.rollouts.replay import replay
     from mlgate.rollouts.service import start_rollout
 
@@ -327,6 +329,7 @@ def hand_over(
             actor=f"schedule:{schedule.id}", now=now, alias=schedule.alias, alpha=alpha,
             auto=bool(policy.get("auto", True)),
             then_canary=policy.get("then_canary") if mode == "shadow" else None,
+            outbound=outbound,
         )  # fmt: skip
     except MlgateError as exc:
         return f"{said}; the rollout could not start: {exc}"

@@ -25,6 +25,7 @@ from mlgate.access.audit import record
 from mlgate.errors import Conflict, MlgateError, NotFound
 from mlgate.monitoring import webhook
 from mlgate.monitoring.service import same_label
+from mlgate.outbound.client import Outbound
 from mlgate.registry.aliases import promote
 from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
 from mlgate.rollouts import sequential
@@ -53,6 +54,7 @@ def start_rollout(
     max_latency_ratio: float = 3.0,
     min_agreement: float = 0.0,
     then_canary: float | None = None,
+    outbound: Outbound | None = None,
 ) -> Rollout:
     """Try version `candidate` against the version `alias` points at now (a shadow with
     `then_canary`: when found better, a canary of that share follows it)."""
@@ -96,20 +98,24 @@ def start_rollout(
             )
         )  # fmt: skip
         uow.commit()
-    notify(uow, rollout, "rollout.started")
+    notify(uow, rollout, "rollout.started", outbound)
     return rollout
 
 
-def notify(uow: UnitOfWork, rollout: Rollout, event: str) -> dict[str, Any] | None:
+def notify(
+    uow: UnitOfWork, rollout: Rollout, event: str, outbound: Outbound | None = None
+) -> dict[str, Any] | None:
     """A signed event to the model's webhook (its monitoring settings'), where it has one:
     rollout.started, rollout.promoted, rollout.rolled_back, rollout.stopped, rollout.expired.
-    The delivery's outcome is logged; a receiver that is down never stops the rollout."""
+    The delivery's outcome is logged; a receiver that is down never stops the rollout.
+    `outbound`: the server's client (its allow-list); without it, public addresses only."""
     with uow:
         settings = uow.monitoring.settings(rollout.model)
     if settings is None or not settings.webhook_url or not settings.webhook_secret:
         return None
     outcome = webhook.deliver(settings.webhook_url, settings.webhook_secret,
-                              {"event": event, "rollout": rollout.to_json()})  # fmt: skip
+                              {"event": event, "rollout": rollout.to_json()},
+                              outbound=outbound)  # fmt: skip
     if "error" in outcome:
         log.warning("rollout %s: the %s webhook failed: %s", rollout.id, event, outcome["error"])
     return outcome
@@ -131,13 +137,20 @@ def get_rollout(uow: UnitOfWork, model: str, rollout_id: int) -> Rollout:
 
 
 def stop_rollout(
-    uow: UnitOfWork, model: str, rollout_id: int, *, actor: str, now: datetime, reason: str = ""
+    uow: UnitOfWork,
+    model: str,
+    rollout_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+    outbound: Outbound | None = None,
 ) -> Rollout:
     """End a running rollout by hand: every call goes back to the incumbent, no alias moves."""
     rollout = get_rollout(uow, model, rollout_id)
     if not rollout.running:
         raise Conflict(f"rollout {rollout_id} of {model!r} already ended ({rollout.state})")
-    ended = _end(uow, rollout, "stopped", reason or f"stopped by {actor}", now)
+    ended = _end(uow, rollout, "stopped", reason or f"stopped by {actor}", now, None, outbound)
     if ended is None:
         raise Conflict(f"rollout {rollout_id} of {model!r} ended meanwhile")
     return ended
@@ -264,7 +277,14 @@ def _shadow_summary(
     }
 
 
-def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "server") -> Rollout:
+def decide(
+    uow: UnitOfWork,
+    rollout: Rollout,
+    *,
+    now: datetime,
+    address: str = "server",
+    outbound: Outbound | None = None,
+) -> Rollout:
     """Look, keep the look, and act on it: guard rails always, the verdict with `auto`, the
     deadline. Returns the rollout as it now stands. Several processes may decide at once:
     only the one that ends the rollout moves the alias."""
@@ -275,16 +295,16 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
     breach = _breach(rollout, seen["sides"], seen.get("shadow"))
     verdict = seen["test"]["verdict"]
     if breach is not None:
-        ended = _end(uow, rollout, "rolled_back", breach, now, seen)
+        ended = _end(uow, rollout, "rolled_back", breach, now, seen, outbound)
     elif rollout.auto and verdict == "worse":
-        ended = _end(uow, rollout, "rolled_back", _reason("worse", seen), now, seen)
+        ended = _end(uow, rollout, "rolled_back", _reason("worse", seen), now, seen, outbound)
     elif verdict == "better" and rollout.then_canary is not None:
-        ended = _pass_to_canary(uow, rollout, seen, now)
+        ended = _pass_to_canary(uow, rollout, seen, now, outbound)
     elif rollout.auto and verdict == "better":
-        ended = _promote(uow, rollout, seen, now, address)
+        ended = _promote(uow, rollout, seen, now, address, outbound)
     elif now >= rollout.deadline:
         ended = _end(uow, rollout, "expired", "the deadline passed undecided; the alias stays",
-                     now, seen)  # fmt: skip
+                     now, seen, outbound)  # fmt: skip
     else:
         with uow:  # only while it runs: a stop that came meanwhile stands
             current = uow.rollouts.get(rollout.id or 0)
@@ -298,14 +318,18 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
     return ended if ended is not None else get_rollout(uow, rollout.model, rollout.id or 0)
 
 
-def decide_all(uow: Callable[[], UnitOfWork], clock: Callable[[], datetime]) -> list[Rollout]:
+def decide_all(
+    uow: Callable[[], UnitOfWork],
+    clock: Callable[[], datetime],
+    outbound: Outbound | None = None,
+) -> list[Rollout]:
     """One round over every running rollout (the server's referee calls it periodically)."""
     with uow() as work:
         running = work.rollouts.running()
     out = []
     for rollout in running:
         try:
-            out.append(decide(uow(), rollout, now=clock()))
+            out.append(decide(uow(), rollout, now=clock(), outbound=outbound))
         except MlgateError:
             log.exception("rollout %s of %s: the look failed", rollout.id, rollout.model)
     return out
@@ -391,6 +415,7 @@ def _end(
     reason: str,
     now: datetime,
     seen: dict[str, Any] | None = None,
+    outbound: Outbound | None = None,
 ) -> Rollout | None:
     """Set the end state if the rollout is still running (None: another process ended it)."""
     with uow:
@@ -405,18 +430,22 @@ def _end(
     record(uow, at=now, actor=f"rollout:{rollout.id}", action=f"rollouts.{state}",
            target=f"{rollout.model}@{rollout.alias}", address="server", result="ok",
            detail={"rollout": rollout.id, "reason": reason})  # fmt: skip
-    notify(uow, ended, f"rollout.{state}")
+    notify(uow, ended, f"rollout.{state}", outbound)
     return ended
 
 
 def _pass_to_canary(
-    uow: UnitOfWork, rollout: Rollout, seen: dict[str, Any], now: datetime
+    uow: UnitOfWork,
+    rollout: Rollout,
+    seen: dict[str, Any],
+    now: datetime,
+    outbound: Outbound | None = None,
 ) -> Rollout | None:
     """A shadow found the candidate better: it ends as `passed`, and a canary of the same
     candidate follows, deciding as the shadow would have (auto or not)."""
     share = rollout.then_canary or 0.0
     reason = f"{_reason('better', seen)}; a canary of {share:.0%} of the callers follows"
-    ended = _end(uow, rollout, "passed", reason, now, seen)
+    ended = _end(uow, rollout, "passed", reason, now, seen, outbound)
     if ended is None:
         return None
     try:
@@ -425,6 +454,7 @@ def _pass_to_canary(
             actor=f"rollout:{rollout.id}", now=now, alias=rollout.alias, alpha=rollout.alpha,
             auto=rollout.auto, days=max((rollout.deadline - now).total_seconds() / 86400, 1.0),
             max_error_rate=rollout.max_error_rate, max_latency_ratio=rollout.max_latency_ratio,
+            outbound=outbound,
         )  # fmt: skip
     except MlgateError as exc:
         with uow:
@@ -438,10 +468,15 @@ def _pass_to_canary(
 
 
 def _promote(
-    uow: UnitOfWork, rollout: Rollout, seen: dict[str, Any], now: datetime, address: str
+    uow: UnitOfWork,
+    rollout: Rollout,
+    seen: dict[str, Any],
+    now: datetime,
+    address: str,
+    outbound: Outbound | None = None,
 ) -> Rollout | None:
     reason = _reason("better", seen)
-    ended = _end(uow, rollout, "promoted", reason, now, seen)
+    ended = _end(uow, rollout, "promoted", reason, now, seen, outbound)
     if ended is None:
         return None
     actor = f"rollout:{rollout.id}"

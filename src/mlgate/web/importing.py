@@ -9,6 +9,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from mlgate.api.authorize import access, actor, authorize_training
+from mlgate.archives import ArchiveLimits
 from mlgate.errors import InvalidInput
 from mlgate.imports.files import MAX_FILE_BYTES, identify
 from mlgate.imports.service import ImportRequest, import_model, read_frame
@@ -60,7 +61,7 @@ async def upload(request: Request) -> Response:
             services.artifacts,
             ImportRequest(
                 model_name=name,
-                model=identify(*files["file"]),
+                model=identify(*files["file"], ArchiveLimits.of(services.settings)),
                 input_example=None if example is None else read_frame(*example),
                 holdout=None if holdout is None else read_frame(*holdout),
                 holdout_name="" if holdout is None else holdout[0],

@@ -49,7 +49,7 @@ def start(
         services.uow(), name, _whole(candidate, "candidate"),
         mode=mode if mode in ("shadow", "canary") else "canary",  # type: ignore[arg-type]
         share=_share(share, "share"), alpha=_share(alpha, "alpha"), auto=auto == "yes",
-        alias=alias, actor=actor(me), now=services.clock(),
+        alias=alias, actor=actor(me), now=services.clock(), outbound=services.outbound,
     )  # fmt: skip
     services.forget_cached()
     return pages.see_other(f"/ui/models/{name}/rollouts/{rollout.id}", "rollout_started")
@@ -89,7 +89,8 @@ def stop(
     me = member(request, "ui", "promote", Target(name), csrf=csrf)
     services = pages.services_of(request)
     rollouts.stop_rollout(services.uow(), name, rollout_id, actor=actor(me),
-                          now=services.clock(), reason=reason.strip())  # fmt: skip
+                          now=services.clock(), reason=reason.strip(),
+                          outbound=services.outbound)  # fmt: skip
     services.forget_cached()
     return pages.see_other(f"/ui/models/{name}/rollouts/{rollout_id}", "rollout_stopped")
 

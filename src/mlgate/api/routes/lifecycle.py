@@ -16,6 +16,7 @@ from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, auth
 from mlgate.api.body import read_body
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER, VersionNumber
+from mlgate.archives import ArchiveLimits
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat
 from mlgate.registry import aliases as lifecycle
@@ -287,8 +288,9 @@ async def import_(request: Request, name: str) -> Response:
     def run() -> dict[str, Any]:
         authorize_training(services, request, name)
         version = import_bundle(
-            services.uow(), services.artifacts, data, model_name=name, now=services.clock()
-        )
+            services.uow(), services.artifacts, data, model_name=name, now=services.clock(),
+            limits=ArchiveLimits.of(services.settings),
+        )  # fmt: skip
         return {"model": version.model_name, "version": version.number}
 
     body = await run_in_threadpool(run)
@@ -362,7 +364,7 @@ async def import_file(request: Request, name: str) -> Response:
             services.artifacts,
             ImportRequest(
                 model_name=name,
-                model=identify(*uploads["file"]),
+                model=identify(*uploads["file"], ArchiveLimits.of(services.settings)),
                 input_example=None if example is None else read_frame(*example),
                 holdout=None if holdout is None else read_frame(*holdout),
                 holdout_name="" if holdout is None else holdout[0],

@@ -307,7 +307,7 @@ async def set_webhook(request: Request, name: str) -> Response:
     def run() -> dict[str, Any]:
         secret = service.set_consumer_webhook(
             services.uow(), by=principal, consumer=name, url=url, own=own,
-            now=services.clock(),
+            now=services.clock(), outbound=services.outbound,
         )  # fmt: skip
         return {"url": url, "secret": secret}
 

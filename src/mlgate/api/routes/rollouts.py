@@ -98,7 +98,7 @@ async def start_rollout(request: Request, name: str, body: StartRollout) -> Resp
         fields = body.model_dump()
         rollout = rollouts.start_rollout(
             services.uow(), name, fields.pop("candidate"), actor=actor(key),
-            now=services.clock(), **fields,
+            now=services.clock(), outbound=services.outbound, **fields,
         )  # fmt: skip
         services.forget_cached()
         return rollout.to_json()
@@ -152,7 +152,8 @@ async def decide_rollout(request: Request, name: str, rollout_id: int) -> Respon
         authorize(services, request, Target(name))
         rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
         services.tally.flush()
-        decided = rollouts.decide(services.uow(), rollout, now=services.clock())
+        decided = rollouts.decide(services.uow(), rollout, now=services.clock(),
+                                  outbound=services.outbound)  # fmt: skip
         services.forget_cached()
         return decided.to_json()
 
@@ -168,7 +169,8 @@ async def stop_rollout(request: Request, name: str, rollout_id: int, body: StopR
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name))
         stopped = rollouts.stop_rollout(services.uow(), name, rollout_id, actor=actor(key),
-                                        now=services.clock(), reason=body.reason)  # fmt: skip
+                                        now=services.clock(), reason=body.reason,
+                                        outbound=services.outbound)  # fmt: skip
         services.forget_cached()
         return stopped.to_json()
 
