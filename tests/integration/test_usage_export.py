@@ -305,7 +305,7 @@ def test_billing_is_exact_across_a_month_end_a_mid_hour_start_and_a_refused_cons
     expected, owners = seed_edge(services)
     receiver.refuse = "initech"  # for good: its events share batches with the others'
     now = EDGE + timedelta(hours=EDGE_HOURS, minutes=6)
-    sink = CloudEventsSink(receiver.url, name="openmeter", source="mlgate/test")
+    sink = CloudEventsSink(receiver.url, name="openmeter", source="mlgate/test", outbound=LOCAL)
     # No cursor, no start: the first pass reaches back to November 1st (over four weeks
     # before the ledger's first hour) and catches up to the last closed hour in one run.
     done = export_usage(services.uow(), sink, now=now)
@@ -362,7 +362,7 @@ def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_cus
     # Stripe's 35 days, less a margin: from base + 1h, where a CloudEvents sink would start
     # on the first of the previous month (December 1st).
     now = base + timedelta(days=33, hours=1)
-    sink = StripeSink("sk_test_123", url=receiver.url, customers=customers)
+    sink = StripeSink("sk_test_123", url=receiver.url, customers=customers, outbound=LOCAL)
     done = export_usage(services.uow(), sink, now=now)
     assert done.error == "" and done.through == base + timedelta(days=33)  # the last closed hour
     first = (base + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
@@ -389,7 +389,9 @@ def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_cus
     assert {f["identifier"] for f, _ in receiver.forms[sent_before:]} == {
         d.event_id for d in letters}  # fmt: skip
     # A cursor that stalled before what Stripe takes: those hours are dead letters, unsent.
-    late = StripeSink("sk_test_123", url=receiver.url, customers=customers, name="stripe-late")
+    late = StripeSink(
+        "sk_test_123", url=receiver.url, customers=customers, name="stripe-late", outbound=LOCAL
+    )
     with services.uow() as uow:
         uow.usage_exports.save_cursor(ExportCursor("stripe-late", through=base), expected=None)
         uow.commit()
@@ -412,7 +414,7 @@ def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_cus
 def test_a_first_cli_export_catches_up_in_one_run(tmp_path: Path, receiver: Receiver) -> None:
     services = bootstrap(Settings.from_env({
         "MLGATE_HOME": str(tmp_path / "home"), "MLGATE_USAGE_EXPORT_URL": receiver.url,
-        "MLGATE_USAGE_EXPORT_INTERVAL": "0",
+        "MLGATE_USAGE_EXPORT_INTERVAL": "0", "MLGATE_OUTBOUND_ALLOW": "127.0.0.1",
     }))  # fmt: skip
     try:
         expected, _ = seed_edge(services)
