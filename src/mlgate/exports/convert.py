@@ -88,6 +88,7 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
             f"{version.ref} ({algorithm}) could not be converted to ONNX: {first}"
         ) from None
     _missing_directions(graph, pipeline[-1])
+    _name_inputs(graph, [name for name, _ in inputs], version)
     meta = {
         "mlgate_model": version.model_name,
         "mlgate_version": str(version.number),
@@ -101,6 +102,36 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
         entry.key, entry.value = key, value
     data: bytes = graph.SerializeToString()
     return data
+
+
+def _name_inputs(graph: Any, names: list[str], version: ModelVersion) -> None:
+    """Give the graph's inputs the columns' own names. skl2onnx rewrites an input name into
+    an identifier (`od280/od315` becomes `od280_od315`, `it's` becomes `it_s`); ONNX itself
+    takes any string, so the converted graph is renamed back at its edge: column names stay
+    opaque strings, whatever they hold (slashes, spaces, quotes, dots, non-ASCII)."""
+    inputs = list(graph.graph.input)
+    if len(inputs) != len(names):
+        raise Conflict(
+            f"{version.ref} could not be converted to ONNX: the graph has {len(inputs)} inputs "
+            f"for {len(names)} columns"
+        )
+    renamed = {i.name: name for i, name in zip(inputs, names, strict=True) if i.name != name}
+    if not renamed:
+        return
+    inner = {o for node in graph.graph.node for o in node.output}
+    inner |= {t.name for t in graph.graph.initializer} | {o.name for o in graph.graph.output}
+    clash = sorted(set(renamed.values()) & inner)
+    if clash:
+        raise Conflict(
+            f"{version.ref} could not be converted to ONNX: its column {clash[0]!r} has the "
+            "name of a value inside the graph; rename the column and train again"
+        )
+    for value in inputs:
+        value.name = renamed.get(value.name, value.name)
+    for node in graph.graph.node:
+        for k, name in enumerate(node.input):
+            if name in renamed:
+                node.input[k] = renamed[name]
 
 
 def _register() -> None:
