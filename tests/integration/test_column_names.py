@@ -32,6 +32,8 @@ from tests.conftest import add_source_to, admin_token, make_services
 ODD = ["od280/od315_of_diluted_wines", "with space", "it's", 'say "hi"', "a.b", "größe", "年龄",
        "select", "order"]  # fmt: skip
 CATEGORY = "colour/kind"
+BOOSTERS = {"xgboost": {"n_estimators": 20}, "lightgbm": {"n_estimators": 20}}
+MODELS = ["by-table", *BOOSTERS]  # a linear model, and boosters that see the names too
 
 
 def frame(n: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -56,14 +58,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     services = make_services(root / "home")
     demo.write_sqlite(root / "odd.db", frame(), table="odd table")
     add_source_to(services, "odd", f"sqlite:///{root / 'odd.db'}", cwd=root)
-    for name, source, table, query in (("by-table", "odd", "odd table", None),
-                                       ("by-query", "odd", None, QUERY)):  # fmt: skip
-        spec = TrainSpec(name, source, "class", "logistic_regression", table=table, query=query,
-                         report=False)  # fmt: skip
+    for name, algorithm, table, query in (
+        ("by-table", "logistic_regression", "odd table", None),
+        ("by-query", "logistic_regression", None, QUERY),
+        *((a, a, "odd table", None) for a in BOOSTERS),
+    ):
+        spec = TrainSpec(name, "odd", "class", algorithm, table=table, query=query,
+                         params=BOOSTERS.get(algorithm), report=False)  # fmt: skip
         train_model(services.uow(), services.artifacts, services.open_source, spec,
                     now=services.clock)  # fmt: skip
     yield services
     services.close()
+
+
+@pytest.fixture(scope="module")
+def client(world: Services) -> Iterator[TestClient]:
+    """One app for the module: leaving it stops its batch runner for good."""
+    with TestClient(create_app(world)) as client:
+        yield client
 
 
 def records(n: int = 6) -> list[dict[str, Any]]:
@@ -72,7 +84,7 @@ def records(n: int = 6) -> list[dict[str, Any]]:
 
 
 def test_training_reads_the_names_by_table_and_by_query(world: Services) -> None:
-    for name in ("by-table", "by-query"):
+    for name in ("by-table", "by-query", *BOOSTERS):
         version = resolve_version(world.uow(), name, None)
         assert [c.name for c in version.columns] == [*ODD, CATEGORY]
 
@@ -95,54 +107,63 @@ def test_postgresql_tables_and_queries_with_such_names(postgres_url: str, tmp_pa
         services.close()
 
 
-def test_every_serving_protocol_and_explain_take_the_names(world: Services) -> None:
-    token = admin_token(world, "predict", "read", "train")
+@pytest.mark.parametrize("model", MODELS)
+def test_every_serving_protocol_and_explain_take_the_names(
+    world: Services, client: TestClient, model: str
+) -> None:
+    token = admin_token(world, "predict", "read", "train", user=f"ops-{model}")
     headers = {"Authorization": f"Bearer {token}"}
     rows = records()
-    with TestClient(create_app(world)) as client:
-        ours = client.post("/v1/models/by-table/predict", headers=headers,
-                           json={"rows": rows, "explain": True})  # fmt: skip
-        assert ours.status_code == 200, ours.text
-        body = ours.json()
-        assert set(body["explanations"][0]["contributions"]) == {*ODD, CATEGORY}
-        predictions = body["predictions"]
-        mlflow = client.post("/v1/models/by-table/invocations", headers=headers,
-                             json={"dataframe_records": rows})  # fmt: skip
-        assert mlflow.status_code == 200, mlflow.text
-        assert mlflow.json()["predictions"] == predictions
-        oip = client.post("/v2/models/by-table/infer", headers=headers, json={
-            "parameters": {"content_type": "pd"},
-            "inputs": [{"name": c, "shape": [len(rows)],
-                        "datatype": "BYTES" if c == CATEGORY else "FP64",
-                        "data": [r[c] for r in rows]} for c in [*ODD, CATEGORY]],
-        })  # fmt: skip
-        assert oip.status_code == 200, oip.text
-        assert predictions[0] in str(oip.json()["outputs"])
-        batch = client.post("/v1/models/by-table/batches",
-                            headers={**headers, "Content-Type": "text/csv"},
-                            content=pd.DataFrame(rows).to_csv(index=False).encode())  # fmt: skip
-        assert batch.status_code == 202, batch.text
-        job = batch.json()["id"]
-        world.batches.wait(job, timeout=60)
-        scored = client.get(f"/v1/batches/{job}/result", headers=headers)
-        assert scored.status_code == 200, scored.text
-        assert pd.read_csv(io.BytesIO(scored.content))["prediction"].tolist() == predictions
-        onnx = client.get("/v1/models/by-table/versions/1/export?format=onnx", headers=headers)
-        assert onnx.status_code == 200, onnx.text
+    ours = client.post(f"/v1/models/{model}/predict", headers=headers,
+                       json={"rows": rows, "explain": True})  # fmt: skip
+    assert ours.status_code == 200, ours.text
+    body = ours.json()
+    for row, probabilities in zip(body["explanations"], body["probabilities"], strict=True):
+        assert set(row["contributions"]) == {*ODD, CATEGORY}
+        assert row["base"] + sum(row["contributions"].values()) == pytest.approx(row["value"])
+        if body["explanation"]["scale"] != "probability":  # log-odds of the explained class
+            p = probabilities[body["classes"].index(row["class"])]
+            assert row["value"] == pytest.approx(np.log(p / (1 - p)), abs=1e-5)
+    predictions = body["predictions"]
+    mlflow = client.post(f"/v1/models/{model}/invocations", headers=headers,
+                         json={"dataframe_records": rows})  # fmt: skip
+    assert mlflow.status_code == 200, mlflow.text
+    assert mlflow.json()["predictions"] == predictions
+    oip = client.post(f"/v2/models/{model}/infer", headers=headers, json={
+        "parameters": {"content_type": "pd"},
+        "inputs": [{"name": c, "shape": [len(rows)],
+                    "datatype": "BYTES" if c == CATEGORY else "FP64",
+                    "data": [r[c] for r in rows]} for c in [*ODD, CATEGORY]],
+    })  # fmt: skip
+    assert oip.status_code == 200, oip.text
+    outputs = {o["name"]: o["data"] for o in oip.json()["outputs"]}
+    assert outputs["predict"] == predictions
+    batch = client.post(f"/v1/models/{model}/batches",
+                        headers={**headers, "Content-Type": "text/csv"},
+                        content=pd.DataFrame(rows).to_csv(index=False).encode())  # fmt: skip
+    assert batch.status_code == 202, batch.text
+    job = batch.json()["id"]
+    world.batches.wait(job, timeout=60)
+    scored = client.get(f"/v1/batches/{job}/result", headers=headers)
+    assert scored.status_code == 200, scored.text
+    assert pd.read_csv(io.BytesIO(scored.content))["prediction"].tolist() == predictions
+    onnx = client.get(f"/v1/models/{model}/versions/1/export?format=onnx", headers=headers)
+    assert onnx.status_code == 200, onnx.text
 
 
-def test_onnx_export_keeps_the_names_and_imports_back(world: Services) -> None:
+@pytest.mark.parametrize("model", ["by-query", *BOOSTERS])
+def test_onnx_export_keeps_the_names_and_imports_back(world: Services, model: str) -> None:
     import onnx
 
-    done = export_onnx(world.uow(), world.artifacts, world.predictors, "by-query", None)
+    done = export_onnx(world.uow(), world.artifacts, world.predictors, model, None)
     assert done.max_difference <= TOLERANCE
     graph = onnx.load_from_string(done.data)
     assert [i.name for i in graph.graph.input] == [*ODD, CATEGORY]
     back = import_model(world.uow(), world.artifacts,
-                        ImportRequest("by-query-onnx", identify("m.onnx", done.data)),
+                        ImportRequest(f"{model}-onnx", identify("m.onnx", done.data)),
                         now=world.clock())  # fmt: skip
     assert [c.name for c in back.columns] == [*ODD, CATEGORY]
-    original = resolve_version(world.uow(), "by-query", None)
+    original = resolve_version(world.uow(), model, None)
     rows = pd.DataFrame(records(20))
     ours = world.predictors.get(original).score(conform(rows, original.columns))
     theirs = world.predictors.get(back).score(conform(rows, back.columns))
