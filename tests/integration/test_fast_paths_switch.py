@@ -161,6 +161,69 @@ def test_a_path_that_raises_later_is_retired_once(
     assert assert_the_librarys(world, version, rows_of(version, 3)) == TABLES
 
 
+def test_over_http_the_wine_booster_explains_before_and_after_the_switch(
+    world: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: 1 row and 178 rows with `explain`, 200 and the library's values
+    before the loop is compiled and after; the loop's check runs off the event loop."""
+    from starlette.testclient import TestClient
+
+    from mlgate.api.app import create_app
+    from tests.conftest import admin_token
+
+    version = trained(world, "wine-single-leaves")
+    headers = {"Authorization": f"Bearer {admin_token(world, 'predict', user='wine')}"}
+    records = conform(wine(), version.columns).astype(object)
+    records = records.where(records.notna(), None).to_dict("records")
+    explainer = world.explainer(version)
+
+    def explained(n: int) -> None:
+        answer = client.post(f"/v1/models/{version.model_name}/predict", headers=headers,
+                             json={"rows": records[:n], "explain": True})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        rows = rows_of(version, n)
+        found = np.array([[r["contributions"][c] for c in explainer.columns] + [r["base"]]
+                          for r in body["explanations"]])  # fmt: skip
+        want = library_values(world, version, rows, explainer.explain(rows))
+        np.testing.assert_allclose(found, want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+    with TestClient(create_app(world)) as client:
+        with monkeypatch.context() as held:
+            held.setattr(shap_kernel, "ready", lambda: False)
+            explained(1)
+            explained(178)
+            assert explainer.prepared()
+        assert shap_kernel.compile_now()
+        assert not explainer.prepared()  # the loop is checked first, in a thread
+        explained(1)
+        assert explainer.prepared()
+        explained(178)
+
+
+def test_a_fast_scorer_that_raises_is_retired_once(
+    world: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    version = trained(world, "depth-1")
+    predictor = world.predictors.get(version)
+    assert predictor._fast is not None and predictor._fast.active
+    rows = rows_of(version, 5)
+    want = predictor.score(rows)
+
+    def broken(x: np.ndarray) -> Any:
+        raise FloatingPointError("a compiled tree the scorer misreads")
+
+    predictor._fast._fast = broken
+    with caplog.at_level(logging.WARNING, logger="mlgate.serving"):
+        for _ in range(2):  # the library's float64 sums: within the compiled trees' 1e-6
+            got = predictor.score(rows)
+            assert got.predictions == want.predictions
+            np.testing.assert_allclose(got.probabilities, want.probabilities, atol=1e-6)  # type: ignore[arg-type]
+    retired = [r for r in caplog.records if "retired" in r.getMessage()]
+    assert len(retired) == 1 and "fast scorer" in retired[0].getMessage()
+    assert not predictor._fast.active
+
+
 def test_a_compiled_preprocessor_that_raises_is_retired_once(
     world: Services, caplog: pytest.LogCaptureFixture
 ) -> None:

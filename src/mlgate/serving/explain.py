@@ -161,12 +161,18 @@ class Explainer:
 
     def prepared(self) -> bool:
         """Its one-time work is done: the training mean read (linear), XGBoost's tables built
-        and checked. Until then a call is explained off the event loop (reading a snapshot can
-        take seconds)."""
+        and checked, and the compiled loop checked once it is compiled. Until then a call is
+        explained off the event loop (reading a snapshot can take seconds)."""
         if self.method == "linear":
             return self._mean is not None
         if self.method == "tree_shap" and self.version.algorithm == "xgboost":
-            return self._tables is not None
+            if self._tables is None or self._tables is False:
+                return self._tables is False
+            from mlgate.serving import shap_kernel
+
+            # the compiled loop, once compiled, is checked against the library before its
+            # first use: that call goes to a thread too
+            return self._kernel is not None or not shap_kernel.ready()
         return True
 
     def max_rows(self) -> int | None:
