@@ -1,8 +1,9 @@
 """Column names are opaque strings everywhere: names holding a slash (wine's real
-`od280/od315_of_diluted_wines`), spaces, quotes, dots, non-ASCII letters and SQL keywords go
-through every surface: training from a table and from a query in SQLite and PostgreSQL, our JSON,
-MLflow's /invocations and the Open Inference Protocol, explanations, batches, ONNX export (whose
-graph inputs keep the names) and its import, and the export bundle and its import."""
+`od280/od315_of_diluted_wines`), spaces, quotes, dots, non-ASCII letters and SQL keywords (and
+names that become the same identifier, or the names of a graph's own outputs) go through every
+surface: training from a table and from a query in SQLite and PostgreSQL, our JSON, MLflow's
+/invocations and the Open Inference Protocol, explanations, batches, ONNX export (whose graph
+inputs keep the names) and its import, and the export bundle and its import."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, admin_token, make_services
 
+# a_b is a.b once made an identifier; label and probabilities are an ONNX graph's own outputs
 ODD = ["od280/od315_of_diluted_wines", "with space", "it's", 'say "hi"', "a.b", "größe", "年龄",
-       "select", "order"]  # fmt: skip
+       "select", "order", "a_b", "label", "label1", "probabilities"]  # fmt: skip
 CATEGORY = "colour/kind"
 BOOSTERS = {"xgboost": {"n_estimators": 20}, "lightgbm": {"n_estimators": 20}}
 MODELS = ["by-table", *BOOSTERS]  # a linear model, and boosters that see the names too
