@@ -34,12 +34,12 @@ def library(model: Any) -> Any:
     return contribs
 
 
-def tables_of(model: Any) -> fast_shap.LeafShap | None:
+def tables_of(model: Any, n_features: int = X.shape[1]) -> fast_shap.LeafShap | None:
     document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
     first, last = model._get_iteration_range(None)
     indptr = document["learner"]["gradient_booster"]["model"]["iteration_indptr"]
     chosen = range(indptr[first], indptr[last]) if last > 0 else None
-    return fast_shap.checked(document, library(model), X.shape[1], chosen)
+    return fast_shap.checked(document, library(model), n_features, chosen)
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,49 @@ def test_a_model_too_large_to_fold_looks_g_up(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(fast_shap, "FOLDED_BYTES", 100)
     tables = tables_of(model)
     assert tables is not None and len(tables.folded) == 0
+
+
+def wine_booster(**params: Any) -> tuple[Any, np.ndarray]:
+    from sklearn.datasets import load_wine
+
+    x, y = load_wine(return_X_y=True)
+    model = xgb.XGBClassifier(n_estimators=60, tree_method="hist", n_jobs=1, random_state=0)
+    return model.set_params(**params).fit(x, y), x
+
+
+def single_leaf_trees(model: Any) -> list[int]:
+    document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
+    trees = document["learner"]["gradient_booster"]["model"]["trees"]
+    return [i for i, tree in enumerate(trees) if tree["left_children"][0] == -1]
+
+
+@pytest.mark.parametrize("params", [{}, {"max_depth": 1}], ids=["single leaves", "depth 1"])
+def test_single_leaf_trees_and_stumps_give_the_librarys_values(params: dict[str, Any]) -> None:
+    """Wine's three classes separate within a few rounds: most later trees are one leaf,
+    the last ones too (a leaf without features once broke the tables' reductions)."""
+    from mlgate.serving import shap_kernel
+
+    model, x = wine_booster(**params)
+    leaves = single_leaf_trees(model)
+    n_trees = 3 * model.n_estimators
+    if not params:
+        assert leaves and leaves[-1] == n_trees - 1 and len(leaves) < n_trees
+    tables = tables_of(model, x.shape[1])
+    assert tables is not None
+    want = library(model)(x)
+    np.testing.assert_allclose(
+        tables.contributions(x), want, rtol=0, atol=1e-5 * np.abs(want).max()
+    )
+    assert shap_kernel.compile_now()
+    for rows in (x[:3], np.vstack([x] * 2)):  # one block; several
+        np.testing.assert_allclose(
+            shap_kernel.contributions(tables, rows), tables.contributions(rows), atol=1e-12
+        )
+
+
+def test_a_booster_without_any_split_keeps_the_library() -> None:
+    model, _ = wine_booster(n_estimators=3, min_child_weight=1000)
+    assert len(single_leaf_trees(model)) == 9
+    document = json.loads(bytes(model.get_booster().save_raw(raw_format="json")))
+    with pytest.raises(fast_shap.Unsupported, match="no splits"):
+        fast_shap.from_booster_json(document)

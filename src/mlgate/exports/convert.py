@@ -88,6 +88,7 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
             f"{version.ref} ({algorithm}) could not be converted to ONNX: {first}"
         ) from None
     _missing_directions(graph, pipeline[-1])
+    _name_inputs(graph, [name for name, _ in inputs], version)
     meta = {
         "mlgate_model": version.model_name,
         "mlgate_version": str(version.number),
@@ -101,6 +102,57 @@ def convert(version: ModelVersion, pipeline: Any) -> bytes:
         entry.key, entry.value = key, value
     data: bytes = graph.SerializeToString()
     return data
+
+
+def _name_inputs(graph: Any, names: list[str], version: ModelVersion) -> None:
+    """Give the graph's inputs the columns' own names. skl2onnx rewrites an input name into
+    an identifier (`od280/od315` becomes `od280_od315`, `it's` becomes `it_s`) and away from
+    its own values' names (a column `label` becomes `label1`); ONNX itself takes any string, so
+    the converted graph is renamed at its edge: column names stay opaque strings, whatever they
+    hold. A value inside the graph that holds a column's name gives it up (an output too: a
+    column named `label` leaves the output `label_output`)."""
+    inputs = list(graph.graph.input)
+    if len(inputs) != len(names):
+        raise Conflict(
+            f"{version.ref} could not be converted to ONNX: the graph has {len(inputs)} inputs "
+            f"for {len(names)} columns"
+        )
+    if all(i.name == name for i, name in zip(inputs, names, strict=True)):
+        return
+    parked = [f"\0mlgate input {k}" for k in range(len(inputs))]  # no graph holds a NUL
+    for value, name in zip(inputs, parked, strict=True):
+        _rename(graph, value.name, name)
+    outputs = {o.name for o in graph.graph.output}
+    taken = set(names) | _values(graph)
+    for name in sorted(set(names) & _values(graph)):
+        fresh = f"{name}_output" if name in outputs else f"{name}_value"
+        k = 0
+        while fresh in taken:
+            k += 1
+            fresh = f"{name}_{k}"
+        taken.add(fresh)
+        _rename(graph, name, fresh)
+    for old, new in zip(parked, names, strict=True):
+        _rename(graph, old, new)
+
+
+def _values(graph: Any) -> set[str]:
+    """Every name a value has inside `graph` (not its inputs)."""
+    found = {o for node in graph.graph.node for o in node.output}
+    found |= {t.name for t in graph.graph.initializer} | {o.name for o in graph.graph.output}
+    return found
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    g = graph.graph
+    for value in [*g.input, *g.output, *g.value_info, *g.initializer]:
+        if value.name == old:
+            value.name = new
+    for node in g.node:
+        for names in (node.input, node.output):
+            for k, name in enumerate(names):
+                if name == old:
+                    names[k] = new
 
 
 def _register() -> None:

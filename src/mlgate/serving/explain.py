@@ -28,6 +28,7 @@ from mlgate.errors import Conflict, PayloadTooLarge
 from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import Table
 from mlgate.serving import sampling
+from mlgate.serving.switches import Guarded
 
 LINEAR = frozenset({"linear_regression", "ridge", "lasso", "elastic_net", "logistic_regression"})
 BOOSTERS = frozenset({"xgboost", "lightgbm", "catboost"})
@@ -152,16 +153,26 @@ class Explainer:
         self.method = _method(version, self._model)
         self._boosters: list[Any] | None = None
         self._tables: Any = None  # serving/fast_shap.py's tables, False where they do not fit
+        # the tables in numpy once checked; the compiled loop once it was found compiled and
+        # checked (serving/switches.py)
+        self._numpy: Guarded[tuple[np.ndarray, str]] | None = None
+        self._kernel: Guarded[tuple[np.ndarray, str]] | None = None
         self._groups: np.ndarray | None = None
 
     def prepared(self) -> bool:
         """Its one-time work is done: the training mean read (linear), XGBoost's tables built
-        and checked. Until then a call is explained off the event loop (reading a snapshot can
-        take seconds)."""
+        and checked, and the compiled loop checked once it is compiled. Until then a call is
+        explained off the event loop (reading a snapshot can take seconds)."""
         if self.method == "linear":
             return self._mean is not None
         if self.method == "tree_shap" and self.version.algorithm == "xgboost":
-            return self._tables is not None
+            if self._tables is None or self._tables is False:
+                return self._tables is False
+            from mlgate.serving import shap_kernel
+
+            # the compiled loop, once compiled, is checked against the library before its
+            # first use: that call goes to a thread too
+            return self._kernel is not None or not shap_kernel.ready()
         return True
 
     def max_rows(self) -> int | None:
@@ -223,9 +234,11 @@ class Explainer:
         )  # fmt: skip
 
     def _small_batch(self, X: Any) -> tuple[np.ndarray, str] | None:
-        """An XGBoost model's rows through fast_shap's tables, checked against the library
-        once: in numpy for a few rows, by the compiled loop (serving/shap_kernel.py) for more.
-        None where the tables do not cover the model: the library explains it."""
+        """An XGBoost model's rows through fast_shap's tables: in numpy for a few rows, by the
+        compiled loop (serving/shap_kernel.py) for any batch once it is compiled. Each is
+        checked against the library's pred_contribs on probe rows when it is switched in (the
+        tables when first needed, the loop when it is first found compiled) and retired, logged
+        once, if it raises later (serving/switches.py). None where the library explains."""
         from mlgate.serving import fast_shap, shap_kernel
 
         if self.version.algorithm != "xgboost" or not isinstance(X, np.ndarray):
@@ -234,23 +247,63 @@ class Explainer:
         if len(X) > fast_shap.SMALL_BATCH and not compiled:
             return None
         if self._tables is None:
-            import json
-
-            booster = self._model.get_booster()
-            document = json.loads(bytes(booster.save_raw(raw_format="json")))
-            self._tables = (
-                fast_shap.checked(
-                    document,
-                    lambda probe: _native_contributions("xgboost", self._model, probe)[0],
-                    X.shape[1],
-                )
-                or False
-            )
+            self._tables = self._checked_tables(X.shape[1])
         if self._tables is False:
             return None
-        if compiled:
-            return shap_kernel.contributions(self._tables, X), TABLES
-        return self._tables.contributions(X), TABLES
+        if compiled and self._kernel is None:
+            self._kernel = self._checked_kernel(self._tables, X.shape[1])
+        if self._kernel is not None and self._kernel.active:
+            return self._kernel(X)
+        if len(X) > fast_shap.SMALL_BATCH or self._numpy is None or not self._numpy.active:
+            return None
+        return self._numpy(X)
+
+    def _library_contributions(self, X: Any) -> tuple[np.ndarray, str]:
+        return _native_contributions(self.version.algorithm, self._model, X)
+
+    def _checked_tables(self, n_features: int) -> Any:
+        import json
+
+        from mlgate.serving import fast_shap
+
+        booster = self._model.get_booster()
+        document = json.loads(bytes(booster.save_raw(raw_format="json")))
+        tables = fast_shap.checked(
+            document, lambda probe: self._library_contributions(probe)[0], n_features
+        )
+        if tables is None:
+            return False
+
+        def numpy_tables(X: np.ndarray) -> tuple[np.ndarray, str]:
+            return tables.contributions(X), TABLES
+
+        self._numpy = Guarded(
+            f"TreeSHAP tables of {self.version.ref}", numpy_tables, self._library_contributions
+        )
+        return tables
+
+    def _checked_kernel(self, tables: Any, n_features: int) -> Guarded[tuple[np.ndarray, str]]:
+        """The compiled loop over `tables`, if it gives the library's values on the probe rows,
+        in one block (one thread) and in several (the parallel loop)."""
+        from mlgate.serving import fast_shap, shap_kernel
+        from mlgate.serving.switches import probed
+
+        what = f"compiled TreeSHAP loop of {self.version.ref}"
+
+        def check() -> bool:
+            probe = fast_shap.probe_rows(tables, n_features)
+            many = np.vstack([probe] * (1 + (2 * shap_kernel.MAX_BLOCK) // len(probe)))
+            return all(
+                fast_shap.agrees(
+                    shap_kernel.contributions(tables, rows), self._library_contributions(rows)[0]
+                )
+                for rows in (probe[:3], many)
+            )
+
+        def kernel(X: np.ndarray) -> tuple[np.ndarray, str]:
+            return shap_kernel.contributions(tables, X), TABLES
+
+        return Guarded(what, kernel if probed(what, check) else None, self._library_contributions)
 
     def _scikit_trees(self, X: Any) -> Explanation:
         import xgboost as xgb

@@ -27,11 +27,14 @@ compiled (until then, larger batches go to the library).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("mlgate.serving")
 
 MAX_FEATURES_ON_A_PATH = 10
 SMALL_BATCH = 8  # rows up to which these tables beat the library's call (measured here)
@@ -52,6 +55,10 @@ class LeafShap:
     slot_bit: np.ndarray  # (slots,) int64: 1 << the slot's place on its leaf
     slot_leaf: np.ndarray  # (slots,) int: its leaf
     leaf_starts: np.ndarray  # (leaves,) int: each leaf's first slot
+    group_starts: (
+        np.ndarray
+    )  # (leaves with slots,) int: their first slot (a one-leaf tree has none)
+    slot_group: np.ndarray  # (slots,) int: the slot's leaf among the leaves with slots
     table: np.ndarray  # (leaves * 2**width,) float64: G of every leaf, flat
     width: int  # the most distinct features on a path
     hot_weight: np.ndarray  # (slots,) v (1 − z) / z
@@ -88,9 +95,9 @@ class LeafShap:
             left = np.where(missing, self.split_default_left, left)
         follows = left[:, self.step_split] == self.step_left
         hot = np.logical_and.reduceat(follows, self.slot_starts, axis=1)  # (rows, slots)
-        bits = np.add.reduceat(np.where(hot, self.slot_bit, 0), self.leaf_starts, axis=1)
+        bits = np.add.reduceat(np.where(hot, self.slot_bit, 0), self.group_starts, axis=1)
         offsets = self.slot_leaf << self.width  # the slot's leaf's table
-        whole = bits[:, self.slot_leaf]  # H of the slot's leaf, per slot
+        whole = bits[:, self.slot_group]  # H of the slot's leaf, per slot
         g_all = self.table[offsets + whole]
         g_without = self.table[offsets + (whole & ~self.slot_bit)]
         phi = np.where(hot, self.hot_weight * g_without, self.cold_weight * g_all)
@@ -123,6 +130,7 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     leaf_z: list[list[float]] = []
     leaf_value: list[float] = []
     leaf_node: list[int] = []
+    leaf_output: list[int] = []  # the output each leaf adds to (a single-leaf tree has no slot)
     tree_leaves: list[int] = [0]
     tree_splits: list[int] = [0]
     program: list[tuple[int, int, int, int, float, bool, int]] = []
@@ -167,6 +175,7 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
                 leaf_z.append(z)
                 leaf_value.append(float(tree["split_conditions"][node]))
                 leaf_node.append(node)
+                leaf_output.append(output)
                 continue
             if cover[node] <= 0:
                 raise Unsupported("a split without cover")
@@ -187,9 +196,6 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     width = max(len(z) for z in leaf_z)
     table = np.zeros((len(leaf_z), 1 << width))
     expected = np.zeros(n_outputs)
-    leaf_output = np.zeros(len(leaf_z), dtype=np.int64)
-    for leaf, slot_index in enumerate(leaf_starts):
-        leaf_output[leaf] = slots[slot_index][2]
     for d in sorted({len(z) for z in leaf_z}):
         leaves = [i for i, z in enumerate(leaf_z) if len(z) == d]
         table[leaves, : 1 << d] = _tables(np.array([leaf_z[i] for i in leaves]))
@@ -204,6 +210,11 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
     slot_bit = np.left_shift(1, place).astype(np.int64)
     leaf_starts_ = np.asarray(leaf_starts, dtype=np.int64)
     leaf_ends = np.append(leaf_starts_[1:], len(slots))
+    # np.add.reduceat over an empty range gives the next element, not 0 (and fails past the
+    # end): a leaf without slots (a single-leaf tree) is left out of every reduction.
+    filled = leaf_ends > leaf_starts_
+    leaf_bits = np.zeros(len(leaf_starts_), dtype=np.int64)
+    np.add.at(leaf_bits, slot_leaf, slot_bit)
     hot_weight = value_of_slot * (1 - z_of_slot) / z_of_slot
     folded, folded_starts = _folded(table, width, leaf_starts_, leaf_ends, hot_weight,
                                     np.asarray(leaf_value))  # fmt: skip
@@ -217,6 +228,8 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         slot_bit=slot_bit,
         slot_leaf=slot_leaf,
         leaf_starts=leaf_starts_,
+        group_starts=leaf_starts_[filled],
+        slot_group=(np.cumsum(filled) - 1)[slot_leaf],
         table=table.ravel(),
         width=width,
         hot_weight=hot_weight,
@@ -226,7 +239,7 @@ def from_booster_json(document: dict[str, Any], chosen: range | None = None) -> 
         n_features=n_features,
         n_outputs=n_outputs,
         leaf_ends=leaf_ends,
-        leaf_bits=np.add.reduceat(slot_bit, leaf_starts_).astype(np.int32),
+        leaf_bits=leaf_bits.astype(np.int32),
         leaf_node=np.asarray(leaf_node, dtype=np.int64),
         tree_leaves=np.asarray(tree_leaves, dtype=np.int64),
         tree_splits=np.asarray(tree_splits, dtype=np.int64),
@@ -262,7 +275,7 @@ def _folded(
         return np.empty(0), np.empty(0, dtype=np.int64)
     flat = np.empty(int(starts[-1]))
     g = table.reshape(len(d), 1 << width)
-    for k in np.unique(d):
+    for k in np.unique(d[d > 0]):  # a leaf without features adds nothing
         leaves = np.flatnonzero(d == k)
         h = np.arange(1 << k)[:, None]  # (2^k, 1)
         bits = 1 << np.arange(k)[None, :]  # (1, k)
@@ -301,14 +314,36 @@ def checked(
     document: dict[str, Any], library: Any, n_features: int, chosen: range | None = None
 ) -> LeafShap | None:
     """The tables, after their contributions matched `library` (a callable giving the
-    library's `pred_contribs`, rows × outputs × features + 1) on probe rows: whole numbers,
-    wide normals, each threshold with the floats either side, far values and missing values.
-    The library's base margin is read off the probe. None where they do not cover the model
-    or do not agree."""
+    library's `pred_contribs`, rows × outputs × features + 1) on probe rows (`probe_rows`).
+    The library's base margin is read off the probe. None where they do not cover the model,
+    do not agree, or fail (logged)."""
+    from mlgate.serving.switches import probed
+
     try:
         tables = from_booster_json(document, chosen)
     except Unsupported:
         return None
+    except Exception as exc:  # a tree shape the tables get wrong: the library explains it
+        log.warning("TreeSHAP tables not used: building them raised %s: %s",
+                    type(exc).__name__, exc)  # fmt: skip
+        return None
+    found: list[LeafShap] = []
+
+    def check() -> bool:
+        probe = probe_rows(tables, n_features)
+        want = library(probe)
+        got = tables.contributions(probe)
+        shift = (want[:, :, -1] - got[:, :, -1]).mean(axis=0)  # the base margin
+        based = LeafShap(**{**tables.__dict__, "base": tables.base + shift})
+        found.append(based)
+        return agrees(based.contributions(probe), want)
+
+    return found[0] if probed("TreeSHAP tables", check) else None
+
+
+def probe_rows(tables: LeafShap, n_features: int) -> np.ndarray:
+    """Rows that visit every branch: whole numbers, wide normals, each threshold with the
+    floats either side, far values and missing values."""
     rng = np.random.default_rng(1)
     parts = [rng.integers(0, 4, size=(32, n_features)).astype("float64"),
              rng.normal(size=(32, n_features)) * 3]  # fmt: skip
@@ -318,12 +353,10 @@ def checked(
     probe = np.vstack(parts)
     probe[::3, ::2] = np.nan
     probe[1::11] *= 1e6
-    want = library(probe)
-    got = tables.contributions(probe)
-    shift = (want[:, :, -1] - got[:, :, -1]).mean(axis=0)  # the base margin
-    tables = LeafShap(**{**tables.__dict__, "base": tables.base + shift})
-    got = tables.contributions(probe)
+    return probe
+
+
+def agrees(got: np.ndarray, want: np.ndarray) -> bool:
+    """Contributions equal to the library's, to the float32 sums it makes."""
     scale = max(1.0, float(np.abs(want).max()))
-    if not np.allclose(got, want, rtol=0, atol=TOLERANCE * scale):
-        return None
-    return tables
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=0, atol=TOLERANCE * scale))

@@ -40,13 +40,18 @@ def compile_preprocessor(preprocessor: Any) -> Transform | None:
         return None
     columns = steps[0][1]
     blocks: list[Block] = []
-    for _name, transformer, selected in columns.transformers_:
-        if isinstance(transformer, str) and transformer == "drop":
-            continue
-        block = _block(transformer, list(selected) if not isinstance(selected, str) else [selected])
-        if block is None:
-            return None
-        blocks.append(block)
+    try:
+        for _name, transformer, selected in columns.transformers_:
+            if isinstance(transformer, str) and transformer == "drop":
+                continue
+            names = list(selected) if not isinstance(selected, str) else [selected]
+            block = _block(transformer, names)
+            if block is None:
+                return None
+            blocks.append(block)
+    except Exception as exc:  # a fitted step this does not read: scikit-learn's path
+        log.warning("fast path not used: compiling it raised %s", type(exc).__name__)
+        return None
 
     def transform(frame: Rows) -> np.ndarray:
         parts = [block(frame) for block in blocks]

@@ -14,7 +14,8 @@ from mlgate.errors import Conflict, FieldError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
-from mlgate.serving.scorers import fast_scorer
+from mlgate.serving.scorers import Scored, fast_scorer
+from mlgate.serving.switches import Guarded
 
 if TYPE_CHECKING:  # scikit-learn loads with the first model, not with the CLI or the server
     from collections.abc import Callable
@@ -34,6 +35,7 @@ class Predictor:
     """A fitted pipeline ready to score frames conformed to its version's columns."""
 
     def __init__(self, version: ModelVersion, pipeline: Any) -> None:
+        self._fast: Guarded[Scored | None] | None = None
         self.version = version
         self._pipeline = pipeline
         self._explainer: Explainer | None = None
@@ -42,19 +44,29 @@ class Predictor:
             self._compiled, self.compiled, self._model, self._fast = None, False, pipeline, None
             self._labels_from_proba = False
             return
-        # The compiled preprocessor where it reproduces scikit-learn's (see fastpath.py).
+        # The compiled preprocessor and the fast scorer where they reproduce the library
+        # (fastpath.py, scorers.py: checked on probe rows as they are built); each retired for
+        # good, logged once, should it ever raise (switches.py).
         from mlgate.serving.fastpath import compile_preprocessor
 
-        self._compiled = compile_preprocessor(pipeline[:-1])
-        self.compiled = self._compiled is not None
+        compiled = compile_preprocessor(pipeline[:-1])
+        self.compiled = compiled is not None
+        self._compiled = Guarded(
+            f"compiled preprocessor of {version.ref}", compiled, self._library_transform
+        )
         self._model = pipeline[-1]
         self._labels_from_proba = _labels_are_argmax(self._model)
-        self._fast = fast_scorer(self._model, version.task == "classification", model_threads())
+        fast = fast_scorer(self._model, version.task == "classification", model_threads())
+        if fast is not None:
+            self._fast = Guarded(f"fast scorer of {version.ref}", fast, _library_scores)
 
     def _transform(self, rows: Rows) -> Any:
         """The model's input: a numpy matrix, or a sparse one where text is vectorised."""
         if self._compiled is not None:
             return self._compiled(rows)
+        return self._library_transform(rows)
+
+    def _library_transform(self, rows: Rows) -> Any:
         from mlgate.schema import Table  # pandas: not at import, the CLI starts without it
 
         frame = rows.to_frame() if isinstance(rows, Table) else rows
@@ -130,6 +142,11 @@ class Predictor:
         # Classifiers are fitted on class codes 0..k-1; the version knows the labels.
         labels = np.asarray(self.version.classes or (), dtype=object)
         return Scores(labels[codes].tolist(), proba.tolist())
+
+
+def _library_scores(features: Any) -> None:
+    """A retired fast scorer's stand-in: no scores, so the model itself is asked."""
+    return None
 
 
 # Classifiers whose predict() is, in their own code, the argmax of predict_proba(): for them

@@ -182,3 +182,12 @@ def _kernel(*, parallel: bool) -> Any:
 
     _compiling[parallel] = kernel
     return kernel
+
+
+def compile_now() -> bool:
+    """Compile both loops and wait for them (what `ready` starts in the background): for a
+    caller that must know which path the next call takes, such as a test. True once ready."""
+    ready()
+    if _WARMING:
+        _WARMING[0].join()
+    return ready()
