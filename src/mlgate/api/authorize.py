@@ -27,6 +27,7 @@ from mlgate.access.model import Principal, Target
 from mlgate.access.service import authenticate
 from mlgate.bootstrap import Services
 from mlgate.registry.model import check_name
+from mlgate.serving import asking
 
 Rule = policy.Action | policy.GlobalAction | Literal["public", "authenticated"]
 F = TypeVar("F", bound=Callable[..., object])
@@ -104,6 +105,30 @@ def authorize(
     return principal
 
 
+def authorize_asked(
+    services: Services,
+    request: Request,
+    ref: str,
+    number: int | None = None,
+    alias: str | None = None,
+    *,
+    action: policy.Action | None = None,
+) -> tuple[Principal, asking.Asked]:
+    """The caller and what it asked for (`ref` as it named the model: `churn`, `churn@production`,
+    `churn@3`; a version or alias given beside it), if it may do the route's action (or
+    `action`) on that: every route that acts on a model goes through serving/asking.py here."""
+    if action is None:
+        rule = rule_of(request)
+        if rule in ("public", "authenticated", "admin", "create_model"):
+            raise RuntimeError(f"{request.url.path} declares {rule!r}: no action on a model")
+        action = rule  # type: ignore[assignment]
+    assert action is not None
+    principal = principal_of(services, request)
+    asked = asking.authorize_asked(principal, action, services.aliases.target, ref, number, alias)
+    request.state.authorized = True
+    return principal, asked
+
+
 def authorize_training(services: Services, request: Request, name: str) -> Principal:
     """Training an existing model needs `train` on it; a new name needs a team member, who
     becomes the owner at once (so the name is theirs while the first version trains)."""
@@ -139,6 +164,8 @@ async def authorize_first(request: Request, rule: Rule) -> None:
         return
     services: Services = request.app.state.services
     model = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
+    if model is not None:  # `churn@production`: the model is the name before the @
+        model = str(model).partition("@")[0]
 
     def check() -> None:
         principal = principal_of(services, request)
