@@ -26,6 +26,7 @@ from mlgate.access.grants import grant_owner_of_new_model
 from mlgate.access.model import Principal, Target
 from mlgate.access.service import authenticate
 from mlgate.bootstrap import Services
+from mlgate.errors import MlgateError
 from mlgate.registry.model import check_name
 from mlgate.serving import asking
 
@@ -156,16 +157,18 @@ def actor(principal: Principal) -> str:
 
 
 async def authorize_first(request: Request, rule: Rule) -> None:
-    """Before the body is read: the caller may do `rule` on something. A model's action needs
-    a grant (or a key restriction) touching the model in the path, on any alias or version
-    (the handler checks the exact one); training a name that is not a model yet needs the right
-    to create one (authorize_training)."""
+    """Before the body is read: the caller may do `rule` on something. Calling a model
+    (describe, predict, generate) is checked exactly, on the model as the path and query name
+    it (serving/asking.py), where they name it well; another action on a model needs a grant
+    (or a key restriction) touching the model in the path, on any alias or version (the handler
+    checks the exact one); training a name that is not a model yet needs the right to create
+    one (authorize_training)."""
     if rule == "public":
         return
     services: Services = request.app.state.services
-    model = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
-    if model is not None:  # `churn@production`: the model is the name before the @
-        model = str(model).partition("@")[0]
+    ref = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
+    model = None if ref is None else str(ref).partition("@")[0]  # `churn@production`: churn
+    named = _named_beside(request) if ref is not None else None
 
     def check() -> None:
         principal = principal_of(services, request)
@@ -175,12 +178,34 @@ async def authorize_first(request: Request, rule: Rule) -> None:
             policy.authorize_global(principal, rule)
         elif model is None:  # the model is in the body (grants) or behind an id (jobs)
             policy.check_scope(principal, rule)
-        elif rule == "train" and not _exists(services, str(model)):
+        elif rule == "train" and not _exists(services, model):
             policy.authorize_global(principal, "create_model")  # a new name: see below
+        elif rule in ("describe", "predict", "generate") and named is not None:
+            try:
+                read = asking.read_ref(str(ref), *named)
+            except MlgateError:  # a malformed name: the handler says what is wrong with it
+                policy.authorize_any(principal, rule, model)
+            else:
+                policy.authorize(
+                    principal, rule, asking.asked_for(services.aliases.target, *read).target
+                )
         else:
-            policy.authorize_any(principal, rule, str(model))
+            policy.authorize_any(principal, rule, model)
 
     await run_in_threadpool(check)
+
+
+def _named_beside(request: Request) -> tuple[int | None, str | None] | None:
+    """The version or alias a path segment (`/versions/3/…`) or the query (`?version=3`,
+    `?alias=staging`) names beside the model; None where one is malformed (left to the
+    handler, which answers what is wrong)."""
+    version = request.path_params.get("version") or request.query_params.get("version")
+    alias = request.query_params.get("alias")
+    if version is not None and not (
+        str(version).isdecimal() and len(str(version)) <= 9 and int(version) >= 1
+    ):
+        return None
+    return (None if version is None else int(version)), alias
 
 
 def _exists(services: Services, name: str) -> bool:

@@ -281,7 +281,7 @@ def batch(request: Request, batch_id: str) -> Response:
     services = pages.services_of(request)
     job = batches.batch_of(services.uow(), batch_id, me.actor)
     member_asking(request, "portal", "predict", batches.asked_of(job))  # still granted
-    return render(request, "portal/batch.html", principal=me,
+    return render(request, "portal/batch.html", principal=me, asked=batches.asked_of(job),
                   batch=batches.describe(job, services.clock()))  # fmt: skip
 
 
