@@ -186,9 +186,7 @@ async def authorize_first(request: Request, rule: Rule) -> None:
             except MlgateError:  # a malformed name: the handler says what is wrong with it
                 policy.authorize_any(principal, rule, model)
             else:
-                policy.authorize(
-                    principal, rule, asking.asked_for(services.aliases.target, *read).target
-                )
+                asking.authorize_asked(principal, rule, services.aliases.target, *read)
         else:
             policy.authorize_any(principal, rule, model)
 
