@@ -67,6 +67,11 @@ class MalformedRequest(InvalidInput):
     pass
 
 
+class UnknownColumns(InvalidInput):
+    """Rows name columns the model does not take (schema.py); the use case that knows which
+    model was asked for adds where its columns are listed."""
+
+
 class UnsupportedFormat(InvalidInput):
     pass
 

@@ -11,9 +11,10 @@ vectorised by the model) and datetime (ISO 8601 in JSON; fed to models as its pa
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ import pandas as pd
 
 from mlgate.columns import Column as Column  # defined there, without pandas; named here too
 from mlgate.columns import ColumnType as ColumnType
-from mlgate.errors import FieldError, InvalidInput, PayloadTooLarge
+from mlgate.errors import FieldError, InvalidInput, PayloadTooLarge, UnknownColumns
 
 MAX_FIELD_ERRORS = 20
 _JSON_TYPE = {
@@ -154,7 +155,7 @@ def rows_to_table(rows: Any, columns: Sequence[Column], *, max_rows: int) -> Tab
             errors.append(FieldError(f"rows[{i}]", "expected an object of column: value"))
             continue
         for name in sorted(row.keys() - known):
-            errors.append(FieldError(f"rows[{i}].{_short(name)}", _unknown(name)))
+            errors.append(_Unknown(f"rows[{i}].{_short(name)}", _unknown(name, names)))
         for column in columns:
             if column.name not in row:
                 errors.append(FieldError(f"rows[{i}].{column.name}", _missing(column)))
@@ -209,8 +210,10 @@ def columnar_to_table(names: Any, data: Any, columns: Sequence[Column], *, max_r
         )
     _check_count(len(data), "data", max_rows)
     by_name = {c.name: c for c in columns}
-    errors = [
-        FieldError(f"columns[{i}]", _unknown(n)) for i, n in enumerate(names) if n not in by_name
+    errors: list[FieldError] = [
+        _Unknown(f"columns[{i}]", _unknown(n, by_name))
+        for i, n in enumerate(names)
+        if n not in by_name
     ]
     errors += [FieldError("columns", _missing(c)) for c in columns if c.name not in names]
     if len(set(names)) != len(names):
@@ -251,7 +254,9 @@ def columns_to_table(
     n_rows = lengths.pop()
     _check_count(n_rows, "inputs", max_rows)
     by_name = {c.name: c for c in columns}
-    errors = [FieldError(f"inputs.{_short(n)}", _unknown(n)) for n in data if n not in by_name]
+    errors: list[FieldError] = [
+        _Unknown(f"inputs.{_short(n)}", _unknown(n, by_name)) for n in data if n not in by_name
+    ]
     errors += [FieldError("inputs", _missing(c)) for c in columns if c.name not in data]
     _raise_if(errors)
     lists: dict[str, list[Any]] = {}
@@ -389,10 +394,16 @@ def _check_count(n_rows: int, field: str, max_rows: int) -> None:
 def _raise_if(errors: list[FieldError]) -> None:
     if errors:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise InvalidInput(
-            f"{first.field}: {first.message}{more}", errors=errors[:MAX_FIELD_ERRORS]
-        )
+        others = len(errors) - 1
+        more = f" (and {others} more problem{'' if others == 1 else 's'})" if others else ""
+        unknown = any(isinstance(e, _Unknown) for e in errors)
+        error = UnknownColumns if unknown else InvalidInput
+        raise error(f"{first.field}: {first.message}{more}", errors=errors[:MAX_FIELD_ERRORS])
+
+
+@dataclass(frozen=True)
+class _Unknown(FieldError):
+    """A field naming a column the model does not take."""
 
 
 def _short(name: str) -> str:
@@ -400,8 +411,13 @@ def _short(name: str) -> str:
     return name if len(name) <= 64 else name[:61] + "..."
 
 
-def _unknown(name: str) -> str:
-    return f"unknown column {_short(name)!r}; GET /v1/models/{{name}} lists the model's columns"
+def _unknown(name: str, known: Iterable[str]) -> str:
+    """Which column the caller may have meant: the nearest name, ignoring case."""
+    by_folded = {k.casefold(): k for k in known}
+    nearest = difflib.get_close_matches(name.casefold(), list(by_folded), n=1, cutoff=0.6)
+    if nearest:
+        return f"unknown column {_short(name)!r}; did you mean {by_folded[nearest[0]]!r}?"
+    return f"unknown column {_short(name)!r}; it is not one of the model's {len(by_folded)} columns"
 
 
 def _missing(column: Column) -> str:

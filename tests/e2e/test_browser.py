@@ -2,7 +2,9 @@
 against `mlgate serve` on a socket. One journey, in order, as a team and a customer live it:
 log in; add the quickstart's source; train a model and watch the job finish; promote it; make
 a plan, a consumer and a key; call the API with the key; see usage and quota move; log in as the
-consumer and see only its own things; be refused another consumer's page.
+consumer and see only its own things; try a row and score a file; be refused another consumer's
+page. The consumer holds a grant on `churn@production` only (the README's pattern): every call
+and page that uses the model must take it as /predict does.
 
 Screenshots of the main pages go to $MLGATE_SCREENSHOTS (default: build/screenshots).
 The browser is the system's (`apt-get install chromium`); nothing is downloaded at test time.
@@ -174,6 +176,7 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     page.get_by_label("Calls per minute").fill("600")
     page.get_by_label("Requests per day (quota)").fill("1000")
     page.get_by_label("Rows per day (quota)").fill("5000")
+    page.get_by_label("Explanations: consumers may ask why").check()
     page.get_by_role("button", name="Create plan").click()
     expect(page.get_by_role("status")).to_contain_text("plan is saved")
     for name in ("acme", "globex"):
@@ -184,7 +187,7 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
         expect(page.get_by_role("status")).to_contain_text("consumer is created")
         page.get_by_label("Put on plan").select_option("starter")
         page.get_by_role("button", name="Subscribe").click()
-        page.get_by_label("Allow").fill("churn")
+        page.get_by_label("Allow").fill("churn@production" if name == "acme" else "churn")
         page.get_by_role("button", name="Grant").click()
         expect(page.get_by_role("status")).to_contain_text("grant is added")
     page.goto("/ui/consumers/acme")
@@ -252,11 +255,39 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     expect(mine.locator("tr[data-key]")).to_have_count(1)
     assert "globex" not in mine.content()
     shot(mine, "10-portal")
-    mine.get_by_role("link", name="churn").click()
+    mine.get_by_role("link", name="churn@production").click()  # the model, as granted
     expect(mine.locator("#ex-curl")).to_contain_text(token[:16] + "_")
-    expect(mine.locator("#ex-python")).to_contain_text("/v1/models/churn/predict")
+    expect(mine.locator("#ex-python")).to_contain_text("/v1/models/churn@production/predict")
     expect(mine.locator("#ex-curl")).not_to_contain_text(token[17:])
     shot(mine, "11-portal-model")
+
+    # Try a row (the page's example row), then score a file: both through the alias grant.
+    mine.get_by_role("button", name="Predict and explain").click()
+    expect(
+        mine.get_by_role("heading", name=re.compile(r"^Predicted .* \(version 1\)$"))
+    ).to_be_visible()
+    expect(mine.locator("#why-h + p svg, section.card svg").first).to_be_visible()
+    shot(mine, "12-portal-try-a-row")
+    upload = Path(str(site["database"])).parent / "to-score.csv"
+    row.to_csv(upload, index=False)
+    mine.locator("#b-file").set_input_files(str(upload))
+    mine.get_by_role("button", name="Score it").click()
+    expect(mine).to_have_url(re.compile(r"/portal/batches/[0-9a-f]+$"))
+    result_link = mine.get_by_role("link", name=re.compile("^Download the result"))
+    expect(result_link).to_be_visible(timeout=60_000)  # the page refreshes itself meanwhile
+    with mine.expect_download() as scored:
+        result_link.click()
+    lines = Path(scored.value.path()).read_text().splitlines()
+    assert "prediction" in lines[0].split(",") and len(lines) == 1 + len(row)
+    expect(mine.get_by_role("link", name=re.compile("churn@production"))).to_be_visible()
+
+    # Over the API the same grant opens the batch route, bare or by the alias, and nothing else.
+    key = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
+    for named, status in (("churn", 202), ("churn@production", 202), ("churn@2", 403)):
+        sent = httpx.post(f"{base}/v1/models/{named}/batches", content=upload.read_bytes(),
+                          headers=key)  # fmt: skip
+        assert sent.status_code == status, (named, sent.text)
+    assert sent.json()["code"] == "no_grant" and "churn@2" in sent.json()["detail"]
 
     # Another consumer's page, and the team's pages: refused.
     refused = mine.goto("/ui/consumers/globex")

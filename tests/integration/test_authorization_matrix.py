@@ -5,14 +5,18 @@ TestClient: every middleware, the error table and the real SQLite store; no sock
 The matrix is data. `test_every_route_has_a_row` fails when a route is added without one, so
 no route can ship without its access being decided and tested here.
 
-Callers: anonymous; consumers A (granted alpha) and B (granted beta); users with viewer,
-maintainer and owner grants on alpha; an admin. alpha is "own" for A and the users, beta belongs
-to another owner. Every user and consumer key carries every scope its kind may hold, so what
+Callers: anonymous; consumers A (granted alpha) and B (granted beta); consumer AL granted the
+alias alpha@production only, and V the version alpha@1 only (production and staging both point
+at version 1, so a grant that opened more than it names would show); users with viewer,
+maintainer and owner grants on alpha; an admin. alpha is "own" for A, AL, V and the users, beta
+belongs to another owner. The routes and pages that act on a model also have rows that name it
+as `alpha@production`, `alpha@1` or `alpha@staging` (NAMED), on alpha only. Every user and consumer key carries every scope its kind may hold, so what
 the matrix sees is roles and grants, not scopes (scopes have tests of their own).
 
 Requests are chosen so that an allowed call has one deterministic answer without changing what
 later cells see: deleting version 99 (allowed: 404), promoting staging to where it already is
-(409), creating a grant for a user who does not exist (404), and so on.
+(409), creating a grant for a user who does not exist (404), starting a rollout or a schedule on
+an alias that points nowhere (409), and so on.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -40,7 +45,7 @@ from tests.e2e.helpers import TOKEN
 
 pytestmark = pytest.mark.in_process  # the whole app, in this process: part of the fast tier
 
-CALLERS = ("anon", "cons_a", "cons_b", "viewer", "maint", "owner", "admin")
+CALLERS = ("anon", "cons_a", "cons_b", "cons_al", "cons_v", "viewer", "maint", "owner", "admin")
 PASSWORD = "matrix password 2026"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 OWN, OTHER = "alpha", "beta"
@@ -58,10 +63,15 @@ class Row:
     name: str = "ghost"  # user, consumer or plan names in the path
     params: dict[str, str] | None = None
     shape: str = "problem"  # how errors look: problem+json, or a protocol's own
+    ref: str = ""  # "@production", "@1": how the path names the model (NAMED rows, alpha only)
 
     @property
     def per_model(self) -> bool:
         return "{m}" in self.path or "{job}" in self.path
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (OWN,) if self.ref or not self.per_model else (OWN, OTHER)
 
 
 def cells(*statuses: tuple[int, int] | int) -> dict[str, tuple[int, int] | int]:
@@ -87,100 +97,100 @@ INFER = {
 }
 MLFLOW = {"dataframe_records": PREDICT["rows"]}
 
-#                             anon  cons_a      cons_b      viewer      maint       owner       admin
+#                             anon  cons_a      cons_b      cons_al     cons_v      viewer      maint       owner       admin
 MATRIX: list[Row] = [
-    Row("GET", "/healthz", cells(200, 200, 200, 200, 200, 200, 200)),
-    Row("GET", "/readyz", cells(200, 200, 200, 200, 200, 200, 200)),
-    Row("GET", "/metrics", cells(U, D, D, D, D, D, 200)),
-    Row("GET", "/v1/models", cells(U, 200, 200, 200, 200, 200, 200)),
-    Row("GET", "/v1/models/{m}", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/openapi.json", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
-    Row("POST", "/v1/models/{m}/versions/{version}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
+    Row("GET", "/healthz", cells(200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/readyz", cells(200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/metrics", cells(U, D, D, D, D, D, D, D, 200)),
+    Row("GET", "/v1/models", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/openapi.json", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/schema", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/predict", cells(U, (200, D), (D, 200), (200, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
+    Row("POST", "/v1/models/{m}/versions/{version}/predict", cells(U, (200, D), (D, 200), (D, D), (200, D), (D, D), (200, D), (200, D), (200, 200)), PREDICT),
     # The matrix's models are classifiers: an allowed caller hears that they do not generate.
-    Row("POST", "/v1/models/{m}/generate", cells(U, (409, D), (D, 409), (D, D), (409, D), (409, D), (409, 409)), {"n": 2}),
-    Row("POST", "/v1/models/{m}/forecast", cells(U, (409, D), (D, 409), (D, D), (409, D), (409, D), (409, 409)), {"history": [1.0, 2.0]}),
-    Row("POST", "/v1/models/{m}/train", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202)), TRAIN),
-    Row("GET", "/v1/jobs/{job}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/jobs/{job}/cancel", cells(U, (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202))),
-    Row("GET", "/v1/models/{m}/aliases", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/aliases/{alias}", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"version": 1}),
-    Row("POST", "/v1/models/{m}/aliases/{alias}/rollback", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {}),
-    Row("GET", "/v1/models/{m}/aliases/{alias}/history", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"candidate": 1}),
-    Row("POST", "/v1/models/{m}/rollouts/replay", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {"candidate": 99}),
-    Row("GET", "/v1/models/{m}/rollouts/{rollout}", cells(U, (D, D), (D, D), (404, D), (404, D), (404, D), (404, 404))),
-    Row("POST", "/v1/models/{m}/rollouts/{rollout}/decide", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
-    Row("POST", "/v1/models/{m}/rollouts/{rollout}/stop", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {}),
-    Row("GET", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"cron": "0 3 * * 1"}),
-    Row("DELETE", "/v1/models/{m}/schedules/{schedule}", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
-    Row("POST", "/v1/models/{m}/compare", cells(U, (D, D), (D, D), (422, D), (422, D), (422, D), (422, 422)), {"a": 1, "b": 1}),
-    Row("PATCH", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"description": "matrix"}),
-    Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
-    Row("DELETE", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (404, D), (404, 404)), version=99),
-    Row("GET", "/v1/models/{m}/versions/{version}/export", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/versions/{version}/report", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/versions/{version}/report.json", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/versions/{version}/archive", cells(U, (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), version=99),
-    Row("GET", "/v1/models/{m}/monitoring", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("GET", "/v1/models/{m}/monitoring/settings", cells(U, (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
-    Row("PUT", "/v1/models/{m}/monitoring/settings", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"min_rows": 200}),
-    Row("POST", "/v1/models/{m}/monitoring/check", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
-    Row("POST", "/v1/models/{m}/feedback", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), {"feedback": [{"request_id": "matrix-none", "label": 1}]}),
-    Row("POST", "/v1/models/{m}/import", cells(U, (D, D), (D, D), (D, D), (422, D), (422, D), (422, 422)), raw=b"not a zip"),
-    Row("POST", "/v1/models/{m}/batches", cells(U, (415, D), (D, 415), (D, D), (415, D), (415, D), (415, 415)), raw=b"not a table"),
-    Row("GET", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404)),
-    Row("GET", "/v1/batches/{batch}/result", cells(U, 404, 404, 404, 404, 404, 404)),
-    Row("DELETE", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404)),
-    Row("POST", "/v1/models/{m}/import-file", cells(U, (D, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not multipart"),
-    Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
-    Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422)),
-    Row("POST", "/v1/auth/password", cells(U, D, D, D, D, D, D), {"current": "x", "new": "y" * 12}),
-    Row("GET", "/v1/auth/me", cells(U, 200, 200, 200, 200, 200, 200)),
-    Row("GET", "/v1/users", cells(U, D, D, D, D, D, 200)),
-    Row("POST", "/v1/users", cells(U, D, D, D, D, D, 422), {"name": "newbie", "password": "short"}),
-    Row("POST", "/v1/users/{name}/disable", cells(U, D, D, D, D, D, 404)),
-    Row("POST", "/v1/users/{name}/enable", cells(U, D, D, D, D, D, 404)),
-    Row("PUT", "/v1/users/{name}/password", cells(U, D, D, D, D, D, 404), {"password": "a long enough one"}),
-    Row("GET", "/v1/consumers", cells(U, D, D, D, D, D, 200)),
-    Row("POST", "/v1/consumers", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
-    Row("GET", "/v1/consumers/{name}", cells(U, 200, D, D, D, D, 200), name="acme"),
-    Row("POST", "/v1/consumers/{name}/disable", cells(U, D, D, D, D, D, 404)),
-    Row("PUT", "/v1/consumers/{name}/password", cells(U, D, D, D, D, D, 404), {"password": "a long enough one"}),
-    Row("POST", "/v1/consumers/{name}/enable", cells(U, D, D, D, D, D, 404)),
-    Row("GET", "/v1/keys", cells(U, 200, 200, 200, 200, 200, 200)),
-    Row("POST", "/v1/keys", cells(U, D, D, D, D, D, 201), {"name": "for-root", "owner_kind": "user", "owner": "root", "scopes": ["read"]}),
-    Row("DELETE", "/v1/keys/{prefix}", cells(U, 404, 404, 404, 404, 200, 200)),
-    Row("GET", "/v1/grants", cells(U, 200, 200, 200, 200, 200, 200)),
-    Row("POST", "/v1/grants", cells(U, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
-    Row("DELETE", "/v1/grants/{grant_id}", cells(U, D, D, 404, 404, 404, 404)),  # a consumer's key never holds the admin scope grants need: refused before any lookup
-    Row("GET", "/v1/audit", cells(U, D, D, D, D, D, 200)),
-    Row("GET", "/v1/plans", cells(U, D, D, D, D, D, 200)),
-    Row("POST", "/v1/plans", cells(U, D, D, D, D, D, 422), {"name": "bad name!"}),
-    Row("GET", "/v1/plans/{name}", cells(U, 200, 200, D, D, D, 200), name="open"),
-    Row("PATCH", "/v1/plans/{name}", cells(U, D, D, D, D, D, 404), {"per_minute": 5}),
-    Row("DELETE", "/v1/plans/{name}", cells(U, D, D, D, D, D, 404)),
-    Row("POST", "/v1/consumers/{name}/subscriptions", cells(U, D, D, D, D, D, 404), {"plan": "open"}),
-    Row("GET", "/v1/consumers/{name}/subscriptions", cells(U, 200, D, D, D, D, 200), name="acme"),
-    Row("GET", "/v1/consumers/{name}/spend", cells(U, 200, D, D, D, D, 200), name="acme"),
-    Row("PUT", "/v1/consumers/{name}/webhook", cells(U, 200, D, D, D, D, 200), {"url": "https://93.184.215.14/acme"}, name="acme"),
-    Row("PUT", "/v1/consumers/{name}/spend-cap", cells(U, 200, D, D, D, D, 200), {"cap": "1000000.00"}, name="acme"),
-    Row("GET", "/v1/usage", cells(U, 200, 200, D, D, D, 200), params={"month": "2026-11"}),
-    Row("GET", "/v1/usage/export", cells(U, 200, D, D, D, D, 200), params={"month": "2026-11", "consumer": "acme"}),
-    Row("POST", "/v1/models/{m}/invocations", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), MLFLOW, shape="mlflow"),
-    Row("GET", "/v2", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
-    Row("GET", "/v2/health/live", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
-    Row("GET", "/v2/health/ready", cells(200, 200, 200, 200, 200, 200, 200), shape="oip"),
-    Row("GET", "/v2/models/{m}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
-    Row("GET", "/v2/models/{m}/versions/{version}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
-    Row("GET", "/v2/models/{m}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
-    Row("GET", "/v2/models/{m}/versions/{version}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
-    Row("POST", "/v2/models/{m}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
-    Row("POST", "/v2/models/{m}/versions/{version}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
-    Row("POST", "/v1/models/{m}/versions/{version}/retire", cells(U, (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"at": None}),
+    Row("POST", "/v1/models/{m}/generate", cells(U, (409, D), (D, 409), (409, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"n": 2}),
+    Row("POST", "/v1/models/{m}/forecast", cells(U, (409, D), (D, 409), (409, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"history": [1.0, 2.0]}),
+    Row("POST", "/v1/models/{m}/train", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202)), TRAIN),
+    Row("GET", "/v1/jobs/{job}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/jobs/{job}/cancel", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (202, D), (202, D), (202, 202))),
+    Row("GET", "/v1/models/{m}/aliases", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/aliases/{alias}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"version": 1}),
+    Row("POST", "/v1/models/{m}/aliases/{alias}/rollback", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {}),
+    Row("GET", "/v1/models/{m}/aliases/{alias}/history", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/rollouts", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"candidate": 1, "alias": "canary"}),
+    Row("POST", "/v1/models/{m}/rollouts/replay", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {"candidate": 99}),
+    Row("GET", "/v1/models/{m}/rollouts/{rollout}", cells(U, (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, D), (404, 404))),
+    Row("POST", "/v1/models/{m}/rollouts/{rollout}/decide", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
+    Row("POST", "/v1/models/{m}/rollouts/{rollout}/stop", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), {}),
+    Row("GET", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/schedules", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (409, D), (409, D), (409, 409)), {"cron": "0 3 * * 1", "alias": "canary"}),
+    Row("DELETE", "/v1/models/{m}/schedules/{schedule}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404))),
+    Row("POST", "/v1/models/{m}/compare", cells(U, (D, D), (D, D), (D, D), (D, D), (422, D), (422, D), (422, D), (422, 422)), {"a": 1, "b": 1}),
+    Row("PATCH", "/v1/models/{m}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"description": "matrix"}),
+    Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
+    Row("DELETE", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, 404)), version=99),
+    Row("GET", "/v1/models/{m}/versions/{version}/export", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/versions/{version}/report", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/versions/{version}/report.json", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/versions/{version}/archive", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), version=99),
+    Row("GET", "/v1/models/{m}/monitoring", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/monitoring/settings", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
+    Row("PUT", "/v1/models/{m}/monitoring/settings", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"min_rows": 200}),
+    Row("POST", "/v1/models/{m}/monitoring/check", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("POST", "/v1/models/{m}/feedback", cells(U, (200, D), (D, 200), (200, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"feedback": [{"request_id": "matrix-none", "label": 1}]}),
+    Row("POST", "/v1/models/{m}/import", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (422, D), (422, D), (422, 422)), raw=b"not a zip"),
+    Row("POST", "/v1/models/{m}/batches", cells(U, (415, D), (D, 415), (415, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not a table"),
+    Row("GET", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404, 404, 404)),
+    Row("GET", "/v1/batches/{batch}/result", cells(U, 404, 404, 404, 404, 404, 404, 404, 404)),
+    Row("DELETE", "/v1/batches/{batch}", cells(U, 404, 404, 404, 404, 404, 404, 404, 404)),
+    Row("POST", "/v1/models/{m}/import-file", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not multipart"),
+    Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
+    Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422, 422, 422)),
+    Row("POST", "/v1/auth/password", cells(U, D, D, D, D, D, D, D, D), {"current": "x", "new": "y" * 12}),
+    Row("GET", "/v1/auth/me", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("GET", "/v1/users", cells(U, D, D, D, D, D, D, D, 200)),
+    Row("POST", "/v1/users", cells(U, D, D, D, D, D, D, D, 422), {"name": "newbie", "password": "short"}),
+    Row("POST", "/v1/users/{name}/disable", cells(U, D, D, D, D, D, D, D, 404)),
+    Row("POST", "/v1/users/{name}/enable", cells(U, D, D, D, D, D, D, D, 404)),
+    Row("PUT", "/v1/users/{name}/password", cells(U, D, D, D, D, D, D, D, 404), {"password": "a long enough one"}),
+    Row("GET", "/v1/consumers", cells(U, D, D, D, D, D, D, D, 200)),
+    Row("POST", "/v1/consumers", cells(U, D, D, D, D, D, D, D, 422), {"name": "bad name!"}),
+    Row("GET", "/v1/consumers/{name}", cells(U, 200, D, D, D, D, D, D, 200), name="acme"),
+    Row("POST", "/v1/consumers/{name}/disable", cells(U, D, D, D, D, D, D, D, 404)),
+    Row("PUT", "/v1/consumers/{name}/password", cells(U, D, D, D, D, D, D, D, 404), {"password": "a long enough one"}),
+    Row("POST", "/v1/consumers/{name}/enable", cells(U, D, D, D, D, D, D, D, 404)),
+    Row("GET", "/v1/keys", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("POST", "/v1/keys", cells(U, D, D, D, D, D, D, D, 201), {"name": "for-root", "owner_kind": "user", "owner": "root", "scopes": ["read"]}),
+    Row("DELETE", "/v1/keys/{prefix}", cells(U, 404, 404, 404, 404, 404, 404, 200, 200)),
+    Row("GET", "/v1/grants", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Row("POST", "/v1/grants", cells(U, D, D, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
+    Row("DELETE", "/v1/grants/{grant_id}", cells(U, D, D, D, D, 404, 404, 404, 404)),  # a consumer's key never holds the admin scope grants need: refused before any lookup
+    Row("GET", "/v1/audit", cells(U, D, D, D, D, D, D, D, 200)),
+    Row("GET", "/v1/plans", cells(U, D, D, D, D, D, D, D, 200)),
+    Row("POST", "/v1/plans", cells(U, D, D, D, D, D, D, D, 422), {"name": "bad name!"}),
+    Row("GET", "/v1/plans/{name}", cells(U, 200, 200, 200, 200, D, D, D, 200), name="open"),
+    Row("PATCH", "/v1/plans/{name}", cells(U, D, D, D, D, D, D, D, 404), {"per_minute": 5}),
+    Row("DELETE", "/v1/plans/{name}", cells(U, D, D, D, D, D, D, D, 404)),
+    Row("POST", "/v1/consumers/{name}/subscriptions", cells(U, D, D, D, D, D, D, D, 404), {"plan": "open"}),
+    Row("GET", "/v1/consumers/{name}/subscriptions", cells(U, 200, D, D, D, D, D, D, 200), name="acme"),
+    Row("GET", "/v1/consumers/{name}/spend", cells(U, 200, D, D, D, D, D, D, 200), name="acme"),
+    Row("PUT", "/v1/consumers/{name}/webhook", cells(U, 200, D, D, D, D, D, D, 200), {"url": "https://93.184.215.14/acme"}, name="acme"),
+    Row("PUT", "/v1/consumers/{name}/spend-cap", cells(U, 200, D, D, D, D, D, D, 200), {"cap": "1000000.00"}, name="acme"),
+    Row("GET", "/v1/usage", cells(U, 200, 200, 200, 200, D, D, D, 200), params={"month": "2026-11"}),
+    Row("GET", "/v1/usage/export", cells(U, 200, D, D, D, D, D, D, 200), params={"month": "2026-11", "consumer": "acme"}),
+    Row("POST", "/v1/models/{m}/invocations", cells(U, (200, D), (D, 200), (200, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), MLFLOW, shape="mlflow"),
+    Row("GET", "/v2", cells(200, 200, 200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/health/live", cells(200, 200, 200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/health/ready", cells(200, 200, 200, 200, 200, 200, 200, 200, 200), shape="oip"),
+    Row("GET", "/v2/models/{m}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/versions/{version}", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("GET", "/v2/models/{m}/versions/{version}/ready", cells(U, (200, D), (D, 200), (200, D), (200, D), (200, D), (200, D), (200, D), (200, 200)), shape="oip"),
+    Row("POST", "/v2/models/{m}/infer", cells(U, (200, D), (D, 200), (200, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
+    Row("POST", "/v2/models/{m}/versions/{version}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
+    Row("POST", "/v1/models/{m}/versions/{version}/retire", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"at": None}),
 ]  # fmt: skip
 
 
@@ -236,12 +246,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         _cli(services, "users", "create", user, "--no-password")
     _cli(services, "users", "create", "root", "--no-password", "--admin")
     _cli(services, "plans", "create", "open")  # no limits: the matrix is about access
-    for consumer in ("acme", "globex"):
+    for consumer in ("acme", "globex", "initech", "umbrella"):
         _cli(services, "consumers", "create", consumer)
         _cli(services, "consumers", "subscribe", consumer, "open")
     for args in [
         ("--consumer", "acme", OWN, "consumer"),
         ("--consumer", "globex", OTHER, "consumer"),
+        ("--consumer", "initech", f"{OWN}@production", "consumer"),
+        ("--consumer", "umbrella", f"{OWN}@1", "consumer"),
         ("--user", "vera", OWN, "viewer"),
         ("--user", "max", OWN, "maintainer"),
         ("--user", "olga", OWN, "owner"),
@@ -251,6 +263,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     owners = {
         "cons_a": ("--consumer", "acme"),
         "cons_b": ("--consumer", "globex"),
+        "cons_al": ("--consumer", "initech"),
+        "cons_v": ("--consumer", "umbrella"),
         "viewer": ("--user", "vera"),
         "maint": ("--user", "max"),
         "owner": ("--user", "olga"),
@@ -275,12 +289,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with TestClient(seen, follow_redirects=False) as client:
         jobs = {}
         for model in (OWN, OTHER):  # staging at v1 already: promoting it there again is a 409
-            moved = client.post(
-                f"/v1/models/{model}/aliases/staging",
-                json={"version": 1},
-                headers=headers["admin"],
-            )
-            assert moved.status_code == 200, moved.text
+            for alias in ("staging", "production"):
+                moved = client.post(
+                    f"/v1/models/{model}/aliases/{alias}",
+                    json={"version": 1},
+                    headers=headers["admin"],
+                )
+                assert moved.status_code == 200, moved.text
             made = client.post(f"/v1/models/{model}/train", json=TRAIN, headers=headers["admin"])
             assert made.status_code == 202, made.text
             jobs[model] = made.json()["id"]
@@ -311,7 +326,7 @@ def _cookie(cookies: dict[str, str]) -> dict[str, str]:
 
 def _url(world: World, row: Row, model: str) -> str:
     return row.path.replace("{change}", "disable").format(
-        m=model,
+        m=model + row.ref,
         job=world.jobs.get(model, ""),
         version=row.version,
         alias=row.alias,
@@ -324,18 +339,93 @@ def _url(world: World, row: Row, model: str) -> str:
     )
 
 
-def _expected(row: Row, caller: str, model: str) -> int:
+def _expected(row: Any, caller: str, model: str) -> int:
     cell = row.expect[caller]
     if isinstance(cell, tuple):
         return cell[0] if model == OWN else cell[1]
     return cell
 
 
+# The routes that act on a model, with the model named as an alias or a version: AL holds only
+# alpha@production, V only alpha@1 (both aliases point at version 1), so each opens the name it
+# holds and nothing else; every grant lets its holder describe the model. The other callers'
+# grants are on the whole model: they see what the bare name gets them.
+REFS = ("@production", "@1", "@staging")
+HOLDS = {"cons_al": "@production", "cons_v": "@1"}
+CALLING = ("describe", "predict", "generate")  # the rules of routes that use a model
+
+
+def api_routes() -> list[Any]:
+    """Every route of every router module under mlgate.api.routes."""
+    found = []
+    for module in pkgutil.iter_modules(routes_package.__path__):
+        loaded = importlib.import_module(f"mlgate.api.routes.{module.name}")
+        routers = [v for k, v in vars(loaded).items() if k.endswith("router")]
+        assert routers, f"mlgate.api.routes.{module.name} has no router"
+        for router in routers:
+            found += [r for r in router.routes if isinstance(r, APIRoute)]
+    return found
+
+
+def _rules() -> dict[tuple[str, str], str]:
+    """(method, path as the matrix writes it) -> the rule its route or page declares."""
+    routes = api_routes() + [r for w in web_routers for r in w.routes if isinstance(r, APIRoute)]
+    return {
+        (method, _as_written(r.path)): r.endpoint.__mlgate_access__
+        for r in routes
+        for method in r.methods
+    }
+
+
+def _as_written(path: str) -> str:
+    for route, row in (("{name}", "{m}"), ("{job_id}", "{job}"), ("{rollout_id}", "{rollout}"),
+                       ("{schedule_id}", "{schedule}"), ("{batch_id}", "{batch}")):  # fmt: skip
+        path = path.replace(route, row)
+    return path
+
+
+RULES = _rules()
+# Every route that uses a model named in its path (a version in the path names it already):
+# derived from the routes' own rules, so that a new one cannot skip these rows.
+CALLED = [
+    (r.method, r.path)
+    for r in MATRIX
+    if "{m}" in r.path and "{version}" not in r.path and RULES[r.method, r.path] in CALLING
+]
+assert len(CALLED) == 11, CALLED  # predict, generate, forecast, feedback, batches, invocations,
+# OIP infer, schema, openapi.json, OIP metadata and ready
+DESCRIBED = {"/v1/models/{m}/schema", "/v1/models/{m}/openapi.json", "/v2/models/{m}",
+             "/v2/models/{m}/ready", "/portal/models/{m}"}  # fmt: skip
+
+
+def _as_named(row: Any, ref: str) -> Any:
+    """`row` (a Row or a Page) on alpha named `alpha{ref}`."""
+    allowed = _expected(row, "cons_a", OWN)  # a whole-model grant of the same role
+    expect = {caller: _expected(row, caller, OWN) for caller in CALLERS}
+    for caller, holds in HOLDS.items():
+        opens = row.path in DESCRIBED or holds == ref
+        expect[caller] = allowed if opens else D  # (a consumer on a team page: 403 either way)
+    return replace(row, expect=expect, ref=ref)
+
+
+NAMED = [
+    _as_named(next(r for r in MATRIX if (r.method, r.path) == called), ref)
+    for called in CALLED
+    for ref in REFS
+]
+MATRIX += NAMED
+
+
+def _id(row: Any, caller: str, model: str) -> str:
+    path = row.path.replace("{m}", "{m}" + row.ref)
+    return f"{row.method} {path} {caller}" + (f" {model}" if row.per_model else "")
+
+
 CASES = [
-    pytest.param(row, caller, model, id=f"{row.method} {row.path} {caller}" + (f" {model}" if row.per_model else ""))
+    pytest.param(row, caller, model, id=_id(row, caller, model))
     for row in MATRIX
     for caller in CALLERS
-    for model in ((OWN, OTHER) if row.per_model else (OWN,))
+    for model in row.models
 ]  # fmt: skip
 
 
@@ -372,13 +462,13 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
 # in, one's own password and keys, grants naming their model) are left out.
 BODY_DECIDES = ("/v1/auth/login", "/v1/auth/password", "/v1/keys", "/v1/grants")
 REFUSED = [
-    pytest.param(row, caller, model, body, id=f"{row.method} {row.path} {caller} {model} {name}")
+    pytest.param(row, caller, model, body, id=f"{_id(row, caller, model)} {name}")
     for row in MATRIX
     if row.method in ("POST", "PUT", "PATCH")
     and row.body is not None
     and row.path not in BODY_DECIDES
     for caller in CALLERS
-    for model in ((OWN, OTHER) if row.per_model else (OWN,))
+    for model in row.models
     if _expected(row, caller, model) in (401, 403)
     for name, body in (("empty", b"{}"), ("not-json", b"{not json"))
 ]
@@ -395,18 +485,6 @@ def test_a_refused_caller_never_hears_about_its_body(
         content=body,
     )
     assert response.status_code == _expected(row, caller, model), response.text[:300]
-
-
-def api_routes() -> list[Any]:
-    """Every route of every router module under mlgate.api.routes."""
-    found = []
-    for module in pkgutil.iter_modules(routes_package.__path__):
-        loaded = importlib.import_module(f"mlgate.api.routes.{module.name}")
-        routers = [v for k, v in vars(loaded).items() if k.endswith("router")]
-        assert routers, f"mlgate.api.routes.{module.name} has no router"
-        for router in routers:
-            found += [r for r in router.routes if isinstance(r, APIRoute)]
-    return found
 
 
 def test_every_route_has_a_row() -> None:
@@ -451,81 +529,96 @@ class Page:
     name: str = "ghost"
     params: dict[str, str] | None = None
     csrf: bool = True
+    ref: str = ""  # as in Row
 
     @property
     def per_model(self) -> bool:
         return "{m}" in self.path or "{job}" in self.path or "{m}" in str(self.form)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (OWN,) if self.ref or not self.per_model else (OWN, OTHER)
 
-#                                   anon  cons_a      cons_b      viewer      maint       owner       admin
+
+#                                   anon  cons_a      cons_b      cons_al     cons_v      viewer      maint       owner       admin
 PAGES: list[Page] = [
-    Page("GET", "/", cells(S, S, S, S, S, S, S)),
-    Page("GET", "/ui", cells(S, S, S, S, S, S, S)),
-    Page("GET", "/ui/static/{name}", cells(200, 200, 200, 200, 200, 200, 200), name="app.css"),
-    Page("GET", "/ui/login", cells(200, 200, 200, 200, 200, 200, 200)),
-    Page("POST", "/ui/login", cells(W, W, W, W, W, W, W), {"name": "root", "password": PASSWORD}, csrf=False),
-    Page("POST", "/ui/logout", cells(S, W, W, W, W, W, W), {}, csrf=False),
-    Page("GET", "/portal/login", cells(200, 200, 200, 200, 200, 200, 200)),
-    Page("POST", "/portal/login", cells(W, W, W, W, W, W, W), {"name": "acme", "password": PASSWORD}, csrf=False),
-    Page("POST", "/portal/logout", cells(S, W, W, W, W, W, W), {}, csrf=False),
-    Page("GET", "/ui/models", cells(S, W, W, 200, 200, 200, 200)),
-    Page("GET", "/ui/models/{m}", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
-    Page("POST", "/ui/models/{m}/promote", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), PROMOTE),
-    Page("POST", "/ui/models/{m}/rollback", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {**PROMOTE, "version": ""}),
-    Page("GET", "/ui/models/{m}/compare", cells(S, (W, W), (W, W), (422, W), (422, W), (422, W), (422, 422)), params={"a": "1", "b": "1"}),
-    Page("GET", "/ui/models/{m}/monitoring", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
-    Page("GET", "/ui/models/{m}/rollouts", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
-    Page("POST", "/ui/models/{m}/rollouts", cells(U, (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {"candidate": "1"}),
-    Page("GET", "/ui/models/{m}/rollouts/{rollout}", cells(S, (W, W), (W, W), (404, W), (404, W), (404, W), (404, 404))),
-    Page("POST", "/ui/models/{m}/rollouts/{rollout}/stop", cells(U, (W, W), (W, W), (W, W), (404, W), (404, W), (404, 404)), {"reason": ""}),
-    Page("GET", "/ui/models/{m}/explain", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
-    Page("POST", "/ui/models/{m}/explain", cells(U, (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"row": "not json"}),
-    Page("GET", "/ui/models/{m}/versions/{version}/report", cells(S, (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
-    Page("GET", "/ui/sources", cells(S, W, W, 200, 200, 200, 200)),
-    Page("POST", "/ui/sources", cells(U, W, W, W, W, W, 422), {"name": "bad name!", "url": "sqlite:///x.db"}),
-    Page("GET", "/ui/sources/{name}", cells(S, W, W, 200, 200, 200, 200), name="demo"),
-    Page("POST", "/ui/sources/{name}/test", cells(U, W, W, 404, 404, 404, 404), {}),
-    Page("POST", "/ui/sources/{name}/remove", cells(U, W, W, W, W, W, 404), {}),
-    Page("GET", "/ui/import", cells(S, W, W, 200, 200, 200, 200)),
-    Page("POST", "/ui/import", cells(U, (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"model": "{m}"}),
-    Page("GET", "/ui/train", cells(S, W, W, 200, 200, 200, 200)),
-    Page("POST", "/ui/train", cells(U, (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), FORM_MODEL),
-    Page("GET", "/ui/jobs/{job}", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
-    Page("GET", "/ui/jobs/{job}/state", cells(S, (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
-    Page("POST", "/ui/jobs/{job}/cancel", cells(U, (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), {}),
-    Page("GET", "/ui/consumers", cells(S, W, W, W, W, W, 200)),
-    Page("POST", "/ui/consumers", cells(U, W, W, W, W, W, 422), {"name": "bad name!"}),
-    Page("GET", "/ui/consumers/{name}", cells(S, W, W, W, W, W, 200), name="acme"),
-    Page("POST", "/ui/consumers/{name}/subscribe", cells(U, W, W, W, W, W, 404), {"plan": "open"}),
-    Page("POST", "/ui/consumers/{name}/grants", cells(U, W, W, W, W, W, 404), {"target": "alpha"}),
-    Page("POST", "/ui/consumers/{name}/password", cells(U, W, W, W, W, W, 404), {"password": "a long enough one"}),
-    Page("POST", "/ui/consumers/{name}/{change}", cells(U, W, W, W, W, W, 404), {}),
-    Page("GET", "/ui/plans", cells(S, W, W, W, W, W, 200)),
-    Page("POST", "/ui/plans", cells(U, W, W, W, W, W, 422), {"name": "bad name!"}),
-    Page("GET", "/ui/plans/{name}", cells(S, W, W, W, W, W, 200), name="open"),
-    Page("POST", "/ui/plans/{name}", cells(U, W, W, W, W, W, 404), {"per_minute": "5"}),
-    Page("GET", "/ui/keys", cells(S, W, W, 200, 200, 200, 200)),
-    Page("POST", "/ui/keys", cells(U, W, W, 422, 422, 422, 422), {"name": ""}),
-    Page("POST", "/ui/keys/{prefix}/revoke", cells(U, W, W, 404, 404, S, S), {}),
-    Page("GET", "/ui/usage", cells(S, W, W, W, W, W, 200), params={"month": "2026-11"}),
-    Page("GET", "/ui/usage.csv", cells(S, W, W, W, W, W, 200), params={"month": "2026-11"}),
-    Page("GET", "/ui/audit", cells(S, W, W, W, W, W, 200), params={"action": "web."}),
-    Page("GET", "/portal", cells(S, 200, 200, W, W, W, W)),
-    Page("POST", "/portal/keys", cells(U, 422, 422, W, W, W, W), {"name": ""}),
-    Page("POST", "/portal/spend-cap", cells(U, 422, 422, W, W, W, W), {"cap": "-1"}),
-    Page("POST", "/portal/models/{m}/batches", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {}),
-    Page("GET", "/portal/batches/no-such-batch", cells(S, 404, 404, W, W, W, W)),
-    Page("GET", "/portal/batches/no-such-batch/result", cells(S, 404, 404, W, W, W, W)),
-    Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, W, W, W, W), {}),
-    Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (W, W), (W, W), (W, W), (W, W))),
-    Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),
+    Page("GET", "/", cells(S, S, S, S, S, S, S, S, S)),
+    Page("GET", "/ui", cells(S, S, S, S, S, S, S, S, S)),
+    Page("GET", "/ui/static/{name}", cells(200, 200, 200, 200, 200, 200, 200, 200, 200), name="app.css"),
+    Page("GET", "/ui/login", cells(200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Page("POST", "/ui/login", cells(W, W, W, W, W, W, W, W, W), {"name": "root", "password": PASSWORD}, csrf=False),
+    Page("POST", "/ui/logout", cells(S, W, W, W, W, W, W, W, W), {}, csrf=False),
+    Page("GET", "/portal/login", cells(200, 200, 200, 200, 200, 200, 200, 200, 200)),
+    Page("POST", "/portal/login", cells(W, W, W, W, W, W, W, W, W), {"name": "acme", "password": PASSWORD}, csrf=False),
+    Page("POST", "/portal/logout", cells(S, W, W, W, W, W, W, W, W), {}, csrf=False),
+    Page("GET", "/ui/models", cells(S, W, W, W, W, 200, 200, 200, 200)),
+    Page("GET", "/ui/models/{m}", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/promote", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), PROMOTE),
+    Page("POST", "/ui/models/{m}/rollback", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {**PROMOTE, "version": ""}),
+    Page("GET", "/ui/models/{m}/compare", cells(S, (W, W), (W, W), (W, W), (W, W), (422, W), (422, W), (422, W), (422, 422)), params={"a": "1", "b": "1"}),
+    Page("GET", "/ui/models/{m}/monitoring", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/models/{m}/rollouts", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/rollouts", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (409, W), (409, W), (409, 409)), {"candidate": "1", "alias": "canary"}),
+    Page("GET", "/ui/models/{m}/rollouts/{rollout}", cells(S, (W, W), (W, W), (W, W), (W, W), (404, W), (404, W), (404, W), (404, 404))),
+    Page("POST", "/ui/models/{m}/rollouts/{rollout}/stop", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (404, W), (404, W), (404, 404)), {"reason": ""}),
+    Page("GET", "/ui/models/{m}/explain", cells(S, (W, W), (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/models/{m}/explain", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"row": "not json"}),
+    Page("GET", "/ui/models/{m}/versions/{version}/report", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/sources", cells(S, W, W, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/sources", cells(U, W, W, W, W, W, W, W, 422), {"name": "bad name!", "url": "sqlite:///x.db"}),
+    Page("GET", "/ui/sources/{name}", cells(S, W, W, W, W, 200, 200, 200, 200), name="demo"),
+    Page("POST", "/ui/sources/{name}/test", cells(U, W, W, W, W, 404, 404, 404, 404), {}),
+    Page("POST", "/ui/sources/{name}/remove", cells(U, W, W, W, W, W, W, W, 404), {}),
+    Page("GET", "/ui/import", cells(S, W, W, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/import", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422)), {"model": "{m}"}),
+    Page("GET", "/ui/train", cells(S, W, W, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/train", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), FORM_MODEL),
+    Page("GET", "/ui/jobs/{job}", cells(S, (W, W), (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/jobs/{job}/state", cells(S, (W, W), (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("POST", "/ui/jobs/{job}/cancel", cells(U, (W, W), (W, W), (W, W), (W, W), (W, W), (S, W), (S, W), (S, S)), {}),
+    Page("GET", "/ui/consumers", cells(S, W, W, W, W, W, W, W, 200)),
+    Page("POST", "/ui/consumers", cells(U, W, W, W, W, W, W, W, 422), {"name": "bad name!"}),
+    Page("GET", "/ui/consumers/{name}", cells(S, W, W, W, W, W, W, W, 200), name="acme"),
+    Page("POST", "/ui/consumers/{name}/subscribe", cells(U, W, W, W, W, W, W, W, 404), {"plan": "open"}),
+    Page("POST", "/ui/consumers/{name}/grants", cells(U, W, W, W, W, W, W, W, 404), {"target": "alpha"}),
+    Page("POST", "/ui/consumers/{name}/password", cells(U, W, W, W, W, W, W, W, 404), {"password": "a long enough one"}),
+    Page("POST", "/ui/consumers/{name}/{change}", cells(U, W, W, W, W, W, W, W, 404), {}),
+    Page("GET", "/ui/plans", cells(S, W, W, W, W, W, W, W, 200)),
+    Page("POST", "/ui/plans", cells(U, W, W, W, W, W, W, W, 422), {"name": "bad name!"}),
+    Page("GET", "/ui/plans/{name}", cells(S, W, W, W, W, W, W, W, 200), name="open"),
+    Page("POST", "/ui/plans/{name}", cells(U, W, W, W, W, W, W, W, 404), {"per_minute": "5"}),
+    Page("GET", "/ui/keys", cells(S, W, W, W, W, 200, 200, 200, 200)),
+    Page("POST", "/ui/keys", cells(U, W, W, W, W, 422, 422, 422, 422), {"name": ""}),
+    Page("POST", "/ui/keys/{prefix}/revoke", cells(U, W, W, W, W, 404, 404, S, S), {}),
+    Page("GET", "/ui/usage", cells(S, W, W, W, W, W, W, W, 200), params={"month": "2026-11"}),
+    Page("GET", "/ui/usage.csv", cells(S, W, W, W, W, W, W, W, 200), params={"month": "2026-11"}),
+    Page("GET", "/ui/audit", cells(S, W, W, W, W, W, W, W, 200), params={"action": "web."}),
+    Page("GET", "/portal", cells(S, 200, 200, 200, 200, W, W, W, W)),
+    Page("POST", "/portal/keys", cells(U, 422, 422, 422, 422, W, W, W, W), {"name": ""}),
+    Page("POST", "/portal/spend-cap", cells(U, 422, 422, 422, 422, W, W, W, W), {"cap": "-1"}),
+    Page("POST", "/portal/models/{m}/batches", cells(U, (422, W), (W, 422), (422, W), (W, W), (W, W), (W, W), (W, W), (W, W)), {}),
+    Page("GET", "/portal/batches/no-such-batch", cells(S, 404, 404, 404, 404, W, W, W, W)),
+    Page("GET", "/portal/batches/no-such-batch/result", cells(S, 404, 404, 404, 404, W, W, W, W)),
+    Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, 404, 404, W, W, W, W), {}),
+    Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (200, W), (200, W), (W, W), (W, W), (W, W), (W, W))),
+    Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (422, W), (W, W), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),
 ]  # fmt: skip
 
+CALLED_PAGES = [
+    (p.method, p.path) for p in PAGES if "{m}" in p.path and RULES[p.method, p.path] in CALLING
+]
+assert len(CALLED_PAGES) == 5, CALLED_PAGES  # the portal's model, explain and batches; the
+# dashboard's explain page and its form
+PAGES += [
+    _as_named(next(p for p in PAGES if (p.method, p.path) == called), ref)
+    for called in CALLED_PAGES
+    for ref in REFS
+]
 PAGE_CASES = [
-    pytest.param(page, caller, model, id=f"{page.method} {page.path} {caller}" + (f" {model}" if page.per_model else ""))
+    pytest.param(page, caller, model, id=_id(page, caller, model))
     for page in PAGES
     for caller in CALLERS
-    for model in ((OWN, OTHER) if page.per_model else (OWN,))
+    for model in page.models
 ]  # fmt: skip
 
 
@@ -535,7 +628,7 @@ def test_page_cell(world: World, page: Page, caller: str, model: str) -> None:
     if page.form is not None:
         data = {k: v.replace("{m}", model) for k, v in page.form.items()}
         data["csrf"] = world.csrf[caller] if page.csrf else "0" * 64
-    row = Row(page.method, page.path, page.expect, version=1, name=page.name)
+    row = Row(page.method, page.path, page.expect, version=1, name=page.name, ref=page.ref)
     response = world.client.request(
         page.method,
         _url(world, row, model),
@@ -585,3 +678,83 @@ def test_every_page_has_a_row() -> None:
         if isinstance(r, APIRoute) and not hasattr(r.endpoint, "__mlgate_access__")
     ]
     assert undeclared == []
+
+
+def _batch_csv() -> bytes:
+    frame = demo.churn_frame(n_rows=30).drop(columns=[demo.ID_COLUMN, demo.TARGET])
+    return frame.to_csv(index=False).encode()
+
+
+def _finished(world: World, caller: str, location: str) -> dict[str, Any]:
+    for _ in range(300):
+        state = world.client.get(location, headers=world.headers[caller])
+        assert state.status_code == 200, state.text
+        if state.json()["state"] not in ("queued", "running"):
+            return dict(state.json())
+        time.sleep(0.1)
+    raise AssertionError(f"{location} did not finish")
+
+
+@pytest.mark.parametrize(
+    ("caller", "named", "refused"),
+    [
+        ("cons_al", f"{OWN}@production", (f"{OWN}@1", f"{OWN}@staging")),
+        ("cons_al", OWN, (f"{OWN}@1",)),  # the bare name: the production alias
+        ("cons_v", f"{OWN}@1", (OWN, f"{OWN}@production", f"{OWN}@2")),
+    ],
+)
+def test_a_batch_is_scored_through_an_alias_or_version_grant(
+    world: World, caller: str, named: str, refused: tuple[str, ...]
+) -> None:
+    csv = {**world.headers[caller], "Content-Type": "text/csv"}
+    sent = world.client.post(f"/v1/models/{named}/batches", content=_batch_csv(), headers=csv)
+    assert sent.status_code == 202, sent.text
+    done = _finished(world, caller, sent.headers["location"])
+    assert (done["state"], done["rows_done"], done["version"]) == ("succeeded", 30, 1)
+    result = world.client.get(sent.headers["location"] + "/result", headers=world.headers[caller])
+    assert result.status_code == 200 and "prediction" in result.text.splitlines()[0].split(",")
+    assert len(result.text.splitlines()) == 31
+    for other in ("cons_a", "cons_v" if caller == "cons_al" else "cons_al"):  # not theirs
+        seen = world.client.get(sent.headers["location"], headers=world.headers[other])
+        assert seen.status_code == 404, seen.text
+    for name in refused:
+        denied = world.client.post(f"/v1/models/{name}/batches", content=b"x", headers=csv)
+        assert denied.status_code == 403 and denied.json()["code"] == "no_grant", denied.text
+    if "@" not in named:  # a version or alias beside the name counts as in it
+        version = world.client.post(
+            f"/v1/models/{named}/batches", params={"version": "1"}, content=b"x", headers=csv
+        )
+        assert version.status_code == 403 and f"{OWN}@1" in version.json()["detail"]
+    cancelled = world.client.delete(sent.headers["location"], headers=world.headers[caller])
+    assert cancelled.status_code == 200, cancelled.text  # finished: its files are removed
+
+
+@pytest.mark.parametrize(("caller", "named"), [("cons_al", OWN), ("cons_v", f"{OWN}@1")])
+def test_an_unknown_column_points_to_a_schema_the_caller_may_read(
+    world: World, caller: str, named: str
+) -> None:
+    row = dict(PREDICT["rows"][0])
+    row["tenure_month"] = row.pop("tenure_months")
+    answer = world.client.post(
+        f"/v1/models/{named}/predict", json={"rows": [row]}, headers=world.headers[caller]
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    shown = named if "@" in named else f"{named}@production"
+    assert "unknown column 'tenure_month'; did you mean 'tenure_months'?" in detail
+    assert detail.endswith(f"(and 1 more problem); GET /v1/models/{shown}/schema lists the "
+                           f"columns {shown} takes")  # fmt: skip
+    schema = world.client.get(f"/v1/models/{shown}/schema", headers=world.headers[caller])
+    assert schema.status_code == 200, schema.text
+    assert "tenure_months" in {c["name"] for c in schema.json()["input_schema"]}
+
+
+def test_the_portal_lists_each_model_as_granted_and_its_pages_call_it_so(world: World) -> None:
+    for caller, named in (("cons_al", f"{OWN}@production"), ("cons_v", f"{OWN}@1")):
+        overview = world.client.get("/portal", headers=_cookie(world.cookies[caller]))
+        assert f'href="/portal/models/{named}"' in overview.text
+        assert OTHER not in overview.text
+        page = world.client.get(f"/portal/models/{named}", headers=_cookie(world.cookies[caller]))
+        assert page.status_code == 200, page.text[:300]
+        assert f'action="/portal/models/{named}/batches"' in page.text
+        assert f"/v1/models/{named}/predict" in page.text  # the examples call it as granted

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgate.errors import InvalidInput, PayloadTooLarge
+from mlgate.errors import InvalidInput, PayloadTooLarge, UnknownColumns
 from mlgate.schema import (
     Column,
     columnar_to_frame,
+    columns_to_table,
     conform,
     infer_columns,
     rows_to_frame,
@@ -83,6 +84,42 @@ def test_columnar_checks_shape_and_names() -> None:
     with pytest.raises(InvalidInput) as info:
         columnar_to_frame(["age", "plan", "active"], [[1, "a"]], COLUMNS, max_rows=10)
     assert info.value.errors[0].field == "data[0]"
+
+
+@pytest.mark.parametrize(
+    ("sent", "hint"),
+    [
+        ("agee", "did you mean 'age'?"),
+        ("Plan", "did you mean 'plan'?"),  # case is not what tells names apart
+        ("is_active", "did you mean 'active'?"),
+        ("favourite_colour", "it is not one of the model's 3 columns"),
+    ],
+)
+def test_an_unknown_column_is_named_with_the_nearest_one(sent: str, hint: str) -> None:
+    rows = [{"age": 3, "plan": "a", "active": True, sent: 1}]
+    columnar = {"columns": ["age", "plan", "active", sent], "data": [[3, "a", True, 1]]}
+    tensors = {"age": [3], "plan": ["a"], "active": [True], sent: [1]}
+    for attempt in (
+        lambda: rows_to_table(rows, COLUMNS, max_rows=10),
+        lambda: columnar_to_frame(columnar["columns"], columnar["data"], COLUMNS, max_rows=10),
+        lambda: columns_to_table(tensors, COLUMNS, max_rows=10),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(UnknownColumns) as info:
+            attempt()
+        assert f"unknown column {sent!r}; {hint}" in str(info.value)
+        assert "{name}" not in str(info.value)
+
+
+def test_the_count_of_further_problems_is_said_in_good_english() -> None:
+    def problems(row: dict[str, object]) -> str:
+        with pytest.raises(InvalidInput) as info:
+            rows_to_table([row], COLUMNS, max_rows=10)
+        assert not isinstance(info.value, UnknownColumns)  # no column it did not take
+        return str(info.value)
+
+    assert problems({"age": "x", "plan": "a", "active": True}).endswith("got a string")
+    assert problems({"age": "x", "plan": 1, "active": True}).endswith("(and 1 more problem)")
+    assert problems({"age": "x", "plan": 1, "active": 1}).endswith("(and 2 more problems)")
 
 
 def test_the_body_must_take_one_of_two_shapes() -> None:

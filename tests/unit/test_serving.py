@@ -12,14 +12,20 @@ import pytest
 
 from mlgate.access.accounts import create_consumer
 from mlgate.access.model import Principal, Target
-from mlgate.errors import MlgateError, NotFound, PayloadTooLarge, TooManyRequests
+from mlgate.errors import (
+    MlgateError,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    UnknownColumns,
+)
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.plans import service as plans
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import MemoryCounters
 from mlgate.registry.service import resolve_version
-from mlgate.schema import Column
+from mlgate.schema import Column, rows_to_table
 from mlgate.serving.predictors import PredictorCache
 from mlgate.serving.service import Asked, Serving, predict
 from mlgate.sources import demo
@@ -113,3 +119,24 @@ def test_an_unknown_model_is_metered_as_such_and_counts_nothing() -> None:
         asyncio.run(predict(world.serving, ACME, Asked(Target("nope"), None, None),
                             lambda columns: pd.DataFrame(), request_id="r2"))  # fmt: skip
     assert world.seen == [(404, 0)] and world.ledger() == (0, 0)
+
+
+@pytest.mark.parametrize("named", [Target("churn"), Target("churn", version=1)])
+def test_an_unknown_column_points_to_the_schema_of_the_model_as_named(named: Target) -> None:
+    world = World()
+    row = ROWS.drop(columns=[demo.ID_COLUMN, demo.TARGET]).head(1).to_dict("records")[0]
+    row["tenure_month"] = row.pop("tenure_months")
+    asked = Asked(named, named.version, None)
+    with pytest.raises(UnknownColumns) as caught:
+        asyncio.run(predict(world.serving, ACME, asked,
+                            lambda columns: rows_to_table([row], columns, max_rows=5),
+                            request_id="r3"))  # fmt: skip
+    message = str(caught.value)
+    assert "did you mean 'tenure_months'?" in message
+    assert f"GET /v1/models/{named}/schema lists the columns {named} takes" in message
+    assert "{name}" not in message and "1 more problems" not in message
+    assert [e.field for e in caught.value.errors] == [
+        "rows[0].tenure_month",
+        "rows[0].tenure_months",
+    ]
+    assert world.seen == [(400, 0)]  # refused: metered with its status, counted nowhere

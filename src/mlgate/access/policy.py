@@ -160,6 +160,16 @@ def visible(principal: Principal, models: Iterable[str]) -> list[str]:
     return [m for m in models if may(principal, "describe", Target(m))]
 
 
+def granted_targets(principal: Principal, models: Iterable[str]) -> list[Target]:
+    """What the principal's own grants name on `models`, as granted (`churn`, `churn@production`,
+    `churn@3`): what a consumer may call each model as. An admin's: each model whole."""
+    wanted = set(models)
+    if principal.is_admin:
+        return [Target(m) for m in sorted(wanted)]
+    named = {g.target for g in _own(principal) if g.target.model in wanted}
+    return sorted(named, key=lambda t: (t.model, str(t)))
+
+
 def _own(principal: Principal) -> tuple[Grant, ...]:
     return tuple(
         g

@@ -26,7 +26,9 @@ from mlgate.access.grants import grant_owner_of_new_model
 from mlgate.access.model import Principal, Target
 from mlgate.access.service import authenticate
 from mlgate.bootstrap import Services
+from mlgate.errors import MlgateError
 from mlgate.registry.model import check_name
+from mlgate.serving import asking
 
 Rule = policy.Action | policy.GlobalAction | Literal["public", "authenticated"]
 F = TypeVar("F", bound=Callable[..., object])
@@ -104,6 +106,30 @@ def authorize(
     return principal
 
 
+def authorize_asked(
+    services: Services,
+    request: Request,
+    ref: str,
+    number: int | None = None,
+    alias: str | None = None,
+    *,
+    action: policy.Action | None = None,
+) -> tuple[Principal, asking.Asked]:
+    """The caller and what it asked for (`ref` as it named the model: `churn`, `churn@production`,
+    `churn@3`; a version or alias given beside it), if it may do the route's action (or
+    `action`) on that: every route that acts on a model goes through serving/asking.py here."""
+    if action is None:
+        rule = rule_of(request)
+        if rule in ("public", "authenticated", "admin", "create_model"):
+            raise RuntimeError(f"{request.url.path} declares {rule!r}: no action on a model")
+        action = rule  # type: ignore[assignment]
+    assert action is not None
+    principal = principal_of(services, request)
+    asked = asking.authorize_asked(principal, action, services.aliases.target, ref, number, alias)
+    request.state.authorized = True
+    return principal, asked
+
+
 def authorize_training(services: Services, request: Request, name: str) -> Principal:
     """Training an existing model needs `train` on it; a new name needs a team member, who
     becomes the owner at once (so the name is theirs while the first version trains)."""
@@ -131,14 +157,18 @@ def actor(principal: Principal) -> str:
 
 
 async def authorize_first(request: Request, rule: Rule) -> None:
-    """Before the body is read: the caller may do `rule` on something. A model's action needs
-    a grant (or a key restriction) touching the model in the path, on any alias or version
-    (the handler checks the exact one); training a name that is not a model yet needs the right
-    to create one (authorize_training)."""
+    """Before the body is read: the caller may do `rule` on something. Calling a model
+    (describe, predict, generate) is checked exactly, on the model as the path and query name
+    it (serving/asking.py), where they name it well; another action on a model needs a grant
+    (or a key restriction) touching the model in the path, on any alias or version (the handler
+    checks the exact one); training a name that is not a model yet needs the right to create
+    one (authorize_training)."""
     if rule == "public":
         return
     services: Services = request.app.state.services
-    model = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
+    ref = request.path_params.get("name") if "/models/{name}" in _path_of(request) else None
+    model = None if ref is None else str(ref).partition("@")[0]  # `churn@production`: churn
+    named = _named_beside(request) if ref is not None else None
 
     def check() -> None:
         principal = principal_of(services, request)
@@ -148,12 +178,32 @@ async def authorize_first(request: Request, rule: Rule) -> None:
             policy.authorize_global(principal, rule)
         elif model is None:  # the model is in the body (grants) or behind an id (jobs)
             policy.check_scope(principal, rule)
-        elif rule == "train" and not _exists(services, str(model)):
+        elif rule == "train" and not _exists(services, model):
             policy.authorize_global(principal, "create_model")  # a new name: see below
+        elif rule in ("describe", "predict", "generate") and named is not None:
+            try:
+                read = asking.read_ref(str(ref), *named)
+            except MlgateError:  # a malformed name: the handler says what is wrong with it
+                policy.authorize_any(principal, rule, model)
+            else:
+                asking.authorize_asked(principal, rule, services.aliases.target, *read)
         else:
-            policy.authorize_any(principal, rule, str(model))
+            policy.authorize_any(principal, rule, model)
 
     await run_in_threadpool(check)
+
+
+def _named_beside(request: Request) -> tuple[int | None, str | None] | None:
+    """The version or alias a path segment (`/versions/3/…`) or the query (`?version=3`,
+    `?alias=staging`) names beside the model; None where one is malformed (left to the
+    handler, which answers what is wrong)."""
+    version = request.path_params.get("version") or request.query_params.get("version")
+    alias = request.query_params.get("alias")
+    if version is not None and not (
+        str(version).isdecimal() and len(str(version)) <= 9 and int(version) >= 1
+    ):
+        return None
+    return (None if version is None else int(version)), alias
 
 
 def _exists(services: Services, name: str) -> bool:

@@ -11,17 +11,16 @@ import pandas as pd
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from mlgate.access.model import Target
-from mlgate.api.authorize import authorize
+from mlgate.api.authorize import authorize_asked
 from mlgate.api.body import read_body
 from mlgate.api.observe import record_prediction
 from mlgate.api.problems import status_for
 from mlgate.bootstrap import Services
 from mlgate.errors import PayloadTooLarge
-from mlgate.registry.model import PRODUCTION, ModelVersion, Task
+from mlgate.registry.model import ModelVersion, Task
 from mlgate.schema import Column, Table
 from mlgate.serving.predictors import Predictor
-from mlgate.serving.service import Ask, Asked, Prediction, Serving, call_whole_model, predict
+from mlgate.serving.service import Ask, Prediction, Serving, call_whole_model, predict
 
 T = TypeVar("T")
 BodyParser = Callable[[bytes, str | None, Sequence[Column]], pd.DataFrame | Table]
@@ -43,20 +42,6 @@ def serving_of(services: Services) -> Serving:
     )
 
 
-def asked_for(services: Services, name: str, number: int | None, alias: str | None) -> Asked:
-    """What was asked for (authorization is about it, before any alias is followed: the bare
-    name means the production alias where there is one), and the version this process serves
-    for an alias it has loaded (its target, switched after loading)."""
-    target = Target(name, alias=alias, version=number)
-    if number is None:
-        followed = services.aliases.target(name, alias or PRODUCTION)
-        if followed is not None:
-            number, alias = followed, None
-            if target.whole_model:
-                target = Target(name, alias=PRODUCTION)
-    return Asked(target, number, alias)
-
-
 async def serve_prediction(
     request: Request,
     name: str,
@@ -68,10 +53,11 @@ async def serve_prediction(
     """The prediction and the headers of the answer (rate limits, Sunset). `ask` is filled in
     by `parse` where the body asks for more than predictions (explanations)."""
     services: Services = request.app.state.services
-    asked = asked_for(services, name, number, alias)
+    # Authorization is about what was asked for, before any alias is followed (the bare name
+    # means the production alias where there is one): see serving/asking.py.
+    principal, asked = authorize_asked(services, request, name, number, alias)
     raw = await read_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type")
-    principal = authorize(services, request, asked.target)
     # On the event loop, not in a worker thread: with the caches warm this is CPU work, and
     # measured (bench/serve.py) a thread hop cost more than it freed: threads scoring at once
     # on two cores only contend. The one wait, the count in Redis, is awaited (the loop serves
@@ -100,7 +86,6 @@ async def serve_whole_model(
     """A call to a generator or a forecaster, through the same key, grant and plan checks as a
     prediction: `rows` is what the plan counts (rows generated; one per forecast)."""
     services: Services = request.app.state.services
-    asked = asked_for(services, name, number, alias)
     if rows > services.settings.max_rows:
         raise PayloadTooLarge(
             f"{rows} rows is more than the {services.settings.max_rows} one request may ask "
@@ -108,7 +93,7 @@ async def serve_whole_model(
         )
 
     def run() -> tuple[ModelVersion, T, dict[str, str]]:
-        principal = authorize(services, request, asked.target)
+        principal, asked = authorize_asked(services, request, name, number, alias)
         return call_whole_model(
             serving_of(services), principal, asked, task=task, rows=rows, work=work
         )

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgate.access.model import Principal
 from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
 from mlgate.plans.enforce import Gate
 from mlgate.plans.metering import UsageEvent
@@ -48,6 +49,7 @@ from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform
+from mlgate.serving.asking import Asked
 from mlgate.serving.offline import PREDICTION
 from mlgate.serving.predictors import PredictorCache
 from mlgate.training.model import FINISHED, Job
@@ -113,6 +115,32 @@ def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
     return rows  # values are checked as each chunk is scored: a bad row fails alone
 
 
+def admit_batch(
+    gate: Gate,
+    resolve: Callable[[str, int | None, str | None], ModelVersion],
+    principal: Principal,
+    asked: Asked,
+    max_batch_bytes: int,
+) -> tuple[ModelVersion, int]:
+    """Before the upload is read: the version an authorized caller's batch is scored with (a
+    subscription's pin wins, as on /predict) if its plan admits it, and the most bytes its file
+    may hold (the server's limit, or the plan's where smaller)."""
+    admission = gate.open(principal)
+    pinned = admission.pinned(asked.model)
+    found = resolve(asked.model, pinned or asked.number, None if pinned else asked.alias)
+    gate.admit(admission, asked.target, 0, found)
+    limit = max_batch_bytes
+    if admission.plan is not None and admission.plan.max_batch_bytes is not None:
+        limit = min(limit, admission.plan.max_batch_bytes)
+    return found, limit
+
+
+def asked_of(job: Job) -> str:
+    """The model as the batch's caller named it (`churn@production`), which reading its status
+    or result is authorized against again; jobs from before it was kept name their version."""
+    return str(job.spec.get("asked") or f"{job.spec['model']}@{job.spec['version']}")
+
+
 def submit_batch(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -123,8 +151,10 @@ def submit_batch(
     account: str,
     key_prefix: str,
     now: datetime,
+    asked: str = "",
 ) -> Job:
-    """Register a checked upload as a queued batch job (its file moved into the store)."""
+    """Register a checked upload as a queued batch job (its file moved into the store); `asked`
+    is the model as the caller named it (see asked_of)."""
     rows = inspect_file(upload, fmt, version)
     job_id = uuid.uuid4().hex
     key = f"{BATCHES}{job_id}/input.{fmt}"
@@ -136,7 +166,7 @@ def submit_batch(
         spec={
             "model": version.model_name, "version": version.number, "format": fmt,
             "input": key, "rows": rows, "account": account, "key_prefix": key_prefix,
-            "chunk_rows": CHUNK_ROWS,
+            "chunk_rows": CHUNK_ROWS, "asked": asked or f"{version.model_name}@{version.number}",
         },
         created_at=now,
         result={"rows_done": 0, "rows_failed": 0, "chunks_done": 0, "parts": []},

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
-from mlgate.access.model import Principal, Target
+from mlgate.access.model import Principal
 from mlgate.errors import (
     Conflict,
     FieldError,
@@ -21,6 +21,7 @@ from mlgate.errors import (
     MlgateError,
     PaymentRequired,
     TooManyRequests,
+    UnknownColumns,
 )
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.plans.enforce import Admission, Gate
@@ -28,6 +29,7 @@ from mlgate.registry.model import PRODUCTION, ModelVersion, Task
 from mlgate.rollouts.model import Rollout
 from mlgate.rollouts.tally import RolloutTally
 from mlgate.schema import Column, Table
+from mlgate.serving.asking import Asked
 from mlgate.serving.predictors import Predictor, PredictorCache
 
 if TYPE_CHECKING:
@@ -92,20 +94,6 @@ class Serving:
     shadow: ShadowScorer | None = None
 
 
-@dataclass(frozen=True)
-class Asked:
-    """A call as the caller named it: `target` is what authorization was about (the bare name
-    means the production alias where there is one); `number`/`alias` what to serve."""
-
-    target: Target
-    number: int | None
-    alias: str | None
-
-    @property
-    def model(self) -> str:
-        return self.target.model
-
-
 async def predict(
     serving: Serving,
     principal: Principal,
@@ -134,7 +122,13 @@ async def predict(
         side, number, alias = "candidate", rollout.candidate, None
 
     def rows_for(columns: Sequence[Column]) -> pd.DataFrame | Table:
-        parsed.append(parse_rows(columns))
+        try:
+            parsed.append(parse_rows(columns))
+        except UnknownColumns as exc:  # say where this caller reads the columns it may send
+            raise UnknownColumns(
+                f"{exc}; GET /v1/models/{asked.ref}/schema lists the columns "
+                f"{asked.ref} takes", errors=exc.errors,
+            ) from None  # fmt: skip
         return parsed[0]
 
     started = time.perf_counter()

@@ -12,10 +12,11 @@ import orjson
 from starlette.requests import Request
 
 from mlgate.access.model import Principal
-from mlgate.api.predicting import asked_for, serving_of
+from mlgate.api.predicting import serving_of
 from mlgate.columns import Column
 from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.schema import rows_to_table
+from mlgate.serving.asking import Asked
 from mlgate.serving.service import Ask, predict
 from mlgate.web import charts, pages
 
@@ -50,11 +51,11 @@ def parse_row(raw: str) -> dict[str, Any]:
 
 
 async def explain_row(
-    request: Request, principal: Principal, name: str, row: dict[str, Any]
+    request: Request, principal: Principal, asked: Asked, row: dict[str, Any]
 ) -> dict[str, Any]:
-    """The row's prediction and its explanation, ready for a template."""
+    """The row's prediction and its explanation, ready for a template; `asked` is the model as
+    the page named it, authorized (pages.member_asking)."""
     services = pages.services_of(request)
-    asked = asked_for(services, name, None, None)
     prediction, _ = await predict(
         serving_of(services),
         principal,
@@ -78,7 +79,7 @@ async def explain_row(
         "chart": charts.waterfall(
             shown["base"],
             steps,
-            title=f"{name} v{prediction.version.number}: the {about['scale']}{subject}, "
+            title=f"{asked.model} v{prediction.version.number}: the {about['scale']}{subject}, "
             "from the base value through each column's contribution",
             unit=about["scale"],
         ),

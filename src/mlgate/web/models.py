@@ -24,7 +24,7 @@ from mlgate.registry.model import ModelVersion
 from mlgate.training.compare import compare_versions
 from mlgate.web import charts, pages
 from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
-from mlgate.web.pages import member, page, render
+from mlgate.web.pages import member, member_asking, page, render
 
 router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
 TRAFFIC_DAYS = 14
@@ -271,14 +271,14 @@ def monitoring(request: Request, name: str, days: int = 7) -> Response:
 @page("ui")
 async def explain(request: Request, name: str, request_id: str = "", row: int = 0) -> Response:
     """Paste a row (or come from a logged prediction) and see why it is predicted as it is."""
-    me = member(request, "ui", "predict", Target(name))
+    me, asked = member_asking(request, "ui", "predict", name)
     services = pages.services_of(request)
     result = None
     if request_id:
-        values = logged_row(request, name, request_id, row)
-        result = await explain_row(request, me, name, values)
+        values = logged_row(request, asked.model, request_id, row)
+        result = await explain_row(request, me, asked, values)
     else:
-        version = registry.resolve_version(services.uow(), name, None)
+        version = services.resolve_version(asked.model, asked.number, asked.alias)
         values = example_row(version.columns)
     return render(
         request, "explain.html", principal=me, name=name, result=result,
@@ -292,8 +292,8 @@ async def explain(request: Request, name: str, request_id: str = "", row: int = 
 async def explain_pasted(
     request: Request, name: str, row: str = Form(""), csrf: str = Form("")
 ) -> Response:
-    me = member(request, "ui", "predict", Target(name), csrf=csrf)
-    result = await explain_row(request, me, name, parse_row(row))
+    me, asked = member_asking(request, "ui", "predict", name, csrf=csrf)
+    result = await explain_row(request, me, asked, parse_row(row))
     return render(
         request, "explain.html", principal=me, name=name, result=result, pasted=row,
         request_id="",

@@ -31,6 +31,8 @@ from mlgate.access.policy import Action, GlobalAction
 from mlgate.api.authorize import authorize
 from mlgate.api.problems import error_headers, status_for
 from mlgate.bootstrap import Services
+from mlgate.serving import asking
+from mlgate.serving.asking import Asked
 
 log = logging.getLogger("mlgate.web")
 
@@ -141,6 +143,17 @@ def member(
     if action != "authenticated":
         authorize(services, request, target, action=action)
     return principal
+
+
+def member_asking(
+    request: Request, area: Area, action: Action, ref: str, *, csrf: str | None = None
+) -> tuple[Principal, Asked]:
+    """The logged-in caller of this area and the model as the page names it (`churn`,
+    `churn@production`, `churn@3`), if it may do `action` on that: the same decision as the
+    API's (serving/asking.py), so a grant opens the same calls on a page as over HTTP."""
+    principal = member(request, area, csrf=csrf)
+    asked = asking.authorize_asked(principal, action, services_of(request).aliases.target, ref)
+    return principal, asked
 
 
 def csrf_token(services: Services, principal: Principal | None) -> str:

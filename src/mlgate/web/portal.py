@@ -13,15 +13,16 @@ from starlette.responses import Response
 
 from mlgate.access import policy
 from mlgate.access import service as access_service
-from mlgate.access.model import ApiKey, Principal, Target
+from mlgate.access.model import ApiKey, Principal
 from mlgate.api.authorize import access
 from mlgate.plans import service as plans
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
+from mlgate.serving.asking import Asked
 from mlgate.web import charts, pages
 from mlgate.web.accounts import new_key, standing
 from mlgate.web.explaining import example_row, explain_row, parse_row
-from mlgate.web.pages import member, page, render
+from mlgate.web.pages import member, member_asking, page, render
 
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
 USAGE_DAYS = 30
@@ -36,6 +37,7 @@ def overview(request: Request) -> Response:
     services = pages.services_of(request)
     uow = services.uow()
     names = policy.visible(me, [m.name for m in registry.list_models(uow)])
+    granted = policy.granted_targets(me, names)  # as granted: `churn`, `churn@production`
     days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=me.name)
     per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
     return render(
@@ -45,7 +47,7 @@ def overview(request: Request) -> Response:
         standing=standing(services, me.name),
         keys=access_service.list_keys(uow, by=me),
         now=services.clock(),
-        models=names,
+        models=[str(t) for t in granted],
         scopes=access_service.CONSUMER_SCOPES,
         usage=charts.bars(
             per_day, title=f"Your calls per day, last {USAGE_DAYS} days", unit="calls"
@@ -96,8 +98,10 @@ def revoke_key(request: Request, prefix: str, csrf: str = Form("")) -> Response:
 @access("describe")
 @page("portal")
 def model(request: Request, name: str, key: str = "") -> Response:
-    me = member(request, "portal", "describe", Target(name))
-    return _model_page(request, me, name, key)
+    """A model as the consumer names it (`churn`, `churn@production`, `churn@3`): the columns
+    of the version that name serves, examples that call it, a row to try, a file to score."""
+    me, asked = member_asking(request, "portal", "describe", name)
+    return _model_page(request, me, name, asked, key)
 
 
 @router.post("/models/{name}/explain")
@@ -108,24 +112,26 @@ async def explain(
 ) -> Response:
     """Try a row: its prediction and why, through the consumer's own plan (which must include
     explanations) and metered like any call."""
-    me = member(request, "portal", "predict", Target(name), csrf=csrf)
-    result = await explain_row(request, me, name, parse_row(row))
-    return _model_page(request, me, name, "", result=result, pasted=row)
+    me, asked = member_asking(request, "portal", "predict", name, csrf=csrf)
+    result = await explain_row(request, me, asked, parse_row(row))
+    return _model_page(request, me, name, asked, "", result=result, pasted=row)
 
 
 def _model_page(
     request: Request,
     me: Principal,
-    name: str,
+    ref: str,
+    asked: Asked,
     key: str,
     *,
     result: dict[str, Any] | None = None,
     pasted: str | None = None,
 ) -> Response:
+    """`ref` is how the page was named: its links, forms and examples call the model so."""
     services = pages.services_of(request)
     uow = services.uow()
-    registered, versions = registry.get_versions(uow, name)
-    latest = versions[-1] if versions else None
+    registered, versions = registry.get_versions(uow, asked.model)
+    latest = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
     mine = [
         k for k in access_service.list_keys(uow, by=me) if k.state(services.clock()) == "active"
     ]
@@ -137,10 +143,11 @@ def _model_page(
         "portal/model.html",
         principal=me,
         model=registered,
+        ref=ref,
         latest=latest,
         keys=mine,
         chosen=chosen,
-        examples=examples(base, registered.name, registered.task, latest, chosen),
+        examples=examples(base, ref, registered.task, latest, chosen),
         result=result,
         pasted=pasted
         if pasted is not None
@@ -219,7 +226,6 @@ async def submit_batch(request: Request, name: str) -> Response:
     from starlette.datastructures import UploadFile
 
     from mlgate.errors import InvalidInput, PayloadTooLarge
-    from mlgate.registry.service import resolve_version
     from mlgate.serving import batches
 
     services = pages.services_of(request)
@@ -228,24 +234,17 @@ async def submit_batch(request: Request, name: str) -> Response:
     try:
         upload = form.get("file")
         csrf = form.get("csrf")
-        me = await run_in_threadpool(
-            lambda: member(request, "portal", "predict", Target(name),
-                           csrf=csrf if isinstance(csrf, str) else "")
+        me, asked = await run_in_threadpool(
+            lambda: member_asking(request, "portal", "predict", name,
+                                  csrf=csrf if isinstance(csrf, str) else "")
         )  # fmt: skip
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise InvalidInput("choose a .csv or .parquet file of rows")
         fmt = batches.format_of(upload.content_type, upload.filename)
-
-        def admit() -> tuple[Any, int]:
-            admission = services.gate.open(me)
-            found = resolve_version(services.uow(), name, None)
-            services.gate.admit(admission, Target(name), 0, found)
-            limit = services.settings.max_batch_bytes
-            if admission.plan is not None and admission.plan.max_batch_bytes is not None:
-                limit = min(limit, admission.plan.max_batch_bytes)
-            return found, limit
-
-        found, limit = await run_in_threadpool(admit)
+        found, limit = await run_in_threadpool(
+            batches.admit_batch, services.gate, services.resolve_version, me, asked,
+            services.settings.max_batch_bytes,
+        )  # fmt: skip
         path, size = folder / f"upload.{fmt}", 0
         with path.open("wb") as handle:
             while chunk := await upload.read(1 << 20):
@@ -257,7 +256,7 @@ async def submit_batch(request: Request, name: str) -> Response:
         def register() -> str:
             job = batches.submit_batch(
                 services.uow(), services.artifacts, version=found, upload=path, fmt=fmt,
-                account=me.actor, key_prefix="", now=services.clock(),
+                account=me.actor, key_prefix="", now=services.clock(), asked=asked.ref,
             )  # fmt: skip
             services.batches.start(job.id)
             return job.id
@@ -281,7 +280,8 @@ def batch(request: Request, batch_id: str) -> Response:
     me = member(request, "portal")
     services = pages.services_of(request)
     job = batches.batch_of(services.uow(), batch_id, me.actor)
-    return render(request, "portal/batch.html", principal=me,
+    member_asking(request, "portal", "predict", batches.asked_of(job))  # still granted
+    return render(request, "portal/batch.html", principal=me, asked=batches.asked_of(job),
                   batch=batches.describe(job, services.clock()))  # fmt: skip
 
 
@@ -296,6 +296,7 @@ def batch_result(request: Request, batch_id: str) -> Response:
     me = member(request, "portal")
     services = pages.services_of(request)
     job = batches.batch_of(services.uow(), batch_id, me.actor)
+    member_asking(request, "portal", "predict", batches.asked_of(job))  # still granted
     parts = batches.result_parts(services.artifacts, job)
     if job.spec["format"] == "csv":
         stream = batches.csv_stream(parts)

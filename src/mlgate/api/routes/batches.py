@@ -13,13 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from mlgate.access.model import Principal, Target
-from mlgate.api.authorize import AuthorizedRoute, access, authorize
+from mlgate.access.model import Principal
+from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.errors import MalformedRequest, PayloadTooLarge
-from mlgate.registry.service import resolve_version
+from mlgate.registry.model import ModelVersion
 from mlgate.serving import batches
+from mlgate.serving.asking import Asked
 
 router = APIRouter(
     prefix="/v1", tags=["batches"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
@@ -41,23 +42,20 @@ async def submit(
     request: Request, name: str, version: int | None = None, alias: str | None = None
 ) -> Response:
     """Score a CSV or Parquet file (the body, streamed) as a job: 202 with the job; rows are
-    counted against the plan's row quotas as they are scored and metered as rows."""
+    counted against the plan's row quotas as they are scored and metered as rows. `name@alias`
+    and `name@3` (or `?alias=`, `?version=`) pick an alias or a version; the bare name means
+    the production alias where there is one, as on /predict."""
     services = _services(request)
-    fmt = batches.format_of(
-        request.headers.get("content-type"), request.query_params.get("filename")
-    )
 
-    def admit() -> tuple[Principal, Any, int]:
-        principal = authorize(services, request, Target(name))
-        admission = services.gate.open(principal)
-        found = resolve_version(services.uow(), name, version, alias)
-        services.gate.admit(admission, Target(name, alias=alias, version=version), 0, found)
-        limit = services.settings.max_batch_bytes
-        if admission.plan is not None and admission.plan.max_batch_bytes is not None:
-            limit = min(limit, admission.plan.max_batch_bytes)  # the plan's own, if smaller
-        return principal, found, limit
+    def admit() -> tuple[Principal, Asked, ModelVersion, int]:
+        principal, asked = authorize_asked(services, request, name, version, alias)
+        found, limit = batches.admit_batch(
+            services.gate, services.resolve_version, principal, asked,
+            services.settings.max_batch_bytes,
+        )  # fmt: skip
+        return principal, asked, found, limit
 
-    principal, found, limit = await run_in_threadpool(admit)
+    principal, asked, found, limit = await run_in_threadpool(admit)
     fmt = batches.format_of(
         request.headers.get("content-type"), request.query_params.get("filename")
     )
@@ -84,7 +82,7 @@ async def submit(
             job = batches.submit_batch(
                 services.uow(), services.artifacts, version=found, upload=upload, fmt=fmt,
                 account=principal.actor, key_prefix=principal.key_prefix or "",
-                now=services.clock(),
+                now=services.clock(), asked=asked.ref,
             )  # fmt: skip
             services.batches.start(job.id)
             return batches.describe(job, services.clock())
@@ -144,9 +142,13 @@ async def cancel(request: Request, batch_id: str) -> Response:
 
 
 def _mine(services: Services, request: Request, batch_id: str) -> Any:
+    """The caller's own batch (an admin's: any), if it may still use the model as it named it
+    when it submitted the batch (as a training job's model is checked again: jobs.py)."""
     principal = authorize(services, request)
     account = None if principal.is_admin else principal.actor
-    return batches.batch_of(services.uow(), batch_id, account)
+    job = batches.batch_of(services.uow(), batch_id, account)
+    authorize_asked(services, request, batches.asked_of(job), action="predict")
+    return job
 
 
 def _attachment(batch_id: str, fmt: str) -> dict[str, str]:

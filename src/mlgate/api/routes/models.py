@@ -14,7 +14,7 @@ from starlette.responses import Response
 from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api import schemas
-from mlgate.api.authorize import AuthorizedRoute, access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction, serve_whole_model
 from mlgate.bootstrap import Services
@@ -119,13 +119,18 @@ async def get_model(request: Request, name: str) -> Response:
 @router.get("/models/{name}/schema", response_model=schemas.ModelSchema, responses=PROBLEMS)
 @access("describe")
 async def get_schema(request: Request, name: str) -> Response:
-    """The input columns (and classes) of the model's latest version: what a caller sends."""
+    """The input columns (and classes) of the version the name serves: what a caller sends.
+    `name@alias` and `name@3` describe that alias's or version's; the bare name the production
+    alias's where there is one, else the latest version's (as /predict answers)."""
     services = _services(request)
 
     def run() -> schemas.ModelSchema:
-        authorize(services, request, Target(name))
-        model, versions = registry.get_versions(services.uow(), name)
-        return schemas.model_schema(model, versions[-1] if versions else None)
+        _, asked = authorize_asked(services, request, name)
+        model, versions = registry.get_versions(services.uow(), asked.model)
+        served = (
+            services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
+        )
+        return schemas.model_schema(model, served)
 
     return _json((await run_in_threadpool(run)).model_dump(mode="json"))
 
@@ -137,11 +142,10 @@ async def get_model_openapi(request: Request, name: str) -> Response:
     column with its type, and the labels and probabilities it answers with. `name@alias` and
     `name@3` describe that alias's or version's signature."""
     services = _services(request)
-    model, number, alias = registry.parse_ref(name)
 
     def run() -> dict[str, Any]:
-        authorize(services, request, Target(model))
-        version = registry.resolve_version(services.uow(), model, number, alias)
+        _, asked = authorize_asked(services, request, name)
+        version = services.resolve_version(asked.model, asked.number, asked.alias)
         return model_openapi(version, path_name=name)
 
     return _json(await run_in_threadpool(run))

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
-from mlgate.api.authorize import AuthorizedRoute, access, authorize
+from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
@@ -151,7 +151,7 @@ async def feedback(request: Request, name: str, body: FeedbackIn) -> Response:
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
-        principal = authorize(services, request, Target(name))
+        principal, asked = authorize_asked(services, request, name)  # as it named the model
         items: list[Label] = []
         for item in body.feedback:
             if item.labels is not None:
@@ -159,6 +159,6 @@ async def feedback(request: Request, name: str, body: FeedbackIn) -> Response:
             else:
                 items.append(Label(item.request_id, item.row or 0, item.label))
         account = principal.actor if principal.kind == "consumer" else None
-        return services.monitor.feedback(name, account, items)
+        return services.monitor.feedback(asked.model, account, items)
 
     return _json(await run_in_threadpool(run))

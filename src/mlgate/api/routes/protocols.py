@@ -14,8 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate import __version__
-from mlgate.access.model import Target
-from mlgate.api.authorize import access, authorize
+from mlgate.api.authorize import access, authorize_asked
 from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction
 from mlgate.api.problems import error_headers, status_for
@@ -219,12 +218,11 @@ async def _metadata(request: Request, name: str, version: str | None) -> Respons
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        model, number, alias = _ref(name, version)
-        authorize(services, request, Target(model))
-        found, versions = registry.get_versions(services.uow(), model)
-        chosen = registry.resolve_version(services.uow(), model, number, alias)
+        _, asked = authorize_asked(services, request, *_ref(name, version))
+        found, versions = registry.get_versions(services.uow(), asked.model)
+        chosen = services.resolve_version(asked.model, asked.number, asked.alias)
         return oip.model_metadata(
-            model,
+            asked.model,
             [v.number for v in versions if v.archived_at is None],
             chosen.columns,
             chosen.classes,
@@ -238,11 +236,10 @@ async def _model_ready(request: Request, name: str, version: str | None) -> Resp
     services = _services(request)
 
     def run() -> dict[str, Any]:
-        model, number, alias = _ref(name, version)
-        authorize(services, request, Target(model))
-        chosen = registry.resolve_version(services.uow(), model, number, alias)
+        _, asked = authorize_asked(services, request, *_ref(name, version))
+        chosen = services.resolve_version(asked.model, asked.number, asked.alias)
         services.predictors.get(chosen)  # loaded and verified, or an error says why not
-        return {"name": model, "version": str(chosen.number), "ready": True}
+        return {"name": asked.model, "version": str(chosen.number), "ready": True}
 
     return await _answer(lambda: _json_later(run_in_threadpool(run)), _oip_error)
 
