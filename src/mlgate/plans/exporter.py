@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mlgate.access.audit import audited
 from mlgate.plans.repository import ExportCursor
 from mlgate.uow import UnitOfWork
 
@@ -138,6 +139,7 @@ class ExportResult:
     error: str = ""
 
 
+@audited("usage.export", lambda a: a["sink"].name)
 def export_usage(
     uow: UnitOfWork, sink: Sink, *, now: datetime, start: datetime | None = None
 ) -> ExportResult:
@@ -183,6 +185,7 @@ def export_usage(
     return ExportResult(sent, dead, expected)
 
 
+@audited("usage.replay", lambda a: a["sink"].name)
 def replay_dead_letters(uow: UnitOfWork, sink: Sink, *, now: datetime) -> tuple[int, int]:
     """Send the sink's dead letters again (same ids): (sent, still refused)."""
     with uow:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mlgate.access.audit import record
+from mlgate.access.audit import audited, record, records_its_own
 from mlgate.errors import Conflict, MlgateError, NotFound
 from mlgate.monitoring import webhook
 from mlgate.monitoring.service import same_label
@@ -36,6 +36,7 @@ MIN_GUARD_CALLS = 20  # candidate calls before the error-rate guard rail can act
 MIN_LATENCY_CALLS = 100  # calls per side before the latency guard rail can act
 
 
+@audited("rollouts.start", "{model}@{candidate}")
 def start_rollout(
     uow: UnitOfWork,
     model: str,
@@ -130,6 +131,7 @@ def get_rollout(uow: UnitOfWork, model: str, rollout_id: int) -> Rollout:
     return found
 
 
+@audited("rollouts.stop", "{model} #{rollout_id}")
 def stop_rollout(
     uow: UnitOfWork, model: str, rollout_id: int, *, actor: str, now: datetime, reason: str = ""
 ) -> Rollout:
@@ -264,6 +266,7 @@ def _shadow_summary(
     }
 
 
+@records_its_own
 def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "server") -> Rollout:
     """Look, keep the look, and act on it: guard rails always, the verdict with `auto`, the
     deadline. Returns the rollout as it now stands. Several processes may decide at once:
@@ -298,6 +301,7 @@ def decide(uow: UnitOfWork, rollout: Rollout, *, now: datetime, address: str = "
     return ended if ended is not None else get_rollout(uow, rollout.model, rollout.id or 0)
 
 
+@records_its_own
 def decide_all(uow: Callable[[], UnitOfWork], clock: Callable[[], datetime]) -> list[Rollout]:
     """One round over every running rollout (the server's referee calls it periodically)."""
     with uow() as work:

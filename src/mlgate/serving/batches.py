@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgate.access.audit import audited
 from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
 from mlgate.plans.enforce import Gate
 from mlgate.plans.metering import UsageEvent
@@ -113,6 +114,7 @@ def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
     return rows  # values are checked as each chunk is scored: a bad row fails alone
 
 
+@audited("batches.submit", lambda a: a["version"].ref)
 def submit_batch(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -189,6 +191,7 @@ def describe(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
+@audited("batches.cancel", lambda a: a["job"].id)
 def cancel_batch(uow: UnitOfWork, artifacts: ArtifactStore, job: Job, now: datetime) -> Job:
     """Cancel a queued or running batch (it stops before its next chunk); a finished one's
     files are removed."""

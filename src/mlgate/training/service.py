@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mlgate.access.audit import audited
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.neural.progress import reporting as epochs_reported_to
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
@@ -131,6 +132,7 @@ class Fitted:
     warnings: tuple[str, ...]
 
 
+@audited("training.train", lambda a: a["spec"].model_name)
 def train_model(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
