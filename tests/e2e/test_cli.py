@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -52,6 +54,23 @@ def test_quickstart_runs_from_an_empty_home(tmp_path: Path) -> None:
     assert "curl -s http://127.0.0.1:8000/v1/models/churn/predict" in result.stdout
     assert len(list((home / "artifacts" / "churn").glob("*.skops"))) == 1
     assert oct((home / "secret.key").stat().st_mode & 0o777) == "0o600"
+    # The closing hint is a command this shell can run (the path, where mlgate is not on PATH).
+    hint = re.search(r"Start the server with `(.+) serve --port 8000`", result.stdout)
+    assert hint is not None, result.stdout
+    program = shlex.split(hint.group(1))[0]
+    assert shutil.which(program, path=env_for(home).get("PATH")) or Path(program).is_file()
+    # Its changes are in the audit log, the operator as their actor.
+    services = make_services(home)
+    try:
+        with services.uow() as uow:
+            events = uow.audit.query(AuditQuery())
+    finally:
+        services.close()
+    assert [e.action for e in reversed(events)] == [
+        "sources.add", "training.train", "access.create_user", "access.create_consumer",
+        "plans.create_plan", "plans.subscribe", "access.add_grant", "access.create_key",
+    ]  # fmt: skip
+    assert {e.actor for e in events} == {local_actor()}
 
 
 def test_the_tour_sources_train_models_keys(cli_services: Services, tmp_path: Path) -> None:
