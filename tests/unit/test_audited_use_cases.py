@@ -6,6 +6,8 @@ its own event (`@audited`), writes its own events (`@records_its_own`), or is li
 from __future__ import annotations
 
 import ast
+import asyncio
+import functools
 import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import pytest
 
 import mlgate
 from mlgate.access import accounts, audit
-from mlgate.access.audit import NOT_AUDITED, acting, audited
+from mlgate.access.audit import NOT_AUDITED, acting, audited, unattended
 from mlgate.access.repository import AuditQuery
 from mlgate.errors import InvalidInput, PermissionDenied
 from tests.fakes import InMemoryUnitOfWork, in_memory_uow_factory
@@ -70,6 +72,7 @@ def _calls(node: ast.AST) -> set[str]:
     return found
 
 
+@functools.cache
 def state_changing() -> dict[str, Function]:
     """Every public function (and method of a public class) that commits, or calls by name a
     function that does (private helpers included)."""
@@ -209,3 +212,19 @@ def test_outside_an_acting_block_the_use_case_leaves_it_to_its_edge(
     accounts.create_consumer(uow, by=None, name="acme", description="", now=NOW)
     assert _events(uow) == []
     assert audit.actor_of(None).startswith("cli:")
+
+
+def test_a_server_started_at_the_cli_does_not_act_as_its_operator(
+    uow: InMemoryUnitOfWork,
+) -> None:
+    # `mlgate serve` runs uvicorn in `unattended`: the requests' tasks and threads copy that
+    # context, so a change made over HTTP is the middleware's to record, as its caller's.
+    async def request() -> None:
+        await asyncio.to_thread(
+            accounts.create_consumer, uow, by=None, name="acme", description="", now=NOW
+        )
+
+    with acting("cli:ada"):
+        unattended(lambda: asyncio.run(request()))
+        accounts.create_consumer(uow, by=None, name="beta", description="", now=NOW)
+    assert _events(uow) == [("cli:ada", "access.create_consumer", "beta", "local", "ok")]

@@ -22,7 +22,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from mlgate.uow import UnitOfWork
 log = logging.getLogger("mlgate.audit")
 MAX_LIMIT = 1000
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 Targeting = str | Callable[[Mapping[str, Any]], str]
 
 
@@ -133,6 +134,14 @@ def acting(actor: str, address: str = "local") -> Iterator[Acting]:
         yield scope
     finally:
         _ACTING.reset(token)
+
+
+def unattended(run: Callable[[], T]) -> T:
+    """Call `run` with no one acting: a server started at the CLI records each request itself
+    (the AuditLog middleware, with the caller as actor), not as the operator who started it."""
+    context = copy_context()
+    context.run(_ACTING.set, None)
+    return context.run(run)
 
 
 def records_its_own(use_case: F) -> F:

@@ -229,6 +229,7 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
 def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     import uvicorn
 
+    from mlgate.access.audit import unattended
     from mlgate.api.app import create_app
     from mlgate.api.observe import configure_logging
     from mlgate.errors import ConfigError
@@ -244,7 +245,10 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     if workers == 1:
         configure_logging()
         limit_model_threads()
-        uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=False)
+        app = create_app(s)
+        unattended(
+            lambda: uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        )
         return
     if not s.settings.redis_url:
         raise ConfigError(
