@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from mlgate.access.model import AuditEvent, Principal
 from mlgate.access.repository import AuditQuery
+from mlgate.errors import PermissionDenied, TooManyRequests, Unauthenticated
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.audit")
@@ -99,7 +100,7 @@ class Acting:
 
 
 _ACTING: ContextVar[Acting | None] = ContextVar("mlgate_acting", default=None)
-_DENIED = ("PermissionDenied", "Unauthenticated", "TooManyRequests")
+_DENIED = (PermissionDenied, Unauthenticated, TooManyRequests)  # the rest: "failed"
 
 # State-changing functions that are not an operator's use cases, and why they record nothing of
 # their own: the test of the registry fails for a committing function in neither place.
@@ -183,13 +184,13 @@ def audited(action: Targeting, target: Targeting) -> Callable[[F], F]:
             try:
                 out = use_case(*args, **kwargs)
             except Exception as exc:
-                scope.depth -= 1
-                result = "denied" if type(exc).__name__ in _DENIED else "failed"
+                result = "denied" if isinstance(exc, _DENIED) else "failed"
                 error = {"error": str(getattr(exc, "code", "") or type(exc).__name__)}
                 with suppress(Exception):  # logged by record(); the use case's error comes first
                     _write(arguments.arguments, action, target, scope, result, error)
                 raise
-            scope.depth -= 1
+            finally:
+                scope.depth -= 1
             _write(arguments.arguments, action, target, scope, "ok", {})
             return out
 
