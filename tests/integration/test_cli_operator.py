@@ -131,6 +131,15 @@ def test_a_failed_password_change_at_the_cli_is_audited(home: Services) -> None:
         (local_actor(), "access.set_password", "admin", "failed"),
         (local_actor(), "access.set_password", "nobody", "failed"),
     ]
+    # Refused before the use case (no terminal to ask twice): the command's failed attempt.
+    code, out = run(home, "users", "password", "admin")
+    assert code == 1 and "no terminal" in out
+    assert _events(home, action="cli.users.password")[-1] == (
+        local_actor(),
+        "cli.users.password",
+        "admin",
+        "failed",
+    )
 
 
 def test_the_cli_records_each_change_and_each_refusal_of_one(home: Services) -> None:

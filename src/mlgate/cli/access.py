@@ -112,7 +112,7 @@ def create_consumer(
     name: str,
     description: Annotated[str, typer.Option(help="Who they are, for your team.")] = "",
 ) -> None:
-    """Create a consumer; then grant it models and give it keys."""
+    """Create a consumer; then put it on a plan, grant it models and give it keys."""
     remote = remote_of(ctx)
     if remote:
         remote.call("POST", "/v1/consumers", json={"name": name, "description": description})
