@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from mlgate.access import keys, passwords
+from mlgate.access.audit import audited
 from mlgate.access.model import SCOPES, Consumer, OwnerKind, Principal, Session, User
 from mlgate.errors import (
     Conflict,
@@ -33,6 +34,7 @@ LOCK_AFTER = 10
 LOCK_FOR = timedelta(minutes=15)
 
 
+@audited("access.create_user", "name")
 def create_user(
     uow: UnitOfWork,
     *,
@@ -65,6 +67,7 @@ def list_users(uow: UnitOfWork, *, by: Principal | None) -> list[User]:
         return uow.users.all()
 
 
+@audited(lambda a: f"access.{'dis' if a['disabled'] else 'en'}able_user", "name")
 def set_user_disabled(
     uow: UnitOfWork, name: str, *, disabled: bool, by: Principal | None, now: datetime
 ) -> User:
@@ -82,6 +85,7 @@ def set_user_disabled(
     return updated
 
 
+@audited("access.set_password", "name")
 def set_password(
     uow: UnitOfWork, name: str, new_password: str, *, by: Principal | None, now: datetime
 ) -> None:
@@ -96,6 +100,7 @@ def set_password(
         uow.commit()
 
 
+@audited("auth.login", "{kind}:{name}")
 def login(
     uow: UnitOfWork,
     server_secret: bytes,
@@ -138,6 +143,7 @@ def login(
     return session, str(token)
 
 
+@audited("auth.logout", lambda a: a["principal"].actor)
 def logout(uow: UnitOfWork, principal: Principal, *, now: datetime) -> None:
     if principal.key_prefix is not None:
         raise InvalidInput("logout ends a login session; to stop a key, revoke it")
@@ -148,6 +154,7 @@ def logout(uow: UnitOfWork, principal: Principal, *, now: datetime) -> None:
         uow.commit()
 
 
+@audited("auth.change_password", lambda a: a["principal"].actor)
 def change_password(
     uow: UnitOfWork,
     principal: Principal,
@@ -207,6 +214,7 @@ def session_principal(
         )
 
 
+@audited("access.create_consumer", "name")
 def create_consumer(
     uow: UnitOfWork, *, by: Principal | None, name: str, description: str, now: datetime
 ) -> Consumer:
@@ -235,6 +243,7 @@ def get_consumer(uow: UnitOfWork, name: str, *, by: Principal | None) -> Consume
     return consumer
 
 
+@audited(lambda a: f"access.{'dis' if a['disabled'] else 'en'}able_consumer", "name")
 def set_consumer_disabled(
     uow: UnitOfWork, name: str, *, disabled: bool, by: Principal | None, now: datetime
 ) -> Consumer:
@@ -252,6 +261,7 @@ def set_consumer_disabled(
     return updated
 
 
+@audited("access.set_consumer_password", "name")
 def set_consumer_password(
     uow: UnitOfWork, name: str, new_password: str, *, by: Principal | None, now: datetime
 ) -> None:

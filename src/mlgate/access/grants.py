@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from mlgate.access import policy
+from mlgate.access.audit import audited
 from mlgate.access.model import ROLES, Grant, OwnerKind, Principal, Role, Target
 from mlgate.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
 
 
+@audited("access.add_grant", "{target} to {subject_kind}:{subject} as {role}")
 def add_grant(
     uow: UnitOfWork,
     *,
@@ -82,6 +84,7 @@ def list_grants(
     ]
 
 
+@audited("access.remove_grant", "grant_id")
 def remove_grant(uow: UnitOfWork, grant_id: int, *, by: Principal | None) -> Grant:
     with uow:
         grant = uow.grants.get(grant_id)

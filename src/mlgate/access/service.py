@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from mlgate.access import keys, policy
+from mlgate.access.audit import audited
 from mlgate.access.model import SCOPES, ApiKey, OwnerKind, Principal, Target
 from mlgate.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from mlgate.registry.model import check_name
@@ -20,6 +21,9 @@ CONSUMER_SCOPES = ("predict", "generate", "read")
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key
 
 
+@audited(
+    "access.create_key", lambda a: f"{a['owner_kind'] or 'own'}:{a['owner'] or ''}/{a['name']}"
+)
 def create_key(
     uow: UnitOfWork,
     server_secret: bytes,
@@ -95,6 +99,7 @@ def list_keys(
         return uow.keys.all(owner_kind, owner)
 
 
+@audited("access.revoke_key", "prefix_or_name")
 def revoke_key(
     uow: UnitOfWork, prefix_or_name: str, *, by: Principal | None, now: datetime
 ) -> ApiKey:

@@ -17,7 +17,8 @@ from rich.table import Table
 from mlgate.access import accounts, audit, grants
 from mlgate.access.model import AuditEvent, Consumer, Grant, OwnerKind, User
 from mlgate.access.repository import AuditQuery
-from mlgate.cli.context import audited, console, services
+from mlgate.bootstrap import Services
+from mlgate.cli.context import console, services
 from mlgate.cli.remote import Remote, remote_of
 from mlgate.errors import InvalidInput
 
@@ -56,7 +57,6 @@ def create_user(
         accounts.create_user(
             s.uow(), by=None, name=name, password=password, is_admin=admin, now=s.clock()
         )
-    audited(ctx, "access.create_user", name, admin=admin)
     console.print(f"Created {'admin ' if admin else ''}user [bold]{name}[/]")
     if generate:
         console.print("Password (shown once, store it now):")
@@ -112,7 +112,7 @@ def create_consumer(
     name: str,
     description: Annotated[str, typer.Option(help="Who they are, for your team.")] = "",
 ) -> None:
-    """Create a consumer; then grant it models and give it keys."""
+    """Create a consumer; then put it on a plan, grant it models and give it keys."""
     remote = remote_of(ctx)
     if remote:
         remote.call("POST", "/v1/consumers", json={"name": name, "description": description})
@@ -121,10 +121,35 @@ def create_consumer(
         accounts.create_consumer(
             s.uow(), by=None, name=name, description=description, now=s.clock()
         )
-    audited(ctx, "access.create_consumer", name)
-    console.print(
-        f"Created consumer [bold]{name}[/]. Next: `mlgate grants add --consumer {name} "
-        f"MODEL consumer` and `mlgate keys create --consumer {name} --name ...`"
+    console.print(f"Created consumer [bold]{name}[/]. {next_steps(None, name)}")
+
+
+def next_steps(s: Services | None, consumer: str) -> str:
+    """What a consumer still lacks before its first call is answered: a plan, a grant and a key
+    (without any one of them every call is refused, 403 or 401). With `s` None (a remote
+    server, or a consumer just made) all three are named."""
+    steps = {
+        "plan": f"`mlgate consumers subscribe {consumer} PLAN` (plans: `mlgate plans list`)",
+        "grant": f"`mlgate grants add --consumer {consumer} MODEL consumer`",
+        "key": f"`mlgate keys create --consumer {consumer} --name NAME`",
+    }
+    if s is not None:
+        from mlgate.access.service import list_keys
+        from mlgate.plans.service import active_subscription
+
+        if active_subscription(s.uow(), consumer, s.clock()) is not None:
+            del steps["plan"]
+        if grants.list_grants(s.uow(), by=None, subject_kind="consumer", subject=consumer):
+            del steps["grant"]
+        keys = list_keys(s.uow(), by=None, owner_kind="consumer", owner=consumer)
+        if any(k.state(s.clock()) == "active" for k in keys):
+            del steps["key"]
+    if not steps:
+        return f"{consumer} has a plan, a grant and a key: it can call its models."
+    return (
+        "Next: "
+        + ", then ".join(steps.values())
+        + ("; until then its calls are refused." if "plan" in steps or "grant" in steps else ".")
     )
 
 
@@ -198,8 +223,9 @@ def add_grant(
                 actor=audit.local_actor(),
             )
         )
-    audited(ctx, "access.add_grant", made["target"], subject=f"{kind}:{subject}", role=role)
     console.print(f"Grant {made['id']}: {kind}:{subject} is {role} of {made['target']}")
+    if kind == "consumer" and remote is None:
+        console.print(next_steps(services(ctx), subject))
 
 
 @grants_app.command("list")
@@ -235,7 +261,6 @@ def remove_grant(ctx: typer.Context, grant_id: int) -> None:
     else:
         s = services(ctx)
         grants.remove_grant(s.uow(), grant_id, by=None)
-    audited(ctx, "access.remove_grant", str(grant_id))
     console.print(f"Removed grant {grant_id}")
 
 
@@ -353,7 +378,6 @@ def _set_password(
         s = services(ctx)
         setter = accounts.set_password if kind == "user" else accounts.set_consumer_password
         setter(s.uow(), name, password, by=None, now=s.clock())
-    audited(ctx, f"access.set_{'' if kind == 'user' else 'consumer_'}password", name)
     if kind == "user":
         console.print(f"Password of {name} set; their sessions ended.")
     else:
@@ -382,7 +406,6 @@ def _set_disabled(ctx: typer.Context, what: str, name: str, disabled: bool) -> N
         s = services(ctx)
         change = accounts.set_user_disabled if what == "users" else accounts.set_consumer_disabled
         change(s.uow(), name, disabled=disabled, by=None, now=s.clock())
-    audited(ctx, f"access.{verb}_{what[:-1]}", name)
     console.print(f"{verb.capitalize()}d {what[:-1]} {name}")
 
 

@@ -21,23 +21,3 @@ def services(ctx: typer.Context) -> Services:
         root.call_on_close(built.close)
     assert isinstance(root.obj, Services)
     return root.obj
-
-
-def audited(ctx: typer.Context, action: str, target: str, **detail: object) -> None:
-    """Record a state change made at the local CLI (remote ones are recorded by the server)."""
-    from mlgate.access import audit
-    from mlgate.cli.remote import remote_of
-
-    if remote_of(ctx) is not None:
-        return
-    s = services(ctx)
-    audit.record(
-        s.uow(),
-        at=s.clock(),
-        actor=audit.local_actor(),
-        action=action,
-        target=target,
-        address="local",
-        result="ok",
-        detail={k: str(v) for k, v in detail.items()},
-    )

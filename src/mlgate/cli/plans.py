@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.cli.context import audited, console, errors, services
+from mlgate.cli.context import console, errors, services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service
 from mlgate.plans.model import LIMITS, Plan
@@ -111,8 +111,8 @@ def create(
         price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
     plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
-    audited(ctx, "plans.create", name)
     _show(plan)
+    console.print(f"Next: `mlgate consumers subscribe CONSUMER {name}` puts a consumer on it.")
 
 
 @app.command("update")
@@ -138,7 +138,6 @@ def update(
         price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
     plan = service.update_plan(s.uow(), name, by=None, **changes)
-    audited(ctx, "plans.update", name)
     _show(plan)
 
 
@@ -181,7 +180,6 @@ def delete(ctx: typer.Context, name: str) -> None:
     """Delete a plan nobody subscribes to."""
     s = services(ctx)
     service.delete_plan(s.uow(), name, by=None, now=s.clock())
-    audited(ctx, "plans.delete", name)
     console.print(f"Deleted plan {name}")
 
 
@@ -213,9 +211,11 @@ def subscribe(
         ends_at=_utc(ends),
         pins=pins,
     )
-    audited(ctx, "plans.subscribe", consumer, plan=plan)
     pinned = f", pinned to {', '.join(f'{m}@{v}' for m, v in pins.items())}" if pins else ""
     console.print(f"{consumer} is on {made.plan} from {made.starts_at:%Y-%m-%d %H:%M} UTC{pinned}")
+    from mlgate.cli.access import next_steps
+
+    console.print(next_steps(s, consumer))
 
 
 @app.command("spend-cap")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.cli.context import audited, console, services
+from mlgate.cli.context import console, services
 
 app = typer.Typer(no_args_is_help=True, help="Try a candidate version on a share of callers.")
 
@@ -59,7 +59,6 @@ def start(
         max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
         min_agreement=min_agreement, then_canary=then_canary, outbound=s.outbound,
     )  # fmt: skip
-    audited(ctx, "rollouts.start", f"{model}@{alias}", rollout=rollout.id, candidate=candidate)
     what = (f"answers {share:.0%} of the callers of" if rollout.mode == "canary"
             else f"scores a copy of {share:.0%} of the calls to")  # fmt: skip
     console.print(
@@ -180,9 +179,8 @@ def stop(
     from mlgate.rollouts.service import stop_rollout
 
     s = services(ctx)
-    stopped = stop_rollout(s.uow(), model, rollout_id, actor=cli_actor(), now=s.clock(),
-                           reason=reason, outbound=s.outbound)  # fmt: skip
-    audited(ctx, "rollouts.stopped", f"{model}@{stopped.alias}", rollout=rollout_id)
+    stop_rollout(s.uow(), model, rollout_id, actor=cli_actor(), now=s.clock(), reason=reason,
+                 outbound=s.outbound)  # fmt: skip
     console.print(f"rollout {rollout_id}: stopped")
 
 
@@ -257,7 +255,6 @@ def add_schedule(
         policy={"replay_days": replay_days, "mode": mode, "share": share, "auto": auto,
                 "alpha": alpha, "then_canary": then_canary},
     )  # fmt: skip
-    audited(ctx, "schedules.add", model, schedule=schedule.id)
     nxt = schedule.next_run_at
     console.print(f"schedule {schedule.id} of {model}"
                   + (f": next run {nxt:%Y-%m-%d %H:%M} UTC" if nxt else ""))  # fmt: skip
@@ -291,7 +288,6 @@ def remove_schedule(ctx: typer.Context, model: str, schedule_id: int) -> None:
     from mlgate.rollouts.schedules import remove_schedule as remove
 
     remove(services(ctx).uow(), model, schedule_id)
-    audited(ctx, "schedules.remove", model, schedule=schedule_id)
     console.print(f"schedule {schedule_id} of {model}: removed")
 
 

@@ -7,6 +7,7 @@ import os
 import secrets
 import shlex
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,15 +55,20 @@ def quickstart(
     port: Port = 8000,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
 ) -> None:
-    """Demo data -> source -> trained model -> API key -> server, with a curl to try."""
+    """Demo data -> source -> trained model -> API key -> server, with a curl to try. Run again,
+    it keeps what is there (data, source, model, admin, consumer) and makes a new key."""
     from mlgate.sources import demo  # pandas: loaded by the commands that use it
 
     s = services(ctx)
+    me = runnable()
     console.print(f"mlgate home: {s.settings.home}")
     database = s.settings.home / "demo" / "churn.db"
     frame = demo.churn_frame()
-    demo.write_sqlite(database, frame)
-    console.print(f"1. demo data: {len(frame):,} customers in {database} (table {demo.TABLE})")
+    if database.exists():
+        console.print(f"1. demo data: kept, in {database} (table {demo.TABLE})")
+    else:
+        demo.write_sqlite(database, frame)
+        console.print(f"1. demo data: {len(frame):,} customers in {database} (table {demo.TABLE})")
 
     if "demo" not in {c.name for c in sources.list_sources(s.uow())}:
         sources.add_source(
@@ -73,23 +79,36 @@ def quickstart(
             cwd=Path.cwd(),
             now=s.clock(),
         )
-    console.print("2. source: demo")
+        console.print("2. source: demo")
+    else:
+        console.print("2. source: demo, kept")
 
-    from mlgate.training.service import TrainSpec
+    from mlgate.registry.service import get_versions, list_models
 
-    spec = TrainSpec(
-        model_name="churn",
-        source="demo",
-        target=demo.TARGET,
-        algorithm="logistic_regression",
-        table=demo.TABLE,
-        drop=(demo.ID_COLUMN,),
-        actor=cli_actor(),
+    trained = (
+        "churn" in {m.name for m in list_models(s.uow())} and get_versions(s.uow(), "churn")[1]
     )
-    console.print("3. training churn (logistic_regression):")
-    print_result(run_training(ctx, spec))
+    if not trained:
+        from mlgate.training.service import TrainSpec
 
-    token = _quickstart_access(s)
+        spec = TrainSpec(
+            model_name="churn",
+            source="demo",
+            target=demo.TARGET,
+            algorithm="logistic_regression",
+            table=demo.TABLE,
+            drop=(demo.ID_COLUMN,),
+            actor=cli_actor(),
+        )
+        console.print("3. training churn (logistic_regression):")
+        print_result(run_training(ctx, spec))
+    else:
+        console.print(
+            "3. model churn: kept, as it is "
+            f"(`{me} models list`; `{me} models retrain churn` trains a new version)"
+        )
+
+    token, admin = _quickstart_access(s, me, f"http://{host}:{port}")
 
     row = frame.drop(columns=[demo.ID_COLUMN, demo.TARGET]).iloc[0].to_dict()
     body = json.dumps({"rows": [{k: _plain(v) for k, v in row.items()}]})
@@ -100,38 +119,60 @@ def quickstart(
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
     )
     console.print(
-        f"7. dashboard: http://{host}:{port}/ui (log in as admin); the consumer portal is at "
-        f"http://{host}:{port}/portal (`mlgate consumers password {DEMO_CONSUMER}` lets "
+        f"7. dashboard: http://{host}:{port}/ui (log in as {admin}); the consumer portal is at "
+        f"http://{host}:{port}/portal (`{me} consumers password {DEMO_CONSUMER}` lets "
         f"{DEMO_CONSUMER} in)"
     )
     if no_serve:
-        console.print(f"Start the server with `mlgate serve --port {port}`, then run the curl.")
+        console.print(f"Start the server with `{me} serve --port {port}`, then run the curl.")
         return
     run_server(s, host, port)
 
 
-def _quickstart_access(s: Services) -> str:
+def runnable(
+    argv0: str | None = None, path: str | None = None, executable: str = sys.executable
+) -> str:
+    """How the user can run mlgate again from this shell: `mlgate` where that name finds this
+    very program on PATH; else the path it was started by (`.venv/bin/mlgate`, without an
+    activated environment), or `python -m mlgate`."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    started = Path(argv0)
+    if started.name in ("__main__.py", "-m", "-c", "") or not started.name.startswith("mlgate"):
+        return f"{shlex.quote(executable)} -m mlgate"
+    found = shutil.which("mlgate", path=path)
+    itself = shutil.which(argv0, path=path) if started.name == argv0 else argv0
+    if found is not None and itself is not None and Path(found).resolve() == Path(itself).resolve():
+        return "mlgate"
+    return shlex.quote(argv0)
+
+
+def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
     """An admin (the first time, with a password printed once), a demo consumer allowed to
-    call churn, and a key of that consumer's: the token for the curl."""
+    call churn, and a new key of that consumer's: the token for the curl, and the admin's name."""
     from mlgate.access import accounts, grants
     from mlgate.access.audit import local_actor
 
     uow = s.uow()
     with uow:
-        has_admin = any(u.is_admin for u in uow.users.all())
+        admins = sorted(u.name for u in uow.users.all() if u.is_admin and u.disabled_at is None)
         has_consumer = uow.consumers.get(DEMO_CONSUMER) is not None
         has_grant = any(
             g.target.model == "churn" for g in uow.grants.of_subject("consumer", DEMO_CONSUMER)
         )
-    if not has_admin:
+    if not admins:
         password = secrets.token_urlsafe(18)
         accounts.create_user(
             s.uow(), by=None, name="admin", password=password, is_admin=True, now=s.clock()
         )
         console.print("4. admin user [bold]admin[/], password (shown once, store it now):")
         print(password)
+        admin = "admin"
     else:
-        console.print("4. an admin exists already")
+        admin = "admin" if "admin" in admins else admins[0]
+        console.print(
+            f"4. admin: {', '.join(admins)} (kept). Log in at {base}/ui/login; "
+            f"a forgotten password: `{me} users password {admin} --generate` sets a new one"
+        )
     if not has_consumer:
         accounts.create_consumer(
             s.uow(), by=None, name=DEMO_CONSUMER, description="quickstart", now=s.clock()
@@ -176,17 +217,19 @@ def _quickstart_access(s: Services) -> str:
         name="quickstart",
         now=s.clock(),
     )
+    kept = " (kept)" if has_consumer else ""
     console.print(
-        f"5. consumer {DEMO_CONSUMER} on plan {DEMO_PLAN} may call churn; "
-        f"its API key {key.prefix} (shown once):"
+        f"5. consumer {DEMO_CONSUMER}{kept} on plan {DEMO_PLAN} may call churn; "
+        f"a new API key {key.prefix} (shown once; `{me} keys list` shows the earlier ones):"
     )
     print(token)
-    return token
+    return token, admin
 
 
 def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     import uvicorn
 
+    from mlgate.access.audit import unattended
     from mlgate.api.app import create_app
     from mlgate.api.observe import configure_logging
     from mlgate.errors import ConfigError
@@ -202,7 +245,10 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     if workers == 1:
         configure_logging()
         limit_model_threads()
-        uvicorn.run(create_app(s), host=host, port=port, log_level="info", access_log=False)
+        app = create_app(s)
+        unattended(
+            lambda: uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        )
         return
     if not s.settings.redis_url:
         raise ConfigError(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlgate.access import audit
+from mlgate.access.audit import records_its_own
 from mlgate.columns import Column
 from mlgate.errors import InvalidInput
 from mlgate.imports.describe import Declared, declared
@@ -63,6 +64,7 @@ def read_frame(name: str, data: bytes) -> pd.DataFrame:
     raise InvalidInput(f"{name}: rows come as a .csv or .parquet file")
 
 
+@records_its_own
 def import_model(
     uow: UnitOfWork, artifacts: ArtifactStore, request: ImportRequest, *, now: datetime
 ) -> ModelVersion:

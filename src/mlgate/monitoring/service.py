@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlgate.access.audit import audited
 from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.monitoring import drift, webhook
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
@@ -66,6 +67,7 @@ class Monitor:
             _model_exists(uow, model)
             return uow.monitoring.settings(model) or MonitorSettings()
 
+    @audited("monitoring.configure", "model")
     def configure(self, model: str, **changes: Any) -> MonitorSettings:
         """Change some settings; the rest stay as they were."""
         with self._uow() as uow:
@@ -234,6 +236,7 @@ class Monitor:
 
     # -- checks and alerts --------------------------------------------------------------------
 
+    @audited("monitoring.check", "model")
     def check(self, model: str) -> CheckResult:
         """Judge the model over its window, keep the verdict, and on a change of state call the
         webhook and (if asked) train a candidate version."""

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from mlgate.access.audit import audited
 from mlgate.plans.model import Subscription
 from mlgate.plans.repository import ExportCursor
 from mlgate.uow import UnitOfWork
@@ -172,6 +173,7 @@ def first_hour(sink: Sink, now: datetime, start: datetime | None = None) -> date
     return begin if oldest is None else max(begin, oldest)
 
 
+@audited("usage.export", lambda a: a["sink"].name)
 def export_usage(
     uow: UnitOfWork, sink: Sink, *, now: datetime, start: datetime | None = None
 ) -> ExportResult:
@@ -222,6 +224,7 @@ def export_usage(
     return ExportResult(sent, dead, expected)
 
 
+@audited("usage.replay", lambda a: a["sink"].name)
 def replay_dead_letters(uow: UnitOfWork, sink: Sink, *, now: datetime) -> tuple[int, int]:
     """Send the sink's dead letters again (same ids), one event a request, each marked as
     soon as it is accepted: (sent, still pending). A passing failure (the sink is down) stops

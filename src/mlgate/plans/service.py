@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from mlgate.access.audit import audited
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import authorize_global
 from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
@@ -93,6 +94,7 @@ def make_plan(name: str, now: datetime, **settings: Any) -> Plan:
     )
 
 
+@audited("plans.create_plan", lambda a: str(a["plan"].name))
 def create_plan(uow: UnitOfWork, plan: Plan, *, by: Principal | None) -> Plan:
     _admin(by)
     with uow:
@@ -101,6 +103,7 @@ def create_plan(uow: UnitOfWork, plan: Plan, *, by: Principal | None) -> Plan:
     return plan
 
 
+@audited("plans.update_plan", "name")
 def update_plan(uow: UnitOfWork, name: str, *, by: Principal | None, **changes: Any) -> Plan:
     """Change a plan's settings; every subscriber is on the new terms from the next call."""
     _admin(by)
@@ -140,6 +143,7 @@ def get_plan(uow: UnitOfWork, name: str) -> Plan:
     return plan
 
 
+@audited("plans.delete_plan", "name")
 def delete_plan(uow: UnitOfWork, name: str, *, by: Principal | None, now: datetime) -> None:
     _admin(by)
     with uow:
@@ -152,6 +156,7 @@ def delete_plan(uow: UnitOfWork, name: str, *, by: Principal | None, now: dateti
         uow.commit()
 
 
+@audited("plans.subscribe", "{consumer} to {plan}")
 def subscribe(
     uow: UnitOfWork,
     *,
@@ -369,6 +374,7 @@ def bill_csv(uow: UnitOfWork, *, by: Principal | None, consumer: str, month: str
     return out.getvalue()
 
 
+@audited("plans.set_spend_cap", "consumer")
 def set_spend_cap(
     uow: UnitOfWork, *, by: Principal | None, consumer: str, cap: Any, now: datetime
 ) -> Decimal | None:
@@ -396,6 +402,7 @@ def set_spend_cap(
     return value
 
 
+@audited("plans.set_webhook", "consumer")
 def set_consumer_webhook(
     uow: UnitOfWork,
     *,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from mlgate.access.audit import records_its_own
 from mlgate.outbound.client import Outbound
 from mlgate.plans.limiter import Charge
 from mlgate.plans.model import NANOS
@@ -112,6 +113,7 @@ class Notifier:
         """Wait until every queued crossing is handled (tests, shutdown)."""
         self._queue.join()
 
+    @records_its_own
     def handle(self, crossing: Crossing) -> bool:
         """Record it once; the first to record it announces it. False for a repeat."""
         from mlgate.access import audit

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mlgate.access.audit import audited
 from mlgate.errors import Conflict, InvalidInput, NotFound
 from mlgate.registry.model import AliasEvent, ModelVersion, check_alias
 from mlgate.registry.store import ArtifactStore
 from mlgate.uow import UnitOfWork
 
 
+@audited("models.promote", "{model_name}@{number}")
 def promote(
     uow: UnitOfWork,
     model_name: str,
@@ -34,6 +36,7 @@ def promote(
     return event
 
 
+@audited("models.rollback", "{model_name}@{alias}")
 def rollback(
     uow: UnitOfWork, model_name: str, alias: str, *, actor: str, reason: str = "", now: datetime
 ) -> AliasEvent:
@@ -71,6 +74,7 @@ def history(uow: UnitOfWork, model_name: str, alias: str) -> list[AliasEvent]:
         return uow.models.alias_history(model_name, alias)
 
 
+@audited("models.archive", "{model_name}@{number}")
 def archive(uow: UnitOfWork, model_name: str, number: int, *, now: datetime) -> ModelVersion:
     """Take a version out of service (kept, not servable); refused while an alias points at it."""
     with uow:
@@ -86,6 +90,7 @@ def archive(uow: UnitOfWork, model_name: str, number: int, *, now: datetime) -> 
     return version
 
 
+@audited("models.retire", "{model_name}@{number}")
 def schedule_retirement(
     uow: UnitOfWork, model_name: str, number: int, at: datetime | None
 ) -> ModelVersion:
@@ -137,6 +142,10 @@ def parse_alias_target(text: str) -> int:
     return int(digits)
 
 
+@audited(
+    "models.annotate",
+    lambda a: f"{a['model_name']}@{a['number']}" if a["number"] else a["model_name"],
+)
 def annotate(
     uow: UnitOfWork,
     model_name: str,
@@ -157,6 +166,7 @@ def annotate(
         uow.commit()
 
 
+@audited("models.delete_version", "{model_name}@{number}")
 def delete_version(
     uow: UnitOfWork, artifacts: ArtifactStore, model_name: str, number: int
 ) -> ModelVersion:

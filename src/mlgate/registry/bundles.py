@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from mlgate import __version__, archives
+from mlgate.access.audit import audited
 from mlgate.columns import Column
 from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
@@ -57,6 +58,7 @@ def export_bundle(
     return out.getvalue()
 
 
+@audited("models.import", lambda a: a["model_name"] or "(the bundle's own name)")
 def import_bundle(
     uow: UnitOfWork,
     artifacts: ArtifactStore,

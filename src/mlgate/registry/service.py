@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from mlgate.access.audit import audited
 from mlgate.columns import Column
 from mlgate.errors import ArtifactError, ConcurrentWrite, Conflict, InvalidInput, NotFound
 from mlgate.processes import process_gone, this_process
@@ -45,6 +46,7 @@ class NewVersion:
     attachments: Mapping[str, bytes | Callable[[], bytes]] = field(default_factory=dict)
 
 
+@audited("models.register_version", "model_name")
 def register_version(
     uow: UnitOfWork,
     artifacts: ArtifactStore,

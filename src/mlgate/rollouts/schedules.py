@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from mlgate.access.audit import audited, records_its_own
 from mlgate.errors import Conflict, FieldError, InvalidInput, MlgateError, NotFound
 from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
 from mlgate.rollouts import cron as crontab
@@ -97,6 +98,7 @@ class Schedule:
         }  # fmt: skip
 
 
+@audited("schedules.add", "model")
 def add_schedule(
     uow: UnitOfWork,
     model: str,
@@ -138,6 +140,7 @@ def schedules_of(uow: UnitOfWork, model: str | None = None) -> list[Schedule]:
         return uow.rollouts.schedules(model)
 
 
+@audited("schedules.remove", "{model} #{schedule_id}")
 def remove_schedule(uow: UnitOfWork, model: str, schedule_id: int) -> Schedule:
     with uow:
         found = uow.rollouts.get_schedule(schedule_id)
@@ -165,6 +168,7 @@ class Hands:
     follow_up: FollowUp
 
 
+@records_its_own
 def tick(uow: Callable[[], UnitOfWork], hands: Hands, *, now: datetime) -> list[str]:
     """One round over every enabled schedule; what it did, a line each."""
     with uow() as work:
@@ -287,6 +291,7 @@ def new_rows_of(version: ModelVersion, open_source: Callable[[str], Any]) -> int
     return None
 
 
+@records_its_own
 def hand_over(
     uow: Callable[[], UnitOfWork],
     predictors: Any,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mlgate.access.audit import record
+from mlgate.access.audit import audited, record, records_its_own
 from mlgate.errors import Conflict, MlgateError, NotFound
 from mlgate.monitoring import webhook
 from mlgate.monitoring.service import same_label
@@ -37,6 +37,7 @@ MIN_GUARD_CALLS = 20  # candidate calls before the error-rate guard rail can act
 MIN_LATENCY_CALLS = 100  # calls per side before the latency guard rail can act
 
 
+@audited("rollouts.start", "{model}@{candidate}")
 def start_rollout(
     uow: UnitOfWork,
     model: str,
@@ -136,6 +137,7 @@ def get_rollout(uow: UnitOfWork, model: str, rollout_id: int) -> Rollout:
     return found
 
 
+@audited("rollouts.stop", "{model} #{rollout_id}")
 def stop_rollout(
     uow: UnitOfWork,
     model: str,
@@ -277,6 +279,7 @@ def _shadow_summary(
     }
 
 
+@records_its_own
 def decide(
     uow: UnitOfWork,
     rollout: Rollout,
@@ -318,6 +321,7 @@ def decide(
     return ended if ended is not None else get_rollout(uow, rollout.model, rollout.id or 0)
 
 
+@records_its_own
 def decide_all(
     uow: Callable[[], UnitOfWork],
     clock: Callable[[], datetime],

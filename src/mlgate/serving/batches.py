@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlgate.access.audit import audited
 from mlgate.access.model import Principal
 from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
 from mlgate.plans.enforce import Gate
@@ -141,6 +142,7 @@ def asked_of(job: Job) -> str:
     return str(job.spec.get("asked") or f"{job.spec['model']}@{job.spec['version']}")
 
 
+@audited("batches.submit", lambda a: a["version"].ref)
 def submit_batch(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -219,6 +221,7 @@ def describe(job: Job, now: datetime) -> dict[str, Any]:
     }
 
 
+@audited("batches.cancel", lambda a: a["job"].id)
 def cancel_batch(uow: UnitOfWork, artifacts: ArtifactStore, job: Job, now: datetime) -> Job:
     """Cancel a queued or running batch (it stops before its next chunk); a finished one's
     files are removed."""

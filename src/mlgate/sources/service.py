@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.access.audit import audited
 from mlgate.columns import Column
 from mlgate.errors import NotFound
 from mlgate.registry.model import check_name
@@ -27,6 +28,7 @@ class TableSample:
     rows: list[dict[str, Any]]
 
 
+@audited("sources.add", "name")
 def add_source(
     uow: UnitOfWork, open_source: Opener, *, name: str, url: str, cwd: Path, now: datetime
 ) -> tuple[SourceConfig, list[str]]:
@@ -46,6 +48,7 @@ def list_sources(uow: UnitOfWork) -> list[SourceConfig]:
         return uow.sources.all()
 
 
+@audited("sources.remove", "name")
 def remove_source(uow: UnitOfWork, name: str) -> None:
     with uow:
         uow.sources.remove(name)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlgate.access.audit import audited
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import AliasEvent, ModelVersion
@@ -57,6 +58,7 @@ class Comparison:
         return {**self.__dict__, "interval": list(self.interval), "at": self.at.isoformat()}
 
 
+@audited("models.compare", "{model_name}@{a} vs {b}")
 def compare_versions(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -169,6 +171,7 @@ def holdout_rows(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersio
     return rows.loc[split_rows(prepared, lineage.test_size, lineage.seed).X_test.index]
 
 
+@audited("models.promote", "{model_name}@{number}")
 def promote_if_better(
     uow: UnitOfWork,
     artifacts: ArtifactStore,

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlgate.access.audit import audited
 from mlgate.errors import MlgateError, NotFound
 from mlgate.processes import process_gone, this_process
 from mlgate.registry.store import ArtifactStore
@@ -54,6 +55,7 @@ def get_job(uow: UnitOfWork, job_id: str) -> Job:
     return job
 
 
+@audited("training.cancel_job", "job_id")
 def request_cancel(uow: UnitOfWork, job_id: str) -> Job:
     """Ask a job to stop at its next step; a queued job is cancelled at once."""
     with uow:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import metadata
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mlgate.access.audit import audited
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.neural.progress import reporting as epochs_reported_to
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
@@ -56,19 +58,22 @@ from mlgate.uow import UnitOfWork
 
 STAGES = ("read", "prepare", "tune", "fit", "evaluate", "report", "register")
 AUTO = "auto"
-_LIBRARIES = (
-    "mlgate",
-    "scikit-learn",
-    "numpy",
-    "pandas",
-    "scipy",
-    "skops",
-    "xgboost",
-    "lightgbm",
-    "catboost",
-    "torch",
-    "safetensors",
-)
+# The libraries a version's lineage names, and the modules they are imported as. Versions are
+# read from the modules, never from one distribution's name: XGBoost installs as `xgboost` or
+# `xgboost-cpu`, PyTorch as `torch` or a CUDA build, and both import alike.
+_LIBRARIES = {
+    "mlgate": "mlgate",
+    "scikit-learn": "sklearn",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "scipy": "scipy",
+    "skops": "skops",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "torch": "torch",
+    "safetensors": "safetensors",
+}
 
 
 class Progress(Protocol):
@@ -127,6 +132,7 @@ class Fitted:
     warnings: tuple[str, ...]
 
 
+@audited("training.train", lambda a: a["spec"].model_name)
 def train_model(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -787,13 +793,34 @@ def _parquet(frame: pd.DataFrame) -> bytes:
 
 
 def library_versions() -> dict[str, str]:
+    """The Python and library versions a version is trained with (those installed)."""
     out = {"python": sys.version.split()[0]}
-    for name in _LIBRARIES:
+    for name, module in _LIBRARIES.items():
+        found = module_version(module)
+        if found is not None:
+            out[name] = found
+    return out
+
+
+def module_version(module: str) -> str | None:
+    """The version of an importable module: its own `__version__` once imported (the models'
+    libraries are), else that of the distribution that installs it, whatever that one is called
+    (importing torch only to ask would cost seconds); None when it is not installed."""
+    loaded = sys.modules.get(module)
+    version = getattr(loaded, "__version__", None)
+    if isinstance(version, str):
+        return version
+    for distribution in _distributions().get(module, []):
         try:
-            out[name] = metadata.version(name)
+            return metadata.version(distribution)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return None
+
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
 
 
 def _json_safe(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+"""A version's lineage names the libraries it was trained with, read from the modules themselves
+(XGBoost installs here as the `xgboost-cpu` distribution, and imports as `xgboost`)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from importlib import metadata
+
+import pytest
+
+from mlgate.training import service
+from mlgate.training.service import library_versions, module_version
+
+
+def test_xgboost_is_in_the_lineage_whatever_its_distribution_is_called() -> None:
+    import xgboost
+
+    assert library_versions()["xgboost"] == xgboost.__version__
+
+
+@pytest.mark.parametrize("name, module", sorted(service._LIBRARIES.items()))
+def test_every_installed_library_is_recorded_with_its_modules_version(
+    name: str, module: str
+) -> None:
+    recorded = library_versions().get(name)
+    if importlib.util.find_spec(module) is None:
+        assert recorded is None
+        return
+    assert recorded is not None, f"{name} is installed (import {module}) but not in the lineage"
+    if module in sys.modules:  # the models' libraries: their own word
+        assert recorded == importlib.import_module(module).__version__
+    else:  # not imported only to be asked (torch costs seconds): the distribution installing it
+        providers = service._distributions()[module]  # metadata.packages_distributions()
+        assert recorded in {metadata.version(p) for p in providers}
+
+
+def test_a_library_that_is_not_installed_is_left_out() -> None:
+    assert module_version("mlgate_no_such_module") is None
