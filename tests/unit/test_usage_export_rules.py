@@ -15,11 +15,15 @@ from mlgate.plans.exporter import (
     owner,
     replay_dead_letters,
 )
+from mlgate.outbound.client import Outbound
 from mlgate.plans.model import Subscription
 from mlgate.plans.sinks import CloudEventsSink, StripeSink
 from tests.fakes import InMemoryUnitOfWork
 
 H = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # November's last hour
+
+# billing.example resolves nowhere; the sinks here never send, they only need a public receiver
+PUBLIC = Outbound(resolver=lambda host, port: ["93.184.215.14"])
 
 
 def sub(
@@ -45,14 +49,14 @@ def test_a_subscription_starting_mid_hour_owns_the_hour() -> None:
 def test_an_event_happens_at_its_hour_s_start_so_a_month_s_last_hour_stays_in_its_month() -> None:
     event = MeterEvent("e1", "acme", 1, "basic", "rows", H, 5)
     assert event.cloudevent("mlgate")["time"] == "2026-11-30T23:00:00Z"
-    stripe = StripeSink("sk_test", url="http://billing.example/events")
+    stripe = StripeSink("sk_test", url="http://billing.example/events", outbound=PUBLIC)
     assert datetime.fromtimestamp(int(stripe.form(event)["timestamp"]), UTC) == H
     stripe.close()
 
 
 def test_a_first_pass_reaches_back_no_further_than_the_receiver_takes() -> None:
-    stripe = StripeSink("sk_test", url="http://billing.example/events")
-    cloudevents = CloudEventsSink("http://billing.example/events")
+    stripe = StripeSink("sk_test", url="http://billing.example/events", outbound=PUBLIC)
+    cloudevents = CloudEventsSink("http://billing.example/events", outbound=PUBLIC)
     late_in_month = datetime(2027, 1, 31, 12, 30, tzinfo=UTC)
     assert first_hour(cloudevents, late_in_month) == datetime(2026, 12, 1, tzinfo=UTC)
     assert first_hour(stripe, late_in_month) == datetime(2026, 12, 29, 13, tzinfo=UTC)  # 33 days
