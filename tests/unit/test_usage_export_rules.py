@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mlgate.outbound.client import Outbound
 from mlgate.plans.exporter import (
     Delivery,
     MeterEvent,
@@ -15,7 +16,6 @@ from mlgate.plans.exporter import (
     owner,
     replay_dead_letters,
 )
-from mlgate.outbound.client import Outbound
 from mlgate.plans.model import Subscription
 from mlgate.plans.sinks import CloudEventsSink, StripeSink
 from tests.fakes import InMemoryUnitOfWork
