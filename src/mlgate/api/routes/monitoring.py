@@ -12,6 +12,7 @@ from starlette.responses import Response
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, RowIndex
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
 from mlgate.monitoring.service import MAX_FEEDBACK
@@ -33,7 +34,7 @@ class SettingsPatch(BaseModel):
     exclude_columns: list[str] | None = Field(None, max_length=1000)
     psi_threshold: float | None = Field(None, gt=0)
     p_threshold: float | None = Field(None, gt=0, lt=1)
-    min_rows: int | None = Field(None, ge=10)
+    min_rows: int | None = Field(None, ge=10, le=MAX_COUNT)
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
     window_days: int | None = Field(None, ge=1, le=90)
@@ -46,7 +47,7 @@ class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=64, description="X-Request-Id of the call")
-    row: int | None = Field(None, ge=0, description="Which row of that call (default 0)")
+    row: RowIndex | None = Field(None, description="Which row of that call (default 0)")
     label: Any = Field(None, description="The true value of that row")
     labels: list[Any] | None = Field(None, description="The true values of every row, in order")
 
@@ -78,7 +79,7 @@ async def monitoring_report(
     name: str,
     by: Literal["day", "version", "consumer"] = Query("day"),
     days: int = Query(7, ge=1, le=365),
-    version: int | None = Query(None, ge=1),
+    version: int | None = Query(None, ge=1, le=MAX_NUMBER),
     consumer: str | None = Query(None, max_length=160, description="An account: consumer:acme"),
 ) -> Response:
     """Per window (a day, a version or a consumer, always within one version): logged rows,
