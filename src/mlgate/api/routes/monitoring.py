@@ -26,21 +26,24 @@ router = APIRouter(
 
 
 class SettingsPatch(BaseModel):
-    """The settings to change; those left out keep their values."""
+    """The settings to change; those left out keep their values. null removes an optional one
+    (min_accuracy, max_rmse, the webhook); the others always have a value, so null is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sample_rate: float | None = Field(None, ge=0, le=1, description="Share of requests logged")
-    exclude_columns: list[str] | None = Field(None, max_length=1000)
-    psi_threshold: float | None = Field(None, gt=0)
-    p_threshold: float | None = Field(None, gt=0, lt=1)
-    min_rows: int | None = Field(None, ge=10, le=MAX_COUNT)
+    # Fields typed without None, with a default of None that is never validated nor dumped
+    # (exclude_unset): left out, they keep their value; sent as null, they get a 422.
+    sample_rate: float = Field(None, ge=0, le=1, description="Share of requests logged")
+    exclude_columns: list[str] = Field(None, max_length=1000)
+    psi_threshold: float = Field(None, gt=0)
+    p_threshold: float = Field(None, gt=0, lt=1)
+    min_rows: int = Field(None, ge=10, le=MAX_COUNT)
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
-    window_days: int | None = Field(None, ge=1, le=90)
+    window_days: int = Field(None, ge=1, le=90)
     webhook_url: str | None = Field(None, max_length=2000)
     webhook_secret: str | None = Field(None, min_length=16, max_length=256)
-    retrain: bool | None = None
+    retrain: bool = Field(None)
 
 
 class FeedbackItem(BaseModel):
