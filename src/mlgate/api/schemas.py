@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from mlgate.registry.model import ModelVersion, RegisteredModel
 
@@ -27,6 +27,19 @@ GrantId = Id
 RowIndex = Annotated[int, Field(ge=0, le=MAX_NUMBER, description="A row's position, from 0")]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="The same seed, the same result")]
 Percent = Annotated[int, Field(ge=1, le=100, description="A whole percent, 1 to 100")]
+
+
+def _iso_8601(value: Any) -> Any:
+    """Date-times as the document states them (ISO 8601 text), not pydantic's other readings
+    (a number as seconds since 1970), so what is accepted is what is documented."""
+    if not isinstance(value, str | datetime) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdecimal()
+    ):
+        raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T00:00:00Z")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 class ColumnOut(BaseModel):

@@ -17,7 +17,7 @@ from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.body import decode_json, read_body
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
-from mlgate.api.schemas import MAX_COUNT, Percent, VersionNumber
+from mlgate.api.schemas import MAX_COUNT, Instant, Percent, VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PermissionDenied
 from mlgate.plans import service
@@ -95,8 +95,8 @@ class SubscribeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: str = Field(min_length=1, max_length=128)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     pins: dict[str, VersionNumber] = Field(default_factory=dict, description='{"model": version}')
 
 
@@ -126,7 +126,7 @@ class UsageOut(BaseModel):
 class RetireIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: datetime | None = Field(description="When the version leaves service; null cancels")
+    at: Instant | None = Field(description="When the version leaves service; null cancels")
 
 
 @router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)
