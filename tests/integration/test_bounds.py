@@ -167,6 +167,7 @@ BODIES = [  # (method, path, body or query, the field named): numbers in bodies 
     ("POST", "/v1/consumers/c/subscriptions", {"json": {"plan": "p", "pins": {"m": 2**63}}},
      "body.pins.m"),
     ("PUT", "/v1/models/m/monitoring/settings", {"json": {"min_rows": None}}, "body.min_rows"),
+    ("GET", "/v1/audit", {"params": {"since": "0.0"}}, "query.since"),
     ("GET", "/v1/models/m/monitoring", {"params": {"version": str(2**63)}}, "query.version"),
     ("POST", "/v1/models/m/batches", {"params": {"version": "-1"}, "content": b"a\n1\n"},
      "query.version"),
