@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -25,25 +25,37 @@ router = APIRouter(
 )
 
 
+ALWAYS_SET = (  # settings that always have a value (monitoring/model.py): null is refused
+    "sample_rate", "exclude_columns", "psi_threshold", "p_threshold", "min_rows", "window_days",
+    "retrain",
+)  # fmt: skip
+
+
 class SettingsPatch(BaseModel):
     """The settings to change; those left out keep their values. null removes an optional one
     (min_accuracy, max_rmse, the webhook); the others always have a value, so null is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # Fields typed without None, with a default of None that is never validated nor dumped
-    # (exclude_unset): left out, they keep their value; sent as null, they get a 422.
-    sample_rate: float = Field(None, ge=0, le=1, description="Share of requests logged")
-    exclude_columns: list[str] = Field(None, max_length=1000)
-    psi_threshold: float = Field(None, gt=0)
-    p_threshold: float = Field(None, gt=0, lt=1)
-    min_rows: int = Field(None, ge=10, le=MAX_COUNT)
+    sample_rate: float | None = Field(None, ge=0, le=1, description="Share of requests logged")
+    exclude_columns: list[str] | None = Field(None, max_length=1000)
+    psi_threshold: float | None = Field(None, gt=0)
+    p_threshold: float | None = Field(None, gt=0, lt=1)
+    min_rows: int | None = Field(None, ge=10, le=MAX_COUNT)
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
-    window_days: int = Field(None, ge=1, le=90)
+    window_days: int | None = Field(None, ge=1, le=90)
     webhook_url: str | None = Field(None, max_length=2000)
     webhook_secret: str | None = Field(None, min_length=16, max_length=256)
-    retrain: bool = Field(None)
+    retrain: bool | None = None
+
+    @field_validator(*ALWAYS_SET, mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        """Sent as null (not left out): a 422 naming the field, not a TypeError later."""
+        if value is None:
+            raise ValueError("cannot be null: leave it out to keep its value")
+        return value
 
 
 class FeedbackItem(BaseModel):
