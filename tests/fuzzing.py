@@ -37,10 +37,10 @@ CHECKS = [
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 SERVER = "http://127.0.0.1:8000"  # where a curl line points: `mlgate serve`'s default
 DEMO = {  # what `mlgate quickstart` makes, by the paths that name it
-    "/v1/models/{name}": "churn",
-    "/v2/models/{name}": "churn",
-    "/v1/consumers/{name}": "demo-customer",
-    "/v1/plans/{name}": "starter",
+    "/v1/models/{name}": ["churn", "churn@production"],
+    "/v2/models/{name}": ["churn", "churn@production"],
+    "/v1/consumers/{name}": ["demo-customer"],
+    "/v1/plans/{name}": ["starter"],
 }
 TOKEN_HEADER = "Authorization: Bearer $MLGATE_TOKEN"  # the token itself is never printed
 
@@ -81,15 +81,14 @@ def operations(app: Any) -> Iterator[Any]:
         yield result.ok()
 
 
-def aim_at_the_demo(case: Any) -> bool:
-    """Make `case`'s `{name}` name what the quickstart made (the churn model, its consumer and
-    plan), so that its other parts reach past "no such model"; False where the path has no such
-    name, and for DELETE (the rest of the run would find nothing)."""
-    target = next((t for prefix, t in DEMO.items() if case.path.startswith(prefix)), None)
-    if target is None or case.method.upper() == "DELETE" or "name" not in case.path_parameters:
-        return False
-    case.path_parameters = {**case.path_parameters, "name": target}  # the case re-validates
-    return True
+def aims(case: Any) -> list[str]:
+    """What `case`'s `{name}` may name instead, of what the quickstart made: the churn model
+    (and its production alias), its consumer and plan, so that the rest of the request reaches
+    past "no such model". None where the path has no such name, nor for DELETE (the rest of the
+    run would find nothing)."""
+    if case.method.upper() == "DELETE" or "name" not in case.path_parameters:
+        return []
+    return next((t for prefix, t in DEMO.items() if case.path.startswith(prefix)), [])
 
 
 def curl_of(case: Any) -> str:
@@ -135,8 +134,9 @@ def fuzz_operation(
     )
     def run(case: Any) -> None:
         send(case)
-        if mode is GenerationMode.POSITIVE and aim_at_the_demo(case):
-            send(case)  # the same draw again, aimed at what exists: one draw, two requests
+        for name in aims(case) if mode is GenerationMode.POSITIVE else []:
+            case.path_parameters = {**case.path_parameters, "name": name}  # it re-validates
+            send(case)  # the same draw again, aimed at what exists: one draw, more requests
 
     def send(case: Any) -> None:
         into.requests[key] = into.requests.get(key, 0) + 1
@@ -162,13 +162,15 @@ def fuzz(
     token: str,
     *,
     seed_: int,
-    examples: int,
+    examples: int | tuple[int, int],
     until: float | None = None,
     on_finding: Callable[[Finding], None] | None = None,
     into: Fuzzed | None = None,
 ) -> Fuzzed:
-    """Every operation in each mode, `examples` requests each, seeded from `seed_`; stops
-    early once time.monotonic() passes `until`."""
+    """Every operation in each mode, `examples` draws each (or a pair: draws that fit the
+    schema, draws that do not), seeded from `seed_`; stops once time.monotonic() passes
+    `until`."""
+    per_mode = examples if isinstance(examples, tuple) else (examples, examples)
     done = Fuzzed() if into is None else into
     headers = {"Authorization": f"Bearer {token}"}
     for i, operation in enumerate(operations(app)):
@@ -177,7 +179,7 @@ def fuzz(
                 return done
             seeded = seed_ * 1000 + 2 * i + j
             fuzz_operation(
-                operation, headers, mode, examples=examples, seed_=seeded, into=done,
+                operation, headers, mode, examples=per_mode[j], seed_=seeded, into=done,
                 on_finding=on_finding,
             )  # fmt: skip
     return done
