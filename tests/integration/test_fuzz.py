@@ -44,6 +44,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]
     services.close()
 
 
+@pytest.mark.slow(reason="over 5,000 generated requests in process: about a minute of CPU")
 def test_generated_requests_get_documented_answers_and_no_5xx(served: tuple[Any, str]) -> None:
     app, token = served
     done = fuzzing.fuzz(app, token, seed_=SEED, examples=EXAMPLES)
