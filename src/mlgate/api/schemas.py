@@ -5,14 +5,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from mlgate.registry.model import ModelVersion, RegisteredModel
 
-MAX_NUMBER = 2**31 - 1  # versions and ids: what every metadata database stores as an integer
-VersionNumber = Annotated[int, Path(ge=1, le=MAX_NUMBER, description="A version: 1, 2, ...")]
-GrantId = Annotated[int, Path(ge=1, le=MAX_NUMBER)]
+# The bounds of every integer a request carries (path, query, body; the pages' forms too), in
+# one place. Each is declared in the OpenAPI document, so a number out of range gets a 422 that
+# names its field before any database sees it (SQLite cannot even bind an integer past 2**63 - 1,
+# PostgreSQL's and MariaDB's INTEGER columns stop at 2**31 - 1).
+# tests/integration/test_bounds.py fails for any integer of any route left without its bounds.
+MAX_NUMBER = 2**31 - 1
+"""Ids, versions and row positions: the metadata tables' INTEGER columns (db/tables.py)."""
+MAX_COUNT = 10**15
+"""Counts and sizes (rows, bytes): within BIGINT, and exact as a JSON or a float number."""
+MAX_SEED = 2**32 - 1
+"""Random seeds: what numpy's and scikit-learn's `random_state` accept (0 to 2**32 - 1)."""
+
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_NUMBER, description="A version: 1, 2, ...")]
+Id = Annotated[int, Field(ge=1, le=MAX_NUMBER, description="An id, as listed")]
+GrantId = Id
+RowIndex = Annotated[int, Field(ge=0, le=MAX_NUMBER, description="A row's position, from 0")]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="The same seed, the same result")]
+Percent = Annotated[int, Field(ge=1, le=100, description="A whole percent, 1 to 100")]
+
+
+def _iso_8601(value: Any) -> Any:
+    """Date-times as the document states them (ISO 8601 text), not pydantic's other readings
+    (a number as seconds since 1970), so what is accepted is what is documented."""
+    if not isinstance(value, str | datetime) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdecimal()
+    ):
+        raise ValueError("expected an ISO 8601 date-time, such as 2026-01-31T00:00:00Z")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_8601)]
 
 
 class ColumnOut(BaseModel):
@@ -72,8 +99,8 @@ class PredictOut(BaseModel):
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n: int = Field(ge=1, description="How many synthetic rows")
-    seed: int | None = Field(None, description="The same seed gives the same rows")
+    n: int = Field(ge=1, le=MAX_NUMBER, description="How many synthetic rows")
+    seed: Seed | None = Field(None, description="The same seed gives the same rows")
 
 
 class GenerateOut(BaseModel):

@@ -8,14 +8,16 @@ import json
 import re
 from datetime import timedelta
 from html import escape
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from pydantic import Field
 from starlette.responses import Response
 
 from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api.authorize import access, actor
+from mlgate.api.schemas import RowIndex
 from mlgate.errors import InvalidInput
 from mlgate.plans import service as plans
 from mlgate.registry import aliases as lifecycle
@@ -232,16 +234,17 @@ def _confirmed(confirm: str, reason: str) -> None:
         raise InvalidInput("give a reason: it is kept in the alias history")
 
 
+Days = Annotated[int, Field(ge=1, le=365, description="Days back")]
+
+
 @router.get("/models/{name}/monitoring")
 @access("read")
 @page("ui")
-def monitoring(request: Request, name: str, days: int = 7) -> Response:
+def monitoring(request: Request, name: str, days: Days = 7) -> Response:
     """Drift per feature (PSI, as bars) for each version's window, live accuracy or RMSE per
     day (a line), and the model's state at its last check."""
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
-    if not 1 <= days <= 365:
-        raise InvalidInput("days must be 1 to 365")
     report = services.monitor.report(name, by="version", days=days)
     daily = services.monitor.report(name, by="day", days=days)["windows"]
     check = next((c for c in services.monitor.checks() if c.model == name), None)
@@ -269,7 +272,7 @@ def monitoring(request: Request, name: str, days: int = 7) -> Response:
 @router.get("/models/{name}/explain")
 @access("predict")
 @page("ui")
-async def explain(request: Request, name: str, request_id: str = "", row: int = 0) -> Response:
+async def explain(request: Request, name: str, request_id: str = "", row: RowIndex = 0) -> Response:
     """Paste a row (or come from a logged prediction) and see why it is predicted as it is."""
     me, asked = member_asking(request, "ui", "predict", name)
     services = pages.services_of(request)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mlgate.access.model import Target
 from mlgate.api.authorize import access, actor
+from mlgate.api.schemas import MAX_NUMBER, Id
 from mlgate.errors import InvalidInput
 from mlgate.registry.aliases import aliases_of
 from mlgate.rollouts import service as rollouts
@@ -58,7 +59,7 @@ def start(
 @router.get("/models/{name}/rollouts/{rollout_id}")
 @access("read")
 @page("ui")
-def show(request: Request, name: str, rollout_id: int) -> Response:
+def show(request: Request, name: str, rollout_id: Id) -> Response:
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
     rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
@@ -84,7 +85,7 @@ def show(request: Request, name: str, rollout_id: int) -> Response:
 @access("promote")
 @page("ui")
 def stop(
-    request: Request, name: str, rollout_id: int, reason: str = Form(""), csrf: str = Form("")
+    request: Request, name: str, rollout_id: Id, reason: str = Form(""), csrf: str = Form("")
 ) -> Response:
     me = member(request, "ui", "promote", Target(name), csrf=csrf)
     services = pages.services_of(request)
@@ -116,10 +117,10 @@ def _guards(rollout: Any, seen: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _whole(text: str, field: str) -> int:
-    try:
-        return int(text.strip().lstrip("v"))
-    except ValueError:
-        raise InvalidInput(f"{field} must be a version number, like 3") from None
+    digits = text.strip().lstrip("v")
+    if not digits.isdecimal() or not 1 <= int(digits) <= MAX_NUMBER:
+        raise InvalidInput(f"{field} must be a version number, like 3")
+    return int(digits)
 
 
 def _share(text: str, field: str) -> float:

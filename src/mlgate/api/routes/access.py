@@ -17,7 +17,7 @@ from mlgate.access.repository import AuditQuery
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
-from mlgate.api.schemas import GrantId
+from mlgate.api.schemas import GrantId, Instant
 from mlgate.bootstrap import Services
 
 router = APIRouter(
@@ -103,7 +103,7 @@ class KeyIn(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["predict"], max_length=8)
     owner_kind: Kind | None = Field(None, description="Default: the caller")
     owner: str | None = Field(None, max_length=128, description="Default: the caller")
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     targets: list[str] = Field(
         default_factory=list,
         max_length=50,
@@ -473,8 +473,8 @@ async def list_audit(
     action: str | None = Query(None, max_length=64, description='exact, or a prefix like "keys."'),
     target: str | None = Query(None, max_length=300),
     result: Literal["ok", "denied", "failed"] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: int = Query(100, ge=1, le=audit.MAX_LIMIT),
 ) -> Response:
     """The audit log, newest first (admins only)."""

@@ -16,6 +16,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from mlgate.access.model import Principal
 from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.errors import MalformedRequest, PayloadTooLarge
 from mlgate.registry.model import ModelVersion
@@ -39,7 +40,7 @@ UPLOAD = {
 @router.post("/models/{name}/batches", status_code=202, responses=PROBLEMS, openapi_extra=UPLOAD)
 @access("predict")
 async def submit(
-    request: Request, name: str, version: int | None = None, alias: str | None = None
+    request: Request, name: str, version: VersionNumber | None = None, alias: str | None = None
 ) -> Response:
     """Score a CSV or Parquet file (the body, streamed) as a job: 202 with the job; rows are
     counted against the plan's row quotas as they are scored and metered as rows. `name@alias`

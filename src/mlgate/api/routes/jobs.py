@@ -13,6 +13,7 @@ from starlette.responses import Response
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, authorize_training
 from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import Seed
 from mlgate.bootstrap import Services
 from mlgate.training import jobs
 from mlgate.training.distributed import default_address
@@ -48,7 +49,7 @@ class TrainRequest(BaseModel):
         le=1000,
         description="Folds: of the cross-fitting with test_size 0, else of k-fold CV metrics",
     )
-    seed: int = 42
+    seed: Seed = 42
     report: bool = True
 
 

@@ -229,7 +229,20 @@ async def delete_version(request: Request, name: str, version: VersionNumber) ->
     return _json(await run_in_threadpool(run))
 
 
-@router.get("/versions/{version}/export", responses=PROBLEMS)
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    "/versions/{version}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The bundle (a zip), or with format=onnx the ONNX graph",
+            "content": {"application/zip": BINARY, "application/octet-stream": BINARY},
+        },
+        **PROBLEMS,
+    },
+)
 @access("export")
 async def export(
     request: Request,
@@ -405,7 +418,17 @@ async def archive(request: Request, name: str, version: VersionNumber) -> Respon
     return _json(await run_in_threadpool(run))
 
 
-@router.get("/versions/{version}/report", responses=PROBLEMS)
+@router.get(
+    "/versions/{version}/report",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The report page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **PROBLEMS,
+    },
+)
 @access("read")
 async def report(request: Request, name: str, version: VersionNumber) -> Response:
     """The version's HTML report: metrics with intervals, plots, coefficients."""

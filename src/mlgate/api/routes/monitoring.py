@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.routes.models import PROBLEMS, bearer
+from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, RowIndex
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
 from mlgate.monitoring.service import MAX_FEEDBACK
@@ -24,8 +25,15 @@ router = APIRouter(
 )
 
 
+ALWAYS_SET = (  # settings that always have a value (monitoring/model.py): null is refused
+    "sample_rate", "exclude_columns", "psi_threshold", "p_threshold", "min_rows", "window_days",
+    "retrain",
+)  # fmt: skip
+
+
 class SettingsPatch(BaseModel):
-    """The settings to change; those left out keep their values."""
+    """The settings to change; those left out keep their values. null removes an optional one
+    (min_accuracy, max_rmse, the webhook); the others always have a value, so null is refused."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -33,7 +41,7 @@ class SettingsPatch(BaseModel):
     exclude_columns: list[str] | None = Field(None, max_length=1000)
     psi_threshold: float | None = Field(None, gt=0)
     p_threshold: float | None = Field(None, gt=0, lt=1)
-    min_rows: int | None = Field(None, ge=10)
+    min_rows: int | None = Field(None, ge=10, le=MAX_COUNT)
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
     window_days: int | None = Field(None, ge=1, le=90)
@@ -41,12 +49,20 @@ class SettingsPatch(BaseModel):
     webhook_secret: str | None = Field(None, min_length=16, max_length=256)
     retrain: bool | None = None
 
+    @field_validator(*ALWAYS_SET, mode="before")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        """Sent as null (not left out): a 422 naming the field, not a TypeError later."""
+        if value is None:
+            raise ValueError("cannot be null: leave it out to keep its value")
+        return value
+
 
 class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=64, description="X-Request-Id of the call")
-    row: int | None = Field(None, ge=0, description="Which row of that call (default 0)")
+    row: RowIndex | None = Field(None, description="Which row of that call (default 0)")
     label: Any = Field(None, description="The true value of that row")
     labels: list[Any] | None = Field(None, description="The true values of every row, in order")
 
@@ -78,7 +94,7 @@ async def monitoring_report(
     name: str,
     by: Literal["day", "version", "consumer"] = Query("day"),
     days: int = Query(7, ge=1, le=365),
-    version: int | None = Query(None, ge=1),
+    version: int | None = Query(None, ge=1, le=MAX_NUMBER),
     consumer: str | None = Query(None, max_length=160, description="An account: consumer:acme"),
 ) -> Response:
     """Per window (a day, a version or a consumer, always within one version): logged rows,

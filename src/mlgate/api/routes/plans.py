@@ -17,7 +17,7 @@ from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.body import decode_json, read_body
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
-from mlgate.api.schemas import VersionNumber
+from mlgate.api.schemas import MAX_COUNT, Instant, Percent, VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PermissionDenied
 from mlgate.plans import service
@@ -50,10 +50,12 @@ class _PlanIn(BaseModel):
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str = Field("", max_length=1000)
-    thresholds: list[int] = Field(
+    thresholds: list[Percent] = Field(
         [80, 100], max_length=5, description="Percents of each quota (and spend cap) announced"
     )
-    max_batch_bytes: int | None = Field(None, ge=1, description="The largest batch file")
+    max_batch_bytes: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="The largest batch file"
+    )
 
 
 class _PlanPatch(BaseModel):
@@ -66,8 +68,8 @@ class _PlanPatch(BaseModel):
     price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
     description: str | None = Field(None, max_length=1000)
-    thresholds: list[int] | None = Field(None, max_length=5)
-    max_batch_bytes: int | None = Field(None, ge=1)
+    thresholds: list[Percent] | None = Field(None, max_length=5)
+    max_batch_bytes: int | None = Field(None, ge=1, le=MAX_COUNT)
 
 
 class _PlanOut(BaseModel):
@@ -93,9 +95,9 @@ class SubscribeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: str = Field(min_length=1, max_length=128)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    pins: dict[str, int] = Field(default_factory=dict, description='{"model": version}')
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
+    pins: dict[str, VersionNumber] = Field(default_factory=dict, description='{"model": version}')
 
 
 class SubscriptionOut(BaseModel):
@@ -124,7 +126,7 @@ class UsageOut(BaseModel):
 class RetireIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: datetime | None = Field(description="When the version leaves service; null cancels")
+    at: Instant | None = Field(description="When the version leaves service; null cancels")
 
 
 @router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize
 from mlgate.api.routes.models import PROBLEMS, bearer
-from mlgate.api.schemas import MAX_NUMBER
+from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, Id
 from mlgate.bootstrap import Services
 from mlgate.registry.model import PRODUCTION
 from mlgate.registry.service import resolve_version
@@ -124,7 +124,7 @@ async def replay(request: Request, name: str, body: Replay) -> Response:
 
 @router.get("/{rollout_id}", responses=PROBLEMS)
 @access("read")
-async def show_rollout(request: Request, name: str, rollout_id: int) -> Response:
+async def show_rollout(request: Request, name: str, rollout_id: Id) -> Response:
     """The rollout, and for a running one a fresh look: calls, failures and p99 per side, the
     sequential test's estimate, its always-valid interval and its verdict."""
     services = _services(request)
@@ -143,7 +143,7 @@ async def show_rollout(request: Request, name: str, rollout_id: int) -> Response
 
 @router.post("/{rollout_id}/decide", responses=PROBLEMS)
 @access("promote")
-async def decide_rollout(request: Request, name: str, rollout_id: int) -> Response:
+async def decide_rollout(request: Request, name: str, rollout_id: Id) -> Response:
     """Look now and act on it as the referee would: guard rails, the verdict (with auto), the
     deadline."""
     services = _services(request)
@@ -162,7 +162,7 @@ async def decide_rollout(request: Request, name: str, rollout_id: int) -> Respon
 
 @router.post("/{rollout_id}/stop", responses=PROBLEMS)
 @access("promote")
-async def stop_rollout(request: Request, name: str, rollout_id: int, body: StopRollout) -> Response:
+async def stop_rollout(request: Request, name: str, rollout_id: Id, body: StopRollout) -> Response:
     """End the rollout: every caller back on the incumbent, no alias moves."""
     services = _services(request)
 
@@ -204,7 +204,7 @@ class AddSchedule(BaseModel):
     cron: str | None = Field(None, max_length=128, description='UTC, e.g. "0 3 * * 1"')
     on_drift: bool = Field(False, description="Also when monitoring finds it drifting")
     new_rows: int | None = Field(
-        None, ge=1, description="Also when the source has this many new rows"
+        None, ge=1, le=MAX_COUNT, description="Also when the source has this many new rows"
     )
     alias: str = Field(PRODUCTION, min_length=1, max_length=64)
     policy: Policy = Field(default_factory=Policy)
@@ -243,7 +243,7 @@ async def add_schedule(request: Request, name: str, body: AddSchedule) -> Respon
 
 @schedules_router.delete("/{schedule_id}", responses=PROBLEMS)
 @access("train")
-async def remove_schedule(request: Request, name: str, schedule_id: int) -> Response:
+async def remove_schedule(request: Request, name: str, schedule_id: Id) -> Response:
     """Remove a schedule; a retrain it started runs on, and nothing follows it."""
     services = _services(request)
 
