@@ -153,7 +153,10 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
     require_better: Annotated[
         bool,
-        typer.Option(help="Refuse unless the version beats the alias's current one significantly."),
+        typer.Option(
+            help="Refuse unless the version significantly beats the alias's current one (an "
+            "unset alias: what the bare model name serves today)."
+        ),
     ] = False,
     alpha: Annotated[float, typer.Option(help="Significance level for --require-better.")] = 0.05,
 ) -> None:
@@ -165,7 +168,7 @@ def promote(
     # A version whose artifact fails its checks is never promoted.
     s.predictors.get(service.resolve_version(s.uow(), model, number))
     if require_better:
-        event, comparison = promote_if_better(
+        guarded = promote_if_better(
             s.uow(),
             s.artifacts,
             s.predictors,
@@ -177,8 +180,10 @@ def promote(
             reason=reason,
             now=s.clock(),
         )
-        if comparison:
-            _print_comparison(comparison.to_json())
+        console.print(f"compared with: {guarded.baseline.why}")
+        if guarded.comparison:
+            _print_comparison(guarded.comparison.to_json())
+        event = guarded.event
     else:
         event = lifecycle.promote(
             s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()

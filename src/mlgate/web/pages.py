@@ -48,6 +48,10 @@ CSP = (
 # What a redirect after a form may tell the next page (codes, so no text comes from a URL).
 NOTICES = {
     "promoted": "The alias now points at the new version.",
+    "promoted_better": "The alias now points at the new version: it was significantly better "
+    "than the version it had to beat (the alias's target, or what the bare model name served).",
+    "promoted_unopposed": "The alias now points at the new version: there was nothing to beat "
+    "(the alias pointed nowhere and no other version is in service).",
     "imported": "The model is imported as a new version.",
     "spend_cap_set": "Your monthly spend cap is set; calls past it are refused (402).",
     "rolled_back": "The alias is back on its previous version.",
