@@ -22,6 +22,7 @@ from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.training.compare import compare_versions, promote_if_better
+from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages
 from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
 from mlgate.web.pages import member, page, render
@@ -204,13 +205,7 @@ def _headline(version: ModelVersion | None) -> list[tuple[str, float]]:
 def _intervals(version: ModelVersion) -> list[dict[str, Any]]:
     """Each metric with its 95% bootstrap interval and the baseline's value, if the report
     has them."""
-    evaluation = (version.report or {}).get("evaluation", {})
-    intervals = evaluation.get("intervals", {})
-    baseline = evaluation.get("baseline", {})
-    return [
-        {"name": k, "value": v, "interval": intervals.get(k), "baseline": baseline.get(k)}
-        for k, v in version.metrics.items()
-    ]
+    return metric_rows(version.metrics, (version.report or {}).get("evaluation", {}))
 
 
 _FIGURE = re.compile(

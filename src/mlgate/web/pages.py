@@ -31,6 +31,7 @@ from mlgate.access.policy import Action, GlobalAction
 from mlgate.api.authorize import authorize
 from mlgate.api.problems import error_headers, status_for
 from mlgate.bootstrap import Services
+from mlgate.training import undefined as undefined_statistics
 
 log = logging.getLogger("mlgate.web")
 
@@ -79,6 +80,8 @@ _templates = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Every number a page shows that may be undefined goes through the reports' one formatter.
+_templates.globals["stated"] = undefined_statistics.stated_or_blank
 
 
 def services_of(request: Request) -> Services:
