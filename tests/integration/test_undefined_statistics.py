@@ -99,8 +99,10 @@ def frame_of(recipe: Awkward, task: str) -> pd.DataFrame:
     label = np.full(n, "no", dtype=object)
     label[minority] = "yes"
     frame["label"] = label
-    value = np.zeros(n) if recipe.rare == 0 else (x1 if recipe.separated else rng.normal(size=n))
-    frame["value"] = value.round(3)
+    # A regression's "separated" table is an exact fit: the target is the sum of two inputs.
+    exact = frame["x1"] + frame["x2"]
+    noise = rng.normal(size=n).round(3)
+    frame["value"] = np.zeros(n) if recipe.rare == 0 else exact if recipe.separated else noise
     if task == "classification":
         return frame.drop(columns=["value", "t"])
     if task in ("regression", "forecast"):
@@ -237,7 +239,13 @@ def test_undefined_statistics_are_stated_on_every_surface(
     def check(recipe: Awkward) -> None:
         trained = train(world, algorithm, task, recipe)
         if isinstance(trained, MlgateError):
+            refused.append(f"{recipe}: {trained}")
             return
+        versions.append(trained.number)
         render_every_surface(world, trained, tmp_path_factory.mktemp("surfaces"))
 
+    refused: list[str] = []
+    versions: list[int] = []
     check()
+    # Refusals are accepted one by one, never all: the 16-row tables train everywhere.
+    assert versions, "\n".join(refused)

@@ -298,7 +298,8 @@ def _term_reasons(reason: str, odds: tuple[float, float, float] | None) -> dict[
     """The reason for each statistic of a term, should it have no value: the term's own, or the
     fit's; an odds ratio that overflows says so."""
     out = dict.fromkeys(
-        ("estimate", "std_error", "statistic", "p_value", "low", "high", "standardized"), reason
+        ("estimate", "std_error", "statistic", "p_value", "low", "high", "standardized", "vif"),
+        reason,
     )
     if odds is not None:
         overflow = any(math.isinf(v) for v in odds) and all(not math.isnan(v) for v in odds)
@@ -345,17 +346,30 @@ def _reasons(
         reason = "no finite value in the fit"
     if separated and kind != "OLS":
         return reason, dict.fromkeys(range(len(names)), reason)
-    constant = [names[i + 1] for i in range(k - 1) if np.ptp(exog[:, i + 1]) == 0]
-    for i, vif in enumerate(vifs):
-        if math.isinf(vif):
-            unidentified[i + 1] = (
-                "singular design: a constant column"
-                if names[i + 1] in constant
-                else "singular design: exactly collinear with other columns"
-            )
-    if constant:
-        unidentified[0] = "singular design: a constant column beside the intercept"
+    constant = {i for i in range(1, k) if np.ptp(exog[:, i]) == 0}
+    for i in sorted(_unidentified(exog) | constant):
+        unidentified[i] = (
+            "singular design: a constant column"
+            if i in constant
+            else "singular design: a constant column beside the intercept"
+            if i == 0 and constant
+            else "singular design: exactly collinear with other columns"
+        )
     return reason, unidentified
+
+
+def _unidentified(exog: np.ndarray) -> set[int]:
+    """The columns of the design (intercept included) that take part in an exact linear
+    dependence: those with weight in a null direction of the column-scaled design."""
+    norms = np.linalg.norm(exog, axis=0)
+    zero = {int(i) for i in np.flatnonzero(norms == 0)}
+    live = np.flatnonzero(norms > 0)
+    _, s, Vt = np.linalg.svd(exog[:, live] / norms[live], full_matrices=False)
+    null = Vt[s <= s[0] * max(exog.shape) * np.finfo("float64").eps] if len(s) else Vt[:0]
+    if len(Vt) < len(live):  # fewer rows than columns: the missing directions are null too
+        return zero | {int(i) for i in live}
+    involved = np.any(np.abs(null) > 1e-6, axis=0)
+    return zero | {int(live[j]) for j in np.flatnonzero(involved)}
 
 
 def condition_number(exog: np.ndarray) -> float:
@@ -378,11 +392,15 @@ def variance_inflation(exog: np.ndarray) -> np.ndarray:
     if not live.any():
         return out
     _, s, Vt = np.linalg.svd(centred[:, live] / norms[live], full_matrices=False)
-    with np.errstate(divide="ignore"):
-        inverse = np.where(s > s[0] * max(centred.shape) * np.finfo("float64").eps, 1 / s, np.inf)
-    with np.errstate(invalid="ignore"):  # inf x 0 where a column repeats another exactly
-        found = np.sum((Vt.T * inverse) ** 2, axis=1)
-    out[live] = np.where(np.isnan(found), np.inf, found)
+    keep = s > s[0] * max(centred.shape) * np.finfo("float64").eps
+    found = np.sum((Vt[keep].T / s[keep]) ** 2, axis=1)
+    # A column with weight in a null direction repeats others exactly: its VIF is infinite. The
+    # others keep theirs (rounding must not spread the infinity to a column outside the
+    # dependence, as inf x 1e-17 did).
+    involved = np.any(np.abs(Vt[~keep]) > 1e-6, axis=0)
+    if Vt.shape[0] < int(live.sum()):  # fewer rows than columns
+        involved[:] = True
+    out[live] = np.where(involved, np.inf, found)
     return out
 
 
