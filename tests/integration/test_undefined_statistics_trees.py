@@ -20,7 +20,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield opened
 
 
-@pytest.mark.slow(reason="trains one algorithm on six awkward tables and renders each surface")
 @pytest.mark.parametrize(("algorithm", "task"), CASES, ids=[f"{a}-{t}" for a, t in CASES])
 def test_undefined_statistics_are_stated_on_every_surface(
     world: World, algorithm: str, task: str, tmp_path_factory: pytest.TempPathFactory
