@@ -191,7 +191,7 @@ def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, s
         headers=headers,
         json={"version": 3, "require_better": True},
     )
-    if verdict["verdict"] == "b is better":
+    if verdict["verdict"] == "v3 is better":
         assert guarded.status_code == 200
     else:
         assert guarded.status_code == 409 and "not significantly better" in guarded.json()["detail"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
+from mlgate.access import accounts
+from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
+from mlgate.cli.main import app
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import ModelVersion
@@ -17,7 +23,7 @@ from mlgate.sources import demo
 from mlgate.training import data as training_data
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.service import TrainSpec, read_snapshot, retrain_spec, split_rows, train_model
-from tests.conftest import add_source_to
+from tests.conftest import add_source_to, admin_token
 
 WEAK_DROP = ("customer_id", "contract", "tenure_months", "total_charges", "support_calls")
 
@@ -46,7 +52,7 @@ def test_a_clearly_better_classifier_wins_with_mcnemar(shop: Services) -> None:
     weak = train(shop, "churned", "logistic_regression", WEAK_DROP)
     strong = train(shop, "churned", "logistic_regression", ("customer_id",))
     result = compare(shop, weak.number, strong.number)
-    assert result.verdict == "b is better"  # type: ignore[attr-defined]
+    assert result.verdict == f"v{strong.number} is better"  # type: ignore[attr-defined]
     assert result.interval[0] > 0  # type: ignore[attr-defined]
 
     # The same numbers, derived by hand from the candidate's holdout rows.
@@ -67,7 +73,7 @@ def test_a_clearly_better_classifier_wins_with_mcnemar(shop: Services) -> None:
     )  # type: ignore[attr-defined]
     assert result.value_b == pytest.approx(right[1].mean())  # type: ignore[attr-defined]
     with shop.uow() as uow:
-        assert uow.models.comparisons("m")[-1]["verdict"] == "b is better"
+        assert uow.models.comparisons("m")[-1]["verdict"] == f"v{strong.number} is better"
 
 
 def test_an_identical_version_is_no_significant_difference(shop: Services) -> None:
@@ -111,7 +117,7 @@ def test_guarded_promotion_refuses_what_is_not_better(shop: Services) -> None:
         guarded(same.number)
 
     lifecycle.promote(shop.uow(), "m", weak.number, "staging", actor="t", now=shop.clock())
-    event, comparison = promote_if_better(
+    guarded = promote_if_better(
         shop.uow(),
         shop.artifacts,
         shop.predictors,
@@ -123,7 +129,9 @@ def test_guarded_promotion_refuses_what_is_not_better(shop: Services) -> None:
         reason="wins",
         now=shop.clock(),
     )
-    assert comparison is not None and comparison.b_is_better
+    assert guarded.comparison is not None and guarded.comparison.b_is_better
+    assert guarded.baseline.number == weak.number and "staging points at" in guarded.baseline.why
+    event = guarded.event
     assert event.to_version == strong.number and event.from_version == weak.number
 
 
@@ -137,7 +145,7 @@ def test_regression_uses_a_paired_test_on_errors(shop: Services) -> None:
     strong = train(shop, "monthly_charges", "linear_regression", ("customer_id",))
     result = compare(shop, weak.number, strong.number)
     assert result.metric == "rmse" and "Wilcoxon" in result.test  # type: ignore[attr-defined]
-    assert result.verdict == "b is better" and result.interval[1] < 0  # type: ignore[attr-defined]
+    assert result.verdict == f"v{strong.number} is better" and result.interval[1] < 0  # type: ignore[attr-defined]
 
 
 def test_comparing_what_cannot_be_compared_says_why(shop: Services) -> None:
@@ -163,3 +171,76 @@ def test_comparing_what_cannot_be_compared_says_why(shop: Services) -> None:
         compare_versions(
             shop.uow(), shop.artifacts, shop.predictors, "m", 1, 2, alpha=0.9, now=shop.clock()
         )
+
+
+ADMIN = ("chief", "operator password 2026")
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def test_an_unset_alias_is_guarded_by_what_the_bare_name_serves(shop: Services) -> None:
+    """Defect: `promote --require-better` passed silently while the alias pointed nowhere. Now
+    the candidate must beat what the bare name serves (production, else the newest version in
+    service; the newest other one when that is the candidate), over the CLI, the admin API
+    and the dashboard alike, and each says what it compared with."""
+    strong = train(shop, "churned", "logistic_regression", ("customer_id",))
+    weak = train(shop, "churned", "logistic_regression", WEAK_DROP)
+    assert compare(shop, strong.number, weak.number).verdict == f"v{strong.number} is better"  # type: ignore[attr-defined]
+
+    # CLI: v2 is what the bare name serves (the newest, no production alias): it is compared
+    # with v1, the newest other version in service, and refused.
+    refused = CliRunner().invoke(
+        app, ["models", "promote", "m", str(weak.number), "--require-better"], obj=shop
+    )
+    assert refused.exit_code == 1, refused.output
+    said = " ".join(refused.output.split())
+    assert f"not significantly better than v{strong.number}" in said, said
+    assert "production points nowhere yet" in said and "not promoted" in said
+    assert lifecycle.aliases_of(shop.uow(), "m") == {}
+
+    # Admin API: staging is unset, so v2 must beat what the bare name serves: v2 itself, so
+    # v1 again. Refused with 409 and the same words.
+    token = admin_token(shop, "train", "read")
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(shop)) as client:
+        answer = client.post("/v1/models/m/aliases/staging", headers=headers,
+                             json={"version": weak.number, "require_better": True})  # fmt: skip
+        assert answer.status_code == 409, answer.text
+        assert f"than v{strong.number}" in answer.json()["detail"]
+        # v1 beats v2, the bare name's version today: promoted, and the answer says against what.
+        won = client.post("/v1/models/m/aliases/production", headers=headers,
+                          json={"version": strong.number, "require_better": True})  # fmt: skip
+        assert won.status_code == 200, won.text
+        body = won.json()
+        assert body["to_version"] == strong.number and body["compared_with"] == weak.number
+        assert "without an alias serves today" in body["compared_because"]
+        assert body["comparison"]["verdict"] == f"v{strong.number} is better"
+
+    # Dashboard: the same use case behind the form's checkbox; now production (v1) is what the
+    # bare name serves, and v2 does not beat it.
+    accounts.create_user(shop.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
+                         now=shop.clock())  # fmt: skip
+    with TestClient(create_app(shop), base_url="http://testserver",
+                    follow_redirects=False) as browser:  # fmt: skip
+        token_match = CSRF.search(browser.get("/ui/login").text)
+        assert token_match
+        browser.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1],
+                                        "csrf": token_match.group(1)})  # fmt: skip
+        page = browser.get("/ui/models/m")
+        assert 'name="require_better"' in page.text
+        csrf = CSRF.search(page.text)
+        assert csrf
+        form = {"alias": "canary", "version": str(weak.number), "reason": "try",
+                "confirm": "yes", "csrf": csrf.group(1), "require_better": "yes"}  # fmt: skip
+        no = browser.post("/ui/models/m/promote", data=form)
+        assert no.status_code == 409 and "not significantly better" in no.text, no.text[:500]
+        assert "canary" not in lifecycle.aliases_of(shop.uow(), "m")
+
+
+def test_with_nothing_else_in_service_there_is_nothing_to_beat(shop: Services) -> None:
+    only = train(shop, "churned", "logistic_regression", ("customer_id",))
+    result = CliRunner().invoke(
+        app, ["models", "promote", "m", str(only.number), "--require-better"], obj=shop
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "nothing to beat" in said and f"nothing -> v{only.number}" in said

@@ -484,4 +484,4 @@ def test_an_imported_version_is_promoted_over_a_trained_one_only_if_better(
     assert better.status_code == 200, better.text
     comparison = client.post("/v1/models/ext-mixed/compare", headers=headers,
                              json={"a": 1, "b": 2}).json()  # fmt: skip
-    assert comparison["verdict"] == "b is better" and comparison["n_rows"] == N
+    assert comparison["verdict"] == "v2 is better" and comparison["n_rows"] == N

@@ -13,6 +13,14 @@ from mlgate.cli.context import console, services
 from mlgate.errors import InvalidInput
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service
+from mlgate.training.undefined import (
+    metric_rows,
+    stated,
+    stated_field,
+    stated_optional,
+    stated_or_blank,
+    stated_range,
+)
 
 app = typer.Typer(help="List and inspect registered models.", no_args_is_help=True)
 
@@ -52,11 +60,18 @@ def show(ctx: typer.Context, model: str) -> None:
         )
     console.print(table)
     recent = versions[-6:]
-    names = list(dict.fromkeys(k for v in recent for k in v.metrics))
+    rows_of = {
+        v.number: {
+            r["name"]: r for r in metric_rows(v.metrics, (v.report or {}).get("evaluation", {}))
+        }
+        for v in recent
+    }
+    names = list(dict.fromkeys(k for v in recent for k in rows_of[v.number]))
     if names:
         metrics = Table("holdout metric", *[f"v{v.number}" for v in recent])
         for name in names:
-            cells = [f"{v.metrics[name]:.4f}" if name in v.metrics else "" for v in recent]
+            found = [rows_of[v.number].get(name) for v in recent]
+            cells = ["" if r is None else stated(r["value"], ".4f", r["reason"]) for r in found]
             metrics.add_row(name, *cells)
         console.print(metrics)
     if versions:
@@ -102,14 +117,13 @@ def report(
     from mlgate.training.evaluate import metrics_heading
 
     metrics = Table("metric", metrics_heading(evaluation), "95% interval", "baseline")
-    for key, value in version.metrics.items():
-        interval = evaluation.get("intervals", {}).get(key)
-        base = evaluation.get("baseline", {}).get(key)
+    for row in metric_rows(version.metrics, evaluation):
+        interval = row["interval"]
         metrics.add_row(
-            key,
-            f"{value:.4f}",
-            f"{interval[0]:.4f} – {interval[1]:.4f}" if interval else "",
-            "" if base is None else f"{base:.4f}",
+            row["name"],
+            stated(row["value"], ".4f", row["reason"]),
+            f"{stated(interval[0], '.4f')} – {stated(interval[1], '.4f')}" if interval else "",
+            stated_or_blank(row["baseline"], ".4f", row["reason"]),
         )
     console.print(metrics)
     for note in details.get("notes", []):
@@ -124,7 +138,9 @@ def report(
     permutation = details.get("importance", {}).get("permutation", {})
     if permutation:
         top = sorted(permutation.items(), key=lambda kv: -abs(kv[1]))[:5]
-        console.print("most important inputs: " + ", ".join(f"{k} ({v:.3f})" for k, v in top))
+        console.print(
+            "most important inputs: " + ", ".join(f"{k} ({stated(v, '.3f')})" for k, v in top)
+        )
     page = service.read_attachment(s.uow(), s.artifacts, version, "report.html")
     target = output or Path(f"{version.model_name}-v{version.number}-report.html")
     target.write_bytes(page.replace(b"<!--mlgate:version-->", f"v{version.number}".encode()))
@@ -153,7 +169,10 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
     require_better: Annotated[
         bool,
-        typer.Option(help="Refuse unless the version beats the alias's current one significantly."),
+        typer.Option(
+            help="Refuse unless the version significantly beats the alias's current one (an "
+            "unset alias: what the bare model name serves today)."
+        ),
     ] = False,
     alpha: Annotated[float, typer.Option(help="Significance level for --require-better.")] = 0.05,
 ) -> None:
@@ -165,7 +184,7 @@ def promote(
     # A version whose artifact fails its checks is never promoted.
     s.predictors.get(service.resolve_version(s.uow(), model, number))
     if require_better:
-        event, comparison = promote_if_better(
+        guarded = promote_if_better(
             s.uow(),
             s.artifacts,
             s.predictors,
@@ -177,8 +196,10 @@ def promote(
             reason=reason,
             now=s.clock(),
         )
-        if comparison:
-            _print_comparison(comparison.to_json())
+        console.print(f"compared with: {guarded.baseline.why}")
+        if guarded.comparison:
+            _print_comparison(guarded.comparison.to_json())
+        event = guarded.event
     else:
         event = lifecycle.promote(
             s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
@@ -305,14 +326,18 @@ def _print_comparison(result: dict[str, Any]) -> None:
         f"v{result['a']}",
         f"v{result['b']}",
     )
-    table.add_row(result["metric"], f"{result['value_a']:.4f}", f"{result['value_b']:.4f}")
+    table.add_row(
+        result["metric"], stated(result["value_a"], ".4f"), stated(result["value_b"], ".4f")
+    )
     console.print(table)
     low, high = result["interval"]
     console.print(
-        f"difference (v{result['b']} - v{result['a']}): {result['difference']:+.4f}, "
-        f"95% paired bootstrap interval [{low:+.4f}, {high:+.4f}]"
+        f"difference (v{result['b']} - v{result['a']}): {stated(result['difference'], '+.4f')}, "
+        f"95% paired bootstrap interval [{stated(low, '+.4f')}, {stated(high, '+.4f')}]"
     )
-    console.print(f"{result['test']}: p = {result['p_value']:.3g} (alpha {result['alpha']})")
+    console.print(
+        f"{result['test']}: p = {stated(result['p_value'], '.3g')} (alpha {result['alpha']})"
+    )
     console.print(f"[bold]verdict[/]: {result['verdict']}")
 
 
@@ -432,15 +457,15 @@ def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
         "term", "estimate", "std. error", "95% interval", "p", "standardized",
         title="coefficients in the data's units (with standard errors)",
     )  # fmt: skip
-    strongest = sorted(rows, key=lambda r: -abs(r.get("statistic") or 0.0))
+    strongest = sorted(rows, key=lambda r: -abs(r.get("statistic") or 0.0))  # undefined: last
     for r in strongest[:limit]:
         cells = [
             r["term"],
-            f"{r['estimate']:.4g}",
-            f"{r['std_error']:.3g}",
-            f"{r['low']:.3g} – {r['high']:.3g}",
-            f"{r['p_value']:.2g}",
-            "" if r.get("standardized") is None else f"{r['standardized']:.4g}",
+            stated_field(r, "estimate", ".4g"),
+            stated_field(r, "std_error", ".3g"),
+            stated_range(r, "low", "high", ".3g"),
+            stated_field(r, "p_value", ".2g"),
+            stated_optional(r, "standardized", ".4g"),
         ]
         table.add_row(*([r.get("outcome", "")] if multiclass else []), *cells)
     if len(rows) > limit:
@@ -523,8 +548,9 @@ def import_file(
         f"imported {path.name} ({kind}) as [bold]{version.ref}[/]: {version.task} of "
         f"{version.target!r}, columns {', '.join(c.name for c in version.columns)}"
     )
-    for name, value in version.metrics.items():
-        console.print(f"  {name} {value:.4f}")
+    evaluation = (version.report or {}).get("evaluation", {})
+    for row in metric_rows(version.metrics, evaluation):
+        console.print(f"  {row['name']} {stated(row['value'], '.4f', row['reason'])}")
     for note in (version.report or {}).get("notes", []):
         console.print(f"[yellow]note[/] {note}")
 

@@ -13,6 +13,7 @@ from mlgate.cli.context import console, services
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
 from mlgate.training.catalogue import CATALOGUE, get_algorithm
+from mlgate.training.undefined import metric_rows, stated, stated_or_blank
 
 if TYPE_CHECKING:  # scikit-learn and friends load when a command trains, not for --help
     from mlgate.training.service import TrainResult, TrainSpec
@@ -180,8 +181,6 @@ def print_result(result: TrainResult) -> None:
         f"{version.lineage.n_rows:,} rows  fitted in {version.fit_seconds:.2f}s"
     )
     evaluation = (version.report or {}).get("evaluation", {})
-    intervals = evaluation.get("intervals", {})
-    baseline = evaluation.get("baseline", {})
     cv = (version.report or {}).get("cv", {})
     forecast = (version.report or {}).get("forecast", {})
     generation = (version.report or {}).get("generation", {})
@@ -196,14 +195,18 @@ def print_result(result: TrainResult) -> None:
     columns = [held_out, "value", "95% interval"]
     columns += ["baseline"] + ([f"{cv['folds']}-fold CV (mean ± sd)"] if cv else [])
     table = Table(*columns)
-    for name, value in version.metrics.items():
-        low_high = intervals.get(name)
-        interval = f"{low_high[0]:.4f} – {low_high[1]:.4f}" if low_high else ""
-        base = f"{baseline[name]:.4f}" if name in baseline else ""
-        cells = [name, f"{value:.4f}", interval, base]
+    for row in metric_rows(version.metrics, evaluation):
+        name, low_high = row["name"], row["interval"]
+        interval = (
+            f"{stated(low_high[0], '.4f')} – {stated(low_high[1], '.4f')}" if low_high else ""
+        )
+        base = stated_or_blank(row["baseline"], ".4f", row["reason"])
+        cells = [name, stated(row["value"], ".4f", row["reason"]), interval, base]
         if cv:
             mean_sd = cv["metrics"].get(name)
-            cells.append(f"{mean_sd[0]:.4f} ± {mean_sd[1]:.4f}" if mean_sd else "")
+            cells.append(
+                f"{stated(mean_sd[0], '.4f')} ± {stated(mean_sd[1], '.4f')}" if mean_sd else ""
+            )
         table.add_row(*cells)
     console.print(table)
     leaderboard = (version.report or {}).get("leaderboard", [])

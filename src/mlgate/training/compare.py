@@ -4,8 +4,9 @@ Both versions predict the holdout rows of the candidate (version `b`, as it was 
 was trained, from the rows stored with it; an imported `b`: the holdout it was imported with).
 The difference in the metric (b − a) gets a paired bootstrap interval, and a paired test gives a
 p-value: McNemar's exact test on the rows where exactly one version is right (classification),
-or the Wilcoxon signed-rank test on the absolute errors (regression). The verdict says "b is
-better" only when both agree at level `alpha`.
+or the Wilcoxon signed-rank test on the absolute errors (regression). The verdict names the
+versions as every other surface does ("v5 is better") and says so only when both agree at
+level `alpha`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scipy import stats
 from mlgate.access.audit import audited
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry import aliases as lifecycle
-from mlgate.registry.model import AliasEvent, ModelVersion
+from mlgate.registry.model import AliasEvent, ModelVersion, check_alias
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform
@@ -47,15 +48,20 @@ class Comparison:
     p_value: float
     alpha: float
     n_rows: int
-    verdict: str  # "b is better", "a is better" or "no significant difference"
+    verdict: str  # "v5 is better" (b), "v3 is better" (a) or "no significant difference"
     at: datetime
 
     @property
     def b_is_better(self) -> bool:
-        return self.verdict == "b is better"
+        return self.verdict == better(self.b)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "interval": list(self.interval), "at": self.at.isoformat()}
+
+
+def better(number: int) -> str:
+    """The verdict that version `number` is significantly better, in the versions' own labels."""
+    return f"v{number} is better"
 
 
 @audited("models.compare", "{model_name}@{a} vs {b}")
@@ -132,7 +138,7 @@ def compare_versions(
     improvement = sign * (value_b - value_a)
     excludes_zero = low > 0 or high < 0
     if p_value < alpha and excludes_zero:
-        verdict = "b is better" if improvement > 0 else "a is better"
+        verdict = better(b) if improvement > 0 else better(a)
     else:
         verdict = "no significant difference"
     comparison = Comparison(
@@ -171,6 +177,64 @@ def holdout_rows(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersio
     return rows.loc[split_rows(prepared, lineage.test_size, lineage.seed).X_test.index]
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What a guarded promotion has to beat: a version and why that one (None: nothing)."""
+
+    number: int | None
+    why: str
+
+
+@dataclass(frozen=True)
+class GuardedPromotion:
+    event: AliasEvent
+    comparison: Comparison | None
+    baseline: Baseline
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.event.to_json(),
+            "compared_with": self.baseline.number,
+            "compared_because": self.baseline.why,
+            "comparison": None if self.comparison is None else self.comparison.to_json(),
+        }
+
+
+def baseline_for(uow: UnitOfWork, model_name: str, number: int, alias: str) -> Baseline:
+    """The version that version `number` must beat to take `alias`: the alias's target; where
+    the alias points nowhere yet, what the bare model name serves today (`resolve_version`'s
+    rule: production, else the newest version in service); where that is the candidate itself,
+    the newest other version in service, which the name served before it. None only when no
+    other version is in service: then there is nothing to beat."""
+    current = lifecycle.aliases_of(uow, model_name).get(alias)
+    if current is not None:
+        return Baseline(current, f"v{current} is what {alias} points at")
+    served = resolve_version(uow, model_name, None)
+    if served.number != number:
+        return Baseline(
+            served.number,
+            f"{alias} points nowhere yet; v{served.number} is what {model_name!r} without an "
+            "alias serves today",
+        )
+    with uow:
+        others = [
+            v.number
+            for v in uow.models.versions(model_name)
+            if v.archived_at is None and v.number != number
+        ]
+    if others:
+        return Baseline(
+            others[-1],
+            f"{alias} points nowhere yet and {model_name!r} without an alias serves v{number} "
+            f"itself (its newest version); v{others[-1]} is the newest other version in service",
+        )
+    return Baseline(
+        None,
+        f"nothing to beat: {alias} points nowhere yet and no other version of {model_name!r} "
+        "is in service",
+    )
+
+
 @audited("models.promote", "{model_name}@{number}")
 def promote_if_better(
     uow: UnitOfWork,
@@ -184,22 +248,24 @@ def promote_if_better(
     actor: str,
     reason: str,
     now: datetime,
-) -> tuple[AliasEvent, Comparison | None]:
-    """Promote only if version `number` beats the alias's current target significantly (an
-    alias that points nowhere yet is simply set)."""
-    current = lifecycle.aliases_of(uow, model_name).get(alias)
+) -> GuardedPromotion:
+    """Promote only if version `number` significantly beats what it replaces (`baseline_for`
+    says which version that is, and why); with nothing to beat, promote and say so. The CLI,
+    the admin API and the dashboard all call this."""
+    check_alias(alias)
+    baseline = baseline_for(uow, model_name, number, alias)
     comparison = None
-    if current is not None and current != number:
+    if baseline.number is not None and baseline.number != number:
         comparison = compare_versions(
-            uow, artifacts, predictors, model_name, current, number, alpha=alpha, now=now
+            uow, artifacts, predictors, model_name, baseline.number, number, alpha=alpha, now=now
         )
         if not comparison.b_is_better:
             low, high = comparison.interval
             raise Conflict(
-                f"v{number} is not significantly better than v{current} on {alias}'s "
-                f"{comparison.metric}: {comparison.value_b:.4f} vs {comparison.value_a:.4f}, "
-                f"difference 95% interval [{low:.4f}, {high:.4f}], {comparison.test} "
-                f"p = {comparison.p_value:.3g} (alpha {alpha}); not promoted"
+                f"v{number} is not significantly better than v{baseline.number} "
+                f"({baseline.why}) on {comparison.metric}: {comparison.value_b:.4f} vs "
+                f"{comparison.value_a:.4f}, difference 95% interval [{low:.4f}, {high:.4f}], "
+                f"{comparison.test} p = {comparison.p_value:.3g} (alpha {alpha}); not promoted"
             )
     event = lifecycle.promote(uow, model_name, number, alias, actor=actor, reason=reason, now=now)
-    return event, comparison
+    return GuardedPromotion(event, comparison, baseline)

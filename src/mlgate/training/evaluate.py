@@ -15,6 +15,7 @@ import numpy as np
 
 from mlgate.registry.model import Task
 from mlgate.training import metrics as m
+from mlgate.training.undefined import sample_reason
 
 N_BOOTSTRAP = 1000
 RESAMPLE_ROWS = 50_000  # larger holdouts: m-out-of-n bootstrap, rescaled (see `evaluate`)
@@ -31,9 +32,13 @@ class Evaluation:
     n_holdout: int  # rows evaluated: the holdout's, or every row's when cross-fitted
     method: str = HOLDOUT  # or how the predictions were cross-fitted (training/crossfit.py)
     notes: tuple[str, ...] = field(default=())
+    # Metrics (of the model or the baseline) without a value on these rows, and why: a holdout
+    # of one class has no ROC AUC, a constant target no R² (training/undefined.py).
+    undefined: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "undefined": dict(self.undefined),
             "metrics": self.metrics,
             "intervals": {k: list(v) for k, v in self.intervals.items()},
             "baseline": self.baseline,
@@ -156,14 +161,20 @@ def _evaluate(
             continue
         low, high = value + shrink * (np.percentile(values, [2.5, 97.5]) - value)
         intervals[name] = (float(low), float(high))
+    baseline_point = score(y, baseline_out)
+    why = sample_reason(task, y, n_classes)
+    undefined = {
+        k: why for k in point if math.isnan(point[k]) or math.isnan(baseline_point.get(k, 0.0))
+    }
     return Evaluation(
         metrics={k: v for k, v in point.items() if not math.isnan(v)},
         intervals=intervals,
-        baseline={k: v for k, v in score(y, baseline_out).items() if not math.isnan(v)},
+        baseline={k: v for k, v in baseline_point.items() if not math.isnan(v)},
         baseline_kind=kind,
         n_holdout=len(y),
         method=method,
         notes=tuple(notes),
+        undefined=undefined,
     )
 
 

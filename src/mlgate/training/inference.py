@@ -28,9 +28,11 @@ from scipy import stats
 
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
+from mlgate.training import undefined
 from mlgate.training.encoders import MISSING_CATEGORY
 from mlgate.training.ols import diagnostics as ols_diagnostics
 from mlgate.training.ols import fit_ols
+from mlgate.training.undefined import UNSTATED
 
 MAX_TERMS = 200
 CONDITION_LIMIT = 1e6
@@ -52,11 +54,20 @@ class Term:
     served: float | None = None  # the served (penalized) model's coefficient, same units
     vif: float | None = None
     outcome: str = ""  # multiclass: the class whose log-odds against the first class this is
+    # Why a statistic of this term has no value ("std_error": "perfect separation: ...");
+    # training/undefined.py renders it on every surface.
+    undefined: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: _finite(v) for k, v in self.__dict__.items() if k != "odds_ratio"}
+        skip = ("odds_ratio", "undefined")
+        out = {k: _finite(v) for k, v in self.__dict__.items() if k not in skip}
         if self.odds_ratio is not None:
             out["odds_ratio"] = [_finite(v) for v in self.odds_ratio]
+        optional = ("standardized", "served", "vif")  # None there: not computed for this term
+        shown = {k: v for k, v in out.items() if k not in optional or self.__dict__[k] is not None}
+        out["undefined"] = undefined.reasons(
+            shown, lambda name, _: self.undefined.get(name, UNSTATED)
+        )
         return out
 
 
@@ -70,8 +81,10 @@ class Inference:
     warnings: list[str] = field(default_factory=list)
     served_difference: float | None = None  # largest |served - inference| / |inference|
     residuals: np.ndarray | None = field(default=None, repr=False)  # OLS: for the Q-Q plot
+    reason: str = UNSTATED  # why a statistic of the fit as a whole has no value, if one has not
 
     def to_json(self) -> dict[str, Any]:
+        diagnostics = {"condition_number": self.condition_number, **self.diagnostics}
         return {
             "kind": self.kind,
             "standard_errors": self.standard_errors,
@@ -80,7 +93,14 @@ class Inference:
             "condition_number": _finite(self.condition_number),
             "warnings": self.warnings,
             "served_difference": _finite(self.served_difference),
+            "undefined": undefined.reasons(
+                diagnostics, lambda name, _: _diagnostic_reason(name, self.reason)
+            ),
         }
+
+
+def _diagnostic_reason(name: str, reason: str) -> str:
+    return "singular design" if name == "condition_number" else reason
 
 
 def standard_errors(params: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
@@ -181,6 +201,7 @@ def infer(
 ) -> Inference | None:
     """The coefficient table and diagnostics; None where the model has no such table."""
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError as PerfectSeparation
 
     design = design_of(pipeline, X)
     if design is None:
@@ -189,26 +210,36 @@ def infer(
     names = ["intercept", *design.names]
     cov_type = STANDARD_ERRORS[se]
     target = np.asarray(y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # separation, singularity: said in the table's notes
-        if task == "regression":  # our own: centred, SVD, refined (training/ols.py)
-            fit = fit_ols(design.matrix, target, se=se)
-            kind = "OLS"
-        elif len(classes or ()) == 2:
-            model: Any = sm.Logit(target, exog)
-            fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
-            kind = "Logit"
-        else:
-            model = sm.MNLogit(target, exog)
-            fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
-            kind = "MNLogit"
-    params = np.asarray(fit.params).reshape(len(names), -1)
-    errors = np.asarray(fit.bse).reshape(len(names), -1)
-    statistics = np.asarray(fit.tvalues).reshape(len(names), -1)
-    p_values = np.asarray(fit.pvalues).reshape(len(names), -1)
-    intervals = np.asarray(fit.conf_int(0.05)).reshape(-1, 2)  # MNLogit: outcome by outcome
+    kind = "OLS" if task == "regression" else "Logit" if len(classes or ()) == 2 else "MNLogit"
+    n_outcomes = 1 if kind != "MNLogit" else max(len(classes or ()) - 1, 1)
+    failed = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # separation, singularity: stated as reasons below
+        fit: Any = None
+        try:
+            if kind == "OLS":  # our own: centred, SVD, refined (training/ols.py)
+                fit = fit_ols(design.matrix, target, se=se)
+            else:
+                model: Any = (sm.Logit if kind == "Logit" else sm.MNLogit)(target, exog)
+                fit = model.fit(disp=0, maxiter=200, cov_type=cov_type)
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, PerfectSeparation) as exc:
+            # Separation and singular designs make statsmodels raise on some data: the table
+            # then states each statistic as not defined, with this reason.
+            failed = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    shape = (len(names), n_outcomes)
+    nan = np.full(shape, math.nan)
+    params = nan if fit is None else np.asarray(fit.params).reshape(len(names), -1)
+    errors = nan if fit is None else np.asarray(fit.bse).reshape(len(names), -1)
+    statistics = nan if fit is None else np.asarray(fit.tvalues).reshape(len(names), -1)
+    p_values = nan if fit is None else np.asarray(fit.pvalues).reshape(len(names), -1)
+    intervals = (
+        np.full((len(names) * n_outcomes, 2), math.nan)
+        if fit is None
+        else np.asarray(fit.conf_int(0.05)).reshape(-1, 2)  # MNLogit: outcome by outcome
+    )
     sd = design.matrix.std(axis=0)
     vifs = variance_inflation(exog)
+    reason, unidentified = _reasons(kind, names, exog, target, fit, vifs, caught, failed)
     served = _served_coefficients(pipeline, design, params.shape[1])
     terms: list[Term] = []
     for j in range(params.shape[1]):
@@ -216,28 +247,38 @@ def infer(
         for i, name in enumerate(names):
             low, high = (float(v) for v in intervals[j * len(names) + i])
             estimate = float(params[i, j])
+            values: dict[str, Any] = {
+                "estimate": estimate,
+                "std_error": float(errors[i, j]),
+                "statistic": float(statistics[i, j]),
+                "p_value": float(p_values[i, j]),
+                "low": low,
+                "high": high,
+            }
+            why = unidentified.get(i, reason if fit is None else None)
+            if why is not None:  # not identified: every statistic of the term is undefined
+                values = {k: math.nan for k in values}
+                estimate = low = high = math.nan
+            odds = None if kind == "OLS" else (_exp(estimate), _exp(low), _exp(high))
             terms.append(
                 Term(
                     term=name,
-                    estimate=estimate,
-                    std_error=float(errors[i, j]),
-                    statistic=float(statistics[i, j]),
-                    p_value=float(p_values[i, j]),
-                    low=low,
-                    high=high,
+                    **values,
                     standardized=None if i == 0 else estimate * float(sd[i - 1]),
-                    odds_ratio=None if kind == "OLS" else (_exp(estimate), _exp(low), _exp(high)),
+                    odds_ratio=odds,
                     served=None if served is None else float(served[i, j]),
                     vif=None if i == 0 else float(vifs[i - 1]),
                     outcome=outcome,
+                    undefined=_term_reasons(why or reason, odds),
                 )
             )
     condition = condition_number(exog)
-    diagnostics = (
-        ols_diagnostics(fit, design.matrix, target)
-        if kind == "OLS"
-        else _diagnostics(kind, fit, exog, target)
-    )
+    if fit is None:
+        diagnostics: dict[str, float] = {"n": float(len(target))}
+    elif kind == "OLS":
+        diagnostics = ols_diagnostics(fit, design.matrix, target)
+    else:
+        diagnostics = _diagnostics(kind, fit, exog, target)
     difference = _largest_difference(params, served) if served is not None else None
     return Inference(
         kind,
@@ -245,10 +286,90 @@ def infer(
         terms,
         diagnostics,
         condition,
-        collinearity_warnings(condition, design.names, vifs),
-        difference,
-        np.asarray(fit.resid) if kind == "OLS" else None,
+        collinearity_warnings(condition, design.names, vifs)
+        + ([undefined.SEPARATION_WARNING] if reason == undefined.SEPARATION else []),
+        None if difference is None or not math.isfinite(difference) else difference,
+        np.asarray(fit.resid) if kind == "OLS" and fit is not None else None,
+        reason,
     )
+
+
+def _term_reasons(reason: str, odds: tuple[float, float, float] | None) -> dict[str, str]:
+    """The reason for each statistic of a term, should it have no value: the term's own, or the
+    fit's; an odds ratio that overflows says so."""
+    out = dict.fromkeys(
+        ("estimate", "std_error", "statistic", "p_value", "low", "high", "standardized", "vif"),
+        reason,
+    )
+    if odds is not None:
+        overflow = any(math.isinf(v) for v in odds) and all(not math.isnan(v) for v in odds)
+        out["odds_ratio"] = undefined.OVERFLOW if overflow else reason
+    return out
+
+
+def _reasons(
+    kind: str,
+    names: list[str],
+    exog: np.ndarray,
+    target: np.ndarray,
+    fit: Any,
+    vifs: np.ndarray,
+    caught: list[warnings.WarningMessage],
+    failed: str | None,
+) -> tuple[str, dict[int, str]]:
+    """Why statistics of this fit have no value: the fit's reason, and the terms that are not
+    identified (a separated classification: all of them; a singular design: the columns that
+    are constant or exact combinations of others, and the intercept beside a constant one)."""
+    n, k = exog.shape
+    rank = int(np.linalg.matrix_rank(exog))
+    said = [str(w.message).lower() for w in caught] + [(failed or "").lower()]
+    separated = any("separation" in text for text in said)
+    if kind != "OLS" and fit is not None and not separated:
+        fitted = np.asarray(fit.predict())
+        if fitted.ndim == 1:
+            separated = bool(np.all(np.abs(fitted - (target == np.max(target))) < 1e-6))
+        else:
+            onehot = np.eye(fitted.shape[1])[np.searchsorted(np.unique(target), target)]
+            separated = bool(np.all(np.abs(fitted - onehot) < 1e-6))
+    unidentified: dict[int, str] = {}
+    if n <= rank:
+        reason = f"too few rows: {n} for {k} terms"
+    elif separated:
+        reason = undefined.SEPARATION
+    elif len(np.unique(target)) < 2:
+        reason = "constant target"
+    elif rank < k:
+        reason = "singular design"
+    elif failed is not None:
+        reason = f"the fit failed: {failed[:80]}"
+    else:
+        reason = "no finite value in the fit"
+    if separated and kind != "OLS":
+        return reason, dict.fromkeys(range(len(names)), reason)
+    constant = {i for i in range(1, k) if np.ptp(exog[:, i]) == 0}
+    for i in sorted(_unidentified(exog) | constant):
+        unidentified[i] = (
+            "singular design: a constant column"
+            if i in constant
+            else "singular design: a constant column beside the intercept"
+            if i == 0 and constant
+            else "singular design: exactly collinear with other columns"
+        )
+    return reason, unidentified
+
+
+def _unidentified(exog: np.ndarray) -> set[int]:
+    """The columns of the design (intercept included) that take part in an exact linear
+    dependence: those with weight in a null direction of the column-scaled design."""
+    norms = np.linalg.norm(exog, axis=0)
+    zero = {int(i) for i in np.flatnonzero(norms == 0)}
+    live = np.flatnonzero(norms > 0)
+    _, s, Vt = np.linalg.svd(exog[:, live] / norms[live], full_matrices=False)
+    null = Vt[s <= s[0] * max(exog.shape) * np.finfo("float64").eps] if len(s) else Vt[:0]
+    if len(Vt) < len(live):  # fewer rows than columns: the missing directions are null too
+        return zero | {int(i) for i in live}
+    involved = np.any(np.abs(null) > 1e-6, axis=0)
+    return zero | {int(live[j]) for j in np.flatnonzero(involved)}
 
 
 def condition_number(exog: np.ndarray) -> float:
@@ -271,11 +392,15 @@ def variance_inflation(exog: np.ndarray) -> np.ndarray:
     if not live.any():
         return out
     _, s, Vt = np.linalg.svd(centred[:, live] / norms[live], full_matrices=False)
-    with np.errstate(divide="ignore"):
-        inverse = np.where(s > s[0] * max(centred.shape) * np.finfo("float64").eps, 1 / s, np.inf)
-    with np.errstate(invalid="ignore"):  # inf x 0 where a column repeats another exactly
-        found = np.sum((Vt.T * inverse) ** 2, axis=1)
-    out[live] = np.where(np.isnan(found), np.inf, found)
+    keep = s > s[0] * max(centred.shape) * np.finfo("float64").eps
+    found = np.sum((Vt[keep].T / s[keep]) ** 2, axis=1)
+    # A column with weight in a null direction repeats others exactly: its VIF is infinite. The
+    # others keep theirs (rounding must not spread the infinity to a column outside the
+    # dependence, as inf x 1e-17 did).
+    involved = np.any(np.abs(Vt[~keep]) > 1e-6, axis=0)
+    if Vt.shape[0] < int(live.sum()):  # fewer rows than columns
+        involved[:] = True
+    out[live] = np.where(involved, np.inf, found)
     return out
 
 

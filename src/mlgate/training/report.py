@@ -23,6 +23,15 @@ from mlgate.errors import Conflict
 from mlgate.registry.model import Task
 from mlgate.training import contributions, explain, inference
 from mlgate.training.evaluate import Evaluation, Outputs, metrics_heading
+from mlgate.training.undefined import (
+    is_defined,
+    metric_rows,
+    stated,
+    stated_field,
+    stated_optional,
+    stated_or_blank,
+    stated_range,
+)
 
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
 MIN_ROWS_FOR_LEARNING_CURVE = 30
@@ -309,12 +318,12 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
     e = html.escape
     evaluation = data["evaluation"]
     rows = "".join(
-        f"<tr><td>{e(name)}</td><td>{value:.4f}</td>"
-        f"<td>{_interval(evaluation['intervals'].get(name))}</td>"
-        f"<td>{_number(evaluation['baseline'].get(name))}</td>"
-        + (f"<td>{_mean_sd(inputs.cv.get(name))}</td>" if inputs.cv else "")
+        f"<tr><td>{e(r['name'])}</td><td>{e(stated(r['value'], '.4f', r['reason']))}</td>"
+        f"<td>{_interval(r['interval'])}</td>"
+        f"<td>{e(stated_or_blank(r['baseline'], '.4g', r['reason']))}</td>"
+        + (f"<td>{_mean_sd(inputs.cv.get(r['name']))}</td>" if inputs.cv else "")
         + "</tr>"
-        for name, value in evaluation["metrics"].items()
+        for r in metric_rows(evaluation["metrics"], evaluation)
     )
     cv_header = "<th>k-fold CV (mean ± sd)</th>" if inputs.cv else ""
     parts = [
@@ -373,11 +382,11 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
 
 
 def _interval(value: Any) -> str:
-    return "" if not value else f"{value[0]:.4f} – {value[1]:.4f}"
+    return "" if not value else f"{stated(value[0], '.4f')} – {stated(value[1], '.4f')}"
 
 
 def _mean_sd(value: Any) -> str:
-    return "" if not value else f"{value[0]:.4f} ± {value[1]:.4f}"
+    return "" if not value else f"{stated(value[0], '.4f')} ± {stated(value[1], '.4f')}"
 
 
 def _inference_html(found: dict[str, Any], reading: list[str]) -> list[str]:
@@ -406,24 +415,35 @@ def _inference_html(found: dict[str, Any], reading: list[str]) -> list[str]:
     header += ["VIF"]
     parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
     for t in terms:
-        cells = [e(t["term"])] + ([e(t["outcome"])] if multiclass else [])
-        cells += [_number(t["estimate"]), _number(t["std_error"]), _number(t["statistic"]),
-                  _number(t["p_value"]), f"{_number(t['low'])} – {_number(t['high'])}",
-                  _number(t.get("standardized"))]  # fmt: skip
+        cells = [t["term"]] + ([t["outcome"]] if multiclass else [])
+        cells += [stated_field(t, "estimate"), stated_field(t, "std_error"),
+                  stated_field(t, "statistic"), stated_field(t, "p_value"),
+                  stated_range(t, "low", "high"), stated_optional(t, "standardized")]  # fmt: skip
         if logistic:
-            odds = t.get("odds_ratio") or [None, None, None]
-            cells.append(f"{_number(odds[0])} ({_number(odds[1])} – {_number(odds[2])})")
+            cells.append(_odds(t))
         if served:
-            cells.append(_number(t.get("served")))
-        cells.append(_number(t.get("vif")))
-        parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            cells.append(stated_optional(t, "served"))
+        cells.append(stated_optional(t, "vif"))
+        parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table><h3>Diagnostics</h3><table><tr><th>statistic</th><th>value</th></tr>")
     shown = {"condition_number": found["condition_number"], **found["diagnostics"]}
+    why = found.get("undefined") or {}
     for name, value in shown.items():
-        parts.append(f"<tr><td>{e(name.replace('_', ' '))}</td><td>{_number(value)}</td></tr>")
+        cell = stated(value, ".4g", why.get(name))
+        parts.append(f"<tr><td>{e(name.replace('_', ' '))}</td><td>{e(cell)}</td></tr>")
     parts.append("</table>")
     return parts
 
 
+def _odds(term: dict[str, Any]) -> str:
+    """exp(estimate) (exp(low) – exp(high)), or why it has no value."""
+    odds = term.get("odds_ratio") or [None, None, None]
+    reason = (term.get("undefined") or {}).get("odds_ratio")
+    if not any(is_defined(v) for v in odds):
+        return stated(None, reason=reason)
+    low, high = (stated(v, ".4g", reason) for v in odds[1:])
+    return f"{stated(odds[0], '.4g', reason)} ({low} – {high})"
+
+
 def _number(value: Any) -> str:
-    return "" if value is None else f"{value:.4g}"
+    return "" if value is None else stated(value)

@@ -23,7 +23,8 @@ from mlgate.plans import service as plans
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
-from mlgate.training.compare import compare_versions
+from mlgate.training.compare import compare_versions, promote_if_better
+from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages
 from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
 from mlgate.web.pages import member, member_asking, page, render
@@ -114,6 +115,7 @@ def model(request: Request, name: str) -> Response:
 def promote(
     request: Request, name: str, alias: str = Form(""), version: str = Form(""),
     reason: str = Form(""), confirm: str = Form(""), csrf: str = Form(""),
+    require_better: str = Form(""),
 ) -> Response:  # fmt: skip
     alias = alias.strip()
     me = member(request, "ui", "promote", Target(name, alias=alias or None), csrf=csrf)
@@ -122,6 +124,13 @@ def promote(
     services = pages.services_of(request)
     # As the API does: load (and verify) the new target before the alias moves.
     services.predictors.get(registry.resolve_version(services.uow(), name, number))
+    if require_better == "yes":  # the same use case as the CLI's and the API's
+        guarded = promote_if_better(
+            services.uow(), services.artifacts, services.predictors, name, number, alias,
+            alpha=0.05, actor=actor(me), reason=reason.strip(), now=services.clock(),
+        )  # fmt: skip
+        notice = "promoted_better" if guarded.comparison else "promoted_unopposed"
+        return pages.see_other(f"/ui/models/{name}", notice)
     lifecycle.promote(
         services.uow(), name, number, alias, actor=actor(me), reason=reason.strip(),
         now=services.clock(),
@@ -198,13 +207,7 @@ def _headline(version: ModelVersion | None) -> list[tuple[str, float]]:
 def _intervals(version: ModelVersion) -> list[dict[str, Any]]:
     """Each metric with its 95% bootstrap interval and the baseline's value, if the report
     has them."""
-    evaluation = (version.report or {}).get("evaluation", {})
-    intervals = evaluation.get("intervals", {})
-    baseline = evaluation.get("baseline", {})
-    return [
-        {"name": k, "value": v, "interval": intervals.get(k), "baseline": baseline.get(k)}
-        for k, v in version.metrics.items()
-    ]
+    return metric_rows(version.metrics, (version.report or {}).get("evaluation", {}))
 
 
 _FIGURE = re.compile(

@@ -33,6 +33,7 @@ from mlgate.api.problems import error_headers, status_for
 from mlgate.bootstrap import Services
 from mlgate.serving import asking
 from mlgate.serving.asking import Asked
+from mlgate.training import undefined as undefined_statistics
 
 log = logging.getLogger("mlgate.web")
 
@@ -50,6 +51,10 @@ CSP = (
 # What a redirect after a form may tell the next page (codes, so no text comes from a URL).
 NOTICES = {
     "promoted": "The alias now points at the new version.",
+    "promoted_better": "The alias now points at the new version: it was significantly better "
+    "than the version it had to beat (the alias's target, or what the bare model name served).",
+    "promoted_unopposed": "The alias now points at the new version: there was nothing to beat "
+    "(the alias pointed nowhere and no other version is in service).",
     "imported": "The model is imported as a new version.",
     "spend_cap_set": "Your monthly spend cap is set; calls past it are refused (402).",
     "rolled_back": "The alias is back on its previous version.",
@@ -77,6 +82,8 @@ _templates = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Every number a page shows that may be undefined goes through the reports' one formatter.
+_templates.globals["stated"] = undefined_statistics.stated_or_blank
 
 
 def services_of(request: Request) -> Services:

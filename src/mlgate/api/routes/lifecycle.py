@@ -40,7 +40,9 @@ class PromoteRequest(BaseModel):
     version: int = Field(ge=1, le=MAX_NUMBER, description="The version the alias will point at")
     reason: str = Field("", max_length=1000)
     require_better: bool = Field(
-        False, description="Refuse (409) unless it beats the current target significantly"
+        False,
+        description="Refuse (409) unless it significantly beats the alias's target (an unset "
+        "alias: what the bare model name serves today)",
     )
     alpha: float = Field(0.05, gt=0, lt=0.5)
 
@@ -75,6 +77,15 @@ class AliasEventOut(BaseModel):
     actor: str
     reason: str
     at: str
+    compared_with: int | None = Field(
+        None, description="With require_better: the version it had to beat (null: none)"
+    )
+    compared_because: str | None = Field(
+        None, description="With require_better: why that version, or that there was none"
+    )
+    comparison: dict[str, Any] | None = Field(
+        None, description="With require_better: the comparison that allowed the move"
+    )
 
 
 @router.get("/aliases", responses=PROBLEMS)
@@ -96,13 +107,13 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
     """Point `alias` at a version; running servers answer with it from the next request on."""
     services = _services(request)
 
-    def run() -> AliasEvent:
+    def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name, alias=alias))
         # Load (and verify) the new target before the alias moves: a broken artifact is refused
         # here, and this process answers the next request without a cold load.
         services.predictors.get(resolve_version(services.uow(), name, body.version))
         if body.require_better:
-            event, _ = promote_if_better(
+            return promote_if_better(
                 services.uow(),
                 services.artifacts,
                 services.predictors,
@@ -113,8 +124,7 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
                 actor=actor(key),
                 reason=body.reason,
                 now=services.clock(),
-            )
-            return event
+            ).to_json()
         return lifecycle.promote(
             services.uow(),
             name,
@@ -123,9 +133,9 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
             actor=actor(key),
             reason=body.reason,
             now=services.clock(),
-        )
+        ).to_json()
 
-    return _json((await run_in_threadpool(run)).to_json())
+    return _json(await run_in_threadpool(run))
 
 
 @router.post("/aliases/{alias}/rollback", response_model=AliasEventOut, responses=PROBLEMS)
