@@ -63,10 +63,10 @@ E2E_PLACES = ("tests/e2e/", "tests/docs/")
 # heaviest units go first, so that no worker is left with a long one at the end.
 INDEPENDENT = "tests/docs/test_guide.py::"
 HEAVY_FIRST = (  # the longest units first (a module, or a page of the guide): prefixes of ids
-    "tests/integration/test_dask_training.py",
     "tests/e2e/test_plans_server.py",
     "tests/integration/test_catalogue.py",
     "tests/e2e/test_replicas.py",
+    "tests/integration/test_dask_training.py",
     "tests/docs/test_guide.py::test_every_example_of_the_page_runs[tutorials/",
     "tests/integration/test_gan.py",
     "tests/integration/test_forecast.py",

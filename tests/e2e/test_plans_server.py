@@ -290,11 +290,10 @@ def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     assert values["amount"] == "0.11"  # 30 rows at 1.00 and 20 at 4.00 per 1,000
 
 
-@pytest.mark.slow(reason="a server of its own, started after the plan and the consumers")
 def test_consumers_without_a_plan_and_models_outside_it_are_refused(
-    home: Path, redis_env: dict[str, str]
+    home: Path, redis_env: dict[str, str], shared: str
 ) -> None:
-    env = redis_env
+    env, base = redis_env, shared  # the consumer, its key and the plan come after its start
     mlgate(home, "consumers", "create", "drifter", **env)
     mlgate(home, "grants", "add", "churn", "consumer", "--consumer", "drifter", **env)
     key = TOKEN.search(
@@ -303,13 +302,12 @@ def test_consumers_without_a_plan_and_models_outside_it_are_refused(
     assert key
     mlgate(home, "plans", "create", "elsewhere", "--model", "fraud", **env)
     headers = {"Authorization": f"Bearer {key.group(0)}"}
-    with running_server(home, **env) as base:
-        none = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
-        assert none.status_code == 403 and none.json()["code"] == "no_subscription"
-        mlgate(home, "consumers", "subscribe", "drifter", "elsewhere", **env)
-        time.sleep(1.1)  # plans are looked up at most once a second per worker
-        outside = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
-        assert outside.status_code == 403 and outside.json()["code"] == "plan_excludes_model"
+    none = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    assert none.status_code == 403 and none.json()["code"] == "no_subscription"
+    mlgate(home, "consumers", "subscribe", "drifter", "elsewhere", **env)
+    time.sleep(1.1)  # plans are looked up at most once a second per worker
+    outside = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    assert outside.status_code == 403 and outside.json()["code"] == "plan_excludes_model"
 
 
 def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -> None:
@@ -346,21 +344,27 @@ def test_a_refusal_reports_only_windows_it_knows(tmp_path: Path) -> None:
         assert "r=100" not in refused.headers["RateLimit"], refused.headers["RateLimit"]
 
 
-@pytest.mark.slow(reason="a four-worker server of its own, its metrics read from several workers")
-def test_metrics_are_summed_over_the_workers(home: Path, redis_env: dict[str, str]) -> None:
+def test_metrics_are_summed_over_the_workers(
+    home: Path, redis_env: dict[str, str], shared: str
+) -> None:
     from tests.e2e.helpers import admin_key
     from tests.e2e.test_server import _counter
 
     admin = {"Authorization": f"Bearer {admin_key(home, 'predict', 'admin', user='scraper')}"}
-    with running_server(home, "--workers", "4", **redis_env) as base:
-        results = hammer(base, admin, [1] * 200, clients=16)
-        assert {s for s, _ in results} == {200}
+    base = shared  # the module's four workers: the calls before these are counted too
+
+    def served_as_each_worker_tells() -> set[float]:
         seen = set()
         for _ in range(20):  # ask several workers: each must report the sum of all
-            text = httpx.get(f"{base}/metrics", headers=admin).text
-            counts = _counter(text)
+            counts = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
             seen.add(sum(v for (model, _, status), v in counts.items() if status == "200"))
-    assert seen == {200.0}
+        return seen
+
+    before = served_as_each_worker_tells()
+    assert len(before) == 1, before
+    results = hammer(base, admin, [1] * 200, clients=16)
+    assert {s for s, _ in results} == {200}
+    assert served_as_each_worker_tells() == {before.pop() + 200}
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -386,7 +390,7 @@ def test_with_redis_it_serves_a_worker_per_core_and_shares_the_cores_out(
 
 
 def test_a_key_revoked_elsewhere_is_refused_by_every_worker_within_a_second(
-    home: Path, redis_env: dict[str, str]
+    home: Path, redis_env: dict[str, str], shared: str
 ) -> None:
     headers = consumer_key(home, redis_env, "leaving", "starter")  # 20 requests a second
 
@@ -394,11 +398,8 @@ def test_a_key_revoked_elsewhere_is_refused_by_every_worker_within_a_second(
         time.sleep(0.1)
         return client.post("/v1/models/churn/predict", json=body()).status_code
 
-    with (
-        running_server(home, "--workers", "2", **redis_env) as base,
-        httpx.Client(base_url=base, headers=headers) as client,
-    ):
-        assert [status(client) for _ in range(6)] == [200] * 6  # both workers cached the key
+    with httpx.Client(base_url=shared, headers=headers) as client:
+        assert [status(client) for _ in range(6)] == [200] * 6  # the workers cached the key
         prefix = headers["Authorization"].removeprefix("Bearer ")[:16]
         mlgate(home, "keys", "revoke", prefix, **redis_env)  # by another process
         revoked_at = time.monotonic()

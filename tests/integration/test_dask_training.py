@@ -2,8 +2,9 @@
 from a PostgreSQL table; the model lands within a stated tolerance of single-machine training on
 the same rows, serves like any other version, and its snapshot is a partitioned Parquet dataset.
 
-One test gives each worker a memory limit smaller than the whole table (as one DataFrame, the
-way a single machine would hold it): the workers keep only their share of the training matrix.
+One test measures each worker's peak memory above its own baseline while the cluster trains a
+table, against the table's size as one DataFrame (the way a single machine would hold it): the
+workers keep only their share of the training matrix.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from mlgate.training.service import TrainSpec, read_snapshot, train_model
 from tests.conftest import add_source_to
 
 distributed = pytest.importorskip("distributed")
-ROWS = 600_000
+ROWS = 300_000
 WORKER_MEMORY = 2**30  # a worker imports ~250 MiB of libraries, and ~200 MiB more to score
-WIDE_ROWS = 2_000_000  # 48 features: ~750 MiB as one DataFrame
+WIDE_ROWS = 150_000  # 48 features: ~57 MiB as one DataFrame
 WIDE_FEATURES = 48
-SMALL_WORKER = 640 * 2**20  # per worker, below the table; ~300 MiB of it is libraries
 
 
 def _customers(url: str, table: str, rows: int) -> None:
@@ -109,8 +109,8 @@ def test_logistic_regression_on_the_cluster_reaches_the_single_machine_optimum(
     assert any("12 partitions" in line for line in lines)
     assert any(line.startswith("Newton step") for line in lines)
     # Stated tolerance: the holdouts differ (a hash of the key vs a random split), both of
-    # ~120,000 rows, so the metrics agree to about twice their sampling error.
-    for metric, tolerance in (("roc_auc", 0.006), ("accuracy", 0.008), ("log_loss", 0.006)):
+    # ~60,000 rows, so the metrics agree to about twice their sampling error.
+    for metric, tolerance in (("roc_auc", 0.0085), ("accuracy", 0.011), ("log_loss", 0.0085)):
         assert abs(version.metrics[metric] - alone.version.metrics[metric]) < tolerance, metric
     # The same optimum: the coefficients of the two fits agree closely.
     coefficients = []
@@ -227,37 +227,70 @@ def test_offline_scoring_on_the_cluster_matches_scoring_here(
     assert cluster_rows["id"].dtype.kind == "i"  # the rows as the database has them
 
 
+def _memory_of_this_process(reset: bool) -> dict[str, int]:
+    """Run on a worker: its resident memory now and its peak since the last reset (Linux's
+    VmRSS and VmHWM, bytes); `reset` first frees what can be freed and sets the peak to now."""
+    import ctypes
+    import gc
+
+    if reset:
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory back to the system: a true base
+        Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from here
+    status = Path("/proc/self/status").read_text()
+    kib = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in status.splitlines())
+           if k in ("VmRSS", "VmHWM")}  # fmt: skip
+    return {"rss": kib["VmRSS"] * 1024, "peak": kib["VmHWM"] * 1024}
+
+
 @pytest.mark.slow(
-    reason="the point is a 2,000,000-row PostgreSQL table larger than each Dask worker's "
-    "memory, trained on the cluster and on one machine"
+    reason="a fresh cluster of two Dask workers trains a 150,000-row PostgreSQL table while each "
+    "worker's peak memory is measured, then one machine trains it for the comparison"
 )
-def test_workers_each_smaller_than_the_table_train_it_from_postgresql(
+def test_no_worker_holds_the_table_the_cluster_trains_from_postgresql(
     services: Services, warehouse: str
 ) -> None:
-    """Each worker's memory limit is below the whole table's size in memory, so no worker could
-    hold it; the cluster trains on it all and lands within a stated tolerance of one machine."""
+    """Each worker's peak memory above its own baseline, while the cluster trains on the whole
+    table, stays below the table's size in memory (as one DataFrame, the way one machine
+    holds it): the workers keep only their share of the training matrix, never the table. The
+    model lands within a stated tolerance of one machine's."""
+    from distributed import Client
+
     from mlgate.sources.sql import SqlSource
 
+    _customers(warehouse, "warm", 2_000)
     _wide(warehouse, "wide", WIDE_ROWS)
     source = SqlSource("warehouse", warehouse)
     try:
-        head = source.read_query("SELECT * FROM wide ORDER BY id LIMIT 100000")
+        head = source.read_query("SELECT * FROM wide ORDER BY id LIMIT 20000")
     finally:
         source.close()
     table_bytes = head.memory_usage(deep=True).sum() / len(head) * WIDE_ROWS
-    assert table_bytes > SMALL_WORKER, (table_bytes, SMALL_WORKER)
     local = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, memory_limit=SMALL_WORKER,
+        n_workers=2, threads_per_worker=1, processes=True, memory_limit=WORKER_MEMORY,
         dashboard_address=":0",
     )  # fmt: skip
     lines: list[str] = []
-    with local:
+    with local, Client(local) as client:
+        # A first, tiny training loads the libraries a worker needs, so the baseline has them.
+        warm = TrainSpec("warm", "warehouse", "churned", "logistic_regression", table="warm",
+                         report=False, dask=local.scheduler_address)  # fmt: skip
+        train_model(services.uow(), services.artifacts, services.open_source, warm,
+                    now=services.clock)  # fmt: skip
+        baseline = client.run(_memory_of_this_process, True)
         spec = TrainSpec("wide", "warehouse", "label", "logistic_regression", table="wide",
                          report=False, dask=local.scheduler_address, partitions=40)  # fmt: skip
         on_cluster = train_model(
             services.uow(), services.artifacts, services.open_source, spec, now=services.clock,
             progress=lambda stage, detail: lines.append(detail),
         ).version  # fmt: skip
+        after = client.run(_memory_of_this_process, False)
+    grown = {w: after[w]["peak"] - baseline[w]["rss"] for w in baseline}
+    assert len(grown) == 2, grown
+    # Each worker held its share (half the training matrix as float32 and half the holdout
+    # rows: ~0.3 of the table) and a few parts in flight (~0.6 in all here), never the table.
+    for worker, extra in grown.items():
+        assert 0.15 * table_bytes < extra < table_bytes, (worker, extra, table_bytes)
     assert on_cluster.lineage.n_rows == WIDE_ROWS
     assert any(line.startswith("Newton step") for line in lines), lines
     parts = [n for n in (on_cluster.report or {})["attachments"] if n.startswith("snapshot/")]
@@ -266,7 +299,7 @@ def test_workers_each_smaller_than_the_table_train_it_from_postgresql(
                         TrainSpec("wide-alone", "warehouse", "label", "logistic_regression",
                                   table="wide", drop=("id",), report=False),
                         now=services.clock).version  # fmt: skip
-    # Stated tolerance: holdouts of ~400,000 rows each, split differently (a hash of the key vs
-    # a random split), so the metrics differ by their sampling error (~0.0015): within 0.004.
-    for metric, tolerance in (("roc_auc", 0.004), ("accuracy", 0.004), ("log_loss", 0.004)):
+    # Stated tolerance: holdouts of ~30,000 rows each, split differently (a hash of the key vs
+    # a random split), so the metrics differ by their sampling error (~0.006): within 0.012.
+    for metric, tolerance in (("roc_auc", 0.012), ("accuracy", 0.012), ("log_loss", 0.012)):
         assert abs(on_cluster.metrics[metric] - alone.metrics[metric]) < tolerance, metric
