@@ -169,14 +169,18 @@ def fuzz(
     until: float | None = None,
     on_finding: Callable[[Finding], None] | None = None,
     into: Fuzzed | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Fuzzed:
     """Every operation in each mode, `examples` draws each (or a pair: draws that fit the
     schema, draws that do not), seeded from `seed_`; stops once time.monotonic() passes
-    `until`."""
+    `until`. `shard=(k, n)` takes the k-th of every n operations (the seeds stay those of the
+    whole run, so the shards together send exactly what one run sends)."""
     per_mode = examples if isinstance(examples, tuple) else (examples, examples)
     done = Fuzzed() if into is None else into
     headers = {"Authorization": f"Bearer {token}"}
     for i, operation in enumerate(operations(app)):
+        if i % shard[1] != shard[0]:
+            continue
         for j, mode in enumerate(MODES):
             if until is not None and time.monotonic() > until:
                 return done

@@ -5,9 +5,10 @@ a fixed seed, so every run sends the same requests and a failure here is one any
 Every operation gets requests that fit its schema (each answer as documented: status, content
 type, headers, body schema; no 5xx), sent as drawn and again aimed at the quickstart's model,
 consumer or plan (and the model's production alias), so that they reach past "no such
-model"; and requests that do not fit (each
-refused with a 4xx). Together at least as many requests as this test sent before (60
-schema-fitting draws an operation, 5,283 requests), for fewer draws (25 and 20).
+model"; and requests that do not fit (each refused with a 4xx). The operations are dealt into
+three shards, a test each, so that none runs past a minute; together they send at least as many
+requests as this test sent before (60 schema-fitting draws an operation, 5,283 requests), for
+fewer draws (25 and 20).
 
 Not checked: that every schema-valid request is accepted. The document cannot say everything
 the server checks (a model name must exist, a password must be long enough), so such requests
@@ -44,16 +45,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]
     services.close()
 
 
-@pytest.mark.slow(reason="over 5,000 generated requests in process: about a minute of CPU")
-def test_generated_requests_get_documented_answers_and_no_5xx(served: tuple[Any, str]) -> None:
+SHARDS = 3  # every third operation a test, so that no test runs past a minute
+SENT: dict[int, int] = {}  # requests each shard sent, this run
+
+
+@pytest.mark.slow(reason="about 1,800 generated requests in process: a third of the operations")
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_generated_requests_get_documented_answers_and_no_5xx(
+    served: tuple[Any, str], shard: int
+) -> None:
     app, token = served
-    done = fuzzing.fuzz(app, token, seed_=SEED, examples=EXAMPLES)
+    done = fuzzing.fuzz(app, token, seed_=SEED, examples=EXAMPLES, shard=(shard, SHARDS))
     operations = {key.rsplit(" [", 1)[0] for key in done.requests}
+    everything = sum(1 for _ in fuzzing.operations(app))
     print(f"schemathesis: {done.total} requests over {len(operations)} operations, seed {SEED}")
     for finding in done.findings.values():
         print(finding)
     assert [str(f) for f in done.findings.values()] == []
-    assert len(operations) > 80
-    assert done.total >= BEFORE, done.requests
+    assert len(operations) >= everything // SHARDS > 80 // SHARDS
+    SENT[shard] = done.total
+    if len(SENT) == SHARDS:  # the last shard of a whole run: together, at least as many as before
+        assert sum(SENT.values()) >= BEFORE, SENT
     negative = sum(n for key, n in done.requests.items() if key.endswith("[negative]"))
-    assert negative > 10 * len(operations)  # schema-violating requests: refused, never a 5xx
+    assert negative >= 10 * len(operations)  # schema-violating requests: refused, never a 5xx
