@@ -34,6 +34,7 @@ from starlette.testclient import TestClient
 from mlgate.access import accounts
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
+from mlgate.cli import context as cli_context
 from mlgate.cli.main import app
 from mlgate.errors import MlgateError
 from mlgate.registry import service as registry
@@ -201,7 +202,12 @@ def cli(world: World, *args: str) -> str:
     An error of ours ends the command as in a terminal (Error: ..., exit 1)."""
     buffer = io.StringIO()
     # Wide enough that a table cell is not wrapped across lines: its words are checked below.
-    with mock.patch.dict(os.environ, {"COLUMNS": "400"}), contextlib.redirect_stdout(buffer):
+    # (The CLI's console reads COLUMNS once, when it is made: its width is set here too.)
+    with (
+        mock.patch.dict(os.environ, {"COLUMNS": "400"}),
+        mock.patch.object(cli_context.console, "_width", 400),
+        contextlib.redirect_stdout(buffer),
+    ):
         try:
             app(list(args), obj=world.services, standalone_mode=False)
         except (MlgateError, click.ClickException) as refused:
