@@ -566,8 +566,7 @@ def reading(
             # as a test that found nothing.
             why = sorted({t.undefined.get("p_value", UNSTATED) for t in untested})
             lines.append(
-                "No coefficient can be tested: their p-values are not defined "
-                f"({'; '.join(why)})."
+                f"No coefficient can be tested: their p-values are not defined ({'; '.join(why)})."
             )
         else:
             lines.append("No coefficient is distinguishable from zero at the 5% level.")
