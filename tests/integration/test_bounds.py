@@ -191,3 +191,22 @@ def test_numbers_out_of_range_get_422_naming_the_field_on_every_database(
         answer = client.request(method, path, **kwargs)
         assert answer.status_code == 422, (method, path, answer.text)
         assert field in [e["field"] for e in answer.json()["errors"]], (path, answer.text)
+
+
+@pytest.mark.in_process
+def test_a_browser_gets_an_out_of_range_or_unknown_page_as_a_page(app: FastAPI) -> None:
+    """The dashboard and the portal answer a bad id or an unknown path as every other error
+    there: an HTML page naming the field; an API client still gets problem+json."""
+    with TestClient(app, raise_server_exceptions=False) as http:
+        html = {"Accept": "text/html,application/xhtml+xml"}
+        page = http.get(f"/ui/models/m/rollouts/{2**63}", headers=html)
+        assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+        assert "rollout_id: Input should be less than or equal to" in page.text
+        missing = http.get("/portal/no/such/page", headers=html)
+        assert missing.status_code == 404 and "no such page: /portal/no/such/page" in missing.text
+        api = http.get(f"/ui/models/m/rollouts/{2**63}")
+        assert api.status_code == 422 and api.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in api.json()["errors"]] == ["path.rollout_id"]
+        assert http.get("/v1/nothing", headers=html).headers["content-type"] == (
+            "application/problem+json"
+        )
