@@ -210,3 +210,31 @@ def test_a_browser_gets_an_out_of_range_or_unknown_page_as_a_page(app: FastAPI) 
         assert http.get("/v1/nothing", headers=html).headers["content-type"] == (
             "application/problem+json"
         )
+
+
+@pytest.mark.in_process
+def test_each_models_own_document_bounds_its_integers_as_the_server_does() -> None:
+    """`/v1/models/{name}/openapi.json` (generated per model, not by FastAPI) states the same
+    bounds: explain's top, generate's n and seed; and a top past its bound is refused."""
+    from dataclasses import replace
+
+    import numpy as np
+    import pandas as pd
+
+    from mlgate.errors import InvalidInput
+    from mlgate.serving.openapi import model_openapi
+    from mlgate.serving.service import Ask
+    from tests.unit.test_fit_every_row import World
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40)})
+    frame["y"] = (frame["x"] > 0).map({True: "a", False: "b"})
+    version = World(frame).train("y", "logistic_regression")
+    for task in ("classification", "generation", "forecast"):
+        document = model_openapi(replace(version, task=task), path_name="m")
+        assert unbounded_integers(document) == [], task
+    with pytest.raises(InvalidInput, match="from 1 to 2,147,483,647"):
+        Ask().read({"top": 2**63}, "explain")
+    ask = Ask()
+    ask.read({"top": MAX_NUMBER}, "explain")
+    assert ask.top == MAX_NUMBER
