@@ -181,10 +181,16 @@ def test_csv_batches_count_failed_rows_and_come_back_as_csv(
     [
         ("application/json", b"{}", 415, "CSV"),
         ("text/csv", b"a,b\n1,2\n", 422, "lacks the column"),
+        (
+            "text/csv",
+            rows(3).rename(columns={"tenure_months": "Tenure_Month"}).to_csv(index=False).encode(),
+            422,
+            "tenure_months (the file has 'Tenure_Month')",
+        ),
         ("application/vnd.apache.parquet", b"PAR1 not really", 422, "not a readable parquet"),
         ("text/csv", b"x" * 5000, 413, "may hold"),
     ],
-    ids=["not-a-table", "columns", "not-parquet", "too-large"],
+    ids=["not-a-table", "columns", "misspelled", "not-parquet", "too-large"],
 )
 def test_bad_uploads_are_refused_and_leave_nothing(
     services: Services,

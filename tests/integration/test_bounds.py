@@ -191,3 +191,50 @@ def test_numbers_out_of_range_get_422_naming_the_field_on_every_database(
         answer = client.request(method, path, **kwargs)
         assert answer.status_code == 422, (method, path, answer.text)
         assert field in [e["field"] for e in answer.json()["errors"]], (path, answer.text)
+
+
+@pytest.mark.in_process
+def test_a_browser_gets_an_out_of_range_or_unknown_page_as_a_page(app: FastAPI) -> None:
+    """The dashboard and the portal answer a bad id or an unknown path as every other error
+    there: an HTML page naming the field; an API client still gets problem+json."""
+    with TestClient(app, raise_server_exceptions=False) as http:
+        html = {"Accept": "text/html,application/xhtml+xml"}
+        page = http.get(f"/ui/models/m/rollouts/{2**63}", headers=html)
+        assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
+        assert "rollout_id: Input should be less than or equal to" in page.text
+        missing = http.get("/portal/no/such/page", headers=html)
+        assert missing.status_code == 404 and "no such page: /portal/no/such/page" in missing.text
+        api = http.get(f"/ui/models/m/rollouts/{2**63}")
+        assert api.status_code == 422 and api.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in api.json()["errors"]] == ["path.rollout_id"]
+        assert http.get("/v1/nothing", headers=html).headers["content-type"] == (
+            "application/problem+json"
+        )
+
+
+@pytest.mark.in_process
+def test_each_models_own_document_bounds_its_integers_as_the_server_does() -> None:
+    """`/v1/models/{name}/openapi.json` (generated per model, not by FastAPI) states the same
+    bounds: explain's top, generate's n and seed; and a top past its bound is refused."""
+    from dataclasses import replace
+
+    import numpy as np
+    import pandas as pd
+
+    from mlgate.errors import InvalidInput
+    from mlgate.serving.openapi import model_openapi
+    from mlgate.serving.service import Ask
+    from tests.unit.test_fit_every_row import World
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40)})
+    frame["y"] = (frame["x"] > 0).map({True: "a", False: "b"})
+    version = World(frame).train("y", "logistic_regression")
+    for task in ("classification", "generation", "forecast"):
+        document = model_openapi(replace(version, task=task), path_name="m")
+        assert unbounded_integers(document) == [], task
+    with pytest.raises(InvalidInput, match="from 1 to 2,147,483,647"):
+        Ask().read({"top": 2**63}, "explain")
+    ask = Ask()
+    ask.read({"top": MAX_NUMBER}, "explain")
+    assert ask.top == MAX_NUMBER

@@ -235,6 +235,15 @@ def test_an_unset_alias_is_guarded_by_what_the_bare_name_serves(shop: Services) 
         assert no.status_code == 409 and "not significantly better" in no.text, no.text[:500]
         assert "canary" not in lifecycle.aliases_of(shop.uow(), "m")
 
+    # v1 is what the bare name serves because production points at it (not because it is the
+    # newest): the reason says so, and v2, the newest other version, is what it is held to.
+    held = CliRunner().invoke(
+        app, ["models", "promote", "m", str(strong.number), "--alias", "canary",
+              "--require-better"], obj=shop,
+    )  # fmt: skip
+    said = " ".join(held.output.split())
+    assert f"serves v{strong.number} itself (production points at it); v{weak.number} is" in said
+
 
 def test_with_nothing_else_in_service_there_is_nothing_to_beat(shop: Services) -> None:
     only = train(shop, "churned", "logistic_regression", ("customer_id",))

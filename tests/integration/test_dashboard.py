@@ -308,6 +308,9 @@ def test_the_training_form_can_fit_on_every_row(site: Site) -> None:
     version = site.app.state.services.resolve_version("every", None, None)
     assert version.lineage.test_size == 0
     assert (version.report or {})["evaluation"]["method"] == "leave-one-out predictions (25 fits)"
+    page = admin.get("/ui/models/every").text  # the lineage's libraries, as `models show` has
+    assert f"scikit-learn {version.library_versions['scikit-learn']}</span>" in page
+    assert f"numpy {version.library_versions['numpy']}" in page
     bad = admin.post("/ui/train", data={"model": "x", "source": "small", "table": demo.TABLE,
                                         "target": demo.TARGET, "evaluate": "vibes",
                                         "csrf": token})  # fmt: skip

@@ -138,6 +138,10 @@ def test_a_consumer_cannot_aim_its_webhook_inside(tmp_path: Path, dns: Dns) -> N
         fine = client.put("/v1/consumers/acme/webhook", json={"url": f"https://{PUBLIC}/hook"},
                           headers=key)  # fmt: skip
         assert fine.status_code == 200 and fine.json()["secret"]
+        other = consumer_with_key(services, "other")
+        refused = client.put("/v1/consumers/acme/webhook", json={"url": None}, headers=other)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["detail"] == "only admins change another consumer's webhook"
     finally:
         services.close()
 

@@ -83,3 +83,14 @@ def test_the_recorder_samples_at_its_rate_and_never_at_zero() -> None:
     from mlgate.monitoring.recorder import _columns
 
     assert _columns(queued, excluded) == {"x": [1.0, None]}  # the excluded column never stored
+
+
+def test_a_webhook_without_a_secret_is_refused_in_a_sentence() -> None:
+    from mlgate.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        MonitorSettings(webhook_url="https://hooks.example.com/drift")
+    assert str(refused.value) == (
+        "monitoring settings: webhook_secret must be given with a webhook: it signs each call, "
+        "so the receiver can tell it came from mlgate"
+    )

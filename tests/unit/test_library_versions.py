@@ -38,3 +38,26 @@ def test_every_installed_library_is_recorded_with_its_modules_version(
 
 def test_a_library_that_is_not_installed_is_left_out() -> None:
     assert module_version("mlgate_no_such_module") is None
+
+
+def test_the_api_shows_a_versions_libraries_as_the_cli_does() -> None:
+    """`GET /v1/models/{name}` carries each version's libraries (`mlgate models show` prints
+    them): an XGBoost version names xgboost's version there too."""
+    import numpy as np
+    import pandas as pd
+    import xgboost
+
+    from mlgate.api import schemas
+    from tests.unit.test_fit_every_row import World
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "z": rng.normal(size=60)})
+    frame["y"] = (frame["x"] > 0).map({True: "a", False: "b"})
+    world = World(frame)
+    version = world.train("y", "xgboost")
+    with world.uow() as uow:
+        model = uow.models.get(version.model_name)
+    assert model is not None
+    (shown,) = schemas.detail(model, [version]).model_dump()["versions"]
+    assert shown["library_versions"] == version.library_versions
+    assert shown["library_versions"]["xgboost"] == xgboost.__version__

@@ -23,6 +23,7 @@ INSIDE = {
     "0.0.0.0": "unspecified",
     "224.0.0.251": "multicast",
     "100.64.0.1": "not globally routable",  # carrier-grade NAT
+    "192.0.0.8": "",  # IETF protocol assignments (the dummy address): private on newer Pythons
     "192.0.2.1": "private",  # documentation
     "240.0.0.1": "private",  # reserved for future use
     "255.255.255.255": "private",
@@ -50,7 +51,9 @@ def test_every_inside_address_is_refused_with_its_rule(address: str, rule: str) 
     assert found is not None and found.startswith(rule), found
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "192.0.0.9"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert refusal(ip_address(address)) is None
 
@@ -127,3 +130,19 @@ def test_the_allow_list_is_a_setting() -> None:
     settings = Settings.from_env({"MLGATE_HOME": "/tmp/x", "MLGATE_OUTBOUND_ALLOW": "10.0.8.0/24"})
     assert settings.outbound_allow == "10.0.8.0/24"
     assert not AllowList.parse(Settings.from_env({"MLGATE_HOME": "/tmp/x"}).outbound_allow)
+
+
+def test_a_refusal_reads_as_a_sentence() -> None:
+    """The address class with its article, a carried address after it, and a URL that cannot
+    be parsed said so rather than 'is an http(s) URL, not ...' of an http URL."""
+    answers = {"0.0.0.0": ["0.0.0.0"], "::ffff:7f00:1": ["::ffff:7f00:1"]}
+    outbound = Outbound(resolver=resolver(answers))
+    with pytest.raises(AddressRefused) as refused:
+        outbound.check("http://0.0.0.0/")
+    assert "resolves to 0.0.0.0, an unspecified address;" in str(refused.value)
+    with pytest.raises(AddressRefused) as refused:
+        outbound.check("http://[::ffff:7f00:1]/")
+    assert "a loopback address (carried in ::ffff:7f00:1);" in str(refused.value)
+    with pytest.raises(AddressRefused) as refused:
+        outbound.check("http://0177.0.0.1/")
+    assert "cannot be read as one" in str(refused.value) and "0177.0.0.1" in str(refused.value)

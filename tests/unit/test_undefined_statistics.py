@@ -46,6 +46,10 @@ def test_perfect_separation_is_stated_for_every_coefficient() -> None:
         assert term["estimate"] is None and term["p_value"] is None, term
         assert term["undefined"]["p_value"] == SEPARATION
         assert term["undefined"]["std_error"] == SEPARATION
+    # No test was possible, which is not "no coefficient is distinguishable from zero".
+    assert (version.report or {})["reading"] == [
+        f"No coefficient can be tested: their p-values are not defined ({SEPARATION})."
+    ]
 
 
 def test_a_singular_design_names_the_terms_it_cannot_separate() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi.exceptions import RequestValidationError
@@ -108,12 +108,33 @@ async def mlgate_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _browser_area(request: Request) -> Literal["ui", "portal"] | None:
+    """The dashboard's or the portal's area when a browser asked for one of their pages: it
+    gets the error as a page, like every other error there, instead of problem+json."""
+    path = request.url.path
+    if "text/html" not in request.headers.get("accept", ""):
+        return None
+    if path == "/ui" or path.startswith("/ui/"):
+        return "ui"
+    if path == "/portal" or path.startswith("/portal/"):
+        return "portal"
+    return None
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    area = _browser_area(request)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.method} {request.url.path[:200]}; see /docs"
-    return problem(exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None)
+        if area is not None:
+            detail = f"no such page: {request.url.path[:200]}"
+    headers = dict(exc.headers) if exc.headers else None
+    if area is not None:
+        from mlgate.web.pages import error_page
+
+        return error_page(request, exc.status_code, detail, area=area, headers=headers)
+    return problem(exc.status_code, detail, headers=headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:
@@ -122,6 +143,13 @@ async def validation_error(request: Request, exc: Exception) -> Response:
         errors.FieldError(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", "")))
         for e in exc.errors()
     ]
+    area = _browser_area(request)
+    if area is not None:
+        from mlgate.web.pages import error_page
+
+        said = "; ".join(f"{f.field.split('.')[-1]}: {f.message}" for f in field_errors)
+        return error_page(request, 422, f"this page cannot be shown for that address ({said})",
+                          area=area)  # fmt: skip
     return problem(422, "the request does not fit this endpoint", field_errors=field_errors)
 
 

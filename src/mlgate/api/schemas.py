@@ -59,6 +59,10 @@ class VersionOut(BaseModel):
     trained_by: str = ""
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    library_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description="The libraries it was trained with: python, mlgate, scikit-learn, xgboost...",
+    )
 
 
 class ModelSummary(BaseModel):
@@ -178,6 +182,7 @@ def detail(
                 trained_by=v.lineage.trained_by,
                 description=v.description,
                 tags=v.tags,
+                library_versions=v.library_versions,
             )
             for v in versions
         ],

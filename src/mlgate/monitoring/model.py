@@ -47,7 +47,13 @@ class MonitorSettings:
         if url is not None and not url.startswith(("http://", "https://")):
             problems.append(FieldError("webhook_url", "an http:// or https:// URL"))
         if url is not None and not self.webhook_secret:
-            problems.append(FieldError("webhook_secret", "required with a webhook: it signs"))
+            problems.append(
+                FieldError(
+                    "webhook_secret",
+                    "given with a webhook: it signs each call, so the receiver can tell it "
+                    "came from mlgate",
+                )
+            )
         if problems:
             raise InvalidInput(
                 "monitoring settings: "

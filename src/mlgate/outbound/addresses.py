@@ -21,6 +21,10 @@ from mlgate.outbound.model import IPAddress
 
 NAT64 = (IPv6Network("64:ff9b::/96"), IPv6Network("64:ff9b:1::/48"))
 COMPATIBLE = IPv6Network("::/96")  # deprecated IPv4-compatible form, ::a.b.c.d
+# IETF protocol assignments (RFC 6890): not globally reachable but for two anycast addresses.
+# Python before 3.11.10/3.12.4 calls only 192.0.0.0/29 and 192.0.0.170/31 of it private.
+PROTOCOL_ASSIGNMENTS = IPv4Network("192.0.0.0/24")
+GLOBAL_ASSIGNMENTS = (IPv4Address("192.0.0.9"), IPv4Address("192.0.0.10"))
 
 
 def embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
@@ -50,6 +54,12 @@ def refusal(address: IPAddress) -> str | None:
         ("private", address.is_private),
         ("reserved", address.is_reserved),
         ("not globally routable", not address.is_global),
+        (
+            "not globally routable",
+            isinstance(address, IPv4Address)
+            and address in PROTOCOL_ASSIGNMENTS
+            and address not in GLOBAL_ASSIGNMENTS,
+        ),
     )
     return next((name for name, hit in checks if hit), None)
 

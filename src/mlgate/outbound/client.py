@@ -70,8 +70,10 @@ class Outbound:
         `AddressRefused` (what was wrong and what to do) otherwise."""
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise AddressRefused(f"{what} is an http(s) URL, not {url[:80]!r}") from None
+        except (httpx.InvalidURL, TypeError) as error:
+            raise AddressRefused(
+                f"{what} is an http(s) URL; {url[:80]!r} cannot be read as one ({error})"
+            ) from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise AddressRefused(f"{what} is an http(s) URL, not {url[:80]!r}")
         host = parsed.raw_host.decode("ascii")
@@ -88,8 +90,11 @@ class Outbound:
         for address in found:
             why = refusal(address)
             if why is not None and not self.allow.allows(host, address):
+                rule, _, carried = why.partition(" (")
+                article = "an" if rule[0] in "aeiou" else "a"
+                kind = f"{article} {rule} address" + (f" ({carried}" if carried else "")
                 raise AddressRefused(
-                    f"{what}'s host {parsed.host!r} resolves to {address}, a {why} address; "
+                    f"{what}'s host {parsed.host!r} resolves to {address}, {kind}; "
                     "mlgate calls only public addresses. Give your receiver's public URL "
                     "(an operator can allow a receiver of their own with MLGATE_OUTBOUND_ALLOW)"
                 )

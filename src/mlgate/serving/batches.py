@@ -82,6 +82,15 @@ def format_of(content_type: str | None, filename: str | None) -> str:
     )
 
 
+def _nearest_in_file(missing: str, extra: list[str]) -> str:
+    """A missing column, with the file's column of a near name if it has one (a misspelling)."""
+    import difflib
+
+    by_folded = {e.casefold(): e for e in extra}
+    near = difflib.get_close_matches(missing.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return f"{missing} (the file has {by_folded[near[0]][:64]!r})" if near else missing
+
+
 def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
     """The file's row count, after checking that it is what it says and has the model's
     columns; InvalidInput (nothing kept) otherwise."""
@@ -103,9 +112,9 @@ def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
         raise InvalidInput(f"the file is not a readable {fmt} file: {str(exc)[:300]}") from None
     missing = [c.name for c in version.columns if c.name not in names]
     if missing:
-        raise InvalidInput(
-            f"the file lacks the column(s) {version.ref} reads: {', '.join(missing[:10])}"
-        )
+        extra = [n for n in names if n not in {c.name for c in version.columns}]
+        said = ", ".join(_nearest_in_file(m, extra) for m in missing[:10])
+        raise InvalidInput(f"the file lacks the column(s) {version.ref} reads: {said}")
     taken = {PREDICTION} | {f"probability_{c}" for c in version.classes or ()}
     if taken & set(names):
         raise InvalidInput(

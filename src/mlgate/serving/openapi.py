@@ -10,6 +10,12 @@ from typing import Any
 from mlgate import __version__
 from mlgate.registry.model import ModelVersion
 
+# The bounds the server holds these numbers to (mlgate/api/schemas.py's MAX_NUMBER and MAX_SEED,
+# serving/service.py's MAX_TOP), stated so that a client or a fuzzer reading this document sends
+# nothing the server refuses for its size.
+MAX_NUMBER = 2**31 - 1
+MAX_SEED = 2**32 - 1
+
 _TYPES: dict[str, dict[str, Any]] = {
     "number": {"type": ["number", "null"]},
     "boolean": {"type": ["boolean", "null"]},
@@ -125,7 +131,9 @@ def _predict(row: dict[str, Any], answer: dict[str, Any], errors: dict[str, Any]
                                 "type": "object",
                                 "required": ["top"],
                                 "additionalProperties": False,
-                                "properties": {"top": {"type": "integer", "minimum": 1}},
+                                "properties": {
+                                    "top": {"type": "integer", "minimum": 1, "maximum": MAX_NUMBER}
+                                },
                             },
                         ],
                     },
@@ -189,8 +197,8 @@ def _generate(version: ModelVersion, row: dict[str, Any], errors: dict[str, Any]
                 "required": ["n"],
                 "additionalProperties": False,
                 "properties": {
-                    "n": {"type": "integer", "minimum": 1},
-                    "seed": {"type": ["integer", "null"]},
+                    "n": {"type": "integer", "minimum": 1, "maximum": MAX_NUMBER},
+                    "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
                 },
             }
         ),

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 INLINE_TREE_ROWS = 8  # rows of trees explained on the event loop; more go to a thread
+MAX_TOP = 2**31 - 1  # explain's {"top": N}, as the model's OpenAPI document bounds it
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
 Resolve = Callable[[str, int | None, str | None], ModelVersion]
 
@@ -56,9 +57,10 @@ class Ask:
             self.explain = value
             return
         top = value.get("top") if isinstance(value, dict) and set(value) <= {"top"} else None
-        if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= MAX_TOP:
             raise InvalidInput(
-                f'{field} is true, false or {{"top": N}} with N a whole number of at least 1',
+                f'{field} is true, false or {{"top": N}} with N a whole number from 1 to '
+                f"{MAX_TOP:,}",
                 errors=[FieldError(field, 'expected true, false or {"top": N}')],
             )
         self.explain, self.top = True, top

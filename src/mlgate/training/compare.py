@@ -206,7 +206,8 @@ def baseline_for(uow: UnitOfWork, model_name: str, number: int, alias: str) -> B
     rule: production, else the newest version in service); where that is the candidate itself,
     the newest other version in service, which the name served before it. None only when no
     other version is in service: then there is nothing to beat."""
-    current = lifecycle.aliases_of(uow, model_name).get(alias)
+    aliases = lifecycle.aliases_of(uow, model_name)
+    current = aliases.get(alias)
     if current is not None:
         return Baseline(current, f"v{current} is what {alias} points at")
     served = resolve_version(uow, model_name, None)
@@ -223,10 +224,15 @@ def baseline_for(uow: UnitOfWork, model_name: str, number: int, alias: str) -> B
             if v.archived_at is None and v.number != number
         ]
     if others:
+        served_as = (
+            "production points at it"
+            if aliases.get("production") == number
+            else "its newest version in service"
+        )
         return Baseline(
             others[-1],
             f"{alias} points nowhere yet and {model_name!r} without an alias serves v{number} "
-            f"itself (its newest version); v{others[-1]} is the newest other version in service",
+            f"itself ({served_as}); v{others[-1]} is the newest other version in service",
         )
     return Baseline(
         None,

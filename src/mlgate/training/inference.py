@@ -559,7 +559,17 @@ def reading(
                 f"{high:.4g}), other inputs held fixed."
             )
     if not lines:
-        lines.append("No coefficient is distinguishable from zero at the 5% level.")
+        slopes = [t for t in inference.terms if t.term != "intercept"]
+        untested = [t for t in slopes if t.p_value is None or not math.isfinite(t.p_value)]
+        if untested and len(untested) == len(slopes):
+            # Separation or a singular design: no test was possible, which is not the same
+            # as a test that found nothing.
+            why = sorted({t.undefined.get("p_value", UNSTATED) for t in untested})
+            lines.append(
+                f"No coefficient can be tested: their p-values are not defined ({'; '.join(why)})."
+            )
+        else:
+            lines.append("No coefficient is distinguishable from zero at the 5% level.")
     return lines
 
 

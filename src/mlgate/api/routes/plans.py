@@ -217,7 +217,7 @@ async def list_subscriptions(request: Request, name: str) -> Response:
     """A consumer's subscriptions, past and present (admins; or the consumer itself)."""
 
     def run(s: Services, p: Principal) -> list[SubscriptionOut]:
-        _self_or_admin(p, name)
+        _self_or_admin(p, name, "see another consumer's subscriptions")
         return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
 
     return await call(request, run)
@@ -247,7 +247,7 @@ async def get_spend(request: Request, name: str) -> Response:
     consumer itself)."""
 
     def run(s: Services, p: Principal) -> dict[str, Any]:
-        _self_or_admin(p, name)
+        _self_or_admin(p, name, "see another consumer's spend")
         return service.spend_of(s.uow(), name, s.clock()).to_json()
 
     return await call(request, run)
@@ -265,7 +265,7 @@ async def set_spend_cap(request: Request, name: str) -> Response:
     """Set or remove a consumer's monthly spend cap (admins; or the consumer itself). Past it
     calls are refused with 402 until it is raised or the month ends."""
     services = _services(request)
-    principal, data = await _own_setting(request, name, "cap", '"25.00"')
+    principal, data = await _own_setting(request, name, "cap", '"25.00"', "spend cap")
 
     def run() -> dict[str, Any]:
         service.set_spend_cap(
@@ -299,7 +299,7 @@ async def set_webhook(request: Request, name: str) -> Response:
     """Where the consumer is told (a signed POST) when its use of a quota or of its spend cap
     reaches one of its plan's thresholds (admins; or the consumer itself)."""
     services = _services(request)
-    principal, data = await _own_setting(request, name, "url", '"https://..."')
+    principal, data = await _own_setting(request, name, "url", '"https://..."', "webhook")
     url = data["url"]
     if url is not None and not isinstance(url, str):
         raise InvalidInput("url is a string or null")
@@ -378,7 +378,7 @@ async def retire(request: Request, name: str, version: VersionNumber, body: Reti
 
 
 async def _own_setting(
-    request: Request, consumer: str, field: str, example: str
+    request: Request, consumer: str, field: str, example: str, what: str
 ) -> tuple[Principal, dict[str, Any]]:
     """A consumer's own setting ({field: value}): the caller (an admin, or the consumer) is
     authorized before the body is read, so a caller without standing hears 403 whatever."""
@@ -386,7 +386,7 @@ async def _own_setting(
 
     def who() -> Principal:
         principal = authorize(services, request)
-        _self_or_admin(principal, consumer)
+        _self_or_admin(principal, consumer, f"change another consumer's {what}")
         return principal
 
     principal = await run_in_threadpool(who)
@@ -396,9 +396,10 @@ async def _own_setting(
     return principal, data
 
 
-def _self_or_admin(p: Principal, consumer: str) -> None:
+def _self_or_admin(p: Principal, consumer: str, what: str) -> None:
+    """`what`: what only an admin may do here, e.g. "change another consumer's webhook"."""
     if not p.is_admin and (p.kind, p.name) != ("consumer", consumer):
-        raise PermissionDenied("only admins see other consumers' subscriptions", code="admin_only")
+        raise PermissionDenied(f"only admins {what}", code="admin_only")
 
 
 def _plan(plan: Plan) -> BaseModel:
