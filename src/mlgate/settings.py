@@ -19,7 +19,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           algorithms that have a Dask path on that cluster (mlgate train --dask)
     MLGATE_OUTBOUND_ALLOW unset: webhooks and usage sinks reach public addresses only; host names,
                           addresses and CIDR networks (comma-separated) of receivers you run
-                          inside, e.g. ``hooks.internal, 10.0.8.0/24`` (mlgate/outbound)
+                          inside, each for one port or every port, e.g. ``hooks.internal:8443,
+                          10.0.8.0/24:9000`` (mlgate/outbound)
     MLGATE_ARCHIVE_MAX_BYTES 1073741824     bytes an uploaded zip (bundle, MLflow directory, skops
                           file) may unpack to; ..._MAX_ENTRIES 10000 files in it;
                           ..._MAX_ENTRY_BYTES 536870912 one file; ..._MAX_RATIO 200 one file's

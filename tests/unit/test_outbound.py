@@ -120,6 +120,21 @@ def test_the_allow_list_lets_the_operators_own_receivers_through() -> None:
         outbound.check("https://other.internal/x")
 
 
+def test_an_allow_list_entry_with_a_port_lets_that_receiver_through_and_nothing_beside_it() -> None:
+    answers = {"127.0.0.1": ["127.0.0.1"], "hooks.internal": ["10.0.8.7"], "::1": ["::1"]}
+    allow = AllowList.parse("127.0.0.1:9000, hooks.internal:8443, [::1]:9001")
+    outbound = Outbound(allow, resolver=resolver(answers))
+    assert outbound.check("http://127.0.0.1:9000/hook").port == 9000
+    assert outbound.check("https://hooks.internal:8443/x").port == 8443
+    assert outbound.check("http://[::1]:9001/").port == 9001
+    for url in ("http://127.0.0.1:6379/", "http://127.0.0.1/", "https://hooks.internal/x",
+                "http://[::1]:9000/"):  # fmt: skip
+        with pytest.raises(AddressRefused, match="MLGATE_OUTBOUND_ALLOW"):
+            outbound.check(url)
+    with pytest.raises(ConfigError, match="port"):
+        AllowList.parse("127.0.0.1:99999")
+
+
 @pytest.mark.parametrize("text", ["10.0.0.0/33", "hooks internal", "http://x.example", "::g"])
 def test_a_malformed_allow_list_is_a_config_error_naming_the_entry(text: str) -> None:
     with pytest.raises(ConfigError, match="MLGATE_OUTBOUND_ALLOW"):

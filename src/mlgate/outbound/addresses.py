@@ -66,31 +66,36 @@ def refusal(address: IPAddress) -> str | None:
 
 @dataclass(frozen=True)
 class AllowList:
-    """The operator's receivers: host names (exact, case-insensitive) and networks."""
+    """The operator's receivers: host names (exact, case-insensitive) and networks, each for
+    every port or, written `entry:PORT` (`[v6]:PORT`), for that port alone. A port keeps the
+    rest of an allowed machine (its Redis, its admin pages) out of reach of the webhooks that
+    consumers register."""
 
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    hosts: frozenset[tuple[str, int | None]] = frozenset()
+    networks: tuple[tuple[IPv4Network | IPv6Network, int | None], ...] = ()
 
     @classmethod
     def parse(cls, text: str | None) -> AllowList:
         """`MLGATE_OUTBOUND_ALLOW`'s value; a malformed entry is a ConfigError naming it."""
-        hosts: set[str] = set()
-        networks: list[IPv4Network | IPv6Network] = []
+        hosts: set[tuple[str, int | None]] = set()
+        networks: list[tuple[IPv4Network | IPv6Network, int | None]] = []
         for raw in (text or "").split(","):
             entry = raw.strip().lower()
             if not entry:
                 continue
+            entry, port = _port_of(entry, raw.strip())
             if entry[0].isdigit() or ":" in entry:
                 try:
-                    networks.append(ip_network(entry.strip("[]"), strict=False))
+                    networks.append((ip_network(entry.strip("[]"), strict=False), port))
                 except ValueError:
                     raise ConfigError(
                         f"MLGATE_OUTBOUND_ALLOW: {raw.strip()!r} is neither an address nor a "
-                        "network such as 10.0.8.0/24; give host names, addresses or networks"
+                        "network such as 10.0.8.0/24 (a port may follow: 10.0.8.5:9000); give "
+                        "host names, addresses or networks"
                     ) from None
             elif all(part.isalnum() or part.replace("-", "").isalnum() for part in
                      entry.rstrip(".").split(".")):  # fmt: skip
-                hosts.add(entry.rstrip("."))
+                hosts.add((entry.rstrip("."), port))
             else:
                 raise ConfigError(
                     f"MLGATE_OUTBOUND_ALLOW: {raw.strip()!r} is not a host name, address or "
@@ -98,15 +103,40 @@ class AllowList:
                 )
         return cls(frozenset(hosts), tuple(networks))
 
-    def allows(self, host: str, address: IPAddress) -> bool:
-        if host.lower().rstrip(".") in self.hosts:
+    def allows(self, host: str, address: IPAddress, port: int | None = None) -> bool:
+        """Whether the receiver at `host` (resolved to `address`) on `port` is allowed."""
+        name = host.lower().rstrip(".")
+        if any(h == name and p in (None, port) for h, p in self.hosts):
             return True
         if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address.version == net.version and address in net for net in self.networks)
+        return any(
+            address.version == net.version and address in net and p in (None, port)
+            for net, p in self.networks
+        )
 
     def __bool__(self) -> bool:
         return bool(self.hosts or self.networks)
+
+
+def _port_of(entry: str, raw: str) -> tuple[str, int | None]:
+    """`entry` less a trailing `:PORT` (`host:9000`, `10.0.0.5:9000`, `[fd00::1]:9000`), and
+    the port; a bare IPv6 address or network keeps its colons."""
+    if entry.startswith("["):
+        inside, _, rest = entry[1:].partition("]")
+        if not rest:
+            return inside, None
+        text = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        entry, _, text = entry.partition(":")
+        inside = entry
+    else:
+        return entry, None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(
+            f"MLGATE_OUTBOUND_ALLOW: {raw!r} has a port that is not a number from 1 to 65535"
+        )
+    return inside, int(text)
 
 
 def parse_address(text: str) -> IPAddress:

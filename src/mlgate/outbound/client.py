@@ -89,7 +89,7 @@ class Outbound:
             )
         for address in found:
             why = refusal(address)
-            if why is not None and not self.allow.allows(host, address):
+            if why is not None and not self.allow.allows(host, address, port):
                 rule, _, carried = why.partition(" (")
                 article = "an" if rule[0] in "aeiou" else "a"
                 kind = f"{article} {rule} address" + (f" ({carried}" if carried else "")
