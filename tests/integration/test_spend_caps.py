@@ -83,7 +83,8 @@ def test_bad_caps_are_refused_and_only_the_consumer_or_an_admin_sets_one(
     services: Services, shop: tuple[TestClient, dict[str, str]]
 ) -> None:
     client, headers = shop
-    for cap, words in (("-1", "between 0"), ("0.001", "whole cents"), ("lots", "amount such")):
+    bad = (("-1", "between 0"), ("0.001", "whole cents"), ("lots", "amount such"), (0, "string"))
+    for cap, words in bad:
         answer = client.put("/v1/consumers/acme/spend-cap", headers=headers, json={"cap": cap})
         assert answer.status_code == 422 and words in answer.json()["detail"]
     accounts.create_consumer(services.uow(), by=None, name="globex", description="", now=NOW)

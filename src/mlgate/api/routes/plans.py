@@ -266,6 +266,11 @@ async def set_spend_cap(request: Request, name: str) -> Response:
     calls are refused with 402 until it is raised or the month ends."""
     services = _services(request)
     principal, data = await _own_setting(request, name, "cap", '"25.00"', "spend cap")
+    if data["cap"] is not None and not isinstance(data["cap"], str):
+        raise InvalidInput(
+            f'cap is an amount as a string, such as "25.00", or null; got {data["cap"]!r} '
+            "(a JSON number would pass through binary floating point on its way)"
+        )
 
     def run() -> dict[str, Any]:
         service.set_spend_cap(
