@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlgate.neural import progress
+from mlgate.neural import progress, threads
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,22 @@ def fit(
     stratify: np.ndarray | None = None,
     device: torch.device | None = None,
 ) -> list[dict[str, Any]]:
-    """Train `net` in place (on `device`, then back on the CPU); the history, one entry per
-    epoch."""
+    """Train `net` in place (on `device`, then back on the CPU), with the training threads
+    (neural/threads.py); the history, one entry per epoch."""
+    with threads.training():
+        return _fit(net, x, y, loss_fn, schedule, stratify=stratify, device=device)
+
+
+def _fit(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: Schedule,
+    *,
+    stratify: np.ndarray | None,
+    device: torch.device | None,
+) -> list[dict[str, Any]]:
     device = device or torch.device("cpu")
     net.to(device)
     x, y = x.to(device), y.to(device)

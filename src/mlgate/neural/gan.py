@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional
 
 from mlgate.errors import ArtifactError, InvalidInput
-from mlgate.neural import progress
+from mlgate.neural import progress, threads
 from mlgate.schema import Column
 
 QUANTILES = 1_000
@@ -295,6 +295,10 @@ class TabularGAN:
         return parse_layers(self.hidden_layers)
 
     def fit(self, frame: pd.DataFrame, columns: list[Column]) -> TabularGAN:
+        with threads.training():
+            return self._fit(frame, columns)
+
+    def _fit(self, frame: pd.DataFrame, columns: list[Column]) -> TabularGAN:
         hidden = self._checked_hidden()
         if len(frame) < 10:
             raise InvalidInput(f"gan: {len(frame)} rows are too few to learn from; give 10 or more")
