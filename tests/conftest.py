@@ -59,7 +59,8 @@ E2E_PLACES = ("tests/e2e/", "tests/docs/")
 
 # scripts/test runs the tiers past the fast one on xdist's workers (`-n auto --dist loadscope`):
 # a module's tests stay on one worker (its module fixtures, servers and trained models, are made
-# once), while each page of the guide, independent of the others, is a unit of its own. The
+# once), while each page of the guide, independent of the others, is a unit of its own (its
+# sections, tests/docs/test_guide.py, run in order on one worker). The
 # heaviest units go first, so that no worker is left with a long one at the end.
 INDEPENDENT = "tests/docs/test_guide.py::"
 HEAVY_FIRST = (  # the longest units first (a module, or a page of the guide): prefixes of ids
@@ -92,7 +93,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class ModulesAndPages(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith(INDEPENDENT) else super()._split_scope(nodeid)
+            if nodeid.startswith(INDEPENDENT):  # a page: its sections, in order, on one worker
+                return nodeid.split("#", 1)[0]
+            return str(super()._split_scope(nodeid))
 
     config.option.loadscopereorder = False  # the order of collection: the heaviest first
     return ModulesAndPages(config, log)

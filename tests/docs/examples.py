@@ -86,6 +86,41 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
+@dataclass(frozen=True)
+class Section:
+    """The examples under one `## ` heading of a page (those above the first heading form the
+    first section): a page's unit of testing, run after the sections before it, on its machine."""
+
+    page: Path
+    number: int  # 1-based
+    title: str
+    blocks: tuple[Block, ...]
+
+    @property
+    def id(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:40]
+        return f"{self.page.relative_to(DOCS)}#{self.number}-{slug or 'top'}"
+
+
+def sections(page: Path) -> list[Section]:
+    """The page's sections that hold an example to run, in order."""
+    headings: list[tuple[int, str]] = [(0, "")]
+    fenced = False
+    for number, line in enumerate(page.read_text().splitlines(), start=1):
+        if _FENCE.match(line) or (fenced and line.rstrip() == "```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            headings.append((number, line[3:].strip()))
+    runnable = [b for b in blocks(page) if b.language in RUN and b.how != "skip"]
+    found: list[Section] = []
+    for i, (start, title) in enumerate(headings):
+        end = headings[i + 1][0] if i + 1 < len(headings) else 10**9
+        inside = tuple(b for b in runnable if start < b.line < end)
+        if inside:
+            found.append(Section(page, len(found) + 1, title or "top", inside))
+    return found
+
+
 def pages() -> list[Path]:
     """Pages with at least one example to run."""
     return sorted(p for p in DOCS.rglob("*.md") if any(b.language in RUN for b in blocks(p)))

@@ -1,5 +1,6 @@
-"""The user guide cannot drift from the product: every example in docs/ runs here, page by page,
-against a real server each page starts itself (see tests/docs/examples.py for the rules).
+"""The user guide cannot drift from the product: every example in docs/ runs here, page by page
+and section by section, against a real server each page starts itself (see tests/docs/examples.py
+for the rules).
 
 The report plots a tutorial shows are the ones its own run draws: each image a page embeds from
 img/PAGE/… must be among the PNGs that page's `mlgate models report --plots plots/…` wrote.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,19 +37,71 @@ def test_every_block_is_an_example_or_says_what_it_is() -> None:
             assert "mlgate serve" in block.code, f"{block.where}: only servers run in background"
 
 
+# A page runs section by section, each a test of its own: sections of one page stay on one worker
+# in order (tests/conftest.py), each continuing on the machine the sections before it left (its
+# home, variables, python namespace and servers). A section asked for alone (`-k`) replays those
+# before it first; once one fails, the rest of its page report that instead of running on a
+# machine left half-way.
+_machines: dict[Path, tuple[examples.Reader, int]] = {}
+_broken: dict[Path, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_what_is_left() -> Iterator[None]:
+    yield
+    for machine, _ in _machines.values():
+        machine.stop()
+    _machines.clear()
+
+
+def _machine(section: examples.Section, work: Path) -> examples.Reader:
+    page = section.page
+    held = _machines.pop(page, None)
+    if held is not None and held[1] == section.number:
+        return held[0]
+    if held is not None:
+        held[0].stop()
+    machine = examples.Reader(work, free_port())
+    try:
+        for before in examples.sections(page)[: section.number - 1]:
+            for block in before.blocks:
+                machine.run(block)
+    except BaseException:
+        machine.stop()
+        raise
+    return machine
+
+
 @pytest.mark.slow(
     reason="a page's examples run as its reader runs them: cold CLI starts, training with "
-    "reports and tuning, a server; 25-95 s a tutorial"
+    "reports and tuning, a server; up to 45 s a section"
 )
 @pytest.mark.services
-@pytest.mark.parametrize("page", examples.pages(), ids=lambda p: str(p.relative_to(examples.DOCS)))
-def test_every_example_of_the_page_runs(page: Path, tmp_path: Path) -> None:
-    with examples.reader(tmp_path, free_port()) as machine:
-        for block in examples.blocks(page):
-            if block.language in examples.RUN and block.how != "skip":
-                machine.run(block)
+@pytest.mark.parametrize(
+    "section", [s for p in examples.pages() for s in examples.sections(p)], ids=lambda s: s.id
+)
+def test_every_example_of_the_page_runs(
+    section: examples.Section, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    page = section.page
+    if page in _broken and section.number > 1:
+        pytest.fail(f"not run: {_broken[page]} failed first, and this section continues it")
+    _broken.pop(page, None)
+    machine = _machine(section, tmp_path_factory.mktemp(page.stem))
+    last = section.number == len(examples.sections(page))
+    try:
+        for block in section.blocks:
+            machine.run(block)
+    except BaseException:
+        _broken[page] = f"section {section.id}"
+        machine.stop()
+        raise
+    if not last:
+        _machines[page] = (machine, section.number + 1)
+        return
+    machine.stop()
     for stem, rest in _IMAGE.findall(page.read_text()):
-        drawn = tmp_path / "plots" / rest
+        drawn = machine.work / "plots" / rest
         assert stem == page.stem, f"{page.name} shows {stem}/{rest}: a figure of another page"
         assert drawn.is_file(), f"{page.name} shows img/{stem}/{rest}; its run drew no such plot"
         if os.environ.get("MLGATE_DOCS_FIGURES") == "update":
