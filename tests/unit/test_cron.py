@@ -1,4 +1,4 @@
-"""rollouts/cron.py: the next run of five-field cron expressions, and clear refusals."""
+"""rollouts/cron.py: the next run of five-field cron expressions (cronsim), and clear refusals."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def test_the_next_run(expression: str, expected: datetime) -> None:
     [
         ("0 3 * *", "needs 5"),
         ("61 * * * *", "minute field needs values from 0 to 59"),
-        ("0 3 * * funday", "day of week field needs a number"),
-        ("*/0 * * * *", "a step of at least 1"),
-        ("0 0 30 feb *", "never comes round"),
+        ("0 3 * * funday", "day of week field needs values from 0 to 7"),
+        ("*/0 * * * *", "minute field needs"),
+        ("0 0 30 feb *", "no 30 February"),
         ("5-1 * * * *", "values from 0 to 59"),
     ],
 )

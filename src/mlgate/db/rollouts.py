@@ -10,8 +10,7 @@ import sqlalchemy as sa
 
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import rollout_counts, rollout_shadow, rollouts, schedules
-from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts, add_counts
-from mlgate.rollouts.schedules import Schedule
+from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
 
 _FIELDS = (
     "model", "alias", "incumbent", "candidate", "mode", "share", "alpha", "auto",

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from mlgate.rollouts.model import Rollout, ShadowPair, SideCounts
-
-if TYPE_CHECKING:
-    from mlgate.rollouts.schedules import Schedule
+from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts
 
 
 class RolloutRepository(Protocol):

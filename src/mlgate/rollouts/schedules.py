@@ -21,81 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from mlgate.access.audit import audited, records_its_own
-from mlgate.errors import Conflict, FieldError, InvalidInput, MlgateError, NotFound
+from mlgate.errors import Conflict, MlgateError, NotFound
 from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
 from mlgate.rollouts import cron as crontab
+from mlgate.rollouts.model import DEFAULT_POLICY, Schedule
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.rollouts")
 ROWS_EVERY = timedelta(hours=1)  # how often a new-rows trigger counts the source
-POLICY_MODES = ("shadow", "canary", "none")
-DEFAULT_POLICY: dict[str, Any] = {
-    "replay_days": 7, "mode": "canary", "share": 0.05, "auto": True, "alpha": 0.05,
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Schedule:
-    model: str
-    created_at: datetime
-    created_by: str
-    cron: str | None = None
-    on_drift: bool = False
-    new_rows: int | None = None
-    alias: str = PRODUCTION
-    policy: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_POLICY))
-    enabled: bool = True
-    next_run_at: datetime | None = None  # the cron's next time
-    next_check_at: datetime | None = None  # the next count of the source's rows
-    last_fired_at: datetime | None = None
-    pending_job: str | None = None  # the retrain running now
-    last_outcome: str | None = None
-    revision: int = 0  # bumped by every change: the compare-and-set replicas agree on
-    id: int | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.cron is None and not self.on_drift and self.new_rows is None:
-            problems.append(FieldError("cron", "set, or on_drift, or new_rows: a trigger"))
-        if self.new_rows is not None and self.new_rows < 1:
-            problems.append(FieldError("new_rows", "at least 1"))
-        policy = self.policy
-        if policy.get("mode") not in POLICY_MODES:
-            problems.append(FieldError("policy.mode", "shadow, canary or none"))
-        if not 0 <= float(policy.get("replay_days", 0)) <= 90:
-            problems.append(FieldError("policy.replay_days", "0 to 90"))
-        share = float(policy.get("share", 0.05))
-        if not 0 < share <= (0.5 if policy.get("mode") == "canary" else 1.0):
-            problems.append(FieldError("policy.share", "above 0, at most 0.5 for a canary"))
-        then = policy.get("then_canary")
-        if then is not None and (policy.get("mode") != "shadow" or not 0 < float(then) <= 0.5):
-            problems.append(FieldError("policy.then_canary", "a share up to 0.5, after a shadow"))
-        if not 0 < float(policy.get("alpha", 0.05)) <= 0.2:
-            problems.append(FieldError("policy.alpha", "above 0 and at most 0.2"))
-        if problems:
-            raise InvalidInput(
-                "schedule: " + "; ".join(f"{p.field} must be {p.message}" for p in problems),
-                errors=problems,
-            )
-
-    def to_json(self) -> dict[str, Any]:
-        def when(at: datetime | None) -> str | None:
-            return None if at is None else at.isoformat()
-
-        return {
-            "id": self.id, "model": self.model, "alias": self.alias, "cron": self.cron,
-            "on_drift": self.on_drift, "new_rows": self.new_rows, "policy": self.policy,
-            "enabled": self.enabled, "created_at": when(self.created_at),
-            "created_by": self.created_by, "next_run_at": when(self.next_run_at),
-            "next_check_at": when(self.next_check_at),
-            "last_fired_at": when(self.last_fired_at), "pending_job": self.pending_job,
-            "last_outcome": self.last_outcome,
-        }  # fmt: skip
 
 
 @audited("schedules.add", "model")
