@@ -23,7 +23,7 @@ from mlgate.monitoring import drift, webhook
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.monitoring.recorder import PredictionRecorder
 from mlgate.outbound.client import Outbound
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import ModelVersion, same_label
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform, feature_columns
@@ -338,14 +338,6 @@ def _label_for(version: ModelVersion, label: Any, index: int) -> Any:
         f"({', '.join(map(repr, version.classes or ()))})",
         errors=[FieldError(field, "unknown class")],
     )
-
-
-def same_label(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    return str(a) == str(b)
 
 
 def _live_quality(

@@ -139,3 +139,13 @@ def check_alias(alias: str) -> str:
             f"alias names are 1-64 characters of a-z, 0-9, '_' and '-'; {alias[:40]!r} is not one"
         )
     return alias
+
+
+def same_label(a: Any, b: Any) -> bool:
+    """Whether two class labels are the same class: a logged or fed-back label against a
+    prediction, across JSON's types (1 and 1.0 are one class, True and 1 are not, "1" and 1 are)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return str(a) == str(b)

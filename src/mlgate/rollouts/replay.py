@@ -23,8 +23,7 @@ import numpy as np
 
 from mlgate.errors import Conflict, InvalidInput, MlgateError, NotFound
 from mlgate.monitoring.model import LoggedPrediction
-from mlgate.monitoring.service import same_label
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import ModelVersion, same_label
 from mlgate.rollouts import sequential
 from mlgate.schema import rows_to_table
 from mlgate.serving.predictors import PredictorCache

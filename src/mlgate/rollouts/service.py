@@ -24,10 +24,9 @@ import numpy as np
 from mlgate.access.audit import audited, record, records_its_own
 from mlgate.errors import Conflict, MlgateError, NotFound
 from mlgate.monitoring import webhook
-from mlgate.monitoring.service import same_label
 from mlgate.outbound.client import Outbound
 from mlgate.registry.aliases import promote
-from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias
+from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias, same_label
 from mlgate.rollouts import sequential
 from mlgate.rollouts.model import RUNNING, Mode, Rollout, ShadowPair, SideCounts
 from mlgate.uow import UnitOfWork

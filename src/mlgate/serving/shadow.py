@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlgate.monitoring.service import same_label
 from mlgate.periodic import Periodic
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import ModelVersion, same_label
 from mlgate.rollouts.model import Rollout, ShadowPair
 from mlgate.rollouts.tally import RolloutTally
 from mlgate.schema import Table
