@@ -1,6 +1,6 @@
 """The baseline of bench/serve.py: a bare Starlette endpoint that parses the JSON body, builds the
 frame and calls the same in-process predictor mlgate uses, with no key, grant, plan, metering or
-logging, and the library's own call for trees: it does not compile them (serving/trees.py), so
+logging, and the library's own call for trees: it does not compile them (runtime/trees.py), so
 that mlgate's compiled trees are measured against the library they replace. Run by uvicorn or
 granian with the same options as `mlgate serve`:
 
@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from mlgate.bootstrap import bootstrap
 from mlgate.registry.service import resolve_version
-from mlgate.serving import trees
+from mlgate.runtime import trees
 from mlgate.serving.payloads import table_from_body
 from mlgate.settings import Settings
 

@@ -84,3 +84,46 @@ def test_importing_loads_no_heavy_library(module: str, heavy: tuple[str, ...]) -
     code = f"import sys, {module}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# A loaded model (runtime/) and the explainers (explainers/) sit below every use case that
+# scores or explains: serving answers calls with them, training reports, monitoring, rollouts
+# and exports score with them. None of those reaches into serving/, which keeps the wire
+# codecs and the serving use cases.
+ABOVE_RUNTIME = ("serving", "training", "monitoring", "rollouts", "exports", "imports", "plans")
+
+
+def _package_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize(
+    ("package", "may_not"),
+    [
+        ("runtime", (*ABOVE_RUNTIME, "explainers")),
+        ("explainers", ABOVE_RUNTIME),
+    ],
+)
+def test_the_runtime_and_the_explainers_import_nothing_above_them(
+    package: str, may_not: tuple[str, ...]
+) -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: move what it needs below {package}/"
+        for path in INNER
+        if _package_of(path) == package
+        for name in imports_of(path)
+        if any(name == f"mlgate.{p}" or name.startswith(f"mlgate.{p}.") for p in may_not)
+    ]
+    assert offences == []
+
+
+def test_only_the_edges_import_serving() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: score through mlgate.runtime, explain "
+        "through mlgate.explainers"
+        for path in INNER
+        if _package_of(path) != "serving"
+        for name in imports_of(path)
+        if name == "mlgate.serving" or name.startswith("mlgate.serving.")
+    ]
+    assert offences == []

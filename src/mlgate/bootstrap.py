@@ -29,8 +29,8 @@ from mlgate.plans.thresholds import Notifier
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import recover_writes, resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
-from mlgate.serving.predictors import PredictorCache
-from mlgate.serving.watcher import AliasWatcher
+from mlgate.runtime.predictors import PredictorCache
+from mlgate.runtime.watcher import AliasWatcher
 from mlgate.settings import Settings
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.sources.factory import open_source
@@ -39,13 +39,13 @@ from mlgate.training.jobs import JobRunner
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
+    from mlgate.explainers.explain import Explainer
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.schema import Table
     from mlgate.serving.batches import BatchRunner
-    from mlgate.serving.explain import Explainer
     from mlgate.serving.shadow import ShadowScorer
 
 log = logging.getLogger("mlgate")
@@ -92,7 +92,7 @@ class Services:
 
     @property
     def aliases(self) -> AliasWatcher:
-        """Where this process's aliases point (see serving/watcher.py), made on first use."""
+        """Where this process's aliases point (see runtime/watcher.py), made on first use."""
         if self._watcher is None:
             self._watcher = AliasWatcher(self.uow, self.predictors)
         return self._watcher
@@ -170,7 +170,7 @@ class Services:
         training snapshot, read when first needed."""
 
         def background() -> Table:
-            from mlgate.serving.explain import snapshot_sample
+            from mlgate.explainers.explain import snapshot_sample
             from mlgate.training.service import read_snapshot
 
             try:
@@ -182,7 +182,9 @@ class Services:
                 ) from exc
             return snapshot_sample(rows, version)
 
-        return self.predictors.get(version).explainer(background)
+        from mlgate.explainers.explain import explainer_of
+
+        return explainer_of(self.predictors.get(version), background)
 
     @property
     def tally(self) -> RolloutTally:

@@ -16,7 +16,7 @@ from mlgate.errors import ArtifactError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import LocalArtifactStore
-from mlgate.serving.predictors import PredictorCache
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to

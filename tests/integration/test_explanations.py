@@ -1,4 +1,4 @@
-"""Per-row explanations (serving/explain.py): for every algorithm and task of the catalogue, on a
+"""Per-row explanations (explainers/explain.py): for every algorithm and task of the catalogue, on a
 table with numbers, categories and missing values, the base plus the contributions is the
 model's raw output (exact methods to float32's precision, sampling exactly by construction with
 errors stated), and exact methods agree with the shap package."""
@@ -15,10 +15,10 @@ import pytest
 import xgboost as xgb
 
 from mlgate.bootstrap import Services
+from mlgate.explainers import shap_kernel
+from mlgate.explainers.explain import Explanation
 from mlgate.registry.service import resolve_version
 from mlgate.schema import Table, conform
-from mlgate.serving import shap_kernel
-from mlgate.serving.explain import Explanation
 from mlgate.sources import demo
 from mlgate.training.catalogue import CATALOGUE
 from mlgate.training.service import TrainSpec, train_model
@@ -225,7 +225,7 @@ def test_the_linear_closed_form_agrees_with_the_shap_package(
     found = shap.LinearExplainer(predictor._pipeline[-1], masker).shap_values(
         predictor._transform(rows)
     )
-    from mlgate.serving.explain import Subject, feature_owners
+    from mlgate.explainers.explain import Subject, feature_owners
 
     owners = feature_owners(predictor._pipeline[0], Subject.of(version))
     per_column = np.column_stack(

@@ -1,4 +1,4 @@
-"""Every fast path checks itself where it switches (serving/switches.py).
+"""Every fast path checks itself where it switches (runtime/switches.py).
 
 Degenerate boosters (single-leaf trees on the wine data, one class rare, depth 1, no split at all,
 categorical splits in XGBoost and LightGBM) are explained before the compiled TreeSHAP loop is
@@ -20,10 +20,10 @@ import pytest
 from sklearn.datasets import load_wine
 
 from mlgate.bootstrap import Services
+from mlgate.explainers import shap_kernel
+from mlgate.explainers.explain import TABLES, _native_contributions
 from mlgate.registry.service import resolve_version
 from mlgate.schema import Table, conform
-from mlgate.serving import shap_kernel
-from mlgate.serving.explain import TABLES, _native_contributions
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, make_services

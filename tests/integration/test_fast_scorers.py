@@ -1,4 +1,4 @@
-"""The fast scorers of serving/scorers.py give the library's own answers, or are not used."""
+"""The fast scorers of runtime/scorers.py give the library's own answers, or are not used."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRe
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from mlgate.serving.scorers import SMALL_BATCH, fast_scorer
+from mlgate.runtime.scorers import SMALL_BATCH, fast_scorer
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(400, 6))
@@ -169,7 +169,7 @@ def test_a_forest_scores_exactly_as_its_own_predict_proba() -> None:
 def test_compiled_xgboost_trees_equal_the_library(task: str) -> None:
     """Numbers to 1e-6 (XGBoost sums in float32), labels exactly; missing values, values on a
     threshold and a float64 step either side of it (the library compares in float32)."""
-    from mlgate.serving import trees
+    from mlgate.runtime import trees
 
     classifier = task != "regression"
     kind = xgb.XGBClassifier if classifier else xgb.XGBRegressor
@@ -203,7 +203,7 @@ def test_compiled_xgboost_trees_equal_the_library(task: str) -> None:
 
 
 def test_compiled_trees_follow_early_stopping_and_refuse_categorical_splits() -> None:
-    from mlgate.serving import trees
+    from mlgate.runtime import trees
 
     stopped = xgb.XGBClassifier(n_estimators=200, early_stopping_rounds=3, n_jobs=1)
     stopped.fit(X[:300], BINARY[:300], eval_set=[(X[300:], BINARY[300:])], verbose=False)

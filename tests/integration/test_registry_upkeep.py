@@ -101,7 +101,7 @@ def test_doctor_finds_what_is_wrong_and_says_how_to_fix_it(two_versions: Service
 
 
 def test_a_serving_process_switches_only_to_a_target_it_could_load(two_versions: Services) -> None:
-    from mlgate.serving.watcher import AliasWatcher
+    from mlgate.runtime.watcher import AliasWatcher
 
     s = two_versions
     watcher = AliasWatcher(s.uow, s.predictors)

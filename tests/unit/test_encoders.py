@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from mlgate.registry import formats
-from mlgate.training.encoders import MISSING_CATEGORY, OneHot
+from mlgate.runtime.encoders import MISSING_CATEGORY, OneHot
 
 TRAIN = pd.DataFrame(
     {"plan": ["pro", None, "basic", "pro", "team"], "region": ["eu", "us", "eu", "us", "eu"]},

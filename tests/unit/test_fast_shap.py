@@ -1,4 +1,4 @@
-"""serving/fast_shap.py: the leaf tables give XGBoost's own TreeSHAP values (pred_contribs) for
+"""explainers/fast_shap.py: the leaf tables give XGBoost's own TreeSHAP values (pred_contribs) for
 binary, multiclass and regression boosters with missing values, only the trees an early stop
 kept, and refuse what they do not cover (categorical splits) rather than guess."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from mlgate.serving import fast_shap
+from mlgate.explainers import fast_shap
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(600, 6))
@@ -85,7 +85,7 @@ def test_categorical_splits_keep_the_library() -> None:
 
 @pytest.mark.parametrize("folded", [True, False], ids=["folded values", "G looked up"])
 def test_the_compiled_loop_gives_the_tables_values_for_large_batches(folded: bool) -> None:
-    from mlgate.serving import shap_kernel
+    from mlgate.explainers import shap_kernel
 
     model = xgb.XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1)
     model.fit(X, np.digitize(SIGNAL, [-1, 1]))
@@ -129,7 +129,7 @@ def single_leaf_trees(model: Any) -> list[int]:
 def test_single_leaf_trees_and_stumps_give_the_librarys_values(params: dict[str, Any]) -> None:
     """Wine's three classes separate within a few rounds: most later trees are one leaf,
     the last ones too (a leaf without features once broke the tables' reductions)."""
-    from mlgate.serving import shap_kernel
+    from mlgate.explainers import shap_kernel
 
     model, x = wine_booster(**params)
     leaves = single_leaf_trees(model)

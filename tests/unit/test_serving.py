@@ -25,8 +25,8 @@ from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import MemoryCounters
 from mlgate.registry.service import resolve_version
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import Column, rows_to_table
-from mlgate.serving.predictors import PredictorCache
 from mlgate.serving.service import Asked, Serving, predict
 from mlgate.sources import demo
 from mlgate.sources.base import SourceConfig

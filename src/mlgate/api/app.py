@@ -128,7 +128,7 @@ def _drain_on_sigterm(services: Services) -> None:
 def app_from_env() -> FastAPI:
     """The factory each worker process of `mlgate serve --workers N` calls."""
     from mlgate.api.observe import configure_logging
-    from mlgate.serving.predictors import limit_model_threads
+    from mlgate.runtime.predictors import limit_model_threads
 
     configure_logging()
     limit_model_threads()

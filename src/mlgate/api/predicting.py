@@ -18,8 +18,8 @@ from mlgate.api.problems import status_for
 from mlgate.bootstrap import Services
 from mlgate.errors import PayloadTooLarge
 from mlgate.registry.model import ModelVersion, Task
+from mlgate.runtime.predictors import Predictor
 from mlgate.schema import Column, Table
-from mlgate.serving.predictors import Predictor
 from mlgate.serving.service import Ask, Prediction, Serving, call_whole_model, predict
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from mlgate.access.service import create_key
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.training import cli_actor, print_result, run_training
-from mlgate.serving.predictors import limit_model_threads
+from mlgate.runtime.predictors import limit_model_threads
 from mlgate.sources import service as sources
 
 DEMO_CONSUMER = "demo-customer"

@@ -167,7 +167,7 @@ def _register() -> None:
             calculate_linear_regressor_output_shapes,
         )
 
-        from mlgate.training.encoders import OneHot
+        from mlgate.runtime.encoders import OneHot
 
         update_registered_converter(OneHot, "MlgateOneHot", _one_hot_shape, _one_hot)
         try:
@@ -279,7 +279,7 @@ def _one_hot_shape(operator: Any) -> None:
 def _one_hot(scope: Any, operator: Any, container: Any) -> None:
     """Each column through ONNX-ML's OneHotEncoder over its fitted categories (the missing
     category as ""; anything unseen gives zeros, as ours does), side by side."""
-    from mlgate.training.encoders import MISSING_CATEGORY
+    from mlgate.runtime.encoders import MISSING_CATEGORY
 
     encoder = operator.raw_operator
     source = operator.inputs[0].full_name

@@ -18,8 +18,8 @@ from mlgate.registry import foreign, formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform, feature_columns
-from mlgate.serving.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
 # ONNX computes in float32: probabilities within 1e-5, values within 1e-5 relative (plus 1e-5);

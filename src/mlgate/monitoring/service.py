@@ -26,8 +26,8 @@ from mlgate.outbound.client import Outbound
 from mlgate.registry.model import ModelVersion, same_label
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform, feature_columns
-from mlgate.serving.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.monitoring")

@@ -27,7 +27,7 @@ class UsageEvent:
     rows: int
     latency_ms: float
     overage_rows: int = 0
-    explained_rows: int = 0  # rows explained as well as scored (serving/explain.py)
+    explained_rows: int = 0  # rows explained as well as scored (explainers/explain.py)
 
     def with_overage(self, overage_rows: int) -> UsageEvent:
         return (

@@ -61,7 +61,7 @@ class CatBoostModel(Fitted):
     def predict_proba(self, X: Any) -> np.ndarray:
         return np.asarray(self.model.predict_proba(X), dtype="float64")
 
-    # What TreeSHAP asks of a CatBoost model (serving/explain.py).
+    # What TreeSHAP asks of a CatBoost model (explainers/explain.py).
     def get_cat_feature_indices(self) -> list[int]:
         return list(self.model.get_cat_feature_indices())
 

@@ -80,7 +80,8 @@ TRUSTED_TYPES = frozenset(
     + ["numpy.float32", "numpy.int32", "numpy.str_", "numpy.random._generator.Generator"]
     + ["numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64"]
     + ["scipy.sparse._csr.csr_matrix", "numpy.median"]
-    + ["mlgate.training.encoders.OneHot"]
+    + ["mlgate.runtime.encoders.OneHot"]
+    + ["mlgate.training.encoders.OneHot"]  # its path in model files written before the move
 )
 
 

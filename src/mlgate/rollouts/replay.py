@@ -25,8 +25,8 @@ from mlgate.errors import Conflict, InvalidInput, MlgateError, NotFound
 from mlgate.monitoring.model import LoggedPrediction
 from mlgate.registry.model import ModelVersion, same_label
 from mlgate.rollouts import sequential
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import rows_to_table
-from mlgate.serving.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
 MAX_ROWS = 200_000  # logged rows one replay scores

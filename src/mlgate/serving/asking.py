@@ -25,7 +25,7 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import PRODUCTION
 from mlgate.registry.service import parse_ref
 
-# Where model@alias points in this process (serving/watcher.py), None where it points nowhere.
+# Where model@alias points in this process (runtime/watcher.py), None where it points nowhere.
 Follow = Callable[[str, str], int | None]
 
 

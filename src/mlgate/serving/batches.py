@@ -49,10 +49,10 @@ from mlgate.registry.doctor import BATCHES
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
 from mlgate.serving.asking import Asked
 from mlgate.serving.offline import PREDICTION
-from mlgate.serving.predictors import PredictorCache
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 

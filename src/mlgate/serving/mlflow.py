@@ -54,7 +54,7 @@ def frame_from_json(body: Any, columns: Sequence[Column], *, max_rows: int) -> p
 
 def read_params(body: Any, ask: Any) -> None:
     """`params` as mlgate reads them: `explain` (true or false) and `explain_top` (N), the
-    per-row explanations of serving/explain.py. Other params are the model's, and ignored."""
+    per-row explanations of explainers/explain.py. Other params are the model's, and ignored."""
     params = body.get("params") if isinstance(body, dict) else None
     if params is None:
         return

@@ -14,8 +14,8 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import parse_ref, resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
-from mlgate.serving.predictors import PredictorCache
 from mlgate.sources.base import Source, SourceConfig
 from mlgate.uow import UnitOfWork
 
@@ -130,7 +130,7 @@ _LOADED: dict[str, Any] = {}  # on a worker: predictors by artifact sha256
 
 def worker_predictor(version: ModelVersion, data: bytes) -> Any:
     from mlgate.registry import formats
-    from mlgate.serving.predictors import Predictor
+    from mlgate.runtime.predictors import Predictor
 
     found = _LOADED.get(version.artifact.sha256)
     if found is None:

@@ -28,7 +28,7 @@ from mlgate.schema import Column, Table, columns_to_table
 from mlgate.serving import binary_tensors
 
 if TYPE_CHECKING:
-    from mlgate.serving.explain import Explanation
+    from mlgate.explainers.explain import Explanation
 
 DATATYPES = frozenset(
     ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]
@@ -36,7 +36,7 @@ DATATYPES = frozenset(
 )
 _NUMERIC = DATATYPES - {"BOOL", "BYTES"}
 OUTPUTS = ("predict", "predict_proba")
-EXPLANATION = "explanation"  # asked for by name: per-row contributions (serving/explain.py)
+EXPLANATION = "explanation"  # asked for by name: per-row contributions (explainers/explain.py)
 MAX_ELEMENTS = 10_000_000
 
 

@@ -145,7 +145,7 @@ def _predict(row: dict[str, Any], answer: dict[str, Any], errors: dict[str, Any]
 
 
 def _explained(version: ModelVersion) -> dict[str, Any]:
-    """The answer's fields when the body asked to explain (serving/explain.py)."""
+    """The answer's fields when the body asked to explain (explainers/explain.py)."""
     names = [c.name for c in version.columns]
     contribution = {"type": "number"}
     return {

@@ -28,12 +28,12 @@ from mlgate.plans.enforce import Admission, Gate
 from mlgate.registry.model import PRODUCTION, ModelVersion, Task
 from mlgate.rollouts.model import Rollout
 from mlgate.rollouts.tally import RolloutTally
+from mlgate.runtime.predictors import Predictor, PredictorCache
 from mlgate.schema import Column, Table
 from mlgate.serving.asking import Asked
-from mlgate.serving.predictors import Predictor, PredictorCache
 
 if TYPE_CHECKING:
-    from mlgate.serving.explain import Explainer, Explanation
+    from mlgate.explainers.explain import Explainer, Explanation
     from mlgate.serving.shadow import ShadowScorer
 
 T = TypeVar("T")

@@ -29,13 +29,13 @@ from mlgate.periodic import Periodic
 from mlgate.registry.model import ModelVersion, same_label
 from mlgate.rollouts.model import Rollout, ShadowPair
 from mlgate.rollouts.tally import RolloutTally
+from mlgate.runtime.predictors import PredictorCache, Scores
+from mlgate.runtime.scorers import SMALL_BATCH
 from mlgate.schema import Table
-from mlgate.serving.predictors import PredictorCache, Scores
-from mlgate.serving.scorers import SMALL_BATCH
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:
-    from mlgate.serving.fastpath import Rows
+    from mlgate.runtime.fastpath import Rows
 
 log = logging.getLogger("mlgate.rollouts")
 CAPACITY = 256  # copied calls waiting for the candidate; past it they are skipped

@@ -25,8 +25,8 @@ from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import AliasEvent, ModelVersion, check_alias
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
-from mlgate.serving.predictors import PredictorCache
 from mlgate.training import data as training_data
 from mlgate.training.service import read_snapshot, split_rows
 from mlgate.uow import UnitOfWork

@@ -1,4 +1,4 @@
-"""The report's global view of the per-row explanations (serving/explain.py): the same values a
+"""The report's global view of the per-row explanations (explainers/explain.py): the same values a
 prediction call returns, for a sample of the holdout rows, summarised as the mean |contribution|
 of each column, a summary (beeswarm) plot and dependence plots of the strongest columns."""
 
@@ -33,8 +33,8 @@ def global_view(
     png: Callable[[Any], str],
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The data (method, scale, mean |contribution| by column) and the plots."""
-    from mlgate.serving.explain import BACKGROUND_ROWS, Explainer, Subject
-    from mlgate.serving.sampling import evaluations_per_row
+    from mlgate.explainers.explain import BACKGROUND_ROWS, Explainer, Subject
+    from mlgate.explainers.sampling import evaluations_per_row
 
     subject = Subject(ref, task, algorithm, columns, classes)
 

@@ -28,8 +28,8 @@ from scipy import stats
 
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
+from mlgate.runtime.encoders import MISSING_CATEGORY
 from mlgate.training import undefined
-from mlgate.training.encoders import MISSING_CATEGORY
 from mlgate.training.ols import diagnostics as ols_diagnostics
 from mlgate.training.ols import fit_ols
 from mlgate.training.undefined import UNSTATED

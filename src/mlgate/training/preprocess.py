@@ -18,9 +18,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from mlgate.errors import InvalidInput
+from mlgate.runtime.encoders import MISSING_CATEGORY, OneHot
 from mlgate.schema import Column
 from mlgate.training.catalogue import Algorithm, FeatureLayout
-from mlgate.training.encoders import MISSING_CATEGORY, OneHot
 
 
 def layout_of(columns: Sequence[Column], X: pd.DataFrame) -> FeatureLayout:

@@ -7,7 +7,7 @@ the same arithmetic, with that bookkeeping done once when the model is loaded.
   `inplace_predict` now spends ~460 µs of Python around a one-row call here.
   A small batch (at most SMALL_BATCH rows) is scored on one thread: waking the other OpenMP
   threads of `mlgate serve` (cores / workers) cost more than a few rows' trees. Up to
-  COMPILED_ROWS rows are scored by the compiled trees of serving/trees.py instead, when they
+  COMPILED_ROWS rows are scored by the compiled trees of runtime/trees.py instead, when they
   reproduce the model (one row: ~65 µs against ~460 µs through the library's Python API).
 - LightGBM: `Booster.predict` called directly, one thread for a small batch.
 - Decision trees and random forests (scikit-learn): each tree's `tree_.predict` on the float32
@@ -69,7 +69,7 @@ def fast_scorer(model: Any, classifier: bool, threads: int | None) -> Scorer | N
 
 
 def _xgboost(model: Any, classifier: bool, threads: int | None) -> tuple[Scorer, float] | None:
-    from mlgate.serving import trees
+    from mlgate.runtime import trees
 
     if type(model).__name__ not in ("XGBClassifier", "XGBRegressor"):
         return None

@@ -21,7 +21,7 @@ two lookups per (leaf, feature), one weighted count into the input features.
 
 Used only where every path tests at most MAX_FEATURES_ON_A_PATH distinct features (tables grow
 as 2^d), splits are numeric, and it matched the library's contributions on probe rows. In
-numpy here for a few rows; serving/shap_kernel.py walks the same tables for any batch once
+numpy here for a few rows; explainers/shap_kernel.py walks the same tables for any batch once
 compiled (until then, larger batches go to the library).
 """
 
@@ -67,7 +67,7 @@ class LeafShap:
     base: np.ndarray  # (outputs,) the expected value (the library's bias column)
     n_features: int
     n_outputs: int
-    # The compiled loop's layout (serving/shap_kernel.py): each tree's splits in an order where
+    # The compiled loop's layout (explainers/shap_kernel.py): each tree's splits in an order where
     # a node comes before its children, tree by tree; nodes are numbered within their tree.
     leaf_ends: np.ndarray  # (leaves,) int: each leaf's last slot + 1
     leaf_bits: np.ndarray  # (leaves,) int32: all of a leaf's slot bits
@@ -317,7 +317,7 @@ def checked(
     library's `pred_contribs`, rows × outputs × features + 1) on probe rows (`probe_rows`).
     The library's base margin is read off the probe. None where they do not cover the model,
     do not agree, or fail (logged)."""
-    from mlgate.serving.switches import probed
+    from mlgate.runtime.switches import probed
 
     try:
         tables = from_booster_json(document, chosen)

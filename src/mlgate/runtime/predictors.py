@@ -6,7 +6,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 
@@ -14,15 +14,15 @@ from mlgate.errors import Conflict, FieldError, InvalidInput
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
-from mlgate.serving.scorers import Scored, fast_scorer
-from mlgate.serving.switches import Guarded
+from mlgate.runtime.scorers import Scored, fast_scorer
+from mlgate.runtime.switches import Guarded
 
 if TYPE_CHECKING:  # scikit-learn loads with the first model, not with the CLI or the server
     from collections.abc import Callable
 
-    from mlgate.schema import Table
-    from mlgate.serving.explain import Explainer
-    from mlgate.serving.fastpath import Rows
+    from mlgate.runtime.fastpath import Rows
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Predictor:
         self._fast: Guarded[Scored | None] | None = None
         self.version = version
         self._pipeline = pipeline
-        self._explainer: Explainer | None = None
-        self._explainer_lock = threading.Lock()
+        self._attached: dict[str, Any] = {}
+        self._attached_lock = threading.Lock()
         if version.task in ("generation", "forecast"):  # whole models: their own inputs
             self._compiled, self.compiled, self._model, self._fast = None, False, pipeline, None
             self._labels_from_proba = False
@@ -47,7 +47,7 @@ class Predictor:
         # The compiled preprocessor and the fast scorer where they reproduce the library
         # (fastpath.py, scorers.py: checked on probe rows as they are built); each retired for
         # good, logged once, should it ever raise (switches.py).
-        from mlgate.serving.fastpath import compile_preprocessor
+        from mlgate.runtime.fastpath import compile_preprocessor
 
         compiled = compile_preprocessor(pipeline[:-1])
         self.compiled = compiled is not None
@@ -72,17 +72,23 @@ class Predictor:
         frame = rows.to_frame() if isinstance(rows, Table) else rows
         return self._pipeline[:-1].transform(frame)
 
-    def explainer(self, background: Callable[[], Table]) -> Explainer:
-        """What explains this version's predictions (serving/explain.py), made once.
-        `background` reads a sample of its training rows, when a method first needs them."""
-        with self._explainer_lock:
-            if self._explainer is None:
-                from mlgate.serving.explain import Explainer, Subject
+    @property
+    def pipeline(self) -> Any:
+        """The fitted pipeline as loaded (the model is its last step)."""
+        return self._pipeline
 
-                self._explainer = Explainer(
-                    Subject.of(self.version), self._pipeline, self._transform, background
-                )
-            return self._explainer
+    def features(self, rows: Rows) -> Any:
+        """The matrix the model takes for these rows (through the compiled preprocessor where it
+        reproduces the library's)."""
+        return self._transform(rows)
+
+    def attached(self, key: str, make: Callable[[], T]) -> T:
+        """What is made once per loaded model and kept with it (its explainer): made by `make`
+        the first time `key` is asked for, under a lock, and dropped with the model."""
+        with self._attached_lock:
+            if key not in self._attached:
+                self._attached[key] = make()
+            return cast("T", self._attached[key])
 
     def generate(self, n: int, seed: int | None) -> list[dict[str, Any]]:
         """`n` synthetic rows of a generator, as JSON values (missing values as null)."""

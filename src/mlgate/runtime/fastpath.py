@@ -23,8 +23,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, StandardScaler
 
+from mlgate.runtime.encoders import MISSING_CATEGORY, OneHot
 from mlgate.schema import Table
-from mlgate.training.encoders import MISSING_CATEGORY, OneHot
 
 log = logging.getLogger("mlgate.serving")
 

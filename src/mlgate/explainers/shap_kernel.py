@@ -101,7 +101,7 @@ def _threads() -> int:
     it to the cores per worker), at most numba's own limit."""
     import numba
 
-    from mlgate.serving.predictors import model_threads
+    from mlgate.runtime.predictors import model_threads
 
     most = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
     return max(1, min(model_threads() or most, most))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from mlgate.errors import MlgateError
 from mlgate.registry.model import PRODUCTION
 from mlgate.registry.service import resolve_version
-from mlgate.serving.predictors import PredictorCache
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.serving")

@@ -10,25 +10,28 @@ answer names its scale and its method, and a method is used only where it applie
   sees, summed back to the column it came from (a category's one-hot features, a datetime's parts).
 - `tree_shap`: exact. Path-dependent TreeSHAP, by the library itself for XGBoost
   (`pred_contribs`), LightGBM (`pred_contrib`) and CatBoost (`ShapValues`), and by XGBoost's
-  implementation for scikit-learn's trees and forests (serving/tree_shap.py).
+  implementation for scikit-learn's trees and forests (explainers/tree_shap.py).
 - `sampling`: estimated, for every other model: permutation sampling against stored training
-  rows (serving/sampling.py), with each contribution's standard error and the budget spent.
+  rows (explainers/sampling.py), with each contribution's standard error and the budget spent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlgate.columns import Column
 from mlgate.errors import Conflict, PayloadTooLarge
+from mlgate.explainers import sampling
 from mlgate.registry.model import ModelVersion, Task
+from mlgate.runtime.switches import Guarded
 from mlgate.schema import Table
-from mlgate.serving import sampling
-from mlgate.serving.switches import Guarded
+
+if TYPE_CHECKING:
+    from mlgate.runtime.predictors import Predictor
 
 LINEAR = frozenset({"linear_regression", "ridge", "lasso", "elastic_net", "logistic_regression"})
 BOOSTERS = frozenset({"xgboost", "lightgbm", "catboost"})
@@ -126,6 +129,17 @@ class Subject:
         return cls(version.ref, version.task, version.algorithm, version.columns, version.classes)
 
 
+def explainer_of(predictor: Predictor, background: Callable[[], Table]) -> Explainer:
+    """What explains a loaded model's predictions, made once and kept with it. `background`
+    reads a sample of its training rows, when a method first needs them."""
+
+    def make() -> Explainer:
+        subject = Subject.of(predictor.version)
+        return Explainer(subject, predictor.pipeline, predictor.features, background)
+
+    return predictor.attached("explainer", make)
+
+
 class Explainer:
     """Explains one version's predictions. `features` gives the matrix its model takes;
     `background` a sample of its training rows (read once, when first needed)."""
@@ -152,9 +166,9 @@ class Explainer:
         self.columns = tuple(c.name for c in version.columns)
         self.method = _method(version, self._model)
         self._boosters: list[Any] | None = None
-        self._tables: Any = None  # serving/fast_shap.py's tables, False where they do not fit
+        self._tables: Any = None  # explainers/fast_shap.py's tables, False where they do not fit
         # the tables in numpy once checked; the compiled loop once it was found compiled and
-        # checked (serving/switches.py)
+        # checked (runtime/switches.py)
         self._numpy: Guarded[tuple[np.ndarray, str]] | None = None
         self._kernel: Guarded[tuple[np.ndarray, str]] | None = None
         self._groups: np.ndarray | None = None
@@ -168,7 +182,7 @@ class Explainer:
         if self.method == "tree_shap" and self.version.algorithm == "xgboost":
             if self._tables is None or self._tables is False:
                 return self._tables is False
-            from mlgate.serving import shap_kernel
+            from mlgate.explainers import shap_kernel
 
             # the compiled loop, once compiled, is checked against the library before its
             # first use: that call goes to a thread too
@@ -235,11 +249,11 @@ class Explainer:
 
     def _small_batch(self, X: Any) -> tuple[np.ndarray, str] | None:
         """An XGBoost model's rows through fast_shap's tables: in numpy for a few rows, by the
-        compiled loop (serving/shap_kernel.py) for any batch once it is compiled. Each is
+        compiled loop (explainers/shap_kernel.py) for any batch once it is compiled. Each is
         checked against the library's pred_contribs on probe rows when it is switched in (the
         tables when first needed, the loop when it is first found compiled) and retired, logged
-        once, if it raises later (serving/switches.py). None where the library explains."""
-        from mlgate.serving import fast_shap, shap_kernel
+        once, if it raises later (runtime/switches.py). None where the library explains."""
+        from mlgate.explainers import fast_shap, shap_kernel
 
         if self.version.algorithm != "xgboost" or not isinstance(X, np.ndarray):
             return None
@@ -264,7 +278,7 @@ class Explainer:
     def _checked_tables(self, n_features: int) -> Any:
         import json
 
-        from mlgate.serving import fast_shap
+        from mlgate.explainers import fast_shap
 
         booster = self._model.get_booster()
         document = json.loads(bytes(booster.save_raw(raw_format="json")))
@@ -285,8 +299,8 @@ class Explainer:
     def _checked_kernel(self, tables: Any, n_features: int) -> Guarded[tuple[np.ndarray, str]]:
         """The compiled loop over `tables`, if it gives the library's values on the probe rows,
         in one block (one thread) and in several (the parallel loop)."""
-        from mlgate.serving import fast_shap, shap_kernel
-        from mlgate.serving.switches import probed
+        from mlgate.explainers import fast_shap, shap_kernel
+        from mlgate.runtime.switches import probed
 
         what = f"compiled TreeSHAP loop of {self.version.ref}"
 
@@ -308,7 +322,7 @@ class Explainer:
     def _scikit_trees(self, X: Any) -> Explanation:
         import xgboost as xgb
 
-        from mlgate.serving import tree_shap
+        from mlgate.explainers import tree_shap
 
         classifier = self.version.task == "classification"
         if self._boosters is None:
@@ -465,7 +479,7 @@ def feature_owners(preprocessor: Any, version: Subject) -> list[str]:
     """For each feature the model sees, the caller's column it was made from."""
     from sklearn.pipeline import Pipeline
 
-    from mlgate.training.encoders import OneHot
+    from mlgate.runtime.encoders import OneHot
 
     transformer = preprocessor.steps[0][1] if isinstance(preprocessor, Pipeline) else preprocessor
     owners: list[str] = []
