@@ -36,5 +36,5 @@ def test_a_model_file_naming_the_old_path_loads_and_encodes_alike() -> None:
     assert isinstance(loaded, OneHot)
     expected = fitted.transform(frame)
     got = loaded.transform(frame)
-    dense = (lambda m: m.toarray() if hasattr(m, "toarray") else m)
+    dense = lambda m: m.toarray() if hasattr(m, "toarray") else m
     assert (dense(got) == dense(expected)).all()
