@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from typing import Any
 
 import pandas as pd
 
@@ -25,6 +26,10 @@ def _renamed(data: bytes, old: str, new: str) -> bytes:
     return out.getvalue()
 
 
+def _dense(matrix: Any) -> Any:
+    return matrix.toarray() if hasattr(matrix, "toarray") else matrix
+
+
 def test_a_model_file_naming_the_old_path_loads_and_encodes_alike() -> None:
     frame = pd.DataFrame({"city": ["a", "b", None, "a"]})
     fitted = OneHot().fit(frame)
@@ -36,5 +41,4 @@ def test_a_model_file_naming_the_old_path_loads_and_encodes_alike() -> None:
     assert isinstance(loaded, OneHot)
     expected = fitted.transform(frame)
     got = loaded.transform(frame)
-    dense = lambda m: m.toarray() if hasattr(m, "toarray") else m
-    assert (dense(got) == dense(expected)).all()
+    assert (_dense(got) == _dense(expected)).all()
