@@ -54,14 +54,14 @@ def _stop_what_is_left() -> Iterator[None]:
     _machines.clear()
 
 
-def _machine(section: examples.Section, work: Path) -> examples.Reader:
+def _machine(section: examples.Section, folders: pytest.TempPathFactory) -> examples.Reader:
     page = section.page
     held = _machines.pop(page, None)
     if held is not None and held[1] == section.number:
         return held[0]
     if held is not None:
         held[0].stop()
-    machine = examples.Reader(work, free_port())
+    machine = examples.Reader(folders.mktemp(page.stem), free_port())
     try:
         for before in examples.sections(page)[: section.number - 1]:
             for block in before.blocks:
@@ -87,7 +87,7 @@ def test_every_example_of_the_page_runs(
     if page in _broken and section.number > 1:
         pytest.fail(f"not run: {_broken[page]} failed first, and this section continues it")
     _broken.pop(page, None)
-    machine = _machine(section, tmp_path_factory.mktemp(page.stem))
+    machine = _machine(section, tmp_path_factory)
     last = section.number == len(examples.sections(page))
     try:
         for block in section.blocks:
