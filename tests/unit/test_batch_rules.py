@@ -51,9 +51,18 @@ def rows(n: int, seed: int = 0) -> pd.DataFrame:
     return demo.churn_frame(n_rows=n, seed=seed).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 
 
+Trained = tuple[InMemoryDatabase, dict[str, bytes], ModelVersion]
+
+
 @pytest.fixture(scope="module")
-def trained() -> tuple[InMemoryDatabase, dict[str, bytes], ModelVersion]:
-    """A churn model trained once for the module: its metadata and its artifact's bytes."""
+def trained() -> Trained:
+    """A churn model trained once for the module."""
+    return train_churn()
+
+
+def train_churn() -> Trained:
+    """A logistic regression of churn trained from an InMemorySource: the metadata, the
+    artifacts' bytes (the model and its training snapshot) and the version."""
     db, artifacts, clock = InMemoryDatabase(), InMemoryArtifactStore(), FixedClock(NOW)
     uow = in_memory_uow_factory(db)
     with uow() as work:
@@ -114,9 +123,7 @@ class Shop:
         return pd.concat(batches.result_parts(self.artifacts, job), ignore_index=True)
 
 
-def open_shop(
-    trained: tuple[InMemoryDatabase, dict[str, bytes], ModelVersion], folder: Path, **plan: Any
-) -> Shop:
+def open_shop(trained: Trained, folder: Path, **plan: Any) -> Shop:
     db, files, version = trained
     uow = in_memory_uow_factory(copy.deepcopy(db))
     artifacts = InMemoryArtifactStore()
@@ -131,7 +138,7 @@ def open_shop(
 
 @pytest.fixture
 def shop(
-    trained: tuple[InMemoryDatabase, dict[str, bytes], ModelVersion],
+    trained: Trained,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Shop]:
@@ -163,7 +170,7 @@ def test_a_file_is_scored_once_per_row_and_metered_as_one_request(shop: Shop) ->
 
 
 def test_a_hard_row_quota_stops_the_job_between_chunks_with_the_count(
-    trained: tuple[InMemoryDatabase, dict[str, bytes], ModelVersion],
+    trained: Trained,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
