@@ -51,14 +51,23 @@ class World:
     def decide(self, rollout: Rollout) -> Rollout:
         return rollouts.decide(self.uow(), rollout, now=self.clock())
 
-    def count(self, rollout: Rollout, side: str, calls: int, **more: Any) -> None:
-        """What the tally flushes: `calls` answered by a side, each in the latency bucket
-        `bucket` (0: 0.25 ms; each next one √2 slower)."""
-        bucket = more.pop("bucket", 0)
+    def count(
+        self,
+        rollout: Rollout,
+        side: str,
+        calls: int,
+        *,
+        failed: int = 0,
+        bucket: int = 0,
+        compared: int = 0,
+        agreed: int = 0,
+    ) -> None:
+        """What the tally flushes: `calls` answered by a side, `failed` of them failing, each in
+        the latency bucket `bucket` (0: 0.25 ms; each next one √2 slower)."""
         latency = tuple(calls if i == bucket else 0 for i in range(len(LATENCY_BOUNDS)))
+        counts = SideCounts(calls, failed, latency, compared, agreed)
         with self.uow() as uow:
-            uow.rollouts.add_counts([(rollout.id or 0, side, SideCounts(calls, latency=latency,
-                                                                          **more))])  # fmt: skip
+            uow.rollouts.add_counts([(rollout.id or 0, side, counts)])
             uow.commit()
 
     def answered(self, version: int, *, wrong_every: int | None, prefix: str = "") -> list[str]:
