@@ -10,6 +10,7 @@ tests/integration/test_batches.py."""
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -60,9 +61,11 @@ def trained() -> Trained:
     return train_churn()
 
 
+@functools.cache
 def train_churn() -> Trained:
     """A logistic regression of churn trained from an InMemorySource: the metadata, the
-    artifacts' bytes (the model and its training snapshot) and the version."""
+    artifacts' bytes (the model and its training snapshot) and the version. Trained once per
+    run (the export tests use it too); each test works on copies."""
     db, artifacts, clock = InMemoryDatabase(), InMemoryArtifactStore(), FixedClock(NOW)
     uow = in_memory_uow_factory(db)
     with uow() as work:
