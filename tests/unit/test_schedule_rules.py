@@ -277,11 +277,6 @@ def test_the_policy_hands_a_new_version_to_its_rollout(world: World) -> None:
     assert archived == f"trained v3; the rollout could not start: {refused}"
 
 
-@pytest.mark.xfail(
-    reason="a retrain that cannot be submitted leaves pending_job 'starting' for good: tick() "
-    "saves the failure with the revision it read before the claim, so the write loses and the "
-    "schedule never fires again (see the report of issue 34)",
-)
 def test_a_retrain_that_cannot_start_leaves_the_schedule_free_to_fire_again(
     world: World,
 ) -> None:
@@ -294,3 +289,5 @@ def test_a_retrain_that_cannot_start_leaves_the_schedule_free_to_fire_again(
     world.clock.now = FRIDAY.replace(hour=0) + timedelta(days=1, seconds=5)
     assert world.tick(replica) == ["schedule 1 of churn: no source named 'crm'"]
     assert world.stored().pending_job is None
+    world.clock.now += timedelta(days=1)  # the source is back: the next period fires
+    assert world.tick(Replica()) == ["schedule 1 of churn: cron '@daily' came round; job job-a-1"]

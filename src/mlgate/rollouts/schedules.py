@@ -157,7 +157,12 @@ def _tick_one(
         _save(uow, claimed, pending_job=None,
               last_outcome=f"fired ({reason}) but {schedule.alias} points at nothing")  # fmt: skip
         return f"schedule {schedule.id} of {schedule.model}: no version to retrain"
-    job = hands.submit(version, f"schedule:{schedule.id}")
+    try:
+        job = hands.submit(version, f"schedule:{schedule.id}")
+    except MlgateError as exc:  # free the claim, or the schedule would wait on "starting" for ever
+        line = f"schedule {schedule.id} of {schedule.model}: {exc}"
+        _save(uow, claimed, pending_job=None, last_outcome=line)
+        return line
     _save(uow, claimed, pending_job=job, last_outcome=f"retraining {version.ref}: {reason}")
     _audit(uow, schedule, now, "schedules.fired", reason=reason, retrains=version.ref, job=job)
     return f"schedule {schedule.id} of {schedule.model}: {reason}; job {job}"
