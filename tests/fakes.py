@@ -32,7 +32,8 @@ from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 
