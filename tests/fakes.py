@@ -26,13 +26,13 @@ from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, OwnerKind, 
 from mlgate.access.repository import AuditQuery
 from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFound, SourceError
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
-from mlgate.plans.metering import Aggregates
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import Aggregates, Plan, Subscription
 from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 

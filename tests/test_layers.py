@@ -1,10 +1,23 @@
-"""Inner packages never import an edge (api, cli, web, client, bootstrap) or a web/CLI
-framework. The Python client is an edge too: it speaks HTTP to the server and may show a rich
-progress bar, and nothing inner uses it."""
+"""The direction of imports between mlgate's packages, checked on every import statement in
+every module (inside functions too: the AST is walked, not just its top).
+
+- Inner packages never import an edge (api, cli, web, client, bootstrap) or a web/CLI framework.
+  The Python client is an edge too: it speaks HTTP to the server and may show a rich progress
+  bar, and nothing inner uses it.
+- The use cases and rules import no database library (db/ translates its errors).
+- A `repository.py` imports only records: the standard library, typing helpers
+  (typing_extensions) and record modules, which are every `mlgate.<package>.model`,
+  `mlgate.columns` (plain column records, no pandas) and `mlgate.errors` (the failures a
+  protocol states). `mlgate.schema` is not one: it infers and conforms frames with pandas.
+- httpx, redis (redis.asyncio included) and boto3/botocore are imported only by the adapter
+  modules named in ADAPTERS, each with its reason; everything else reaches them through those.
+"""
 
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,13 +35,43 @@ INNER = [
 ]
 
 
+def _dotted(path: Path) -> list[str]:
+    """The module's name as parts: mlgate/plans/model.py -> [mlgate, plans, model]."""
+    parts = ["mlgate", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def _is_mlgate_module(name: str) -> bool:
+    parts = name.split(".")
+    if parts[0] != "mlgate":
+        return False
+    where = PACKAGE.joinpath(*parts[1:])
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
+
 def imports_of(path: Path) -> set[str]:
+    """Every module the file imports. `from mlgate.plans import model` counts as
+    mlgate.plans.model (not the package), and relative imports are resolved."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                package = _dotted(path)
+                if path.name != "__init__.py":
+                    package = package[:-1]
+                base = ".".join(package[: len(package) - node.level + 1])
+                module = f"{base}.{module}" if module else base
+            submodules = {
+                f"{module}.{alias.name}"
+                for alias in node.names
+                if _is_mlgate_module(f"{module}.{alias.name}")
+            }
+            found.update(submodules)
+            if len(submodules) < len(node.names):
+                found.add(module)
     return found
 
 
@@ -45,7 +88,10 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
         if any(name == edge or name.startswith(edge + ".") for edge in EDGES)
         or name.split(".")[0] in FRAMEWORKS
     ]
-    assert offences == []
+    assert not offences, "\n".join(offences) + (
+        "\nAn inner module must not reach out to an edge or a framework: let the edge call it"
+        " and hand in what it needs (a value, a callable, a protocol the edge implements)."
+    )
 
 
 # The use cases and rules speak the domain: the database layer (db/) translates its errors
@@ -64,7 +110,92 @@ def test_use_cases_and_rules_import_no_database_library() -> None:
         for name in imports_of(path)
         if name.split(".")[0] in ("sqlalchemy", "alembic") or name.startswith("mlgate.db")
     ]
-    assert offences == []
+    assert not offences, "\n".join(offences) + (
+        "\nStorage goes through a repository protocol (the package's repository.py) that db/"
+        " implements; a database error becomes an mlgate.errors class inside db/."
+    )
+
+
+# A repository.py is a storage seam: db/ and tests/fakes.py implement it, and uow.py names every
+# one. Importing a use case from it drags that use case (and what it imports, uow.py included)
+# into every implementation, and makes loops such as uow -> repository -> use case -> uow.
+REPOSITORIES = sorted(PACKAGE.rglob("repository.py"))
+TYPING_HELPERS = ("typing_extensions",)
+RECORD_MODULES = ("mlgate.columns", "mlgate.errors")  # and every mlgate.<package>.model
+
+
+def is_record_or_stdlib(name: str) -> bool:
+    return (
+        name.split(".")[0] in sys.stdlib_module_names
+        or name.split(".")[0] in TYPING_HELPERS
+        or name in RECORD_MODULES
+        or re.fullmatch(r"mlgate\.\w+\.model", name) is not None
+    )
+
+
+def test_the_repositories_are_found() -> None:
+    packages = {p.relative_to(PACKAGE).parts[0] for p in REPOSITORIES}
+    assert {"access", "monitoring", "plans", "registry", "rollouts", "sources", "training"} <= (
+        packages
+    )
+
+
+def test_a_repository_imports_only_records() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: a repository.py may import only the"
+        " standard library, typing helpers and records (mlgate.<package>.model, mlgate.columns,"
+        f" mlgate.errors). Move what it needs from {name} into"
+        f" mlgate/{path.relative_to(PACKAGE).parent}/model.py (or the model.py of the package it"
+        " belongs to) and import it from there."
+        for path in REPOSITORIES
+        for name in sorted(imports_of(path))
+        if not is_record_or_stdlib(name)
+    ]
+    assert not offences, "\n".join(offences)
+
+
+# The libraries that talk to other services, and the modules allowed to import them: each an
+# adapter behind which the rest of the code stays free of the wire. A path ending in "/" is a
+# whole folder.
+ADAPTER_LIBRARIES = ("httpx", "redis", "boto3", "botocore")
+ADAPTERS = {
+    "outbound/client.py": "the one HTTP client of webhooks and usage sinks (addresses checked)",
+    "plans/redis_counters.py": "the Counters protocol over Redis (Lua scripts, metered batches)",
+    "plans/resp.py": "the event loop's pipelined Redis client; reads URLs with redis-py's parser",
+    "registry/s3.py": "the ArtifactStore protocol over an S3-compatible object store",
+    "client/": "the Python client: an adapter to the server's HTTP API by nature",
+    "cli/remote.py": "the CLI's one transport to a remote server; remote commands call Remote",
+}  # fmt: skip
+
+
+def _adapter_for(path: Path) -> str | None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    return next(
+        (entry for entry in ADAPTERS if relative == entry or relative.startswith(entry)), None
+    )
+
+
+def _service_libraries(path: Path) -> list[str]:
+    return sorted(name for name in imports_of(path) if name.split(".")[0] in ADAPTER_LIBRARIES)
+
+
+def test_httpx_redis_and_boto3_are_imported_only_by_adapters() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: only the adapters in ADAPTERS"
+        f" ({', '.join(ADAPTERS)}) may. Call the adapter instead (or put the code that needs"
+        f" {name.split('.')[0]} behind a protocol an adapter implements); if this module is itself"
+        " an adapter, add it to ADAPTERS in tests/test_layers.py with a one-line reason."
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if _adapter_for(path) is None
+        for name in _service_libraries(path)
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_every_listed_adapter_still_uses_its_library() -> None:
+    used = {_adapter_for(p) for p in PACKAGE.rglob("*.py") if _service_libraries(p)}
+    stale = [entry for entry in ADAPTERS if entry not in used]
+    assert not stale, f"{stale} import none of {ADAPTER_LIBRARIES}: remove them from ADAPTERS"
 
 
 @pytest.mark.e2e  # a fresh interpreter is the point: this one has imported everything

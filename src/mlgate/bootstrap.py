@@ -32,8 +32,9 @@ from mlgate.registry.store import ArtifactStore, LocalArtifactStore
 from mlgate.runtime.predictors import PredictorCache
 from mlgate.runtime.watcher import AliasWatcher
 from mlgate.settings import Settings
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
 from mlgate.sources.factory import open_source
+from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import Sealer
 from mlgate.training.jobs import JobRunner
 from mlgate.uow import UnitOfWork

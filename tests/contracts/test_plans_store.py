@@ -11,8 +11,7 @@ import pytest
 
 from mlgate.access.model import Target
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.plans.metering import Aggregates
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import Aggregates, Plan, Subscription
 from mlgate.plans.repository import UsageRow
 from tests.contracts.conftest import UowFactory
 

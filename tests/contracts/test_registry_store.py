@@ -11,7 +11,7 @@ from mlgate.errors import AlreadyExists, ConcurrentWrite, NotFound
 from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
 from mlgate.registry.service import resolve_version
 from mlgate.schema import Column
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from mlgate.errors import InvalidInput
 from mlgate.schema import conform
 from mlgate.sources import partitions
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.sources.sql import SqlSource
 
 distributed = pytest.importorskip("distributed")

@@ -8,7 +8,8 @@ import pytest
 
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.training.service import STAGES, TrainResult, TrainSpec, train_model
 from tests.fakes import InMemorySource
 

@@ -27,10 +27,10 @@ from mlgate.plans.enforce import Gate
 from mlgate.plans.limiter import MemoryCounters
 from mlgate.processes import this_process
 from mlgate.registry.model import ModelVersion
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
 from mlgate.serving import batches
 from mlgate.serving.batches import BatchRunner, Stopped
-from mlgate.serving.predictors import PredictorCache
 from mlgate.sources import demo
 from mlgate.sources.base import SourceConfig
 from mlgate.training.model import Job

@@ -20,8 +20,8 @@ from mlgate.exports.service import TOLERANCE, export_onnx
 from mlgate.imports.files import RefusedModel, identify
 from mlgate.imports.service import ImportRequest, import_model
 from mlgate.registry.service import resolve_version
+from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
-from mlgate.serving.predictors import PredictorCache
 from mlgate.training.compare import holdout_rows
 from tests.fakes import FixedClock, InMemoryArtifactStore, InMemoryDatabase, InMemoryUnitOfWork
 from tests.unit.test_batch_rules import NOW, Trained, train_churn

@@ -14,7 +14,7 @@ from statsmodels.datasets import longley
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import read_attachment
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.training.compare import compare_versions
 from mlgate.training.evaluate import MIN_INTERVAL_ROWS
 from mlgate.training.service import TrainSpec, train_model

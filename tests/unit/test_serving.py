@@ -29,7 +29,7 @@ from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import Column, rows_to_table
 from mlgate.serving.service import Asked, Serving, predict
 from mlgate.sources import demo
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.training.service import TrainSpec, train_model
 from tests.fakes import FixedClock, InMemoryArtifactStore, InMemorySource, in_memory_uow_factory
 

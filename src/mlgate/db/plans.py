@@ -23,8 +23,7 @@ from mlgate.db.tables import (
     usage_exports,
 )
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.plans.metering import Aggregates
-from mlgate.plans.model import LIMIT_FIELDS, Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, Aggregates, Plan, Subscription
 from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
 
 

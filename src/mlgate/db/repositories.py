@@ -20,7 +20,7 @@ from mlgate.db.tables import (
 )
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import SEALED, Sealer
 from mlgate.training.model import FINISHED, Job
 

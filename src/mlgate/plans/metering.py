@@ -12,8 +12,7 @@ import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-Aggregates = dict[tuple[str, ...], list[int]]
-FIELDS = ("requests", "rows", "overage_rows", "latency_ms", "explained_rows")
+from mlgate.plans.model import FIELDS, Aggregates
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ Unit = Literal["requests", "rows", "spend"]  # spend: in NANOS (1e-9 of the pric
 NANOS = 1_000_000_000
 MAX_SPEND_CAP = 9_000_000  # nanos stay exact in the Redis script's numbers (below 2**53)
 
+# Metered usage, summed per key (hour, consumer, key prefix, model, version, status) into the
+# values FIELDS names: what plans/metering.py and the Redis counters gather and the repository
+# writes to the ledger in one batch.
+Aggregates = dict[tuple[str, ...], list[int]]
+FIELDS = ("requests", "rows", "overage_rows", "latency_ms", "explained_rows")
+
 
 @dataclass(frozen=True)
 class LimitField:

@@ -19,7 +19,8 @@ from typing import Any
 from mlgate.errors import NotReady
 from mlgate.plans import resp
 from mlgate.plans.limiter import Charge, LimitState
-from mlgate.plans.metering import FIELDS, Aggregates, UsageEvent
+from mlgate.plans.metering import UsageEvent
+from mlgate.plans.model import FIELDS, Aggregates
 
 # ARGV: rows, the charges as "amount limit hard rows ttl extra" joined by "|" (extra: a spend
 # charge's nanos per overage row, added once the overage is known: it comes last), the usage

@@ -7,8 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from mlgate.plans.metering import Aggregates
-from mlgate.plans.model import Plan, Subscription
+from mlgate.plans.model import Aggregates, Plan, Subscription
 
 
 @dataclass(frozen=True)

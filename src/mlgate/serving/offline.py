@@ -16,7 +16,8 @@ from mlgate.registry.service import parse_ref, resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.uow import UnitOfWork
 
 PREDICTION = "prediction"

@@ -1,30 +1,13 @@
-"""The data source seam: a configured source, and the protocol every kind implements."""
+"""The data source seam: the protocol every kind of source implements (the configured source,
+SourceConfig, is a record in sources/model.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the protocol is about frames; naming them loads nothing
     import pandas as pd
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """A named source as stored. `url` may hold a password: show `redacted_url` instead."""
-
-    name: str
-    url: str
-    kind: str  # "sql" or "file"
-    created_at: datetime
-
-    @property
-    def redacted_url(self) -> str:
-        from mlgate.sources.urls import redact
-
-        return redact(self.url)
 
 
 class Source(Protocol):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 
 
 def open_source(config: SourceConfig) -> Source:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlgate.errors import InvalidInput
 from mlgate.schema import Column, conform, infer_columns
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.sources.sql import SqlSource
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 
 
 class SourceRepository(Protocol):

@@ -15,7 +15,8 @@ from mlgate.columns import Column
 from mlgate.errors import NotFound
 from mlgate.registry.model import check_name
 from mlgate.sources import urls
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.uow import UnitOfWork
 
 Opener = Callable[[SourceConfig], Source]

@@ -39,7 +39,7 @@ from mlgate.registry.model import Lineage
 from mlgate.registry.service import NewVersion
 from mlgate.schema import conform, feature_columns
 from mlgate.sources import partitions
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.sources.sql import SqlSource
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm

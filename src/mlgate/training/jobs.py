@@ -24,7 +24,8 @@ from mlgate.access.audit import audited
 from mlgate.errors import MlgateError, NotFound
 from mlgate.processes import process_gone, this_process
 from mlgate.registry.store import ArtifactStore
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.training.model import FINISHED, LOG_LINES, Job, State
 from mlgate.uow import UnitOfWork
 

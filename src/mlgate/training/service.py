@@ -29,7 +29,8 @@ from mlgate.registry.service import (
 )
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import feature_columns
-from mlgate.sources.base import Source, SourceConfig
+from mlgate.sources.base import Source
+from mlgate.sources.model import SourceConfig
 from mlgate.training import data as training_data
 from mlgate.training import inference
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
