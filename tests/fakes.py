@@ -758,7 +758,8 @@ class InMemoryRolloutRepository:
         return [r for _, r in sorted(self._db.rollouts.items()) if r.running]
 
     def save(self, rollout: Rollout) -> None:
-        self._db.rollouts[rollout.id or 0] = rollout
+        if rollout.id in self._db.rollouts:  # an update, as in SQL: an unknown id adds nothing
+            self._db.rollouts[rollout.id] = rollout
 
     def save_if_running(self, rollout: Rollout) -> bool:
         stored = self._db.rollouts.get(rollout.id or 0)
