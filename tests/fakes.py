@@ -596,12 +596,14 @@ class InMemoryUsageExportRepository:
         return self._db.export_cursors.get(sink)
 
     def save_cursor(self, cursor: ExportCursor, *, expected: datetime | None) -> bool:
+        """The tables keep `through` as a whole hour: so does the fake, and it compares
+        `expected` by its hour."""
         stored = self._db.export_cursors.get(cursor.sink)
         if (stored is None and expected is not None) or (
-            stored is not None and stored.through != expected
+            stored is not None and stored.through != _whole_hour(expected)
         ):
             return False
-        self._db.export_cursors[cursor.sink] = cursor
+        self._db.export_cursors[cursor.sink] = replace(cursor, through=_whole_hour(cursor.through))
         return True
 
     def add_dead_letters(
@@ -610,6 +612,7 @@ class InMemoryUsageExportRepository:
         known = {(d.sink, d.event_id) for d in self._db.dead_letters.values()}
         for event_id, event, error in letters:
             if (sink, event_id) not in known:
+                known.add((sink, event_id))  # twice in one call: the first is kept
                 new_id = self._db.next_id("dead_letters")
                 self._db.dead_letters[new_id] = DeadLetter(
                     new_id, sink, event_id, event, error[:2000], at
@@ -624,7 +627,12 @@ class InMemoryUsageExportRepository:
 
     def mark_replayed(self, ids: list[int], at: datetime) -> None:
         for i in ids:
-            self._db.dead_letters[i] = replace(self._db.dead_letters[i], replayed_at=at)
+            if i in self._db.dead_letters:  # an unknown id is passed over, as in SQL
+                self._db.dead_letters[i] = replace(self._db.dead_letters[i], replayed_at=at)
+
+
+def _whole_hour(at: datetime | None) -> datetime | None:
+    return None if at is None else at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class InMemoryJobRepository:
@@ -758,7 +766,8 @@ class InMemoryRolloutRepository:
         return [r for _, r in sorted(self._db.rollouts.items()) if r.running]
 
     def save(self, rollout: Rollout) -> None:
-        self._db.rollouts[rollout.id or 0] = rollout
+        if rollout.id in self._db.rollouts:  # an update, as in SQL: an unknown id adds nothing
+            self._db.rollouts[rollout.id] = rollout
 
     def save_if_running(self, rollout: Rollout) -> bool:
         stored = self._db.rollouts.get(rollout.id or 0)

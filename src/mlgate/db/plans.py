@@ -324,12 +324,12 @@ class SqlUsageExportRepository:
                 )
             )
         }
-        rows = [
-            {"sink": sink, "event_id": event_id, "event": event, "error": error[:2000],
-             "failed_at": _utc(at)}
-            for event_id, event, error in letters
-            if event_id not in known
-        ]  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        for event_id, event, error in letters:
+            if event_id not in known:  # twice in one call: the first is kept, like a retry
+                known.add(event_id)
+                rows.append({"sink": sink, "event_id": event_id, "event": event,
+                             "error": error[:2000], "failed_at": _utc(at)})  # fmt: skip
         if rows:
             self._conn.execute(usage_dead_letters.insert(), rows)
 

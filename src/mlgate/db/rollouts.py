@@ -82,20 +82,21 @@ class SqlRolloutRepository:
             )  # fmt: skip
 
     def shadow(self, rollout_id: int, request_ids: Sequence[str] | None = None) -> list[ShadowPair]:
-        """The kept pairs of a shadow (of these calls only, when given)."""
+        """The kept pairs of a shadow (of these calls only, when given), in the order kept:
+        sorted again over the chunks of ids, so asking for many calls keeps that order too."""
         t = rollout_shadow
-        out: list[ShadowPair] = []
+        found: list[tuple[int, ShadowPair]] = []
         chunks = [None] if request_ids is None else _chunks(sorted(set(request_ids)))
         for chunk in chunks:
             query = t.select().where(t.c.rollout_id == rollout_id)
             if chunk is not None:
                 query = query.where(t.c.request_id.in_(chunk))
-            out.extend(
-                ShadowPair(r.rollout_id, r.request_id, _aware(r.at), r.n_rows, r.agreed,
-                           r.score_diff, r.predictions, r.error)
+            found.extend(
+                (r.id, ShadowPair(r.rollout_id, r.request_id, _aware(r.at), r.n_rows, r.agreed,
+                                  r.score_diff, r.predictions, r.error))
                 for r in self._conn.execute(query.order_by(t.c.id))
             )  # fmt: skip
-        return out
+        return [pair for _, pair in sorted(found, key=lambda item: item[0])]
 
     def shadow_errors(self, rollout_id: int, limit: int) -> list[str]:
         t = rollout_shadow
