@@ -36,6 +36,7 @@ from mlgate.training import inference
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.crossfit import cross_fit, folds_for
 from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, fit_notes, outputs_of
+from mlgate.training.folds import FoldFit
 from mlgate.training.forecasting import (
     FORECAST_PARAMS,
     fit_forecaster,
@@ -396,17 +397,20 @@ def _cross_validate(
     if not folds:
         return 0, {}
     report("tune", f"{folds}-fold cross-validation of {algorithm.name}")
-    return folds, cv_metrics(
-        algorithm,
-        prepared.task,
-        prepared.columns,
-        split.X_train,
-        split.y_train,
-        params,
-        n_classes=len(prepared.classes or ()),
-        folds=folds,
-        seed=spec.seed,
-    )
+    return folds, cv_metrics(_fold_fit(algorithm, prepared, split, params, spec.seed), folds)
+
+
+def _fold_fit(
+    algorithm: Algorithm,
+    prepared: training_data.TrainingData,
+    split: Split,
+    params: dict[str, Any] | None,
+    seed: int,
+) -> FoldFit:
+    """The split's training rows, to be fitted fold by fold with `algorithm` and `params`."""
+    n_classes = len(prepared.classes or ())
+    return FoldFit(algorithm, prepared.task, prepared.columns, split.X_train, split.y_train,
+                   params, n_classes=n_classes, seed=seed)  # fmt: skip
 
 
 def lineage_of(
@@ -651,7 +655,6 @@ def _search(
     report: Progress,
 ) -> list[Candidate]:
     """Each of `pool` cross-validated on the training rows (tuned if asked), best first."""
-    n_classes = len(prepared.classes or ())
     tune_spec = spec.tune
     if tune_spec and tune_spec.seconds and len(pool) > 1:  # share the time among candidates
         tune_spec = TuneSpec(tune_spec.trials, tune_spec.seconds / len(pool), tune_spec.folds)
@@ -662,29 +665,11 @@ def _search(
             algorithm.build(prepared.task, FeatureLayout(1, 0))  # raises, naming alternatives
         if tune_spec:
             candidate = tune(
-                algorithm,
-                prepared.task,
-                prepared.columns,
-                split.X_train,
-                split.y_train,
-                tune_spec,
-                n_classes=n_classes,
-                seed=spec.seed,
-                report=report,
+                _fold_fit(algorithm, prepared, split, None, spec.seed), tune_spec, report=report
             )
         else:
             started = time.perf_counter()
-            mean, std = cross_validate(
-                algorithm,
-                prepared.task,
-                prepared.columns,
-                split.X_train,
-                split.y_train,
-                None,
-                n_classes=n_classes,
-                folds=5,
-                seed=spec.seed,
-            )
+            mean, std = cross_validate(_fold_fit(algorithm, prepared, split, None, spec.seed), 5)
             candidate = Candidate(
                 algorithm.name,
                 {},
@@ -761,10 +746,7 @@ def fit_and_evaluate(
         n_folds = folds_for(len(split.X_train), folds)
         if progress:
             progress("evaluate", f"cross-fitting {len(split.X_train):,} rows on {n_folds} folds")
-        crossed = cross_fit(
-            algorithm, task, prepared.columns, split.X_train, split.y_train, params,
-            n_classes=len(prepared.classes or ()), folds=n_folds, seed=seed,
-        )  # fmt: skip
+        crossed = cross_fit(_fold_fit(algorithm, prepared, split, params, seed), n_folds)
         outputs, method, baseline = crossed.outputs, crossed.method, crossed.baseline
         messages = tuple(dict.fromkeys(messages + crossed.warnings))
     else:
