@@ -80,3 +80,28 @@ def test_security_headers_and_no_cors(site: tuple[TestClient, FixedClock]) -> No
     assert "access-control-allow-origin" not in preflight.headers
     simple = client.get("/healthz", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in simple.headers
+
+
+def test_the_enable_and_disable_routes_switch_users_and_consumers(
+    site: tuple[TestClient, FixedClock],
+) -> None:
+    client, _ = site
+    boss = {"Authorization": f"Bearer {login(client, *BOSS).json()['token']}"}
+    password = remember("switched user's password")
+    assert client.post("/v1/users", json={"name": "ann", "password": password},
+                       headers=boss).status_code == 201  # fmt: skip
+    assert client.post("/v1/consumers", json={"name": "acme"}, headers=boss).status_code == 201
+    for path, kind in (("/v1/users/ann", "user"), ("/v1/consumers/acme", "consumer")):
+        off = client.post(f"{path}/disable", headers=boss)
+        assert off.status_code == 200 and off.json()["disabled"] is True, off.text
+        if kind == "user":
+            assert login(client, "ann", password).status_code == 401
+        on = client.post(f"{path}/enable", headers=boss)
+        assert on.status_code == 200 and on.json()["disabled"] is False, on.text
+        assert set(on.json()) == set(off.json())  # the same schema both ways: UserOut, ConsumerOut
+        actions = [e["action"] for e in client.get("/v1/audit", params={"result": "ok"},
+                                                   headers=boss).json()]  # fmt: skip
+        assert {f"access.disable_{kind}", f"access.enable_{kind}"} <= set(actions)
+    assert login(client, "ann", password).status_code == 200
+    missing = client.post("/v1/consumers/nobody/disable", headers=boss)
+    assert missing.status_code == 404 and "nobody" in missing.json()["detail"]

@@ -11,6 +11,7 @@ from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.sources import demo
 from mlgate.training.catalogue import CATALOGUE
+from mlgate.training.folds import FoldFit
 from mlgate.training.service import TrainSpec, train_model
 from mlgate.training.tuning import TuneSpec, cross_validate
 from tests.conftest import add_source_to, make_services
@@ -49,7 +50,7 @@ def test_tuning_finds_parameters_at_least_as_good_as_the_defaults(services: Serv
     frame = demo.churn_frame(n_rows=600, seed=9)
     prepared = training_data.prepare(frame, target="churned", drop=(), task="classification")
     split = split_rows(prepared, 0.2, 42)
-    default, _ = cross_validate(
+    lightgbm = FoldFit(
         CATALOGUE["lightgbm"],
         "classification",
         prepared.columns,
@@ -57,9 +58,9 @@ def test_tuning_finds_parameters_at_least_as_good_as_the_defaults(services: Serv
         split.y_train,
         None,
         n_classes=2,
-        folds=3,
         seed=42,
     )
+    default, _ = cross_validate(lightgbm, 3)
     assert board[0]["cv_score"] <= default
 
 

@@ -6,22 +6,13 @@ are evaluated like a holdout's: the same metrics, intervals and plots, over all 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
 
-from mlgate.columns import Column
 from mlgate.errors import InvalidInput
-from mlgate.registry.model import Task
-from mlgate.schema import feature_columns
-from mlgate.training.catalogue import Algorithm
-from mlgate.training.evaluate import Outputs, fit_notes, outputs_of
-from mlgate.training.preprocess import build_pipeline, layout_of
-from mlgate.training.tuning import full_proba
+from mlgate.training.evaluate import Outputs, fit_notes
+from mlgate.training.folds import FoldFit, outputs_on, splits
 
 LOO_BELOW = 30  # rows: fewer, and each row is its own fold
 DEFAULT_FOLDS = 5
@@ -47,34 +38,18 @@ def folds_for(n_rows: int, asked: int | None) -> int:
     return n_rows if n_rows < LOO_BELOW else DEFAULT_FOLDS
 
 
-def cross_fit(
-    algorithm: Algorithm,
-    task: Task,
-    columns: Sequence[Column],
-    X: pd.DataFrame,
-    y: pd.Series,
-    params: dict[str, Any] | None,
-    *,
-    n_classes: int,
-    folds: int,
-    seed: int,
-) -> CrossFit:
-    """Out-of-fold outputs for every row of X."""
-    features = feature_columns(columns)
+def cross_fit(fit: FoldFit, folds: int) -> CrossFit:
+    """Out-of-fold outputs for every row of fit.X."""
+    task, n_classes, X, y = fit.task, fit.n_classes, fit.X, fit.y
     stratify = task == "classification" and int(y.value_counts().min()) >= folds
-    splitter = (
-        StratifiedKFold(folds, shuffle=True, random_state=seed)
-        if stratify
-        else KFold(folds, shuffle=True, random_state=seed)
-    )
     predictions = np.zeros(len(X), dtype="int64" if task == "classification" else "float64")
     probabilities = np.zeros((len(X), n_classes)) if task == "classification" else None
     base_predictions = np.zeros_like(predictions)
     base_probabilities = np.zeros((len(X), n_classes)) if task == "classification" else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for train_index, test_index in splitter.split(X, y):
-            X_train, y_train = X.iloc[train_index], y.iloc[train_index]
+        for train_index, test_index in splits(fit, folds, stratify=stratify):
+            y_train = y.iloc[train_index]
             if task == "classification" and y_train.nunique() < 2:
                 raise InvalidInput(
                     "a fold's training rows hold a single class; add rows of the others or "
@@ -86,15 +61,10 @@ def cross_fit(
                 base_predictions[test_index] = int(np.argmax(counts))
             else:
                 base_predictions[test_index] = float(y_train.mean())
-            layout = layout_of(features, X_train)
-            pipeline = build_pipeline(features, algorithm.build(task, layout, params), algorithm)
-            fit_params = algorithm.fit_params(layout) if algorithm.fit_params else {}
-            pipeline.fit(X_train, y_train, **{f"model__{k}": v for k, v in fit_params.items()})
-            outputs = outputs_of(task, pipeline, X.iloc[test_index])
+            outputs = outputs_on(fit, train_index, test_index)
             if probabilities is not None:
                 assert outputs.probabilities is not None
-                proba = full_proba(outputs.probabilities, pipeline[-1], n_classes)
-                probabilities[test_index] = proba
+                probabilities[test_index] = outputs.probabilities
             predictions[test_index] = outputs.predictions
     messages = fit_notes(caught)
     method = (

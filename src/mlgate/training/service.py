@@ -8,7 +8,7 @@ import importlib.util
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib import metadata
@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mlgate.access.audit import audited
+from mlgate.columns import Column
 from mlgate.errors import InvalidInput, NotFound
 from mlgate.neural.progress import reporting as epochs_reported_to
 from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
@@ -36,6 +37,7 @@ from mlgate.training import inference
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
 from mlgate.training.crossfit import cross_fit, folds_for
 from mlgate.training.evaluate import HOLDOUT, Evaluation, Outputs, evaluate, fit_notes, outputs_of
+from mlgate.training.folds import FoldFit
 from mlgate.training.forecasting import (
     FORECAST_PARAMS,
     fit_forecaster,
@@ -134,6 +136,27 @@ class Fitted:
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What a path that learns on this machine (tabular, forecaster, generator) hands the tail
+    they share, `_register_trained`."""
+
+    algorithm: Algorithm  # as fitted: auto's choice, not "auto"
+    task: Task
+    estimator: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    columns: Sequence[Column]
+    classes: Sequence[Any] | None
+    lineage: Lineage
+    fit_seconds: float
+    details: dict[str, Any]  # the version's report JSON
+    page: bytes | None  # the HTML report, when one was drawn
+    at: datetime  # when it was trained: the version's time, and the report's
+    n_rows_without_target: int
+    warnings: tuple[str, ...]
+
+
 @audited("training.train", lambda a: a["spec"].model_name)
 def train_model(
     uow: UnitOfWork,
@@ -149,6 +172,8 @@ def train_model(
     Four paths share the steps below: a Dask cluster reads the table itself; a forecaster and a
     generator learn the whole table (training/forecasting.py, training/generation.py); every
     other algorithm learns rows of a table with a target and a holdout (`_train_tabular`).
+    The three that learn on this machine hand what they fitted (`Trained`) to one tail,
+    `_register_trained`; the Dask path's version is made on the cluster's side.
     """
     report = progress or (lambda stage, detail: None)
     algorithm = _check(spec)
@@ -160,10 +185,12 @@ def train_model(
     # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
     forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
     if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
-        return _train_forecaster(uow, artifacts, spec, algorithm, rows, now, report)
-    if algorithm is not None and algorithm.tasks == ("generation",):
-        return _train_generator(uow, artifacts, spec, algorithm, rows, now, report)
-    return _train_tabular(uow, artifacts, spec, algorithm, rows, now, report)
+        trained = _train_forecaster(spec, algorithm, rows, now, report)
+    elif algorithm is not None and algorithm.tasks == ("generation",):
+        trained = _train_generator(spec, algorithm, rows, now, report)
+    else:
+        trained = _train_tabular(spec, algorithm, rows, now, report)
+    return _register_trained(uow, artifacts, spec, rows, trained, report)
 
 
 @dataclass(frozen=True)
@@ -229,16 +256,14 @@ def _read_rows(
 
 
 def _train_tabular(
-    uow: UnitOfWork,
-    artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm | None,
     rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
-) -> TrainResult:
+) -> Trained:
     """Rows with a target: prepare, hold out, choose (auto or tuned), cross-validate, fit and
-    evaluate, report, register."""
+    evaluate, report; train_model registers what it hands back."""
     own_params, standard_errors = inference.standard_errors(spec.params)
     if own_params is not spec.params:  # `se` is the coefficient table's, not the model's
         if algorithm is None or not algorithm.statsmodels_twin:
@@ -267,10 +292,10 @@ def _train_tabular(
         "evaluation": fitted.evaluation.to_json(),
         "notes": list(prepared.notes) + list(fitted.evaluation.notes),
     }
-    attachments: dict[str, bytes] = {"snapshot.parquet": rows.snapshot}
+    page: bytes | None = None
     if spec.report:
         report("report", "drawing the report")
-        details, attachments["report.html"] = build_report(
+        details, page = build_report(
             ReportInputs(
                 model_name=spec.model_name,
                 algorithm=algorithm.name,
@@ -302,24 +327,22 @@ def _train_tabular(
         details["leaderboard"] = [c.to_json() for c in leaderboard]
     if cv:
         details["cv"] = {"folds": folds, "metrics": {k: list(v) for k, v in cv.items()}}
-    new = NewVersion(
+    return Trained(
+        algorithm=algorithm,
         task=prepared.task,
-        target=spec.target,
-        algorithm=algorithm.name,
         estimator=fitted.pipeline,
         params=fitted.params,
         metrics=fitted.evaluation.metrics,
         columns=prepared.columns,
         classes=prepared.classes,
         lineage=lineage,
-        library_versions=library_versions(),
         fit_seconds=fitted.fit_seconds,
-        artifact_format=algorithm.format,
-        report=details,
-        attachments=attachments,
+        details=details,
+        page=page,
+        at=trained_at,
+        n_rows_without_target=prepared.n_rows_without_target,
+        warnings=prepared.notes + fitted.warnings,
     )
-    version = _register(uow, artifacts, spec, new, trained_at, report)
-    return TrainResult(version, prepared.n_rows_without_target, prepared.notes + fitted.warnings)
 
 
 def _prepare(
@@ -375,17 +398,20 @@ def _cross_validate(
     if not folds:
         return 0, {}
     report("tune", f"{folds}-fold cross-validation of {algorithm.name}")
-    return folds, cv_metrics(
-        algorithm,
-        prepared.task,
-        prepared.columns,
-        split.X_train,
-        split.y_train,
-        params,
-        n_classes=len(prepared.classes or ()),
-        folds=folds,
-        seed=spec.seed,
-    )
+    return folds, cv_metrics(_fold_fit(algorithm, prepared, split, params, spec.seed), folds)
+
+
+def _fold_fit(
+    algorithm: Algorithm,
+    prepared: training_data.TrainingData,
+    split: Split,
+    params: dict[str, Any] | None,
+    seed: int,
+) -> FoldFit:
+    """The split's training rows, to be fitted fold by fold with `algorithm` and `params`."""
+    n_classes = len(prepared.classes or ())
+    return FoldFit(algorithm, prepared.task, prepared.columns, split.X_train, split.y_train,
+                   params, n_classes=n_classes, seed=seed)  # fmt: skip
 
 
 def lineage_of(
@@ -423,6 +449,40 @@ def _register(
     return register_version(uow, artifacts, new, model_name=spec.model_name, now=at)
 
 
+def _register_trained(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    spec: TrainSpec,
+    rows: Rows,
+    trained: Trained,
+    report: Progress,
+) -> TrainResult:
+    """The tail every path on this machine shares: the rows as read (for retraining) and the
+    report page stored with the version, the libraries it ran on named, the version registered.
+    A Dask run's version is made by training/distributed.py: its rows never come here."""
+    attachments = {"snapshot.parquet": rows.snapshot}
+    if trained.page is not None:
+        attachments["report.html"] = trained.page
+    new = NewVersion(
+        task=trained.task,
+        target="" if trained.task == "generation" else spec.target,  # a gan predicts no column
+        algorithm=trained.algorithm.name,
+        estimator=trained.estimator,
+        params=trained.params,
+        metrics=trained.metrics,
+        columns=trained.columns,
+        classes=trained.classes,
+        lineage=trained.lineage,
+        library_versions=library_versions(),
+        fit_seconds=trained.fit_seconds,
+        artifact_format=trained.algorithm.format,
+        report=trained.details,
+        attachments=attachments,
+    )
+    version = _register(uow, artifacts, spec, new, trained.at, report)
+    return TrainResult(version, trained.n_rows_without_target, trained.warnings)
+
+
 def _train_on_dask(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
@@ -453,14 +513,12 @@ def _train_on_dask(
 
 
 def _train_generator(
-    uow: UnitOfWork,
-    artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm,
     rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
-) -> TrainResult:
+) -> Trained:
     """A generator learns the whole table (no target, no holdout): see training/generation.py.
     Tuning minimises the worst column's distance between a trial's rows and the table's."""
     if spec.cv:
@@ -494,35 +552,27 @@ def _train_generator(
         progress=report,
         title=f"{spec.model_name}: synthetic rows",
     )
-    return _register_whole(
-        uow, artifacts, spec, algorithm, rows, now, report, fitted, task="generation", tuned=tuned
-    )
+    return _trained_whole(spec, algorithm, rows, fitted, task="generation", tuned=tuned, at=now())
 
 
-def _register_whole(
-    uow: UnitOfWork,
-    artifacts: ArtifactStore,
+def _trained_whole(
     spec: TrainSpec,
     algorithm: Algorithm,
     rows: Rows,
-    now: Callable[[], datetime],
-    report: Progress,
     fitted: WholeFit,
     *,
     task: Task,
     tuned: dict[str, Any],
-) -> TrainResult:
-    """Register a generator or a forecaster: models that read their table themselves."""
-    attachments = {"snapshot.parquet": rows.snapshot}
+    at: datetime,
+) -> Trained:
+    """What a generator or a forecaster hands the shared tail: models that read their table
+    themselves, so the lineage's fingerprint is the stored rows' and nothing lacks a target."""
     details = {**fitted.details, "requested_params": spec.params or {}}
     if tuned:
         details["tuned"] = tuned
-    if fitted.page is not None:
-        attachments["report.html"] = fitted.page
-    new = NewVersion(
+    return Trained(
+        algorithm=algorithm,
         task=task,
-        target=spec.target if task == "forecast" else "",
-        algorithm=algorithm.name,
         estimator=fitted.model,
         params=_json_safe(fitted.model.get_params()),
         metrics=fitted.metrics,
@@ -535,24 +585,22 @@ def _register_whole(
             data_sha256=hashlib.sha256(rows.snapshot).hexdigest(),
             test_size=spec.test_size if task == "forecast" else 0.0,
         ),  # fmt: skip
-        library_versions=library_versions(),
         fit_seconds=fitted.fit_seconds,
-        artifact_format=algorithm.format,
-        report=details,
-        attachments=attachments,
+        details=details,
+        page=fitted.page,
+        at=at,
+        n_rows_without_target=0,
+        warnings=fitted.notes,
     )
-    return TrainResult(_register(uow, artifacts, spec, new, now(), report), 0, fitted.notes)
 
 
 def _train_forecaster(
-    uow: UnitOfWork,
-    artifacts: ArtifactStore,
     spec: TrainSpec,
     algorithm: Algorithm,
     rows: Rows,
     now: Callable[[], datetime],
     report: Progress,
-) -> TrainResult:
+) -> Trained:
     """A forecaster learns windows of an ordered series: see training/forecasting.py. Tuning
     scores each trial on the end of the training part; the holdout is scored once, at the end."""
     if spec.cv:
@@ -597,9 +645,7 @@ def _train_forecaster(
         progress=report,
         title=f"{spec.model_name}: forecasts",
     )
-    return _register_whole(
-        uow, artifacts, spec, algorithm, rows, now, report, fitted, task="forecast", tuned=tuned
-    )
+    return _trained_whole(spec, algorithm, rows, fitted, task="forecast", tuned=tuned, at=now())
 
 
 def _search(
@@ -610,7 +656,6 @@ def _search(
     report: Progress,
 ) -> list[Candidate]:
     """Each of `pool` cross-validated on the training rows (tuned if asked), best first."""
-    n_classes = len(prepared.classes or ())
     tune_spec = spec.tune
     if tune_spec and tune_spec.seconds and len(pool) > 1:  # share the time among candidates
         tune_spec = TuneSpec(tune_spec.trials, tune_spec.seconds / len(pool), tune_spec.folds)
@@ -621,29 +666,11 @@ def _search(
             algorithm.build(prepared.task, FeatureLayout(1, 0))  # raises, naming alternatives
         if tune_spec:
             candidate = tune(
-                algorithm,
-                prepared.task,
-                prepared.columns,
-                split.X_train,
-                split.y_train,
-                tune_spec,
-                n_classes=n_classes,
-                seed=spec.seed,
-                report=report,
+                _fold_fit(algorithm, prepared, split, None, spec.seed), tune_spec, report=report
             )
         else:
             started = time.perf_counter()
-            mean, std = cross_validate(
-                algorithm,
-                prepared.task,
-                prepared.columns,
-                split.X_train,
-                split.y_train,
-                None,
-                n_classes=n_classes,
-                folds=5,
-                seed=spec.seed,
-            )
+            mean, std = cross_validate(_fold_fit(algorithm, prepared, split, None, spec.seed), 5)
             candidate = Candidate(
                 algorithm.name,
                 {},
@@ -720,10 +747,7 @@ def fit_and_evaluate(
         n_folds = folds_for(len(split.X_train), folds)
         if progress:
             progress("evaluate", f"cross-fitting {len(split.X_train):,} rows on {n_folds} folds")
-        crossed = cross_fit(
-            algorithm, task, prepared.columns, split.X_train, split.y_train, params,
-            n_classes=len(prepared.classes or ()), folds=n_folds, seed=seed,
-        )  # fmt: skip
+        crossed = cross_fit(_fold_fit(algorithm, prepared, split, params, seed), n_folds)
         outputs, method, baseline = crossed.outputs, crossed.method, crossed.baseline
         messages = tuple(dict.fromkeys(messages + crossed.warnings))
     else:

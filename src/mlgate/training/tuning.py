@@ -12,20 +12,17 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import Task
-from mlgate.schema import Column, feature_columns
+from mlgate.schema import Column
 from mlgate.training import metrics as m
 from mlgate.training.catalogue import CATALOGUE, Algorithm
-from mlgate.training.evaluate import outputs_of
-from mlgate.training.preprocess import build_pipeline, layout_of
+from mlgate.training.folds import FoldFit, outputs_on, splits
 from mlgate.training.spaces import Space, sample
 
 Report = Callable[[str, str], None]
@@ -79,61 +76,24 @@ def cv_metric(task: Task) -> str:
     return "log_loss" if task == "classification" else "rmse"
 
 
-def cross_validate(
-    algorithm: Algorithm,
-    task: Task,
-    columns: Sequence[Column],
-    X: pd.DataFrame,
-    y: pd.Series,
-    params: dict[str, Any] | None,
-    *,
-    n_classes: int,
-    folds: int,
-    seed: int,
-) -> tuple[float, float]:
+def cross_validate(fit: FoldFit, folds: int) -> tuple[float, float]:
     """Mean and standard deviation over the folds of log loss (classification) or RMSE."""
-    scores = cv_metrics(
-        algorithm, task, columns, X, y, params, n_classes=n_classes, folds=folds, seed=seed
-    )
-    return scores[cv_metric(task)]
+    return cv_metrics(fit, folds)[cv_metric(fit.task)]
 
 
-def cv_metrics(
-    algorithm: Algorithm,
-    task: Task,
-    columns: Sequence[Column],
-    X: pd.DataFrame,
-    y: pd.Series,
-    params: dict[str, Any] | None,
-    *,
-    n_classes: int,
-    folds: int,
-    seed: int,
-) -> dict[str, tuple[float, float]]:
+def cv_metrics(fit: FoldFit, folds: int) -> dict[str, tuple[float, float]]:
     """Every metric of the task over k folds (stratified for classification): (mean, sd)."""
-    features = feature_columns(columns)
-    splitter = (
-        StratifiedKFold(folds, shuffle=True, random_state=seed)
-        if task == "classification"
-        else KFold(folds, shuffle=True, random_state=seed)
-    )
     per_fold: list[dict[str, float]] = []
-    for train_index, test_index in splitter.split(X, y):
-        X_train, y_train = X.iloc[train_index], y.iloc[train_index]
-        layout = layout_of(features, X_train)
-        pipeline = build_pipeline(features, algorithm.build(task, layout, params), algorithm)
-        fit_params = algorithm.fit_params(layout) if algorithm.fit_params else {}
+    for train_index, test_index in splits(fit, folds, stratify=fit.task == "classification"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pipeline.fit(X_train, y_train, **{f"model__{k}": v for k, v in fit_params.items()})
-            outputs = outputs_of(task, pipeline, X.iloc[test_index])
-        truth = y.iloc[test_index].to_numpy()
-        if task == "classification":
+            outputs = outputs_on(fit, train_index, test_index)
+        truth = fit.y.iloc[test_index].to_numpy()
+        if fit.task == "classification":
             assert outputs.probabilities is not None
-            proba = full_proba(outputs.probabilities, pipeline[-1], n_classes)
             per_fold.append(
                 {
-                    name: fn(truth, outputs.predictions, proba, n_classes)
+                    name: fn(truth, outputs.predictions, outputs.probabilities, fit.n_classes)
                     for name, fn in m.CLASSIFICATION.items()
                 }
             )
@@ -150,36 +110,24 @@ def cv_metrics(
     return out
 
 
-def tune(
-    algorithm: Algorithm,
-    task: Task,
-    columns: Sequence[Column],
-    X: pd.DataFrame,
-    y: pd.Series,
-    spec: TuneSpec,
-    *,
-    n_classes: int,
-    seed: int,
-    report: Report | None = None,
-) -> Candidate:
-    """The best parameters found for `algorithm` within the spec's trials or time."""
+def tune(fit: FoldFit, spec: TuneSpec, *, report: Report | None = None) -> Candidate:
+    """The best parameters found for `fit.algorithm` within the spec's trials or time; each
+    trial's parameters (sampled from the algorithm's space) stand in for `fit.params`."""
     import optuna
 
+    algorithm, task = fit.algorithm, fit.task
     started = time.perf_counter()
     if not algorithm.space:
-        mean, std = cross_validate(
-            algorithm, task, columns, X, y, None, n_classes=n_classes, folds=spec.folds, seed=seed
-        )
+        mean, std = cross_validate(fit, spec.folds)
         return Candidate(algorithm.name, {}, mean, std, cv_metric(task), 1, _since(started))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    sampler = optuna.samplers.TPESampler(seed=fit.seed)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
     stds: dict[int, float] = {}
 
     def objective(trial: Any) -> float:
         params = sample(algorithm.space, trial)
-        mean, std = cross_validate(
-            algorithm, task, columns, X, y, params, n_classes=n_classes, folds=spec.folds, seed=seed
-        )
+        mean, std = cross_validate(replace(fit, params=params), spec.folds)
         stds[trial.number] = std
         if report:
             best = min([mean, *(t.value for t in study.trials if t.value is not None)])
@@ -221,16 +169,6 @@ def _installed(algorithm: Algorithm) -> bool:
     from importlib.util import find_spec
 
     return algorithm.library == "scikit-learn" or find_spec(algorithm.library) is not None
-
-
-def full_proba(proba: np.ndarray, model: Any, n_classes: int) -> np.ndarray:
-    """Probabilities over all classes, when a fold's model saw only some of them."""
-    if proba.shape[1] == n_classes:
-        return proba
-    seen = np.asarray(getattr(model, "classes_", range(proba.shape[1])), dtype="int64")
-    full = np.full((len(proba), n_classes), 1e-12)
-    full[:, seen] = proba
-    return np.asarray(full / full.sum(axis=1, keepdims=True))
 
 
 def _since(started: float) -> float:

@@ -269,23 +269,13 @@ async def create_user(request: Request, body: UserIn) -> Response:
 @access("admin")
 async def disable_user(request: Request, name: str) -> Response:
     """Disable a user: their keys and sessions stop working at once."""
-    return await call(
-        request,
-        lambda s, p: _user(
-            accounts.set_user_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
-        ),
-    )
+    return await _set_disabled(request, "user", name, disabled=True)
 
 
 @router.post("/users/{name}/enable", response_model=UserOut, responses=PROBLEMS)
 @access("admin")
 async def enable_user(request: Request, name: str) -> Response:
-    return await call(
-        request,
-        lambda s, p: _user(
-            accounts.set_user_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
-        ),
-    )
+    return await _set_disabled(request, "user", name, disabled=False)
 
 
 @router.put("/users/{name}/password", status_code=204, responses=PROBLEMS)
@@ -350,23 +340,29 @@ async def get_consumer(request: Request, name: str) -> Response:
 @access("admin")
 async def disable_consumer(request: Request, name: str) -> Response:
     """Disable a consumer: every key of theirs stops working at once."""
-    return await call(
-        request,
-        lambda s, p: _consumer(
-            accounts.set_consumer_disabled(s.uow(), name, disabled=True, by=p, now=s.clock())
-        ),
-    )
+    return await _set_disabled(request, "consumer", name, disabled=True)
 
 
 @router.post("/consumers/{name}/enable", response_model=ConsumerOut, responses=PROBLEMS)
 @access("admin")
 async def enable_consumer(request: Request, name: str) -> Response:
-    return await call(
-        request,
-        lambda s, p: _consumer(
-            accounts.set_consumer_disabled(s.uow(), name, disabled=False, by=p, now=s.clock())
-        ),
-    )
+    return await _set_disabled(request, "consumer", name, disabled=False)
+
+
+async def _set_disabled(request: Request, kind: Kind, name: str, *, disabled: bool) -> Response:
+    """The body of the enable and disable routes of users and consumers: the account's use case
+    (an admin's, by the routes' rule), the account as it now stands."""
+
+    def run(s: Services, p: Principal) -> UserOut | ConsumerOut:
+        if kind == "user":
+            user = accounts.set_user_disabled(s.uow(), name, disabled=disabled, by=p, now=s.clock())
+            return _user(user)
+        consumer = accounts.set_consumer_disabled(
+            s.uow(), name, disabled=disabled, by=p, now=s.clock()
+        )
+        return _consumer(consumer)
+
+    return await call(request, run)
 
 
 @router.get("/keys", response_model=list[KeyOut], responses=PROBLEMS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -31,6 +33,55 @@ Positive = int | None
 MONTH = Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")
 
 
+# How each of a plan's settings travels: the bounds a request is held to, and what the new-plan
+# schema says of it. Their types and defaults are the Plan record's own (plans/model.py), the
+# limits are declared once in LIMITS, and a Plan field found in neither fails at import.
+_PRICE = {"ge": 0, "max_digits": 12, "decimal_places": 6}
+_SETTINGS: dict[str, dict[str, Any]] = {
+    "models": {"max_length": 100},
+    "overage": {"description": "Serve past the quotas and meter the overage"},
+    "explain": {"description": "Consumers may ask for per-row explanations"},
+    "price_per_1k_rows": _PRICE,
+    "price_per_1k_overage_rows": _PRICE,
+    "price_per_1k_explained_rows": _PRICE,
+    "description": {"max_length": 1000},
+    "thresholds": {
+        "max_length": 5,
+        "description": "Percents of each quota (and spend cap) announced",
+    },
+    "max_batch_bytes": {"ge": 1, "le": MAX_COUNT, "description": "The largest batch file"},
+}
+# A Plan field's type -> (as a request sends it, as an answer says it); others travel as they are.
+_WIRE: dict[Any, tuple[Any, Any]] = {
+    tuple[Target, ...]: (list[str], list[str]),
+    tuple[int, ...]: (list[Percent], list[int]),
+    Decimal | None: (Decimal | None, str | None),
+}
+_RECORD = {f.name: f for f in dataclasses.fields(Plan)}
+_TYPES = typing.get_type_hints(Plan)
+if unknown := set(_RECORD) - {"name", "created_at", *LIMIT_FIELDS, *_SETTINGS}:
+    raise RuntimeError(f"api/routes/plans.py: say how Plan's {sorted(unknown)} travel")
+
+
+def _types(name: str) -> tuple[Any, Any]:
+    """A setting's type as a request sends it and as an answer says it."""
+    hint = _TYPES[name]
+    return _WIRE.get(hint, (hint, hint))
+
+
+def _setting(name: str, *, patch: bool) -> tuple[Any, Any]:
+    """A setting's field in PlanIn (the Plan's default) or in PlanPatch (absent: unchanged)."""
+    sent, _ = _types(name)
+    bounds = _SETTINGS[name]
+    if patch:
+        checks = {k: v for k, v in bounds.items() if k != "description"}
+        return sent | None, Field(None, **checks)
+    default = _RECORD[name].default
+    if default == ():
+        return sent, Field(default_factory=list, **bounds)
+    return sent, Field(list(default) if isinstance(default, tuple) else default, **bounds)
+
+
 def _limits(optional: bool) -> dict[str, Any]:
     """A field per plan limit (plans/model.py LIMITS): absent or null means no limit."""
     if optional:
@@ -39,56 +90,24 @@ def _limits(optional: bool) -> dict[str, Any]:
     return {f.name: (int | None, Field(description=f.label)) for f in LIMITS}
 
 
-class _PlanIn(BaseModel):
+class _NewPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    models: list[str] = Field(default_factory=list, max_length=100)
-    overage: bool = Field(False, description="Serve past the quotas and meter the overage")
-    explain: bool = Field(False, description="Consumers may ask for per-row explanations")
-    price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    description: str = Field("", max_length=1000)
-    thresholds: list[Percent] = Field(
-        [80, 100], max_length=5, description="Percents of each quota (and spend cap) announced"
-    )
-    max_batch_bytes: int | None = Field(
-        None, ge=1, le=MAX_COUNT, description="The largest batch file"
-    )
 
 
-class _PlanPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    models: list[str] | None = Field(None, max_length=100)
-    overage: bool | None = None
-    explain: bool | None = None
-    price_per_1k_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    price_per_1k_overage_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    price_per_1k_explained_rows: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
-    description: str | None = Field(None, max_length=1000)
-    thresholds: list[Percent] | None = Field(None, max_length=5)
-    max_batch_bytes: int | None = Field(None, ge=1, le=MAX_COUNT)
-
-
-class _PlanOut(BaseModel):
-    name: str
-    models: list[str]
-    overage: bool
-    explain: bool
-    price_per_1k_rows: str | None
-    price_per_1k_overage_rows: str | None
-    price_per_1k_explained_rows: str | None
-    description: str
-    thresholds: list[int]
-    max_batch_bytes: int | None
-    created_at: datetime
-
-
-PlanIn = create_model("PlanIn", __base__=_PlanIn, **_limits(optional=True))
-PlanPatch = create_model("PlanPatch", __base__=_PlanPatch, **_limits(optional=True))
-PlanOut = create_model("PlanOut", __base__=_PlanOut, **_limits(optional=False))
+_SENT: dict[str, Any] = {n: _setting(n, patch=False) for n in _SETTINGS}
+_CHANGED: dict[str, Any] = {n: _setting(n, patch=True) for n in _SETTINGS}
+_ANSWERED: dict[str, Any] = {
+    "name": (str, ...),
+    **{n: (_types(n)[1], ...) for n in _SETTINGS},
+    "created_at": (datetime, ...),
+}
+PlanIn = create_model("PlanIn", __base__=_NewPlan, **_SENT, **_limits(optional=True))
+PlanPatch = create_model(
+    "PlanPatch", __config__=ConfigDict(extra="forbid"), **_CHANGED, **_limits(optional=True)
+)
+PlanOut = create_model("PlanOut", **_ANSWERED, **_limits(optional=False))
 
 
 class SubscribeIn(BaseModel):
@@ -408,26 +427,16 @@ def _self_or_admin(p: Principal, consumer: str, what: str) -> None:
 
 
 def _plan(plan: Plan) -> BaseModel:
-    return PlanOut(
-        name=plan.name,
-        **{f: getattr(plan, f) for f in LIMIT_FIELDS},
-        models=[str(t) for t in plan.models],
-        overage=plan.overage,
-        explain=plan.explain,
-        price_per_1k_rows=None if plan.price_per_1k_rows is None else str(plan.price_per_1k_rows),
-        price_per_1k_overage_rows=(
-            None if plan.price_per_1k_overage_rows is None else str(plan.price_per_1k_overage_rows)
-        ),
-        price_per_1k_explained_rows=(
-            None
-            if plan.price_per_1k_explained_rows is None
-            else str(plan.price_per_1k_explained_rows)
-        ),
-        description=plan.description,
-        thresholds=list(plan.thresholds),
-        max_batch_bytes=plan.max_batch_bytes,
-        created_at=plan.created_at,
-    )
+    return PlanOut(**{name: _wire(getattr(plan, name)) for name in PlanOut.model_fields})
+
+
+def _wire(value: Any) -> Any:
+    """A Plan attribute as PlanOut says it: prices as exact strings, models as names."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple):
+        return [str(v) if isinstance(v, Target) else v for v in value]
+    return value
 
 
 def _subscription(s: Subscription) -> SubscriptionOut:
