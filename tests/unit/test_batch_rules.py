@@ -32,7 +32,7 @@ from mlgate.schema import conform
 from mlgate.serving import batches
 from mlgate.serving.batches import BatchRunner, Stopped
 from mlgate.sources import demo
-from mlgate.sources.base import SourceConfig
+from mlgate.sources.model import SourceConfig
 from mlgate.training.model import Job
 from mlgate.training.service import TrainSpec, train_model
 from tests.fakes import (
