@@ -263,3 +263,29 @@ def test_a_deleted_schedule_is_gone(uow_factory: UowFactory) -> None:
         assert uow.rollouts.get_schedule(gone.id) is None
         assert uow.rollouts.schedules(None) == [kept]
         assert uow.rollouts.save_schedule_if(gone, revision=0) is False
+
+
+def test_floats_keep_double_precision(uow_factory: UowFactory) -> None:
+    """MySQL and MariaDB kept a bare FLOAT in four bytes (0.0123456789 read back as 0.0123457)
+    until migration 0016: every store gives back the very float it was given."""
+    precise = a_rollout(
+        share=0.123456789012345, alpha=0.0123456789, max_error_rate=0.0987654321,
+        max_latency_ratio=1.23456789012, min_agreement=0.876543210987, then_canary=0.3333333333,
+        mode="shadow",
+    )  # fmt: skip
+    with uow_factory() as uow:
+        stored = uow.rollouts.add(precise)
+        uow.commit()
+    assert stored.id is not None
+    pair = a_pair(stored.id, "q1", score_diff=1234.56789012345)
+    with uow_factory() as uow:
+        uow.rollouts.add_shadow([pair])
+        uow.rollouts.add_counts(
+            [(stored.id, "candidate", SideCounts(1, 0, (), compared=1, agreed=1,
+                                                  score_diff=9876.54321098765))]
+        )  # fmt: skip
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.rollouts.get(stored.id) == stored
+        assert uow.rollouts.shadow(stored.id)[0].score_diff == 1234.56789012345
+        assert uow.rollouts.counts(stored.id)["candidate"].score_diff == 9876.54321098765

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+# A float column kept at double precision on every database: MySQL and MariaDB read a bare FLOAT
+# as single precision (an alpha of 0.0123456789 came back as 0.0123457); PostgreSQL's FLOAT and
+# SQLite's REAL are doubles already (migration 0016).
+DOUBLE = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), "mysql", "mariadb")
 
 metadata = sa.MetaData(
     naming_convention={
@@ -53,7 +59,7 @@ model_versions = sa.Table(
     sa.Column("artifact_sha256", sa.String(64), nullable=False),
     sa.Column("artifact_size", sa.BigInteger, nullable=False),
     sa.Column("library_versions", sa.JSON, nullable=False),
-    sa.Column("fit_seconds", sa.Float, nullable=False),
+    sa.Column("fit_seconds", DOUBLE, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", sa.JSON, nullable=True),
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=True),
@@ -159,7 +165,7 @@ jobs = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("spec", sa.JSON, nullable=False),
     sa.Column("stage", sa.String(32), nullable=False),
-    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("progress", DOUBLE, nullable=False),
     sa.Column("log", sa.JSON, nullable=False),
     sa.Column("result", sa.JSON, nullable=False),
     sa.Column("error", sa.Text, nullable=True),
@@ -375,13 +381,13 @@ rollouts = sa.Table(
     sa.Column("incumbent", sa.Integer, nullable=False),
     sa.Column("candidate", sa.Integer, nullable=False),
     sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("share", sa.Float, nullable=False),
-    sa.Column("alpha", sa.Float, nullable=False),
+    sa.Column("share", DOUBLE, nullable=False),
+    sa.Column("alpha", DOUBLE, nullable=False),
     sa.Column("auto", sa.Boolean, nullable=False),
-    sa.Column("max_error_rate", sa.Float, nullable=False),
-    sa.Column("max_latency_ratio", sa.Float, nullable=False),
-    sa.Column("min_agreement", sa.Float, nullable=False),
-    sa.Column("then_canary", sa.Float, nullable=True),
+    sa.Column("max_error_rate", DOUBLE, nullable=False),
+    sa.Column("max_latency_ratio", DOUBLE, nullable=False),
+    sa.Column("min_agreement", DOUBLE, nullable=False),
+    sa.Column("then_canary", DOUBLE, nullable=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -403,7 +409,7 @@ rollout_counts = sa.Table(
     sa.Column("latency", sa.JSON, nullable=False),
     sa.Column("compared", sa.BigInteger, nullable=False),
     sa.Column("agreed", sa.BigInteger, nullable=False),
-    sa.Column("score_diff", sa.Float, nullable=False),
+    sa.Column("score_diff", DOUBLE, nullable=False),
     sa.Index("ix_rollout_counts_rollout_id", "rollout_id"),
 )
 
@@ -416,7 +422,7 @@ rollout_shadow = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("agreed", sa.Integer, nullable=True),
-    sa.Column("score_diff", sa.Float, nullable=True),
+    sa.Column("score_diff", DOUBLE, nullable=True),
     sa.Column("predictions", sa.JSON, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Index("ix_rollout_shadow_rollout_id", "rollout_id"),
