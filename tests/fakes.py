@@ -22,12 +22,27 @@ from typing import Any, Generic, Self, TypeVar
 
 import pandas as pd
 
-from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, OwnerKind, Session, User
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import (
+    ApiKey,
+    AuditEvent,
+    AuditQuery,
+    Consumer,
+    Grant,
+    OwnerKind,
+    Session,
+    User,
+)
 from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFound, SourceError
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
-from mlgate.plans.model import Aggregates, Plan, Subscription
-from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
+from mlgate.plans.model import (
+    Aggregates,
+    Crossing,
+    DeadLetter,
+    ExportCursor,
+    Plan,
+    Subscription,
+    UsageRow,
+)
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts

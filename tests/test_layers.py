@@ -5,7 +5,8 @@ every module (inside functions too: the AST is walked, not just its top).
   The Python client is an edge too: it speaks HTTP to the server and may show a rich progress
   bar, and nothing inner uses it.
 - The use cases and rules import no database library (db/ translates its errors).
-- A `repository.py` imports only records: the standard library, typing helpers
+- A `repository.py` defines only Protocols (its records live in the package's model.py) and
+  imports only records: the standard library, typing helpers
   (typing_extensions) and record modules, which are every `mlgate.<package>.model`,
   `mlgate.columns` (plain column records, no pandas) and `mlgate.errors` (the failures a
   protocol states). `mlgate.schema` is not one: it infers and conforms frames with pandas.
@@ -177,6 +178,54 @@ def _adapter_for(path: Path) -> str | None:
 
 def _service_libraries(path: Path) -> list[str]:
     return sorted(name for name in imports_of(path) if name.split(".")[0] in ADAPTER_LIBRARIES)
+
+
+def _defines_only_protocols(tree: ast.Module) -> list[str]:
+    """What the module defines at its top besides Protocol classes (imports and the docstring
+    aside): each as 'name (what it is)'."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases = {ast.unparse(base) for base in node.bases}
+            if not bases & {"Protocol", "typing.Protocol"} or node.decorator_list:
+                found.append(f"{node.name} (a class that is not a bare Protocol)")
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.append(f"{node.name} (a function)")
+        elif not isinstance(node, ast.Import | ast.ImportFrom | ast.Expr):
+            found.append(f"{ast.unparse(node).splitlines()[0]} (a statement)")
+    return found
+
+
+def test_a_repository_defines_only_protocols() -> None:
+    offences = [
+        f"{path.relative_to(PACKAGE)} defines {what}: a repository.py holds only the storage"
+        " protocols. Records (dataclasses the protocols take or give back) go in"
+        f" mlgate/{path.relative_to(PACKAGE).parent}/model.py; rules go in the package's other"
+        " modules."
+        for path in REPOSITORIES
+        for what in _defines_only_protocols(ast.parse(path.read_text(), filename=str(path)))
+    ]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_protocol_rule_finds_a_record() -> None:
+    """The rule above bites: a record, a function or a constant in a repository is named."""
+    source = (
+        "from dataclasses import dataclass\n"
+        "from typing import Protocol\n"
+        "@dataclass(frozen=True)\n"
+        "class Row:\n"
+        "    n: int\n"
+        "class Store(Protocol):\n"
+        "    def get(self) -> Row: ...\n"
+        "def helper() -> None: ...\n"
+        "LIMIT = 3\n"
+    )
+    assert _defines_only_protocols(ast.parse(source)) == [
+        "Row (a class that is not a bare Protocol)",
+        "helper (a function)",
+        "LIMIT = 3 (a statement)",
+    ]
 
 
 def test_httpx_redis_and_boto3_are_imported_only_by_adapters() -> None:

@@ -8,8 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, Session, Target, User
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import (
+    ApiKey,
+    AuditEvent,
+    AuditQuery,
+    Consumer,
+    Grant,
+    Session,
+    Target,
+    User,
+)
 from mlgate.errors import AlreadyExists, NotFound
 from tests.contracts.conftest import UowFactory
 

@@ -11,8 +11,7 @@ import pytest
 
 from mlgate.access.model import Target
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.plans.model import Aggregates, Plan, Subscription
-from mlgate.plans.repository import UsageRow
+from mlgate.plans.model import Aggregates, Plan, Subscription, UsageRow
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mlgate.plans.repository import DeadLetter, ExportCursor
+from mlgate.plans.model import DeadLetter, ExportCursor
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgate.access.audit import local_actor
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.bootstrap import Services
 from mlgate.cli.main import app
 from mlgate.sources import demo

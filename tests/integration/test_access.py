@@ -11,8 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from mlgate.access import accounts, audit, grants, passwords, service
-from mlgate.access.model import Target
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery, Target
 from mlgate.bootstrap import Services
 from mlgate.db import tables
 from mlgate.errors import (

@@ -330,7 +330,7 @@ def test_trusting_a_type_needs_an_admin_and_is_in_the_audit_log(
     assert answer.status_code == 201, answer.text
     assert answer.json()["import"]["trusted"] == needed
     from mlgate.access import audit
-    from mlgate.access.repository import AuditQuery
+    from mlgate.access.model import AuditQuery
 
     events = audit.query(services.uow(), AuditQuery(action="models.import_file"))
     assert any(e.target == "ext-trusted@v1" and e.detail["trusted"] == needed for e in events)

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlgate.access import accounts
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.access.service import create_key
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
@@ -28,7 +28,7 @@ from mlgate.monitoring import webhook
 from mlgate.outbound.addresses import AllowList
 from mlgate.outbound.client import Outbound
 from mlgate.plans.exporter import Delivery
-from mlgate.plans.repository import Crossing
+from mlgate.plans.model import Crossing
 from mlgate.plans.sinks import CloudEventsSink
 from tests.conftest import make_services
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from mlgate.access.accounts import create_consumer
 from mlgate.access.grants import add_grant
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.access.service import create_key
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services

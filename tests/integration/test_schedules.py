@@ -78,7 +78,7 @@ def test_a_cron_schedule_retrains_and_starts_its_rollout(tmp_path: Path) -> None
         assert after.pending_job is None and "canary rollout 1 started" in (
             after.last_outcome or ""
         )
-        from mlgate.access.repository import AuditQuery
+        from mlgate.access.model import AuditQuery
 
         with services.uow() as uow:
             steps = uow.audit.query(AuditQuery(actor="schedule:1"))

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from mlgate.access import accounts
-from mlgate.access.model import Principal, Target
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery, Principal, Target
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.monitoring import webhook

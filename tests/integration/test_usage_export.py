@@ -352,7 +352,7 @@ def test_billing_is_exact_across_a_month_end_a_mid_hour_start_and_a_refused_cons
 def test_a_stripe_sink_reaches_back_what_stripe_accepts_and_dead_letters_one_customer(
     any_services: Services, receiver: Receiver
 ) -> None:
-    from mlgate.plans.repository import ExportCursor
+    from mlgate.plans.model import ExportCursor
 
     services = any_services
     base = datetime(2026, 12, 15, 20, 0, tzinfo=UTC)

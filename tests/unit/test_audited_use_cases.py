@@ -20,7 +20,7 @@ import pytest
 import mlgate
 from mlgate.access import accounts, audit
 from mlgate.access.audit import NOT_AUDITED, acting, audited, unattended
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.errors import InvalidInput, PermissionDenied
 from tests.fakes import InMemoryUnitOfWork, in_memory_uow_factory
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.errors import Conflict, InvalidInput, NotFound
 from mlgate.monitoring.model import CheckResult
 from mlgate.registry.aliases import aliases_of, promote

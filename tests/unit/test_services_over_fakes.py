@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.access import accounts
-from mlgate.access.model import Principal, Target
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery, Principal, Target
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.errors import PaymentRequired
 from mlgate.plans import service as plans

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from mlgate.access import accounts
-from mlgate.access.model import Principal, Target
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery, Principal, Target
 from mlgate.errors import (
     AddressRefused,
     InvalidInput,
@@ -32,7 +31,7 @@ from mlgate.plans import service
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher, reconcile
 from mlgate.plans.limiter import MemoryCounters, spend_charge
-from mlgate.plans.repository import Crossing
+from mlgate.plans.model import Crossing
 from mlgate.plans.thresholds import Notifier, describe
 from tests.fakes import FixedClock, InMemoryUnitOfWork, in_memory_uow_factory
 from tests.unit.registry_records import a_version

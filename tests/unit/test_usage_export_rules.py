@@ -25,8 +25,7 @@ from mlgate.plans.exporter import (
     owner,
     replay_dead_letters,
 )
-from mlgate.plans.model import Subscription
-from mlgate.plans.repository import ExportCursor
+from mlgate.plans.model import ExportCursor, Subscription
 from mlgate.plans.sinks import CloudEventsSink, StripeSink
 from tests.fakes import InMemoryUnitOfWork
 

@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from mlgate.access.model import AuditEvent, Principal
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditEvent, AuditQuery, Principal
 from mlgate.errors import PermissionDenied, TooManyRequests, Unauthenticated
 from mlgate.uow import UnitOfWork
 

@@ -138,6 +138,20 @@ class AuditEvent:
 
 
 @dataclass(frozen=True)
+class AuditQuery:
+    """Which audit events to read: every field set narrows the answer; newest first, at most
+    `limit`."""
+
+    actor: str | None = None
+    action: str | None = None  # exact, or a prefix ending in "." (e.g. "keys.")
+    target: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
 class Principal:
     """The caller of one request, as authentication found it: who, with what credential, with
     which scopes and restrictions, and the grants that were theirs at that moment."""

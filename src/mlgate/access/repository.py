@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, OwnerKind, Session, User
+from mlgate.access.model import (
+    ApiKey,
+    AuditEvent,
+    AuditQuery,
+    Consumer,
+    Grant,
+    OwnerKind,
+    Session,
+    User,
+)
 
 
 class KeyRepository(Protocol):
@@ -67,17 +75,6 @@ class SessionRepository(Protocol):
     def revoke_all(
         self, user: str, at: datetime, *, keep: str | None = None, kind: OwnerKind = "user"
     ) -> None: ...
-
-
-@dataclass(frozen=True)
-class AuditQuery:
-    actor: str | None = None
-    action: str | None = None  # exact, or a prefix ending in "." (e.g. "keys.")
-    target: str | None = None
-    result: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 100
 
 
 class AuditRepository(Protocol):

@@ -15,8 +15,7 @@ import typer
 from rich.table import Table
 
 from mlgate.access import accounts, audit, grants
-from mlgate.access.model import AuditEvent, Consumer, Grant, OwnerKind, User
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditEvent, AuditQuery, Consumer, Grant, OwnerKind, User
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.remote import Remote, remote_of

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from mlgate.access.model import (
     ApiKey,
     AuditEvent,
+    AuditQuery,
     Consumer,
     Grant,
     OwnerKind,
@@ -18,7 +19,6 @@ from mlgate.access.model import (
     Target,
     User,
 )
-from mlgate.access.repository import AuditQuery
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import api_keys, audit_events, consumers, grants, sessions, users
 from mlgate.errors import AlreadyExists, NotFound

@@ -23,8 +23,16 @@ from mlgate.db.tables import (
     usage_exports,
 )
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.plans.model import LIMIT_FIELDS, Aggregates, Plan, Subscription
-from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
+from mlgate.plans.model import (
+    LIMIT_FIELDS,
+    Aggregates,
+    Crossing,
+    DeadLetter,
+    ExportCursor,
+    Plan,
+    Subscription,
+    UsageRow,
+)
 
 
 class SqlPlanRepository:

@@ -27,8 +27,7 @@ from mlgate.errors import (
 from mlgate.plans import service
 from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide, spend_charge
 from mlgate.plans.metering import UsageEvent
-from mlgate.plans.model import NANOS, Limit, Plan, Subscription
-from mlgate.plans.repository import Crossing
+from mlgate.plans.model import NANOS, Crossing, Limit, Plan, Subscription
 from mlgate.plans.thresholds import crossings
 from mlgate.registry.model import ModelVersion
 from mlgate.uow import UnitOfWork

@@ -44,8 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from mlgate.access.audit import audited
-from mlgate.plans.model import Subscription
-from mlgate.plans.repository import ExportCursor
+from mlgate.plans.model import ExportCursor, Subscription
 from mlgate.uow import UnitOfWork
 
 METERS = ("requests", "rows", "overage_rows", "explained_rows")

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from mlgate.access.model import Target
 
@@ -137,3 +137,58 @@ class Subscription:
 
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One line of a usage report: the calls of one period, account, key, model version and
+    status, summed."""
+
+    period: str  # the hour, day or month, as text
+    account: str
+    key_prefix: str
+    model: str
+    version: int
+    status: int
+    requests: int
+    rows: int
+    overage_rows: int
+    latency_ms: int
+    explained_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A consumer's use of a quota (or spend cap) reached `threshold` percent in a window."""
+
+    consumer: str
+    limit: str  # "rows per month", "spend per month", ...
+    window: str  # the window's bucket, e.g. "2026-11"
+    threshold: int
+    used: int
+    limit_value: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ExportCursor:
+    """How far usage has reached a billing sink: every hour before `through` was delivered (or
+    dead-lettered); after `failures` failed passes in a row, the next waits until `retry_at`."""
+
+    sink: str
+    through: datetime | None = None
+    failures: int = 0
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a sink refused for good, kept to be replayed (with the same id)."""
+
+    id: int
+    sink: str
+    event_id: str
+    event: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    failed_at: datetime | None = None
+    replayed_at: datetime | None = None

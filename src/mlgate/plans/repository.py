@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from mlgate.plans.model import Aggregates, Plan, Subscription
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    period: str  # the hour, day or month, as text
-    account: str
-    key_prefix: str
-    model: str
-    version: int
-    status: int
-    requests: int
-    rows: int
-    overage_rows: int
-    latency_ms: int
-    explained_rows: int = 0
+from mlgate.plans.model import (
+    Aggregates,
+    Crossing,
+    DeadLetter,
+    ExportCursor,
+    Plan,
+    Subscription,
+    UsageRow,
+)
 
 
 class PlanRepository(Protocol):
@@ -82,43 +74,6 @@ class UsageRepository(Protocol):
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         """Per account: (requests, rows) of the calls that were counted (status below 400)."""
         ...
-
-
-@dataclass(frozen=True)
-class Crossing:
-    """A consumer's use of a quota (or spend cap) reached `threshold` percent in a window."""
-
-    consumer: str
-    limit: str  # "rows per month", "spend per month", ...
-    window: str  # the window's bucket, e.g. "2026-11"
-    threshold: int
-    used: int
-    limit_value: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ExportCursor:
-    """How far usage has reached a billing sink: every hour before `through` was delivered (or
-    dead-lettered); after `failures` failed passes in a row, the next waits until `retry_at`."""
-
-    sink: str
-    through: datetime | None = None
-    failures: int = 0
-    retry_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An event a sink refused for good, kept to be replayed (with the same id)."""
-
-    id: int
-    sink: str
-    event_id: str
-    event: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    failed_at: datetime | None = None
-    replayed_at: datetime | None = None
 
 
 class UsageExportRepository(Protocol):

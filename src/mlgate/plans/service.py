@@ -15,8 +15,7 @@ from mlgate.access.model import Principal, Target
 from mlgate.access.policy import authorize_global
 from mlgate.errors import Conflict, FieldError, InvalidInput, NotFound, PermissionDenied
 from mlgate.outbound.client import Outbound
-from mlgate.plans.model import LIMIT_FIELDS, MAX_SPEND_CAP, NANOS, Plan, Subscription
-from mlgate.plans.repository import UsageRow
+from mlgate.plans.model import LIMIT_FIELDS, MAX_SPEND_CAP, NANOS, Plan, Subscription, UsageRow
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
 

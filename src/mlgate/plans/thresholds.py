@@ -24,8 +24,7 @@ from typing import Any
 from mlgate.access.audit import records_its_own
 from mlgate.outbound.client import Outbound
 from mlgate.plans.limiter import Charge
-from mlgate.plans.model import NANOS
-from mlgate.plans.repository import Crossing
+from mlgate.plans.model import NANOS, Crossing
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.plans")

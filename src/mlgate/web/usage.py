@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mlgate.access import audit
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import AuditQuery
 from mlgate.api.authorize import access
 from mlgate.errors import InvalidInput
 from mlgate.plans import service as plans

@@ -12,8 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access import accounts, audit, grants, service
-from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, Principal, User
-from mlgate.access.repository import AuditQuery
+from mlgate.access.model import ApiKey, AuditEvent, AuditQuery, Consumer, Grant, Principal, User
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
