@@ -20,7 +20,9 @@
   + ArtifactError      - a stored model is missing, tampered with or of an untrusted type
   + NotReady           - the service cannot answer yet (database down, schema not at head)
 
-Errors know nothing of HTTP or exit codes: the edges (api/, cli/) translate them in one place each.
+Errors know nothing of HTTP or exit codes. outcomes.py says which are the caller's (a call
+refused) and which the server's (a call failed), and gives each outcome its one status, which
+the API, the pages and the usage ledger all use; the CLI turns them into exit codes in one place.
 Messages say what was wrong and what to do; they never echo secrets or request bodies.
 """
 

@@ -14,12 +14,12 @@ from mlgate.access.accounts import create_consumer
 from mlgate.access.model import Principal, Target
 from mlgate.errors import (
     MlgateError,
-    NotFound,
     PayloadTooLarge,
     TooManyRequests,
     UnknownColumns,
 )
 from mlgate.monitoring.recorder import PredictionRecorder
+from mlgate.outcomes import status_of
 from mlgate.plans import service as plans
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
@@ -35,7 +35,6 @@ from tests.fakes import FixedClock, InMemoryArtifactStore, InMemorySource, in_me
 
 ACME = Principal("consumer", "acme", is_admin=False, scopes=frozenset({"predict"}))
 ROWS = demo.churn_frame(n_rows=300)
-STATUS = {PayloadTooLarge: 413, TooManyRequests: 429, NotFound: 404}
 
 
 class World:
@@ -65,8 +64,9 @@ class World:
             predictors=PredictorCache(self.artifacts),
             resolve=lambda name, number, alias: resolve_version(self.uow(), name, number, alias),
             recorder=PredictionRecorder(self.uow, self.clock),
-            status_of=lambda exc: STATUS.get(type(exc), 400),
-            observe=lambda model, version, status, rows: self.seen.append((status, rows)),
+            observe=lambda model, version, outcome, rows: self.seen.append(
+                (status_of(outcome), rows)
+            ),
         )
         self.seen: list[tuple[int, int]] = []
 
@@ -139,4 +139,4 @@ def test_an_unknown_column_points_to_the_schema_of_the_model_as_named(named: Tar
         "rows[0].tenure_month",
         "rows[0].tenure_months",
     ]
-    assert world.seen == [(400, 0)]  # refused: metered with its status, counted nowhere
+    assert world.seen == [(422, 0)]  # refused: metered with its status, counted nowhere

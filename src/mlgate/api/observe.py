@@ -28,6 +28,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgate.access.model import Principal
+from mlgate.outcomes import Answered, Outcome, status_of
 
 access_log = logging.getLogger("mlgate.access")
 
@@ -130,9 +131,11 @@ def _chunks(lines: list[str], limit: int = 4096) -> list[str]:
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-def record_prediction(model: str, version: int, status: int, rows: int) -> None:
-    _predictions(model, version, status).inc()
-    if status < 400:
+def record_prediction(model: str, version: int, outcome: Outcome, rows: int) -> None:
+    """Count a prediction call under the status it was answered with, and its rows if it was
+    answered."""
+    _predictions(model, version, status_of(outcome)).inc()
+    if isinstance(outcome, Answered):
         _predicted_rows(model, version).inc(rows)
 
 

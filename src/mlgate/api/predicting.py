@@ -14,7 +14,6 @@ from starlette.requests import Request
 from mlgate.api.authorize import authorize_asked
 from mlgate.api.body import read_body
 from mlgate.api.observe import record_prediction
-from mlgate.api.problems import status_for
 from mlgate.bootstrap import Services
 from mlgate.errors import PayloadTooLarge
 from mlgate.registry.model import ModelVersion, Task
@@ -33,7 +32,6 @@ def serving_of(services: Services) -> Serving:
         predictors=services.predictors,
         resolve=services.resolve_version,
         recorder=services.recorder,
-        status_of=status_for,
         observe=record_prediction,
         explainer=services.explainer,
         rollouts=services.rollouts_of,

@@ -1,4 +1,4 @@
-"""Errors as RFC 9457 problem+json responses: one table from error class to HTTP status."""
+"""Errors as RFC 9457 problem+json responses, with the status mlgate/outcomes.py gives each."""
 
 from __future__ import annotations
 
@@ -13,28 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlgate import errors
+from mlgate.outcomes import outcome_of, status_of
 
 log = logging.getLogger("mlgate.api")
 
 PROBLEM_JSON = "application/problem+json"
-
-STATUS_FOR: dict[type[errors.MlgateError], int] = {
-    errors.MalformedRequest: 400,
-    errors.UnsupportedFormat: 415,
-    errors.PayloadTooLarge: 413,
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Unauthenticated: 401,
-    errors.PermissionDenied: 403,
-    errors.TooManyRequests: 429,
-    errors.PaymentRequired: 402,
-    errors.SourceError: 502,
-    errors.DeliveryFailed: 502,
-    errors.NotReady: 503,
-    errors.ArtifactError: 500,
-    errors.ConfigError: 500,
-}
 
 
 def problem(
@@ -60,10 +43,6 @@ def problem(
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def status_for(exc: errors.MlgateError) -> int:
-    return next((STATUS_FOR[c] for c in type(exc).__mro__ if c in STATUS_FOR), 500)
-
-
 def error_headers(exc: errors.MlgateError) -> dict[str, str]:
     """The headers an error's answer carries, whatever the protocol's body shape."""
     headers: dict[str, str] = {}
@@ -83,7 +62,7 @@ def error_headers(exc: errors.MlgateError) -> dict[str, str]:
 
 async def mlgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.MlgateError)
-    status = status_for(exc)
+    status = status_of(outcome_of(exc))
     if status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)
     extra: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from mlgate.errors import (
     PermissionDenied,
     TooManyRequests,
 )
+from mlgate.outcomes import ANSWERED, Answered, Outcome, Refused, status_of
 from mlgate.plans import service
 from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide, spend_charge
 from mlgate.plans.metering import UsageEvent
@@ -143,11 +144,11 @@ class Gate:
         known = [self._spent.get((c.key, c.limit.limit), 0) for c in admission.charged]
         allowed, blocked, _ = decide(admission.charged, known, rows)
         if not allowed and blocked is not None:
-            status = 402 if blocked.limit.unit == "spend" else 429
-            self.meter(admission, asked.model, version.number if version else 0, status)
             # Only the spent window is known here; the others' counts were not read, so they
             # are left out of the headers rather than shown as untouched.
-            raise self._refusal(blocked, admission.charged, [blocked])
+            refusal = self._refusal(blocked, admission.charged, [blocked])
+            self.meter(admission, asked.model, version.number if version else 0, Refused(refusal))
+            raise refusal
 
     def subscription_of(self, consumer: str) -> tuple[Subscription, Plan, Decimal | None] | None:
         """The consumer's subscription, plan and spend cap (cached a second, as for calls)."""
@@ -180,7 +181,7 @@ class Gate:
     def settle(self, admission: Admission, version: ModelVersion) -> dict[str, str]:
         """After scoring: count and meter the call atomically; the response headers. Raises
         TooManyRequests if other calls took the last of a limit meanwhile."""
-        event = self._event(admission, version.model_name, version.number, 200)
+        event = self._event(admission, version.model_name, version.number, ANSWERED)
         if not admission.charged:
             self._meter(event)
             return _sunset(admission, version)
@@ -196,7 +197,7 @@ class Gate:
         commit = getattr(self.counters, "commit_async", None)
         if commit is None or not admission.charged:
             return self.settle(admission, version)
-        event = self._event(admission, version.model_name, version.number, 200)
+        event = self._event(admission, version.model_name, version.number, ANSWERED)
         try:
             outcome = await commit(admission.charged, admission.rows, event)
         except NotReady as exc:
@@ -223,9 +224,11 @@ class Gate:
                 if len(self._spent) > 10_000:  # windows end; forget the old ones wholesale
                     self._spent.clear()
                 self._spent[(self._key_of(admission, blocked), blocked.limit.limit)] = blocked.used
-            status = 402 if blocked.limit.unit == "spend" else 429
-            self._meter(self._event(admission, version.model_name, version.number, status))
-            raise self._refusal(blocked, admission.charged, [blocked])
+            refusal = self._refusal(blocked, admission.charged, [blocked])
+            self._meter(
+                self._event(admission, version.model_name, version.number, Refused(refusal))
+            )
+            raise refusal
         plan = admission.plan
         if self._on_crossings is not None and plan is not None and plan.thresholds:
             found = crossings(
@@ -244,9 +247,9 @@ class Gate:
     def _key_of(admission: Admission, state: LimitState) -> str:
         return next(c.key for c in admission.charged if c.limit == state.limit)
 
-    def meter(self, admission: Admission, model: str, version: int, status: int) -> None:
+    def meter(self, admission: Admission, model: str, version: int, outcome: Outcome) -> None:
         """Meter a call that was not counted: refused or failed."""
-        self._meter(self._event(admission, model, version, status))
+        self._meter(self._event(admission, model, version, outcome))
 
     def _meter(self, event: UsageEvent) -> None:
         try:
@@ -254,7 +257,12 @@ class Gate:
         except NotReady:
             log.warning("limits backend unreachable; a %d call was not metered", event.status)
 
-    def _event(self, admission: Admission, model: str, version: int, status: int) -> UsageEvent:
+    def _event(
+        self, admission: Admission, model: str, version: int, outcome: Outcome
+    ) -> UsageEvent:
+        """The ledger's line for the call: its status is the one the call is answered with
+        (outcomes.status_of), and only an answered call's explained rows are metered."""
+        status = status_of(outcome)
         return UsageEvent(
             at=self._clock(),
             consumer=admission.account,
@@ -264,7 +272,7 @@ class Gate:
             status=status,
             rows=admission.rows,
             latency_ms=(time.perf_counter() - admission.started) * 1000,
-            explained_rows=admission.explained if status < 400 else 0,
+            explained_rows=admission.explained if isinstance(outcome, Answered) else 0,
         )
 
     def _refusal(

@@ -42,6 +42,7 @@ import pandas as pd
 from mlgate.access.audit import audited
 from mlgate.access.model import Principal
 from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from mlgate.outcomes import ANSWERED, status_of
 from mlgate.plans.enforce import Gate
 from mlgate.plans.metering import UsageEvent
 from mlgate.processes import process_gone, this_process
@@ -478,7 +479,8 @@ class BatchRunner:
         spec = job.spec
         good = rows - failed
         event = UsageEvent(self._clock(), str(spec["account"]), str(spec["key_prefix"]),
-                           str(spec["model"]), int(spec["version"]), 200, good, latency,
+                           str(spec["model"]), int(spec["version"]), status_of(ANSWERED),
+                           good, latency,
                            overage_rows=min(overage, good))  # fmt: skip
         values = event.values
         values[0] = 1 if k == 0 else 0  # the batch is one request

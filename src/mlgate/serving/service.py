@@ -24,6 +24,7 @@ from mlgate.errors import (
     UnknownColumns,
 )
 from mlgate.monitoring.recorder import PredictionRecorder
+from mlgate.outcomes import ANSWERED, Failed, Outcome, outcome_of
 from mlgate.plans.enforce import Admission, Gate
 from mlgate.registry.model import PRODUCTION, ModelVersion, Task
 from mlgate.rollouts.model import Rollout
@@ -41,6 +42,7 @@ INLINE_TREE_ROWS = 8  # rows of trees explained on the event loop; more go to a 
 MAX_TOP = 2**31 - 1  # explain's {"top": N}, as the model's OpenAPI document bounds it
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
 Resolve = Callable[[str, int | None, str | None], ModelVersion]
+Observe = Callable[[str, int, Outcome, int], None]  # model, version, outcome, rows answered
 
 
 @dataclass
@@ -81,15 +83,14 @@ class Prediction:
 @dataclass(frozen=True)
 class Serving:
     """What the prediction use cases work with. `resolve` finds a version (a server passes its
-    one-second cache); `status_of` is the status the edge answers an error with, which the
-    meter records; `observe(model, version, status, rows)` feeds the edge's metrics."""
+    one-second cache); `observe(model, version, outcome, rows)` hears what became of every
+    call (the edge's metrics), as the meter does."""
 
     gate: Gate
     predictors: PredictorCache
     resolve: Resolve
     recorder: PredictionRecorder
-    status_of: Callable[[MlgateError], int]
-    observe: Callable[[str, int, int, int], None]
+    observe: Observe
     explainer: Callable[[ModelVersion], Explainer] | None = None
     rollouts: Callable[[str], Sequence[Rollout]] | None = None  # a model's running ones
     tally: RolloutTally | None = None
@@ -106,8 +107,9 @@ async def predict(
     ask: Ask | None = None,
 ) -> tuple[Prediction, dict[str, str]]:
     """Score the rows for an authorized caller; the prediction and the answer's headers (rate
-    limits, Sunset). Refusals and failures are metered with their status, never counted. All
-    but the count is CPU work with warm caches, done at once; the count awaits the counters."""
+    limits, Sunset). Refusals and failures are raised, metered with their outcome and never
+    counted. All but the count is CPU work with warm caches, done at once; the count awaits
+    the counters."""
     gate = serving.gate
     admission = gate.open(principal)
     pinned = admission.pinned(asked.model)  # the subscription holds this consumer to a version
@@ -145,24 +147,23 @@ async def predict(
             scores = serving.predictors.get(version).score(frame)
         except Exception as exc:
             # The guard rail counts the server's failures (a broken artifact, a model that
-            # raises), not the caller's (rows it could not score are a 4xx)
-            ours = not isinstance(exc, MlgateError) or serving.status_of(exc) >= 500
-            if rollout is not None and ours:
+            # raises), not the caller's refusals (rows it could not score)
+            if rollout is not None and isinstance(outcome_of(exc), Failed):
                 _tally(serving, rollout, side, started, failed=True)
             raise
         explanation = await _explain(serving, version, frame) if explaining else None
     except MlgateError as exc:
-        _refused(serving, admission, asked.model, seen[0].number if seen else 0, exc)
+        _unanswered(serving, admission, asked.model, seen[0].number if seen else 0, exc)
         raise
     if rollout is not None:
         _tally(serving, rollout, side, started, failed=False)
     result = Prediction(version, scores.predictions, scores.probabilities, explanation)
     try:  # on the event loop, which serves other calls while the counters answer
         headers = await serving.gate.settle_async(admission, version)
-    except MlgateError as exc:
-        serving.observe(version.model_name, version.number, serving.status_of(exc), 0)
+    except MlgateError as exc:  # the gate metered its refusal
+        serving.observe(version.model_name, version.number, outcome_of(exc), 0)
         raise
-    serving.observe(version.model_name, version.number, 200, len(result.predictions))
+    serving.observe(version.model_name, version.number, ANSWERED, len(result.predictions))
     logged = serving.recorder.offer(
         asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions,
         rollout=rollout is not None,  # its test wants every call it can get labels for
@@ -236,7 +237,7 @@ def call_whole_model(
         gate.admit(admission, asked.target, rows, version)
         result = work(serving.predictors.get(version))
     except MlgateError as exc:
-        _refused(serving, admission, asked.model, version.number, exc)
+        _unanswered(serving, admission, asked.model, version.number, exc)
         raise
     return version, result, _settle(serving, admission, version, rows)
 
@@ -254,13 +255,15 @@ def _check_predicts(version: ModelVersion) -> None:
         )
 
 
-def _refused(
+def _unanswered(
     serving: Serving, admission: Admission, model: str, version: int, exc: MlgateError
 ) -> None:
-    status = serving.status_of(exc)
-    if not isinstance(exc, TooManyRequests | PaymentRequired):  # the gate metered its refusals
-        serving.gate.meter(admission, model, version, status)
-    serving.observe(model, version, status, 0)
+    """A call that raised `exc`: refused or failed, metered (the gate metered its own
+    refusals) and observed as such."""
+    outcome = outcome_of(exc)
+    if not isinstance(exc, TooManyRequests | PaymentRequired):
+        serving.gate.meter(admission, model, version, outcome)
+    serving.observe(model, version, outcome, 0)
 
 
 def _settle(
@@ -268,8 +271,8 @@ def _settle(
 ) -> dict[str, str]:
     try:
         headers = serving.gate.settle(admission, version)
-    except MlgateError as exc:
-        serving.observe(version.model_name, version.number, serving.status_of(exc), 0)
+    except MlgateError as exc:  # the gate metered its refusal
+        serving.observe(version.model_name, version.number, outcome_of(exc), 0)
         raise
-    serving.observe(version.model_name, version.number, 200, rows)
+    serving.observe(version.model_name, version.number, ANSWERED, rows)
     return headers

@@ -16,7 +16,8 @@ from mlgate import errors
 from mlgate.access import accounts
 from mlgate.access.model import OwnerKind
 from mlgate.api.authorize import access, authorize
-from mlgate.api.problems import error_headers, status_for
+from mlgate.api.problems import error_headers
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.web import pages
 from mlgate.web.pages import Area
 
@@ -58,7 +59,7 @@ def _login(request: Request, area: Area, name: str, password: str, csrf: str, ne
             kind=kind,
         )  # fmt: skip
     except errors.MlgateError as exc:
-        status = status_for(exc)
+        status = status_of(outcome_of(exc))
         response = _form(request, area, next_=next_, status=status, error=str(exc), name=name)
         for header, value in error_headers(exc).items():
             if header.lower() != "www-authenticate":

@@ -29,8 +29,9 @@ from mlgate.access import keys
 from mlgate.access.model import Principal, Target
 from mlgate.access.policy import Action, GlobalAction
 from mlgate.api.authorize import authorize
-from mlgate.api.problems import error_headers, status_for
+from mlgate.api.problems import error_headers
 from mlgate.bootstrap import Services
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.serving import asking
 from mlgate.serving.asking import Asked
 from mlgate.training import undefined as undefined_statistics
@@ -271,7 +272,9 @@ def _as_page(request: Request, area: Area, exc: Exception) -> Response:
             return RedirectResponse(f"/{area}/login?next={target}", 303)
         return error_page(request, 401, f"{exc} Log in again.", area=area)
     if isinstance(exc, errors.MlgateError):
-        return error_page(request, status_for(exc), str(exc), area=area, headers=error_headers(exc))
+        return error_page(
+            request, status_of(outcome_of(exc)), str(exc), area=area, headers=error_headers(exc)
+        )
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_page(
         request, 500, "Something went wrong on our side; the server log says what.", area=area

@@ -17,10 +17,11 @@ from mlgate import __version__
 from mlgate.api.authorize import access, authorize_asked
 from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction
-from mlgate.api.problems import error_headers, status_for
+from mlgate.api.problems import error_headers
 from mlgate.api.routes.models import bearer
 from mlgate.bootstrap import Services
 from mlgate.errors import MlgateError, NotFound, UnsupportedFormat
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving import binary_tensors, mlflow, oip
@@ -274,13 +275,13 @@ async def _json_later(waiting: Awaitable[dict[str, Any]]) -> Response:
 def _protocol_status(exc: MlgateError) -> int:
     """Both protocols answer a request they cannot use with 400 (ours says 422 for rows that do
     not fit); MLflow keeps 415 for a content type it does not read."""
-    status = status_for(exc)
+    status = status_of(outcome_of(exc))
     return 400 if status == 422 else status
 
 
 def _mlflow_error(exc: MlgateError) -> Response:
     status = _protocol_status(exc)
-    code = _MLFLOW_CODES.get(status_for(exc), "INTERNAL_ERROR")
+    code = _MLFLOW_CODES.get(status_of(outcome_of(exc)), "INTERNAL_ERROR")
     body = {"error_code": code, "message": str(exc)}
     return _json(body, status=status, headers=error_headers(exc))
 
