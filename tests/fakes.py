@@ -25,6 +25,7 @@ import pandas as pd
 from mlgate.access.model import ApiKey, AuditEvent, Consumer, Grant, OwnerKind, Session, User
 from mlgate.access.repository import AuditQuery
 from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFound, SourceError
+from mlgate.jobs.model import FINISHED, Job
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.plans.model import Aggregates, Plan, Subscription
 from mlgate.plans.repository import Crossing, DeadLetter, ExportCursor, UsageRow
@@ -33,7 +34,6 @@ from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
-from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 
 
