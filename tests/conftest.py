@@ -271,7 +271,7 @@ def cancel_after_first_epoch(services: Services, spec: Any) -> str:
     its final state. The model must then have no version."""
     import time
 
-    from mlgate.training.jobs import get_job, request_cancel
+    from mlgate.jobs.runner import get_job, request_cancel
 
     job = services.jobs.submit(spec, {"model": spec.model_name})
     deadline = time.monotonic() + 120

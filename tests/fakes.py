@@ -33,6 +33,7 @@ from mlgate.access.model import (
     User,
 )
 from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFound, SourceError
+from mlgate.jobs.model import FINISHED, Job
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.plans.model import (
     Aggregates,
@@ -48,7 +49,6 @@ from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
-from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 
 

@@ -12,6 +12,8 @@ every module (inside functions too: the AST is walked, not just its top).
   protocol states). `mlgate.schema` is not one: it infers and conforms frames with pandas.
 - httpx, redis (redis.asyncio included) and boto3/botocore are imported only by the adapter
   modules named in ADAPTERS, each with its reason; everything else reaches them through those.
+- The runtime, the explainers and the job engine import nothing above them; only the edges
+  import serving.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
 # (an IntegrityError becomes errors.ConcurrentWrite), so none of them needs SQLAlchemy.
 NO_DATABASE_LIBRARY = (
     "registry", "plans", "access", "training", "serving", "monitoring", "rollouts", "imports",
-    "exports",
+    "exports", "jobs",
 )  # fmt: skip
 
 
@@ -136,9 +138,7 @@ def is_record_or_stdlib(name: str) -> bool:
 
 def test_the_repositories_are_found() -> None:
     packages = {p.relative_to(PACKAGE).parts[0] for p in REPOSITORIES}
-    assert {"access", "monitoring", "plans", "registry", "rollouts", "sources", "training"} <= (
-        packages
-    )
+    assert {"access", "jobs", "monitoring", "plans", "registry", "rollouts", "sources"} <= packages
 
 
 def test_a_repository_imports_only_records() -> None:
@@ -271,6 +271,9 @@ def test_importing_loads_no_heavy_library(module: str, heavy: tuple[str, ...]) -
 # and exports score with them. None of those reaches into serving/, which keeps the wire
 # codecs and the serving use cases.
 ABOVE_RUNTIME = ("serving", "training", "monitoring", "rollouts", "exports", "imports", "plans")
+# The job engine (jobs/) runs every kind of job and knows none: training and serving (batches)
+# hand it their work, so it imports no use case, no model and no source.
+ABOVE_JOBS = (*ABOVE_RUNTIME, "runtime", "explainers", "registry", "sources")
 
 
 def _package_of(path: Path) -> str:
@@ -282,9 +285,10 @@ def _package_of(path: Path) -> str:
     [
         ("runtime", (*ABOVE_RUNTIME, "explainers")),
         ("explainers", ABOVE_RUNTIME),
+        ("jobs", ABOVE_JOBS),
     ],
 )
-def test_the_runtime_and_the_explainers_import_nothing_above_them(
+def test_the_runtime_the_explainers_and_the_job_engine_import_nothing_above_them(
     package: str, may_not: tuple[str, ...]
 ) -> None:
     offences = [

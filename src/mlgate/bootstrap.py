@@ -36,7 +36,7 @@ from mlgate.sources.base import Source
 from mlgate.sources.factory import open_source
 from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import Sealer
-from mlgate.training.jobs import JobRunner
+from mlgate.training.jobs import TrainingRunner
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
@@ -71,7 +71,7 @@ class Services:
     versions: TtlCache[tuple[str, int | None, str | None], ModelVersion] = field(
         default_factory=TtlCache, repr=False
     )
-    _jobs: JobRunner | None = field(default=None, repr=False)
+    _jobs: TrainingRunner | None = field(default=None, repr=False)
     _gate: Gate | None = field(default=None, repr=False)
     _flusher: UsageFlusher | None = field(default=None, repr=False)
     _watcher: AliasWatcher | None = field(default=None, repr=False)
@@ -288,8 +288,8 @@ class Services:
 
     def run_schedules(self) -> list[str]:
         """One round over the retraining schedules (rollouts/schedules.py)."""
+        from mlgate.jobs.runner import get_job
         from mlgate.rollouts import schedules
-        from mlgate.training.jobs import get_job
         from mlgate.training.service import retrain_spec
 
         def submit(version: ModelVersion, actor: str) -> str:
@@ -346,10 +346,10 @@ class Services:
         return self.jobs.submit(spec, body).id
 
     @property
-    def jobs(self) -> JobRunner:
+    def jobs(self) -> TrainingRunner:
         """The background runner of training jobs, made on first use."""
         if self._jobs is None:
-            self._jobs = JobRunner(self.uow, self.artifacts, self.open_source, self.clock)
+            self._jobs = TrainingRunner(self.uow, self.artifacts, self.open_source, self.clock)
         return self._jobs
 
     @property

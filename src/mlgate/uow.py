@@ -13,12 +13,12 @@ from mlgate.access.repository import (
     SessionRepository,
     UserRepository,
 )
+from mlgate.jobs.repository import JobRepository
 from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.rollouts.repository import RolloutRepository
 from mlgate.sources.repository import SourceRepository
-from mlgate.training.repository import JobRepository
 
 
 class UnitOfWork(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from mlgate.training.model import Job
+from mlgate.jobs.model import Job
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
-from mlgate.training.model import Job
+from mlgate.jobs.model import Job
 from tests.conftest import admin_token, make_services
 from tests.e2e.helpers import quickstarted
 

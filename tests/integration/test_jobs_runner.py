@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from mlgate.bootstrap import Services
+from mlgate.jobs.runner import get_job
 from mlgate.sources import demo
-from mlgate.training.jobs import get_job
 from mlgate.training.service import TrainSpec
 from mlgate.training.tuning import TuneSpec
 from tests.conftest import add_source_to
@@ -48,8 +48,8 @@ def test_a_starting_process_fails_only_the_jobs_of_processes_that_are_gone(
     from dataclasses import replace
     from datetime import timedelta
 
-    from mlgate.training.jobs import STALE_AFTER
-    from mlgate.training.model import Job
+    from mlgate.jobs.model import Job
+    from mlgate.jobs.runner import STALE_AFTER
 
     s = any_services
     now = s.clock()
@@ -85,8 +85,8 @@ def test_a_starting_process_fails_only_the_jobs_of_processes_that_are_gone(
 
 
 def test_a_cancel_request_survives_the_runner_saving_progress(services: Services) -> None:
-    from mlgate.training.jobs import request_cancel
-    from mlgate.training.model import Job
+    from mlgate.jobs.model import Job
+    from mlgate.jobs.runner import request_cancel
 
     uow = services.uow()
     job = Job(id="e" * 32, kind="train", state="running", spec={"model": "m"},

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 from mlgate.bootstrap import Services
+from mlgate.jobs.runner import get_job
 from mlgate.registry import aliases
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_table
 from mlgate.sources import demo
-from mlgate.training.jobs import get_job
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to
 

@@ -22,6 +22,7 @@ import pytest
 
 from mlgate.access import accounts
 from mlgate.errors import InvalidInput, NotFound
+from mlgate.jobs.model import Job
 from mlgate.plans import service as plans
 from mlgate.plans.enforce import Gate
 from mlgate.plans.limiter import MemoryCounters
@@ -33,7 +34,6 @@ from mlgate.serving import batches
 from mlgate.serving.batches import BatchRunner, Stopped
 from mlgate.sources import demo
 from mlgate.sources.model import SourceConfig
-from mlgate.training.model import Job
 from mlgate.training.service import TrainSpec, train_model
 from tests.fakes import (
     FixedClock,

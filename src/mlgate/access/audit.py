@@ -116,11 +116,12 @@ NOT_AUDITED: dict[str, str] = {
     "registry.service.recover_writes": "crash recovery at start: nobody's change",
     "rollouts.tally.RolloutTally.flush": "counts of calls",
     "serving.shadow.ShadowScorer.flush": "counts of calls",
-    "serving.batches.BatchRunner.resume": "the server resuming a job a consumer submitted",
     "serving.batches.BatchRunner.expire": "the server expiring old jobs",
-    "training.jobs.JobRunner.recover": "the server failing jobs of dead processes",
-    "training.jobs.JobRunner.submit": "queues a job; the request that asks is recorded",
-    "training.jobs.JobRunner.shutdown": "the server stopping: its jobs are cancelled",
+    "jobs.runner.JobRunner.submit": "queues a job; the request that asks is recorded",
+    "jobs.runner.JobRunner.fail_gone": "the server failing jobs of dead processes (training)",
+    "jobs.runner.JobRunner.resume_gone": "the server resuming jobs of dead processes (batches)",
+    "jobs.runner.JobRunner.shutdown": "the server stopping: training jobs are cancelled",
+    "jobs.runner.JobRunner.beat": "the heartbeat: this process saying its jobs are alive",
 }
 
 

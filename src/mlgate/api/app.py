@@ -48,7 +48,7 @@ LANE = frozenset({
 
 def create_app(services: Services) -> FastAPI:
     """The app over `services`. At start it marks failed the jobs of processes that are gone
-    (training/jobs.py): never those of a live neighbour worker or replica."""
+    (jobs/runner.py): never those of a live neighbour worker or replica."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,10 +19,10 @@ from mlgate.db.tables import (
     sources,
 )
 from mlgate.errors import AlreadyExists, NotFound
+from mlgate.jobs.model import FINISHED, Job
 from mlgate.registry.model import AliasEvent, Artifact, Lineage, ModelVersion, RegisteredModel
 from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import SEALED, Sealer
-from mlgate.training.model import FINISHED, Job
 
 
 def _utc(value: datetime | None) -> datetime | None:

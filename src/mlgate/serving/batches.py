@@ -26,11 +26,8 @@ import csv
 import io
 import logging
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,10 +39,11 @@ import pandas as pd
 from mlgate.access.audit import audited
 from mlgate.access.model import Principal
 from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from mlgate.jobs.model import FINISHED, Job
+from mlgate.jobs.runner import JobCancelled, JobRunner, Outcome, Run, new_job
 from mlgate.outcomes import ANSWERED, status_of
 from mlgate.plans.enforce import Gate
 from mlgate.plans.metering import UsageEvent
-from mlgate.processes import process_gone, this_process
 from mlgate.registry.doctor import BATCHES
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
@@ -54,14 +52,11 @@ from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform
 from mlgate.serving.asking import Asked
 from mlgate.serving.offline import PREDICTION
-from mlgate.training.model import FINISHED, Job
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.batches")
 CHUNK_ROWS = 50_000
 FORMATS = ("csv", "parquet")
-STALE_AFTER = timedelta(seconds=60)
-HEARTBEAT = 10.0
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 # Tests set this to stop a run after chunk k's part is written and before it is committed, as a
 # process killed there would (tests/integration/test_batches.py).
@@ -168,23 +163,15 @@ def submit_batch(
     """Register a checked upload as a queued batch job (its file moved into the store); `asked`
     is the model as the caller named it (see asked_of)."""
     rows = inspect_file(upload, fmt, version)
-    job_id = uuid.uuid4().hex
-    key = f"{BATCHES}{job_id}/input.{fmt}"
+    started = {"rows_done": 0, "rows_failed": 0, "chunks_done": 0, "parts": []}
+    job = new_job("batch", {}, now, result=started)  # its spec names its input, under its id
+    key = f"{BATCHES}{job.id}/input.{fmt}"
     put_file(artifacts, key, upload)
-    job = Job(
-        id=job_id,
-        kind="batch",
-        state="queued",
-        spec={
-            "model": version.model_name, "version": version.number, "format": fmt,
-            "input": key, "rows": rows, "account": account, "key_prefix": key_prefix,
-            "chunk_rows": CHUNK_ROWS, "asked": asked or f"{version.model_name}@{version.number}",
-        },
-        created_at=now,
-        result={"rows_done": 0, "rows_failed": 0, "chunks_done": 0, "parts": []},
-        owner=this_process(),
-        heartbeat_at=now,
-    )  # fmt: skip
+    job = replace(job, spec={
+        "model": version.model_name, "version": version.number, "format": fmt,
+        "input": key, "rows": rows, "account": account, "key_prefix": key_prefix,
+        "chunk_rows": CHUNK_ROWS, "asked": asked or f"{version.model_name}@{version.number}",
+    })  # fmt: skip
     try:
         with uow:
             uow.jobs.add(job)
@@ -299,8 +286,8 @@ class Stopped(BaseException):
 
 
 class BatchRunner:
-    """Runs batch jobs on one thread of this process (scoring uses the model's own threads),
-    beats for them, and resumes the ones a dead process left."""
+    """Runs batch jobs on one thread of this process (scoring uses the model's own threads) on
+    the job engine, which beats for them; resumes the ones a dead process left."""
 
     def __init__(
         self,
@@ -320,47 +307,18 @@ class BatchRunner:
         self._clock = clock
         self.retention = retention
         self.dask_address = dask_address  # set: the chunks are scored on that cluster
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-batch")
-        self._mine: set[str] = set()
-        self._runs: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._heart: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._runner = JobRunner(uow, clock, kind="batch", name="batch")
 
     def start(self, job_id: str) -> None:
-        self._ensure_heart()
-        with self._lock:
-            self._mine.add(job_id)
-            self._runs[job_id] = self._pool.submit(self._run, job_id)
+        self._runner.start(job_id, self._work)
 
     def resume(self) -> list[str]:
         """Take over the batch jobs whose process is gone (this host's dead pid, or a stopped
         heartbeat anywhere); each resumes after its last committed chunk."""
-        now = self._clock()
-        taken = []
-        with self._uow() as uow:
-            for job in uow.jobs.unfinished():
-                if job.kind != "batch" or job.id in self._mine:
-                    continue
-                since = job.heartbeat_at or job.started_at or job.created_at
-                if not process_gone(job.owner, since, now, STALE_AFTER):
-                    continue
-                uow.jobs.save(replace(job, owner=this_process(), heartbeat_at=now,
-                                      log=(*job.log, "resumed by " + this_process())))  # fmt: skip
-                taken.append(job.id)
-            uow.commit()
-        for job_id in taken:
-            self.start(job_id)
-        return taken
+        return self._runner.resume_gone(self._work)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
-        run = self._runs.get(job_id)
-        if run is not None:
-            run.result(timeout=timeout)
-        with self._uow() as uow:
-            job = uow.jobs.get(job_id)
-        assert job is not None
-        return job
+        return self._runner.wait(job_id, timeout)
 
     def expire(self) -> int:
         """Remove the results of batches finished more than `retention` ago."""
@@ -377,47 +335,23 @@ class BatchRunner:
         return n
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop taking chunks: a running batch stays running, for the next process to resume."""
+        self._runner.shutdown(wait=False, cancel=False)
 
-    def _ensure_heart(self) -> None:
-        with self._lock:
-            if self._heart is None:
-                self._heart = threading.Thread(target=self._beat, name="mlgate-batch-heartbeat",
-                                               daemon=True)  # fmt: skip
-                self._heart.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT):
-            mine = list(self._mine)
-            if mine:
-                try:
-                    with self._uow() as uow:
-                        uow.jobs.beat(mine, self._clock())
-                        uow.commit()
-                except Exception:  # the database away a moment: the next beat tries again
-                    continue
-
-    def _run(self, job_id: str) -> None:
+    def _work(self, run: Run) -> Outcome | None:
         try:
-            self._process(job_id)
-        except Stopped:
-            return  # as if the process had died here: the job stays running, to be resumed
+            return self._score_file(run)
+        except JobCancelled:
+            raise
         except Exception as exc:
-            log.exception("batch %s failed", job_id)
-            self._finish(job_id, "failed", f"the batch failed: {str(exc)[:300]}")
-        finally:
-            with self._lock:
-                self._mine.discard(job_id)
+            log.exception("batch %s failed", run.job.id)
+            line = f"the batch failed: {str(exc)[:300]}"
+            return Outcome("failed", line, error=line)
 
-    def _process(self, job_id: str) -> None:
-        with self._uow() as uow:
-            job = uow.jobs.get(job_id)
-            assert job is not None
-            if job.state == "queued":
-                job = replace(job, state="running", started_at=self._clock())
-                uow.jobs.save(job)
-                uow.commit()
+    def _score_file(self, run: Run) -> Outcome | None:
+        """Score the chunks not yet committed; None when another process committed one first
+        (the job is its now)."""
+        job = run.job
         spec = job.spec
         version = resolve_version(self._uow(), spec["model"], int(spec["version"]))
         predictor = self._predictors.get(version)
@@ -429,11 +363,7 @@ class BatchRunner:
             for k, chunk in enumerate(_chunks(path, spec["format"], int(spec["chunk_rows"]))):
                 if k < start:
                     continue
-                with self._uow() as uow:
-                    current = uow.jobs.get(job_id)
-                if current is None or current.cancel_requested:
-                    self._finish(job_id, "cancelled", "cancelled")
-                    return
+                current = run.check()  # raises JobCancelled: the job stops before this chunk
                 overage = 0
                 if is_consumer:
                     overage, refusal = self._gate().reserve_rows(
@@ -441,12 +371,11 @@ class BatchRunner:
                     )
                     if refusal is not None:
                         done = int(current.result.get("rows_done", 0))
-                        self._finish(job_id, "failed", f"stopped after {done:,} of "
-                                     f"{int(spec['rows']):,} rows: {refusal}")  # fmt: skip
-                        return
+                        line = f"stopped after {done:,} of {int(spec['rows']):,} rows: {refusal}"
+                        return Outcome("failed", line, error=line)
                 started = time.perf_counter()
                 scored, failed = score(chunk) if score else _score(chunk, version, predictor.score)
-                part = f"{BATCHES}{job_id}/part-{k:05d}.parquet"
+                part = f"{BATCHES}{job.id}/part-{k:05d}.parquet"
                 buffer = io.BytesIO()
                 scored.to_parquet(buffer, index=False)
                 self._artifacts.put(part, buffer.getvalue())
@@ -454,8 +383,8 @@ class BatchRunner:
                 if CRASH_HOOK is not None:
                     CRASH_HOOK(k)
                 if not self._commit(current, k, part, len(chunk), failed, overage, latency):
-                    return  # another process committed this chunk: it has the job
-        self._finish(job_id, "succeeded", "done")
+                    return None  # another process committed this chunk: it has the job
+        return Outcome("succeeded", "done")
 
     @contextlib.contextmanager
     def _scorer(self, version: ModelVersion) -> Iterator[Callable[[pd.DataFrame], Any] | None]:
@@ -500,16 +429,6 @@ class BatchRunner:
             )
             uow.commit()  # fmt: skip
         return True
-
-    def _finish(self, job_id: str, state: str, line: str) -> None:
-        with self._uow() as uow:
-            job = uow.jobs.get(job_id)
-            if job is None:
-                return
-            error = None if state in ("succeeded", "cancelled") else line
-            uow.jobs.save(replace(job, state=state, error=error,  # type: ignore[arg-type]
-                                  finished_at=self._clock(), log=(*job.log, line)))  # fmt: skip
-            uow.commit()
 
 
 def _score_on_worker(

@@ -9,12 +9,12 @@ from starlette.responses import Response
 from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.errors import InvalidInput
+from mlgate.jobs import runner
+from mlgate.jobs.model import Job
 from mlgate.registry.model import check_name
 from mlgate.sources import service as sources
-from mlgate.training import jobs
 from mlgate.training.catalogue import CATALOGUE
 from mlgate.training.distributed import default_address
-from mlgate.training.model import Job
 from mlgate.training.service import AUTO, TrainSpec
 from mlgate.training.tuning import TuneSpec
 from mlgate.web import pages
@@ -120,7 +120,7 @@ def state(request: Request, job_id: str) -> Response:
 @page("ui")
 def cancel(request: Request, job_id: str, csrf: str = Form("")) -> Response:
     _job(request, job_id, csrf=csrf)
-    jobs.request_cancel(pages.services_of(request).uow(), job_id)
+    runner.request_cancel(pages.services_of(request).uow(), job_id)
     return pages.see_other(f"/ui/jobs/{job_id}", "cancel_requested")
 
 
@@ -128,7 +128,7 @@ def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Princi
     """The job, if the caller may train its model."""
     me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
-    found = jobs.get_job(services.uow(), job_id)
+    found = runner.get_job(services.uow(), job_id)
     authorize(services, request, Target(str(found.spec.get("model", ""))), action="train")
     return me, found
 

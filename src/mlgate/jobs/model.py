@@ -1,4 +1,5 @@
-"""A training job as stored: a training run that outlives the request that started it."""
+"""A job as stored: work that outlives the request that started it (a training run, a batch
+of rows to score), one row of the jobs table whatever its kind."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Job:
     spec: dict[str, Any]
     created_at: datetime
     stage: str = ""
-    progress: float = 0.0  # 0..1, from the stages passed
+    progress: float = 0.0  # 0..1: the stages passed (training), the rows done (batches)
     log: tuple[str, ...] = ()
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None

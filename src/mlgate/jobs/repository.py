@@ -1,11 +1,11 @@
-"""The jobs' storage seam; db/ implements it over SQLAlchemy."""
+"""The jobs' storage seam (every kind in one table); db/ and tests/fakes.py implement it."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Protocol
 
-from mlgate.training.model import Job
+from mlgate.jobs.model import Job
 
 
 class JobRepository(Protocol):
