@@ -119,9 +119,11 @@ NOT_AUDITED: dict[str, str] = {
     "serving.shadow.ShadowScorer.flush": "counts of calls",
     "serving.batches.BatchRunner.resume": "the server resuming a job a consumer submitted",
     "serving.batches.BatchRunner.expire": "the server expiring old jobs",
+    "training.dask_path.train_on_dask": "a path of training.service.train_model, which records",
     "training.jobs.JobRunner.recover": "the server failing jobs of dead processes",
     "training.jobs.JobRunner.submit": "queues a job; the request that asks is recorded",
     "training.jobs.JobRunner.shutdown": "the server stopping: its jobs are cancelled",
+    "training.steps.register_trained": "the tail of training.service.train_model, which records",
 }
 
 
