@@ -10,7 +10,7 @@ from importlib import metadata
 
 import pytest
 
-from mlgate.training import service
+from mlgate.training import libraries
 from mlgate.training.service import library_versions, module_version
 
 
@@ -20,7 +20,7 @@ def test_xgboost_is_in_the_lineage_whatever_its_distribution_is_called() -> None
     assert library_versions()["xgboost"] == xgboost.__version__
 
 
-@pytest.mark.parametrize("name, module", sorted(service._LIBRARIES.items()))
+@pytest.mark.parametrize("name, module", sorted(libraries._LIBRARIES.items()))
 def test_every_installed_library_is_recorded_with_its_modules_version(
     name: str, module: str
 ) -> None:
@@ -32,7 +32,7 @@ def test_every_installed_library_is_recorded_with_its_modules_version(
     if module in sys.modules:  # the models' libraries: their own word
         assert recorded == importlib.import_module(module).__version__
     else:  # not imported only to be asked (torch costs seconds): the distribution installing it
-        providers = service._distributions()[module]  # metadata.packages_distributions()
+        providers = libraries._distributions()[module]  # metadata.packages_distributions()
         assert recorded in {metadata.version(p) for p in providers}
 
 

@@ -122,6 +122,8 @@ NOT_AUDITED: dict[str, str] = {
     "jobs.runner.JobRunner.resume_gone": "the server resuming jobs of dead processes (batches)",
     "jobs.runner.JobRunner.shutdown": "the server stopping: training jobs are cancelled",
     "jobs.runner.JobRunner.beat": "the heartbeat: this process saying its jobs are alive",
+    "training.dask_path.train_on_dask": "a path of training.service.train_model, which records",
+    "training.steps.register_trained": "the tail of training.service.train_model, which records",
 }
 
 

@@ -20,7 +20,6 @@ the holdout by a seeded hash of the partition key, so a rerun splits them alike.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 import time
@@ -34,17 +33,18 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from mlgate.columns import Column
 from mlgate.errors import InvalidInput
-from mlgate.registry.model import Lineage
-from mlgate.registry.service import NewVersion
+from mlgate.registry.model import Task
 from mlgate.schema import conform, feature_columns
 from mlgate.sources import partitions
 from mlgate.sources.model import SourceConfig
 from mlgate.sources.sql import SqlSource
 from mlgate.training import data as training_data
 from mlgate.training.catalogue import Algorithm
-from mlgate.training.evaluate import Outputs, evaluate, outputs_of
+from mlgate.training.evaluate import Evaluation, Outputs, evaluate, outputs_of
 from mlgate.training.preprocess import build_preprocessor, layout_of
+from mlgate.training.steps import json_safe, parquet
 
 DASK_ALGORITHMS = ("logistic_regression", "linear_regression", "xgboost", "lightgbm")
 SQL_KINDS = ("sql",)  # sources.urls: SQLAlchemy URLs, as opposed to files
@@ -52,13 +52,6 @@ SAMPLE_ROWS = 50_000  # the preprocessor's sample, drawn from every partition
 NEWTON_STEPS = 50
 MAX_CLASSES = 1_000
 Progress = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class DaskFit:
-    new: NewVersion
-    n_rows_without_target: int
-    warnings: tuple[str, ...]
 
 
 @contextmanager
@@ -108,28 +101,116 @@ def check_spec(algorithm: Algorithm | None, *, table: str | None, tuned: bool) -
     return algorithm
 
 
-def fit_on_dask(
-    client: Any,
-    config: SourceConfig,
-    algorithm: Algorithm,
-    *,
-    table: str,
-    target: str,
-    drop: tuple[str, ...],
-    params: dict[str, Any] | None,
-    task: Any,
-    test_size: float,
-    seed: int,
-    partition_count: int | None,
-    partition_by: str | None,
-    lineage: Callable[[int, str], Lineage],
-    progress: Progress,
-) -> DaskFit:
-    """Fit `algorithm` on the cluster's partitions of `table`; what to register, which the
-    caller does while `client` is open (the snapshot's parts are computed as they are written).
-    `lineage(n_rows, data_sha256)` records where the rows came from."""
-    from dask.delayed import delayed
+@dataclass(frozen=True)
+class DaskRun:
+    """What to fit on a cluster: a table's rows, the column to predict and how to split them."""
 
+    table: str
+    target: str
+    drop: tuple[str, ...] = ()
+    params: dict[str, Any] | None = None
+    task: Task | None = None  # None: inferred from the target
+    test_size: float = 0.2
+    seed: int = 42
+    partitions: int | None = None  # how many parts the workers read (default: 4 per worker)
+    partition_by: str | None = None  # the column to split by (default: the integer primary key)
+
+
+@dataclass(frozen=True)
+class DaskFit:
+    """What a cluster fitted, for the caller to register while the client is open (the
+    snapshot's parts are computed as the registry writes them)."""
+
+    task: Task
+    pipeline: Pipeline
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    columns: tuple[Column, ...]
+    classes: tuple[Any, ...] | None
+    n_rows: int
+    data_sha256: str  # of every part's rows, in order
+    fit_seconds: float
+    details: dict[str, Any]
+    snapshot: dict[str, Callable[[], bytes]]  # one Parquet file a partition
+    n_rows_without_target: int
+    notes: tuple[str, ...]
+
+
+def fit_on_dask(
+    client: Any, config: SourceConfig, algorithm: Algorithm, run: DaskRun, progress: Progress
+) -> DaskFit:
+    """Fit `algorithm` on the cluster's partitions of `run.table`: read, survey, design, fit,
+    score, each step on the workers where the rows are."""
+    read = _read(client, config, run, progress)
+    surveyed = _survey(client, read, run, algorithm)
+    in_holdout = _holdout(read.plan.column, run.seed, run.test_size)
+    designed = _design(client, read, surveyed, run, algorithm, in_holdout, progress)
+    task = surveyed.prepared.task
+    progress(
+        "fit",
+        f"fitting {algorithm.name} ({task}) on {designed.n_train:,} rows across "
+        f"{read.workers} workers",
+    )
+    started = time.perf_counter()
+    local = _fit(
+        algorithm.name, designed.estimator, client, designed.train_blocks, designed.sizes, task,
+        progress,
+    )  # fmt: skip
+    fit_seconds = time.perf_counter() - started
+    pipeline = Pipeline([("preprocess", designed.preprocessor), ("model", local)])
+    client.cancel(designed.train_blocks)  # the workers' memory goes to scoring and the snapshot
+
+    progress("evaluate", "scoring the holdout rows on the workers")
+    evaluation = _score(client, designed, pipeline, surveyed, run)
+
+    progress("register", f"writing the snapshot ({len(read.parts)} Parquet parts) and registering")
+    snapshot = _ParquetParts(client, read.parts, ahead=read.workers)
+    notes = (
+        *surveyed.prepared.notes,
+        f"trained on a Dask cluster of {read.workers} workers: {len(read.parts)} partitions of "
+        f"{run.table} by {read.plan.column} ({read.plan.method}); preprocessing fitted on "
+        f"{designed.n_sample:,} sample rows",
+    )
+    details: dict[str, Any] = {
+        "evaluation": evaluation.to_json(),
+        "notes": list(notes),
+        "n_train": designed.n_train,
+        "requested_params": run.params or {},
+        "distributed": {
+            "workers": read.workers, "partitions": len(read.parts),
+            "partitioned_by": read.plan.column, "method": read.plan.method,
+            "sample_rows": designed.n_sample,
+        },
+    }  # fmt: skip
+    return DaskFit(
+        task=task,
+        pipeline=pipeline,
+        params=json_safe(local.get_params(deep=False)),
+        metrics=evaluation.metrics,
+        columns=surveyed.prepared.columns,
+        classes=surveyed.classes,
+        n_rows=surveyed.n_rows,
+        data_sha256=surveyed.fingerprint,
+        fit_seconds=fit_seconds,
+        details=details,
+        snapshot={
+            f"snapshot/part-{i:05d}.parquet": snapshot.writer(i) for i in range(len(read.parts))
+        },
+        n_rows_without_target=surveyed.n_rows_without_target,
+        notes=notes,
+    )
+
+
+@dataclass(frozen=True)
+class _Read:
+    """The table as the workers read it: one delayed frame a partition."""
+
+    plan: partitions.PartitionPlan
+    parts: list[Any]
+    workers: int
+
+
+def _read(client: Any, config: SourceConfig, run: DaskRun, progress: Progress) -> _Read:
     if config.kind not in SQL_KINDS:
         raise InvalidInput(
             f"on a Dask cluster mlgate reads SQL tables; {config.name!r} is {config.kind}"
@@ -138,16 +219,35 @@ def fit_on_dask(
     source = SqlSource(config.name, config.url)
     try:
         plan = partitions.plan(
-            source, table, partitions=partition_count or max(4, 4 * workers), column=partition_by
-        )
+            source, run.table, partitions=run.partitions or max(4, 4 * workers),
+            column=run.partition_by,
+        )  # fmt: skip
     finally:
         source.close()
-    progress("read", f"reading {table} in {len(plan.queries)} partitions by {plan.column} "
+    progress("read", f"reading {run.table} in {len(plan.queries)} partitions by {plan.column} "
                      f"({plan.method}) on {workers} Dask workers")  # fmt: skip
-    frame = partitions.to_dask(config, plan)
-    parts = frame.to_delayed()
-    per_part = max(1, SAMPLE_ROWS // max(1, len(parts)))
-    classify = task != "regression"
+    return _Read(plan, partitions.to_dask(config, plan).to_delayed(), workers)
+
+
+@dataclass(frozen=True)
+class _Surveyed:
+    """What one read of every part tells before the fit: a sample of rows (prepared), the
+    target's classes, the counts and the rows' fingerprint."""
+
+    sample: pd.DataFrame
+    prepared: training_data.TrainingData
+    classes: tuple[Any, ...] | None
+    n_rows: int
+    n_rows_without_target: int
+    fingerprint: str
+
+
+def _survey(client: Any, read: _Read, run: DaskRun, algorithm: Algorithm) -> _Surveyed:
+    from dask.delayed import delayed
+
+    target = run.target
+    per_part = max(1, SAMPLE_ROWS // max(1, len(read.parts)))
+    classify = run.task != "regression"
 
     def survey(part: pd.DataFrame) -> tuple[pd.DataFrame, list[Any] | None, int, int, str]:
         """One read of every part for what the fit needs first: a sample for the preprocessor,
@@ -157,25 +257,20 @@ def fit_on_dask(
         few = labels if len(labels) <= MAX_CLASSES else None
         return part.head(per_part), few, len(part), missing, _digest(part, target)
 
-    surveyed = client.gather(client.compute([delayed(survey)(p) for p in parts]))
+    surveyed = client.gather(client.compute([delayed(survey)(p) for p in read.parts]))
     sample = pd.concat([s[0] for s in surveyed], ignore_index=True)
-    n_rows = int(sum(s[2] for s in surveyed))
-    without_target = int(sum(s[3] for s in surveyed))
     fingerprint = hashlib.sha256(
         ("\n".join([str(len(surveyed)), *(s[4] for s in surveyed)])).encode()
     ).hexdigest()
-    if partition_by is None and plan.column not in (*drop, target):
-        drop = (*drop, plan.column)  # a primary key identifies rows; it predicts nothing
+    drop = run.drop
+    if run.partition_by is None and read.plan.column not in (*drop, target):
+        drop = (*drop, read.plan.column)  # a primary key identifies rows; it predicts nothing
     prepared = training_data.prepare(
-        sample, target=target, drop=drop, task=task,
+        sample, target=target, drop=drop, task=run.task,
         tasks=[t for t in algorithm.tasks if t in ("classification", "regression")],
     )  # fmt: skip
-    task = prepared.task
-    columns = prepared.columns
-    names = [c.name for c in columns]
-    features = feature_columns(columns)
     classes = None
-    if task == "classification":
+    if prepared.task == "classification":
         if any(s[1] is None for s in surveyed):
             raise InvalidInput(
                 f"{target!r} has more than {MAX_CLASSES:,} distinct values: a classification "
@@ -188,15 +283,56 @@ def fit_on_dask(
                 "logistic regression on a Dask cluster is built for two classes; "
                 f"{target!r} has {len(classes or ())}: use xgboost or lightgbm"
             )
-    del surveyed
-    key = plan.column
-    in_holdout = _holdout(key, seed, test_size)
+    return _Surveyed(
+        sample=sample,
+        prepared=prepared,
+        classes=classes,
+        n_rows=int(sum(s[2] for s in surveyed)),
+        n_rows_without_target=int(sum(s[3] for s in surveyed)),
+        fingerprint=fingerprint,
+    )
+
+
+@dataclass(frozen=True)
+class _Designed:
+    """The preprocessor fitted on the sample's training rows, and on the workers each part's
+    training rows as the model's matrix and its holdout rows as they are."""
+
+    preprocessor: Any
+    estimator: Any  # built for the matrix's layout, not fitted yet
+    y_sample: np.ndarray
+    n_sample: int
+    train_blocks: list[Any]  # futures of (X float32, y)
+    held_parts: list[Any]  # futures of frames
+    sizes: list[int]  # training rows per part
+
+    @property
+    def n_train(self) -> int:
+        return int(sum(self.sizes))
+
+
+def _design(
+    client: Any,
+    read: _Read,
+    surveyed: _Surveyed,
+    run: DaskRun,
+    algorithm: Algorithm,
+    in_holdout: Callable[[pd.DataFrame], np.ndarray],
+    progress: Progress,
+) -> _Designed:
+    from dask.delayed import delayed
+
+    target, task, classes = run.target, surveyed.prepared.task, surveyed.classes
+    columns = surveyed.prepared.columns
+    names = [c.name for c in columns]
+    features = feature_columns(columns)
+    sample = surveyed.sample
     sample_train = sample[~in_holdout(sample) & sample[target].notna()]
     X_sample = conform(sample_train[names], columns)
     y_sample = _codes(sample_train[target], task, classes)
     preprocessor = build_preprocessor(features, algorithm).fit(X_sample, y_sample)
     layout = layout_of(features, X_sample)
-    estimator = algorithm.build(task, layout, params)
+    estimator = algorithm.build(task, layout, run.params)
 
     def design(part: pd.DataFrame) -> tuple[tuple[np.ndarray, np.ndarray], pd.DataFrame]:
         """A part's training rows as the model's matrix (float32), and its holdout rows kept
@@ -210,67 +346,36 @@ def fit_on_dask(
         return block, part.loc[held, [*names, target]].reset_index(drop=True)
 
     progress("prepare", f"preprocessing on the workers (fitted on {len(X_sample):,} sample rows)")
-    designed = [delayed(design, nout=2)(p) for p in parts]
+    designed = [delayed(design, nout=2)(p) for p in read.parts]
     futures = client.compute([d[0] for d in designed] + [d[1] for d in designed])
-    train_blocks, held_parts = futures[: len(parts)], futures[len(parts) :]
+    train_blocks, held_parts = futures[: len(read.parts)], futures[len(read.parts) :]
     sizes = client.gather([client.submit(lambda b: len(b[1]), b) for b in train_blocks])
-    n_train = int(sum(sizes))
-    progress(
-        "fit", f"fitting {algorithm.name} ({task}) on {n_train:,} rows across {workers} workers"
+    return _Designed(
+        preprocessor, estimator, y_sample, len(X_sample), train_blocks, held_parts, sizes
     )
-    started = time.perf_counter()
-    local = _fit(algorithm.name, estimator, client, train_blocks, sizes, task, progress)
-    fit_seconds = time.perf_counter() - started
-    pipeline = Pipeline([("preprocess", preprocessor), ("model", local)])
-    client.cancel(train_blocks)  # the workers' memory goes to scoring and the snapshot
-    del train_blocks
 
-    progress("evaluate", "scoring the holdout rows on the workers")
+
+def _score(
+    client: Any, designed: _Designed, pipeline: Pipeline, surveyed: _Surveyed, run: DaskRun
+) -> Evaluation:
+    """The fitted pipeline's metrics on the holdout rows, scored where they are."""
+    task, classes, columns = surveyed.prepared.task, surveyed.classes, surveyed.prepared.columns
+    names = [c.name for c in columns]
 
     def score(held: pd.DataFrame) -> tuple[np.ndarray, Outputs]:
         outputs = outputs_of(task, pipeline, conform(held[names], columns))
-        return _codes(held[target], task, classes), outputs
+        return _codes(held[run.target], task, classes), outputs
 
-    scored = client.gather([client.submit(score, h) for h in held_parts])
-    client.cancel(held_parts)
-    del held_parts
+    scored = client.gather([client.submit(score, h) for h in designed.held_parts])
+    client.cancel(designed.held_parts)
     y_test = np.concatenate([s[0] for s in scored])
     outputs = Outputs(
         np.concatenate([s[1].predictions for s in scored]),
         None if task == "regression" else np.concatenate([s[1].probabilities for s in scored]),
     )
-    evaluation = evaluate(task, y_test, outputs, y_sample, n_classes=len(classes or ()), seed=seed)
-
-    progress("register", f"writing the snapshot ({len(parts)} Parquet parts) and registering")
-    snapshot = _ParquetParts(client, parts, ahead=workers)
-    attachments: dict[str, Callable[[], bytes]] = {
-        f"snapshot/part-{i:05d}.parquet": snapshot.writer(i) for i in range(len(parts))
-    }
-    notes = (
-        *prepared.notes,
-        f"trained on a Dask cluster of {workers} workers: {len(parts)} partitions of {table} "
-        f"by {key} ({plan.method}); preprocessing fitted on {len(X_sample):,} sample rows",
+    return evaluate(
+        task, y_test, outputs, designed.y_sample, n_classes=len(classes or ()), seed=run.seed
     )
-    details: dict[str, Any] = {
-        "evaluation": evaluation.to_json(),
-        "notes": list(notes),
-        "n_train": n_train,
-        "requested_params": params or {},
-        "distributed": {
-            "workers": workers, "partitions": len(parts), "partitioned_by": key,
-            "method": plan.method, "sample_rows": len(X_sample),
-        },
-    }  # fmt: skip
-    from mlgate.training.service import library_versions
-
-    new = NewVersion(
-        task=task, target=target, algorithm=algorithm.name, estimator=pipeline,
-        params=_params(local), metrics=evaluation.metrics, columns=columns, classes=classes,
-        lineage=lineage(n_rows, fingerprint), library_versions=library_versions(),
-        fit_seconds=fit_seconds, artifact_format=algorithm.format, report=details,
-        attachments=attachments,
-    )  # fmt: skip
-    return DaskFit(new, without_target, notes)
 
 
 def _holdout(key: str, seed: int, test_size: float) -> Callable[[pd.DataFrame], np.ndarray]:
@@ -405,18 +510,6 @@ class _ParquetParts:
 
         for i in range(index, min(index + 1 + self._ahead, len(self._parts))):
             if i not in self._futures:
-                self._futures[i] = self._client.compute(delayed(_parquet)(self._parts[i]))
+                self._futures[i] = self._client.compute(delayed(parquet)(self._parts[i]))
         data: bytes = self._futures.pop(index).result()
         return data
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-def _params(model: Any) -> dict[str, Any]:
-    from mlgate.training.service import _json_safe
-
-    return _json_safe(model.get_params(deep=False))
