@@ -1,5 +1,8 @@
 """The guide's code examples, read from its Markdown and run the way a reader would.
 
+The pages are the guide's (docs/**/*.md) and the repository's README.md, whose tour runs like a
+page of its own (its links are relative to the repository root; it is not part of the site).
+
 Every fenced block whose language is `bash` or `python` is an example and runs, in the order of
 its page, unless the comment line just above it says otherwise:
 
@@ -36,7 +39,9 @@ from pathlib import Path
 
 from tests.e2e.helpers import quickstarted, wait_ready
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
 RUN = {"bash", "python"}
 SHOWN = {"text", "toml", "yaml", "json", "nginx", "ini", "http", "sql"}
 _FENCE = re.compile(r"^```([\w-]*)\s*$")
@@ -55,7 +60,13 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(DOCS)}:{self.line}"
+        return f"{name(self.page)}:{self.line}"
+
+
+def name(page: Path) -> str:
+    """A page as the tests name it: relative to docs/ (`guides/protocols.md`), or to the
+    repository root for the README."""
+    return str(page.relative_to(DOCS if page.is_relative_to(DOCS) else ROOT))
 
 
 def blocks(page: Path) -> list[Block]:
@@ -72,7 +83,7 @@ def blocks(page: Path) -> list[Block]:
         while i < len(lines) and lines[i].rstrip() != "```":
             i += 1
         if i == len(lines):
-            raise AssertionError(f"{page.relative_to(DOCS)}:{start + 1}: a fence never closes")
+            raise AssertionError(f"{name(page)}:{start + 1}: a fence never closes")
         before = next((lines[k] for k in range(start - 1, -1, -1) if lines[k].strip()), "")
         directive = _DIRECTIVE.match(before.strip())
         how, reason = "run", ""
@@ -99,7 +110,7 @@ class Section:
     @property
     def id(self) -> str:
         slug = re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")[:40]
-        return f"{self.page.relative_to(DOCS)}#{self.number}-{slug or 'top'}"
+        return f"{name(self.page)}#{self.number}-{slug or 'top'}"
 
 
 def sections(page: Path) -> list[Section]:
@@ -121,9 +132,14 @@ def sections(page: Path) -> list[Section]:
     return found
 
 
+def every_page() -> list[Path]:
+    """The README, then every page of the guide."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def pages() -> list[Path]:
     """Pages with at least one example to run."""
-    return sorted(p for p in DOCS.rglob("*.md") if any(b.language in RUN for b in blocks(p)))
+    return [p for p in every_page() if any(b.language in RUN for b in blocks(p))]
 
 
 class Reader:

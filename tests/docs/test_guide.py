@@ -1,6 +1,6 @@
-"""The user guide cannot drift from the product: every example in docs/ runs here, page by page
-and section by section, against a real server each page starts itself (see tests/docs/examples.py
-for the rules).
+"""The user guide cannot drift from the product: every example in docs/ and in README.md runs
+here, page by page and section by section, against a real server each page starts itself (see
+tests/docs/examples.py for the rules).
 
 The report plots a tutorial shows are the ones its own run draws: each image a page embeds from
 img/PAGE/… must be among the PNGs that page's `mlgate models report --plots plots/…` wrote.
@@ -24,7 +24,7 @@ _IMAGE = re.compile(r"!\[[^\]]*\]\((?:\.\./)*img/([\w-]+)/([\w./-]+\.png)\)")
 
 
 def test_every_block_is_an_example_or_says_what_it_is() -> None:
-    found = [b for page in examples.DOCS.rglob("*.md") for b in examples.blocks(page)]
+    found = [b for page in examples.every_page() for b in examples.blocks(page)]
     assert len([b for b in found if b.how != "skip" and b.language in examples.RUN]) > 60
     for block in found:
         assert block.language in examples.RUN | examples.SHOWN, (
