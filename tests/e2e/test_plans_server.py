@@ -158,31 +158,31 @@ def workers_of(master: int) -> list[int]:
 
 
 @pytest.mark.slow(
-    reason="1,300 calls from 64 clients over four workers, one of them SIGKILLed, then a restart"
+    reason="650 calls from 64 clients over four workers, one of them SIGKILLed, then a restart"
 )
 def test_a_requests_quota_is_exact_across_four_workers_even_when_one_dies(
     home: Path, redis_env: dict[str, str]
 ) -> None:
     env = redis_env
-    new_plan(home, "thousand", requests_per_month=1000)
-    headers = consumer_key(home, env, "acme", "thousand")
+    new_plan(home, "five-hundred", requests_per_month=500)
+    headers = consumer_key(home, env, "acme", "five-hundred")
     with running_server(home, "--workers", "4", **env) as base:
-        first = hammer(base, headers, [1] * 600)
-        assert Counter(s for s, _ in first) == {200: 600}
+        first = hammer(base, headers, [1] * 300)
+        assert Counter(s for s, _ in first) == {200: 300}
         # Kill one worker (SIGKILL) while 64 clients run; the rest of the quota stays exact.
         killer = threading.Timer(0.3, lambda: _kill_a_worker(base))
         killer.start()
-        second = hammer(base, headers, [1] * 700)
+        second = hammer(base, headers, [1] * 350)
         killer.join()
         statuses = Counter(s for s, _ in second)
-        assert statuses[200] + statuses[0] >= 400 and statuses[200] <= 400
+        assert statuses[200] + statuses[0] >= 200 and statuses[200] <= 200
         assert set(statuses) <= {200, 429, 0}
         time.sleep(1.5)  # the flushers' next round
         counted, _ = metered(home, env, "acme")
-        assert counted == 1000  # every counted call metered once, none past the quota
-        assert 600 + statuses[200] >= 1000 - statuses[0]
-    # A restart keeps the counts: the quota is still spent.
-    with running_server(home, "--workers", "4", **env) as base:
+        assert counted == 500  # every counted call metered once, none past the quota
+        assert 300 + statuses[200] >= 500 - statuses[0]
+    # A restart keeps the counts: the quota is still spent (two workers are enough to say so).
+    with running_server(home, "--workers", "2", **env) as base:
         again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
         assert again.status_code == 429
         assert again.json()["limit"] == "requests per month"
@@ -253,9 +253,7 @@ def test_a_per_second_limit_holds_across_workers(
     assert {s for s, _ in results} == {200, 429}
 
 
-@pytest.mark.slow(
-    reason="trains a second version through the CLI, then starts a four-worker server"
-)
+@pytest.mark.slow(reason="trains a second version through the CLI, then starts a two-worker server")
 def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     home: Path, redis_env: dict[str, str]
 ) -> None:
@@ -272,7 +270,7 @@ def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     mlgate(
         home, "models", "retire", "churn", "1", "--on", sunset.strftime("%Y-%m-%dT%H:%M:%S"), **env
     )
-    with running_server(home, "--workers", "4", **env) as base:
+    with running_server(home, "--workers", "2", **env) as base:
         answers = [
             httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(10))
             for _ in range(5)

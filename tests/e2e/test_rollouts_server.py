@@ -1,5 +1,5 @@
 """Rollouts on a real `mlgate serve --workers 2` sharing Redis: a shadow never changes an
-answer nor meters; a canary answers its share of 400 consumers, each always on the same side
+answer nor meters; a canary answers its share of 200 consumers, each always on the same side
 whichever worker answers, never a pinned consumer; a candidate whose artifact breaks is rolled
 back by the servers' own referee, with the calls it failed counted."""
 
@@ -22,7 +22,8 @@ from tests.conftest import make_services
 from tests.e2e.helpers import admin_key, quickstarted, running_server
 from tests.e2e.test_plans_server import redis_env  # noqa: F401
 
-CONSUMERS = 400
+CONSUMERS = 200
+CALLS_EACH = 3
 ROWS = demo.churn_frame(n_rows=20, seed=4).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 RECORDS = [
     {k: (None if v != v else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
@@ -39,7 +40,7 @@ class Served:
 
 
 def populate(home: Path) -> dict[str, dict[str, str]]:
-    """churn v2 (a tree) beside the quickstart's v1 at production; 400 consumers and a pinned
+    """churn v2 (a tree) beside the quickstart's v1 at production; 200 consumers and a pinned
     one, each with a grant and a key, made in this process before the server starts."""
     from mlgate.access import accounts, grants
     from mlgate.access.service import create_key
@@ -148,9 +149,13 @@ def test_a_shadow_never_changes_an_answer_nor_meters(served: Served) -> None:
 
 def test_a_canary_answers_its_share_each_consumer_on_one_side(served: Served) -> None:
     rollout = start(served, candidate=2, mode="canary", share=0.3)
-    plan = [(f"c{i:03d}", (i * 7 + k) % len(RECORDS)) for i in range(CONSUMERS) for k in range(5)]
+    plan = [
+        (f"c{i:03d}", (i * 7 + k) % len(RECORDS))
+        for i in range(CONSUMERS)
+        for k in range(CALLS_EACH)
+    ]
     plan += [("pinned", k % len(RECORDS)) for k in range(40)]
-    answered = calls(served, plan)  # 2,040 calls over both workers
+    answered = calls(served, plan)  # 640 calls over both workers
     assert {s for _, s, _, _ in answered} == {200}
     sides: dict[str, set[str]] = {}
     for consumer, _, version, _ in answered:
@@ -163,8 +168,8 @@ def test_a_canary_answers_its_share_each_consumer_on_one_side(served: Served) ->
     sd = math.sqrt(CONSUMERS * 0.3 * 0.7)
     assert abs(len(on_candidate) - CONSUMERS * 0.3) <= 3.29 * sd  # a binomial 99.9% interval
     counts = look(served, rollout)["look"]["sides"]
-    assert counts["candidate"]["calls"] == 5 * len(on_candidate)
-    assert counts["incumbent"]["calls"] == 5 * (CONSUMERS - len(on_candidate))
+    assert counts["candidate"]["calls"] == CALLS_EACH * len(on_candidate)
+    assert counts["incumbent"]["calls"] == CALLS_EACH * (CONSUMERS - len(on_candidate))
     finish(served, rollout)
 
 

@@ -68,23 +68,43 @@ def services(home: Path) -> Iterator[Services]:
     built.close()
 
 
+class Trained:
+    """Each (algorithm, task) trained once, on first use: a test pays for its own case's
+    training (none bears every algorithm's), and the fresh-process test, last in the module,
+    finds them all trained."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.versions: dict[tuple[str, str], ModelVersion] = {}
+
+    def __getitem__(self, case: tuple[str, str]) -> ModelVersion:
+        if case not in self.versions:
+            name, task = case
+            spec = TrainSpec(
+                model_name=f"{name}-{task}",
+                source="data",
+                target=TARGET_FOR[task],
+                algorithm=name,
+                table=DATA_FOR[task],
+                task=task,
+                report=False,  # reports have their own tests; this suite is about the models
+            )
+            self.versions[case] = train_model(
+                self.services.uow(),
+                self.services.artifacts,
+                self.services.open_source,
+                spec,
+                now=self.services.clock,
+            ).version
+        return self.versions[case]
+
+    def items(self) -> list[tuple[tuple[str, str], ModelVersion]]:
+        return [(case, self[case]) for case in CASES]
+
+
 @pytest.fixture(scope="module")
-def trained(services: Services) -> dict[tuple[str, str], ModelVersion]:
-    out = {}
-    for name, task in CASES:
-        spec = TrainSpec(
-            model_name=f"{name}-{task}",
-            source="data",
-            target=TARGET_FOR[task],
-            algorithm=name,
-            table=DATA_FOR[task],
-            task=task,
-            report=False,  # reports have their own tests; this suite is about the models
-        )
-        out[(name, task)] = train_model(
-            services.uow(), services.artifacts, services.open_source, spec, now=services.clock
-        ).version
-    return out
+def trained(services: Services) -> Trained:
+    return Trained(services)
 
 
 def probe_rows(version: ModelVersion, table: str) -> list[dict[str, Any]]:
@@ -98,51 +118,8 @@ def scores_of(services: Services, version: ModelVersion, rows: list[dict[str, An
     return {"predictions": scores.predictions, "probabilities": scores.probabilities}
 
 
-@pytest.mark.slow(
-    reason="it bears the module's training of every algorithm, then a fresh process loads them all"
-)
-def test_every_model_predicts_the_same_after_loading_in_a_fresh_process(
-    services: Services, trained: dict[tuple[str, str], ModelVersion], home: Path
-) -> None:
-    probes = {
-        f"{name}-{task}": probe_rows(version, DATA_FOR[task])
-        for (name, task), version in trained.items()
-    }
-    in_process = {
-        f"{name}-{task}": scores_of(services, version, probes[f"{name}-{task}"])
-        for (name, task), version in trained.items()
-    }
-    (home / "probes.json").write_text(json.dumps(probes))
-    script = f"""
-import json
-from pathlib import Path
-from mlgate.registry.service import resolve_version
-from mlgate.schema import rows_to_frame
-from tests.conftest import make_services
-services = make_services(Path({str(home / "home")!r}))
-out = {{}}
-for model, rows in json.loads(Path({str(home / "probes.json")!r}).read_text()).items():
-    version = resolve_version(services.uow(), model, None)
-    frame = rows_to_frame(rows, version.columns, max_rows=1000)
-    scores = services.predictors.get(version).score(frame)
-    out[model] = {{"predictions": scores.predictions, "probabilities": scores.probabilities}}
-print(json.dumps(out))
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=600
-    )
-    assert result.returncode == 0, result.stderr
-    fresh = json.loads(result.stdout)
-    assert fresh.keys() == in_process.keys()
-    for model, expected in in_process.items():
-        assert fresh[model]["predictions"] == expected["predictions"], model
-        assert fresh[model]["probabilities"] == expected["probabilities"], model
-
-
 @pytest.mark.parametrize(("name", "task"), CASES)
-def test_each_algorithm_beats_or_meets_its_baseline(
-    name: str, task: str, trained: dict[tuple[str, str], ModelVersion]
-) -> None:
+def test_each_algorithm_beats_or_meets_its_baseline(name: str, task: str, trained: Trained) -> None:
     version = trained[(name, task)]
     report = version.report or {}
     evaluation = report["evaluation"]
@@ -167,7 +144,7 @@ def direct_estimator(name: str, task: Task) -> Any:
 
 @pytest.mark.parametrize(("name", "task"), CASES)
 def test_each_algorithm_matches_its_library_called_directly(
-    name: str, task: Task, trained: dict[tuple[str, str], ModelVersion]
+    name: str, task: Task, trained: Trained
 ) -> None:
     frame = frames()[DATA_FOR[task]]
     X = frame.drop(columns=["target"]).to_numpy(dtype="float64")
@@ -291,3 +268,42 @@ def test_an_algorithm_that_cannot_do_the_task_says_which_can(services: Services)
         train_model(
             services.uow(), services.artifacts, services.open_source, spec, now=services.clock
         )
+
+
+# Last: by now the tests above have trained every case on this worker.
+def test_every_model_predicts_the_same_after_loading_in_a_fresh_process(
+    services: Services, trained: Trained, home: Path
+) -> None:
+    probes = {
+        f"{name}-{task}": probe_rows(version, DATA_FOR[task])
+        for (name, task), version in trained.items()
+    }
+    in_process = {
+        f"{name}-{task}": scores_of(services, version, probes[f"{name}-{task}"])
+        for (name, task), version in trained.items()
+    }
+    (home / "probes.json").write_text(json.dumps(probes))
+    script = f"""
+import json
+from pathlib import Path
+from mlgate.registry.service import resolve_version
+from mlgate.schema import rows_to_frame
+from tests.conftest import make_services
+services = make_services(Path({str(home / "home")!r}))
+out = {{}}
+for model, rows in json.loads(Path({str(home / "probes.json")!r}).read_text()).items():
+    version = resolve_version(services.uow(), model, None)
+    frame = rows_to_frame(rows, version.columns, max_rows=1000)
+    scores = services.predictors.get(version).score(frame)
+    out[model] = {{"predictions": scores.predictions, "probabilities": scores.probabilities}}
+print(json.dumps(out))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    fresh = json.loads(result.stdout)
+    assert fresh.keys() == in_process.keys()
+    for model, expected in in_process.items():
+        assert fresh[model]["predictions"] == expected["predictions"], model
+        assert fresh[model]["probabilities"] == expected["probabilities"], model
