@@ -27,6 +27,15 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           expansion (files that unpack past 1 MiB); see mlgate/archives.py
     MLGATE_SECURE_COOKIES auto              the dashboard's cookies carry Secure: auto = when the
                           request came over HTTPS (or a proxy said so); true behind a TLS proxy
+    MLGATE_MONITOR_INTERVAL 300, MLGATE_ROLLOUT_INTERVAL 10, MLGATE_SCHEDULE_INTERVAL 30,
+    MLGATE_USAGE_EXPORT_INTERVAL 60         seconds between those rounds in `mlgate serve`; 0: none
+    MLGATE_ROLLOUT_LOG_PER_SECOND 20        a rollout's calls logged beyond the sample rate
+    MLGATE_MAX_BATCH_BYTES 1073741824       the largest batch upload (a plan may allow less)
+    MLGATE_BATCH_RETENTION_HOURS 168        a batch's result is kept this long after it ends
+    MLGATE_USAGE_EXPORT_URL, _FORMAT (cloudevents or stripe), _TOKEN: the billing sink
+    MLGATE_OPERATOR_WEBHOOK_URL, MLGATE_OPERATOR_WEBHOOK_SECRET: told of every threshold crossed
+
+docs/reference/settings.md explains each one (tests/docs/test_reference.py keeps it complete).
 
 In the config file the same names go lower-case, without the prefix: ``max_rows = 5000``.
 """

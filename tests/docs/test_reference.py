@@ -1,6 +1,7 @@
-"""The generated references leave nothing out: every `mlgate` command and option, and every HTTP
-route of the server, has its entry in what scripts/docs_reference.py writes into
-docs/reference/cli.md and docs/reference/http.md at `mkdocs build`.
+"""The references leave nothing out: every `mlgate` command and option, and every HTTP route of
+the server, has its entry in what scripts/docs_reference.py writes into docs/reference/cli.md and
+docs/reference/http.md at `mkdocs build`; every setting has its row in docs/reference/settings.md
+(written by hand), and that page names no setting mlgate does not read.
 
 The commands are walked from the Typer app and the routes from the FastAPI app itself, not from
 the OpenAPI document the generator reads: a route left out of that document (`include_in_schema`)
@@ -21,9 +22,11 @@ import pytest
 import typer.main
 from fastapi.routing import iter_route_contexts
 
+from mlgate import settings as settings_module
 from mlgate.api.app import create_app
 from mlgate.bootstrap import bootstrap
 from mlgate.cli.main import app as cli_app
+from mlgate.neural import threads
 from mlgate.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,3 +103,20 @@ def test_every_route_of_the_server_is_in_the_http_reference(generator: ModuleTyp
     assert len(api) > 80 and ("POST", "/v1/models/{name}/predict") in api
     missing = [f"{m} {p}" for m, p in api if f"### `{m} {p}`" not in reference]
     assert not missing, f"routes missing from docs/reference/http.md: {missing}"
+
+
+def test_every_setting_is_on_the_settings_page() -> None:
+    page = (ROOT / "docs" / "reference" / "settings.md").read_text()
+    read = {f"MLGATE_{f.upper()}" for f in Settings.__dataclass_fields__} | {
+        "MLGATE_CONFIG",  # the file the others may come from
+        threads.VARIABLE,  # read where a network trains
+        "MLGATE_URL",  # the CLI's own (cli/main.py, cli/monitoring.py)
+        "MLGATE_TOKEN",
+        "MLGATE_WEBHOOK_SECRET",
+    }
+    rows = set(re.findall(r"^\| `(MLGATE_[A-Z0-9_]+)`", page, flags=re.MULTILINE))
+    assert not read - rows, f"settings without a row in docs/reference/settings.md: {read - rows}"
+    named = set(re.findall(r"\bMLGATE_[A-Z0-9_]+\b", page))
+    assert not named - read, f"docs/reference/settings.md names unknown settings: {named - read}"
+    documented = set(re.findall(r"\bMLGATE_[A-Z0-9_]+", settings_module.__doc__ or ""))
+    assert documented <= read  # settings.py's own list stays true too
