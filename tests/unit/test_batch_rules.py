@@ -13,7 +13,7 @@ import copy
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from mlgate.access import accounts
-from mlgate.errors import InvalidInput, NotFound
+from mlgate.errors import Conflict, Gone, InvalidInput, NotFound
 from mlgate.jobs.model import Job
 from mlgate.plans import service as plans
 from mlgate.plans.enforce import Gate
@@ -45,6 +45,7 @@ from tests.fakes import (
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 N = 230  # five chunks of 50, the last one short
+HOUR = timedelta(hours=1)
 DEAD = this_process().rsplit(":", 1)[0] + ":999999"  # this host, a pid that is not running
 
 
@@ -274,6 +275,34 @@ def test_a_cancelled_batch_stops_and_a_finished_one_s_files_go(shop: Shop) -> No
     assert not [k for k in shop.batch_keys() if k.startswith(f"batches/{done.id}/")]
 
 
+def test_a_removed_result_is_gone_when_asked_for_not_once_the_answer_streams(shop: Shop) -> None:
+    """result_parts refuses before its first part is read (a route streams what it returns);
+    the status names no result link, and says when the files went."""
+    done = shop.run(shop.submit(rows(60)))
+    assert batches.describe(done, shop.clock())["result"] == f"/v1/batches/{done.id}/result"
+    shop.clock.advance(hours=2)
+    after = batches.cancel_batch(shop.uow(), shop.artifacts, done, shop.clock())
+    described = batches.describe(after, shop.clock())
+    assert described["result"] is None and described["expired"]
+    assert described["result_removed_at"] == "2026-11-27T14:00:00+00:00"
+    with pytest.raises(Gone, match=r"result was removed at 2026-11-27T14:00:00\+00:00 \(the "
+                       r"batch was cancelled after it finished\)"):  # fmt: skip
+        batches.result_parts(shop.artifacts, after)
+    again = batches.cancel_batch(shop.uow(), shop.artifacts, after, shop.clock() + HOUR)
+    assert again.result["removed_at"] == after.result["removed_at"]  # the first removal stays
+
+
+def test_a_result_whose_files_went_meanwhile_is_gone_before_anything_is_sent(shop: Shop) -> None:
+    done = shop.run(shop.submit(rows(60)))
+    for key in done.result["parts"]:  # a cancel between reading the job and its result
+        shop.artifacts.delete(key)
+    with pytest.raises(Gone, match="result was removed"):
+        batches.result_parts(shop.artifacts, done)
+    running = replace(done, state="running")
+    with pytest.raises(Conflict, match="has no result: it is running"):
+        batches.result_parts(shop.artifacts, running)
+
+
 def test_results_expire_after_the_retention(shop: Shop) -> None:
     done = shop.run(shop.submit(rows(60)))
     runner = shop.runner()
@@ -281,7 +310,11 @@ def test_results_expire_after_the_retention(shop: Shop) -> None:
     shop.clock.advance(days=7, seconds=1)
     assert runner.expire() == 1 and runner.expire() == 0
     assert shop.batch_keys() == []
-    assert batches.batch_of(shop.uow(), done.id, "consumer:acme").result["expired"]
+    expired = batches.batch_of(shop.uow(), done.id, "consumer:acme")
+    assert expired.result["removed_by"] == "retention"
+    assert batches.describe(expired, shop.clock())["result"] is None
+    with pytest.raises(Gone, match=r"removed at 2026-12-04T12:00:01\+00:00 \(the retention"):
+        batches.result_parts(shop.artifacts, expired)
 
 
 def test_a_batch_is_seen_by_its_consumer_and_admins_only(shop: Shop) -> None:

@@ -16,7 +16,9 @@
 * **Rows that cannot be scored** (a value of the wrong type, say) are scored one by one when
   their chunk fails: those that fail are `failed` (empty prediction, not metered).
 * **Results**: the input's columns plus `prediction` (and `probability_<class>`), downloaded in
-  the input's format. They expire `retention` after the job ends.
+  the input's format. They are removed `retention` after the job ends, or when a finished job
+  is cancelled; the job then keeps when and why (`removed_at`, `removed_by`), its status names
+  no result link, and asking for the result is Gone (410), saying so.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import pandas as pd
 
 from mlgate.access.audit import audited
 from mlgate.access.model import Principal
-from mlgate.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from mlgate.errors import ArtifactError, Conflict, Gone, InvalidInput, NotFound, UnsupportedFormat
 from mlgate.jobs.model import FINISHED, Job
 from mlgate.jobs.runner import JobCancelled, JobRunner, Outcome, Run, new_job
 from mlgate.outcomes import ANSWERED, status_of
@@ -214,8 +216,21 @@ def describe(job: Job, now: datetime) -> dict[str, Any]:
         "expired": bool(result.get("expired")),
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "result": f"/v1/batches/{job.id}/result" if job.state == "succeeded" else None,
+        "result": f"/v1/batches/{job.id}/result" if has_result(job) else None,
+        "result_removed_at": result.get("removed_at"),
     }
+
+
+def has_result(job: Job) -> bool:
+    """Whether the job's result can be downloaded: it succeeded and its files are kept. The
+    status's link, the portal's button and the result routes all ask this."""
+    return job.state == "succeeded" and not job.result.get("expired")
+
+
+def removed(job: Job, now: datetime, by: str) -> Job:
+    """The job as it is kept once its files are removed: `by` is "cancel" or "retention"."""
+    return replace(job, result={**job.result, "expired": True, "removed_at": now.isoformat(),
+                                "removed_by": by})  # fmt: skip
 
 
 @audited("batches.cancel", lambda a: a["job"].id)
@@ -226,8 +241,9 @@ def cancel_batch(uow: UnitOfWork, artifacts: ArtifactStore, job: Job, now: datet
         current = uow.jobs.get(job.id) or job
         if current.state in FINISHED:
             _remove_files(artifacts, current)
-            current = replace(current, result={**current.result, "expired": True})
-            uow.jobs.save(current)
+            if not current.result.get("expired"):
+                current = removed(current, now, "cancel")
+                uow.jobs.save(current)
         else:  # its own statement: the runner's progress writes never undo it
             uow.jobs.request_cancel(job.id)
             current = replace(current, cancel_requested=True)
@@ -236,13 +252,46 @@ def cancel_batch(uow: UnitOfWork, artifacts: ArtifactStore, job: Job, now: datet
 
 
 def result_parts(artifacts: ArtifactStore, job: Job) -> Iterator[pd.DataFrame]:
-    if job.state != "succeeded" or job.result.get("expired"):
-        raise Conflict(
-            f"batch {job.id} has no result: it is {job.state}"
-            + (" and its result expired" if job.result.get("expired") else "")
-        )
-    for key in job.result.get("parts", []):
-        yield pd.read_parquet(io.BytesIO(artifacts.get(key)))
+    """The result's parts, in order. Checked here, before anything is sent: Gone when its files
+    were removed, Conflict when the job has no result (yet). Not a generator function, whose
+    checks would only run at the first part, once a streamed answer had begun: the connection
+    would be cut instead of answering the error."""
+    if job.result.get("expired"):
+        raise _gone(job)
+    if not has_result(job):
+        raise Conflict(f"batch {job.id} has no result: it is {job.state}")
+    keys = [str(k) for k in job.result.get("parts", [])]
+    try:
+        first = _part(artifacts, keys[0]) if keys else None
+    except ArtifactError:  # removed since the job was read (a cancel at the same moment)
+        raise _gone(job) from None
+    return _parts(artifacts, first, keys[1:])
+
+
+def _parts(
+    artifacts: ArtifactStore, first: pd.DataFrame | None, rest: list[str]
+) -> Iterator[pd.DataFrame]:
+    if first is not None:
+        yield first
+    for key in rest:
+        yield _part(artifacts, key)
+
+
+def _part(artifacts: ArtifactStore, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(artifacts.get(key)))
+
+
+def _gone(job: Job) -> Gone:
+    when = job.result.get("removed_at")
+    why = {"cancel": "the batch was cancelled after it finished",
+           "retention": "the retention after the job's end passed"}.get(
+        str(job.result.get("removed_by")), "")  # fmt: skip
+    return Gone(
+        f"batch {job.id}'s result was removed"
+        + (f" at {when}" if when else "")
+        + (f" ({why})" if why else "")
+        + "; submit the file again to score it anew"
+    )
 
 
 def csv_stream(parts: Iterator[pd.DataFrame]) -> Iterator[bytes]:
@@ -329,7 +378,7 @@ class BatchRunner:
             if not job.result.get("expired"):
                 _remove_files(self._artifacts, job)
                 with self._uow() as uow:
-                    uow.jobs.save(replace(job, result={**job.result, "expired": True}))
+                    uow.jobs.save(removed(job, self._clock(), "retention"))
                     uow.commit()
                 n += 1
         return n
