@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -224,6 +225,73 @@ def test_a_row_that_cannot_be_scored_fails_alone_and_is_not_metered(shop: Shop) 
     scored = shop.result(done)
     assert pd.isna(scored.loc[57, "prediction"]) and scored["prediction"].notna().sum() == 119
     assert shop.metered() == (1, 119)
+
+
+def _row_by_row(frame: pd.DataFrame, version: ModelVersion, score: Any) -> pd.DataFrame:
+    """What a failed chunk came back as when every row of it was rescored alone."""
+    out = frame.reset_index(drop=True)
+    labels = list(version.classes or ())
+    predictions: list[Any] = []
+    matrix = np.full((len(out), len(labels)), np.nan)
+    for i in range(len(out)):
+        try:
+            one = score(conform(out.iloc[i : i + 1], version.columns))
+        except (InvalidInput, ValueError, TypeError):
+            predictions.append(None)
+            continue
+        predictions.append(one.predictions[0])
+        matrix[i] = one.probabilities[0]
+    out["prediction"] = predictions
+    for k, label in enumerate(labels):
+        out[f"probability_{label}"] = matrix[:, k]
+    return out
+
+
+def _same_as_row_by_row(scored: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The same rows, predictions and failures; probabilities to the last bit or one unit in
+    the last place (2.2e-16), as a clean chunk scored in one call already differs from its rows
+    scored alone (the vectorised arithmetic depends on how many rows are in the call)."""
+    pd.testing.assert_series_equal(scored["prediction"], expected["prediction"], check_exact=True)
+    pd.testing.assert_frame_equal(scored, expected, check_exact=False, rtol=0, atol=2.3e-16)
+
+
+class Refusing:
+    """The predictor's score, counting its calls, refusing (as a model refuses a value it was
+    not fitted for) any rows holding one of the `refused` total_charges."""
+
+    def __init__(self, score: Any, refused: frozenset[float] = frozenset()) -> None:
+        self.score, self.refused, self.calls = score, refused, 0
+
+    def __call__(self, rows: pd.DataFrame) -> Any:
+        self.calls += 1
+        if self.refused & set(rows["total_charges"]):
+            raise ValueError("total_charges out of the fitted range")
+        return self.score(rows)
+
+
+def test_one_bad_row_costs_a_chunk_three_calls_not_one_a_row(shop: Shop) -> None:
+    frame = rows(1_000, seed=4).astype(object)
+    frame.loc[613, "tenure_months"] = "seven"
+    score = Refusing(PredictorCache(shop.artifacts).get(shop.version).score)
+    scored, failed = batches.score_chunk(frame, shop.version, score)
+    # The chunk and the bad row alone fail in conform, before the model: one call, the 999 others
+    assert (failed, score.calls) == (1, 1)
+    _same_as_row_by_row(scored, _row_by_row(frame, shop.version, score))
+    assert pd.isna(scored.loc[613, "prediction"]) and scored["prediction"].notna().sum() == 999
+
+
+def test_rows_a_model_refuses_are_found_by_halving_each_as_it_would_be_alone(
+    shop: Shop,
+) -> None:
+    frame = rows(1_000, seed=5).astype(object)
+    frame.loc[[3, 400], "monthly_charges"] = ["lots", "n/a"]  # do not parse: tried alone
+    refused = frozenset(float(v) for v in frame.loc[[10, 777], "total_charges"])  # the model balks
+    score = Refusing(PredictorCache(shop.artifacts).get(shop.version).score, refused)
+    scored, failed = batches.score_chunk(frame, shop.version, score)
+    assert failed == 4 and score.calls < 60  # halving down to 10 and 777, not a call a row
+    expected = _row_by_row(frame, shop.version, score)
+    _same_as_row_by_row(scored, expected)
+    assert expected["prediction"].isna().sum() == 4
 
 
 @pytest.mark.parametrize(
