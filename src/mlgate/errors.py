@@ -9,6 +9,7 @@
     + AddressRefused   - an outbound URL that resolves inside (loopback, private, link-local...)
     + ArchiveTooLarge  - a zip over one of the archive limits (size, entries, ratio): 413
   + NotFound           - no such model, version, algorithm, source, key
+    + Gone             - it was there and was removed (a batch's result, after a cancel)
   + Conflict           - the request clashes with the current state (an archived version, ...)
     + AlreadyExists    - a name that must be unique is taken
     + ConcurrentWrite  - another writer changed the same record first; try again
@@ -93,6 +94,10 @@ class ArchiveTooLarge(PayloadTooLarge):
 
 class NotFound(MlgateError):
     pass
+
+
+class Gone(NotFound):
+    """Something that existed and was removed on purpose; the message says when and why."""
 
 
 class Conflict(MlgateError):

@@ -48,6 +48,7 @@ REFUSALS: dict[type[errors.MlgateError], int] = {
     errors.UnsupportedFormat: 415,
     errors.PayloadTooLarge: 413,
     errors.InvalidInput: 422,
+    errors.Gone: 410,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Unauthenticated: 401,

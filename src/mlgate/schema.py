@@ -85,6 +85,23 @@ def conform(frame: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+def suspect_rows(frame: pd.DataFrame, columns: Sequence[Column]) -> np.ndarray:
+    """One bool a row: whether `conform` may refuse the row (a value of a number or boolean
+    column that does not parse as a number), found column by column in one pass; every row
+    when a column is missing. A hint for scoring the rest together: a flagged row is tried
+    alone, as it would be anyway."""
+    if any(c.name not in frame.columns for c in columns):
+        return np.ones(len(frame), dtype=bool)
+    suspect = np.zeros(len(frame), dtype=bool)
+    for column in columns:
+        values = frame[column.name]
+        if column.type not in ("number", "boolean") or pd.api.types.is_numeric_dtype(values):
+            continue  # conform refuses no string, text or datetime value; nor a numeric dtype
+        parsed = pd.to_numeric(values.astype(object), errors="coerce")
+        suspect |= (parsed.isna() & values.notna()).to_numpy()
+    return suspect
+
+
 def _datetime_parts(name: str, values: pd.Series | list[Any]) -> dict[str, np.ndarray]:
     stamps = pd.to_datetime(pd.Series(values), errors="coerce", utc=True, format="ISO8601")
     parts = {

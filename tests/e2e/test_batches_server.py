@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from mlgate.client import Client
+from mlgate.client import Client, errors
 from mlgate.sources import demo
 from tests.conftest import make_services
 from tests.e2e.helpers import SERVERS, admin_key, mlgate, quickstarted, running_server
@@ -54,6 +54,17 @@ def test_the_client_and_the_cli_score_a_file_on_the_server(tmp_path: Path) -> No
         assert "succeeded, 2,000 of 2,000 rows" in result.stdout
         assert len(pd.read_csv(tmp_path / "out.csv")) == 2_000
         _cut_off_upload(base, token, csv.read_bytes())
+        with Client(base, token) as client:  # the first batch's files go: its result is Gone
+            assert client.batch(batch.id).cancel().data["result"] is None
+            try:
+                client.batch(batch.id).download(tmp_path / "again.parquet")
+                raise AssertionError("a removed result was downloaded")
+            except errors.Gone as gone:
+                assert "result was removed at" in str(gone)
+        again = mlgate(home, "--url", base, "--token", token, "batches", "download", batch.id,
+                       str(tmp_path / "again.parquet"), check=False)  # fmt: skip
+        assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+        assert "Error: 410 batch" in again.stderr and "result was removed at" in again.stderr
         time.sleep(1.0)
     assert _metered(home) == 32_000
     services = make_services(home)
@@ -61,7 +72,7 @@ def test_the_client_and_the_cli_score_a_file_on_the_server(tmp_path: Path) -> No
         with services.uow() as uow:
             assert [j.kind for j in uow.jobs.unfinished()] == []  # no job for the cut upload
         kept = [k for k in services.artifacts.list_keys() if k.startswith("batches/")]
-        assert len(kept) == 4  # each batch its input and one part: nothing of the cut upload
+        assert len(kept) == 2  # the CSV batch's input and part: nothing of the cut upload
     finally:
         services.close()
 

@@ -96,7 +96,9 @@ def test_a_large_batch_is_scored_once_per_row_and_metered_exactly(
     assert services.batches.expire() == 1
     assert not [k for k in services.artifacts.list_keys() if k.startswith("batches/")]
     gone = client.get(f"/v1/batches/{job_id}/result", headers=headers)
-    assert gone.status_code == 409 and "expired" in gone.json()["detail"]
+    assert gone.status_code == 410, gone.text
+    assert "removed at 2026-12-05T12:00:00+00:00 (the retention" in gone.json()["detail"]
+    assert client.get(f"/v1/batches/{job_id}", headers=headers).json()["result"] is None
 
 
 def test_a_hard_quota_stops_the_job_with_the_count(
@@ -174,6 +176,33 @@ def test_csv_batches_count_failed_rows_and_come_back_as_csv(
     assert len(back) == 500 and pd.isna(back.loc[7, "prediction"])
     assert back["prediction"].notna().sum() == 499
     assert metered_rows(services) == 499
+
+
+def test_a_finished_batch_cancelled_answers_gone_with_when_not_a_cut_connection(
+    services: Services, shop: tuple[TestClient, dict[str, str]]
+) -> None:
+    """A CSV result is streamed: its checks must come before the answer starts."""
+    client, headers = shop
+    answer = client.post("/v1/models/churn/batches",
+                         headers={**headers, "Content-Type": "text/csv"},
+                         content=rows(50).to_csv(index=False).encode())  # fmt: skip
+    job_id = answer.json()["id"]
+    services.batches.wait(job_id, timeout=60)
+    link = client.get(f"/v1/batches/{job_id}", headers=headers).json()["result"]
+    assert client.get(link, headers=headers).status_code == 200
+    services.clock.advance(minutes=5)  # type: ignore[attr-defined]
+    cancelled = client.delete(f"/v1/batches/{job_id}", headers=headers).json()
+    assert cancelled["result"] is None
+    assert cancelled["result_removed_at"] == "2026-11-27T12:05:00+00:00"
+    for status in (cancelled, client.get(f"/v1/batches/{job_id}", headers=headers).json()):
+        assert status["state"] == "succeeded" and status["result"] is None
+    gone = client.get(link, headers=headers)
+    assert gone.status_code == 410, gone.text
+    assert gone.headers["content-type"].startswith("application/problem+json")
+    assert gone.json()["detail"] == (
+        f"batch {job_id}'s result was removed at 2026-11-27T12:05:00+00:00 (the batch was "
+        "cancelled after it finished); submit the file again to score it anew"
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,6 +317,13 @@ def test_the_portal_uploads_a_file_shows_progress_and_downloads_the_result(
     result = browser.get(f"{where}/result")
     assert result.status_code == 200
     assert len(pd.read_csv(io.StringIO(result.text))) == 300
+    assert "Download the result" in shown.text
+    _, headers = shop
+    client.delete(f"/v1/batches/{where.rsplit('/', 1)[-1]}", headers=headers)
+    shown = browser.get(where)
+    assert "Download the result" not in shown.text
+    assert "Its result was removed at 2026-11-27T12:00:00+00:00." in shown.text
+    assert browser.get(f"{where}/result").status_code == 410
     browser.close()
 
 

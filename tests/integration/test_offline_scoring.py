@@ -83,6 +83,27 @@ def test_a_postgres_table_streams_into_parquet_and_into_a_table(
     engine.dispose()
 
 
+def test_a_sqlite_query_scores_into_a_table_of_the_same_file(
+    services: Services, trained: pd.DataFrame, tmp_path: Path
+) -> None:
+    """SQLite lets no connection write while another reads the file: the chunks read through a
+    cursor still open used to meet "database is locked" at the first write."""
+    code, text = run(
+        services, "predict", "churn", "--source", "train",
+        "--query", f"SELECT * FROM {demo.TABLE} WHERE tenure_months > 12",
+        "--into-table", "scored", "--chunk-rows", "100",
+    )  # fmt: skip
+    assert code == 0, text
+    wanted = trained[trained["tenure_months"] > 12].reset_index(drop=True)
+    assert f"Scored {len(wanted):,} rows with churn@v1 into table scored" in text
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'train.db'}")
+    back = pd.read_sql(f"SELECT * FROM scored ORDER BY {demo.ID_COLUMN}", engine)
+    engine.dispose()
+    assert list(back[demo.ID_COLUMN]) == sorted(wanted[demo.ID_COLUMN])
+    ordered = wanted.sort_values(demo.ID_COLUMN).reset_index(drop=True)
+    assert back["prediction"].tolist() == expected(services, ordered)["prediction"].tolist()
+
+
 def test_a_csv_file_scores_into_csv(
     services: Services, trained: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -13,15 +13,16 @@ import copy
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mlgate.access import accounts
-from mlgate.errors import InvalidInput, NotFound
+from mlgate.errors import Conflict, Gone, InvalidInput, NotFound
 from mlgate.jobs.model import Job
 from mlgate.plans import service as plans
 from mlgate.plans.enforce import Gate
@@ -45,6 +46,7 @@ from tests.fakes import (
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 N = 230  # five chunks of 50, the last one short
+HOUR = timedelta(hours=1)
 DEAD = this_process().rsplit(":", 1)[0] + ":999999"  # this host, a pid that is not running
 
 
@@ -225,6 +227,73 @@ def test_a_row_that_cannot_be_scored_fails_alone_and_is_not_metered(shop: Shop) 
     assert shop.metered() == (1, 119)
 
 
+def _row_by_row(frame: pd.DataFrame, version: ModelVersion, score: Any) -> pd.DataFrame:
+    """What a failed chunk came back as when every row of it was rescored alone."""
+    out = frame.reset_index(drop=True)
+    labels = list(version.classes or ())
+    predictions: list[Any] = []
+    matrix = np.full((len(out), len(labels)), np.nan)
+    for i in range(len(out)):
+        try:
+            one = score(conform(out.iloc[i : i + 1], version.columns))
+        except (InvalidInput, ValueError, TypeError):
+            predictions.append(None)
+            continue
+        predictions.append(one.predictions[0])
+        matrix[i] = one.probabilities[0]
+    out["prediction"] = predictions
+    for k, label in enumerate(labels):
+        out[f"probability_{label}"] = matrix[:, k]
+    return out
+
+
+def _same_as_row_by_row(scored: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The same rows, predictions and failures; probabilities to the last bit or one unit in
+    the last place (2.2e-16), as a clean chunk scored in one call already differs from its rows
+    scored alone (the vectorised arithmetic depends on how many rows are in the call)."""
+    pd.testing.assert_series_equal(scored["prediction"], expected["prediction"], check_exact=True)
+    pd.testing.assert_frame_equal(scored, expected, check_exact=False, rtol=0, atol=2.3e-16)
+
+
+class Refusing:
+    """The predictor's score, counting its calls, refusing (as a model refuses a value it was
+    not fitted for) any rows holding one of the `refused` total_charges."""
+
+    def __init__(self, score: Any, refused: frozenset[float] = frozenset()) -> None:
+        self.score, self.refused, self.calls = score, refused, 0
+
+    def __call__(self, rows: pd.DataFrame) -> Any:
+        self.calls += 1
+        if self.refused & set(rows["total_charges"]):
+            raise ValueError("total_charges out of the fitted range")
+        return self.score(rows)
+
+
+def test_one_bad_row_costs_a_chunk_three_calls_not_one_a_row(shop: Shop) -> None:
+    frame = rows(1_000, seed=4).astype(object)
+    frame.loc[613, "tenure_months"] = "seven"
+    score = Refusing(PredictorCache(shop.artifacts).get(shop.version).score)
+    scored, failed = batches.score_chunk(frame, shop.version, score)
+    # The chunk and the bad row alone fail in conform, before the model: one call, the 999 others
+    assert (failed, score.calls) == (1, 1)
+    _same_as_row_by_row(scored, _row_by_row(frame, shop.version, score))
+    assert pd.isna(scored.loc[613, "prediction"]) and scored["prediction"].notna().sum() == 999
+
+
+def test_rows_a_model_refuses_are_found_by_halving_each_as_it_would_be_alone(
+    shop: Shop,
+) -> None:
+    frame = rows(1_000, seed=5).astype(object)
+    frame.loc[[3, 400], "monthly_charges"] = ["lots", "n/a"]  # do not parse: tried alone
+    refused = frozenset(float(v) for v in frame.loc[[10, 777], "total_charges"])  # the model balks
+    score = Refusing(PredictorCache(shop.artifacts).get(shop.version).score, refused)
+    scored, failed = batches.score_chunk(frame, shop.version, score)
+    assert failed == 4 and score.calls < 60  # halving down to 10 and 777, not a call a row
+    expected = _row_by_row(frame, shop.version, score)
+    _same_as_row_by_row(scored, expected)
+    assert expected["prediction"].isna().sum() == 4
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [
@@ -274,6 +343,34 @@ def test_a_cancelled_batch_stops_and_a_finished_one_s_files_go(shop: Shop) -> No
     assert not [k for k in shop.batch_keys() if k.startswith(f"batches/{done.id}/")]
 
 
+def test_a_removed_result_is_gone_when_asked_for_not_once_the_answer_streams(shop: Shop) -> None:
+    """result_parts refuses before its first part is read (a route streams what it returns);
+    the status names no result link, and says when the files went."""
+    done = shop.run(shop.submit(rows(60)))
+    assert batches.describe(done, shop.clock())["result"] == f"/v1/batches/{done.id}/result"
+    shop.clock.advance(hours=2)
+    after = batches.cancel_batch(shop.uow(), shop.artifacts, done, shop.clock())
+    described = batches.describe(after, shop.clock())
+    assert described["result"] is None and described["expired"]
+    assert described["result_removed_at"] == "2026-11-27T14:00:00+00:00"
+    with pytest.raises(Gone, match=r"result was removed at 2026-11-27T14:00:00\+00:00 \(the "
+                       r"batch was cancelled after it finished\)"):  # fmt: skip
+        batches.result_parts(shop.artifacts, after)
+    again = batches.cancel_batch(shop.uow(), shop.artifacts, after, shop.clock() + HOUR)
+    assert again.result["removed_at"] == after.result["removed_at"]  # the first removal stays
+
+
+def test_a_result_whose_files_went_meanwhile_is_gone_before_anything_is_sent(shop: Shop) -> None:
+    done = shop.run(shop.submit(rows(60)))
+    for key in done.result["parts"]:  # a cancel between reading the job and its result
+        shop.artifacts.delete(key)
+    with pytest.raises(Gone, match="result was removed"):
+        batches.result_parts(shop.artifacts, done)
+    running = replace(done, state="running")
+    with pytest.raises(Conflict, match="has no result: it is running"):
+        batches.result_parts(shop.artifacts, running)
+
+
 def test_results_expire_after_the_retention(shop: Shop) -> None:
     done = shop.run(shop.submit(rows(60)))
     runner = shop.runner()
@@ -281,7 +378,11 @@ def test_results_expire_after_the_retention(shop: Shop) -> None:
     shop.clock.advance(days=7, seconds=1)
     assert runner.expire() == 1 and runner.expire() == 0
     assert shop.batch_keys() == []
-    assert batches.batch_of(shop.uow(), done.id, "consumer:acme").result["expired"]
+    expired = batches.batch_of(shop.uow(), done.id, "consumer:acme")
+    assert expired.result["removed_by"] == "retention"
+    assert batches.describe(expired, shop.clock())["result"] is None
+    with pytest.raises(Gone, match=r"removed at 2026-12-04T12:00:01\+00:00 \(the retention"):
+        batches.result_parts(shop.artifacts, expired)
 
 
 def test_a_batch_is_seen_by_its_consumer_and_admins_only(shop: Shop) -> None:

@@ -29,6 +29,7 @@ RECORDED = [
     (errors.UnknownColumns("no such column"), 422),
     (errors.AddressRefused("loopback"), 422),
     (errors.NotFound("no model"), 404),
+    (errors.Gone("removed"), 410),
     (errors.Conflict("archived"), 409),
     (errors.AlreadyExists("taken"), 409),
     (errors.ConcurrentWrite("again"), 409),

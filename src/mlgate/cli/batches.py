@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,15 +19,22 @@ app = typer.Typer(
 )
 
 
-def _client(ctx: typer.Context) -> Any:
-    from mlgate.client import Client
+@contextlib.contextmanager
+def _client(ctx: typer.Context) -> Iterator[Any]:
+    """The Python client on the server of --url; what the server refuses (a result removed,
+    a batch that is not there) becomes our error, printed as every other one, not a traceback."""
+    from mlgate.client import Client, errors
 
     remote = remote_of(ctx)
     if remote is None:
         raise InvalidInput(
             "batch jobs run on a server: mlgate --url https://… --token … batches submit …"
         )
-    return Client(remote.url, remote.token, timeout=300.0)
+    with Client(remote.url, remote.token, timeout=300.0) as client:
+        try:
+            yield client
+        except errors.MlgateError as exc:
+            raise MlgateError(str(exc)) from None
 
 
 @app.command("submit")
@@ -39,13 +48,9 @@ def submit(
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow it to its end.")] = True,
 ) -> None:
     """Upload the file (streamed) and score it on the server, with a progress bar."""
-    from mlgate.client import errors
-
     with _client(ctx) as client:
         try:
             batch = client.predict_file(model, path, output=output, wait=wait, progress=wait)
-        except errors.MlgateError as exc:
-            raise MlgateError(str(exc)) from None
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
     data = batch.data
@@ -65,6 +70,8 @@ def status(ctx: typer.Context, batch_id: str) -> None:
     console.print(f"{data['state']}: {data['rows_done']:,} of {data['rows']:,} rows{eta}")
     if data.get("error"):
         console.print(data["error"], markup=False)
+    if data.get("result_removed_at"):
+        console.print(f"its result was removed at {data['result_removed_at']}")
 
 
 @app.command("download")

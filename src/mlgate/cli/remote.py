@@ -16,6 +16,7 @@ _ERROR_FOR: dict[int, type[errors.MlgateError]] = {
     403: errors.PermissionDenied,
     404: errors.NotFound,
     409: errors.Conflict,
+    410: errors.Gone,
     413: errors.PayloadTooLarge,
     415: errors.UnsupportedFormat,
     422: errors.InvalidInput,

@@ -296,7 +296,11 @@ def predict(
         Path | None, typer.Option(help="Write the scored rows to this .parquet or .csv file.")
     ] = None,
     into_table: Annotated[
-        str | None, typer.Option(help="Or into this new table of the source's database.")
+        str | None,
+        typer.Option(
+            help="Or into this new table of the source's database (on SQLite, the scored rows "
+            "are held in memory until the read ends: SQLite allows no write while it is read)."
+        ),
     ] = None,
     chunk_rows: Annotated[
         int, typer.Option(min=1, help="Rows read and scored at a time.")

@@ -54,6 +54,11 @@ class NotFound(MlgateError):
     """404: no such model, version, alias, job or account."""
 
 
+class Gone(NotFound):
+    """410: it was there and was removed (a batch's result, after a cancel or its retention);
+    the message says when."""
+
+
 class Conflict(MlgateError):
     """409: the request clashes with the current state (an alias already there, and so on)."""
 
@@ -76,5 +81,5 @@ class ServerError(MlgateError):
 
 BY_STATUS: dict[int, type[MlgateError]] = {
     400: InvalidInput, 401: Unauthenticated, 403: PermissionDenied, 404: NotFound,
-    409: Conflict, 413: PayloadTooLarge, 415: InvalidInput, 422: InvalidInput,
+    409: Conflict, 410: Gone, 413: PayloadTooLarge, 415: InvalidInput, 422: InvalidInput,
 }  # fmt: skip

@@ -110,13 +110,21 @@ class SqlSource:
             return str(statement.compile(conn, compile_kwargs={"literal_binds": True}))
 
     def write_table(self, table: str, chunks: Iterator[pd.DataFrame]) -> int:
-        """Create `table` (refused if it exists) and append every chunk; returns the rows."""
+        """Create `table` (refused if it exists) and append every chunk; returns the rows.
+
+        SQLite lets no connection commit a write while another one reads the same file, and
+        the chunks are usually read from this very source, through a cursor that stays open
+        until the last one: on SQLite they are all read (and held in memory) before the first
+        row is written. Elsewhere they stream."""
         written = 0
         with self._connect() as conn:
             if sa.inspect(conn).has_table(table):
                 raise InvalidInput(
                     f"source {self.name!r} already has a table {table!r}; choose a new name"
                 )
+            if conn.dialect.name == "sqlite":
+                conn.rollback()  # no transaction of ours stays open while the rows are read
+                chunks = iter(list(chunks))
             try:
                 for chunk in chunks:
                     chunk.to_sql(table, conn, index=False, if_exists="append")

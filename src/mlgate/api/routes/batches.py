@@ -26,6 +26,11 @@ from mlgate.serving.asking import Asked
 router = APIRouter(
     prefix="/v1", tags=["batches"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
 )
+RESULT_PROBLEMS = {
+    **PROBLEMS,
+    409: {**PROBLEMS[409], "description": "The batch has no result: it has not succeeded"},
+    410: {**PROBLEMS[404], "description": "The result was removed (a cancel, or the retention)"},
+}
 UPLOAD = {
     "requestBody": {
         "required": True,
@@ -109,13 +114,14 @@ async def status(request: Request, batch_id: str) -> Response:
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
 
 
-@router.get("/batches/{batch_id}/result", responses=PROBLEMS)
+@router.get("/batches/{batch_id}/result", responses=RESULT_PROBLEMS)
 @access("authenticated")
 async def result(request: Request, batch_id: str) -> Response:
-    """The rows with `prediction` (and probabilities), in the format they came in."""
+    """The rows with `prediction` (and probabilities), in the format they came in; 410 once its
+    files are removed (a finished batch cancelled, or its retention passed), saying when."""
     services = _services(request)
     job = await run_in_threadpool(_mine, services, request, batch_id)
-    parts = batches.result_parts(services.artifacts, job)
+    parts = await run_in_threadpool(batches.result_parts, services.artifacts, job)
     if job.spec["format"] == "csv":
         return StreamingResponse(batches.csv_stream(parts), media_type="text/csv",
                                  headers=_attachment(batch_id, "csv"))  # fmt: skip
