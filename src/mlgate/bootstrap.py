@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.schema import Table
     from mlgate.serving.batches import BatchRunner
     from mlgate.serving.shadow import ShadowScorer
+    from mlgate.training.profiles import Profiles
 
 log = logging.getLogger("mlgate")
 
@@ -373,6 +374,15 @@ class Services:
     @cached_property
     def sealer(self) -> Sealer:
         return Sealer(self.server_secret)
+
+    @cached_property
+    def profiles(self) -> Profiles:
+        """Each version's columns as training saw them, and the portal's example row (read from
+        the version's snapshot once, then kept)."""
+        from mlgate.training.profiles import Profiles
+
+        row = self.settings.portal_example == "row"
+        return Profiles(self.uow, self.artifacts, example="row" if row else "typical")
 
     def resolve_version(self, name: str, number: int | None, alias: str | None) -> ModelVersion:
         """registry.service.resolve_version, through the one-second cache."""

@@ -27,6 +27,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           expansion (files that unpack past 1 MiB); see mlgate/archives.py
     MLGATE_SECURE_COOKIES auto              the dashboard's cookies carry Secure: auto = when the
                           request came over HTTPS (or a proxy said so); true behind a TLS proxy
+    MLGATE_PORTAL_EXAMPLE typical           the portal's example rows: each column's median or most
+                          frequent value in training; row = a real training row (shows data)
     MLGATE_MONITOR_INTERVAL 300, MLGATE_ROLLOUT_INTERVAL 10, MLGATE_SCHEDULE_INTERVAL 30,
     MLGATE_USAGE_EXPORT_INTERVAL 60         seconds between those rounds in `mlgate serve`; 0: none
     MLGATE_ROLLOUT_LOG_PER_SECOND 20        a rollout's calls logged beyond the sample rate
@@ -103,6 +105,7 @@ class Settings:
     archive_max_entries: int = 10_000
     archive_max_entry_bytes: int = 512 << 20
     archive_max_ratio: int = 200  # uncompressed / compressed, per entry
+    portal_example: str = "typical"  # or "row": a real training row in the portal's examples
 
     @property
     def secret_key_file(self) -> Path:
@@ -174,6 +177,9 @@ class Settings:
                 "archive_max_entry_bytes", get("archive_max_entry_bytes", str(512 << 20))
             ),
             archive_max_ratio=_positive_int("archive_max_ratio", get("archive_max_ratio", "200")),
+            portal_example=_choice(
+                "portal_example", get("portal_example", "typical"), ("typical", "row")
+            ),
         )
 
 

@@ -257,8 +257,17 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     shot(mine, "10-portal")
     mine.get_by_role("link", name="churn@production").click()  # the model, as granted
     expect(mine.locator("#ex-curl")).to_contain_text(token[:16] + "_")
-    expect(mine.locator("#ex-python")).to_contain_text("/v1/models/churn@production/predict")
+    expect(mine.locator("#ex-client")).to_be_visible()  # the first tab; the others hidden
+    expect(mine.locator("#ex-client")).to_contain_text('alias="production"')
+    expect(mine.locator("#ex-curl")).to_be_hidden()
+    mine.locator("label[for=tab-curl]").click()
+    expect(mine.locator("#ex-curl")).to_be_visible()
+    expect(mine.locator("#ex-curl")).to_contain_text("/v1/models/churn@production/predict")
     expect(mine.locator("#ex-curl")).not_to_contain_text(token[17:])
+    box = mine.locator("#ex-curl").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1280  # wrapped, never clipped
+    expect(mine.locator("#version")).to_contain_text("version 1")
+    mine.locator("label[for=tab-client]").click()
     shot(mine, "11-portal-model")
 
     # Try a row (the page's example row), then score a file: both through the alias grant.

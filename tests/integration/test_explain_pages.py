@@ -4,11 +4,14 @@ row; each draws the row's waterfall, its numbers adding up to the value."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -16,7 +19,13 @@ from mlgate.access import accounts
 from mlgate.access.grants import add_grant
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services
+from mlgate.columns import Column
+from mlgate.errors import ConfigError
 from mlgate.plans.service import create_plan, make_plan, subscribe
+from mlgate.registry.aliases import promote
+from mlgate.settings import Settings
+from mlgate.training.profiles import profile_of
+from mlgate.training.service import read_snapshot
 from tests.integration.test_dashboard import Site, csrf_of, login
 from tests.integration.test_explanations import table, trained, world  # noqa: F401
 
@@ -102,3 +111,119 @@ def test_the_portal_lets_a_consumer_try_a_row_when_its_plan_says_so(
     refused = blind.post(f"/portal/models/{name}/explain",
                          data={"row": json.dumps(ROW), "csrf": token})  # fmt: skip
     assert refused.status_code == 403 and "does not include explanations" in refused.text
+
+
+def _cell(page: str, column: str, cell: str) -> str:
+    """The text of one cell of the portal's input table."""
+    row = re.search(rf'<tr data-column="{column}">(.*?)</tr>', page, re.S)
+    assert row, page[:2000]
+    found = re.search(rf'<td class="{cell}">(?:<code>)?(.*?)(?:</code>)?</td>', row.group(1))
+    assert found
+    return html.unescape(found.group(1))
+
+
+def _pre(page: str, name: str) -> str:
+    found = re.search(rf'<pre id="ex-{name}" class="code">(.*?)</pre>', page, re.S)
+    assert found
+    return html.unescape(found.group(1))
+
+
+def test_the_portal_examples_send_typical_training_values(
+    world: Services,  # noqa: F811
+    site: tuple[Site, str],
+) -> None:
+    app, name = site
+    snapshot = read_snapshot(world.uow(), world.artifacts, name, 1)
+    median = snapshot["x1"].median()
+    colors = snapshot["color"].value_counts()
+    page = login(app, "portal", "seer", "a long secret for rees").get(f"/portal/models/{name}")
+    assert page.status_code == 200
+    assert "answered by <strong>version 1</strong>" in page.text
+    # Each column: its type, what training saw of it, and the value the examples send.
+    assert float(_cell(page.text, "x1", "example")) == pytest.approx(median, rel=1e-5)
+    low, high = _cell(page.text, "x1", "seen").split(" – ")
+    assert float(low) == pytest.approx(snapshot["x1"].min(), rel=1e-5)
+    assert float(high) == pytest.approx(snapshot["x1"].max(), rel=1e-5)
+    assert _cell(page.text, "color", "example") == json.dumps(colors.index[0])
+    assert _cell(page.text, "color", "seen").startswith(json.dumps(colors.index[0]) + ", ")
+    # The same row in every example and in "Try a row", which the model scores as it is.
+    client, curl, http = (_pre(page.text, tab) for tab in ("client", "curl", "http"))
+    sent = json.loads(http.split("\n\n", 1)[1])["rows"][0]
+    assert sent["x1"] == pytest.approx(median, rel=1e-5) and sent["color"] == colors.index[0]
+    assert json.dumps(sent) in curl and "from mlgate import Client" in client
+    assert f'"x1": {sent["x1"]!r},' in client and f'client.predict("{name}", row)' in client
+    assert http.startswith(f"POST /v1/models/{name}/predict HTTP/1.1\nHost: testserver\n")
+    pasted = re.search(r'<textarea[^>]*name="row"[^>]*>(.*?)</textarea>', page.text, re.S)
+    assert pasted and json.loads(html.unescape(pasted.group(1))) == sent
+    seer = login(app, "portal", "seer", "a long secret for rees")
+    token = csrf_of(seer, f"/portal/models/{name}")
+    tried = seer.post(
+        f"/portal/models/{name}/explain", data={"row": json.dumps(sent), "csrf": token}
+    )
+    assert tried.status_code == 200 and "<svg" in tried.text
+
+
+def test_a_column_training_never_saw_filled_stays_null() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 4.0], "gone": [None, None, None], "flag": [1, 0, 1],
+                          "note": ["one's own words", "another's", "a third"]})  # fmt: skip
+    columns = (Column("x", "number"), Column("gone", "number"), Column("flag", "boolean"),
+               Column("note", "text"))  # fmt: skip
+    typical = profile_of(frame, columns, "typical")
+    # Typical: nothing of any one row (free text that no two rows share is left empty).
+    assert typical.example == {"x": 2, "gone": None, "flag": True, "note": ""}
+    assert typical.columns[1].present == 0 and typical.columns[0].low == 1
+    real = profile_of(frame, columns, "row")
+    assert real.example == {"x": 1, "gone": None, "flag": True, "note": "one's own words"}
+
+
+def test_the_portal_shows_a_real_row_when_the_operator_says_so(
+    world: Services,  # noqa: F811
+    site: tuple[Site, str],
+) -> None:
+    app, name = site
+    assert Settings.from_env({"MLGATE_PORTAL_EXAMPLE": "row"}).portal_example == "row"
+    assert Settings.from_env({}).portal_example == "typical"
+    with pytest.raises(ConfigError, match="MLGATE_PORTAL_EXAMPLE is one of typical, row"):
+        Settings.from_env({"MLGATE_PORTAL_EXAMPLE": "all"})
+    typical = (world.settings, world.__dict__.pop("profiles", None))
+    world.settings = replace(world.settings, portal_example="row")
+    try:
+        page = login(app, "portal", "seer", "a long secret for rees").get(f"/portal/models/{name}")
+    finally:
+        world.settings = typical[0]
+        world.__dict__["profiles"] = typical[1] or world.profiles
+    sent = json.loads(_pre(page.text, "http").split("\n\n", 1)[1])["rows"][0]
+    snapshot = read_snapshot(world.uow(), world.artifacts, name, 1)
+    matches = snapshot[(snapshot["x1"] - sent["x1"]).abs() < 1e-12]
+    assert len(matches) == 1  # one of the training rows, as it was
+    assert matches.iloc[0]["color"] == sent["color"] and matches.iloc[0]["size"] == sent["size"]
+    assert "a real row of version 1" in page.text
+
+
+def test_an_alias_grant_sees_the_version_its_alias_points_at(
+    world: Services,  # noqa: F811
+    site: tuple[Site, str],
+) -> None:
+    app, _ = site
+    name = trained(world, "xgboost", "three")
+    trained(world, "xgboost", "three")  # version 2, the newest
+    now = world.clock()
+    promote(world.uow(), name, 1, "production", actor="test", now=now)
+    accounts.create_consumer(world.uow(), by=None, name="pinned", description="", now=now)
+    accounts.set_consumer_password(world.uow(), "pinned", "an alias holder secret",
+                                   by=None, now=now)  # fmt: skip
+    subscribe(world.uow(), by=None, consumer="pinned", plan="sight", now=now)
+    add_grant(world.uow(), by=None, subject_kind="consumer", subject="pinned",
+              target=f"{name}@production", role="consumer", now=now, actor="test")  # fmt: skip
+    world.forget_cached()
+    pinned = login(app, "portal", "pinned", "an alias holder secret")
+    for ref in (f"{name}@production", name):
+        page = pinned.get(f"/portal/models/{ref}")
+        assert page.status_code == 200, page.text[:400]
+        assert "answered by <strong>version 1</strong>" in page.text
+        assert "newest version is 2" in page.text
+    aliased = pinned.get(f"/portal/models/{name}@production")
+    assert f'client.predict("{name}", row, alias="production")' in _pre(aliased.text, "client")
+    token = csrf_of(pinned, f"/portal/models/{name}")
+    newest = pinned.post(f"/portal/models/{name}@2/explain", data={"row": "{}", "csrf": token})
+    assert newest.status_code == 403  # the grant opens its alias's version, not the newest

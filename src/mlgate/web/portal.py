@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
@@ -18,15 +19,18 @@ from mlgate.api.authorize import access
 from mlgate.plans import service as plans
 from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import parse_ref
 from mlgate.serving.asking import Asked
 from mlgate.web import charts, pages
 from mlgate.web.accounts import new_key, standing
 from mlgate.web.explaining import example_row, explain_row, parse_row
 from mlgate.web.pages import member, member_asking, page, render
 
+if TYPE_CHECKING:
+    from mlgate.training.profiles import ColumnProfile, Profile
+
 router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=False)
 USAGE_DAYS = 30
-_PLACEHOLDER = {"number": 0, "boolean": False, "string": "", "text": "", "datetime": None}
 
 
 @router.get("")
@@ -127,11 +131,14 @@ def _model_page(
     result: dict[str, Any] | None = None,
     pasted: str | None = None,
 ) -> Response:
-    """`ref` is how the page was named: its links, forms and examples call the model so."""
+    """`ref` is how the page was named: its links, forms and examples call the model so, and
+    the version described is the one that name is answered by (as the API resolves it)."""
     services = pages.services_of(request)
     uow = services.uow()
     registered, versions = registry.get_versions(uow, asked.model)
-    latest = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
+    version = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
+    profile = services.profiles.of(version) if version is not None else None
+    row = (profile.example if profile else example_row(version.columns)) if version else {}
     mine = [
         k for k in access_service.list_keys(uow, by=me) if k.state(services.clock()) == "active"
     ]
@@ -144,54 +151,103 @@ def _model_page(
         principal=me,
         model=registered,
         ref=ref,
-        latest=latest,
+        served=version,
+        columns=_columns(version, profile),
+        profile=profile,
         keys=mine,
         chosen=chosen,
-        examples=examples(base, ref, registered.task, latest, chosen),
+        examples=examples(base, ref, registered.task, row, chosen),
         result=result,
-        pasted=pasted
-        if pasted is not None
-        else json.dumps(example_row(latest.columns) if latest else {}, indent=1),
+        pasted=pasted if pasted is not None else json.dumps(row, indent=1),
         may_explain=bool(found and found[1].explain),
     )
 
 
+def _columns(version: ModelVersion | None, profile: Profile | None) -> list[dict[str, Any]]:
+    """The input table's rows: each column's type, what training saw of it, its example."""
+    if version is None:
+        return []
+    seen = {c.name: c for c in profile.columns} if profile else {}
+    out = []
+    for column in version.columns:
+        known = seen.get(column.name)
+        out.append({
+            "name": column.name,
+            "type": column.type,
+            "seen": _seen(known) if known else "",
+            "example": json.dumps(profile.example.get(column.name)) if profile else "",
+        })  # fmt: skip
+    return out
+
+
+def _seen(column: ColumnProfile) -> str:
+    """A column's training range (numbers, date-times) or its most frequent values."""
+    if not column.present:
+        return "always missing in training"
+    if column.type in ("number", "datetime"):
+        low, high = (_show(v) for v in (column.low, column.high))
+        return low if low == high else f"{low} – {high}"
+    if column.type == "text":
+        return f"free text ({column.distinct:,} different)"
+    shown = ", ".join(json.dumps(v) for v in column.categories)
+    more = column.distinct - len(column.categories)
+    return f"{shown} (and {more:,} more)" if more > 0 else shown
+
+
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def examples(
-    base: str, name: str, task: str, latest: ModelVersion | None, key: ApiKey | None
+    base: str, ref: str, task: str, row: dict[str, Any], key: ApiKey | None
 ) -> dict[str, str]:
-    """curl and Python to call the model, with the key's public prefix filled in (the secret
-    part is the consumer's to paste: the server never has it)."""
+    """mlgate.Client, curl and raw HTTP calls of the model as `ref` names it, sending `row`,
+    with the key's public prefix filled in (the secret part is the consumer's to paste: the
+    server never has it)."""
     token = f"{key.prefix}_<the rest of your key>" if key else "<your API key>"
     body: dict[str, Any]
+    name, number, alias = parse_ref(ref)
+    named = "".join(
+        f", {k}={_literal(v)}" for k, v in (("alias", alias), ("version", number)) if v is not None
+    )
     if task == "generation":
         path, body = "generate", {"n": 5, "seed": 1}
+        call = f"rows = client.generate({_literal(name)}, 5, seed=1{named})\nprint(rows)"
     elif task == "forecast":
         path, body = "forecast", {"history": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]}
+        call = f"print(client.forecast({_literal(name)}, {body['history']!r}{named}))"
     else:
-        columns = latest.columns if latest else ()
-        row: dict[str, Any] = {c.name: _PLACEHOLDER[c.type] for c in columns}
         path, body = "predict", {"rows": [row]}
-    url = f"{base}/v1/models/{name}/{path}"
-    payload = json.dumps(body)
+        call = (
+            f"predictions = client.predict({_literal(name)}, row{named})\n"
+            + ("print(predictions[0], predictions.probabilities)"
+               if task == "classification" else "print(predictions[0])")
+        )  # fmt: skip
+    url = f"{base}/v1/models/{ref}/{path}"
     curl = (
         f"curl -s {shlex.quote(url)} \\\n"
         f"  -H {shlex.quote('Authorization: Bearer ' + token)} \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
-        f"  -d {shlex.quote(payload)}"
+        f"  -d {shlex.quote(json.dumps(body))}"
     )
-    python = (
-        "import os\n\nimport httpx\n\n"
+    split = urlsplit(base)
+    payload = json.dumps(body, indent=2)
+    http = (
+        f"POST {split.path}/v1/models/{ref}/{path} HTTP/1.1\n"
+        f"Host: {split.netloc}\n"
+        f"Authorization: Bearer {token}\n"
+        "Content-Type: application/json\n"
+        f"Content-Length: {len(payload.encode())}\n\n"
+        f"{payload}\n"
+    )
+    client = (
+        "import os\n\nfrom mlgate import Client\n\n"
         f'API_KEY = os.environ.get("MLGATE_API_KEY", "{token}")\n'
-        f"body = {_literal(body)}\n"
-        "response = httpx.post(\n"
-        f'    "{url}",\n'
-        '    headers={"Authorization": f"Bearer {API_KEY}"},\n'
-        "    json=body,\n"
-        ")\n"
-        "response.raise_for_status()\n"
-        "print(response.json())\n"
+        + (f"row = {_literal(row)}\n" if path == "predict" else "")
+        + f"\nwith Client({_literal(base)}, api_key=API_KEY) as client:\n"
+        + "".join(f"    {line}\n" for line in call.splitlines())
     )
-    return {"curl": curl, "python": python}
+    return {"client": client, "curl": curl, "http": http}
 
 
 def _literal(value: Any, depth: int = 0) -> str:
