@@ -22,7 +22,7 @@ from mlgate.errors import InvalidInput
 from mlgate.plans import service as plans
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages
@@ -60,16 +60,26 @@ def models(request: Request) -> Response:
     for model in everything:
         if model.name not in shown:
             continue
-        latest = None
+        aliases = lifecycle.aliases_of(uow, model.name)
+        latest = shown_version = None
         if policy.may(me, "read", Target(model.name)) and model.latest_version:
             latest = registry.resolve_version(uow, model.name, model.latest_version)
+            # The metrics of what production serves; the latest version's when nothing is.
+            production = aliases.get(PRODUCTION)
+            shown_version = (
+                registry.resolve_version(uow, model.name, production)
+                if production is not None and production != latest.number
+                else latest
+            )
         per_day = [calls.get(model.name, {}).get(d, (0, 0))[0] for d in days]
         rows.append(
             {
                 "model": model,
-                "aliases": lifecycle.aliases_of(uow, model.name),
+                "aliases": aliases,
                 "latest": latest,
-                "metrics": _headline(latest),
+                "shown": shown_version,
+                "shown_as": PRODUCTION if PRODUCTION in aliases else "latest",
+                "metrics": _headline(shown_version),
                 "calls": sum(per_day),
                 "spark": charts.spark(
                     per_day, title=f"{model.name}: {sum(per_day)} calls in {TRAFFIC_DAYS} days"
@@ -166,13 +176,17 @@ def compare(request: Request, name: str, a: str = "", b: str = "") -> Response:
         services.uow(), services.artifacts, services.predictors, name, first, second,
         now=services.clock(),
     )  # fmt: skip
-    pair = []
+    pair, figures = [], []
     for number in (first, second):
         version = registry.resolve_version(services.uow(), name, number)
-        pair.append({"version": version, "metrics": _intervals(version), "figures": _figures(
+        pair.append({"version": version, "metrics": _intervals(version)})
+        figures.append(_figures(
             registry.read_attachment(services.uow(), services.artifacts, version, "report.html")
-        )})  # fmt: skip
-    return render(request, "compare.html", principal=me, name=name, result=result, pair=pair)
+        ))  # fmt: skip
+    return render(
+        request, "compare.html", principal=me, name=name, result=result, pair=pair,
+        plots=_paired(*figures),
+    )  # fmt: skip
 
 
 @router.get("/models/{name}/versions/{version}/report")
@@ -221,6 +235,17 @@ def _figures(report_html: bytes) -> list[tuple[str, str]]:
     titles (still HTML-escaped) and data: URIs."""
     text = report_html.decode("utf-8", "replace")
     return [(html.unescape(t), uri) for t, uri in _FIGURE.findall(text)]
+
+
+def _paired(
+    first: list[tuple[str, str]], second: list[tuple[str, str]]
+) -> list[tuple[str, str | None, str | None]]:
+    """The two versions' plots side by side, by kind (title): each title once, in the first
+    version's order and then the second's new ones, with None where a version has no such plot
+    (another algorithm draws other importances, a network its loss curve)."""
+    left, right = dict(first), dict(second)
+    titles = list(left) + [t for t in right if t not in left]
+    return [(t, left.get(t), right.get(t)) for t in titles]
 
 
 def _number(raw: str, what: str) -> int:
