@@ -178,6 +178,12 @@ class Monitor:
         window["verdict"] = "drifting" if drifting else "stable"
         return window
 
+    def training_rows(self, version: ModelVersion) -> pd.DataFrame:
+        """A seeded sample of `version`'s training rows (at most REFERENCE_ROWS), conformed to
+        its columns: what its drift is measured against, read once and cached. Raises NotFound
+        for a version stored without its rows (an imported one)."""
+        return self._reference(version)[0]
+
     def _reference(self, version: ModelVersion) -> tuple[pd.DataFrame, list[Any]]:
         key = (version.model_name, version.number)
         if key in self._references:

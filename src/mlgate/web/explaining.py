@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pandas as pd
 from starlette.requests import Request
 
 from mlgate.access.model import Principal
@@ -17,17 +18,60 @@ from mlgate.columns import Column
 from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.schema import rows_to_table
 from mlgate.serving.asking import Asked
-from mlgate.serving.service import Ask, predict
+from mlgate.serving.service import Ask, Prediction, predict
 from mlgate.web import charts, pages
 
 MAX_ROW_BYTES = 64 * 1024
 PLACEHOLDER = {"number": 0, "boolean": False, "string": "", "text": "", "datetime": None}
 SHOWN = 10  # contributions drawn one by one; the rest as "other"
+LABEL_CHARS = 14  # of a value in a waterfall bar's label (the labels have 150 px)
 
 
 def example_row(columns: Sequence[Column]) -> dict[str, Any]:
     """A row to start from: every column, with a placeholder of its type."""
     return {c.name: PLACEHOLDER[c.type] for c in columns}
+
+
+def typical_row(columns: Sequence[Column], rows: pd.DataFrame | None) -> dict[str, Any]:
+    """A row to start from that looks like the training data: each number column's median,
+    each other column's most frequent value in `rows` (the version's training rows); a
+    placeholder where there are none (no rows kept, a column always null, a datetime)."""
+    row = example_row(columns)
+    if rows is None:
+        return row
+    for column in columns:
+        if column.name not in rows.columns or column.type == "datetime":
+            continue
+        values = rows[column.name].dropna()
+        if values.empty:
+            continue
+        if column.type == "number":
+            median = float(values.astype("float64").median())
+            row[column.name] = int(median) if median.is_integer() else round(median, 6)
+        else:
+            row[column.name] = _plain(values.mode().iloc[0])
+    return row
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the JSON value it stands for."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def label(column: str, row: dict[str, Any]) -> str:
+    """A waterfall bar's label: the column and the row's value of it, short enough to read."""
+    if column not in row:
+        return column  # "other": the columns past the ones drawn
+    value = row[column]
+    if value is None:
+        shown = "null"
+    elif isinstance(value, float):
+        shown = f"{value:.4g}"
+    else:
+        shown = str(value)
+    if len(shown) > LABEL_CHARS:
+        shown = shown[: LABEL_CHARS - 1] + "…"
+    return f"{column} = {shown}"
 
 
 def parse_row(raw: str) -> dict[str, Any]:
@@ -70,20 +114,31 @@ async def explain_row(
     about = explanation.about()
     steps = sorted(shown["contributions"].items(), key=lambda kv: -abs(kv[1]))
     subject = f" of class {shown['class']}" if "class" in shown else ""
+    predicted = prediction.predictions[0]
     return {
-        "prediction": prediction.predictions[0],
+        "prediction": predicted,
+        "probability": _probability(prediction, predicted),
         "version": prediction.version.number,
         "about": about,
         "row": shown,
-        "steps": steps,
+        "steps": [(column, label(column, row), value) for column, value in steps],
         "chart": charts.waterfall(
             shown["base"],
-            steps,
+            [(label(column, row), value) for column, value in steps],
             title=f"{asked.model} v{prediction.version.number}: the {about['scale']}{subject}, "
             "from the base value through each column's contribution",
             unit=about["scale"],
         ),
     }
+
+
+def _probability(prediction: Prediction, predicted: Any) -> float | None:
+    """The probability the model gave the class it predicted (None for a regression, or a
+    model that gives no probabilities)."""
+    classes = prediction.classes
+    if not prediction.probabilities or classes is None or predicted not in classes:
+        return None
+    return float(prediction.probabilities[0][classes.index(predicted)])
 
 
 def logged_row(request: Request, name: str, request_id: str, index: int) -> dict[str, Any]:

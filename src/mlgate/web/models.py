@@ -15,18 +15,21 @@ from pydantic import Field
 from starlette.responses import Response
 
 from mlgate.access import policy
-from mlgate.access.model import Target
+from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import access, actor
+from mlgate.api.problems import error_headers
 from mlgate.api.schemas import RowIndex
-from mlgate.errors import InvalidInput
+from mlgate.errors import InvalidInput, MlgateError
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.plans import service as plans
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.registry.model import PRODUCTION, ModelVersion
+from mlgate.serving.asking import Asked
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages
-from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
+from mlgate.web.explaining import explain_row, logged_row, parse_row, typical_row
 from mlgate.web.pages import member, member_asking, page, render
 
 router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
@@ -300,19 +303,25 @@ def monitoring(request: Request, name: str, days: Days = 7) -> Response:
 @router.get("/models/{name}/explain")
 @access("predict")
 @page("ui")
-async def explain(request: Request, name: str, request_id: str = "", row: RowIndex = 0) -> Response:
-    """Paste a row (or come from a logged prediction) and see why it is predicted as it is."""
-    me, asked = member_asking(request, "ui", "predict", name)
-    services = pages.services_of(request)
-    result = None
-    if request_id:
-        values = logged_row(request, asked.model, request_id, row)
-        result = await explain_row(request, me, asked, values)
-    else:
-        version = services.resolve_version(asked.model, asked.number, asked.alias)
-        values = example_row(version.columns)
-    return render(
-        request, "explain.html", principal=me, name=name, result=result,
+async def explain(
+    request: Request, name: str, request_id: str = "", row: RowIndex = 0, version: str = ""
+) -> Response:
+    """Paste a row (or come from a logged prediction) and see why it is predicted as it is.
+    The form starts from the chosen version's typical row (`version`: a number; none: what
+    the name serves)."""
+    me, asked = member_asking(request, "ui", "predict", _chosen(name, version))
+    result = error = None
+    values: dict[str, Any] = {}
+    try:
+        if request_id:
+            values = logged_row(request, asked.model, request_id, row)
+            result = await explain_row(request, me, asked, values)
+        else:
+            values = _typical(request, asked)
+    except MlgateError as exc:  # shown on the form's page, which stays usable
+        error = exc
+    return _explain_page(
+        request, me, name, asked, result=result, error=error,
         pasted=json.dumps(values, indent=1), request_id=request_id,
     )  # fmt: skip
 
@@ -321,11 +330,49 @@ async def explain(request: Request, name: str, request_id: str = "", row: RowInd
 @access("predict")
 @page("ui")
 async def explain_pasted(
-    request: Request, name: str, row: str = Form(""), csrf: str = Form("")
-) -> Response:
-    me, asked = member_asking(request, "ui", "predict", name, csrf=csrf)
-    result = await explain_row(request, me, asked, parse_row(row))
+    request: Request, name: str, row: str = Form(""), version: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:  # fmt: skip
+    me, asked = member_asking(request, "ui", "predict", _chosen(name, version), csrf=csrf)
+    result = error = None
+    try:
+        result = await explain_row(request, me, asked, parse_row(row))
+    except MlgateError as exc:  # shown above the pasted row, to be corrected in place
+        error = exc
+    return _explain_page(
+        request, me, name, asked, result=result, error=error, pasted=row, request_id=""
+    )
+
+
+def _chosen(name: str, version: str) -> str:
+    """The model as the page names it, or the version picked in its form."""
+    if not version.strip():
+        return name
+    return f"{registry.parse_ref(name)[0]}@{_number(version, 'version')}"
+
+
+def _typical(request: Request, asked: Asked) -> dict[str, Any]:
+    """The version's typical row, from the training rows monitoring measures drift against;
+    placeholders for a version stored without them (an imported one)."""
+    services = pages.services_of(request)
+    version = services.resolve_version(asked.model, asked.number, asked.alias)
+    try:
+        rows = services.monitor.training_rows(version)
+    except MlgateError:
+        rows = None
+    return typical_row(version.columns, rows)
+
+
+def _explain_page(
+    request: Request, me: Principal, name: str, asked: Asked, *, result: dict[str, Any] | None,
+    error: MlgateError | None, pasted: str, request_id: str,
+) -> Response:  # fmt: skip
+    services = pages.services_of(request)
+    _, versions = registry.get_versions(services.uow(), asked.model)
     return render(
-        request, "explain.html", principal=me, name=name, result=result, pasted=row,
-        request_id="",
+        request, "explain.html", principal=me, name=name, model=asked.model, result=result,
+        pasted=pasted, request_id=request_id, error=None if error is None else str(error),
+        chosen=asked.number, versions=[v.number for v in versions if v.archived_at is None],
+        status=200 if error is None else status_of(outcome_of(error)),
+        headers=None if error is None else error_headers(error),
     )  # fmt: skip
