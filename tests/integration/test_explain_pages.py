@@ -136,6 +136,9 @@ def test_the_form_starts_from_the_versions_typical_row_and_labels_each_bar(
     page = admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
     assert ">x1 = 1.5</text>" in page.text and ">color = red</text>" in page.text
     assert ">x2 = null</text>" in page.text
+    blank = admin.post(f"/ui/models/{name}/explain",
+                       data={"row": json.dumps({**ROW, "size": ""}), "csrf": token})  # fmt: skip
+    assert '>size = ""</text>' in html.unescape(blank.text)
     probability = re.search(r"Predicted (yes|no), probability (0\.\d{3}|1\.000)", page.text)
     assert probability and float(probability.group(2)) >= 0.5  # the predicted class's
 

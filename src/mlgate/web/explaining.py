@@ -65,6 +65,8 @@ def label(column: str, row: dict[str, Any]) -> str:
     value = row[column]
     if value is None:
         shown = "null"
+    elif value == "":
+        shown = '""'
     elif isinstance(value, float):
         shown = f"{value:.4g}"
     else:
