@@ -29,6 +29,8 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
                           request came over HTTPS (or a proxy said so); true behind a TLS proxy
     MLGATE_PORTAL_EXAMPLE typical           the portal's example rows: each column's median or most
                           frequent value in training; row = a real training row (shows data)
+    MLGATE_CURRENCY       USD               the currency of every plan's prices: amounts on the
+                          dashboard and the portal read "USD 12.50"
     MLGATE_MONITOR_INTERVAL 300, MLGATE_ROLLOUT_INTERVAL 10, MLGATE_SCHEDULE_INTERVAL 30,
     MLGATE_USAGE_EXPORT_INTERVAL 60         seconds between those rounds in `mlgate serve`; 0: none
     MLGATE_ROLLOUT_LOG_PER_SECOND 20        a rollout's calls logged beyond the sample rate
@@ -87,6 +89,7 @@ class Settings:
     redis_prefix: str = "mlgate"
     limits_fail_open: bool = False
     secure_cookies: bool | None = None  # None: when the request is HTTPS
+    currency: str = "USD"  # of every plan's prices; shown with each amount on the pages
     dask_address: str | None = None
     monitor_interval: int = 300  # seconds between monitoring checks in `mlgate serve`; 0: none
     rollout_interval: int = 10  # seconds between the looks at running rollouts; 0: none
@@ -139,6 +142,7 @@ class Settings:
             redis_prefix=get("redis_prefix", "mlgate") or "mlgate",
             limits_fail_open=_flag("limits_fail_open", get("limits_fail_open", "false")),
             secure_cookies=_auto_flag("secure_cookies", get("secure_cookies", "auto")),
+            currency=_currency(get("currency", "USD") or "USD"),
             dask_address=get("dask_address", None),
             monitor_interval=_whole("monitor_interval", get("monitor_interval", "300")),
             rollout_interval=_whole("rollout_interval", get("rollout_interval", "10")),
@@ -187,6 +191,13 @@ def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"MLGATE_{name.upper()} is one of {', '.join(allowed)}, not {value!r}")
     return value
+
+
+def _currency(raw: str) -> str:
+    code = raw.strip().upper()
+    if not (3 <= len(code) <= 4 and code.isascii() and code.isalpha()):
+        raise ConfigError(f"MLGATE_CURRENCY is a currency code such as USD or EUR, not {raw!r}")
+    return code
 
 
 def _read_config_file(path: Path, *, explicit: bool) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -18,10 +19,12 @@ from mlgate.cli.main import app
 from mlgate.errors import Conflict, InvalidInput
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import read_attachment
 from mlgate.schema import conform
 from mlgate.sources import demo
 from mlgate.training import data as training_data
 from mlgate.training.compare import compare_versions, promote_if_better
+from mlgate.training.report import plot_titles
 from mlgate.training.service import TrainSpec, read_snapshot, retrain_spec, split_rows, train_model
 from tests.conftest import add_source_to, admin_token
 
@@ -253,3 +256,58 @@ def test_with_nothing_else_in_service_there_is_nothing_to_beat(shop: Services) -
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert "nothing to beat" in said and f"nothing -> v{only.number}" in said
+
+
+def test_the_pages_show_productions_metrics_and_pair_plots_by_kind(shop: Services) -> None:
+    """The models list shows the metrics of the version production serves, naming it; the
+    compare page pairs the two reports' plots by title, with an empty cell where a version
+    has no plot of that kind (two algorithms draw different importances)."""
+    versions = []
+    for algorithm in ("logistic_regression", "random_forest"):
+        spec = TrainSpec("m", "shop", "churned", algorithm, table="customers",
+                         drop=("customer_id",), params={"n_estimators": 20}
+                         if algorithm.startswith("random") else None)  # fmt: skip
+        versions.append(train_model(
+            shop.uow(), shop.artifacts, shop.open_source, spec, now=shop.clock
+        ).version)  # fmt: skip
+    first, second = versions
+    accounts.create_user(shop.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
+                         now=shop.clock())  # fmt: skip
+    with TestClient(create_app(shop), base_url="http://testserver",
+                    follow_redirects=False) as browser:  # fmt: skip
+        token = CSRF.search(browser.get("/ui/login").text)
+        assert token
+        browser.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1],
+                                        "csrf": token.group(1)})  # fmt: skip
+        latest = browser.get("/ui/models").text
+        assert f"v{second.number} (latest)" in latest
+        lifecycle.promote(shop.uow(), "m", first.number, "production", actor="test",
+                          reason="the simpler one", now=shop.clock())  # fmt: skip
+        listed = browser.get("/ui/models").text
+        row = listed[listed.index('data-model="m"') :].split("</tr>")[0]
+        metrics = row.split('<td class="metrics">')[1]
+        assert f"v{first.number} (production)" in metrics
+        name, value = next(iter(first.metrics.items()))
+        assert f"{name} {value:.4f}" in metrics  # production's value
+        if f"{second.metrics[name]:.4f}" != f"{value:.4f}":
+            assert f"{name} {second.metrics[name]:.4f}" not in metrics  # not the latest's
+
+        titles = [
+            plot_titles(read_attachment(shop.uow(), shop.artifacts, v, "report.html"))
+            for v in versions
+        ]
+        assert set(titles[0]) != set(titles[1])  # the case this test is about
+        page = browser.get(f"/ui/models/m/compare?a={first.number}&b={second.number}").text
+        cells = re.findall(r'<div class="side-by-side plots" data-plot="([^"]+)">(.*?)</div>',
+                           page, re.S)  # fmt: skip
+        assert [html.unescape(t) for t, _ in cells] == titles[0] + [
+            t for t in titles[1] if t not in titles[0]
+        ]
+        for title, cell in cells:
+            shown = [html.unescape(t) in titles[i] for i, t in enumerate([title, title])]
+            figures = re.findall(r"<figure.*?</figure>", cell, re.S)
+            assert len(figures) == 2  # one cell a side, in step
+            for side, (present, figure) in enumerate(zip(shown, figures, strict=True)):
+                number = versions[side].number
+                assert ("<img" in figure) == present
+                assert (f"not in v{number}" in figure) == (not present)

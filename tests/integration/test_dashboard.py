@@ -342,3 +342,16 @@ def test_a_model_file_imported_from_the_form_is_listed_with_its_metrics(site: Si
     refused = admin.post("/ui/import", data={"model": "pickled", "csrf": token}, files=pickle)
     assert refused.status_code == 422 and "never unpickles" in refused.text
     assert admin.get("/ui/models/pickled").status_code == 404
+
+
+def test_prices_show_their_currency(site: Site) -> None:
+    """Plans' prices carry the currency (MLGATE_CURRENCY, USD by default), as the form asks
+    for them, to the finest digit the price has."""
+    admin = login(site, "ui", *ADMIN)
+    token = csrf_of(admin, "/ui/plans")
+    plan = {"name": "priced-plan", "price_per_1k_rows": "0.0035", "csrf": token}
+    assert admin.post("/ui/plans", data=plan, headers={"Origin": BASE}).status_code == 303
+    listed = admin.get("/ui/plans").text
+    row = listed[listed.index('data-plan="priced-plan"') :].split("</tr>")[0]
+    assert "<td>USD 0.0035</td>" in row
+    assert "Price per 1,000 rows (USD)" in listed

@@ -31,6 +31,7 @@ from tests.integration.test_explanations import table, trained, world  # noqa: F
 
 ADMIN = ("root", "operator secret 2026")
 ROW = {"x1": 1.5, "x2": None, "color": "red", "size": "M"}
+TEXTAREA = re.compile(r'<textarea id="f-row" name="row"[^>]*>(.*?)</textarea>', re.S)
 NUMBER = re.compile(r"<th scope=\"row\">(base|x1|x2|color|size|value)</th><td>([-+0-9.e]+)</td>")
 
 
@@ -61,7 +62,7 @@ def test_the_dashboard_explains_a_pasted_row(site: tuple[Site, str]) -> None:
     app, name = site
     admin = login(app, "ui", *ADMIN)
     form = admin.get(f"/ui/models/{name}/explain")
-    assert form.status_code == 200 and "&#34;x1&#34;: 0" in form.text  # a row to start from
+    assert form.status_code == 200 and "&#34;x1&#34;: " in form.text  # a row to start from
     token = csrf_of(admin, f"/ui/models/{name}/explain")
     page = admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
     assert page.status_code == 200, page.text[:400]
@@ -71,6 +72,14 @@ def test_the_dashboard_explains_a_pasted_row(site: tuple[Site, str]) -> None:
     assert found["value"] == pytest.approx(found["base"] + parts, abs=2e-3)  # shown to 4 digits
     bad = admin.post(f"/ui/models/{name}/explain", data={"row": "[1, 2]", "csrf": token})
     assert bad.status_code == 422 and "one JSON object" in bad.text
+    # The error is shown on the form's own page, the pasted text kept there to correct.
+    assert 'id="explain-error"' in bad.text and "Please check the form" not in bad.text
+    assert '<textarea id="f-row" name="row" rows="10" spellcheck="false">[1, 2]</textarea>' in (
+        bad.text
+    )
+    unknown = admin.post(f"/ui/models/{name}/explain",
+                         data={"row": json.dumps({"x1": "many"}), "csrf": token})  # fmt: skip
+    assert unknown.status_code == 422 and 'id="explain-error"' in unknown.text
 
 
 def test_the_monitoring_page_explains_a_logged_prediction(
@@ -227,3 +236,43 @@ def test_an_alias_grant_sees_the_version_its_alias_points_at(
     token = csrf_of(pinned, f"/portal/models/{name}")
     newest = pinned.post(f"/portal/models/{name}@2/explain", data={"row": "{}", "csrf": token})
     assert newest.status_code == 403  # the grant opens its alias's version, not the newest
+
+
+def test_the_form_starts_from_the_versions_typical_row_and_labels_each_bar(
+    world: Services,  # noqa: F811
+    site: tuple[Site, str],
+) -> None:
+    """The row to start from is the training rows' typical one (medians, most frequent
+    categories); the waterfall's bars read `column = value`; a classifier's probability of the
+    predicted class is shown; another version can be chosen, to fill in and to explain with."""
+    app, name = site
+    snapshot = read_snapshot(world.uow(), world.artifacts, name, 1)
+    admin = login(app, "ui", *ADMIN)
+    form = admin.get(f"/ui/models/{name}/explain")
+    pasted = json.loads(html.unescape(TEXTAREA.search(form.text).group(1)))  # type: ignore[union-attr]
+    assert pasted["x1"] == pytest.approx(snapshot["x1"].median(), rel=1e-5)
+    assert pasted["x2"] == pytest.approx(snapshot["x2"].median(), rel=1e-5)  # nulls left out
+    assert pasted["color"] == snapshot["color"].mode().iloc[0]
+    assert pasted["size"] == snapshot["size"].mode().iloc[0]
+
+    token = csrf_of(admin, f"/ui/models/{name}/explain")
+    page = admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
+    assert ">x1 = 1.5</text>" in page.text and ">color = red</text>" in page.text
+    assert ">x2 = null</text>" in page.text
+    blank = admin.post(f"/ui/models/{name}/explain",
+                       data={"row": json.dumps({**ROW, "size": ""}), "csrf": token})  # fmt: skip
+    assert '>size = ""</text>' in html.unescape(blank.text)
+    probability = re.search(r"Predicted (yes|no), probability (0\.\d{3}|1\.000)", page.text)
+    assert probability and float(probability.group(2)) >= 0.5  # the predicted class's
+
+    trained(world, "xgboost", "binary")  # v2
+    world.forget_cached()  # a name's latest version is cached for a second
+    chooser = admin.get(f"/ui/models/{name}/explain?version=1")
+    assert '<option value="1" selected>v1</option>' in chooser.text
+    assert '<option value="2">v2</option>' in chooser.text
+    older = admin.post(
+        f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "version": "1", "csrf": token}
+    )
+    assert older.status_code == 200 and "(version 1)" in older.text
+    newer = admin.post(f"/ui/models/{name}/explain", data={"row": json.dumps(ROW), "csrf": token})
+    assert "(version 2)" in newer.text

@@ -161,13 +161,13 @@ def test_the_portal_shows_spend_and_its_projection_and_sets_the_cap(
                                                 "csrf": token.group(1)})  # fmt: skip
     assert login.status_code == 303, login.text[:300]
     page = browser.get("/portal")
-    assert "Spent so far in 2026-11: <strong>0.01</strong>" in page.text
+    assert "Spent so far in 2026-11: <strong>USD 0.01</strong>" in page.text
     assert "No spend cap." in page.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf
     done = browser.post("/portal/spend-cap", data={"cap": "12.50", "csrf": csrf.group(1)})
     assert done.status_code == 303 and done.headers["location"] == "/portal?notice=spend_cap_set"
-    assert "Your cap: <strong>12.50</strong>" in browser.get("/portal").text
+    assert "Your cap: <strong>USD 12.50</strong>" in browser.get("/portal").text
     browser.close()
 
 

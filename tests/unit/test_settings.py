@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from mlgate.errors import ConfigError
+from mlgate.plans.model import money
 from mlgate.settings import Secret, Settings
 
 
@@ -41,3 +43,15 @@ def test_secrets_do_not_show_themselves(tmp_path: Path) -> None:
     settings = Settings.from_env({"MLGATE_HOME": str(tmp_path), "MLGATE_SECRET_KEY": "s3cr3t"})
     assert settings.secret_key == Secret("s3cr3t")
     assert "s3cr3t" not in repr(settings)
+
+
+def test_amounts_are_shown_in_the_configured_currency(tmp_path: Path) -> None:
+    assert Settings.from_env({"MLGATE_HOME": str(tmp_path)}).currency == "USD"
+    settings = Settings.from_env({"MLGATE_HOME": str(tmp_path), "MLGATE_CURRENCY": "eur"})
+    assert settings.currency == "EUR"
+    with pytest.raises(ConfigError, match="MLGATE_CURRENCY is a currency code"):
+        Settings.from_env({"MLGATE_HOME": str(tmp_path), "MLGATE_CURRENCY": "€"})
+    assert money(Decimal("12.5"), "EUR") == "EUR 12.50"
+    assert money(Decimal("1234.567"), "USD") == "USD 1,234.57"
+    assert money(Decimal("0.0035"), "USD", price=True) == "USD 0.0035"
+    assert money(Decimal("2"), "USD", price=True) == "USD 2.00"

@@ -43,6 +43,19 @@ LIMITS: tuple[LimitField, ...] = (
     LimitField("max_rows_per_request", "Rows per request at most", "--max-rows"),
 )
 LIMIT_FIELDS = tuple(f.name for f in LIMITS)
+MONEY_PLACES = 6  # the finest a price is shown: a millionth of the currency
+
+
+def money(amount: Decimal | int | str, currency: str, *, price: bool = False) -> str:
+    """An amount as people read it, with its currency: a spend or cap to the cent ("USD 12.50",
+    "USD 1,200.00"); a `price` as set, which may be finer ("USD 0.0035", to a millionth)."""
+    value = Decimal(amount)
+    places = 2
+    if price:
+        value = value.quantize(Decimal(1).scaleb(-MONEY_PLACES)).normalize()
+        exponent = value.as_tuple().exponent
+        places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{currency} {value:,.{places}f}"
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,36 @@ from mlgate.columns import Column
 from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.schema import rows_to_table
 from mlgate.serving.asking import Asked
-from mlgate.serving.service import Ask, predict
+from mlgate.serving.service import Ask, Prediction, predict
 from mlgate.web import charts, pages
 
 MAX_ROW_BYTES = 64 * 1024
 PLACEHOLDER = {"number": 0, "boolean": False, "string": "", "text": "", "datetime": None}
 SHOWN = 10  # contributions drawn one by one; the rest as "other"
+LABEL_CHARS = 14  # of a value in a waterfall bar's label (the labels have 150 px)
 
 
 def example_row(columns: Sequence[Column]) -> dict[str, Any]:
     """A row to start from: every column, with a placeholder of its type."""
     return {c.name: PLACEHOLDER[c.type] for c in columns}
+
+
+def label(column: str, row: dict[str, Any]) -> str:
+    """A waterfall bar's label: the column and the row's value of it, short enough to read."""
+    if column not in row:
+        return column  # "other": the columns past the ones drawn
+    value = row[column]
+    if value is None:
+        shown = "null"
+    elif value == "":
+        shown = '""'
+    elif isinstance(value, float):
+        shown = f"{value:.4g}"
+    else:
+        shown = str(value)
+    if len(shown) > LABEL_CHARS:
+        shown = shown[: LABEL_CHARS - 1] + "…"
+    return f"{column} = {shown}"
 
 
 def parse_row(raw: str) -> dict[str, Any]:
@@ -70,20 +89,31 @@ async def explain_row(
     about = explanation.about()
     steps = sorted(shown["contributions"].items(), key=lambda kv: -abs(kv[1]))
     subject = f" of class {shown['class']}" if "class" in shown else ""
+    predicted = prediction.predictions[0]
     return {
-        "prediction": prediction.predictions[0],
+        "prediction": predicted,
+        "probability": _probability(prediction, predicted),
         "version": prediction.version.number,
         "about": about,
         "row": shown,
-        "steps": steps,
+        "steps": [(column, label(column, row), value) for column, value in steps],
         "chart": charts.waterfall(
             shown["base"],
-            steps,
+            [(label(column, row), value) for column, value in steps],
             title=f"{asked.model} v{prediction.version.number}: the {about['scale']}{subject}, "
             "from the base value through each column's contribution",
             unit=about["scale"],
         ),
     }
+
+
+def _probability(prediction: Prediction, predicted: Any) -> float | None:
+    """The probability the model gave the class it predicted (None for a regression, or a
+    model that gives no probabilities)."""
+    classes = prediction.classes
+    if not prediction.probabilities or classes is None or predicted not in classes:
+        return None
+    return float(prediction.probabilities[0][classes.index(predicted)])
 
 
 def logged_row(request: Request, name: str, request_id: str, index: int) -> dict[str, Any]:

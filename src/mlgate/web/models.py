@@ -15,14 +15,17 @@ from pydantic import Field
 from starlette.responses import Response
 
 from mlgate.access import policy
-from mlgate.access.model import Target
+from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import access, actor
+from mlgate.api.problems import error_headers
 from mlgate.api.schemas import RowIndex
-from mlgate.errors import InvalidInput
+from mlgate.errors import InvalidInput, MlgateError
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.plans import service as plans
 from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
-from mlgate.registry.model import ModelVersion
+from mlgate.registry.model import PRODUCTION, ModelVersion
+from mlgate.serving.asking import Asked
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages
@@ -60,16 +63,26 @@ def models(request: Request) -> Response:
     for model in everything:
         if model.name not in shown:
             continue
-        latest = None
+        aliases = lifecycle.aliases_of(uow, model.name)
+        latest = shown_version = None
         if policy.may(me, "read", Target(model.name)) and model.latest_version:
             latest = registry.resolve_version(uow, model.name, model.latest_version)
+            # The metrics of what production serves; the latest version's when nothing is.
+            production = aliases.get(PRODUCTION)
+            shown_version = (
+                registry.resolve_version(uow, model.name, production)
+                if production is not None and production != latest.number
+                else latest
+            )
         per_day = [calls.get(model.name, {}).get(d, (0, 0))[0] for d in days]
         rows.append(
             {
                 "model": model,
-                "aliases": lifecycle.aliases_of(uow, model.name),
+                "aliases": aliases,
                 "latest": latest,
-                "metrics": _headline(latest),
+                "shown": shown_version,
+                "shown_as": PRODUCTION if PRODUCTION in aliases else "latest",
+                "metrics": _headline(shown_version),
                 "calls": sum(per_day),
                 "spark": charts.spark(
                     per_day, title=f"{model.name}: {sum(per_day)} calls in {TRAFFIC_DAYS} days"
@@ -166,13 +179,17 @@ def compare(request: Request, name: str, a: str = "", b: str = "") -> Response:
         services.uow(), services.artifacts, services.predictors, name, first, second,
         now=services.clock(),
     )  # fmt: skip
-    pair = []
+    pair, figures = [], []
     for number in (first, second):
         version = registry.resolve_version(services.uow(), name, number)
-        pair.append({"version": version, "metrics": _intervals(version), "figures": _figures(
+        pair.append({"version": version, "metrics": _intervals(version)})
+        figures.append(_figures(
             registry.read_attachment(services.uow(), services.artifacts, version, "report.html")
-        )})  # fmt: skip
-    return render(request, "compare.html", principal=me, name=name, result=result, pair=pair)
+        ))  # fmt: skip
+    return render(
+        request, "compare.html", principal=me, name=name, result=result, pair=pair,
+        plots=_paired(*figures),
+    )  # fmt: skip
 
 
 @router.get("/models/{name}/versions/{version}/report")
@@ -221,6 +238,17 @@ def _figures(report_html: bytes) -> list[tuple[str, str]]:
     titles (still HTML-escaped) and data: URIs."""
     text = report_html.decode("utf-8", "replace")
     return [(html.unescape(t), uri) for t, uri in _FIGURE.findall(text)]
+
+
+def _paired(
+    first: list[tuple[str, str]], second: list[tuple[str, str]]
+) -> list[tuple[str, str | None, str | None]]:
+    """The two versions' plots side by side, by kind (title): each title once, in the first
+    version's order and then the second's new ones, with None where a version has no such plot
+    (another algorithm draws other importances, a network its loss curve)."""
+    left, right = dict(first), dict(second)
+    titles = list(left) + [t for t in right if t not in left]
+    return [(t, left.get(t), right.get(t)) for t in titles]
 
 
 def _number(raw: str, what: str) -> int:
@@ -275,19 +303,25 @@ def monitoring(request: Request, name: str, days: Days = 7) -> Response:
 @router.get("/models/{name}/explain")
 @access("predict")
 @page("ui")
-async def explain(request: Request, name: str, request_id: str = "", row: RowIndex = 0) -> Response:
-    """Paste a row (or come from a logged prediction) and see why it is predicted as it is."""
-    me, asked = member_asking(request, "ui", "predict", name)
-    services = pages.services_of(request)
-    result = None
-    if request_id:
-        values = logged_row(request, asked.model, request_id, row)
-        result = await explain_row(request, me, asked, values)
-    else:
-        version = services.resolve_version(asked.model, asked.number, asked.alias)
-        values = example_row(version.columns)
-    return render(
-        request, "explain.html", principal=me, name=name, result=result,
+async def explain(
+    request: Request, name: str, request_id: str = "", row: RowIndex = 0, version: str = ""
+) -> Response:
+    """Paste a row (or come from a logged prediction) and see why it is predicted as it is.
+    The form starts from the chosen version's typical row (`version`: a number; none: what
+    the name serves)."""
+    me, asked = member_asking(request, "ui", "predict", _chosen(name, version))
+    result = error = None
+    values: dict[str, Any] = {}
+    try:
+        if request_id:
+            values = logged_row(request, asked.model, request_id, row)
+            result = await explain_row(request, me, asked, values)
+        else:
+            values = _typical(request, asked)
+    except MlgateError as exc:  # shown on the form's page, which stays usable
+        error = exc
+    return _explain_page(
+        request, me, name, asked, result=result, error=error,
         pasted=json.dumps(values, indent=1), request_id=request_id,
     )  # fmt: skip
 
@@ -296,11 +330,46 @@ async def explain(request: Request, name: str, request_id: str = "", row: RowInd
 @access("predict")
 @page("ui")
 async def explain_pasted(
-    request: Request, name: str, row: str = Form(""), csrf: str = Form("")
-) -> Response:
-    me, asked = member_asking(request, "ui", "predict", name, csrf=csrf)
-    result = await explain_row(request, me, asked, parse_row(row))
+    request: Request, name: str, row: str = Form(""), version: str = Form(""),
+    csrf: str = Form(""),
+) -> Response:  # fmt: skip
+    me, asked = member_asking(request, "ui", "predict", _chosen(name, version), csrf=csrf)
+    result = error = None
+    try:
+        result = await explain_row(request, me, asked, parse_row(row))
+    except MlgateError as exc:  # shown above the pasted row, to be corrected in place
+        error = exc
+    return _explain_page(
+        request, me, name, asked, result=result, error=error, pasted=row, request_id=""
+    )
+
+
+def _chosen(name: str, version: str) -> str:
+    """The model as the page names it, or the version picked in its form."""
+    if not version.strip():
+        return name
+    return f"{registry.parse_ref(name)[0]}@{_number(version, 'version')}"
+
+
+def _typical(request: Request, asked: Asked) -> dict[str, Any]:
+    """The version's example row, from the profile of its training snapshot the portal shows
+    too (training/profiles.py); placeholders for a version stored without one (an imported one)."""
+    services = pages.services_of(request)
+    version = services.resolve_version(asked.model, asked.number, asked.alias)
+    profile = services.profiles.of(version)
+    return dict(profile.example) if profile is not None else example_row(version.columns)
+
+
+def _explain_page(
+    request: Request, me: Principal, name: str, asked: Asked, *, result: dict[str, Any] | None,
+    error: MlgateError | None, pasted: str, request_id: str,
+) -> Response:  # fmt: skip
+    services = pages.services_of(request)
+    _, versions = registry.get_versions(services.uow(), asked.model)
     return render(
-        request, "explain.html", principal=me, name=name, result=result, pasted=row,
-        request_id="",
+        request, "explain.html", principal=me, name=name, model=asked.model, result=result,
+        pasted=pasted, request_id=request_id, error=None if error is None else str(error),
+        chosen=asked.number, versions=[v.number for v in versions if v.archived_at is None],
+        status=200 if error is None else status_of(outcome_of(error)),
+        headers=None if error is None else error_headers(error),
     )  # fmt: skip

@@ -16,6 +16,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -32,6 +33,7 @@ from mlgate.api.authorize import authorize
 from mlgate.api.problems import error_headers
 from mlgate.bootstrap import Services
 from mlgate.outcomes import outcome_of, status_of
+from mlgate.plans.model import money
 from mlgate.serving import asking
 from mlgate.serving.asking import Asked
 from mlgate.training import undefined as undefined_statistics
@@ -210,6 +212,9 @@ def render(
         path=request.url.path,
         notice=notice,
         version=__version__,
+        # Every price, spend and cap a page shows goes through this one formatter.
+        money=functools.partial(_money, currency=services.settings.currency),
+        currency=services.settings.currency,
         **context,
     )
     response = HTMLResponse(body, status, headers=dict(headers or {}))
@@ -218,6 +223,10 @@ def render(
     # Our forms must carry their Origin (checked on every post); other sites learn nothing.
     response.headers["referrer-policy"] = "same-origin"
     return response
+
+
+def _money(amount: Decimal | int | str | None, *, currency: str, price: bool = False) -> str:
+    return "–" if amount is None else money(amount, currency, price=price)
 
 
 def see_other(url: str, notice: str | None = None) -> RedirectResponse:
