@@ -23,7 +23,7 @@ from mlgate.api.schemas import MAX_COUNT, Instant, Percent, VersionNumber
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PermissionDenied
 from mlgate.plans import service
-from mlgate.plans.model import LIMIT_FIELDS, LIMITS, Plan, Subscription
+from mlgate.plans.model import LIMIT_FIELDS, LIMITS, Plan, Subscription, UsageRow
 from mlgate.registry import aliases as lifecycle
 
 router = APIRouter(
@@ -126,20 +126,6 @@ class SubscriptionOut(BaseModel):
     starts_at: datetime
     ends_at: datetime | None
     pins: dict[str, int]
-
-
-class UsageOut(BaseModel):
-    period: str
-    account: str
-    key_prefix: str
-    model: str
-    version: int
-    status: int
-    requests: int
-    rows: int
-    overage_rows: int
-    latency_ms: int
-    explained_rows: int = 0
 
 
 class RetireIn(BaseModel):
@@ -341,7 +327,7 @@ async def set_webhook(request: Request, name: str) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/usage", response_model=list[UsageOut], responses=PROBLEMS)
+@router.get("/usage", response_model=list[UsageRow], responses=PROBLEMS)  # the record itself
 @access("authenticated")
 async def usage(
     request: Request,
@@ -354,10 +340,9 @@ async def usage(
     consumers: their own). What this server metered is written first, so its own answers are
     all counted; other replicas' reach the ledger within a second."""
 
-    def run(s: Services, p: Principal) -> list[UsageOut]:
+    def run(s: Services, p: Principal) -> list[UsageRow]:
         s.flusher.flush()  # read your own writes: the flusher would write them within a second
-        rows = service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
-        return [UsageOut(**r.__dict__) for r in rows]
+        return service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
 
     return await call(request, run)
 
