@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +182,20 @@ ADMIN = ("chief", "operator password 2026")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+@contextmanager
+def admin_browser(shop: Services) -> Iterator[TestClient]:
+    """The dashboard, logged in as an admin made here."""
+    accounts.create_user(shop.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
+                         now=shop.clock())  # fmt: skip
+    with TestClient(create_app(shop), base_url="http://testserver",
+                    follow_redirects=False) as browser:  # fmt: skip
+        token = CSRF.search(browser.get("/ui/login").text)
+        assert token
+        browser.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1],
+                                        "csrf": token.group(1)})  # fmt: skip
+        yield browser
+
+
 def test_an_unset_alias_is_guarded_by_what_the_bare_name_serves(shop: Services) -> None:
     """Defect: `promote --require-better` passed silently while the alias pointed nowhere. Now
     the candidate must beat what the bare name serves (production, else the newest version in
@@ -220,14 +236,7 @@ def test_an_unset_alias_is_guarded_by_what_the_bare_name_serves(shop: Services) 
 
     # Dashboard: the same use case behind the form's checkbox; now production (v1) is what the
     # bare name serves, and v2 does not beat it.
-    accounts.create_user(shop.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
-                         now=shop.clock())  # fmt: skip
-    with TestClient(create_app(shop), base_url="http://testserver",
-                    follow_redirects=False) as browser:  # fmt: skip
-        token_match = CSRF.search(browser.get("/ui/login").text)
-        assert token_match
-        browser.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1],
-                                        "csrf": token_match.group(1)})  # fmt: skip
+    with admin_browser(shop) as browser:
         page = browser.get("/ui/models/m")
         assert 'name="require_better"' in page.text
         csrf = CSRF.search(page.text)
@@ -271,14 +280,7 @@ def test_the_pages_show_productions_metrics_and_pair_plots_by_kind(shop: Service
             shop.uow(), shop.artifacts, shop.open_source, spec, now=shop.clock
         ).version)  # fmt: skip
     first, second = versions
-    accounts.create_user(shop.uow(), by=None, name=ADMIN[0], password=ADMIN[1], is_admin=True,
-                         now=shop.clock())  # fmt: skip
-    with TestClient(create_app(shop), base_url="http://testserver",
-                    follow_redirects=False) as browser:  # fmt: skip
-        token = CSRF.search(browser.get("/ui/login").text)
-        assert token
-        browser.post("/ui/login", data={"name": ADMIN[0], "password": ADMIN[1],
-                                        "csrf": token.group(1)})  # fmt: skip
+    with admin_browser(shop) as browser:
         latest = browser.get("/ui/models").text
         assert f"v{second.number} (latest)" in latest
         lifecycle.promote(shop.uow(), "m", first.number, "production", actor="test",
