@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.e2e import http
 from tests.secrets_watch import watch_file
 
 SERVERS: dict[str, int] = {}  # base URL -> pid of the `mlgate serve` process
@@ -90,7 +91,7 @@ def wait_ready(
         if process.poll() is not None:
             raise AssertionError(f"{base} exited:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
+            if http.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

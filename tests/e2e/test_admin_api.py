@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from mlgate.sources import demo
+from tests.e2e import http
 from tests.e2e.helpers import TOKEN, mlgate, quickstarted, running_server
 from tests.secrets_watch import remember
 
@@ -44,7 +45,7 @@ def base(home: Path, admin_password: str) -> Iterator[str]:
 
 
 def login(base: str, name: str, password: str) -> httpx.Response:
-    return httpx.post(f"{base}/v1/auth/login", json={"name": name, "password": password})
+    return http.post(f"{base}/v1/auth/login", json={"name": name, "password": password})
 
 
 def remote(home: Path, base: str, token: str, *args: str, check: bool = True) -> Any:
@@ -76,18 +77,18 @@ def test_a_login_session_drives_the_remote_cli(home: Path, base: str, admin_pass
     # The grant is on the production alias: that alias answers, the bare version does not.
     mlgate(home, "models", "promote", "churn", "1", "--alias", "production")
     time.sleep(1.2)  # the server follows alias moves within a second
-    ok = httpx.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
+    ok = http.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
     assert ok.status_code == 200, ok.text
-    bare_version = httpx.post(
+    bare_version = http.post(
         f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY
     )
     assert bare_version.status_code == 403 and bare_version.json()["code"] == "no_grant"
-    listed = httpx.get(f"{base}/v1/models", headers=headers).json()
+    listed = http.get(f"{base}/v1/models", headers=headers).json()
     assert [m["name"] for m in listed] == ["churn"]
 
     # Revoked over the API: the very next call is refused.
     remote(home, base, token, "keys", "revoke", key.group(0)[:16])
-    refused = httpx.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
+    refused = http.post(f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY)
     assert refused.status_code == 401 and refused.json()["code"] == "key_revoked"
 
     # Everything above is in the audit log, with who and from where.
@@ -95,14 +96,14 @@ def test_a_login_session_drives_the_remote_cli(home: Path, base: str, admin_pass
     for action in ("create_consumer", "add_grant", "create_key", "revoke_key"):
         assert action in audit
     assert "127.0.0.1" in audit
-    events = httpx.get(
+    events = http.get(
         f"{base}/v1/audit",
         params={"action": "access.revoke_key"},
         headers={"Authorization": f"Bearer {token}"},
     ).json()
     assert events[0]["result"] == "ok" and events[0]["target"] == key.group(0)[:16]
 
-    httpx.post(f"{base}/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    http.post(f"{base}/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})
     after = remote(home, base, token, "whoami", check=False)
     assert after.returncode == 1 and "session has ended" in after.stderr
 
@@ -112,7 +113,7 @@ def test_non_admins_get_a_clear_error_from_the_remote_cli(
 ) -> None:
     boss = login(base, "boss", admin_password).json()["token"]
     password = remember("an entirely different phrase")
-    httpx.post(
+    http.post(
         f"{base}/v1/users",
         json={"name": "member", "password": password},
         headers={"Authorization": f"Bearer {boss}"},
@@ -131,7 +132,7 @@ def test_disabling_a_consumer_stops_its_keys_within_a_second(home: Path, base: s
     assert key
     headers = {"Authorization": f"Bearer {key.group(0)}"}
     assert (
-        httpx.post(
+        http.post(
             f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY
         ).status_code
         == 200
@@ -139,7 +140,7 @@ def test_disabling_a_consumer_stops_its_keys_within_a_second(home: Path, base: s
     mlgate(home, "consumers", "disable", "demo-customer")
     deadline = time.monotonic() + 1.5  # the cache's second, and time to answer
     while True:
-        refused = httpx.post(
+        refused = http.post(
             f"{base}/v1/models/churn/versions/1/predict", headers=headers, json=BODY
         )
         if refused.status_code != 200 or time.monotonic() > deadline:

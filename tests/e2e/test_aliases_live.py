@@ -14,6 +14,7 @@ import pytest
 from mlgate.sources import demo
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 
@@ -59,7 +60,7 @@ BODY = {
 def promote(
     base: str, headers: dict[str, str], version: int, alias: str = "production"
 ) -> httpx.Response:
-    return httpx.post(
+    return http.post(
         f"{base}/v1/models/churn/aliases/{alias}",
         headers=headers,
         json={"version": version, "reason": "test"},
@@ -73,7 +74,7 @@ def test_alias_moves_under_load_fail_no_request(base: str, headers: dict[str, st
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        with http.Client(base_url=base, headers=headers, timeout=30) as client:
             while not stop.is_set():
                 started = time.monotonic()
                 response = client.post("/v1/models/churn@production/predict", json=BODY)
@@ -112,16 +113,16 @@ def test_alias_moves_under_load_fail_no_request(base: str, headers: dict[str, st
 def test_lifecycle_over_http(base: str, headers: dict[str, str]) -> None:
     assert promote(base, headers, 2, "staging").status_code == 200
     assert promote(base, headers, 3, "staging").status_code == 200
-    back = httpx.post(f"{base}/v1/models/churn/aliases/staging/rollback", headers=headers, json={})
+    back = http.post(f"{base}/v1/models/churn/aliases/staging/rollback", headers=headers, json={})
     assert back.status_code == 200 and back.json()["to_version"] == 2
-    predicted = httpx.post(f"{base}/v1/models/churn@staging/predict", headers=headers, json=BODY)
+    predicted = http.post(f"{base}/v1/models/churn@staging/predict", headers=headers, json=BODY)
     assert predicted.headers["x-model-version"] == "2" and predicted.json()["version"] == 2
-    history = httpx.get(f"{base}/v1/models/churn/aliases/staging/history", headers=headers).json()
+    history = http.get(f"{base}/v1/models/churn/aliases/staging/history", headers=headers).json()
     assert [e["kind"] for e in history] == ["promote", "promote", "rollback"]
     assert history[0]["actor"].startswith("user:ops (key mlg_")
-    listing = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
+    listing = http.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
     assert listing["staging"] == 2
-    assert httpx.get(f"{base}/v1/models/churn", headers=headers).json()["aliases"]["staging"] == 2
+    assert http.get(f"{base}/v1/models/churn", headers=headers).json()["aliases"]["staging"] == 2
 
     def problem(response: httpx.Response, status: int, words: str) -> None:
         assert response.status_code == status, response.text
@@ -130,21 +131,21 @@ def test_lifecycle_over_http(base: str, headers: dict[str, str]) -> None:
     problem(promote(base, headers, 9), 404, "no version 9")
     problem(promote(base, headers, 1, "Bad%20Alias"), 422, "alias names are")
     problem(
-        httpx.post(f"{base}/v1/models/churn/aliases/none/rollback", headers=headers, json={}),
+        http.post(f"{base}/v1/models/churn/aliases/none/rollback", headers=headers, json={}),
         404,
         "no alias 'none'",
     )
     problem(
-        httpx.post(f"{base}/v1/models/churn/versions/2/archive", headers=headers),
+        http.post(f"{base}/v1/models/churn/versions/2/archive", headers=headers),
         409,
         "target of staging",
     )
     problem(
-        httpx.post(f"{base}/v1/models/churn@nope/predict", headers=headers, json=BODY),
+        http.post(f"{base}/v1/models/churn@nope/predict", headers=headers, json=BODY),
         404,
         "no alias 'nope'",
     )
-    assert httpx.post(f"{base}/v1/models/churn/aliases/x", json={"version": 1}).status_code == 401
+    assert http.post(f"{base}/v1/models/churn/aliases/x", json={"version": 1}).status_code == 401
 
 
 def test_a_version_whose_artifact_fails_its_checks_is_not_promoted(
@@ -173,12 +174,12 @@ def test_a_version_whose_artifact_fails_its_checks_is_not_promoted(
     response = promote(base, headers, version.number, "canary")
     assert response.status_code == 500
     assert "does not match the sha256" in response.json()["detail"]
-    assert "canary" not in httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
+    assert "canary" not in http.get(f"{base}/v1/models/churn/aliases", headers=headers).json()
 
 
 def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, str]) -> None:
-    staging = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
-    result = httpx.post(
+    staging = http.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
+    result = http.post(
         f"{base}/v1/models/churn/compare", headers=headers, json={"a": staging, "b": 3}
     )
     assert result.status_code == 200, result.text
@@ -186,7 +187,7 @@ def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, s
     assert verdict["metric"] == "accuracy" and "McNemar" in verdict["test"]
     low, high = verdict["interval"]
     assert low <= verdict["difference"] <= high
-    guarded = httpx.post(
+    guarded = http.post(
         f"{base}/v1/models/churn/aliases/staging",
         headers=headers,
         json={"version": 3, "require_better": True},
@@ -195,22 +196,22 @@ def test_compare_and_guarded_promotion_over_http(base: str, headers: dict[str, s
         assert guarded.status_code == 200
     else:
         assert guarded.status_code == 409 and "not significantly better" in guarded.json()["detail"]
-        now = httpx.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
+        now = http.get(f"{base}/v1/models/churn/aliases", headers=headers).json()["staging"]
         assert now == staging
-    bad = httpx.post(f"{base}/v1/models/churn/compare", headers=headers, json={"a": 1, "b": 1})
+    bad = http.post(f"{base}/v1/models/churn/compare", headers=headers, json={"a": 1, "b": 1})
     assert bad.status_code == 422 and "two different versions" in bad.json()["detail"]
 
 
 def test_export_and_import_over_http(base: str, headers: dict[str, str]) -> None:
-    bundle = httpx.get(f"{base}/v1/models/churn/versions/2/export", headers=headers)
+    bundle = http.get(f"{base}/v1/models/churn/versions/2/export", headers=headers)
     assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
-    imported = httpx.post(
+    imported = http.post(
         f"{base}/v1/models/churn-copy/import", headers=headers, content=bundle.content
     )
     assert imported.status_code == 201 and imported.json() == {"model": "churn-copy", "version": 1}
-    served = httpx.post(f"{base}/v1/models/churn-copy/predict", headers=headers, json=BODY)
+    served = http.post(f"{base}/v1/models/churn-copy/predict", headers=headers, json=BODY)
     assert served.status_code == 200
-    broken = httpx.post(
+    broken = http.post(
         f"{base}/v1/models/churn-copy/import", headers=headers, content=bundle.content[:-200]
     )
     assert broken.status_code == 422 and "bundle is not a readable zip" in broken.json()["detail"]
@@ -220,7 +221,7 @@ def test_a_move_made_by_another_process_is_followed(
     base: str, headers: dict[str, str], home: Path
 ) -> None:
     def served() -> int:
-        response = httpx.post(
+        response = http.post(
             f"{base}/v1/models/churn@production/predict", headers=headers, json=BODY
         )
         return int(response.headers["x-model-version"])

@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -19,6 +18,7 @@ from mlgate.cli.main import app as cli
 from mlgate.client import Client, errors
 from mlgate.sources import demo
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import SERVERS, admin_key, mlgate, quickstarted, running_server
 
 
@@ -116,14 +116,14 @@ def test_a_server_killed_mid_job_leaves_it_to_the_next_one(tmp_path: Path) -> No
     with running_server(home) as base:
         deadline = time.monotonic() + 300
         while True:
-            data = httpx.get(f"{base}/v1/batches/{batch.id}", headers=headers).json()
+            data = http.get(f"{base}/v1/batches/{batch.id}", headers=headers).json()
             if data["state"] in ("succeeded", "failed", "cancelled"):
                 break
             assert time.monotonic() < deadline, data
             time.sleep(0.2)
         assert data["state"] == "succeeded", data
         assert data["rows_done"] == n and data["rows_failed"] == 0
-        result = httpx.get(f"{base}/v1/batches/{batch.id}/result", headers=headers, timeout=120)
+        result = http.get(f"{base}/v1/batches/{batch.id}/result", headers=headers, timeout=120)
         out = tmp_path / "out.parquet"
         out.write_bytes(result.content)
     assert len(pd.read_parquet(out)) == n

@@ -18,12 +18,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mlgate.access import accounts
 from mlgate.sources import demo
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -204,7 +204,7 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     row = demo.churn_frame(n_rows=5).drop(columns=[demo.ID_COLUMN, demo.TARGET])
     rows = [{k: (None if v != v else v) for k, v in r.items()} for r in row.to_dict("records")]
     for _ in range(3):
-        answer = httpx.post(
+        answer = http.post(
             f"{base}/v1/models/churn/predict",
             json={"rows": rows[:2]},
             headers={"Authorization": f"Bearer {token}"},
@@ -293,7 +293,7 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     # Over the API the same grant opens the batch route, bare or by the alias, and nothing else.
     key = {"Authorization": f"Bearer {token}", "Content-Type": "text/csv"}
     for named, status in (("churn", 202), ("churn@production", 202), ("churn@2", 403)):
-        sent = httpx.post(f"{base}/v1/models/{named}/batches", content=upload.read_bytes(),
+        sent = http.post(f"{base}/v1/models/{named}/batches", content=upload.read_bytes(),
                           headers=key)  # fmt: skip
         assert sent.status_code == status, (named, sent.text)
     assert sent.json()["code"] == "no_grant" and "churn@2" in sent.json()["detail"]
@@ -311,7 +311,7 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     mine.get_by_role("link", name="Done").click()
     mine.locator(f"tr[data-key='{spare[:16]}'] button", has_text="Revoke").click()
     expect(mine.get_by_role("status")).to_contain_text("key is revoked")
-    gone = httpx.post(
+    gone = http.post(
         f"{base}/v1/models/churn/predict",
         json={"rows": rows[:1]},
         headers={"Authorization": f"Bearer {spare}"},

@@ -7,10 +7,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
+from tests.e2e import http
 from tests.e2e.helpers import TOKEN, admin_key, mlgate, quickstarted, running_server
 from tests.integration.test_gan import customers
 
@@ -47,29 +47,29 @@ def test_a_consumer_generates_rows_metered_by_its_plan(home: Path) -> None:
     headers = consumer_key(home, "generate")
     predict_only = consumer_key(home, "predict")
     admin = {"Authorization": f"Bearer {admin_key(home, 'read', 'admin', user='ops')}"}
-    with running_server(home) as base, httpx.Client(base_url=base) as http:
-        answer = http.post("/v1/models/synth/generate", json={"n": 25, "seed": 5}, headers=headers)
+    with running_server(home) as base, http.Client(base_url=base) as web:
+        answer = web.post("/v1/models/synth/generate", json={"n": 25, "seed": 5}, headers=headers)
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["model"] == "synth" and body["version"] == 1 and len(body["rows"]) == 25
         assert set(body["rows"][0]) == {"age", "income", "score", "plan", "tenure", "active"}
         assert answer.headers["x-model-version"] == "1" and "ratelimit" in answer.headers
-        again = http.post("/v1/models/synth/generate", json={"n": 25, "seed": 5}, headers=headers)
+        again = web.post("/v1/models/synth/generate", json={"n": 25, "seed": 5}, headers=headers)
         assert again.json()["rows"] == body["rows"]  # the same seed, the same rows
 
-        refused = http.post("/v1/models/synth/generate", json={"n": 5}, headers=predict_only)
+        refused = web.post("/v1/models/synth/generate", json={"n": 5}, headers=predict_only)
         assert refused.status_code == 403 and "generate" in refused.json()["detail"]
-        too_many = http.post("/v1/models/synth/generate", json={"n": 10**9}, headers=headers)
+        too_many = web.post("/v1/models/synth/generate", json={"n": 10**9}, headers=headers)
         assert too_many.status_code == 413
-        bad = http.post("/v1/models/synth/generate", json={"n": 0}, headers=headers)
+        bad = web.post("/v1/models/synth/generate", json={"n": 0}, headers=headers)
         assert bad.status_code == 422
-        wrong = http.post("/v1/models/synth/predict", json={"rows": [{}]}, headers=headers)
+        wrong = web.post("/v1/models/synth/predict", json={"rows": [{}]}, headers=headers)
         assert wrong.status_code in (403, 409)
 
         month = datetime.now(UTC).strftime("%Y-%m")
         deadline = time.monotonic() + 10  # the usage ledger is written every second
         while True:
-            listed = http.get(
+            listed = web.get(
                 "/v1/usage",
                 params={"consumer": "demo-customer", "model": "synth", "month": month},
                 headers=admin,
@@ -114,11 +114,11 @@ def test_a_consumer_forecasts_a_series_over_http(home: Path, tmp_path: Path) -> 
     mlgate(home, "grants", "add", "demand", "consumer", "--consumer", "demo-customer")
     headers = consumer_key(home, "predict")
     history = sales(120).query("store == 'north'").sort_values("t")["sales"].tolist()
-    with running_server(home) as base, httpx.Client(base_url=base, headers=headers) as http:
-        answer = http.post("/v1/models/demand/forecast", json={"history": history})
+    with running_server(home) as base, http.Client(base_url=base, headers=headers) as web:
+        answer = web.post("/v1/models/demand/forecast", json={"history": history})
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"] == "demand" and len(answer.json()["forecast"]) == 3
-        short = http.post("/v1/models/demand/forecast", json={"history": history[:4]})
+        short = web.post("/v1/models/demand/forecast", json={"history": history[:4]})
         assert short.status_code == 422 and "reads the last 24" in short.json()["detail"]
-        scored = http.post("/v1/models/demand/predict", json={"rows": [{"sales": 1.0}]})
+        scored = web.post("/v1/models/demand/predict", json={"rows": [{"sales": 1.0}]})
         assert scored.status_code == 409 and "/forecast" in scored.json()["detail"]

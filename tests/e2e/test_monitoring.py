@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mlgate.monitoring.webhook import verify
 from mlgate.sources import demo
+from tests.e2e import http
 from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 SECRET = "webhook-secret-0123456789"
@@ -71,7 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 
 
 def configure(base: str, headers: dict[str, str], **settings: Any) -> dict[str, Any]:
-    answer = httpx.put(f"{base}/v1/models/churn/monitoring/settings", json=settings,
+    answer = http.put(f"{base}/v1/models/churn/monitoring/settings", json=settings,
                        headers=headers)  # fmt: skip
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
@@ -82,7 +82,7 @@ def send(
 ) -> dict[str, list[Any]]:
     """One request per batch with our own request ids; the predictions by request id."""
     out = {}
-    with httpx.Client(base_url=base, headers=headers) as client:
+    with http.Client(base_url=base, headers=headers) as client:
         for i, rows in enumerate(batches):
             request_id = f"{tag}-{i:05d}"
             answer = client.post("/v1/models/churn/predict", json={"rows": rows},
@@ -94,7 +94,7 @@ def send(
 
 
 def report(base: str, headers: dict[str, str], **params: Any) -> dict[str, Any]:
-    answer = httpx.get(f"{base}/v1/models/churn/monitoring", params=params, headers=headers)
+    answer = http.get(f"{base}/v1/models/churn/monitoring", params=params, headers=headers)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 
@@ -153,7 +153,7 @@ def test_a_shifted_feature_drifts_and_no_other_does_and_feedback_gives_exact_acc
         {"request_id": rid, "labels": [p if i < 30 else 1 - p for i, p in enumerate(said)]}
         for rid, said in predictions.items()
     ] + [{"request_id": "never-logged-0001", "label": 1}]
-    answer = httpx.post(f"{base}/v1/models/churn/feedback", json={"feedback": feedback},
+    answer = http.post(f"{base}/v1/models/churn/feedback", json={"feedback": feedback},
                         headers=headers)  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert answer.json()["stored"] == 1200
@@ -173,13 +173,13 @@ def test_a_shifted_feature_drifts_and_no_other_does_and_feedback_gives_exact_acc
         ({"request_id": "drift-00000", "label": "maybe"}, "not one of"),
         ({"request_id": "drift-00000", "row": 40, "label": 1}, "row 40"),
     ):
-        bad = httpx.post(f"{base}/v1/models/churn/feedback", headers=headers,
+        bad = http.post(f"{base}/v1/models/churn/feedback", headers=headers,
                          json={"feedback": [item]})  # fmt: skip
         assert bad.status_code == 422 and words in bad.json()["detail"], bad.text
 
     # The check: drifting and degraded (accuracy 0.75 < 0.99), told to the webhook, signed.
     Receiver.received.clear()
-    check = httpx.post(f"{base}/v1/models/churn/monitoring/check", headers=headers)
+    check = http.post(f"{base}/v1/models/churn/monitoring/check", headers=headers)
     assert check.status_code == 200, check.text
     assert check.json()["state"] == "drifting+degraded"
     assert check.json()["details"]["webhook"]["status"] == 204
@@ -195,12 +195,12 @@ def test_a_shifted_feature_drifts_and_no_other_does_and_feedback_gives_exact_acc
     assert event["previous"] == "ok"
     # The same state again: no second call.
     assert (
-        httpx.post(f"{base}/v1/models/churn/monitoring/check", headers=headers).json()["state"]
+        http.post(f"{base}/v1/models/churn/monitoring/check", headers=headers).json()["state"]
         == "drifting+degraded"
     )
     assert len(Receiver.received) == 1
 
-    metrics = httpx.get(f"{base}/metrics", headers=headers).text
+    metrics = http.get(f"{base}/metrics", headers=headers).text
     assert 'mlgate_model_alert{model="churn",state="drifting"} 1.0' in metrics
     assert 'mlgate_model_alert{model="churn",state="ok"} 0.0' in metrics
     assert 'mlgate_model_live_accuracy{model="churn",version="1"} 0.75' in metrics
@@ -219,11 +219,11 @@ def test_bad_settings_are_refused_with_the_field(served: tuple[Path, str, dict[s
         ({"webhook_url": "http://10.0.0.5/", "webhook_secret": "s" * 16}, "private address"),
         ({"colour": "red"}, "colour"),
     ):
-        answer = httpx.put(f"{base}/v1/models/churn/monitoring/settings", json=body,
+        answer = http.put(f"{base}/v1/models/churn/monitoring/settings", json=body,
                            headers=headers)  # fmt: skip
         assert answer.status_code == 422, answer.text
         assert field in answer.text
-    missing = httpx.get(f"{base}/v1/models/nope/monitoring", headers=headers)
+    missing = http.get(f"{base}/v1/models/nope/monitoring", headers=headers)
     assert missing.status_code in (403, 404)
 
 
@@ -242,7 +242,7 @@ def test_the_dashboard_charts_the_drift(served: tuple[Path, str, dict[str, str]]
                              is_admin=True, now=services.clock())  # fmt: skip
     finally:
         services.close()
-    with httpx.Client(base_url=base) as client:
+    with http.Client(base_url=base) as client:
         form = client.get("/ui/login")
         token = re.search(r'name="csrf" value="([^"]+)"', form.text)
         assert token is not None

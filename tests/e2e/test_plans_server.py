@@ -21,6 +21,7 @@ import pytest
 
 from mlgate.sources import demo
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import SERVERS, TOKEN, mlgate, quickstarted, running_server
 
 ROWS = demo.churn_frame(n_rows=60).drop(columns=[demo.ID_COLUMN, demo.TARGET])
@@ -114,14 +115,14 @@ def hammer(
     results: list[tuple[int, int]] = []
 
     def client() -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        with http.Client(base_url=base, headers=headers, timeout=30) as web:
             while True:
                 with lock:
                     if not work:
                         return
                     n = work.pop()
                 try:
-                    status = http.post("/v1/models/churn/predict", json=body(n)).status_code
+                    status = web.post("/v1/models/churn/predict", json=body(n)).status_code
                 except httpx.TransportError:
                     status = 0
                 with lock:
@@ -183,7 +184,7 @@ def test_a_requests_quota_is_exact_across_four_workers_even_when_one_dies(
         assert 300 + statuses[200] >= 500 - statuses[0]
     # A restart keeps the counts: the quota is still spent (two workers are enough to say so).
     with running_server(home, "--workers", "2", **env) as base:
-        again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        again = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
         assert again.status_code == 429
         assert again.json()["limit"] == "requests per month"
 
@@ -202,7 +203,7 @@ def test_a_rows_quota_is_exact_with_mixed_batches(
     headers = consumer_key(home, env, "globex", "rows")
     sizes = [1 + (i * 7) % 50 for i in range(400)]  # 1..50 rows, about 10,000 in all
     results = hammer(base, headers, sizes)
-    too_big = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
+    too_big = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(51))
     assert too_big.status_code == 413 and "at most 50" in too_big.json()["detail"]
     assert too_big.json()["max_rows"] == 50  # what clients split by
     time.sleep(1.5)
@@ -222,7 +223,7 @@ def test_rate_limits_hold_across_workers(
     headers = consumer_key(home, env, "initech", "burst")
     started = datetime.now(UTC)
     results = hammer(base, headers, [1] * 400)
-    refused = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    refused = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
     ended = datetime.now(UTC)
     statuses = Counter(s for s, _ in results)
     assert set(statuses) == {200, 429}
@@ -272,7 +273,7 @@ def test_overage_plans_keep_serving_and_pinned_consumers_hear_of_retirement(
     )
     with running_server(home, "--workers", "2", **env) as base:
         answers = [
-            httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(10))
+            http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body(10))
             for _ in range(5)
         ]
         time.sleep(1.5)
@@ -300,11 +301,11 @@ def test_consumers_without_a_plan_and_models_outside_it_are_refused(
     assert key
     mlgate(home, "plans", "create", "elsewhere", "--model", "fraud", **env)
     headers = {"Authorization": f"Bearer {key.group(0)}"}
-    none = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    none = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
     assert none.status_code == 403 and none.json()["code"] == "no_subscription"
     mlgate(home, "consumers", "subscribe", "drifter", "elsewhere", **env)
     time.sleep(1.1)  # plans are looked up at most once a second per worker
-    outside = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+    outside = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
     assert outside.status_code == 403 and outside.json()["code"] == "plan_excludes_model"
 
 
@@ -315,12 +316,12 @@ def test_the_embedded_counters_keep_the_month_across_a_restart(tmp_path: Path) -
     headers = consumer_key(home, {}, "solo", "five")
     with running_server(home) as base:  # no Redis: counted in the one serving process
         statuses = [
-            httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body()).status_code
+            http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body()).status_code
             for _ in range(7)
         ]
     assert statuses == [200] * 5 + [429] * 2
     with running_server(home) as base:  # the ledger, flushed on the clean stop, reseeds it
-        again = httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
+        again = http.post(f"{base}/v1/models/churn/predict", headers=headers, json=body())
     assert again.status_code == 429
     assert metered(home, {}, "solo") == (5, 5)
 
@@ -332,8 +333,8 @@ def test_a_refusal_reports_only_windows_it_knows(tmp_path: Path) -> None:
     quickstarted(home)
     mlgate(home, "plans", "create", "three", "--per-minute", "100", "--requests-per-day", "3")
     headers = consumer_key(home, {}, "trio", "three")
-    with running_server(home) as base, httpx.Client(headers=headers) as http:
-        answers = [http.post(f"{base}/v1/models/churn/predict", json=body()) for _ in range(5)]
+    with running_server(home) as base, http.Client(headers=headers) as web:
+        answers = [web.post(f"{base}/v1/models/churn/predict", json=body()) for _ in range(5)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
     assert '"requests-per-minute";r=97' in answers[2].headers["RateLimit"]
     for refused in answers[3:]:
@@ -354,7 +355,7 @@ def test_metrics_are_summed_over_the_workers(
     def served_as_each_worker_tells() -> set[float]:
         seen = set()
         for _ in range(20):  # ask several workers: each must report the sum of all
-            counts = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
+            counts = _counter(http.get(f"{base}/metrics", headers=admin).text)
             seen.add(sum(v for (model, _, status), v in counts.items() if status == "200"))
         return seen
 
@@ -384,7 +385,7 @@ def test_with_redis_it_serves_a_worker_per_core_and_shares_the_cores_out(
         assert len(workers) == cores
         for pid in workers:  # model libraries: the cores divided by the workers
             assert _environ(pid)["OMP_NUM_THREADS"] == str(max(1, cores // len(workers)))
-        assert httpx.get(f"{base}/readyz").status_code == 200
+        assert http.get(f"{base}/readyz").status_code == 200
 
 
 def test_a_key_revoked_elsewhere_is_refused_by_every_worker_within_a_second(
@@ -396,7 +397,7 @@ def test_a_key_revoked_elsewhere_is_refused_by_every_worker_within_a_second(
         time.sleep(0.1)
         return client.post("/v1/models/churn/predict", json=body()).status_code
 
-    with httpx.Client(base_url=shared, headers=headers) as client:
+    with http.Client(base_url=shared, headers=headers) as client:
         assert [status(client) for _ in range(6)] == [200] * 6  # the workers cached the key
         prefix = headers["Authorization"].removeprefix("Bearer ")[:16]
         mlgate(home, "keys", "revoke", prefix, **redis_env)  # by another process

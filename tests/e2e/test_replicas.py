@@ -31,6 +31,7 @@ from tests.conftest import (
     redis_prefix,
     throwaway_database,
 )
+from tests.e2e import http
 from tests.e2e.cluster import NGINX, Cluster
 from tests.e2e.helpers import mlgate
 
@@ -110,7 +111,7 @@ def _prepare(cluster: Cluster) -> None:
 
 
 def predict(base: str, token: str, client: httpx.Client | None = None) -> httpx.Response:
-    call = client.post if client else httpx.post
+    call = client.post if client else http.post
     return call(
         f"{base}/v1/models/churn/predict",
         json={"rows": ROWS[:2]},
@@ -138,7 +139,7 @@ def test_an_alias_move_reaches_every_replica(cluster: Cluster) -> None:
     ports = list(cluster.replicas)
     for port in ports:
         assert predict(cluster.url(port), TOKENS["steady"]).headers["x-model-version"] == "1"
-    moved = httpx.post(
+    moved = http.post(
         f"{cluster.url(ports[0])}/v1/models/churn/aliases/production",
         json={"version": 2, "reason": "replicas"},
         headers={"Authorization": f"Bearer {TOKENS['admin']}"},
@@ -163,7 +164,7 @@ def test_a_revoked_key_stops_on_every_replica(cluster: Cluster) -> None:
 def test_a_plan_change_reaches_every_replica(cluster: Cluster) -> None:
     admin = {"Authorization": f"Bearer {TOKENS['admin']}"}
     port = next(iter(cluster.replicas))
-    changed = httpx.patch(f"{cluster.url(port)}/v1/plans/plan-steady",
+    changed = http.patch(f"{cluster.url(port)}/v1/plans/plan-steady",
                           json={"models": ["another-model"]}, headers=admin)  # fmt: skip
     assert changed.status_code == 200, changed.text
 
@@ -172,7 +173,7 @@ def test_a_plan_change_reaches_every_replica(cluster: Cluster) -> None:
         return answer.status_code == 403 and answer.json()["code"] == "plan_excludes_model"
 
     everywhere(cluster, excluded)
-    restored = httpx.patch(f"{cluster.url(port)}/v1/plans/plan-steady", json={"models": []},
+    restored = http.patch(f"{cluster.url(port)}/v1/plans/plan-steady", json={"models": []},
                            headers=admin)  # fmt: skip
     assert restored.status_code == 200
     everywhere(cluster, lambda base: predict(base, TOKENS["steady"]).status_code == 200)
@@ -180,7 +181,7 @@ def test_a_plan_change_reaches_every_replica(cluster: Cluster) -> None:
 
 def test_a_quota_stays_exact_across_replicas(cluster: Cluster) -> None:
     """80 concurrent calls through the balancer against a quota of 50 a day."""
-    with httpx.Client() as client, ThreadPoolExecutor(8) as pool:
+    with http.Client() as client, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: predict(cluster.balancer, TOKENS["quota"], client),
                                 range(80)))  # fmt: skip
     statuses = Counter(a.status_code for a in answers)
@@ -193,7 +194,7 @@ def test_a_replica_killed_under_load_loses_no_counted_call(cluster: Cluster) -> 
     victim = list(cluster.replicas)[-1]
 
     def load() -> None:
-        with httpx.Client() as client:
+        with http.Client() as client:
             while not stop.is_set():
                 try:
                     status = predict(cluster.balancer, TOKENS["load"], client).status_code

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from mlgate.rollouts.model import side_draw
 from mlgate.sources import demo
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import admin_key, quickstarted, running_server
 from tests.e2e.test_plans_server import redis_env  # noqa: F401
 
@@ -93,7 +93,7 @@ def calls(served: Served, plan: list[tuple[str, int]]) -> list[tuple[str, int, s
 
     def one(item: tuple[str, int]) -> tuple[str, int, str, Any]:
         consumer, row = item
-        answer = httpx.post(f"{served.base}/v1/models/churn/predict", json={"rows": [RECORDS[row]]},
+        answer = http.post(f"{served.base}/v1/models/churn/predict", json={"rows": [RECORDS[row]]},
                             headers=served.keys[consumer], timeout=30)  # fmt: skip
         body = answer.json()
         return (consumer, answer.status_code, answer.headers.get("X-Model-Version", ""),
@@ -104,7 +104,7 @@ def calls(served: Served, plan: list[tuple[str, int]]) -> list[tuple[str, int, s
 
 
 def start(served: Served, **fields: Any) -> dict[str, Any]:
-    answer = httpx.post(f"{served.base}/v1/models/churn/rollouts", headers=served.admin,
+    answer = http.post(f"{served.base}/v1/models/churn/rollouts", headers=served.admin,
                         json=fields, timeout=60)  # fmt: skip
     assert answer.status_code == 201, answer.text
     time.sleep(1.2)  # every worker's one-second cache of running rollouts
@@ -114,14 +114,14 @@ def start(served: Served, **fields: Any) -> dict[str, Any]:
 
 def finish(served: Served, rollout: dict[str, Any]) -> None:
     url = f"{served.base}/v1/models/churn/rollouts/{rollout['id']}"
-    if httpx.get(url, headers=served.admin).json()["state"] == "running":
-        httpx.post(f"{url}/stop", headers=served.admin, json={}).raise_for_status()
+    if http.get(url, headers=served.admin).json()["state"] == "running":
+        http.post(f"{url}/stop", headers=served.admin, json={}).raise_for_status()
     time.sleep(1.2)
 
 
 def look(served: Served, rollout: dict[str, Any]) -> dict[str, Any]:
     time.sleep(1.2)  # every worker writes its counts each second
-    answer = httpx.get(f"{served.base}/v1/models/churn/rollouts/{rollout['id']}",
+    answer = http.get(f"{served.base}/v1/models/churn/rollouts/{rollout['id']}",
                        headers=served.admin)  # fmt: skip
     body: dict[str, Any] = answer.json()
     return body
@@ -139,7 +139,7 @@ def test_a_shadow_never_changes_an_answer_nor_meters(served: Served) -> None:
     assert seen["sides"]["candidate"]["calls"] == seen["shadow"]["copied_calls"] > 0
     finish(served, rollout)
     month = time.strftime("%Y-%m", time.gmtime())
-    usage = httpx.get(f"{served.base}/v1/usage", params={"model": "churn", "month": month},
+    usage = http.get(f"{served.base}/v1/usage", params={"model": "churn", "month": month},
                       headers=served.admin, timeout=30)  # fmt: skip
     assert usage.status_code == 200, usage.text
     ledger = usage.json()
@@ -198,7 +198,7 @@ def test_a_candidate_that_breaks_is_rolled_back_by_the_referee(served: Served) -
     state = "running"
     while time.monotonic() < deadline and state == "running":
         time.sleep(0.5)
-        got = httpx.get(f"{served.base}/v1/models/churn/rollouts/{rollout['id']}",
+        got = http.get(f"{served.base}/v1/models/churn/rollouts/{rollout['id']}",
                         headers=served.admin).json()  # fmt: skip
         state = got["state"]
     assert state == "rolled_back", got

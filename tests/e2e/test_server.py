@@ -16,6 +16,7 @@ from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
 from tests.conftest import make_services
+from tests.e2e import http
 from tests.e2e.helpers import admin_key, mlgate, quickstarted, running_server
 
 MAX_ROWS = 50
@@ -51,7 +52,7 @@ def token(home: Path) -> str:
 
 @pytest.fixture
 def client(base: str, token: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+    with http.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
         yield c
 
 
@@ -183,7 +184,7 @@ def test_without_a_valid_key_every_model_route_is_401(base: str, token: str) -> 
             ("GET", "/v1/models"),
             ("GET", "/v1/models/churn"),
         ]:
-            response = httpx.request(method, base + path, headers=headers, json={"rows": [a_row()]})
+            response = http.request(method, base + path, headers=headers, json={"rows": [a_row()]})
             assert assert_problem(response, 401)["code"] == code
             challenge = response.headers["www-authenticate"]
             if code == "missing_credentials":
@@ -196,7 +197,7 @@ def test_a_revoked_key_gets_401(base: str, home: Path) -> None:
     token = admin_key(home, user="short-lived")
     headers = {"Authorization": f"Bearer {token}"}
     assert (
-        httpx.post(
+        http.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row()]}
         ).status_code
         == 200
@@ -206,7 +207,7 @@ def test_a_revoked_key_gets_401(base: str, home: Path) -> None:
     # through for at most that second, then never again.
     deadline = time.monotonic() + 3
     while True:
-        response = httpx.post(
+        response = http.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row()]}
         )
         if response.status_code != 200 or time.monotonic() > deadline:
@@ -214,33 +215,33 @@ def test_a_revoked_key_gets_401(base: str, home: Path) -> None:
         time.sleep(0.05)
     assert_problem(response, 401, "revoked")
     for _ in range(5):
-        again = httpx.post(
+        again = http.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row()]}
         )
         assert again.status_code == 401
 
 
 def test_health_readiness_and_docs(base: str) -> None:
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
-    spec = httpx.get(f"{base}/openapi.json").json()
+    assert http.get(f"{base}/healthz").json() == {"status": "ok"}
+    assert http.get(f"{base}/readyz").json()["status"] == "ready"
+    spec = http.get(f"{base}/openapi.json").json()
     assert "/v1/models/{name}/predict" in spec["paths"]
     assert "/v1/models/{name}/versions/{version}/predict" in spec["paths"]
-    assert httpx.get(f"{base}/docs").status_code == 200
-    assert_problem(httpx.get(f"{base}/no/such/thing"), 404, "no such endpoint")
+    assert http.get(f"{base}/docs").status_code == 200
+    assert_problem(http.get(f"{base}/no/such/thing"), 404, "no such endpoint")
 
 
 def test_request_ids_access_log_and_metrics(base: str, token: str, home: Path) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    given = httpx.post(
+    given = http.post(
         f"{base}/v1/models/churn/predict",
         headers={**headers, "X-Request-Id": "trace-abc-123"},
         json={"rows": [a_row()]},
     )
     assert given.headers["x-request-id"] == "trace-abc-123"
-    made = httpx.get(f"{base}/healthz").headers["x-request-id"]
+    made = http.get(f"{base}/healthz").headers["x-request-id"]
     assert len(made) == 16 and made != "trace-abc-123"
-    bad = httpx.get(f"{base}/healthz", headers={"X-Request-Id": "bad id\twith junk"})
+    bad = http.get(f"{base}/healthz", headers={"X-Request-Id": "bad id\twith junk"})
     assert bad.headers["x-request-id"] != "bad id\twith junk"
     # One JSON line per request in the server's log, with who called, never the token; lines
     # are written in batches, at most 0.2 s after their answers.
@@ -254,16 +255,16 @@ def test_request_ids_access_log_and_metrics(base: str, token: str, home: Path) -
     assert line["actor"] == "user:ops" and line["key"] == token[:16]
     assert token not in log
     # Metrics need an admin's key with the admin scope.
-    assert httpx.get(f"{base}/metrics").status_code == 401
-    assert httpx.get(f"{base}/metrics", headers=headers).status_code == 403
+    assert http.get(f"{base}/metrics").status_code == 401
+    assert http.get(f"{base}/metrics", headers=headers).status_code == 403
     admin = {"Authorization": f"Bearer {admin_key(home, 'admin', user='watcher')}"}
-    before = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
+    before = _counter(http.get(f"{base}/metrics", headers=admin).text)
     for _ in range(3):
-        httpx.post(
+        http.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [a_row(), a_row(1)]}
         )
-    httpx.post(f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [{}]})
-    after = _counter(httpx.get(f"{base}/metrics", headers=admin).text)
+    http.post(f"{base}/v1/models/churn/predict", headers=headers, json={"rows": [{}]})
+    after = _counter(http.get(f"{base}/metrics", headers=admin).text)
     assert after[("churn", "1", "200")] - before.get(("churn", "1", "200"), 0) == 3
     assert after[("churn", "1", "422")] - before.get(("churn", "1", "422"), 0) == 1
 

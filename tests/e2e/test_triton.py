@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.http as triton
 
+from tests.e2e import http
 from tests.e2e.helpers import admin_key, quickstarted, running_server
 from tests.integration.test_protocols import FRAME, RECORDS
 
@@ -73,7 +73,7 @@ def test_oip_tabular_infer_through_tritons_own_client(
             dict(r, total_charges=r["total_charges"] if r["total_charges"] is not None else 0.0)
             for r in RECORDS
         ]  # fmt: skip
-        ours = httpx.post(
+        ours = http.post(
             f"{base}/v1/models/churn/predict", headers=headers, json={"rows": rows}
         ).json()
         labels = [v.decode() if isinstance(v, bytes) else v for v in predicted.tolist()]
