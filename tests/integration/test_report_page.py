@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,9 +84,7 @@ def test_the_report_renders_in_the_dashboard_with_captions_and_a_readable_table(
         page,
         re.S,
     )
-    assert [html.unescape(t) for _, t, _ in figures] == [
-        f["title"] for f in report["figures"]
-    ]
+    assert [html.unescape(t) for _, t, _ in figures] == [f["title"] for f in report["figures"]]
     assert len(figures) == len(report["plots"]) >= 6
     captions = {kind: html.unescape(re.sub(r"<[^>]+>", "", c)) for kind, _, c in figures}
     assert all(len(c) > 60 for c in captions.values()), captions

@@ -474,7 +474,8 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
         "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:1rem 0}"
         "td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}"
         "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-        "figure{margin:1.5rem 0}.caption{color:#555;font-size:.9rem;max-width:45rem}.warning{background:#fff4e5;border-left:4px solid #e8a33d;"
+        "figure{margin:1.5rem 0}.caption{color:#555;font-size:.9rem;max-width:45rem}"
+        ".warning{background:#fff4e5;border-left:4px solid #e8a33d;"
         "padding:.5rem .8rem}</style></head><body>",
         f"<h1>{e(inputs.model_name)} {VERSION_PLACEHOLDER}</h1>",
         f"<p>{e(inputs.algorithm)} ({e(inputs.task)} of <b>{e(inputs.target)}</b>), trained "

@@ -138,9 +138,7 @@ def paired(
     that has the kind titles it."""
     left, right = {f.kind: f for f in first}, {f.kind: f for f in second}
     kinds = list(left) + [k for k in right if k not in left]
-    return [
-        ((left.get(k) or right[k]).title, left.get(k), right.get(k)) for k in kinds
-    ]
+    return [((left.get(k) or right[k]).title, left.get(k), right.get(k)) for k in kinds]
 
 
 def _uncaptioned(kind: str, title: str, version: ModelVersion) -> str:
@@ -215,7 +213,7 @@ def _interval(term: Mapping[str, Any]) -> str:
 
 def _p_value(term: Mapping[str, Any]) -> str:
     value = term.get("p_value")
-    if is_defined(value) and float(value) < SMALL_P:
+    if value is not None and is_defined(value) and float(value) < SMALL_P:
         return f"< {SMALL_P:.4f}"
     return stated_field(term, "p_value", ".4f")
 
