@@ -79,8 +79,8 @@ def test_the_report_renders_in_the_dashboard_with_captions_and_a_readable_table(
 
     # Every plot captioned; the learning curve says on what rows, split and metric.
     figures = re.findall(
-        r'<figure class="plot" id="plot-([^"]+)" data-kind="[^"]+">\s*<img src="data:image/png;'
-        r'base64,[^"]+" alt="([^"]+)">\s*<figcaption>(.*?)</figcaption>',
+        r'<figure class="plot(?: wide)?" id="plot-([^"]+)" data-kind="[^"]+">\s*'
+        r'<img src="data:image/png;base64,[^"]+" alt="([^"]+)">\s*<figcaption>(.*?)</figcaption>',
         page,
         re.S,
     )
@@ -89,12 +89,15 @@ def test_the_report_renders_in_the_dashboard_with_captions_and_a_readable_table(
     captions = {kind: html.unescape(re.sub(r"<[^>]+>", "", c)) for kind, _, c in figures}
     assert all(len(c) > 60 for c in captions.values()), captions
     assert captions["learning-curve"] == (
-        f"Learning curve. accuracy on the rows fitted (training) and on unseen rows (3-fold "
+        f"Learning curve. Accuracy on the rows fitted (training) and on unseen rows (3-fold "
         f"cross-validation) as the model is refitted on growing shares of a random sample of "
         f"{MAX_ROWS_FOR_LEARNING_CURVE:,} of the {training_rows:,} training rows; each share "
         "scored by 3-fold cross-validation within those rows. The holdout rows are not used."
     )
     holdout = f"{report['evaluation']['n_holdout']:,} holdout rows"
+    # Two panels side by side take a whole row of the page.
+    assert re.search(r'<figure class="plot wide" id="plot-ROC-and-precision-recall-curves"', page)
+    assert re.search(r'<figure class="plot" id="plot-confusion-matrix"', page)
     assert holdout in captions["confusion-matrix"] and holdout in captions["calibration-curve"]
 
     # The coefficient table: term, estimate, std. error, interval, p-value (and odds ratio).

@@ -330,8 +330,9 @@ def learning_curve_caption(drawn: Mapping[str, Any]) -> str:
         if drawn["split"] == "a held-out third"
         else "each share scored by 3-fold cross-validation within those rows"
     )
+    metric = drawn["metric"][:1].upper() + drawn["metric"][1:]
     said = (
-        f"{drawn['metric']} on the rows fitted (training) and on unseen rows ({drawn['split']}) "
+        f"{metric} on the rows fitted (training) and on unseen rows ({drawn['split']}) "
         f"as the model is refitted on growing shares of {on}; {scored}. The holdout rows are "
         "not used."
     )
@@ -379,9 +380,10 @@ def _caption(inputs: ReportInputs, data: Mapping[str, Any], title: str) -> str:
     if title == "permutation importance":
         shown = min(len(inputs.X_test), explain.MAX_ROWS_FOR_IMPORTANCE)
         score = "accuracy" if inputs.task == "classification" else "R²"
+        on = f"the {test}" if shown == len(inputs.X_test) else f"{shown:,} of the {test}"
         return (
             f"How much {score} drops when one column's values are shuffled (mean of 5 shuffles), "
-            f"on {shown:,} of the {test} holdout rows; the 20 largest."
+            f"on {on} holdout rows; the 20 largest."
         )
     if title == "native importance":
         return (

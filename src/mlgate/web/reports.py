@@ -4,6 +4,7 @@ plots of two versions paired by kind for the compare page."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from collections.abc import Mapping
@@ -50,6 +51,12 @@ class Figure:
     title: str
     caption: str
     uri: str
+
+    @property
+    def wide(self) -> bool:
+        """Much wider than tall (two panels side by side): the page gives it a whole row."""
+        width, height = _size(self.uri)
+        return width > 1.6 * height
 
 
 @router.get("/models/{name}/versions/{version}/report")
@@ -141,9 +148,39 @@ def paired(
     return [((left.get(k) or right[k]).title, left.get(k), right.get(k)) for k in kinds]
 
 
+def _size(uri: str) -> tuple[int, int]:
+    """A PNG's width and height, from its header (IHDR) in the data: URI."""
+    head = base64.b64decode(uri.partition(",")[2][:32])
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        return 0, 0
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def _uncaptioned(kind: str, title: str, version: ModelVersion) -> str:
-    """What can be said of a plot drawn before reports captioned them."""
-    holdout = ((version.report or {}).get("evaluation") or {}).get("n_holdout")
+    """What can be said of a plot whose report keeps no caption: a forecaster's or a
+    generator's (their pages have none), or one drawn before reports captioned plots."""
+    data = version.report or {}
+    forecast, generation = data.get("forecast"), data.get("generation")
+    if forecast is not None and kind == "forecasts":
+        return (
+            "The held-out end of the first series (right of the vertical line): what happened, "
+            "the network's one-step-ahead forecasts and the seasonal-naive ones; the metrics "
+            f"are over {forecast.get('test_windows', '?')} held-out windows of all series."
+        )
+    if (forecast is not None or generation is not None) and kind == "loss-curve":
+        return "The network's loss per epoch while it was fitted (training, and validation)."
+    if generation is not None:
+        compared = generation.get("compared_rows", "?")
+        if kind == "correlations":
+            return (
+                f"Correlations between the numeric columns in the {compared} table rows compared "
+                "(left) and in the synthetic rows (right)."
+            )
+        return (
+            f"{title}: its distribution in the {compared} table rows compared beside the "
+            "synthetic rows' (a number's histogram, a category's 15 most frequent values)."
+        )
+    holdout = (data.get("evaluation") or {}).get("n_holdout")
     if kind == "learning-curve":
         return (
             "Drawn before reports recorded their rows: the model refitted on growing shares of at "
