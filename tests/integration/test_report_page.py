@@ -88,9 +88,12 @@ def test_the_report_renders_in_the_dashboard_with_captions_and_a_readable_table(
     assert len(figures) == len(report["plots"]) >= 6
     captions = {kind: html.unescape(re.sub(r"<[^>]+>", "", c)) for kind, _, c in figures}
     assert all(len(c) > 60 for c in captions.values()), captions
+    sizes = report["learning_curve"]["sizes"]
+    assert sizes[-1] == MAX_ROWS_FOR_LEARNING_CURVE * 2 // 3  # three folds: two fitted
     assert captions["learning-curve"] == (
         f"Learning curve. Accuracy on the rows fitted (training) and on unseen rows (3-fold "
-        f"cross-validation) as the model is refitted on growing shares of a random sample of "
+        f"cross-validation) as the model is refitted on growing shares ({sizes[0]:,} to "
+        f"{sizes[-1]:,} rows) of a random sample of "
         f"{MAX_ROWS_FOR_LEARNING_CURVE:,} of the {training_rows:,} training rows; each share "
         "scored by 3-fold cross-validation within those rows. The holdout rows are not used."
     )

@@ -331,10 +331,12 @@ def learning_curve_caption(drawn: Mapping[str, Any]) -> str:
         else "each share scored by 3-fold cross-validation within those rows"
     )
     metric = drawn["metric"][:1].upper() + drawn["metric"][1:]
+    sizes = drawn.get("sizes") or []
+    shares = f" ({sizes[0]:,} to {sizes[-1]:,} rows)" if sizes else ""
     said = (
         f"{metric} on the rows fitted (training) and on unseen rows ({drawn['split']}) "
-        f"as the model is refitted on growing shares of {on}; {scored}. The holdout rows are "
-        "not used."
+        f"as the model is refitted on growing shares{shares} of {on}; {scored}. The holdout "
+        "rows are not used."
     )
     if drawn.get("failed"):
         said += f" It could not be drawn: {drawn['failed']}."
