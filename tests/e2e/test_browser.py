@@ -167,10 +167,15 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     shot(page, "05-compare")
     page.goto("/ui/models/churn/versions/1/report")
     expect(page.locator("h2", has_text="Holdout metrics")).to_be_visible()
+    expect(nav(page, "Models")).to_have_attribute("aria-current", "page")  # type: ignore[attr-defined]
+    expect(page.locator("#plot-learning-curve figcaption")).to_contain_text(
+        "training rows; each share scored by 3-fold cross-validation"
+    )
+    expect(page.get_by_role("link", name="Download report.html")).to_be_visible()
     shot(page, "06-report")
 
     # A plan, a consumer on it, a grant, a key shown once.
-    page.get_by_role("link", name="models", exact=True).click()
+    nav(page, "Models").click()  # type: ignore[attr-defined]
     nav(page, "Plans").click()
     page.get_by_label("Name").fill("starter")
     page.get_by_label("Calls per minute").fill("600")

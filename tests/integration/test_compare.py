@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from mlgate.training import data as training_data
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.report import plot_titles
 from mlgate.training.service import TrainSpec, read_snapshot, retrain_spec, split_rows, train_model
+from mlgate.web import reports
 from tests.conftest import add_source_to, admin_token
 
 WEAK_DROP = ("customer_id", "contract", "tenure_months", "total_charges", "support_calls")
@@ -269,7 +271,7 @@ def test_with_nothing_else_in_service_there_is_nothing_to_beat(shop: Services) -
 
 def test_the_pages_show_productions_metrics_and_pair_plots_by_kind(shop: Services) -> None:
     """The models list shows the metrics of the version production serves, naming it; the
-    compare page pairs the two reports' plots by title, with an empty cell where a version
+    compare page pairs the two reports' plots by kind, with an empty cell where a version
     has no plot of that kind (two algorithms draw different importances)."""
     versions = []
     for algorithm in ("logistic_regression", "random_forest"):
@@ -300,8 +302,8 @@ def test_the_pages_show_productions_metrics_and_pair_plots_by_kind(shop: Service
         ]
         assert set(titles[0]) != set(titles[1])  # the case this test is about
         page = browser.get(f"/ui/models/m/compare?a={first.number}&b={second.number}").text
-        cells = re.findall(r'<div class="side-by-side plots" data-plot="([^"]+)">(.*?)</div>',
-                           page, re.S)  # fmt: skip
+        cells = re.findall(r'<div class="side-by-side plots" data-plot="([^"]+)" '
+                           r'data-kind="[^"]+">(.*?)</div>', page, re.S)  # fmt: skip
         assert [html.unescape(t) for t, _ in cells] == titles[0] + [
             t for t in titles[1] if t not in titles[0]
         ]
@@ -313,3 +315,30 @@ def test_the_pages_show_productions_metrics_and_pair_plots_by_kind(shop: Service
                 number = versions[side].number
                 assert ("<img" in figure) == present
                 assert (f"not in v{number}" in figure) == (not present)
+
+    # A version trained before plots had captions kept only its page, each plot written as
+    # <figure id='KIND'><figcaption>TITLE</figcaption><img ...>: it pairs with today's by kind,
+    # whatever the titles say, and its captions say what is known.
+    stored = [read_attachment(shop.uow(), shop.artifacts, v, "report.html") for v in versions]
+    today = [reports.figures(page, v) for page, v in zip(stored, versions, strict=True)]
+    old_page = "".join(
+        f"<figure id='{f.kind}'><figcaption>{html.escape(f.title.upper())}</figcaption>"
+        f"<img alt='{html.escape(f.title.upper())}' src='{f.uri}'></figure>"
+        for f in today[0]
+    ).encode()
+    before = replace(first, report={
+        k: v for k, v in (first.report or {}).items() if k not in ("figures", "learning_curve")
+    })  # fmt: skip
+    old = reports.figures(old_page, before)
+    assert [(f.kind, f.uri) for f in old] == [(f.kind, f.uri) for f in today[0]]
+    assert all(f.title != t.title for f, t in zip(old, today[0], strict=True))
+    assert all("drawn before" in f.caption.lower() for f in old)
+    by_kind = reports.paired(old, today[1])
+    assert by_kind == [
+        (f.title, f, next((g for g in today[1] if g.kind == f.kind), None)) for f in old
+    ] + [(g.title, None, g) for g in today[1] if g.kind not in {f.kind for f in old}]
+    assert [(a is None, b is None) for _, a, b in by_kind] == [
+        (a is None, b is None) for _, a, b in reports.paired(today[0], today[1])
+    ]
+    page = next(f for f in old if f.kind == "learning-curve")
+    assert "at most the first 2,000 training rows" in page.caption

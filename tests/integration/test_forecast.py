@@ -16,6 +16,7 @@ from mlgate.registry.service import read_attachment, resolve_version
 from mlgate.training.report import plot_files
 from mlgate.training.service import TrainSpec, train_model
 from tests.conftest import add_source_to, cancel_after_first_epoch, make_services
+from tests.integration.test_compare import admin_browser
 
 pytest.importorskip("torch")
 
@@ -74,6 +75,21 @@ def test_it_beats_the_seasonal_naive_forecast_and_the_report_shows_both(
     drawn = plot_files(page.encode())  # what `mlgate models report --plots` writes
     assert sorted(drawn) == ["forecasts.png", "loss-curve.png"]
     assert all(image.startswith(b"\x89PNG") for image in drawn.values())
+
+
+def test_the_dashboard_shows_a_forecasters_report_with_its_plots_captioned(
+    trained: tuple[Services, pd.DataFrame],
+) -> None:
+    services, _ = trained
+    version = resolve_version(services.uow(), "lstm", None)
+    with admin_browser(services) as browser:
+        page = browser.get(f"/ui/models/lstm/versions/{version.number}/report").text
+    kinds = re.findall(r'<figure class="plot[^"]*" id="plot-([^"]+)"', page)
+    assert kinds == ["forecasts", "loss-curve"]
+    windows = (version.report or {})["forecast"]["test_windows"]
+    assert f"the metrics are over {windows} held-out windows of all series" in page
+    assert "loss per epoch while it was fitted" in page
+    assert '<th scope="row">seasonal_naive_mae</th>' in page
 
 
 def test_a_forecast_reads_the_last_window_and_loads_back_the_same(

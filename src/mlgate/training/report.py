@@ -11,6 +11,7 @@ import html
 import io
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,7 @@ from mlgate.training.undefined import (
 MAX_ROWS_FOR_LEARNING_CURVE = 2_000
 MIN_ROWS_FOR_LEARNING_CURVE = 30
 VERSION_PLACEHOLDER = "<!--mlgate:version-->"
+PLOT_DPI = 110  # sharp at the width the dashboard shows a plot (was 80: small and soft)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     terms = explain.indicative_terms(inputs.pipeline, inputs.classes)
     if terms:  # naive Bayes on text: the words that point to each class
         data["indicative_terms"] = {k: [[w, v] for w, v in ws] for k, ws in terms.items()}
-    plots = _plots(inputs, data["importance"])
+    plots, data["learning_curve"] = _plots(inputs, data["importance"])
+    if data["learning_curve"] is None:
+        del data["learning_curve"]
     if inputs.columns and len(inputs.X_test):
         try:
             data["contributions"], more = contributions.global_view(
@@ -123,10 +127,17 @@ def _contents(inputs: ReportInputs) -> tuple[dict[str, Any], dict[str, str]]:
     if residuals is not None:
         plots["normal Q-Q plot of the residuals"] = _qq_plot(residuals)
     data["plots"] = sorted(plots)
+    data["figures"] = [
+        {"kind": kind_of(title), "title": title, "caption": _caption(inputs, data, title)}
+        for title in plots
+    ]
     return data, plots
 
 
-def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dict[str, str]:
+def _plots(
+    inputs: ReportInputs, importance: dict[str, dict[str, float]]
+) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The plots by title, and what the learning curve was drawn on (None without one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,12 +204,13 @@ def _plots(inputs: ReportInputs, importance: dict[str, dict[str, float]]) -> dic
         ax.set(title=f"{kind} importance", xlabel="importance")
         out[f"{kind} importance"] = png(fig)
     # A learning curve refits the model: not for one trained elsewhere, nor on a few rows.
+    curve = None
     if inputs.refits and len(inputs.X_train) >= MIN_ROWS_FOR_LEARNING_CURVE:
-        out["learning curve"] = _learning_curve(inputs, plt)
+        out["learning curve"], curve = _learning_curve(inputs, plt)
     history = getattr(inputs.pipeline[-1], "history_", None)
     if history:
         out["loss curve"] = _loss_curve(history, plt)
-    return out
+    return out, curve
 
 
 def _indicative_words(terms: dict[str, list[tuple[str, float]]]) -> str:
@@ -245,17 +257,35 @@ def _qq_plot(residuals: np.ndarray) -> str:
     return png(fig)
 
 
-def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
+def _learning_curve(inputs: ReportInputs, plt: Any) -> tuple[str, dict[str, Any]]:
+    """The plot, and what it was drawn on: the training rows only (the holdout stays unseen),
+    a random sample of MAX_ROWS_FOR_LEARNING_CURVE of them when there are more, each share
+    refitted and scored on the part of those rows it was not fitted on."""
     from sklearn.base import clone
     from sklearn.model_selection import ShuffleSplit, learning_curve
 
-    X = inputs.X_train.head(MAX_ROWS_FOR_LEARNING_CURVE)
-    y = inputs.y_train.head(MAX_ROWS_FOR_LEARNING_CURVE)
+    available = len(inputs.X_train)
+    if available > MAX_ROWS_FOR_LEARNING_CURVE:
+        picked = np.sort(
+            np.random.default_rng(inputs.seed).choice(
+                available, MAX_ROWS_FOR_LEARNING_CURVE, replace=False
+            )
+        )
+        X, y = inputs.X_train.iloc[picked], inputs.y_train.iloc[picked]
+    else:
+        X, y = inputs.X_train, inputs.y_train
     scoring = "accuracy" if inputs.task == "classification" else "r2"
     # A network trains for many epochs: one held-out third rather than three folds keeps its
     # report from costing twelve trainings (its loss per epoch is plotted beside).
     epochs = getattr(inputs.pipeline[-1], "history_", None)
     splits: Any = ShuffleSplit(1, test_size=1 / 3, random_state=inputs.seed) if epochs else 3
+    drawn: dict[str, Any] = {
+        "rows": len(X),
+        "training_rows": available,
+        "subsampled": len(X) < available,
+        "split": "a held-out third" if epochs else "3-fold cross-validation",
+        "metric": "accuracy" if scoring == "accuracy" else "R²",
+    }
     fig, ax = plt.subplots(figsize=(5, 4))
     try:
         sizes, train, test = learning_curve(
@@ -271,13 +301,128 @@ def _learning_curve(inputs: ReportInputs, plt: Any) -> str:
         )
     except (ValueError, RuntimeError, TypeError) as exc:  # e.g. a class missing from a fold
         ax.text(0.5, 0.5, f"no learning curve:\n{str(exc)[:80]}", ha="center", wrap=True)
-        return png(fig)
+        drawn["failed"] = _plain(str(exc))[:200]
+        return png(fig), drawn
+    drawn["sizes"] = [int(n) for n in sizes]
     ax.plot(sizes, np.nanmean(train, axis=1), "o-", label="training")
-    held_out = "a held-out third" if epochs else "cross-validation"
-    ax.plot(sizes, np.nanmean(test, axis=1), "o-", label=held_out)
-    ax.set(xlabel="training rows", ylabel=scoring, title="learning curve")
+    ax.plot(sizes, np.nanmean(test, axis=1), "o-", label=drawn["split"])
+    ax.set(xlabel="training rows", ylabel=drawn["metric"], title="learning curve")
     ax.legend(fontsize=8)
-    return png(fig)
+    return png(fig), drawn
+
+
+def kind_of(title: str) -> str:
+    """A plot's kind: the key that pairs it across versions (compare), whatever its title
+    says. Reports have always written it as the figure's id, so old versions pair too."""
+    return title.replace(" ", "-")
+
+
+def learning_curve_caption(drawn: Mapping[str, Any]) -> str:
+    """What the learning curve shows and on which rows, in one sentence."""
+    rows, available = drawn["rows"], drawn["training_rows"]
+    on = (
+        f"a random sample of {rows:,} of the {available:,} training rows"
+        if drawn.get("subsampled")
+        else f"all {rows:,} training rows"
+    )
+    scored = (
+        "each share scored on the third of those rows it was not fitted on"
+        if drawn["split"] == "a held-out third"
+        else "each share scored by 3-fold cross-validation within those rows"
+    )
+    metric = drawn["metric"][:1].upper() + drawn["metric"][1:]
+    sizes = drawn.get("sizes") or []
+    shares = f" ({sizes[0]:,} to {sizes[-1]:,} rows)" if sizes else ""
+    said = (
+        f"{metric} on the rows fitted (training) and on unseen rows ({drawn['split']}) "
+        f"as the model is refitted on growing shares{shares} of {on}; {scored}. The holdout "
+        "rows are not used."
+    )
+    if drawn.get("failed"):
+        said += f" It could not be drawn: {drawn['failed']}."
+    return said
+
+
+def _caption(inputs: ReportInputs, data: Mapping[str, Any], title: str) -> str:
+    """What a plot shows and on what data."""
+    test, train = f"{len(inputs.X_test):,}", f"{len(inputs.X_train):,}"
+    positive = ""
+    if inputs.classes:
+        labels = [str(c) for c in inputs.classes]
+        y = inputs.y_test.to_numpy()
+        k = 1 if len(labels) == 2 else int(np.argmax(np.bincount(y, minlength=len(labels))))
+        positive = labels[k] if k < len(labels) else ""
+    found = data.get("contributions") or {}
+    if title == "confusion matrix":
+        return (
+            f"The {test} holdout rows counted by true class (rows) and predicted class "
+            "(columns): the diagonal is what the model got right."
+        )
+    if title == "ROC and precision-recall curves":
+        against = (
+            f"class {positive} against the other"
+            if len(inputs.classes or ()) == 2
+            else "each class against the rest"
+        )
+        return (
+            f"The predicted probabilities of the {test} holdout rows, {against}: true against "
+            "false positive rate (left), precision against recall (right), as the threshold moves."
+        )
+    if title == "calibration curve":
+        return (
+            f"The predicted probability of class {positive} against how often it was the truth, "
+            f"in ten bins over the {test} holdout rows: on the dotted line, the probabilities "
+            "mean what they say."
+        )
+    if title == "residual plot":
+        return (
+            f"The {test} holdout rows: the residual (true − predicted) against the prediction "
+            "(left) and the prediction against the truth (right); the dotted line is perfect."
+        )
+    if title == "permutation importance":
+        shown = min(len(inputs.X_test), explain.MAX_ROWS_FOR_IMPORTANCE)
+        score = "accuracy" if inputs.task == "classification" else "R²"
+        on = f"the {test}" if shown == len(inputs.X_test) else f"{shown:,} of the {test}"
+        return (
+            f"How much {score} drops when one column's values are shuffled (mean of 5 shuffles), "
+            f"on {on} holdout rows; the 20 largest."
+        )
+    if title == "native importance":
+        return (
+            f"The model's own importance of each feature (after preprocessing), from its fit on "
+            f"the {train} training rows; the 20 largest."
+        )
+    if title == "learning curve" and data.get("learning_curve"):
+        return learning_curve_caption(data["learning_curve"])
+    if title == "loss curve":
+        return (
+            f"The network's loss per epoch on its training rows and on its validation rows, "
+            f"within the {train} training rows; the dotted line marks the epoch whose weights "
+            "were kept."
+        )
+    if title == "indicative words":
+        return (
+            f"For each class, the words that raise its score most against the other classes "
+            f"(log-probability lift), from the fit on the {train} training rows."
+        )
+    if title == "normal Q-Q plot of the residuals":
+        return (
+            f"The coefficient fit's standardized residuals on the {train} training rows against "
+            "normal quantiles: on the line if they are normal; bent ends mean heavier or lighter "
+            "tails."
+        )
+    if title == "contributions: summary" and found:
+        return (
+            f"Each column's contribution ({found['scale']}) to each of {found['rows']:,} holdout "
+            "rows, one dot a row, coloured by the column's value (grey: missing)."
+        )
+    if title.startswith("contributions: ") and found:
+        column = title.removeprefix("contributions: ")
+        return (
+            f"{column}'s value against its contribution ({found['scale']}) over "
+            f"{found['rows']:,} holdout rows."
+        )
+    return f"{title}, from the fit on {train} training rows and its {test} holdout rows."
 
 
 # Reports quote the attributes either way (the forecasters' page uses double quotes).
@@ -309,7 +454,7 @@ def png(fig: Any, *, tight: bool = True) -> str:
     buffer = io.BytesIO()
     if tight:
         fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=PLOT_DPI)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
@@ -333,7 +478,8 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
         "padding:0 1rem;color:#222}table{border-collapse:collapse;margin:1rem 0}"
         "td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}"
         "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-        "figure{margin:1.5rem 0}.warning{background:#fff4e5;border-left:4px solid #e8a33d;"
+        "figure{margin:1.5rem 0}.caption{color:#555;font-size:.9rem;max-width:45rem}"
+        ".warning{background:#fff4e5;border-left:4px solid #e8a33d;"
         "padding:.5rem .8rem}</style></head><body>",
         f"<h1>{e(inputs.model_name)} {VERSION_PLACEHOLDER}</h1>",
         f"<p>{e(inputs.algorithm)} ({e(inputs.task)} of <b>{e(inputs.target)}</b>), trained "
@@ -372,10 +518,12 @@ def _html(inputs: ReportInputs, data: dict[str, Any], plots: dict[str, str]) -> 
             + "</table>"
         )
     parts.append("<h2>Plots</h2>")
+    captions = {f["title"]: f["caption"] for f in data.get("figures", [])}
     for title, png in plots.items():
         parts.append(
-            f"<figure id='{e(title.replace(' ', '-'))}'><figcaption>{e(title)}</figcaption>"
-            f"<img alt='{e(title)}' src='data:image/png;base64,{png}'></figure>"
+            f"<figure id='{e(kind_of(title))}'><figcaption>{e(title)}</figcaption>"
+            f"<img alt='{e(title)}' src='data:image/png;base64,{png}'>"
+            f"<p class='caption'>{e(captions.get(title, ''))}</p></figure>"
         )
     parts.append("</body></html>")
     return "".join(parts)

@@ -1,13 +1,11 @@
 """The team's model pages: the list, one model (versions, aliases, promote, rollback), a
-comparison of two versions, a version's report, monitoring, and why a prediction is what it is."""
+comparison of two versions, monitoring, and why a prediction is what it is (a version's
+report is web/reports.py)."""
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from datetime import timedelta
-from html import escape
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -28,17 +26,13 @@ from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.serving.asking import Asked
 from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.undefined import metric_rows
-from mlgate.web import charts, pages
+from mlgate.web import charts, pages, reports
 from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
 from mlgate.web.pages import member, member_asking, page, render
 
 router = APIRouter(prefix="/ui", tags=["web"], include_in_schema=False)
 TRAFFIC_DAYS = 14
 RECENT = 10  # logged predictions listed on the monitoring page, to explain
-REPORT_CSP = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @router.get("")
@@ -183,36 +177,14 @@ def compare(request: Request, name: str, a: str = "", b: str = "") -> Response:
     for number in (first, second):
         version = registry.resolve_version(services.uow(), name, number)
         pair.append({"version": version, "metrics": _intervals(version)})
-        figures.append(_figures(
-            registry.read_attachment(services.uow(), services.artifacts, version, "report.html")
+        figures.append(reports.figures(
+            registry.read_attachment(services.uow(), services.artifacts, version, "report.html"),
+            version,
         ))  # fmt: skip
     return render(
         request, "compare.html", principal=me, name=name, result=result, pair=pair,
-        plots=_paired(*figures),
+        plots=reports.paired(*figures),
     )  # fmt: skip
-
-
-@router.get("/models/{name}/versions/{version}/report")
-@access("read")
-@page("ui")
-def report(request: Request, name: str, version: str) -> Response:
-    """The stored report itself (every table and plot, as training wrote it), with a way back
-    to the dashboard on top. It has no script; its CSP allows none."""
-    number = _number(version, "version")
-    member(request, "ui", "read", Target(name, version=number))
-    services = pages.services_of(request)
-    found = registry.resolve_version(services.uow(), name, number)
-    raw = registry.read_attachment(services.uow(), services.artifacts, found, "report.html")
-    back = (
-        f"<p><a href='/ui/models/{escape(name)}'>&larr; {escape(name)}: all versions</a>"
-        " &middot; <a href='/ui/models'>models</a></p>"
-    )
-    text = raw.decode("utf-8", "replace").replace("<body>", "<body>" + back, 1)
-    return Response(
-        text,
-        media_type="text/html; charset=utf-8",
-        headers={"content-security-policy": REPORT_CSP, "cache-control": "no-store"},
-    )
 
 
 def _headline(version: ModelVersion | None) -> list[tuple[str, float]]:
@@ -225,30 +197,6 @@ def _intervals(version: ModelVersion) -> list[dict[str, Any]]:
     """Each metric with its 95% bootstrap interval and the baseline's value, if the report
     has them."""
     return metric_rows(version.metrics, (version.report or {}).get("evaluation", {}))
-
-
-_FIGURE = re.compile(
-    r"<figure id='[^']*'><figcaption>([^<]*)</figcaption><img alt='[^']*' "
-    r"src='(data:image/png;base64,[A-Za-z0-9+/=]+)'></figure>"
-)
-
-
-def _figures(report_html: bytes) -> list[tuple[str, str]]:
-    """The plots of a stored report (training/report.py writes them in this one shape): their
-    titles (still HTML-escaped) and data: URIs."""
-    text = report_html.decode("utf-8", "replace")
-    return [(html.unescape(t), uri) for t, uri in _FIGURE.findall(text)]
-
-
-def _paired(
-    first: list[tuple[str, str]], second: list[tuple[str, str]]
-) -> list[tuple[str, str | None, str | None]]:
-    """The two versions' plots side by side, by kind (title): each title once, in the first
-    version's order and then the second's new ones, with None where a version has no such plot
-    (another algorithm draws other importances, a network its loss curve)."""
-    left, right = dict(first), dict(second)
-    titles = list(left) + [t for t in right if t not in left]
-    return [(t, left.get(t), right.get(t)) for t in titles]
 
 
 def _number(raw: str, what: str) -> int:
