@@ -226,3 +226,16 @@ def test_the_report_command_writes_the_html(services: Services, tmp_path: Path) 
     assert bad.exit_code == 1 and "MODEL@VERSION" in bad.output
     unknown = CliRunner().invoke(app, ["models", "report", "cli-report@staging"], obj=services)
     assert unknown.exit_code == 1 and "has no alias 'staging'" in unknown.output
+
+
+def test_a_calibrated_models_learning_curve_refits_its_estimator_alone(services: Services) -> None:
+    """The SVMs calibrate their probabilities (six fits a model): the learning curve, which
+    reads accuracy, refits the bare SVC and its caption says so; other models refit whole."""
+    version = train(services, "r-svm", "svm", "iris", "target")
+    report = version.report or {}
+    drawn = report["learning_curve"]
+    assert drawn["uncalibrated"] == "SVC" and drawn["rows"] == 120 and len(drawn["sizes"]) == 4
+    caption = next(f["caption"] for f in report["figures"] if f["title"] == "learning curve")
+    assert "The refits are of the SVC alone" in caption and "all 120 training rows" in caption
+    forest = train(services, "r-forest-curve", "random_forest", "iris", "target")
+    assert "uncalibrated" not in (forest.report or {})["learning_curve"]
