@@ -192,18 +192,24 @@ def _warnings(
     model (its first call reads the version's snapshot); none for a version without one."""
     if serving.seen is None:
         return {}
-    seen = predictor.attached("seen", lambda: _seen(serving, predictor.version))
+    seen = seen_with(predictor, serving.seen)
     return {} if seen is None else seen.check(frame)
 
 
-def _seen(serving: Serving, version: ModelVersion) -> Seen | None:
-    assert serving.seen is not None
-    try:
-        return serving.seen(version)
-    except Exception:  # advice, not the answer: the prediction goes on without it
-        log.exception("%s answers without warnings: its training rows could not be read",
-                      version.ref)  # fmt: skip
-        return None
+def seen_with(predictor: Predictor, read: Callable[[ModelVersion], Seen | None]) -> Seen | None:
+    """What the loaded model's training rows showed: `read` once, then kept with the model.
+    None where there is nothing to read, or it could not be read (logged: warnings are advice,
+    and the prediction goes on without them)."""
+
+    def make() -> Seen | None:
+        try:
+            return read(predictor.version)
+        except Exception:
+            log.exception("%s answers without warnings: its training rows could not be read",
+                          predictor.version.ref)  # fmt: skip
+            return None
+
+    return predictor.attached("seen", make)
 
 
 def _rollout_of(serving: Serving, asked: Asked) -> Rollout | None:

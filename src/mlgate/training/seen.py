@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from mlgate.columns import Column
 from mlgate.schema import Table, conform
@@ -110,6 +111,16 @@ class Seen:
         for r, _, warning in found:
             out.setdefault(r, []).append(warning)
         return {r: tuple(ws) for r, ws in out.items()}
+
+    def check_read(self, frame: pd.DataFrame, columns: Sequence[Column]) -> Warnings:
+        """`check` for rows as read from a file, not yet conformed: a value that does not parse
+        as a number counts as missing here (that row cannot be scored anyway)."""
+        lenient = frame[[c.name for c in columns]].copy()
+        for column in columns:
+            values = lenient[column.name]
+            if column.type in ("number", "boolean") and not is_numeric_dtype(values):
+                lenient[column.name] = pd.to_numeric(values.astype(object), errors="coerce")
+        return self.check(conform(lenient, columns).reset_index(drop=True))
 
     def _numbers(self, rows: Table | pd.DataFrame, data: Any, found: list[Any]) -> None:
         """The numbers' ranges and missing values. A few rows (the usual call) in Python over
