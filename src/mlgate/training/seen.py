@@ -131,7 +131,8 @@ class Seen:
             if isinstance(rows, Table) and rows.matrix is not None and rows.names == self.keys:
                 table_rows: Any = rows.matrix.tolist()  # every column a number
             else:
-                table_rows = zip(*(_floats(data[k]).tolist() for k in self.keys), strict=True)
+                # float64 arrays as parsed (schema.py): as lists, then row by row
+                table_rows = zip(*[data[k].tolist() for k in self.keys], strict=True)
             for r, row in enumerate(table_rows):
                 for x, low, high in zip(row, lows, highs, strict=True):
                     if not low <= x <= high:
