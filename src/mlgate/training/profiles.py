@@ -29,6 +29,7 @@ import pandas as pd
 
 from mlgate.columns import Column, ColumnType
 from mlgate.errors import NotFound
+from mlgate.registry.formats import IMPORTED
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
 from mlgate.training.seen import Seen, seen_of
@@ -197,8 +198,12 @@ class Profiles:
 
     def seen(self, version: ModelVersion) -> Seen | None:
         """What `version`'s training rows show of its columns, for the rows' warnings; None
-        where it was registered without a training snapshot. Read afresh on each call: the
+        where it was registered without a training snapshot, and for an imported model: the
+        rows it keeps are its holdout or input example, not what it was trained on, and a
+        warning that says "training never saw" must be true. Read afresh on each call: the
         caller keeps it (serving, with the loaded model)."""
+        if version.artifact.format == IMPORTED:
+            return None
         frame = self._snapshot(version)
         return None if frame is None else seen_of(frame, version.columns)
 
