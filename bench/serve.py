@@ -349,6 +349,12 @@ def main() -> None:
     parser.add_argument(
         "--only-rollouts", action="store_true", help="only the shadow and canary figures"
     )
+    parser.add_argument(
+        "--single-row",
+        metavar="BASELINE_SRC",
+        help="only the one-row loads on xgb (1 worker), interleaved with a second `mlgate serve` "
+        "run from BASELINE_SRC (another checkout's src/): a change's cost, in one sitting",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/serve.py needs wrk: apt-get install wrk")
@@ -368,6 +374,9 @@ def main() -> None:
         if args.only_rollouts:
             print("\n1 worker; xgb@production with and without a rollout of v2")
             rollouts(home, token, rows, args, tmp)
+            return
+        if args.single_row:
+            single_row(home, token, one, args, tmp)
             return
         if args.only_explain:
             with running_server(home) as ours:
@@ -436,6 +445,32 @@ def main() -> None:
                     + ", ".join(f"{s:.0f} MiB" for s in sizes)
                     + " per worker"
                 )
+
+
+def single_row(home: Path, token: str, body: bytes, args: argparse.Namespace, tmp: Path) -> None:
+    """One-row calls to xgb at c=1 and c=16: bare uvicorn, mlgate from this tree and mlgate
+    from `args.single_row`, interleaved round by round (the median run is shown)."""
+    baseline = str(Path(args.single_row).resolve())
+    print(f"\n1 worker, one row; mlgate from this tree against mlgate from {baseline}")
+    with (
+        bare_server(home, 1, ["xgb"], "uvicorn") as bare,
+        running_server(home) as ours,
+        running_server(home, PYTHONPATH=baseline) as theirs,
+    ):
+        for clients in (1, 16):
+            bases = (("bare", bare), ("baseline", theirs), ("this tree", ours))
+            rounds: dict[str, list[dict[str, float]]] = {w: [] for w, _ in bases}
+            for _ in range(args.rounds):
+                for who, base in bases:
+                    url = f"{base}/v1/models/xgb/predict"
+                    wrk(url, token, body, clients, 1, tmp)  # warm-up
+                    rounds[who].append(wrk(url, token, body, clients, args.seconds, tmp))
+            figures = {who: _median(runs) for who, runs in rounds.items()}
+            b, t, o = figures["bare"], figures["baseline"], figures["this tree"]
+            print(
+                f"  c={clients:<2} bare {_figures(b)} | baseline {_figures(t)} | this tree "
+                f"{_figures(o)} | this tree / baseline {o['rps'] / t['rps']:4.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -362,7 +362,7 @@ class Services:
             self._batches = BatchRunner(
                 self.uow, self.artifacts, self.predictors, lambda: self.gate, self.clock,
                 retention=timedelta(hours=self.settings.batch_retention_hours),
-                dask_address=self.settings.dask_address,
+                dask_address=self.settings.dask_address, seen=self.profiles.seen,
             )  # fmt: skip
         return self._batches
 

@@ -82,6 +82,25 @@ def test_large_inputs_are_split_within_the_servers_limit(server: tuple[str, str,
     assert list(whole) == pieces
 
 
+def test_warnings_are_numbered_by_the_rows_position_across_requests(
+    server: tuple[str, str, str],
+) -> None:
+    """120 rows go as three requests; each answers its rows' warnings from 0, and the client
+    numbers them in the input's order."""
+    base, admin, _ = server
+    changed = FRAME.copy()
+    changed.loc[changed.index[[3, 77]], "tenure_months"] = 10_000
+    with Client(base, api_key=admin) as client:
+        plain = client.predict("churn", FRAME).warnings
+        warned = client.predict("churn", changed).warnings
+    for row in (3, 77):
+        [months] = [w for w in warned[row] if w["column"] == "tenure_months"]
+        assert (months["kind"], months["value"]) == ("outside_range", 10_000)
+    assert {r: w for r, w in warned.items() if r not in (3, 77)} == {
+        r: w for r, w in plain.items() if r not in (3, 77)
+    }
+
+
 def client_batch(base: str, key: str, rows: pd.DataFrame) -> list[object]:
     with Client(base, api_key=key) as client:
         return list(client.predict("churn", rows))

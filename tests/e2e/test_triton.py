@@ -82,3 +82,24 @@ def test_oip_tabular_infer_through_tritons_own_client(
                                    atol=1e-12)  # fmt: skip
     finally:
         client.close()
+
+
+def test_triton_reads_an_answer_that_carries_warnings(served: tuple[str, dict[str, str]]) -> None:
+    """The rows' warnings ride in the response's parameters as one JSON string (OIP parameters
+    are scalars): Triton's client parses such an answer over a real socket, as its default
+    binary outputs and as JSON."""
+    import json
+
+    from tests.integration.test_protocols import OUTSIDE, WARNED, WITHIN, _kinds, _triton_inputs
+
+    base, headers = served
+    client = triton.InferenceServerClient(url=base.removeprefix("http://"))
+    try:
+        for binary in (True, False):
+            inputs = _triton_inputs(binary, pd.DataFrame([WITHIN, OUTSIDE]))
+            result = client.infer("churn", inputs, headers=dict(headers))
+            assert result.as_numpy("predict").shape == (2,)
+            warned = json.loads(result.get_response()["parameters"]["mlgate_warnings"])
+            assert _kinds(warned) == WARNED
+    finally:
+        client.close()

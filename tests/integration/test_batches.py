@@ -7,6 +7,7 @@ nothing behind."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -162,6 +163,7 @@ def test_csv_batches_count_failed_rows_and_come_back_as_csv(
     client, headers = shop
     frame = rows(500).astype(object)
     frame.loc[7, "tenure_months"] = "seven"  # not a number: this row fails, the rest score
+    frame.loc[9, "tenure_months"] = 10_000  # far outside what training saw: a warning
     body = frame.to_csv(index=False).encode()
     answer = client.post("/v1/models/churn/batches",
                          headers={**headers, "Content-Type": "text/csv"}, content=body)  # fmt: skip
@@ -175,6 +177,10 @@ def test_csv_batches_count_failed_rows_and_come_back_as_csv(
     back = pd.read_csv(io.StringIO(got.text))
     assert len(back) == 500 and pd.isna(back.loc[7, "prediction"])
     assert back["prediction"].notna().sum() == 499
+    [warning] = json.loads(back.loc[9, "prediction_warnings"])
+    assert (warning["column"], warning["kind"], warning["value"]) == (
+        "tenure_months", "outside_range", 10_000)  # fmt: skip
+    assert pd.isna(back.loc[7, "prediction_warnings"])  # a failed row: no prediction to doubt
     assert metered_rows(services) == 499
 
 

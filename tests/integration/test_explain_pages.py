@@ -122,6 +122,26 @@ def test_the_portal_lets_a_consumer_try_a_row_when_its_plan_says_so(
     assert refused.status_code == 403 and "does not include explanations" in refused.text
 
 
+def test_both_pages_warn_of_a_row_outside_what_training_saw(site: tuple[Site, str]) -> None:
+    app, name = site
+    odd = {**ROW, "x1": 1e6, "color": "ultraviolet"}
+    admin = login(app, "ui", *ADMIN)
+    seer = login(app, "portal", "seer", "a long secret for rees")
+    for who, area in ((admin, "ui"), (seer, "portal")):
+        token = csrf_of(who, f"/{area}/models/{name}" + ("/explain" if area == "ui" else ""))
+        within = who.post(f"/{area}/models/{name}/explain",
+                          data={"row": json.dumps(ROW), "csrf": token})  # fmt: skip
+        assert within.status_code == 200 and 'class="caution"' not in within.text
+        page = who.post(f"/{area}/models/{name}/explain",
+                        data={"row": json.dumps(odd), "csrf": token})  # fmt: skip
+        assert page.status_code == 200 and "<svg" in page.text
+        caution = re.search(r'<div class="caution"[^>]*>(.*?)</div>', page.text, re.S)
+        assert caution, page.text[:2000]
+        shown = html.unescape(caution.group(1))
+        assert "<code>outside_range</code>: x1 is 1000000, outside the range" in shown
+        assert '<code>unseen_category</code>: color is "ultraviolet"' in shown
+
+
 def _cell(page: str, column: str, cell: str) -> str:
     """The text of one cell of the portal's input table."""
     row = re.search(rf'<tr data-column="{column}">(.*?)</tr>', page, re.S)

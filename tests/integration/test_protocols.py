@@ -244,13 +244,13 @@ def test_oip_errors_come_as_error_objects_with_400(
     assert unknown.status_code == 404 and set(unknown.json()) == {"error"}
 
 
-def _triton_inputs(binary: bool) -> list[Any]:
+def _triton_inputs(binary: bool, frame: pd.DataFrame = FRAME) -> list[Any]:
     """The churn rows as Triton's client builds them: one input per column."""
     import tritonclient.http as triton
 
     inputs = []
     for name in COLUMNS:
-        column = FRAME[name]
+        column = frame[name]
         if pd.api.types.is_numeric_dtype(column):
             values = column.to_numpy(dtype="float64")
             if not binary:  # JSON has no NaN: that column goes without its missing value
@@ -377,3 +377,60 @@ def test_oip_binary_infinity_is_refused_and_nan_is_a_missing_value(
         content=body,
     )
     assert answer.status_code == 400 and "infinite value" in answer.json()["error"]
+
+
+# A row within what training saw, and one with a number far outside its range and a category
+# it never saw: each protocol answers warnings for the second alone (training/seen.py).
+WITHIN = {**RECORDS[0], "total_charges": 100.0}
+OUTSIDE = {**WITHIN, "tenure_months": 10_000, "contract": "weekly"}
+WARNED = {"1": [("tenure_months", "outside_range", 10_000), ("contract", "unseen_category",
+                                                              "weekly")]}  # fmt: skip
+
+
+def _kinds(found: dict[str, list[dict[str, Any]]]) -> dict[str, list[tuple[str, str, Any]]]:
+    return {row: [(w["column"], w["kind"], w["value"]) for w in ws] for row, ws in found.items()}
+
+
+def test_our_route_warns_of_the_rows_outside_what_training_saw(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, headers = served
+    answer = client.post("/v1/models/churn/predict", headers=headers,
+                         json={"rows": [WITHIN, OUTSIDE]}).json()  # fmt: skip
+    assert _kinds(answer["warnings"]) == WARNED
+    [outside, unseen] = answer["warnings"]["1"]
+    low, high = outside["seen"]  # the months training saw
+    assert low <= WITHIN["tenure_months"] <= high < 10_000
+    assert "month-to-month" in unseen["seen"] and "weekly" in unseen["message"]
+    alone = client.post("/v1/models/churn/predict", headers=headers, json={"rows": [WITHIN]})
+    assert "warnings" not in alone.json()  # an answer within the range is as it always was
+    assert set(alone.json()) == {"model", "version", "predictions", "classes", "probabilities"}
+    described = client.get("/v1/models/churn/openapi.json", headers=headers).json()
+    assert "warnings" in json.dumps(described)
+
+
+def test_mlflow_keeps_its_predictions_and_adds_warnings_beside_them(
+    served: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, headers = served
+    answer = client.post("/v1/models/churn/invocations", headers=headers,
+                         json={"dataframe_records": [WITHIN, OUTSIDE]}).json()  # fmt: skip
+    assert set(answer) == {"predictions", "warnings"} and len(answer["predictions"]) == 2
+    assert _kinds(answer["warnings"]) == WARNED
+    alone = client.post("/v1/models/churn/invocations", headers=headers,
+                        json={"dataframe_records": [WITHIN]}).json()  # fmt: skip
+    assert set(alone) == {"predictions"}
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_oip_answers_warnings_as_a_json_string_parameter(
+    served: tuple[TestClient, dict[str, str]], binary: bool
+) -> None:
+    """Read back by tritonclient's own code, as JSON tensors and as Triton's binary ones."""
+    client, headers = served
+    result = _infer(client, headers, _triton_inputs(binary, pd.DataFrame([WITHIN, OUTSIDE])))
+    response = result.get_response()
+    assert result.as_numpy("predict").shape == (2,)
+    assert _kinds(json.loads(response["parameters"]["mlgate_warnings"])) == WARNED
+    alone = _infer(client, headers, _triton_inputs(binary, pd.DataFrame([WITHIN])))
+    assert "parameters" not in alone.get_response()

@@ -37,6 +37,7 @@ def serving_of(services: Services) -> Serving:
         rollouts=services.rollouts_of,
         tally=services.tally,
         shadow=services.shadow,
+        seen=services.profiles.seen,
     )
 
 

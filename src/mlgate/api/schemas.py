@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -92,12 +92,28 @@ class ModelSchema(BaseModel):
     classes: list[Any] | None
 
 
+class RowWarningOut(BaseModel):
+    column: str
+    kind: Literal["outside_range", "unseen_category", "missing"]
+    value: Any = Field(description="the row's value (null when missing)")
+    seen: Any = Field(
+        description="[low, high] for outside_range; the most frequent categories for "
+        "unseen_category; null for missing"
+    )
+    message: str
+
+
 class PredictOut(BaseModel):
     model: str
     version: int
     predictions: list[Any]
     classes: list[Any] | None = Field(None, description="classifiers: the order of probabilities")
     probabilities: list[list[float]] | None = None
+    warnings: dict[str, list[RowWarningOut]] | None = Field(
+        None,
+        description="rows with a value outside what training saw, by row index; absent when "
+        "every row is within it",
+    )
 
 
 class GenerateIn(BaseModel):

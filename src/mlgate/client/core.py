@@ -34,6 +34,10 @@ class Predictions(Sequence[Any]):
     # classifiers the `class` explained; standard errors as `error_<column>` where sampled.
     explanation: dict[str, Any] | None = None
     explanations: Any = field(default=None, repr=False)
+    # The rows with a value outside what the model's training saw, by position in the input
+    # (0 = the first row): each a list of {"column", "kind", "value", "seen", "message"}, kind
+    # one of outside_range, unseen_category, missing. Empty when every row is within it.
+    warnings: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -143,7 +147,12 @@ def merge(parts: list[dict[str, Any]], index: Any, request_ids: list[str]) -> Pr
     predictions: list[Any] = []
     probabilities: list[list[float]] | None = [] if "probabilities" in parts[0] else None
     explained: list[dict[str, Any]] = []
+    warnings: dict[int, list[dict[str, Any]]] = {}
     for part in parts:
+        warnings.update(
+            (len(predictions) + int(row), found)
+            for row, found in (part.get("warnings") or {}).items()
+        )  # each request numbers its own rows from 0
         predictions += part["predictions"]
         if probabilities is not None:
             probabilities += part["probabilities"]
@@ -151,7 +160,8 @@ def merge(parts: list[dict[str, Any]], index: Any, request_ids: list[str]) -> Pr
     about = parts[0].get("explanation")
     return Predictions(predictions, probabilities, parts[0].get("classes"),
                        int(parts[-1]["version"]), index, request_ids, about,
-                       _contributions(explained, index) if about else None)  # fmt: skip
+                       _contributions(explained, index) if about else None,
+                       warnings)  # fmt: skip
 
 
 def _contributions(rows: list[dict[str, Any]], index: Any) -> Any:

@@ -17,8 +17,10 @@
   prediction, not metered), each row as it would be alone: when a chunk fails, the rows whose
   values do not parse are scored one by one and the rest together, halved only where a group
   still fails (not 50,000 calls, one a row).
-* **Results**: the input's columns plus `prediction` (and `probability_<class>`), downloaded in
-  the input's format. They are removed `retention` after the job ends, or when a finished job
+* **Results**: the input's columns plus `prediction` (and `probability_<class>`) and
+  `prediction_warnings` (the row's values outside what training saw, as the JSON list the
+  prediction protocols answer; empty where none: training/seen.py), downloaded in the input's
+  format. They are removed `retention` after the job ends, or when a finished job
   is cancelled; the job then keeps when and why (`removed_at`, `removed_by`), its status names
   no result link, and asking for the result is Gone (410), saying so.
 """
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from mlgate.access.audit import audited
@@ -56,10 +59,13 @@ from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform, suspect_rows
 from mlgate.serving.asking import Asked
 from mlgate.serving.offline import PREDICTION
+from mlgate.serving.service import seen_with
+from mlgate.training.seen import Seen
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.batches")
 CHUNK_ROWS = 50_000
+WARNINGS = "prediction_warnings"  # a result column: each row's warnings as JSON, "" for none
 FORMATS = ("csv", "parquet")
 MEDIA = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 # Tests set this to stop a run after chunk k's part is written and before it is committed, as a
@@ -115,7 +121,7 @@ def inspect_file(path: Path, fmt: str, version: ModelVersion) -> int:
         extra = [n for n in names if n not in {c.name for c in version.columns}]
         said = ", ".join(_nearest_in_file(m, extra) for m in missing[:10])
         raise InvalidInput(f"the file lacks the column(s) {version.ref} reads: {said}")
-    taken = {PREDICTION} | {f"probability_{c}" for c in version.classes or ()}
+    taken = {PREDICTION, WARNINGS} | {f"probability_{c}" for c in version.classes or ()}
     if taken & set(names):
         raise InvalidInput(
             f"the file already has column(s) {', '.join(sorted(taken & set(names)))}"
@@ -276,7 +282,11 @@ def _parts(
     if first is not None:
         yield first
     for key in rest:
-        yield _part(artifacts, key)
+        part = _part(artifacts, key)
+        if first is not None and list(part.columns) != list(first.columns):
+            # a job begun before results had WARNINGS, resumed after (or the other way round)
+            part = part.reindex(columns=first.columns, fill_value="")
+        yield part
 
 
 def _part(artifacts: ArtifactStore, key: str) -> pd.DataFrame:
@@ -350,6 +360,7 @@ class BatchRunner:
         *,
         retention: timedelta = timedelta(days=7),
         dask_address: str | None = None,
+        seen: Callable[[ModelVersion], Seen | None] | None = None,
     ) -> None:
         self._uow = uow
         self._artifacts = artifacts
@@ -358,6 +369,7 @@ class BatchRunner:
         self._clock = clock
         self.retention = retention
         self.dask_address = dask_address  # set: the chunks are scored on that cluster
+        self._seen = seen  # what a version's training rows showed: the rows' warnings
         self._runner = JobRunner(uow, clock, kind="batch", name="batch")
 
     def start(self, job_id: str) -> None:
@@ -408,6 +420,7 @@ class BatchRunner:
         predictor = self._predictors.get(version)
         consumer = str(spec["account"]).removeprefix("consumer:")
         is_consumer = str(spec["account"]).startswith("consumer:")
+        seen = None if self._seen is None else seen_with(predictor, self._seen)
         with tempfile.TemporaryDirectory() as folder, self._scorer(version) as score:
             path = _local(self._artifacts, spec["input"], Path(folder))
             start = int(job.result.get("chunks_done", 0))
@@ -428,6 +441,7 @@ class BatchRunner:
                 scored, failed = (
                     score(chunk) if score else score_chunk(chunk, version, predictor.score)
                 )
+                scored[WARNINGS] = _warnings_column(seen, chunk, version, scored)
                 part = f"{BATCHES}{job.id}/part-{k:05d}.parquet"
                 buffer = io.BytesIO()
                 scored.to_parquet(buffer, index=False)
@@ -572,6 +586,22 @@ def _try_score(
         return score(conform(frame.iloc[rows], version.columns))
     except (InvalidInput, ValueError, TypeError):
         return None
+
+
+def _warnings_column(
+    seen: Seen | None, chunk: pd.DataFrame, version: ModelVersion, scored: pd.DataFrame
+) -> list[str]:
+    """Each row's warnings as JSON ("" for none, for a row that failed, and for every row of a
+    version without training rows to compare with: the column is there all the same, so that
+    every part of a result has the same columns)."""
+    column = [""] * len(chunk)
+    if seen is None:
+        return column
+    failed = scored[PREDICTION].isna().to_numpy()
+    for row, found in seen.check_read(chunk, version.columns).items():
+        if not failed[row]:
+            column[row] = orjson.dumps([w.to_json() for w in found]).decode()
+    return column
 
 
 def _local(artifacts: ArtifactStore, key: str, folder: Path) -> Path:

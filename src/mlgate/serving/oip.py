@@ -16,7 +16,7 @@ and each may be asked for as binary data. `predict`'s datatype follows the model
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ import orjson
 from mlgate.errors import FieldError, InvalidInput
 from mlgate.schema import Column, Table, columns_to_table
 from mlgate.serving import binary_tensors
+from mlgate.training.seen import RowWarning, warnings_json
 
 if TYPE_CHECKING:
     from mlgate.explainers.explain import Explanation
@@ -36,6 +37,7 @@ DATATYPES = frozenset(
 )
 _NUMERIC = DATATYPES - {"BOOL", "BYTES"}
 OUTPUTS = ("predict", "predict_proba")
+WARNINGS = "mlgate_warnings"  # the response parameter of the rows' warnings (a JSON string)
 EXPLANATION = "explanation"  # asked for by name: per-row contributions (explainers/explain.py)
 MAX_ELEMENTS = 10_000_000
 
@@ -111,11 +113,14 @@ def infer_response(
     probabilities: list[list[float]] | None,
     classes: Sequence[Any] | None,
     explanation: Explanation | None = None,
+    warnings: Mapping[int, Sequence[RowWarning]] | None = None,
 ) -> tuple[bytes, int | None]:
     """The answer's body and, when it carries binary outputs, the length of its JSON part.
     `explanation`, asked for as an output, is an FP64 tensor [n, columns + 1]: each row's
     contributions in the order of its `columns` parameter, then the base; its parameters say
-    the method and scale (and, for classifiers, which class each row explains)."""
+    the method and scale (and, for classifiers, which class each row explains). `warnings`,
+    where a row has any, are the response's `mlgate_warnings` parameter: a JSON string of
+    {row: [warning, ...]}."""
     wanted = request.outputs or (("predict",) if probabilities is None else OUTPUTS)
     binary = request.binary
     if not request.outputs and request.binary_by_default:  # the default outputs, as binary
@@ -165,6 +170,8 @@ def infer_response(
     out: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": outputs}
     if request.id is not None:
         out["id"] = request.id
+    if warnings:  # parameters are scalars: the rows' warnings as one JSON string
+        out["parameters"] = {WARNINGS: orjson.dumps(warnings_json(warnings)).decode()}
     header = orjson.dumps(out)
     if not chunks:
         return header, None

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlgate import __version__
 from mlgate.registry.model import ModelVersion
+from mlgate.training.seen import KINDS
 
 # The bounds the server holds these numbers to (mlgate/api/schemas.py's MAX_NUMBER and MAX_SEED,
 # serving/service.py's MAX_TOP), stated so that a client or a fuzzer reading this document sends
@@ -56,6 +57,7 @@ def model_openapi(version: ModelVersion, *, path_name: str) -> dict[str, Any]:
         }
     if version.task in ("classification", "regression"):
         answer["properties"].update(_explained(version))
+        answer["properties"]["warnings"] = _warnings(version)
     problem = {"$ref": "#/components/schemas/Problem"}
     errors = {
         str(status): {
@@ -141,6 +143,32 @@ def _predict(row: dict[str, Any], answer: dict[str, Any], errors: dict[str, Any]
             }
         ),
         "responses": {"200": _ok("One prediction per row, in order", answer), **errors},
+    }
+
+
+def _warnings(version: ModelVersion) -> dict[str, Any]:
+    """The answer's `warnings` (training/seen.py): present only when a row has one."""
+    return {
+        "type": "object",
+        "description": "Rows with a value outside what training saw, by row index (0 = the "
+        "first row); absent when every row is within it",
+        "additionalProperties": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["column", "kind", "value", "seen", "message"],
+                "properties": {
+                    "column": {"enum": [c.name for c in version.columns]},
+                    "kind": {"enum": list(KINDS)},
+                    "value": {"description": "the row's value (null when missing)"},
+                    "seen": {
+                        "description": "[low, high] for outside_range; the most frequent "
+                        "categories for unseen_category; null for missing"
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+        },
     }
 
 

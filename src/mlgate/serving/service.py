@@ -6,9 +6,10 @@ parses the request and renders the answer in its protocol's own shape."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
@@ -32,12 +33,14 @@ from mlgate.rollouts.tally import RolloutTally
 from mlgate.runtime.predictors import Predictor, PredictorCache
 from mlgate.schema import Column, Table
 from mlgate.serving.asking import Asked
+from mlgate.training.seen import RowWarning, Seen
 
 if TYPE_CHECKING:
     from mlgate.explainers.explain import Explainer, Explanation
     from mlgate.serving.shadow import ShadowScorer
 
 T = TypeVar("T")
+log = logging.getLogger("mlgate")
 INLINE_TREE_ROWS = 8  # rows of trees explained on the event loop; more go to a thread
 MAX_TOP = 2**31 - 1  # explain's {"top": N}, as the model's OpenAPI document bounds it
 ParseRows = Callable[[Sequence[Column]], pd.DataFrame | Table]
@@ -74,6 +77,8 @@ class Prediction:
     predictions: list[Any]
     probabilities: list[list[float]] | None
     explanation: Explanation | None = None
+    # row -> its values outside what training saw (training/seen.py); most answers: none
+    warnings: Mapping[int, tuple[RowWarning, ...]] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[Any] | None:
@@ -95,6 +100,8 @@ class Serving:
     rollouts: Callable[[str], Sequence[Rollout]] | None = None  # a model's running ones
     tally: RolloutTally | None = None
     shadow: ShadowScorer | None = None
+    # what a version's training rows show, read from its snapshot (kept with the loaded model)
+    seen: Callable[[ModelVersion], Seen | None] | None = None
 
 
 async def predict(
@@ -144,7 +151,8 @@ async def predict(
         explaining = ask is not None and ask.explain
         gate.admit(admission, asked.target, len(frame), version, explain=explaining)
         try:
-            scores = serving.predictors.get(version).score(frame)
+            predictor = serving.predictors.get(version)
+            scores = predictor.score(frame)
         except Exception as exc:
             # The guard rail counts the server's failures (a broken artifact, a model that
             # raises), not the caller's refusals (rows it could not score)
@@ -157,7 +165,10 @@ async def predict(
         raise
     if rollout is not None:
         _tally(serving, rollout, side, started, failed=False)
-    result = Prediction(version, scores.predictions, scores.probabilities, explanation)
+    result = Prediction(
+        version, scores.predictions, scores.probabilities, explanation,
+        _warnings(serving, predictor, frame),
+    )  # fmt: skip
     try:  # on the event loop, which serves other calls while the counters answer
         headers = await serving.gate.settle_async(admission, version)
     except MlgateError as exc:  # the gate metered its refusal
@@ -172,6 +183,33 @@ async def predict(
         # never waited for; the candidate's answer is kept where labels can come back
         serving.shadow.offer(rollout, request_id, parsed[0], scores, keep=logged)
     return result, headers
+
+
+def _warnings(
+    serving: Serving, predictor: Predictor, frame: pd.DataFrame | Table
+) -> Mapping[int, tuple[RowWarning, ...]]:
+    """The rows' values outside what training saw: checked against arrays made once per loaded
+    model (its first call reads the version's snapshot); none for a version without one."""
+    if serving.seen is None:
+        return {}
+    seen = seen_with(predictor, serving.seen)
+    return {} if seen is None else seen.check(frame)
+
+
+def seen_with(predictor: Predictor, read: Callable[[ModelVersion], Seen | None]) -> Seen | None:
+    """What the loaded model's training rows showed: `read` once, then kept with the model.
+    None where there is nothing to read, or it could not be read (logged: warnings are advice,
+    and the prediction goes on without them)."""
+
+    def make() -> Seen | None:
+        try:
+            return read(predictor.version)
+        except Exception:
+            log.exception("%s answers without warnings: its training rows could not be read",
+                          predictor.version.ref)  # fmt: skip
+            return None
+
+    return predictor.attached("seen", make)
 
 
 def _rollout_of(serving: Serving, asked: Asked) -> Rollout | None:

@@ -12,6 +12,7 @@ never changes.
     profiles = Profiles(services.uow, services.artifacts, example="typical")
     profile = profiles.of(version)  # None: the version has no snapshot (an imported model)
     profile.example                 # {"age": 41.0, "plan": "basic", "notes": None}
+    profiles.seen(version)          # what serving checks rows against (training/seen.py)
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import pandas as pd
 
 from mlgate.columns import Column, ColumnType
 from mlgate.errors import NotFound
+from mlgate.registry.formats import IMPORTED
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
+from mlgate.training.seen import Seen, seen_of
 from mlgate.uow import UnitOfWork
 
 Example = Literal["typical", "row"]
@@ -185,16 +188,29 @@ class Profiles:
             if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key]
-        from mlgate.training.steps import read_snapshot
-
-        try:
-            frame = read_snapshot(self._uow(), self._artifacts, version.model_name, version.number)
-        except NotFound:  # imported, or trained before snapshots were kept
-            found = None
-        else:
-            found = profile_of(frame, version.columns, self.example)
+        frame = self._snapshot(version)
+        found = None if frame is None else profile_of(frame, version.columns, self.example)
         with self._lock:
             self._kept[key] = found
             while len(self._kept) > KEPT:
                 self._kept.popitem(last=False)
         return found
+
+    def seen(self, version: ModelVersion) -> Seen | None:
+        """What `version`'s training rows show of its columns, for the rows' warnings; None
+        where it was registered without a training snapshot, and for an imported model: the
+        rows it keeps are its holdout or input example, not what it was trained on, and a
+        warning that says "training never saw" must be true. Read afresh on each call: the
+        caller keeps it (serving, with the loaded model)."""
+        if version.artifact.format == IMPORTED:
+            return None
+        frame = self._snapshot(version)
+        return None if frame is None else seen_of(frame, version.columns)
+
+    def _snapshot(self, version: ModelVersion) -> pd.DataFrame | None:
+        from mlgate.training.steps import read_snapshot
+
+        try:
+            return read_snapshot(self._uow(), self._artifacts, version.model_name, version.number)
+        except NotFound:  # imported, or trained before snapshots were kept
+            return None

@@ -94,6 +94,7 @@ async def explain_row(
         "prediction": predicted,
         "probability": _probability(prediction, predicted),
         "version": prediction.version.number,
+        "warnings": [w.to_json() for w in prediction.warnings.get(0, ())],
         "about": about,
         "row": shown,
         "steps": [(column, label(column, row), value) for column, value in steps],

@@ -25,6 +25,7 @@ from mlgate.schema import Column, Table
 from mlgate.serving.openapi import model_openapi
 from mlgate.serving.payloads import table_from_body
 from mlgate.serving.service import Ask
+from mlgate.training.seen import warnings_json
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
 router = APIRouter(
@@ -242,6 +243,8 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
     if result.explanation is not None:
         body["explanation"] = result.explanation.about()
         body["explanations"] = result.explanation.rows(ask.top)
+    if result.warnings:  # only rows with a value outside what training saw
+        body["warnings"] = warnings_json(result.warnings)
     return _json(body, headers={"X-Model-Version": str(result.version.number), **headers})
 
 

@@ -26,6 +26,7 @@ from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving import binary_tensors, mlflow, oip
 from mlgate.serving.service import Ask
+from mlgate.training.seen import warnings_json
 
 mlflow_router = APIRouter(tags=["mlflow"], dependencies=[Security(bearer)])
 oip_router = APIRouter(
@@ -109,6 +110,8 @@ async def invocations(request: Request, name: str) -> Response:
         if result.explanation is not None:
             out["explanation"] = result.explanation.about()
             out["explanations"] = result.explanation.rows(ask.top)
+        if result.warnings:  # beside MLflow's own keys, which its client reads unchanged
+            out["warnings"] = warnings_json(result.warnings)
         return _json(out, headers=headers)
 
     return await _answer(go, _mlflow_error)
@@ -206,6 +209,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
             result.probabilities,
             result.version.classes,
             result.explanation,
+            result.warnings,
         )
         if json_length is None:
             return Response(payload, 200, media_type="application/json", headers=headers)
