@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.monitoring.service import Monitor
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
+    from mlgate.rollouts.usecases import Rollouts
     from mlgate.schema import Table
     from mlgate.serving.batches import BatchRunner
     from mlgate.serving.shadow import ShadowScorer
@@ -163,7 +164,7 @@ class Services:
 
             self._monitor = Monitor(
                 self.uow, self.artifacts, self.predictors, self.clock, self.recorder,
-                retrain=self._retrain, outbound=self.outbound,
+                retrain=self.rollouts.retrain_on_alert, outbound=self.outbound,
             )  # fmt: skip
         return self._monitor
 
@@ -234,11 +235,13 @@ class Services:
             checks.start()
         every = self.settings.rollout_interval
         if every and self._referee is None:
-            self._referee = Periodic("mlgate-referee", self._decide_rollouts, every, final=False)
+            self._referee = Periodic("mlgate-referee", self.rollouts.decide_all, every, final=False)
             self._referee.start()
         every = self.settings.schedule_interval
         if every and self._scheduler is None:
-            self._scheduler = Periodic("mlgate-schedules", self.run_schedules, every, final=False)
+            self._scheduler = Periodic(
+                "mlgate-schedules", self.rollouts.run_schedules, every, final=False
+            )
             self._scheduler.start()
         if self._expirer is None:
             self._expirer = Periodic("mlgate-batch-expiry", self.batches.expire, 600, final=False)
@@ -287,64 +290,32 @@ class Services:
         if self._tally is not None:
             self._tally.stop()
 
-    def run_schedules(self) -> list[str]:
-        """One round over the retraining schedules (rollouts/schedules.py)."""
+    @cached_property
+    def rollouts(self) -> Rollouts:
+        """Rollouts and retraining schedules, their adapters bound (rollouts/usecases.py)."""
         from mlgate.jobs.runner import get_job
-        from mlgate.rollouts import schedules
-        from mlgate.training.service import retrain_spec
-
-        def submit(version: ModelVersion, actor: str) -> str:
-            spec = retrain_spec(version, from_snapshot=False, actor=actor)
-            body = {"model": version.model_name, "source": spec.source, "target": spec.target,
-                    "algorithm": spec.algorithm, "table": spec.table, "query": spec.query,
-                    "reason": f"{actor}: retrain {version.ref}"}  # fmt: skip
-            return self.jobs.submit(spec, body).id
+        from mlgate.rollouts.usecases import Rollouts
 
         def job_state(job_id: str) -> tuple[str, dict[str, Any], str | None]:
             job = get_job(self.uow(), job_id)
             return job.state, job.result, job.error
 
-        def open_named(name: str) -> Source:
-            with self.uow() as uow:
-                config = uow.sources.get(name)
-            if config is None:
-                raise NotFound(f"no source named {name!r}")
-            return self.open_source(config)
+        return Rollouts(
+            uow=self.uow, clock=self.now, predictors=self.predictors,
+            outbound=lambda: self.outbound,
+            submit_training=lambda spec, body: self.jobs.submit(spec, body).id,
+            job_state=job_state, open_source=self.open_source, changed=self.forget_cached,
+            flush_tally=self.flush_tally,
+        )  # fmt: skip
 
-        hands = schedules.Hands(
-            submit=submit,
-            job_state=job_state,
-            count_rows=lambda version: schedules.new_rows_of(version, open_named),
-            follow_up=lambda schedule, number: schedules.hand_over(
-                self.uow,
-                self.predictors,
-                schedule,
-                number,
-                now=self.clock(),
-                outbound=self.outbound,
-            ),
-        )
-        done = schedules.tick(self.uow, hands, now=self.clock())
-        if done:
-            self.forget_cached()  # a rollout may have started
-        return done
+    def flush_tally(self) -> None:
+        """Write this process's counts of rollout calls now (where it counts any)."""
+        if self._tally is not None:
+            self._tally.flush()
 
-    def _decide_rollouts(self) -> None:
-        from mlgate.rollouts.service import decide_all
-
-        if any(r.state != "running" for r in decide_all(self.uow, self.clock, self.outbound)):
-            self.forget_cached()  # an alias moved, or a canary ended: follow it now
-
-    def _retrain(self, version: ModelVersion) -> str:
-        """A training job on fresh rows from the version's own source and query: a candidate
-        version, promoted by people (or a guarded promotion), never by the alert."""
-        from mlgate.training.service import retrain_spec
-
-        spec = retrain_spec(version, from_snapshot=False, actor="monitor")
-        body = {"model": version.model_name, "source": spec.source, "target": spec.target,
-                "algorithm": spec.algorithm, "table": spec.table, "query": spec.query,
-                "reason": f"monitoring alert on version {version.number}"}  # fmt: skip
-        return self.jobs.submit(spec, body).id
+    def now(self) -> datetime:
+        """The clock, read through: a test may swap `clock` after the use cases are bound."""
+        return self.clock()
 
     @property
     def jobs(self) -> TrainingRunner:

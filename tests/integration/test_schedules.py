@@ -58,16 +58,16 @@ def test_a_cron_schedule_retrains_and_starts_its_rollout(tmp_path: Path) -> None
             policy={"replay_days": 0, "mode": "canary", "share": 0.2, "auto": True},
         )  # fmt: skip
         assert schedule.next_run_at == datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
-        assert services.run_schedules() == []  # not yet
+        assert services.rollouts.run_schedules() == []  # not yet
         clock.now = MONDAY_3AM
-        fired = services.run_schedules()
+        fired = services.rollouts.run_schedules()
         assert len(fired) == 1 and "cron '0 3 * * 1' came round" in fired[0]
-        assert services.run_schedules() == []  # once a period, and its job is running
+        assert services.rollouts.run_schedules() == []  # once a period, and its job is running
         (stored,) = schedules.schedules_of(services.uow(), "churn")
         assert stored.pending_job and stored.next_run_at == MONDAY_3AM.replace(
             second=0) + timedelta(days=7)  # fmt: skip
         assert finished(services, stored.pending_job) == "succeeded"
-        handed = services.run_schedules()
+        handed = services.rollouts.run_schedules()
         assert handed and "trained v2; canary rollout 1 started" in handed[0]
         (rollout,) = rollouts_of(services.uow(), "churn")
         assert (rollout.candidate, rollout.incumbent, rollout.started_by) == (2, 1, "schedule:1")
@@ -99,10 +99,10 @@ def test_a_failed_retrain_leaves_the_alias_and_says_why(tmp_path: Path) -> None:
                                cron="@daily")  # fmt: skip
         (tmp_path / "churn.db").unlink()  # the source's rows are gone
         clock.now = FRIDAY.replace(hour=0) + timedelta(days=1, seconds=5)
-        assert services.run_schedules()
+        assert services.rollouts.run_schedules()
         (stored,) = schedules.schedules_of(services.uow(), "churn")
         assert finished(services, stored.pending_job or "") == "failed"
-        services.run_schedules()
+        services.rollouts.run_schedules()
         (after,) = schedules.schedules_of(services.uow(), "churn")
         assert "the retrain failed" in (after.last_outcome or "")
         assert "production stays where it was" in (after.last_outcome or "")

@@ -108,7 +108,7 @@ NOT_AUDITED: dict[str, str] = {
     "access.audit.record": "the audit log itself",
     "bootstrap.bootstrap": "starts the process: migrations, nobody's change",
     "bootstrap.Services.export_usage": "calls plans.exporter.export_usage, which records",
-    "bootstrap.Services.run_schedules": "the schedules record their own events",
+    "bootstrap.Services.rollouts": "binds the rollouts' use cases (a job submitter among them)",
     "monitoring.recorder.PredictionRecorder.flush": "the sampled prediction log",
     "monitoring.service.Monitor.feedback": "consumers' labels: data, metered like predictions",
     "monitoring.service.Monitor.check_all": "the server's periodic checks (check records)",

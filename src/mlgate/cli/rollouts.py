@@ -48,16 +48,12 @@ def start(
 ) -> None:
     """Start a rollout of CANDIDATE against the version ALIAS points at."""
     from mlgate.cli.training import cli_actor
-    from mlgate.registry.service import resolve_version
-    from mlgate.rollouts.service import start_rollout
 
-    s = services(ctx)
-    s.predictors.get(resolve_version(s.uow(), model, candidate))  # a broken artifact: refused
-    rollout = start_rollout(
-        s.uow(), model, candidate, mode=mode, share=share, actor=cli_actor(),  # type: ignore[arg-type]
-        now=s.clock(), alias=alias, alpha=alpha, auto=auto, days=days,
-        max_error_rate=max_error_rate, max_latency_ratio=max_latency_ratio,
-        min_agreement=min_agreement, then_canary=then_canary, outbound=s.outbound,
+    rollout = services(ctx).rollouts.start(
+        model, candidate, mode=mode, share=share, actor=cli_actor(), alias=alias, alpha=alpha,
+        auto=auto, days=days, max_error_rate=max_error_rate,
+        max_latency_ratio=max_latency_ratio, min_agreement=min_agreement,
+        then_canary=then_canary,
     )  # fmt: skip
     what = (f"answers {share:.0%} of the callers of" if rollout.mode == "canary"
             else f"scores a copy of {share:.0%} of the calls to")  # fmt: skip
@@ -81,15 +77,13 @@ def replay(
     with what was answered, the test on the labels fed back, and the bill it would have made."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from mlgate.rollouts.replay import replay as run
-
     s = services(ctx)
     with Progress(TextColumn(f"replaying on {model} v{candidate}"), BarColumn(),
                   MofNCompleteColumn(), console=console, transient=True) as bar:  # fmt: skip
         task = bar.add_task("calls", total=None)
-        report = run(s.uow(), s.predictors, model, candidate, days=days, now=s.clock(),
-                     alpha=alpha, progress=lambda done, total: bar.update(
-                         task, completed=done, total=total))  # fmt: skip
+        report = s.rollouts.replay(model, candidate, days=days, alpha=alpha,
+                                   progress=lambda done, total: bar.update(
+                                       task, completed=done, total=total))  # fmt: skip
     if as_json:
         console.print_json(json.dumps(report, default=str))
         return
@@ -117,10 +111,8 @@ def replay(
 @app.command("list")
 def list_(ctx: typer.Context, model: str) -> None:
     """The model's rollouts."""
-    from mlgate.rollouts.service import rollouts_of
-
     table = Table("id", "alias", "incumbent", "candidate", "mode", "share", "state", "reason")
-    for r in rollouts_of(services(ctx).uow(), model):
+    for r in services(ctx).rollouts.of_model(model):
         table.add_row(str(r.id), r.alias, f"v{r.incumbent}", f"v{r.candidate}", r.mode,
                       f"{r.share:g}", r.state, r.reason or "")  # fmt: skip
     console.print(table)
@@ -134,13 +126,11 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON")] = False,
 ) -> None:
     """A rollout, and a fresh look at its evidence while it runs."""
-    from mlgate.rollouts.service import get_rollout, look
-
     s = services(ctx)
-    rollout = get_rollout(s.uow(), model, rollout_id)
+    rollout = s.rollouts.get(model, rollout_id)
     out = rollout.to_json()
     if rollout.running:
-        out["look"] = look(s.uow(), rollout)
+        out["look"] = s.rollouts.look(rollout)
     if as_json:
         console.print_json(json.dumps(out, default=str))
         return
@@ -155,12 +145,7 @@ def show(
 def decide(ctx: typer.Context, model: str, rollout_id: int) -> None:
     """Look now and act as the servers' referee would (guard rails; the verdict with --auto;
     the deadline)."""
-    from mlgate.rollouts.service import decide as decide_now
-    from mlgate.rollouts.service import get_rollout
-
-    s = services(ctx)
-    rollout = decide_now(s.uow(), get_rollout(s.uow(), model, rollout_id), now=s.clock(),
-                         address="local", outbound=s.outbound)  # fmt: skip
+    rollout = services(ctx).rollouts.decide(model, rollout_id, address="local")
     console.print(f"rollout {rollout.id}: [bold]{rollout.state}[/bold]"
                   + (f": {rollout.reason}" if rollout.reason else ""))  # fmt: skip
     if rollout.last_look:
@@ -176,11 +161,8 @@ def stop(
 ) -> None:
     """End a rollout: every caller back on the incumbent, no alias moves."""
     from mlgate.cli.training import cli_actor
-    from mlgate.rollouts.service import stop_rollout
 
-    s = services(ctx)
-    stop_rollout(s.uow(), model, rollout_id, actor=cli_actor(), now=s.clock(), reason=reason,
-                 outbound=s.outbound)  # fmt: skip
+    services(ctx).rollouts.stop(model, rollout_id, actor=cli_actor(), reason=reason)
     console.print(f"rollout {rollout_id}: stopped")
 
 
@@ -246,12 +228,9 @@ def add_schedule(
 ) -> None:
     """Retrain MODEL's alias version when a trigger fires, then replay and roll it out."""
     from mlgate.cli.training import cli_actor
-    from mlgate.rollouts.schedules import add_schedule as add
 
-    s = services(ctx)
-    schedule = add(
-        s.uow(), model, actor=cli_actor(), now=s.clock(), cron=cron, on_drift=on_drift,
-        new_rows=new_rows, alias=alias,
+    schedule = services(ctx).rollouts.add_schedule(
+        model, actor=cli_actor(), cron=cron, on_drift=on_drift, new_rows=new_rows, alias=alias,
         policy={"replay_days": replay_days, "mode": mode, "share": share, "auto": auto,
                 "alpha": alpha, "then_canary": then_canary},
     )  # fmt: skip
@@ -265,10 +244,8 @@ def list_schedules(
     ctx: typer.Context, model: Annotated[str | None, typer.Argument()] = None
 ) -> None:
     """Every schedule (or MODEL's): triggers, policy, next run, last outcome."""
-    from mlgate.rollouts.schedules import schedules_of
-
     table = Table("id", "model", "triggers", "policy", "next run (UTC)", "last outcome")
-    for s in schedules_of(services(ctx).uow(), model):
+    for s in services(ctx).rollouts.schedules(model):
         triggers = ", ".join(
             t for t in (f"cron {s.cron}" if s.cron else "", "drift" if s.on_drift else "",
                         f"{s.new_rows:,} new rows" if s.new_rows else "") if t
@@ -285,9 +262,7 @@ def list_schedules(
 @schedules_app.command("remove")
 def remove_schedule(ctx: typer.Context, model: str, schedule_id: int) -> None:
     """Remove a schedule (a retrain it started runs on; nothing follows it)."""
-    from mlgate.rollouts.schedules import remove_schedule as remove
-
-    remove(services(ctx).uow(), model, schedule_id)
+    services(ctx).rollouts.remove_schedule(model, schedule_id)
     console.print(f"schedule {schedule_id} of {model}: removed")
 
 
@@ -295,5 +270,5 @@ def remove_schedule(ctx: typer.Context, model: str, schedule_id: int) -> None:
 def run_schedules(ctx: typer.Context) -> None:
     """One round over the schedules now, as `mlgate serve` does every 30 seconds: fire what is
     due, and hand what finished training to its policy."""
-    for line in services(ctx).run_schedules() or ["nothing due"]:
+    for line in services(ctx).rollouts.run_schedules() or ["nothing due"]:
         console.print(line)

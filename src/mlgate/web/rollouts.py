@@ -14,7 +14,6 @@ from mlgate.api.authorize import access, actor
 from mlgate.api.schemas import MAX_NUMBER, Id
 from mlgate.errors import InvalidInput
 from mlgate.registry.aliases import aliases_of
-from mlgate.rollouts import service as rollouts
 from mlgate.web import charts, pages
 from mlgate.web.pages import member, page, render
 
@@ -28,7 +27,7 @@ POINTS = 40  # looks drawn on a rollout's chart
 def rollout_list(request: Request, name: str) -> Response:
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
-    found = rollouts.rollouts_of(services.uow(), name)
+    found = services.rollouts.of_model(name)
     return render(
         request, "rollouts.html", principal=me, name=name, rollouts=found[::-1],
         aliases=aliases_of(services.uow(), name),
@@ -46,13 +45,12 @@ def start(
     alias = alias.strip() or "production"
     me = member(request, "ui", "promote", Target(name, alias=alias), csrf=csrf)
     services = pages.services_of(request)
-    rollout = rollouts.start_rollout(
-        services.uow(), name, _whole(candidate, "candidate"),
-        mode=mode if mode in ("shadow", "canary") else "canary",  # type: ignore[arg-type]
+    rollout = services.rollouts.start(
+        name, _whole(candidate, "candidate"),
+        mode=mode if mode in ("shadow", "canary") else "canary",
         share=_share(share, "share"), alpha=_share(alpha, "alpha"), auto=auto == "yes",
-        alias=alias, actor=actor(me), now=services.clock(), outbound=services.outbound,
+        alias=alias, actor=actor(me),
     )  # fmt: skip
-    services.forget_cached()
     return pages.see_other(f"/ui/models/{name}/rollouts/{rollout.id}", "rollout_started")
 
 
@@ -62,10 +60,8 @@ def start(
 def show(request: Request, name: str, rollout_id: Id) -> Response:
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
-    rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
-    if rollout.running:
-        services.tally.flush()
-    seen = rollouts.look(services.uow(), rollout, points=POINTS)
+    rollout = services.rollouts.get(name, rollout_id)
+    seen = services.rollouts.look(rollout, points=POINTS)
     chart = None
     # looks before both sides had a labelled row have no estimate to draw
     path = [p for p in seen.get("trajectory") or [] if p["estimate"] is not None]
@@ -89,10 +85,7 @@ def stop(
 ) -> Response:
     me = member(request, "ui", "promote", Target(name), csrf=csrf)
     services = pages.services_of(request)
-    rollouts.stop_rollout(services.uow(), name, rollout_id, actor=actor(me),
-                          now=services.clock(), reason=reason.strip(),
-                          outbound=services.outbound)  # fmt: skip
-    services.forget_cached()
+    services.rollouts.stop(name, rollout_id, actor=actor(me), reason=reason.strip())
     return pages.see_other(f"/ui/models/{name}/rollouts/{rollout_id}", "rollout_stopped")
 
 

@@ -18,10 +18,6 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, Id
 from mlgate.bootstrap import Services
 from mlgate.registry.model import PRODUCTION
-from mlgate.registry.service import resolve_version
-from mlgate.rollouts import schedules
-from mlgate.rollouts import service as rollouts
-from mlgate.rollouts.replay import replay as replay_calls
 
 router = APIRouter(
     prefix="/v1/models/{name}/rollouts",
@@ -79,7 +75,7 @@ async def list_rollouts(request: Request, name: str) -> Response:
 
     def run() -> list[dict[str, Any]]:
         authorize(services, request, Target(name))
-        return [r.to_json() for r in rollouts.rollouts_of(services.uow(), name)]
+        return [r.to_json() for r in services.rollouts.of_model(name)]
 
     return _json(await run_in_threadpool(run))
 
@@ -92,16 +88,9 @@ async def start_rollout(request: Request, name: str, body: StartRollout) -> Resp
 
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name, alias=body.alias))
-        # As a promotion does: load (and verify) the candidate first; a broken artifact is
-        # refused here rather than failing the callers it would answer.
-        services.predictors.get(resolve_version(services.uow(), name, body.candidate))
         fields = body.model_dump()
-        rollout = rollouts.start_rollout(
-            services.uow(), name, fields.pop("candidate"), actor=actor(key),
-            now=services.clock(), outbound=services.outbound, **fields,
-        )  # fmt: skip
-        services.forget_cached()
-        return rollout.to_json()
+        candidate = fields.pop("candidate")
+        return services.rollouts.start(name, candidate, actor=actor(key), **fields).to_json()
 
     return _json(await run_in_threadpool(run), status=201)
 
@@ -116,8 +105,7 @@ async def replay(request: Request, name: str, body: Replay) -> Response:
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name))
-        return replay_calls(services.uow(), services.predictors, name, body.candidate,
-                            days=body.days, now=services.clock(), alpha=body.alpha)  # fmt: skip
+        return services.rollouts.replay(name, body.candidate, days=body.days, alpha=body.alpha)
 
     return _json(await run_in_threadpool(run))
 
@@ -131,11 +119,10 @@ async def show_rollout(request: Request, name: str, rollout_id: Id) -> Response:
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name))
-        rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
+        rollout = services.rollouts.get(name, rollout_id)
         out = rollout.to_json()
         if rollout.running:
-            services.tally.flush()
-            out["look"] = rollouts.look(services.uow(), rollout)
+            out["look"] = services.rollouts.look(rollout)
         return out
 
     return _json(await run_in_threadpool(run))
@@ -150,12 +137,7 @@ async def decide_rollout(request: Request, name: str, rollout_id: Id) -> Respons
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name))
-        rollout = rollouts.get_rollout(services.uow(), name, rollout_id)
-        services.tally.flush()
-        decided = rollouts.decide(services.uow(), rollout, now=services.clock(),
-                                  outbound=services.outbound)  # fmt: skip
-        services.forget_cached()
-        return decided.to_json()
+        return services.rollouts.decide(name, rollout_id).to_json()
 
     return _json(await run_in_threadpool(run))
 
@@ -168,10 +150,7 @@ async def stop_rollout(request: Request, name: str, rollout_id: Id, body: StopRo
 
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name))
-        stopped = rollouts.stop_rollout(services.uow(), name, rollout_id, actor=actor(key),
-                                        now=services.clock(), reason=body.reason,
-                                        outbound=services.outbound)  # fmt: skip
-        services.forget_cached()
+        stopped = services.rollouts.stop(name, rollout_id, actor=actor(key), reason=body.reason)
         return stopped.to_json()
 
     return _json(await run_in_threadpool(run))
@@ -218,7 +197,7 @@ async def list_schedules(request: Request, name: str) -> Response:
 
     def run() -> list[dict[str, Any]]:
         authorize(services, request, Target(name))
-        return [s.to_json() for s in schedules.schedules_of(services.uow(), name)]
+        return [s.to_json() for s in services.rollouts.schedules(name)]
 
     return _json(await run_in_threadpool(run))
 
@@ -232,10 +211,9 @@ async def add_schedule(request: Request, name: str, body: AddSchedule) -> Respon
 
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name))
-        return schedules.add_schedule(
-            services.uow(), name, actor=actor(key), now=services.clock(), cron=body.cron,
-            on_drift=body.on_drift, new_rows=body.new_rows, alias=body.alias,
-            policy=body.policy.model_dump(),
+        return services.rollouts.add_schedule(
+            name, actor=actor(key), cron=body.cron, on_drift=body.on_drift,
+            new_rows=body.new_rows, alias=body.alias, policy=body.policy.model_dump(),
         ).to_json()  # fmt: skip
 
     return _json(await run_in_threadpool(run), status=201)
@@ -249,7 +227,7 @@ async def remove_schedule(request: Request, name: str, schedule_id: Id) -> Respo
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name))
-        return schedules.remove_schedule(services.uow(), name, schedule_id).to_json()
+        return services.rollouts.remove_schedule(name, schedule_id).to_json()
 
     return _json(await run_in_threadpool(run))
 
