@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from mlgate.access.model import Principal
+from mlgate.archives import ArchiveLimits
 from mlgate.caching import TtlCache
 from mlgate.db import migrate
 from mlgate.db.engine import create_engine
@@ -29,6 +30,7 @@ from mlgate.plans.thresholds import Notifier
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import recover_writes, resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
+from mlgate.registry.usecases import Registry
 from mlgate.runtime.predictors import PredictorCache
 from mlgate.runtime.watcher import AliasWatcher
 from mlgate.settings import Settings
@@ -306,6 +308,14 @@ class Services:
             submit_training=lambda spec, body: self.jobs.submit(spec, body).id,
             job_state=job_state, open_source=self.open_source, changed=self.forget_cached,
             flush_tally=self.flush_tally,
+        )  # fmt: skip
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Models, versions and aliases, their adapters bound (registry/usecases.py)."""
+        return Registry(
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
+            limits=ArchiveLimits.of(self.settings),
         )  # fmt: skip
 
     def flush_tally(self) -> None:

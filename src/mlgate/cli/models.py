@@ -28,7 +28,7 @@ app = typer.Typer(help="List and inspect registered models.", no_args_is_help=Tr
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List registered models."""
-    models = service.list_models(services(ctx).uow())
+    models = services(ctx).registry.models()
     if not models:
         console.print("No models yet. Train one with `mlgate train`.")
         return
@@ -43,7 +43,7 @@ def list_(ctx: typer.Context) -> None:
 @app.command("show")
 def show(ctx: typer.Context, model: str) -> None:
     """Show a model's versions with their metrics, lineage and input schema."""
-    registered, versions = service.get_versions(services(ctx).uow(), model)
+    registered, versions = services(ctx).registry.versions(model)
     console.print(f"[bold]{registered.name}[/]: {registered.task} of {registered.target!r}")
     if registered.description:
         console.print(registered.description)
@@ -103,9 +103,9 @@ def report(
     ] = None,
 ) -> None:
     """Summarise a version in the terminal and write its HTML report with plots."""
-    s = services(ctx)
+    registry = services(ctx).registry
     name, number, alias = service.parse_ref(ref)
-    version = service.resolve_version(s.uow(), name, number, alias)
+    version = registry.resolve(name, number, alias)
     details = version.report or {}
     evaluation = details.get("evaluation", {})
     console.print(
@@ -141,7 +141,7 @@ def report(
         console.print(
             "most important inputs: " + ", ".join(f"{k} ({stated(v, '.3f')})" for k, v in top)
         )
-    page = service.read_attachment(s.uow(), s.artifacts, version, "report.html")
+    page = registry.attachment(version, "report.html")
     target = output or Path(f"{version.model_name}-v{version.number}-report.html")
     target.write_bytes(page.replace(b"<!--mlgate:version-->", f"v{version.number}".encode()))
     console.print(f"HTML report with {len(details.get('plots', []))} plots: {target}")
@@ -177,33 +177,19 @@ def promote(
     alpha: Annotated[float, typer.Option(help="Significance level for --require-better.")] = 0.05,
 ) -> None:
     """Point an alias (production by default) at a version."""
-    from mlgate.training.compare import promote_if_better
-
-    s = services(ctx)
+    registry = services(ctx).registry
     number = lifecycle.parse_alias_target(version)
-    # A version whose artifact fails its checks is never promoted.
-    s.predictors.get(service.resolve_version(s.uow(), model, number))
+    # A version whose artifact fails its checks is never promoted (Registry.load).
     if require_better:
-        guarded = promote_if_better(
-            s.uow(),
-            s.artifacts,
-            s.predictors,
-            model,
-            number,
-            alias,
-            alpha=alpha,
-            actor=_actor(),
-            reason=reason,
-            now=s.clock(),
+        guarded = registry.promote_if_better(
+            model, number, alias, alpha=alpha, actor=_actor(), reason=reason
         )
         console.print(f"compared with: {guarded.baseline.why}")
         if guarded.comparison:
             _print_comparison(guarded.comparison.to_json())
         event = guarded.event
     else:
-        event = lifecycle.promote(
-            s.uow(), model, number, alias, actor=_actor(), reason=reason, now=s.clock()
-        )
+        event = registry.promote(model, number, alias, actor=_actor(), reason=reason)
     before = f"v{event.from_version}" if event.from_version else "nothing"
     console.print(f"{model}@{alias}: {before} -> v{event.to_version}")
 
@@ -216,22 +202,21 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
 ) -> None:
     """Move an alias back to the version it pointed at before (again to go further back)."""
-    s = services(ctx)
-    event = lifecycle.rollback(s.uow(), model, alias, actor=_actor(), reason=reason, now=s.clock())
+    event = services(ctx).registry.rollback(model, alias, actor=_actor(), reason=reason)
     console.print(f"{model}@{alias}: v{event.from_version} -> v{event.to_version} (rolled back)")
 
 
 @app.command("aliases")
 def aliases(ctx: typer.Context, model: str) -> None:
     """List a model's aliases, with each one's history."""
-    s = services(ctx)
-    targets = lifecycle.aliases_of(s.uow(), model)
+    registry = services(ctx).registry
+    targets = registry.aliases(model)
     if not targets:
         console.print(f"{model} has no aliases; `mlgate models promote {model} N` makes one")
         return
     table = Table("alias", "version", "moves (oldest first)")
     for alias, number in targets.items():
-        moves = lifecycle.history(s.uow(), model, alias)
+        moves = registry.history(model, alias)
         trail = ", ".join(
             f"{e.kind} v{e.to_version} by {e.actor} {e.at:%Y-%m-%d %H:%M}"
             + (f" ({e.reason})" if e.reason else "")
@@ -244,10 +229,7 @@ def aliases(ctx: typer.Context, model: str) -> None:
 @app.command("archive")
 def archive(ctx: typer.Context, model: str, version: str) -> None:
     """Take a version out of service (kept, not servable); refused while an alias points at it."""
-    s = services(ctx)
-    archived = lifecycle.archive(
-        s.uow(), model, lifecycle.parse_alias_target(version), now=s.clock()
-    )
+    archived = services(ctx).registry.archive(model, lifecycle.parse_alias_target(version))
     console.print(f"archived {archived.ref}")
 
 
@@ -264,11 +246,8 @@ def retire(
     headers from now on."""
     from datetime import UTC
 
-    from mlgate.registry.aliases import schedule_retirement
-
-    s = services(ctx)
     at = None if on is None else on if on.tzinfo else on.replace(tzinfo=UTC)
-    found = schedule_retirement(s.uow(), model, lifecycle.parse_alias_target(version), at)
+    found = services(ctx).registry.retire(model, lifecycle.parse_alias_target(version), at)
     when = f"retires on {at:%Y-%m-%d %H:%M} UTC" if at else "is no longer scheduled to retire"
     console.print(f"{found.ref} {when}")
 
@@ -287,9 +266,8 @@ def retrain(
     from mlgate.cli.training import print_result, run_training
     from mlgate.training.service import retrain_spec
 
-    s = services(ctx)
     name, number, alias = service.parse_ref(model)
-    version = service.resolve_version(s.uow(), name, from_version or number, alias)
+    version = services(ctx).registry.resolve(name, from_version or number, alias)
     spec = retrain_spec(version, from_snapshot=from_version is not None, actor=_actor())
     print_result(run_training(ctx, spec))
 
@@ -304,18 +282,8 @@ def compare(
 ) -> None:
     """Compare two versions on the candidate's holdout rows: metrics side by side, a paired
     bootstrap interval of the difference, a paired test, and a verdict (stored)."""
-    from mlgate.training.compare import compare_versions
-
-    s = services(ctx)
-    result = compare_versions(
-        s.uow(),
-        s.artifacts,
-        s.predictors,
-        model,
-        lifecycle.parse_alias_target(a),
-        lifecycle.parse_alias_target(b),
-        alpha=alpha,
-        now=s.clock(),
+    result = services(ctx).registry.compare(
+        model, lifecycle.parse_alias_target(a), lifecycle.parse_alias_target(b), alpha=alpha
     )
     _print_comparison(result.to_json())
 
@@ -348,7 +316,6 @@ def tag(
     tags: Annotated[list[str], typer.Argument(help="KEY=VALUE pairs; KEY= removes a tag.")],
 ) -> None:
     """Add or remove tags on a model or a version."""
-    s = services(ctx)
     name, number, _ = service.parse_ref(ref)
     pairs = {}
     for pair in tags:
@@ -356,7 +323,7 @@ def tag(
         if not sep:
             raise InvalidInput(f"{pair!r}: write KEY=VALUE (KEY= removes the tag)")
         pairs[key.strip()] = value.strip()
-    lifecycle.annotate(s.uow(), name, number, tags=pairs)
+    services(ctx).registry.annotate(name, number, tags=pairs)
     console.print(f"tagged {ref}")
 
 
@@ -367,9 +334,8 @@ def describe(
     text: Annotated[str, typer.Argument(help="The description.")],
 ) -> None:
     """Set the description of a model or a version."""
-    s = services(ctx)
     name, number, _ = service.parse_ref(ref)
-    lifecycle.annotate(s.uow(), name, number, description=text)
+    services(ctx).registry.annotate(name, number, description=text)
     console.print(f"described {ref}")
 
 
@@ -381,11 +347,10 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a version and its files (refused while an alias points at it)."""
-    s = services(ctx)
     number = lifecycle.parse_alias_target(version)
     if not yes and not typer.confirm(f"Delete {model}@v{number} and its files?"):
         raise typer.Exit(1)
-    deleted = lifecycle.delete_version(s.uow(), s.artifacts, model, number)
+    deleted = services(ctx).registry.delete_version(model, number)
     console.print(f"deleted {deleted.ref}")
 
 
@@ -404,25 +369,19 @@ def export(
 ) -> None:
     """Write a version as a portable bundle (model, report, rows; sha256 of every file), or as
     an ONNX graph of its preprocessing and model, checked against it on its holdout rows."""
-    from mlgate.registry.bundles import export_bundle
-
-    s = services(ctx)
+    registry = services(ctx).registry
     name, number, alias = service.parse_ref(ref)
-    version = service.resolve_version(s.uow(), name, number, alias)
+    version = registry.resolve(name, number, alias)
     if format_ not in ("bundle", "onnx"):
         raise InvalidInput(f"--format is bundle or onnx, not {format_!r}")
     if format_ == "onnx":
-        from mlgate.exports.service import export_onnx
-
         with console.status(f"converting {version.ref} to ONNX and checking it"):
-            done = export_onnx(s.uow(), s.artifacts, s.predictors, name, version.number)
+            done = registry.export_onnx(name, version.number)
         path = output or Path(f"{name}-v{version.number}.onnx")
         path.write_bytes(done.data)
         console.print(f"exported {version.ref} to {path} ({len(done.data):,} bytes): {done.note}")
         return
-    data = export_bundle(
-        s.uow(), s.artifacts, name, version.number, with_snapshot=snapshot, now=s.clock()
-    )
+    data = registry.export_bundle(name, version.number, with_snapshot=snapshot)
     target = output or Path(f"{name}-v{version.number}.mlgate.zip")
     target.write_bytes(data)
     console.print(f"exported {version.ref} to {target} ({len(data):,} bytes)")
@@ -436,16 +395,11 @@ def import_(
 ) -> None:
     """Register a bundle as the next version of its model (or of --as); refused if any file
     does not match its sha256."""
-    from mlgate.archives import ArchiveLimits
-    from mlgate.registry.bundles import import_bundle
-
-    s = services(ctx)
     try:
         data = bundle.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {bundle}: {exc.strerror}") from None
-    version = import_bundle(s.uow(), s.artifacts, data, model_name=as_, now=s.clock(),
-                            limits=ArchiveLimits.of(s.settings))  # fmt: skip
+    version = services(ctx).registry.import_bundle(data, model_name=as_)
     console.print(f"imported as {version.ref}")
 
 
@@ -520,7 +474,7 @@ def import_file(
     from mlgate.access import audit
     from mlgate.archives import ArchiveLimits
     from mlgate.imports.files import read_path
-    from mlgate.imports.service import ImportRequest, import_model, read_frame
+    from mlgate.imports.service import ImportRequest, read_frame
 
     s = services(ctx)
     example = (
@@ -542,7 +496,7 @@ def import_file(
         actor=audit.local_actor(),
     )
     with console.status(f"importing {path.name}" + (", evaluating it" if rows is not None else "")):
-        version = import_model(s.uow(), s.artifacts, request, now=s.clock())
+        version = s.registry.import_model(request)
     kind = (version.report or {}).get("import", {}).get("kind", "")
     console.print(
         f"imported {path.name} ({kind}) as [bold]{version.ref}[/]: {version.task} of "

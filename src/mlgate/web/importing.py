@@ -12,7 +12,7 @@ from mlgate.api.authorize import access, actor, authorize_training
 from mlgate.archives import ArchiveLimits
 from mlgate.errors import InvalidInput
 from mlgate.imports.files import MAX_FILE_BYTES, identify
-from mlgate.imports.service import ImportRequest, import_model, read_frame
+from mlgate.imports.service import ImportRequest, read_frame
 from mlgate.registry.model import check_name
 from mlgate.web import pages
 from mlgate.web.pages import member, page, render
@@ -56,9 +56,7 @@ async def upload(request: Request) -> Response:
             raise InvalidInput("choose the model file to import")
         example, holdout = files.get("input_example"), files.get("holdout")
         classes = fields.get("classes", "").strip()
-        version = import_model(
-            services.uow(),
-            services.artifacts,
+        version = services.registry.import_model(
             ImportRequest(
                 model_name=name,
                 model=identify(*files["file"], ArchiveLimits.of(services.settings)),
@@ -70,8 +68,7 @@ async def upload(request: Request) -> Response:
                 target=fields.get("target", "").strip() or None,
                 actor=actor(caller),
                 address=request.client.host if request.client else "",
-            ),
-            now=services.clock(),
+            )
         )
         return pages.see_other(f"/ui/models/{version.model_name}", "imported")
 

@@ -20,11 +20,9 @@ from mlgate.api.schemas import RowIndex
 from mlgate.errors import InvalidInput, MlgateError
 from mlgate.outcomes import outcome_of, status_of
 from mlgate.plans import service as plans
-from mlgate.registry import aliases as lifecycle
-from mlgate.registry import service as registry
 from mlgate.registry.model import PRODUCTION, ModelVersion
+from mlgate.registry.service import parse_ref
 from mlgate.serving.asking import Asked
-from mlgate.training.compare import compare_versions, promote_if_better
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages, reports
 from mlgate.web.explaining import example_row, explain_row, logged_row, parse_row
@@ -47,24 +45,24 @@ def home(request: Request) -> Response:
 def models(request: Request) -> Response:
     me = member(request, "ui")
     services = pages.services_of(request)
-    uow = services.uow()
-    everything = registry.list_models(uow)
+    registry = services.registry
+    everything = registry.models()
     shown = set(policy.visible(me, [m.name for m in everything]))
     days, calls = plans.daily_calls(
-        uow, days=TRAFFIC_DAYS, now=services.clock(), models=sorted(shown)
+        services.uow(), days=TRAFFIC_DAYS, now=services.clock(), models=sorted(shown)
     )
     rows = []
     for model in everything:
         if model.name not in shown:
             continue
-        aliases = lifecycle.aliases_of(uow, model.name)
+        aliases = registry.aliases(model.name)
         latest = shown_version = None
         if policy.may(me, "read", Target(model.name)) and model.latest_version:
-            latest = registry.resolve_version(uow, model.name, model.latest_version)
+            latest = registry.resolve(model.name, model.latest_version)
             # The metrics of what production serves; the latest version's when nothing is.
             production = aliases.get(PRODUCTION)
             shown_version = (
-                registry.resolve_version(uow, model.name, production)
+                registry.resolve(model.name, production)
                 if production is not None and production != latest.number
                 else latest
             )
@@ -92,15 +90,14 @@ def models(request: Request) -> Response:
 def model(request: Request, name: str) -> Response:
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
-    uow = services.uow()
-    registered, versions = registry.get_versions(uow, name)
-    aliases = lifecycle.aliases_of(uow, name)
+    registered, versions = services.registry.versions(name)
+    aliases = services.registry.aliases(name)
     history = sorted(
-        (event for alias in aliases for event in lifecycle.history(uow, name, alias)),
+        (event for alias in aliases for event in services.registry.history(name, alias)),
         key=lambda e: e.at,
         reverse=True,
     )
-    days, calls = plans.daily_calls(uow, days=30, now=services.clock(), models=[name])
+    days, calls = plans.daily_calls(services.uow(), days=30, now=services.clock(), models=[name])
     traffic = [(d[5:], float(calls.get(name, {}).get(d, (0, 0))[0])) for d in days]
     return render(
         request,
@@ -129,19 +126,14 @@ def promote(
     number = _number(version, "version")
     _confirmed(confirm, reason)
     services = pages.services_of(request)
-    # As the API does: load (and verify) the new target before the alias moves.
-    services.predictors.get(registry.resolve_version(services.uow(), name, number))
+    # As the API does: the new target is loaded (and verified) before the alias moves.
     if require_better == "yes":  # the same use case as the CLI's and the API's
-        guarded = promote_if_better(
-            services.uow(), services.artifacts, services.predictors, name, number, alias,
-            alpha=0.05, actor=actor(me), reason=reason.strip(), now=services.clock(),
-        )  # fmt: skip
+        guarded = services.registry.promote_if_better(
+            name, number, alias, alpha=0.05, actor=actor(me), reason=reason.strip()
+        )
         notice = "promoted_better" if guarded.comparison else "promoted_unopposed"
         return pages.see_other(f"/ui/models/{name}", notice)
-    lifecycle.promote(
-        services.uow(), name, number, alias, actor=actor(me), reason=reason.strip(),
-        now=services.clock(),
-    )  # fmt: skip
+    services.registry.promote(name, number, alias, actor=actor(me), reason=reason.strip())
     return pages.see_other(f"/ui/models/{name}", "promoted")
 
 
@@ -156,9 +148,7 @@ def rollback(
     me = member(request, "ui", "rollback", Target(name, alias=alias or None), csrf=csrf)
     _confirmed(confirm, reason)
     services = pages.services_of(request)
-    lifecycle.rollback(
-        services.uow(), name, alias, actor=actor(me), reason=reason.strip(), now=services.clock()
-    )
+    services.registry.rollback(name, alias, actor=actor(me), reason=reason.strip())
     return pages.see_other(f"/ui/models/{name}", "rolled_back")
 
 
@@ -169,18 +159,14 @@ def compare(request: Request, name: str, a: str = "", b: str = "") -> Response:
     me = member(request, "ui", "read", Target(name))
     services = pages.services_of(request)
     first, second = _number(a, "a"), _number(b, "b")
-    result = compare_versions(
-        services.uow(), services.artifacts, services.predictors, name, first, second,
-        now=services.clock(),
-    )  # fmt: skip
+    result = services.registry.compare(name, first, second)
     pair, figures = [], []
     for number in (first, second):
-        version = registry.resolve_version(services.uow(), name, number)
+        version = services.registry.resolve(name, number)
         pair.append({"version": version, "metrics": _intervals(version)})
-        figures.append(reports.figures(
-            registry.read_attachment(services.uow(), services.artifacts, version, "report.html"),
-            version,
-        ))  # fmt: skip
+        figures.append(
+            reports.figures(services.registry.attachment(version, "report.html"), version)
+        )
     return render(
         request, "compare.html", principal=me, name=name, result=result, pair=pair,
         plots=reports.paired(*figures),
@@ -296,7 +282,7 @@ def _chosen(name: str, version: str) -> str:
     """The model as the page names it, or the version picked in its form."""
     if not version.strip():
         return name
-    return f"{registry.parse_ref(name)[0]}@{_number(version, 'version')}"
+    return f"{parse_ref(name)[0]}@{_number(version, 'version')}"
 
 
 def _typical(request: Request, asked: Asked) -> dict[str, Any]:
@@ -313,7 +299,7 @@ def _explain_page(
     error: MlgateError | None, pasted: str, request_id: str,
 ) -> Response:  # fmt: skip
     services = pages.services_of(request)
-    _, versions = registry.get_versions(services.uow(), asked.model)
+    _, versions = services.registry.versions(asked.model)
     return render(
         request, "explain.html", principal=me, name=name, model=asked.model, result=result,
         pasted=pasted, request_id=request_id, error=None if error is None else str(error),

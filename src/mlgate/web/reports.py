@@ -17,7 +17,6 @@ from starlette.responses import Response
 from mlgate.access.model import Target
 from mlgate.api.authorize import access
 from mlgate.errors import InvalidInput
-from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.training.evaluate import metrics_heading
 from mlgate.training.report import VERSION_PLACEHOLDER, kind_of
@@ -68,8 +67,8 @@ def report(request: Request, name: str, version: str) -> Response:
     number = _number(version)
     me = member(request, "ui", "read", Target(name, version=number))
     services = pages.services_of(request)
-    found = registry.resolve_version(services.uow(), name, number)
-    stored = registry.read_attachment(services.uow(), services.artifacts, found, "report.html")
+    found = services.registry.resolve(name, number)
+    stored = services.registry.attachment(found, "report.html")
     data = found.report or {}
     evaluation = data.get("evaluation") or {}
     return render(
@@ -90,8 +89,8 @@ def standalone(request: Request, name: str, version: str) -> Response:
     number = _number(version)
     member(request, "ui", "read", Target(name, version=number))
     services = pages.services_of(request)
-    found = registry.resolve_version(services.uow(), name, number)
-    raw = registry.read_attachment(services.uow(), services.artifacts, found, "report.html")
+    found = services.registry.resolve(name, number)
+    raw = services.registry.attachment(found, "report.html")
     text = raw.replace(VERSION_PLACEHOLDER.encode(), f"v{found.number}".encode())
     file_name = f"{found.model_name}-v{found.number}-report.html"
     return Response(

@@ -13,7 +13,6 @@ from mlgate.access.model import Target
 from mlgate.api.authorize import access, actor
 from mlgate.api.schemas import MAX_NUMBER, Id
 from mlgate.errors import InvalidInput
-from mlgate.registry.aliases import aliases_of
 from mlgate.web import charts, pages
 from mlgate.web.pages import member, page, render
 
@@ -30,7 +29,7 @@ def rollout_list(request: Request, name: str) -> Response:
     found = services.rollouts.of_model(name)
     return render(
         request, "rollouts.html", principal=me, name=name, rollouts=found[::-1],
-        aliases=aliases_of(services.uow(), name),
+        aliases=services.registry.aliases(name),
     )  # fmt: skip
 
 

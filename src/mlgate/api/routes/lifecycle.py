@@ -19,11 +19,7 @@ from mlgate.api.schemas import MAX_NUMBER, VersionNumber
 from mlgate.archives import ArchiveLimits
 from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat
-from mlgate.registry import aliases as lifecycle
-from mlgate.registry.bundles import export_bundle, import_bundle
 from mlgate.registry.model import AliasEvent
-from mlgate.registry.service import read_attachment, resolve_version
-from mlgate.training.compare import compare_versions, promote_if_better
 
 MAX_BUNDLE_BYTES = 1 << 30
 router = APIRouter(
@@ -96,7 +92,7 @@ async def list_aliases(request: Request, name: str) -> dict[str, int]:
 
     def run() -> dict[str, int]:
         authorize(services, request, Target(name))
-        return lifecycle.aliases_of(services.uow(), name)
+        return services.registry.aliases(name)
 
     return await run_in_threadpool(run)
 
@@ -109,30 +105,13 @@ async def promote(request: Request, name: str, alias: str, body: PromoteRequest)
 
     def run() -> dict[str, Any]:
         key = authorize(services, request, Target(name, alias=alias))
-        # Load (and verify) the new target before the alias moves: a broken artifact is refused
-        # here, and this process answers the next request without a cold load.
-        services.predictors.get(resolve_version(services.uow(), name, body.version))
+        # The new target is loaded (and verified) before the alias moves (Registry.load).
         if body.require_better:
-            return promote_if_better(
-                services.uow(),
-                services.artifacts,
-                services.predictors,
-                name,
-                body.version,
-                alias,
-                alpha=body.alpha,
-                actor=actor(key),
-                reason=body.reason,
-                now=services.clock(),
+            return services.registry.promote_if_better(
+                name, body.version, alias, actor=actor(key), reason=body.reason, alpha=body.alpha
             ).to_json()
-        return lifecycle.promote(
-            services.uow(),
-            name,
-            body.version,
-            alias,
-            actor=actor(key),
-            reason=body.reason,
-            now=services.clock(),
+        return services.registry.promote(
+            name, body.version, alias, actor=actor(key), reason=body.reason
         ).to_json()
 
     return _json(await run_in_threadpool(run))
@@ -146,14 +125,7 @@ async def rollback(request: Request, name: str, alias: str, body: RollbackReques
 
     def run() -> AliasEvent:
         key = authorize(services, request, Target(name, alias=alias))
-        return lifecycle.rollback(
-            services.uow(),
-            name,
-            alias,
-            actor=actor(key),
-            reason=body.reason,
-            now=services.clock(),
-        )
+        return services.registry.rollback(name, alias, actor=actor(key), reason=body.reason)
 
     return _json((await run_in_threadpool(run)).to_json())
 
@@ -166,7 +138,7 @@ async def history(request: Request, name: str, alias: str) -> Response:
 
     def run() -> list[dict[str, Any]]:
         authorize(services, request, Target(name))
-        return [e.to_json() for e in lifecycle.history(services.uow(), name, alias)]
+        return [e.to_json() for e in services.registry.history(name, alias)]
 
     return _json(await run_in_threadpool(run))
 
@@ -180,16 +152,7 @@ async def compare(request: Request, name: str, body: CompareRequest) -> Response
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name))
-        return compare_versions(
-            services.uow(),
-            services.artifacts,
-            services.predictors,
-            name,
-            body.a,
-            body.b,
-            alpha=body.alpha,
-            now=services.clock(),
-        ).to_json()
+        return services.registry.compare(name, body.a, body.b, alpha=body.alpha).to_json()
 
     return _json(await run_in_threadpool(run))
 
@@ -217,9 +180,7 @@ async def _annotate(
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name, version=version))
-        lifecycle.annotate(
-            services.uow(), name, version, description=body.description, tags=body.tags
-        )
+        services.registry.annotate(name, version, description=body.description, tags=body.tags)
         return {"model": name, "version": version, "annotated": True}
 
     return _json(await run_in_threadpool(run))
@@ -233,7 +194,7 @@ async def delete_version(request: Request, name: str, version: VersionNumber) ->
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name, version=version))
-        lifecycle.delete_version(services.uow(), services.artifacts, name, version)
+        services.registry.delete_version(name, version)
         return {"model": name, "version": version, "deleted": True}
 
     return _json(await run_in_threadpool(run))
@@ -268,12 +229,8 @@ async def export(
     if format == "onnx":
 
         def onnx() -> Any:
-            from mlgate.exports.service import export_onnx
-
             authorize(services, request, Target(name, version=version))
-            return export_onnx(
-                services.uow(), services.artifacts, services.predictors, name, version
-            )
+            return services.registry.export_onnx(name, version)
 
         done = await run_in_threadpool(onnx)
         headers = {
@@ -284,14 +241,7 @@ async def export(
 
     def run() -> bytes:
         authorize(services, request, Target(name, version=version))
-        return export_bundle(
-            services.uow(),
-            services.artifacts,
-            name,
-            version,
-            with_snapshot=snapshot,
-            now=services.clock(),
-        )
+        return services.registry.export_bundle(name, version, with_snapshot=snapshot)
 
     data = await run_in_threadpool(run)
     disposition = f'attachment; filename="{name}-v{version}.mlgate.zip"'
@@ -310,10 +260,7 @@ async def import_(request: Request, name: str) -> Response:
 
     def run() -> dict[str, Any]:
         authorize_training(services, request, name)
-        version = import_bundle(
-            services.uow(), services.artifacts, data, model_name=name, now=services.clock(),
-            limits=ArchiveLimits.of(services.settings),
-        )  # fmt: skip
+        version = services.registry.import_bundle(data, model_name=name)
         return {"model": version.model_name, "version": version.number}
 
     body = await run_in_threadpool(run)
@@ -351,7 +298,7 @@ async def import_file(request: Request, name: str) -> Response:
     """Register a model trained elsewhere (multipart upload) as the next version of `name`.
     Nothing is unpickled; a refused file leaves nothing behind (422 with a `code`)."""
     from mlgate.imports.files import MAX_FILE_BYTES, identify
-    from mlgate.imports.service import ImportRequest, import_model, read_frame
+    from mlgate.imports.service import ImportRequest, read_frame
 
     services = _services(request)
     declared = request.headers.get("content-length")
@@ -382,9 +329,7 @@ async def import_file(request: Request, name: str) -> Response:
         example = uploads.get("input_example")
         holdout = uploads.get("holdout")
         classes = fields.get("classes")
-        version = import_model(
-            services.uow(),
-            services.artifacts,
+        version = services.registry.import_model(
             ImportRequest(
                 model_name=name,
                 model=identify(*uploads["file"], ArchiveLimits.of(services.settings)),
@@ -397,8 +342,7 @@ async def import_file(request: Request, name: str) -> Response:
                 trust=tuple(trust),
                 actor=actor(principal),
                 address=request.client.host if request.client else "",
-            ),
-            now=services.clock(),
+            )
         )
         return {
             "model": version.model_name,
@@ -422,7 +366,7 @@ async def archive(request: Request, name: str, version: VersionNumber) -> Respon
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name, version=version))
-        archived = lifecycle.archive(services.uow(), name, version, now=services.clock())
+        archived = services.registry.archive(name, version)
         return {"model": name, "version": archived.number, "archived": True}
 
     return _json(await run_in_threadpool(run))
@@ -446,8 +390,7 @@ async def report(request: Request, name: str, version: VersionNumber) -> Respons
 
     def run() -> bytes:
         authorize(services, request, Target(name, version=version))
-        found = resolve_version(services.uow(), name, version)
-        return read_attachment(services.uow(), services.artifacts, found, "report.html")
+        return services.registry.report_page(name, version)
 
     return Response(await run_in_threadpool(run), media_type="text/html; charset=utf-8")
 
@@ -462,7 +405,7 @@ async def report_data(request: Request, name: str, version: VersionNumber) -> Re
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name, version=version))
-        found = resolve_version(services.uow(), name, version)
+        found = services.registry.resolve(name, version)
         details = dict(found.report or {})
         details.pop("attachments", None)  # files: GET …/report (HTML), …/export (all)
         return {"model": found.model_name, "version": found.number, **details}

@@ -19,7 +19,6 @@ from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction, serve_whole_model
 from mlgate.bootstrap import Services
 from mlgate.errors import NotFound
-from mlgate.registry import aliases as lifecycle
 from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving.openapi import model_openapi
@@ -96,7 +95,7 @@ async def list_models(request: Request) -> Response:
 
     def run() -> list[schemas.ModelSummary]:
         principal = authorize(services, request)
-        models = registry.list_models(services.uow())
+        models = services.registry.models()
         shown = set(policy.visible(principal, [m.name for m in models]))
         return [schemas.summary(m) for m in models if m.name in shown]
 
@@ -111,8 +110,8 @@ async def get_model(request: Request, name: str) -> Response:
 
     def run() -> schemas.ModelDetail:
         authorize(services, request, Target(name))
-        model, versions = registry.get_versions(services.uow(), name)
-        return schemas.detail(model, versions, lifecycle.aliases_of(services.uow(), name))
+        model, versions = services.registry.versions(name)
+        return schemas.detail(model, versions, services.registry.aliases(name))
 
     return _json((await run_in_threadpool(run)).model_dump(mode="json"))
 
@@ -127,7 +126,7 @@ async def get_schema(request: Request, name: str) -> Response:
 
     def run() -> schemas.ModelSchema:
         _, asked = authorize_asked(services, request, name)
-        model, versions = registry.get_versions(services.uow(), asked.model)
+        model, versions = services.registry.versions(asked.model)
         served = (
             services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
         )

@@ -224,7 +224,7 @@ async def _metadata(request: Request, name: str, version: str | None) -> Respons
 
     def run() -> dict[str, Any]:
         _, asked = authorize_asked(services, request, *_ref(name, version))
-        found, versions = registry.get_versions(services.uow(), asked.model)
+        found, versions = services.registry.versions(asked.model)
         chosen = services.resolve_version(asked.model, asked.number, asked.alias)
         return oip.model_metadata(
             asked.model,
