@@ -396,66 +396,106 @@ def _codes(y: pd.Series, task: Any, classes: tuple[Any, ...] | None) -> np.ndarr
     return pd.Categorical(values, categories=list(classes or ())).codes.astype("int64")
 
 
+@dataclass(frozen=True)
+class _Blocks:
+    """The designed training blocks on the workers, (features, target) each, and what every
+    algorithm's fit reads beside them."""
+
+    client: Any
+    blocks: list[Any]
+    sizes: list[int]
+    task: Any
+    progress: Progress
+
+    def width(self) -> int:
+        """The number of designed features (every block has the same)."""
+        return int(self.client.gather(self.client.submit(lambda b: b[0].shape[1], self.blocks[0])))
+
+    def arrays(self) -> tuple[Any, Any]:
+        """The blocks as one Dask array of features and one of targets (empty blocks left out),
+        for the libraries that train on Dask collections."""
+        import dask.array as da
+        from dask.delayed import delayed
+
+        width = self.width()
+        filled = [(f, n) for f, n in zip(self.blocks, self.sizes, strict=True) if n]
+        X = da.concatenate([
+            da.from_delayed(delayed(lambda b: b[0])(f), shape=(n, width), dtype="float32")
+            for f, n in filled
+        ])  # fmt: skip
+        dtype = "float64" if self.task == "regression" else "int64"
+        y = da.concatenate([
+            da.from_delayed(delayed(lambda b: b[1])(f), shape=(n,), dtype=dtype)
+            for f, n in filled
+        ])  # fmt: skip
+        return X, y
+
+
 def _fit(
     name: str, estimator: Any, client: Any, blocks: list[Any], sizes: list[int], task: Any,
     progress: Progress,
 ) -> Any:  # fmt: skip
-    if name == "linear_regression":
-        ztz, zty, _ = _sums(client, blocks, None)
-        theta = np.linalg.lstsq(ztz, zty, rcond=None)[0]
-        estimator.coef_, estimator.intercept_ = theta[1:], float(theta[0])
-        estimator.n_features_in_, estimator.rank_ = len(theta) - 1, int(np.linalg.matrix_rank(ztz))
-        estimator.singular_ = np.linalg.svd(ztz, compute_uv=False)
-        return estimator
-    if name == "logistic_regression":
-        penalty = 1.0 / float(estimator.get_params().get("C", 1.0))
-        width = client.gather(client.submit(lambda b: b[0].shape[1], blocks[0])) + 1
-        theta = np.zeros(width)
-        for step in range(1, NEWTON_STEPS + 1):
-            hessian, gradient, loss = _sums(client, blocks, theta)
-            ridge = np.full(width, penalty)
-            ridge[0] = 0.0  # the intercept is not penalised, as in scikit-learn
-            gradient = gradient + ridge * theta
-            change = np.linalg.solve(hessian + np.diag(ridge), gradient)
-            theta = theta - change
-            progress("fit", f"Newton step {step}: log-loss {loss / sum(sizes):.6f}")
-            if np.max(np.abs(change)) < 1e-7 * (1 + np.max(np.abs(theta))):
-                break
-        estimator.coef_, estimator.intercept_ = theta[None, 1:], theta[:1]
-        estimator.classes_ = np.array([0, 1])
-        estimator.n_features_in_, estimator.n_iter_ = width - 1, np.array([step])
-        return estimator
-    import dask.array as da
-    from dask.delayed import delayed
+    """The fitted estimator: `name`'s fit over the blocks (one function per algorithm)."""
+    return _FITS[name](estimator, _Blocks(client, blocks, sizes, task, progress))
 
-    width = client.gather(client.submit(lambda b: b[0].shape[1], blocks[0]))
-    X = da.concatenate([
-        da.from_delayed(delayed(lambda b: b[0])(f), shape=(n, width), dtype="float32")
-        for f, n in zip(blocks, sizes, strict=True) if n
-    ])  # fmt: skip
-    dtype = "float64" if task == "regression" else "int64"
-    y = da.concatenate([
-        da.from_delayed(delayed(lambda b: b[1])(f), shape=(n,), dtype=dtype)
-        for f, n in zip(blocks, sizes, strict=True) if n
-    ])  # fmt: skip
-    settings = estimator.get_params()
-    if name == "xgboost":
-        import xgboost.dask as xgb_dask
 
-        kind = xgb_dask.DaskXGBRegressor if task == "regression" else xgb_dask.DaskXGBClassifier
-        model = kind(**settings)
-        model.client = client
-        model.fit(X, y)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "model.ubj")
-            model.save_model(path)
-            estimator.load_model(path)
-        return estimator
+def _fit_linear_regression(estimator: Any, on: _Blocks) -> Any:
+    """Least squares from the workers' sums of Z'Z and Z'y, solved here."""
+    ztz, zty, _ = _sums(on.client, on.blocks, None)
+    theta = np.linalg.lstsq(ztz, zty, rcond=None)[0]
+    estimator.coef_, estimator.intercept_ = theta[1:], float(theta[0])
+    estimator.n_features_in_, estimator.rank_ = len(theta) - 1, int(np.linalg.matrix_rank(ztz))
+    estimator.singular_ = np.linalg.svd(ztz, compute_uv=False)
+    return estimator
+
+
+def _fit_logistic_regression(estimator: Any, on: _Blocks) -> Any:
+    """Newton's method, each step's Hessian, gradient and log-loss summed on the workers; L2
+    as scikit-learn's C says, the intercept unpenalised."""
+    penalty = 1.0 / float(estimator.get_params().get("C", 1.0))
+    width = on.width() + 1
+    theta = np.zeros(width)
+    for step in range(1, NEWTON_STEPS + 1):
+        hessian, gradient, loss = _sums(on.client, on.blocks, theta)
+        ridge = np.full(width, penalty)
+        ridge[0] = 0.0  # the intercept is not penalised, as in scikit-learn
+        gradient = gradient + ridge * theta
+        change = np.linalg.solve(hessian + np.diag(ridge), gradient)
+        theta = theta - change
+        on.progress("fit", f"Newton step {step}: log-loss {loss / sum(on.sizes):.6f}")
+        if np.max(np.abs(change)) < 1e-7 * (1 + np.max(np.abs(theta))):
+            break
+    estimator.coef_, estimator.intercept_ = theta[None, 1:], theta[:1]
+    estimator.classes_ = np.array([0, 1])
+    estimator.n_features_in_, estimator.n_iter_ = width - 1, np.array([step])
+    return estimator
+
+
+def _fit_xgboost(estimator: Any, on: _Blocks) -> Any:
+    """XGBoost's Dask trainer, its booster loaded into the catalogue's estimator."""
+    import xgboost.dask as xgb_dask
+
+    X, y = on.arrays()
+    kind = xgb_dask.DaskXGBRegressor if on.task == "regression" else xgb_dask.DaskXGBClassifier
+    model = kind(**estimator.get_params())
+    model.client = on.client
+    model.fit(X, y)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.ubj")
+        model.save_model(path)
+        estimator.load_model(path)
+    return estimator
+
+
+def _fit_lightgbm(estimator: Any, on: _Blocks) -> Any:
+    """LightGBM's Dask trainer, brought back as a local model with the catalogue's threads."""
     import lightgbm as lgb
 
-    kind = lgb.DaskLGBMRegressor if task == "regression" else lgb.DaskLGBMClassifier
+    X, y = on.arrays()
+    settings = estimator.get_params()
+    kind = lgb.DaskLGBMRegressor if on.task == "regression" else lgb.DaskLGBMClassifier
     threads = settings.pop("n_jobs", None)  # each worker's threads train; served as catalogued
-    model = kind(client=client, **settings)
+    model = kind(client=on.client, **settings)
     with (
         warnings.catch_warnings()
     ):  # LightGBM's Dask sets each worker's threads itself, and says so
@@ -464,6 +504,14 @@ def _fit(
     local = model.to_local()
     local.set_params(n_jobs=threads)
     return local
+
+
+_FITS: dict[str, Callable[[Any, _Blocks], Any]] = {
+    "linear_regression": _fit_linear_regression,
+    "logistic_regression": _fit_logistic_regression,
+    "xgboost": _fit_xgboost,
+    "lightgbm": _fit_lightgbm,
+}
 
 
 def _sums(
