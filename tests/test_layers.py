@@ -14,6 +14,7 @@ every module (inside functions too: the AST is walked, not just its top).
   modules named in ADAPTERS, each with its reason; everything else reaches them through those.
 - The runtime, the explainers and the job engine import nothing above them; only the edges
   import serving.
+- The pages import from the API only its shared request pieces (authorize, problems, schemas).
 """
 
 from __future__ import annotations
@@ -311,3 +312,21 @@ def test_only_the_edges_import_serving() -> None:
         if name == "mlgate.serving" or name.startswith("mlgate.serving.")
     ]
     assert offences == []
+
+
+# The dashboard and the portal share the API's request pieces (the one authorization, the
+# problem statuses, the bounded path types), never a route or the prediction edge: a page calls
+# the use cases as bound at the composition root (Services.serving, Services.registry, ...).
+WEB_MAY_USE_OF_API = ("mlgate.api.authorize", "mlgate.api.problems", "mlgate.api.schemas")
+
+
+def test_the_pages_import_only_the_apis_shared_request_pieces() -> None:
+    web = list(PACKAGE.joinpath("web").rglob("*.py"))
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: reach the use case through Services"
+        for path in web
+        for name in imports_of(path)
+        if (name == "mlgate.api" or name.startswith("mlgate.api."))
+        and name not in WEB_MAY_USE_OF_API
+    ]
+    assert web and offences == []

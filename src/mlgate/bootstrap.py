@@ -22,6 +22,7 @@ from mlgate.db.uow import SqlUnitOfWork
 from mlgate.errors import ConfigError, Conflict, NotFound, NotReady
 from mlgate.outbound.addresses import AllowList
 from mlgate.outbound.client import Outbound
+from mlgate.outcomes import Outcome
 from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.rollouts.usecases import Rollouts
     from mlgate.schema import Table
     from mlgate.serving.batches import BatchRunner
+    from mlgate.serving.service import Serving
     from mlgate.serving.shadow import ShadowScorer
     from mlgate.training.profiles import Profiles
 
@@ -93,6 +95,11 @@ class Services:
     _outbound: Outbound | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
+    )
+    # Hears what became of every prediction (model, version, outcome, rows): the API's metrics
+    # (create_app binds api/observe.py's); nothing by default.
+    observe_prediction: Callable[[str, int, Outcome, int], None] = field(
+        default=lambda model, version, outcome, rows: None, repr=False
     )
 
     @property
@@ -291,6 +298,22 @@ class Services:
             self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
+
+    @cached_property
+    def serving(self) -> Serving:
+        """The prediction use cases' view of this process (serving/service.py), bound once:
+        every protocol's route and the dashboard's explain page call predict with it."""
+        from mlgate.serving.service import Serving
+
+        def observe(model: str, version: int, outcome: Outcome, rows: int) -> None:
+            self.observe_prediction(model, version, outcome, rows)
+
+        return Serving(
+            gate=self.gate, predictors=self.predictors, resolve=self.resolve_version,
+            recorder=self.recorder, observe=observe, explainer=self.explainer,
+            rollouts=self.rollouts_of, tally=self.tally, shadow=self.shadow,
+            seen=self.profiles.seen,
+        )  # fmt: skip
 
     @cached_property
     def rollouts(self) -> Rollouts:

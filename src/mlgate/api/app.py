@@ -18,7 +18,7 @@ from mlgate import __version__, errors
 from mlgate.api import problems
 from mlgate.api.fastlane import App, PredictLane
 from mlgate.api.middleware import AuditLog, SecurityHeaders
-from mlgate.api.observe import RequestLog, flush_access_lines
+from mlgate.api.observe import RequestLog, flush_access_lines, record_prediction
 from mlgate.api.routes import (
     access,
     batches,
@@ -70,6 +70,7 @@ def create_app(services: Services) -> FastAPI:
         services.stop_batches()
         flush_access_lines()
 
+    services.observe_prediction = record_prediction  # every answered or refused call, counted
     app = App(
         lifespan=lifespan,
         title="mlgate",

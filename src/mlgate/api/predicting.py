@@ -13,32 +13,15 @@ from starlette.requests import Request
 
 from mlgate.api.authorize import authorize_asked
 from mlgate.api.body import read_body
-from mlgate.api.observe import record_prediction
 from mlgate.bootstrap import Services
 from mlgate.errors import PayloadTooLarge
 from mlgate.registry.model import ModelVersion, Task
 from mlgate.runtime.predictors import Predictor
 from mlgate.schema import Column, Table
-from mlgate.serving.service import Ask, Prediction, Serving, call_whole_model, predict
+from mlgate.serving.service import Ask, Prediction, call_whole_model, predict
 
 T = TypeVar("T")
 BodyParser = Callable[[bytes, str | None, Sequence[Column]], pd.DataFrame | Table]
-
-
-def serving_of(services: Services) -> Serving:
-    """The use cases' view of this process's services."""
-    return Serving(
-        gate=services.gate,
-        predictors=services.predictors,
-        resolve=services.resolve_version,
-        recorder=services.recorder,
-        observe=record_prediction,
-        explainer=services.explainer,
-        rollouts=services.rollouts_of,
-        tally=services.tally,
-        shadow=services.shadow,
-        seen=services.profiles.seen,
-    )
 
 
 async def serve_prediction(
@@ -63,7 +46,7 @@ async def serve_prediction(
     # other calls meanwhile; see plans/redis_counters.py). A cache miss reads the database
     # here, once a second per key and version.
     return await predict(
-        serving_of(services),
+        services.serving,
         principal,
         asked,
         lambda columns: parse(raw, content_type, columns),
@@ -93,9 +76,7 @@ async def serve_whole_model(
 
     def run() -> tuple[ModelVersion, T, dict[str, str]]:
         principal, asked = authorize_asked(services, request, name, number, alias)
-        return call_whole_model(
-            serving_of(services), principal, asked, task=task, rows=rows, work=work
-        )
+        return call_whole_model(services.serving, principal, asked, task=task, rows=rows, work=work)
 
     return await run_in_threadpool(run)  # a large n takes a while: off the event loop
 

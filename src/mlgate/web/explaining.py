@@ -12,7 +12,6 @@ import orjson
 from starlette.requests import Request
 
 from mlgate.access.model import Principal
-from mlgate.api.predicting import serving_of
 from mlgate.columns import Column
 from mlgate.errors import FieldError, InvalidInput, NotFound
 from mlgate.schema import rows_to_table
@@ -76,7 +75,7 @@ async def explain_row(
     the page named it, authorized (pages.member_asking)."""
     services = pages.services_of(request)
     prediction, _ = await predict(
-        serving_of(services),
+        services.serving,
         principal,
         asked,
         lambda columns: rows_to_table([row], columns, max_rows=1),
