@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from mlgate.access.model import Principal
+from mlgate.access.usecases import Access
 from mlgate.archives import ArchiveLimits
 from mlgate.caching import TtlCache
 from mlgate.db import migrate
@@ -332,6 +333,11 @@ class Services:
             job_state=job_state, open_source=self.open_source, changed=self.forget_cached,
             flush_tally=self.flush_tally,
         )  # fmt: skip
+
+    @cached_property
+    def access(self) -> Access:
+        """Accounts, keys, grants and the audit log, their adapters bound (access/usecases.py)."""
+        return Access(uow=self.uow, clock=self.now, server_secret=self.server_secret)
 
     @cached_property
     def registry(self) -> Registry:

@@ -24,7 +24,6 @@ from starlette.responses import Response
 from mlgate.access import policy
 from mlgate.access.grants import grant_owner_of_new_model
 from mlgate.access.model import Principal, Target
-from mlgate.access.service import authenticate
 from mlgate.bootstrap import Services
 from mlgate.errors import MlgateError
 from mlgate.registry.model import check_name
@@ -60,9 +59,7 @@ def principal_of(services: Services, request: Request) -> Principal:
         credential = request.headers.get("authorization")
     principal = services.principals.get(
         hashlib.blake2b((credential or "").encode(), digest_size=16).hexdigest(),
-        lambda: authenticate(
-            services.uow(), services.server_secret, credential, now=services.clock()
-        ),
+        lambda: services.access.authenticate(credential),
     )
     request.state.principal = principal
     return principal

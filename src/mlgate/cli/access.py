@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.access import accounts, audit, grants
+from mlgate.access import accounts, audit
 from mlgate.access.model import AuditEvent, AuditQuery, Consumer, Grant, OwnerKind, User
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
@@ -53,9 +53,7 @@ def create_user(
         remote.call("POST", "/v1/users", json={"name": name, "password": password, "admin": admin})
     else:
         s = services(ctx)
-        accounts.create_user(
-            s.uow(), by=None, name=name, password=password, is_admin=admin, now=s.clock()
-        )
+        s.access.create_user(by=None, name=name, password=password, is_admin=admin)
     console.print(f"Created {'admin ' if admin else ''}user [bold]{name}[/]")
     if generate:
         console.print("Password (shown once, store it now):")
@@ -117,9 +115,7 @@ def create_consumer(
         remote.call("POST", "/v1/consumers", json={"name": name, "description": description})
     else:
         s = services(ctx)
-        accounts.create_consumer(
-            s.uow(), by=None, name=name, description=description, now=s.clock()
-        )
+        s.access.create_consumer(by=None, name=name, description=description)
     console.print(f"Created consumer [bold]{name}[/]. {next_steps(None, name)}")
 
 
@@ -133,14 +129,13 @@ def next_steps(s: Services | None, consumer: str) -> str:
         "key": f"`mlgate keys create --consumer {consumer} --name NAME`",
     }
     if s is not None:
-        from mlgate.access.service import list_keys
         from mlgate.plans.service import active_subscription
 
         if active_subscription(s.uow(), consumer, s.clock()) is not None:
             del steps["plan"]
-        if grants.list_grants(s.uow(), by=None, subject_kind="consumer", subject=consumer):
+        if s.access.grants(by=None, subject_kind="consumer", subject=consumer):
             del steps["grant"]
-        keys = list_keys(s.uow(), by=None, owner_kind="consumer", owner=consumer)
+        keys = s.access.keys(by=None, owner_kind="consumer", owner=consumer)
         if any(k.state(s.clock()) == "active" for k in keys):
             del steps["key"]
     if not steps:
@@ -171,7 +166,7 @@ def list_consumers(ctx: typer.Context) -> None:
         rows = remote.call("GET", "/v1/consumers")
     else:
         s = services(ctx)
-        rows = [_consumer(c) for c in accounts.list_consumers(s.uow(), by=None)]
+        rows = [_consumer(c) for c in s.access.consumers(by=None)]
     table = Table("name", "description", "created", "status")
     for c in rows:
         status = "disabled" if c["disabled"] else "active"
@@ -211,14 +206,12 @@ def add_grant(
     else:
         s = services(ctx)
         made = _grant(
-            grants.add_grant(
-                s.uow(),
+            s.access.add_grant(
                 by=None,
                 subject_kind=kind,
                 subject=subject,
                 target=target,
                 role=role,
-                now=s.clock(),
                 actor=audit.local_actor(),
             )
         )
@@ -237,7 +230,7 @@ def list_grants(
         rows = remote.call("GET", "/v1/grants", params={"model": model} if model else None)
     else:
         s = services(ctx)
-        rows = [_grant(g) for g in grants.list_grants(s.uow(), by=None, model=model)]
+        rows = [_grant(g) for g in s.access.grants(by=None, model=model)]
     table = Table("id", "subject", "role", "target", "by", "created")
     for g in rows:
         table.add_row(
@@ -259,7 +252,7 @@ def remove_grant(ctx: typer.Context, grant_id: int) -> None:
         remote.call("DELETE", f"/v1/grants/{grant_id}")
     else:
         s = services(ctx)
-        grants.remove_grant(s.uow(), grant_id, by=None)
+        s.access.remove_grant(grant_id, by=None)
     console.print(f"Removed grant {grant_id}")
 
 
@@ -291,7 +284,7 @@ def audit_log(
     else:
         s = services(ctx)
         q = AuditQuery(actor, action, target, result, _utc(since), None, limit)
-        rows = [_event(e) for e in audit.query(s.uow(), q)]
+        rows = [_event(e) for e in s.access.audit_log(q)]
     table = Table()
     for column in ("at", "actor", "action", "target", "from", "result"):
         table.add_column(column, overflow="fold")
@@ -409,7 +402,7 @@ def _set_disabled(ctx: typer.Context, what: str, name: str, disabled: bool) -> N
 
 
 def _local_users(ctx: typer.Context) -> list[User]:
-    return accounts.list_users(services(ctx).uow(), by=None)
+    return services(ctx).access.users(by=None)
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.access import service
 from mlgate.access.model import ApiKey, OwnerKind
 from mlgate.cli.context import console, services
 from mlgate.cli.remote import remote_of
@@ -67,14 +66,11 @@ def create(
     else:
         s = services(ctx)
         assert owner_kind is not None
-        key, token = service.create_key(
-            s.uow(),
-            s.server_secret,
+        key, token = s.access.create_key(
             by=None,
             owner_kind=owner_kind,
             owner=owner,
             name=name,
-            now=s.clock(),
             scopes=scopes,
             expires_at=_expiry(expires, s.clock()) if expires else None,
             targets=only or (),
@@ -106,7 +102,7 @@ def list_(
         rows = remote.call("GET", "/v1/keys", params=params)
     else:
         s = services(ctx)
-        found = service.list_keys(s.uow(), by=None, owner_kind=owner_kind, owner=owner or None)
+        found = s.access.keys(by=None, owner_kind=owner_kind, owner=owner or None)
         rows = [_row(k, s.clock()) for k in found]
     if not rows:
         console.print("No API keys yet. Create one with `mlgate keys create --name NAME ...`.")
@@ -146,7 +142,7 @@ def revoke(
         revoked = remote.call("DELETE", f"/v1/keys/{key}")
     else:
         s = services(ctx)
-        revoked = _row(service.revoke_key(s.uow(), key, by=None, now=s.clock()), s.clock())
+        revoked = _row(s.access.revoke_key(key, by=None), s.clock())
     console.print(f"Revoked key {revoked['prefix']} ({revoked['name']})")
 
 

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from mlgate.access.service import create_key
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.training import cli_actor, print_result, run_training
@@ -149,7 +148,6 @@ def runnable(
 def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
     """An admin (the first time, with a password printed once), a demo consumer allowed to
     call churn, and a new key of that consumer's: the token for the curl, and the admin's name."""
-    from mlgate.access import accounts, grants
     from mlgate.access.audit import local_actor
 
     uow = s.uow()
@@ -161,9 +159,7 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
         )
     if not admins:
         password = secrets.token_urlsafe(18)
-        accounts.create_user(
-            s.uow(), by=None, name="admin", password=password, is_admin=True, now=s.clock()
-        )
+        s.access.create_user(by=None, name="admin", password=password, is_admin=True)
         console.print("4. admin user [bold]admin[/], password (shown once, store it now):")
         print(password)
         admin = "admin"
@@ -174,9 +170,7 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
             f"a forgotten password: `{me} users password {admin} --generate` sets a new one"
         )
     if not has_consumer:
-        accounts.create_consumer(
-            s.uow(), by=None, name=DEMO_CONSUMER, description="quickstart", now=s.clock()
-        )
+        s.access.create_consumer(by=None, name=DEMO_CONSUMER, description="quickstart")
     from mlgate.plans import service as plans
 
     if DEMO_PLAN not in {p.name for p in plans.list_plans(s.uow())}:
@@ -198,24 +192,16 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
     if plans.active_subscription(s.uow(), DEMO_CONSUMER, s.clock()) is None:
         plans.subscribe(s.uow(), by=None, consumer=DEMO_CONSUMER, plan=DEMO_PLAN, now=s.clock())
     if not has_grant:
-        grants.add_grant(
-            s.uow(),
+        s.access.add_grant(
             by=None,
             subject_kind="consumer",
             subject=DEMO_CONSUMER,
             target="churn",
             role="consumer",
-            now=s.clock(),
             actor=local_actor(),
         )
-    key, token = create_key(
-        s.uow(),
-        s.server_secret,
-        by=None,
-        owner_kind="consumer",
-        owner=DEMO_CONSUMER,
-        name="quickstart",
-        now=s.clock(),
+    key, token = s.access.create_key(
+        by=None, owner_kind="consumer", owner=DEMO_CONSUMER, name="quickstart"
     )
     kept = " (kept)" if has_consumer else ""
     console.print(

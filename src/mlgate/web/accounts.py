@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from mlgate.access import accounts, grants, passwords
+from mlgate.access import passwords
 from mlgate.access import service as access_service
 from mlgate.access.model import SCOPES, OwnerKind, Principal
 from mlgate.api.authorize import access, actor
@@ -20,7 +20,6 @@ from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service as plans
 from mlgate.plans.model import LIMIT_FIELDS, LIMITS
-from mlgate.registry import service as registry
 from mlgate.web import charts, pages
 from mlgate.web.pages import member, page, render
 
@@ -34,7 +33,7 @@ USAGE_DAYS = 30
 def consumers(request: Request) -> Response:
     me = member(request, "ui", "admin")
     services = pages.services_of(request)
-    found = accounts.list_consumers(services.uow(), by=me)
+    found = services.access.consumers(by=me)
     now = services.clock()
     current = {c.name: plans.active_subscription(services.uow(), c.name, now) for c in found}
     return render(request, "consumers.html", principal=me, consumers=found, current=current)
@@ -51,13 +50,9 @@ def create_consumer(
     services = pages.services_of(request)
     if password:  # checked before anything is written
         passwords.check_strength(password, name=name.strip())
-    made = accounts.create_consumer(
-        services.uow(), by=me, name=name.strip(), description=description, now=services.clock()
-    )
+    made = services.access.create_consumer(by=me, name=name.strip(), description=description)
     if password:
-        accounts.set_consumer_password(
-            services.uow(), made.name, password, by=me, now=services.clock()
-        )
+        services.access.set_consumer_password(made.name, password, by=me)
     return pages.see_other(f"/ui/consumers/{made.name}", "consumer_created")
 
 
@@ -68,7 +63,7 @@ def consumer(request: Request, name: str) -> Response:
     me = member(request, "ui", "admin")
     services = pages.services_of(request)
     uow = services.uow()
-    found = accounts.get_consumer(uow, name, by=me)
+    found = services.access.consumer(name, by=me)
     days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=name)
     per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
     return render(
@@ -79,9 +74,9 @@ def consumer(request: Request, name: str) -> Response:
         standing=standing(services, name),
         subscriptions=list(reversed(plans.subscriptions_of(uow, name))),
         plans=plans.list_plans(uow),
-        grants=grants.list_grants(uow, by=me, subject_kind="consumer", subject=name),
-        models=[m.name for m in registry.list_models(uow)],
-        keys=access_service.list_keys(uow, by=me, owner_kind="consumer", owner=name),
+        grants=services.access.grants(by=me, subject_kind="consumer", subject=name),
+        models=[m.name for m in services.registry.models()],
+        keys=services.access.keys(by=me, owner_kind="consumer", owner=name),
         now=services.clock(),
         usage=charts.bars(per_day, title=f"Calls by {name} per day", unit="calls"),
         scopes=access_service.CONSUMER_SCOPES,
@@ -104,10 +99,14 @@ def subscribe(request: Request, name: str, plan: str = Form(""), csrf: str = For
 def grant(request: Request, name: str, target: str = Form(""), csrf: str = Form("")) -> Response:
     me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
-    grants.add_grant(
-        services.uow(), by=me, subject_kind="consumer", subject=name, target=target,
-        role="consumer", now=services.clock(), actor=actor(me),
-    )  # fmt: skip
+    services.access.add_grant(
+        by=me,
+        subject_kind="consumer",
+        subject=name,
+        target=target,
+        role="consumer",
+        actor=actor(me),
+    )
     return pages.see_other(f"/ui/consumers/{name}", "granted")
 
 
@@ -119,7 +118,7 @@ def consumer_password(
 ) -> Response:
     me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
-    accounts.set_consumer_password(services.uow(), name, password, by=me, now=services.clock())
+    services.access.set_consumer_password(name, password, by=me)
     return pages.see_other(f"/ui/consumers/{name}", "password_set")
 
 
@@ -131,9 +130,7 @@ def consumer_state(request: Request, name: str, change: str, csrf: str = Form(""
     if change not in ("disable", "enable"):
         raise InvalidInput(f"a consumer can be disabled or enabled, not {change[:20]!r}")
     services = pages.services_of(request)
-    accounts.set_consumer_disabled(
-        services.uow(), name, disabled=change == "disable", by=me, now=services.clock()
-    )
+    services.access.set_consumer_disabled(name, disabled=change == "disable", by=me)
     return pages.see_other(f"/ui/consumers/{name}", f"{change}d")
 
 
@@ -204,7 +201,7 @@ async def update_plan(request: Request, name: str) -> Response:
 def keys(request: Request) -> Response:
     me = member(request, "ui")
     services = pages.services_of(request)
-    found = access_service.list_keys(services.uow(), by=me)
+    found = services.access.keys(by=me)
     return render(
         request, "keys.html", principal=me, keys=found, now=services.clock(), scopes=SCOPES,
         consumer_scopes=access_service.CONSUMER_SCOPES,
@@ -237,7 +234,7 @@ def revoke_key(
 ) -> Response:
     me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
-    access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
+    services.access.revoke_key(prefix, by=me)
     return pages.see_other(pages.local_path(back, "/ui/keys"), "key_revoked")
 
 
@@ -247,12 +244,15 @@ def new_key(
 ) -> Response:  # fmt: skip
     """Make the key the form asks for and show its token: this once, never again."""
     services = pages.services_of(request)
-    key, token = access_service.create_key(
-        services.uow(), services.server_secret, by=me, owner_kind=owner_kind, owner=owner,
-        name=form.get("name"), now=services.clock(), scopes=form.all("scopes") or ("predict",),
+    key, token = services.access.create_key(
+        by=me,
+        owner_kind=owner_kind,
+        owner=owner,
+        name=form.get("name"),
+        scopes=form.all("scopes") or ("predict",),
         expires_at=_expiry(form.get("expires_days"), services),
         targets=[t.strip() for t in form.get("targets").split(",") if t.strip()],
-    )  # fmt: skip
+    )
     return render(
         request, "key_created.html", principal=me, key=key, token=token, back=back, status=201
     )

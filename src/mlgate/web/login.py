@@ -13,7 +13,6 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from mlgate import errors
-from mlgate.access import accounts
 from mlgate.access.model import OwnerKind
 from mlgate.api.authorize import access, authorize
 from mlgate.api.problems import error_headers
@@ -54,10 +53,7 @@ def _login(request: Request, area: Area, name: str, password: str, csrf: str, ne
             )
         if not name or not password:
             raise errors.InvalidInput("give your name and password")
-        session, token = accounts.login(
-            services.uow(), services.server_secret, name, password, now=services.clock(),
-            kind=kind,
-        )  # fmt: skip
+        session, token = services.access.login(name, password, kind=kind)
     except errors.MlgateError as exc:
         status = status_of(outcome_of(exc))
         response = _form(request, area, next_=next_, status=status, error=str(exc), name=name)
@@ -76,8 +72,7 @@ def _logout(request: Request, area: Area, csrf: str) -> Response:
     services = pages.services_of(request)
     try:
         pages.member(request, area, csrf=csrf)
-        accounts.logout(services.uow(), authorize(services, request, action="authenticated"),
-                        now=services.clock())  # fmt: skip
+        services.access.logout(authorize(services, request, action="authenticated"))
     except errors.Unauthenticated:
         pass  # logged out already: the cookie goes all the same
     response = pages.see_other(f"/{area}/login", "logged_out")

@@ -49,7 +49,7 @@ def overview(request: Request) -> Response:
         "portal/overview.html",
         principal=me,
         standing=standing(services, me.name),
-        keys=access_service.list_keys(uow, by=me),
+        keys=services.access.keys(by=me),
         now=services.clock(),
         models=[str(t) for t in granted],
         scopes=access_service.CONSUMER_SCOPES,
@@ -94,7 +94,7 @@ def revoke_key(request: Request, prefix: str, csrf: str = Form("")) -> Response:
     me = member(request, "portal", csrf=csrf)
     services = pages.services_of(request)
     # Someone else's prefix reads as unknown (404): no consumer learns another's keys.
-    access_service.revoke_key(services.uow(), prefix, by=me, now=services.clock())
+    services.access.revoke_key(prefix, by=me)
     return pages.see_other("/portal", "key_revoked")
 
 
@@ -139,9 +139,7 @@ def _model_page(
     version = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
     profile = services.profiles.of(version) if version is not None else None
     row = (profile.example if profile else example_row(version.columns)) if version else {}
-    mine = [
-        k for k in access_service.list_keys(uow, by=me) if k.state(services.clock()) == "active"
-    ]
+    mine = [k for k in services.access.keys(by=me) if k.state(services.clock()) == "active"]
     chosen = next((k for k in mine if k.prefix == key), mine[0] if mine else None)
     found = plans.active_subscription(uow, me.name, services.clock())
     base = str(request.base_url).rstrip("/")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from mlgate.access import accounts, audit, grants, service
+from mlgate.access import audit
 from mlgate.access.model import ApiKey, AuditEvent, AuditQuery, Consumer, Grant, Principal, User
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
@@ -171,14 +171,8 @@ async def login(request: Request, body: LoginRequest) -> Response:
     request.state.actor = f"{body.kind}:{body.name}"
 
     def run() -> dict[str, Any]:
-        session, token = accounts.login(
-            services.uow(),
-            services.server_secret,
-            body.name,
-            body.password,
-            now=services.clock(),
-            ttl=timedelta(minutes=body.ttl_minutes),
-            kind=body.kind,
+        session, token = services.access.login(
+            body.name, body.password, ttl=timedelta(minutes=body.ttl_minutes), kind=body.kind
         )
         return LoginOut(token=token, user=session.user, expires_at=session.expires_at).model_dump(
             mode="json"
@@ -195,7 +189,7 @@ async def logout(request: Request) -> Response:
 
     def run() -> None:
         principal = authorize(services, request)
-        accounts.logout(services.uow(), principal, now=services.clock())
+        services.access.logout(principal)
 
     await run_in_threadpool(run)
     return Response(status_code=204)
@@ -209,9 +203,7 @@ async def change_password(request: Request, body: PasswordChange) -> Response:
 
     def run() -> None:
         principal = authorize(services, request)
-        accounts.change_password(
-            services.uow(), principal, body.current, body.new, now=services.clock()
-        )
+        services.access.change_password(principal, body.current, body.new)
 
     await run_in_threadpool(run)
     return Response(status_code=204)
@@ -241,7 +233,7 @@ async def me(request: Request) -> Response:
 @router.get("/users", response_model=list[UserOut], responses=PROBLEMS)
 @access("admin")
 async def list_users(request: Request) -> Response:
-    return await call(request, lambda s, p: [_user(u) for u in accounts.list_users(s.uow(), by=p)])
+    return await call(request, lambda s, p: [_user(u) for u in s.access.users(by=p)])
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=PROBLEMS)
@@ -251,14 +243,7 @@ async def create_user(request: Request, body: UserIn) -> Response:
 
     def run(s: Services, p: Principal) -> UserOut:
         return _user(
-            accounts.create_user(
-                s.uow(),
-                by=p,
-                name=body.name,
-                password=body.password,
-                is_admin=body.admin,
-                now=s.clock(),
-            )
+            s.access.create_user(by=p, name=body.name, password=body.password, is_admin=body.admin)
         )
 
     return await call(request, run, status=201)
@@ -283,7 +268,7 @@ async def set_password(request: Request, name: str, body: PasswordSet) -> Respon
     """Set a user's password (admins only); their sessions end."""
     await call(
         request,
-        lambda s, p: accounts.set_password(s.uow(), name, body.password, by=p, now=s.clock()),
+        lambda s, p: s.access.set_password(name, body.password, by=p),
     )
     return Response(status_code=204)
 
@@ -293,7 +278,7 @@ async def set_password(request: Request, name: str, body: PasswordSet) -> Respon
 async def list_consumers(request: Request) -> Response:
     return await call(
         request,
-        lambda s, p: [_consumer(c) for c in accounts.list_consumers(s.uow(), by=p)],
+        lambda s, p: [_consumer(c) for c in s.access.consumers(by=p)],
     )
 
 
@@ -304,9 +289,7 @@ async def create_consumer(request: Request, body: ConsumerIn) -> Response:
     return await call(
         request,
         lambda s, p: _consumer(
-            accounts.create_consumer(
-                s.uow(), by=p, name=body.name, description=body.description, now=s.clock()
-            )
+            s.access.create_consumer(by=p, name=body.name, description=body.description)
         ),
         status=201,
     )
@@ -318,9 +301,7 @@ async def set_consumer_password(request: Request, name: str, body: PasswordSet) 
     """Set a consumer's portal password (admins only); its portal sessions end."""
     await call(
         request,
-        lambda s, p: accounts.set_consumer_password(
-            s.uow(), name, body.password, by=p, now=s.clock()
-        ),
+        lambda s, p: s.access.set_consumer_password(name, body.password, by=p),
     )
     return Response(status_code=204)
 
@@ -331,7 +312,7 @@ async def get_consumer(request: Request, name: str) -> Response:
     """A consumer (admins; or the consumer itself)."""
     return await call(
         request,
-        lambda s, p: _consumer(accounts.get_consumer(s.uow(), name, by=p)),
+        lambda s, p: _consumer(s.access.consumer(name, by=p)),
     )
 
 
@@ -354,11 +335,9 @@ async def _set_disabled(request: Request, kind: Kind, name: str, *, disabled: bo
 
     def run(s: Services, p: Principal) -> UserOut | ConsumerOut:
         if kind == "user":
-            user = accounts.set_user_disabled(s.uow(), name, disabled=disabled, by=p, now=s.clock())
+            user = s.access.set_user_disabled(name, disabled=disabled, by=p)
             return _user(user)
-        consumer = accounts.set_consumer_disabled(
-            s.uow(), name, disabled=disabled, by=p, now=s.clock()
-        )
+        consumer = s.access.set_consumer_disabled(name, disabled=disabled, by=p)
         return _consumer(consumer)
 
     return await call(request, run)
@@ -375,7 +354,7 @@ async def list_keys(
 
     def run(s: Services, p: Principal) -> list[KeyOut]:
         now = s.clock()
-        found = service.list_keys(s.uow(), by=p, owner_kind=owner_kind, owner=owner)
+        found = s.access.keys(by=p, owner_kind=owner_kind, owner=owner)
         return [_key(k, now) for k in found]
 
     return await call(request, run)
@@ -388,14 +367,11 @@ async def create_key(request: Request, body: KeyIn) -> Response:
     admin, for any user or consumer. The token is in this response only."""
 
     def run(s: Services, p: Principal) -> NewKeyOut:
-        key, token = service.create_key(
-            s.uow(),
-            s.server_secret,
+        key, token = s.access.create_key(
             by=p,
             owner_kind=body.owner_kind or p.kind,
             owner=body.owner or p.name,
             name=body.name,
-            now=s.clock(),
             scopes=body.scopes,
             expires_at=body.expires_at,
             targets=body.targets,
@@ -411,7 +387,7 @@ async def revoke_key(request: Request, prefix: str) -> Response:
     """Revoke a key (yours, or anyone's as an admin); refused on every worker within a second."""
     return await call(
         request,
-        lambda s, p: _key(service.revoke_key(s.uow(), prefix, by=p, now=s.clock()), s.clock()),
+        lambda s, p: _key(s.access.revoke_key(prefix, by=p), s.clock()),
     )
 
 
@@ -423,7 +399,7 @@ async def list_grants(
     """Grants you may see: all (admins), those on models you own, and your own."""
     return await call(
         request,
-        lambda s, p: [_grant(g) for g in grants.list_grants(s.uow(), by=p, model=model)],
+        lambda s, p: [_grant(g) for g in s.access.grants(by=p, model=model)],
     )
 
 
@@ -434,14 +410,12 @@ async def add_grant(request: Request, body: GrantIn) -> Response:
 
     def run(s: Services, p: Principal) -> GrantOut:
         return _grant(
-            grants.add_grant(
-                s.uow(),
+            s.access.add_grant(
                 by=p,
                 subject_kind=body.subject_kind,
                 subject=body.subject,
                 target=body.target,
                 role=body.role,
-                now=s.clock(),
                 actor=p.actor,
             )
         )
@@ -455,7 +429,7 @@ async def remove_grant(request: Request, grant_id: GrantId) -> Response:
     """Take a grant away (admins, model owners); effective on the next request."""
     return await call(
         request,
-        lambda s, p: _grant(grants.remove_grant(s.uow(), grant_id, by=p)),
+        lambda s, p: _grant(s.access.remove_grant(grant_id, by=p)),
         target_in_body=True,
     )
 
@@ -474,7 +448,7 @@ async def list_audit(
 ) -> Response:
     """The audit log, newest first (admins only)."""
     q = AuditQuery(actor, action, target, result, since, until, limit)
-    return await call(request, lambda s, p: [_audit(e) for e in audit.query(s.uow(), q)])
+    return await call(request, lambda s, p: [_audit(e) for e in s.access.audit_log(q)])
 
 
 def _user(u: User) -> UserOut:
