@@ -29,6 +29,7 @@ from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
 from mlgate.plans.thresholds import Notifier
+from mlgate.plans.usecases import Plans
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import recover_writes, resolve_version
 from mlgate.registry.store import ArtifactStore, LocalArtifactStore
@@ -338,6 +339,11 @@ class Services:
     def access(self) -> Access:
         """Accounts, keys, grants and the audit log, their adapters bound (access/usecases.py)."""
         return Access(uow=self.uow, clock=self.now, server_secret=self.server_secret)
+
+    @cached_property
+    def plans(self) -> Plans:
+        """Plans, subscriptions, usage and billing, their adapters bound (plans/usecases.py)."""
+        return Plans(uow=self.uow, clock=self.now, outbound=lambda: self.outbound)
 
     @cached_property
     def registry(self) -> Registry:

@@ -110,7 +110,7 @@ def create(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
         price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
-    plan = service.create_plan(s.uow(), service.make_plan(name, s.clock(), **settings), by=None)
+    plan = s.plans.create_plan(service.make_plan(name, s.clock(), **settings), by=None)
     _show(plan)
     console.print(f"Next: `mlgate consumers subscribe CONSUMER {name}` puts a consumer on it.")
 
@@ -137,14 +137,14 @@ def update(
         limits, model, overage, price_per_1k_rows, price_per_1k_overage_rows, description, explain,
         price_per_1k_explained_rows, thresholds, max_batch_bytes,
     )  # fmt: skip
-    plan = service.update_plan(s.uow(), name, by=None, **changes)
+    plan = s.plans.update_plan(name, by=None, **changes)
     _show(plan)
 
 
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List plans."""
-    plans = service.list_plans(services(ctx).uow())
+    plans = services(ctx).plans.plans()
     if not plans:
         console.print(
             "No plans yet. Create one with `mlgate plans create NAME --requests-per-month 1000`."
@@ -169,9 +169,9 @@ def list_(ctx: typer.Context) -> None:
 def show(ctx: typer.Context, name: str) -> None:
     """A plan's settings and its subscribers."""
     s = services(ctx)
-    _show(service.get_plan(s.uow(), name))
+    _show(s.plans.plan(name))
     now = s.clock()
-    subscribers = [x for x in service.subscriptions_of(s.uow()) if x.plan == name and x.active(now)]
+    subscribers = [x for x in s.plans.subscriptions_of() if x.plan == name and x.active(now)]
     console.print(f"subscribers: {', '.join(x.consumer for x in subscribers) or 'none'}")
 
 
@@ -179,7 +179,7 @@ def show(ctx: typer.Context, name: str) -> None:
 def delete(ctx: typer.Context, name: str) -> None:
     """Delete a plan nobody subscribes to."""
     s = services(ctx)
-    service.delete_plan(s.uow(), name, by=None, now=s.clock())
+    s.plans.delete_plan(name, by=None)
     console.print(f"Deleted plan {name}")
 
 
@@ -201,15 +201,8 @@ def subscribe(
         if not version.isdecimal():
             raise InvalidInput(f"--pin {item!r}: write MODEL=VERSION, e.g. churn=3")
         pins[model] = int(version)
-    made = service.subscribe(
-        s.uow(),
-        by=None,
-        consumer=consumer,
-        plan=plan,
-        now=s.clock(),
-        starts_at=_utc(starts),
-        ends_at=_utc(ends),
-        pins=pins,
+    made = s.plans.subscribe(
+        by=None, consumer=consumer, plan=plan, starts_at=_utc(starts), ends_at=_utc(ends), pins=pins
     )
     pinned = f", pinned to {', '.join(f'{m}@{v}' for m, v in pins.items())}" if pins else ""
     console.print(f"{consumer} is on {made.plan} from {made.starts_at:%Y-%m-%d %H:%M} UTC{pinned}")
@@ -228,8 +221,8 @@ def spend_cap(
     cap is raised or the month ends."""
     s = services(ctx)
     value = None if cap.lower() == "none" else cap
-    service.set_spend_cap(s.uow(), by=None, consumer=consumer, cap=value, now=s.clock())
-    spend = service.spend_of(s.uow(), consumer, s.clock())
+    s.plans.set_spend_cap(by=None, consumer=consumer, cap=value)
+    spend = s.plans.spend_of(consumer)
     shown = "none" if spend.cap is None else f"{spend.cap:.2f}"
     console.print(
         f"{consumer}: cap {shown}; spent {spend.spent:.2f} in {spend.month}, "
@@ -259,10 +252,10 @@ def usage(
     if csv is not None:
         if consumer is None:
             raise InvalidInput("a bill is per consumer: add --consumer NAME")
-        csv.write_text(service.bill_csv(s.uow(), by=None, consumer=consumer, month=month))
+        csv.write_text(s.plans.bill_csv(by=None, consumer=consumer, month=month))
         console.print(f"Wrote the {month} bill of {consumer} to {csv}")
         return
-    rows = service.usage(s.uow(), by=None, month=month, consumer=consumer, model=model, group=by)
+    rows = s.plans.usage(by=None, month=month, consumer=consumer, model=model, group=by)
     if not rows:
         console.print(f"No metered calls in {month}.")
         return

@@ -173,9 +173,8 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
         s.access.create_consumer(by=None, name=DEMO_CONSUMER, description="quickstart")
     from mlgate.plans import service as plans
 
-    if DEMO_PLAN not in {p.name for p in plans.list_plans(s.uow())}:
-        plans.create_plan(
-            s.uow(),
+    if DEMO_PLAN not in {p.name for p in s.plans.plans()}:
+        s.plans.create_plan(
             plans.make_plan(
                 DEMO_PLAN,
                 s.clock(),
@@ -189,8 +188,8 @@ def _quickstart_access(s: Services, me: str, base: str) -> tuple[str, str]:
             ),
             by=None,
         )
-    if plans.active_subscription(s.uow(), DEMO_CONSUMER, s.clock()) is None:
-        plans.subscribe(s.uow(), by=None, consumer=DEMO_CONSUMER, plan=DEMO_PLAN, now=s.clock())
+    if s.plans.active_subscription(DEMO_CONSUMER) is None:
+        s.plans.subscribe(by=None, consumer=DEMO_CONSUMER, plan=DEMO_PLAN)
     if not has_grant:
         s.access.add_grant(
             by=None,

@@ -35,7 +35,7 @@ def consumers(request: Request) -> Response:
     services = pages.services_of(request)
     found = services.access.consumers(by=me)
     now = services.clock()
-    current = {c.name: plans.active_subscription(services.uow(), c.name, now) for c in found}
+    current = {c.name: services.plans.active_subscription(c.name, now) for c in found}
     return render(request, "consumers.html", principal=me, consumers=found, current=current)
 
 
@@ -62,9 +62,8 @@ def create_consumer(
 def consumer(request: Request, name: str) -> Response:
     me = member(request, "ui", "admin")
     services = pages.services_of(request)
-    uow = services.uow()
     found = services.access.consumer(name, by=me)
-    days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=name)
+    days, calls = services.plans.daily_calls(days=USAGE_DAYS, consumer=name)
     per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
     return render(
         request,
@@ -72,8 +71,8 @@ def consumer(request: Request, name: str) -> Response:
         principal=me,
         consumer=found,
         standing=standing(services, name),
-        subscriptions=list(reversed(plans.subscriptions_of(uow, name))),
-        plans=plans.list_plans(uow),
+        subscriptions=list(reversed(services.plans.subscriptions_of(name))),
+        plans=services.plans.plans(),
         grants=services.access.grants(by=me, subject_kind="consumer", subject=name),
         models=[m.name for m in services.registry.models()],
         keys=services.access.keys(by=me, owner_kind="consumer", owner=name),
@@ -89,7 +88,7 @@ def consumer(request: Request, name: str) -> Response:
 def subscribe(request: Request, name: str, plan: str = Form(""), csrf: str = Form("")) -> Response:
     me = member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
-    plans.subscribe(services.uow(), by=me, consumer=name, plan=plan, now=services.clock())
+    services.plans.subscribe(by=me, consumer=name, plan=plan)
     return pages.see_other(f"/ui/consumers/{name}", "subscribed")
 
 
@@ -142,11 +141,11 @@ def plans_page(request: Request) -> Response:
     services = pages.services_of(request)
     subscribers: dict[str, list[str]] = {}
     now = services.clock()
-    for s in plans.subscriptions_of(services.uow()):
+    for s in services.plans.subscriptions_of():
         if s.active(now):
             subscribers.setdefault(s.plan, []).append(s.consumer)
     return render(
-        request, "plans.html", principal=me, plans=plans.list_plans(services.uow()),
+        request, "plans.html", principal=me, plans=services.plans.plans(),
         subscribers=subscribers, fields=LIMITS, plan=None,
     )  # fmt: skip
 
@@ -162,7 +161,7 @@ async def create_plan(request: Request) -> Response:
         me = member(request, "ui", "admin", csrf=form.get("csrf"))
         services = pages.services_of(request)
         plan = plans.make_plan(form.get("name").strip(), services.clock(), **_plan_settings(form))
-        plans.create_plan(services.uow(), plan, by=me)
+        services.plans.create_plan(plan, by=me)
         return pages.see_other(f"/ui/plans/{plan.name}", "plan_saved")
 
     return await pages.in_thread(run)
@@ -173,7 +172,7 @@ async def create_plan(request: Request) -> Response:
 @page("ui")
 def plan(request: Request, name: str) -> Response:
     me = member(request, "ui", "admin")
-    found = plans.get_plan(pages.services_of(request).uow(), name)
+    found = pages.services_of(request).plans.plan(name)
     return render(
         request, "plan.html", principal=me, plan=found, fields=LIMITS,
         models=", ".join(str(t) for t in found.models),
@@ -189,7 +188,7 @@ async def update_plan(request: Request, name: str) -> Response:
     def run() -> Response:
         me = member(request, "ui", "admin", csrf=form.get("csrf"))
         services = pages.services_of(request)
-        plans.update_plan(services.uow(), name, by=me, **_plan_settings(form))
+        services.plans.update_plan(name, by=me, **_plan_settings(form))
         return pages.see_other(f"/ui/plans/{name}", "plan_saved")
 
     return await pages.in_thread(run)
@@ -260,7 +259,7 @@ def new_key(
 
 def standing(services: Services, consumer: str) -> dict[str, Any] | None:
     """The consumer's plan now and how much of each limit the current windows have used."""
-    found = plans.active_subscription(services.uow(), consumer, services.clock())
+    found = services.plans.active_subscription(consumer)
     if found is None:
         return None
     subscription, plan = found

@@ -19,7 +19,6 @@ from mlgate.api.problems import error_headers
 from mlgate.api.schemas import RowIndex
 from mlgate.errors import InvalidInput, MlgateError
 from mlgate.outcomes import outcome_of, status_of
-from mlgate.plans import service as plans
 from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.registry.service import parse_ref
 from mlgate.serving.asking import Asked
@@ -48,9 +47,7 @@ def models(request: Request) -> Response:
     registry = services.registry
     everything = registry.models()
     shown = set(policy.visible(me, [m.name for m in everything]))
-    days, calls = plans.daily_calls(
-        services.uow(), days=TRAFFIC_DAYS, now=services.clock(), models=sorted(shown)
-    )
+    days, calls = services.plans.daily_calls(days=TRAFFIC_DAYS, models=sorted(shown))
     rows = []
     for model in everything:
         if model.name not in shown:
@@ -97,7 +94,7 @@ def model(request: Request, name: str) -> Response:
         key=lambda e: e.at,
         reverse=True,
     )
-    days, calls = plans.daily_calls(services.uow(), days=30, now=services.clock(), models=[name])
+    days, calls = services.plans.daily_calls(days=30, models=[name])
     traffic = [(d[5:], float(calls.get(name, {}).get(d, (0, 0))[0])) for d in days]
     return render(
         request,

@@ -16,8 +16,6 @@ from mlgate.access import policy
 from mlgate.access import service as access_service
 from mlgate.access.model import ApiKey, Principal
 from mlgate.api.authorize import access
-from mlgate.plans import service as plans
-from mlgate.registry import service as registry
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import parse_ref
 from mlgate.serving.asking import Asked
@@ -39,10 +37,9 @@ USAGE_DAYS = 30
 def overview(request: Request) -> Response:
     me = member(request, "portal")
     services = pages.services_of(request)
-    uow = services.uow()
-    names = policy.visible(me, [m.name for m in registry.list_models(uow)])
+    names = policy.visible(me, [m.name for m in services.registry.models()])
     granted = policy.granted_targets(me, names)  # as granted: `churn`, `churn@production`
-    days, calls = plans.daily_calls(uow, days=USAGE_DAYS, now=services.clock(), consumer=me.name)
+    days, calls = services.plans.daily_calls(days=USAGE_DAYS, consumer=me.name)
     per_day = [(d[5:], float(sum(m.get(d, (0, 0))[0] for m in calls.values()))) for d in days]
     return render(
         request,
@@ -56,8 +53,8 @@ def overview(request: Request) -> Response:
         usage=charts.bars(
             per_day, title=f"Your calls per day, last {USAGE_DAYS} days", unit="calls"
         ),  # fmt: skip
-        spend=plans.spend_of(uow, me.name, services.clock()),
-        crossings=plans.crossings_of(uow, me.name, services.clock()),
+        spend=services.plans.spend_of(me.name),
+        crossings=services.plans.crossings_of(me.name),
     )
 
 
@@ -68,8 +65,7 @@ def set_spend_cap(request: Request, cap: str = Form(""), csrf: str = Form("")) -
     """The consumer's own monthly spend cap (empty: none)."""
     me = member(request, "portal", csrf=csrf)
     services = pages.services_of(request)
-    plans.set_spend_cap(services.uow(), by=me, consumer=me.name, cap=cap.strip() or None,
-                        now=services.clock())  # fmt: skip
+    services.plans.set_spend_cap(by=me, consumer=me.name, cap=cap.strip() or None)
     services.gate.forget_subscriptions()
     return pages.see_other("/portal", "spend_cap_set")
 
@@ -134,14 +130,13 @@ def _model_page(
     """`ref` is how the page was named: its links, forms and examples call the model so, and
     the version described is the one that name is answered by (as the API resolves it)."""
     services = pages.services_of(request)
-    uow = services.uow()
-    registered, versions = registry.get_versions(uow, asked.model)
+    registered, versions = services.registry.versions(asked.model)
     version = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
     profile = services.profiles.of(version) if version is not None else None
     row = (profile.example if profile else example_row(version.columns)) if version else {}
     mine = [k for k in services.access.keys(by=me) if k.state(services.clock()) == "active"]
     chosen = next((k for k in mine if k.prefix == key), mine[0] if mine else None)
-    found = plans.active_subscription(uow, me.name, services.clock())
+    found = services.plans.active_subscription(me.name)
     base = str(request.base_url).rstrip("/")
     return render(
         request,

@@ -8,7 +8,6 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from mlgate.access import audit
 from mlgate.access.model import AuditQuery
 from mlgate.api.authorize import access
 from mlgate.errors import InvalidInput
@@ -28,9 +27,7 @@ def usage(request: Request, month: str = "", consumer: str = "", model: str = ""
     me = member(request, "ui", "admin")
     services = pages.services_of(request)
     month = month or services.clock().strftime("%Y-%m")
-    rows = plans.usage(
-        services.uow(), by=me, month=month, consumer=consumer or None, model=model or None
-    )
+    rows = services.plans.usage(by=me, month=month, consumer=consumer or None, model=model or None)
     start, _ = plans.month_bounds(month)
     days = [
         f"{month}-{d:02d}" for d in range(1, calendar.monthrange(start.year, start.month)[1] + 1)
@@ -51,7 +48,7 @@ def usage(request: Request, month: str = "", consumer: str = "", model: str = ""
             totals[0] += r.requests
             totals[1] += r.rows
     consumers = sorted(
-        {s.consumer for s in plans.subscriptions_of(services.uow()) if s.active(services.clock())}
+        {s.consumer for s in services.plans.subscriptions_of() if s.active(services.clock())}
     )
     quotas = {c: standing(services, c) for c in consumers if not consumer or c == consumer}
     return render(
@@ -92,10 +89,10 @@ def usage_csv(request: Request, month: str = "", consumer: str = "", bill: str =
     if bill == "yes":
         if not consumer:
             raise InvalidInput("a bill is one consumer's: choose the consumer")
-        text = plans.bill_csv(services.uow(), by=me, consumer=consumer, month=month)
+        text = services.plans.bill_csv(by=me, consumer=consumer, month=month)
         filename = f"mlgate-bill-{consumer}-{month}.csv"
     else:
-        text = plans.usage_csv(services.uow(), by=me, month=month, consumer=consumer or None)
+        text = services.plans.usage_csv(by=me, month=month, consumer=consumer or None)
         filename = f"mlgate-usage-{consumer or 'all'}-{month}.csv"
     return Response(
         text,
@@ -128,7 +125,7 @@ def audit_log(
         actor=actor.strip() or None, action=action.strip() or None,
         target=target.strip() or None, result=result or None, since=started, limit=int(limit),
     )  # fmt: skip
-    events = audit.query(pages.services_of(request).uow(), query)
+    events = pages.services_of(request).access.audit_log(query)
     return render(
         request, "audit.html", principal=me, events=events, actor=actor, action=action,
         target=target, result=result, since=since, limit=limit, results=RESULTS,

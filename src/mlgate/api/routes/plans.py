@@ -137,7 +137,7 @@ class RetireIn(BaseModel):
 @router.get("/plans", response_model=list[PlanOut], responses=PROBLEMS)
 @access("admin")
 async def list_plans(request: Request) -> Response:
-    return await call(request, lambda s, p: [_plan(x) for x in service.list_plans(s.uow())])
+    return await call(request, lambda s, p: [_plan(x) for x in s.plans.plans()])
 
 
 @router.post("/plans", status_code=201, response_model=PlanOut, responses=PROBLEMS)
@@ -148,7 +148,7 @@ async def create_plan(request: Request, body: PlanIn) -> Response:
     def run(s: Services, p: Principal) -> BaseModel:
         settings = body.model_dump(exclude={"name"})
         plan = service.make_plan(body.name, s.clock(), **settings)
-        return _plan(service.create_plan(s.uow(), plan, by=p))
+        return _plan(s.plans.create_plan(plan, by=p))
 
     return await call(request, run, status=201)
 
@@ -165,7 +165,7 @@ async def get_plan(request: Request, name: str) -> Response:
                 raise PermissionDenied(
                     "only admins see plans other than their own", code="admin_only"
                 )
-        return _plan(service.get_plan(s.uow(), name))
+        return _plan(s.plans.plan(name))
 
     return await call(request, run)
 
@@ -175,16 +175,14 @@ async def get_plan(request: Request, name: str) -> Response:
 async def update_plan(request: Request, name: str, body: PlanPatch) -> Response:
     """Change a plan; subscribers are on the new terms within a second."""
     changes = body.model_dump(exclude_unset=True)
-    return await call(
-        request, lambda s, p: _plan(service.update_plan(s.uow(), name, by=p, **changes))
-    )
+    return await call(request, lambda s, p: _plan(s.plans.update_plan(name, by=p, **changes)))
 
 
 @router.delete("/plans/{name}", status_code=204, responses=PROBLEMS)
 @access("admin")
 async def delete_plan(request: Request, name: str) -> Response:
     """Delete a plan nobody subscribes to."""
-    await call(request, lambda s, p: service.delete_plan(s.uow(), name, by=p, now=s.clock()))
+    await call(request, lambda s, p: s.plans.delete_plan(name, by=p))
     return Response(status_code=204)
 
 
@@ -199,12 +197,10 @@ async def subscribe(request: Request, name: str, body: SubscribeIn) -> Response:
     """Put a consumer on a plan (from now, unless `starts_at`); its current plan ends there."""
 
     def run(s: Services, p: Principal) -> SubscriptionOut:
-        made = service.subscribe(
-            s.uow(),
+        made = s.plans.subscribe(
             by=p,
             consumer=name,
             plan=body.plan,
-            now=s.clock(),
             starts_at=body.starts_at,
             ends_at=body.ends_at,
             pins=body.pins,
@@ -223,7 +219,7 @@ async def list_subscriptions(request: Request, name: str) -> Response:
 
     def run(s: Services, p: Principal) -> list[SubscriptionOut]:
         _self_or_admin(p, name, "see another consumer's subscriptions")
-        return [_subscription(x) for x in service.subscriptions_of(s.uow(), name)]
+        return [_subscription(x) for x in s.plans.subscriptions_of(name)]
 
     return await call(request, run)
 
@@ -253,7 +249,7 @@ async def get_spend(request: Request, name: str) -> Response:
 
     def run(s: Services, p: Principal) -> dict[str, Any]:
         _self_or_admin(p, name, "see another consumer's spend")
-        return service.spend_of(s.uow(), name, s.clock()).to_json()
+        return s.plans.spend_of(name).to_json()
 
     return await call(request, run)
 
@@ -278,11 +274,9 @@ async def set_spend_cap(request: Request, name: str) -> Response:
         )
 
     def run() -> dict[str, Any]:
-        service.set_spend_cap(
-            services.uow(), by=principal, consumer=name, cap=data["cap"], now=services.clock()
-        )
+        services.plans.set_spend_cap(by=principal, consumer=name, cap=data["cap"])
         services.gate.forget_subscriptions()
-        return service.spend_of(services.uow(), name, services.clock()).to_json()
+        return services.plans.spend_of(name).to_json()
 
     body = await run_in_threadpool(run)
     return Response(orjson.dumps(body), media_type="application/json")
@@ -317,10 +311,7 @@ async def set_webhook(request: Request, name: str) -> Response:
     own = {f"{host}:{request.url.port or (443 if request.url.scheme == 'https' else 80)}"}
 
     def run() -> dict[str, Any]:
-        secret = service.set_consumer_webhook(
-            services.uow(), by=principal, consumer=name, url=url, own=own,
-            now=services.clock(), outbound=services.outbound,
-        )  # fmt: skip
+        secret = services.plans.set_consumer_webhook(by=principal, consumer=name, url=url, own=own)
         return {"url": url, "secret": secret}
 
     body = await run_in_threadpool(run)
@@ -342,7 +333,7 @@ async def usage(
 
     def run(s: Services, p: Principal) -> list[UsageRow]:
         s.flusher.flush()  # read your own writes: the flusher would write them within a second
-        return service.usage(s.uow(), by=p, month=month, consumer=consumer, model=model, group=by)
+        return s.plans.usage(by=p, month=month, consumer=consumer, model=model, group=by)
 
     return await call(request, run)
 
@@ -360,7 +351,7 @@ async def export_usage(
 
     def run() -> str:
         principal = authorize(services, request)
-        return service.bill_csv(services.uow(), by=principal, consumer=consumer, month=month)
+        return services.plans.bill_csv(by=principal, consumer=consumer, month=month)
 
     text = await run_in_threadpool(run)
     disposition = f'attachment; filename="usage-{consumer}-{month}.csv"'
