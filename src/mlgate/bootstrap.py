@@ -41,6 +41,7 @@ from mlgate.sources.base import Source
 from mlgate.sources.factory import open_source
 from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import Sealer
+from mlgate.sources.usecases import Sources
 from mlgate.training.jobs import TrainingRunner
 from mlgate.uow import UnitOfWork
 
@@ -344,6 +345,11 @@ class Services:
     def plans(self) -> Plans:
         """Plans, subscriptions, usage and billing, their adapters bound (plans/usecases.py)."""
         return Plans(uow=self.uow, clock=self.now, outbound=lambda: self.outbound)
+
+    @cached_property
+    def sources(self) -> Sources:
+        """Data sources, their adapters bound (sources/usecases.py)."""
+        return Sources(uow=self.uow, clock=self.now, open_source=self.open_source)
 
     @cached_property
     def registry(self) -> Registry:

@@ -519,13 +519,12 @@ def _read(path: Path) -> bytes:
 def _holdout(s: Any, given: str) -> Any:
     """The holdout's rows: a file, or SOURCE:TABLE of a registered source."""
     from mlgate.imports.service import read_frame
-    from mlgate.sources.service import get_source
 
     path = Path(given)
     if path.exists() or ":" not in given:
         return read_frame(path.name, _read(path))
     source_name, _, table = given.partition(":")
-    source = s.open_source(get_source(s.uow(), source_name))
+    source = s.sources.open(source_name)
     try:
         return source.read_table(table)
     finally:

@@ -18,7 +18,6 @@ from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.training import cli_actor, print_result, run_training
 from mlgate.runtime.predictors import limit_model_threads
-from mlgate.sources import service as sources
 
 DEMO_CONSUMER = "demo-customer"
 DEMO_PLAN = "starter"
@@ -69,15 +68,8 @@ def quickstart(
         demo.write_sqlite(database, frame)
         console.print(f"1. demo data: {len(frame):,} customers in {database} (table {demo.TABLE})")
 
-    if "demo" not in {c.name for c in sources.list_sources(s.uow())}:
-        sources.add_source(
-            s.uow(),
-            s.open_source,
-            name="demo",
-            url=f"sqlite:///{database}",
-            cwd=Path.cwd(),
-            now=s.clock(),
-        )
+    if "demo" not in {c.name for c in s.sources.all()}:
+        s.sources.add(name="demo", url=f"sqlite:///{database}", cwd=Path.cwd())
         console.print("2. source: demo")
     else:
         console.print("2. source: demo, kept")
@@ -303,14 +295,13 @@ def predict(
     one `probability_<class>` per class)."""
     from mlgate.errors import InvalidInput
     from mlgate.serving.offline import score_on_cluster, score_rows
-    from mlgate.sources.service import get_source
 
     if (output is None) == (into_table is None):
         raise InvalidInput("say where the predictions go: --output FILE or --into-table NAME")
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):
         raise InvalidInput(f"--output {output}: write a .parquet or a .csv file")
     s = services(ctx)
-    config = get_source(s.uow(), source)
+    config = s.sources.get(source)
     address = dask if dask is not None else (s.settings.dask_address if table else None)
     if address is not None and address.lower() not in ("", "none", "off"):
         if table is None:

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.context import console, services
-from mlgate.sources import service
 
 app = typer.Typer(help="Add, list, test and look into data sources.", no_args_is_help=True)
 
@@ -28,9 +27,7 @@ def add(
 ) -> None:
     """Add a data source after checking that it can be reached."""
     s = services(ctx)
-    config, tables = service.add_source(
-        s.uow(), s.open_source, name=name, url=url, cwd=Path.cwd(), now=s.clock()
-    )
+    config, tables = s.sources.add(name=name, url=url, cwd=Path.cwd())
     console.print(f"Added source [bold]{config.name}[/] ({config.kind}: {config.redacted_url})")
     console.print(f"{len(tables)} table(s): {', '.join(tables) or '(none)'}")
 
@@ -38,7 +35,7 @@ def add(
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """List the data sources (passwords shown as ***)."""
-    configs = service.list_sources(services(ctx).uow())
+    configs = services(ctx).sources.all()
     if not configs:
         console.print("No sources yet. Add one with `mlgate sources add NAME URL`.")
         return
@@ -52,7 +49,7 @@ def list_(ctx: typer.Context) -> None:
 def test(ctx: typer.Context, name: str) -> None:
     """Connect to a source and list its tables."""
     s = services(ctx)
-    config, tables = service.test_source(s.uow(), s.open_source, name)
+    config, tables = s.sources.test(name)
     console.print(f"[green]ok[/] {config.name} ({config.redacted_url}) is reachable")
     console.print(f"{len(tables)} table(s): {', '.join(tables) or '(none)'}")
 
@@ -66,7 +63,7 @@ def show(
 ) -> None:
     """Show a table's columns, their inferred types and a few sample rows."""
     s = services(ctx)
-    sample = service.describe_table(s.uow(), s.open_source, name, table=table, n_rows=rows)
+    sample = s.sources.describe_table(name, table=table, n_rows=rows)
     types = Table("column", "inferred type", title=f"{name}.{sample.table}")
     for column in sample.columns:
         types.add_row(column.name, column.type)
@@ -81,5 +78,5 @@ def show(
 @app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Remove a data source (models trained from it keep their lineage)."""
-    service.remove_source(services(ctx).uow(), name)
+    services(ctx).sources.remove(name)
     console.print(f"Removed source {name}")

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from mlgate.api.authorize import access
-from mlgate.sources import service
 from mlgate.sources.service import TableSample
 from mlgate.web import pages
 from mlgate.web.pages import member, page, render
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/ui/sources", tags=["web"], include_in_schema=False)
 @page("ui")
 def sources(request: Request) -> Response:
     me = member(request, "ui")
-    configs = service.list_sources(pages.services_of(request).uow())
+    configs = pages.services_of(request).sources.all()
     return render(request, "sources.html", principal=me, sources=configs, tables=None, name="")
 
 
@@ -35,10 +34,7 @@ def add(
 ) -> Response:
     member(request, "ui", "admin", csrf=csrf)
     services = pages.services_of(request)
-    config, _ = service.add_source(
-        services.uow(), services.open_source, name=name.strip(), url=url.strip(),
-        cwd=services.settings.home, now=services.clock(),
-    )  # fmt: skip
+    config, _ = services.sources.add(name=name.strip(), url=url.strip(), cwd=services.settings.home)
     return pages.see_other(f"/ui/sources/{config.name}", "source_added")
 
 
@@ -49,12 +45,10 @@ def source(request: Request, name: str, table: str = "") -> Response:
     """The source, its tables, and (with ?table=) the columns and a few rows of one."""
     me = member(request, "ui")
     services = pages.services_of(request)
-    config, tables = service.test_source(services.uow(), services.open_source, name)
+    config, tables = services.sources.test(name)
     sample: TableSample | None = None
     if table:
-        sample = service.describe_table(
-            services.uow(), services.open_source, name, table=table, n_rows=8
-        )
+        sample = services.sources.describe_table(name, table=table, n_rows=8)
     return render(request, "source.html", principal=me, source=config, tables=tables, sample=sample)
 
 
@@ -64,7 +58,7 @@ def source(request: Request, name: str, table: str = "") -> Response:
 def test(request: Request, name: str, csrf: str = Form("")) -> Response:
     member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
-    service.test_source(services.uow(), services.open_source, name)
+    services.sources.test(name)
     return pages.see_other(f"/ui/sources/{name}", "source_ok")
 
 
@@ -73,5 +67,5 @@ def test(request: Request, name: str, csrf: str = Form("")) -> Response:
 @page("ui")
 def remove(request: Request, name: str, csrf: str = Form("")) -> Response:
     member(request, "ui", "admin", csrf=csrf)
-    service.remove_source(pages.services_of(request).uow(), name)
+    pages.services_of(request).sources.remove(name)
     return pages.see_other("/ui/sources", "source_removed")

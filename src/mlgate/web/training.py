@@ -12,7 +12,6 @@ from mlgate.errors import InvalidInput
 from mlgate.jobs import runner
 from mlgate.jobs.model import Job
 from mlgate.registry.model import check_name
-from mlgate.sources import service as sources
 from mlgate.training.catalogue import CATALOGUE
 from mlgate.training.distributed import default_address
 from mlgate.training.service import AUTO, TrainSpec
@@ -33,7 +32,7 @@ def form(request: Request, model: str = "", source: str = "", table: str = "") -
         request,
         "train.html",
         principal=me,
-        sources=sources.list_sources(services.uow()),
+        sources=services.sources.all(),
         algorithms=[(AUTO, "try a shortlist, keep the best")]
         + [(a.name, ", ".join(a.tasks)) for a in CATALOGUE.values()],
         model=model,
