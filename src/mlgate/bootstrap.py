@@ -321,11 +321,10 @@ class Services:
     @cached_property
     def rollouts(self) -> Rollouts:
         """Rollouts and retraining schedules, their adapters bound (rollouts/usecases.py)."""
-        from mlgate.jobs.runner import get_job
         from mlgate.rollouts.usecases import Rollouts
 
         def job_state(job_id: str) -> tuple[str, dict[str, Any], str | None]:
-            job = get_job(self.uow(), job_id)
+            job = self.jobs.get(job_id)
             return job.state, job.result, job.error
 
         return Rollouts(

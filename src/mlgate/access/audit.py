@@ -118,6 +118,7 @@ NOT_AUDITED: dict[str, str] = {
     "serving.shadow.ShadowScorer.flush": "counts of calls",
     "serving.batches.BatchRunner.expire": "the server expiring old jobs",
     "jobs.runner.JobRunner.submit": "queues a job; the request that asks is recorded",
+    "training.jobs.TrainingRunner.request_cancel": "jobs.runner.request_cancel records it",
     "jobs.runner.JobRunner.fail_gone": "the server failing jobs of dead processes (training)",
     "jobs.runner.JobRunner.resume_gone": "the server resuming jobs of dead processes (batches)",
     "jobs.runner.JobRunner.shutdown": "the server stopping: training jobs are cancelled",

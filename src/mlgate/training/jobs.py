@@ -14,7 +14,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlgate.jobs.model import Job
-from mlgate.jobs.runner import JobCancelled, JobRunner, Outcome, Run, new_job
+from mlgate.jobs.runner import (
+    JobCancelled,
+    JobRunner,
+    Outcome,
+    Run,
+    get_job,
+    new_job,
+    request_cancel,
+)
 from mlgate.registry.store import ArtifactStore
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
@@ -60,6 +68,14 @@ class TrainingRunner:
             log=(f"queued: train {spec.model_name} with {spec.algorithm}",),
         )
         return self._runner.submit(job, lambda run: self._train(run, spec))
+
+    def get(self, job_id: str) -> Job:
+        """A training job as stored (any process's)."""
+        return get_job(self._uow(), job_id)
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Ask the job to stop at its next step (jobs.runner.request_cancel, which records)."""
+        return request_cancel(self._uow(), job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """The job once this process's run of it has ended (at once for another process's);

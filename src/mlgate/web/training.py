@@ -9,7 +9,6 @@ from starlette.responses import Response
 from mlgate.access.model import Principal, Target
 from mlgate.api.authorize import access, actor, authorize, authorize_training
 from mlgate.errors import InvalidInput
-from mlgate.jobs import runner
 from mlgate.jobs.model import Job
 from mlgate.registry.model import check_name
 from mlgate.training.catalogue import CATALOGUE
@@ -119,7 +118,7 @@ def state(request: Request, job_id: str) -> Response:
 @page("ui")
 def cancel(request: Request, job_id: str, csrf: str = Form("")) -> Response:
     _job(request, job_id, csrf=csrf)
-    runner.request_cancel(pages.services_of(request).uow(), job_id)
+    pages.services_of(request).jobs.request_cancel(job_id)
     return pages.see_other(f"/ui/jobs/{job_id}", "cancel_requested")
 
 
@@ -127,7 +126,7 @@ def _job(request: Request, job_id: str, csrf: str | None = None) -> tuple[Princi
     """The job, if the caller may train its model."""
     me = member(request, "ui", csrf=csrf)
     services = pages.services_of(request)
-    found = runner.get_job(services.uow(), job_id)
+    found = services.jobs.get(job_id)
     authorize(services, request, Target(str(found.spec.get("model", ""))), action="train")
     return me, found
 

@@ -15,7 +15,6 @@ from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, auth
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import Seed
 from mlgate.bootstrap import Services
-from mlgate.jobs import runner
 from mlgate.jobs.model import Job
 from mlgate.training.distributed import default_address
 from mlgate.training.service import TrainSpec
@@ -128,7 +127,7 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 
     def run() -> Job:
         _authorized_job(services, request, job_id)
-        return runner.request_cancel(services.uow(), job_id)
+        return services.jobs.request_cancel(job_id)
 
     return _json(await run_in_threadpool(run), 202)
 
@@ -136,7 +135,7 @@ async def cancel_job(request: Request, job_id: str) -> Response:
 def _authorized_job(services: Services, request: Request, job_id: str) -> Job:
     """The job, if the caller may train its model."""
     authorize(services, request, action="authenticated")  # which model: the job says
-    job = runner.get_job(services.uow(), job_id)
+    job = services.jobs.get(job_id)
     authorize(services, request, Target(str(job.spec.get("model", ""))))
     return job
 
