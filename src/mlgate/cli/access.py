@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mlgate.access import accounts, audit
+from mlgate.access import audit
 from mlgate.access.model import AuditEvent, AuditQuery, Consumer, Grant, OwnerKind, User
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
@@ -129,9 +129,7 @@ def next_steps(s: Services | None, consumer: str) -> str:
         "key": f"`mlgate keys create --consumer {consumer} --name NAME`",
     }
     if s is not None:
-        from mlgate.plans.service import active_subscription
-
-        if active_subscription(s.uow(), consumer, s.clock()) is not None:
+        if s.plans.active_subscription(consumer) is not None:
             del steps["plan"]
         if s.access.grants(by=None, subject_kind="consumer", subject=consumer):
             del steps["grant"]
@@ -368,8 +366,8 @@ def _set_password(
         remote.call("PUT", f"/v1/{kind}s/{name}/password", json={"password": password})
     else:
         s = services(ctx)
-        setter = accounts.set_password if kind == "user" else accounts.set_consumer_password
-        setter(s.uow(), name, password, by=None, now=s.clock())
+        setter = s.access.set_password if kind == "user" else s.access.set_consumer_password
+        setter(name, password, by=None)
     if kind == "user":
         console.print(f"Password of {name} set; their sessions ended.")
     else:
@@ -396,8 +394,10 @@ def _set_disabled(ctx: typer.Context, what: str, name: str, disabled: bool) -> N
         remote.call("POST", f"/v1/{what}/{name}/{verb}")
     else:
         s = services(ctx)
-        change = accounts.set_user_disabled if what == "users" else accounts.set_consumer_disabled
-        change(s.uow(), name, disabled=disabled, by=None, now=s.clock())
+        if what == "users":
+            s.access.set_user_disabled(name, disabled=disabled, by=None)
+        else:
+            s.access.set_consumer_disabled(name, disabled=disabled, by=None)
     console.print(f"{verb.capitalize()}d {what[:-1]} {name}")
 
 

@@ -166,13 +166,11 @@ def doctor(
 ) -> None:
     """Check the registry: every version's files exist and match their sha256; every file
     belongs to a version. Exits 1 when something is wrong, saying how to fix it."""
-    from mlgate.registry.doctor import check_registry, remove_orphans
-
-    s = services(ctx)
+    registry = services(ctx).registry
     if fix:
-        for key in remove_orphans(s.uow(), s.artifacts):
+        for key in registry.remove_orphans():
             console.print(f"removed {key}")
-    n_versions, findings = check_registry(s.uow(), s.artifacts)
+    n_versions, findings = registry.check()
     if not findings:
         console.print(f"[green]ok[/] {n_versions} versions, every file present and intact")
         return

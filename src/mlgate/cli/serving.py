@@ -74,11 +74,7 @@ def quickstart(
     else:
         console.print("2. source: demo, kept")
 
-    from mlgate.registry.service import get_versions, list_models
-
-    trained = (
-        "churn" in {m.name for m in list_models(s.uow())} and get_versions(s.uow(), "churn")[1]
-    )
+    trained = "churn" in {m.name for m in s.registry.models()} and s.registry.versions("churn")[1]
     if not trained:
         from mlgate.training.service import TrainSpec
 
@@ -394,13 +390,13 @@ def generate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mlgate.errors import InvalidInput
-    from mlgate.registry.service import parse_ref, resolve_version
+    from mlgate.registry.service import parse_ref
 
     if output.suffix.lower() not in (".parquet", ".csv"):
         raise InvalidInput(f"--output {output}: write a .parquet or a .csv file")
     s = services(ctx)
     name, number, alias = parse_ref(model)
-    version = resolve_version(s.uow(), name, number, alias)
+    version = s.registry.resolve(name, number, alias)
     predictor = s.predictors.get(version)
     base = seed if seed is not None else secrets.randbelow(2**31)
     columns = [TextColumn(f"generating with {version.ref}"), BarColumn()]

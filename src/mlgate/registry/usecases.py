@@ -22,6 +22,7 @@ from mlgate.uow import UnitOfWork
 if TYPE_CHECKING:
     from mlgate.exports.service import OnnxExport
     from mlgate.imports.service import ImportRequest
+    from mlgate.registry.doctor import Finding
     from mlgate.runtime.predictors import PredictorCache
     from mlgate.training.compare import Comparison, GuardedPromotion
 
@@ -98,6 +99,19 @@ class Registry:
 
         return compare_versions(self.uow(), self.artifacts, self.predictors, name, a, b,
                                 alpha=alpha, now=self.clock())  # fmt: skip
+
+    def check(self) -> tuple[int, list[Finding]]:
+        """Rows, files and hashes checked across the registry (doctor.py): how many versions,
+        and what is wrong, each with how to fix it."""
+        from mlgate.registry.doctor import check_registry
+
+        return check_registry(self.uow(), self.artifacts)
+
+    def remove_orphans(self) -> list[str]:
+        """Delete the files that belong to no version; their keys."""
+        from mlgate.registry.doctor import remove_orphans
+
+        return remove_orphans(self.uow(), self.artifacts)
 
     # -- versions ---------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from mlgate.bootstrap import Services
 from mlgate.errors import InvalidInput, PermissionDenied
 from mlgate.plans import service
 from mlgate.plans.model import LIMIT_FIELDS, LIMITS, Plan, Subscription, UsageRow
-from mlgate.registry import aliases as lifecycle
 
 router = APIRouter(
     prefix="/v1", tags=["plans"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
@@ -367,7 +366,7 @@ async def retire(request: Request, name: str, version: VersionNumber, body: Reti
 
     def run() -> dict[str, Any]:
         authorize(services, request, Target(name, version=version))
-        lifecycle.schedule_retirement(services.uow(), name, version, body.at)
+        services.registry.retire(name, version, body.at)
         return {
             "model": name,
             "version": version,
