@@ -128,6 +128,50 @@ def test_logistic_regression_on_the_cluster_reaches_the_single_machine_optimum(
     assert len(snapshot) == ROWS and set(snapshot["id"]) == set(whole["id"])
 
 
+@pytest.mark.slow(reason="a local cluster of Dask worker processes starts, then trains")
+def test_linear_regression_on_the_cluster_solves_the_least_squares_of_one_machine(
+    services: Services, warehouse: str, cluster: str
+) -> None:
+    engine = sa.create_engine(warehouse)
+    with engine.begin() as conn:  # y = 3 x1 - 2 x2 + a category's shift + small noise (seeded)
+        conn.execute(sa.text("SELECT setseed(0.31)"))
+        conn.execute(sa.text("""
+            CREATE TABLE lines AS
+            WITH base AS (SELECT g AS id, random() AS x1, random() AS x2, random() AS e,
+                                 (ARRAY['a', 'b', 'c'])[1 + floor(random() * 3)::int] AS kind
+                          FROM generate_series(1, 40000) AS g)
+            SELECT id, x1, x2, kind,
+                   3 * x1 - 2 * x2 + CASE kind WHEN 'b' THEN 0.5 ELSE 0 END + 0.01 * (e - 0.5)
+                       AS y
+            FROM base
+        """))  # fmt: skip
+        conn.execute(sa.text("ALTER TABLE lines ADD PRIMARY KEY (id)"))
+    engine.dispose()
+    spec = TrainSpec("lines", "warehouse", "y", "linear_regression", table="lines",
+                     report=False, dask=cluster, partitions=4)  # fmt: skip
+    on_cluster = train_model(services.uow(), services.artifacts, services.open_source, spec,
+                             now=services.clock).version  # fmt: skip
+    alone_spec = TrainSpec("lines-alone", "warehouse", "y", "linear_regression", table="lines",
+                           report=False)  # fmt: skip
+    alone = train_model(services.uow(), services.artifacts, services.open_source, alone_spec,
+                        now=services.clock).version  # fmt: skip
+    assert (on_cluster.report or {})["distributed"]["partitions"] == 4
+    assert on_cluster.metrics["r2"] > 0.999 and alone.metrics["r2"] > 0.999
+    # Two least-squares fits of an almost exact line on different training rows: the same
+    # coefficients (in the pipeline's feature units) to well within the noise's reach. With
+    # every category one-hot beside an intercept only their differences are identified.
+    fits = []
+    for version in (on_cluster, alone):
+        pipeline = services.predictors.get(version)._pipeline
+        names = pipeline[0].get_feature_names_out()
+        fit = dict(zip(names, pipeline[-1].coef_, strict=True))
+        base = fit.pop("categorical__kind_a")
+        fits.append({n: v - base if n.startswith("categorical__") else v for n, v in fit.items()})
+    assert fits[0].keys() == fits[1].keys(), fits
+    for name, value in fits[0].items():
+        assert abs(value - fits[1][name]) < 0.01, (name, fits)
+
+
 @pytest.mark.parametrize("algorithm", ["xgboost", "lightgbm"])
 def test_boosting_on_the_cluster_matches_one_machine(
     services: Services, warehouse: str, cluster: str, algorithm: str
