@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.serving.batches import BatchRunner
     from mlgate.serving.service import Serving
     from mlgate.serving.shadow import ShadowScorer
+    from mlgate.serving.usecases import Batches
     from mlgate.training.profiles import Profiles
 
 log = logging.getLogger("mlgate")
@@ -386,6 +387,16 @@ class Services:
                 dask_address=self.settings.dask_address, seen=self.profiles.seen,
             )  # fmt: skip
         return self._batches
+
+    @cached_property
+    def batch_jobs(self) -> Batches:
+        """Consumers' batch jobs as the edges call them (serving/usecases.py); the runner
+        above does their work."""
+        from mlgate.serving.usecases import Batches
+
+        return Batches(
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, runner=lambda: self.batches
+        )
 
     def stop_batches(self) -> None:
         """Stop taking chunks (a running batch resumes in the next process)."""

@@ -303,11 +303,9 @@ async def submit_batch(request: Request, name: str) -> Response:
                 handle.write(chunk)
 
         def register() -> str:
-            job = batches.submit_batch(
-                services.uow(), services.artifacts, version=found, upload=path, fmt=fmt,
-                account=me.actor, key_prefix="", now=services.clock(), asked=asked.ref,
-            )  # fmt: skip
-            services.batches.start(job.id)
+            job = services.batch_jobs.submit(
+                found, path, fmt, account=me.actor, key_prefix="", asked=asked.ref
+            )
             return job.id
 
         job_id = await run_in_threadpool(register)
@@ -328,10 +326,10 @@ def batch(request: Request, batch_id: str) -> Response:
 
     me = member(request, "portal")
     services = pages.services_of(request)
-    job = batches.batch_of(services.uow(), batch_id, me.actor)
+    job = services.batch_jobs.of(batch_id, me.actor)
     member_asking(request, "portal", "predict", batches.asked_of(job))  # still granted
     return render(request, "portal/batch.html", principal=me, asked=batches.asked_of(job),
-                  batch=batches.describe(job, services.clock()))  # fmt: skip
+                  batch=services.batch_jobs.describe(job))  # fmt: skip
 
 
 @router.get("/batches/{batch_id}/result")
@@ -344,9 +342,9 @@ def batch_result(request: Request, batch_id: str) -> Response:
 
     me = member(request, "portal")
     services = pages.services_of(request)
-    job = batches.batch_of(services.uow(), batch_id, me.actor)
+    job = services.batch_jobs.of(batch_id, me.actor)
     member_asking(request, "portal", "predict", batches.asked_of(job))  # still granted
-    parts = batches.result_parts(services.artifacts, job)
+    parts = services.batch_jobs.result_parts(job)
     if job.spec["format"] == "csv":
         stream = batches.csv_stream(parts)
         media = "text/csv"

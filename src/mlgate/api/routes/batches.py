@@ -85,13 +85,11 @@ async def submit(
                 raise MalformedRequest("the upload was cut off; nothing was kept") from None
 
         def register() -> dict[str, Any]:
-            job = batches.submit_batch(
-                services.uow(), services.artifacts, version=found, upload=upload, fmt=fmt,
-                account=principal.actor, key_prefix=principal.key_prefix or "",
-                now=services.clock(), asked=asked.ref,
+            job = services.batch_jobs.submit(
+                found, upload, fmt, account=principal.actor,
+                key_prefix=principal.key_prefix or "", asked=asked.ref,
             )  # fmt: skip
-            services.batches.start(job.id)
-            return batches.describe(job, services.clock())
+            return services.batch_jobs.describe(job)
 
         body = await run_in_threadpool(register)
     finally:
@@ -109,7 +107,7 @@ async def status(request: Request, batch_id: str) -> Response:
 
     def run() -> dict[str, Any]:
         job = _mine(services, request, batch_id)
-        return batches.describe(job, services.clock())
+        return services.batch_jobs.describe(job)
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
 
@@ -121,7 +119,7 @@ async def result(request: Request, batch_id: str) -> Response:
     files are removed (a finished batch cancelled, or its retention passed), saying when."""
     services = _services(request)
     job = await run_in_threadpool(_mine, services, request, batch_id)
-    parts = await run_in_threadpool(batches.result_parts, services.artifacts, job)
+    parts = await run_in_threadpool(services.batch_jobs.result_parts, job)
     if job.spec["format"] == "csv":
         return StreamingResponse(batches.csv_stream(parts), media_type="text/csv",
                                  headers=_attachment(batch_id, "csv"))  # fmt: skip
@@ -142,8 +140,7 @@ async def cancel(request: Request, batch_id: str) -> Response:
 
     def run() -> dict[str, Any]:
         job = _mine(services, request, batch_id)
-        done = batches.cancel_batch(services.uow(), services.artifacts, job, services.clock())
-        return batches.describe(done, services.clock())
+        return services.batch_jobs.describe(services.batch_jobs.cancel(job))
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
 
@@ -153,7 +150,7 @@ def _mine(services: Services, request: Request, batch_id: str) -> Any:
     when it submitted the batch (as a training job's model is checked again: jobs.py)."""
     principal = authorize(services, request)
     account = None if principal.is_admin else principal.actor
-    job = batches.batch_of(services.uow(), batch_id, account)
+    job = services.batch_jobs.of(batch_id, account)
     authorize_asked(services, request, batches.asked_of(job), action="predict")
     return job
 
