@@ -12,6 +12,7 @@ The browser is the system's (`apt-get install chromium`); nothing is downloaded 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -173,6 +174,17 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     )
     expect(page.get_by_role("link", name="Download report.html")).to_be_visible()
     shot(page, "06-report")
+    # Why this prediction: the typical row, changed to values training never saw.
+    page.goto("/ui/models/churn/explain")
+    edited = json.loads(page.locator("#f-row").input_value())
+    edited.update(tenure_months=500, contract="lifetime")
+    page.locator("#f-row").fill(json.dumps(edited, indent=1))
+    page.get_by_role("button", name="Predict and explain").click()
+    caution = page.get_by_role("note", name="warnings")
+    expect(caution).to_contain_text("outside_range")
+    expect(caution).to_contain_text("unseen_category")
+    expect(page.locator("svg.chart").first).to_contain_text("tenure_months = 500")
+    shot(page, "13-explain")
 
     # A plan, a consumer on it, a grant, a key shown once.
     nav(page, "Models").click()  # type: ignore[attr-defined]
@@ -241,7 +253,8 @@ def test_team_and_consumer_journey(browser: object, site: dict[str, object]) -> 
     expect(page.locator("table.audit")).to_contain_text("web.promote")
     shot(page, "09-audit")
     page.goto("/ui/models")
-    expect(page.locator("tr[data-model=churn] .count")).to_have_text("3")
+    # The consumer's three calls and the admin's "why this prediction" (13-explain) above.
+    expect(page.locator("tr[data-model=churn] .count")).to_have_text("4")
     shot(page, "00-models")
     team.close()
 

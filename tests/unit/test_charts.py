@@ -53,3 +53,29 @@ def test_an_interval_band_draws_the_estimate_inside_its_interval_and_zero() -> N
     assert "stroke-dasharray" in svg  # the zero line
     lone = str(charts.interval_band([(1.0, 0.0, None, None)], title="one", x_label="rows"))
     assert "<polygon" not in lone and "<polyline" not in lone and lone.count("<circle") == 1
+
+
+def test_a_waterfalls_labels_get_the_room_the_longest_needs() -> None:
+    """`column = value` labels were cut at 150 px ("tract = month-to-month"): the label column
+    now fits the longest (a very long one ends in "…", whole in its tooltip) and the plot keeps
+    its width."""
+    short = _parse(charts.waterfall(0.0, [("a = 1", 0.5)], title="t"))
+    steps = [("contract = month-to-month", 0.8), ("monthly_charges = 54.51", -0.1)]
+    long = _parse(charts.waterfall(-1.8, steps, title="t"))
+    assert int(long.get("width", "0")) > int(short.get("width", "0"))
+    labels = [t for t in long.iter(f"{SVG}text") if t.get("text-anchor") == "end"]
+    room = float(labels[0].get("x", "0"))
+    assert room >= len("contract = month-to-month") * charts.CHAR_PX
+    assert [t.text for t in labels][1:3] == ["contract = month-to-month", "monthly_charges = 54.51"]
+    # The number beside a bar at the right end ("-1.835 log-odds") stays inside the drawing.
+    end = _parse(charts.waterfall(-1.835, [("a = 1", -24.19)], title="t", unit="log-odds"))
+    numbers = [t for t in end.iter(f"{SVG}text") if t.get("text-anchor") is None]
+    assert all(
+        float(t.get("x", "0")) + len(t.text or "") * 6.6 <= int(end.get("width", "0"))
+        for t in numbers
+    )
+    huge = _parse(charts.waterfall(0.0, [("x" * 60 + " = 1", 1.0)], title="t"))
+    shown = next(t.text for t in huge.iter(f"{SVG}text") if (t.text or "").startswith("xxx"))
+    assert shown is not None and len(shown) == charts.LABEL_CHARS and shown.endswith("…")
+    tooltips = [r.find(f"{SVG}title") for r in huge.iter(f"{SVG}rect")]
+    assert any(t is not None and (t.text or "").startswith("x" * 60 + " = 1") for t in tooltips)

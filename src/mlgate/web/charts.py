@@ -100,6 +100,10 @@ UP = "#c0392b"  # a contribution that raises the output
 DOWN = "#2f6db5"  # one that lowers it
 
 
+LABEL_CHARS = 40  # a waterfall's longest label shown whole
+CHAR_PX = 7.2  # the widest a character of the 12 px sans-serif labels takes, about
+
+
 def waterfall(
     base: float,
     steps: Sequence[tuple[str, float]],
@@ -109,11 +113,21 @@ def waterfall(
     width: int = 640,
 ) -> Markup:
     """One row's explanation: from the base value, each column's contribution as a bar that
-    starts where the last one ended (red up, blue down), to the row's value at the bottom."""
+    starts where the last one ended (red up, blue down), to the row's value at the bottom.
+
+    The labels (`column = value`) get the room the longest needs, up to LABEL_CHARS characters
+    (longer ones end in "…" and say the whole in their bar's tooltip), and the numbers beside the
+    bars the room the longest needs; `width` is the drawing's width with 150 px of labels and 70
+    of numbers, the plot keeping its width whatever they take."""
     e = html.escape
-    label_w, right, row_h, top = 150, 70, 22, 8
-    plot_w = width - label_w - right
+    row_h, top = 22, 8
+    plot_w = width - 150 - 70
+    longest = max((len(label) for label, _ in steps), default=0)
+    label_w = int(max(5, min(longest, LABEL_CHARS)) * CHAR_PX) + 12
     total = base + sum(v for _, v in steps)
+    numbers = [f"{base:.4g} {unit}", f"{total:.4g} {unit}", *(f"{v:+.4g}" for _, v in steps)]
+    right = int(max(len(n) for n in numbers) * CHAR_PX) + 10  # a bar at the right end, its number
+    width = label_w + plot_w + right
     ends, at = [], base
     for _, value in steps:
         ends.append((at, at + value))
@@ -134,9 +148,10 @@ def waterfall(
     def row(i: int, label: str, start: float, end: float, fill: str, text: str) -> None:
         y = top + i * row_h
         left, right_x = sorted((x(start), x(end)))
+        shown = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
         parts.append(
             f"<text x='{label_w - 6}' y='{y + 15}' text-anchor='end' font-size='12' "
-            f"fill='{TEXT}'>{e(label)}</text>"
+            f"fill='{TEXT}'>{e(shown)}</text>"
             f"<rect x='{left:.1f}' y='{y + 3}' width='{max(right_x - left, 1.5):.1f}' "
             f"height='{row_h - 6}' fill='{fill}'><title>{e(label)}: {e(text)}</title></rect>"
             f"<text x='{max(left, right_x) + 4:.1f}' y='{y + 15}' font-size='11' "
