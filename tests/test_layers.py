@@ -255,7 +255,8 @@ def test_every_listed_adapter_still_uses_its_library() -> None:
         ("mlgate", ("sklearn", "pandas", "sqlalchemy", "fastapi")),
         # every `mlgate` command pays for what the CLI imports (about 0.25 s for pandas here):
         # the commands that read or score rows import pandas themselves
-        ("mlgate.cli.main", ("sklearn", "pandas", "scipy", "matplotlib", "torch")),
+        ("mlgate.cli.main",
+         ("sklearn", "pandas", "scipy", "matplotlib", "torch", "opentelemetry.sdk")),  # fmt: skip
     ],
 )
 def test_importing_loads_no_heavy_library(module: str, heavy: tuple[str, ...]) -> None:
@@ -310,6 +311,18 @@ def test_only_the_edges_import_serving() -> None:
         if _package_of(path) != "serving"
         for name in imports_of(path)
         if name == "mlgate.serving" or name.startswith("mlgate.serving.")
+    ]
+    assert offences == []
+
+
+def test_tracing_imports_no_other_mlgate_package() -> None:
+    """Every layer times its stages through tracing/, so it sits below them all."""
+    offences = [
+        f"{path.relative_to(PACKAGE)} imports {name}: tracing/ stays below every package"
+        for path in INNER
+        if _package_of(path) == "tracing"
+        for name in imports_of(path)
+        if name.startswith("mlgate.") and not name.startswith("mlgate.tracing")
     ]
     assert offences == []
 

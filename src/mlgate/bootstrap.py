@@ -42,6 +42,7 @@ from mlgate.sources.factory import open_source
 from mlgate.sources.model import SourceConfig
 from mlgate.sources.sealing import Sealer
 from mlgate.sources.usecases import Sources
+from mlgate.tracing import setup as tracing
 from mlgate.training.jobs import TrainingRunner
 from mlgate.uow import UnitOfWork
 
@@ -503,6 +504,7 @@ def bootstrap(
     except OSError as exc:
         raise ConfigError(f"cannot create the mlgate home {settings.home}: {exc}") from None
     engine = None if unit_of_work is not None else _migrated_engine(settings, migrate_schema)
+    tracing.configure()  # the OTEL_* variables, once per process: off when none is set
     if artifacts is None:
         artifacts = _artifact_store(settings)
     services = Services(

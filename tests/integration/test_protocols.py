@@ -129,6 +129,9 @@ def test_mlflow_csv_and_aliases(
         ),
         (b"<xml/>", "application/xml", 415, "BAD_REQUEST", "text/csv"),
         (b"{not json", "application/json", 400, "MALFORMED_REQUEST", "not valid JSON"),
+        # found by scripts/fuzz: a lone carriage return inside a cell was a 500
+        ("$lsV\u00dd\r\U00022cc6\u0085".encode(), "text/csv", 400, "BAD_REQUEST", "unknown"),
+        (b"a\n" + b"x" * 200_000, "text/csv", 400, "BAD_REQUEST", "cannot be read at line 2"),
     ],
 )
 def test_mlflow_errors_come_in_mlflow_shape(

@@ -34,6 +34,7 @@ from mlgate.api.routes import (
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
+from mlgate.tracing import setup as tracing
 from mlgate.web import routes as web_routes
 
 # The prediction routes of every protocol: they go past FastAPI's layers (api/fastlane.py).
@@ -69,6 +70,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(services.jobs.shutdown)
         services.stop_batches()
         flush_access_lines()
+        tracing.flush()  # the last calls' spans
 
     services.observe_prediction = record_prediction  # every answered or refused call, counted
     app = App(

@@ -28,6 +28,7 @@ from mlgate.bootstrap import Services
 from mlgate.errors import MlgateError
 from mlgate.registry.model import check_name
 from mlgate.serving import asking
+from mlgate.tracing import stage
 
 Rule = policy.Action | policy.GlobalAction | Literal["public", "authenticated"]
 F = TypeVar("F", bound=Callable[..., object])
@@ -57,10 +58,12 @@ def principal_of(services: Services, request: Request) -> Principal:
     credential = getattr(request.state, "credential", None)
     if credential is None:
         credential = request.headers.get("authorization")
-    principal = services.principals.get(
-        hashlib.blake2b((credential or "").encode(), digest_size=16).hexdigest(),
-        lambda: services.access.authenticate(credential),
-    )
+    with stage("authenticate") as timed:
+        principal = services.principals.get(
+            hashlib.blake2b((credential or "").encode(), digest_size=16).hexdigest(),
+            lambda: services.access.authenticate(credential),
+        )
+        timed.set("mlgate.actor", principal.actor)
     request.state.principal = principal
     return principal
 
@@ -90,6 +93,18 @@ def authorize(
             raise RuntimeError(f"{request.url.path} is public: it authorizes nobody")
         action = rule
     principal = principal_of(services, request)
+    with stage("authorize") as timed:
+        timed.set("mlgate.action", action)
+        _authorize(principal, action, target)
+    request.state.authorized = True
+    return principal
+
+
+def _authorize(
+    principal: Principal,
+    action: policy.Action | policy.GlobalAction | Literal["authenticated"],
+    target: Target | str | None,
+) -> None:
     if action == "authenticated":
         pass
     elif action == "admin" or action == "create_model":
@@ -99,8 +114,6 @@ def authorize(
             raise ValueError(f"{action!r} needs a target")
         parsed = Target.parse(target) if isinstance(target, str) else target
         policy.authorize(principal, action, parsed)
-    request.state.authorized = True
-    return principal
 
 
 def authorize_asked(
@@ -122,7 +135,11 @@ def authorize_asked(
         action = rule  # type: ignore[assignment]
     assert action is not None
     principal = principal_of(services, request)
-    asked = asking.authorize_asked(principal, action, services.aliases.target, ref, number, alias)
+    with stage("authorize") as timed:
+        asked = asking.authorize_asked(
+            principal, action, services.aliases.target, ref, number, alias
+        )
+        timed.set("mlgate.action", action)
     request.state.authorized = True
     return principal, asked
 

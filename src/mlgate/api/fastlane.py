@@ -30,8 +30,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mlgate.api import problems
 from mlgate.api.middleware import secured
-from mlgate.api.observe import begin_request, end_request
+from mlgate.api.observe import begin_call, begin_request, end_request, traceparent_header
 from mlgate.errors import MlgateError
+from mlgate.tracing.calls import enter, leave
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
 
@@ -60,6 +61,8 @@ class PredictLane:
         scope["route"] = route  # as the router would record it
         scope["path_params"] = params
         request_id = begin_request(scope)
+        call = begin_call(scope)  # None unless tracing is on
+        token = enter(call) if call is not None else None
         path: str = scope["path"]
         status = 500
 
@@ -68,6 +71,8 @@ class PredictLane:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if call is not None:
+                    headers.append(traceparent_header(scope, call))
                 message["headers"] = secured(path, headers)
             await send(message)
 
@@ -83,7 +88,9 @@ class PredictLane:
                 response = await problems.unexpected_error(request, exc)
             await response(scope, receive, send_secured)
         finally:
-            end_request(scope, status, started, request_id)
+            end_request(scope, status, started, request_id, call)
+            if token is not None:
+                leave(token)
 
 
 def _pattern(template: str) -> re.Pattern[str]:

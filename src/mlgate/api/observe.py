@@ -1,6 +1,8 @@
-"""What operators watch: a request id on every answer, one JSON access-log line per request, and
+"""What operators watch: a request id on every answer, one JSON access-log line per request,
 Prometheus metrics (correct across worker processes: prometheus_client's multiprocess mode,
-switched on by `mlgate serve --workers N` through PROMETHEUS_MULTIPROC_DIR).
+switched on by `mlgate serve --workers N` through PROMETHEUS_MULTIPROC_DIR), and, where tracing
+is configured (tracing/setup.py), the call's trace: the caller's `traceparent` continued, ours on
+the answer, the trace id in the access-log line and as the latency histogram's exemplar.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgate.access.model import Principal
 from mlgate.outcomes import Answered, Outcome, status_of
+from mlgate.tracing.calls import Call, enter, leave
+from mlgate.tracing.setup import active
 
 access_log = logging.getLogger("mlgate.access")
 
@@ -51,6 +55,13 @@ PREDICTIONS = Counter(
 PREDICTED_ROWS = Counter(
     "mlgate_predicted_rows_total", "Rows scored, by model and version", ["model", "version"]
 )
+STAGE_SECONDS = Histogram(
+    "mlgate_stage_duration_seconds",
+    "Time in each stage of the traced calls (the sampled ones), by model and stage",
+    ["model", "stage"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+FORCE_HEADER = b"x-mlgate-trace"  # an admin's "trace this call", whatever the sampler says
 
 
 def configure_logging() -> None:
@@ -161,18 +172,26 @@ def _seconds(route: str) -> Any:
     return HTTP_SECONDS.labels(route)
 
 
-def metrics_text() -> tuple[bytes, str]:
-    """The exposition text: this process's registry, or every worker's in multiprocess mode."""
+def metrics_text(accept: str | None = None, extra: bytes = b"") -> tuple[bytes, str]:
+    """The exposition: this process's registry, or every worker's in multiprocess mode, then
+    `extra` (more families in the same format). OpenMetrics where the scraper asks for it
+    (`Accept: application/openmetrics-text`): the format that carries exemplars (trace ids on
+    the latency histograms; one worker's only: prometheus_client's multiprocess mode keeps
+    none), else Prometheus' text format."""
+    from prometheus_client import REGISTRY
+    from prometheus_client.openmetrics import exposition as openmetrics
+
+    registry: Any = REGISTRY
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    if accept and "application/openmetrics-text" in accept:
+        body = openmetrics.generate_latest(registry)
+        return body.removesuffix(b"# EOF\n") + extra + b"# EOF\n", openmetrics.CONTENT_TYPE_LATEST
+    return generate_latest(registry) + extra, CONTENT_TYPE_LATEST
 
 
 # Request ids need to be unique, not secret: a random prefix per process and a counter (a
@@ -198,22 +217,26 @@ class RequestLog:
             return
         started = time.perf_counter()
         request_id = begin_request(scope)
+        call = begin_call(scope)
+        token = enter(call) if call is not None else None
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if call is not None:
+                    headers.append(traceparent_header(scope, call))
+                message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            end_request(scope, status, started, request_id)
+            end_request(scope, status, started, request_id, call)
+            if token is not None:
+                leave(token)
 
 
 def begin_request(scope: Scope) -> str:
@@ -225,18 +248,105 @@ def begin_request(scope: Scope) -> str:
     return request_id
 
 
-def end_request(scope: Scope, status: int, started: float, request_id: str) -> None:
-    """Metrics and the access-log line of an answered request."""
+def begin_call(scope: Scope) -> Call | None:
+    """The request's trace, where tracing is on: the caller's `traceparent` continued (its
+    sampled flag honoured by a parent-based sampler), and `X-Mlgate-Trace: 1` recorded for an
+    admin's key whatever the sampler says (decided at the end, once the caller is known)."""
+    tracing = active()
+    if tracing is None:
+        return None
+    traceparent = tracestate = None
+    forced = False
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            traceparent = value.decode("latin-1")
+        elif name == b"tracestate":
+            tracestate = value.decode("latin-1")
+        elif name == FORCE_HEADER:
+            forced = value.strip().lower() in (b"1", b"true", b"force")
+    call = tracing.begin(traceparent, tracestate, forced)
+    scope.setdefault("state", {})["call"] = call
+    return call
+
+
+def traceparent_header(scope: Scope, call: Call) -> tuple[bytes, bytes]:
+    """The answer's `traceparent`: this call's span, sampled as it will be exported."""
+    return b"traceparent", call.traceparent(_exported(scope, call)).encode()
+
+
+def _exported(scope: Scope, call: Call) -> bool:
+    if call.sampled:
+        return True
+    principal = scope.get("state", {}).get("principal")
+    return call.forced and isinstance(principal, Principal) and principal.is_admin
+
+
+def end_request(
+    scope: Scope, status: int, started: float, request_id: str, call: Call | None = None
+) -> None:
+    """Metrics, the access-log line and the trace of an answered request."""
     elapsed = time.perf_counter() - started
     route = getattr(scope.get("route"), "path", None) or "unmatched"
     _requests(scope["method"], route, status).inc()
-    _seconds(route).observe(elapsed)
+    traced = call is not None and _finish(scope, call, route, status)
+    if traced:
+        assert call is not None
+        _seconds(route).observe(elapsed, {"trace_id": call.trace_hex})
+    else:
+        _seconds(route).observe(elapsed)
     if access_log.isEnabledFor(logging.INFO):
-        line = _line(scope, route, status, elapsed, request_id)
+        line = _line(scope, route, status, elapsed, request_id, call, traced)
         if _lines is not None:
             _lines.write(line)
         else:
             access_log.info(line)
+
+
+def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
+    """Hand a recorded call to tracing with its HTTP attributes; its stages' times to the
+    per-stage histograms. False where the call is not exported."""
+    tracing = active()
+    if tracing is None or not _exported(scope, call):
+        return False
+    state: dict[str, Any] = scope.get("state", {})
+    principal = state.get("principal")
+    attributes: dict[str, Any] = {
+        "http.request.method": scope["method"],
+        "http.route": route,
+        "url.path": scope["path"][:200],
+        "url.scheme": scope.get("scheme", "http"),
+        "http.response.status_code": status,
+        "mlgate.request_id": state.get("request_id", ""),
+    }
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    for name, value in scope.get("headers", ()):
+        if name == b"user-agent":
+            attributes["user_agent.original"] = value.decode("latin-1")[:200]
+            break
+    if isinstance(principal, Principal):  # who, and the key's public prefix; never a secret
+        attributes["mlgate.actor"] = principal.actor
+        if principal.kind == "consumer":
+            attributes["mlgate.consumer"] = principal.name
+        if principal.key_prefix:
+            attributes["mlgate.key_prefix"] = principal.key_prefix
+    if call.forced and not call.sampled:
+        attributes["mlgate.forced"] = True
+    name = f"{scope['method']} {route}" if route != "unmatched" else scope["method"]
+    exported = tracing.finish(call, name, time.time_ns(), attributes, status=status, admitted=True)
+    model = call.attributes.get("mlgate.model")
+    if exported and model is not None:
+        for stage in call.stages:
+            _stage_seconds(str(model), stage.name).observe(
+                (stage.end_ns - stage.start_ns) / 1e9, {"trace_id": call.trace_hex}
+            )
+    return exported
+
+
+@functools.lru_cache(maxsize=4096)
+def _stage_seconds(model: str, stage: str) -> Any:
+    return STAGE_SECONDS.labels(model, stage)
 
 
 @functools.lru_cache(maxsize=4)
@@ -244,7 +354,15 @@ def _timestamp(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
-def _line(scope: Scope, route: str, status: int, elapsed: float, request_id: str) -> str:
+def _line(
+    scope: Scope,
+    route: str,
+    status: int,
+    elapsed: float,
+    request_id: str,
+    call: Call | None = None,
+    traced: bool = False,
+) -> str:
     state: dict[str, Any] = scope.get("state", {})
     principal = state.get("principal")
     entry = {
@@ -261,4 +379,7 @@ def _line(scope: Scope, route: str, status: int, elapsed: float, request_id: str
         entry["actor"] = principal.actor
         if principal.key_prefix:
             entry["key"] = principal.key_prefix
+    if call is not None:  # the trace this call belongs to; `traced`: its spans were exported
+        entry["trace_id"] = call.trace_hex
+        entry["traced"] = traced
     return orjson.dumps(entry).decode()

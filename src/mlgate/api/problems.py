@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from mlgate import errors
 from mlgate.outcomes import outcome_of, status_of
+from mlgate.tracing import annotate
 
 log = logging.getLogger("mlgate.api")
 
@@ -60,8 +61,14 @@ def error_headers(exc: errors.MlgateError) -> dict[str, str]:
     return headers
 
 
+def traced(exc: errors.MlgateError) -> None:
+    """Name the refusal or failure on the call's trace (its code, else its kind)."""
+    annotate("mlgate.refusal", getattr(exc, "code", None) or type(exc).__name__)
+
+
 async def mlgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.MlgateError)
+    traced(exc)
     status = status_of(outcome_of(exc))
     if status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)

@@ -73,6 +73,15 @@ class Predictor:
         return self._pipeline[:-1].transform(frame)
 
     @property
+    def scorer(self) -> str:
+        """What scores this model's dense rows now, as a trace names it: `fast` (runtime's own
+        scorer, checked against the library) or `library`; `compiled+` where the compiled
+        preprocessor still reproduces the library's."""
+        fast = self._fast is not None and self._fast.active
+        compiled = self._compiled is not None and self._compiled.active
+        return ("compiled+" if compiled else "") + ("fast" if fast else "library")
+
+    @property
     def pipeline(self) -> Any:
         """The fitted pipeline as loaded (the model is its last step)."""
         return self._pipeline

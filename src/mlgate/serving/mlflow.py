@@ -75,7 +75,19 @@ def frame_from_csv(raw: bytes, columns: Sequence[Column], *, max_rows: int) -> p
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV body is not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the csv module reads line ends itself (a lone \r inside a cell included)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _csv_rows(reader, columns, max_rows=max_rows)
+    except csv.Error as exc:  # what the csv module cannot read at all
+        raise InvalidInput(
+            f"the CSV body cannot be read at line {reader.line_num}: {exc}; send a header "
+            "row, then one row per line, quoting a cell that holds a comma, quote or line end",
+            errors=[FieldError(f"line {reader.line_num}", "not CSV")],
+        ) from None
+
+
+def _csv_rows(reader: Any, columns: Sequence[Column], *, max_rows: int) -> pd.DataFrame:
     try:
         header = next(reader)
     except StopIteration:

@@ -33,6 +33,7 @@ from mlgate.rollouts.tally import RolloutTally
 from mlgate.runtime.predictors import Predictor, PredictorCache
 from mlgate.schema import Column, Table
 from mlgate.serving.asking import Asked
+from mlgate.tracing import annotate, current, stage
 from mlgate.training.seen import RowWarning, Seen
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ async def predict(
     counted. All but the count is CPU work with warm caches, done at once; the count awaits
     the counters."""
     gate = serving.gate
-    admission = gate.open(principal)
+    with stage("plan"):
+        admission = gate.open(principal)
     pinned = admission.pinned(asked.model)  # the subscription holds this consumer to a version
     seen: list[ModelVersion] = []
     parsed: list[pd.DataFrame | Table] = []
@@ -144,22 +146,34 @@ async def predict(
 
     started = time.perf_counter()
     try:
-        version = serving.resolve(asked.model, number, alias)
+        with stage("resolve"):
+            version = serving.resolve(asked.model, number, alias)
+        _annotate(version, asked, admission, side if rollout is not None else None)
         seen.append(version)
         _check_predicts(version)
-        frame = rows_for(version.columns)
+        with stage("decode"):
+            frame = rows_for(version.columns)
+        annotate("mlgate.rows", len(frame))
         explaining = ask is not None and ask.explain
-        gate.admit(admission, asked.target, len(frame), version, explain=explaining)
+        with stage("admit"):
+            gate.admit(admission, asked.target, len(frame), version, explain=explaining)
         try:
-            predictor = serving.predictors.get(version)
-            scores = predictor.score(frame)
+            with stage("predict") as timed:
+                predictor = serving.predictors.get(version)
+                timed.set("mlgate.scorer", predictor.scorer)
+                scores = predictor.score(frame)
         except Exception as exc:
             # The guard rail counts the server's failures (a broken artifact, a model that
             # raises), not the caller's refusals (rows it could not score)
             if rollout is not None and isinstance(outcome_of(exc), Failed):
                 _tally(serving, rollout, side, started, failed=True)
             raise
-        explanation = await _explain(serving, version, frame) if explaining else None
+        explanation = None
+        if explaining:
+            with stage("explain") as timed:
+                explanation = await _explain(serving, version, frame)
+                timed.set("mlgate.explained_rows", len(frame))
+            annotate("mlgate.explained_rows", len(frame))
     except MlgateError as exc:
         _unanswered(serving, admission, asked.model, seen[0].number if seen else 0, exc)
         raise
@@ -170,19 +184,40 @@ async def predict(
         _warnings(serving, predictor, frame),
     )  # fmt: skip
     try:  # on the event loop, which serves other calls while the counters answer
-        headers = await serving.gate.settle_async(admission, version)
+        with stage("meter"):
+            headers = await serving.gate.settle_async(admission, version)
     except MlgateError as exc:  # the gate metered its refusal
         serving.observe(version.model_name, version.number, outcome_of(exc), 0)
         raise
     serving.observe(version.model_name, version.number, ANSWERED, len(result.predictions))
-    logged = serving.recorder.offer(
-        asked.model, version.number, principal.actor, request_id, parsed[0], result.predictions,
-        rollout=rollout is not None,  # its test wants every call it can get labels for
-    )  # fmt: skip
+    with stage("log_sample") as timed:
+        logged = serving.recorder.offer(
+            asked.model, version.number, principal.actor, request_id, parsed[0],
+            result.predictions, rollout=rollout is not None,  # its test wants every call
+        )  # fmt: skip
+        timed.set("mlgate.logged", logged)
     if rollout is not None and rollout.mode == "shadow" and serving.shadow is not None:
         # never waited for; the candidate's answer is kept where labels can come back
-        serving.shadow.offer(rollout, request_id, parsed[0], scores, keep=logged)
+        with stage("shadow_enqueue"):
+            serving.shadow.offer(rollout, request_id, parsed[0], scores, keep=logged)
     return result, headers
+
+
+def _annotate(version: ModelVersion, asked: Asked, admission: Admission, side: str | None) -> None:
+    """What a trace of this call says of it: the model, version and alias, the plan, and the
+    canary's side where a rollout answered."""
+    call = current()
+    if call is None or not call.recording:
+        return
+    said = call.attributes
+    said["mlgate.model"] = version.model_name
+    said["mlgate.version"] = version.number
+    if asked.target.alias is not None:
+        said["mlgate.alias"] = asked.target.alias
+    if admission.plan is not None:
+        said["mlgate.plan"] = admission.plan.name
+    if side is not None:
+        said["mlgate.canary_side"] = side
 
 
 def _warnings(
@@ -266,18 +301,27 @@ def call_whole_model(
     """A call to a generator or a forecaster, through the same plan checks as a prediction:
     `rows` is what the plan counts (rows generated; one per forecast)."""
     gate = serving.gate
-    admission = gate.open(principal)
+    with stage("plan"):
+        admission = gate.open(principal)
     pinned = admission.pinned(asked.model)
-    version = serving.resolve(asked.model, pinned or asked.number, None if pinned else asked.alias)
+    with stage("resolve"):
+        version = serving.resolve(
+            asked.model, pinned or asked.number, None if pinned else asked.alias
+        )
+    _annotate(version, asked, admission, None)
+    annotate("mlgate.rows", rows)
     try:
         if version.task != task:
             raise Conflict(f"{version.ref} is a {version.task} model; this asks for {task}")
-        gate.admit(admission, asked.target, rows, version)
-        result = work(serving.predictors.get(version))
+        with stage("admit"):
+            gate.admit(admission, asked.target, rows, version)
+        with stage(task):
+            result = work(serving.predictors.get(version))
     except MlgateError as exc:
         _unanswered(serving, admission, asked.model, version.number, exc)
         raise
-    return version, result, _settle(serving, admission, version, rows)
+    with stage("meter"):
+        return version, result, _settle(serving, admission, version, rows)
 
 
 def _check_predicts(version: ModelVersion) -> None:

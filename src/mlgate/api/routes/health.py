@@ -31,7 +31,10 @@ async def readyz(request: Request) -> dict[str, str]:
     "/metrics",
     summary="Prometheus metrics (an admin's credentials)",
     responses={
-        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        200: {
+            "content": {"text/plain": {}, "application/openmetrics-text": {}},
+            "description": "Prometheus text format, or OpenMetrics (with exemplars) on request",
+        },
         401: {"description": "No valid credentials"},
         403: {"description": "Not an admin, or no admin scope"},
     },
@@ -43,6 +46,6 @@ async def metrics(request: Request) -> Response:
     check: its state, drift per feature, prediction drift and live accuracy or RMSE."""
     services = request.app.state.services
     await run_in_threadpool(authorize, services, request)
-    body, content_type = metrics_text()
     checks = await run_in_threadpool(services.monitor.checks)
-    return Response(body + exposition(checks), media_type=content_type)
+    body, content_type = metrics_text(request.headers.get("accept"), exposition(checks))
+    return Response(body, media_type=content_type)

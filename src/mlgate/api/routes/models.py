@@ -23,7 +23,8 @@ from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving.openapi import model_openapi
 from mlgate.serving.payloads import table_from_body
-from mlgate.serving.service import Ask
+from mlgate.serving.service import Ask, Prediction
+from mlgate.tracing import stage
 from mlgate.training.seen import warnings_json
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `mlgate keys create`")
@@ -231,6 +232,11 @@ async def _predict(request: Request, name: str, number: int | None, alias: str |
         return table_from_body(body, columns, max_rows=services.settings.max_rows)
 
     result, headers = await serve_prediction(request, name, number, alias, parse_rows, ask)
+    with stage("encode"):
+        return _answer_rows(result, ask, headers)
+
+
+def _answer_rows(result: Prediction, ask: Ask, headers: dict[str, str]) -> Response:
     body: dict[str, Any] = {
         "model": result.version.model_name,
         "version": result.version.number,

@@ -17,7 +17,7 @@ from mlgate import __version__
 from mlgate.api.authorize import access, authorize_asked
 from mlgate.api.body import decode_json
 from mlgate.api.predicting import serve_prediction
-from mlgate.api.problems import error_headers
+from mlgate.api.problems import error_headers, traced
 from mlgate.api.routes.models import bearer
 from mlgate.bootstrap import Services
 from mlgate.errors import MlgateError, NotFound, UnsupportedFormat
@@ -25,7 +25,8 @@ from mlgate.outcomes import outcome_of, status_of
 from mlgate.registry import service as registry
 from mlgate.schema import Column, Table
 from mlgate.serving import binary_tensors, mlflow, oip
-from mlgate.serving.service import Ask
+from mlgate.serving.service import Ask, Prediction
+from mlgate.tracing import stage
 from mlgate.training.seen import warnings_json
 
 mlflow_router = APIRouter(tags=["mlflow"], dependencies=[Security(bearer)])
@@ -105,14 +106,15 @@ async def invocations(request: Request, name: str) -> Response:
 
     async def go() -> Response:
         result, headers = await serve_prediction(request, model, number, alias, parse, ask)
-        headers["X-Model-Version"] = str(result.version.number)
-        out: dict[str, Any] = {"predictions": result.predictions}
-        if result.explanation is not None:
-            out["explanation"] = result.explanation.about()
-            out["explanations"] = result.explanation.rows(ask.top)
-        if result.warnings:  # beside MLflow's own keys, which its client reads unchanged
-            out["warnings"] = warnings_json(result.warnings)
-        return _json(out, headers=headers)
+        with stage("encode"):
+            headers["X-Model-Version"] = str(result.version.number)
+            out: dict[str, Any] = {"predictions": result.predictions}
+            if result.explanation is not None:
+                out["explanation"] = result.explanation.about()
+                out["explanations"] = result.explanation.rows(ask.top)
+            if result.warnings:  # beside MLflow's own keys, which its client reads unchanged
+                out["warnings"] = warnings_json(result.warnings)
+            return _json(out, headers=headers)
 
     return await _answer(go, _mlflow_error)
 
@@ -201,22 +203,28 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def go() -> Response:
         model, number, alias = _ref(name, version)
         result, headers = await serve_prediction(request, model, number, alias, parse, ask)
-        payload, json_length = oip.infer_response(
-            result.version.model_name,
-            result.version.number,
-            parsed[0],
-            result.predictions,
-            result.probabilities,
-            result.version.classes,
-            result.explanation,
-            result.warnings,
-        )
-        if json_length is None:
-            return Response(payload, 200, media_type="application/json", headers=headers)
-        headers["Inference-Header-Content-Length"] = str(json_length)
-        return Response(payload, 200, media_type="application/octet-stream", headers=headers)
+        with stage("encode"):
+            return _infer_answer(result, parsed[0], headers)
 
     return await _answer(go, _oip_error)
+
+
+def _infer_answer(result: Prediction, asked: oip.InferRequest, headers: dict[str, str]) -> Response:
+    """An inference's answer: JSON, or JSON and binary tensors (Triton's extension)."""
+    payload, json_length = oip.infer_response(
+        result.version.model_name,
+        result.version.number,
+        asked,
+        result.predictions,
+        result.probabilities,
+        result.version.classes,
+        result.explanation,
+        result.warnings,
+    )
+    if json_length is None:
+        return Response(payload, 200, media_type="application/json", headers=headers)
+    headers["Inference-Header-Content-Length"] = str(json_length)
+    return Response(payload, 200, media_type="application/octet-stream", headers=headers)
 
 
 async def _metadata(request: Request, name: str, version: str | None) -> Response:
@@ -264,6 +272,7 @@ async def _answer(
     try:
         return await go()
     except MlgateError as exc:
+        traced(exc)
         return render(exc)
 
 

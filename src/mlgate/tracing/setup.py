@@ -1,0 +1,275 @@
+"""Tracing's configuration: the standard `OTEL_*` variables, read once per process.
+
+Tracing is on when a traces endpoint is named (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+`OTEL_EXPORTER_OTLP_ENDPOINT`) or `OTEL_TRACES_EXPORTER` asks for `otlp` or `console`; it is off
+when none is set, when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`. Spans go over
+OTLP/HTTP with protobuf (the SDK's exporter, which reads its own `OTEL_EXPORTER_OTLP_*`
+variables: headers, timeout, compression, certificates). The sampler is the SDK's, named by
+`OTEL_TRACES_SAMPLER[_ARG]` (default `parentbased_always_on`). A configuration that cannot work
+(an unknown sampler or exporter, a ratio outside 0–1, gRPC asked for, an endpoint that is not an
+http(s) URL) turns tracing off with one warning: the server always starts.
+
+Unset, the OpenTelemetry packages are not even imported, and the request path pays one global
+read per call (`active()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from mlgate.tracing.calls import AttributeValue, Call
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    from mlgate.tracing.sink import SpanSink
+
+log = logging.getLogger("mlgate.tracing")
+SCOPE = "mlgate"
+SAMPLERS = (
+    "always_on", "always_off", "traceidratio",
+    "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio",
+)  # fmt: skip
+
+
+class Tracing:
+    """One process's tracing: the SDK's provider (for spans of background work), the sampler
+    and propagator for calls, and the sink that makes spans of recorded calls."""
+
+    def __init__(self, provider: TracerProvider, sink: SpanSink) -> None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.provider = provider
+        self.sampler: Sampler = provider.sampler
+        self.tracer = provider.get_tracer(SCOPE)
+        self.sink = sink
+        self._propagator = TraceContextTextMapPropagator()
+        self._random = random.Random()
+
+    def begin(self, traceparent: str | None, tracestate: str | None, forced: bool) -> Call:
+        """A new call: the caller's trace continued where its `traceparent` is valid (and its
+        sampled flag honoured by a parent-based sampler), else a new trace."""
+        from opentelemetry.trace import SpanKind, get_current_span
+
+        context = None
+        parent = None
+        if traceparent:
+            carrier = {"traceparent": traceparent}
+            if tracestate:
+                carrier["tracestate"] = tracestate
+            context = self._propagator.extract(carrier)
+            found = get_current_span(context).get_span_context()
+            if found.is_valid:
+                parent = found
+            else:
+                context = None
+        trace_id = parent.trace_id if parent is not None else self._random.getrandbits(128) or 1
+        decision = self.sampler.should_sample(context, trace_id, "call", SpanKind.SERVER)
+        return Call(
+            trace_id=trace_id,
+            span_id=self._random.getrandbits(64) or 1,
+            parent_span_id=parent.span_id if parent is not None else None,
+            sampled=decision.decision.is_sampled(),  # type: ignore[no-untyped-call]
+            forced=forced,
+            remote_parent=parent is not None,
+            trace_state=parent.trace_state.to_header() if parent is not None else "",
+        )
+
+    def finish(
+        self,
+        call: Call,
+        name: str,
+        end_ns: int,
+        attributes: Mapping[str, AttributeValue],
+        *,
+        status: int,
+        admitted: bool,
+    ) -> bool:
+        """Hand an ended call to the sink when it is to be exported: sampled, or forced by an
+        admin (`admitted`). True when it was."""
+        if not (call.sampled or (call.forced and admitted)):
+            return False
+        self.sink.put(call, name, end_ns, dict(attributes), status)
+        return True
+
+    def shutdown(self) -> None:
+        self.sink.stop()
+        self.provider.shutdown()
+
+
+_tracing: Tracing | None = None
+_configured = False
+_lock = threading.Lock()
+
+
+def active() -> Tracing | None:
+    """This process's tracing, or None when it is off."""
+    return _tracing
+
+
+def configure(environ: Mapping[str, str] | None = None) -> Tracing | None:
+    """Tracing from the environment, once per process (later calls answer the first's)."""
+    global _tracing, _configured
+    with _lock:
+        if _configured:
+            return _tracing
+        _configured = True
+        env = os.environ if environ is None else environ
+        problem, exporter_name = _check(env)
+        if exporter_name is None:
+            return None
+        if problem:
+            log.warning("tracing is off: %s", problem)
+            return None
+        try:
+            _tracing = _build(env, exporter_name)
+        except Exception as exc:  # the SDK refused something: say so once, serve on
+            log.warning("tracing is off: %s", exc)
+            _tracing = None
+        return _tracing
+
+
+def install(exporter: SpanExporter, sampler: Sampler | None = None) -> Tracing:
+    """Tracing into `exporter` (tests: the SDK's in-memory exporter), whatever the environment
+    says; `reset()` turns it off again."""
+    global _tracing, _configured
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    with _lock:
+        if _tracing is not None:
+            _tracing.shutdown()
+        _tracing = _make(exporter, sampler or ALWAYS_ON, batch=False)
+        _configured = True
+        return _tracing
+
+
+def reset() -> None:
+    """Tracing off, its spans flushed, and the environment read again by the next configure."""
+    global _tracing, _configured
+    with _lock:
+        if _tracing is not None:
+            _tracing.shutdown()
+        _tracing, _configured = None, False
+
+
+def flush() -> None:
+    """Export what is recorded so far (a stopping server, a test about to look)."""
+    if _tracing is not None:
+        _tracing.sink.flush()
+        _tracing.provider.force_flush()
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: AttributeValue | None) -> Iterator[Any]:
+    """A span around work that is not a request (a training job, a batch chunk, a rollout's
+    look, an export), child of the current one; nothing when tracing is off."""
+    tracing = _tracing
+    if tracing is None:
+        yield None
+        return
+    given = {k: v for k, v in attributes.items() if v is not None}
+    with tracing.tracer.start_as_current_span(name, attributes=given) as current:
+        yield current
+
+
+def _check(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(what is wrong, the exporter asked for): exporter None when tracing is not asked for."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None, None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if exporter == "none" or (not exporter and not endpoint):
+        return None, None
+    exporter = exporter or "otlp"
+    if exporter not in ("otlp", "console"):
+        return f"OTEL_TRACES_EXPORTER={exporter!r}: mlgate exports with otlp or console", exporter
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )  # fmt: skip
+    if exporter == "otlp" and protocol != "http/protobuf":
+        why = (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: mlgate sends OTLP over HTTP "
+               "(http/protobuf); point it at the collector's HTTP port (4318)")  # fmt: skip
+        return why, exporter
+    if exporter == "otlp" and endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return (f"the OTLP endpoint {endpoint!r} is not an http(s) URL, e.g. "
+                    "http://collector:4318", exporter)  # fmt: skip
+    sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if sampler not in SAMPLERS:
+        return f"OTEL_TRACES_SAMPLER={sampler!r}: one of {', '.join(SAMPLERS)}", exporter
+    if sampler.endswith("traceidratio"):
+        given = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+        try:
+            ratio = float(given)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            return f"OTEL_TRACES_SAMPLER_ARG={given!r}: a ratio from 0 to 1, e.g. 0.01", exporter
+    return None, exporter
+
+
+def _sampler(env: Mapping[str, str]) -> Sampler:
+    from opentelemetry.sdk.trace import sampling
+
+    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    return {
+        "always_on": lambda: sampling.ALWAYS_ON,
+        "always_off": lambda: sampling.ALWAYS_OFF,
+        "traceidratio": lambda: sampling.TraceIdRatioBased(ratio),
+        "parentbased_always_on": lambda: sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": lambda: sampling.ParentBased(sampling.ALWAYS_OFF),
+        "parentbased_traceidratio": lambda: sampling.ParentBasedTraceIdRatio(ratio),
+    }[name]()  # type: ignore[no-untyped-call]
+
+
+def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
+    exporter: SpanExporter
+    if exporter_name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()  # its own OTEL_EXPORTER_OTLP_* (endpoint, headers, …)
+    return _make(exporter, _sampler(env), batch=True)
+
+
+def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    from mlgate import __version__
+    from mlgate.tracing.sink import SpanSink
+
+    attributes: dict[str, Any] = {
+        "service.version": __version__,
+        # this process: several workers and replicas report as one service, told apart here
+        "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
+    }
+    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    ):
+        attributes["service.name"] = "mlgate"
+    provider = TracerProvider(sampler=sampler, resource=Resource.create(attributes))
+    processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer(SCOPE)
+    scope = getattr(tracer, "_instrumentation_scope", None)
+    return Tracing(provider, SpanSink(processor, provider.resource, scope))

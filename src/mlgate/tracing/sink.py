@@ -1,0 +1,145 @@
+"""Recorded calls become spans here, in a thread, after their answers have gone.
+
+The request path appends (call, name, end, attributes, status) to a bounded queue; every 200 ms
+(or at once past 512) a thread builds each call's server span and one child span per stage as
+the SDK's `ReadableSpan` and hands them to the span processor (the SDK's batch processor and
+OTLP exporter). Built directly rather than through `Tracer.start_span`/`Span.end`: measured
+here with a null exporter, the SDK's live spans cost about 33 us for one server span and 270 us
+for a call of nine, which a saturated server pays out of its answers even from a thread; a
+`ReadableSpan` costs about 7. A full queue drops calls (counted in `dropped`) rather than
+slowing the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from mlgate.tracing.calls import AttributeValue, Call
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor
+
+log = logging.getLogger("mlgate.tracing")
+CAPACITY = 10_000  # calls waiting to become spans
+Ended = tuple[Call, str, int, dict[str, AttributeValue], int]
+
+
+class SpanSink:
+    def __init__(
+        self,
+        processor: SpanProcessor,
+        resource: Resource,
+        scope: Any,
+        *,
+        interval: float = 0.2,
+        capacity: int = CAPACITY,
+    ) -> None:
+        self._processor = processor
+        self._resource = resource
+        self._scope = scope
+        self._capacity = capacity
+        self._queue: deque[Ended] = deque()
+        self._random = random.Random()
+        self._lock = threading.Lock()  # one builder at a time: the thread or a flush
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self.dropped = 0
+        self._thread = threading.Thread(
+            target=self._run, args=(interval,), daemon=True, name="mlgate-spans"
+        )
+        self._thread.start()
+
+    def put(
+        self, call: Call, name: str, end_ns: int, attributes: dict[str, AttributeValue], status: int
+    ) -> None:
+        if len(self._queue) >= self._capacity:
+            self.dropped += 1
+            return
+        self._queue.append((call, name, end_ns, attributes, status))
+        if len(self._queue) >= 512:
+            self._wake.set()
+
+    def flush(self) -> None:
+        with self._lock:
+            while self._queue:
+                try:
+                    ended = self._queue.popleft()
+                except IndexError:
+                    break
+                try:
+                    for built in self._spans(*ended):
+                        self._processor.on_end(built)
+                except Exception:  # one odd call must not stop the others' spans
+                    log.exception("a call's spans could not be built")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def _run(self, interval: float) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            self.flush()
+
+    def _spans(
+        self, call: Call, name: str, end_ns: int, attributes: dict[str, AttributeValue], status: int
+    ) -> list[Any]:
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
+        from opentelemetry.trace.status import Status, StatusCode
+
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        state = TraceState.from_header([call.trace_state]) if call.trace_state else None
+        own = SpanContext(call.trace_id, call.span_id, False, flags, state)
+        parent = (
+            SpanContext(call.trace_id, call.parent_span_id, call.remote_parent, flags, state)
+            if call.parent_span_id is not None
+            else None
+        )
+        merged = {**attributes, **call.attributes}
+        failed = status >= 500
+        if failed:
+            merged["error.type"] = str(status)
+        spans = [
+            ReadableSpan(
+                name=name,
+                context=own,
+                parent=parent,
+                resource=self._resource,
+                attributes=merged,
+                kind=SpanKind.SERVER,
+                status=Status(StatusCode.ERROR) if failed else Status(StatusCode.UNSET),
+                start_time=call.start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self._scope,
+            )
+        ]
+        for stage in call.stages:
+            stage_attributes = dict(stage.attributes)
+            if stage.error is not None:
+                stage_attributes["error.type"] = stage.error
+            spans.append(
+                ReadableSpan(
+                    name=stage.name,
+                    context=SpanContext(
+                        call.trace_id, self._random.getrandbits(64) or 1, False, flags, state
+                    ),
+                    parent=own,
+                    resource=self._resource,
+                    attributes=stage_attributes,
+                    kind=SpanKind.INTERNAL,
+                    status=Status(StatusCode.ERROR) if stage.error else Status(StatusCode.UNSET),
+                    start_time=stage.start_ns,
+                    end_time=stage.end_ns,
+                    instrumentation_scope=self._scope,
+                )
+            )
+        return spans

@@ -1,0 +1,125 @@
+"""Tracing's configuration from the standard OTEL_* variables: off when unset (and nothing of
+OpenTelemetry imported), on with an endpoint, off with one warning for what cannot work."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from mlgate.tracing import annotate, calls, setup, stage
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture(autouse=True)
+def fresh() -> Iterator[None]:
+    setup.reset()
+    yield
+    setup.reset()
+
+
+def test_unset_means_off() -> None:
+    assert setup.configure({}) is None
+    assert setup.active() is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+        {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+    ],
+    ids=["endpoint", "sdk-disabled", "exporter-none"],
+)
+def test_an_endpoint_turns_it_on_unless_disabled(env: dict[str, str]) -> None:
+    tracing = setup.configure(env)
+    on = "OTEL_SDK_DISABLED" not in env and env.get("OTEL_TRACES_EXPORTER") != "none"
+    assert (tracing is not None) is on
+    if tracing is not None:
+        from opentelemetry.sdk.trace.sampling import ParentBased
+
+        assert isinstance(tracing.sampler, ParentBased)  # parentbased_always_on by default
+        assert tracing.provider.resource.attributes["service.name"] == "mlgate"
+
+
+def test_the_sampler_is_the_one_named() -> None:
+    tracing = setup.configure({
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+    })  # fmt: skip
+    assert tracing is not None
+    assert "0.01" in tracing.sampler.get_description()  # type: ignore[no-untyped-call]
+    sampled = sum(tracing.begin(None, None, False).sampled for _ in range(20_000))
+    assert 100 <= sampled <= 320  # 1% of 20,000 is 200; this band is > 6 sigma wide
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER='sometimes'"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "5"}, "0 to 1"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}, "0 to 1"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "4318"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "otlp or console"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "not an http(s) URL"),
+    ],
+    ids=["sampler", "ratio-range", "ratio-text", "grpc", "exporter", "endpoint"],
+)
+def test_a_bad_configuration_turns_tracing_off_with_one_warning(
+    env: dict[str, str], said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"} | env
+    with caplog.at_level(logging.WARNING, logger="mlgate.tracing"):
+        assert setup.configure(env) is None
+        assert setup.configure(env) is None  # asked again: still one warning
+    warnings = [r for r in caplog.records if r.name == "mlgate.tracing"]
+    assert len(warnings) == 1
+    assert "tracing is off" in warnings[0].getMessage() and said in warnings[0].getMessage()
+
+
+def test_off_means_nothing_recorded_and_nothing_imported() -> None:
+    """(FastAPI imports OpenTelemetry's API where it is installed; the SDK, which does the
+    work, stays out.)"""
+    with stage("predict") as timed:
+        timed.set("mlgate.scorer", "fast")
+    annotate("mlgate.model", "churn")
+    assert calls.current() is None
+    code = (
+        "import sys; from mlgate.api.app import create_app; from mlgate.bootstrap import bootstrap;"
+        "from mlgate.settings import Settings; import tempfile, pathlib;"
+        "home = pathlib.Path(tempfile.mkdtemp());"
+        "create_app(bootstrap(Settings.from_env({'MLGATE_HOME': str(home)})));"
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', "
+        "'opentelemetry.exporter'))))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_recorded_call_keeps_its_stages_and_attributes() -> None:
+    call = calls.Call(trace_id=1, span_id=2, parent_span_id=None, sampled=True)
+    token = calls.enter(call)
+    try:
+        with stage("decode") as timed:
+            timed.set("mlgate.rows", 3)
+        with pytest.raises(ValueError), stage("predict"):
+            raise ValueError("the model raised")
+        annotate("mlgate.model", "churn")
+        annotate("mlgate.alias", None)  # nothing said: nothing kept
+    finally:
+        calls.leave(token)
+    assert [s.name for s in call.stages] == ["decode", "predict"]
+    assert call.stages[0].attributes == {"mlgate.rows": 3}
+    assert call.stages[1].error == "ValueError"
+    assert all(s.start_ns <= s.end_ns for s in call.stages)
+    assert call.attributes == {"mlgate.model": "churn"}
+    assert call.traceparent() == f"00-{1:032x}-{2:016x}-01"
