@@ -255,8 +255,10 @@ def test_every_listed_adapter_still_uses_its_library() -> None:
         ("mlgate", ("sklearn", "pandas", "sqlalchemy", "fastapi")),
         # every `mlgate` command pays for what the CLI imports (about 0.25 s for pandas here):
         # the commands that read or score rows import pandas themselves
-        ("mlgate.cli.main",
-         ("sklearn", "pandas", "scipy", "matplotlib", "torch", "opentelemetry.sdk")),  # fmt: skip
+        (
+            "mlgate.cli.main",
+            ("sklearn", "pandas", "scipy", "matplotlib", "torch", "opentelemetry.sdk"),
+        ),  # fmt: skip
     ],
 )
 def test_importing_loads_no_heavy_library(module: str, heavy: tuple[str, ...]) -> None:
