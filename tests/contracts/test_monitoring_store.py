@@ -23,6 +23,7 @@ def test_logs_labels_and_settings_round_trip(uow_factory: UowFactory) -> None:
             AT + timedelta(minutes=i),
             {"x": [1.5, None], "c": ["a", "b"]},
             [0, 1],
+            f"{i:032x}" if i % 2 else None,  # a traced call's id, or none
         )  # fmt: skip
         for i in range(4)
     ]

@@ -40,7 +40,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     printed = quickstarted(home)
     consumer = TOKEN.search(printed)
     assert consumer is not None
-    admin = admin_key(home, "admin", "predict", "read")
+    admin = admin_key(home, "admin", "predict", "read", "train")
     services = make_services(home)
     exporter = InMemorySpanExporter()
     setup.install(exporter, ALWAYS_ON)
@@ -52,6 +52,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "admin": {"Authorization": f"Bearer {admin}"},
                 "consumer": {"Authorization": f"Bearer {consumer.group(0)}"},
                 "secrets": [admin, consumer.group(0)],
+                "services": services,
             }
     finally:
         setup.reset()
@@ -313,3 +314,52 @@ def test_the_access_log_line_names_the_trace(
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "mlgate.access"]
     mine = [line for line in lines if line.get("trace_id") == trace_id]
     assert mine and mine[0]["traced"] is True and mine[0]["request_id"]
+
+
+def test_work_behind_the_calls_is_traced(app: dict[str, Any]) -> None:
+    """A batch job (its chunks inside it), and an export as a child of the call that asked."""
+    client, services = app["client"], app["services"]
+    frame = demo.churn_frame(n_rows=30).drop(columns=[demo.ID_COLUMN, demo.TARGET])
+    spans_of(app)
+    answer = client.post(
+        "/v1/models/churn/batches",
+        headers={**app["admin"], "Content-Type": "text/csv"},
+        content=frame.to_csv(index=False).encode(),
+    )
+    assert answer.status_code == 202, answer.text
+    services.batches.wait(answer.json()["id"], timeout=60)
+    spans = spans_of(app)
+    [job] = [s for s in spans if s.name == "job batch"]
+    assert (job.attributes or {})["mlgate.job.state"] == "succeeded"
+    chunks = [s for s in spans if s.name == "batch chunk"]
+    assert chunks and all(c.parent is not None and c.parent.span_id == job.context.span_id
+                          for c in chunks)  # fmt: skip
+    assert sum(int((c.attributes or {})["mlgate.rows"]) for c in chunks) == 30  # type: ignore[arg-type]
+
+    exported = client.get(
+        "/v1/models/churn/versions/1/export", params={"format": "onnx"}, headers=app["admin"]
+    )
+    assert exported.status_code == 200
+    server, children = one_trace(spans_of(app))
+    assert server.name == "GET /v1/models/{name}/versions/{version}/export"
+    [export] = [c for c in children if c.name == "export onnx"]
+    assert (export.attributes or {})["mlgate.model"] == "churn"
+
+
+def test_a_logged_prediction_names_its_trace(app: dict[str, Any]) -> None:
+    services = app["services"]
+    services.monitor.configure("churn", sample_rate=1.0)
+    services.recorder.forget()
+    try:
+        answer = app["client"].post(
+            "/v1/models/churn/predict", headers=app["consumer"], json={"rows": ROWS[:1]}
+        )
+        assert answer.status_code == 200
+        trace_id = answer.headers["traceparent"].split("-")[1]
+        services.recorder.flush()
+        with services.uow() as uow:
+            logged = uow.monitoring.logged_requests([answer.headers["x-request-id"]])
+        assert logged[answer.headers["x-request-id"]].trace_id == trace_id
+    finally:
+        services.monitor.configure("churn", sample_rate=0.0)
+        services.recorder.forget()

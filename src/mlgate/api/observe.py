@@ -189,7 +189,7 @@ def metrics_text(accept: str | None = None, extra: bytes = b"") -> tuple[bytes, 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     if accept and "application/openmetrics-text" in accept:
-        body = openmetrics.generate_latest(registry)
+        body: bytes = openmetrics.generate_latest(registry)  # type: ignore[no-untyped-call]
         return body.removesuffix(b"# EOF\n") + extra + b"# EOF\n", openmetrics.CONTENT_TYPE_LATEST
     return generate_latest(registry) + extra, CONTENT_TYPE_LATEST
 

@@ -50,6 +50,7 @@ class SqlMonitoringRepository:
                         "request_id": e.request_id, "model": e.model, "version": e.version,
                         "account": e.account, "at": e.at, "n_rows": len(e.predictions),
                         "inputs": e.inputs, "predictions": e.predictions,
+                        "trace_id": e.trace_id,
                     }
                     for e in entries
                 ],
@@ -156,7 +157,7 @@ def _chunks(values: Sequence[str]) -> list[list[str]]:
 def _logged(row: Any) -> LoggedPrediction:
     return LoggedPrediction(
         row.request_id, row.model, row.version, row.account, _aware(row.at), row.inputs,
-        row.predictions,
+        row.predictions, row.trace_id,
     )  # fmt: skip
 
 

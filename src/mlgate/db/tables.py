@@ -346,6 +346,7 @@ prediction_log = sa.Table(
     sa.Column("n_rows", sa.Integer, nullable=False),
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("predictions", sa.JSON, nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=True),  # a traced call's (issue 39)
     sa.Index("ix_prediction_log_model_at", "model", "at"),
     sa.Index("ix_prediction_log_request_id", "request_id"),
 )

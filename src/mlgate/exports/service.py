@@ -20,6 +20,7 @@ from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.runtime.predictors import PredictorCache
 from mlgate.schema import conform, feature_columns
+from mlgate.tracing import span
 from mlgate.uow import UnitOfWork
 
 # ONNX computes in float32: probabilities within 1e-5, values within 1e-5 relative (plus 1e-5);
@@ -50,6 +51,19 @@ def export_onnx(
     model_name: str,
     number: int | None,
     alias: str | None = None,
+) -> OnnxExport:
+    said = {"mlgate.model": model_name, "mlgate.version": number, "mlgate.alias": alias}
+    with span("export onnx", said):
+        return _export_onnx(uow, artifacts, predictors, model_name, number, alias)
+
+
+def _export_onnx(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    predictors: PredictorCache,
+    model_name: str,
+    number: int | None,
+    alias: str | None,
 ) -> OnnxExport:
     version = resolve_version(uow, model_name, number, alias)
     stored = artifacts.get(version.artifact.key)

@@ -32,6 +32,7 @@ from mlgate.access.audit import audited
 from mlgate.errors import MlgateError, NotFound
 from mlgate.jobs.model import FINISHED, LOG_LINES, Job, State
 from mlgate.processes import process_gone, this_process
+from mlgate.tracing import span
 from mlgate.uow import UnitOfWork
 
 HEARTBEAT_EVERY = timedelta(seconds=10)
@@ -261,7 +262,13 @@ class JobRunner:
         try:
             job = self._begin(job_id)
             if job is not None:
-                outcome = self._outcome(work, Run(job, self._update, self._uow))
+                model = job.spec.get("model") or job.spec.get("name")
+                said = {"mlgate.job.id": job.id, "mlgate.job.kind": job.kind,
+                        "mlgate.model": str(model) if model else None}  # fmt: skip
+                with span(f"job {job.kind}", said) as traced:
+                    outcome = self._outcome(work, Run(job, self._update, self._uow))
+                    if traced is not None and outcome is not None:
+                        traced.set_attribute("mlgate.job.state", outcome.state)
                 if outcome is not None:
                     self._finish(job_id, outcome)
         finally:

@@ -89,6 +89,7 @@ class LoggedPrediction:
     at: datetime
     inputs: dict[str, list[Any]]  # column -> values, excluded columns left out
     predictions: list[Any]
+    trace_id: str | None = None  # the call's trace, where it was traced (tracing/)
 
 
 @dataclass(frozen=True)

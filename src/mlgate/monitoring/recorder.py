@@ -21,6 +21,7 @@ from mlgate.caching import TtlCache
 from mlgate.monitoring.model import LoggedPrediction, MonitorSettings
 from mlgate.periodic import Periodic
 from mlgate.schema import Table
+from mlgate.tracing import current
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.monitoring")
@@ -80,9 +81,11 @@ class PredictionRecorder:
         if len(self._queue) >= self._capacity:
             self.dropped += 1
             return False
+        call = current()  # a traced call's trace id goes with its row
+        trace_id = call.trace_hex if call is not None and call.sampled else None
         self._queue.append(
             (request_id, model, version, account, self._clock(), rows, predictions,
-             settings.exclude_columns)
+             settings.exclude_columns, trace_id)
         )  # fmt: skip
         return True
 
@@ -99,13 +102,13 @@ class PredictionRecorder:
         """Write what is queued; returns how many requests were written."""
         entries = []
         while self._queue:
-            request_id, model, version, account, at, rows, predictions, excluded = (
+            request_id, model, version, account, at, rows, predictions, excluded, trace_id = (
                 self._queue.popleft()
             )
             entries.append(
                 LoggedPrediction(
                     request_id, model, version, account, at, _columns(rows, excluded),
-                    [_plain(p) for p in predictions],
+                    [_plain(p) for p in predictions], trace_id,
                 )
             )  # fmt: skip
         if entries:

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from mlgate.access.audit import audited
 from mlgate.plans.model import ExportCursor, Subscription
+from mlgate.tracing import span
 from mlgate.uow import UnitOfWork
 
 METERS = ("requests", "rows", "overage_rows", "explained_rows")
@@ -178,6 +179,17 @@ def export_usage(
 ) -> ExportResult:
     """One pass: every closed hour after the sink's cursor, oldest first, up to the last
     closed hour (a first pass catches up in one go)."""
+    with span("usage export", {"mlgate.sink": sink.name}) as traced:
+        result = _export_usage(uow, sink, now=now, start=start)
+        if traced is not None:
+            traced.set_attribute("mlgate.usage.sent", result.sent)
+            traced.set_attribute("mlgate.usage.dead_lettered", result.dead)
+        return result
+
+
+def _export_usage(
+    uow: UnitOfWork, sink: Sink, *, now: datetime, start: datetime | None
+) -> ExportResult:
     with uow:
         cursor = uow.usage_exports.cursor(sink.name) or ExportCursor(sink.name)
     if cursor.retry_at is not None and now < cursor.retry_at:

@@ -29,6 +29,7 @@ from mlgate.registry.aliases import promote
 from mlgate.registry.model import PRODUCTION, ModelVersion, check_alias, same_label
 from mlgate.rollouts import sequential
 from mlgate.rollouts.model import RUNNING, Mode, Rollout, ShadowPair, SideCounts
+from mlgate.tracing import span
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.rollouts")
@@ -162,6 +163,16 @@ def look(uow: UnitOfWork, rollout: Rollout, *, points: int = 0) -> dict[str, Any
     test on the labels (two samples for a canary, pairs of answers for a shadow). With
     `points`, also the test as it stood after each of that many shares of the labelled rows,
     in the order they were predicted (the dashboard draws it)."""
+    said = {"mlgate.model": rollout.model, "mlgate.rollout.id": rollout.id,
+            "mlgate.rollout.mode": rollout.mode}  # fmt: skip
+    with span("rollout look", said) as traced:
+        out = _look(uow, rollout, points)
+        if traced is not None:
+            traced.set_attribute("mlgate.rollout.verdict", str(out["test"].get("verdict")))
+        return out
+
+
+def _look(uow: UnitOfWork, rollout: Rollout, points: int) -> dict[str, Any]:
     seen = _evidence(uow, rollout)
     test = _test(rollout, seen.observations)
     out: dict[str, Any] = {

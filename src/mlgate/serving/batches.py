@@ -60,6 +60,7 @@ from mlgate.schema import conform, suspect_rows
 from mlgate.serving.asking import Asked
 from mlgate.serving.offline import PREDICTION
 from mlgate.serving.service import seen_with
+from mlgate.tracing import span
 from mlgate.training.seen import Seen
 from mlgate.uow import UnitOfWork
 
@@ -438,9 +439,16 @@ class BatchRunner:
                         line = f"stopped after {done:,} of {int(spec['rows']):,} rows: {refusal}"
                         return Outcome("failed", line, error=line)
                 started = time.perf_counter()
-                scored, failed = (
-                    score(chunk) if score else score_chunk(chunk, version, predictor.score)
-                )
+                said: dict[str, str | int | None] = {
+                    "mlgate.model": version.model_name, "mlgate.version": version.number,
+                    "mlgate.batch.chunk": k, "mlgate.rows": len(chunk),
+                }  # fmt: skip
+                with span("batch chunk", said) as traced:
+                    scored, failed = (
+                        score(chunk) if score else score_chunk(chunk, version, predictor.score)
+                    )
+                    if traced is not None:
+                        traced.set_attribute("mlgate.batch.failed_rows", failed)
                 scored[WARNINGS] = _warnings_column(seen, chunk, version, scored)
                 part = f"{BATCHES}{job.id}/part-{k:05d}.parquet"
                 buffer = io.BytesIO()

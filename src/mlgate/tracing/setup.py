@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mlgate.tracing.calls import AttributeValue, Call
+from mlgate.tracing.calls import AttributeValue, Call, current
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -170,16 +170,29 @@ def flush() -> None:
 
 
 @contextlib.contextmanager
-def span(name: str, **attributes: AttributeValue | None) -> Iterator[Any]:
+def span(name: str, attributes: Mapping[str, AttributeValue | None] | None = None) -> Iterator[Any]:
     """A span around work that is not a request (a training job, a batch chunk, a rollout's
-    look, an export), child of the current one; nothing when tracing is off."""
+    look, an export), child of the current one; yields the SDK's span (`set_attribute`) or
+    None when tracing is off. An exception marks it failed and goes on."""
     tracing = _tracing
     if tracing is None:
         yield None
         return
-    given = {k: v for k, v in attributes.items() if v is not None}
-    with tracing.tracer.start_as_current_span(name, attributes=given) as current:
-        yield current
+    from opentelemetry import trace
+
+    context = None
+    call = current()
+    if call is not None:  # inside a request: a child of its span, sampled as it is
+        if not call.sampled:
+            yield None
+            return
+        parent = trace.SpanContext(
+            call.trace_id, call.span_id, False, trace.TraceFlags(trace.TraceFlags.SAMPLED)
+        )
+        context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    given = {k: v for k, v in (attributes or {}).items() if v is not None}
+    with tracing.tracer.start_as_current_span(name, context, attributes=given) as started:
+        yield started
 
 
 def _check(env: Mapping[str, str]) -> tuple[str | None, str | None]:
