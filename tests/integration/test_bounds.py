@@ -168,6 +168,9 @@ BODIES = [  # (method, path, body or query, the field named): numbers in bodies 
      "body.pins.m"),
     ("PUT", "/v1/models/m/monitoring/settings", {"json": {"min_rows": None}}, "body.min_rows"),
     ("GET", "/v1/audit", {"params": {"since": "0.0"}}, "query.since"),
+    # found by scripts/fuzz: a number in scientific notation was read as seconds since 1970
+    ("GET", "/v1/audit", {"params": {"since": "-2.225073858507203e-309"}}, "query.since"),
+    ("GET", "/v1/audit", {"params": {"until": "1e9"}}, "query.until"),
     ("GET", "/v1/models/m/monitoring", {"params": {"version": str(2**63)}}, "query.version"),
     ("POST", "/v1/models/m/batches", {"params": {"version": "-1"}, "content": b"a\n1\n"},
      "query.version"),
