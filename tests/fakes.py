@@ -36,6 +36,7 @@ from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFoun
 from mlgate.jobs.model import FINISHED, Job
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
 from mlgate.plans.model import (
+    TRACES_PER_ROW,
     Aggregates,
     Crossing,
     DeadLetter,
@@ -43,6 +44,7 @@ from mlgate.plans.model import (
     Plan,
     Subscription,
     UsageRow,
+    UsageTrace,
 )
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
@@ -163,6 +165,7 @@ class InMemoryDatabase:
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     usage_batches: set[str] = field(default_factory=set)
     usage: list[tuple[datetime, str, str, str, int, int, list[int]]] = field(default_factory=list)
+    usage_traces: list[UsageTrace] = field(default_factory=list)
     export_cursors: dict[str, ExportCursor] = field(default_factory=dict)
     spend_caps: dict[str, Decimal] = field(default_factory=dict)
     crossings: list[Crossing] = field(default_factory=list)
@@ -592,7 +595,25 @@ class InMemoryUsageRepository:
             into = sums[key]
             for i, value in enumerate(values):
                 into[i] += value
-        return [UsageRow(*key, *values) for key, values in sorted(sums.items())]
+        traces: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+        for t in self._db.usage_traces:
+            if not since <= t.hour < until:
+                continue
+            if (account is not None and t.account != account) or (
+                model is not None and t.model != model
+            ):
+                continue
+            key = (t.hour.strftime("%Y-%m-%dT%H")[:width], t.account, t.key_prefix, t.model,
+                   t.version, t.status)  # fmt: skip
+            if len(traces[key]) < TRACES_PER_ROW and t.trace_id not in traces[key]:
+                traces[key].append(t.trace_id)
+        return [
+            replace(UsageRow(*key, *values), trace_ids=tuple(traces.get(key, ())))
+            for key, values in sorted(sums.items())
+        ]
+
+    def add_traces(self, traces: Sequence[UsageTrace]) -> None:
+        self._db.usage_traces.extend(traces)
 
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}

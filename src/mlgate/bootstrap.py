@@ -28,6 +28,7 @@ from mlgate.periodic import Periodic
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
+from mlgate.plans.metering import UsageTraces
 from mlgate.plans.thresholds import Notifier
 from mlgate.plans.usecases import Plans
 from mlgate.registry.model import ModelVersion
@@ -127,7 +128,7 @@ class Services:
                 counters = MemoryCounters()
             self._gate = Gate(
                 counters, self.uow, self.clock, fail_open=self.settings.limits_fail_open,
-                on_crossings=self.notifier.offer,
+                on_crossings=self.notifier.offer, traces=UsageTraces(),
             )  # fmt: skip
         return self._gate
 
@@ -156,7 +157,9 @@ class Services:
     def flusher(self) -> UsageFlusher:
         """Moves metered usage to the database every second (see plans/flusher.py)."""
         if self._flusher is None:
-            self._flusher = UsageFlusher(self.gate.counters, self.uow, self.clock)
+            self._flusher = UsageFlusher(
+                self.gate.counters, self.uow, self.clock, traces=self.gate.traces
+            )
         return self._flusher
 
     @property

@@ -11,7 +11,7 @@ import pytest
 
 from mlgate.access.model import Target
 from mlgate.errors import AlreadyExists, NotFound
-from mlgate.plans.model import Aggregates, Plan, Subscription, UsageRow
+from mlgate.plans.model import Aggregates, Plan, Subscription, UsageRow, UsageTrace
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -94,3 +94,38 @@ def test_a_usage_batch_is_written_once_and_summed_by_period(uow_factory: UowFact
     ]
     assert totals == {"consumer:acme": (5, 50), "consumer:globex": (1, 1)}  # refusals not counted
     assert none == {}
+
+
+def test_traced_calls_ids_are_named_on_the_usage_rows_they_fall_in(
+    uow_factory: UowFactory,
+) -> None:
+    batch: Aggregates = {
+        ("2026-11-27T12", "consumer:acme", "mlg_1", "churn", "1", "200"): [3, 30, 0, 12, 0],
+        ("2026-11-27T13", "consumer:acme", "mlg_1", "churn", "1", "200"): [9, 90, 0, 30, 0],
+        ("2026-11-27T13", "consumer:acme", "mlg_1", "churn", "1", "429"): [1, 0, 0, 1, 0],
+    }
+    noon, one = datetime(2026, 11, 27, 12, tzinfo=UTC), datetime(2026, 11, 27, 13, tzinfo=UTC)
+    traces = [
+        UsageTrace(noon, "consumer:acme", "mlg_1", "churn", 1, 200, "a" * 32),
+        *(UsageTrace(one, "consumer:acme", "mlg_1", "churn", 1, 200, f"{i:032x}")
+          for i in range(5)),  # more than a row names
+        UsageTrace(one, "consumer:acme", "mlg_1", "churn", 1, 429, "f" * 32),
+        UsageTrace(one, "consumer:globex", "mlg_2", "churn", 1, 200, "e" * 32),  # no such row
+    ]  # fmt: skip
+    with uow_factory() as uow:
+        uow.usage.add_batch("t1", batch, T0)
+        uow.usage.add_traces(traces)
+        uow.commit()
+    since, until = T0 - timedelta(days=1), T0 + timedelta(days=30)
+    with uow_factory() as uow:
+        by_hour = uow.usage.query(since=since, until=until, by="hour", account="consumer:acme")
+        by_day = uow.usage.query(since=since, until=until, by="day")
+    assert [(r.period, r.status, r.trace_ids) for r in by_hour] == [
+        ("2026-11-27T12", 200, ("a" * 32,)),
+        ("2026-11-27T13", 200, tuple(f"{i:032x}" for i in range(3))),
+        ("2026-11-27T13", 429, ("f" * 32,)),
+    ]
+    assert [(r.status, r.trace_ids) for r in by_day] == [
+        (200, ("a" * 32, f"{0:032x}", f"{1:032x}")),  # the day's first three
+        (429, ("f" * 32,)),
+    ]

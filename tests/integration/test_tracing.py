@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from mlgate.api.app import create_app
 from mlgate.sources import demo
 from mlgate.tracing import setup
 from tests.conftest import make_services
-from tests.e2e.helpers import TOKEN, admin_key, quickstarted
+from tests.e2e.helpers import TOKEN, admin_key, mlgate, quickstarted
 
 ROWS = [
     {k: (None if v != v else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
@@ -53,6 +54,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "consumer": {"Authorization": f"Bearer {consumer.group(0)}"},
                 "secrets": [admin, consumer.group(0)],
                 "services": services,
+                "home": home,
             }
     finally:
         setup.reset()
@@ -363,3 +365,25 @@ def test_a_logged_prediction_names_its_trace(app: dict[str, Any]) -> None:
     finally:
         services.monitor.configure("churn", sample_rate=0.0)
         services.recorder.forget()
+
+
+def test_a_line_of_the_bill_names_traced_calls(app: dict[str, Any]) -> None:
+    """(A key of its own: a line names the first three traced calls of its hour.)"""
+    client, services = app["client"], app["services"]
+    key = mlgate(app["home"], "keys", "create", "--consumer", "demo-customer", "--name", "bill",
+                 "-q").stdout.strip()  # fmt: skip
+    answer = client.post(
+        "/v1/models/churn/predict", headers={"Authorization": f"Bearer {key}"},
+        json={"rows": ROWS[:1]},
+    )  # fmt: skip
+    assert answer.status_code == 200
+    trace_id = answer.headers["traceparent"].split("-")[1]
+    services.flusher.flush()
+    month = datetime.now(UTC).strftime("%Y-%m")  # a call at a month's end: see the retry
+    rows = client.get(
+        "/v1/usage", params={"month": month, "by": "hour"}, headers=app["consumer"]
+    ).json()
+    named = [r for r in rows if trace_id in r["trace_ids"]]
+    assert len(named) == 1
+    assert named[0]["account"] == "consumer:demo-customer" and named[0]["status"] == 200
+    assert named[0]["key_prefix"] in key and named[0]["trace_ids"] == [trace_id]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,10 +23,12 @@ from mlgate.db.tables import (
     usage_batches,
     usage_dead_letters,
     usage_exports,
+    usage_traces,
 )
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.plans.model import (
     LIMIT_FIELDS,
+    TRACES_PER_ROW,
     Aggregates,
     Crossing,
     DeadLetter,
@@ -32,6 +36,7 @@ from mlgate.plans.model import (
     Plan,
     Subscription,
     UsageRow,
+    UsageTrace,
 )
 
 
@@ -229,7 +234,44 @@ class SqlUsageRepository:
             values = (row.requests, row.rows, row.overage_rows, row.latency_ms, row.explained_rows)
             for i, value in enumerate(values):
                 into[i] += int(value)
-        return [UsageRow(*key, *values) for key, values in sorted(sums.items())]
+        traces = self._traces(since, until, account, model, width)
+        return [
+            replace(UsageRow(*key, *values), trace_ids=tuple(traces.get(key, ())))
+            for key, values in sorted(sums.items())
+        ]
+
+    def _traces(
+        self, since: datetime, until: datetime, account: str | None, model: str | None, width: int
+    ) -> dict[tuple[Any, ...], list[str]]:
+        t = usage_traces.c
+        select = (
+            sa.select(t.hour, t.account, t.key_prefix, t.model, t.version, t.status, t.trace_id)
+            .where(t.hour >= since, t.hour < until)
+            .order_by(t.id)
+        )
+        if account is not None:
+            select = select.where(t.account == account)
+        if model is not None:
+            select = select.where(t.model == model)
+        found: dict[tuple[Any, ...], list[str]] = defaultdict(list)
+        for row in self._conn.execute(select):
+            period = _aware(row.hour).strftime("%Y-%m-%dT%H")[:width]
+            key = (period, row.account, row.key_prefix, row.model, row.version, row.status)
+            if len(found[key]) < TRACES_PER_ROW and row.trace_id not in found[key]:
+                found[key].append(row.trace_id)
+        return found
+
+    def add_traces(self, traces: Sequence[UsageTrace]) -> None:
+        if traces:
+            self._conn.execute(
+                usage_traces.insert(),
+                [
+                    {"hour": t.hour, "account": t.account, "key_prefix": t.key_prefix,
+                     "model": t.model, "version": t.version, "status": t.status,
+                     "trace_id": t.trace_id}
+                    for t in traces
+                ],
+            )  # fmt: skip
 
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         c = usage.c

@@ -262,6 +262,20 @@ usage = sa.Table(
     sa.Index("ix_usage_account_hour", "account", "hour"),
 )
 
+usage_traces = sa.Table(  # traced calls' ids beside the ledger's aggregates (issue 39)
+    "usage_traces",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("account", sa.String(160), nullable=False),
+    sa.Column("key_prefix", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Index("ix_usage_traces_account_hour", "account", "hour"),
+)
+
 usage_batches = sa.Table(
     "usage_batches",
     metadata,

@@ -27,10 +27,11 @@ from mlgate.errors import (
 from mlgate.outcomes import ANSWERED, Answered, Outcome, Refused, status_of
 from mlgate.plans import service
 from mlgate.plans.limiter import Charge, Counters, LimitState, charges, decide, spend_charge
-from mlgate.plans.metering import UsageEvent
+from mlgate.plans.metering import UsageEvent, UsageTraces
 from mlgate.plans.model import NANOS, Crossing, Limit, Plan, Subscription
 from mlgate.plans.thresholds import crossings
 from mlgate.registry.model import ModelVersion
+from mlgate.tracing import current
 from mlgate.uow import UnitOfWork
 
 log = logging.getLogger("mlgate.plans")
@@ -68,8 +69,10 @@ class Gate:
         fail_open: bool = False,
         cache_seconds: float = 1.0,
         on_crossings: Callable[[list[Crossing]], None] | None = None,
+        traces: UsageTraces | None = None,
     ) -> None:
         self.counters = counters
+        self.traces = traces  # traced calls' ids, filed beside the ledger
         self._on_crossings = on_crossings
         self._uow = uow
         self._clock = clock
@@ -263,7 +266,7 @@ class Gate:
         """The ledger's line for the call: its status is the one the call is answered with
         (outcomes.status_of), and only an answered call's explained rows are metered."""
         status = status_of(outcome)
-        return UsageEvent(
+        event = UsageEvent(
             at=self._clock(),
             consumer=admission.account,
             key_prefix=admission.principal.key_prefix or "",
@@ -274,6 +277,11 @@ class Gate:
             latency_ms=(time.perf_counter() - admission.started) * 1000,
             explained_rows=admission.explained if isinstance(outcome, Answered) else 0,
         )
+        if self.traces is not None:
+            call = current()
+            if call is not None and call.sampled:
+                self.traces.offer(event, call.trace_hex)
+        return event
 
     def _refusal(
         self, blocked: LimitState, charged: list[Charge], states: list[LimitState]

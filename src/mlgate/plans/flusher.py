@@ -10,6 +10,7 @@ from typing import Any
 from mlgate.errors import ConcurrentWrite
 from mlgate.periodic import Periodic
 from mlgate.plans.limiter import Counters, bucket
+from mlgate.plans.metering import UsageTraces
 from mlgate.plans.service import active_subscription, month_bounds, spend_nanos
 from mlgate.uow import UnitOfWork
 
@@ -26,8 +27,10 @@ class UsageFlusher:
         clock: Callable[[], datetime],
         *,
         interval: float = 1.0,
+        traces: UsageTraces | None = None,
     ) -> None:
         self._counters = counters
+        self._traces = traces
         self._uow = uow
         self._clock = clock
         self._loop = Periodic("mlgate-usage", self.flush, interval)
@@ -44,6 +47,11 @@ class UsageFlusher:
                 pass  # another process wrote this batch first
             self._counters.drained(batch)
             handled += 1
+        traced = self._traces.take() if self._traces is not None else []
+        if traced:  # exemplars beside the ledger: lost with a crash, never worth a retry
+            with self._uow() as uow:
+                uow.usage.add_traces(traced)
+                uow.commit()
         return handled
 
     def start(self) -> None:

@@ -9,10 +9,11 @@ table is the ledger: monthly quotas are reconciled from it, and bills are comput
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from mlgate.plans.model import FIELDS, Aggregates
+from mlgate.plans.model import FIELDS, TRACES_PER_ROW, Aggregates, UsageTrace
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,40 @@ def _hour(at: datetime) -> str:
 @functools.lru_cache(maxsize=16)
 def _utc_hour(hours: int) -> str:
     return datetime.fromtimestamp(hours * 3600, UTC).strftime("%Y-%m-%dT%H")
+
+
+class UsageTraces:
+    """Traced calls' trace ids, the first few per usage aggregate and hour, kept until the
+    flusher writes them beside the ledger (thread-safe). Only calls the tracer sampled come
+    here, so this stays small; past `capacity` waiting, more are dropped."""
+
+    def __init__(self, capacity: int = 10_000, per_key: int = TRACES_PER_ROW) -> None:
+        self._lock = threading.Lock()
+        self._waiting: list[UsageTrace] = []
+        self._counted: dict[tuple[str, ...], int] = {}  # this hour's, per aggregate
+        self._hour = ""
+        self._capacity = capacity
+        self._per_key = per_key
+
+    def offer(self, event: UsageEvent, trace_id: str) -> None:
+        key = event.key
+        with self._lock:
+            if key[0] != self._hour:
+                self._hour, self._counted = key[0], {}
+            seen = self._counted.get(key, 0)
+            if seen >= self._per_key or len(self._waiting) >= self._capacity:
+                return
+            self._counted[key] = seen + 1
+            hour = datetime.strptime(key[0], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            self._waiting.append(UsageTrace(
+                hour, event.consumer, event.key_prefix, event.model, event.version,
+                event.status, trace_id,
+            ))  # fmt: skip
+
+    def take(self) -> list[UsageTrace]:
+        with self._lock:
+            taken, self._waiting = self._waiting, []
+        return taken
 
 
 class UsageBuffer:

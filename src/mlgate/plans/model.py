@@ -168,6 +168,26 @@ class UsageRow:
     overage_rows: int
     latency_ms: int
     explained_rows: int = 0
+    # traced calls among them (tracing/): up to TRACES_PER_ROW trace ids, an exemplar of each
+    # line of a bill that leads to what happened in it
+    trace_ids: tuple[str, ...] = ()
+
+
+TRACES_PER_ROW = 3
+
+
+@dataclass(frozen=True)
+class UsageTrace:
+    """A traced call's trace id, filed under its usage aggregate's key (the hour, account,
+    key, model, version and status of plans/metering.py)."""
+
+    hour: datetime
+    account: str
+    key_prefix: str
+    model: str
+    version: int
+    status: int
+    trace_id: str
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from mlgate.plans.model import (
     Plan,
     Subscription,
     UsageRow,
+    UsageTrace,
 )
 
 
@@ -73,6 +75,11 @@ class UsageRepository(Protocol):
 
     def totals(self, since: datetime, until: datetime) -> dict[str, tuple[int, int]]:
         """Per account: (requests, rows) of the calls that were counted (status below 400)."""
+        ...
+
+    def add_traces(self, traces: Sequence[UsageTrace]) -> None:
+        """File traced calls' ids beside the ledger; `query` names up to TRACES_PER_ROW of
+        them on each row they fall in."""
         ...
 
 
