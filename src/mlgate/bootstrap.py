@@ -265,7 +265,9 @@ class Services:
             self._expirer.start()
         every = self.settings.usage_export_interval
         if every and self.settings.usage_export_url and self._exporter is None:
-            self._exporter = Periodic("mlgate-usage-export", self.export_usage, every, final=False)
+            self._exporter = Periodic(
+                "mlgate-usage-export", self.plans.export_usage, every, final=False
+            )
             self._exporter.start()
 
     def usage_sink(self) -> Any:
@@ -282,18 +284,6 @@ class Services:
                 raise ConfigError("a Stripe usage sink needs MLGATE_USAGE_EXPORT_TOKEN")
             return StripeSink(secret, url=url, outbound=self.outbound)
         return CloudEventsSink(url, token=secret, name="cloudevents", outbound=self.outbound)
-
-    def export_usage(self) -> Any:
-        """One export pass to the configured sink (plans/exporter.py)."""
-        from mlgate.plans.exporter import export_usage
-
-        sink = self.usage_sink()
-        if sink is None:
-            return None
-        try:
-            return export_usage(self.uow(), sink, now=self.clock())
-        finally:
-            sink.close()
 
     def stop_monitoring(self) -> None:
         for loop in (self._checker, self._referee, self._scheduler, self._exporter, self._expirer):
@@ -348,7 +338,10 @@ class Services:
     @cached_property
     def plans(self) -> Plans:
         """Plans, subscriptions, usage and billing, their adapters bound (plans/usecases.py)."""
-        return Plans(uow=self.uow, clock=self.now, outbound=lambda: self.outbound)
+        return Plans(
+            uow=self.uow, clock=self.now, outbound=lambda: self.outbound,
+            usage_sink=self.usage_sink,
+        )  # fmt: skip
 
     @cached_property
     def sources(self) -> Sources:

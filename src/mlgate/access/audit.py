@@ -107,7 +107,6 @@ NOT_AUDITED: dict[str, str] = {
     "access.service.authenticate": "every call: only a key's last use is noted",
     "access.audit.record": "the audit log itself",
     "bootstrap.bootstrap": "starts the process: migrations, nobody's change",
-    "bootstrap.Services.export_usage": "calls plans.exporter.export_usage, which records",
     "bootstrap.Services.rollouts": "binds the rollouts' use cases (a job submitter among them)",
     "monitoring.recorder.PredictionRecorder.flush": "the sampled prediction log",
     "monitoring.service.Monitor.feedback": "consumers' labels: data, metered like predictions",

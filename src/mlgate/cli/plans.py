@@ -270,6 +270,9 @@ def usage(
     console.print(table)
 
 
+NO_SINK = "no usage sink: set MLGATE_USAGE_EXPORT_URL (and its token)"
+
+
 @usage_app.command("export")
 def export(
     ctx: typer.Context,
@@ -279,20 +282,16 @@ def export(
 ) -> None:
     """Push closed hours of usage to MLGATE_USAGE_EXPORT_URL now (CloudEvents, or Stripe's meter
     events): what `mlgate serve` does every MLGATE_USAGE_EXPORT_INTERVAL seconds."""
-    from mlgate.plans.exporter import export_usage, replay_dead_letters
-
     s = services(ctx)
-    sink = s.usage_sink()
-    if sink is None:
-        raise InvalidInput("no usage sink: set MLGATE_USAGE_EXPORT_URL (and its token)")
-    try:
-        if replay:
-            sent, refused = replay_dead_letters(s.uow(), sink, now=s.clock())
-            console.print(f"replayed {sent} dead letters; {refused} still pending")
-            return
-        result = export_usage(s.uow(), sink, now=s.clock())
-    finally:
-        sink.close()
+    if replay:
+        replayed = s.plans.replay_usage()
+        if replayed is None:
+            raise InvalidInput(NO_SINK)
+        console.print(f"replayed {replayed[0]} dead letters; {replayed[1]} still pending")
+        return
+    result = s.plans.export_usage()
+    if result is None:
+        raise InvalidInput(NO_SINK)
     through = "nothing yet" if result.through is None else f"{result.through:%Y-%m-%d %H:00} UTC"
     console.print(f"sent {result.sent} events, {result.dead} dead-lettered; done up to {through}")
     if result.error:

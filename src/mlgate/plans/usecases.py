@@ -21,6 +21,7 @@ from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from mlgate.outbound.client import Outbound
+    from mlgate.plans.exporter import ExportResult
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,34 @@ class Plans:
     uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
     outbound: Callable[[], Outbound]
+    # the billing sink the settings name (plans/sinks.py), made for each pass; None: no sink
+    usage_sink: Callable[[], Any] = lambda: None
+
+    # -- usage pushed to billing --------------------------------------------------------------
+
+    def export_usage(self) -> ExportResult | None:
+        """One pass of closed hours to the billing sink (plans/exporter.py); None without one."""
+        from mlgate.plans.exporter import export_usage
+
+        sink = self.usage_sink()
+        if sink is None:
+            return None
+        try:
+            return export_usage(self.uow(), sink, now=self.clock())
+        finally:
+            sink.close()
+
+    def replay_usage(self) -> tuple[int, int] | None:
+        """Send the sink's dead letters again: (sent, still pending); None without a sink."""
+        from mlgate.plans.exporter import replay_dead_letters
+
+        sink = self.usage_sink()
+        if sink is None:
+            return None
+        try:
+            return replay_dead_letters(self.uow(), sink, now=self.clock())
+        finally:
+            sink.close()
 
     # -- plans and subscriptions ----------------------------------------------------------
 
