@@ -282,7 +282,9 @@ class Services:
         if self.settings.usage_export_format == "stripe":
             if not secret:
                 raise ConfigError("a Stripe usage sink needs MLGATE_USAGE_EXPORT_TOKEN")
-            return StripeSink(secret, url=url, outbound=self.outbound)
+            with self.uow() as uow:  # read for each pass: an id set since counts at once
+                customers = {c.name: c.billing_id for c in uow.consumers.all() if c.billing_id}
+            return StripeSink(secret, url=url, customers=customers, outbound=self.outbound)
         return CloudEventsSink(url, token=secret, name="cloudevents", outbound=self.outbound)
 
     def stop_monitoring(self) -> None:

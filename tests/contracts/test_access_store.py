@@ -58,7 +58,8 @@ def test_accounts_are_unique_by_name_and_saved_whole(uow_factory: UowFactory, ki
     def make(name: str) -> User | Consumer:
         if kind == "users":
             return User(name, is_admin=name == "root", created_at=T0, password_hash="$argon2$x")
-        return Consumer(name, T0, description=f"{name} inc.")
+        return Consumer(name, T0, description=f"{name} inc.",
+                        billing_id=f"cus_{name}" if name != "zed" else None)  # fmt: skip
 
     with uow_factory() as uow:
         repo = getattr(uow, kind)

@@ -355,3 +355,21 @@ def test_prices_show_their_currency(site: Site) -> None:
     row = listed[listed.index('data-plan="priced-plan"') :].split("</tr>")[0]
     assert "<td>USD 0.0035</td>" in row
     assert "Price per 1,000 rows (USD)" in listed
+
+
+def test_an_admin_sets_a_consumers_billing_id_on_its_page(site: Site) -> None:
+    admin = login(site, "ui", *ADMIN)
+    page = admin.get("/ui/consumers/acme")
+    assert "Billing id" in page.text and "sends nothing" in page.text
+
+    def save(value: str) -> Any:
+        form = {"billing_id": value, "csrf": csrf_of(admin, "/ui/consumers/acme")}
+        return admin.post("/ui/consumers/acme/billing-id", data=form)
+
+    bad = save("cus A;")
+    assert bad.status_code == 422 and "letters, digits" in bad.text
+    assert save("cus_A1").status_code == 303
+    assert "cus_A1" in admin.get("/ui/consumers").text
+    assert "names this consumer as cus_A1" in admin.get("/ui/consumers/acme").text
+    assert save("").status_code == 303
+    assert "cus_A1" not in admin.get("/ui/consumers").text

@@ -200,15 +200,28 @@ def test_refused_events_are_dead_letters_until_replayed(
 def test_the_stripe_sink_sends_meter_events_with_idempotency_keys(
     services: Services, receiver: Receiver
 ) -> None:
+    """Each consumer as its billing id; one without is never sent, and says so (issue 36)."""
     expected = seed(services)
     sink = StripeSink("sk_test_123", url=receiver.url, customers={"acme": "cus_A"},
                       outbound=LOCAL)  # fmt: skip
-    done = export_usage(services.uow(), sink, now=START + timedelta(hours=HOURS, minutes=6),
-                        start=START)  # fmt: skip
-    assert done.sent == len(expected) == len(receiver.forms)
+    now = START + timedelta(hours=HOURS, minutes=6)
+    done = export_usage(services.uow(), sink, now=now, start=START)
+    acme = {k: v for k, v in expected.items() if k[0] == "acme"}
+    assert done.sent == len(acme) == len(receiver.forms) and done.dead == len(expected) - len(acme)
     for form, key in receiver.forms:
         assert key == form["identifier"] and form["event_name"].startswith("mlgate_")
-        assert form["payload[stripe_customer_id]"] in ("cus_A", "globex")
+        assert form["payload[stripe_customer_id]"] == "cus_A"  # never a consumer's name
+    assert sum(int(f["payload[value]"]) for f, _ in receiver.forms) == sum(acme.values())
+    with services.uow() as uow:
+        letters = uow.usage_exports.dead_letters("stripe")
+    assert {d.event["consumer"] for d in letters} == {"globex"}
+    assert all("globex has no billing id" in d.error and "--billing-id" in d.error
+               for d in letters)  # fmt: skip
+    # the id set, a replay sends globex's events as its own
+    sink.customers["globex"] = "cus_G"
+    assert replay_dead_letters(services.uow(), sink, now=now) == (len(letters), 0)
+    assert [f["payload[stripe_customer_id]"] for f, _ in receiver.forms[len(acme):]] == (
+        ["cus_G"] * len(letters))  # fmt: skip
     total = sum(int(f["payload[value]"]) for f, _ in receiver.forms)
     assert total == sum(expected.values())
     sink.close()
@@ -427,5 +440,59 @@ def test_a_first_cli_export_catches_up_in_one_run(tmp_path: Path, receiver: Rece
         assert len({e["id"] for e in receiver.events}) == len(expected)
         again = CliRunner().invoke(cli, ["usage", "export"], obj=services)
         assert again.exit_code == 0 and "sent 0 events" in again.output
+    finally:
+        services.close()
+
+
+def test_billing_ids_are_set_checked_and_missing_ones_are_named(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """`consumers update --billing-id`, the API's PUT, and a Stripe-configured server naming
+    the consumers on a plan without one (`usage export`, `doctor`) instead of sending them."""
+    services = bootstrap(Settings.from_env({
+        "MLGATE_HOME": str(tmp_path / "home"), "MLGATE_USAGE_EXPORT_URL": receiver.url,
+        "MLGATE_USAGE_EXPORT_FORMAT": "stripe", "MLGATE_USAGE_EXPORT_TOKEN": "sk_test_1",
+        "MLGATE_USAGE_EXPORT_INTERVAL": "0", "MLGATE_OUTBOUND_ALLOW": "127.0.0.1",
+    }))  # fmt: skip
+    try:
+        expected = seed(services)
+        services.clock = FixedClock(datetime(2026, 12, 3, 0, 10, tzinfo=UTC))
+        runner = CliRunner()
+        bad = runner.invoke(cli, ["consumers", "update", "acme", "--billing-id", "cus A;"],
+                            obj=services)  # fmt: skip
+        assert bad.exit_code != 0 and "letters, digits" in bad.output
+        ok = runner.invoke(cli, ["consumers", "update", "acme", "--billing-id", "cus_A"],
+                           obj=services)  # fmt: skip
+        assert ok.exit_code == 0, ok.output
+        listed = runner.invoke(cli, ["consumers", "list"], obj=services)
+        assert "cus_A" in listed.output
+        assert services.plans.unbilled() == ["globex"]
+        doctor = runner.invoke(cli, ["doctor"], obj=services)
+        assert doctor.exit_code == 1
+        assert "globex" in doctor.output and "--billing-id" in doctor.output
+        result = runner.invoke(cli, ["usage", "export"], obj=services)
+        assert result.exit_code == 0, result.output
+        assert "globex" in result.output and "no billing id" in result.output
+        ids = {form["payload[stripe_customer_id]"] for form, _ in receiver.forms}
+        assert ids == {"cus_A"}
+        assert len(receiver.forms) == len([k for k in expected if k[0] == "acme"])
+        # set over HTTP, and a replay sends the rest as globex's own
+        from starlette.testclient import TestClient
+
+        from mlgate.api.app import create_app
+        from tests.conftest import admin_token
+
+        with TestClient(create_app(services)) as client:
+            answer = client.put(
+                "/v1/consumers/globex/billing-id",
+                headers={"Authorization": f"Bearer {admin_token(services, 'admin')}"},
+                json={"billing_id": "cus_G"},
+            )
+        assert answer.status_code == 200 and answer.json()["billing_id"] == "cus_G"
+        replayed = runner.invoke(cli, ["usage", "export", "--replay"], obj=services)
+        assert replayed.exit_code == 0 and "still pending" in replayed.output
+        ids = [form["payload[stripe_customer_id]"] for form, _ in receiver.forms]
+        assert set(ids) == {"cus_A", "cus_G"} and len(ids) == len(expected)
+        assert services.plans.unbilled() == []
     finally:
         services.close()

@@ -58,7 +58,8 @@ def test_a_subscription_starting_mid_hour_owns_the_hour() -> None:
 def test_an_event_happens_at_its_hour_s_start_so_a_month_s_last_hour_stays_in_its_month() -> None:
     event = MeterEvent("e1", "acme", 1, "basic", "rows", H, 5)
     assert event.cloudevent("mlgate")["time"] == "2026-11-30T23:00:00Z"
-    stripe = StripeSink("sk_test", url="http://billing.example/events", outbound=PUBLIC)
+    stripe = StripeSink("sk_test", url="http://billing.example/events",
+                        customers={"acme": "cus_A"}, outbound=PUBLIC)  # fmt: skip
     assert datetime.fromtimestamp(int(stripe.form(event)["timestamp"]), UTC) == H
     stripe.close()
 

@@ -8,6 +8,7 @@ attempt that comes too early is refused with 429 and Retry-After, without checki
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from mlgate.access.audit import audited
 from mlgate.access.model import SCOPES, Consumer, OwnerKind, Principal, Session, User
 from mlgate.errors import (
     Conflict,
+    FieldError,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -257,6 +259,32 @@ def set_consumer_disabled(
         uow.consumers.save(updated)
         if disabled:
             uow.sessions.revoke_all(name, now, kind="consumer")
+        uow.commit()
+    return updated
+
+
+BILLING_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+
+
+@audited("access.set_consumer_billing_id", "name")
+def set_consumer_billing_id(
+    uow: UnitOfWork, name: str, billing_id: str | None, *, by: Principal | None
+) -> Consumer:
+    """The consumer's id in the billing system (Stripe's `cus_…`), or None to clear it: the
+    usage export names it; a consumer without one is not exported to Stripe."""
+    _require_admin(by)
+    if billing_id is not None and not BILLING_ID.match(billing_id):
+        raise InvalidInput(
+            "a billing id is 1 to 255 letters, digits and _ . : - (Stripe's look like "
+            "cus_NffrFeUfNV2Hib)",
+            errors=[FieldError("billing_id", "letters, digits and _ . : - only")],
+        )
+    with uow:
+        consumer = uow.consumers.get(name)
+        if consumer is None:
+            raise NotFound(f"no consumer named {name!r}")
+        updated = replace(consumer, billing_id=billing_id)
+        uow.consumers.save(updated)
         uow.commit()
     return updated
 

@@ -40,6 +40,8 @@ class Consumer:
     failed_logins: int = 0
     last_failed_at: datetime | None = None
     locked_until: datetime | None = None
+    # the customer's id in the billing system (Stripe's cus_…): what the usage export names
+    billing_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,11 @@ class Access:
     def set_consumer_password(self, name: str, new_password: str, *, by: Principal | None) -> None:
         accounts.set_consumer_password(self.uow(), name, new_password, by=by, now=self.clock())
 
+    def set_billing_id(
+        self, name: str, billing_id: str | None, *, by: Principal | None
+    ) -> Consumer:
+        return accounts.set_consumer_billing_id(self.uow(), name, billing_id, by=by)
+
     # -- keys -------------------------------------------------------------------------------
 
     def create_key(

@@ -165,11 +165,37 @@ def list_consumers(ctx: typer.Context) -> None:
     else:
         s = services(ctx)
         rows = [_consumer(c) for c in s.access.consumers(by=None)]
-    table = Table("name", "description", "created", "status")
+    table = Table("name", "description", "created", "status", "billing id")
     for c in rows:
         status = "disabled" if c["disabled"] else "active"
-        table.add_row(c["name"], c["description"], str(c["created_at"])[:16], status)
+        billing = c.get("billing_id") or "-"
+        table.add_row(c["name"], c["description"], str(c["created_at"])[:16], status, billing)
     console.print(table)
+
+
+@consumers.command("update")
+def update_consumer(
+    ctx: typer.Context,
+    name: str,
+    billing_id: Annotated[
+        str | None,
+        typer.Option(
+            "--billing-id",
+            help="The customer's id in the billing system (Stripe's cus_…); '' clears it.",
+        ),
+    ] = None,
+) -> None:
+    """Change a consumer: its billing id, which the usage export to Stripe names."""
+    if billing_id is None:
+        raise InvalidInput("nothing to change: say --billing-id cus_… (or '' to clear it)")
+    value = billing_id.strip() or None
+    remote = remote_of(ctx)
+    if remote:
+        remote.call("PUT", f"/v1/consumers/{name}/billing-id", json={"billing_id": value})
+    else:
+        services(ctx).access.set_billing_id(name, value, by=None)
+    said = f"billing id {value}" if value else "no billing id (not exported to Stripe)"
+    console.print(f"Consumer [bold]{name}[/]: {said}.")
 
 
 @consumers.command("disable")
@@ -427,6 +453,7 @@ def _consumer(c: Consumer) -> dict[str, Any]:
         "description": c.description,
         "created_at": c.created_at.isoformat(),
         "disabled": c.disabled_at is not None,
+        "billing_id": c.billing_id,
     }
 
 

@@ -166,16 +166,27 @@ def doctor(
 ) -> None:
     """Check the registry: every version's files exist and match their sha256; every file
     belongs to a version. Exits 1 when something is wrong, saying how to fix it."""
-    registry = services(ctx).registry
+    s = services(ctx)
+    registry = s.registry
     if fix:
         for key in registry.remove_orphans():
             console.print(f"removed {key}")
     n_versions, findings = registry.check()
-    if not findings:
+    problems = [(f.problem, f.fix) for f in findings]
+    if s.settings.usage_export_format == "stripe" and s.settings.usage_export_url:
+        lacking = s.plans.unbilled()
+        if lacking:
+            problems.append((
+                f"{len(lacking)} consumer(s) on a plan have no billing id; the Stripe export "
+                f"sends nothing of theirs: {', '.join(lacking[:10])}",
+                "mlgate consumers update NAME --billing-id cus_…, then mlgate usage export "
+                "--replay",
+            ))  # fmt: skip
+    if not problems:
         console.print(f"[green]ok[/] {n_versions} versions, every file present and intact")
         return
-    for finding in findings:
-        console.print(f"[red]problem[/] {finding.problem}\n  fix: {finding.fix}")
+    for problem, how in problems:
+        console.print(f"[red]problem[/] {problem}\n  fix: {how}")
     raise typer.Exit(1)
 
 

@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from mlgate.cli.context import console, errors, services
 from mlgate.errors import InvalidInput
 from mlgate.plans import service
 from mlgate.plans.model import LIMITS, Plan
+
+if TYPE_CHECKING:
+    from mlgate.bootstrap import Services
 
 app = typer.Typer(help="Subscription plans: rate limits, quotas, prices.", no_args_is_help=True)
 
@@ -273,6 +276,21 @@ def usage(
 NO_SINK = "no usage sink: set MLGATE_USAGE_EXPORT_URL (and its token)"
 
 
+def _say_unbilled(s: Services) -> bool:
+    """Warn of consumers a Stripe export sends nothing for; True when there are some."""
+    if s.settings.usage_export_format != "stripe":
+        return False
+    lacking = s.plans.unbilled()
+    if lacking:
+        errors.print(
+            f"{len(lacking)} consumer(s) on a plan have no billing id, so Stripe gets nothing "
+            f"of theirs: {', '.join(lacking[:10])}{' …' if len(lacking) > 10 else ''}; "
+            "`mlgate consumers update NAME --billing-id cus_…`, then "
+            "`mlgate usage export --replay`"
+        )
+    return bool(lacking)
+
+
 @usage_app.command("export")
 def export(
     ctx: typer.Context,
@@ -294,6 +312,7 @@ def export(
         raise InvalidInput(NO_SINK)
     through = "nothing yet" if result.through is None else f"{result.through:%Y-%m-%d %H:00} UTC"
     console.print(f"sent {result.sent} events, {result.dead} dead-lettered; done up to {through}")
+    _say_unbilled(s)
     if result.error:
         errors.print(f"the sink failed: {result.error}; next try after {result.waiting_until}")
         raise typer.Exit(1)

@@ -173,6 +173,7 @@ class SqlConsumerRepository:
             "failed_logins": consumer.failed_logins,
             "last_failed_at": consumer.last_failed_at,
             "locked_until": consumer.locked_until,
+            "billing_id": consumer.billing_id,
         }
 
     @staticmethod
@@ -186,6 +187,7 @@ class SqlConsumerRepository:
             failed_logins=row.failed_logins or 0,
             last_failed_at=_utc(row.last_failed_at),
             locked_until=_utc(row.locked_until),
+            billing_id=row.billing_id,
         )
 
 

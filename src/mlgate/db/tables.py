@@ -112,6 +112,7 @@ consumers = sa.Table(
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("billing_id", sa.String(255), nullable=True),  # issue 36: Stripe's cus_…
 )
 
 grants = sa.Table(

@@ -219,6 +219,15 @@ def active_subscription(
     return None
 
 
+def unbilled(uow: UnitOfWork, now: datetime) -> list[str]:
+    """The consumers on a plan today without a billing id: a Stripe export sends them nothing
+    (plans/sinks.py) until `mlgate consumers update NAME --billing-id cus_…`."""
+    with uow:
+        lacking = {c.name for c in uow.consumers.all() if not c.billing_id}
+        subscribed = {s.consumer for s in uow.plans.subscriptions() if s.active(now)}
+    return sorted(lacking & subscribed)
+
+
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """'2026-11' -> the first instants of November and December 2026, UTC."""
     try:

@@ -66,9 +66,12 @@ class CloudEventsSink:
 
 class StripeSink:
     """Stripe's billing meter events: one form-encoded POST per event, `event_name` the
-    meter's (mlgate_rows, ...), the consumer as `stripe_customer_id` (or its mapping), the event
-    id as both the `identifier` and the Idempotency-Key. Events older than 35 days are refused
-    by Stripe, so a first pass reaches back STRIPE_MAX_AGE at most."""
+    meter's (mlgate_rows, ...), the consumer's billing id (`customers`: name -> `cus_…`, set
+    with `mlgate consumers update NAME --billing-id`) as `stripe_customer_id`, the event id as
+    both the `identifier` and the Idempotency-Key. A consumer without a billing id is never
+    sent (its name would be refused, or bill someone else): its events are dead letters saying
+    so, sent by a replay once the id is set. Events older than 35 days are refused by Stripe,
+    so a first pass reaches back STRIPE_MAX_AGE at most."""
 
     batch_size = 1  # one event per request: a refusal names its event
     max_age: timedelta | None = STRIPE_MAX_AGE
@@ -91,11 +94,19 @@ class StripeSink:
         self._token = token
 
     def form(self, event: MeterEvent) -> dict[str, Any]:
+        customer = self.customers.get(event.consumer)
+        if customer is None:
+            raise Delivery(
+                f"consumer {event.consumer} has no billing id, so nothing was sent: "
+                f"`mlgate consumers update {event.consumer} --billing-id cus_…`, then "
+                "`mlgate usage export --replay`",
+                permanent=True,
+            )
         return {
             "event_name": f"{self.prefix}{event.meter}",
             "identifier": event.id,
             "timestamp": str(int(event.hour.timestamp())),  # the hour's start: inside the hour
-            "payload[stripe_customer_id]": self.customers.get(event.consumer, event.consumer),
+            "payload[stripe_customer_id]": customer,
             "payload[value]": str(event.value),
         }
 

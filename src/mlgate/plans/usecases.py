@@ -101,6 +101,10 @@ class Plans:
         """The consumer's subscription in force `at` (default: now), and its plan."""
         return service.active_subscription(self.uow(), consumer, at or self.clock())
 
+    def unbilled(self) -> list[str]:
+        """Consumers on a plan now with no billing id: never exported to Stripe."""
+        return service.unbilled(self.uow(), self.clock())
+
     # -- usage, spend and billing -----------------------------------------------------------
 
     def usage(

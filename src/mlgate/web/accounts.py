@@ -36,7 +36,9 @@ def consumers(request: Request) -> Response:
     found = services.access.consumers(by=me)
     now = services.clock()
     current = {c.name: services.plans.active_subscription(c.name, now) for c in found}
-    return render(request, "consumers.html", principal=me, consumers=found, current=current)
+    stripe = services.settings.usage_export_format == "stripe"  # an id is needed to be billed
+    return render(request, "consumers.html", principal=me, consumers=found, current=current,
+                  stripe=stripe)  # fmt: skip
 
 
 @router.post("/consumers")
@@ -119,6 +121,18 @@ def consumer_password(
     services = pages.services_of(request)
     services.access.set_consumer_password(name, password, by=me)
     return pages.see_other(f"/ui/consumers/{name}", "password_set")
+
+
+@router.post("/consumers/{name}/billing-id")
+@access("admin")
+@page("ui")
+def billing_id(
+    request: Request, name: str, billing_id: str = Form(""), csrf: str = Form("")
+) -> Response:
+    me = member(request, "ui", "admin", csrf=csrf)
+    services = pages.services_of(request)
+    services.access.set_billing_id(name, billing_id.strip() or None, by=me)
+    return pages.see_other(f"/ui/consumers/{name}", "billing_id_set")
 
 
 @router.post("/consumers/{name}/{change}")

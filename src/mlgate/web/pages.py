@@ -70,6 +70,7 @@ NOTICES = {
     "subscribed": "The subscription is in force.",
     "granted": "The grant is added.",
     "password_set": "The password is set; the account's earlier sessions ended.",
+    "billing_id_set": "The billing id is saved; the next usage export names it.",
     "disabled": "Disabled: its keys and sessions stopped working.",
     "enabled": "Enabled again.",
     "plan_saved": "The plan is saved.",

@@ -93,6 +93,17 @@ class ConsumerOut(BaseModel):
     description: str
     created_at: datetime
     disabled: bool
+    billing_id: str | None = Field(
+        None, description="The customer's id in the billing system (Stripe's cus_…)"
+    )
+
+
+class BillingIdIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    billing_id: str | None = Field(
+        max_length=255, description="Stripe's cus_…, or null to clear it"
+    )
 
 
 class KeyIn(BaseModel):
@@ -306,6 +317,17 @@ async def set_consumer_password(request: Request, name: str, body: PasswordSet) 
     return Response(status_code=204)
 
 
+@router.put("/consumers/{name}/billing-id", response_model=ConsumerOut, responses=PROBLEMS)
+@access("admin")
+async def set_billing_id(request: Request, name: str, body: BillingIdIn) -> Response:
+    """The consumer's id in the billing system: the usage export to Stripe names it, and a
+    consumer without one is not exported there (admins only)."""
+    return await call(
+        request,
+        lambda s, p: _consumer(s.access.set_billing_id(name, body.billing_id, by=p)),
+    )
+
+
 @router.get("/consumers/{name}", response_model=ConsumerOut, responses=PROBLEMS)
 @access("authenticated")
 async def get_consumer(request: Request, name: str) -> Response:
@@ -467,6 +489,7 @@ def _consumer(c: Consumer) -> ConsumerOut:
         description=c.description,
         created_at=c.created_at,
         disabled=c.disabled_at is not None,
+        billing_id=c.billing_id,
     )
 
 
