@@ -15,12 +15,21 @@ three servers interleaved (the median run is shown: this host's speed drifts); a
 extension). It prints req/s, p50 and p99, mlgate's throughput as a ratio of each bare
 endpoint's, and the resident memory of each mlgate worker with --models models loaded. Never
 part of the tests.
+
+`--tracing`: only one-row calls to xgb at c=1 and c=16, 1 worker: bare uvicorn and three
+`mlgate serve` with their defaults side by side, tracing off (no OTEL_* variables), on at 1%
+(`parentbased_traceidratio`, 0.01) and on at 100% (`always_on`), each exporting over OTLP/HTTP
+to its own receiver in this process (it answers 200 and keeps the bodies; they are decoded once
+the servers have stopped, so the bench's own CPU stays out of the loads), interleaved round by
+round. Targets (issue 39): 1% costs at most 3% of off's throughput, 100% at most 15%. That off
+costs nothing is measured against the code before tracing: `--single-row OLD_CHECKOUT/src`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import re
@@ -28,8 +37,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +206,9 @@ def wrk(
     ).stdout
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
+    sent = re.search(r"(\d+) requests in", out)
     return {
+        "requests": float(sent.group(1)) if sent else 0.0,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
@@ -355,6 +368,11 @@ def main() -> None:
         help="only the one-row loads on xgb (1 worker), interleaved with a second `mlgate serve` "
         "run from BASELINE_SRC (another checkout's src/): a change's cost, in one sitting",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="only the one-row loads on xgb (1 worker) with tracing off, at 1%% and at 100%%",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/serve.py needs wrk: apt-get install wrk")
@@ -377,6 +395,9 @@ def main() -> None:
             return
         if args.single_row:
             single_row(home, token, one, args, tmp)
+            return
+        if args.tracing:
+            tracing(home, token, one, args, tmp)
             return
         if args.only_explain:
             with running_server(home) as ours:
@@ -471,6 +492,119 @@ def single_row(home: Path, token: str, body: bytes, args: argparse.Namespace, tm
                 f"  c={clients:<2} bare {_figures(b)} | baseline {_figures(t)} | this tree "
                 f"{_figures(o)} | this tree / baseline {o['rps'] / t['rps']:4.2f}"
             )
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP traces endpoint in this process: 200 to every POST, the bodies kept and
+    decoded only when asked (`spans()`), after the loads."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.received = 0  # bytes on the wire
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # the exporter keeps its connection
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                with lock:
+                    receiver.received += int(self.headers["Content-Length"])
+                    receiver.bodies.append(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self) -> tuple[int, int]:
+        """(server spans, all spans) received: calls traced, and their spans."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+        from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+        calls = spans = 0
+        for body in self.bodies:
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        spans += 1
+                        calls += span.kind == Span.SPAN_KIND_SERVER
+        return calls, spans
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tracing(home: Path, token: str, body: bytes, args: argparse.Namespace, tmp: Path) -> None:
+    """One-row calls to xgb at c=1 and c=16: bare uvicorn, and `mlgate serve` with tracing off,
+    at 1% and at 100%, interleaved round by round (the median run is shown); then what each
+    receiver got against the calls its server answered."""
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        del os.environ[name]  # "off" is a server with no OTEL_* variable at all
+    receivers = {who: OtlpReceiver() for who in ("off", "1%", "100%")}
+    samplers = {
+        "1%": {
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.01",
+        },
+        "100%": {"OTEL_TRACES_SAMPLER": "always_on"},
+    }
+    envs: dict[str, dict[str, str]] = {"off": {}}
+    for who, sampler in samplers.items():
+        envs[who] = {"OTEL_EXPORTER_OTLP_ENDPOINT": receivers[who].endpoint,
+                     "OTEL_SERVICE_NAME": f"mlgate-bench-{who}", **sampler}  # fmt: skip
+    print("\n1 worker, one row; mlgate with tracing off, at 1% and at 100% (OTLP/HTTP to a "
+          "receiver in the bench's process)")  # fmt: skip
+    sent = dict.fromkeys(envs, 0.0)
+    with contextlib.ExitStack() as stack:
+        bare = stack.enter_context(bare_server(home, 1, ["xgb"], "uvicorn"))
+        servers = {who: stack.enter_context(running_server(home, **env))
+                   for who, env in envs.items()}  # fmt: skip
+        for clients in (1, 16):
+            bases = (("bare", bare), *servers.items())
+            rounds: dict[str, list[dict[str, float]]] = {w: [] for w, _ in bases}
+            for _ in range(args.rounds):
+                for who, base in bases:
+                    url = f"{base}/v1/models/xgb/predict"
+                    warm = wrk(url, token, body, clients, 1, tmp)  # warm-up
+                    rounds[who].append(wrk(url, token, body, clients, args.seconds, tmp))
+                    if who in sent:
+                        sent[who] += warm["requests"] + rounds[who][-1]["requests"]
+            m = {who: _median(runs) for who, runs in rounds.items()}
+            off = m["off"]
+            failed = sum(r["failed"] for r in m.values())
+            print(
+                f"  c={clients:<2} bare {_figures(m['bare'])}\n"
+                + "".join(f"       {who:>4} {_figures(m[who])}\n" for who in envs)
+                + f"       off / bare {off['rps'] / m['bare']['rps']:4.2f}"
+                f" | 1% / off {m['1%']['rps'] / off['rps']:5.3f} (target >= 0.97)"
+                f" | 100% / off {m['100%']['rps'] / off['rps']:5.3f} (target >= 0.85)"
+                + (f"  ({failed:.0f} failed)" if failed else "")
+            )
+    # the servers have stopped (and flushed their spans): what reached each receiver
+    for who, receiver in receivers.items():
+        calls, spans = receiver.spans()
+        receiver.stop()
+        share = calls / sent[who] if sent[who] else 0.0
+        print(
+            f"  {who:>4}: {sent[who]:,.0f} calls, {calls:,} traced ({share:.2%}), {spans:,} spans, "
+            f"{receiver.received / 1e6:.1f} MB in {len(receiver.bodies):,} posts"
+        )
 
 
 if __name__ == "__main__":

@@ -60,6 +60,26 @@ def test_the_sampler_is_the_one_named() -> None:
 
 
 @pytest.mark.parametrize(
+    ("env", "kind"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": ""}, "AlwaysOn"),
+        ({"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "x"}, "AlwaysOn"),
+        ({"OTEL_TRACES_SAMPLER": "", "OTEL_TRACES_SAMPLER_ARG": ""}, "ParentBased"),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": ""}, "1.0"),
+    ],
+    ids=["empty-arg", "arg-not-read", "empty-sampler", "empty-ratio"],
+)
+def test_an_empty_variable_is_unset_and_only_a_ratio_sampler_reads_the_argument(
+    env: dict[str, str], kind: str
+) -> None:
+    """(A compose file's `OTEL_TRACES_SAMPLER_ARG:` left blank beside `always_on` once turned
+    tracing off: "could not convert string to float".)"""
+    tracing = setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"} | env)
+    assert tracing is not None
+    assert kind in tracing.sampler.get_description()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.parametrize(
     ("env", "said"),
     [
         ({"OTEL_TRACES_SAMPLER": "sometimes"}, "OTEL_TRACES_SAMPLER='sometimes'"),

@@ -221,11 +221,11 @@ def _check(env: Mapping[str, str]) -> tuple[str | None, str | None]:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return (f"the OTLP endpoint {endpoint!r} is not an http(s) URL, e.g. "
                     "http://collector:4318", exporter)  # fmt: skip
-    sampler = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    sampler = (env.get("OTEL_TRACES_SAMPLER") or "parentbased_always_on").strip().lower()
     if sampler not in SAMPLERS:
         return f"OTEL_TRACES_SAMPLER={sampler!r}: one of {', '.join(SAMPLERS)}", exporter
     if sampler.endswith("traceidratio"):
-        given = env.get("OTEL_TRACES_SAMPLER_ARG", "1.0")
+        given = env.get("OTEL_TRACES_SAMPLER_ARG") or "1.0"  # empty: unset, as OTel says
         try:
             ratio = float(given)
         except ValueError:
@@ -238,8 +238,9 @@ def _check(env: Mapping[str, str]) -> tuple[str | None, str | None]:
 def _sampler(env: Mapping[str, str]) -> Sampler:
     from opentelemetry.sdk.trace import sampling
 
-    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
-    ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    name = (env.get("OTEL_TRACES_SAMPLER") or "parentbased_always_on").strip().lower()
+    # the argument is read only by the ratio samplers (_check has judged it there)
+    ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG") or "1.0") if "ratio" in name else 1.0
     return {
         "always_on": lambda: sampling.ALWAYS_ON,
         "always_off": lambda: sampling.ALWAYS_OFF,
