@@ -21,7 +21,7 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -286,4 +286,19 @@ def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
     provider.add_span_processor(processor)
     tracer = provider.get_tracer(SCOPE)
     scope = getattr(tracer, "_instrumentation_scope", None)
-    return Tracing(provider, SpanSink(processor, provider.resource, scope))
+    return Tracing(provider, SpanSink(processor, provider.resource, scope, send=_sender(exporter)))
+
+
+def _sender(exporter: SpanExporter) -> Callable[[bytes], bool] | None:
+    """The OTLP exporter's HTTP client, for requests encoded by otlp.py (its endpoint, headers,
+    compression, certificates and retries as the OTEL_* variables set them); None for any other
+    exporter, whose spans go through the SDK's pipeline."""
+    client = getattr(exporter, "_client", None)
+    export = getattr(client, "export", None)
+    if export is None or type(exporter).__name__ != "OTLPSpanExporter":
+        return None
+
+    def send(data: bytes) -> bool:
+        return bool(getattr(export(data), "success", False))
+
+    return send

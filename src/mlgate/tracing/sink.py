@@ -8,6 +8,10 @@ here with a null exporter, the SDK's live spans cost about 33 us for one server 
 for a call of nine, which a saturated server pays out of its answers even from a thread; a
 `ReadableSpan` costs about 7. A full queue drops calls (counted in `dropped`) rather than
 slowing the answers.
+
+With the OTLP exporter, calls skip the SDK's span objects and encoder altogether: otlp.py writes
+their protobuf bytes (about 4 us a span here, against 62 through the SDK's encoder), and the
+exporter's own HTTP client sends them.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import logging
 import random
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from mlgate.tracing import otlp
 from mlgate.tracing.calls import AttributeValue, Call
 
 if TYPE_CHECKING:
@@ -26,10 +32,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlgate.tracing")
 CAPACITY = 10_000  # calls waiting to become spans
+BATCH = 512  # calls an OTLP request
 Ended = tuple[Call, str, int, dict[str, AttributeValue], int]
 
 
 class SpanSink:
+    """`send`: where encoded OTLP requests go (the OTLP exporter's HTTP client); without it,
+    spans are built as the SDK's and handed to `processor` (tests' in-memory exporter)."""
+
     def __init__(
         self,
         processor: SpanProcessor,
@@ -38,7 +48,9 @@ class SpanSink:
         *,
         interval: float = 0.2,
         capacity: int = CAPACITY,
+        send: Callable[[bytes], bool] | None = None,
     ) -> None:
+        self._send = send
         self._processor = processor
         self._resource = resource
         self._scope = scope
@@ -49,6 +61,7 @@ class SpanSink:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self.dropped = 0
+        self.failed = 0  # OTLP requests the collector did not take (the exporter logs why)
         self._thread = threading.Thread(
             target=self._run, args=(interval,), daemon=True, name="mlgate-spans"
         )
@@ -65,6 +78,9 @@ class SpanSink:
             self._wake.set()
 
     def flush(self) -> None:
+        if self._send is not None:
+            self._flush_encoded(self._send)
+            return
         with self._lock:
             while self._queue:
                 try:
@@ -76,6 +92,25 @@ class SpanSink:
                         self._processor.on_end(built)
                 except Exception:  # one odd call must not stop the others' spans
                     log.exception("a call's spans could not be built")
+
+    def _flush_encoded(self, send: Callable[[bytes], bool]) -> None:
+        """Up to BATCH calls an OTLP request, encoded here (otlp.py), sent by the exporter's
+        client (its retries, compression and headers)."""
+        name = getattr(self._scope, "name", "mlgate")
+        version = getattr(self._scope, "version", "") or ""
+        with self._lock:
+            while self._queue:
+                spans: list[bytes] = []
+                for _ in range(min(BATCH, len(self._queue))):
+                    try:
+                        spans += otlp.call_spans(*self._queue.popleft(), self._random)
+                    except Exception:  # one odd call must not stop the others' spans
+                        log.exception("a call's spans could not be encoded")
+                if not spans:
+                    continue
+                request = otlp.request(dict(self._resource.attributes), (name, version), spans)
+                if not send(request):
+                    self.failed += 1
 
     def stop(self) -> None:
         self._stopped.set()
