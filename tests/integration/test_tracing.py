@@ -363,3 +363,22 @@ def test_a_logged_prediction_names_its_trace(app: dict[str, Any]) -> None:
     finally:
         services.monitor.configure("churn", sample_rate=0.0)
         services.recorder.forget()
+
+
+def test_every_call_of_a_busy_run_has_its_start_and_all_its_stages(app: dict[str, Any]) -> None:
+    spans_of(app)
+    for _ in range(30):  # an admin's calls: no plan's rate limit in the way
+        answer = app["client"].post(
+            "/v1/models/churn/predict", headers=app["admin"], json={"rows": ROWS}
+        )
+        assert answer.status_code == 200
+    traces: dict[int, list[ReadableSpan]] = {}
+    for found in spans_of(app):
+        traces.setdefault(found.context.trace_id, []).append(found)
+    assert len(traces) == 30
+    for spans in traces.values():
+        server, children = one_trace(spans)
+        assert server.start_time is not None and server.end_time is not None
+        # the server span starts when the call came in, not at 1970
+        assert 0 < min(c.start_time or 0 for c in children) - server.start_time < 10**9
+        assert {"predict", "meter", "log_sample", "encode"} <= {c.name for c in children}

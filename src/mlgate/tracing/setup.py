@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -83,6 +84,7 @@ class Tracing:
             forced=forced,
             remote_parent=parent is not None,
             trace_state=parent.trace_state.to_header() if parent is not None else "",
+            start_ns=time.time_ns(),  # the server span's start: the call came in now
         )
 
     def finish(
