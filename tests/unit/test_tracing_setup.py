@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -123,3 +125,39 @@ def test_a_recorded_call_keeps_its_stages_and_attributes() -> None:
     assert all(s.start_ns <= s.end_ns for s in call.stages)
     assert call.attributes == {"mlgate.model": "churn"}
     assert call.traceparent() == f"00-{1:032x}-{2:016x}-01"
+
+
+def test_a_stopping_server_does_not_wait_on_a_collector_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    class Stuck(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # takes the batch and never answers (until the test ends)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            holding.set()
+            release.wait(120)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "120")  # the exporter would wait that long
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+    try:
+        assert setup.configure() is not None
+        with setup.span("job training"):
+            pass
+        assert holding.wait(30)  # the batch is with the collector, unanswered
+        stopper = threading.Thread(target=setup.stop, kwargs={"grace": 0.2})
+        stopper.start()
+        stopper.join(60)  # far less than the exporter's 120 s
+        assert not stopper.is_alive()
+    finally:
+        release.set()
+        collector.shutdown()
+        collector.server_close()

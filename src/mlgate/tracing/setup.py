@@ -108,6 +108,20 @@ class Tracing:
         self.sink.stop()
         self.provider.shutdown()
 
+    def stop(self, grace: float) -> None:
+        """A stopping server's last spans: the calls recorded so far made spans and sent,
+        waiting at most `grace` seconds for the collector. The SDK's own flush waits for every
+        batch (up to the export timeout, 10 s, per batch of 512, retrying all the while), so a
+        collector that is down held a stopping server for half a minute and more."""
+        self.sink.flush()
+        batch = getattr(self.sink.processor, "_batch_processor", None)
+        if batch is None:  # the span processor exports as spans end (tests): nothing waits
+            self.provider.force_flush()
+            return
+        # Waits for the processor's thread up to `grace`, then shuts the exporter down,
+        # which ends its retries; later calls' spans are dropped: the process is ending.
+        batch.shutdown(timeout_millis=grace * 1000)
+
 
 _tracing: Tracing | None = None
 _configured = False
@@ -164,8 +178,15 @@ def reset() -> None:
         _tracing, _configured = None, False
 
 
+def stop(grace: float = 5.0) -> None:
+    """A server stopping: its last calls' spans exported, waiting at most `grace` seconds
+    for the collector (one that is down or slow must not hold the stop)."""
+    if _tracing is not None:
+        _tracing.stop(grace)
+
+
 def flush() -> None:
-    """Export what is recorded so far (a stopping server, a test about to look)."""
+    """Export what is recorded so far (a test about to look)."""
     if _tracing is not None:
         _tracing.sink.flush()
         _tracing.provider.force_flush()
