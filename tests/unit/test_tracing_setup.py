@@ -161,3 +161,30 @@ def test_a_stopping_server_does_not_wait_on_a_collector_that_does_not_answer(
         release.set()
         collector.shutdown()
         collector.server_close()
+
+
+def test_the_exporters_complaints_are_shown_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is not None
+    exporter_log = logging.getLogger(setup.EXPORTER_LOGGER)
+    assert any(isinstance(f, setup.Quieter) for f in exporter_log.filters)
+    now = [0.0]
+    log = logging.getLogger("mlgate.tests.quieter")
+    quieter = setup.Quieter(60, clock=lambda: now[0])
+    log.addFilter(quieter)
+    try:
+        with caplog.at_level(logging.WARNING, logger=log.name):
+            for _ in range(5):
+                log.warning("Transient error %s, retrying in %.2fs.", "refused", 1.0)
+                now[0] += 2
+            log.error("Failed to export batch")
+            now[0] += 60
+            log.warning("Transient error %s, retrying in %.2fs.", "refused", 2.0)
+    finally:
+        log.removeFilter(quieter)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Transient error refused, retrying in 1.00s.",
+        "Failed to export batch",
+        "Transient error refused, retrying in 2.00s. (4 more like it not shown in 60 s)",
+    ]

@@ -273,6 +273,37 @@ def _sampler(env: Mapping[str, str]) -> Sampler:
     }[name]()  # type: ignore[no-untyped-call]
 
 
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+
+
+class Quieter(logging.Filter):
+    """Each kind of line at most once per `interval` seconds, the next one saying how many
+    were held back. For the exporter, which while the collector is away logs a warning per
+    retry and an error per batch: some 1,400 lines an hour per worker, saying the same."""
+
+    def __init__(self, interval: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._shown: dict[tuple[int, str], float] = {}
+        self._held: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            shown = self._shown.get(key)
+            if shown is not None and now - shown < self._interval:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            self._shown[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it not shown in {self._interval:g} s)"
+        return True
+
+
 def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
     exporter: SpanExporter
     if exporter_name == "console":
@@ -283,6 +314,9 @@ def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()  # its own OTEL_EXPORTER_OTLP_* (endpoint, headers, …)
+        complaints = logging.getLogger(EXPORTER_LOGGER)
+        if not any(isinstance(f, Quieter) for f in complaints.filters):
+            complaints.addFilter(Quieter())
     return _make(exporter, _sampler(env), batch=True)
 
 
