@@ -274,6 +274,18 @@ def test_admin_routes_are_traced_through_the_middleware(app: dict[str, Any]) -> 
     assert "authenticate" in {c.name for c in children}
 
 
+def test_a_path_no_route_matches_has_no_http_route(app: dict[str, Any]) -> None:
+    spans_of(app)
+    missing = app["client"].get("/no/such/path", headers=app["admin"])
+    assert missing.status_code == 404
+    server, _ = one_trace(spans_of(app))
+    assert server.name == "GET"  # the method alone, as the conventions name it
+    said = dict(server.attributes or {})
+    assert "http.route" not in said
+    assert said["url.path"] == "/no/such/path"
+    assert said["http.response.status_code"] == 404
+
+
 def test_the_latency_histograms_carry_trace_ids_as_exemplars(app: dict[str, Any]) -> None:
     client = app["client"]
     answer = client.post("/v1/models/churn/predict", headers=app["consumer"], json={"rows": ROWS})
