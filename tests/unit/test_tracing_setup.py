@@ -4,6 +4,7 @@ OpenTelemetry imported), on with an endpoint, off with one warning for what cann
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -188,3 +189,23 @@ def test_the_exporters_complaints_are_shown_once_a_minute(
         "Failed to export batch",
         "Transient error refused, retrying in 2.00s. (4 more like it not shown in 60 s)",
     ]
+
+
+def test_the_operators_resource_attributes_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.instance.id=pod-7,service.version=2026.12,deployment.environment.name=prod",
+    )
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    said = dict(setup.install(InMemorySpanExporter()).provider.resource.attributes)
+    assert said["service.instance.id"] == "pod-7"
+    assert said["service.version"] == "2026.12"
+    assert said["deployment.environment.name"] == "prod"
+    assert said["service.name"] == "mlgate"  # ours, where the operator names none
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "churn-api")
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    said = dict(setup.install(InMemorySpanExporter()).provider.resource.attributes)
+    assert said["service.name"] == "churn-api"
+    assert str(said["service.instance.id"]).endswith(f"-{os.getpid()}")

@@ -321,22 +321,23 @@ def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
 
 
 def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
-    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     from mlgate import __version__
     from mlgate.tracing.sink import SpanSink
 
-    attributes: dict[str, Any] = {
+    defaults: dict[str, Any] = {
+        "service.name": "mlgate",
         "service.version": __version__,
         # this process: several workers and replicas report as one service, told apart here
         "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
     }
-    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    ):
-        attributes["service.name"] = "mlgate"
+    # ours only where the operator's OTEL_RESOURCE_ATTRIBUTES (or OTEL_SERVICE_NAME) says
+    # nothing: Resource.create lets the attributes it is given win over the environment's
+    given = OTELResourceDetector().detect().attributes
+    attributes = {key: value for key, value in defaults.items() if key not in given}
     provider = TracerProvider(sampler=sampler, resource=Resource.create(attributes))
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)
