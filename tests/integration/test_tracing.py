@@ -276,6 +276,18 @@ def test_admin_routes_are_traced_through_the_middleware(app: dict[str, Any]) -> 
     assert "authenticate" in {c.name for c in children}
 
 
+def test_a_path_no_route_matches_has_no_http_route(app: dict[str, Any]) -> None:
+    spans_of(app)
+    missing = app["client"].get("/no/such/path", headers=app["admin"])
+    assert missing.status_code == 404
+    server, _ = one_trace(spans_of(app))
+    assert server.name == "GET"  # the method alone, as the conventions name it
+    said = dict(server.attributes or {})
+    assert "http.route" not in said
+    assert said["url.path"] == "/no/such/path"
+    assert said["http.response.status_code"] == 404
+
+
 def test_the_latency_histograms_carry_trace_ids_as_exemplars(app: dict[str, Any]) -> None:
     client = app["client"]
     answer = client.post("/v1/models/churn/predict", headers=app["consumer"], json={"rows": ROWS})
@@ -387,3 +399,22 @@ def test_a_line_of_the_bill_names_traced_calls(app: dict[str, Any]) -> None:
     assert len(named) == 1
     assert named[0]["account"] == "consumer:demo-customer" and named[0]["status"] == 200
     assert named[0]["key_prefix"] in key and named[0]["trace_ids"] == [trace_id]
+
+
+def test_every_call_of_a_busy_run_has_its_start_and_all_its_stages(app: dict[str, Any]) -> None:
+    spans_of(app)
+    for _ in range(30):  # an admin's calls: no plan's rate limit in the way
+        answer = app["client"].post(
+            "/v1/models/churn/predict", headers=app["admin"], json={"rows": ROWS}
+        )
+        assert answer.status_code == 200
+    traces: dict[int, list[ReadableSpan]] = {}
+    for found in spans_of(app):
+        traces.setdefault(found.context.trace_id, []).append(found)
+    assert len(traces) == 30
+    for spans in traces.values():
+        server, children = one_trace(spans)
+        assert server.start_time is not None and server.end_time is not None
+        # the server span starts when the call came in, not at 1970
+        assert 0 < min(c.start_time or 0 for c in children) - server.start_time < 10**9
+        assert {"predict", "meter", "log_sample", "encode"} <= {c.name for c in children}

@@ -4,9 +4,12 @@ OpenTelemetry imported), on with an endpoint, off with one warning for what cann
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -143,3 +146,86 @@ def test_a_recorded_call_keeps_its_stages_and_attributes() -> None:
     assert all(s.start_ns <= s.end_ns for s in call.stages)
     assert call.attributes == {"mlgate.model": "churn"}
     assert call.traceparent() == f"00-{1:032x}-{2:016x}-01"
+
+
+def test_a_stopping_server_does_not_wait_on_a_collector_that_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    class Stuck(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # takes the batch and never answers (until the test ends)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            holding.set()
+            release.wait(120)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Stuck)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "120")  # the exporter would wait that long
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+    try:
+        assert setup.configure() is not None
+        with setup.span("job training"):
+            pass
+        assert holding.wait(30)  # the batch is with the collector, unanswered
+        stopper = threading.Thread(target=setup.stop, kwargs={"grace": 0.2})
+        stopper.start()
+        stopper.join(60)  # far less than the exporter's 120 s
+        assert not stopper.is_alive()
+    finally:
+        release.set()
+        collector.shutdown()
+        collector.server_close()
+
+
+def test_the_exporters_complaints_are_shown_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) is not None
+    exporter_log = logging.getLogger(setup.EXPORTER_LOGGER)
+    assert any(isinstance(f, setup.Quieter) for f in exporter_log.filters)
+    now = [0.0]
+    log = logging.getLogger("mlgate.tests.quieter")
+    quieter = setup.Quieter(60, clock=lambda: now[0])
+    log.addFilter(quieter)
+    try:
+        with caplog.at_level(logging.WARNING, logger=log.name):
+            for _ in range(5):
+                log.warning("Transient error %s, retrying in %.2fs.", "refused", 1.0)
+                now[0] += 2
+            log.error("Failed to export batch")
+            now[0] += 60
+            log.warning("Transient error %s, retrying in %.2fs.", "refused", 2.0)
+    finally:
+        log.removeFilter(quieter)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Transient error refused, retrying in 1.00s.",
+        "Failed to export batch",
+        "Transient error refused, retrying in 2.00s. (4 more like it not shown in 60 s)",
+    ]
+
+
+def test_the_operators_resource_attributes_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    monkeypatch.setenv(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "service.instance.id=pod-7,service.version=2026.12,deployment.environment.name=prod",
+    )
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    said = dict(setup.install(InMemorySpanExporter()).provider.resource.attributes)
+    assert said["service.instance.id"] == "pod-7"
+    assert said["service.version"] == "2026.12"
+    assert said["deployment.environment.name"] == "prod"
+    assert said["service.name"] == "mlgate"  # ours, where the operator names none
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "churn-api")
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    said = dict(setup.install(InMemorySpanExporter()).provider.resource.attributes)
+    assert said["service.name"] == "churn-api"
+    assert str(said["service.instance.id"]).endswith(f"-{os.getpid()}")

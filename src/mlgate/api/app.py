@@ -70,7 +70,7 @@ def create_app(services: Services) -> FastAPI:
         await run_in_threadpool(services.jobs.shutdown)
         services.stop_batches()
         flush_access_lines()
-        tracing.flush()  # the last calls' spans
+        tracing.stop()  # the last calls' spans, waiting a few seconds at most for the collector
 
     services.observe_prediction = record_prediction  # every answered or refused call, counted
     app = App(

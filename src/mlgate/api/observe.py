@@ -312,12 +312,13 @@ def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
     principal = state.get("principal")
     attributes: dict[str, Any] = {
         "http.request.method": scope["method"],
-        "http.route": route,
         "url.path": scope["path"][:200],
         "url.scheme": scope.get("scheme", "http"),
         "http.response.status_code": status,
         "mlgate.request_id": state.get("request_id", ""),
     }
+    if route != "unmatched":  # semantic conventions: no route, no http.route
+        attributes["http.route"] = route
     client = scope.get("client")
     if client:
         attributes["client.address"] = client[0]

@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -83,6 +84,7 @@ class Tracing:
             forced=forced,
             remote_parent=parent is not None,
             trace_state=parent.trace_state.to_header() if parent is not None else "",
+            start_ns=time.time_ns(),  # the server span's start: the call came in now
         )
 
     def finish(
@@ -105,6 +107,25 @@ class Tracing:
     def shutdown(self) -> None:
         self.sink.stop()
         self.provider.shutdown()
+
+    def stop(self, grace: float) -> None:
+        """A stopping server's last spans: the calls recorded so far made spans and sent,
+        waiting at most `grace` seconds for the collector. The SDK's own flush waits for every
+        batch (up to the export timeout, 10 s, per batch of 512, retrying all the while), so a
+        collector that is down held a stopping server for half a minute and more. The calls'
+        own requests (sink.py's encoded path) retry as long: they get `grace` too."""
+        started = time.monotonic()
+        last = threading.Thread(target=self.sink.flush, daemon=True, name="mlgate-spans-last")
+        last.start()
+        last.join(grace)
+        grace = max(0.5, grace - (time.monotonic() - started))
+        batch = getattr(self.sink.processor, "_batch_processor", None)
+        if batch is None:  # the span processor exports as spans end (tests): nothing waits
+            self.provider.force_flush()
+            return
+        # Waits for the processor's thread up to `grace`, then shuts the exporter down,
+        # which ends its retries; later calls' spans are dropped: the process is ending.
+        batch.shutdown(timeout_millis=grace * 1000)
 
 
 _tracing: Tracing | None = None
@@ -162,8 +183,15 @@ def reset() -> None:
         _tracing, _configured = None, False
 
 
+def stop(grace: float = 5.0) -> None:
+    """A server stopping: its last calls' spans exported, waiting at most `grace` seconds
+    for the collector (one that is down or slow must not hold the stop)."""
+    if _tracing is not None:
+        _tracing.stop(grace)
+
+
 def flush() -> None:
-    """Export what is recorded so far (a stopping server, a test about to look)."""
+    """Export what is recorded so far (a test about to look)."""
     if _tracing is not None:
         _tracing.sink.flush()
         _tracing.provider.force_flush()
@@ -251,6 +279,37 @@ def _sampler(env: Mapping[str, str]) -> Sampler:
     }[name]()  # type: ignore[no-untyped-call]
 
 
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+
+
+class Quieter(logging.Filter):
+    """Each kind of line at most once per `interval` seconds, the next one saying how many
+    were held back. For the exporter, which while the collector is away logs a warning per
+    retry and an error per batch: some 1,400 lines an hour per worker, saying the same."""
+
+    def __init__(self, interval: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._shown: dict[tuple[int, str], float] = {}
+        self._held: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            shown = self._shown.get(key)
+            if shown is not None and now - shown < self._interval:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            self._shown[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it not shown in {self._interval:g} s)"
+        return True
+
+
 def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
     exporter: SpanExporter
     if exporter_name == "console":
@@ -261,26 +320,30 @@ def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()  # its own OTEL_EXPORTER_OTLP_* (endpoint, headers, …)
+        complaints = logging.getLogger(EXPORTER_LOGGER)
+        if not any(isinstance(f, Quieter) for f in complaints.filters):
+            complaints.addFilter(Quieter())
     return _make(exporter, _sampler(env), batch=True)
 
 
 def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
-    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     from mlgate import __version__
     from mlgate.tracing.sink import SpanSink
 
-    attributes: dict[str, Any] = {
+    defaults: dict[str, Any] = {
+        "service.name": "mlgate",
         "service.version": __version__,
         # this process: several workers and replicas report as one service, told apart here
         "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
     }
-    if not os.environ.get("OTEL_SERVICE_NAME") and "service.name=" not in os.environ.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    ):
-        attributes["service.name"] = "mlgate"
+    # ours only where the operator's OTEL_RESOURCE_ATTRIBUTES (or OTEL_SERVICE_NAME) says
+    # nothing: Resource.create lets the attributes it is given win over the environment's
+    given = OTELResourceDetector().detect().attributes
+    attributes = {key: value for key, value in defaults.items() if key not in given}
     provider = TracerProvider(sampler=sampler, resource=Resource.create(attributes))
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
     provider.add_span_processor(processor)

@@ -51,7 +51,7 @@ class SpanSink:
         send: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._send = send
-        self._processor = processor
+        self.processor = processor
         self._resource = resource
         self._scope = scope
         self._capacity = capacity
@@ -89,7 +89,7 @@ class SpanSink:
                     break
                 try:
                     for built in self._spans(*ended):
-                        self._processor.on_end(built)
+                        self.processor.on_end(built)
                 except Exception:  # one odd call must not stop the others' spans
                     log.exception("a call's spans could not be built")
 
