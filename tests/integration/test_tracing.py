@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.testclient import TestClient
 
 from mlgate.api.app import create_app
@@ -218,6 +218,8 @@ def test_a_refusal_is_named_on_its_span(app: dict[str, Any]) -> None:
     assert said["mlgate.refusal"] == refused.json()["code"]
     authenticate = next(c for c in children if c.name == "authenticate")
     assert (authenticate.attributes or {})["error.type"] == "Unauthenticated"
+    # the caller's mistake, not the server's: no span of the call counts as an error
+    assert all(s.status.status_code == StatusCode.UNSET for s in [server, *children])
 
     unknown = app["client"].post(
         "/v1/models/churn/predict", headers=app["consumer"], json={"rows": [{"nope": 1}]}

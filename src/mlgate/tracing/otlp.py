@@ -151,7 +151,7 @@ def call_spans(
             stage_said = {**stage.attributes, "error.type": stage.error}
         spans.append(
             _span(ids, draw.getrandbits(64) or 1, own, stage.name, INTERNAL, stage.start_ns,
-                  stage.end_ns, stage_said, stage.error is not None, False)
+                  stage.end_ns, stage_said, stage.error is not None and failed, False)
         )  # fmt: skip
     return spans
 

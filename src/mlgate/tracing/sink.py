@@ -171,7 +171,11 @@ class SpanSink:
                     resource=self._resource,
                     attributes=stage_attributes,
                     kind=SpanKind.INTERNAL,
-                    status=Status(StatusCode.ERROR) if stage.error else Status(StatusCode.UNSET),
+                    # a stage that raised is an error where the call failed (5xx); where it
+                    # refused the caller (4xx) it says why (error.type) without counting as one
+                    status=Status(StatusCode.ERROR)
+                    if stage.error and failed
+                    else Status(StatusCode.UNSET),
                     start_time=stage.start_ns,
                     end_time=stage.end_ns,
                     instrumentation_scope=self._scope,
