@@ -420,3 +420,13 @@ def test_every_call_of_a_busy_run_has_its_start_and_all_its_stages(app: dict[str
         # the server span starts when the call came in, not at 1970
         assert 0 < min(c.start_time or 0 for c in children) - server.start_time < 10**9
         assert {"predict", "meter", "log_sample", "encode"} <= {c.name for c in children}
+
+
+def test_a_refusal_before_the_body_is_read_has_its_authorize_stage(app: dict[str, Any]) -> None:
+    spans_of(app)
+    refused = app["client"].post("/v1/plans", headers=app["consumer"], json={"name": "free"})
+    assert refused.status_code == 403
+    server, children = one_trace(spans_of(app))
+    [authorize] = [c for c in children if c.name == "authorize"]
+    assert (authorize.attributes or {})["error.type"] == "PermissionDenied"
+    assert (server.attributes or {})["mlgate.refusal"] == refused.json()["code"]

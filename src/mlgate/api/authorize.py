@@ -188,21 +188,23 @@ async def authorize_first(request: Request, rule: Rule) -> None:
         principal = principal_of(services, request)
         if rule == "authenticated":
             return
-        if rule == "admin" or rule == "create_model":
-            policy.authorize_global(principal, rule)
-        elif model is None:  # the model is in the body (grants) or behind an id (jobs)
-            policy.check_scope(principal, rule)
-        elif rule == "train" and not _exists(services, model):
-            policy.authorize_global(principal, "create_model")  # a new name: see below
-        elif rule in ("describe", "predict", "generate") and named is not None:
-            try:
-                read = asking.read_ref(str(ref), *named)
-            except MlgateError:  # a malformed name: the handler says what is wrong with it
-                policy.authorize_any(principal, rule, model)
+        with stage("authorize") as timed:
+            timed.set("mlgate.action", rule)
+            if rule == "admin" or rule == "create_model":
+                policy.authorize_global(principal, rule)
+            elif model is None:  # the model is in the body (grants) or behind an id (jobs)
+                policy.check_scope(principal, rule)
+            elif rule == "train" and not _exists(services, model):
+                policy.authorize_global(principal, "create_model")  # a new name: see below
+            elif rule in ("describe", "predict", "generate") and named is not None:
+                try:
+                    read = asking.read_ref(str(ref), *named)
+                except MlgateError:  # a malformed name: the handler says what is wrong with it
+                    policy.authorize_any(principal, rule, model)
+                else:
+                    asking.authorize_asked(principal, rule, services.aliases.target, *read)
             else:
-                asking.authorize_asked(principal, rule, services.aliases.target, *read)
-        else:
-            policy.authorize_any(principal, rule, model)
+                policy.authorize_any(principal, rule, model)
 
     await run_in_threadpool(check)
 
