@@ -125,4 +125,4 @@ def _same(here: np.ndarray, there: np.ndarray) -> np.ndarray:
         return np.zeros(here.shape, dtype=bool)
     if equal.shape != here.shape:
         return np.zeros(here.shape, dtype=bool)
-    return (missing_here & missing_there) | (~missing_here & ~missing_there & equal)
+    return np.asarray((missing_here & missing_there) | (~missing_here & ~missing_there & equal))

@@ -60,7 +60,7 @@ def _import_with_lookup() -> ModuleType:
     package = importlib.util.module_from_spec(spec)
     sys.modules["skops.io"] = package
     try:
-        utils = importlib.import_module("skops.io._utils")
+        utils: Any = importlib.import_module("skops.io._utils")
         own = utils.whichmodule
         utils.whichmodule = whichmodule(own)
         try:
@@ -73,7 +73,7 @@ def _import_with_lookup() -> ModuleType:
         raise
     import skops
 
-    skops.io = package  # type: ignore[attr-defined]  # what the import system sets
+    skops.io = package  # what the import system sets
     return package
 
 
