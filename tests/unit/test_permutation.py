@@ -113,9 +113,13 @@ def test_rows_a_shuffle_leaves_as_they_were_keep_their_prediction_and_the_drops(
         [("categorical", OneHotEncoder(handle_unknown="ignore"), ["plan", "note"]),
          ("numbers", "passthrough", ["pixel", "signed", "count", "level"])],
     )  # fmt: skip
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.tree import DecisionTreeClassifier
 
-    pipeline = Pipeline([("encode", encode), ("model", HistGradientBoostingClassifier())])
+    tree = make_pipeline(SimpleImputer(fill_value=-1.0, strategy="constant"),
+                         DecisionTreeClassifier(max_depth=6, random_state=0))  # fmt: skip
+    pipeline = Pipeline([("encode", encode), ("model", tree)])
     pipeline.fit(X, y)
     counting = _Counting(pipeline)
     drops = permutation_drops("classification", counting, X, y, repeats=4, seed=11)
