@@ -123,3 +123,28 @@ def test_skops_is_imported_with_the_same_estimators_and_trust_list_as_its_own_im
 
     expected = [get_type_name(c) for _, c in all_estimators()]
     assert sorted(trusted) == sorted(n for n in expected if n.startswith("sklearn."))
+
+
+def test_skops_trusts_the_ufuncs_its_own_lookup_names() -> None:
+    """The trust list's ufuncs, found during skops_io()'s import by our `whichmodule`, are those
+    skops' own finds now, in this process with its modules (registry/skops_io.py)."""
+    import numpy as np
+    import scipy.special
+
+    from mlgate.registry.skops_io import skops_io, whichmodule
+
+    trusted = skops_io()._trusted_types  # type: ignore[attr-defined]
+    from skops.io import _utils
+
+    assert _utils.whichmodule.__module__ == "skops.io._utils"  # skops' own, after the import
+    numpy_names = _utils.get_public_type_names(module=np, oftype=np.ufunc)
+    assert numpy_names == trusted.NUMPY_UFUNC_TYPE_NAMES and len(numpy_names) > 80
+    ours = whichmodule(_utils.whichmodule)
+    checked = 0
+    for module in (np, scipy.special):
+        for name in dir(module):
+            obj = getattr(module, name)
+            if isinstance(obj, np.ufunc) or type(obj).__name__ == "ufunc":
+                assert ours(obj, obj.__name__) == _utils.whichmodule(obj, obj.__name__), name
+                checked += 1
+    assert checked > 300

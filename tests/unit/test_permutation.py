@@ -75,9 +75,78 @@ def test_every_copy_is_scored_on_its_own_slice_across_batches(
 
 def test_a_shuffled_copy_keeps_the_column_types() -> None:
     X, _ = _table(5)
-    stacked = permutation._stacked(X, [(3, np.array([4, 3, 2, 1, 0])), (0, np.arange(5))])
+    every = np.arange(5)
+    stacked = permutation._stacked(X, [(3, np.array([4, 3, 2, 1, 0]), every), (0, every, every)])
     assert len(stacked) == 10 and list(stacked.columns) == list(X.columns)
     assert isinstance(stacked["plan"].dtype, pd.CategoricalDtype)
     assert stacked["plan"].tolist()[:5] == X["plan"].tolist()[::-1]
     assert stacked["plan"].tolist()[5:] == X["plan"].tolist()
     assert stacked["strong"].tolist() == X["strong"].tolist() * 2
+
+
+class _Counting:
+    """A fitted pipeline that counts the rows it is asked to predict."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline, self.rows = pipeline, 0
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        self.rows += len(X)
+        return np.asarray(self.pipeline.predict(X))
+
+
+def test_rows_a_shuffle_leaves_as_they_were_keep_their_prediction_and_the_drops() -> None:
+    """Only the rows whose value a shuffle changed are scored again, and the drops are exactly
+    those of scoring every row of every shuffled copy (here, the straightforward way)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    X = pd.DataFrame({
+        "pixel": rng.choice([0.0, 0.0, 0.0, 16.0, np.nan], size=n),  # mostly blank
+        "signed": rng.choice([0.0, -0.0, 1.0], size=n),  # -0.0 is a value of its own
+        "count": rng.integers(0, 3, size=n),
+        "plan": pd.Categorical(rng.choice(["basic", "gold"], size=n)),
+        "note": pd.Series(rng.choice(["a", None], size=n), dtype=object),
+        "level": rng.normal(size=n),
+    })  # fmt: skip
+    y = ((X["pixel"].fillna(8) > 4) ^ (X["plan"] == "gold") ^ (X["level"] > 0)).astype(int)
+    encode = ColumnTransformer(
+        [("categorical", OneHotEncoder(handle_unknown="ignore"), ["plan", "note"]),
+         ("numbers", "passthrough", ["pixel", "signed", "count", "level"])],
+    )  # fmt: skip
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = make_pipeline(SimpleImputer(fill_value=-1.0, strategy="constant"),
+                         DecisionTreeClassifier(max_depth=6, random_state=0))  # fmt: skip
+    pipeline = Pipeline([("encode", encode), ("model", tree)])
+    pipeline.fit(X, y)
+    counting = _Counting(pipeline)
+    drops = permutation_drops("classification", counting, X, y, repeats=4, seed=11)
+    # The same shuffles, every row of every copy scored on its own.
+    shuffles = np.random.default_rng(11)
+    truth = y.to_numpy()
+    baseline = float(np.mean(pipeline.predict(X) == truth))
+    expected = np.empty((X.shape[1], 4))
+    changed = 0
+    for j in range(X.shape[1]):
+        for r in range(4):
+            order = shuffles.permutation(n)
+            copy = X.copy()
+            copy.iloc[:, j] = X.iloc[order, j].to_numpy()
+            expected[j, r] = baseline - float(np.mean(pipeline.predict(copy) == truth))
+            changed += int(permutation._moved(X.iloc[:, j], order).sum())
+    assert np.array_equal(drops, expected)
+    assert counting.rows == n + changed  # the holdout once, then only the changed rows
+    assert counting.rows < n + n * X.shape[1] * 4 * 0.75
+    assert drops[0].mean() > 0.05 and drops[5].mean() > 0.05  # what the model leans on
+
+
+def test_a_moved_value_is_told_apart_bit_for_bit() -> None:
+    order = np.array([1, 0, 3, 2])
+    numbers = pd.Series([0.0, -0.0, np.nan, np.nan])
+    assert permutation._moved(numbers, order).tolist() == [True, True, False, False]
+    words = pd.Series(["a", "a", None, "b"], dtype=object)
+    assert permutation._moved(words, order).tolist() == [False, False, True, True]
+    kinds = pd.Series(pd.Categorical(["x", "y", "x", "x"]))
+    assert permutation._moved(kinds, order).tolist() == [True, True, False, False]

@@ -355,13 +355,12 @@ class Explainer:
             proba = np.asarray(self._model.predict_proba(self._features(rows)), dtype="float64")
             which = proba.argmax(axis=1) if proba.shape[1] > 2 else np.ones(len(proba), dtype=int)
 
-        def output(table: Table) -> np.ndarray:
+        def output(table: Table, row_of: np.ndarray) -> np.ndarray:
             X = self._features(table)
             if not classifier:
                 return np.asarray(self._model.predict(X), dtype="float64").ravel()
             p = np.asarray(self._model.predict_proba(X), dtype="float64")
-            per_row = len(p) // rows.n_rows
-            picked: np.ndarray = p[np.arange(len(p)), np.repeat(which, per_row)]
+            picked: np.ndarray = p[np.arange(len(p)), which[row_of]]
             return picked
 
         groups = self._key_groups(rows)

@@ -9,6 +9,10 @@ the output at the row minus the output at the walk's background row, so their me
 the row's output minus the mean output over the background rows used: that mean is the base,
 and base plus contributions equals the output exactly. Only each contribution is estimated; its
 standard error (over pairs of antithetic walks) is given with it.
+
+A switch of a column whose value in the explained row is its value in the background row (a blank
+pixel in both, the same plan) leaves the row as it was: its output is the previous step's, and the
+model is asked only for the rows a switch changed.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ def shapley(
     rows: Table,
     background: Table,
     groups: list[list[str]],
-    output: Callable[[Table], np.ndarray],
+    output: Callable[[Table, np.ndarray], np.ndarray],
 ) -> Sampled:
     """Contributions of each group of Table keys (a caller's column; a datetime is several
     keys) to `output` (one number per row) for every row of `rows`. `output` is called once, on
-    all the walks' rows together."""
+    the walks' rows together (those a switch changed), with the explained row each is for."""
     n, k = rows.n_rows, len(groups)
     pairs = WALKS // 2
     rng = np.random.default_rng(SEED)
@@ -64,13 +68,33 @@ def shapley(
     walk_of = np.tile(np.repeat(np.arange(WALKS), k + 1), n)
     step_of = np.tile(steps, n * WALKS)
     start_of = starts[walk_of]
+    # same[i, w, j]: column j of row i holds walk w's background value, so switching it in
+    # changes nothing; a step whose switch changes nothing repeats the step before.
+    same = np.ones((n, WALKS, k), dtype=bool)
+    for j, group in enumerate(groups):
+        for key in group:
+            here, there = rows.data[key], background.data[key]
+            same[:, :, j] &= _same(here[:, None], there[starts][None, :])
+    repeats = np.zeros((n, WALKS, k + 1), dtype=bool)  # each walk's start is scored
+    if k:
+        repeats[:, :, 1:] = np.take_along_axis(same, orders[None, :, :].repeat(n, 0), axis=2)
+    fresh = np.flatnonzero(~repeats.ravel())
+    row_of, walk_of, step_of = row_of[fresh], walk_of[fresh], step_of[fresh]
+    start_of = starts[walk_of]
     data = {}
     for j, group in enumerate(groups):
         take = switched[walk_of, step_of, j]
         for key in group:
             here, there = rows.data[key], background.data[key]
             data[key] = np.where(take, here[row_of], there[start_of])
-    scored = output(Table(data, len(row_of))).reshape(n, WALKS, k + 1)
+    outputs = np.asarray(output(Table(data, len(fresh)), row_of), dtype="float64")
+    # Every step's output: its own where scored, else the last scored step's of its walk.
+    last = np.zeros(n * WALKS * (k + 1), dtype=np.int64)
+    last[fresh] = np.arange(len(fresh))
+    scored_at = np.zeros(n * WALKS * (k + 1), dtype=np.int64)
+    scored_at[fresh] = fresh
+    scored_at = np.maximum.accumulate(scored_at)  # each walk's start is scored: no spill-over
+    scored = outputs[last[scored_at]].reshape(n, WALKS, k + 1)
     gains = np.diff(scored, axis=2)  # (n, walks, k): the change at each step
     per_column = np.empty((n, WALKS, k))
     np.put_along_axis(per_column, orders[None, :, :].repeat(n, 0), gains, axis=2)
@@ -79,3 +103,26 @@ def shapley(
     errors = paired.std(axis=1, ddof=1) / np.sqrt(pairs)
     base = scored[:, :, 0].mean(axis=1)
     return Sampled(base, values, errors, WALKS, int(min(pairs, background.n_rows)))
+
+
+def _same(here: np.ndarray, there: np.ndarray) -> np.ndarray:
+    """Elementwise (broadcast): the two values are one value. Numbers bit for bit (-0.0 is not
+    0.0; a missing number is missing in both), others by equality, missing only with missing."""
+    here, there = np.broadcast_arrays(here, there)
+    if here.dtype == there.dtype and here.dtype.kind in "fc" and here.dtype.itemsize in (4, 8):
+        width = "u4" if here.dtype.itemsize == 4 else "u8"
+        return np.asarray(
+            np.ascontiguousarray(here).view(width) == np.ascontiguousarray(there).view(width)
+        )
+    if here.dtype == there.dtype and here.dtype.kind in "iub":
+        return np.asarray(here == there)
+    import pandas as pd
+
+    missing_here, missing_there = pd.isna(here), pd.isna(there)
+    try:
+        equal = np.asarray(here == there, dtype=bool)
+    except (TypeError, ValueError):  # values that do not compare: never the same
+        return np.zeros(here.shape, dtype=bool)
+    if equal.shape != here.shape:
+        return np.zeros(here.shape, dtype=bool)
+    return np.asarray((missing_here & missing_there) | (~missing_here & ~missing_there & equal))
