@@ -61,12 +61,15 @@ def _import_with_lookup() -> ModuleType:
     sys.modules["skops.io"] = package
     try:
         utils: Any = importlib.import_module("skops.io._utils")
-        own = utils.whichmodule
-        utils.whichmodule = whichmodule(own)
-        try:
+        own = getattr(utils, "whichmodule", None)
+        if own is None:  # a skops that finds modules otherwise: its own import, unhurried
             spec.loader.exec_module(package)
-        finally:
-            utils.whichmodule = own  # saving and loading use skops' own from here on
+        else:
+            utils.whichmodule = whichmodule(own)
+            try:
+                spec.loader.exec_module(package)
+            finally:
+                utils.whichmodule = own  # saving and loading use skops' own from here on
     except BaseException:
         for name in [n for n in sys.modules if n == "skops.io" or n.startswith("skops.io.")]:
             del sys.modules[name]
