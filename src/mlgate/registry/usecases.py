@@ -21,6 +21,7 @@ from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from mlgate.exports.service import OnnxExport
+    from mlgate.exports.sql.model import Scratch, SqlExport
     from mlgate.imports.service import ImportRequest
     from mlgate.registry.doctor import Finding
     from mlgate.runtime.predictors import PredictorCache
@@ -36,6 +37,7 @@ class Registry:
     artifacts: ArtifactStore
     predictors: PredictorCache
     limits: ArchiveLimits
+    open_scratch: Callable[[str, str | None], Scratch]
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -142,6 +144,24 @@ class Registry:
         from mlgate.exports.service import export_onnx
 
         return export_onnx(self.uow(), self.artifacts, self.predictors, name, number, alias)
+
+    def export_sql(
+        self,
+        name: str,
+        number: int | None,
+        alias: str | None = None,
+        *,
+        dialect: str,
+        table: str | None = None,
+        key: tuple[str, ...] = (),
+        check_source: str | None = None,
+    ) -> SqlExport:
+        """One SELECT scoring the version in `dialect`, checked on such an engine first."""
+        from mlgate.exports.sql.service import export_sql
+
+        return export_sql(self.uow(), self.artifacts, self.predictors, self.open_scratch, name,
+                          number, alias, dialect=dialect, table=table, key=key,
+                          check_source=check_source)  # fmt: skip
 
     def import_bundle(self, data: bytes, *, model_name: str | None) -> ModelVersion:
         return bundles.import_bundle(self.uow(), self.artifacts, data, model_name=model_name,

@@ -1,0 +1,216 @@
+"""A version handed out as SQL, checked before it leaves: the query, run on an engine of its
+dialect over the version's holdout rows, must give the labels the version serves (rows whose two
+likeliest classes are within TOLERANCE counted as ties, either label right) and probabilities
+or values within TOLERANCE relative; otherwise the export is refused (Conflict, 409) with the
+size of the miss, and no SQL is given.
+
+SQLite and DuckDB are checked in process; PostgreSQL and MySQL/MariaDB in a scratch schema made
+and dropped on a server: the source the caller names, or the version's own where it is one.
+The query checked is the one handed out, reading the loaded rows' table with a row key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgate.errors import Conflict, InvalidInput, NotFound
+from mlgate.exports.sql.compile import compile_query, refusal
+from mlgate.exports.sql.model import (
+    DIALECTS,
+    MAX_CHECK_ROWS,
+    TOLERANCE,
+    Conformance,
+    Dialect,
+    Scratch,
+    SqlExport,
+)
+from mlgate.registry import formats
+from mlgate.registry.model import ModelVersion
+from mlgate.registry.service import resolve_version
+from mlgate.registry.store import ArtifactStore
+from mlgate.runtime.predictors import PredictorCache, Scores
+from mlgate.schema import conform
+from mlgate.uow import UnitOfWork
+
+OpenScratch = Callable[[str, str | None], Scratch]
+
+
+def export_sql(
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    predictors: PredictorCache,
+    open_scratch: OpenScratch,
+    model_name: str,
+    number: int | None,
+    alias: str | None = None,
+    *,
+    dialect: str,
+    table: str | None = None,
+    key: Sequence[str] = (),
+    check_source: str | None = None,
+) -> SqlExport:
+    """The version's SQL for `dialect`, reading `table` (default: the one it was trained on)
+    and answering `key` first; checked on an engine of the dialect before it is returned."""
+    if dialect not in DIALECTS:
+        raise InvalidInput(f"the dialect is one of {', '.join(DIALECTS)}, not {dialect!r}")
+    checked: Dialect = dialect
+    version = resolve_version(uow, model_name, number, alias)
+    reason = refusal(version)
+    if reason is not None:
+        raise Conflict(f"{version.ref} ({version.algorithm}) has no SQL export: {reason}")
+    stored = artifacts.get(version.artifact.key)
+    pipeline = formats.load(
+        stored, expected_sha256=version.artifact.sha256, ref=version.ref,
+        fmt=version.artifact.format,
+    )  # fmt: skip
+    table = table or version.lineage.table or "rows"
+    sql, outputs = compile_query(version, pipeline, checked, table=table, key=key)
+    url = _check_url(uow, version, checked, check_source)
+    frame = _holdout(uow, artifacts, version)
+    served = predictors.get(version).score(frame)
+    conformance = verify(version, pipeline, checked, frame, served, open_scratch(checked, url))
+    return SqlExport(sql, version, checked, table, tuple(key), outputs, conformance)
+
+
+def verify(
+    version: ModelVersion,
+    pipeline: Any,
+    dialect: Dialect,
+    frame: pd.DataFrame,
+    served: Scores,
+    scratch: Scratch,
+) -> Conformance:
+    """Run `pipeline`'s SQL on `scratch` over `frame` (conformed rows) and compare it with
+    `served`; Conflict, saying by how much, where it misses. Closes `scratch`."""
+    names = {c.name for c in version.columns}
+    row_key = next(k for k in (f"row{'_' * n}" for n in range(1, 100)) if k not in names)
+    try:
+        columns = [(row_key, "integer")] + [
+            (c.name, "text" if c.type in ("string", "text") else "double") for c in version.columns
+        ]
+        data = [
+            (k, *(_plain(v) for v in values))
+            for k, values in enumerate(frame[[c.name for c in version.columns]].itertuples(
+                index=False, name=None))
+        ]  # fmt: skip
+        scratch.load(columns, data)
+        sql, _ = compile_query(version, pipeline, dialect, table=scratch.table, key=(row_key,))
+        answered = sorted(scratch.query(sql), key=lambda r: int(r[0]))
+        engine = scratch.engine
+    finally:
+        scratch.close()
+    conformance = compare(version, served, answered, engine)
+    if not conformance.passed:
+        c = conformance
+        what = (
+            f"{c.labels_differ} labels differ outside {c.ties} ties, probabilities by up to"
+            if version.task == "classification"
+            else "values by up to"
+        )
+        raise Conflict(
+            f"the {dialect} SQL of {version.ref} does not answer as the version does on "
+            f"{engine} over its {c.rows_compared:,} holdout rows ({what} "
+            f"{c.max_difference:.3g}; the tolerance is {c.tolerance:g} relative), so it is "
+            "not exported"
+        )
+    return conformance
+
+
+def compare(
+    version: ModelVersion, served: Scores, answered: list[tuple[Any, ...]], engine: str
+) -> Conformance:
+    """How the engine's answers (key, prediction, probabilities...) differ from `served`."""
+    n = len(served.predictions)
+    if len(answered) != n:
+        return Conformance(engine, n, math.inf, n, 0)
+    if version.task != "classification":
+        theirs = _floats([r[1] for r in answered])
+        ours = np.asarray(served.predictions, dtype="float64")
+        return Conformance(engine, n, _relative(theirs, ours), 0, 0)
+    assert served.probabilities is not None
+    ours_p = np.asarray(served.probabilities, dtype="float64")
+    theirs_p = np.asarray([_floats(r[2:]) for r in answered], dtype="float64").reshape(ours_p.shape)
+    top = np.sort(ours_p, axis=1)
+    ties = top[:, -1] - top[:, -2] <= TOLERANCE if ours_p.shape[1] > 1 else np.zeros(n, bool)
+    same = np.asarray(
+        [_same_label(r[1], p) for r, p in zip(answered, served.predictions, strict=True)]
+    )
+    differ = int(np.sum(~same & ~ties))
+    return Conformance(engine, n, _relative(theirs_p, ours_p), differ, int(ties.sum()))
+
+
+def _relative(theirs: np.ndarray, ours: np.ndarray) -> float:
+    gaps = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
+    if gaps.size == 0:
+        return 0.0
+    if np.isnan(gaps).any():
+        return math.inf
+    return float(gaps.max())
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.asarray([np.nan if v is None else float(v) for v in values], dtype="float64")
+
+
+def _same_label(theirs: Any, ours: Any) -> bool:
+    if isinstance(theirs, bytes):
+        theirs = theirs.decode()
+    if isinstance(ours, int | float) and not isinstance(ours, bool):
+        try:
+            return float(theirs) == float(ours)
+        except (TypeError, ValueError):
+            return False
+    return str(theirs) == str(ours)
+
+
+def _plain(value: Any) -> Any:
+    """A conformed value as a driver takes it: NaN and None as NULL, numpy as Python."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def _holdout(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -> pd.DataFrame:
+    from mlgate.training.compare import holdout_rows
+
+    try:
+        rows = holdout_rows(uow, artifacts, version)
+    except NotFound:
+        raise Conflict(
+            f"{version.ref} has no stored rows to check its SQL on; retrain it"
+        ) from None
+    return conform(rows.head(MAX_CHECK_ROWS), version.columns)
+
+
+def _check_url(
+    uow: UnitOfWork, version: ModelVersion, dialect: Dialect, check_source: str | None
+) -> str | None:
+    """The server to check `dialect` SQL on: the named source, else the version's own."""
+    if dialect in ("sqlite", "duckdb"):
+        return None
+    from mlgate.sources.service import get_source
+
+    name = check_source or version.lineage.source_name
+    try:
+        url = get_source(uow, name).url
+    except NotFound:
+        if check_source:
+            raise
+        url = ""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    kinds = {"postgresql": ("postgresql", "postgres"), "mysql": ("mysql", "mariadb")}[dialect]
+    if scheme not in kinds:
+        raise Conflict(
+            f"checking {dialect} SQL needs a {dialect} server, and source {name!r} is not one: "
+            f"name one with check_source (the CLI's --check-source)"
+        )
+    return url
