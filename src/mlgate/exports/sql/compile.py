@@ -55,7 +55,8 @@ EXP_LIMIT = 700.0  # exp() of more overflows a double; PostgreSQL raises rather 
 @dataclass(frozen=True)
 class Model:
     """The model's part of the query: sums over the features, then the raw scores over them,
-    and how scores become answers ("identity", "sigmoid" or "softmax")."""
+    and how scores become answers ("identity", "sigmoid", "softmax", or "probabilities" where
+    the scores are the classes' probabilities already)."""
 
     parts: list[exp.Expr]  # over the features' names, `feature(j)`
     scores: list[exp.Expr]  # over the parts' names, `part(k)`
@@ -71,7 +72,7 @@ def refusal(version: ModelVersion) -> str | None:
         return f"a {version.task} model does not score rows"
     if algorithm in NO_SQL:
         return NO_SQL[algorithm]
-    if algorithm not in LINEAR:
+    if algorithm not in LINEAR | TREES:
         return "no conversion to SQL is known for it yet"
     for column in version.columns:
         if column.type == "text":
@@ -79,6 +80,84 @@ def refusal(version: ModelVersion) -> str | None:
         if column.type == "datetime":
             return f"column {column.name!r} is a date-time; its parts are not written in SQL yet"
     return None
+
+
+_TABLE = "mlgate_placeholder_table_7c1e"
+_KEY = "mlgate_placeholder_key_7c1e"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A version's query, written once, with its table and key columns still to be named:
+    the SQL handed out and the SQL checked are the same text but for those names."""
+
+    text: str
+    dialect: Dialect
+    outputs: tuple[str, ...]  # the columns answered after the key
+    n_stages: int
+
+    def render(self, table: str, key: Sequence[str] = ()) -> str:
+        """The query reading `table`, answering the `key` columns first."""
+        outputs = self.outputs
+        clash = sorted(set(key) & set(outputs)) + [k for k in key if k.startswith("mlgate_")]
+        if clash:
+            raise InvalidInput(
+                f"the key column {clash[0]!r} has the name of a column the query makes"
+            )
+        write = SQLGLOT_DIALECT[self.dialect]
+        held = exp.Column(this=exp.to_identifier(_KEY, quoted=True)).sql(dialect=write) + ", "
+        keys = "".join(_quoted(k).sql(dialect=write) + ", " for k in key)
+        place = exp.Table(this=exp.to_identifier(_TABLE, quoted=True)).sql(dialect=write)
+        return self.text.replace(held, keys).replace(place, _table(table).sql(dialect=write))
+
+
+def compile_template(version: ModelVersion, pipeline: Any, dialect: Dialect) -> Template:
+    """The query of `pipeline` in `dialect`, its table and key to be named (Template.render).
+    Conflict where the version has no SQL (the reason is said)."""
+    reason = refusal(version)
+    if reason is not None:
+        raise Conflict(f"{version.ref} ({version.algorithm}) has no SQL export: {reason}")
+    outputs = output_names(version)
+    columns = [c for c in version.columns]
+    inputs = [_cast(_quoted(c.name), c.type, dialect).as_(_name(f"i{k}"), copy=False) for k, c in
+              enumerate(columns)]  # fmt: skip
+    features = _features(pipeline[0], [c.name for c in columns])
+    model = _model(version, pipeline[-1], len(features))
+    held = exp.Column(this=exp.to_identifier(_KEY, quoted=True))
+    stages = 0
+
+    def stage(selected: list[exp.Expr], inner: exp.Expr, alias: str) -> exp.Select:
+        nonlocal stages
+        stages += 1
+        if isinstance(inner, exp.Select) and dialect == "postgresql":
+            # OFFSET 0 keeps PostgreSQL from pulling the stage up into the next one, which
+            # would copy each score's whole sum into every place that reads it.
+            inner = inner.offset(0, copy=False)
+        source = (
+            inner
+            if isinstance(inner, exp.Table)
+            else exp.Subquery(this=inner, alias=exp.TableAlias(this=_name(alias)))
+        )
+        # copy=False throughout: a big ensemble's query is megabytes of nodes, built once.
+        return exp.Select(expressions=[held.copy(), *selected]).from_(source, copy=False)
+
+    query = stage(inputs, exp.Table(this=exp.to_identifier(_TABLE, quoted=True)), "")
+    query = stage(
+        [f.as_(_name(f"x{j}"), copy=False) for j, f in enumerate(features)], query, "input"
+    )
+    query = stage([p.as_(_name(f"p{k}"), copy=False) for k, p in enumerate(model.parts)], query,
+                  "features")  # fmt: skip
+    query = stage([s.as_(_name(f"s{k}"), copy=False) for k, s in enumerate(model.scores)], query,
+                  "parts")  # fmt: skip
+    query = _answers(version, model, query, stage, outputs)
+    write = SQLGLOT_DIALECT[dialect]
+    text = query.sql(dialect=write)
+    marker = held.sql(dialect=write) + ", "
+    table_marker = exp.Table(this=exp.to_identifier(_TABLE, quoted=True)).sql(dialect=write)
+    if text.count(marker) != stages or text.count(table_marker) != 1:
+        # A category or column holding the placeholders' own names: nothing to do but refuse.
+        raise Conflict(f"{version.ref}: its inputs name mlgate's placeholders; rename them")
+    return Template(text, dialect, outputs, stages)
 
 
 def compile_query(
@@ -90,38 +169,9 @@ def compile_query(
     key: Sequence[str] = (),
 ) -> tuple[str, tuple[str, ...]]:
     """The SQL text scoring `table` with `pipeline`, and the names of the columns it answers
-    after `key`. Conflict where the version has no SQL (the reason is said)."""
-    reason = refusal(version)
-    if reason is not None:
-        raise Conflict(f"{version.ref} ({version.algorithm}) has no SQL export: {reason}")
-    outputs = output_names(version)
-    clash = sorted(set(key) & set(outputs)) + [k for k in key if k.startswith("mlgate_")]
-    if clash:
-        raise InvalidInput(f"the key column {clash[0]!r} has the name of a column the query makes")
-    columns = [c for c in version.columns]
-    inputs = [_cast(_quoted(c.name), c.type, dialect).as_(_name(f"i{k}")) for k, c in
-              enumerate(columns)]  # fmt: skip
-    features = _features(pipeline[0], [c.name for c in columns])
-    model = _model(version, pipeline[-1], len(features))
-    keys = [_quoted(k) for k in key]
-
-    def stage(selected: list[exp.Expr], inner: exp.Expr, alias: str) -> exp.Select:
-        return exp.select(*[k.copy() for k in keys], *selected).from_(
-            inner
-            if isinstance(inner, exp.Table)
-            else exp.Subquery(this=inner, alias=exp.TableAlias(this=_name(alias)))
-        )
-
-    source = _table(table)
-    query = stage(inputs, source, "")
-    query = stage([f.as_(_name(f"x{j}")) for j, f in enumerate(features)], query, "input")
-    query = stage([p.as_(_name(f"p{k}")) for k, p in enumerate(model.parts)], query,
-                  "features")  # fmt: skip
-    query = stage([s.as_(_name(f"s{k}")) for k, s in enumerate(model.scores)], query,
-                  "parts")  # fmt: skip
-    query = _answers(version, model, query, stage, outputs)
-    text = query.sql(dialect=SQLGLOT_DIALECT[dialect])
-    return text, outputs
+    after `key`."""
+    template = compile_template(version, pipeline, dialect)
+    return template.render(table, key), template.outputs
 
 
 def output_names(version: ModelVersion) -> tuple[str, ...]:
@@ -143,7 +193,7 @@ def _quoted(name: str) -> exp.Column:
 
 def ref(name: str) -> exp.Column:
     """A column an earlier stage made."""
-    return exp.column(_name(name))
+    return exp.Column(this=_name(name))  # exp.column() deep-copies its identifier
 
 
 def feature(j: int) -> exp.Column:
@@ -163,7 +213,7 @@ def number(value: float) -> exp.Expr:
     text = repr(abs(value))
     if "e" not in text:
         text += "e0"
-    literal = exp.Literal.number(text)
+    literal = exp.Literal(this=text, is_string=False)  # Literal.number parses: 100x slower
     return exp.Neg(this=literal) if math.copysign(1.0, value) < 0 and value != 0 else literal
 
 
@@ -215,14 +265,17 @@ def _features(preprocessor: Any, names: list[str]) -> list[exp.Expr]:
         if isinstance(columns, str):
             raise Conflict("a text column's TF-IDF has no SQL export")
         refs: list[exp.Expr] = [ref(f"i{index[c]}") for c in columns]
-        steps = [("passthrough", None)] if transformer == "passthrough" else transformer.steps
+        if transformer == "passthrough":
+            steps: list[tuple[str, Any]] = []
+        else:
+            steps = getattr(transformer, "steps", None) or [("step", transformer)]
         out.extend(_transform(steps, refs))
     return out
 
 
 def _transform(steps: list[tuple[str, Any]], refs: list[exp.Expr]) -> list[exp.Expr]:
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, StandardScaler
 
     from mlgate.runtime.encoders import OneHot
 
@@ -230,6 +283,8 @@ def _transform(steps: list[tuple[str, Any]], refs: list[exp.Expr]) -> list[exp.E
     for _, step in steps:
         if step is None or step == "passthrough":
             continue
+        if isinstance(step, FunctionTransformer) and step.func is None:
+            continue  # what "passthrough" becomes once fitted
         if isinstance(step, SimpleImputer):
             fill = step.statistics_
             current = [
@@ -296,7 +351,11 @@ def _ordinal(column: exp.Expr, categories: Any) -> exp.Expr:
 
 
 def _model(version: ModelVersion, estimator: Any, n_features: int) -> Model:
-    return _linear(version, estimator, n_features)
+    if version.algorithm in LINEAR:
+        return _linear(version, estimator, n_features)
+    from mlgate.exports.sql.trees import tree_model
+
+    return tree_model(version, estimator, n_features)
 
 
 def _linear(version: ModelVersion, estimator: Any, n_features: int) -> Model:
@@ -360,33 +419,43 @@ def _answers(
 
     scores = [ref(f"s{k}") for k in range(len(model.scores))]
     if model.link == "identity":
-        return stage([scores[0].as_(out("prediction"))], query, "scores")
+        return stage([scores[0].as_(out("prediction"), copy=False)], query, "scores")
     labels = list(version.classes or ())
+    if model.link == "probabilities":  # a forest's or a tree's own: the label is their argmax
+        answers = [_argmax(scores, labels).as_(out(outputs[0]), copy=False)] + [
+            s.copy().as_(out(outputs[k + 1]), copy=False) for k, s in enumerate(scores)
+        ]
+        return stage(answers, query, "scores")
     if model.link == "sigmoid":
         # p1 first, then p0 = 1 - p1, as scikit-learn, XGBoost and LightGBM give them.
-        query = stage([*scores, sigmoid(scores[0]).as_(_name("q1"))], query, "scores")
+        query = stage(
+            [*(x.copy() for x in scores), sigmoid(scores[0]).as_(_name("q1"), copy=False)],
+            query,
+            "scores",
+        )
         q1 = ref("q1")
         answers = [
             exp.Case(ifs=[exp.If(this=exp.GT(this=q1.copy(), expression=exp.Sub(
                 this=number(1.0), expression=q1.copy())), true=label(labels[1]))],
-                default=label(labels[0])).as_(out(outputs[0])),
-            exp.Sub(this=number(1.0), expression=q1.copy()).as_(out(outputs[1])),
-            q1.copy().as_(out(outputs[2])),
+                default=label(labels[0])).as_(out(outputs[0]), copy=False),
+            exp.Sub(this=number(1.0), expression=q1.copy()).as_(out(outputs[1]), copy=False),
+            q1.copy().as_(out(outputs[2]), copy=False),
         ]  # fmt: skip
         return stage(answers, query, "link")
     # softmax: e^(s_k - max) / sum, each exponent held within a double's range
     top = exp.Greatest(this=scores[0].copy(), expressions=[s.copy() for s in scores[1:]])
     exps = [
         exp.Exp(this=exp.Greatest(this=exp.Sub(this=s.copy(), expression=top.copy()),
-                                  expressions=[number(-EXP_LIMIT)])).as_(_name(f"e{k}"))
+                                  expressions=[number(-EXP_LIMIT)])).as_(_name(f"e{k}"), copy=False)
         for k, s in enumerate(scores)
     ]  # fmt: skip
-    query = stage([*scores, *exps], query, "scores")
+    query = stage([*(x.copy() for x in scores), *exps], query, "scores")
     e = [ref(f"e{k}") for k in range(len(scores))]
-    query = stage([*scores, *e, balanced_sum([x.copy() for x in e]).as_(_name("total"))], query,
+    total = balanced_sum([x.copy() for x in e]).as_(_name("total"), copy=False)
+    query = stage([*(x.copy() for x in scores), *(x.copy() for x in e), total], query,
                   "exps")  # fmt: skip
-    answers = [_argmax(scores, labels).as_(out(outputs[0]))] + [
-        exp.Div(this=e[k].copy(), expression=ref("total")).as_(out(outputs[k + 1]))
+    answers = [_argmax(scores, labels).as_(out(outputs[0]), copy=False)] + [
+        exp.Div(this=e[k].copy(), expression=ref("total")).as_(out(outputs[k + 1]), copy=False)
         for k in range(len(scores))
     ]
     return stage(answers, query, "sums")
