@@ -40,7 +40,7 @@ from mlgate.settings import Settings
 from mlgate.sources.base import Source
 from mlgate.sources.factory import open_source
 from mlgate.sources.model import SourceConfig
-from mlgate.sources.scratch import open_scratch
+from mlgate.sources.scratch import open_scratch, write_in_database
 from mlgate.sources.sealing import Sealer
 from mlgate.sources.usecases import Sources
 from mlgate.training.jobs import TrainingRunner
@@ -358,6 +358,7 @@ class Services:
         return Registry(
             uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
             limits=ArchiveLimits.of(self.settings), open_scratch=open_scratch,
+            write_in_database=write_in_database,
         )  # fmt: skip
 
     def flush_tally(self) -> None:

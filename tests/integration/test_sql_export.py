@@ -230,3 +230,48 @@ def test_the_api_and_cli_export_sql_and_refuse_with_the_reason(
     served = world.predictors.get(version).score(conform(frame, version.columns))
     assert [r[1] for r in sorted(answered)] == served.predictions
     assert refusal(resolve_version(world.uow(), knn, None)) is not None
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_predict_in_database_scores_a_table_where_it_lies_and_notes_the_version(
+    world: Services, dialect: Dialect, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+    from mlgate.sources.scratch import RECORDS
+
+    name = train(world, "xgboost", "three")
+    source = {"sqlite": "rows", "postgresql": "pg", "mysql": "maria"}[dialect]
+    url = world.sources.get(source).url
+    engine = sa.create_engine(url)
+    frame = awkward_rows(120)
+    frame.insert(0, "id", range(120))
+    frame.drop(columns=["binary", "three", "value"]).to_sql(
+        f"customers_{dialect}", engine, index=False, if_exists="replace"
+    )
+    out = f"scores_{dialect}"
+    result = CliRunner().invoke(
+        cli, ["predict", f"{name}@1", "--source", source, "--table", f"customers_{dialect}",
+              "--in-database", "--into-table", out, "--key", "id"], obj=world,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "scored 120 rows" in result.output
+    version = resolve_version(world.uow(), name, None)
+    with engine.connect() as conn:
+        scored = pd.read_sql(sa.text(f"SELECT * FROM {out} ORDER BY id"), conn)
+        noted = conn.execute(
+            sa.text(f"SELECT model, version, artifact_sha256, n_rows FROM {RECORDS}"
+                    " WHERE table_name = :t"), {"t": out}
+        ).one()  # fmt: skip
+    engine.dispose()
+    served = world.predictors.get(version).score(conform(frame, version.columns))
+    assert scored["prediction"].astype(str).tolist() == [str(p) for p in served.predictions]
+    probabilities = scored[[f"probability_{c}" for c in version.classes or ()]].to_numpy()
+    np.testing.assert_allclose(probabilities, served.probabilities, atol=1e-6)  # type: ignore[arg-type]
+    assert tuple(noted) == (name, 1, version.artifact.sha256, 120)
+    from mlgate.access.model import AuditQuery
+
+    events = world.access.audit_log(AuditQuery(action="models.score_in_database"))
+    assert any(e.target == version.ref and e.detail["into_table"] == out for e in events)

@@ -156,3 +156,44 @@ def open_scratch(dialect: str, url: str | None) -> Any:
     if url is None:
         raise SourceError(f"checking {dialect} SQL needs a {dialect} server")
     return ServerScratch(url)
+
+
+RECORDS = "mlgate_scored_tables"
+
+
+def write_in_database(
+    url: str, statement: str, into: tuple[str | None, str], record: dict[str, Any]
+) -> int:
+    """Run `statement` (a CREATE TABLE … AS SELECT) in the database at `url`, then note
+    `record` (the version, its sha256, the query's) in its table RECORDS beside the output,
+    in one transaction; the output table's row count. No row leaves the database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    schema, name = into
+    records = sa.Table(
+        RECORDS, sa.MetaData(schema=schema),
+        sa.Column("table_name", sa.String(255)), sa.Column("model", sa.String(128)),
+        sa.Column("version", sa.Integer()), sa.Column("artifact_sha256", sa.String(64)),
+        sa.Column("sql_sha256", sa.String(64)), sa.Column("n_rows", sa.BigInteger()),
+        sa.Column("created_at", sa.String(40)),
+    )  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            cursor = raw.cursor()
+            try:
+                cursor.execute(statement)  # no parameters: a '%' in a category stays a '%'
+            finally:
+                cursor.close()
+            output = sa.table(name, schema=schema)
+            n = int(conn.execute(sa.select(sa.func.count()).select_from(output)).scalar_one())
+            records.create(conn, checkfirst=True)
+            conn.execute(records.insert(), [{**record, "n_rows": n}])
+        return n
+    except Exception as exc:  # SQLAlchemy's and the driver's own
+        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else repr(exc)
+        raise SourceError(f"the database refused to score in place: {first}") from exc
+    finally:
+        engine.dispose()
