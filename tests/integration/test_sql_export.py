@@ -229,6 +229,16 @@ def test_the_api_and_cli_export_sql_and_refuse_with_the_reason(
     version = resolve_version(world.uow(), name, None)
     served = world.predictors.get(version).score(conform(frame, version.columns))
     assert [r[1] for r in sorted(answered)] == served.predictions
+    view = tmp_path / "view.sql"
+    result = CliRunner().invoke(
+        cli, ["models", "export", f"{name}@1", "--format", "sql", "--dialect", "sqlite",
+              "--key", "id", "--view", "main.churn_scores", "-o", str(view)], obj=world,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert 'CREATE VIEW "main"."churn_scores" AS SELECT' in view.read_text()
+    db.execute(view.read_text())
+    in_view = db.execute("SELECT * FROM churn_scores ORDER BY id").fetchall()
+    assert in_view == sorted(answered)
     assert refusal(resolve_version(world.uow(), knn, None)) is not None
 
 

@@ -392,6 +392,10 @@ def export(
             "MySQL SQL (default: the version's own)."
         ),
     ] = None,
+    view: Annotated[
+        str | None,
+        typer.Option(help="With --format sql: write CREATE VIEW of this name AS the query."),
+    ] = None,
 ) -> None:
     """Write a version as a portable bundle (model, report, rows; sha256 of every file), as
     an ONNX graph of its preprocessing and model, or as one SQL query scoring a table where it
@@ -404,11 +408,12 @@ def export(
     if format_ == "sql":
         with console.status(f"writing {version.ref} as {dialect} SQL and checking it"):
             sql_done = registry.export_sql(name, version.number, dialect=dialect, table=table,
-                                       key=tuple(key or ()), check_source=check_source)  # fmt: skip
+                                       key=tuple(key or ()), check_source=check_source,
+                                       view=view)  # fmt: skip
         sql_path = output or Path(f"{name}-v{version.number}.{dialect}.sql")
         header = "".join(f"-- {line}\n" for line in (
             f"{version.ref} as {dialect} SQL, written by mlgate", sql_done.note))  # fmt: skip
-        sql_path.write_text(header + sql_done.sql + ";\n")
+        sql_path.write_text(header + (sql_done.view_sql or sql_done.sql) + ";\n")
         console.print(f"exported {version.ref} to {sql_path} ({len(sql_done.sql):,} characters): "
                       f"{sql_done.note}")  # fmt: skip
         return

@@ -234,6 +234,9 @@ async def export(
     check_source: str | None = Query(
         None, max_length=128, description="format=sql: the source whose server checks the SQL"
     ),
+    view: str | None = Query(
+        None, max_length=300, description="format=sql: also a CREATE VIEW of this name"
+    ),
 ) -> Response:
     """The version as a portable zip bundle (model, report, training rows; sha256 of each), or
     with `format=onnx` as one ONNX graph of its preprocessing and model, or with `format=sql`
@@ -247,7 +250,7 @@ async def export(
             authorize(services, request, Target(name, version=version))
             return services.registry.export_sql(
                 name, version, dialect=dialect, table=table, key=tuple(key or ()),
-                check_source=check_source,
+                check_source=check_source, view=view,
             )  # fmt: skip
 
         done = await run_in_threadpool(sql)

@@ -64,6 +64,7 @@ class SqlExport:
     key: tuple[str, ...]
     outputs: tuple[str, ...]  # the columns the query answers after the key
     conformance: Conformance
+    view_sql: str | None = None  # on request: CREATE VIEW name AS the same SELECT
 
     @property
     def note(self) -> str:
@@ -93,6 +94,7 @@ class SqlExport:
             "key": list(self.key),
             "outputs": list(self.outputs),
             "sql": self.sql,
+            "view_sql": self.view_sql,
             "conformance": self.conformance.to_json(),
             "note": self.note,
         }

@@ -56,9 +56,11 @@ def export_sql(
     table: str | None = None,
     key: Sequence[str] = (),
     check_source: str | None = None,
+    view: str | None = None,
 ) -> SqlExport:
     """The version's SQL for `dialect`, reading `table` (default: the one it was trained on)
-    and answering `key` first; checked on an engine of the dialect before it is returned."""
+    and answering `key` first; checked on an engine of the dialect before it is returned.
+    With `view`, the answer also holds `CREATE VIEW view AS` that same query."""
     if dialect not in DIALECTS:
         raise InvalidInput(f"the dialect is one of {', '.join(DIALECTS)}, not {dialect!r}")
     checked: Dialect = dialect
@@ -83,7 +85,18 @@ def export_sql(
     reference = float64_reference(version, pipeline[-1], matrix)
     scratch = open_scratch(checked, url)
     conformance = verify(version, template, frame, served, scratch, reference)
-    return SqlExport(sql, version, checked, table, tuple(key), template.outputs, conformance)
+    view_sql = None
+    if view is not None:
+        view_sql = f"CREATE VIEW {compile_target(_schema_and_name(view, 'view'), checked)} AS {sql}"
+    return SqlExport(sql, version, checked, table, tuple(key), template.outputs, conformance,
+                     view_sql)  # fmt: skip
+
+
+def _schema_and_name(name: str, what: str) -> tuple[str | None, str]:
+    parts = name.split(".")
+    if len(parts) > 2 or not all(parts):
+        raise InvalidInput(f"the {what} is a name or schema.name, not {name!r}")
+    return (parts[0] if len(parts) == 2 else None, parts[-1])
 
 
 def verify(
@@ -309,10 +322,7 @@ def score_in_database(
         )
     done = export_sql(uow, artifacts, predictors, open_scratch, model_name, number, alias,
                       dialect=dialect, table=table, key=key, check_source=source)  # fmt: skip
-    parts = into_table.split(".")
-    if len(parts) > 2 or not all(parts):
-        raise InvalidInput(f"--into-table is a name or schema.name, not {into_table!r}")
-    into = (parts[0] if len(parts) == 2 else None, parts[-1])
+    into = _schema_and_name(into_table, "output table")
     target = compile_target(into, done.dialect)
     statement = f"CREATE TABLE {target} AS {done.sql}"
     digest = hashlib.sha256(done.sql.encode()).hexdigest()
