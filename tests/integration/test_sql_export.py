@@ -97,7 +97,7 @@ def awkward_rows(n: int = 200) -> pd.DataFrame:
     frame["color"] = frame["color"].astype(object)
     frame["size"] = frame["size"].astype(object)
     frame.loc[0:9, "color"] = ["purple", "Red", "red ", "RED", None, "", "blue", "green", "é", "%"]
-    frame.loc[10:14, "size"] = ["xl", "XXL", None, "S ", "M"]
+    frame.loc[10:14, "size"] = ["xl", "XXL", None, "S ", "a\\b'c"]
     frame.loc[15:19, "x1"] = [1e12, -1e12, 1e300, -1e300, np.nan]
     frame.loc[20:24, "x2"] = [5e8, -5e8, np.nan, 0.0, -0.0]
     return frame

@@ -49,6 +49,7 @@ class Conformance:
             "ties": self.ties,
             "tolerance": self.tolerance,
             "library_drift": self.library_drift,
+            "max_excess": self.max_difference if self.max_excess is None else self.max_excess,
             "passed": self.passed,
         }
 
