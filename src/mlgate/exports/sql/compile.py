@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sqlglot
 from sqlglot import exp
 
 from mlgate.errors import Conflict, InvalidInput
@@ -158,20 +157,6 @@ def compile_template(version: ModelVersion, pipeline: Any, dialect: Dialect) -> 
         # A category or column holding the placeholders' own names: nothing to do but refuse.
         raise Conflict(f"{version.ref}: its inputs name mlgate's placeholders; rename them")
     return Template(text, dialect, outputs, stages)
-
-
-def compile_query(
-    version: ModelVersion,
-    pipeline: Any,
-    dialect: Dialect,
-    *,
-    table: str,
-    key: Sequence[str] = (),
-) -> tuple[str, tuple[str, ...]]:
-    """The SQL text scoring `table` with `pipeline`, and the names of the columns it answers
-    after `key`."""
-    template = compile_template(version, pipeline, dialect)
-    return template.render(table, key), template.outputs
 
 
 def output_names(version: ModelVersion) -> tuple[str, ...]:
@@ -459,8 +444,3 @@ def _answers(
         for k in range(len(scores))
     ]
     return stage(answers, query, "sums")
-
-
-def parse_check(text: str, dialect: Dialect) -> None:
-    """Raise if sqlglot cannot read back what it wrote (a guard on our own output)."""
-    sqlglot.parse_one(text, read=SQLGLOT_DIALECT[dialect])
