@@ -41,6 +41,7 @@ from mlgate.settings import Settings
 from mlgate.sources.base import Source
 from mlgate.sources.factory import open_source
 from mlgate.sources.model import SourceConfig
+from mlgate.sources.scratch import open_scratch, write_in_database
 from mlgate.sources.sealing import Sealer
 from mlgate.sources.usecases import Sources
 from mlgate.tracing import setup as tracing
@@ -355,7 +356,8 @@ class Services:
         """Models, versions and aliases, their adapters bound (registry/usecases.py)."""
         return Registry(
             uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
-            limits=ArchiveLimits.of(self.settings),
+            limits=ArchiveLimits.of(self.settings), open_scratch=open_scratch,
+            write_in_database=write_in_database,
         )  # fmt: skip
 
     def flush_tally(self) -> None:

@@ -359,21 +359,64 @@ def export(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="The .zip to write.")
+        Path | None, typer.Option("--output", "-o", help="The file to write (.zip, .onnx or .sql).")
     ] = None,
     snapshot: Annotated[bool, typer.Option(help="Include the training rows.")] = True,
     format_: Annotated[
         str,
-        typer.Option("--format", help="bundle (a portable zip) or onnx (one checked graph)."),
+        typer.Option(
+            "--format",
+            help="bundle (a portable zip), onnx (one checked graph) or sql (one checked query).",
+        ),
     ] = "bundle",
+    dialect: Annotated[
+        str, typer.Option(help="With --format sql: sqlite, duckdb, postgresql or mysql.")
+    ] = "postgresql",
+    table: Annotated[
+        str | None,
+        typer.Option(
+            help="With --format sql: the table the query reads (default: the one it "
+            "was trained on)."
+        ),
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--key", help="With --format sql: a column the query answers first (repeat for more)."
+        ),
+    ] = None,
+    check_source: Annotated[
+        str | None,
+        typer.Option(
+            help="With --format sql: the source whose server checks PostgreSQL or "
+            "MySQL SQL (default: the version's own)."
+        ),
+    ] = None,
+    view: Annotated[
+        str | None,
+        typer.Option(help="With --format sql: write CREATE VIEW of this name AS the query."),
+    ] = None,
 ) -> None:
-    """Write a version as a portable bundle (model, report, rows; sha256 of every file), or as
-    an ONNX graph of its preprocessing and model, checked against it on its holdout rows."""
+    """Write a version as a portable bundle (model, report, rows; sha256 of every file), as
+    an ONNX graph of its preprocessing and model, or as one SQL query scoring a table where it
+    lies; the graph and the query are checked against the version on its holdout rows first."""
     registry = services(ctx).registry
     name, number, alias = service.parse_ref(ref)
     version = registry.resolve(name, number, alias)
-    if format_ not in ("bundle", "onnx"):
-        raise InvalidInput(f"--format is bundle or onnx, not {format_!r}")
+    if format_ not in ("bundle", "onnx", "sql"):
+        raise InvalidInput(f"--format is bundle, onnx or sql, not {format_!r}")
+    if format_ == "sql":
+        with console.status(f"writing {version.ref} as {dialect} SQL and checking it"):
+            sql_done = registry.export_sql(name, version.number, dialect=dialect, table=table,
+                                       key=tuple(key or ()), check_source=check_source,
+                                       view=view)  # fmt: skip
+        sql_path = output or Path(f"{name}-v{version.number}.{dialect}.sql")
+        header = "".join(f"-- {line}\n" for line in (
+            f"{version.ref} as {dialect} SQL, written by mlgate", sql_done.note))  # fmt: skip
+        sql_path.write_text(header + (sql_done.view_sql or sql_done.sql) + ";\n")
+        console.print(f"exported {version.ref} to {sql_path} ({len(sql_done.sql):,} characters): "
+                      f"{sql_done.note}")  # fmt: skip
+        return
     if format_ == "onnx":
         with console.status(f"converting {version.ref} to ONNX and checking it"):
             done = registry.export_onnx(name, version.number)

@@ -285,13 +285,44 @@ def predict(
             "the table's partitions. Default: MLGATE_DASK_ADDRESS for tables; none: here."
         ),
     ] = None,
+    in_database: Annotated[
+        bool,
+        typer.Option(
+            "--in-database",
+            help="With --table and --into-table: score inside the source's own database by the "
+            "version's SQL, checked there first (SQLite, PostgreSQL, MySQL): no row leaves it.",
+        ),
+    ] = False,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="With --in-database: a column the output table keeps."),
+    ] = None,
 ) -> None:
     """Score a whole table offline, in chunks (tables larger than memory stream through), with
     a progress bar. Each row keeps its columns and gains `prediction` (and, for classifiers,
-    one `probability_<class>` per class)."""
+    one `probability_<class>` per class). With --in-database the table is scored where it
+    lies instead, by the version's checked SQL (`mlgate models export --format sql`)."""
     from mlgate.errors import InvalidInput
     from mlgate.serving.offline import score_on_cluster, score_rows
 
+    if in_database:
+        if table is None or into_table is None or output is not None or query is not None:
+            raise InvalidInput("--in-database scores a --table into an --into-table")
+        from mlgate.access import audit
+        from mlgate.registry import service as registry_service
+
+        name, number, alias = registry_service.parse_ref(model)
+        with console.status(f"checking {model}'s SQL on {source}, then scoring {table} there"):
+            run = services(ctx).registry.score_in_database(
+                name, number, alias, source=source, table=table, into_table=into_table,
+                key=tuple(key or ()), actor=audit.local_actor(),
+            )  # fmt: skip
+        console.print(
+            f"scored {run.n_rows:,} rows of {table} into {into_table} in {source}'s database "
+            f"with {run.export.version.ref} ({run.export.conformance.engine}); "
+            f"{run.export.note}"
+        )
+        return
     if (output is None) == (into_table is None):
         raise InvalidInput("say where the predictions go: --output FILE or --into-table NAME")
     if output is not None and output.suffix.lower() not in (".parquet", ".csv"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlgate.archives import ArchiveLimits
 from mlgate.registry import aliases, bundles, service
@@ -21,6 +21,8 @@ from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from mlgate.exports.service import OnnxExport
+    from mlgate.exports.sql.model import Scratch, SqlExport
+    from mlgate.exports.sql.service import InDatabaseRun
     from mlgate.imports.service import ImportRequest
     from mlgate.registry.doctor import Finding
     from mlgate.runtime.predictors import PredictorCache
@@ -36,6 +38,8 @@ class Registry:
     artifacts: ArtifactStore
     predictors: PredictorCache
     limits: ArchiveLimits
+    open_scratch: Callable[[str, str | None], Scratch]
+    write_in_database: Callable[[str, str, tuple[str | None, str], dict[str, Any]], int]
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -142,6 +146,46 @@ class Registry:
         from mlgate.exports.service import export_onnx
 
         return export_onnx(self.uow(), self.artifacts, self.predictors, name, number, alias)
+
+    def export_sql(
+        self,
+        name: str,
+        number: int | None,
+        alias: str | None = None,
+        *,
+        dialect: str,
+        table: str | None = None,
+        key: tuple[str, ...] = (),
+        check_source: str | None = None,
+        view: str | None = None,
+    ) -> SqlExport:
+        """One SELECT scoring the version in `dialect`, checked on such an engine first."""
+        from mlgate.exports.sql.service import export_sql
+
+        return export_sql(self.uow(), self.artifacts, self.predictors, self.open_scratch, name,
+                          number, alias, dialect=dialect, table=table, key=key,
+                          check_source=check_source, view=view)  # fmt: skip
+
+    def score_in_database(
+        self,
+        name: str,
+        number: int | None,
+        alias: str | None = None,
+        *,
+        source: str,
+        table: str,
+        into_table: str,
+        key: tuple[str, ...] = (),
+        actor: str,
+    ) -> InDatabaseRun:
+        """Score `table` into `into_table` inside the source's own database, by checked SQL."""
+        from mlgate.exports.sql.service import score_in_database
+
+        return score_in_database(
+            self.uow(), self.artifacts, self.predictors, self.open_scratch,
+            self.write_in_database, name, number, alias, source=source, table=table,
+            into_table=into_table, key=key, actor=actor, now=self.clock(),
+        )  # fmt: skip
 
     def import_bundle(self, data: bytes, *, model_name: str | None) -> ModelVersion:
         return bundles.import_bundle(self.uow(), self.artifacts, data, model_name=model_name,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request, Security
+from fastapi import APIRouter, Query, Request, Security
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -208,8 +208,13 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
     response_class=Response,
     responses={
         200: {
-            "description": "The bundle (a zip), or with format=onnx the ONNX graph",
-            "content": {"application/zip": BINARY, "application/octet-stream": BINARY},
+            "description": "The bundle (a zip), with format=onnx the ONNX graph, or with "
+            "format=sql the checked query and its conformance report (JSON)",
+            "content": {
+                "application/zip": BINARY,
+                "application/octet-stream": BINARY,
+                "application/json": {"schema": {"type": "object"}},
+            },
         },
         **PROBLEMS,
     },
@@ -220,12 +225,37 @@ async def export(
     name: str,
     version: VersionNumber,
     snapshot: bool = True,
-    format: Literal["bundle", "onnx"] = "bundle",
+    format: Literal["bundle", "onnx", "sql"] = "bundle",
+    dialect: Literal["sqlite", "duckdb", "postgresql", "mysql"] = "postgresql",
+    table: str | None = Query(None, max_length=300, description="format=sql: the table read"),
+    key: Annotated[
+        list[str] | None, Query(max_length=20, description="format=sql: columns answered first")
+    ] = None,
+    check_source: str | None = Query(
+        None, max_length=128, description="format=sql: the source whose server checks the SQL"
+    ),
+    view: str | None = Query(
+        None, max_length=300, description="format=sql: also a CREATE VIEW of this name"
+    ),
 ) -> Response:
     """The version as a portable zip bundle (model, report, training rows; sha256 of each), or
-    with `format=onnx` as one ONNX graph of its preprocessing and model, checked against the
-    version on its holdout rows first (409 where no conversion exists or the check fails)."""
+    with `format=onnx` as one ONNX graph of its preprocessing and model, or with `format=sql`
+    as one SELECT in `dialect` (its preprocessing inside), checked against the version on its
+    holdout rows first: on the engine itself for SQL (409, with the size of the miss, where no
+    conversion exists or the check fails)."""
     services = _services(request)
+    if format == "sql":
+
+        def sql() -> Any:
+            authorize(services, request, Target(name, version=version))
+            return services.registry.export_sql(
+                name, version, dialect=dialect, table=table, key=tuple(key or ()),
+                check_source=check_source, view=view,
+            )  # fmt: skip
+
+        done = await run_in_threadpool(sql)
+        return Response(orjson.dumps(done.to_json()), media_type="application/json",
+                        headers=done.headers())  # fmt: skip
     if format == "onnx":
 
         def onnx() -> Any:
