@@ -212,6 +212,24 @@ def test_the_api_and_cli_export_sql_and_refuse_with_the_reason(
         no_server = client.get(url.format(name), params={"format": "sql", "dialect": "mysql"},
                                headers=headers)  # fmt: skip
         assert no_server.status_code == 409 and "needs a mysql server" in no_server.json()["detail"]
+        # a maintainer may export, but not make a scratch schema on a source's server it names
+        from mlgate.access import accounts, grants
+        from mlgate.access.service import create_key
+
+        accounts.create_user(world.uow(), by=None, name="mia", password=None, is_admin=False,
+                             now=world.clock())  # fmt: skip
+        grants.add_grant(world.uow(), by=None, subject_kind="user", subject="mia", target=name,
+                         role="maintainer", now=world.clock(), actor="test")  # fmt: skip
+        _, mia = create_key(world.uow(), world.server_secret, by=None, owner_kind="user",
+                            owner="mia", name="mia", now=world.clock(),
+                            scopes=("read", "train"))  # fmt: skip
+        as_mia = {"Authorization": f"Bearer {mia}"}
+        mine = client.get(url.format(name), params={"format": "sql", "dialect": "sqlite"},
+                          headers=as_mia)  # fmt: skip
+        assert mine.status_code == 200, mine.text
+        named = client.get(url.format(name), headers=as_mia, params={
+            "format": "sql", "dialect": "postgresql", "check_source": "anything"})  # fmt: skip
+        assert named.status_code == 403 and named.json()["code"] == "admin_only"
     path = tmp_path / "churn.sql"
     result = CliRunner().invoke(
         cli, ["models", "export", f"{name}@1", "--format", "sql", "--dialect", "sqlite",

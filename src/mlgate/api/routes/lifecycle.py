@@ -18,7 +18,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER, VersionNumber
 from mlgate.archives import ArchiveLimits
 from mlgate.bootstrap import Services
-from mlgate.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat
+from mlgate.errors import InvalidInput, PayloadTooLarge, PermissionDenied, UnsupportedFormat
 from mlgate.registry.model import AliasEvent
 
 MAX_BUNDLE_BYTES = 1 << 30
@@ -247,7 +247,14 @@ async def export(
     if format == "sql":
 
         def sql() -> Any:
-            authorize(services, request, Target(name, version=version))
+            principal = authorize(services, request, Target(name, version=version))
+            if check_source is not None and not principal.is_admin:
+                # a scratch schema on another source's server: the operator's to allow
+                raise PermissionDenied(
+                    "only admins name a source to check the SQL on; without check_source it is "
+                    "checked on the version's own source",
+                    code="admin_only",
+                )
             return services.registry.export_sql(
                 name, version, dialect=dialect, table=table, key=tuple(key or ()),
                 check_source=check_source, view=view,
