@@ -147,3 +147,25 @@ def admin_key(home: Path, *scopes: str, user: str = "ops") -> str:
     match = TOKEN.search(out)
     assert match is not None, out
     return match.group(0)
+
+
+@contextmanager
+def redis_for_servers() -> Iterator[dict[str, str]]:
+    """The environment that points servers at the suite's Redis under a prefix of their own
+    (its keys deleted afterwards); a missing Redis fails the test where services are required."""
+    import redis
+
+    from tests.conftest import REDIS_URL, _unavailable
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        _unavailable("Redis", exc)
+    prefix = f"mlgate-e2e-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        yield {"MLGATE_REDIS_URL": REDIS_URL, "MLGATE_REDIS_PREFIX": prefix}
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.delete(key)
+        client.close()

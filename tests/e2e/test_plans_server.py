@@ -22,7 +22,14 @@ import pytest
 from mlgate.sources import demo
 from tests.conftest import make_services
 from tests.e2e import http
-from tests.e2e.helpers import SERVERS, TOKEN, mlgate, quickstarted, running_server
+from tests.e2e.helpers import (
+    SERVERS,
+    TOKEN,
+    mlgate,
+    quickstarted,
+    redis_for_servers,
+    running_server,
+)
 
 ROWS = demo.churn_frame(n_rows=60).drop(columns=[demo.ID_COLUMN, demo.TARGET])
 ALL_ROWS = [
@@ -37,20 +44,8 @@ def body(n: int = 1) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def redis_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    import redis
-
-    from tests.conftest import REDIS_URL, _unavailable
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        _unavailable("Redis", exc)
-    prefix = f"mlgate-e2e-{os.getpid()}-{time.monotonic_ns()}"
-    yield {"MLGATE_REDIS_URL": REDIS_URL, "MLGATE_REDIS_PREFIX": prefix}
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        client.delete(key)
-    client.close()
+    with redis_for_servers() as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ caller's trace id, and nothing else does."""
 from __future__ import annotations
 
 import gzip
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from mlgate.sources import demo
 from tests.e2e import http
-from tests.e2e.helpers import TOKEN, quickstarted, running_server
+from tests.e2e.helpers import TOKEN, quickstarted, redis_for_servers, running_server
 
 pytestmark = pytest.mark.e2e
 ROWS = [
@@ -100,20 +99,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def redis_env() -> Iterator[dict[str, str]]:
-    import redis
-
-    from tests.conftest import REDIS_URL, _unavailable
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        _unavailable("Redis", exc)
-    prefix = f"mlgate-e2e-{os.getpid()}-{time.monotonic_ns()}"
-    yield {"MLGATE_REDIS_URL": REDIS_URL, "MLGATE_REDIS_PREFIX": prefix}
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        client.delete(key)
-    client.close()
+    with redis_for_servers() as env:
+        yield env
 
 
 def test_every_sampled_call_reaches_the_collector_once(
