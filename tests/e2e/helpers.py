@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import socket
@@ -100,9 +101,33 @@ def wait_ready(
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port for a server a test starts, free now and taken from below the kernel's ephemeral
+    range. A port the kernel handed out (bind to 0) went back to that range once it was closed,
+    and any outgoing connection or port-0 listener could take it before the server bound it:
+    one CI run lost a guide page to "address already in use" that way."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _PORTS.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # every one tried is taken: what the kernel gives
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_PORTS = random.Random()  # seeded from the OS: each process (xdist worker) its own sequence
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    return max(low, 10_001)
 
 
 @contextmanager
