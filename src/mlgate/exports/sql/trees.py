@@ -30,7 +30,16 @@ import numpy as np
 from sqlglot import exp
 
 from mlgate.errors import Conflict
-from mlgate.exports.sql.compile import Model, balanced_sum, feature, number, part
+from mlgate.exports.sql.compile import (
+    Model,
+    Written,
+    balanced_sum,
+    balanced_text,
+    feature,
+    number,
+    number_text,
+    part,
+)
 from mlgate.registry.model import ModelVersion
 
 GROUP = 50  # trees summed in one column
@@ -119,14 +128,49 @@ def to_sql(node: Node, output: int = 0) -> exp.Expr:
     )
 
 
+def to_text(node: Node, output: int, names: Sequence[str]) -> str:
+    """`to_sql(node, output)` as the dialect writes it, written directly (see Written), given
+    each feature's name as the dialect quotes it. The tests hold the two equal."""
+    if isinstance(node, Leaf):
+        return number_text(node.values[output])
+    x = names[node.feature]
+    if node.categories is not None:
+        codes = ", ".join(number_text(float(c)) for c in sorted(node.categories))
+        if node.in_set_left:
+            go_left = f"{x} IN ({codes})" if codes else "FALSE"
+        else:
+            go_left = f"NOT {x} IN ({codes})" if codes else "TRUE"
+            if node.missing_left:
+                go_left = f"{x} IS NULL OR {go_left}"
+    elif node.missing == "none":
+        go_left = f"COALESCE({x}, {number_text(0.0)}) <= {number_text(node.at_most)}"
+    elif node.missing == "zero":
+        tiny = number_text(LIGHTGBM_ZERO)
+        zeroish = f"({x} IS NULL OR {x} >= -{tiny} AND {x} <= {tiny})"
+        below = f"{x} <= {number_text(node.at_most)}"
+        go_left = f"{zeroish} OR {below}" if node.missing_left else f"NOT {zeroish} AND {below}"
+    else:
+        go_left = f"{x} <= {number_text(node.at_most)}"
+        if node.missing_left:
+            go_left = f"{go_left} OR {x} IS NULL"
+    left, right = to_text(node.left, output, names), to_text(node.right, output, names)
+    return f"CASE WHEN {go_left} THEN {left} ELSE {right} END"
+
+
 def grouped(
-    trees: Sequence[Node], output: int, parts: list[exp.Expr], start: float, scale: float = 1.0
+    trees: Sequence[Node],
+    output: int,
+    parts: list[exp.Expr | Written],
+    start: float,
+    scale: float = 1.0,
 ) -> exp.Expr:
     """Append the trees' sums, GROUP trees a part, to `parts`; the score over those parts:
     `start` plus their sum, times `scale`."""
     first = len(parts)
     for k in range(0, len(trees), GROUP):
-        parts.append(balanced_sum([to_sql(t, output) for t in trees[k : k + GROUP]]))
+        group = trees[k : k + GROUP]
+        parts.append(Written(lambda names, group=group: balanced_text(
+            [to_text(t, output, names) for t in group])))  # fmt: skip
     total = balanced_sum([part(j) for j in range(first, len(parts))])
     if start != 0.0:
         total = exp.Add(this=exp.Paren(this=total), expression=number(start))
@@ -176,7 +220,7 @@ def _sklearn(estimator: Any, classifier: bool, n_features: int) -> Model:
         raise Conflict("the trees read a different number of features than the preprocessing makes")
     trees = [_sklearn_tree(m.tree_, classifier) for m in members]
     scale = 1.0 / len(trees) if len(trees) > 1 else 1.0
-    parts: list[exp.Expr] = []
+    parts: list[exp.Expr | Written] = []
     if not classifier:
         return Model(parts, [grouped(trees, 0, parts, 0.0, scale)], "identity")
     n_classes = len(trees[0].values) if isinstance(trees[0], Leaf) else _width(trees[0])
@@ -212,7 +256,7 @@ def _xgboost(estimator: Any, classifier: bool) -> Model:
     if limit is not None and bounds is not None:
         trees, info = trees[: bounds[limit]], info[: bounds[limit]]
     built = [_xgboost_tree(t) for t in trees]
-    parts: list[exp.Expr] = []
+    parts: list[exp.Expr | Written] = []
     if objective == "binary:logistic":
         margin = math.log(base[0] / (1.0 - base[0]))
         return Model(parts, [grouped(built, 0, parts, margin)], "sigmoid")
@@ -277,7 +321,7 @@ def _lightgbm(estimator: Any, classifier: bool) -> Model:
     n_classes = int(dump.get("num_class", 1))
     per_round = int(dump.get("num_tree_per_iteration", n_classes))
     trees = [_lightgbm_tree(t["tree_structure"]) for t in dump["tree_info"]]
-    parts: list[exp.Expr] = []
+    parts: list[exp.Expr | Written] = []
     if not objective:
         raise Conflict("the LightGBM model names no objective")
     name = objective[0]
