@@ -7,6 +7,8 @@ an attacker's parallel guesses must pay for.
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -16,8 +18,13 @@ MIN_LENGTH = 12
 MAX_LENGTH = 1024
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=2, type=Type.ID)
-# Verified against when a login names no known user, so that the answer takes as long.
-_DUMMY = _HASHER.hash("mlgate: a password no account has")
+
+
+@cache
+def _dummy() -> str:
+    """Verified against when a login names no known user, so that the answer takes as long.
+    Made at first use: a hash costs about 60 ms, which every process start paid at import."""
+    return _HASHER.hash("mlgate: a password no account has")
 
 
 def check_strength(password: str, *, name: str) -> None:
@@ -37,7 +44,7 @@ def hash_password(password: str) -> str:
 def verify(stored: str | None, password: str) -> bool:
     """Whether `password` matches `stored`; with no stored hash, does the same work and fails."""
     try:
-        return _HASHER.verify(stored or _DUMMY, password) and stored is not None
+        return _HASHER.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
