@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from mlgate.access import keys
 
@@ -108,3 +109,8 @@ def test_keys_are_found_in_a_diff_and_never_shown_whole() -> None:
     for _, raw in found:
         shown = keys.masked(raw)
         assert shown.startswith(raw[:16]) and raw[17:25] not in shown
+
+
+def test_the_guide_gives_scanners_the_pattern_keys_have() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "concepts" / "access.md").read_text()
+    assert f"regex = '''{keys.KEY_PATTERN}'''" in guide
