@@ -363,6 +363,20 @@ class InMemoryKeyRepository:
         if key is not None:
             self._db.keys[prefix] = replace(key, last_used_at=at)
 
+    def rotate(
+        self, prefix: str, *, current: str, new: str, previous_until: datetime | None, at: datetime
+    ) -> None:
+        key = self._db.keys.get(prefix)
+        if key is None or key.digest != current:
+            raise ConcurrentWrite("another write changed the same record first; try again")
+        self._db.keys[prefix] = replace(
+            key,
+            digest=new,
+            previous_digest=None if previous_until is None else current,
+            previous_until=previous_until,
+            rotated_at=at,
+        )
+
 
 T = TypeVar("T", User, Consumer)
 

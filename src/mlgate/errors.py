@@ -115,6 +115,7 @@ class ConcurrentWrite(Conflict):
 
 class Unauthenticated(MlgateError):
     """`code` says why, for clients to act on: missing_credentials, malformed_credentials,
+    bad_checksum (a mistyped or cut-short key, refused without a database read),
     invalid_credentials, key_revoked, key_expired, session_expired, account_disabled."""
 
     def __init__(self, message: str, *, code: str = "invalid_credentials") -> None:

@@ -18,7 +18,7 @@ from mlgate.access.model import (
     Target,
     User,
 )
-from mlgate.errors import AlreadyExists, NotFound
+from mlgate.errors import AlreadyExists, ConcurrentWrite, NotFound
 from tests.contracts.conftest import UowFactory
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -51,6 +51,35 @@ def test_api_keys_round_trip_filter_and_revoke(uow_factory: UowFactory) -> None:
         assert used is not None and used.last_used_at == T0 + 2 * HOUR
         with pytest.raises(NotFound):
             uow.keys.revoke("mlg_ffffffffffff", T0)
+
+
+def test_a_key_rotates_once_per_digest_and_keeps_its_old_secret_for_the_overlap(
+    uow_factory: UowFactory,
+) -> None:
+    key = ApiKey("mlg_0123456789ab", "billing", "ef" * 32, ("predict",), T0)
+    with uow_factory() as uow:
+        uow.keys.add(key)
+        uow.commit()
+    with uow_factory() as uow:
+        uow.keys.rotate(key.prefix, current="ef" * 32, new="12" * 32,
+                        previous_until=T0 + 2 * HOUR, at=T0 + HOUR)  # fmt: skip
+        uow.commit()
+    with uow_factory() as uow:
+        rotated = uow.keys.get(key.prefix)
+        assert rotated == replace(key, digest="12" * 32, previous_digest="ef" * 32,
+                                  previous_until=T0 + 2 * HOUR, rotated_at=T0 + HOUR)  # fmt: skip
+        assert rotated.state(T0 + HOUR) == "rotating" and rotated.state(T0 + 2 * HOUR) == "active"
+        with pytest.raises(ConcurrentWrite):  # another rotation came first
+            uow.keys.rotate(key.prefix, current="ef" * 32, new="34" * 32,
+                            previous_until=None, at=T0 + HOUR)  # fmt: skip
+    with uow_factory() as uow:
+        uow.keys.rotate(key.prefix, current="12" * 32, new="56" * 32, previous_until=None,
+                        at=T0 + 3 * HOUR)  # fmt: skip
+        uow.commit()
+    with uow_factory() as uow:
+        again = uow.keys.get(key.prefix)
+        assert again is not None and again.digest == "56" * 32
+        assert (again.previous_digest, again.previous_until) == (None, None)
 
 
 @pytest.mark.parametrize("kind", ["users", "consumers"])

@@ -164,6 +164,8 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/consumers/{name}/enable", cells(U, D, D, D, D, D, D, D, 404)),
     Row("GET", "/v1/keys", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
     Row("POST", "/v1/keys", cells(U, D, D, D, D, D, D, D, 201), {"name": "for-root", "owner_kind": "user", "owner": "root", "scopes": ["read"]}),
+    Row("POST", "/v1/keys/check", cells(U, D, D, D, D, D, D, D, 200), {"text": "no keys here"}),
+    Row("POST", "/v1/keys/{prefix}/rotate", cells(U, 404, 404, 404, 404, 404, 404, 200, 200), {"overlap_seconds": 60}),  # before the victim is revoked below
     Row("DELETE", "/v1/keys/{prefix}", cells(U, 404, 404, 404, 404, 404, 404, 200, 200)),
     Row("GET", "/v1/grants", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
     Row("POST", "/v1/grants", cells(U, D, D, D, D, D, D, 404, 404), {"subject_kind": "user", "subject": "ghost", "target": "alpha", "role": "viewer"}),
@@ -593,6 +595,7 @@ PAGES: list[Page] = [
     Page("GET", "/ui/keys", cells(S, W, W, W, W, 200, 200, 200, 200)),
     Page("POST", "/ui/keys", cells(U, W, W, W, W, 422, 422, 422, 422), {"name": ""}),
     Page("POST", "/ui/keys/{prefix}/revoke", cells(U, W, W, W, W, 404, 404, S, S), {}),
+    Page("POST", "/ui/keys/{prefix}/rotate", cells(U, W, W, W, W, 422, 422, 422, 422), {"overlap_hours": "5"}),  # an overlap the form does not offer
     Page("GET", "/ui/usage", cells(S, W, W, W, W, W, W, W, 200), params={"month": "2026-11"}),
     Page("GET", "/ui/usage.csv", cells(S, W, W, W, W, W, W, W, 200), params={"month": "2026-11"}),
     Page("GET", "/ui/audit", cells(S, W, W, W, W, W, W, W, 200), params={"action": "web."}),
@@ -603,6 +606,7 @@ PAGES: list[Page] = [
     Page("GET", "/portal/batches/no-such-batch", cells(S, 404, 404, 404, 404, W, W, W, W)),
     Page("GET", "/portal/batches/no-such-batch/result", cells(S, 404, 404, 404, 404, W, W, W, W)),
     Page("POST", "/portal/keys/{prefix}/revoke", cells(U, 404, 404, 404, 404, W, W, W, W), {}),
+    Page("POST", "/portal/keys/{prefix}/rotate", cells(U, 422, 422, 422, 422, W, W, W, W), {"overlap_hours": "5"}),
     Page("GET", "/portal/models/{m}", cells(S, (200, W), (W, 200), (200, W), (200, W), (W, W), (W, W), (W, W), (W, W))),
     Page("POST", "/portal/models/{m}/explain", cells(U, (422, W), (W, 422), (422, W), (W, W), (W, W), (W, W), (W, W), (W, W)), {"row": "not json"}),
 ]  # fmt: skip

@@ -373,3 +373,28 @@ def test_an_admin_sets_a_consumers_billing_id_on_its_page(site: Site) -> None:
     assert "names this consumer as cus_A1" in admin.get("/ui/consumers/acme").text
     assert save("").status_code == 303
     assert "cus_A1" not in admin.get("/ui/consumers").text
+
+
+def test_a_consumer_rotates_its_own_key_in_the_portal_and_sees_both_ends(site: Site) -> None:
+    acme = login(site, "portal", "acme", CONSUMERS["acme"])
+    services = site.app.state.services
+    _, old = create_key(services.uow(), services.server_secret, by=None, owner_kind="consumer",
+                        owner="acme", name="to-rotate", now=services.clock())  # fmt: skip
+    globex = site.keys["globex"][:16]
+    refused = acme.post(f"/portal/keys/{globex}/rotate",
+                        data={"overlap_hours": "24", "csrf": csrf_of(acme, "/portal")})  # fmt: skip
+    assert refused.status_code == 404  # someone else's key: as if it did not exist
+    made = acme.post(f"/portal/keys/{old[:16]}/rotate",
+                     data={"overlap_hours": "24", "csrf": csrf_of(acme, "/portal")})  # fmt: skip
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+    new = re.search(r'value="(mlg_[0-9a-f]{12}_[^"]+)"', made.text)
+    assert new and new.group(1)[:16] == old[:16] and new.group(1) != old
+    assert "The old secret keeps working until" in made.text
+    page = acme.get("/portal").text
+    assert "old secret until" in page and new.group(1) not in page
+    api = client_for(site.app)
+    for token in (old, new.group(1)):
+        assert (
+            api.get("/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).json()["name"]
+            == "acme"
+        )

@@ -9,7 +9,7 @@ from tests import secrets_watch
 
 
 def test_full_tokens_and_declared_secrets_are_found_prefixes_are_not() -> None:
-    api_key, session = keys.new_token(), keys.new_token(keys.SESSION_PREFIX)
+    api_key, session = keys.new_key(), keys.new_token(keys.SESSION_PREFIX)
     lines = [
         ("server.log", f"INFO request with key {api_key.prefix}"),
         ("server.log", f"DEBUG Authorization: Bearer {api_key}"),

@@ -213,6 +213,7 @@ def session_principal(
             scopes=frozenset(SCOPES if session.kind == "user" else CONSUMER_SESSION_SCOPES),
             grants=tuple(uow.grants.of_subject(session.kind, account.name)),
             session_prefix=session.prefix,
+            expires_at=session.expires_at,
         )
 
 

@@ -166,11 +166,16 @@ def records_its_own(use_case: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def audited(action: Targeting, target: Targeting) -> Callable[[F], F]:
+def audited(
+    action: Targeting,
+    target: Targeting,
+    *,
+    detail: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None,
+) -> Callable[[F], F]:
     """Declare a use case that changes state: inside `acting(...)` each call records one event,
     `action` on `target` (each a format string over the parameters, a parameter's name for the
     target, or a function of the parameters), "ok", "failed" or "denied"; the use case's own
-    exception goes on unchanged."""
+    exception goes on unchanged. `detail(parameters, result)` adds to a successful event."""
 
     def wrap(use_case: F) -> F:
         signature = inspect.signature(use_case)
@@ -193,7 +198,8 @@ def audited(action: Targeting, target: Targeting) -> Callable[[F], F]:
                 raise
             finally:
                 scope.depth -= 1
-            _write(arguments.arguments, action, target, scope, "ok", {})
+            said = {} if detail is None else detail(arguments.arguments, out)
+            _write(arguments.arguments, action, target, scope, "ok", said)
             return out
 
         run.__mlgate_audited__ = action  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ ROLES = ("owner", "maintainer", "viewer", "consumer")
 
 OwnerKind = Literal["user", "consumer"]
 Role = Literal["owner", "maintainer", "viewer", "consumer"]
+KeyState = Literal["active", "rotating", "revoked", "expired"]
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,30 @@ class ApiKey:
     targets: tuple[Target, ...] = ()  # empty: any model the owner may use
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    # After a rotation: the secret before it, which keeps working until `previous_until`.
+    previous_digest: str | None = field(default=None, repr=False)
+    previous_until: datetime | None = None
+    rotated_at: datetime | None = None
 
-    def state(self, now: datetime) -> Literal["active", "revoked", "expired"]:
+    def state(self, now: datetime) -> KeyState:
+        """`rotating` while the secret before the last rotation still works."""
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
+        if self.old_secret_works(now):
+            return "rotating"
         return "active"
+
+    def usable(self, now: datetime) -> bool:
+        return self.state(now) in ("active", "rotating")
+
+    def old_secret_works(self, now: datetime) -> bool:
+        return (
+            self.previous_digest is not None
+            and self.previous_until is not None
+            and self.previous_until > now
+        )
 
     @property
     def active(self) -> bool:
@@ -166,6 +184,9 @@ class Principal:
     key_prefix: str | None = None  # set when the credential is an API key
     targets: tuple[Target, ...] = ()  # the key's restriction; empty: none
     session_prefix: str | None = None  # set when the credential is a login session
+    # When the credential stops working by itself (a key's expiry, an old secret's overlap):
+    # a cached principal is not used past it.
+    expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:

@@ -30,6 +30,14 @@ class KeyRepository(Protocol):
 
     def touch(self, prefix: str, at: datetime) -> None: ...
 
+    def rotate(
+        self, prefix: str, *, current: str, new: str, previous_until: datetime | None, at: datetime
+    ) -> None:
+        """Give the key the secret digested as `new`; the `current` one keeps working until
+        `previous_until` (None: not at all). Raises ConcurrentWrite if the key's digest is no
+        longer `current` (another rotation came first)."""
+        ...
+
 
 class UserRepository(Protocol):
     def add(self, user: User) -> None: ...

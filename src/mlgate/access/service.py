@@ -1,5 +1,5 @@
-"""API keys and authentication: create (the token is shown once), list, revoke; and turning an
-``Authorization`` header into a Principal.
+"""API keys and authentication: create (the token is shown once), list, rotate, revoke; and
+turning an ``Authorization`` header into a Principal.
 
 `by` is the principal asking; None means the local operator at the CLI, who owns the machine
 and the database anyway and may do anything.
@@ -8,7 +8,9 @@ and the database anyway and may do anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from mlgate.access import keys, policy
 from mlgate.access.audit import audited
@@ -19,6 +21,7 @@ from mlgate.uow import UnitOfWork
 
 CONSUMER_SCOPES = ("predict", "generate", "read")
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most this often per key
+MAX_OVERLAP = timedelta(days=30)  # how long an old secret may keep working after a rotation
 
 
 @audited(
@@ -63,7 +66,7 @@ def create_key(
             f"({', '.join(sorted(set(scopes) - by.scopes))})",
             code="missing_scope",
         )
-    token = keys.new_token()
+    token = keys.new_key()
     key = ApiKey(
         prefix=token.prefix,
         name=name,
@@ -106,29 +109,87 @@ def revoke_key(
     """Revoke the key with this prefix, or the one active key with this name (among the keys
     `by` may see)."""
     with uow:
-        key = uow.keys.get(prefix_or_name)
-        if key is not None and by is not None and not _manages(by, key.owner_kind, key.owner):
-            key = None  # someone else's key: as if it did not exist
-        if key is None:
-            named = [
-                k
-                for k in uow.keys.all()
-                if k.name == prefix_or_name
-                and k.active
-                and (by is None or _manages(by, k.owner_kind, k.owner))
-            ]
-            if len(named) > 1:
-                raise InvalidInput(
-                    f"{len(named)} active keys are named {prefix_or_name!r}; revoke by prefix "
-                    f"({', '.join(k.prefix for k in named)})"
-                )
-            key = named[0] if named else None
-        if key is None:
-            raise NotFound(f"no API key with prefix or name {prefix_or_name[:40]!r}")
+        key = _find_key(uow, prefix_or_name, by, "revoke")
         if key.active:
             uow.keys.revoke(key.prefix, now)
             uow.commit()
         return uow.keys.get(key.prefix) or key
+
+
+@audited(
+    "access.rotate_key",
+    "prefix_or_name",
+    detail=lambda a, out: {
+        "prefix": out[0].prefix,
+        "overlap_s": int(a["overlap"].total_seconds()),
+        "old_secret_until": out[0].previous_until.isoformat() if out[0].previous_until else None,
+    },
+)
+def rotate_key(
+    uow: UnitOfWork,
+    server_secret: bytes,
+    prefix_or_name: str,
+    *,
+    by: Principal | None,
+    overlap: timedelta,
+    now: datetime,
+) -> tuple[ApiKey, str]:
+    """A new secret for the same key (its id, name, scopes, restriction and usage stay); the
+    secret it had keeps working for `overlap` (0 to 30 days), then stops. A secret older than
+    that one (an earlier rotation still in its overlap) stops at once. The new token exists
+    nowhere else: show it once."""
+    if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+        raise InvalidInput(
+            f"the overlap is 0 to {MAX_OVERLAP.days} days (e.g. --overlap 24h); "
+            "for longer, make a second key and revoke the first when its users have moved"
+        )
+    with uow:
+        key = _find_key(uow, prefix_or_name, by, "rotate")
+        if not key.usable(now):
+            raise InvalidInput(
+                f"the key {key.prefix} is {key.state(now)}: only a working key rotates; "
+                "make a new one with `mlgate keys create`"
+            )
+        token = keys.with_new_secret(key.prefix)
+        until = now + overlap if overlap else None
+        if until is not None and key.expires_at is not None:
+            until = min(until, key.expires_at)
+        uow.keys.rotate(
+            key.prefix,
+            current=key.digest,
+            new=keys.digest(token, server_secret),
+            previous_until=until,
+            at=now,
+        )
+        uow.commit()
+        rotated = uow.keys.get(key.prefix)
+    assert rotated is not None
+    return rotated, str(token)
+
+
+def _find_key(uow: UnitOfWork, prefix_or_name: str, by: Principal | None, verb: str) -> ApiKey:
+    """The key with this prefix, or the one active key with this name, among those `by` may
+    manage; someone else's key reads as unknown."""
+    key = uow.keys.get(prefix_or_name)
+    if key is not None and by is not None and not _manages(by, key.owner_kind, key.owner):
+        key = None  # someone else's key: as if it did not exist
+    if key is None:
+        named = [
+            k
+            for k in uow.keys.all()
+            if k.name == prefix_or_name
+            and k.active
+            and (by is None or _manages(by, k.owner_kind, k.owner))
+        ]
+        if len(named) > 1:
+            raise InvalidInput(
+                f"{len(named)} active keys are named {prefix_or_name!r}; {verb} by prefix "
+                f"({', '.join(k.prefix for k in named)})"
+            )
+        key = named[0] if named else None
+    if key is None:
+        raise NotFound(f"no API key with prefix or name {prefix_or_name[:40]!r}")
+    return key
 
 
 def authenticate(
@@ -148,7 +209,13 @@ def authenticate(
         from mlgate.access.accounts import session_principal
 
         return session_principal(uow, server_secret, raw, now=now)
-    token = keys.parse_token(raw)
+    shape, token = keys.shape_of(raw)
+    if shape == "bad_checksum":
+        raise Unauthenticated(
+            "malformed key: checksum does not match; it was mistyped or cut short, copy it "
+            "again from where it was made",
+            code="bad_checksum",
+        )
     if token is None:
         raise Unauthenticated(
             "the credential is not shaped like an mlgate key (mlg_<id>_<secret>)",
@@ -156,7 +223,8 @@ def authenticate(
         )
     with uow:
         key = uow.keys.get(token.prefix)
-        if key is None or not keys.matches(token, key.digest, server_secret):
+        which = None if key is None else _secret_of(key, token, server_secret, now)
+        if key is None or which is None:
             raise Unauthenticated(
                 "the API key is not valid; check it, or create a new one",
                 code="invalid_credentials",
@@ -166,14 +234,98 @@ def authenticate(
             raise Unauthenticated(f"the API key {key.prefix} was revoked", code="key_revoked")
         if state == "expired":
             raise Unauthenticated(f"the API key {key.prefix} has expired", code="key_expired")
-        principal = _owner_principal(uow, key)
+        principal = _owner_principal(uow, key, which)
         if key.last_used_at is None or now - key.last_used_at >= TOUCH_EVERY:
             uow.keys.touch(key.prefix, now)
             uow.commit()
     return principal
 
 
-def _owner_principal(uow: UnitOfWork, key: ApiKey) -> Principal:
+def _secret_of(
+    key: ApiKey, token: keys.Token, server_secret: bytes, now: datetime
+) -> Literal["current", "old"] | None:
+    """Which of the key's secrets `token` carries: the current one, the one before the last
+    rotation while it still works, or neither."""
+    if keys.matches(token, key.digest, server_secret):
+        return "current"
+    previous = key.previous_digest if key.old_secret_works(now) else None
+    if previous is not None and keys.matches(token, previous, server_secret):
+        return "old"
+    return None
+
+
+@dataclass(frozen=True)
+class KeyFinding:
+    """What `mlgate keys check` says of one key-like string it found (never the secret)."""
+
+    line: int
+    masked: str
+    shape: keys.Shape
+    status: str  # live, live (old secret), revoked, expired, retired, unknown, malformed
+    name: str | None = None
+    owner: str | None = None
+    until: datetime | None = None  # an old secret's end, or the key's expiry
+
+    @property
+    def live(self) -> bool:
+        return self.status.startswith("live")
+
+
+def check_text(
+    uow: UnitOfWork | None, server_secret: bytes, text: str, *, now: datetime
+) -> list[KeyFinding]:
+    """Every key-like string in `text` (a file, a diff): well-formed or not, and, with a
+    database (`uow`), whether it works: which key, in which state. Audited by the caller."""
+    found = []
+    for line, raw in keys.find_keys(text):
+        shape, token = keys.shape_of(raw)
+        if token is None or shape == "bad_checksum":
+            found.append(KeyFinding(line, keys.masked(raw), shape, "malformed"))
+        elif uow is None:
+            found.append(KeyFinding(line, keys.masked(raw), shape, "well-formed"))
+        else:
+            found.append(_finding(uow, server_secret, line, raw, shape, token, now))
+    return found
+
+
+def _finding(
+    uow: UnitOfWork,
+    server_secret: bytes,
+    line: int,
+    raw: str,
+    shape: keys.Shape,
+    token: keys.Token,
+    now: datetime,
+) -> KeyFinding:
+    with uow:
+        key = uow.keys.get(token.prefix)
+    if key is None:
+        return KeyFinding(line, keys.masked(raw), shape, "unknown")
+    which = _secret_of(key, token, server_secret, now)
+    if which is None:
+        earlier = key.previous_digest is not None and keys.matches(
+            token, key.previous_digest, server_secret
+        )
+        status = "retired" if earlier else "unknown"  # an old secret past its overlap
+        until = None
+    elif key.state(now) in ("revoked", "expired"):
+        status, until = key.state(now), None
+    elif which == "old":
+        status, until = "live (old secret)", key.previous_until
+    else:
+        status, until = "live", key.expires_at
+    known = status != "unknown"
+    return KeyFinding(
+        line, keys.masked(raw), shape, status,
+        name=key.name if known else None,
+        owner=f"{key.owner_kind}:{key.owner}" if known else None,
+        until=until,
+    )  # fmt: skip
+
+
+def _owner_principal(
+    uow: UnitOfWork, key: ApiKey, which: Literal["current", "old"] = "current"
+) -> Principal:
     is_admin = False
     if key.owner_kind == "user":
         user = uow.users.get(key.owner)
@@ -196,7 +348,12 @@ def _owner_principal(uow: UnitOfWork, key: ApiKey) -> Principal:
         grants=tuple(uow.grants.of_subject(key.owner_kind, key.owner)),
         key_prefix=key.prefix,
         targets=key.targets,
+        expires_at=_earliest(key.expires_at, key.previous_until if which == "old" else None),
     )
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
 
 
 def _target(ref: str) -> Target:

@@ -127,6 +127,17 @@ class Access:
     def revoke_key(self, prefix_or_name: str, *, by: Principal | None) -> ApiKey:
         return service.revoke_key(self.uow(), prefix_or_name, by=by, now=self.clock())
 
+    def rotate_key(
+        self, prefix_or_name: str, *, by: Principal | None, overlap: timedelta
+    ) -> tuple[ApiKey, str]:
+        return service.rotate_key(self.uow(), self.server_secret, prefix_or_name, by=by,
+                                  overlap=overlap, now=self.clock())  # fmt: skip
+
+    def check_keys(self, text: str, *, offline: bool = False) -> list[service.KeyFinding]:
+        """The key-like strings in `text`, and (unless `offline`) whether each works."""
+        return service.check_text(None if offline else self.uow(), self.server_secret, text,
+                                  now=self.clock())  # fmt: skip
+
     def authenticate(self, authorization: str | None) -> Principal:
         return service.authenticate(self.uow(), self.server_secret, authorization,
                                     now=self.clock())  # fmt: skip

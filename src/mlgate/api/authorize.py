@@ -63,6 +63,9 @@ def principal_of(services: Services, request: Request) -> Principal:
             hashlib.blake2b((credential or "").encode(), digest_size=16).hexdigest(),
             lambda: services.access.authenticate(credential),
         )
+        if principal.expires_at is not None and principal.expires_at <= services.clock():
+            # past its end (a key's expiry, an old secret's overlap): not a second later
+            principal = services.access.authenticate(credential)
         timed.set("mlgate.actor", principal.actor)
     request.state.principal = principal
     return principal

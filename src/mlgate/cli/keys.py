@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from mlgate.access.model import ApiKey, OwnerKind
+from mlgate.access.service import KeyFinding
 from mlgate.cli.context import console, services
 from mlgate.cli.remote import remote_of
 from mlgate.errors import InvalidInput
 
-app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app = typer.Typer(help="Create, list, rotate, revoke and check API keys.", no_args_is_help=True)
 
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -114,6 +117,9 @@ def list_(
     for column in ("created", "expires", "last used"):
         table.add_column(column, overflow="fold")
     table.add_column("state", no_wrap=True, min_width=7)
+    rotating = any(k.get("previous_until") for k in rows)
+    if rotating:
+        table.add_column("old secret until", overflow="fold")
     for k in rows:
         owner = f"{k['owner_kind']}:{k['owner']}" if k["owner"] else "(none: made before owners)"
         only = [",".join(k["targets"])] if restricted else []
@@ -127,8 +133,95 @@ def list_(
             str(k["expires_at"] or "")[:16],
             str(k["last_used_at"] or "")[:16],
             k["state"],
+            *([str(k.get("previous_until") or "")[:16]] if rotating else []),
         )
     console.print(table)
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The key's prefix (mlg_...) or its name.")],
+    overlap: Annotated[
+        str,
+        typer.Option(
+            help="How long the old secret keeps working beside the new one: 0 to 30d "
+            "(e.g. 30m, 24h, 7d; 0 stops it at once)."
+        ),
+    ] = "24h",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the new token alone.")
+    ] = False,
+) -> None:
+    """Give a key a new secret; its id, name, scopes and usage stay. The new token is printed
+    once; the old one keeps working until the overlap ends."""
+    length = _overlap(overlap)
+    remote = remote_of(ctx)
+    if remote:
+        made = remote.call(
+            "POST", f"/v1/keys/{key}/rotate", json={"overlap_seconds": int(length.total_seconds())}
+        )
+        row, token = made, made["token"]
+    else:
+        s = services(ctx)
+        rotated, token = s.access.rotate_key(key, by=None, overlap=length)
+        row = _row(rotated, s.clock())
+    if not quiet:
+        until = row.get("previous_until")
+        old = f"the old secret works until {until[:16]} UTC" if until else "the old secret stopped"
+        expires = f"; the key expires {row['expires_at'][:16]} UTC" if row["expires_at"] else ""
+        console.print(
+            f"Rotated key [bold]{row['prefix']}[/] ({row['name']}): {old}{expires}. "
+            "Keep the new token; it is shown once:"
+        )
+    print(token)
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="A file, - for standard input, or the text itself.")
+    ],
+    offline: Annotated[
+        bool, typer.Option(help="Only say whether each key is well-formed; ask no database.")
+    ] = False,
+) -> None:
+    """Find mlgate keys in a file or a diff and say whether each works, without printing a
+    secret. Exits 1 if one works (for pre-commit hooks and CI), 0 otherwise."""
+    if source == "-":
+        text = sys.stdin.read()
+    elif len(source) < 4096 and Path(source).is_file():
+        text = Path(source).read_text(errors="replace")
+    else:
+        text = source
+    remote = remote_of(ctx)
+    if remote and not offline:
+        findings = remote.call("POST", "/v1/keys/check", json={"text": text})
+    else:
+        findings = [_finding(f) for f in services(ctx).access.check_keys(text, offline=offline)]
+    if not findings:
+        console.print("No mlgate keys found.")
+        return
+    for f in findings:
+        who = f" key {f['name']!r} of {f['owner']}" if f.get("name") else ""
+        until = f" until {f['until'][:16]} UTC" if f.get("until") else ""
+        console.print(
+            f"line {f['line']}: {f['masked']}  {_SHAPES[f['shape']]}, {f['status']}{who}{until}",
+            markup=False,
+        )
+    live = sum(1 for f in findings if str(f["status"]).startswith("live"))
+    if live:
+        console.print(f"{live} working key(s) found: revoke or rotate them (`mlgate keys rotate`).")
+        raise typer.Exit(1)
+
+
+_SHAPES = {
+    "checksummed": "well-formed",
+    "legacy": "old format (no checksum)",
+    "bad_checksum": "checksum does not match",
+    "malformed": "malformed",
+}
 
 
 @app.command("revoke")
@@ -176,6 +269,28 @@ def _expiry(value: str, now: datetime) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _overlap(value: str) -> timedelta:
+    value = value.strip()
+    if value == "0":
+        return timedelta(0)
+    match = _DURATION.match(value)
+    if match is None:
+        raise InvalidInput(f"--overlap {value!r} is not a length of time like 30m, 24h or 7d")
+    return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
+
+
+def _finding(f: KeyFinding) -> dict[str, Any]:
+    return {
+        "line": f.line,
+        "masked": f.masked,
+        "shape": f.shape,
+        "status": f.status,
+        "name": f.name,
+        "owner": f.owner,
+        "until": f.until.isoformat() if f.until else None,
+    }
+
+
 def _row(k: ApiKey, now: datetime) -> dict[str, Any]:
     return {
         "prefix": k.prefix,
@@ -188,4 +303,7 @@ def _row(k: ApiKey, now: datetime) -> dict[str, Any]:
         "expires_at": k.expires_at.isoformat() if k.expires_at else None,
         "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
         "state": k.state(now),
+        "previous_until": (
+            k.previous_until.isoformat() if k.previous_until and k.old_secret_works(now) else None
+        ),
     }

@@ -21,7 +21,7 @@ from mlgate.access.model import (
 )
 from mlgate.db.repositories import _aware, _utc
 from mlgate.db.tables import api_keys, audit_events, consumers, grants, sessions, users
-from mlgate.errors import AlreadyExists, NotFound
+from mlgate.errors import AlreadyExists, ConcurrentWrite, NotFound
 
 
 class SqlKeyRepository:
@@ -41,6 +41,9 @@ class SqlKeyRepository:
                 owner=key.owner,
                 expires_at=key.expires_at,
                 targets=[str(t) for t in key.targets] or None,
+                previous_digest=key.previous_digest,
+                previous_until=key.previous_until,
+                rotated_at=key.rotated_at,
             )
         )
 
@@ -68,6 +71,22 @@ class SqlKeyRepository:
             api_keys.update().where(api_keys.c.prefix == prefix).values(last_used_at=at)
         )
 
+    def rotate(
+        self, prefix: str, *, current: str, new: str, previous_until: datetime | None, at: datetime
+    ) -> None:
+        result = self._conn.execute(
+            api_keys.update()
+            .where(api_keys.c.prefix == prefix, api_keys.c.digest == current)
+            .values(
+                digest=new,
+                previous_digest=None if previous_until is None else current,
+                previous_until=previous_until,
+                rotated_at=at,
+            )
+        )
+        if result.rowcount == 0:
+            raise ConcurrentWrite("another write changed the same record first; try again")
+
     @staticmethod
     def _load(row: sa.Row[Any]) -> ApiKey:
         return ApiKey(
@@ -82,6 +101,9 @@ class SqlKeyRepository:
             targets=tuple(Target.parse(t) for t in row.targets or ()),
             revoked_at=_utc(row.revoked_at),
             last_used_at=_utc(row.last_used_at),
+            previous_digest=row.previous_digest,
+            previous_until=_utc(row.previous_until),
+            rotated_at=_utc(row.rotated_at),
         )
 
 

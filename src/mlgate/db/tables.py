@@ -84,6 +84,10 @@ api_keys = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("targets", sa.JSON, nullable=True),
     sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True),
+    # the secret before the last rotation, working until previous_until
+    sa.Column("previous_digest", sa.String(64), nullable=True),
+    sa.Column("previous_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 users = sa.Table(

@@ -251,6 +251,37 @@ def revoke_key(
     return pages.see_other(pages.local_path(back, "/ui/keys"), "key_revoked")
 
 
+@router.post("/keys/{prefix}/rotate")
+@access("authenticated")
+@page("ui")
+def rotate_key(
+    request: Request,
+    prefix: str,
+    back: str = Form(""),
+    overlap_hours: str = Form("24"),
+    csrf: str = Form(""),
+) -> Response:
+    me = member(request, "ui", csrf=csrf)
+    return rotated_key(request, me, prefix, overlap_hours, back=pages.local_path(back, "/ui/keys"))
+
+
+OVERLAP_HOURS = ("0", "1", "24", "168", "720")  # the choices the key tables offer
+
+
+def rotated_key(
+    request: Request, me: Principal, prefix: str, overlap_hours: str, *, back: str
+) -> Response:
+    """Give the key a new secret and show it, this once; the old one works for the overlap."""
+    services = pages.services_of(request)
+    if overlap_hours not in OVERLAP_HOURS:
+        raise InvalidInput(f"choose an overlap of {', '.join(OVERLAP_HOURS)} hours")
+    key, token = services.access.rotate_key(
+        prefix, by=me, overlap=timedelta(hours=int(overlap_hours))
+    )
+    return render(request, "key_created.html", principal=me, key=key, token=token, back=back,
+                  rotated=True, now=services.clock())  # fmt: skip
+
+
 def new_key(
     request: Request, me: Principal, owner_kind: OwnerKind, owner: str, form: pages.Form,
     *, back: str,
@@ -266,9 +297,8 @@ def new_key(
         expires_at=_expiry(form.get("expires_days"), services),
         targets=[t.strip() for t in form.get("targets").split(",") if t.strip()],
     )
-    return render(
-        request, "key_created.html", principal=me, key=key, token=token, back=back, status=201
-    )
+    return render(request, "key_created.html", principal=me, key=key, token=token, back=back,
+                  rotated=False, now=services.clock(), status=201)  # fmt: skip
 
 
 def standing(services: Services, consumer: str) -> dict[str, Any] | None:

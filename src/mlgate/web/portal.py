@@ -20,7 +20,7 @@ from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import parse_ref
 from mlgate.serving.asking import Asked
 from mlgate.web import charts, pages
-from mlgate.web.accounts import new_key, standing
+from mlgate.web.accounts import new_key, rotated_key, standing
 from mlgate.web.explaining import example_row, explain_row, parse_row
 from mlgate.web.pages import member, member_asking, page, render
 
@@ -94,6 +94,17 @@ def revoke_key(request: Request, prefix: str, csrf: str = Form("")) -> Response:
     return pages.see_other("/portal", "key_revoked")
 
 
+@router.post("/keys/{prefix}/rotate")
+@access("authenticated")
+@page("portal")
+def rotate_key(
+    request: Request, prefix: str, overlap_hours: str = Form("24"), csrf: str = Form("")
+) -> Response:
+    """A new secret for one of the consumer's own keys (someone else's reads as unknown)."""
+    me = member(request, "portal", csrf=csrf)
+    return rotated_key(request, me, prefix, overlap_hours, back="/portal")
+
+
 @router.get("/models/{name}")
 @access("describe")
 @page("portal")
@@ -134,7 +145,7 @@ def _model_page(
     version = services.resolve_version(asked.model, asked.number, asked.alias) if versions else None
     profile = services.profiles.of(version) if version is not None else None
     row = (profile.example if profile else example_row(version.columns)) if version else {}
-    mine = [k for k in services.access.keys(by=me) if k.state(services.clock()) == "active"]
+    mine = [k for k in services.access.keys(by=me) if k.usable(services.clock())]
     chosen = next((k for k in mine if k.prefix == key), mine[0] if mine else None)
     found = services.plans.active_subscription(me.name)
     base = str(request.base_url).rstrip("/")

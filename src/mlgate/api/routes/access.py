@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -131,11 +132,44 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
-    state: str
+    state: str = Field(description="active, rotating (its old secret works too), revoked, expired")
+    rotated_at: datetime | None = None
+    previous_until: datetime | None = Field(
+        None, description="While rotating: when the secret before the last rotation stops"
+    )
 
 
 class NewKeyOut(KeyOut):
     token: str = Field(description="Shown once; store it now")
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How long the old secret keeps working beside the new one (0 to 30 days)",
+    )
+
+
+class KeysCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(max_length=5_000_000, description="A file or a diff to look for keys in")
+
+
+class KeyFindingOut(BaseModel):
+    line: int
+    masked: str = Field(description="The key's public id; never its secret")
+    shape: Literal["checksummed", "legacy", "bad_checksum", "malformed"]
+    status: str = Field(
+        description="live, live (old secret), revoked, expired, retired, unknown, malformed"
+    )
+    name: str | None
+    owner: str | None
+    until: datetime | None
 
 
 class GrantIn(BaseModel):
@@ -403,6 +437,33 @@ async def create_key(request: Request, body: KeyIn) -> Response:
     return await call(request, run, status=201)
 
 
+@router.post("/keys/check", response_model=list[KeyFindingOut], responses=PROBLEMS)
+@access("admin", audit=False)
+async def check_keys(request: Request, body: KeysCheckIn) -> Response:
+    """The mlgate keys in a text (a file, a diff): whether each is well-formed and whether it
+    works, and which key it is; never a secret (admins only)."""
+
+    def run(s: Services, p: Principal) -> list[KeyFindingOut]:
+        found = s.access.check_keys(body.text)
+        return [KeyFindingOut(**dataclasses.asdict(f)) for f in found]
+
+    return await call(request, run)
+
+
+@router.post("/keys/{prefix}/rotate", response_model=NewKeyOut, responses=PROBLEMS)
+@access("authenticated")
+async def rotate_key(request: Request, prefix: str, body: RotateIn) -> Response:
+    """A new secret for a key (yours, or anyone's as an admin): same id, name, scopes and usage;
+    the old secret keeps working for `overlap_seconds`. The new token is in this response only."""
+
+    def run(s: Services, p: Principal) -> NewKeyOut:
+        overlap = timedelta(seconds=body.overlap_seconds)
+        key, token = s.access.rotate_key(prefix, by=p, overlap=overlap)
+        return NewKeyOut(**_key(key, s.clock()).model_dump(), token=token)
+
+    return await call(request, run)
+
+
 @router.delete("/keys/{prefix}", response_model=KeyOut, responses=PROBLEMS)
 @access("authenticated")
 async def revoke_key(request: Request, prefix: str) -> Response:
@@ -505,6 +566,8 @@ def _key(k: ApiKey, now: datetime) -> KeyOut:
         expires_at=k.expires_at,
         last_used_at=k.last_used_at,
         state=k.state(now),
+        rotated_at=k.rotated_at,
+        previous_until=k.previous_until if k.old_secret_works(now) else None,
     )
 
 
