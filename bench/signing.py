@@ -51,7 +51,7 @@ def main() -> None:
         row = frame.drop(columns=[demo.TARGET, demo.ID_COLUMN]).head(1)
         for algorithm, params in (
             ("logistic_regression", {}),
-            ("random_forest_classifier", {"n_estimators": 300}),
+            ("random_forest", {"n_estimators": 300}),
         ):
             spec = TrainSpec(algorithm, "crm", demo.TARGET, algorithm, table=demo.TABLE,
                              drop=(demo.ID_COLUMN,), params=params, report=False)  # fmt: skip
