@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from mlgate.access.audit import audited
 from mlgate.errors import ArtifactError, Conflict, SignatureError
 from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
@@ -129,6 +130,7 @@ def check_load(
     )
 
 
+@audited("models.sign", lambda a: ", ".join(v.ref for v in a["versions"])[:200] or "(none)")
 def sign_existing(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
