@@ -49,6 +49,7 @@ from mlgate.plans.model import (
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
+from mlgate.signing.model import Signature
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
 from mlgate.uow import UnitOfWork
@@ -180,6 +181,7 @@ class InMemoryDatabase:
     rollout_counts: list[tuple[int, str, SideCounts]] = field(default_factory=list)
     rollout_shadow: list[ShadowPair] = field(default_factory=list)
     schedules: dict[int, Schedule] = field(default_factory=dict)
+    signatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -299,6 +301,7 @@ class InMemoryModelRepository:
     def delete_version(self, name: str, number: int) -> None:
         self._model(name)
         self._db.versions.pop((name, number), None)
+        self._db.signatures.pop((name, number), None)  # the database's ON DELETE CASCADE
 
     def add_pending(self, keys: list[str], owner: str, at: datetime) -> None:
         for key in keys:
@@ -871,6 +874,21 @@ class InMemoryRolloutRepository:
         return out
 
 
+class InMemorySignatureRepository:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def put(self, signature: Signature) -> None:
+        if (signature.model_name, signature.number) in self._db.versions:
+            self._db.signatures[(signature.model_name, signature.number)] = signature
+
+    def get(self, model_name: str, number: int) -> Signature | None:
+        return self._db.signatures.get((model_name, number))
+
+    def delete(self, model_name: str, number: int) -> None:
+        self._db.signatures.pop((model_name, number), None)
+
+
 class InMemoryUnitOfWork:
     """The unit of work over an `InMemoryDatabase`: `with uow: ...; uow.commit()`.
 
@@ -902,6 +920,7 @@ class InMemoryUnitOfWork:
         self.jobs = InMemoryJobRepository(work)
         self.monitoring = InMemoryMonitoringRepository(work)
         self.rollouts = InMemoryRolloutRepository(work)
+        self.signatures = InMemorySignatureRepository(work)
         return self
 
     def __exit__(

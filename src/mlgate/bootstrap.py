@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -60,6 +61,8 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.serving.service import Serving
     from mlgate.serving.shadow import ShadowScorer
     from mlgate.serving.usecases import Batches
+    from mlgate.signing.keys import SigningKey
+    from mlgate.signing.usecases import Signing
     from mlgate.training.profiles import Profiles
 
 log = logging.getLogger("mlgate")
@@ -357,7 +360,22 @@ class Services:
         return Registry(
             uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
             limits=ArchiveLimits.of(self.settings), open_scratch=open_scratch,
-            write_in_database=write_in_database,
+            write_in_database=write_in_database, sign=self.signing.sign_new,
+            keyring=self.signing.keyring, require_signatures=self.signing.require,
+        )  # fmt: skip
+
+    @cached_property
+    def signing(self) -> Signing:
+        """Versions' signatures (signing/usecases.py): the key MLGATE_SIGNING_KEY names (or the
+        home's signing.key, made on first use) signs, and it and MLGATE_TRUSTED_KEYS verify."""
+        from mlgate.signing.keys import Keyring, read_public_keys
+        from mlgate.signing.usecases import Signing
+
+        key = _signing_key(self.settings)
+        trusted = Keyring.of(key.public, *read_public_keys(list(self.settings.trusted_keys)))
+        return Signing(
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, key=key, keyring=trusted,
+            require=self.settings.require_signatures,
         )  # fmt: skip
 
     def flush_tally(self) -> None:
@@ -373,7 +391,10 @@ class Services:
     def jobs(self) -> TrainingRunner:
         """The background runner of training jobs, made on first use."""
         if self._jobs is None:
-            self._jobs = TrainingRunner(self.uow, self.artifacts, self.open_source, self.clock)
+            self._jobs = TrainingRunner(
+                self.uow, self.artifacts, self.open_source, self.clock,
+                sign=self.signing.sign_new,
+            )  # fmt: skip
         return self._jobs
 
     @property
@@ -516,6 +537,8 @@ def bootstrap(
         clock=clock,
         unit_of_work=unit_of_work,
     )
+    # Every load checks the version's signature before its bytes are built (signing/).
+    services.predictors.verify = lambda version, data: services.signing.check_load(version, data)
     if migrate_schema:  # files of writes whose process died (see register_version)
         recover_writes(services.uow(), artifacts, now=services.clock())
     if engine is not None and migrate_schema:  # credentials stored before they were sealed
@@ -547,23 +570,42 @@ def _artifact_store(settings: Settings) -> ArtifactStore:
     return LocalArtifactStore(settings.artifact_dir)
 
 
+def _signing_key(settings: Settings) -> SigningKey:
+    """MLGATE_SIGNING_KEY's PEM file, else the home's signing.key, created on first use."""
+    from mlgate.signing.keys import SigningKey, new_private_key
+
+    path = settings.signing_key_file
+    if settings.signing_key is None and not path.exists():
+        _create_once(path, new_private_key().decode())
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"the signing key {path} could not be read: {exc.strerror}") from None
+    return SigningKey.from_pem(pem, where=str(path))
+
+
+def _create_once(path: Path, content: str) -> None:
+    """Write `content` to a new file readable by its owner only. Written aside, then linked
+    into place: two processes starting at once agree on one file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+
+
 def _server_secret(settings: Settings) -> bytes:
     """MLGATE_SECRET_KEY, else the key file in the home folder, created on first use."""
     if settings.secret_key is not None:
         return settings.secret_key.reveal().encode()
     path = settings.secret_key_file
     if not path.exists():
-        # Written aside, then linked into place: two processes starting at once agree on one key.
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        _create_once(path, secrets.token_hex(32))
     value = path.read_text().strip()
     if len(value) < 32:
         raise ConfigError(f"{path} holds too short a secret key; remove it to make a new one")

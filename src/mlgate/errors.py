@@ -19,6 +19,8 @@
   + SourceError        - a data source could not be reached or read
   + DeliveryFailed     - an outbound call (webhook, usage sink) did not get through
   + ArtifactError      - a stored model is missing, tampered with or of an untrusted type
+    + SignatureError   - a version's signature is missing (where required), untrusted or
+                         does not match its files: it is not loaded
   + NotReady           - the service cannot answer yet (database down, schema not at head)
 
 Errors know nothing of HTTP or exit codes. outcomes.py says which are the caller's (a call
@@ -173,6 +175,10 @@ class DeliveryFailed(MlgateError):
 
 
 class ArtifactError(MlgateError):
+    pass
+
+
+class SignatureError(ArtifactError):
     pass
 
 

@@ -9,6 +9,13 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
     MLGATE_ARTIFACT_URL   unset: artifacts in MLGATE_ARTIFACT_DIR; s3://bucket/prefix: in S3
     MLGATE_S3_ENDPOINT_URL unset for AWS; the URL of MinIO or another S3-compatible store
     MLGATE_SECRET_KEY     read from (or created in) $MLGATE_HOME/secret.key when unset
+    MLGATE_SIGNING_KEY    a PEM EC private key file that signs every version; unset:
+                          $MLGATE_HOME/signing.key, created on first use (mlgate/signing)
+    MLGATE_TRUSTED_KEYS   PEM public key files or folders of them (comma-separated) whose
+                          signatures verify besides the signing key's own: the previous key
+                          while rotating, other mlgates' keys for their bundles
+    MLGATE_REQUIRE_SIGNATURES false         true: an unsigned version (registered before
+                          signing) is refused at load and at import, not loaded with a warning
     MLGATE_MAX_ROWS       10000             rows accepted in one prediction request
     MLGATE_MAX_BODY_BYTES 10485760          bytes accepted in one request body
     MLGATE_REDIS_URL      unset: plan limits counted in this process (one worker); redis://...:
@@ -109,10 +116,17 @@ class Settings:
     archive_max_entry_bytes: int = 512 << 20
     archive_max_ratio: int = 200  # uncompressed / compressed, per entry
     portal_example: str = "typical"  # or "row": a real training row in the portal's examples
+    signing_key: Path | None = None  # None: $MLGATE_HOME/signing.key, made on first use
+    trusted_keys: tuple[Path, ...] = ()  # public keys trusted besides the signing key's own
+    require_signatures: bool = False  # unsigned versions refused at load and import
 
     @property
     def secret_key_file(self) -> Path:
         return self.home / "secret.key"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.signing_key or self.home / "signing.key"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -184,6 +198,13 @@ class Settings:
             portal_example=_choice(
                 "portal_example", get("portal_example", "typical"), ("typical", "row")
             ),
+            signing_key=Path(key).expanduser() if (key := get("signing_key", None)) else None,
+            trusted_keys=tuple(
+                Path(p.strip()).expanduser()
+                for p in (get("trusted_keys", "") or "").split(",")
+                if p.strip()
+            ),
+            require_signatures=_flag("require_signatures", get("require_signatures", "false")),
         )
 
 

@@ -18,6 +18,7 @@ from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.rollouts.repository import RolloutRepository
+from mlgate.signing.repository import SignatureRepository
 from mlgate.sources.repository import SourceRepository
 
 
@@ -65,6 +66,9 @@ class UnitOfWork(Protocol):
 
     @property
     def rollouts(self) -> RolloutRepository: ...
+
+    @property
+    def signatures(self) -> SignatureRepository: ...
 
     def __enter__(self) -> Self: ...
 

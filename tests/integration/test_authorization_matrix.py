@@ -132,6 +132,7 @@ MATRIX: list[Row] = [
     Row("PATCH", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"tags": {"seen": "yes"}}),
     Row("DELETE", "/v1/models/{m}/versions/{version}", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, 404)), version=99),
     Row("GET", "/v1/models/{m}/versions/{version}/export", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200))),
+    Row("GET", "/v1/models/{m}/versions/{version}/signature", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (D, D), (D, D), (200, 200))),
     Row("GET", "/v1/models/{m}/versions/{version}/report", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
     Row("GET", "/v1/models/{m}/versions/{version}/report.json", cells(U, (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, D), (200, 200))),
     Row("POST", "/v1/models/{m}/versions/{version}/archive", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (404, D), (404, D), (404, 404)), version=99),

@@ -173,6 +173,22 @@ def doctor(
             console.print(f"removed {key}")
     n_versions, findings = registry.check()
     problems = [(f.problem, f.fix) for f in findings]
+    unsigned = []
+    for found in s.signing.verify_all():  # signing/: each version's signature and files
+        if found.state == "unsigned" and not s.settings.require_signatures:
+            unsigned.append(found.ref)  # registered before signing: loads, with a warning
+        elif found.state == "unsigned":
+            problems.append((
+                f"{found.ref} is unsigned and MLGATE_REQUIRE_SIGNATURES refuses it at load",
+                "mlgate models sign --all, once you know its files are the ones registered",
+            ))  # fmt: skip
+        elif not found.ok:
+            problems.append((
+                f"{found.ref}: its signature is {found.state}: {'; '.join(found.problems)}; "
+                "it is refused at load",
+                "restore its files from a backup (or trust its key: MLGATE_TRUSTED_KEYS), or "
+                "delete the version",
+            ))  # fmt: skip
     if s.settings.usage_export_format == "stripe" and s.settings.usage_export_url:
         lacking = s.plans.unbilled()
         if lacking:
@@ -182,6 +198,11 @@ def doctor(
                 "mlgate consumers update NAME --billing-id cus_…, then mlgate usage export "
                 "--replay",
             ))  # fmt: skip
+    if unsigned:
+        console.print(
+            f"[yellow]unsigned[/] {len(unsigned)} version(s) registered before signing load "
+            f"with a warning: {', '.join(unsigned[:10])}; `mlgate models sign --all` signs them"
+        )
     if not problems:
         console.print(f"[green]ok[/] {n_versions} versions, every file present and intact")
         return

@@ -435,15 +435,80 @@ def import_(
     ctx: typer.Context,
     bundle: Annotated[Path, typer.Argument(help="A bundle from `mlgate models export`.")],
     as_: Annotated[str | None, typer.Option("--as", help="Register under this model name.")] = None,
+    trust_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trust-key",
+            help="A PEM public key whose signature you trust for this bundle (the exporting "
+            "server's; repeat for more), besides this server's own and MLGATE_TRUSTED_KEYS.",
+        ),
+    ] = None,
 ) -> None:
     """Register a bundle as the next version of its model (or of --as); refused if any file
-    does not match its sha256."""
-    try:
-        data = bundle.read_bytes()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {bundle}: {exc.strerror}") from None
-    version = services(ctx).registry.import_bundle(data, model_name=as_)
+    does not match its sha256, or its signature is by a key this server does not trust."""
+    data, keys = _read(bundle), [_read(path) for path in trust_key or ()]
+    version = services(ctx).registry.import_bundle(data, model_name=as_, trust_keys=keys)
+    signed_by = ((version.report or {}).get("imported_from") or {}).get("signed_by")
+    if signed_by is None:
+        console.print("[yellow]warning[/] the bundle is unsigned (exported from a version "
+                      "registered before signing); it was imported and signed here")  # fmt: skip
+    else:
+        console.print(f"signature verified: signed by key {signed_by[:16]}")
     console.print(f"imported as {version.ref}")
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
+) -> None:
+    """Say who signed a version (their key's fingerprint) and when, and whether its signature
+    and every one of its files verify. Exits 1 when they do not."""
+    name, number, alias = service.parse_ref(ref)
+    found = services(ctx).signing.verify(name, number, alias)
+    if found.state == "unsigned":
+        console.print(f"[yellow]unsigned[/] {found.ref}: registered before signing; "
+                      f"`mlgate models sign {ref}` signs it")  # fmt: skip
+        raise typer.Exit(1)
+    mark = "[green]verified[/]" if found.ok else f"[red]{found.state}[/]"
+    when = found.signed_at.isoformat(timespec="seconds") if found.signed_at else "?"
+    console.print(f"{mark} {found.ref} signed by key {found.key_id} on {when} "
+                  f"(registered by {found.signed_by})")  # fmt: skip
+    for file_name, digest in sorted(found.files.items()):
+        console.print(f"  {file_name}  sha256 {digest}")
+    for problem in found.problems:
+        console.print(f"  [red]problem[/] {problem}")
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+@app.command("sign")
+def sign(
+    ctx: typer.Context,
+    ref: Annotated[
+        str | None, typer.Argument(help="MODEL@N, or MODEL for each of its unsigned versions.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every unsigned version.")] = False,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again", help="Re-sign signed versions too, with the current key (key rotation)."
+        ),
+    ] = False,
+) -> None:
+    """Sign versions registered before signing (each file must still match the sha256 recorded
+    when it was registered), or re-sign them with a new key (--again)."""
+    if (ref is None) == (not all_):
+        raise InvalidInput("name a version (churn@3) or a model, or pass --all")
+    name, number, alias = service.parse_ref(ref) if ref else (None, None, None)
+    if alias is not None:
+        raise InvalidInput("name a version by its number (churn@3), not an alias")
+    made = services(ctx).signing.sign(name, number, actor=_actor(), again=again)
+    for signature in made:
+        console.print(
+            f"signed {signature.model_name}@v{signature.number} with key {signature.key_id[:16]}"
+        )
+    console.print(f"{len(made)} version(s) signed")
 
 
 def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:

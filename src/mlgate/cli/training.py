@@ -168,8 +168,9 @@ def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
             progress.update(task, completed=STAGES.index(stage), description=detail)
 
         result = train_model(
-            s.uow(), s.artifacts, s.open_source, spec, now=s.clock, progress=report
-        )
+            s.uow(), s.artifacts, s.open_source, spec, now=s.clock, progress=report,
+            sign=s.signing.sign_new,
+        )  # fmt: skip
         progress.update(task, completed=len(STAGES))
     return result
 

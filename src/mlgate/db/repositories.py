@@ -17,6 +17,7 @@ from mlgate.db.tables import (
     models,
     pending_writes,
     sources,
+    version_signatures,
 )
 from mlgate.errors import AlreadyExists, NotFound
 from mlgate.jobs.model import FINISHED, Job
@@ -288,12 +289,16 @@ class SqlModelRepository:
         return [(row.key, row.owner, _aware(row.created_at)) for row in rows]
 
     def delete_version(self, name: str, number: int) -> None:
-        self._conn.execute(
-            model_versions.delete().where(
-                model_versions.c.model_id == self._model_id(name),
-                model_versions.c.number == number,
-            )
+        where = (
+            model_versions.c.model_id == self._model_id(name),
+            model_versions.c.number == number,
         )
+        # Its signature first: SQLite enforces no ON DELETE CASCADE, and may give the row's id
+        # to the next version.
+        ids = sa.select(model_versions.c.id).where(*where).scalar_subquery()
+        signed = version_signatures.c.version_id == ids
+        self._conn.execute(version_signatures.delete().where(signed))
+        self._conn.execute(model_versions.delete().where(*where))
 
     def _model_id(self, name: str) -> int:
         model_id = self._conn.execute(sa.select(models.c.id).where(models.c.name == name)).scalar()

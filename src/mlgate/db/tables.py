@@ -69,6 +69,22 @@ model_versions = sa.Table(
     sa.UniqueConstraint("model_id", "number", name="uq_model_versions_model_id_number"),
 )
 
+# A version's signature (signing/, issue 38): the bundle, and which key made it when.
+version_signatures = sa.Table(
+    "version_signatures",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signed_by", sa.String(255), nullable=False),
+    sa.Column("bundle", sa.Text, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

@@ -19,6 +19,7 @@ from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.db.rollouts import SqlRolloutRepository
+from mlgate.db.signing import SqlSignatureRepository
 from mlgate.errors import ConcurrentWrite, NotReady
 from mlgate.sources.sealing import Sealer
 
@@ -53,6 +54,7 @@ class SqlUnitOfWork:
         self.usage_exports = SqlUsageExportRepository(self._conn)
         self.monitoring = SqlMonitoringRepository(self._conn)
         self.rollouts = SqlRolloutRepository(self._conn)
+        self.signatures = SqlSignatureRepository(self._conn)
         return self
 
     def __exit__(

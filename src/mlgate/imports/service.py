@@ -30,6 +30,7 @@ from mlgate.registry.model import Lineage, ModelVersion, Task, check_name
 from mlgate.registry.service import NewVersion, register_version
 from mlgate.registry.store import ArtifactStore
 from mlgate.schema import conform, infer_columns
+from mlgate.signing.model import SignVersion
 from mlgate.uow import UnitOfWork
 
 MAX_EXAMPLE_ROWS = 10_000  # kept as the reference rows when there is no holdout
@@ -66,7 +67,12 @@ def read_frame(name: str, data: bytes) -> pd.DataFrame:
 
 @records_its_own
 def import_model(
-    uow: UnitOfWork, artifacts: ArtifactStore, request: ImportRequest, *, now: datetime
+    uow: UnitOfWork,
+    artifacts: ArtifactStore,
+    request: ImportRequest,
+    *,
+    now: datetime,
+    sign: SignVersion | None = None,
 ) -> ModelVersion:
     check_name("model", request.model_name)
     model = request.model
@@ -141,7 +147,9 @@ def import_model(
         report=report,
         attachments=attachments,
     )
-    version = register_version(uow, artifacts, new, model_name=request.model_name, now=now)
+    version = register_version(
+        uow, artifacts, new, model_name=request.model_name, now=now, sign=sign
+    )
     audit.record(
         uow,
         at=now,

@@ -1,7 +1,14 @@
 """Portable version bundles: one zip with a manifest, the model and its files, each with its
 sha256. `import_bundle` refuses a bundle whose bytes do not match its manifest, or that passes
 an archive limit (mlgate/archives.py: entries, sizes, expansion, names), before writing
-anything."""
+anything.
+
+A signed version's bundle carries its signature (SIGNATURE_FILE, the OpenSSF Model Signing
+bundle over the same file names). Importing with a keyring checks it against the importing
+side's trusted keys: a signature by a key it does not trust, or one that does not match the
+files, is refused; an unsigned bundle (from a version registered before signing) is imported
+unless `require_signature`. The imported version is signed again by the importing server
+(`sign`), the exporter's key named in its report's imported_from."""
 
 from __future__ import annotations
 
@@ -20,10 +27,14 @@ from mlgate.registry import formats
 from mlgate.registry.model import Artifact, Lineage, ModelVersion, RegisteredModel, check_name
 from mlgate.registry.service import owner, resolve_version
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing import envelope
+from mlgate.signing.keys import Keyring
+from mlgate.signing.model import SignVersion
 from mlgate.uow import UnitOfWork
 
 BUNDLE_FORMAT = 1
 MODEL_FILE = "model"
+SIGNATURE_FILE = "signature.sigstore.json"
 
 
 def export_bundle(
@@ -43,6 +54,8 @@ def export_bundle(
         if name == "snapshot.parquet" and not with_snapshot:
             continue
         files[name] = _checked(artifacts, entry["key"], entry["sha256"])
+    with uow:
+        signature = uow.signatures.get(version.model_name, version.number)
     manifest = {
         "bundle_format": BUNDLE_FORMAT,
         "exported_by": f"mlgate {__version__}",
@@ -55,6 +68,8 @@ def export_bundle(
         bundle.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         for name, data in files.items():
             bundle.writestr(f"files/{name}", data)
+        if signature is not None:
+            bundle.writestr(SIGNATURE_FILE, signature.bundle)
     return out.getvalue()
 
 
@@ -67,15 +82,22 @@ def import_bundle(
     model_name: str | None,
     now: datetime,
     limits: archives.ArchiveLimits | None = None,
+    keyring: Keyring | None = None,
+    require_signature: bool = False,
+    sign: SignVersion | None = None,
 ) -> ModelVersion:
     """Register the bundle's version as the next version of `model_name` (default: its own).
-    `limits`: what the zip may unpack to (default: archives.ArchiveLimits()).
+    `limits`: what the zip may unpack to (default: archives.ArchiveLimits()). `keyring`: the
+    keys whose signatures are trusted (None: the signature is not checked).
     """
-    manifest, files = _read(data, limits or archives.ArchiveLimits())
+    manifest, files, signature = _read(data, limits or archives.ArchiveLimits())
     described = manifest["version"]
     name = check_name("model", model_name or described["model_name"])
     if files[MODEL_FILE] and formats.sha256_of(files[MODEL_FILE]) != described["artifact_sha256"]:
         raise InvalidInput("the bundle's model does not match the sha256 its version records")
+    signed_by = None
+    if keyring is not None:
+        signed_by = _check_signature(signature, files, keyring, require=require_signature)
     stem = f"{name}/{uuid.uuid4().hex}"
     written: list[str] = []
     report = dict(described.get("report") or {})
@@ -83,6 +105,7 @@ def import_bundle(
         "model": described["model_name"],
         "version": described["number"],
         "exported_at": manifest["exported_at"],
+        "signed_by": signed_by,
     }
     report["attachments"] = {}
     model_key = f"{stem}.{described['artifact_suffix']}"
@@ -137,6 +160,8 @@ def import_bundle(
                 tags=described.get("tags", {}),
             )
             uow.models.add_version(version)
+            if sign is not None:
+                uow.signatures.put(sign(version))
             uow.models.remove_pending(journal)
             if version.description or version.tags:
                 uow.models.annotate(
@@ -179,7 +204,43 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
     }
 
 
-def _read(data: bytes, limits: archives.ArchiveLimits) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _check_signature(
+    signature: str | None, files: dict[str, bytes], keyring: Keyring, *, require: bool
+) -> str | None:
+    """The fingerprint of the trusted key that signed every file of the bundle; None for an
+    unsigned bundle where that is allowed. Else InvalidInput, before anything is written."""
+    if signature is None:
+        if require:
+            raise InvalidInput(
+                "the bundle is unsigned (exported by an mlgate before signing, or from a version "
+                "registered before it) and this server requires signatures; nothing was imported"
+            )
+        return None
+    try:
+        opened = envelope.open_bundle(signature, keyring)
+    except envelope.Untrusted as exc:
+        raise InvalidInput(
+            f"the bundle is signed by key {exc.key_id[:16]}, which this server does not trust; "
+            "pass the exporter's public key with --trust-key PATH (or add it to "
+            "MLGATE_TRUSTED_KEYS) if you trust it. Nothing was imported."
+        ) from None
+    except envelope.Invalid as exc:
+        raise InvalidInput(f"the bundle's signature does not verify ({exc}); nothing was imported"
+                           ) from None  # fmt: skip
+    wrong = sorted(
+        n for n, content in files.items() if opened.files.get(n) != formats.sha256_of(content)
+    )
+    if wrong:
+        raise InvalidInput(
+            f"the bundle's {', '.join(wrong)} do(es) not match its signature; it was changed "
+            "after it was signed, so nothing was imported"
+        )
+    return opened.key_id
+
+
+def _read(
+    data: bytes, limits: archives.ArchiveLimits
+) -> tuple[dict[str, Any], dict[str, bytes], str | None]:
     try:
         with archives.open_zip(data, limits, what="the bundle") as bundle:
             manifest = json.loads(archives.read_entry(bundle, "manifest.json", limits))
@@ -194,6 +255,11 @@ def _read(data: bytes, limits: archives.ArchiveLimits) -> tuple[dict[str, Any], 
             files = {
                 name: archives.read_entry(bundle, f"files/{name}", limits) for name in expected
             }
+            signature = (
+                archives.read_entry(bundle, SIGNATURE_FILE, limits).decode()
+                if SIGNATURE_FILE in bundle.namelist()
+                else None
+            )
     except (zipfile.BadZipFile, KeyError, ValueError, TypeError, EOFError) as exc:
         raise InvalidInput(f"not an mlgate bundle: {exc}") from None
     if manifest.get("bundle_format") != BUNDLE_FORMAT:
@@ -211,7 +277,7 @@ def _read(data: bytes, limits: archives.ArchiveLimits) -> tuple[dict[str, Any], 
     for name, content in files.items():  # a skops model is a zip of its own, loaded later
         if content.startswith(b"PK\x03\x04"):
             archives.open_zip(content, limits, what=f"the bundle's {name}").close()
-    return manifest, files
+    return manifest, files, signature
 
 
 def _checked(artifacts: ArtifactStore, key: str, sha256: str) -> bytes:

@@ -23,6 +23,7 @@ from mlgate.registry.model import (
     check_name,
 )
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.model import SignVersion
 from mlgate.uow import UnitOfWork
 
 
@@ -54,6 +55,7 @@ def register_version(
     *,
     model_name: str,
     now: datetime,
+    sign: SignVersion | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as the next version of `model_name` (v1 for a new model).
 
@@ -63,7 +65,8 @@ def register_version(
     leaves journaled files that `recover_writes` (run at every start) removes, so no row lacks
     its files and no file its row. Attachments are listed in report["attachments"] with their
     keys and sha256. An attachment may be a function that makes its bytes when they are
-    written (a partitioned snapshot, one part in memory at a time).
+    written (a partitioned snapshot, one part in memory at a time). `sign` signs the version
+    (signing/: every file by the sha256 just computed) in the transaction that inserts it.
     """
     check_name("model", model_name)
     task, target, artifact_format, attachments = (
@@ -120,6 +123,8 @@ def register_version(
                 report=report or None,
             )
             uow.models.add_version(version)
+            if sign is not None:
+                uow.signatures.put(sign(version))
             uow.models.remove_pending(written)
             crash_point("before commit")
             uow.commit()

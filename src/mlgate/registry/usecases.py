@@ -8,7 +8,7 @@ exports/ and imports/), which records its own audit event; nothing here commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,8 @@ from mlgate.archives import ArchiveLimits
 from mlgate.registry import aliases, bundles, service
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.keys import Keyring, load_public
+from mlgate.signing.model import SignVersion
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -40,6 +42,9 @@ class Registry:
     limits: ArchiveLimits
     open_scratch: Callable[[str, str | None], Scratch]
     write_in_database: Callable[[str, str, tuple[str | None, str], dict[str, Any]], int]
+    sign: SignVersion | None = None  # signs what is imported (signing/usecases.py)
+    keyring: Keyring | None = None  # the keys whose bundles' signatures are trusted
+    require_signatures: bool = False  # MLGATE_REQUIRE_SIGNATURES: unsigned bundles refused
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -187,11 +192,22 @@ class Registry:
             into_table=into_table, key=key, actor=actor, now=self.clock(),
         )  # fmt: skip
 
-    def import_bundle(self, data: bytes, *, model_name: str | None) -> ModelVersion:
-        return bundles.import_bundle(self.uow(), self.artifacts, data, model_name=model_name,
-                                     now=self.clock(), limits=self.limits)  # fmt: skip
+    def import_bundle(
+        self, data: bytes, *, model_name: str | None, trust_keys: Sequence[bytes] = ()
+    ) -> ModelVersion:
+        """The bundle registered, once its signature verifies with a key this server trusts or
+        one of `trust_keys` (PEM public keys, `mlgate models import --trust-key`)."""
+        keyring = self.keyring
+        if keyring is not None and trust_keys:
+            given = [load_public(pem, where="--trust-key") for pem in trust_keys]
+            keyring = keyring.with_keys(*given)
+        return bundles.import_bundle(
+            self.uow(), self.artifacts, data, model_name=model_name, now=self.clock(),
+            limits=self.limits, keyring=keyring, require_signature=self.require_signatures,
+            sign=self.sign,
+        )  # fmt: skip
 
     def import_model(self, request: ImportRequest) -> ModelVersion:
         from mlgate.imports.service import import_model
 
-        return import_model(self.uow(), self.artifacts, request, now=self.clock())
+        return import_model(self.uow(), self.artifacts, request, now=self.clock(), sign=self.sign)

@@ -199,9 +199,17 @@ def _labels_are_argmax(model: Any) -> bool:
 class PredictorCache:
     """At most `size` predictors, least recently used dropped first. Safe across threads."""
 
-    def __init__(self, artifacts: ArtifactStore, size: int = 32) -> None:
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        size: int = 32,
+        verify: Callable[[ModelVersion, bytes], None] | None = None,
+    ) -> None:
         self._artifacts = artifacts
         self._size = size
+        # Checks a version's signature over its bytes before they are built (signing/: bound at
+        # the composition root); raises to refuse the load.
+        self.verify = verify
         self._items: OrderedDict[tuple[str, int, str], Predictor] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -224,6 +232,8 @@ class PredictorCache:
                 return predictor
         # Load outside the lock: a slow load must not hold up predictions of other models.
         data = self._artifacts.get(version.artifact.key)
+        if self.verify is not None:
+            self.verify(version, data)
         pipeline = formats.load(
             data,
             expected_sha256=version.artifact.sha256,

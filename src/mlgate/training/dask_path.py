@@ -8,6 +8,7 @@ from datetime import datetime
 
 from mlgate.errors import InvalidInput
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.model import SignVersion
 from mlgate.sources.model import SourceConfig
 from mlgate.training.catalogue import Algorithm
 from mlgate.training.steps import (
@@ -29,6 +30,7 @@ def train_on_dask(
     config: SourceConfig,
     now: Callable[[], datetime],
     report: Progress,
+    sign: SignVersion | None = None,
 ) -> TrainResult:
     """Fit on the cluster at `spec.dask` and register the version while the client is open
     (the snapshot's parts are read again and written one at a time)."""
@@ -63,4 +65,4 @@ def train_on_dask(
             warnings=fitted.notes,
             snapshot=fitted.snapshot,
         )
-        return register_trained(uow, artifacts, spec, trained, report)
+        return register_trained(uow, artifacts, spec, trained, report, sign)

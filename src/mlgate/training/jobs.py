@@ -24,6 +24,7 @@ from mlgate.jobs.runner import (
     request_cancel,
 )
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.model import SignVersion
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
 from mlgate.uow import UnitOfWork
@@ -46,8 +47,10 @@ class TrainingRunner:
         clock: Callable[[], datetime],
         *,
         workers: int = 1,
+        sign: SignVersion | None = None,
     ) -> None:
         self._uow = uow_factory
+        self._sign = sign
         self._artifacts = artifacts
         self._open_source = open_source
         self._clock = clock
@@ -110,6 +113,7 @@ class TrainingRunner:
                 spec,
                 now=self._clock,
                 progress=progress,
+                sign=self._sign,
             )
         except JobCancelled:
             return Outcome("cancelled", "cancelled; nothing was registered")

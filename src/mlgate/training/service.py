@@ -15,6 +15,7 @@ from datetime import datetime
 from mlgate.access.audit import audited
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.model import SignVersion
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
 from mlgate.training.dask_path import train_on_dask
@@ -70,13 +71,14 @@ def train_model(
     *,
     now: Callable[[], datetime],
     progress: Progress | None = None,
+    sign: SignVersion | None = None,
 ) -> TrainResult:
-    """Train `spec` and register the result as the model's next version."""
+    """Train `spec` and register the result as the model's next version (signed by `sign`)."""
     report = progress or (lambda stage, detail: None)
     algorithm = check(spec)
     config = source_of(uow, spec)
     if spec.dask and not spec.snapshot_of:
-        return train_on_dask(uow, artifacts, spec, algorithm, config, now, report)
+        return train_on_dask(uow, artifacts, spec, algorithm, config, now, report, sign)
     rows = read_rows(uow, artifacts, open_source, spec, config, report)
     # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
     forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
@@ -86,7 +88,7 @@ def train_model(
         trained = train_generator(spec, algorithm, rows, now, report)
     else:
         trained = train_tabular(spec, algorithm, rows, now, report)
-    return register_trained(uow, artifacts, spec, trained, report)
+    return register_trained(uow, artifacts, spec, trained, report, sign)
 
 
 def retrain_spec(version: ModelVersion, *, from_snapshot: bool, actor: str = "") -> TrainSpec:

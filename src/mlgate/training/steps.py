@@ -26,6 +26,7 @@ from mlgate.registry.service import (
     resolve_version,
 )
 from mlgate.registry.store import ArtifactStore
+from mlgate.signing.model import SignVersion
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
 from mlgate.training.catalogue import Algorithm, FeatureLayout, get_algorithm
@@ -289,6 +290,7 @@ def register_trained(
     spec: TrainSpec,
     trained: Trained,
     report: Progress,
+    sign: SignVersion | None = None,
 ) -> TrainResult:
     """The tail every path shares: the rows as stored (for retraining) and the report page kept
     with the version, the libraries it ran on named, the version registered."""
@@ -312,7 +314,9 @@ def register_trained(
         attachments=attachments,
     )
     report("register", f"registering a new version of {spec.model_name}")
-    version = register_version(uow, artifacts, new, model_name=spec.model_name, now=trained.at)
+    version = register_version(
+        uow, artifacts, new, model_name=spec.model_name, now=trained.at, sign=sign
+    )
     return TrainResult(version, trained.n_rows_without_target, trained.warnings)
 
 

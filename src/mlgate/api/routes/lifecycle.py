@@ -200,6 +200,20 @@ async def delete_version(request: Request, name: str, version: VersionNumber) ->
     return _json(await run_in_threadpool(run))
 
 
+@router.get("/versions/{version}/signature", responses=PROBLEMS)
+@access("admin")
+async def signature(request: Request, name: str, version: VersionNumber) -> Response:
+    """Who signed the version (the key's fingerprint), when, over which files, and whether the
+    signature and every file verify now (admins only)."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request)
+        return services.signing.verify(name, version).to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
