@@ -55,8 +55,10 @@ def main() -> None:
         ):
             spec = TrainSpec(algorithm, "crm", demo.TARGET, algorithm, table=demo.TABLE,
                              drop=(demo.ID_COLUMN,), params=params, report=False)  # fmt: skip
-            version = train_model(services.uow(), services.artifacts, lambda c: source, spec,
-                                  now=services.clock, sign=services.signing.sign_new).version  # fmt: skip
+            version = train_model(
+                services.uow(), services.artifacts, lambda c: source, spec,
+                now=services.clock, sign=services.signing.sign_new,
+            ).version  # fmt: skip
             assert services.signing.verify(version.model_name, version.number).ok
             rows = conform(row, version.columns)
             plain: list[float] = []

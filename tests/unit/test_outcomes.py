@@ -41,6 +41,7 @@ RECORDED = [
     (errors.DeliveryFailed("no answer"), 502),
     (errors.NotReady("database down"), 503),
     (errors.ArtifactError("tampered"), 500),
+    (errors.SignatureError("signed by a key nobody trusts"), 500),
     (errors.ConfigError("missing"), 500),
     (errors.MlgateError("unclassified"), 500),
     (ValueError("a bug"), 500),

@@ -69,7 +69,7 @@ class Model:
     and how scores become answers ("identity", "sigmoid", "softmax", or "probabilities" where
     the scores are the classes' probabilities already)."""
 
-    parts: list[exp.Expr | Written]  # over the features' names, `feature(j)`
+    parts: Sequence[exp.Expr | Written]  # over the features' names, `feature(j)`
     scores: list[exp.Expr]  # over the parts' names, `part(k)`
     link: str
 

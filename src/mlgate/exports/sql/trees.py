@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,10 @@ def to_text(node: Node, output: int, names: Sequence[str]) -> str:
     return f"CASE WHEN {go_left} THEN {left} ELSE {right} END"
 
 
+def _group_text(group: Sequence[Node], output: int, names: Sequence[str]) -> str:
+    return balanced_text([to_text(t, output, names) for t in group])
+
+
 def grouped(
     trees: Sequence[Node],
     output: int,
@@ -168,9 +173,7 @@ def grouped(
     `start` plus their sum, times `scale`."""
     first = len(parts)
     for k in range(0, len(trees), GROUP):
-        group = trees[k : k + GROUP]
-        parts.append(Written(lambda names, group=group: balanced_text(
-            [to_text(t, output, names) for t in group])))  # fmt: skip
+        parts.append(Written(partial(_group_text, trees[k : k + GROUP], output)))
     total = balanced_sum([part(j) for j in range(first, len(parts))])
     if start != 0.0:
         total = exp.Add(this=exp.Paren(this=total), expression=number(start))
