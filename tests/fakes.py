@@ -32,6 +32,7 @@ from mlgate.access.model import (
     Session,
     User,
 )
+from mlgate.cards.model import CardRecord
 from mlgate.errors import AlreadyExists, ArtifactError, ConcurrentWrite, NotFound, SourceError
 from mlgate.jobs.model import FINISHED, Job
 from mlgate.monitoring.model import CheckResult, Label, LoggedPrediction, MonitorSettings
@@ -182,6 +183,7 @@ class InMemoryDatabase:
     rollout_shadow: list[ShadowPair] = field(default_factory=list)
     schedules: dict[int, Schedule] = field(default_factory=dict)
     signatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
+    cards: dict[tuple[str, int], CardRecord] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -302,6 +304,7 @@ class InMemoryModelRepository:
         self._model(name)
         self._db.versions.pop((name, number), None)
         self._db.signatures.pop((name, number), None)  # the database's ON DELETE CASCADE
+        self._db.cards.pop((name, number), None)
 
     def add_pending(self, keys: list[str], owner: str, at: datetime) -> None:
         for key in keys:
@@ -889,6 +892,18 @@ class InMemorySignatureRepository:
         self._db.signatures.pop((model_name, number), None)
 
 
+class InMemoryCardRepository:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def put(self, record: CardRecord) -> None:
+        if (record.model_name, record.number) in self._db.versions:
+            self._db.cards[(record.model_name, record.number)] = record
+
+    def get(self, model_name: str, number: int) -> CardRecord | None:
+        return self._db.cards.get((model_name, number))
+
+
 class InMemoryUnitOfWork:
     """The unit of work over an `InMemoryDatabase`: `with uow: ...; uow.commit()`.
 
@@ -921,6 +936,7 @@ class InMemoryUnitOfWork:
         self.monitoring = InMemoryMonitoringRepository(work)
         self.rollouts = InMemoryRolloutRepository(work)
         self.signatures = InMemorySignatureRepository(work)
+        self.cards = InMemoryCardRepository(work)
         return self
 
     def __exit__(

@@ -102,7 +102,7 @@ def test_inner_packages_import_no_edge_and_no_framework() -> None:
 # (an IntegrityError becomes errors.ConcurrentWrite), so none of them needs SQLAlchemy.
 NO_DATABASE_LIBRARY = (
     "registry", "plans", "access", "training", "serving", "monitoring", "rollouts", "imports",
-    "exports", "jobs", "signing",
+    "exports", "jobs", "signing", "cards",
 )  # fmt: skip
 
 
@@ -140,7 +140,8 @@ def is_record_or_stdlib(name: str) -> bool:
 def test_the_repositories_are_found() -> None:
     packages = {p.relative_to(PACKAGE).parts[0] for p in REPOSITORIES}
     assert {
-        "access", "jobs", "monitoring", "plans", "registry", "rollouts", "signing", "sources"
+        "access", "cards", "jobs", "monitoring", "plans", "registry", "rollouts", "signing",
+        "sources",
     } <= packages  # fmt: skip
 
 

@@ -50,6 +50,7 @@ from mlgate.training.jobs import TrainingRunner
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not with the CLI
+    from mlgate.cards.usecases import Cards
     from mlgate.explainers.explain import Explainer
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
@@ -377,6 +378,15 @@ class Services:
             uow=self.uow, clock=self.now, artifacts=self.artifacts, key=key, keyring=trusted,
             require=self.settings.require_signatures,
         )  # fmt: skip
+
+    @cached_property
+    def cards(self) -> Cards:
+        """Model cards, their slices and ML-BOMs (cards/usecases.py)."""
+        from mlgate.cards.usecases import Cards
+
+        return Cards(
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors
+        )
 
     def flush_tally(self) -> None:
         """Write this process's counts of rollout calls now (where it counts any)."""

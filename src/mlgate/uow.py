@@ -13,6 +13,7 @@ from mlgate.access.repository import (
     SessionRepository,
     UserRepository,
 )
+from mlgate.cards.repository import CardRepository
 from mlgate.jobs.repository import JobRepository
 from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
@@ -69,6 +70,9 @@ class UnitOfWork(Protocol):
 
     @property
     def signatures(self) -> SignatureRepository: ...
+
+    @property
+    def cards(self) -> CardRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -154,6 +154,87 @@ def report(
         console.print(f"plots as PNG files: {plots}/")
 
 
+@app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the card here, not to stdout.")
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="md (Markdown), json or html.")] = "md",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Edit a field: intended_use=TEXT or owner=NAME (repeatable)."),
+    ] = None,
+    slices: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute each slice's metrics on the holdout for these columns, e.g. "
+            "region,age_band (numeric columns in quantile bins); kept with the card."
+        ),
+    ] = None,
+) -> None:
+    """The version's model card: intended use and owner, data, features, metrics with
+    intervals and per slice, explanations, limitations, monitoring, aliases, integrity."""
+    import orjson
+
+    from mlgate.cards import render
+
+    if format_ not in ("md", "json", "html"):
+        raise InvalidInput(f"--format is md, json or html; not {format_!r}")
+    cards = services(ctx).cards
+    name, number, alias = service.parse_ref(ref)
+    fields = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--set takes FIELD=VALUE, e.g. owner=risk-team; got {item!r}")
+        fields[key.strip()] = value
+    if fields:
+        cards.edit(name, number, fields, actor=_actor(), alias=alias)
+    if slices:
+        cards.slice(name, number, slice_columns(slices), actor=_actor(), alias=alias)
+    found = cards.card(name, number, alias)
+    if format_ == "json":
+        text = orjson.dumps(found.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    elif format_ == "html":
+        text = render.html_page(found)
+    else:
+        text = render.markdown(found)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"model card of {found.ref}: {output}")
+
+
+def slice_columns(given: str) -> list[str]:
+    """`region,age_band` as column names."""
+    return [c.strip() for c in given.split(",") if c.strip()]
+
+
+@app.command("bom")
+def bom(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here, not to stdout.")
+    ] = None,
+) -> None:
+    """The version's ML bill of materials: a CycloneDX 1.6 JSON document (the model with its
+    card, the training data snapshot, every library), checked against CycloneDX's schema."""
+    import orjson
+
+    name, number, alias = service.parse_ref(ref)
+    document = services(ctx).cards.bom(name, number, alias)
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"CycloneDX {document['specVersion']} ML-BOM of {ref}: {output}")
+
+
 def _actor() -> str:
     from mlgate.cli.training import cli_actor
 

@@ -81,6 +81,13 @@ def train(
         str | None,
         typer.Option(help="On Dask: the column to split by (default: the integer primary key)."),
     ] = None,
+    slices: Annotated[
+        str | None,
+        typer.Option(
+            help="Columns to slice the holdout by for the model card, e.g. region,age_band: "
+            "each slice's metrics with intervals (`mlgate models card`)."
+        ),
+    ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
     from mlgate.training.service import TrainSpec
@@ -108,6 +115,12 @@ def train(
     )
     result = run_training(ctx, spec)
     print_result(result)
+    if slices:
+        from mlgate.cli.models import slice_columns
+
+        version = result.version
+        services(ctx).cards.slice(model, version.number, slice_columns(slices), actor=cli_actor())
+        console.print(f"metrics per slice of {slices}: mlgate models card {model}@{version.number}")
 
 
 def _dask_address(

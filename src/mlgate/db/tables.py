@@ -85,6 +85,24 @@ version_signatures = sa.Table(
     sa.Column("bundle", sa.Text, nullable=False),
 )
 
+# A version's model card (cards/, issue 38): the fields people edit, the slice columns asked
+# for and their metrics on the version's holdout.
+model_cards = sa.Table(
+    "model_cards",
+    metadata,
+    sa.Column(
+        "version_id",
+        sa.Integer,
+        sa.ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("intended_use", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(255), nullable=False),
+    sa.Column("slices", sa.JSON, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_by", sa.String(255), nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

@@ -15,6 +15,7 @@ from mlgate.db.access import (
     SqlSessionRepository,
     SqlUserRepository,
 )
+from mlgate.db.cards import SqlCardRepository
 from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
@@ -55,6 +56,7 @@ class SqlUnitOfWork:
         self.monitoring = SqlMonitoringRepository(self._conn)
         self.rollouts = SqlRolloutRepository(self._conn)
         self.signatures = SqlSignatureRepository(self._conn)
+        self.cards = SqlCardRepository(self._conn)
         return self
 
     def __exit__(

@@ -264,6 +264,11 @@ def _odds(term: Mapping[str, Any]) -> str:
     return f"{stated(odds[0], '.4g', reason)} ({low} to {high})"
 
 
+def version_number(raw: str) -> int:
+    """A page's version path segment (3 or v3) as a number, else InvalidInput."""
+    return _number(raw)
+
+
 def _number(raw: str) -> int:
     raw = raw.strip().lstrip("v")
     if not raw.isdecimal() or len(raw) > 9 or int(raw) < 1:

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from mlgate.web import (
     accounts,
+    cards,
     importing,
     login,
     models,
@@ -23,6 +24,7 @@ routers: list[APIRouter] = [
     login.router,
     models.router,
     reports.router,
+    cards.router,
     rollouts.router,
     sources.router,
     training.router,

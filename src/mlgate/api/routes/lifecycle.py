@@ -50,6 +50,16 @@ class AnnotateRequest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, description='{"key": "value"}; "" removes')
 
 
+class CardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    intended_use: str | None = Field(None, max_length=4000)
+    owner: str | None = Field(None, max_length=255)
+    slices: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
+        None, max_length=20, description="Columns to slice the holdout by (computed now)"
+    )
+
+
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -462,6 +472,56 @@ async def report_data(request: Request, name: str, version: VersionNumber) -> Re
         return {"model": found.model_name, "version": found.number, **details}
 
     return _json(await run_in_threadpool(run))
+
+
+@router.get("/versions/{version}/card", responses=PROBLEMS)
+@access("read")
+async def card(request: Request, name: str, version: VersionNumber) -> Response:
+    """The version's model card: intended use and owner, data snapshot, features, metrics with
+    intervals and per slice, explanations, limitations, monitoring, aliases, signature."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name, version=version))
+        return services.cards.card(name, version).to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.put("/versions/{version}/card", responses=PROBLEMS)
+@access("annotate")
+async def edit_card(
+    request: Request, name: str, version: VersionNumber, body: CardRequest
+) -> Response:
+    """Set the card's intended use and owner, and compute its slices (audited)."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        who = actor(authorize(services, request, Target(name, version=version)))
+        given = (("intended_use", body.intended_use), ("owner", body.owner))
+        fields = {k: v for k, v in given if v is not None}
+        if fields:
+            services.cards.edit(name, version, fields, actor=who)
+        if body.slices:
+            services.cards.slice(name, version, body.slices, actor=who)
+        return services.cards.card(name, version).to_json()
+
+    return _json(await run_in_threadpool(run))
+
+
+@router.get("/versions/{version}/bom", responses=PROBLEMS)
+@access("read")
+async def bom(request: Request, name: str, version: VersionNumber) -> Response:
+    """The version's ML bill of materials: a CycloneDX 1.6 JSON document, checked against
+    CycloneDX's schema."""
+    services = _services(request)
+
+    def run() -> dict[str, Any]:
+        authorize(services, request, Target(name, version=version))
+        return services.cards.bom(name, version)
+
+    body = await run_in_threadpool(run)
+    return Response(orjson.dumps(body), media_type="application/vnd.cyclonedx+json; version=1.6")
 
 
 def _services(request: Request) -> Services:

@@ -1,0 +1,191 @@
+"""Model cards with slice metrics and the ML-BOM (cards/, issue 38), over the fakes: slice
+metrics equal scikit-learn's on the same holdout rows; numeric columns are cut into quantile
+bins and small slices flagged; the card's fields are edited (audited) at the CLI and the API;
+the card reads at the CLI (md, json, html), the API and the dashboard; the ML-BOM validates
+against CycloneDX's own schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+from typer.testing import CliRunner
+
+from mlgate.access.model import AuditQuery
+from mlgate.bootstrap import Services, bootstrap
+from mlgate.cards import bom as boms
+from mlgate.cards.model import SMALL_SLICE
+from mlgate.cli.main import app
+from mlgate.errors import InvalidInput
+from mlgate.registry.service import resolve_version
+from mlgate.schema import conform
+from mlgate.settings import Settings
+from mlgate.training.compare import holdout_rows
+from tests.fakes import FixedClock, InMemoryArtifactStore, in_memory_uow_factory
+from tests.unit.test_batch_rules import NOW, train_churn
+
+
+@pytest.fixture
+def s(tmp_path: Path) -> Iterator[Services]:
+    db, files, _ = train_churn()  # churn v1: logistic regression, 300 rows, 60 held out
+    artifacts = InMemoryArtifactStore()
+    artifacts.files = dict(files)
+    made = bootstrap(
+        Settings.from_env({"MLGATE_HOME": str(tmp_path / "home")}),
+        unit_of_work=in_memory_uow_factory(copy.deepcopy(db)),
+        artifacts=artifacts,
+        clock=FixedClock(NOW),
+    )
+    yield made
+    made.close()
+
+
+def test_slice_metrics_equal_scikit_learns_on_the_same_holdout_rows(s: Services) -> None:
+    record = s.cards.slice("churn", 1, ["contract", "tenure_months"], actor="t")
+    version = resolve_version(s.uow(), "churn", 1)
+    rows = holdout_rows(s.uow(), s.artifacts, version).reset_index(drop=True)
+    pipeline = s.predictors.get(version).pipeline  # the fitted pipeline, asked directly
+    proba = pipeline.predict_proba(conform(rows, version.columns))[:, 1]
+    predicted = pipeline.predict(conform(rows, version.columns))
+    truth = rows[version.target].to_numpy()
+    assert record.whole["accuracy"] == pytest.approx(version.metrics["accuracy"])
+    by_column = {group.column: group for group in record.slices}
+    contract = by_column["contract"]
+    assert not contract.binned
+    assert [x.value for x in contract.slices] == sorted(rows["contract"].unique())
+    for found in contract.slices:
+        mask = (rows["contract"] == found.value).to_numpy()
+        assert found.n_rows == int(mask.sum())
+        accuracy = sk.accuracy_score(truth[mask], predicted[mask])
+        assert found.metrics["accuracy"] == pytest.approx(accuracy, abs=1e-9)
+        assert found.metrics["f1"] == pytest.approx(
+            sk.f1_score(truth[mask], predicted[mask], zero_division=0), abs=1e-9
+        )
+        assert found.metrics["log_loss"] == pytest.approx(
+            sk.log_loss(truth[mask], proba[mask], labels=[0, 1]), abs=1e-9
+        )
+        if len(set(truth[mask])) == 2:
+            auc = sk.roc_auc_score(truth[mask], proba[mask])
+            assert found.metrics["roc_auc"] == pytest.approx(auc, abs=1e-9)
+        assert found.gaps["accuracy"] == pytest.approx(accuracy - record.whole["accuracy"])
+        assert found.small == (found.n_rows < SMALL_SLICE)
+        if found.n_rows >= 20 and "accuracy" in found.intervals:
+            low, high = found.intervals["accuracy"]
+            assert low <= found.metrics["accuracy"] <= high
+    tenure = by_column["tenure_months"]  # numeric: four quantile bins covering every row
+    assert tenure.binned and len(tenure.slices) == 4
+    assert sum(x.n_rows for x in tenure.slices) == len(rows)
+    first = tenure.slices[0]
+    assert first.value.startswith(f"[{rows['tenure_months'].min():.4g}, ")
+    upper = float(first.value.split(", ")[1].rstrip("]"))
+    mask = (rows["tenure_months"] <= upper).to_numpy()
+    assert first.n_rows == int(mask.sum())
+    assert first.metrics["brier"] == pytest.approx(
+        float(np.mean((proba[mask] - truth[mask]) ** 2)), abs=1e-9
+    )
+
+
+def test_an_unknown_slice_column_is_refused_with_the_columns_there_are(s: Services) -> None:
+    with pytest.raises(InvalidInput, match="region is not one") as info:
+        s.cards.slice("churn", 1, ["region"], actor="t")
+    assert "contract" in str(info.value)
+
+
+def test_the_card_at_the_cli_edits_slices_and_renders(s: Services, tmp_path: Path) -> None:
+    runner = CliRunner()
+    edited = runner.invoke(app, ["models", "card", "churn@1", "--set",
+                                 "intended_use=retention offers", "--set", "owner=crm-team",
+                                 "--slices", "contract"], obj=s)  # fmt: skip
+    assert edited.exit_code == 0, edited.output
+    text = edited.output
+    assert "# Model card: churn v1" in text and "- intended use: retention offers" in text
+    assert "- owner: crm-team" in text and "### contract" in text
+    assert re.search(r"\| one-year \(small\) \| \d+ \|", text)
+    assert "sha256 " + resolve_version(s.uow(), "churn", 1).lineage.data_sha256 in text
+    assert "| contract | string |" in text
+    as_json = runner.invoke(app, ["models", "card", "churn@1", "--format", "json"], obj=s)
+    data = json.loads(as_json.output)
+    assert data["owner"] == "crm-team" and data["edited_by"].startswith("cli:")
+    assert data["slices"]["columns"][0]["column"] == "contract"
+    assert data["evaluation"]["metrics"]["accuracy"]["interval"] is not None
+    page = tmp_path / "card.html"
+    written = runner.invoke(app, ["models", "card", "churn@1", "--format", "html", "-o",
+                                  str(page)], obj=s)  # fmt: skip
+    assert written.exit_code == 0 and "<h2>Metrics per slice</h2>" in page.read_text()
+    events = s.access.audit_log(AuditQuery(action="models.card"))
+    assert len(events) == 2 and {(e.target, e.result) for e in events} == {("churn@1", "ok")}
+    refused = runner.invoke(app, ["models", "card", "churn@1", "--set", "colour=red"], obj=s)
+    assert refused.exit_code == 1 and "editable fields are intended_use, owner" in refused.output
+
+
+def test_the_ml_bom_validates_against_cyclonedx_and_names_what_the_version_needs(
+    s: Services, tmp_path: Path
+) -> None:
+    s.cards.edit("churn", 1, {"intended_use": "retention offers"}, actor="t")
+    s.cards.slice("churn", 1, ["contract"], actor="t")
+    s.signing.sign("churn", 1, actor="cli:ops")
+    out = tmp_path / "bom.json"
+    made = CliRunner().invoke(app, ["models", "bom", "churn@1", "-o", str(out)], obj=s)
+    assert made.exit_code == 0, made.output
+    document = json.loads(out.read_text())
+    boms.validate(document)  # CycloneDX 1.6's own JSON schema, in cyclonedx-python-lib
+    version = resolve_version(s.uow(), "churn", 1)
+    model = document["metadata"]["component"]
+    assert model["type"] == "machine-learning-model"
+    assert model["hashes"] == [{"alg": "SHA-256", "content": version.artifact.sha256}]
+    card = model["modelCard"]
+    assert card["considerations"]["useCases"] == ["retention offers"]
+    sliced = [m for m in card["quantitativeAnalysis"]["performanceMetrics"] if "slice" in m]
+    assert {m["slice"] for m in sliced} >= {"contract=month-to-month", "contract=two-year"}
+    props = {p["name"]: p["value"] for p in model["properties"]}
+    assert props["mlgate:signature:key-id"] == s.signing.key.key_id
+    (data,) = [c for c in document["components"] if c["type"] == "data"]
+    assert data["hashes"][0]["content"] == version.lineage.data_sha256
+    libraries = {c["name"]: c["version"] for c in document["components"] if c["type"] == "library"}
+    assert libraries["scikit-learn"] == version.library_versions["scikit-learn"]
+    assert set(libraries) | {"python"} == set(version.library_versions)
+    card["modelParameters"]["task"] = 7  # the check is real: a wrong type is refused
+    with pytest.raises(InvalidInput, match="does not validate"):
+        boms.validate(document)
+
+
+def test_the_api_and_the_dashboard_serve_the_card(s: Services) -> None:
+    from starlette.testclient import TestClient
+
+    from mlgate.access.accounts import create_user
+    from mlgate.api.app import create_app
+    from tests.secrets_watch import remember
+
+    password = remember("admin pass phrase for the cards test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        token = client.post("/v1/auth/login", json={"name": "boss", "password": password})
+        boss = {"Authorization": f"Bearer {token.json()['token']}"}
+        base = "/v1/models/churn/versions/1"
+        assert client.get(f"{base}/card").status_code == 401
+        put = client.put(f"{base}/card", headers=boss,
+                         json={"owner": "risk", "slices": ["internet_service"]})  # fmt: skip
+        assert put.status_code == 200, put.text
+        card = client.get(f"{base}/card", headers=boss).json()
+        assert card["owner"] == "risk" and card["edited_by"] == "user:boss"
+        assert card["slices"]["columns"][0]["column"] == "internet_service"
+        bom = client.get(f"{base}/bom", headers=boss)
+        assert bom.status_code == 200 and bom.headers["content-type"].startswith(
+            "application/vnd.cyclonedx+json"
+        )
+        assert bom.json()["metadata"]["component"]["name"] == "churn"
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        client.post("/ui/login", data={"name": "boss", "password": password,
+                                       "csrf": csrf.group(1)})  # fmt: skip
+        page = client.get("/ui/models/churn/versions/1/card")
+        assert page.status_code == 200, page.text[:300]
+        assert "internet_service" in page.text and "risk" in page.text
+        assert 'href="/ui/models/churn/versions/1/card"' in client.get("/ui/models/churn").text
