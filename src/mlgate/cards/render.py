@@ -147,7 +147,7 @@ def _lines(d: dict[str, Any]) -> Iterator[str]:
     yield ""
     monitoring = d["monitoring"]
     if monitoring is None:
-        yield "- not monitored (mlgate monitoring set ...)"
+        yield "- not monitored (mlgate monitor-config)"
     else:
         yield (
             f"- sampled: {monitoring['sample_rate']}; last check: {monitoring['state'] or 'none'}"
