@@ -189,3 +189,23 @@ def test_the_api_and_the_dashboard_serve_the_card(s: Services) -> None:
         assert page.status_code == 200, page.text[:300]
         assert "internet_service" in page.text and "risk" in page.text
         assert 'href="/ui/models/churn/versions/1/card"' in client.get("/ui/models/churn").text
+
+
+def test_training_with_slices_keeps_them_with_the_card(s: Services, tmp_path: Path) -> None:
+    import sqlite3
+
+    from mlgate.sources import demo
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        demo.churn_frame(n_rows=200).to_sql(demo.TABLE, db, index=False)
+    s.sources.add(name="crm2", url=f"sqlite:///{tmp_path / 'crm.db'}", cwd=tmp_path)
+    trained = CliRunner().invoke(app, ["train", "churn", "--source", "crm2", "--table",
+                                       demo.TABLE, "--target", demo.TARGET, "--drop",
+                                       demo.ID_COLUMN, "--no-report", "--slices",
+                                       "internet_service"], obj=s)  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "mlgate models card churn@2" in trained.output
+    card = s.cards.card("churn", 2).to_json()
+    (group,) = card["slices"]["columns"]
+    assert group["column"] == "internet_service"
+    assert sum(x["n_rows"] for x in group["slices"]) == card["evaluation"]["n_rows"] == 40

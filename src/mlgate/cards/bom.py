@@ -10,6 +10,7 @@ them, and `validate` checks the whole against CycloneDX's own JSON schema."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -79,12 +80,18 @@ def bom_of(version: ModelVersion, card: ModelCard) -> dict[str, Any]:
 def validate(document: dict[str, Any]) -> None:
     """InvalidInput unless `document` validates against CycloneDX 1.6's JSON schema (the
     schema ships with cyclonedx-python-lib: no network)."""
+    error = _validator().validate_str(json.dumps(document))
+    if error is not None:
+        raise InvalidInput(f"the ML-BOM does not validate against CycloneDX {SPEC}: {error}")
+
+
+@functools.cache
+def _validator() -> Any:
+    """The schema's validator, made once (reading the schema costs about 0.5 s)."""
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(document))
-    if error is not None:
-        raise InvalidInput(f"the ML-BOM does not validate against CycloneDX {SPEC}: {error}")
+    return JsonStrictValidator(SchemaVersion.V1_6)
 
 
 def _properties(version: ModelVersion, data: dict[str, Any], prop: Any) -> list[Any]:
