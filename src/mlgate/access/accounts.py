@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 
 from mlgate.access import keys, passwords
 from mlgate.access.audit import audited
-from mlgate.access.model import SCOPES, Consumer, OwnerKind, Principal, Session, User
+from mlgate.access.model import (
+    SCOPES,
+    Consumer,
+    Grant,
+    OwnerKind,
+    Principal,
+    Session,
+    User,
+)
 from mlgate.errors import (
     Conflict,
     FieldError,
@@ -211,10 +219,20 @@ def session_principal(
             name=account.name,
             is_admin=isinstance(account, User) and account.is_admin,
             scopes=frozenset(SCOPES if session.kind == "user" else CONSUMER_SESSION_SCOPES),
-            grants=tuple(uow.grants.of_subject(session.kind, account.name)),
+            grants=_grants_of(uow, session.kind, account),
             session_prefix=session.prefix,
             expires_at=session.expires_at,
+            groups=frozenset(account.groups) if isinstance(account, User) else frozenset(),
         )
+
+
+def _grants_of(uow: UnitOfWork, kind: OwnerKind, account: Account) -> tuple[Grant, ...]:
+    """The account's own grants, and a user's groups' (from their last sign-on)."""
+    found = list(uow.grants.of_subject(kind, account.name))
+    if isinstance(account, User):
+        for group in account.groups:
+            found.extend(uow.grants.of_subject("group", group))
+    return tuple(found)
 
 
 @audited("access.create_consumer", "name")

@@ -12,6 +12,7 @@ from mlgate.access.model import (
     Consumer,
     Grant,
     OwnerKind,
+    SubjectKind,
     Session,
     User,
 )
@@ -64,7 +65,7 @@ class GrantRepository(Protocol):
 
     def get(self, grant_id: int) -> Grant | None: ...
 
-    def of_subject(self, kind: OwnerKind, name: str) -> list[Grant]: ...
+    def of_subject(self, kind: SubjectKind, name: str) -> list[Grant]: ...
 
     def of_model(self, model: str) -> list[Grant]: ...
 

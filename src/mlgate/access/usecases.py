@@ -22,6 +22,7 @@ from mlgate.access.model import (
     OwnerKind,
     Principal,
     Session,
+    SubjectKind,
     User,
 )
 from mlgate.uow import UnitOfWork
@@ -148,7 +149,7 @@ class Access:
         self,
         *,
         by: Principal | None,
-        subject_kind: OwnerKind,
+        subject_kind: SubjectKind,
         subject: str,
         target: str,
         role: str,
@@ -164,7 +165,7 @@ class Access:
         *,
         by: Principal | None,
         model: str | None = None,
-        subject_kind: OwnerKind | None = None,
+        subject_kind: SubjectKind | None = None,
         subject: str | None = None,
     ) -> list[Grant]:
         return grants.list_grants(self.uow(), by=by, model=model, subject_kind=subject_kind,
