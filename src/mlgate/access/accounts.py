@@ -139,17 +139,32 @@ def login(
         if account.password_hash and passwords.needs_rehash(account.password_hash):
             account = replace(account, password_hash=passwords.hash_password(password))
         _save(uow, replace(account, failed_logins=0, last_failed_at=None, locked_until=None))
-        token = keys.new_token(keys.SESSION_PREFIX)
-        session = Session(
-            prefix=token.prefix,
-            digest=keys.digest(token, server_secret),
-            user=name,
-            created_at=now,
-            expires_at=now + ttl,
-            kind=kind,
-        )
-        uow.sessions.add(session)
+        session, token = open_session(uow, server_secret, name, now=now, ttl=ttl, kind=kind)
         uow.commit()
+    return session, token
+
+
+def open_session(
+    uow: UnitOfWork,
+    server_secret: bytes,
+    name: str,
+    *,
+    now: datetime,
+    ttl: timedelta = SESSION_TTL,
+    kind: OwnerKind = "user",
+) -> tuple[Session, str]:
+    """A new login session for `name` inside `uow`'s transaction (the caller commits), and its
+    bearer token: after a password (login) or a single sign-on (sso/service.py)."""
+    token = keys.new_token(keys.SESSION_PREFIX)
+    session = Session(
+        prefix=token.prefix,
+        digest=keys.digest(token, server_secret),
+        user=name,
+        created_at=now,
+        expires_at=now + ttl,
+        kind=kind,
+    )
+    uow.sessions.add(session)
     return session, str(token)
 
 

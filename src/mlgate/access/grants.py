@@ -6,7 +6,7 @@ from datetime import datetime
 
 from mlgate.access import policy
 from mlgate.access.audit import audited
-from mlgate.access.model import ROLES, Grant, OwnerKind, Principal, Role, SubjectKind, Target
+from mlgate.access.model import ROLES, Grant, Principal, Role, SubjectKind, Target
 from mlgate.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork

@@ -12,8 +12,8 @@ from mlgate.access.model import (
     Consumer,
     Grant,
     OwnerKind,
-    SubjectKind,
     Session,
+    SubjectKind,
     User,
 )
 

@@ -35,6 +35,8 @@ class Access:
     uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
     server_secret: bytes = field(repr=False)
+    # Single sign-on's machine tokens (sso/service.py): a bearer that is a JWT, not our key
+    machine: Callable[[str], Principal] | None = None
 
     # -- users and logins -----------------------------------------------------------------
 
@@ -140,6 +142,14 @@ class Access:
                                   now=self.clock())  # fmt: skip
 
     def authenticate(self, authorization: str | None) -> Principal:
+        if self.machine is not None and authorization is not None:
+            scheme, raw = authorization.strip()[:7], authorization.strip()[7:].strip()
+            if (
+                scheme.lower() == "bearer "
+                and raw.count(".") == 2
+                and not raw.startswith(("mlg_", "mls_"))
+            ):
+                return self.machine(raw)
         return service.authenticate(self.uow(), self.server_secret, authorization,
                                     now=self.clock())  # fmt: skip
 

@@ -4,7 +4,6 @@ sessions, audit), all on one open connection."""
 from __future__ import annotations
 
 import json
-
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +16,8 @@ from mlgate.access.model import (
     Consumer,
     Grant,
     OwnerKind,
-    SubjectKind,
     Session,
+    SubjectKind,
     Target,
     User,
 )
