@@ -368,7 +368,8 @@ class Services:
             leeway=s.oidc_leeway,
         )  # fmt: skip
         return SingleSignOn(rules=rules, jwks=Jwks(discovery.jwks), uow=self.uow,
-                            clock=self.now, server_secret=self.server_secret)  # fmt: skip
+                            clock=self.now, server_secret=self.server_secret,
+                            discovery=discovery.document)  # fmt: skip
 
     @cached_property
     def plans(self) -> Plans:

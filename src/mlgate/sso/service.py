@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from mlgate.access import audit
 from mlgate.access.accounts import SESSION_TTL, open_session
@@ -47,7 +48,21 @@ class SingleSignOn:
     uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
     server_secret: bytes = field(repr=False)
+    discovery: Callable[[], dict[str, Any]] = dict  # the provider's discovery document
     checked: tokens.CheckedTokens = field(default_factory=tokens.CheckedTokens)
+
+    def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
+        """Where the browser goes to end its session at the provider too (RP-initiated
+        logout), where the provider's discovery document offers it."""
+        try:
+            endpoint = self.discovery().get("end_session_endpoint")
+        except Exception:  # the provider is away: the session here has ended all the same
+            return None
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        query = urlencode({"client_id": self.rules.client_id,
+                           "post_logout_redirect_uri": post_logout_redirect_uri})  # fmt: skip
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
     def check_id_token(self, raw: str, nonce: str) -> dict[str, Any]:
         return tokens.verify(

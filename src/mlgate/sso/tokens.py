@@ -112,6 +112,11 @@ def verify(
         )
     kid = header.get("kid")
     keys = jwks.keys_for(kid if isinstance(kid, str) else None)
+    if isinstance(kid, str) and not _has(keys, kid):
+        raise Unauthenticated(
+            "the token is signed by a key the identity provider does not publish",
+            code="bad_signature",
+        )
     try:
         token = jwt.decode(raw, keys, algorithms=ALGORITHMS)
     except (jose_errors.BadSignatureError, jose_errors.MissingKeyError, ValueError) as exc:

@@ -13,6 +13,7 @@ from mlgate.web import (
     reports,
     rollouts,
     sources,
+    sso,
     static,
     training,
     usage,
@@ -21,6 +22,7 @@ from mlgate.web import (
 routers: list[APIRouter] = [
     static.router,
     login.router,
+    sso.router,
     models.router,
     reports.router,
     rollouts.router,
