@@ -82,8 +82,9 @@ def main() -> None:
             built = services.sso
             assert built is not None
             jwks = tokens.Jwks(lambda: key_set)
+            secret = services.server_secret
             sso = SingleSignOn(rules=built.rules, jwks=jwks, uow=services.uow,
-                               clock=services.now, server_secret=services.server_secret)  # fmt: skip
+                               clock=services.now, server_secret=secret)  # fmt: skip
             services.sso = sso
             name = "ci-bot"  # the tokens' client_id: the service user they act as
             services.access.create_user(by=None, name=name, password=None, is_admin=False)
