@@ -70,6 +70,7 @@ class SingleSignOn:
             now=int(self.clock().timestamp()), leeway=self.rules.leeway, nonce=nonce,
         )  # fmt: skip
 
+    @audit.records_its_own
     def sign_in(
         self, claims: dict[str, Any], *, address: str, ttl: timedelta = SESSION_TTL
     ) -> tuple[Session, str, User]:
