@@ -81,6 +81,7 @@ def client_of(request: Request) -> StarletteOAuth2App:
 
 @router.get(f"{PATH}/login", name="ui_sso_login")
 @access("public")
+@pages.page("ui")
 async def sso_login(request: Request, next: str = "") -> Response:
     """Off to the provider, with a fresh state, nonce and PKCE code verifier."""
     sso_of(request)
@@ -93,6 +94,7 @@ async def sso_login(request: Request, next: str = "") -> Response:
 
 @router.get(f"{PATH}/callback", name="ui_sso_callback")
 @access("public", audit=False)  # sso/service.py records each sign-in, refused ones too
+@pages.page("ui")
 async def sso_callback(request: Request) -> Response:
     sso = sso_of(request)
     address = (request.client.host if request.client else None) or "unknown"
