@@ -30,6 +30,7 @@ from mlgate.access.model import (
     Grant,
     OwnerKind,
     Session,
+    SubjectKind,
     User,
 )
 from mlgate.cards.model import CardRecord
@@ -432,7 +433,7 @@ class InMemoryGrantRepository:
     def get(self, grant_id: int) -> Grant | None:
         return self._db.grants.get(grant_id)
 
-    def of_subject(self, kind: OwnerKind, name: str) -> list[Grant]:
+    def of_subject(self, kind: SubjectKind, name: str) -> list[Grant]:
         return [g for g in self.all() if g.subject_kind == kind and g.subject == name]
 
     def of_model(self, model: str) -> list[Grant]:

@@ -168,6 +168,7 @@ ADAPTERS = {
     "plans/redis_counters.py": "the Counters protocol over Redis (Lua scripts, metered batches)",
     "plans/resp.py": "the event loop's pipelined Redis client; reads URLs with redis-py's parser",
     "registry/s3.py": "the ArtifactStore protocol over an S3-compatible object store",
+    "sso/discovery.py": "the identity provider's discovery document and key set (JWKS)",
     "client/": "the Python client: an adapter to the server's HTTP API by nature",
     "cli/remote.py": "the CLI's one transport to a remote server; remote commands call Remote",
 }  # fmt: skip

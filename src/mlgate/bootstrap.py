@@ -45,6 +45,9 @@ from mlgate.sources.model import SourceConfig
 from mlgate.sources.scratch import open_scratch, write_in_database
 from mlgate.sources.sealing import Sealer
 from mlgate.sources.usecases import Sources
+from mlgate.sso.discovery import Discovery
+from mlgate.sso.service import Rules, SingleSignOn
+from mlgate.sso.tokens import Jwks
 from mlgate.tracing import setup as tracing
 from mlgate.training.jobs import TrainingRunner
 from mlgate.uow import UnitOfWork
@@ -340,7 +343,34 @@ class Services:
     @cached_property
     def access(self) -> Access:
         """Accounts, keys, grants and the audit log, their adapters bound (access/usecases.py)."""
-        return Access(uow=self.uow, clock=self.now, server_secret=self.server_secret)
+        return Access(
+            uow=self.uow, clock=self.now, server_secret=self.server_secret,
+            machine=self._machine_principal if self.settings.oidc_audience else None,
+        )  # fmt: skip
+
+    def _machine_principal(self, raw: str) -> Principal:
+        sso = self.sso
+        if sso is None:
+            raise ConfigError("MLGATE_OIDC_AUDIENCE needs MLGATE_OIDC_ISSUER and _CLIENT_ID")
+        return sso.machine_principal(raw)
+
+    @cached_property
+    def sso(self) -> SingleSignOn | None:
+        """Single sign-on with the provider MLGATE_OIDC_ISSUER names; None without one. Tests
+        may set their own (one whose key set is read in process)."""
+        s = self.settings
+        if not s.oidc_issuer or not s.oidc_client_id:
+            return None
+        discovery = Discovery(s.oidc_issuer)
+        rules = Rules(
+            issuer=s.oidc_issuer, client_id=s.oidc_client_id,
+            username_claim=s.oidc_username_claim, groups_claim=s.oidc_groups_claim,
+            admin_groups=frozenset(s.oidc_admin_groups), audience=s.oidc_audience,
+            leeway=s.oidc_leeway,
+        )  # fmt: skip
+        return SingleSignOn(rules=rules, jwks=Jwks(discovery.jwks), uow=self.uow,
+                            clock=self.now, server_secret=self.server_secret,
+                            discovery=discovery.document)  # fmt: skip
 
     @cached_property
     def plans(self) -> Plans:

@@ -45,6 +45,18 @@ TOML config file (``MLGATE_CONFIG``, default ``$MLGATE_HOME/config.toml``), else
     MLGATE_BATCH_RETENTION_HOURS 168        a batch's result is kept this long after it ends
     MLGATE_USAGE_EXPORT_URL, _FORMAT (cloudevents or stripe), _TOKEN: the billing sink
     MLGATE_OPERATOR_WEBHOOK_URL, MLGATE_OPERATOR_WEBHOOK_SECRET: told of every threshold crossed
+    MLGATE_OIDC_ISSUER    unset: no single sign-on; an OpenID Connect provider's issuer URL
+                          (its /.well-known/openid-configuration is read): "Sign in with ..."
+    MLGATE_OIDC_CLIENT_ID, MLGATE_OIDC_CLIENT_SECRET: mlgate's client at that provider
+    MLGATE_OIDC_SCOPES    openid profile email groups
+    MLGATE_OIDC_USERNAME_CLAIM preferred_username; MLGATE_OIDC_GROUPS_CLAIM groups
+    MLGATE_OIDC_ADMIN_GROUPS  groups (comma-separated) whose members are admins
+    MLGATE_OIDC_PROVIDER_NAME the login button's name for the provider (default: its host)
+    MLGATE_OIDC_AUDIENCE  unset: no machine tokens; set: provider-issued JWT access tokens with
+                          this audience are accepted as bearers on the API (mlgate/sso)
+    MLGATE_OIDC_LEEWAY    60                seconds of clock skew allowed on exp, nbf and iat
+    MLGATE_PASSWORD_LOGIN true              false: the dashboard offers single sign-on only
+                          (the `mlgate users` CLI on the machine stays the way back in)
 
 docs/reference/settings.md explains each one (tests/docs/test_reference.py keeps it complete).
 
@@ -119,6 +131,17 @@ class Settings:
     signing_key: Path | None = None  # None: $MLGATE_HOME/signing.key, made on first use
     trusted_keys: tuple[Path, ...] = ()  # public keys trusted besides the signing key's own
     require_signatures: bool = False  # unsigned versions refused at load and import
+    oidc_issuer: str | None = None  # single sign-on (mlgate/sso); None: none
+    oidc_client_id: str | None = None
+    oidc_client_secret: Secret | None = None
+    oidc_scopes: str = "openid profile email groups"
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    oidc_admin_groups: tuple[str, ...] = ()
+    oidc_provider_name: str = ""  # "" : the issuer's host
+    oidc_audience: str | None = None  # machine tokens' audience; None: none accepted
+    oidc_leeway: int = 60  # seconds of clock skew on exp, nbf, iat
+    password_login: bool = True  # false: the dashboard's users sign in through the provider
 
     @property
     def secret_key_file(self) -> Path:
@@ -205,7 +228,22 @@ class Settings:
                 if p.strip()
             ),
             require_signatures=_flag("require_signatures", get("require_signatures", "false")),
+            oidc_issuer=(get("oidc_issuer", None) or "").rstrip("/") or None,
+            oidc_client_id=get("oidc_client_id", None),
+            oidc_client_secret=Secret(cs) if (cs := get("oidc_client_secret", None)) else None,
+            oidc_scopes=get("oidc_scopes", "openid profile email groups") or "",
+            oidc_username_claim=get("oidc_username_claim", "preferred_username") or "",
+            oidc_groups_claim=get("oidc_groups_claim", "groups") or "",
+            oidc_admin_groups=_listed(get("oidc_admin_groups", "")),
+            oidc_provider_name=get("oidc_provider_name", "") or "",
+            oidc_audience=get("oidc_audience", None),
+            oidc_leeway=_whole("oidc_leeway", get("oidc_leeway", "60")),
+            password_login=_flag("password_login", get("password_login", "true")),
         )
+
+
+def _listed(raw: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in (raw or "").split(",") if p.strip())
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:

@@ -186,3 +186,21 @@ def test_the_audit_log_is_queried_newest_first(uow_factory: UowFactory) -> None:
         assert [e.action for e in uow.audit.query(window)] == ["keys.revoke"]
         assert [e.actor for e in uow.audit.query(AuditQuery(result="denied"))] == ["consumer:acme"]
         assert len(uow.audit.query(AuditQuery(target="mlg_1"))) == 2
+
+
+def test_a_signed_on_user_keeps_its_subject_and_groups_and_a_grant_may_name_a_group(
+    uow_factory: UowFactory,
+) -> None:
+    user = User("alice", False, T0, sso_subject="s-alice", groups=("data-science", "ml"))
+    with uow_factory() as uow:
+        uow.users.add(user)
+        made = uow.grants.add(Grant(0, "group", "data-science", Target("churn"), "viewer", T0, "x"))
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.users.get("alice") == user
+        uow.users.save(replace(user, groups=()))
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.users.get("alice") == replace(user, groups=())
+        assert uow.grants.of_subject("group", "data-science") == [made]
+        assert uow.grants.of_subject("user", "data-science") == []

@@ -14,7 +14,15 @@ from datetime import datetime, timedelta
 
 from mlgate.access import keys, passwords
 from mlgate.access.audit import audited
-from mlgate.access.model import SCOPES, Consumer, OwnerKind, Principal, Session, User
+from mlgate.access.model import (
+    SCOPES,
+    Consumer,
+    Grant,
+    OwnerKind,
+    Principal,
+    Session,
+    User,
+)
 from mlgate.errors import (
     Conflict,
     FieldError,
@@ -131,17 +139,32 @@ def login(
         if account.password_hash and passwords.needs_rehash(account.password_hash):
             account = replace(account, password_hash=passwords.hash_password(password))
         _save(uow, replace(account, failed_logins=0, last_failed_at=None, locked_until=None))
-        token = keys.new_token(keys.SESSION_PREFIX)
-        session = Session(
-            prefix=token.prefix,
-            digest=keys.digest(token, server_secret),
-            user=name,
-            created_at=now,
-            expires_at=now + ttl,
-            kind=kind,
-        )
-        uow.sessions.add(session)
+        session, token = open_session(uow, server_secret, name, now=now, ttl=ttl, kind=kind)
         uow.commit()
+    return session, token
+
+
+def open_session(
+    uow: UnitOfWork,
+    server_secret: bytes,
+    name: str,
+    *,
+    now: datetime,
+    ttl: timedelta = SESSION_TTL,
+    kind: OwnerKind = "user",
+) -> tuple[Session, str]:
+    """A new login session for `name` inside `uow`'s transaction (the caller commits), and its
+    bearer token: after a password (login) or a single sign-on (sso/service.py)."""
+    token = keys.new_token(keys.SESSION_PREFIX)
+    session = Session(
+        prefix=token.prefix,
+        digest=keys.digest(token, server_secret),
+        user=name,
+        created_at=now,
+        expires_at=now + ttl,
+        kind=kind,
+    )
+    uow.sessions.add(session)
     return session, str(token)
 
 
@@ -211,10 +234,20 @@ def session_principal(
             name=account.name,
             is_admin=isinstance(account, User) and account.is_admin,
             scopes=frozenset(SCOPES if session.kind == "user" else CONSUMER_SESSION_SCOPES),
-            grants=tuple(uow.grants.of_subject(session.kind, account.name)),
+            grants=_grants_of(uow, session.kind, account),
             session_prefix=session.prefix,
             expires_at=session.expires_at,
+            groups=frozenset(account.groups) if isinstance(account, User) else frozenset(),
         )
+
+
+def _grants_of(uow: UnitOfWork, kind: OwnerKind, account: Account) -> tuple[Grant, ...]:
+    """The account's own grants, and a user's groups' (from their last sign-on)."""
+    found = list(uow.grants.of_subject(kind, account.name))
+    if isinstance(account, User):
+        for group in account.groups:
+            found.extend(uow.grants.of_subject("group", group))
+    return tuple(found)
 
 
 @audited("access.create_consumer", "name")

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from mlgate.access import policy
 from mlgate.access.audit import audited
-from mlgate.access.model import ROLES, Grant, OwnerKind, Principal, Role, Target
+from mlgate.access.model import ROLES, Grant, Principal, Role, SubjectKind, Target
 from mlgate.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
@@ -17,7 +17,7 @@ def add_grant(
     uow: UnitOfWork,
     *,
     by: Principal | None,
-    subject_kind: OwnerKind,
+    subject_kind: SubjectKind,
     subject: str,
     target: str,
     role: str,
@@ -25,7 +25,8 @@ def add_grant(
     actor: str,
 ) -> Grant:
     """Give `subject` a role on a model (or one alias or version of it). Admins and the model's
-    owners may; a consumer can only be a `consumer`."""
+    owners may; a consumer can only be a `consumer`. A group is the identity provider's: its
+    grant reaches every user whose last sign-on carried it (it need not exist here yet)."""
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     if subject_kind == "consumer" and role != "consumer":
@@ -35,7 +36,13 @@ def add_grant(
     if by is not None:
         policy.authorize(by, "grant", Target(parsed.model))
     with uow:
-        found = uow.users.get(subject) if subject_kind == "user" else uow.consumers.get(subject)
+        found: object = (
+            uow.users.get(subject)
+            if subject_kind == "user"
+            else uow.consumers.get(subject)
+            if subject_kind == "consumer"
+            else _group(subject)
+        )
         if found is None:
             raise NotFound(f"no {subject_kind} named {subject!r}")
         if uow.models.get(parsed.model) is None:
@@ -63,7 +70,7 @@ def list_grants(
     *,
     by: Principal | None,
     model: str | None = None,
-    subject_kind: OwnerKind | None = None,
+    subject_kind: SubjectKind | None = None,
     subject: str | None = None,
 ) -> list[Grant]:
     """Admins see every grant; owners see those on their models; everyone sees their own."""
@@ -120,6 +127,13 @@ def grant_owner_of_new_model(
             created_by=principal.actor,
         )
     )
+
+
+def _group(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise InvalidInput("a group's name is 1 to 128 characters, as the provider sends it")
+    return name
 
 
 def _may_manage(by: Principal, grant: Grant) -> bool:

@@ -10,6 +10,7 @@ SCOPES = ("predict", "generate", "read", "train", "admin")
 ROLES = ("owner", "maintainer", "viewer", "consumer")
 
 OwnerKind = Literal["user", "consumer"]
+SubjectKind = Literal["user", "consumer", "group"]  # who a grant names; a group: the provider's
 Role = Literal["owner", "maintainer", "viewer", "consumer"]
 KeyState = Literal["active", "rotating", "revoked", "expired"]
 
@@ -27,6 +28,10 @@ class User:
     failed_logins: int = 0
     last_failed_at: datetime | None = None
     locked_until: datetime | None = None
+    # Single sign-on (mlgate/sso): the provider's `sub` for a user it created, and the groups
+    # its last sign-in carried (group grants reach the user through them).
+    sso_subject: str | None = None
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ class Grant:
     """`subject` may act as `role` on `target` (a whole model, one alias or one version)."""
 
     id: int
-    subject_kind: OwnerKind
+    subject_kind: SubjectKind
     subject: str
     target: Target
     role: Role
@@ -187,6 +192,7 @@ class Principal:
     # When the credential stops working by itself (a key's expiry, an old secret's overlap):
     # a cached principal is not used past it.
     expires_at: datetime | None = None
+    groups: frozenset[str] = frozenset()  # a signed-on user's groups: their grants apply too
 
     @property
     def actor(self) -> str:

@@ -175,4 +175,5 @@ def _own(principal: Principal) -> tuple[Grant, ...]:
         g
         for g in principal.grants
         if (g.subject_kind, g.subject) == (principal.kind, principal.name)
+        or (g.subject_kind == "group" and g.subject in principal.groups)
     )

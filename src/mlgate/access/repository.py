@@ -13,6 +13,7 @@ from mlgate.access.model import (
     Grant,
     OwnerKind,
     Session,
+    SubjectKind,
     User,
 )
 
@@ -64,7 +65,7 @@ class GrantRepository(Protocol):
 
     def get(self, grant_id: int) -> Grant | None: ...
 
-    def of_subject(self, kind: OwnerKind, name: str) -> list[Grant]: ...
+    def of_subject(self, kind: SubjectKind, name: str) -> list[Grant]: ...
 
     def of_model(self, model: str) -> list[Grant]: ...
 

@@ -22,6 +22,7 @@ from mlgate.access.model import (
     OwnerKind,
     Principal,
     Session,
+    SubjectKind,
     User,
 )
 from mlgate.uow import UnitOfWork
@@ -34,6 +35,8 @@ class Access:
     uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
     server_secret: bytes = field(repr=False)
+    # Single sign-on's machine tokens (sso/service.py): a bearer that is a JWT, not our key
+    machine: Callable[[str], Principal] | None = None
 
     # -- users and logins -----------------------------------------------------------------
 
@@ -139,6 +142,14 @@ class Access:
                                   now=self.clock())  # fmt: skip
 
     def authenticate(self, authorization: str | None) -> Principal:
+        if self.machine is not None and authorization is not None:
+            scheme, raw = authorization.strip()[:7], authorization.strip()[7:].strip()
+            if (
+                scheme.lower() == "bearer "
+                and raw.count(".") == 2
+                and not raw.startswith(("mlg_", "mls_"))
+            ):
+                return self.machine(raw)
         return service.authenticate(self.uow(), self.server_secret, authorization,
                                     now=self.clock())  # fmt: skip
 
@@ -148,7 +159,7 @@ class Access:
         self,
         *,
         by: Principal | None,
-        subject_kind: OwnerKind,
+        subject_kind: SubjectKind,
         subject: str,
         target: str,
         role: str,
@@ -164,7 +175,7 @@ class Access:
         *,
         by: Principal | None,
         model: str | None = None,
-        subject_kind: OwnerKind | None = None,
+        subject_kind: SubjectKind | None = None,
         subject: str | None = None,
     ) -> list[Grant]:
         return grants.list_grants(self.uow(), by=by, model=model, subject_kind=subject_kind,

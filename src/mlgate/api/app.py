@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from mlgate.plans.flusher import reconcile
 from mlgate.settings import Settings
 from mlgate.tracing import setup as tracing
 from mlgate.web import routes as web_routes
+from mlgate.web.sso import SsoState
 
 # The prediction routes of every protocol: they go past FastAPI's layers (api/fastlane.py).
 LANE = frozenset({
@@ -107,6 +109,11 @@ def create_app(services: Services) -> FastAPI:
     if len(lane) != len(LANE):  # a route renamed: say so rather than slow down unnoticed
         raise RuntimeError(f"the predict lane found {sorted(r.path for r in lane)} of {LANE}")
     app.lane = PredictLane(app, lane)
+    if services.settings.oidc_issuer:  # the sign-in flow's state, on /ui/sso/ only
+        app.add_middleware(
+            SsoState, secret_key=hashlib.sha256(b"sso-state:" + services.server_secret).hexdigest(),
+            https_only=services.settings.secure_cookies is True,
+        )  # fmt: skip
     app.add_middleware(AuditLog)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog)

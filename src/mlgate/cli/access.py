@@ -15,7 +15,15 @@ import typer
 from rich.table import Table
 
 from mlgate.access import audit
-from mlgate.access.model import AuditEvent, AuditQuery, Consumer, Grant, OwnerKind, User
+from mlgate.access.model import (
+    AuditEvent,
+    AuditQuery,
+    Consumer,
+    Grant,
+    OwnerKind,
+    SubjectKind,
+    User,
+)
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.remote import Remote, remote_of
@@ -220,9 +228,13 @@ def add_grant(
     role: Annotated[str, typer.Argument(help="owner, maintainer, viewer or consumer.")],
     user: Annotated[str | None, typer.Option(help="Grant to this user.")] = None,
     consumer: Annotated[str | None, typer.Option(help="Grant to this consumer.")] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Grant to the members of this single sign-on group.")
+    ] = None,
 ) -> None:
-    """Give a user or consumer a role on a model, one alias or one version."""
-    kind, subject = _subject(user, consumer)
+    """Give a user, consumer or single sign-on group a role on a model, one alias or one
+    version."""
+    kind, subject = _grantee(user, consumer, group)
     remote = remote_of(ctx)
     body = {"subject_kind": kind, "subject": subject, "target": target, "role": role}
     if remote:
@@ -411,6 +423,14 @@ def _subject(user: str | None, consumer: str | None) -> tuple[OwnerKind, str]:
     if (user is None) == (consumer is None):
         raise InvalidInput("say who: --user NAME or --consumer NAME")
     return ("user", user) if user is not None else ("consumer", consumer or "")
+
+
+def _grantee(user: str | None, consumer: str | None, group: str | None) -> tuple[SubjectKind, str]:
+    if group is None:
+        return _subject(user, consumer)
+    if user is not None or consumer is not None:
+        raise InvalidInput("say who: one of --user NAME, --consumer NAME or --group NAME")
+    return "group", group
 
 
 def _set_disabled(ctx: typer.Context, what: str, name: str, disabled: bool) -> None:

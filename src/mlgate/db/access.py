@@ -3,6 +3,7 @@ sessions, audit), all on one open connection."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from mlgate.access.model import (
     Grant,
     OwnerKind,
     Session,
+    SubjectKind,
     Target,
     User,
 )
@@ -142,6 +144,8 @@ class SqlUserRepository:
             "failed_logins": user.failed_logins,
             "last_failed_at": user.last_failed_at,
             "locked_until": user.locked_until,
+            "sso_subject": user.sso_subject,
+            "groups": json.dumps(list(user.groups)) if user.groups else None,
         }
 
     @staticmethod
@@ -155,6 +159,8 @@ class SqlUserRepository:
             failed_logins=row.failed_logins,
             last_failed_at=_utc(row.last_failed_at),
             locked_until=_utc(row.locked_until),
+            sso_subject=row.sso_subject,
+            groups=tuple(json.loads(row.groups)) if row.groups else (),
         )
 
 
@@ -238,7 +244,7 @@ class SqlGrantRepository:
         row = self._conn.execute(grants.select().where(grants.c.id == grant_id)).first()
         return None if row is None else self._load(row)
 
-    def of_subject(self, kind: OwnerKind, name: str) -> list[Grant]:
+    def of_subject(self, kind: SubjectKind, name: str) -> list[Grant]:
         return self._where((grants.c.subject_kind == kind) & (grants.c.subject == name))
 
     def of_model(self, model: str) -> list[Grant]:

@@ -136,6 +136,9 @@ users = sa.Table(
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+    # issue 36: single sign-on; the provider's subject, and the groups of the last sign-in (JSON)
+    sa.Column("sso_subject", sa.String(255), nullable=True, unique=True),
+    sa.Column("groups", sa.Text, nullable=True),
 )
 
 consumers = sa.Table(

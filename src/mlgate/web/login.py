@@ -10,14 +10,15 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from mlgate import errors
 from mlgate.access.model import OwnerKind
 from mlgate.api.authorize import access, authorize
 from mlgate.api.problems import error_headers
+from mlgate.bootstrap import Services
 from mlgate.outcomes import outcome_of, status_of
-from mlgate.web import pages
+from mlgate.web import pages, sso
 from mlgate.web.pages import Area
 
 router = APIRouter(tags=["web"], include_in_schema=False)
@@ -30,6 +31,8 @@ def _form(request: Request, area: Area, *, next_: str, status: int = 200, error:
     response = pages.render(
         request, "login.html", status=status, login_area=area, login_csrf=token,
         next=pages.local_path(next_, HOME[area]), error=error, name=name,
+        sso_name=sso.provider_name(request) if area == "ui" else None,
+        password_login=area == "portal" or pages.services_of(request).settings.password_login,
     )  # fmt: skip
     response.set_cookie(
         pages.LOGIN_CSRF_COOKIE, token, max_age=3600, path="/", secure=pages.secure(request),
@@ -51,6 +54,12 @@ def _login(request: Request, area: Area, name: str, password: str, csrf: str, ne
                 "the login form is stale or came from another site; submit it again",
                 code="csrf",
             )
+        if area == "ui" and not services.settings.password_login:
+            raise errors.PermissionDenied(
+                "password login is off here (MLGATE_PASSWORD_LOGIN=false): sign in with the "
+                "identity provider; `mlgate users` on the server's machine is the way back in",
+                code="forbidden",
+            )
         if not name or not password:
             raise errors.InvalidInput("give your name and password")
         session, token = services.access.login(name, password, kind=kind)
@@ -70,14 +79,28 @@ def _login(request: Request, area: Area, name: str, password: str, csrf: str, ne
 
 def _logout(request: Request, area: Area, csrf: str) -> Response:
     services = pages.services_of(request)
+    signed_on = False
     try:
         pages.member(request, area, csrf=csrf)
-        services.access.logout(authorize(services, request, action="authenticated"))
+        principal = authorize(services, request, action="authenticated")
+        services.access.logout(principal)
+        signed_on = area == "ui" and _signed_on(services, principal.name)
     except errors.Unauthenticated:
         pass  # logged out already: the cookie goes all the same
     response = pages.see_other(f"/{area}/login", "logged_out")
+    if signed_on and services.sso is not None:  # RP-initiated logout: at the provider too
+        back = str(request.url_for(f"{area}_login_form"))
+        there = services.sso.end_session_url(back)
+        if there is not None:
+            response = RedirectResponse(there, status_code=303)
     pages.clear_session(response, request)
     return response
+
+
+def _signed_on(services: Services, name: str) -> bool:
+    with services.uow() as uow:
+        user = uow.users.get(name)
+    return user is not None and user.sso_subject is not None
 
 
 def _mount(area: Area) -> None:

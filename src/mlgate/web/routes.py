@@ -14,6 +14,7 @@ from mlgate.web import (
     reports,
     rollouts,
     sources,
+    sso,
     static,
     training,
     usage,
@@ -22,6 +23,7 @@ from mlgate.web import (
 routers: list[APIRouter] = [
     static.router,
     login.router,
+    sso.router,
     models.router,
     reports.router,
     cards.router,

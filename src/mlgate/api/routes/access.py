@@ -25,6 +25,7 @@ router = APIRouter(
 )
 T = TypeVar("T")
 Kind = Literal["user", "consumer"]
+SubjectKindIn = Literal["user", "consumer", "group"]  # a group: the identity provider's
 _NAME = Field(min_length=1, max_length=128)
 
 
@@ -175,7 +176,7 @@ class KeyFindingOut(BaseModel):
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    subject_kind: Kind
+    subject_kind: SubjectKindIn
     subject: str = _NAME
     target: str = Field(
         min_length=1, max_length=200, description="`model`, `model@alias` or `model@version`"
@@ -185,7 +186,7 @@ class GrantIn(BaseModel):
 
 class GrantOut(BaseModel):
     id: int
-    subject_kind: Kind
+    subject_kind: SubjectKindIn
     subject: str
     target: str
     role: str

@@ -2,7 +2,7 @@
 metrics per slice of the holdout. Versions without a row have an empty card.
 
 Revision ID: 0022
-Revises: 0020 (the integrator re-chains it after 0021 where both are merged)
+Revises: 0021
 Create Date: 2026-12-08
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
