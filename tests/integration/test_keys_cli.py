@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from typer.testing import CliRunner
 
 from mlgate.access import accounts, keys
 from mlgate.bootstrap import Services
+from mlgate.cli import context as cli_context
 from mlgate.cli.main import app
 from tests.conftest import make_services
 from tests.e2e.helpers import TOKEN
@@ -20,7 +22,10 @@ runner = CliRunner(env={"COLUMNS": "250"})
 
 
 def run(services: Services, *args: str, stdin: str | None = None) -> tuple[int, str]:
-    result = runner.invoke(app, list(args), obj=services, input=stdin)
+    # The CLI's console reads COLUMNS once, when it is made (maybe by an earlier test): wide
+    # enough here that no table cell is cut.
+    with mock.patch.object(cli_context.console, "_width", 250):
+        result = runner.invoke(app, list(args), obj=services, input=stdin)
     return result.exit_code, result.output
 
 
