@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from mlgate.access import keys
 from mlgate.registry.service import resolve_version
 from mlgate.schema import rows_to_frame
 from mlgate.sources import demo
@@ -172,10 +173,12 @@ def test_unknown_models_and_versions_get_404(client: httpx.Client) -> None:
 
 
 def test_without_a_valid_key_every_model_route_is_401(base: str, token: str) -> None:
-    wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    typo = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    wrong = str(keys.with_new_secret(token[:16]))  # well formed, the key's id, not its secret
     for headers, code in [
         ({}, "missing_credentials"),
         ({"Authorization": "Bearer nonsense"}, "malformed_credentials"),
+        ({"Authorization": f"Bearer {typo}"}, "bad_checksum"),
         ({"Authorization": f"Bearer {wrong}"}, "invalid_credentials"),
         ({"Authorization": token}, "missing_credentials"),  # no "Bearer": not a credential
     ]:

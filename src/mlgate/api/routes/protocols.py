@@ -70,6 +70,7 @@ _ERRORS = {
         (401, "No valid credentials"),
         (403, "Not allowed"),
         (404, "No such model or version"),
+        (409, "The model cannot serve in its state (archived, or its version refused)"),
         (413, "Too large"),
         (415, "Not JSON or CSV"),
         (422, "Rows that do not fit"),
