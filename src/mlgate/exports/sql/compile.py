@@ -221,14 +221,11 @@ def part(k: int) -> exp.Column:
 def number(value: float) -> exp.Expr:
     """`value` to the last bit, read as a double everywhere (`1.5e0`, not `1.5`: PostgreSQL,
     MySQL and DuckDB read a plain decimal as an exact numeric)."""
-    value = float(value)
-    if not math.isfinite(value):
-        raise Conflict(f"the model holds {value}, which SQL cannot write as a number")
-    text = repr(abs(value))
-    if "e" not in text:
-        text += "e0"
-    literal = exp.Literal(this=text, is_string=False)  # Literal.number parses: 100x slower
-    return exp.Neg(this=literal) if math.copysign(1.0, value) < 0 and value != 0 else literal
+    text = number_text(value)
+    negative = text.startswith("-")
+    # Literal.number parses: 100x slower
+    literal = exp.Literal(this=text[1:] if negative else text, is_string=False)
+    return exp.Neg(this=literal) if negative else literal
 
 
 def label(value: Any) -> exp.Expr:
