@@ -249,3 +249,25 @@ def test_the_admin_route_says_who_signed_what(home: Home) -> None:
         assert shown.json()["key_id"] == s.signing.key.key_id
         assert shown.json()["signed_by"] == "cli:ops"
         assert client.get("/v1/models/churn/versions/1/signature").status_code == 401
+
+
+def test_exports_load_a_version_through_the_same_signature_check_as_serving(
+    home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ONNX and SQL exports build the version's model: a signature this server does not trust
+    refuses them as it refuses serving, before anything is built or converted."""
+    from mlgate.exports import convert
+    from mlgate.exports.sql import service as sql_service
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("converted before the signature was checked")
+
+    monkeypatch.setattr(convert, "convert", built)
+    monkeypatch.setattr(sql_service, "compile_template", built)
+    signer = key_file(tmp_path, "elsewhere.key")
+    home.services(MLGATE_SIGNING_KEY=str(signer)).signing.sign("churn", 1, actor="t")
+    here = home.services()  # its own key; the signer's is not trusted
+    with pytest.raises(SignatureError, match="does not trust"):
+        here.registry.export_onnx("churn", 1)
+    with pytest.raises(SignatureError, match="does not trust"):
+        here.registry.export_sql("churn", 1, dialect="sqlite")

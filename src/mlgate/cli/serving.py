@@ -337,8 +337,9 @@ def predict(
 
         with connect(address) as client:
             scoring = score_on_cluster(
-                s.uow(), s.artifacts, client, config, model_ref=model, table=table
-            )
+                s.uow(), s.artifacts, client, config, model_ref=model, table=table,
+                verify=s.predictors.verify,
+            )  # fmt: skip
             _write_scored(scoring, s.open_source(config), output, into_table, source)
         return
     opened = s.open_source(config)

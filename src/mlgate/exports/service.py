@@ -66,8 +66,10 @@ def _export_onnx(
     alias: str | None,
 ) -> OnnxExport:
     version = resolve_version(uow, model_name, number, alias)
-    stored = artifacts.get(version.artifact.key)
+    # Loaded as serving loads it: the signature and sha256 checked before anything is built.
+    predictor = predictors.get(version)
     if version.algorithm == "imported-onnx":
+        stored = artifacts.get(version.artifact.key)  # the bytes handed out: checked again
         formats.load(stored, expected_sha256=version.artifact.sha256, ref=version.ref,
                      fmt=version.artifact.format)  # fmt: skip
         _, raw = foreign.unpack(stored, version.ref)
@@ -75,11 +77,7 @@ def _export_onnx(
     from mlgate.exports.convert import convert
     from mlgate.training.compare import holdout_rows
 
-    pipeline = formats.load(
-        stored, expected_sha256=version.artifact.sha256, ref=version.ref,
-        fmt=version.artifact.format,
-    )  # fmt: skip
-    data = convert(version, pipeline)
+    data = convert(version, predictor.pipeline)
     try:
         rows = holdout_rows(uow, artifacts, version)
     except NotFound:
@@ -88,7 +86,7 @@ def _export_onnx(
         ) from None
     rows = rows.head(MAX_CHECK_ROWS)
     frame = conform(rows, version.columns)
-    served = predictors.get(version).score(frame)
+    served = predictor.score(frame)
     outputs = _run(data, frame, version)
     difference = _check(version, served.predictions, served.probabilities, outputs, len(frame))
     n_tied = (

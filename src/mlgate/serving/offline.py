@@ -86,10 +86,12 @@ def score_on_cluster(
     table: str,
     partitions: int | None = None,
     partition_by: str | None = None,
+    verify: Callable[[ModelVersion, bytes], None] | None = None,
 ) -> Scoring:
     """Score a SQL table on a Dask cluster: the workers read its partitions and score them with
-    the version's artifact (sent to each worker as bytes and loaded there with the same sha256
-    and trust-list checks as here); the scored partitions come back one after another, so the
+    the version's artifact (its signature checked here by `verify`, PredictorCache.verify, as
+    serving checks it; sent to each worker as bytes and loaded there with the same sha256 and
+    trust-list checks as here); the scored partitions come back one after another, so the
     caller writes them out with one partition in memory (two while the next is fetched)."""
     from dask.delayed import delayed
 
@@ -108,7 +110,10 @@ def score_on_cluster(
     finally:
         source.close()
     frame = parts.to_dask(config, plan, raw=True)
-    blob = client.scatter(artifacts.get(version.artifact.key), broadcast=True)
+    data = artifacts.get(version.artifact.key)
+    if verify is not None:
+        verify(version, data)
+    blob = client.scatter(data, broadcast=True)
 
     def score_part(rows: pd.DataFrame, data: bytes) -> pd.DataFrame:
         return next(_scored(iter([rows]), version, worker_predictor(version, data).score))

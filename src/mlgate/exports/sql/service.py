@@ -32,7 +32,6 @@ from mlgate.exports.sql.model import (
     Scratch,
     SqlExport,
 )
-from mlgate.registry import formats
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
@@ -68,20 +67,18 @@ def export_sql(
     reason = refusal(version)
     if reason is not None:
         raise Conflict(f"{version.ref} ({version.algorithm}) has no SQL export: {reason}")
-    stored = artifacts.get(version.artifact.key)
-    pipeline = formats.load(
-        stored, expected_sha256=version.artifact.sha256, ref=version.ref,
-        fmt=version.artifact.format,
-    )  # fmt: skip
+    # Loaded as serving loads it: the signature and sha256 checked before anything is built.
+    predictor = predictors.get(version)
+    pipeline = predictor.pipeline
     table = table or version.lineage.table or "rows"
     template = compile_template(version, pipeline, checked)
     sql = template.render(table, key)
     url = _check_url(uow, version, checked, check_source)
     frame = _holdout(uow, artifacts, version)
-    served = predictors.get(version).score(frame)
+    served = predictor.score(frame)
     from mlgate.exports.sql.trees import float64_reference
 
-    matrix = predictors.get(version).features(frame)
+    matrix = predictor.features(frame)
     reference = float64_reference(version, pipeline[-1], matrix)
     scratch = open_scratch(checked, url)
     conformance = verify(version, template, frame, served, scratch, reference)
