@@ -15,6 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# Authlib's deprecation module puts an "always" filter for its warnings in front of every other
+# when it is first imported: imported during a test's collection, that filter outranks pyproject's
+# filterwarnings for the rest of it. Imported here, before pytest's filters are set per test, the
+# configured filters come first again.
+import authlib.deprecate  # noqa: F401
 import pytest
 import sqlalchemy as sa
 
