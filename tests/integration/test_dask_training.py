@@ -23,7 +23,7 @@ from mlgate.training.service import TrainSpec, read_snapshot, train_model
 from tests.conftest import add_source_to
 
 distributed = pytest.importorskip("distributed")
-ROWS = 300_000
+ROWS = 150_000
 WORKER_MEMORY = 2**30  # a worker imports ~250 MiB of libraries, and ~200 MiB more to score
 WIDE_ROWS = 100_000  # 48 features: ~38 MiB as one DataFrame
 WIDE_FEATURES = 48
@@ -109,8 +109,8 @@ def test_logistic_regression_on_the_cluster_reaches_the_single_machine_optimum(
     assert any("12 partitions" in line for line in lines)
     assert any(line.startswith("Newton step") for line in lines)
     # Stated tolerance: the holdouts differ (a hash of the key vs a random split), both of
-    # ~60,000 rows, so the metrics agree to about twice their sampling error.
-    for metric, tolerance in (("roc_auc", 0.0085), ("accuracy", 0.011), ("log_loss", 0.0085)):
+    # ~30,000 rows, so the metrics agree to about twice their sampling error.
+    for metric, tolerance in (("roc_auc", 0.012), ("accuracy", 0.0155), ("log_loss", 0.012)):
         assert abs(version.metrics[metric] - alone.version.metrics[metric]) < tolerance, metric
     # The same optimum: the coefficients of the two fits agree closely.
     coefficients = []
