@@ -268,7 +268,9 @@ def _expiry(value: str, now: datetime) -> datetime:
         try:
             return now + _length(match)
         except OverflowError:
-            raise InvalidInput(f"--expires {value!r} lies past the year 9999; give a lifetime such as 365d") from None
+            raise InvalidInput(
+                f"--expires {value!r} lies past the year 9999; give a lifetime such as 365d"
+            ) from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
