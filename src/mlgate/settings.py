@@ -166,7 +166,7 @@ class Settings:
             return default if value in (None, "") else value
 
         secret = get("secret_key", None)
-        return cls(
+        return _single_sign_on(cls(
             home=home,
             database_url=get("database_url", f"sqlite:///{home / 'mlgate.db'}") or "",
             artifact_dir=Path(get("artifact_dir", str(home / "artifacts")) or "").expanduser(),
@@ -239,7 +239,41 @@ class Settings:
             oidc_audience=get("oidc_audience", None),
             oidc_leeway=_whole("oidc_leeway", get("oidc_leeway", "60")),
             password_login=_flag("password_login", get("password_login", "true")),
+        ))  # fmt: skip
+
+    def check_sign_in(self) -> None:
+        """ConfigError where the dashboard would offer no way to sign in (checked by `serve`:
+        the CLI on the machine stays the way back in whatever the settings say)."""
+        if not self.password_login and not (self.oidc_issuer and self.oidc_client_id):
+            raise ConfigError(
+                "MLGATE_PASSWORD_LOGIN=false leaves the dashboard without a way to sign in: set "
+                "MLGATE_OIDC_ISSUER and MLGATE_OIDC_CLIENT_ID (operating/sso.md), or unset it"
+            )
+
+
+MAX_OIDC_LEEWAY = 600  # seconds: more, and an expired token would pass for a long while
+
+
+def _single_sign_on(settings: Settings) -> Settings:
+    """ConfigError for single sign-on settings that would be ignored or fail only at sign-in."""
+    issuer, client = settings.oidc_issuer, settings.oidc_client_id
+    if issuer and not issuer.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"MLGATE_OIDC_ISSUER is the provider's issuer URL (https://...), not {issuer!r}"
         )
+    if bool(issuer) != bool(client):
+        missing = "MLGATE_OIDC_CLIENT_ID" if issuer else "MLGATE_OIDC_ISSUER"
+        raise ConfigError(
+            f"single sign-on needs both MLGATE_OIDC_ISSUER and MLGATE_OIDC_CLIENT_ID; set {missing}"
+        )
+    if settings.oidc_audience and not issuer:
+        raise ConfigError("MLGATE_OIDC_AUDIENCE needs MLGATE_OIDC_ISSUER and MLGATE_OIDC_CLIENT_ID")
+    if settings.oidc_leeway > MAX_OIDC_LEEWAY:
+        raise ConfigError(
+            f"MLGATE_OIDC_LEEWAY is at most {MAX_OIDC_LEEWAY} seconds of clock difference, "
+            f"not {settings.oidc_leeway}"
+        )
+    return settings
 
 
 def _listed(raw: str | None) -> tuple[str, ...]:

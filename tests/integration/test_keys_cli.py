@@ -92,3 +92,20 @@ def test_check_finds_keys_says_which_work_and_never_prints_a_secret(
     assert code == 0 and "well-formed" in out and "live" not in out
     code, out = run(services, "keys", "check", "nothing here")
     assert code == 0 and "No mlgate keys found" in out
+
+
+def test_a_missing_file_and_a_far_lifetime_are_refused_with_a_reason(
+    services: Services, tmp_path: Path
+) -> None:
+    # found trying keys as a new user would: a mistyped file name read as text passed the
+    # hook ("No mlgate keys found", exit 0); 99999999999999999999d was a traceback
+    code, out = run(services, "keys", "check", str(tmp_path / "leaked.evn"))
+    assert code == 1 and "is not a file" in out and "Traceback" not in out
+    code, out = run(services, "keys", "create", "--consumer", "acme", "--name", "app", "-q")
+    assert code == 0, out
+    for far in ("99999999999999999999d", "9999999d"):
+        code, out = run(services, "keys", "rotate", "app", "--overlap", far)
+        assert code == 1 and "0 to 30 days" in out, out
+        code, out = run(services, "keys", "create", "--consumer", "acme", "--name", "x",
+                        "--expires", far)  # fmt: skip
+        assert code == 1 and "past the year 9999" in out, out

@@ -209,3 +209,41 @@ def test_training_with_slices_keeps_them_with_the_card(s: Services, tmp_path: Pa
     (group,) = card["slices"]["columns"]
     assert group["column"] == "internet_service"
     assert sum(x["n_rows"] for x in group["slices"]) == card["evaluation"]["n_rows"] == 40
+
+
+def test_an_id_column_a_repeated_column_and_an_import_without_holdout_slice_sensibly(
+    s: Services,
+) -> None:
+    # found trying the cards as a new user would: an id column gave a slice per holdout row
+    # (unbounded work and card), a column named twice was computed twice, and an imported
+    # version without a holdout failed with KeyError (a traceback; a 500 at the API)
+
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from mlgate.cards.model import MAX_SLICES
+    from mlgate.cards.slices import slice_metrics
+    from mlgate.imports.files import identify
+    from mlgate.imports.service import ImportRequest, import_model
+    from mlgate.training.evaluate import Outputs
+
+    version = resolve_version(s.uow(), "churn", 1)
+    rows = holdout_rows(s.uow(), s.artifacts, version)
+    many = rows.sample(MAX_SLICES + 1, replace=True, random_state=0).reset_index(drop=True)
+    many["row_id"] = [f"R{i}" for i in range(len(many))]
+    truth = np.asarray(many[version.target].to_numpy(), dtype="int64")
+    outputs = Outputs(truth, np.column_stack([1.0 - truth, truth]).astype("float64"))
+    with pytest.raises(InvalidInput, match=f"row_id has {MAX_SLICES + 1} distinct values"):
+        slice_metrics(version, many, truth, outputs, ["row_id"])
+    record = s.cards.slice("churn", 1, ["contract", "contract"], actor="t")
+    assert [group.column for group in record.slices] == ["contract"]
+
+    frame = rows[["tenure_months", "monthly_charges"]].astype("float64")
+    fitted = LogisticRegression().fit(frame, rows[version.target].astype(int))
+    example = frame.head(5)
+    import_model(s.uow(), s.artifacts,
+                 ImportRequest("ext", identify("ext.skops", sio.dumps(fitted)),
+                               input_example=example, task="classification"),
+                 now=NOW)  # fmt: skip
+    with pytest.raises(InvalidInput, match="imported without a holdout"):
+        s.cards.slice("ext", 1, ["tenure_months"], actor="t")

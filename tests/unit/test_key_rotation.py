@@ -3,6 +3,7 @@ until the overlap ends (on a clock the test moves), through the use cases and th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -187,3 +188,23 @@ def test_over_http_a_key_rotates_shows_both_expiries_and_a_typo_is_named(
         assert refused.status_code == 401
         assert refused.json()["code"] == "bad_checksum"
         assert "checksum does not match" in refused.json()["detail"]
+        # found trying rotation as a new user would: the event of a rotation through the API
+        # (and the pages) lacked the overlap that the CLI's event had
+        ok = [e for e in services.access.audit_log(AuditQuery(action="access.rotate_key"))
+              if e.result == "ok"]  # fmt: skip
+        assert [(e.detail["overlap_s"], e.detail["old_secret_until"][:19]) for e in ok] == [
+            (3600, body["previous_until"][:19])
+        ]
+        page = client.get("/portal/")
+        csrf = page.cookies.get("mlgate_login_csrf") or ""
+        client.post("/portal/login", data={"name": "acme", "password": PASS, "csrf": csrf},
+                    headers={"Origin": "http://testserver"})  # fmt: skip
+        form = client.get("/portal")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token, form.text[:300]
+        rotated = client.post(f"/portal/keys/{old[:16]}/rotate",
+                              data={"csrf": token.group(1), "overlap_hours": "168"},
+                              headers={"Origin": "http://testserver"})  # fmt: skip
+        assert rotated.status_code == 200, rotated.text[:300]
+        [web] = services.access.audit_log(AuditQuery(action="portal.rotate_key"))
+        assert web.result == "ok" and web.detail["overlap_s"] == 168 * 3600

@@ -260,3 +260,33 @@ def test_the_login_page_offers_the_provider_and_password_login_can_be_off(
         assert "password login is off" in tried.text
         assert "mlgate_session" not in tried.cookies
     services.close()
+
+
+def test_single_sign_on_settings_that_could_not_work_are_refused_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    # found trying SSO as a new user would: an issuer without a client id (or the reverse) was
+    # silently ignored, "not-a-url" offered a button that could only fail, any leeway (years:
+    # expired tokens pass) was taken, and password login off without a provider served a
+    # login page with no way in
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app
+    from mlgate.errors import ConfigError
+
+    home = {"MLGATE_HOME": str(tmp_path / "home")}
+    for env, said in (
+        ({"MLGATE_OIDC_ISSUER": ISSUER}, "set MLGATE_OIDC_CLIENT_ID"),
+        ({"MLGATE_OIDC_CLIENT_ID": "mlgate"}, "set MLGATE_OIDC_ISSUER"),
+        ({"MLGATE_OIDC_ISSUER": "sso.example.com", "MLGATE_OIDC_CLIENT_ID": "m"}, "https://"),
+        ({"MLGATE_OIDC_ISSUER": ISSUER, "MLGATE_OIDC_CLIENT_ID": "m",
+          "MLGATE_OIDC_LEEWAY": "99999999999999999999"}, "at most 600 seconds"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=said):
+            Settings.from_env(home | env)
+    settings = Settings.from_env(home | {"MLGATE_PASSWORD_LOGIN": "false"})
+    services = bootstrap(settings, unit_of_work=in_memory_uow_factory(),
+                         artifacts=InMemoryArtifactStore(), clock=FixedClock())  # fmt: skip
+    served = CliRunner().invoke(app, ["serve", "--port", "1"], obj=services)
+    assert served.exit_code == 1 and "without a way to sign in" in served.output, served.output
+    services.close()

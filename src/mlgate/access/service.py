@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from mlgate.access import keys, policy
 from mlgate.access.audit import audited
@@ -116,14 +116,19 @@ def revoke_key(
         return uow.keys.get(key.prefix) or key
 
 
+def rotation_detail(key: ApiKey, overlap: timedelta) -> dict[str, Any]:
+    """What a rotation's audit event says: the key, the overlap, when the old secret stops."""
+    return {
+        "prefix": key.prefix,
+        "overlap_s": int(overlap.total_seconds()),
+        "old_secret_until": key.previous_until.isoformat() if key.previous_until else None,
+    }
+
+
 @audited(
     "access.rotate_key",
     "prefix_or_name",
-    detail=lambda a, out: {
-        "prefix": out[0].prefix,
-        "overlap_s": int(a["overlap"].total_seconds()),
-        "old_secret_until": out[0].previous_until.isoformat() if out[0].previous_until else None,
-    },
+    detail=lambda a, out: rotation_detail(out[0], a["overlap"]),
 )
 def rotate_key(
     uow: UnitOfWork,

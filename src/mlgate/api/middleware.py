@@ -101,6 +101,7 @@ def _record(scope: Scope, route: Any, status: int) -> None:
     principal = state.get("principal")
     detail: dict[str, Any] = {"method": scope["method"], "path": scope["path"][:300]}
     detail["status"] = status
+    detail.update(state.get("audit_detail") or {})  # what the route said of its change
     if isinstance(principal, Principal):
         actor = principal.actor
         detail["credential"] = principal.credential

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 SMALL_SLICE = 30  # rows: fewer, and a slice's numbers are flagged as too few to lean on
+MAX_SLICES = 100  # distinct values a slice column may have: more, and it is refused (an id)
 QUANTILE_BINS = 4  # a numeric slice column is cut into this many quantile bins (quartiles)
 EDITABLE = ("intended_use", "owner")
 

@@ -86,6 +86,13 @@ def set_slices(
         version = _version(uow, model_name, number)
     if version.task not in ("classification", "regression"):
         raise InvalidInput(f"{version.ref} is a {version.task} model: it has no holdout to slice")
+    imported = (version.report or {}).get("import")
+    if imported is not None and not imported.get("holdout"):
+        raise InvalidInput(
+            f"{version.ref} was imported without a holdout: it has no labelled rows to slice; "
+            "import it again with --holdout"
+        )
+    columns = list(dict.fromkeys(columns))  # each column once, in the order given
     rows = holdout_rows(uow, artifacts, version)
     scores = predictors.get(version).score(conform(rows, version.columns))
     truth_raw = rows[version.target].to_numpy()

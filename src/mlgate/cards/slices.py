@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mlgate.cards.model import QUANTILE_BINS, SMALL_SLICE, Slice, SliceSet
+from mlgate.cards.model import MAX_SLICES, QUANTILE_BINS, SMALL_SLICE, Slice, SliceSet
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.training.evaluate import Evaluation, Outputs, evaluate
@@ -44,10 +44,18 @@ def slice_metrics(
     """Each column's slices of `rows` (the holdout, `truth` its target as the model's codes,
     `outputs` what the model said of them), and the whole holdout's metrics."""
     check_columns(version, rows, columns)
+    labelled = {column: _slice_labels(rows[column]) for column in columns}
+    for column, (labels, _) in labelled.items():
+        if (n := labels.nunique(dropna=False)) > MAX_SLICES:  # an id: as many slices as rows
+            raise InvalidInput(
+                f"{column} has {n} distinct values in {version.ref}'s holdout; slice by a "
+                f"column with at most {MAX_SLICES} (a numeric one is cut into "
+                f"{QUANTILE_BINS} quantile bins)"
+            )
     whole = _evaluate(version, truth, outputs, truth)
     sets = []
     for column in columns:
-        labels, binned = _slice_labels(rows[column])
+        labels, binned = labelled[column]
         found = []
         for label in _ordered(labels):
             index = np.flatnonzero((labels == label).to_numpy())

@@ -193,6 +193,12 @@ def check(
         text = sys.stdin.read()
     elif len(source) < 4096 and Path(source).is_file():
         text = Path(source).read_text(errors="replace")
+    elif "mlg_" not in source and not any(c.isspace() for c in source):
+        # one word, no key: a mistyped file name, which must not pass a pre-commit hook
+        raise InvalidInput(
+            f"{source!r} is not a file and holds no mlgate key; give a file, - for standard "
+            "input, or the text itself"
+        )
     else:
         text = source
     remote = remote_of(ctx)
@@ -259,7 +265,12 @@ def _owner(
 def _expiry(value: str, now: datetime) -> datetime:
     match = _DURATION.match(value.strip())
     if match:
-        return now + timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
+        try:
+            return now + _length(match)
+        except OverflowError:
+            raise InvalidInput(
+                f"--expires {value!r} lies past the year 9999; give a lifetime such as 365d"
+            ) from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -276,6 +287,14 @@ def _overlap(value: str) -> timedelta:
     match = _DURATION.match(value)
     if match is None:
         raise InvalidInput(f"--overlap {value!r} is not a length of time like 30m, 24h or 7d")
+    try:
+        return _length(match)
+    except OverflowError:  # far past the 30 days allowed: say so, as for 31d
+        return timedelta.max
+
+
+def _length(match: re.Match[str]) -> timedelta:
+    """30m, 24h, 7d or 2w as a timedelta (OverflowError when no timedelta holds it)."""
     return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
 
 

@@ -42,6 +42,7 @@ def serve(
 ) -> None:
     """Serve every registered model over HTTP (docs at /docs)."""
     s = services(ctx)
+    s.settings.check_sign_in()
     if workers is None:
         workers = (os.cpu_count() or 1) if s.settings.redis_url else 1
     run_server(s, host, port, workers=workers)

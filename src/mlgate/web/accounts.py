@@ -275,9 +275,9 @@ def rotated_key(
     services = pages.services_of(request)
     if overlap_hours not in OVERLAP_HOURS:
         raise InvalidInput(f"choose an overlap of {', '.join(OVERLAP_HOURS)} hours")
-    key, token = services.access.rotate_key(
-        prefix, by=me, overlap=timedelta(hours=int(overlap_hours))
-    )
+    overlap = timedelta(hours=int(overlap_hours))
+    key, token = services.access.rotate_key(prefix, by=me, overlap=overlap)
+    request.state.audit_detail = access_service.rotation_detail(key, overlap)  # its audit event
     return render(request, "key_created.html", principal=me, key=key, token=token, back=back,
                   rotated=True, now=services.clock())  # fmt: skip
 

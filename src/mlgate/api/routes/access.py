@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from mlgate.access import audit
 from mlgate.access.model import ApiKey, AuditEvent, AuditQuery, Consumer, Grant, Principal, User
+from mlgate.access.service import rotation_detail
 from mlgate.api.authorize import AuthorizedRoute, access, authorize
 from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
@@ -460,6 +461,7 @@ async def rotate_key(request: Request, prefix: str, body: RotateIn) -> Response:
     def run(s: Services, p: Principal) -> NewKeyOut:
         overlap = timedelta(seconds=body.overlap_seconds)
         key, token = s.access.rotate_key(prefix, by=p, overlap=overlap)
+        request.state.audit_detail = rotation_detail(key, overlap)  # the AuditLog's event
         return NewKeyOut(**_key(key, s.clock()).model_dump(), token=token)
 
     return await call(request, run)
