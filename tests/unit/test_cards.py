@@ -122,6 +122,9 @@ def test_the_card_at_the_cli_edits_slices_and_renders(s: Services, tmp_path: Pat
     assert len(events) == 2 and {(e.target, e.result) for e in events} == {("churn@1", "ok")}
     refused = runner.invoke(app, ["models", "card", "churn@1", "--set", "colour=red"], obj=s)
     assert refused.exit_code == 1 and "editable fields are intended_use, owner" in refused.output
+    marked = runner.invoke(app, ["models", "card", "churn@1", "--set",
+                                 "owner=<img src=x onerror=alert(1)> & co"], obj=s)  # fmt: skip
+    assert "- owner: &lt;img src=x onerror=alert(1)&gt; &amp; co" in marked.output
 
 
 def test_the_ml_bom_validates_against_cyclonedx_and_names_what_the_version_needs(

@@ -116,7 +116,7 @@ def test_a_file_changed_on_disk_is_refused_at_load_and_shown_by_doctor(home: Hom
         s.predictors.get(version)
     doctor = CliRunner().invoke(app, ["doctor"], obj=s)
     assert doctor.exit_code == 1
-    assert "churn@v1: its signature is mismatch" in " ".join(doctor.output.split())
+    assert "churn@v1: its signature does not match the files" in " ".join(doctor.output.split())
 
 
 def test_a_changed_file_with_its_database_sha256_changed_to_match_is_still_refused(

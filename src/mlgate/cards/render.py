@@ -71,8 +71,9 @@ def _lines(d: dict[str, Any]) -> Iterator[str]:
     yield "## Intended use and owner"
     yield ""
     unstated = "(not stated: mlgate models card --set intended_use=...)"
-    yield f"- intended use: {d['intended_use'] or unstated}"
-    yield f"- owner: {d['owner'] or '(not stated)'}"
+    # What people typed is text: a Markdown viewer would render HTML in it as markup.
+    yield f"- intended use: {html.escape(d['intended_use'] or '', quote=False) or unstated}"
+    yield f"- owner: {html.escape(d['owner'] or '', quote=False) or '(not stated)'}"
     if d["edited_by"]:
         yield f"- edited by {d['edited_by']} at {d['edited_at']}"
     data = d["data"]

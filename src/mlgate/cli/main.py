@@ -157,6 +157,14 @@ def init(ctx: typer.Context) -> None:
     console.print(f"schema:    {schema} (head)")
 
 
+# How `doctor` says a signature's state (signing/model.py State) in a sentence.
+_SIGNATURE_SAYS = {
+    "untrusted": "is by a key this server does not trust",
+    "invalid": "does not verify",
+    "mismatch": "does not match the files",
+}
+
+
 @app.command("doctor")
 def doctor(
     ctx: typer.Context,
@@ -184,8 +192,8 @@ def doctor(
             ))  # fmt: skip
         elif not found.ok:
             problems.append((
-                f"{found.ref}: its signature is {found.state}: {'; '.join(found.problems)}; "
-                "it is refused at load",
+                f"{found.ref}: its signature {_SIGNATURE_SAYS.get(found.state, found.state)}: "
+                f"{'; '.join(found.problems)}; it is refused at load",
                 "restore its files from a backup (or trust its key: MLGATE_TRUSTED_KEYS), or "
                 "delete the version",
             ))  # fmt: skip
