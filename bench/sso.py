@@ -19,8 +19,6 @@ Never part of the tests.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
 import sys
 import tempfile
 import time
@@ -30,28 +28,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.keys import timed  # p50 and p99 over calls, the same measure as the key figures
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from mlgate.bootstrap import bootstrap
-from mlgate.errors import Unauthenticated
 from mlgate.settings import Settings
 from mlgate.sso import tokens
 from mlgate.sso.service import SingleSignOn
 
 ISSUER, AUDIENCE = "https://idp.example.com", "https://mlgate.example.com"
-
-
-def timed(calls: list[Callable[[], object]]) -> tuple[float, float]:
-    """p50 and p99 microseconds over `calls`, each called once."""
-    samples = []
-    for call in calls:
-        started = time.perf_counter()
-        with contextlib.suppress(Unauthenticated):
-            call()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return 1e6 * statistics.median(samples), 1e6 * samples[int(len(samples) * 0.99)]
 
 
 def main() -> None:
