@@ -401,9 +401,14 @@ class Services:
         if self._jobs is None:
             self._jobs = TrainingRunner(
                 self.uow, self.artifacts, self.open_source, self.clock,
-                sign=self.signing.sign_new,
+                sign=self.signing.sign_new, slice_card=self.slice_card,
             )  # fmt: skip
         return self._jobs
+
+    def slice_card(self, version: ModelVersion, columns: tuple[str, ...]) -> None:
+        """A new version's card sliced by `columns` (training's --slices), by who trained it."""
+        actor = version.lineage.trained_by or "mlgate"
+        self.cards.slice(version.model_name, version.number, columns, actor=actor)
 
     @property
     def batches(self) -> BatchRunner:
