@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.explainers.explain import Explainer
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
+    from mlgate.retention.service import Retention
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.rollouts.usecases import Rollouts
@@ -106,6 +107,7 @@ class Services:
     _notifier: Notifier | None = field(default=None, repr=False)
     _batches: BatchRunner | None = field(default=None, repr=False)
     _expirer: Periodic | None = field(default=None, repr=False)
+    _purger: Periodic | None = field(default=None, repr=False)
     _outbound: Outbound | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
@@ -271,6 +273,10 @@ class Services:
         if self._expirer is None:
             self._expirer = Periodic("mlgate-batch-expiry", self.batches.expire, 600, final=False)
             self._expirer.start()
+        every = self.settings.retention_interval
+        if every and self._purger is None:
+            self._purger = Periodic("mlgate-retention", self.retention.enforce, every, final=False)
+            self._purger.start()
         every = self.settings.usage_export_interval
         if every and self.settings.usage_export_url and self._exporter is None:
             self._exporter = Periodic(
@@ -296,16 +302,27 @@ class Services:
         return CloudEventsSink(url, token=secret, name="cloudevents", outbound=self.outbound)
 
     def stop_monitoring(self) -> None:
-        for loop in (self._checker, self._referee, self._scheduler, self._exporter, self._expirer):
+        loops = (self._checker, self._referee, self._scheduler, self._exporter, self._expirer,
+                 self._purger)  # fmt: skip
+        for loop in loops:
             if loop is not None:
                 loop.stop()
         self._checker = self._referee = self._scheduler = self._exporter = self._expirer = None
+        self._purger = None
         if self._recorder is not None:
             self._recorder.stop()
         if self._shadow is not None:
             self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Each model's log retention, enforced every MLGATE_RETENTION_INTERVAL seconds by the
+        server (retention/service.py)."""
+        from mlgate.retention.service import Retention
+
+        return Retention(self.uow, lambda: self.clock())
 
     @cached_property
     def serving(self) -> Serving:
