@@ -431,9 +431,13 @@ class Services:
         """Model cards, their slices and ML-BOMs (cards/usecases.py)."""
         from mlgate.cards.usecases import Cards
 
+        def verify(version: ModelVersion) -> dict[str, Any]:
+            return self.signing.verify(version.model_name, version.number).to_json()
+
         return Cards(
-            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors
-        )
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
+            verify=verify,
+        )  # fmt: skip
 
     def flush_tally(self) -> None:
         """Write this process's counts of rollout calls now (where it counts any)."""
