@@ -915,15 +915,20 @@ class InMemoryRetentionRepository:
     def purge(self, model: str, cutoff: datetime, *, days: int, at: datetime) -> Purged:
         db = self._db
         hour_cutoff = cutoff - timedelta(hours=1)
+        sent = [c.through for c in db.export_cursors.values()]
+
+        def billed(hour: datetime) -> bool:
+            return hour <= hour_cutoff and None not in sent and all(hour < t for t in sent if t)
+
         old = [e for e in db.prediction_log if e.model == model and e.at < cutoff]
         db.prediction_log = [e for e in db.prediction_log if e not in old]
         gone_ids = {e.request_id for e in old}
         labels = [k for k, (m, _) in db.feedback.items() if m == model and k[0] in gone_ids]
         for key in labels:
             del db.feedback[key]
-        usage = [u for u in db.usage if u[3] == model and u[0] <= hour_cutoff]
+        usage = [u for u in db.usage if u[3] == model and billed(u[0])]
         db.usage = [u for u in db.usage if u not in usage]
-        traces = [t for t in db.usage_traces if t.model == model and t.hour <= hour_cutoff]
+        traces = [t for t in db.usage_traces if t.model == model and billed(t.hour)]
         db.usage_traces = [t for t in db.usage_traces if t not in traces]
 
         def about(e: AuditEvent) -> bool:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from mlgate.access.model import AuditEvent, AuditQuery
 from mlgate.monitoring.model import Label, LoggedPrediction
-from mlgate.plans.model import Aggregates, UsageTrace
+from mlgate.plans.model import Aggregates, ExportCursor, UsageTrace
 from tests.contracts.conftest import UowFactory
 
 CUTOFF = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
@@ -70,3 +70,29 @@ def test_a_purge_removes_exactly_the_models_older_logs(uow_factory: UowFactory) 
         ("access.add_grant", "churn to user:ann as reader"),
         ("retention.purge", "churn"),
     ])  # fmt: skip
+
+
+def test_usage_hours_a_billing_sink_has_not_been_sent_stay(uow_factory: UowFactory) -> None:
+    usage: Aggregates = {
+        (hour, "consumer:acme", "mlg_1", "churn", "1", "200"): [1, 1, 0, 1]
+        for hour in ("2026-09-01T09", "2026-09-01T10", "2026-09-01T11")
+    }
+    with uow_factory() as uow:
+        uow.usage.add_batch("b1", usage, CUTOFF)
+        # stripe has sent every hour before 10:00; cloudevents is sent through the cutoff
+        uow.usage_exports.save_cursor(
+            ExportCursor("stripe", through=CUTOFF - timedelta(hours=2)), expected=None
+        )
+        uow.usage_exports.save_cursor(ExportCursor("cloudevents", through=CUTOFF), expected=None)
+        uow.commit()
+    with uow_factory() as uow:
+        purged = uow.retention.purge("churn", CUTOFF, days=100, at=CUTOFF + timedelta(days=100))
+        uow.commit()
+    assert purged.usage == 1  # 09:00 only: 10:00 and 11:00 have not reached stripe yet
+    with uow_factory() as uow:
+        uow.usage_exports.save_cursor(ExportCursor("new-sink"), expected=None)  # sent nothing
+        uow.commit()
+    with uow_factory() as uow:
+        again = uow.retention.purge("churn", CUTOFF, days=100, at=CUTOFF + timedelta(days=100))
+        uow.commit()
+    assert again.usage == 0

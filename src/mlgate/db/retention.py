@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from mlgate.db.plans import _from_hours
 from mlgate.db.repositories import _aware
 from mlgate.db.tables import (
     audit_events,
@@ -14,6 +15,7 @@ from mlgate.db.tables import (
     feedback,
     prediction_log,
     usage,
+    usage_exports,
     usage_traces,
 )
 from mlgate.retention.model import MODEL_AREAS, PURGE_ACTION, Purged
@@ -27,6 +29,16 @@ class SqlRetentionRepository:
         cutoff = _aware(cutoff)
         hour_cutoff = cutoff - timedelta(hours=1)  # an hour's row goes once all of it is older
         conn = self._conn
+        sent = [row[0] for row in conn.execute(sa.select(usage_exports.c.through_hour))]
+        # A billing sink's hours not yet sent stay, whatever the retention (bills come first).
+        until = None if None in sent else min((_from_hours(int(h)) for h in sent), default=None)
+        usage_hour = usage.c.hour <= hour_cutoff
+        traces_hour = usage_traces.c.hour <= hour_cutoff
+        if None in sent:
+            usage_hour = traces_hour = sa.false()
+        elif until is not None:
+            usage_hour = sa.and_(usage_hour, usage.c.hour < until)
+            traces_hour = sa.and_(traces_hour, usage_traces.c.hour < until)
         opened = conn.execute(
             audit_purges.insert().values(model=model, cutoff=cutoff, at=at, open=True)
         ).inserted_primary_key
@@ -53,11 +65,9 @@ class SqlRetentionRepository:
             feedback=gone(
                 feedback.delete().where(feedback.c.model == model, feedback.c.at < cutoff)
             ),
-            usage=gone(usage.delete().where(usage.c.model == model, usage.c.hour <= hour_cutoff)),
+            usage=gone(usage.delete().where(usage.c.model == model, usage_hour)),
             usage_traces=gone(
-                usage_traces.delete().where(
-                    usage_traces.c.model == model, usage_traces.c.hour <= hour_cutoff
-                )
+                usage_traces.delete().where(usage_traces.c.model == model, traces_hour)
             ),
             audit_events=gone(
                 audit_events.delete().where(

@@ -110,6 +110,7 @@ def policy(days: int | None) -> dict[str, Any]:
         "kept": [
             "the model's versions, reports, cards, signatures and files",
             "the alias history",
+            "usage hours a billing sink has not been sent yet",
             "audit events about access (grants, keys, users) and every retention purge's own "
             "record (action retention.purge)",
         ],

@@ -16,7 +16,9 @@ MariaDB has no such trigger (0008 made none there), so the same path simply dele
 Each model with `log_retention_days` set (its monitoring settings) is purged of what is older than
 that many days: its prediction log and feedback labels, its usage ledger rows (an hour's row once
 the whole hour is older), their trace ids, and the audit events about it (retention/model.py names
-which). The setting is never shorter than the billing period (retention/model.py, MIN_DAYS).
+which). The setting is never shorter than the billing period (retention/model.py, MIN_DAYS),
+and a usage hour a billing sink has not been sent yet stays whatever the setting (a sink that
+has sent nothing keeps them all; one that is no longer used should have its cursor removed).
 """
 
 from __future__ import annotations
