@@ -157,6 +157,8 @@ def test_retention_deletes_exactly_what_is_older_than_the_setting(any_services: 
     # A second pass finds nothing more, and records nothing.
     again = [p for p in s.retention.enforce() if p.model == "churn"]
     assert again[0].total == 0
+    with s.engine.connect() as conn:  # and leaves no purge row behind
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit_purges)).scalar() == 1
     assert len(s.access.audit_log(AuditQuery(action="retention.purge", since=NOW))) == 1
 
 

@@ -78,9 +78,11 @@ class SqlRetentionRepository:
                 )
             ),
         )
-        conn.execute(
-            audit_purges.update()
-            .where(audit_purges.c.id == purge_id)
-            .values(open=False, counts=purged.to_json())
-        )
+        mine = audit_purges.c.id == purge_id
+        if purged.total:  # closed, it stays as the record of what went
+            conn.execute(
+                audit_purges.update().where(mine).values(open=False, counts=purged.to_json())
+            )
+        else:  # a pass that found nothing leaves nothing behind
+            conn.execute(audit_purges.delete().where(mine))
         return purged

@@ -208,6 +208,7 @@ audit_purges = sa.Table(  # retention purges: the only way past the audit log's 
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("open", sa.Boolean, nullable=False),
     sa.Column("counts", sa.JSON, nullable=True),
+    sa.Index("ix_audit_purges_open", "open", "model"),  # the trigger looks for open ones
 )
 
 jobs = sa.Table(

@@ -7,8 +7,9 @@ trigger instead of dropping it: a row may go only while a purge is *open* for it
 target is the model, `model@…` or `model …`) and is not a purge's own record
 (`retention.purge`). The purge path here is the only writer of `audit_purges`; in one transaction
 it opens its row, deletes, appends a `retention.purge` event saying what went (counts, cutoff,
-retention) and closes the row, so another connection never sees it open, a failure rolls all of
-it back, and what stays is the closed row and the event: the deletion is itself on the record.
+retention) and closes the row (a pass that removed nothing deletes it instead), so another
+connection never sees it open, a failure rolls all of it back, and what stays is the closed row
+and the event: the deletion is itself on the record.
 (Anyone who may write the database could open a purge by hand, as they could drop the trigger:
 the trigger keeps mistakes and other programs out, and the record keeps the purge visible.)
 MariaDB has no such trigger (0008 made none there), so the same path simply deletes.

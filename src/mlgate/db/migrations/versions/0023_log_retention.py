@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("open", sa.Boolean, nullable=False),
         sa.Column("counts", sa.JSON, nullable=True),
     )
+    op.create_index("ix_audit_purges_open", "audit_purges", ["open", "model"])
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         op.execute("DROP TRIGGER audit_events_no_delete")
@@ -81,4 +82,5 @@ def downgrade() -> None:
             "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
             "ON audit_events FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"
         )
+    op.drop_index("ix_audit_purges_open", "audit_purges")
     op.drop_table("audit_purges")
