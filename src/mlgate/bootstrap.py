@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.explainers.explain import Explainer
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
+    from mlgate.retention.service import Retention
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.rollouts.usecases import Rollouts
@@ -245,6 +246,8 @@ class Services:
         loops.start("mlgate-schedules", lambda: self.rollouts.run_schedules(),
                     settings.schedule_interval)  # fmt: skip
         loops.start("mlgate-batch-expiry", lambda: self.batches.expire(), 600)
+        loops.start("mlgate-retention", lambda: self.retention.enforce(),
+                    settings.retention_interval)  # fmt: skip
         if settings.usage_export_url:
             loops.start("mlgate-usage-export", lambda: self.plans.export_usage(),
                         settings.usage_export_interval)  # fmt: skip
@@ -274,6 +277,14 @@ class Services:
             self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Each model's log retention, enforced every MLGATE_RETENTION_INTERVAL seconds by the
+        server (retention/service.py)."""
+        from mlgate.retention.service import Retention
+
+        return Retention(self.uow, lambda: self.clock())
 
     @cached_property
     def serving(self) -> Serving:
@@ -382,9 +393,13 @@ class Services:
         """Model cards, their slices and ML-BOMs (cards/usecases.py)."""
         from mlgate.cards.usecases import Cards
 
+        def verify(version: ModelVersion) -> dict[str, Any]:
+            return self.signing.verify(version.model_name, version.number).to_json()
+
         return Cards(
-            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors
-        )
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
+            verify=verify,
+        )  # fmt: skip
 
     def flush_tally(self) -> None:
         """Write this process's counts of rollout calls now (where it counts any)."""

@@ -18,6 +18,7 @@ from mlgate.jobs.repository import JobRepository
 from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
+from mlgate.retention.repository import RetentionRepository
 from mlgate.rollouts.repository import RolloutRepository
 from mlgate.signing.repository import SignatureRepository
 from mlgate.sources.repository import SourceRepository
@@ -73,6 +74,9 @@ class UnitOfWork(Protocol):
 
     @property
     def cards(self) -> CardRepository: ...
+
+    @property
+    def retention(self) -> RetentionRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -19,6 +19,7 @@ from mlgate.db.cards import SqlCardRepository
 from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
+from mlgate.db.retention import SqlRetentionRepository
 from mlgate.db.rollouts import SqlRolloutRepository
 from mlgate.db.signing import SqlSignatureRepository
 from mlgate.errors import ConcurrentWrite, NotReady
@@ -57,6 +58,7 @@ class SqlUnitOfWork:
         self.rollouts = SqlRolloutRepository(self._conn)
         self.signatures = SqlSignatureRepository(self._conn)
         self.cards = SqlCardRepository(self._conn)
+        self.retention = SqlRetentionRepository(self._conn)
         return self
 
     def __exit__(
