@@ -6,6 +6,7 @@ real process and polls while the test plays the user's browser step at the provi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlgate.client import Client
+from mlgate.client import AsyncClient, Client
 from mlgate.client import errors as client_errors
 from tests.device_provider import DeviceProvider, running
 from tests.e2e.helpers import env_for, mlgate, running_server
@@ -106,3 +107,15 @@ def test_the_python_client_signs_in_and_calls_as_its_user(
         assert client.models() == []  # bob's session now rides on every call
         with pytest.raises(client_errors.PermissionDenied):  # his group is no admin's
             client._get("/v1/users")
+
+
+def test_the_async_client_signs_in_too(served: str, provider: DeviceProvider) -> None:
+    async def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        async with AsyncClient(served) as client:
+            out = await client.login_sso(
+                show=lambda s: approve(provider, s["user_code"], "s-alice"), minutes=5
+            )
+            return out, await client.models()
+
+    out, models = asyncio.run(run())
+    assert out["user"] == "alice" and models == []

@@ -10,8 +10,9 @@ until the server answers a token. The provider's `slow_down` makes the wait long
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 START = "/v1/auth/sso/device"
@@ -36,19 +37,62 @@ def device_login(
     when the code outlives its `expires_in` without the provider saying so."""
     started: dict[str, Any] = call(START, {})
     show(started)
-    interval = max(1, int(started.get("interval") or 5))
-    deadline = clock() + int(started.get("expires_in") or 600)
+    interval, deadline = _first(started, clock())
     while True:
         sleep(interval)
-        asked = {"device_code": started["device_code"], "interval": interval,
-                 "ttl_minutes": minutes}  # fmt: skip
-        answer: dict[str, Any] = call(TOKEN, asked)
+        answer: dict[str, Any] = call(TOKEN, _asked(started, interval, minutes))
         if "token" in answer:
             return answer
-        if answer.get("status") == "slow_down":
-            notify(
-                f"the identity provider asked to be asked less often: every {answer['interval']} s"
-            )
-        interval = max(1, int(answer.get("interval") or interval))
+        interval = _then(answer, interval, notify)
         if clock() > deadline + interval:
-            raise expired("the code expired before it was approved; run the sign-in again")
+            raise expired(EXPIRED)
+
+
+async def device_login_async(
+    call: Callable[[str, dict[str, Any]], Awaitable[Any]],
+    *,
+    minutes: int = 60,
+    show: Callable[[dict[str, Any]], None],
+    notify: Callable[[str], None] = lambda _: None,
+    expired: Callable[[str], Exception] = TimeoutError,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """`device_login`, awaited (for `AsyncClient`)."""
+    started: dict[str, Any] = await call(START, {})
+    show(started)
+    interval, deadline = _first(started, clock())
+    while True:
+        await sleep(interval)
+        answer: dict[str, Any] = await call(TOKEN, _asked(started, interval, minutes))
+        if "token" in answer:
+            return answer
+        interval = _then(answer, interval, notify)
+        if clock() > deadline + interval:
+            raise expired(EXPIRED)
+
+
+EXPIRED = "the code expired before it was approved; run the sign-in again"
+
+
+def _first(started: dict[str, Any], now: float) -> tuple[int, float]:
+    return max(1, int(started.get("interval") or 5)), now + int(started.get("expires_in") or 600)
+
+
+def _asked(started: dict[str, Any], interval: int, minutes: int) -> dict[str, Any]:
+    return {"device_code": started["device_code"], "interval": interval, "ttl_minutes": minutes}
+
+
+def _then(answer: dict[str, Any], interval: int, notify: Callable[[str], None]) -> int:
+    """The wait before the next ask: the server's, longer after the provider's slow_down."""
+    if answer.get("status") == "slow_down":
+        notify(f"the identity provider asked to be asked less often: every {answer['interval']} s")
+    return max(1, int(answer.get("interval") or interval))
+
+
+def print_code(started: dict[str, Any]) -> None:
+    """How the Python client shows the code by default."""
+    print(
+        f"To sign in, open {started['verification_uri']} and enter the code {started['user_code']}",
+        flush=True,
+    )

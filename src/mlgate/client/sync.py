@@ -20,7 +20,7 @@ import httpx
 
 from mlgate.client import core, errors
 from mlgate.client.core import Predictions
-from mlgate.client.device import device_login
+from mlgate.client.device import device_login, print_code
 
 
 class Client:
@@ -71,7 +71,7 @@ class Client:
         (its `code` access_denied or expired_token) when the provider refused."""
         out = device_login(
             lambda path, body: self._post(path, body), minutes=minutes,
-            show=show or _print_code,
+            show=show or print_code,
             expired=lambda message: errors.Unauthenticated(
                 message, status=401, problem={"code": "expired_token"}),
         )  # fmt: skip
@@ -402,10 +402,3 @@ def _poll(
             bar.close()
     if job.state != "succeeded":
         raise errors.MlgateError(f"{what} {job.id} {job.state}: {job.data.get('error') or ''}")
-
-
-def _print_code(started: dict[str, Any]) -> None:
-    print(
-        f"To sign in, open {started['verification_uri']} and enter the code {started['user_code']}",
-        flush=True,
-    )
