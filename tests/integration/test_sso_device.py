@@ -197,3 +197,14 @@ def test_without_single_sign_on_the_device_flow_is_not_found(tmp_path: Path) -> 
             assert answer.status_code == 404
             assert "single sign-on is not set up" in answer.json()["detail"]
     services.close()
+
+
+def test_a_provider_that_is_away_is_a_clear_503(tmp_path: Path) -> None:
+    from tests.e2e.helpers import free_port
+
+    services = services_for(tmp_path, f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with TestClient(create_app(services)) as client:
+        answer = client.post("/v1/auth/sso/device")
+    services.close()
+    assert answer.status_code == 503
+    assert "the identity provider cannot be reached (ConnectError)" in answer.json()["detail"]
