@@ -169,6 +169,7 @@ ADAPTERS = {
     "plans/resp.py": "the event loop's pipelined Redis client; reads URLs with redis-py's parser",
     "registry/s3.py": "the ArtifactStore protocol over an S3-compatible object store",
     "sso/discovery.py": "the identity provider's discovery document and key set (JWKS)",
+    "sso/device.py": "the device authorization grant at the identity provider (RFC 8628)",
     "client/": "the Python client: an adapter to the server's HTTP API by nature",
     "cli/remote.py": "the CLI's one transport to a remote server; remote commands call Remote",
 }  # fmt: skip

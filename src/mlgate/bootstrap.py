@@ -45,6 +45,7 @@ from mlgate.sources.model import SourceConfig
 from mlgate.sources.scratch import open_scratch, write_in_database
 from mlgate.sources.sealing import Sealer
 from mlgate.sources.usecases import Sources
+from mlgate.sso.device import DeviceGrant
 from mlgate.sso.discovery import Discovery
 from mlgate.sso.service import Rules, SingleSignOn
 from mlgate.sso.tokens import Jwks
@@ -347,9 +348,13 @@ class Services:
             admin_groups=frozenset(s.oidc_admin_groups), audience=s.oidc_audience,
             leeway=s.oidc_leeway,
         )  # fmt: skip
+        secret = s.oidc_client_secret
+        device = DeviceGrant(discovery.document, client_id=s.oidc_client_id,
+                             client_secret=secret.reveal() if secret else None,
+                             scope=s.oidc_scopes)  # fmt: skip
         return SingleSignOn(rules=rules, jwks=Jwks(discovery.jwks), uow=self.uow,
                             clock=self.now, server_secret=self.server_secret,
-                            discovery=discovery.document)  # fmt: skip
+                            discovery=discovery.document, device=device)  # fmt: skip
 
     @cached_property
     def plans(self) -> Plans:

@@ -153,6 +153,9 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/models/{m}/import-file", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (415, D), (415, D), (415, 415)), raw=b"not multipart"),
     Row("POST", "/v1/auth/login", cells(401, 401, 401, 401, 401, 401, 401, 401, 401), {"name": "admin", "password": "wrong-password-1"}),
     Row("POST", "/v1/auth/logout", cells(U, 422, 422, 422, 422, 422, 422, 422, 422)),
+    # public; the matrix's server has no identity provider, so the device flow is not found
+    Row("POST", "/v1/auth/sso/device", cells(404, 404, 404, 404, 404, 404, 404, 404, 404), {}),
+    Row("POST", "/v1/auth/sso/device/token", cells(404, 404, 404, 404, 404, 404, 404, 404, 404), {"device_code": "x"}),
     Row("POST", "/v1/auth/password", cells(U, D, D, D, D, D, D, D, D), {"current": "x", "new": "y" * 12}),
     Row("GET", "/v1/auth/me", cells(U, 200, 200, 200, 200, 200, 200, 200, 200)),
     Row("GET", "/v1/users", cells(U, D, D, D, D, D, D, D, 200)),

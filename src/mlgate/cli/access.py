@@ -27,7 +27,8 @@ from mlgate.access.model import (
 from mlgate.bootstrap import Services
 from mlgate.cli.context import console, services
 from mlgate.cli.remote import Remote, remote_of
-from mlgate.errors import InvalidInput
+from mlgate.client.device import device_login
+from mlgate.errors import InvalidInput, Unauthenticated
 
 users = typer.Typer(
     help="Team members: create, list, disable, set passwords.", no_args_is_help=True
@@ -333,20 +334,55 @@ def audit_log(
 
 def login(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option(help="Your user name.")],
+    user: Annotated[str | None, typer.Option(help="Your user name.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    sso: Annotated[
+        bool,
+        typer.Option(
+            "--sso",
+            help="Sign in through the identity provider: shows a code and an "
+            "address to open on any device (no browser needed here).",
+        ),
+    ] = False,
     minutes: Annotated[int, typer.Option(min=1, max=24 * 60, help="Token lifetime.")] = 60,
 ) -> None:
     """Log in to the server at --url and print a short-lived token for MLGATE_TOKEN."""
     remote = remote_of(ctx)
     if remote is None:
         raise InvalidInput("login needs a server: mlgate --url http://HOST:PORT login --user NAME")
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else _ask("Password")
-    out = remote.call(
-        "POST", "/v1/auth/login", json={"name": user, "password": password, "ttl_minutes": minutes}
-    )
+    if sso:
+        if user is not None or password_stdin:
+            raise InvalidInput(
+                "--sso signs in as the provider says: leave out --user and the password"
+            )
+        out = device_login(
+            lambda path, body: remote.call("POST", path, json=body), minutes=minutes,
+            show=_show_code, notify=lambda note: print(note, file=sys.stderr, flush=True),
+            expired=lambda message: Unauthenticated(message, code="expired_token"),
+        )  # fmt: skip
+    else:
+        if user is None:
+            raise InvalidInput("login needs --user NAME (or --sso to sign in through the provider)")
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else _ask("Password")
+        out = remote.call(
+            "POST",
+            "/v1/auth/login",
+            json={"name": user, "password": password, "ttl_minutes": minutes},
+        )
     console.print(f"Logged in as {out['user']} until {out['expires_at']}. Use it with:")
     print(f"export MLGATE_TOKEN={out['token']}")
+
+
+def _show_code(started: dict[str, Any]) -> None:
+    # stderr, so that `eval "$(mlgate --url … login --sso)"` keeps only the export line
+    where = started.get("verification_uri_complete") or started["verification_uri"]
+    print(
+        f"To sign in, open {started['verification_uri']} on any device and enter the code "
+        f"{started['user_code']}\n(or open {where})\nWaiting for the sign-in "
+        f"(the code expires in {int(started['expires_in']) // 60} min)...",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def whoami(ctx: typer.Context) -> None:

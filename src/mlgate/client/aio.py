@@ -7,12 +7,14 @@ async with AsyncClient("http://localhost:8000", api_key="mlg_…") as mlgate:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from mlgate.client import core, errors
 from mlgate.client.core import Predictions
+from mlgate.client.device import device_login_async, print_code
 
 
 class AsyncClient:
@@ -44,6 +46,21 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def login_sso(
+        self,
+        *,
+        show: Callable[[dict[str, Any]], None] | None = None,
+        minutes: int = 60,
+    ) -> dict[str, Any]:
+        """See `Client.login_sso`: the device flow, awaited."""
+        out = await device_login_async(
+            self._post, minutes=minutes, show=show or print_code,
+            expired=lambda message: errors.Unauthenticated(
+                message, status=401, problem={"code": "expired_token"}),
+        )  # fmt: skip
+        self._http.headers["authorization"] = f"Bearer {out['token']}"
+        return out
 
     async def predict(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -19,6 +20,7 @@ import httpx
 
 from mlgate.client import core, errors
 from mlgate.client.core import Predictions
+from mlgate.client.device import device_login, print_code
 
 
 class Client:
@@ -53,6 +55,28 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    # -- signing in ------------------------------------------------------------------------------
+
+    def login_sso(
+        self,
+        *,
+        show: Callable[[dict[str, Any]], None] | None = None,
+        minutes: int = 60,
+    ) -> dict[str, Any]:
+        """Sign in through the server's identity provider without a browser here (the device
+        flow): `show` gets the code and the address the user opens on any device (by default
+        they are printed); once the user approved, this client calls with the short-lived
+        session it got, which is returned too ({token, user, expires_at}). Unauthenticated
+        (its `code` access_denied or expired_token) when the provider refused."""
+        out = device_login(
+            lambda path, body: self._post(path, body), minutes=minutes,
+            show=show or print_code,
+            expired=lambda message: errors.Unauthenticated(
+                message, status=401, problem={"code": "expired_token"}),
+        )  # fmt: skip
+        self._http.headers["authorization"] = f"Bearer {out['token']}"
+        return out
 
     # -- predictions ----------------------------------------------------------------------------
 

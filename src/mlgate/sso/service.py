@@ -19,9 +19,10 @@ from urllib.parse import urlencode
 from mlgate.access import audit
 from mlgate.access.accounts import SESSION_TTL, open_session
 from mlgate.access.model import SCOPES, Principal, Session, User
-from mlgate.errors import InvalidInput, MlgateError, Unauthenticated
+from mlgate.errors import InvalidInput, MlgateError, NotFound, Unauthenticated
 from mlgate.registry.model import check_name
 from mlgate.sso import tokens
+from mlgate.sso.device import DeviceGrant, Pending, Started
 from mlgate.uow import UnitOfWork
 
 
@@ -50,6 +51,7 @@ class SingleSignOn:
     server_secret: bytes = field(repr=False)
     discovery: Callable[[], dict[str, Any]] = dict  # the provider's discovery document
     checked: tokens.CheckedTokens = field(default_factory=tokens.CheckedTokens)
+    device: DeviceGrant | None = None  # the device flow at the provider (sso/device.py)
 
     def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
         """Where the browser goes to end its session at the provider too (RP-initiated
@@ -64,7 +66,9 @@ class SingleSignOn:
                            "post_logout_redirect_uri": post_logout_redirect_uri})  # fmt: skip
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
-    def check_id_token(self, raw: str, nonce: str) -> dict[str, Any]:
+    def check_id_token(self, raw: str, nonce: str | None) -> dict[str, Any]:
+        """The claims of an ID token the provider sent; `nonce` None where the flow has
+        none (the device flow: RFC 8628 has no authorization request to carry one)."""
         return tokens.verify(
             raw, self.jwks, issuer=self.rules.issuer, audience=self.rules.client_id,
             now=int(self.clock().timestamp()), leeway=self.rules.leeway, nonce=nonce,
@@ -72,16 +76,54 @@ class SingleSignOn:
 
     @audit.records_its_own
     def sign_in(
-        self, claims: dict[str, Any], *, address: str, ttl: timedelta = SESSION_TTL
+        self,
+        claims: dict[str, Any],
+        *,
+        address: str,
+        ttl: timedelta = SESSION_TTL,
+        via: str = "browser",
     ) -> tuple[Session, str, User]:
         return sign_in(self.uow(), self.server_secret, claims, self.rules, now=self.clock(),
-                       address=address, ttl=ttl)  # fmt: skip
+                       address=address, ttl=ttl, via=via)  # fmt: skip
 
-    def refuse_sign_in(self, reason: MlgateError, *, address: str) -> None:
+    def start_device(self) -> Started:
+        """A device sign-in started at the provider: the code and address to show the user."""
+        return self._device().start()
+
+    @audit.records_its_own
+    def finish_device(
+        self, device_code: str, *, interval: int, address: str, ttl: timedelta
+    ) -> Pending | tuple[Session, str, User]:
+        """Pending until the user approved the code at the provider; then a session, its ID
+        token checked and the user signed in exactly as a browser sign-in does. Refusals (a
+        denial, an expired code, a bad ID token) are audited and raised."""
+        try:
+            answer = self._device().poll(device_code, interval)
+            if isinstance(answer, Pending):
+                return answer
+            raw = answer.get("id_token")
+            if not isinstance(raw, str) or not raw:
+                raise Unauthenticated(
+                    "the provider sent no ID token: add the openid scope to MLGATE_OIDC_SCOPES",
+                    code="no_id_token",
+                )
+            claims = self.check_id_token(raw, None)
+        except Unauthenticated as exc:
+            self.refuse_sign_in(exc, address=address, via="device")
+            raise
+        return self.sign_in(claims, address=address, ttl=ttl, via="device")
+
+    def _device(self) -> DeviceGrant:
+        if self.device is None:
+            raise NotFound("single sign-on is not set up here (MLGATE_OIDC_ISSUER)")
+        return self.device
+
+    def refuse_sign_in(self, reason: MlgateError, *, address: str, via: str = "browser") -> None:
         """Record a sign-in the provider's answer did not allow (a bad ID token, a denial)."""
         audit.record(self.uow(), at=self.clock(), actor="anonymous", action="auth.sso_login",
                      target=self.rules.issuer, address=address, result="denied",
-                     detail={"error": getattr(reason, "code", type(reason).__name__)})  # fmt: skip
+                     detail={"error": getattr(reason, "code", type(reason).__name__),
+                             "via": via})  # fmt: skip
 
     def machine_principal(self, raw: str, *, address: str = "api") -> Principal:
         """The service user a provider-issued JWT access token acts as; Unauthenticated (and
@@ -141,6 +183,7 @@ def sign_in(
     now: datetime,
     address: str,
     ttl: timedelta = SESSION_TTL,
+    via: str = "browser",
 ) -> tuple[Session, str, User]:
     """A session for the user a checked ID token names: made at their first sign-in (audited
     as such, the user its actor), their groups and admin standing read again each time."""
@@ -190,12 +233,12 @@ def sign_in(
             session, token = open_session(uow, server_secret, name, now=now, ttl=ttl)
             uow.commit()
     except Unauthenticated as exc:
-        record("auth.sso_login", "denied", error=exc.code)
+        record("auth.sso_login", "denied", error=exc.code, via=via)
         raise
     if created:
         record("access.create_user", "ok", just_in_time=True, sso_subject=subject[:255],
-               is_admin=user.is_admin)  # fmt: skip
-    record("auth.sso_login", "ok", groups=list(groups), is_admin=user.is_admin)
+               is_admin=user.is_admin, via=via)  # fmt: skip
+    record("auth.sso_login", "ok", groups=list(groups), is_admin=user.is_admin, via=via)
     return session, token, user
 
 

@@ -20,6 +20,8 @@ from mlgate.api.calls import call
 from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import GrantId, Instant
 from mlgate.bootstrap import Services
+from mlgate.errors import NotFound
+from mlgate.sso.device import Pending
 
 router = APIRouter(
     prefix="/v1", tags=["access"], dependencies=[Security(bearer)], route_class=AuthorizedRoute
@@ -226,6 +228,73 @@ async def login(request: Request, body: LoginRequest) -> Response:
         )
 
     return _json(await run_in_threadpool(run))
+
+
+class DeviceStartOut(BaseModel):
+    device_code: str = Field(description="Hand back to /v1/auth/sso/device/token while waiting")
+    user_code: str = Field(description="What the user types at the provider")
+    verification_uri: str = Field(description="Where the user goes, on any device")
+    verification_uri_complete: str | None = Field(description="The address with the code in it")
+    expires_in: int = Field(description="Seconds the code stays valid")
+    interval: int = Field(description="Seconds to wait between two asks")
+
+
+class DeviceTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device_code: str = Field(min_length=1, max_length=4096)
+    interval: int = Field(5, ge=1, le=60, description="The seconds waited since the last ask")
+    ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="How long the token lives")
+
+
+class DevicePendingOut(BaseModel):
+    status: Literal["authorization_pending", "slow_down"]
+    interval: int = Field(description="Seconds to wait before asking again")
+
+
+@router.post("/auth/sso/device", response_model=DeviceStartOut, responses=PROBLEMS)
+@access("public")
+async def sso_device_start(request: Request) -> Response:
+    """Start a sign-in through the identity provider for a device without a browser (the OAuth
+    2.0 Device Authorization Grant, RFC 8628): the server asks the provider with mlgate's
+    client (its secret stays here) and answers the code and address to show the user."""
+    sso = _services(request).sso
+    if sso is None:
+        raise NotFound("single sign-on is not set up here (MLGATE_OIDC_ISSUER)")
+    started = await run_in_threadpool(sso.start_device)
+    return _json(DeviceStartOut(**dataclasses.asdict(started)).model_dump(mode="json"))
+
+
+@router.post(
+    "/auth/sso/device/token",
+    response_model=LoginOut,
+    responses={**PROBLEMS, 202: {"model": DevicePendingOut, "description": "Not approved yet"}},
+)
+@access("public", audit=False)  # sso/service.py records each sign-in, refused ones too
+async def sso_device_token(request: Request, body: DeviceTokenRequest) -> Response:
+    """Ask whether the user approved the code: 202 while they have not (wait `interval`
+    seconds), then a short-lived bearer token as /v1/auth/login gives; 401 with the code
+    `access_denied` or `expired_token` when the provider refused."""
+    sso = _services(request).sso
+    if sso is None:
+        raise NotFound("single sign-on is not set up here (MLGATE_OIDC_ISSUER)")
+    address = request.client.host if request.client else "unknown"
+    answer = await run_in_threadpool(
+        lambda: sso.finish_device(
+            body.device_code,
+            interval=body.interval,
+            address=address,
+            ttl=timedelta(minutes=body.ttl_minutes),
+        )  # fmt: skip
+    )
+    if isinstance(answer, Pending):
+        out = DevicePendingOut(status=answer.status, interval=answer.interval)
+        return Response(orjson.dumps(out.model_dump(mode="json")), status_code=202,
+                        media_type="application/json")  # fmt: skip
+    session, token, _ = answer
+    request.state.actor = f"user:{session.user}"
+    return _json(LoginOut(token=token, user=session.user, expires_at=session.expires_at)
+                 .model_dump(mode="json"))  # fmt: skip
 
 
 @router.post("/auth/logout", status_code=204, responses=PROBLEMS)
