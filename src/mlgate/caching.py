@@ -53,3 +53,43 @@ class TtlCache(Generic[K, V]):
         with self._lock:
             self._generation += 1
             self._items.clear()
+
+
+class Budget:
+    """At most `per_window` asks per key (a client's address) in each window of `window`
+    seconds, counted in this process: for the public routes that make the server do work for
+    anyone (call the identity provider, write an audit line), so that one address cannot make
+    it do that work without end. `spend` is False once the key's budget is spent; the seconds
+    until the window turns are `retry_after`."""
+
+    def __init__(
+        self,
+        per_window: int,
+        window: float = 60.0,
+        max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._per_window = per_window
+        self._window = window
+        self._max = max_keys
+        self._clock = clock
+        self._counts: dict[Hashable, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def spend(self, key: Hashable) -> bool:
+        now = self._clock()
+        with self._lock:
+            start, count = self._counts.get(key, (now, 0))
+            if now - start >= self._window:
+                start, count = now, 0
+            if count >= self._per_window:
+                return False
+            if key not in self._counts and len(self._counts) >= self._max:
+                self._counts = {k: v for k, v in self._counts.items() if now - v[0] < self._window}
+            self._counts[key] = (start, count + 1)
+            return True
+
+    def retry_after(self, key: Hashable) -> int:
+        with self._lock:
+            start, _ = self._counts.get(key, (self._clock(), 0))
+        return max(1, int(self._window - (self._clock() - start)) + 1)

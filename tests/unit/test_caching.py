@@ -77,3 +77,29 @@ def test_it_never_grows_past_its_bound() -> None:
     for i in range(10):
         cache.get(i, lambda i=i: i)  # type: ignore[misc]
     assert len(cache._items) <= 3
+
+
+def test_a_budget_admits_its_asks_a_window_per_key_then_refuses_until_the_window_turns() -> None:
+    from mlgate.caching import Budget
+
+    clock = Clock()
+    budget = Budget(3, window=60, clock=clock)
+    assert [budget.spend("10.0.0.1") for _ in range(4)] == [True, True, True, False]
+    assert budget.spend("10.0.0.2")  # another address has its own
+    clock.now += 20
+    assert not budget.spend("10.0.0.1") and budget.retry_after("10.0.0.1") == 41
+    clock.now += 40
+    assert budget.spend("10.0.0.1")  # the window turned
+
+
+def test_a_budget_keeps_a_bounded_number_of_keys() -> None:
+    from mlgate.caching import Budget
+
+    clock = Clock()
+    budget = Budget(1, window=60, max_keys=10, clock=clock)
+    for i in range(10):
+        assert budget.spend(i)
+    clock.now += 61
+    for i in range(10, 15):  # the old windows are over: dropped to make room
+        assert budget.spend(i)
+    assert len(budget._counts) <= 10

@@ -290,3 +290,21 @@ def test_single_sign_on_settings_that_could_not_work_are_refused_with_the_fix(
     served = CliRunner().invoke(app, ["serve", "--port", "1"], obj=services)
     assert served.exit_code == 1 and "without a way to sign in" in served.output, served.output
     services.close()
+
+
+def test_refused_sign_ins_from_one_address_are_recorded_up_to_a_budget_then_refused_429(
+    services: Services,
+) -> None:
+    # found reviewing the device flow: the public sign-in routes write an audit line (and call
+    # the provider) for anyone who asks; one address could fill the audit log without end
+    from mlgate.errors import TooManyRequests
+    from mlgate.sso.service import PUBLIC_ASKS_PER_MINUTE
+
+    wrong = Unauthenticated("made up", code="sso_state")
+    for _ in range(PUBLIC_ASKS_PER_MINUTE):
+        sso(services).refuse_sign_in(wrong, address="203.0.113.9")
+    with pytest.raises(TooManyRequests, match="too many sign-in asks from 203.0.113.9"):
+        sso(services).refuse_sign_in(wrong, address="203.0.113.9")
+    assert len(refusals(services, "auth.sso_login")) == PUBLIC_ASKS_PER_MINUTE
+    sso(services).refuse_sign_in(wrong, address="198.51.100.7")  # another address is not held
+    assert len(refusals(services, "auth.sso_login")) == PUBLIC_ASKS_PER_MINUTE + 1

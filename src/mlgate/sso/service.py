@@ -19,11 +19,14 @@ from urllib.parse import urlencode
 from mlgate.access import audit
 from mlgate.access.accounts import SESSION_TTL, open_session
 from mlgate.access.model import SCOPES, Principal, Session, User
-from mlgate.errors import InvalidInput, MlgateError, NotFound, Unauthenticated
+from mlgate.caching import Budget
+from mlgate.errors import InvalidInput, MlgateError, NotFound, TooManyRequests, Unauthenticated
 from mlgate.registry.model import check_name
 from mlgate.sso import tokens
 from mlgate.sso.device import DeviceGrant, Pending, Started
 from mlgate.uow import UnitOfWork
+
+PUBLIC_ASKS_PER_MINUTE = 60  # a device polls every 5 s: 12; a browser signs in once
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,19 @@ class SingleSignOn:
     discovery: Callable[[], dict[str, Any]] = dict  # the provider's discovery document
     checked: tokens.CheckedTokens = field(default_factory=tokens.CheckedTokens)
     device: DeviceGrant | None = None  # the device flow at the provider (sso/device.py)
+    # The public asks (a device sign-in started or polled, a refused sign-in recorded) each
+    # client address may make a minute: each one calls the provider or writes an audit line.
+    budget: Budget = field(default_factory=lambda: Budget(PUBLIC_ASKS_PER_MINUTE))
+
+    def admit(self, address: str) -> None:
+        """TooManyRequests once `address` has spent this minute's public asks."""
+        if not self.budget.spend(address):
+            wait = self.budget.retry_after(address)
+            raise TooManyRequests(
+                f"too many sign-in asks from {address}: at most {PUBLIC_ASKS_PER_MINUTE} a "
+                f"minute; try again in {wait} s",
+                retry_after=wait,
+            )
 
     def end_session_url(self, post_logout_redirect_uri: str) -> str | None:
         """Where the browser goes to end its session at the provider too (RP-initiated
@@ -86,9 +102,11 @@ class SingleSignOn:
         return sign_in(self.uow(), self.server_secret, claims, self.rules, now=self.clock(),
                        address=address, ttl=ttl, via=via)  # fmt: skip
 
-    def start_device(self) -> Started:
+    def start_device(self, *, address: str = "unknown") -> Started:
         """A device sign-in started at the provider: the code and address to show the user."""
-        return self._device().start()
+        device = self._device()
+        self.admit(address)
+        return device.start()
 
     @audit.records_its_own
     def finish_device(
@@ -97,8 +115,10 @@ class SingleSignOn:
         """Pending until the user approved the code at the provider; then a session, its ID
         token checked and the user signed in exactly as a browser sign-in does. Refusals (a
         denial, an expired code, a bad ID token) are audited and raised."""
+        device = self._device()
+        self.admit(address)
         try:
-            answer = self._device().poll(device_code, interval)
+            answer = device.poll(device_code, interval)
             if isinstance(answer, Pending):
                 return answer
             raw = answer.get("id_token")
@@ -119,7 +139,9 @@ class SingleSignOn:
         return self.device
 
     def refuse_sign_in(self, reason: MlgateError, *, address: str, via: str = "browser") -> None:
-        """Record a sign-in the provider's answer did not allow (a bad ID token, a denial)."""
+        """Record a sign-in the provider's answer did not allow (a bad ID token, a denial); past
+        the address's budget, refuse it instead of writing another line."""
+        self.admit(address)
         audit.record(self.uow(), at=self.clock(), actor="anonymous", action="auth.sso_login",
                      target=self.rules.issuer, address=address, result="denied",
                      detail={"error": getattr(reason, "code", type(reason).__name__),

@@ -261,7 +261,8 @@ async def sso_device_start(request: Request) -> Response:
     sso = _services(request).sso
     if sso is None:
         raise NotFound("single sign-on is not set up here (MLGATE_OIDC_ISSUER)")
-    started = await run_in_threadpool(sso.start_device)
+    address = request.client.host if request.client else "unknown"
+    started = await run_in_threadpool(lambda: sso.start_device(address=address))
     return _json(DeviceStartOut(**dataclasses.asdict(started)).model_dump(mode="json"))
 
 
