@@ -509,7 +509,14 @@ async def edit_card(
     return _json(await run_in_threadpool(run))
 
 
-@router.get("/versions/{version}/bom", responses=PROBLEMS)
+BOM_TYPE = "application/vnd.cyclonedx+json; version=1.6"
+
+
+@router.get(
+    "/versions/{version}/bom",
+    response_class=Response,
+    responses={**PROBLEMS, 200: {"content": {BOM_TYPE: {"schema": {"type": "object"}}}}},
+)
 @access("read")
 async def bom(request: Request, name: str, version: VersionNumber) -> Response:
     """The version's ML bill of materials: a CycloneDX 1.6 JSON document, checked against
@@ -521,11 +528,12 @@ async def bom(request: Request, name: str, version: VersionNumber) -> Response:
         return services.cards.bom(name, version)
 
     body = await run_in_threadpool(run)
-    return Response(orjson.dumps(body), media_type="application/vnd.cyclonedx+json; version=1.6")
+    return Response(orjson.dumps(body), media_type=BOM_TYPE)
 
 
 @router.get(
     "/versions/{version}/dossier",
+    response_class=Response,
     responses={**PROBLEMS, 200: {"content": {"application/zip": {}}}},
 )
 @access("read")
