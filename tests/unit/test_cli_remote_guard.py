@@ -16,8 +16,13 @@ pytestmark = pytest.mark.fast
 
 @pytest.mark.parametrize(
     "command",
-    [["models", "list"], ["models", "card", "churn@1"], ["models", "verify", "churn@1"],
-     ["doctor"], ["plans", "list"]],  # fmt: skip
+    [
+        ["models", "list"],
+        ["models", "card", "churn@1"],
+        ["models", "verify", "churn@1"],
+        ["doctor"],
+        ["plans", "list"],
+    ],  # fmt: skip
 )
 def test_a_local_command_refuses_url_and_names_what_does_work_over_it(
     command: list[str], tmp_path: Path
