@@ -19,6 +19,7 @@ from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
 from mlgate.rollouts.repository import RolloutRepository
+from mlgate.scim.repository import ScimRepository
 from mlgate.signing.repository import SignatureRepository
 from mlgate.sources.repository import SourceRepository
 
@@ -73,6 +74,9 @@ class UnitOfWork(Protocol):
 
     @property
     def cards(self) -> CardRepository: ...
+
+    @property
+    def scim(self) -> ScimRepository: ...
 
     def __enter__(self) -> Self: ...
 

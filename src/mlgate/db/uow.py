@@ -20,6 +20,7 @@ from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.db.rollouts import SqlRolloutRepository
+from mlgate.db.scim import SqlScimRepository
 from mlgate.db.signing import SqlSignatureRepository
 from mlgate.errors import ConcurrentWrite, NotReady
 from mlgate.sources.sealing import Sealer
@@ -57,6 +58,7 @@ class SqlUnitOfWork:
         self.rollouts = SqlRolloutRepository(self._conn)
         self.signatures = SqlSignatureRepository(self._conn)
         self.cards = SqlCardRepository(self._conn)
+        self.scim = SqlScimRepository(self._conn)
         return self
 
     def __exit__(
