@@ -94,8 +94,17 @@ def _provisioning(services: Services) -> Provisioning:
     return Provisioning(services.uow, services.clock)
 
 
+class MethodNotAllowed(SCIMException):
+    status = 405
+
+
+DISCOVERY = ("ServiceProviderConfig", "ResourceTypes", "Schemas")
+
+
 def _kind(resource: str) -> Kind:
     kind = KINDS.get(resource)
+    if resource in DISCOVERY:  # read-only: GET is their one method
+        raise MethodNotAllowed(detail=f"/scim/v2/{resource} answers GET only")
     if kind is None:
         raise NotFoundException(detail=f"no resource type at /scim/v2/{resource[:40]}")
     return kind
