@@ -45,6 +45,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             yield a, b, url
 
 
+@pytest.mark.slow(reason="it bears the start of the module's two replicas (and their migration)")
 def test_scim2_tester_passes_against_the_running_server(
     replicas: tuple[str, str, str],
 ) -> None:

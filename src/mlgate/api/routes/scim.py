@@ -38,6 +38,8 @@ from mlgate.access import audit
 from mlgate.api.authorize import access
 from mlgate.api.body import read_body
 from mlgate.bootstrap import Services
+from mlgate.errors import MlgateError
+from mlgate.outcomes import outcome_of, status_of
 from mlgate.scim.model import Kind
 from mlgate.scim.service import (
     MAX_COUNT,
@@ -144,7 +146,15 @@ async def _run(request: Request, work: Any) -> Response:
         answer: Response = await work(services)
     except SCIMException as exc:
         return _error(exc)
+    except MlgateError as exc:  # a body too large, two writes at once: SCIM's Error all the same
+        return _error(_Failed(status=status_of(outcome_of(exc)), detail=str(exc)))
     return answer
+
+
+class _Failed(SCIMException):
+    def __init__(self, *, status: int, detail: str) -> None:
+        super().__init__(detail=detail)
+        self.status = status
 
 
 def _address(request: Request) -> str:
