@@ -18,8 +18,8 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
 from mlgate.access.accounts import open_session
-from mlgate.access.service import create_key
 from mlgate.access.model import AuditQuery
+from mlgate.access.service import create_key
 from tests.conftest import make_services
 from tests.e2e.helpers import running_server
 
