@@ -241,3 +241,39 @@ def test_discovery_describes_users_and_groups(scim: TestClient) -> None:
     ids = {s["id"] for s in scim.get("/scim/v2/Schemas").json()["Resources"]}
     assert {USER, GROUP} <= ids
     assert scim.get(f"/scim/v2/Schemas/{USER}").json()["id"] == USER
+
+
+def test_admin_groups_make_admins_as_sign_in_does(tmp_path: Path) -> None:
+    env = {"MLGATE_HOME": str(tmp_path / "home"), "MLGATE_SCIM_TOKEN": TOKEN,
+           "MLGATE_OIDC_ADMIN_GROUPS": "mlgate-admins"}  # fmt: skip
+    made = bootstrap(Settings.from_env(env), unit_of_work=in_memory_uow_factory(),
+                     artifacts=InMemoryArtifactStore(), clock=FixedClock())  # fmt: skip
+    with TestClient(create_app(made), headers={"Authorization": f"Bearer {TOKEN}"}) as scim:
+        hana = make_user(scim, "hana")
+        members = [{"value": hana["id"]}]
+        body = {"schemas": [GROUP], "displayName": "mlgate-admins", "members": members}
+        group = scim.post("/scim/v2/Groups", json=body)
+        assert group.status_code == 201
+        assert _principal(made, "hana").is_admin
+        out = {"op": "remove", "path": "members"}
+        assert patch(scim, f"/scim/v2/Groups/{group.json()['id']}", out).status_code == 200
+        assert not _principal(made, "hana").is_admin
+    made.close()
+
+
+def test_search_and_the_name_filter_in_any_letter_case(scim: TestClient) -> None:
+    make_user(scim, "Ivan")
+    make_user(scim, "judy", title="Engineer")
+    for text in (
+        'userName eq "ivan"',
+        'USERNAME eq "IVAN"',
+        'username eq "Ivan" or userName eq "nobody"',
+    ):
+        found = scim.get("/scim/v2/Users", params={"filter": text}).json()
+        assert [r["userName"] for r in found.get("Resources", [])] == ["Ivan"], text
+    searched = scim.post("/scim/v2/Users/.search", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'title eq "engineer"', "attributes": ["userName"],
+    }).json()  # fmt: skip
+    assert searched["totalResults"] == 1
+    assert set(searched["Resources"][0]) == {"id", "schemas", "userName"}

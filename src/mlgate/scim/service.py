@@ -16,6 +16,7 @@ What it means for mlgate:
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -54,6 +55,8 @@ ENDPOINTS: dict[Kind, str] = {"User": "Users", "Group": "Groups"}
 ACTOR = "scim"
 MAX_COUNT = 1000  # resources a page lists at most (ServiceProviderConfig's filter.maxResults)
 _READ_ONLY = ("id", "meta", "groups")  # what the service sets, never stored from a payload
+_NAME_ATTRIBUTE: dict[Kind, str] = {"User": "userName", "Group": "displayName"}
+_NAME_EQ = re.compile(r'\s*(\w+)\s+eq\s+"([^"\\]*)"\s*', re.IGNORECASE)  # `userName eq "x"`
 
 
 class BadRequest(SCIMException):
@@ -72,6 +75,8 @@ class Provisioning:
 
     uow: Callable[[], UnitOfWork]
     clock: Callable[[], datetime]
+    # MLGATE_OIDC_ADMIN_GROUPS: a member of one is an admin, as at sign-in (empty: untouched)
+    admin_groups: frozenset[str] = frozenset()
 
     def get(self, kind: Kind, record_id: str, base: str, params: dict[str, str]) -> dict[str, Any]:
         with self.uow() as uow:
@@ -92,7 +97,15 @@ class Provisioning:
         except (ValueError, ValidationError) as exc:
             raise InvalidFilterException(detail=f"the filter does not parse: {exc}"[:300]) from exc
         with self.uow() as uow:
-            models = [_model(uow, r, base) for r in uow.scim.all(kind)]
+            named = _NAME_EQ.fullmatch(text or "")
+            if named and named.group(1).lower() == _NAME_ATTRIBUTE[kind].lower():
+                # what providers send before every change: one indexed read, not every record
+                one = uow.scim.named(kind, named.group(2))
+                records = [] if one is None else [one]
+            else:
+                records = uow.scim.all(kind)
+            groups = uow.scim.all("Group") if kind == "User" and records else []
+            models = [_model(uow, r, base, groups) for r in records]
         matching = [m for m in models if found is None or found.match(m)]
         page = matching[start - 1 : start - 1 + count]
         listed = ListResponse[model](  # type: ignore[valid-type]
@@ -116,7 +129,7 @@ class Provisioning:
             if kind == "User":
                 _adopt_user(uow, name, now)
             uow.scim.add(record)
-            changes = _apply(uow, None, record, now)
+            changes = _apply(uow, None, record, now, self.admin_groups)
             out = _dump(_model(uow, record, base), Context.RESOURCE_CREATION_RESPONSE, {})
             uow.commit()
         _audit(self, f"scim.create_{kind.lower()}", record, address, **changes)
@@ -166,7 +179,7 @@ class Provisioning:
                 version=before.version + 1, external_id=resource.external_id,
             )  # fmt: skip
             uow.scim.save(after)
-            changes = _apply(uow, before, after, now)
+            changes = _apply(uow, before, after, now, self.admin_groups)
             out = _dump(_model(uow, after, base), Context.RESOURCE_REPLACEMENT_RESPONSE, {})
             uow.commit()
         _audit(self, f"scim.{verb}_{kind.lower()}", after, address, **changes)
@@ -180,7 +193,7 @@ class Provisioning:
         with self.uow() as uow:
             record = _record(uow, kind, record_id)
             uow.scim.remove(kind, record_id)
-            changes = _apply(uow, record, None, now)
+            changes = _apply(uow, record, None, now, self.admin_groups)
             uow.commit()
         _audit(self, f"scim.delete_{kind.lower()}", record, address, **changes)
 
@@ -235,7 +248,9 @@ def _stored(resource: Resource[Any]) -> dict[str, Any]:
     return body
 
 
-def _model(uow: UnitOfWork, record: ScimRecord, base: str) -> Resource[Any]:
+def _model(
+    uow: UnitOfWork, record: ScimRecord, base: str, groups: list[ScimRecord] | None = None
+) -> Resource[Any]:
     """The resource as the provider reads it: what it sent, with the id, meta and (for a
     User) the groups it is a member of."""
     body = dict(record.body)
@@ -248,7 +263,8 @@ def _model(uow: UnitOfWork, record: ScimRecord, base: str) -> Resource[Any]:
         "version": f'W/"{record.version}"',
     }
     if record.kind == "User":
-        groups = [g for g in uow.scim.all("Group") if record.id in g.members()]
+        every = uow.scim.all("Group") if groups is None else groups
+        groups = [g for g in every if record.id in g.members()]
         if groups:
             body["groups"] = [
                 {"value": g.id, "display": g.name, "$ref": f"{base}/Groups/{g.id}",
@@ -287,7 +303,11 @@ def _rename(uow: UnitOfWork, before: ScimRecord, name: str) -> None:
 
 
 def _apply(
-    uow: UnitOfWork, before: ScimRecord | None, after: ScimRecord | None, now: datetime
+    uow: UnitOfWork,
+    before: ScimRecord | None,
+    after: ScimRecord | None,
+    now: datetime,
+    admin_groups: frozenset[str],
 ) -> dict[str, Any]:
     """Bring the mlgate users in line with a resource's change; what changed, for the audit."""
     changes: dict[str, Any] = {}
@@ -301,7 +321,7 @@ def _apply(
                 if record.id in group.members():
                     kept = [m for m in group.body.get("members", []) if m.get("value") != record.id]
                     uow.scim.save(replace(group, body={**group.body, "members": kept}))
-        _project(uow, [record.id])
+        _project(uow, [record.id], admin_groups)
     else:
         old = set(before.members()) if before else set()
         new = set(after.members()) if after else set()
@@ -309,7 +329,8 @@ def _apply(
             changes["members_added"] = len(new - old)
             changes["members_removed"] = len(old - new)
         renamed = before is not None and after is not None and before.name != after.name
-        _project(uow, new | old if renamed or before is None or after is None else new ^ old)
+        changed = new | old if renamed or before is None or after is None else new ^ old
+        _project(uow, changed, admin_groups)
     return changes
 
 
@@ -335,8 +356,9 @@ def _set_active(
     return changes
 
 
-def _project(uow: UnitOfWork, user_ids: Iterable[str]) -> None:
-    """Each of these users' mlgate groups: the Groups that list them as a member."""
+def _project(uow: UnitOfWork, user_ids: Iterable[str], admin_groups: frozenset[str]) -> None:
+    """Each of these users' mlgate groups: the Groups that list them as a member (and, where
+    admin groups are set, whether they are an admin)."""
     groups = uow.scim.all("Group")
     for user_id in user_ids:
         record = uow.scim.get("User", user_id)
@@ -344,8 +366,9 @@ def _project(uow: UnitOfWork, user_ids: Iterable[str]) -> None:
         if user is None:
             continue
         names = tuple(sorted({g.name for g in groups if user_id in g.members()}))
-        if names != user.groups:
-            uow.users.save(replace(user, groups=names))
+        is_admin = bool(admin_groups & set(names)) if admin_groups else user.is_admin
+        if names != user.groups or is_admin != user.is_admin:
+            uow.users.save(replace(user, groups=names, is_admin=is_admin))
 
 
 def _audit(

@@ -93,7 +93,8 @@ async def _guard(request: Request) -> Services:
 
 
 def _provisioning(services: Services) -> Provisioning:
-    return Provisioning(services.uow, services.clock)
+    admins = frozenset(services.settings.oidc_admin_groups)
+    return Provisioning(services.uow, services.clock, admins)
 
 
 class MethodNotAllowed(SCIMException):
