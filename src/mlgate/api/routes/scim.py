@@ -48,7 +48,7 @@ from mlgate.scim.service import (
     error_body,
 )
 
-router = APIRouter(prefix="/scim/v2", tags=["scim"], include_in_schema=False)
+router = APIRouter(prefix="/scim/v2", tags=["scim"])
 MEDIA = "application/scim+json"
 MAX_BODY = 1 << 20  # a resource or a patch: a megabyte is thousands of group members
 KINDS: dict[str, Kind] = {"Users": "User", "Groups": "Group"}
@@ -162,7 +162,9 @@ def _address(request: Request) -> str:
     return (request.client.host if request.client else "unknown")[:64]
 
 
-@router.get("/ServiceProviderConfig")
+@router.get(
+    "/ServiceProviderConfig", summary="SCIM: what this service provider supports (the SCIM token)"
+)
 @access("public")
 async def service_provider_config(request: Request) -> Response:
     async def work(services: Services) -> Response:
@@ -219,7 +221,7 @@ def _listed(items: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.get("/ResourceTypes")
+@router.get("/ResourceTypes", summary="SCIM: the resource types, User and Group")
 @access("public")
 async def resource_types(request: Request) -> Response:
     async def work(services: Services) -> Response:
@@ -228,7 +230,7 @@ async def resource_types(request: Request) -> Response:
     return await _run(request, work)
 
 
-@router.get("/ResourceTypes/{name}")
+@router.get("/ResourceTypes/{name}", summary="SCIM: one resource type")
 @access("public")
 async def resource_type(request: Request, name: str) -> Response:
     async def work(services: Services) -> Response:
@@ -240,7 +242,7 @@ async def resource_type(request: Request, name: str) -> Response:
     return await _run(request, work)
 
 
-@router.get("/Schemas")
+@router.get("/Schemas", summary="SCIM: the User, enterprise User and Group schemas")
 @access("public")
 async def schemas(request: Request) -> Response:
     async def work(services: Services) -> Response:
@@ -249,7 +251,7 @@ async def schemas(request: Request) -> Response:
     return await _run(request, work)
 
 
-@router.get("/Schemas/{name}")
+@router.get("/Schemas/{name}", summary="SCIM: one schema, by its URN")
 @access("public")
 async def schema(request: Request, name: str) -> Response:
     async def work(services: Services) -> Response:
@@ -261,7 +263,9 @@ async def schema(request: Request, name: str) -> Response:
     return await _run(request, work)
 
 
-@router.get("/{resource}")
+@router.get(
+    "/{resource}", summary="SCIM: list Users or Groups (filter, startIndex, count, attributes)"
+)
 @access("public")
 async def list_resources(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
@@ -277,7 +281,7 @@ async def list_resources(request: Request, resource: str) -> Response:
     return await _run(request, work)
 
 
-@router.post("/{resource}/.search")
+@router.post("/{resource}/.search", summary="SCIM: search Users or Groups with a SearchRequest")
 @access("public", audit=False)
 async def search_resources(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
@@ -300,7 +304,7 @@ async def search_resources(request: Request, resource: str) -> Response:
     return await _run(request, work)
 
 
-@router.post("/.search")
+@router.post("/.search", summary="SCIM: search every resource type at once (not offered: 501)")
 @access("public", audit=False)
 async def search_all(request: Request) -> Response:
     async def work(services: Services) -> Response:
@@ -313,7 +317,7 @@ class _NotImplemented(SCIMException):
     status = 501
 
 
-@router.post("/{resource}")
+@router.post("/{resource}", summary="SCIM: create a User (an mlgate user) or a Group")
 @access("public", audit=False)
 async def create_resource(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
@@ -328,7 +332,7 @@ async def create_resource(request: Request, resource: str) -> Response:
     return await _run(request, work)
 
 
-@router.get("/{resource}/{record_id}")
+@router.get("/{resource}/{record_id}", summary="SCIM: one User or Group")
 @access("public")
 async def get_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
@@ -341,7 +345,9 @@ async def get_resource(request: Request, resource: str, record_id: str) -> Respo
     return await _run(request, work)
 
 
-@router.put("/{resource}/{record_id}")
+@router.put(
+    "/{resource}/{record_id}", summary="SCIM: replace a User or Group (active: false disables)"
+)
 @access("public", audit=False)
 async def replace_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
@@ -357,7 +363,7 @@ async def replace_resource(request: Request, resource: str, record_id: str) -> R
     return await _run(request, work)
 
 
-@router.patch("/{resource}/{record_id}")
+@router.patch("/{resource}/{record_id}", summary="SCIM: patch a User or Group (active, members)")
 @access("public", audit=False)
 async def patch_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
@@ -373,7 +379,9 @@ async def patch_resource(request: Request, resource: str, record_id: str) -> Res
     return await _run(request, work)
 
 
-@router.delete("/{resource}/{record_id}")
+@router.delete(
+    "/{resource}/{record_id}", summary="SCIM: delete a User (disabled, keys revoked) or Group"
+)
 @access("public", audit=False)
 async def delete_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
