@@ -277,3 +277,15 @@ def test_search_and_the_name_filter_in_any_letter_case(scim: TestClient) -> None
     }).json()  # fmt: skip
     assert searched["totalResults"] == 1
     assert set(searched["Resources"][0]) == {"id", "schemas", "userName"}
+
+
+def test_a_password_the_provider_sends_is_neither_kept_nor_shown(
+    services: Services, scim: TestClient
+) -> None:
+    made = make_user(scim, "kim", password="the provider's secret 1")
+    assert "password" not in made
+    with services.uow() as uow:
+        record = uow.scim.named("User", "kim")
+        user = uow.users.get("kim")
+    assert record is not None and "password" not in record.body
+    assert user is not None and user.password_hash is None

@@ -54,7 +54,9 @@ MODELS: dict[Kind, type[Resource[Any]]] = {"User": ScimUser, "Group": Group}
 ENDPOINTS: dict[Kind, str] = {"User": "Users", "Group": "Groups"}
 ACTOR = "scim"
 MAX_COUNT = 1000  # resources a page lists at most (ServiceProviderConfig's filter.maxResults)
-_READ_ONLY = ("id", "meta", "groups")  # what the service sets, never stored from a payload
+# Never stored from a payload: what the service sets, and a password (people sign in through
+# the provider; mlgate keeps no copy of their provider password)
+_NOT_STORED = ("id", "meta", "groups", "password")
 _NAME_ATTRIBUTE: dict[Kind, str] = {"User": "userName", "Group": "displayName"}
 _NAME_EQ = re.compile(r'\s*(\w+)\s+eq\s+"([^"\\]*)"\s*', re.IGNORECASE)  # `userName eq "x"`
 
@@ -243,7 +245,7 @@ def _name_of(kind: Kind, resource: Any) -> str:
 
 def _stored(resource: Resource[Any]) -> dict[str, Any]:
     body: dict[str, Any] = resource.model_dump(scim_ctx=Context.DEFAULT)
-    for key in _READ_ONLY:
+    for key in _NOT_STORED:
         body.pop(key, None)
     return body
 
