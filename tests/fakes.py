@@ -50,6 +50,7 @@ from mlgate.plans.model import (
 )
 from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
+from mlgate.retention.model import MODEL_AREAS, PURGE_ACTION, Purged
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
 from mlgate.scim.model import Kind, ScimRecord
 from mlgate.signing.model import Signature
@@ -950,6 +951,43 @@ class InMemoryScimRepository:
                 db.sessions[prefix] = replace(s, user=new)
 
 
+class InMemoryRetentionRepository:
+    """The same purge as db/retention.py over the dicts (no trigger to open here)."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def purge(self, model: str, cutoff: datetime, *, days: int, at: datetime) -> Purged:
+        db = self._db
+        hour_cutoff = cutoff - timedelta(hours=1)
+        sent = [c.through for c in db.export_cursors.values()]
+
+        def billed(hour: datetime) -> bool:
+            return hour <= hour_cutoff and None not in sent and all(hour < t for t in sent if t)
+
+        old = [e for e in db.prediction_log if e.model == model and e.at < cutoff]
+        db.prediction_log = [e for e in db.prediction_log if e not in old]
+        gone_ids = {e.request_id for e in old}
+        labels = [k for k, (m, _) in db.feedback.items() if m == model and k[0] in gone_ids]
+        for key in labels:
+            del db.feedback[key]
+        usage = [u for u in db.usage if u[3] == model and billed(u[0])]
+        db.usage = [u for u in db.usage if u not in usage]
+        traces = [t for t in db.usage_traces if t.model == model and billed(t.hour)]
+        db.usage_traces = [t for t in db.usage_traces if t not in traces]
+
+        def about(e: AuditEvent) -> bool:
+            named = e.target == model or e.target.startswith((f"{model}@", f"{model} "))
+            return (e.at < cutoff and named and e.action != PURGE_ACTION
+                    and e.action.startswith(MODEL_AREAS))  # fmt: skip
+
+        events = [e for e in db.audit if about(e)]
+        db.audit = [e for e in db.audit if not about(e)]
+        counts = {"predictions": len(old), "feedback": len(labels), "usage": len(usage),
+                  "usage_traces": len(traces), "audit_events": len(events)}  # fmt: skip
+        return Purged(model, cutoff, days, **counts)
+
+
 class InMemoryUnitOfWork:
     """The unit of work over an `InMemoryDatabase`: `with uow: ...; uow.commit()`.
 
@@ -984,6 +1022,7 @@ class InMemoryUnitOfWork:
         self.signatures = InMemorySignatureRepository(work)
         self.cards = InMemoryCardRepository(work)
         self.scim = InMemoryScimRepository(work)
+        self.retention = InMemoryRetentionRepository(work)
         return self
 
     def __exit__(

@@ -21,11 +21,11 @@ from mlgate.caching import TtlCache
 from mlgate.db import migrate
 from mlgate.db.engine import create_engine
 from mlgate.db.uow import SqlUnitOfWork
-from mlgate.errors import ConfigError, Conflict, NotFound, NotReady
+from mlgate.errors import ConfigError, NotReady
 from mlgate.outbound.addresses import AllowList
 from mlgate.outbound.client import Outbound
 from mlgate.outcomes import Outcome
-from mlgate.periodic import Periodic
+from mlgate.periodic import Loops
 from mlgate.plans.enforce import Gate
 from mlgate.plans.flusher import UsageFlusher
 from mlgate.plans.limiter import Counters, MemoryCounters
@@ -57,10 +57,10 @@ if TYPE_CHECKING:  # monitoring (and pandas) load when the server starts it, not
     from mlgate.explainers.explain import Explainer
     from mlgate.monitoring.recorder import PredictionRecorder
     from mlgate.monitoring.service import Monitor
+    from mlgate.retention.service import Retention
     from mlgate.rollouts.model import Rollout
     from mlgate.rollouts.tally import RolloutTally
     from mlgate.rollouts.usecases import Rollouts
-    from mlgate.schema import Table
     from mlgate.serving.batches import BatchRunner
     from mlgate.serving.service import Serving
     from mlgate.serving.shadow import ShadowScorer
@@ -97,15 +97,11 @@ class Services:
     _watcher: AliasWatcher | None = field(default=None, repr=False)
     _recorder: PredictionRecorder | None = field(default=None, repr=False)
     _monitor: Monitor | None = field(default=None, repr=False)
-    _checker: Periodic | None = field(default=None, repr=False)
     _tally: RolloutTally | None = field(default=None, repr=False)
+    _loops: Loops = field(default_factory=Loops, repr=False)
     _shadow: ShadowScorer | None = field(default=None, repr=False)
-    _referee: Periodic | None = field(default=None, repr=False)
-    _scheduler: Periodic | None = field(default=None, repr=False)
-    _exporter: Periodic | None = field(default=None, repr=False)
     _notifier: Notifier | None = field(default=None, repr=False)
     _batches: BatchRunner | None = field(default=None, repr=False)
-    _expirer: Periodic | None = field(default=None, repr=False)
     _outbound: Outbound | None = field(default=None, repr=False)
     running_rollouts: TtlCache[str, dict[str, tuple[Rollout, ...]]] = field(
         default_factory=TtlCache, repr=False
@@ -194,25 +190,16 @@ class Services:
         return self._monitor
 
     def explainer(self, version: ModelVersion) -> Explainer:
-        """What explains `version`'s predictions; its background rows come from the version's
-        training snapshot, read when first needed."""
+        """What explains `version`'s predictions, against its training snapshot's rows."""
+        from mlgate.explainers.explain import explainer_of, training_background
+        from mlgate.training.service import read_snapshot
 
-        def background() -> Table:
-            from mlgate.explainers.explain import snapshot_sample
-            from mlgate.training.service import read_snapshot
+        def rows() -> Any:
+            return read_snapshot(self.uow(), self.artifacts, version.model_name, version.number)
 
-            try:
-                rows = read_snapshot(self.uow(), self.artifacts, version.model_name, version.number)
-            except NotFound as exc:
-                raise Conflict(
-                    f"{version.ref} has no stored training rows to explain against; "
-                    "retrain it (every version trained now stores them)"
-                ) from exc
-            return snapshot_sample(rows, version)
-
-        from mlgate.explainers.explain import explainer_of
-
-        return explainer_of(self.predictors.get(version), background)
+        return explainer_of(
+            self.predictors.get(version), lambda: training_background(rows, version)
+        )
 
     @property
     def tally(self) -> RolloutTally:
@@ -253,30 +240,17 @@ class Services:
         self.recorder.start()
         self.tally.start()
         self.shadow.start()
-        interval = self.settings.monitor_interval
-        if interval and self._checker is None:
-            checks = Periodic("mlgate-monitor", self.monitor.check_all, interval, final=False)
-            self._checker = checks
-            checks.start()
-        every = self.settings.rollout_interval
-        if every and self._referee is None:
-            self._referee = Periodic("mlgate-referee", self.rollouts.decide_all, every, final=False)
-            self._referee.start()
-        every = self.settings.schedule_interval
-        if every and self._scheduler is None:
-            self._scheduler = Periodic(
-                "mlgate-schedules", self.rollouts.run_schedules, every, final=False
-            )
-            self._scheduler.start()
-        if self._expirer is None:
-            self._expirer = Periodic("mlgate-batch-expiry", self.batches.expire, 600, final=False)
-            self._expirer.start()
-        every = self.settings.usage_export_interval
-        if every and self.settings.usage_export_url and self._exporter is None:
-            self._exporter = Periodic(
-                "mlgate-usage-export", self.plans.export_usage, every, final=False
-            )
-            self._exporter.start()
+        settings, loops = self.settings, self._loops
+        loops.start("mlgate-monitor", lambda: self.monitor.check_all(), settings.monitor_interval)
+        loops.start("mlgate-referee", lambda: self.rollouts.decide_all(), settings.rollout_interval)
+        loops.start("mlgate-schedules", lambda: self.rollouts.run_schedules(),
+                    settings.schedule_interval)  # fmt: skip
+        loops.start("mlgate-batch-expiry", lambda: self.batches.expire(), 600)
+        loops.start("mlgate-retention", lambda: self.retention.enforce(),
+                    settings.retention_interval)  # fmt: skip
+        if settings.usage_export_url:
+            loops.start("mlgate-usage-export", lambda: self.plans.export_usage(),
+                        settings.usage_export_interval)  # fmt: skip
 
     def usage_sink(self) -> Any:
         """The billing sink MLGATE_USAGE_EXPORT_URL names (plans/sinks.py), or None."""
@@ -296,16 +270,21 @@ class Services:
         return CloudEventsSink(url, token=secret, name="cloudevents", outbound=self.outbound)
 
     def stop_monitoring(self) -> None:
-        for loop in (self._checker, self._referee, self._scheduler, self._exporter, self._expirer):
-            if loop is not None:
-                loop.stop()
-        self._checker = self._referee = self._scheduler = self._exporter = self._expirer = None
+        self._loops.stop()
         if self._recorder is not None:
             self._recorder.stop()
         if self._shadow is not None:
             self._shadow.stop()
         if self._tally is not None:
             self._tally.stop()
+
+    @cached_property
+    def retention(self) -> Retention:
+        """Each model's log retention, enforced every MLGATE_RETENTION_INTERVAL seconds by the
+        server (retention/service.py)."""
+        from mlgate.retention.service import Retention
+
+        return Retention(self.uow, lambda: self.clock())
 
     @cached_property
     def serving(self) -> Serving:
@@ -414,9 +393,13 @@ class Services:
         """Model cards, their slices and ML-BOMs (cards/usecases.py)."""
         from mlgate.cards.usecases import Cards
 
+        def verify(version: ModelVersion) -> dict[str, Any]:
+            return self.signing.verify(version.model_name, version.number).to_json()
+
         return Cards(
-            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors
-        )
+            uow=self.uow, clock=self.now, artifacts=self.artifacts, predictors=self.predictors,
+            verify=verify,
+        )  # fmt: skip
 
     def flush_tally(self) -> None:
         """Write this process's counts of rollout calls now (where it counts any)."""
@@ -433,9 +416,14 @@ class Services:
         if self._jobs is None:
             self._jobs = TrainingRunner(
                 self.uow, self.artifacts, self.open_source, self.clock,
-                sign=self.signing.sign_new,
+                sign=self.signing.sign_new, slice_card=self.slice_card,
             )  # fmt: skip
         return self._jobs
+
+    def slice_card(self, version: ModelVersion, columns: tuple[str, ...]) -> None:
+        """A new version's card sliced by `columns` (training's --slices), by who trained it."""
+        actor = version.lineage.trained_by or "mlgate"
+        self.cards.slice(version.model_name, version.number, columns, actor=actor)
 
     @property
     def batches(self) -> BatchRunner:

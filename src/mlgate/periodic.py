@@ -45,3 +45,25 @@ class Periodic:
                 self._work()
             except Exception:
                 log.exception("%s failed; trying again in %.1f s", self._name, self._interval)
+
+
+class Loops:
+    """The server's background rounds, each named once, started and stopped together. A round
+    whose interval is 0 (or unset) is not started: that is how a setting turns one off."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, Periodic] = {}
+
+    def start(self, name: str, work: Callable[[], object], interval: float | None) -> None:
+        if interval and name not in self._running:
+            loop = Periodic(name, work, interval, final=False)
+            self._running[name] = loop
+            loop.start()
+
+    def names(self) -> list[str]:
+        return sorted(self._running)
+
+    def stop(self) -> None:
+        for loop in self._running.values():
+            loop.stop()
+        self._running.clear()

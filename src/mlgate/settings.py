@@ -118,6 +118,7 @@ class Settings:
     usage_export_format: str = "cloudevents"  # or "stripe"
     usage_export_token: Secret | None = None  # its bearer token (Stripe: the secret key)
     usage_export_interval: int = 60  # seconds between export passes in `mlgate serve`; 0: none
+    retention_interval: int = 3600  # seconds between log retention purges in `mlgate serve`
     batch_retention_hours: int = 168  # a batch's result is kept this long after it ends
     max_batch_bytes: int = 1 << 30  # the largest batch upload (a plan may allow less)
     operator_webhook_url: str | None = None  # told of every quota threshold crossed
@@ -200,6 +201,7 @@ class Settings:
             usage_export_interval=_whole(
                 "usage_export_interval", get("usage_export_interval", "60")
             ),
+            retention_interval=_whole("retention_interval", get("retention_interval", "3600")),
             batch_retention_hours=_positive_int(
                 "batch_retention_hours", get("batch_retention_hours", "168")
             ),

@@ -18,6 +18,7 @@ from mlgate.jobs.repository import JobRepository
 from mlgate.monitoring.repository import MonitoringRepository
 from mlgate.plans.repository import PlanRepository, UsageExportRepository, UsageRepository
 from mlgate.registry.repository import ModelRepository
+from mlgate.retention.repository import RetentionRepository
 from mlgate.rollouts.repository import RolloutRepository
 from mlgate.scim.repository import ScimRepository
 from mlgate.signing.repository import SignatureRepository
@@ -77,6 +78,9 @@ class UnitOfWork(Protocol):
 
     @property
     def scim(self) -> ScimRepository: ...
+
+    @property
+    def retention(self) -> RetentionRepository: ...
 
     def __enter__(self) -> Self: ...
 

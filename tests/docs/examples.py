@@ -195,6 +195,7 @@ class Reader:
             raise AssertionError(
                 f"{block.where}: the bash example failed (exit {done.returncode}):\n{code}\n"
                 f"--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}"
+                f"{self._servers_said()}"
             )
         pairs = (item.split("=", 1) for item in dump.read_text().split("\0") if "=" in item)
         self.env = {k: v for k, v in pairs if k not in {"SHLVL", "_", "PWD", "OLDPWD"}}
@@ -229,6 +230,14 @@ class Reader:
             wait_ready(f"http://127.0.0.1:{self.port}", process, log, seconds=90)
         except AssertionError as exc:
             raise AssertionError(f"{block.where}: {exc}") from None
+
+    def _servers_said(self) -> str:
+        """The end of each background server's log: what it answered, and why, is often the
+        only evidence of a failed call (a 401's reason, a bind error)."""
+        return "".join(
+            f"\n--- {log.name} (exit {process.poll()})\n{log.read_text(errors='replace')[-3000:]}"
+            for process, log in self.background
+        )
 
     def stop(self) -> None:
         for process, _ in self.background:

@@ -101,18 +101,34 @@ def wait_ready(
 
 
 def free_port() -> int:
-    """A port for a server a test starts, free now and taken from below the kernel's ephemeral
-    range. A port the kernel handed out (bind to 0) went back to that range once it was closed,
-    and any outgoing connection or port-0 listener could take it before the server bound it:
-    one CI run lost a guide page to "address already in use" that way."""
+    """A port for a server a test starts: free now, taken from below the kernel's ephemeral
+    range, and never handed to another test of this run. A port the kernel handed out (bind to
+    0) went back to that range once it was closed, and any outgoing connection or port-0
+    listener could take it before the server bound it: one CI run lost a guide page to "address
+    already in use" that way. And a port that is merely free now can be handed to a test on the
+    other xdist worker before this one's server binds it (a guide page binds its port tens of
+    seconds after taking it); the second server then fails to bind while the first answers its
+    readiness check, and the page's calls reach the other test's server. So the run keeps a
+    ledger of the ports it gave out, shared by its workers."""
+    from filelock import FileLock
+
+    from tests.conftest import SHARED
+
+    ledger = Path(os.environ.get(SHARED, "/tmp")) / "ports-given"
     low = _ephemeral_low()
-    for _ in range(200):
-        port = _PORTS.randrange(10_000, low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+    with FileLock(str(ledger) + ".lock"):
+        given = set(ledger.read_text().split()) if ledger.is_file() else set()
+        for _ in range(200):
+            port = _PORTS.randrange(10_000, low)
+            if str(port) in given:
                 continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            with ledger.open("a") as out:
+                out.write(f"{port}\n")
             return port
     with socket.socket() as sock:  # every one tried is taken: what the kernel gives
         sock.bind(("127.0.0.1", 0))

@@ -37,3 +37,26 @@ def test_a_line_longer_than_a_pipe_buffer_goes_alone() -> None:
     long = "y" * 5000
     assert _chunks(["a", long, "b"]) == ["a\n", long + "\n", "b\n"]
     assert _chunks([]) == []
+
+
+def test_a_refused_call_names_the_refusal_and_the_public_id_of_the_key_it_presented() -> None:
+    import orjson
+
+    from mlgate.access import keys
+    from mlgate.api.observe import _line
+
+    token = keys.new_key()
+    scope = {
+        "method": "POST",
+        "path": "/v1/models/churn/predict",
+        "client": ("127.0.0.1", 5000),
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "state": {"refusal": "invalid_credentials"},
+    }
+    entry = orjson.loads(_line(scope, "/v1/models/{name}/predict", 401, 0.002, "r1"))
+    assert entry["key"] == token.prefix and entry["refusal"] == "invalid_credentials"
+    assert token.secret not in orjson.dumps(entry).decode()
+    garbage = scope | {"headers": [(b"authorization", b"Bearer not-a-key")]}
+    assert "key" not in orjson.loads(_line(garbage, "/x", 401, 0.001, "r2"))
+    answered = scope | {"state": {}}
+    assert "refusal" not in orjson.loads(_line(answered, "/x", 200, 0.001, "r3"))

@@ -250,3 +250,101 @@ def test_an_id_column_a_repeated_column_and_an_import_without_holdout_slice_sens
                  now=NOW)  # fmt: skip
     with pytest.raises(InvalidInput, match="imported without a holdout"):
         s.cards.slice("ext", 1, ["tenure_months"], actor="t")
+
+
+def _crm(s: Services, tmp_path: Path) -> None:
+    import sqlite3
+
+    from mlgate.sources import demo
+
+    with sqlite3.connect(tmp_path / "crm.db") as db:
+        demo.churn_frame(n_rows=200).to_sql(demo.TABLE, db, index=False)
+    s.sources.add(name="crm2", url=f"sqlite:///{tmp_path / 'crm.db'}", cwd=tmp_path)
+
+
+def test_a_slice_column_that_is_not_there_is_refused_before_anything_is_fitted(
+    s: Services, tmp_path: Path
+) -> None:
+    from mlgate.sources import demo
+
+    _crm(s, tmp_path)
+    trained = CliRunner().invoke(app, ["train", "churn", "--source", "crm2", "--table",
+                                       demo.TABLE, "--target", demo.TARGET, "--no-report",
+                                       "--slices", "internet_service,regoin"], obj=s)  # fmt: skip
+    assert trained.exit_code != 0
+    flat = " ".join(trained.output.split())
+    assert "regoin is not a column of the rows read" in flat and "internet_service" in flat
+    assert [v.number for v in s.registry.versions("churn")[1]] == [1]  # nothing was registered
+    targeted = CliRunner().invoke(app, ["train", "churn", "--source", "crm2", "--table",
+                                        demo.TABLE, "--target", demo.TARGET, "--no-report",
+                                        "--slices", demo.TARGET], obj=s)  # fmt: skip
+    assert targeted.exit_code != 0 and "nor may the target slice itself" in targeted.output
+
+
+def test_training_from_the_api_and_the_dashboard_slices_the_card(
+    s: Services, tmp_path: Path
+) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from mlgate.access.accounts import create_user
+    from mlgate.api.app import create_app
+    from mlgate.sources import demo
+    from tests.secrets_watch import remember
+
+    _crm(s, tmp_path)
+    password = remember("admin pass phrase for the slices test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+
+    def finished(client: TestClient, job: str, boss: dict[str, str]) -> dict[str, object]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            state = client.get(f"/v1/jobs/{job}", headers=boss).json()
+            if state["state"] not in ("queued", "running"):
+                return state  # type: ignore[no-any-return]
+            time.sleep(0.05)
+        raise AssertionError(f"job {job} did not finish")
+
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        token = client.post("/v1/auth/login", json={"name": "boss", "password": password})
+        boss = {"Authorization": f"Bearer {token.json()['token']}"}
+        body = {"source": "crm2", "table": demo.TABLE, "target": demo.TARGET,
+                "drop": [demo.ID_COLUMN], "report": False}  # fmt: skip
+        too_many = client.post("/v1/models/churn/train", headers=boss,
+                               json=body | {"slices": [f"c{i}" for i in range(21)]})  # fmt: skip
+        assert too_many.status_code == 422
+        started = client.post("/v1/models/churn/train", headers=boss,
+                              json=body | {"slices": ["contract"]})  # fmt: skip
+        assert started.status_code == 202, started.text
+        state = finished(client, started.json()["id"], boss)
+        assert state["state"] == "succeeded", state
+        card = client.get("/v1/models/churn/versions/2/card", headers=boss).json()
+        assert [g["column"] for g in card["slices"]["columns"]] == ["contract"]
+        assert card["edited_by"] == "user:boss"  # sliced in the trainer's name
+
+        wrong = client.post("/v1/models/churn/train", headers=boss,
+                            json=body | {"slices": ["regoin"]})  # fmt: skip
+        failed = finished(client, wrong.json()["id"], boss)
+        assert failed["state"] == "failed" and "regoin" in str(failed["error"])
+        assert [v.number for v in s.registry.versions("churn")[1]] == [1, 2]
+
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        client.post("/ui/login", data={"name": "boss", "password": password,
+                                       "csrf": csrf.group(1)})  # fmt: skip
+        page = client.get("/ui/train")
+        assert 'name="slices"' in page.text
+        token_ui = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token_ui
+        sent = client.post("/ui/train", follow_redirects=False,
+                           data={"model": "churn", "source": "crm2", "table": demo.TABLE,
+                                 "target": demo.TARGET, "drop": demo.ID_COLUMN,
+                                 "slices": "internet_service, contract",
+                                 "csrf": token_ui.group(1)})  # fmt: skip
+        assert sent.status_code == 303, sent.text[:300]
+        job = sent.headers["location"].rsplit("/", 1)[1]
+        assert finished(client, job, boss)["state"] == "succeeded"
+        card = client.get("/v1/models/churn/versions/3/card", headers=boss).json()
+        assert [g["column"] for g in card["slices"]["columns"]] == ["internet_service", "contract"]

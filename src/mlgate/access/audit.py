@@ -116,6 +116,7 @@ NOT_AUDITED: dict[str, str] = {
     "rollouts.tally.RolloutTally.flush": "counts of calls",
     "serving.shadow.ShadowScorer.flush": "counts of calls",
     "serving.batches.BatchRunner.expire": "the server expiring old jobs",
+    "retention.service.Retention.enforce": "the server's loop; purge_model records each purge",
     "jobs.runner.JobRunner.submit": "queues a job; the request that asks is recorded",
     "training.jobs.TrainingRunner.request_cancel": "jobs.runner.request_cancel records it",
     "jobs.runner.JobRunner.fail_gone": "the server failing jobs of dead processes (training)",

@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlgate.access import keys
 from mlgate.access.model import Principal
 from mlgate.outcomes import Answered, Outcome, status_of
 from mlgate.tracing.calls import Call, enter, leave
@@ -380,7 +381,25 @@ def _line(
         entry["actor"] = principal.actor
         if principal.key_prefix:
             entry["key"] = principal.key_prefix
+    elif status == 401:  # which key was refused (its public id) is what an operator asks first
+        presented = _presented_key(scope)
+        if presented:
+            entry["key"] = presented
+    refusal = state.get("refusal")
+    if refusal and status >= 400:
+        entry["refusal"] = refusal
     if call is not None:  # the trace this call belongs to; `traced`: its spans were exported
         entry["trace_id"] = call.trace_hex
         entry["traced"] = traced
     return orjson.dumps(entry).decode()
+
+
+def _presented_key(scope: Scope) -> str | None:
+    """The public id (`mlg_<12 hex>`) of the API key a refused call presented, if it is shaped
+    like one; never any part of its secret."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            _, _, raw = value.decode("latin-1").strip().partition(" ")
+            token = keys.parse_token(raw.strip())
+            return None if token is None else token.prefix
+    return None

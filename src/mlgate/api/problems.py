@@ -69,6 +69,7 @@ def traced(exc: errors.MlgateError) -> None:
 async def mlgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.MlgateError)
     traced(exc)
+    request.state.refusal = getattr(exc, "code", None) or type(exc).__name__  # for the access log
     status = status_of(outcome_of(exc))
     if status >= 500:
         log.error("%s %s -> %d: %s", request.method, request.url.path, status, exc)

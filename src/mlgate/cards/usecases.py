@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mlgate.access.model import AuditEvent, AuditQuery
 from mlgate.cards import bom, service
 from mlgate.cards.model import CardRecord, ModelCard
+from mlgate.errors import NotFound
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.service import resolve_version
 from mlgate.registry.store import ArtifactStore
@@ -26,6 +28,8 @@ class Cards:
     clock: Callable[[], datetime]
     artifacts: ArtifactStore
     predictors: PredictorCache
+    # What the signature check found of a version (signing/usecases.py's verify, as JSON).
+    verify: Callable[[ModelVersion], dict[str, Any]] | None = None
 
     def card(self, name: str, number: int | None, alias: str | None = None) -> ModelCard:
         version = resolve_version(self.uow(), name, number, alias)
@@ -52,6 +56,76 @@ class Cards:
         document = bom.bom_of(version, self._card(version))
         bom.validate(document)
         return document
+
+    def dossier(self, name: str, number: int | None, alias: str | None = None) -> bytes:
+        """The version's documentation dossier (cards/dossier.py): a zip laid out along the EU
+        AI Act's Annex IV with a manifest of sha256s; the same bytes for the same version,
+        apart from the timestamp in the zip's comment."""
+        from mlgate.cards import dossier, render
+        from mlgate.registry.service import read_attachment
+        from mlgate.retention.model import policy
+
+        version = resolve_version(self.uow(), name, number, alias)
+        card = self._card(version)
+        document = bom.bom_of(version, card)
+        bom.validate(document)
+        with self.uow() as uow:
+            signature = uow.signatures.get(version.model_name, version.number)
+            settings = uow.monitoring.settings(version.model_name)
+            check = uow.monitoring.last_check(version.model_name)
+            logged = uow.monitoring.count_logged(version.model_name)
+        history = card.to_json()["aliases"]["history"]
+        report = dict(version.report or {})
+        try:
+            page: bytes | None = read_attachment(self.uow(), self.artifacts, version,
+                                                 "report.html").replace(
+                b"<!--mlgate:version-->", f"v{version.number}".encode()
+            )  # fmt: skip
+        except NotFound:
+            page = None
+        checks = self._events(version.model_name, action="monitoring.")
+        evidence = dossier.Evidence(
+            ref=version.ref,
+            card=card.to_json(),
+            card_markdown=render.markdown(card),
+            bom=document,
+            created_at=version.created_at,
+            signature_bundle=None if signature is None else signature.bundle,
+            verification={"state": "not checked"} if self.verify is None else self.verify(version),
+            report=report,
+            report_page=page,
+            lineage=version.lineage.to_json(),
+            alias_history=history,
+            audit=self._trail(version),
+            monitoring={
+                "settings": None if settings is None else settings.public(),
+                "last_check": None
+                if check is None
+                else {
+                    "state": check.state,
+                    "checked_at": check.checked_at.isoformat(),
+                    "details": check.details,
+                },
+                "logged_requests": logged,
+                "history": [dossier.event_json(e) for e in checks],
+            },  # fmt: skip
+            retention=policy(None if settings is None else settings.log_retention_days),
+        )
+        return dossier.build(evidence, now=self.clock())
+
+    def _trail(self, version: ModelVersion) -> list[AuditEvent]:
+        """The audit events on the version (`m@3`, `m@v3`, `m@3 vs …`) and on its model."""
+        m, n = version.model_name, version.number
+        found = {
+            e.id: e for target in (f"{m}@{n}", f"{m}@v{n}", m) for e in self._events(target=target)
+        }
+        return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
+
+    def _events(self, target: str | None = None, action: str | None = None) -> list[AuditEvent]:
+        from mlgate.access.audit import MAX_LIMIT, query
+
+        events = query(self.uow(), AuditQuery(target=target, action=action, limit=MAX_LIMIT))
+        return sorted(events, key=lambda e: (e.at, e.id or 0))
 
     def _card(self, version: ModelVersion) -> ModelCard:
         return service.build_card(self.uow(), version, service.record_of(self.uow(), version))

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from mlgate.bootstrap import Services, bootstrap
+from mlgate.errors import InvalidInput
 from mlgate.settings import Settings
 
 console = Console(highlight=False, soft_wrap=True)
@@ -15,6 +16,16 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 def services(ctx: typer.Context) -> Services:
     """The Services for this invocation: those a test passed as `obj`, else built from the env."""
     root = ctx.find_root()
+    remote = root.meta.get("remote")
+    if remote is not None and root.obj is None:
+        # A command that works on this machine's home was asked to work on a server: doing
+        # the local thing instead (an empty home, or another one) would answer the wrong question.
+        raise InvalidInput(
+            f"`{ctx.command_path}` works on this machine's home ({Settings.from_env().home}), "
+            f"not against --url {remote.url}: run it on the server's machine, or use the "
+            f"server's API ({remote.url.rstrip('/')}/docs). Over --url: users, consumers, "
+            "keys, grants, audit, login and batches."
+        )
     if root.obj is None:
         built = bootstrap(Settings.from_env())
         root.obj = built

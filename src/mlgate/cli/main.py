@@ -123,7 +123,8 @@ def root(
             "--url",
             envvar="MLGATE_URL",
             help="Work against the mlgate server at this URL instead of the local home "
-            "(users, consumers, keys, grants, audit, login).",
+            "(users, consumers, keys, grants, audit, login, batches; the other commands "
+            "refuse it).",
         ),
     ] = None,
     token: Annotated[

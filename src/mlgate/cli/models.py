@@ -235,6 +235,21 @@ def bom(
         console.print(f"CycloneDX {document['specVersion']} ML-BOM of {ref}: {output}")
 
 
+@app.command("dossier")
+def dossier(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="MODEL@N (or MODEL for what it serves now).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The zip to write.")],
+) -> None:
+    """The version's documentation dossier: its card, ML-BOM, signature and its verification,
+    full report, lineage, alias history, audit trail, monitoring history and log retention,
+    laid out along the EU AI Act's Annex IV (INDEX.md), with a manifest of sha256s."""
+    name, number, alias = service.parse_ref(ref)
+    archive = services(ctx).cards.dossier(name, number, alias)
+    output.write_bytes(archive)
+    console.print(f"dossier of {ref} ({len(archive):,} bytes): {output}")
+
+
 def _actor() -> str:
     from mlgate.cli.training import cli_actor
 

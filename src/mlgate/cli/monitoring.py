@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.context import console, services
+from mlgate.retention.model import parse_retention
 
 
 def monitor(
@@ -88,6 +89,14 @@ def monitor_config(
     retrain: Annotated[
         bool | None, typer.Option("--retrain/--no-retrain", help="Train a candidate on alert")
     ] = None,
+    log_retention: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the prediction log, usage rows and audit events of the model this long "
+            "(3650d, 10y; at least 62d, the billing period), or 'forever'; the server deletes "
+            "what is older"
+        ),
+    ] = None,
 ) -> None:
     """Show or change a model's monitoring settings (all left out: show them)."""
     changes: dict[str, Any] = {
@@ -99,6 +108,8 @@ def monitor_config(
     changes = {k: v for k, v in changes.items() if v is not None}
     if exclude is not None:
         changes["exclude_columns"] = [c for c in exclude if c]
+    if log_retention is not None:
+        changes["log_retention_days"] = parse_retention(log_retention)
     s = services(ctx)
     settings = s.monitor.configure(model, **changes) if changes else s.monitor.settings(model)
     table = Table("setting", "value", box=None)

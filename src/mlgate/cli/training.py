@@ -90,6 +90,7 @@ def train(
     ] = None,
 ) -> None:
     """Train MODEL on rows from a source and register it as a new version."""
+    from mlgate.cli.models import slice_columns
     from mlgate.training.service import TrainSpec
     from mlgate.training.tuning import TuneSpec
 
@@ -112,14 +113,12 @@ def train(
         dask=_dask_address(dask, services(ctx).settings.dask_address, algorithm, table, tune),
         partitions=partitions,
         partition_by=partition_by,
+        slices=tuple(slice_columns(slices)) if slices else (),
     )
     result = run_training(ctx, spec)
     print_result(result)
-    if slices:
-        from mlgate.cli.models import slice_columns
-
+    if spec.slices and not any(w.startswith("no slices") for w in result.warnings):
         version = result.version
-        services(ctx).cards.slice(model, version.number, slice_columns(slices), actor=cli_actor())
         console.print(f"metrics per slice of {slices}: mlgate models card {model}@{version.number}")
 
 
@@ -182,7 +181,7 @@ def run_training(ctx: typer.Context, spec: TrainSpec) -> TrainResult:
 
         result = train_model(
             s.uow(), s.artifacts, s.open_source, spec, now=s.clock, progress=report,
-            sign=s.signing.sign_new,
+            sign=s.signing.sign_new, slice_card=s.slice_card,
         )  # fmt: skip
         progress.update(task, completed=len(STAGES))
     return result

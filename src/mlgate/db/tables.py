@@ -199,6 +199,18 @@ audit_events = sa.Table(
     sa.Index("ix_audit_events_at", "at"),
 )
 
+audit_purges = sa.Table(  # retention purges: the only way past the audit log's trigger (0023)
+    "audit_purges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("cutoff", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("counts", sa.JSON, nullable=True),
+    sa.Index("ix_audit_purges_open", "open", "model"),  # the trigger looks for open ones
+)
+
 jobs = sa.Table(
     "jobs",
     metadata,

@@ -19,6 +19,7 @@ from mlgate.db.cards import SqlCardRepository
 from mlgate.db.monitoring import SqlMonitoringRepository
 from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsageRepository
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
+from mlgate.db.retention import SqlRetentionRepository
 from mlgate.db.rollouts import SqlRolloutRepository
 from mlgate.db.scim import SqlScimRepository
 from mlgate.db.signing import SqlSignatureRepository
@@ -59,6 +60,7 @@ class SqlUnitOfWork:
         self.signatures = SqlSignatureRepository(self._conn)
         self.cards = SqlCardRepository(self._conn)
         self.scim = SqlScimRepository(self._conn)
+        self.retention = SqlRetentionRepository(self._conn)
         return self
 
     def __exit__(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlgate.columns import Column
-from mlgate.errors import Conflict, PayloadTooLarge
+from mlgate.errors import Conflict, NotFound, PayloadTooLarge
 from mlgate.explainers import sampling
 from mlgate.registry.model import ModelVersion, Task
 from mlgate.runtime.switches import Guarded
@@ -518,3 +518,17 @@ def snapshot_sample(rows: Any, version: ModelVersion) -> Table:
         rows = rows.sample(BACKGROUND_ROWS, random_state=0)
     frame = conform(rows.reset_index(drop=True), version.columns)
     return Table({k: frame[k].to_numpy() for k in frame.columns}, len(frame))
+
+
+def training_background(read_rows: Callable[[], Any], version: ModelVersion) -> Table:
+    """The rows `version`'s explanations are measured against: a sample of its training
+    snapshot, read by `read_rows` when first needed. A version stored without one is a
+    conflict the caller can act on, not a crash."""
+    try:
+        rows = read_rows()
+    except NotFound as exc:
+        raise Conflict(
+            f"{version.ref} has no stored training rows to explain against; "
+            "retrain it (every version trained now stores them)"
+        ) from exc
+    return snapshot_sample(rows, version)

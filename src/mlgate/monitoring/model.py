@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from mlgate.errors import FieldError, InvalidInput
+from mlgate.retention.model import MAX_DAYS, MIN_DAYS, TOO_SHORT
 
 STATES = ("ok", "drifting", "degraded", "drifting+degraded")
 
@@ -26,6 +27,9 @@ class MonitorSettings:
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     retrain: bool = False  # an alert trains a candidate version (no alias moves)
+    # Days the model's prediction log, usage rows and audit events are kept (retention/);
+    # None: for ever.
+    log_retention_days: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -54,6 +58,10 @@ class MonitorSettings:
                     "came from mlgate",
                 )
             )
+        days = self.log_retention_days
+        if days is not None and not MIN_DAYS <= days <= MAX_DAYS:
+            why = TOO_SHORT if days < MIN_DAYS else f"at most {MAX_DAYS}, or none (forever)"
+            problems.append(FieldError("log_retention_days", why))
         if problems:
             raise InvalidInput(
                 "monitoring settings: "

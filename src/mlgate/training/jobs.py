@@ -30,7 +30,7 @@ from mlgate.sources.model import SourceConfig
 from mlgate.uow import UnitOfWork
 
 if TYPE_CHECKING:  # the training machinery loads when a job runs, not when jobs are listed
-    from mlgate.training.service import TrainSpec
+    from mlgate.training.service import SliceCard, TrainSpec
 
 EPOCH_LINES_EVERY = 0.5  # seconds between two logged epochs (and cancellation checks)
 GONE = "the server stopped before this job finished; nothing was registered"
@@ -48,9 +48,11 @@ class TrainingRunner:
         *,
         workers: int = 1,
         sign: SignVersion | None = None,
+        slice_card: SliceCard | None = None,
     ) -> None:
         self._uow = uow_factory
         self._sign = sign
+        self._slice_card = slice_card
         self._artifacts = artifacts
         self._open_source = open_source
         self._clock = clock
@@ -114,6 +116,7 @@ class TrainingRunner:
                 now=self._clock,
                 progress=progress,
                 sign=self._sign,
+                slice_card=self._slice_card,
             )
         except JobCancelled:
             return Outcome("cancelled", "cancelled; nothing was registered")

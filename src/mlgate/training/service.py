@@ -10,9 +10,11 @@ This module picks the path; the names callers import from it stay here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from mlgate.access.audit import audited
+from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 from mlgate.registry.store import ArtifactStore
 from mlgate.signing.model import SignVersion
@@ -32,6 +34,7 @@ from mlgate.training.steps import (
     TrainResult,
     TrainSpec,
     check,
+    check_slices,
     lineage_of,
     read_rows,
     read_snapshot,
@@ -72,14 +75,25 @@ def train_model(
     now: Callable[[], datetime],
     progress: Progress | None = None,
     sign: SignVersion | None = None,
+    slice_card: SliceCard | None = None,
 ) -> TrainResult:
-    """Train `spec` and register the result as the model's next version (signed by `sign`)."""
+    """Train `spec` and register the result as the model's next version (signed by `sign`);
+    with `spec.slices`, its card's metrics per slice are computed by `slice_card` (the slice
+    columns are checked against the rows before anything is fitted)."""
     report = progress or (lambda stage, detail: None)
     algorithm = check(spec)
     config = source_of(uow, spec)
     if spec.dask and not spec.snapshot_of:
-        return train_on_dask(uow, artifacts, spec, algorithm, config, now, report, sign)
+        if spec.slices and spec.table:
+            source = open_source(config)
+            try:
+                check_slices(spec, list(source.read_table(spec.table, limit=0).columns))
+            finally:
+                source.close()
+        result = train_on_dask(uow, artifacts, spec, algorithm, config, now, report, sign)
+        return _sliced(result, spec, slice_card)
     rows = read_rows(uow, artifacts, open_source, spec, config, report)
+    check_slices(spec, list(rows.frame.columns))
     # A forecaster's own parameters say a forecast is wanted (order_by names the series' order).
     forecasting = spec.task == "forecast" or bool(set(spec.params or {}) & FORECAST_PARAMS)
     if algorithm is not None and "forecast" in algorithm.tasks and forecasting:
@@ -88,7 +102,24 @@ def train_model(
         trained = train_generator(spec, algorithm, rows, now, report)
     else:
         trained = train_tabular(spec, algorithm, rows, now, report)
-    return register_trained(uow, artifacts, spec, trained, report, sign)
+    result = register_trained(uow, artifacts, spec, trained, report, sign)
+    return _sliced(result, spec, slice_card)
+
+
+SliceCard = Callable[[ModelVersion, tuple[str, ...]], object]
+
+
+def _sliced(result: TrainResult, spec: TrainSpec, slice_card: SliceCard | None) -> TrainResult:
+    """`result`, its card sliced as asked. The version is registered by now: a slicing that
+    cannot be done (a task without a holdout, a column of too many values) is a warning on the
+    result, not a failed training."""
+    if not spec.slices or slice_card is None:
+        return result
+    try:
+        slice_card(result.version, spec.slices)
+    except InvalidInput as exc:
+        return replace(result, warnings=(*result.warnings, f"no slices on the card: {exc}"))
+    return result
 
 
 def retrain_spec(version: ModelVersion, *, from_snapshot: bool, actor: str = "") -> TrainSpec:

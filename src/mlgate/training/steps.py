@@ -72,6 +72,7 @@ class TrainSpec:
     dask: str | None = None  # a Dask scheduler's address, or "local": train on that cluster
     partitions: int | None = None  # how many parts the cluster reads (default: 4 per worker)
     partition_by: str | None = None  # the column to split by (default: the integer primary key)
+    slices: tuple[str, ...] = ()  # columns to slice the holdout by, for the model card
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,24 @@ class Trained:
     # The rows as stored with the version, for retraining: one Parquet file, or a cluster's
     # parts, each written when the registry asks for it.
     snapshot: Mapping[str, bytes | Callable[[], bytes]]
+
+
+MAX_SLICE_COLUMNS = 20
+
+
+def check_slices(spec: TrainSpec, columns: Sequence[str]) -> None:
+    """Before anything is fitted: every column the card is to be sliced by must be a column of
+    the rows read, and not the target (a slow training that ends in a refusal loses an hour)."""
+    if len(spec.slices) > MAX_SLICE_COLUMNS:
+        raise InvalidInput(f"slice the card by at most {MAX_SLICE_COLUMNS} columns")
+    unknown = [c for c in spec.slices if c not in columns or c == spec.target]
+    if unknown:
+        known = [c for c in columns if c != spec.target]
+        shown = ", ".join(known[:30]) + (f", … ({len(known)} in all)" if len(known) > 30 else "")
+        raise InvalidInput(
+            f"slices: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a column "
+            f"of the rows read (nor may the target slice itself); the columns are: {shown}"
+        )
 
 
 def check(spec: TrainSpec) -> Algorithm | None:

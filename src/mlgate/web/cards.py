@@ -24,3 +24,16 @@ def card(request: Request, name: str, version: str) -> Response:
     me = member(request, "ui", "read", Target(name, version=number))
     found = pages.services_of(request).cards.card(name, number)
     return render(request, "card.html", principal=me, name=name, number=number, c=found.to_json())
+
+
+@router.get("/models/{name}/versions/{version}/dossier")
+@access("read")
+@page("ui")
+def dossier(request: Request, name: str, version: str) -> Response:
+    """The version's documentation dossier, as GET /v1/models/{name}/versions/{n}/dossier."""
+    number = version_number(version)
+    member(request, "ui", "read", Target(name, version=number))
+    body = pages.services_of(request).cards.dossier(name, number)
+    disposition = f'attachment; filename="{name}-v{number}-dossier.zip"'
+    return Response(body, media_type="application/zip",
+                    headers={"Content-Disposition": disposition})  # fmt: skip

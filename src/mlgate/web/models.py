@@ -21,6 +21,7 @@ from mlgate.errors import InvalidInput, MlgateError
 from mlgate.outcomes import outcome_of, status_of
 from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.registry.service import parse_ref
+from mlgate.retention.model import MIN_DAYS, parse_retention, stated
 from mlgate.serving.asking import Asked
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages, reports
@@ -228,7 +229,22 @@ def monitoring(request: Request, name: str, days: Days = 7) -> Response:
     return render(
         request, "monitoring.html", principal=me, name=name, report=report, windows=windows,
         daily=daily, trend=trend, check=check, days=days, recent=recent,
+        may_monitor=policy.may(me, "monitor", Target(name)),
+        retention=stated(report["settings"].get("log_retention_days")), minimum=MIN_DAYS,
     )  # fmt: skip
+
+
+@router.post("/models/{name}/retention")
+@access("monitor")
+@page("ui")
+def set_retention(
+    request: Request, name: str, retention: str = Form(""), csrf: str = Form("")
+) -> Response:
+    """Set how long the model's logs are kept (as `mlgate monitor-config --log-retention`)."""
+    member(request, "ui", "monitor", Target(name), csrf=csrf)
+    days = parse_retention(retention[:32])
+    pages.services_of(request).monitor.configure(name, log_retention_days=days)
+    return pages.see_other(f"/ui/models/{name}/monitoring", "retention_set")
 
 
 @router.get("/models/{name}/explain")

@@ -54,6 +54,7 @@ CSP = (
 # What a redirect after a form may tell the next page (codes, so no text comes from a URL).
 NOTICES = {
     "promoted": "The alias now points at the new version.",
+    "retention_set": "The log retention is set; the server deletes what is older.",
     "promoted_better": "The alias now points at the new version: it was significantly better "
     "than the version it had to beat (the alias's target, or what the bare model name served).",
     "promoted_unopposed": "The alias now points at the new version: there was nothing to beat "

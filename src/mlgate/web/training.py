@@ -46,7 +46,7 @@ def form(request: Request, model: str = "", source: str = "", table: str = "") -
 def start(
     request: Request, model: str = Form(""), source: str = Form(""), table: str = Form(""),
     query: str = Form(""), target: str = Form(""), algorithm: str = Form(AUTO),
-    drop: str = Form(""), trials: str = Form(""), minutes: str = Form(""),
+    drop: str = Form(""), slices: str = Form(""), trials: str = Form(""), minutes: str = Form(""),
     evaluate: str = Form("holdout"), csrf: str = Form(""),
 ) -> Response:  # fmt: skip
     """The same checks as POST /v1/models/{name}/train: a new name needs a team member, who
@@ -70,6 +70,7 @@ def start(
         table=table or None,
         query=query or None,
         drop=tuple(c.strip() for c in drop.split(",") if c.strip()),
+        slices=tuple(dict.fromkeys(c.strip() for c in slices.split(",") if c.strip())),
         tune=_tune(trials, minutes),
         test_size=0.0 if evaluate == "every-row" else 0.2,
         actor=actor(caller),
@@ -86,6 +87,7 @@ def start(
         spec,
         {"model": name, "source": source, "table": spec.table, "query": spec.query,
          "target": spec.target, "algorithm": spec.algorithm, "drop": list(spec.drop),
+         "slices": list(spec.slices),
          "tune": _tune_text(trials, minutes), "test_size": spec.test_size,
          "via": "dashboard"},
     )  # fmt: skip

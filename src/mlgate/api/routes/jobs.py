@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Security
@@ -50,6 +50,12 @@ class TrainRequest(BaseModel):
     )
     seed: Seed = 42
     report: bool = True
+    slices: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Columns to slice the holdout by for the model card (checked before "
+        "anything is fitted)",
+    )
 
 
 class JobOut(BaseModel):
@@ -91,6 +97,7 @@ async def train(request: Request, name: str, body: TrainRequest) -> Response:
             task=body.task,
             tune=TuneSpec.parse(body.tune) if body.tune else None,
             report=body.report,
+            slices=tuple(dict.fromkeys(body.slices)),
             actor=actor(key),
             dask=None  # cross-fitting every row runs here (a cluster fits on a hashed split)
             if body.test_size == 0

@@ -524,6 +524,29 @@ async def bom(request: Request, name: str, version: VersionNumber) -> Response:
     return Response(orjson.dumps(body), media_type="application/vnd.cyclonedx+json; version=1.6")
 
 
+@router.get(
+    "/versions/{version}/dossier",
+    responses={**PROBLEMS, 200: {"content": {"application/zip": {}}}},
+)
+@access("read")
+async def dossier(request: Request, name: str, version: VersionNumber) -> Response:
+    """The version's documentation dossier (a zip): card, ML-BOM, signature and its
+    verification, report, lineage, alias history, audit trail, monitoring, log retention, laid
+    out along the EU AI Act's Annex IV, with a manifest of sha256s."""
+    services = _services(request)
+
+    def run() -> bytes:
+        authorize(services, request, Target(name, version=version))
+        return services.cards.dossier(name, version)
+
+    body = await run_in_threadpool(run)
+    return Response(body, media_type="application/zip", headers=_attachment(name, version))
+
+
+def _attachment(name: str, version: int) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}-v{version}-dossier.zip"'}
+
+
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services

@@ -16,6 +16,7 @@ from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, RowIndex
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
 from mlgate.monitoring.service import MAX_FEEDBACK
+from mlgate.retention.model import MAX_DAYS, MIN_DAYS
 
 router = APIRouter(
     prefix="/v1/models/{name}",
@@ -48,6 +49,13 @@ class SettingsPatch(BaseModel):
     webhook_url: str | None = Field(None, max_length=2000)
     webhook_secret: str | None = Field(None, min_length=16, max_length=256)
     retrain: bool | None = None
+    log_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_DAYS,
+        description="Days the model's prediction log, usage rows and audit events are kept "
+        f"(at least {MIN_DAYS}: the billing period); null keeps them for ever",
+    )
 
     @field_validator(*ALWAYS_SET, mode="before")
     @classmethod
@@ -130,7 +138,8 @@ async def monitoring_settings(request: Request, name: str) -> Response:
 @access("monitor")
 async def configure_monitoring(request: Request, name: str, body: SettingsPatch) -> Response:
     """Change the model's monitoring settings. `"sample_rate": 0.05` logs one request in
-    twenty; `exclude_columns` are never stored (personal data)."""
+    twenty; `exclude_columns` are never stored (personal data); `"log_retention_days": 3650`
+    keeps the model's logs ten years, and the server deletes what is older."""
     services: Services = request.app.state.services
 
     def run() -> dict[str, Any]:
