@@ -104,9 +104,9 @@ class MethodNotAllowed(SCIMException):
 DISCOVERY = ("ServiceProviderConfig", "ResourceTypes", "Schemas")
 
 
-def _kind(resource: str) -> Kind:
+def _kind(resource: str, method: str = "GET") -> Kind:
     kind = KINDS.get(resource)
-    if resource in DISCOVERY:  # read-only: GET is their one method
+    if resource in DISCOVERY and method != "GET":  # read-only: GET is their one method
         raise MethodNotAllowed(detail=f"/scim/v2/{resource} answers GET only")
     if kind is None:
         raise NotFoundException(detail=f"no resource type at /scim/v2/{resource[:40]}")
@@ -141,7 +141,7 @@ class InvalidSyntax(SCIMException):
 
 
 async def _run(request: Request, work: Any) -> Response:
-    """`work(services)` in a worker thread; a SCIMException becomes SCIM's Error answer."""
+    """`work(services)` for a caller with the SCIM token; a failure becomes SCIM's Error."""
     try:
         services = await _guard(request)
         answer: Response = await work(services)
@@ -285,7 +285,7 @@ async def list_resources(request: Request, resource: str) -> Response:
 @access("public", audit=False)
 async def search_resources(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
-        kind = _kind(resource)
+        kind = _kind(resource, request.method)
         asked = await _json(request)
         if not isinstance(asked, dict):
             raise InvalidSyntax(detail="send a SearchRequest object")
@@ -321,7 +321,7 @@ class _NotImplemented(SCIMException):
 @access("public", audit=False)
 async def create_resource(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
-        kind = _kind(resource)
+        kind = _kind(resource, request.method)
         payload = await _json(request)
         body = await run_in_threadpool(
             _provisioning(services).create, kind, payload, _base(request), _address(request)
@@ -351,7 +351,7 @@ async def get_resource(request: Request, resource: str, record_id: str) -> Respo
 @access("public", audit=False)
 async def replace_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
-        kind = _kind(resource)
+        kind = _kind(resource, request.method)
         payload = await _json(request)
         body = await run_in_threadpool(
             _provisioning(services).replace, kind, record_id, payload, _base(request),
@@ -367,7 +367,7 @@ async def replace_resource(request: Request, resource: str, record_id: str) -> R
 @access("public", audit=False)
 async def patch_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
-        kind = _kind(resource)
+        kind = _kind(resource, request.method)
         payload = await _json(request)
         body = await run_in_threadpool(
             _provisioning(services).patch, kind, record_id, payload, _base(request),
@@ -385,7 +385,7 @@ async def patch_resource(request: Request, resource: str, record_id: str) -> Res
 @access("public", audit=False)
 async def delete_resource(request: Request, resource: str, record_id: str) -> Response:
     async def work(services: Services) -> Response:
-        kind = _kind(resource)
+        kind = _kind(resource, request.method)
         await run_in_threadpool(_provisioning(services).delete, kind, record_id, _address(request))
         services.forget_cached()
         return Response(status_code=204)
