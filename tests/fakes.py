@@ -52,6 +52,7 @@ from mlgate.registry.model import AliasEvent, ModelVersion, RegisteredModel
 from mlgate.registry.store import ArtifactStore
 from mlgate.retention.model import MODEL_AREAS, PURGE_ACTION, Purged
 from mlgate.rollouts.model import Rollout, Schedule, ShadowPair, SideCounts, add_counts
+from mlgate.scim.model import Kind, ScimRecord
 from mlgate.signing.model import Signature
 from mlgate.sources.base import Source
 from mlgate.sources.model import SourceConfig
@@ -186,6 +187,7 @@ class InMemoryDatabase:
     schedules: dict[int, Schedule] = field(default_factory=dict)
     signatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
     cards: dict[tuple[str, int], CardRecord] = field(default_factory=dict)
+    scim: dict[str, ScimRecord] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def next_id(self, table: str) -> int:
@@ -906,6 +908,49 @@ class InMemoryCardRepository:
         return self._db.cards.get((model_name, number))
 
 
+class InMemoryScimRepository:
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+
+    def add(self, record: ScimRecord) -> None:
+        if self.named(record.kind, record.name) is not None:
+            raise AlreadyExists(f"a SCIM {record.kind} named {record.name!r} exists")
+        self._db.scim[record.id] = record
+
+    def get(self, kind: Kind, record_id: str) -> ScimRecord | None:
+        found = self._db.scim.get(record_id)
+        return found if found is not None and found.kind == kind else None
+
+    def named(self, kind: Kind, name: str) -> ScimRecord | None:
+        return next((r for r in self.all(kind) if r.name.lower() == name.lower()), None)
+
+    def all(self, kind: Kind) -> list[ScimRecord]:
+        found = [r for r in self._db.scim.values() if r.kind == kind]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def save(self, record: ScimRecord) -> None:
+        if record.id in self._db.scim:
+            self._db.scim[record.id] = record
+
+    def remove(self, kind: Kind, record_id: str) -> None:
+        if self.get(kind, record_id) is not None:
+            del self._db.scim[record_id]
+
+    def rename_user(self, old: str, new: str) -> None:
+        db = self._db
+        if old in db.users:
+            db.users[new] = replace(db.users.pop(old), name=new)
+        for i, g in list(db.grants.items()):
+            if g.subject_kind == "user" and g.subject == old:
+                db.grants[i] = replace(g, subject=new)
+        for prefix, k in list(db.keys.items()):
+            if k.owner_kind == "user" and k.owner == old:
+                db.keys[prefix] = replace(k, owner=new)
+        for prefix, s in list(db.sessions.items()):
+            if s.kind == "user" and s.user == old:
+                db.sessions[prefix] = replace(s, user=new)
+
+
 class InMemoryRetentionRepository:
     """The same purge as db/retention.py over the dicts (no trigger to open here)."""
 
@@ -976,6 +1021,7 @@ class InMemoryUnitOfWork:
         self.rollouts = InMemoryRolloutRepository(work)
         self.signatures = InMemorySignatureRepository(work)
         self.cards = InMemoryCardRepository(work)
+        self.scim = InMemoryScimRepository(work)
         self.retention = InMemoryRetentionRepository(work)
         return self
 

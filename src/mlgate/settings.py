@@ -143,6 +143,7 @@ class Settings:
     oidc_audience: str | None = None  # machine tokens' audience; None: none accepted
     oidc_leeway: int = 60  # seconds of clock skew on exp, nbf, iat
     password_login: bool = True  # false: the dashboard's users sign in through the provider
+    scim_token: Secret | None = None  # the provider's SCIM bearer (/scim/v2); None: SCIM off
 
     @property
     def secret_key_file(self) -> Path:
@@ -241,6 +242,7 @@ class Settings:
             oidc_audience=get("oidc_audience", None),
             oidc_leeway=_whole("oidc_leeway", get("oidc_leeway", "60")),
             password_login=_flag("password_login", get("password_login", "true")),
+            scim_token=Secret(st) if (st := get("scim_token", None)) else None,
         ))  # fmt: skip
 
     def check_sign_in(self) -> None:
@@ -253,6 +255,7 @@ class Settings:
             )
 
 
+MIN_SCIM_TOKEN = 32  # characters: a guessable bearer would create admins' peers
 MAX_OIDC_LEEWAY = 600  # seconds: more, and an expired token would pass for a long while
 
 
@@ -270,6 +273,11 @@ def _single_sign_on(settings: Settings) -> Settings:
         )
     if settings.oidc_audience and not issuer:
         raise ConfigError("MLGATE_OIDC_AUDIENCE needs MLGATE_OIDC_ISSUER and MLGATE_OIDC_CLIENT_ID")
+    if settings.scim_token is not None and len(settings.scim_token.reveal()) < MIN_SCIM_TOKEN:
+        raise ConfigError(
+            f"MLGATE_SCIM_TOKEN is at least {MIN_SCIM_TOKEN} characters; make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
     if settings.oidc_leeway > MAX_OIDC_LEEWAY:
         raise ConfigError(
             f"MLGATE_OIDC_LEEWAY is at most {MAX_OIDC_LEEWAY} seconds of clock difference, "

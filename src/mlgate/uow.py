@@ -20,6 +20,7 @@ from mlgate.plans.repository import PlanRepository, UsageExportRepository, Usage
 from mlgate.registry.repository import ModelRepository
 from mlgate.retention.repository import RetentionRepository
 from mlgate.rollouts.repository import RolloutRepository
+from mlgate.scim.repository import ScimRepository
 from mlgate.signing.repository import SignatureRepository
 from mlgate.sources.repository import SourceRepository
 
@@ -74,6 +75,9 @@ class UnitOfWork(Protocol):
 
     @property
     def cards(self) -> CardRepository: ...
+
+    @property
+    def scim(self) -> ScimRepository: ...
 
     @property
     def retention(self) -> RetentionRepository: ...

@@ -202,6 +202,20 @@ MATRIX: list[Row] = [
     Row("POST", "/v2/models/{m}/infer", cells(U, (200, D), (D, 200), (200, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
     Row("POST", "/v2/models/{m}/versions/{version}/infer", cells(U, (200, D), (D, 200), (D, D), (200, D), (D, D), (200, D), (200, D), (200, 200)), INFER, shape="oip"),
     Row("POST", "/v1/models/{m}/versions/{version}/retire", cells(U, (D, D), (D, D), (D, D), (D, D), (D, D), (200, D), (200, D), (200, 200)), {"at": None}),
+    # SCIM (api/routes/scim.py) takes the provider's MLGATE_SCIM_TOKEN only: no mlgate key reaches it
+    Row("GET", "/scim/v2/ServiceProviderConfig", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("GET", "/scim/v2/ResourceTypes", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("GET", "/scim/v2/ResourceTypes/{name}", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("GET", "/scim/v2/Schemas", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("GET", "/scim/v2/Schemas/{name}", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("GET", "/scim/v2/{resource}", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("POST", "/scim/v2/{resource}", cells(U, U, U, U, U, U, U, U, U), {}, shape="scim"),
+    Row("POST", "/scim/v2/{resource}/.search", cells(U, U, U, U, U, U, U, U, U), {}, shape="scim"),
+    Row("POST", "/scim/v2/.search", cells(U, U, U, U, U, U, U, U, U), {}, shape="scim"),
+    Row("GET", "/scim/v2/{resource}/{record_id}", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
+    Row("PUT", "/scim/v2/{resource}/{record_id}", cells(U, U, U, U, U, U, U, U, U), {}, shape="scim"),
+    Row("PATCH", "/scim/v2/{resource}/{record_id}", cells(U, U, U, U, U, U, U, U, U), {}, shape="scim"),
+    Row("DELETE", "/scim/v2/{resource}/{record_id}", cells(U, U, U, U, U, U, U, U, U), None, shape="scim"),
 ]  # fmt: skip
 
 
@@ -244,7 +258,7 @@ def _cli(services: Any, *args: str) -> str:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("matrix") / "home"
-    services = make_services(home)
+    services = make_services(home, MLGATE_SCIM_TOKEN="matrix-scim-token-" + "s" * 32)
     database = home.parent / "churn.db"
     demo.write_sqlite(database, demo.churn_frame(n_rows=400))
     _cli(services, "sources", "add", "demo", f"sqlite:///{database}")
@@ -347,6 +361,8 @@ def _url(world: World, row: Row, model: str) -> str:
         rollout=999_999,
         schedule=999_999,
         batch="no-such-batch",
+        resource="Users",
+        record_id="no-such-id",
     )
 
 
@@ -462,6 +478,8 @@ def test_cell(world: World, row: Row, caller: str, model: str) -> None:
             assert response.json()["error_code"] in ("UNAUTHENTICATED", "PERMISSION_DENIED")
         elif row.shape == "oip":
             assert set(response.json()) == {"error"}
+        elif row.shape == "scim":
+            assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
         else:
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["code"]

@@ -31,6 +31,7 @@ from mlgate.api.routes import (
     plans,
     protocols,
     rollouts,
+    scim,
 )
 from mlgate.bootstrap import Services, bootstrap
 from mlgate.plans.flusher import reconcile
@@ -98,6 +99,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(access.router)
     app.include_router(plans.router)
     app.include_router(monitoring.router)
+    app.include_router(scim.router)
     app.include_router(protocols.mlflow_router)
     app.include_router(protocols.oip_router)
     for router in web_routes.routers:  # the dashboard (/ui) and the consumer portal (/portal)

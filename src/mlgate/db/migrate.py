@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-HEAD = "0023"  # the newest script's revision (tests/integration/test_metadata.py checks it)
+HEAD = "0024"  # the newest script's revision (tests/integration/test_metadata.py checks it)
 
 
 def _config() -> Config:

@@ -519,3 +519,19 @@ schedules = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Index("ix_schedules_model", "model"),
 )
+
+# issue 36: SCIM provisioning; each resource the identity provider sent, as it sent it (JSON)
+scim_resources = sa.Table(
+    "scim_resources",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(8), nullable=False),  # User, Group
+    sa.Column("name", sa.String(255), nullable=False),  # userName, displayName
+    sa.Column("folded", sa.String(255), nullable=False),  # the name in lower case
+    sa.Column("external_id", sa.String(255), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("kind", "folded", name="uq_scim_resources_name"),
+)

@@ -21,6 +21,7 @@ from mlgate.db.plans import SqlPlanRepository, SqlUsageExportRepository, SqlUsag
 from mlgate.db.repositories import SqlJobRepository, SqlModelRepository, SqlSourceRepository
 from mlgate.db.retention import SqlRetentionRepository
 from mlgate.db.rollouts import SqlRolloutRepository
+from mlgate.db.scim import SqlScimRepository
 from mlgate.db.signing import SqlSignatureRepository
 from mlgate.errors import ConcurrentWrite, NotReady
 from mlgate.sources.sealing import Sealer
@@ -58,6 +59,7 @@ class SqlUnitOfWork:
         self.rollouts = SqlRolloutRepository(self._conn)
         self.signatures = SqlSignatureRepository(self._conn)
         self.cards = SqlCardRepository(self._conn)
+        self.scim = SqlScimRepository(self._conn)
         self.retention = SqlRetentionRepository(self._conn)
         return self
 

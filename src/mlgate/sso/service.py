@@ -247,6 +247,8 @@ def sign_in(
             if user.disabled_at is not None:
                 raise Unauthenticated(f"the account {name!r} is disabled",
                                       code="account_disabled")  # fmt: skip
+            if rules.groups_claim not in claims:  # no groups claim: SCIM's groups are kept
+                groups = user.groups
             is_admin = bool(rules.admin_groups & set(groups)) if rules.admin_groups else (
                 user.is_admin
             )  # fmt: skip
