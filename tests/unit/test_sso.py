@@ -308,3 +308,33 @@ def test_refused_sign_ins_from_one_address_are_recorded_up_to_a_budget_then_refu
     assert len(refusals(services, "auth.sso_login")) == PUBLIC_ASKS_PER_MINUTE
     sso(services).refuse_sign_in(wrong, address="198.51.100.7")  # another address is not held
     assert len(refusals(services, "auth.sso_login")) == PUBLIC_ASKS_PER_MINUTE + 1
+
+
+def test_a_members_api_key_and_a_machine_token_carry_the_group_grant_as_a_session_does(
+    services: Services, provider: Provider
+) -> None:
+    # found reviewing SCIM's groups: a group grant reached a member's sessions, but not the API
+    # keys the member made nor a service user's machine token; one rule now (grants_of)
+    from dataclasses import replace
+
+    register(services.uow, a_version(1))
+    services.access.add_grant(by=None, subject_kind="group", subject="data-science",
+                              target="churn", role="viewer", actor="cli:root")  # fmt: skip
+    session = principal_after_sign_in(services, "carol", "data-science")
+    _, key = services.access.create_key(by=None, owner_kind="user", owner="carol", name="nb",
+                                        scopes=("predict", "read"))  # fmt: skip
+    by_key = services.access.authenticate(f"Bearer {key}")
+    assert policy.may(session, "describe", Target("churn"))
+    assert policy.may(by_key, "describe", Target("churn"))
+    assert by_key.grants == session.grants and by_key.groups == frozenset({"data-science"})
+    with services.uow() as uow:  # ci-bot joins the group (as SCIM would put it there)
+        bot = uow.users.get("ci-bot")
+        assert bot is not None
+        uow.users.save(replace(bot, groups=("data-science",)))
+        uow.commit()
+    machine = services.access.authenticate(f"Bearer {provider.token()}")
+    assert machine.actor == "user:ci-bot" and policy.may(machine, "describe", Target("churn"))
+    # carol leaves the group: her key loses what the group gave, at its next check
+    principal_after_sign_in(services, "carol")
+    assert not policy.may(services.access.authenticate(f"Bearer {key}"), "describe",
+                          Target("churn"))  # fmt: skip

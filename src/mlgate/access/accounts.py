@@ -234,15 +234,17 @@ def session_principal(
             name=account.name,
             is_admin=isinstance(account, User) and account.is_admin,
             scopes=frozenset(SCOPES if session.kind == "user" else CONSUMER_SESSION_SCOPES),
-            grants=_grants_of(uow, session.kind, account),
+            grants=grants_of(uow, session.kind, account),
             session_prefix=session.prefix,
             expires_at=session.expires_at,
             groups=frozenset(account.groups) if isinstance(account, User) else frozenset(),
         )
 
 
-def _grants_of(uow: UnitOfWork, kind: OwnerKind, account: Account) -> tuple[Grant, ...]:
-    """The account's own grants, and a user's groups' (from their last sign-on)."""
+def grants_of(uow: UnitOfWork, kind: OwnerKind, account: Account) -> tuple[Grant, ...]:
+    """The account's own grants, and a user's groups' (from their last sign-on or the SCIM
+    provider): what every credential of the account carries, a session, an API key or a machine
+    token alike."""
     found = list(uow.grants.of_subject(kind, account.name))
     if isinstance(account, User):
         for group in account.groups:

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from mlgate.access import keys, policy
+from mlgate.access.accounts import grants_of
 from mlgate.access.audit import audited
-from mlgate.access.model import SCOPES, ApiKey, OwnerKind, Principal, Target
+from mlgate.access.model import SCOPES, ApiKey, Consumer, OwnerKind, Principal, Target, User
 from mlgate.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from mlgate.registry.model import check_name
 from mlgate.uow import UnitOfWork
@@ -331,26 +332,21 @@ def _finding(
 def _owner_principal(
     uow: UnitOfWork, key: ApiKey, which: Literal["current", "old"] = "current"
 ) -> Principal:
-    is_admin = False
-    if key.owner_kind == "user":
-        user = uow.users.get(key.owner)
-        if user is None or user.disabled_at is not None:
-            raise Unauthenticated(
-                f"the owner of API key {key.prefix} is disabled", code="account_disabled"
-            )
-        is_admin = user.is_admin
-    else:
-        consumer = uow.consumers.get(key.owner)
-        if consumer is None or consumer.disabled_at is not None:
-            raise Unauthenticated(
-                f"the owner of API key {key.prefix} is disabled", code="account_disabled"
-            )
+    account: User | Consumer | None = (
+        uow.users.get(key.owner) if key.owner_kind == "user" else uow.consumers.get(key.owner)
+    )
+    if account is None or account.disabled_at is not None:
+        raise Unauthenticated(
+            f"the owner of API key {key.prefix} is disabled", code="account_disabled"
+        )
+    is_admin = isinstance(account, User) and account.is_admin
     return Principal(
         kind=key.owner_kind,
         name=key.owner,
         is_admin=is_admin,
         scopes=frozenset(key.scopes),
-        grants=tuple(uow.grants.of_subject(key.owner_kind, key.owner)),
+        grants=grants_of(uow, key.owner_kind, account),
+        groups=frozenset(account.groups) if isinstance(account, User) else frozenset(),
         key_prefix=key.prefix,
         targets=key.targets,
         expires_at=_earliest(key.expires_at, key.previous_until if which == "old" else None),

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from mlgate.access import audit
-from mlgate.access.accounts import SESSION_TTL, open_session
+from mlgate.access.accounts import SESSION_TTL, grants_of, open_session
 from mlgate.access.model import SCOPES, Principal, Session, User
 from mlgate.caching import Budget
 from mlgate.errors import InvalidInput, MlgateError, NotFound, TooManyRequests, Unauthenticated
@@ -184,13 +184,14 @@ def _service_user(uow: UnitOfWork, claims: dict[str, Any]) -> Principal:
             )
         if user.disabled_at is not None:
             raise Unauthenticated(f"the account {name!r} is disabled", code="account_disabled")
-        grants = tuple(uow.grants.of_subject("user", name))
+        grants = grants_of(uow, "user", user)
     return Principal(
         kind="user",
         name=name,
         is_admin=user.is_admin,
         scopes=frozenset(SCOPES),
         grants=grants,
+        groups=frozenset(user.groups),
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
 
