@@ -241,3 +241,36 @@ def test_each_models_own_document_bounds_its_integers_as_the_server_does() -> No
     ask = Ask()
     ask.read({"top": MAX_NUMBER}, "explain")
     assert ask.top == MAX_NUMBER
+
+
+def _integer_fields(model: type[BaseModel]) -> list[str]:
+    import typing
+
+    def holds_int(hint: Any) -> bool:
+        return hint is int or any(holds_int(a) for a in typing.get_args(hint))
+
+    return [n for n, f in model.model_fields.items() if holds_int(f.annotation)]
+
+
+@pytest.mark.in_process
+def test_no_json_body_reads_true_or_a_string_as_an_integer(app: FastAPI) -> None:
+    # schemathesis found `{"seed": true}` accepted by POST …/generate (read as seed 1):
+    # pydantic's lax mode reads true and "5" as integers; every body's integers are strict now
+    checked: list[str] = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        body = getattr(route, "body_field", None) if isinstance(route, APIRoute) else None
+        model = body.field_info.annotation if body is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for field in _integer_fields(model):
+            for wrong in (True, "5"):
+                try:
+                    model.model_validate({field: wrong})
+                    refused = False
+                except ValueError as exc:
+                    errors = getattr(exc, "errors", lambda: [])()
+                    refused = any(e["loc"] and e["loc"][0] == field for e in errors)
+                assert refused, f"{model.__name__}.{field} reads {wrong!r} as an integer"
+            checked.append(f"{model.__name__}.{field}")
+    assert len(checked) >= 15, checked  # the walk reached the bodies

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictInt
 
 from mlgate.registry.model import ModelVersion, RegisteredModel
 
@@ -25,8 +25,15 @@ VersionNumber = Annotated[int, Field(ge=1, le=MAX_NUMBER, description="A version
 Id = Annotated[int, Field(ge=1, le=MAX_NUMBER, description="An id, as listed")]
 GrantId = Id
 RowIndex = Annotated[int, Field(ge=0, le=MAX_NUMBER, description="A row's position, from 0")]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="The same seed, the same result")]
-Percent = Annotated[int, Field(ge=1, le=100, description="A whole percent, 1 to 100")]
+# In request bodies, a number is a JSON number: `true` or "5" is refused, not read as 1 or 5
+# (pydantic's lax mode would; schemathesis found `"seed": true` accepted).
+Seed = Annotated[
+    int, Strict(), Field(ge=0, le=MAX_SEED, description="The same seed, the same result")
+]
+BodyRowIndex = Annotated[
+    int, Strict(), Field(ge=0, le=MAX_NUMBER, description="A row's position, from 0")
+]
+Percent = Annotated[int, Strict(), Field(ge=1, le=100, description="A whole percent, 1 to 100")]
 
 
 def _iso_8601(value: Any) -> Any:
@@ -127,7 +134,7 @@ class PredictOut(BaseModel):
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n: int = Field(ge=1, le=MAX_NUMBER, description="How many synthetic rows")
+    n: StrictInt = Field(ge=1, le=MAX_NUMBER, description="How many synthetic rows")
     seed: Seed | None = Field(None, description="The same seed gives the same rows")
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -37,7 +37,7 @@ class LoginRequest(BaseModel):
 
     name: str = _NAME
     password: str = Field(min_length=1, max_length=1024)
-    ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="How long the token lives")
+    ttl_minutes: StrictInt = Field(60, ge=1, le=24 * 60, description="How long the token lives")
     kind: Literal["user", "consumer"] = Field("user", description="A team user or a consumer")
 
 
@@ -150,7 +150,7 @@ class NewKeyOut(KeyOut):
 class RotateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: int = Field(
+    overlap_seconds: StrictInt = Field(
         24 * 3600,
         ge=0,
         le=30 * 24 * 3600,
@@ -243,8 +243,8 @@ class DeviceTokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_code: str = Field(min_length=1, max_length=4096)
-    interval: int = Field(5, ge=1, le=60, description="The seconds waited since the last ask")
-    ttl_minutes: int = Field(60, ge=1, le=24 * 60, description="How long the token lives")
+    interval: StrictInt = Field(5, ge=1, le=60, description="The seconds waited since the last ask")
+    ttl_minutes: StrictInt = Field(60, ge=1, le=24 * 60, description="How long the token lives")
 
 
 class DevicePendingOut(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -42,7 +42,7 @@ class TrainRequest(BaseModel):
         description="Share of rows held out for metrics (0.05-0.5); 0 fits on every row and "
         "evaluates cross-fitted predictions (leave-one-out under 30 rows, else 5 folds)",
     )
-    cv: int | None = Field(
+    cv: StrictInt | None = Field(
         None,
         ge=2,
         le=1000,

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
@@ -33,7 +33,9 @@ router = APIRouter(
 class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, le=MAX_NUMBER, description="The version the alias will point at")
+    version: StrictInt = Field(
+        ge=1, le=MAX_NUMBER, description="The version the alias will point at"
+    )
     reason: str = Field("", max_length=1000)
     require_better: bool = Field(
         False,
@@ -63,8 +65,8 @@ class CardRequest(BaseModel):
 class CompareRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    a: int = Field(ge=1, le=MAX_NUMBER, description="The baseline version")
-    b: int = Field(ge=1, le=MAX_NUMBER, description="The candidate version")
+    a: StrictInt = Field(ge=1, le=MAX_NUMBER, description="The baseline version")
+    b: StrictInt = Field(ge=1, le=MAX_NUMBER, description="The candidate version")
     alpha: float = Field(0.05, gt=0, lt=0.5)
 
 

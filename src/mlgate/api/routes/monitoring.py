@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, authorize, authorize_asked
 from mlgate.api.routes.models import PROBLEMS, bearer
-from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, RowIndex
+from mlgate.api.schemas import MAX_COUNT, MAX_NUMBER, BodyRowIndex
 from mlgate.bootstrap import Services
 from mlgate.monitoring.model import Label
 from mlgate.monitoring.service import MAX_FEEDBACK
@@ -42,14 +42,14 @@ class SettingsPatch(BaseModel):
     exclude_columns: list[str] | None = Field(None, max_length=1000)
     psi_threshold: float | None = Field(None, gt=0)
     p_threshold: float | None = Field(None, gt=0, lt=1)
-    min_rows: int | None = Field(None, ge=10, le=MAX_COUNT)
+    min_rows: StrictInt | None = Field(None, ge=10, le=MAX_COUNT)
     min_accuracy: float | None = Field(None, ge=0, le=1)
     max_rmse: float | None = Field(None, gt=0)
-    window_days: int | None = Field(None, ge=1, le=90)
+    window_days: StrictInt | None = Field(None, ge=1, le=90)
     webhook_url: str | None = Field(None, max_length=2000)
     webhook_secret: str | None = Field(None, min_length=16, max_length=256)
     retrain: bool | None = None
-    log_retention_days: int | None = Field(
+    log_retention_days: StrictInt | None = Field(
         None,
         ge=1,
         le=MAX_DAYS,
@@ -70,7 +70,7 @@ class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=64, description="X-Request-Id of the call")
-    row: RowIndex | None = Field(None, description="Which row of that call (default 0)")
+    row: BodyRowIndex | None = Field(None, description="Which row of that call (default 0)")
     label: Any = Field(None, description="The true value of that row")
     labels: list[Any] | None = Field(None, description="The true values of every row, in order")
 

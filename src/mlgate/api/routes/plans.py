@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Security
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -54,6 +54,8 @@ _SETTINGS: dict[str, dict[str, Any]] = {
 _WIRE: dict[Any, tuple[Any, Any]] = {
     tuple[Target, ...]: (list[str], list[str]),
     tuple[int, ...]: (list[Percent], list[int]),
+    int: (StrictInt, int),
+    int | None: (StrictInt | None, int | None),
     Decimal | None: (Decimal | None, str | None),
 }
 _RECORD = {f.name: f for f in dataclasses.fields(Plan)}
@@ -84,7 +86,8 @@ def _setting(name: str, *, patch: bool) -> tuple[Any, Any]:
 def _limits(optional: bool) -> dict[str, Any]:
     """A field per plan limit (plans/model.py LIMITS): absent or null means no limit."""
     if optional:
-        return {f.name: (int | None, Field(None, ge=1, le=service.MAX_LIMIT, description=f.label))
+        return {f.name: (StrictInt | None,
+                         Field(None, ge=1, le=service.MAX_LIMIT, description=f.label))
                 for f in LIMITS}  # fmt: skip
     return {f.name: (int | None, Field(description=f.label)) for f in LIMITS}
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Security
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -30,7 +30,7 @@ router = APIRouter(
 class StartRollout(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    candidate: int = Field(ge=1, le=MAX_NUMBER, description="The version to try")
+    candidate: StrictInt = Field(ge=1, le=MAX_NUMBER, description="The version to try")
     mode: Literal["shadow", "canary"] = Field(
         "canary",
         description="canary: the candidate answers a share of the callers; shadow: it scores "
@@ -56,7 +56,9 @@ class StartRollout(BaseModel):
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    candidate: int = Field(ge=1, le=MAX_NUMBER, description="The version to replay the calls on")
+    candidate: StrictInt = Field(
+        ge=1, le=MAX_NUMBER, description="The version to replay the calls on"
+    )
     days: float = Field(7.0, gt=0, le=90, description="How far back in the prediction log")
     alpha: float = Field(0.05, gt=0, le=0.2)
 
@@ -182,7 +184,7 @@ class AddSchedule(BaseModel):
 
     cron: str | None = Field(None, max_length=128, description='UTC, e.g. "0 3 * * 1"')
     on_drift: bool = Field(False, description="Also when monitoring finds it drifting")
-    new_rows: int | None = Field(
+    new_rows: StrictInt | None = Field(
         None, ge=1, le=MAX_COUNT, description="Also when the source has this many new rows"
     )
     alias: str = Field(PRODUCTION, min_length=1, max_length=64)

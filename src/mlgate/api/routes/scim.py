@@ -48,8 +48,31 @@ from mlgate.scim.service import (
     error_body,
 )
 
-router = APIRouter(prefix="/scim/v2", tags=["scim"])
 MEDIA = "application/scim+json"
+
+
+class ScimResponse(Response):
+    media_type = MEDIA
+
+
+def _scim_error(what: str) -> dict[str, Any]:
+    return {"description": what, "content": {MEDIA: {"schema": {"type": "object"}}}}
+
+
+# What every SCIM route may answer besides its success, as SCIM's Error resource (RFC 7644 3.12).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _scim_error("invalidFilter, invalidSyntax, invalidValue, …: the detail says which"),
+    401: _scim_error("no SCIM token, or a wrong one"),
+    404: _scim_error("no such resource or resource type; or SCIM is off here"),
+    405: _scim_error("that method is not offered on this resource"),
+    409: _scim_error("uniqueness: the userName or displayName is taken"),
+    413: _scim_error("the body is larger than a resource can be"),
+    415: _scim_error("send application/scim+json or application/json"),
+    501: _scim_error("not offered here (a search across every resource type, bulk)"),
+}
+router = APIRouter(
+    prefix="/scim/v2", tags=["scim"], default_response_class=ScimResponse, responses=ERRORS
+)
 MAX_BODY = 1 << 20  # a resource or a patch: a megabyte is thousands of group members
 KINDS: dict[str, Kind] = {"Users": "User", "Groups": "Group"}
 
@@ -317,7 +340,11 @@ class _NotImplemented(SCIMException):
     status = 501
 
 
-@router.post("/{resource}", summary="SCIM: create a User (an mlgate user) or a Group")
+@router.post(
+    "/{resource}",
+    status_code=201,
+    summary="SCIM: create a User (an mlgate user) or a Group",
+)
 @access("public", audit=False)
 async def create_resource(request: Request, resource: str) -> Response:
     async def work(services: Services) -> Response:
@@ -380,7 +407,9 @@ async def patch_resource(request: Request, resource: str, record_id: str) -> Res
 
 
 @router.delete(
-    "/{resource}/{record_id}", summary="SCIM: delete a User (disabled, keys revoked) or Group"
+    "/{resource}/{record_id}",
+    status_code=204,
+    summary="SCIM: delete a User (disabled, keys revoked) or Group",
 )
 @access("public", audit=False)
 async def delete_resource(request: Request, resource: str, record_id: str) -> Response:
