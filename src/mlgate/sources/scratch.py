@@ -11,8 +11,10 @@ from typing import Any
 
 from mlgate.errors import SourceError
 
-_SQLITE_TYPES = {"integer": "INTEGER", "double": "REAL", "text": "TEXT"}
-_DUCKDB_TYPES = {"integer": "BIGINT", "double": "DOUBLE", "text": "VARCHAR"}
+# "timestamp": a date-time in UTC, handed over as a naive datetime (SQLite holds ISO text).
+_SQLITE_TYPES = {"integer": "INTEGER", "double": "REAL", "text": "TEXT", "timestamp": "TEXT"}
+_DUCKDB_TYPES = {"integer": "BIGINT", "double": "DOUBLE", "text": "VARCHAR",
+                 "timestamp": "TIMESTAMP"}  # fmt: skip
 
 
 def _quote(name: str, mark: str = '"') -> str:
@@ -29,6 +31,13 @@ class SqliteScratch:
         spec = ", ".join(f"{_quote(n)} {_SQLITE_TYPES[t]}" for n, t in columns)
         self._db.execute(f"CREATE TABLE {_quote(self.table)} ({spec})")
         marks = ", ".join("?" for _ in columns)
+        stamps = [k for k, (_, t) in enumerate(columns) if t == "timestamp"]
+        if stamps:  # as ISO text, which SQLite's date functions read
+            rows = [
+                tuple(v.isoformat(sep=" ") if k in stamps and v is not None else v
+                      for k, v in enumerate(r))
+                for r in rows
+            ]  # fmt: skip
         self._db.executemany(f"INSERT INTO {_quote(self.table)} VALUES ({marks})", rows)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
@@ -109,7 +118,13 @@ class ServerScratch:
 
     def load(self, columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]) -> None:
         sa = self._sa
-        kinds = {"integer": sa.BigInteger(), "double": sa.Double(), "text": sa.Text()}
+        from sqlalchemy.dialects import mysql
+
+        kinds = {
+            "integer": sa.BigInteger(), "double": sa.Double(), "text": sa.Text(),
+            # timestamp without time zone; MySQL's DATETIME keeps microseconds only when asked
+            "timestamp": sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+        }  # fmt: skip
         table = sa.Table(
             "rows", sa.MetaData(schema=self._schema),
             *[sa.Column(n, kinds[t]) for n, t in columns],

@@ -118,7 +118,8 @@ class Scratch(Protocol):
     table: str  # where `load` puts the rows, as a query names it
 
     def load(self, columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]) -> None:
-        """Create `table` with `columns` (name, "integer" | "double" | "text") and the rows."""
+        """Create `table` with `columns` (name, "integer" | "double" | "text" | "timestamp")
+        and the rows (a timestamp as a naive datetime in UTC, or None)."""
 
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 

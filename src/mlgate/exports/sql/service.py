@@ -74,14 +74,14 @@ def export_sql(
     template = compile_template(version, pipeline, checked)
     sql = template.render(table, key)
     url = _check_url(uow, version, checked, check_source)
-    frame = _holdout(uow, artifacts, version)
+    frame, dates = _holdout(uow, artifacts, version)
     served = predictor.score(frame)
     from mlgate.exports.sql.trees import float64_reference
 
     matrix = predictor.features(frame)
     reference = float64_reference(version, pipeline[-1], matrix)
     scratch = open_scratch(checked, url)
-    conformance = verify(version, template, frame, served, scratch, reference)
+    conformance = verify(version, template, frame, served, scratch, reference, dates=dates)
     view_sql = None
     if view is not None:
         view_sql = f"CREATE VIEW {compile_target(_schema_and_name(view, 'view'), checked)} AS {sql}"
@@ -103,20 +103,29 @@ def verify(
     served: Scores,
     scratch: Scratch,
     reference: np.ndarray | None = None,
+    *,
+    dates: pd.DataFrame | None = None,
 ) -> Conformance:
     """Run the template's SQL on `scratch` over `frame` (conformed rows) and compare it with
-    `served`; Conflict, saying by how much, where it misses. Closes `scratch`."""
+    `served`; Conflict, saying by how much, where it misses. Closes `scratch`. `dates`: the
+    rows' date-time columns as they came (`frame` holds only their parts), loaded as
+    timestamps in UTC."""
     dialect = template.dialect
     names = {c.name for c in version.columns}
     row_key = next(k for k in (f"row{'_' * n}" for n in range(1, 100)) if k not in names)
+    kinds = {"string": "text", "text": "text", "datetime": "timestamp"}
     try:
         columns = [(row_key, "integer")] + [
-            (c.name, "text" if c.type in ("string", "text") else "double") for c in version.columns
+            (c.name, kinds.get(c.type, "double")) for c in version.columns
         ]
+        loaded = pd.DataFrame(
+            {c.name: _timestamps(dates, c.name) if c.type == "datetime" else frame[c.name]
+             for c in version.columns},
+            index=frame.index,
+        )  # fmt: skip
         data = [
             (k, *(_plain(v) for v in values))
-            for k, values in enumerate(frame[[c.name for c in version.columns]].itertuples(
-                index=False, name=None))
+            for k, values in enumerate(loaded.itertuples(index=False, name=None))
         ]  # fmt: skip
         scratch.load(columns, data)
         sql = template.render(scratch.table, (row_key,))
@@ -222,6 +231,18 @@ def _same_label(theirs: Any, ours: Any) -> bool:
     return str(theirs) == str(ours)
 
 
+def _timestamps(dates: pd.DataFrame | None, name: str) -> pd.Series:
+    """Date-time column `name` of `dates` as naive datetimes in UTC (None where missing or
+    not a date), as serving reads it (schema._datetime_parts)."""
+    if dates is None or name not in dates.columns:
+        raise InvalidInput(f"checking the SQL needs date-time column {name!r} as it came")
+    stamps = pd.to_datetime(dates[name], errors="coerce", utc=True, format="ISO8601")
+    naive = stamps.dt.tz_convert(None)
+    return pd.Series(
+        [None if pd.isna(v) else v.to_pydatetime() for v in naive], index=dates.index, dtype=object
+    )
+
+
 def _plain(value: Any) -> Any:
     """A conformed value as a driver takes it: NaN and None as NULL, numpy as Python."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -233,7 +254,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _holdout(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -> pd.DataFrame:
+def _holdout(
+    uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdout rows conformed, and their date-time columns as they came."""
     from mlgate.training.compare import holdout_rows
 
     try:
@@ -242,7 +266,9 @@ def _holdout(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -
         raise Conflict(
             f"{version.ref} has no stored rows to check its SQL on; retrain it"
         ) from None
-    return conform(rows.head(MAX_CHECK_ROWS), version.columns)
+    rows = rows.head(MAX_CHECK_ROWS)
+    dates = [c.name for c in version.columns if c.type == "datetime"]
+    return conform(rows, version.columns), rows[dates]
 
 
 def _check_url(
