@@ -46,6 +46,9 @@ class SqliteScratch:
         except sqlite3.Error as exc:
             raise SourceError(f"SQLite refused the query: {exc}") from exc
 
+    def execute(self, sql: str) -> None:
+        self.query(sql)
+
     def close(self) -> None:
         self._db.close()
 
@@ -74,6 +77,9 @@ class DuckdbScratch:
             return list(self._db.execute(sql).fetchall())
         except duckdb.Error as exc:
             raise SourceError(f"DuckDB refused the query: {exc}") from exc
+
+    def execute(self, sql: str) -> None:
+        self.query(sql)
 
     def close(self) -> None:
         self._db.close()
@@ -138,14 +144,29 @@ class ServerScratch:
         except sa.exc.SQLAlchemyError as exc:
             raise SourceError(f"could not load the check rows: {exc}") from exc
 
+    @property
+    def schema(self) -> str:
+        """The scratch schema (a database, in MySQL), where a function checked is made."""
+        return self._schema
+
+    def execute(self, sql: str) -> None:
+        """Run a statement answering no rows (CREATE FUNCTION), committed."""
+        self._run(sql, fetch=False)
+        raw = self._conn.connection.dbapi_connection
+        assert raw is not None
+        raw.commit()
+
     def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._run(sql, fetch=True)
+
+    def _run(self, sql: str, *, fetch: bool) -> list[tuple[Any, ...]]:
         # The driver's own cursor, without parameters: a '%' in a category stays a '%'.
         raw = self._conn.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
             cursor.execute(sql)
-            return [tuple(r) for r in cursor.fetchall()]
+            return [tuple(r) for r in cursor.fetchall()] if fetch else []
         except Exception as exc:  # the driver's own errors (psycopg, PyMySQL)
             raw.rollback()
             first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else repr(exc)

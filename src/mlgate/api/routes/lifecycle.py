@@ -261,6 +261,13 @@ async def export(
     view: str | None = Query(
         None, max_length=300, description="format=sql: also a CREATE VIEW of this name"
     ),
+    function: str | None = Query(
+        None,
+        max_length=300,
+        description="format=sql: also the query as a function of this name (PostgreSQL: a SQL "
+        "function of a row; MySQL: a stored function answering the prediction; DuckDB: a table "
+        "macro; SQLite: 409, it has none), made and checked on the engine",
+    ),
 ) -> Response:
     """The version as a portable zip bundle (model, report, training rows; sha256 of each), or
     with `format=onnx` as one ONNX graph of its preprocessing and model, or with `format=sql`
@@ -281,7 +288,7 @@ async def export(
                 )
             return services.registry.export_sql(
                 name, version, dialect=dialect, table=table, key=tuple(key or ()),
-                check_source=check_source, view=view,
+                check_source=check_source, view=view, function=function,
             )  # fmt: skip
 
         done = await run_in_threadpool(sql)

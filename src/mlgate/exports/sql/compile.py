@@ -108,6 +108,12 @@ class Template:
 
     def render(self, table: str, key: Sequence[str] = ()) -> str:
         """The query reading `table`, answering the `key` columns first."""
+        write = SQLGLOT_DIALECT[self.dialect]
+        return self.render_from(_table(table).sql(dialect=write), key)
+
+    def render_from(self, source: str, key: Sequence[str] = ()) -> str:
+        """The query reading `source` (a FROM item written in the dialect already: a table,
+        or a subquery with its alias), answering the `key` columns first."""
         outputs = self.outputs
         clash = sorted(set(key) & set(outputs)) + [k for k in key if k.startswith("mlgate_")]
         if clash:
@@ -118,7 +124,7 @@ class Template:
         held = exp.Column(this=exp.to_identifier(_KEY, quoted=True)).sql(dialect=write) + ", "
         keys = "".join(_quoted(k).sql(dialect=write) + ", " for k in key)
         place = exp.Table(this=exp.to_identifier(_TABLE, quoted=True)).sql(dialect=write)
-        return self.text.replace(held, keys).replace(place, _table(table).sql(dialect=write))
+        return self.text.replace(held, keys).replace(place, source)
 
 
 def compile_template(version: ModelVersion, pipeline: Any, dialect: Dialect) -> Template:

@@ -56,10 +56,13 @@ def export_sql(
     key: Sequence[str] = (),
     check_source: str | None = None,
     view: str | None = None,
+    function: str | None = None,
 ) -> SqlExport:
     """The version's SQL for `dialect`, reading `table` (default: the one it was trained on)
     and answering `key` first; checked on an engine of the dialect before it is returned.
-    With `view`, the answer also holds `CREATE VIEW view AS` that same query."""
+    With `view`, the answer also holds `CREATE VIEW view AS` that same query; with
+    `function`, the query as a function of that name (exports/sql/functions.py), made and
+    called on the engine over the same rows and compared as the query is."""
     if dialect not in DIALECTS:
         raise InvalidInput(f"the dialect is one of {', '.join(DIALECTS)}, not {dialect!r}")
     checked: Dialect = dialect
@@ -73,6 +76,12 @@ def export_sql(
     table = table or version.lineage.table or "rows"
     template = compile_template(version, pipeline, checked)
     sql = template.render(table, key)
+    function_sql = None
+    if function is not None:
+        from mlgate.exports.sql.functions import function_sql as make_function
+
+        named = _schema_and_name(function, "function")
+        function_sql = make_function(version, template, named, table, key).create
     url = _check_url(uow, version, checked, check_source)
     frame, dates = _holdout(uow, artifacts, version)
     served = predictor.score(frame)
@@ -81,12 +90,14 @@ def export_sql(
     matrix = predictor.features(frame)
     reference = float64_reference(version, pipeline[-1], matrix)
     scratch = open_scratch(checked, url)
-    conformance = verify(version, template, frame, served, scratch, reference, dates=dates)
+    found: dict[str, Conformance] = {}
+    conformance = verify(version, template, frame, served, scratch, reference, dates=dates,
+                         function=function is not None, found=found)  # fmt: skip
     view_sql = None
     if view is not None:
         view_sql = f"CREATE VIEW {compile_target(_schema_and_name(view, 'view'), checked)} AS {sql}"
     return SqlExport(sql, version, checked, table, tuple(key), template.outputs, conformance,
-                     view_sql)  # fmt: skip
+                     view_sql, function_sql, found.get("function"))  # fmt: skip
 
 
 def _schema_and_name(name: str, what: str) -> tuple[str | None, str]:
@@ -105,6 +116,8 @@ def verify(
     reference: np.ndarray | None = None,
     *,
     dates: pd.DataFrame | None = None,
+    function: bool = False,
+    found: dict[str, Conformance] | None = None,
 ) -> Conformance:
     """Run the template's SQL on `scratch` over `frame` (conformed rows) and compare it with
     `served`; Conflict, saying by how much, where it misses. Closes `scratch`. `dates`: the
@@ -131,8 +144,42 @@ def verify(
         sql = template.render(scratch.table, (row_key,))
         answered = sorted(scratch.query(sql), key=lambda r: int(r[0]))
         engine = scratch.engine
+        called = _call_function(version, template, scratch, row_key) if function else None
     finally:
         scratch.close()
+    conformance = _judged(version, served, answered, engine, reference, f"{dialect} SQL")
+    if called is not None:
+        done = _judged(version, served, called, engine, reference,
+                       f"{dialect} SQL function")  # fmt: skip
+        if found is not None:
+            found["function"] = done
+    return conformance
+
+
+def _call_function(
+    version: ModelVersion, template: Template, scratch: Scratch, row_key: str
+) -> list[tuple[Any, ...]]:
+    """Make the template's function in `scratch` and call it over the loaded rows."""
+    from mlgate.exports.sql.functions import function_sql
+
+    schema = getattr(scratch, "schema", None)
+    name = (schema, "mlgate_check_score")
+    duckdb = template.dialect == "duckdb"
+    made = function_sql(version, template, name, scratch.table, (row_key,) if duckdb else (),
+                        call_key=(row_key,))  # fmt: skip
+    scratch.execute(made.create)
+    return sorted(scratch.query(made.call), key=lambda r: int(r[0]))
+
+
+def _judged(
+    version: ModelVersion,
+    served: Scores,
+    answered: list[tuple[Any, ...]],
+    engine: str,
+    reference: np.ndarray | None,
+    kind: str,
+) -> Conformance:
+    """The comparison, or Conflict with the size of the miss (`kind`: what was checked)."""
     conformance = compare(version, served, answered, engine, reference)
     if not conformance.passed:
         c = conformance
@@ -142,7 +189,7 @@ def verify(
             else "values by up to"
         )
         raise Conflict(
-            f"the {dialect} SQL of {version.ref} does not answer as the version does on "
+            f"the {kind} of {version.ref} does not answer as the version does on "
             f"{engine} over its {c.rows_compared:,} holdout rows ({what} "
             f"{c.max_difference:.3g}; the tolerance is {c.tolerance:g} relative"
             + (
@@ -174,6 +221,12 @@ def compare(
         return _conformance(engine, n, gaps, drift, 0, 0)
     assert served.probabilities is not None
     ours_p = np.asarray(served.probabilities, dtype="float64")
+    if answered and len(answered[0]) == 2:  # a function answering the label alone
+        top = np.sort(ours_p, axis=1)
+        tied = top[:, -1] - top[:, -2] <= TOLERANCE if ours_p.shape[1] > 1 else np.zeros(n, bool)
+        same = np.asarray([_same_label(r[1], p) for r, p in zip(answered, served.predictions,
+                                                                   strict=True)])  # fmt: skip
+        return Conformance(engine, n, 0.0, int(np.sum(~same & ~tied)), int(tied.sum()))
     theirs_p = np.asarray([_floats(r[2:]) for r in answered], dtype="float64").reshape(ours_p.shape)
     gaps, drift = _gaps(theirs_p, ours_p, reference)
     top = np.sort(ours_p, axis=1)
