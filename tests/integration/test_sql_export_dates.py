@@ -127,11 +127,16 @@ def test_date_time_parts_answer_as_served_on_each_engine(
     name = train(world, algorithm, target)
     version = resolve_version(world.uow(), name, None)
     assert {c.name: c.type for c in version.columns}["at"] == "datetime"
+    function = None if dialect == "sqlite" else "score"  # the function form too, where one is
     done = export_sql(world.uow(), world.artifacts, world.predictors, open_scratch, name, None,
-                      dialect=dialect, check_source=CHECK_SOURCE[dialect])  # fmt: skip
+                      dialect=dialect, check_source=CHECK_SOURCE[dialect],
+                      function=function)  # fmt: skip
     c = done.conformance
     assert c.passed and c.rows_compared == 80 and c.max_difference <= TOLERANCE
     assert c.labels_differ == 0
+    if function is not None:
+        f = done.function_conformance
+        assert f is not None and f.passed and f.rows_compared == 80 and f.labels_differ == 0
     predictor = world.predictors.get(version)
     rows = awkward()
     frame = conform(rows, version.columns)
