@@ -9,8 +9,9 @@ the same run.
 Needs a PostgreSQL server whose user may create a database (default: the test server,
 postgres@127.0.0.1:5432); a database of its own is made and dropped. Each command runs as a
 process, as users run it: the time includes its start, the model's load and, for
---in-database, the check of the SQL on the holdout. Prints rows/s and the mlgate process's peak
-memory for each (PostgreSQL's own memory is not counted: that is the point), and the ratio.
+--in-database, the check of the SQL on the holdout. Prints rows/s and the mlgate process's
+peak memory (its VmHWM) for each (PostgreSQL's own memory is not counted: that is the point),
+and the ratio; and the machine's load average, since other work on it slows both.
 Never part of the tests.
 """
 
@@ -40,16 +41,32 @@ MODELS = {
 }
 
 
+# Runs `python -m mlgate ARGS` and, at its exit, writes the process's VmHWM (its own peak
+# resident memory) where MLGATE_BENCH_HWM says. Not ru_maxrss from wait4: a forked child's
+# starts at the parent's size (here the bench holding the million rows it loaded), so it read
+# 650 MiB for every command alike.
+_PEAK = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["MLGATE_BENCH_HWM"], "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(_peak)
+sys.argv = ["mlgate", *sys.argv[1:]]
+runpy.run_module("mlgate", run_name="__main__", alter_sys=True)
+"""
+
+
 def timed(home: Path, *args: str) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one `mlgate` process."""
-    started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "mlgate", *args], env=env_for(home),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"mlgate {' '.join(args)} failed:\n{child.stderr.read().decode()}")  # type: ignore[union-attr]
-    return seconds, usage.ru_maxrss / 1024
+    """Seconds and peak resident memory (MiB) of one `mlgate` process."""
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as peak:
+        env = {**env_for(home), "MLGATE_BENCH_HWM": peak.name}
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _PEAK, *args], env=env,
+                              capture_output=True, check=False)  # fmt: skip
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"mlgate {' '.join(args)} failed:\n{done.stderr.decode()}")
+        return seconds, int(Path(peak.name).read_text()) / 1024
 
 
 def load(url: str, rows: int) -> None:
@@ -90,7 +107,9 @@ def main() -> None:
             mlgate(home, "sources", "add", "train", str(train))
             load(url, args.rows)
             mlgate(home, "sources", "add", "shop", url)
-            print(f"{args.rows:,} rows in PostgreSQL")
+            load_average = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"{args.rows:,} rows in PostgreSQL (load average {load_average}, "
+                  f"{os.cpu_count()} CPUs)")  # fmt: skip
             for algorithm, params in MODELS.items():
                 model = algorithm.replace("_", "-")
                 mlgate(home, "train", model, "--source", "train", "--table", "customers",

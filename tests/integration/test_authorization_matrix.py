@@ -600,6 +600,8 @@ PAGES: list[Page] = [
     Page("GET", "/ui/models/{m}/versions/{version}/report.html", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
     Page("GET", "/ui/models/{m}/versions/{version}/card", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
     Page("GET", "/ui/models/{m}/versions/{version}/dossier", cells(S, (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/models/{m}/versions/{version}/sql", cells(S, (W, W), (W, W), (W, W), (W, W), (W, W), (200, W), (200, W), (200, 200))),
+    Page("GET", "/ui/models/{m}/versions/{version}/sql/download", cells(S, (W, W), (W, W), (W, W), (W, W), (W, W), (422, W), (422, W), (422, 422))),
     Page("GET", "/ui/sources", cells(S, W, W, W, W, 200, 200, 200, 200)),
     Page("POST", "/ui/sources", cells(U, W, W, W, W, W, W, W, 422), {"name": "bad name!", "url": "sqlite:///x.db"}),
     Page("GET", "/ui/sources/{name}", cells(S, W, W, W, W, 200, 200, 200, 200), name="demo"),

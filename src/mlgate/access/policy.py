@@ -111,6 +111,20 @@ def authorize(principal: Principal, action: Action, target: Target) -> None:
     )
 
 
+def authorize_sql_export(principal: Principal, target: Target, *, check_source: str | None) -> None:
+    """May `principal` have `target` as checked SQL: `export` on it, and, to name a source
+    whose server the SQL is checked on (a scratch schema made there), be an admin; without
+    one it is checked in process or on the version's own source. The API route and the
+    dashboard's page both ask this."""
+    authorize(principal, "export", target)
+    if check_source is not None and not principal.is_admin:
+        raise PermissionDenied(
+            "only admins name a source to check the SQL on; without check_source it is "
+            "checked on the version's own source",
+            code="admin_only",
+        )
+
+
 def authorize_global(principal: Principal, action: GlobalAction) -> None:
     """Actions on no one model: administration, and creating a new model by training it."""
     check_scope(principal, action)

@@ -492,6 +492,15 @@ def export(
         str | None,
         typer.Option(help="With --format sql: write CREATE VIEW of this name AS the query."),
     ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option(
+            help="With --format sql: write the query as a function of this name, checked by "
+            "calling it on the engine (PostgreSQL: a SQL function of a table's row; MySQL: a "
+            "stored function of the input columns answering the prediction; DuckDB: a table "
+            "macro; SQLite has none)."
+        ),
+    ] = None,
 ) -> None:
     """Write a version as a portable bundle (model, report, rows; sha256 of every file), as
     an ONNX graph of its preprocessing and model, or as one SQL query scoring a table where it
@@ -502,14 +511,21 @@ def export(
     if format_ not in ("bundle", "onnx", "sql"):
         raise InvalidInput(f"--format is bundle, onnx or sql, not {format_!r}")
     if format_ == "sql":
+        if function is not None and view is not None:
+            raise InvalidInput("--view and --function write one file each: ask for one")
         with console.status(f"writing {version.ref} as {dialect} SQL and checking it"):
             sql_done = registry.export_sql(name, version.number, dialect=dialect, table=table,
                                        key=tuple(key or ()), check_source=check_source,
-                                       view=view)  # fmt: skip
+                                       view=view, function=function)  # fmt: skip
         sql_path = output or Path(f"{name}-v{version.number}.{dialect}.sql")
         header = "".join(f"-- {line}\n" for line in (
             f"{version.ref} as {dialect} SQL, written by mlgate", sql_done.note))  # fmt: skip
-        sql_path.write_text(header + (sql_done.view_sql or sql_done.sql) + ";\n")
+        fc = sql_done.function_conformance
+        if fc is not None:
+            header += f"-- the function: checked on {fc.engine} against {fc.rows_compared:,} rows\n"
+        sql_path.write_text(
+            header + (sql_done.function_sql or sql_done.view_sql or sql_done.sql) + ";\n"
+        )
         console.print(f"exported {version.ref} to {sql_path} ({len(sql_done.sql):,} characters): "
                       f"{sql_done.note}")  # fmt: skip
         return

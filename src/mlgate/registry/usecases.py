@@ -163,13 +163,15 @@ class Registry:
         key: tuple[str, ...] = (),
         check_source: str | None = None,
         view: str | None = None,
+        function: str | None = None,
     ) -> SqlExport:
         """One SELECT scoring the version in `dialect`, checked on such an engine first."""
         from mlgate.exports.sql.service import export_sql
 
         return export_sql(self.uow(), self.artifacts, self.predictors, self.open_scratch, name,
                           number, alias, dialect=dialect, table=table, key=key,
-                          check_source=check_source, view=view)  # fmt: skip
+                          check_source=check_source, view=view,
+                          function=function)  # fmt: skip
 
     def score_in_database(
         self,

@@ -107,6 +107,7 @@ def model(request: Request, name: str) -> Response:
         history=history,
         may_promote=policy.may(me, "promote", Target(name)),
         may_rollback=policy.may(me, "rollback", Target(name)),
+        can_export=policy.may(me, "export", Target(name)),
         traffic=charts.bars(traffic, title=f"Calls to {name} per day, last 30 days", unit="calls"),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api.authorize import access
 from mlgate.errors import InvalidInput
@@ -78,6 +79,7 @@ def report(request: Request, name: str, version: str) -> Response:
         cv=(data.get("cv") or {}).get("metrics") or {},
         coefficients=_coefficients(data.get("inference")),
         figures=figures(stored, found), lineage=found.lineage,
+        can_export=policy.may(me, "export", Target(name, version=number)),
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import Response
 
+from mlgate.access import policy
 from mlgate.access.model import Target
 from mlgate.api.authorize import AuthorizedRoute, access, actor, authorize, authorize_training
 from mlgate.api.body import read_body
@@ -18,7 +19,7 @@ from mlgate.api.routes.models import PROBLEMS, bearer
 from mlgate.api.schemas import MAX_NUMBER, VersionNumber
 from mlgate.archives import ArchiveLimits
 from mlgate.bootstrap import Services
-from mlgate.errors import InvalidInput, PayloadTooLarge, PermissionDenied, UnsupportedFormat
+from mlgate.errors import InvalidInput, PayloadTooLarge, UnsupportedFormat
 from mlgate.registry.model import AliasEvent
 
 MAX_BUNDLE_BYTES = 1 << 30
@@ -263,6 +264,13 @@ async def export(
     view: str | None = Query(
         None, max_length=300, description="format=sql: also a CREATE VIEW of this name"
     ),
+    function: str | None = Query(
+        None,
+        max_length=300,
+        description="format=sql: also the query as a function of this name (PostgreSQL: a SQL "
+        "function of a row; MySQL: a stored function answering the prediction; DuckDB: a table "
+        "macro; SQLite: 409, it has none), made and checked on the engine",
+    ),
 ) -> Response:
     """The version as a portable zip bundle (model, report, training rows; sha256 of each), or
     with `format=onnx` as one ONNX graph of its preprocessing and model, or with `format=sql`
@@ -273,17 +281,13 @@ async def export(
     if format == "sql":
 
         def sql() -> Any:
-            principal = authorize(services, request, Target(name, version=version))
-            if check_source is not None and not principal.is_admin:
-                # a scratch schema on another source's server: the operator's to allow
-                raise PermissionDenied(
-                    "only admins name a source to check the SQL on; without check_source it is "
-                    "checked on the version's own source",
-                    code="admin_only",
-                )
+            target = Target(name, version=version)
+            principal = authorize(services, request, target)
+            # the dashboard's SQL page asks the same (web/sql_export.py)
+            policy.authorize_sql_export(principal, target, check_source=check_source)
             return services.registry.export_sql(
                 name, version, dialect=dialect, table=table, key=tuple(key or ()),
-                check_source=check_source, view=view,
+                check_source=check_source, view=view, function=function,
             )  # fmt: skip
 
         done = await run_in_threadpool(sql)

@@ -32,6 +32,7 @@ from mlgate.errors import Conflict, InvalidInput
 from mlgate.exports.sql.model import SQLGLOT_DIALECT, Dialect
 from mlgate.registry.model import ModelVersion
 from mlgate.runtime.encoders import MISSING_CATEGORY
+from mlgate.schema import DATETIME_PARTS
 
 LINEAR = {"linear_regression", "ridge", "lasso", "elastic_net", "logistic_regression"}
 TREES = {"decision_tree", "random_forest", "xgboost", "lightgbm"}
@@ -88,8 +89,6 @@ def refusal(version: ModelVersion) -> str | None:
     for column in version.columns:
         if column.type == "text":
             return f"column {column.name!r} is free text, vectorised by TF-IDF"
-        if column.type == "datetime":
-            return f"column {column.name!r} is a date-time; its parts are not written in SQL yet"
     return None
 
 
@@ -109,6 +108,12 @@ class Template:
 
     def render(self, table: str, key: Sequence[str] = ()) -> str:
         """The query reading `table`, answering the `key` columns first."""
+        write = SQLGLOT_DIALECT[self.dialect]
+        return self.render_from(_table(table).sql(dialect=write), key)
+
+    def render_from(self, source: str, key: Sequence[str] = ()) -> str:
+        """The query reading `source` (a FROM item written in the dialect already: a table,
+        or a subquery with its alias), answering the `key` columns first."""
         outputs = self.outputs
         clash = sorted(set(key) & set(outputs)) + [k for k in key if k.startswith("mlgate_")]
         if clash:
@@ -119,7 +124,7 @@ class Template:
         held = exp.Column(this=exp.to_identifier(_KEY, quoted=True)).sql(dialect=write) + ", "
         keys = "".join(_quoted(k).sql(dialect=write) + ", " for k in key)
         place = exp.Table(this=exp.to_identifier(_TABLE, quoted=True)).sql(dialect=write)
-        return self.text.replace(held, keys).replace(place, _table(table).sql(dialect=write))
+        return self.text.replace(held, keys).replace(place, source)
 
 
 def compile_template(version: ModelVersion, pipeline: Any, dialect: Dialect) -> Template:
@@ -129,10 +134,19 @@ def compile_template(version: ModelVersion, pipeline: Any, dialect: Dialect) -> 
     if reason is not None:
         raise Conflict(f"{version.ref} ({version.algorithm}) has no SQL export: {reason}")
     outputs = output_names(version)
-    columns = [c for c in version.columns]
-    inputs = [_cast(_quoted(c.name), c.type, dialect).as_(_name(f"i{k}"), copy=False) for k, c in
-              enumerate(columns)]  # fmt: skip
-    features = _features(pipeline[0], [c.name for c in columns])
+    names: list[str] = []  # what the preprocessing reads: a date-time column as its parts
+    inputs: list[exp.Expr] = []
+    for column in version.columns:
+        if column.type == "datetime":
+            for part, value in zip(DATETIME_PARTS, datetime_parts(_quoted(column.name), dialect),
+                                   strict=True):  # fmt: skip
+                inputs.append(value.as_(_name(f"i{len(names)}"), copy=False))
+                names.append(f"{column.name}__{part}")
+        else:
+            inputs.append(_cast(_quoted(column.name), column.type, dialect).as_(
+                _name(f"i{len(names)}"), copy=False))  # fmt: skip
+            names.append(column.name)
+    features = _features(pipeline[0], names)
     model = _model(version, pipeline[-1], len(features))
     held = exp.Column(this=exp.to_identifier(_KEY, quoted=True))
     stages = 0
@@ -282,6 +296,62 @@ def _cast(column: exp.Expr, kind: str, dialect: Dialect) -> exp.Expr:
     if kind == "boolean" and dialect == "postgresql":
         return exp.cast(exp.cast(column, "int"), "double")  # boolean has no cast to double
     return exp.cast(column, "double")
+
+
+def datetime_parts(column: exp.Expr, dialect: Dialect) -> list[exp.Expr]:
+    """A date-time column's parts as serving derives them (schema.DATETIME_PARTS: year,
+    month, day, day of the week with Monday 0, hour), each a double, read in UTC: a value
+    with a time zone (PostgreSQL's and DuckDB's timestamptz, an ISO text with an offset in
+    SQLite) is taken to UTC first, one without is taken to be UTC already, as serving takes
+    a naive ISO string. NULL (and, in SQLite, text that is no date) gives NULL parts, which the
+    fitted imputation fills as it fills a missing part in serving.
+
+    PostgreSQL and DuckDB read timestamp, timestamptz and date columns (through the instant's
+    seconds or microseconds since 1970, so the session's TimeZone plays no part); MySQL and
+    MariaDB a DATETIME or DATE as it is (a TIMESTAMP column is read in the session's
+    time_zone: set it to '+00:00'); SQLite ISO 8601 text."""
+
+    def var(name: str) -> exp.Var:
+        return exp.var(name)
+
+    def call(name: str, *args: exp.Expr) -> exp.Expr:
+        return exp.Anonymous(this=name, expressions=list(args))
+
+    def double(e: exp.Expr) -> exp.Expr:
+        return exp.cast(e, "double")
+
+    if dialect == "sqlite":
+
+        def strf(fmt: str) -> exp.Expr:
+            return call("strftime", exp.Literal.string(fmt), column.copy())
+
+        weekday: exp.Expr = exp.Mod(
+            this=exp.Paren(this=exp.Add(this=exp.cast(strf("%w"), "integer"),
+                                        expression=exp.Literal.number(6))),
+            expression=exp.Literal.number(7),
+        )  # fmt: skip
+        return [double(strf("%Y")), double(strf("%m")), double(strf("%d")), double(weekday),
+                double(strf("%H"))]  # fmt: skip
+    if dialect == "mysql":
+        return [
+            double(call(name, column.copy()))
+            for name in ("YEAR", "MONTH", "DAYOFMONTH", "WEEKDAY", "HOUR")
+        ]
+    if dialect == "postgresql":
+        # The instant's seconds since 1970 (a timestamp's taken as UTC), back to a timestamp
+        # in UTC: EXTRACT of a timestamptz would read it in the session's TimeZone.
+        seconds = exp.Extract(this=var("EPOCH"), expression=column.copy())
+        utc: exp.Expr = exp.AtTimeZone(this=call("TO_TIMESTAMP", seconds),
+                                       zone=exp.Literal.string("UTC"))  # fmt: skip
+    else:  # duckdb
+        utc = call("MAKE_TIMESTAMP", call("EPOCH_US", column.copy()))
+
+    def extract(part: str) -> exp.Expr:
+        return exp.Extract(this=var(part), expression=exp.Paren(this=utc.copy()))
+
+    iso = exp.Sub(this=extract("ISODOW"), expression=exp.Literal.number(1))
+    return [double(extract("YEAR")), double(extract("MONTH")), double(extract("DAY")),
+            double(iso), double(extract("HOUR"))]  # fmt: skip
 
 
 # -- preprocessing --------------------------------------------------------------------------

@@ -66,6 +66,10 @@ class SqlExport:
     outputs: tuple[str, ...]  # the columns the query answers after the key
     conformance: Conformance
     view_sql: str | None = None  # on request: CREATE VIEW name AS the same SELECT
+    # on request: the query as a function of the database (exports/sql/functions.py), made
+    # and called on the engine over the same rows; its own report
+    function_sql: str | None = None
+    function_conformance: Conformance | None = None
 
     @property
     def note(self) -> str:
@@ -96,6 +100,10 @@ class SqlExport:
             "outputs": list(self.outputs),
             "sql": self.sql,
             "view_sql": self.view_sql,
+            "function_sql": self.function_sql,
+            "function_conformance": (
+                None if self.function_conformance is None else self.function_conformance.to_json()
+            ),
             "conformance": self.conformance.to_json(),
             "note": self.note,
         }
@@ -118,8 +126,12 @@ class Scratch(Protocol):
     table: str  # where `load` puts the rows, as a query names it
 
     def load(self, columns: list[tuple[str, str]], rows: list[tuple[Any, ...]]) -> None:
-        """Create `table` with `columns` (name, "integer" | "double" | "text") and the rows."""
+        """Create `table` with `columns` (name, "integer" | "double" | "text" | "timestamp")
+        and the rows (a timestamp as a naive datetime in UTC, or None)."""
 
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def execute(self, sql: str) -> None:
+        """Run a statement that answers no rows (a CREATE FUNCTION or MACRO)."""
 
     def close(self) -> None: ...

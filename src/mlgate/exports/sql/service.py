@@ -56,10 +56,13 @@ def export_sql(
     key: Sequence[str] = (),
     check_source: str | None = None,
     view: str | None = None,
+    function: str | None = None,
 ) -> SqlExport:
     """The version's SQL for `dialect`, reading `table` (default: the one it was trained on)
     and answering `key` first; checked on an engine of the dialect before it is returned.
-    With `view`, the answer also holds `CREATE VIEW view AS` that same query."""
+    With `view`, the answer also holds `CREATE VIEW view AS` that same query; with
+    `function`, the query as a function of that name (exports/sql/functions.py), made and
+    called on the engine over the same rows and compared as the query is."""
     if dialect not in DIALECTS:
         raise InvalidInput(f"the dialect is one of {', '.join(DIALECTS)}, not {dialect!r}")
     checked: Dialect = dialect
@@ -73,20 +76,28 @@ def export_sql(
     table = table or version.lineage.table or "rows"
     template = compile_template(version, pipeline, checked)
     sql = template.render(table, key)
+    function_sql = None
+    if function is not None:
+        from mlgate.exports.sql.functions import function_sql as make_function
+
+        named = _schema_and_name(function, "function")
+        function_sql = make_function(version, template, named, table, key).create
     url = _check_url(uow, version, checked, check_source)
-    frame = _holdout(uow, artifacts, version)
+    frame, dates = _holdout(uow, artifacts, version)
     served = predictor.score(frame)
     from mlgate.exports.sql.trees import float64_reference
 
     matrix = predictor.features(frame)
     reference = float64_reference(version, pipeline[-1], matrix)
     scratch = open_scratch(checked, url)
-    conformance = verify(version, template, frame, served, scratch, reference)
+    found: dict[str, Conformance] = {}
+    conformance = verify(version, template, frame, served, scratch, reference, dates=dates,
+                         function=function is not None, found=found)  # fmt: skip
     view_sql = None
     if view is not None:
         view_sql = f"CREATE VIEW {compile_target(_schema_and_name(view, 'view'), checked)} AS {sql}"
     return SqlExport(sql, version, checked, table, tuple(key), template.outputs, conformance,
-                     view_sql)  # fmt: skip
+                     view_sql, function_sql, found.get("function"))  # fmt: skip
 
 
 def _schema_and_name(name: str, what: str) -> tuple[str | None, str]:
@@ -103,27 +114,72 @@ def verify(
     served: Scores,
     scratch: Scratch,
     reference: np.ndarray | None = None,
+    *,
+    dates: pd.DataFrame | None = None,
+    function: bool = False,
+    found: dict[str, Conformance] | None = None,
 ) -> Conformance:
     """Run the template's SQL on `scratch` over `frame` (conformed rows) and compare it with
-    `served`; Conflict, saying by how much, where it misses. Closes `scratch`."""
+    `served`; Conflict, saying by how much, where it misses. Closes `scratch`. `dates`: the
+    rows' date-time columns as they came (`frame` holds only their parts), loaded as
+    timestamps in UTC."""
     dialect = template.dialect
     names = {c.name for c in version.columns}
     row_key = next(k for k in (f"row{'_' * n}" for n in range(1, 100)) if k not in names)
+    kinds = {"string": "text", "text": "text", "datetime": "timestamp"}
     try:
         columns = [(row_key, "integer")] + [
-            (c.name, "text" if c.type in ("string", "text") else "double") for c in version.columns
+            (c.name, kinds.get(c.type, "double")) for c in version.columns
         ]
+        loaded = pd.DataFrame(
+            {c.name: _timestamps(dates, c.name) if c.type == "datetime" else frame[c.name]
+             for c in version.columns},
+            index=frame.index,
+        )  # fmt: skip
         data = [
             (k, *(_plain(v) for v in values))
-            for k, values in enumerate(frame[[c.name for c in version.columns]].itertuples(
-                index=False, name=None))
+            for k, values in enumerate(loaded.itertuples(index=False, name=None))
         ]  # fmt: skip
         scratch.load(columns, data)
         sql = template.render(scratch.table, (row_key,))
         answered = sorted(scratch.query(sql), key=lambda r: int(r[0]))
         engine = scratch.engine
+        called = _call_function(version, template, scratch, row_key) if function else None
     finally:
         scratch.close()
+    conformance = _judged(version, served, answered, engine, reference, f"{dialect} SQL")
+    if called is not None:
+        done = _judged(version, served, called, engine, reference,
+                       f"{dialect} SQL function")  # fmt: skip
+        if found is not None:
+            found["function"] = done
+    return conformance
+
+
+def _call_function(
+    version: ModelVersion, template: Template, scratch: Scratch, row_key: str
+) -> list[tuple[Any, ...]]:
+    """Make the template's function in `scratch` and call it over the loaded rows."""
+    from mlgate.exports.sql.functions import function_sql
+
+    schema = getattr(scratch, "schema", None)
+    name = (schema, "mlgate_check_score")
+    duckdb = template.dialect == "duckdb"
+    made = function_sql(version, template, name, scratch.table, (row_key,) if duckdb else (),
+                        call_key=(row_key,))  # fmt: skip
+    scratch.execute(made.create)
+    return sorted(scratch.query(made.call), key=lambda r: int(r[0]))
+
+
+def _judged(
+    version: ModelVersion,
+    served: Scores,
+    answered: list[tuple[Any, ...]],
+    engine: str,
+    reference: np.ndarray | None,
+    kind: str,
+) -> Conformance:
+    """The comparison, or Conflict with the size of the miss (`kind`: what was checked)."""
     conformance = compare(version, served, answered, engine, reference)
     if not conformance.passed:
         c = conformance
@@ -133,7 +189,7 @@ def verify(
             else "values by up to"
         )
         raise Conflict(
-            f"the {dialect} SQL of {version.ref} does not answer as the version does on "
+            f"the {kind} of {version.ref} does not answer as the version does on "
             f"{engine} over its {c.rows_compared:,} holdout rows ({what} "
             f"{c.max_difference:.3g}; the tolerance is {c.tolerance:g} relative"
             + (
@@ -165,6 +221,17 @@ def compare(
         return _conformance(engine, n, gaps, drift, 0, 0)
     assert served.probabilities is not None
     ours_p = np.asarray(served.probabilities, dtype="float64")
+    if answered and len(answered[0]) == 2:  # a function answering the label alone
+        _, drift = _gaps(ours_p, ours_p, reference)
+        top = np.sort(ours_p, axis=1)
+        tied = (
+            top[:, -1] - top[:, -2] <= TOLERANCE + 2 * drift
+            if ours_p.shape[1] > 1
+            else np.zeros(n, dtype=bool)
+        )
+        same = np.asarray([_same_label(r[1], p) for r, p in zip(answered, served.predictions,
+                                                                   strict=True)])  # fmt: skip
+        return Conformance(engine, n, 0.0, int(np.sum(~same & ~tied)), int(tied.sum()))
     theirs_p = np.asarray([_floats(r[2:]) for r in answered], dtype="float64").reshape(ours_p.shape)
     gaps, drift = _gaps(theirs_p, ours_p, reference)
     top = np.sort(ours_p, axis=1)
@@ -222,6 +289,18 @@ def _same_label(theirs: Any, ours: Any) -> bool:
     return str(theirs) == str(ours)
 
 
+def _timestamps(dates: pd.DataFrame | None, name: str) -> pd.Series:
+    """Date-time column `name` of `dates` as naive datetimes in UTC (None where missing or
+    not a date), as serving reads it (schema._datetime_parts)."""
+    if dates is None or name not in dates.columns:
+        raise InvalidInput(f"checking the SQL needs date-time column {name!r} as it came")
+    stamps = pd.to_datetime(dates[name], errors="coerce", utc=True, format="ISO8601")
+    naive = stamps.dt.tz_convert(None)
+    return pd.Series(
+        [None if pd.isna(v) else v.to_pydatetime() for v in naive], index=dates.index, dtype=object
+    )
+
+
 def _plain(value: Any) -> Any:
     """A conformed value as a driver takes it: NaN and None as NULL, numpy as Python."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -233,7 +312,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _holdout(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -> pd.DataFrame:
+def _holdout(
+    uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdout rows conformed, and their date-time columns as they came."""
     from mlgate.training.compare import holdout_rows
 
     try:
@@ -242,7 +324,9 @@ def _holdout(uow: UnitOfWork, artifacts: ArtifactStore, version: ModelVersion) -
         raise Conflict(
             f"{version.ref} has no stored rows to check its SQL on; retrain it"
         ) from None
-    return conform(rows.head(MAX_CHECK_ROWS), version.columns)
+    rows = rows.head(MAX_CHECK_ROWS)
+    dates = [c.name for c in version.columns if c.type == "datetime"]
+    return conform(rows, version.columns), rows[dates]
 
 
 def _check_url(
