@@ -98,6 +98,11 @@ def test_doctor_finds_what_is_wrong_and_says_how_to_fix_it(two_versions: Service
     fixed = runner.invoke(app, ["doctor", "--fix"], obj=s)
     assert "removed m/stray.skops" in fixed.output
     assert not (s.settings.artifact_dir / "m" / "stray.skops").exists()
+    from mlgate.access.model import AuditQuery
+
+    (removal,) = s.access.audit_log(AuditQuery(action="registry.remove_orphans"))
+    assert removal.result == "ok" and removal.detail["keys"] == ["m/stray.skops"]
+    assert removal.actor.startswith("cli:")
 
 
 def test_a_serving_process_switches_only_to_a_target_it_could_load(two_versions: Services) -> None:

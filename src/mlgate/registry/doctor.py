@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlgate.access.audit import audited
 from mlgate.errors import ArtifactError
 from mlgate.registry import formats
 from mlgate.registry.aliases import files_of
@@ -61,6 +62,11 @@ def check_registry(uow: UnitOfWork, artifacts: ArtifactStore) -> tuple[int, list
     return len(versions), findings
 
 
+@audited(
+    "registry.remove_orphans",
+    lambda a: "artifacts",
+    detail=lambda a, removed: {"removed": len(removed), "keys": removed[:50]},
+)
 def remove_orphans(uow: UnitOfWork, artifacts: ArtifactStore) -> list[str]:
     """Delete the stored files that belong to no version; returns their keys."""
     with uow:
