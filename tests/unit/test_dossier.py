@@ -159,7 +159,7 @@ def test_the_cli_the_api_and_the_dashboard_hand_out_the_same_dossier(
 
 
 def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Services) -> None:
-    assert parse_retention("3650d") == 3650 and parse_retention("10y") == 3650
+    assert parse_retention("3650d") == 3650 and parse_retention("10y") == 3653
     assert parse_retention("forever") is None
     for bad in ("30d", "3650", "ten years", "999999d"):
         with pytest.raises(InvalidInput):
@@ -169,7 +169,7 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
     assert f"at least {MIN_DAYS} days" in result.output and "billing period" in result.output
     result = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "5y"], obj=s)
     assert result.exit_code == 0, result.output
-    assert s.monitor.settings("churn").log_retention_days == 1825
+    assert s.monitor.settings("churn").log_retention_days == 1827
     password = remember("admin pass phrase for the retention test")
     create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
     with TestClient(create_app(s), base_url="http://testserver") as client:
@@ -178,7 +178,7 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
         url = "/v1/models/churn/monitoring/settings"
         short = client.put(url, headers=boss, json={"log_retention_days": 30})
         assert short.status_code == 422 and "billing period" in short.text
-        assert s.monitor.settings("churn").log_retention_days == 1825  # unchanged
+        assert s.monitor.settings("churn").log_retention_days == 1827  # unchanged
         huge = client.put(url, headers=boss, json={"log_retention_days": 10**9})
         assert huge.status_code == 422
         ok = client.put(url, headers=boss, json={"log_retention_days": 3650})
@@ -201,3 +201,13 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
         assert done.status_code == 303
         assert s.monitor.settings("churn").log_retention_days == 3650
         assert ">3650d<" in client.get("/ui/models/churn/monitoring").text
+
+
+def test_a_retention_in_years_is_never_shorter_than_those_calendar_years() -> None:
+    """Found in review: `10y` was 3650 days, so a log was deleted up to three leap days
+    before it was ten years old; and digits of other scripts (`٣٦٥٠d`) were taken."""
+    assert parse_retention("10y") == 3653 and parse_retention("1y") == 366
+    assert parse_retention("4y") == 1461 and parse_retention("100y") == 36_525
+    for bad in ("\u0663\u0666\u0665\u0660d", "101y"):
+        with pytest.raises(InvalidInput):
+            parse_retention(bad)

@@ -50,6 +50,18 @@ class Cards:
                                   version.model_name, version.number, columns, actor=actor,
                                   now=self.clock())  # fmt: skip
 
+    def annotate(self, name: str, number: int | None, fields: Mapping[str, str],
+                 slices: Sequence[str], *, actor: str,
+                 alias: str | None = None) -> None:  # fmt: skip
+        """Edit the card's fields and compute its slices as one change: the fields are
+        checked, then the slices (checked against the holdout before anything is kept), and
+        only then are the fields written, so a refusal of either leaves the card as it was."""
+        service.check_fields(fields)
+        if slices:
+            self.slice(name, number, slices, actor=actor, alias=alias)
+        if fields:
+            self.edit(name, number, fields, actor=actor, alias=alias)
+
     def bom(self, name: str, number: int | None, alias: str | None = None) -> dict[str, Any]:
         """The version's CycloneDX ML-BOM (JSON data), checked against the CycloneDX schema."""
         version = resolve_version(self.uow(), name, number, alias)

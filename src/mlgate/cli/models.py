@@ -190,10 +190,8 @@ def card(
         if not sep:
             raise InvalidInput(f"--set takes FIELD=VALUE, e.g. owner=risk-team; got {item!r}")
         fields[key.strip()] = value
-    if fields:
-        cards.edit(name, number, fields, actor=_actor(), alias=alias)
-    if slices:
-        cards.slice(name, number, slice_columns(slices), actor=_actor(), alias=alias)
+    columns = slice_columns(slices) if slices else []
+    cards.annotate(name, number, fields, columns, actor=_actor(), alias=alias)
     found = cards.card(name, number, alias)
     if format_ == "json":
         text = orjson.dumps(found.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -17,7 +17,7 @@ from mlgate.errors import InvalidInput
 # The usage ledger is billed by calendar month, and a billing sink's first pass reaches back to
 # the first of the previous month (plans/exporter.py): two whole months, 62 days at most.
 MIN_DAYS = 62
-MAX_DAYS = 36_500  # a hundred years: beyond that, say "forever"
+MAX_DAYS = 36_525  # a hundred years, leap days counted: beyond that, say "forever"
 FOREVER = ("forever", "none", "")
 TOO_SHORT = (
     f"at least {MIN_DAYS} days: the model's usage ledger rows go with its logs, and they are "
@@ -36,20 +36,28 @@ PURGE_ACTION = "retention.purge"
 
 
 def parse_retention(text: str) -> int | None:
-    """`3650d` (days), `10y` (years of 365 days) or `forever` as a number of days (None:
-    forever); InvalidInput for anything else or for a number out of bounds."""
+    """`3650d` (days), `10y` (years) or `forever` as a number of days (None: forever);
+    InvalidInput for anything else or for a number out of bounds. A year counts its leap
+    day: `10y` is 3653 days, the most ten calendar years hold, so nothing is deleted before
+    it is ten years old (at 365 days a year it would be, by up to three days)."""
     given = text.strip().lower()
     if given in FOREVER:
         return None
-    found = re.fullmatch(r"(\d{1,6})\s*([dy])", given)
+    found = re.fullmatch(r"([0-9]{1,6})\s*([dy])", given)  # ASCII digits only
     if found is None:
         raise InvalidInput(
             f"a log retention is a number of days or years, like 3650d or 10y, or 'forever'; "
             f"not {text!r}"
         )
-    days = int(found.group(1)) * (365 if found.group(2) == "y" else 1)
+    number = int(found.group(1))
+    days = years_in_days(number) if found.group(2) == "y" else number
     check_days(days)
     return days
+
+
+def years_in_days(years: int) -> int:
+    """The most days `years` calendar years can hold: 365 each and a leap day every four."""
+    return 365 * years + (years + 3) // 4
 
 
 def check_days(days: int | None) -> None:
