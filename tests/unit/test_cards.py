@@ -409,3 +409,17 @@ def test_card_fields_with_control_characters_or_an_owner_past_its_column_are_ref
                          json={"owner": "a\u0000b"})  # fmt: skip
         assert put.status_code == 422 and "control characters" in put.text
     assert s.cards.card("churn", 1).data["owner"] == ""
+
+
+def test_a_card_edit_s_audit_event_says_what_was_set(s: Services) -> None:
+    """Found in review: each `models.card` event's detail was empty, so the audit trail in the
+    dossier showed that the intended use changed but never from what to what."""
+    from mlgate.access.audit import acting
+
+    with acting("cli:t"):
+        s.cards.annotate("churn", 1, {"intended_use": "retention offers", "owner": "crm"},
+                         ["contract", "contract"], actor="cli:t")  # fmt: skip
+    events = s.access.audit_log(AuditQuery(action="models.card"))
+    details = sorted((e.detail for e in events), key=len)
+    assert details == [{"slices": ["contract"]},
+                       {"intended_use": "retention offers", "owner": "crm"}]  # fmt: skip

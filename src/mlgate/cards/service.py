@@ -49,7 +49,7 @@ def check_fields(fields: Mapping[str, str]) -> None:
             raise InvalidInput(f"{key}: no control characters{where}")
 
 
-@audited("models.card", "{model_name}@{number}")
+@audited("models.card", "{model_name}@{number}", detail=lambda a, _: dict(a["fields"]))
 def set_fields(
     uow: UnitOfWork,
     model_name: str,
@@ -76,7 +76,8 @@ def set_fields(
     return changed
 
 
-@audited("models.card", "{model_name}@{number}")
+@audited("models.card", "{model_name}@{number}",
+         detail=lambda a, _: {"slices": list(dict.fromkeys(a["columns"]))})  # fmt: skip
 def set_slices(
     uow: UnitOfWork,
     artifacts: ArtifactStore,
