@@ -602,7 +602,8 @@ def sign(
         console.print(
             f"signed {signature.model_name}@v{signature.number} with key {signature.key_id[:16]}"
         )
-    console.print(f"{len(made)} version(s) signed")
+    left = "" if made or again else " (those already signed stay as they are; --again re-signs)"
+    console.print(f"{len(made)} version(s) signed{left}")
 
 
 def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:
