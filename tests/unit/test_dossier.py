@@ -211,3 +211,20 @@ def test_a_retention_in_years_is_never_shorter_than_those_calendar_years() -> No
     for bad in ("\u0663\u0666\u0665\u0660d", "101y"):
         with pytest.raises(InvalidInput):
             parse_retention(bad)
+
+
+def test_a_retention_shorter_than_six_months_is_said_at_the_cli_and_in_the_dossier(
+    s: Services,
+) -> None:
+    """Found in review: 62 days was taken without a word, though the EU AI Act keeps a
+    high-risk system's logs at least six months (Articles 19(1) and 26(6)); the dossier's
+    retention policy did not say whether it met that."""
+    policy = json.loads(_entries(s.cards.dossier("churn", 1))["retention.json"])
+    assert policy["high_risk_minimum_days"] == 184 and policy["meets_high_risk_minimum"] is True
+    short = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "100d"], obj=s)
+    assert short.exit_code == 0, short.output
+    assert "shorter than six months" in short.output and "26(6)" in short.output
+    policy = json.loads(_entries(s.cards.dossier("churn", 1))["retention.json"])
+    assert policy["log_retention_days"] == 100 and policy["meets_high_risk_minimum"] is False
+    long = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "1y"], obj=s)
+    assert long.exit_code == 0 and "six months" not in long.output

@@ -25,6 +25,15 @@ TOO_SHORT = (
     "which a billing sink's first pass reaches back to)"
 )
 
+# The EU AI Act keeps a high-risk system's automatic logs "for a period appropriate to the
+# intended purpose ... of at least six months" (Articles 19(1) and 26(6)); six months are at
+# most 184 days. Shorter is allowed (not every model is high-risk), and said.
+SIX_MONTHS = 184
+SHORTER_THAN_SIX_MONTHS = (
+    f"shorter than six months ({SIX_MONTHS} days): the EU AI Act asks a high-risk AI system's "
+    "logs to be kept at least six months (Articles 19(1) and 26(6))"
+)
+
 # The audit events about a model: those of these areas (use cases' and API routes' actions)
 # whose target names the model. Access events (grants, keys) are about people and stay; the
 # purges' own records ("retention.purge") are never purged.
@@ -125,4 +134,6 @@ def policy(days: int | None) -> dict[str, Any]:
         "enforced_by": "the server (`mlgate serve`), every MLGATE_RETENTION_INTERVAL seconds",
         "minimum_days": MIN_DAYS,
         "minimum_reason": TOO_SHORT,
+        "high_risk_minimum_days": SIX_MONTHS,
+        "meets_high_risk_minimum": days is None or days >= SIX_MONTHS,
     }
