@@ -228,3 +228,25 @@ def test_a_retention_shorter_than_six_months_is_said_at_the_cli_and_in_the_dossi
     assert policy["log_retention_days"] == 100 and policy["meets_high_risk_minimum"] is False
     long = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "1y"], obj=s)
     assert long.exit_code == 0 and "six months" not in long.output
+
+
+def test_the_dossier_holds_the_whole_audit_trail_past_a_page_of_events(
+    s: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the dossier read the model's audit trail and monitoring history as one
+    query of at most MAX_LIMIT (1,000) events, newest first, so a model with a longer history
+    (an hourly check for six weeks) had its oldest events left out without a word. Here a page
+    is 25 events, and 60 checks are on record, five of them at the moment a page ends."""
+    from mlgate.access import audit
+
+    monkeypatch.setattr(audit, "MAX_LIMIT", 25)
+    moments = [NOW - timedelta(hours=k) for k in range(1, 61)]
+    moments[22:27] = [moments[24]] * 5
+    for at in moments:
+        audit.record(s.uow(), at=at, actor="server:monitor", action="monitoring.check",
+                     target="churn", address="local", result="ok", detail={})  # fmt: skip
+    files = _entries(s.cards.dossier("churn", 1))
+    trail = json.loads(files["history/audit.json"])
+    assert len([e for e in trail if e["action"] == "monitoring.check"]) == 60
+    history = json.loads(files["monitoring.json"])["history"]
+    assert len([e for e in history if e["action"] == "monitoring.check"]) == 60

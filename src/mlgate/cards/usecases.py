@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mlgate.access.model import AuditEvent, AuditQuery
@@ -134,10 +134,30 @@ class Cards:
         return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
 
     def _events(self, target: str | None = None, action: str | None = None) -> list[AuditEvent]:
+        """Every audit event on `target` (of `action`), oldest first: read a page of MAX_LIMIT
+        at a time, newest first, back to the first (a dossier holds the whole trail, not its
+        latest thousand events)."""
         from mlgate.access.audit import MAX_LIMIT, query
 
-        events = query(self.uow(), AuditQuery(target=target, action=action, limit=MAX_LIMIT))
-        return sorted(events, key=lambda e: (e.at, e.id or 0))
+        found: dict[int | None, AuditEvent] = {}
+        until: datetime | None = None
+        while True:
+            asked = AuditQuery(target=target, action=action, until=until, limit=MAX_LIMIT)
+            page = query(self.uow(), asked)
+            found.update((e.id, e) for e in page)
+            if len(page) < MAX_LIMIT:
+                break
+            until = min(e.at for e in page)
+            # The events of that very moment the page may have cut through (`until` excludes it).
+            moment = AuditQuery(
+                target=target,
+                action=action,
+                since=until,
+                until=until + timedelta(microseconds=1),
+                limit=MAX_LIMIT,
+            )
+            found.update((e.id, e) for e in query(self.uow(), moment))
+        return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
 
     def _card(self, version: ModelVersion) -> ModelCard:
         return service.build_card(self.uow(), version, service.record_of(self.uow(), version))
