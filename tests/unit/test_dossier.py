@@ -228,6 +228,23 @@ def test_a_retention_shorter_than_six_months_is_said_at_the_cli_and_in_the_dossi
     assert policy["log_retention_days"] == 100 and policy["meets_high_risk_minimum"] is False
     long = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "1y"], obj=s)
     assert long.exit_code == 0 and "six months" not in long.output
+    password = remember("admin pass phrase for the six months test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        client.post("/ui/login", data={"name": "boss", "password": password,
+                                       "csrf": csrf.group(1)})  # fmt: skip
+        page = client.get("/ui/models/churn/monitoring")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token
+        set_short = client.post("/ui/models/churn/retention",
+                                data={"retention": "100d", "csrf": token.group(1)})  # fmt: skip
+        assert set_short.status_code == 200 and "shorter than six months" in set_short.text
+        set_long = client.post("/ui/models/churn/retention",
+                               data={"retention": "1y", "csrf": token.group(1)})  # fmt: skip
+        assert set_long.status_code == 200 and "six months" not in set_long.text
 
 
 def test_the_dossier_holds_the_whole_audit_trail_past_a_page_of_events(
