@@ -267,3 +267,12 @@ def test_the_dossier_holds_the_whole_audit_trail_past_a_page_of_events(
     assert len([e for e in trail if e["action"] == "monitoring.check"]) == 60
     history = json.loads(files["monitoring.json"])["history"]
     assert len([e for e in history if e["action"] == "monitoring.check"]) == 60
+
+
+def test_an_empty_or_none_retention_is_refused_not_read_as_forever() -> None:
+    """Found in review: `--log-retention ""` (a script's unset variable) and `none` were read
+    as "keep every log for ever", without a word; only `forever` means that now."""
+    assert parse_retention("forever") is None and parse_retention(" Forever ") is None
+    for bad in ("", "  ", "none", "None"):
+        with pytest.raises(InvalidInput, match="or 'forever'"):
+            parse_retention(bad)

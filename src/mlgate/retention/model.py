@@ -18,7 +18,9 @@ from mlgate.errors import InvalidInput
 # the first of the previous month (plans/exporter.py): two whole months, 62 days at most.
 MIN_DAYS = 62
 MAX_DAYS = 36_525  # a hundred years, leap days counted: beyond that, say "forever"
-FOREVER = ("forever", "none", "")
+# Only the word: an empty value (`--log-retention "$UNSET"`) or "none" (keep none?) is refused
+# rather than read as "keep every log for ever".
+FOREVER = ("forever",)
 TOO_SHORT = (
     f"at least {MIN_DAYS} days: the model's usage ledger rows go with its logs, and they are "
     "kept for the billing period at least (the month being billed and the one before it, "
