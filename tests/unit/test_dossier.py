@@ -276,3 +276,20 @@ def test_an_empty_or_none_retention_is_refused_not_read_as_forever() -> None:
     for bad in ("", "  ", "none", "None"):
         with pytest.raises(InvalidInput, match="or 'forever'"):
             parse_retention(bad)
+
+
+def test_an_output_path_that_cannot_be_written_is_an_error_not_a_traceback(
+    s: Services, tmp_path: Path
+) -> None:
+    """Found in review: `mlgate models dossier churn@1 -o /no/such/dir/d.zip` (and `card`,
+    `bom`, `export` alike) ended in a FileNotFoundError traceback."""
+    runner = CliRunner()
+    for command in (["models", "dossier", "churn@1"], ["models", "card", "churn@1"],
+                    ["models", "bom", "churn@1"]):  # fmt: skip
+        missing = str(tmp_path / "no" / "such" / "out")
+        result = runner.invoke(app, [*command, "-o", missing], obj=s)
+        assert result.exit_code == 1, result.output
+        assert not isinstance(result.exception, OSError)
+        assert f"Error: {missing}: No such file or directory" in result.output
+        folder = runner.invoke(app, [*command, "-o", str(tmp_path)], obj=s)
+        assert folder.exit_code == 1 and "Is a directory" in folder.output
