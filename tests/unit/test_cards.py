@@ -348,3 +348,78 @@ def test_training_from_the_api_and_the_dashboard_slices_the_card(
         assert finished(client, job, boss)["state"] == "succeeded"
         card = client.get("/v1/models/churn/versions/3/card", headers=boss).json()
         assert [g["column"] for g in card["slices"]["columns"]] == ["internet_service", "contract"]
+
+
+def test_a_card_edit_refused_for_its_slices_leaves_the_owner_as_it_was(s: Services) -> None:
+    """Found in review: `PUT …/card {"owner": ..., "slices": ["nope"]}` answered 422 yet kept
+    the new owner (and so did `mlgate models card --set owner=... --slices nope`)."""
+    from starlette.testclient import TestClient
+
+    from mlgate.access.accounts import create_user
+    from mlgate.api.app import create_app
+    from tests.secrets_watch import remember
+
+    s.cards.edit("churn", 1, {"owner": "risk"}, actor="cli:t")
+    password = remember("admin pass phrase for the half-written card test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        token = client.post("/v1/auth/login", json={"name": "boss", "password": password})
+        boss = {"Authorization": f"Bearer {token.json()['token']}"}
+        put = client.put("/v1/models/churn/versions/1/card", headers=boss,
+                         json={"owner": "half-written", "slices": ["nope"]})  # fmt: skip
+        assert put.status_code == 422 and "nope is not one" in put.text
+    assert s.cards.card("churn", 1).data["owner"] == "risk"
+    result = CliRunner().invoke(
+        app,
+        ["models", "card", "churn@1", "--set", "owner=half-written", "--slices", "nope"],
+        obj=s,
+    )
+    assert result.exit_code == 1 and "nope is not one" in result.output
+    assert s.cards.card("churn", 1).data["owner"] == "risk"
+
+
+def test_card_fields_with_control_characters_or_an_owner_past_its_column_are_refused(
+    s: Services,
+) -> None:
+    """Found in review: a NUL in the owner answered 500 on PostgreSQL (text cannot hold it),
+    a line break in it wrote headings into the Markdown card, and the CLI took a 300-character
+    owner and kept 255 of it without a word (the API refused it at 255)."""
+    from starlette.testclient import TestClient
+
+    from mlgate.access.accounts import create_user
+    from mlgate.api.app import create_app
+    from tests.secrets_watch import remember
+
+    for fields in ({"owner": "a\x00b"}, {"owner": "crm\n# heading"},
+                   {"intended_use": "ok\x01"}, {"owner": "o" * 256}):  # fmt: skip
+        with pytest.raises(InvalidInput):
+            s.cards.edit("churn", 1, fields, actor="cli:t")
+    s.cards.edit("churn", 1, {"intended_use": "line one\nline two\tand a tab"}, actor="cli:t")
+    assert s.cards.card("churn", 1).data["intended_use"] == "line one\nline two\tand a tab"
+    result = CliRunner().invoke(
+        app, ["models", "card", "churn@1", "--set", "owner=" + "o" * 300], obj=s
+    )
+    assert result.exit_code == 1 and "at most 255 characters" in result.output
+    password = remember("admin pass phrase for the control characters test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        token = client.post("/v1/auth/login", json={"name": "boss", "password": password})
+        boss = {"Authorization": f"Bearer {token.json()['token']}"}
+        put = client.put("/v1/models/churn/versions/1/card", headers=boss,
+                         json={"owner": "a\u0000b"})  # fmt: skip
+        assert put.status_code == 422 and "control characters" in put.text
+    assert s.cards.card("churn", 1).data["owner"] == ""
+
+
+def test_a_card_edit_s_audit_event_says_what_was_set(s: Services) -> None:
+    """Found in review: each `models.card` event's detail was empty, so the audit trail in the
+    dossier showed that the intended use changed but never from what to what."""
+    from mlgate.access.audit import acting
+
+    with acting("cli:t"):
+        s.cards.annotate("churn", 1, {"intended_use": "retention offers", "owner": "crm"},
+                         ["contract", "contract"], actor="cli:t")  # fmt: skip
+    events = s.access.audit_log(AuditQuery(action="models.card"))
+    details = sorted((e.detail for e in events), key=len)
+    assert details == [{"slices": ["contract"]},
+                       {"intended_use": "retention offers", "owner": "crm"}]  # fmt: skip

@@ -159,7 +159,7 @@ def test_the_cli_the_api_and_the_dashboard_hand_out_the_same_dossier(
 
 
 def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Services) -> None:
-    assert parse_retention("3650d") == 3650 and parse_retention("10y") == 3650
+    assert parse_retention("3650d") == 3650 and parse_retention("10y") == 3653
     assert parse_retention("forever") is None
     for bad in ("30d", "3650", "ten years", "999999d"):
         with pytest.raises(InvalidInput):
@@ -169,7 +169,7 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
     assert f"at least {MIN_DAYS} days" in result.output and "billing period" in result.output
     result = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "5y"], obj=s)
     assert result.exit_code == 0, result.output
-    assert s.monitor.settings("churn").log_retention_days == 1825
+    assert s.monitor.settings("churn").log_retention_days == 1827
     password = remember("admin pass phrase for the retention test")
     create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
     with TestClient(create_app(s), base_url="http://testserver") as client:
@@ -178,7 +178,7 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
         url = "/v1/models/churn/monitoring/settings"
         short = client.put(url, headers=boss, json={"log_retention_days": 30})
         assert short.status_code == 422 and "billing period" in short.text
-        assert s.monitor.settings("churn").log_retention_days == 1825  # unchanged
+        assert s.monitor.settings("churn").log_retention_days == 1827  # unchanged
         huge = client.put(url, headers=boss, json={"log_retention_days": 10**9})
         assert huge.status_code == 422
         ok = client.put(url, headers=boss, json={"log_retention_days": 3650})
@@ -201,3 +201,95 @@ def test_a_retention_shorter_than_the_billing_period_is_refused_everywhere(s: Se
         assert done.status_code == 303
         assert s.monitor.settings("churn").log_retention_days == 3650
         assert ">3650d<" in client.get("/ui/models/churn/monitoring").text
+
+
+def test_a_retention_in_years_is_never_shorter_than_those_calendar_years() -> None:
+    """Found in review: `10y` was 3650 days, so a log was deleted up to three leap days
+    before it was ten years old; and digits of other scripts (`٣٦٥٠d`) were taken."""
+    assert parse_retention("10y") == 3653 and parse_retention("1y") == 366
+    assert parse_retention("4y") == 1461 and parse_retention("100y") == 36_525
+    for bad in ("\u0663\u0666\u0665\u0660d", "101y"):
+        with pytest.raises(InvalidInput):
+            parse_retention(bad)
+
+
+def test_a_retention_shorter_than_six_months_is_said_at_the_cli_and_in_the_dossier(
+    s: Services,
+) -> None:
+    """Found in review: 62 days was taken without a word, though the EU AI Act keeps a
+    high-risk system's logs at least six months (Articles 19(1) and 26(6)); the dossier's
+    retention policy did not say whether it met that."""
+    policy = json.loads(_entries(s.cards.dossier("churn", 1))["retention.json"])
+    assert policy["high_risk_minimum_days"] == 184 and policy["meets_high_risk_minimum"] is True
+    short = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "100d"], obj=s)
+    assert short.exit_code == 0, short.output
+    assert "shorter than six months" in short.output and "26(6)" in short.output
+    policy = json.loads(_entries(s.cards.dossier("churn", 1))["retention.json"])
+    assert policy["log_retention_days"] == 100 and policy["meets_high_risk_minimum"] is False
+    long = CliRunner().invoke(app, ["monitor-config", "churn", "--log-retention", "1y"], obj=s)
+    assert long.exit_code == 0 and "six months" not in long.output
+    password = remember("admin pass phrase for the six months test")
+    create_user(s.uow(), by=None, name="boss", password=password, is_admin=True, now=NOW)
+    with TestClient(create_app(s), base_url="http://testserver") as client:
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf
+        client.post("/ui/login", data={"name": "boss", "password": password,
+                                       "csrf": csrf.group(1)})  # fmt: skip
+        page = client.get("/ui/models/churn/monitoring")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token
+        set_short = client.post("/ui/models/churn/retention",
+                                data={"retention": "100d", "csrf": token.group(1)})  # fmt: skip
+        assert set_short.status_code == 200 and "shorter than six months" in set_short.text
+        set_long = client.post("/ui/models/churn/retention",
+                               data={"retention": "1y", "csrf": token.group(1)})  # fmt: skip
+        assert set_long.status_code == 200 and "six months" not in set_long.text
+
+
+def test_the_dossier_holds_the_whole_audit_trail_past_a_page_of_events(
+    s: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the dossier read the model's audit trail and monitoring history as one
+    query of at most MAX_LIMIT (1,000) events, newest first, so a model with a longer history
+    (an hourly check for six weeks) had its oldest events left out without a word. Here a page
+    is 25 events, and 60 checks are on record, five of them at the moment a page ends."""
+    from mlgate.access import audit
+
+    monkeypatch.setattr(audit, "MAX_LIMIT", 25)
+    moments = [NOW - timedelta(hours=k) for k in range(1, 61)]
+    moments[22:27] = [moments[24]] * 5
+    for at in moments:
+        audit.record(s.uow(), at=at, actor="server:monitor", action="monitoring.check",
+                     target="churn", address="local", result="ok", detail={})  # fmt: skip
+    files = _entries(s.cards.dossier("churn", 1))
+    trail = json.loads(files["history/audit.json"])
+    assert len([e for e in trail if e["action"] == "monitoring.check"]) == 60
+    history = json.loads(files["monitoring.json"])["history"]
+    assert len([e for e in history if e["action"] == "monitoring.check"]) == 60
+
+
+def test_an_empty_or_none_retention_is_refused_not_read_as_forever() -> None:
+    """Found in review: `--log-retention ""` (a script's unset variable) and `none` were read
+    as "keep every log for ever", without a word; only `forever` means that now."""
+    assert parse_retention("forever") is None and parse_retention(" Forever ") is None
+    for bad in ("", "  ", "none", "None"):
+        with pytest.raises(InvalidInput, match="or 'forever'"):
+            parse_retention(bad)
+
+
+def test_an_output_path_that_cannot_be_written_is_an_error_not_a_traceback(
+    s: Services, tmp_path: Path
+) -> None:
+    """Found in review: `mlgate models dossier churn@1 -o /no/such/dir/d.zip` (and `card`,
+    `bom`, `export` alike) ended in a FileNotFoundError traceback."""
+    runner = CliRunner()
+    for command in (["models", "dossier", "churn@1"], ["models", "card", "churn@1"],
+                    ["models", "bom", "churn@1"]):  # fmt: skip
+        missing = str(tmp_path / "no" / "such" / "out")
+        result = runner.invoke(app, [*command, "-o", missing], obj=s)
+        assert result.exit_code == 1, result.output
+        assert not isinstance(result.exception, OSError)
+        assert f"Error: {missing}: No such file or directory" in result.output
+        folder = runner.invoke(app, [*command, "-o", str(tmp_path)], obj=s)
+        assert folder.exit_code == 1 and "Is a directory" in folder.output

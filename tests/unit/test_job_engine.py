@@ -262,3 +262,18 @@ def test_how_the_work_ends_is_written_once(
     done = runner.wait(runner.submit(toy(), work).id, timeout=WAIT)
     assert (done.state, done.error, done.log) == (state, error, ("queued", "started", *log))
     assert (done.finished_at is None) == (state == "running")
+
+
+def test_a_failure_whose_message_holds_a_nul_still_ends_the_job_failed(engine: Engine) -> None:
+    """Found in review: a training request with "slices": ["a\\u0000"] failed with a message
+    naming the column, PostgreSQL refused the NUL in the job's error, and the job stayed
+    "running" for ever. The text is written out (\\x00) so every database keeps it."""
+
+    def refuse(run: Run) -> Outcome:
+        raise InvalidInput("slices: a\x00 is not a column of the rows read")
+
+    runner = engine.runner()
+    done = runner.wait(runner.submit(toy(), refuse).id, timeout=WAIT)
+    assert done.state == "failed" and done.error is not None
+    assert "\x00" not in done.error and "a\\x00 is not a column" in done.error
+    assert all("\x00" not in line for line in done.log)

@@ -192,6 +192,10 @@ def test_models_verify_and_the_admin_route_say_who_signed_what_and_when(home: Ho
     assert unsigned.exit_code == 1 and "unsigned" in unsigned.output
     signed = runner.invoke(app, ["models", "sign", "--all"], obj=s)
     assert signed.exit_code == 0 and "1 version(s) signed" in signed.output
+    # Found in review: signing a signed version again said "0 version(s) signed" and no more.
+    kept = runner.invoke(app, ["models", "sign", "churn@1"], obj=s)
+    assert kept.exit_code == 0 and "0 version(s) signed" in kept.output
+    assert "--again re-signs" in kept.output
     shown = runner.invoke(app, ["models", "verify", "churn@1"], obj=s)
     assert shown.exit_code == 0, shown.output
     assert f"verified churn@v1 signed by key {s.signing.key.key_id}" in shown.output

@@ -3,6 +3,7 @@ fields, and compute its slices on the version's holdout rows."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -20,6 +21,8 @@ from mlgate.runtime.predictors import PredictorCache
 from mlgate.uow import UnitOfWork
 
 MAX_FIELD = 4000
+# The owner is a name (a team, a person): one line, as long as its column (String(255)).
+MAX_LENGTHS = {"intended_use": MAX_FIELD, "owner": 255}
 
 
 def record_of(uow: UnitOfWork, version: ModelVersion) -> CardRecord:
@@ -29,7 +32,24 @@ def record_of(uow: UnitOfWork, version: ModelVersion) -> CardRecord:
     return found or CardRecord(version.model_name, version.number)
 
 
-@audited("models.card", "{model_name}@{number}")
+def check_fields(fields: Mapping[str, str]) -> None:
+    """InvalidInput unless every field is editable, within its length, and free of control
+    characters (intended_use may hold line breaks and tabs; the owner is one line)."""
+    unknown = sorted(set(fields) - set(EDITABLE))
+    if unknown:
+        raise InvalidInput(
+            f"a card's editable fields are {', '.join(EDITABLE)}; {', '.join(unknown)} is not one"
+        )
+    for key, value in fields.items():
+        if len(value) > MAX_LENGTHS[key]:
+            raise InvalidInput(f"{key}: at most {MAX_LENGTHS[key]} characters")
+        allowed = "\n\t" if key == "intended_use" else ""
+        if any(unicodedata.category(c) == "Cc" and c not in allowed for c in value):
+            where = "" if allowed else " or line breaks"
+            raise InvalidInput(f"{key}: no control characters{where}")
+
+
+@audited("models.card", "{model_name}@{number}", detail=lambda a, _: dict(a["fields"]))
 def set_fields(
     uow: UnitOfWork,
     model_name: str,
@@ -40,14 +60,7 @@ def set_fields(
     now: datetime,
 ) -> CardRecord:
     """Set a version's editable card fields (intended_use, owner)."""
-    unknown = sorted(set(fields) - set(EDITABLE))
-    if unknown:
-        raise InvalidInput(
-            f"a card's editable fields are {', '.join(EDITABLE)}; {', '.join(unknown)} is not one"
-        )
-    too_long = [k for k, v in fields.items() if len(v) > MAX_FIELD]
-    if too_long:
-        raise InvalidInput(f"{', '.join(too_long)}: at most {MAX_FIELD} characters")
+    check_fields(fields)
     with uow:
         version = _version(uow, model_name, number)
         current = uow.cards.get(model_name, number) or CardRecord(model_name, version.number)
@@ -63,7 +76,8 @@ def set_fields(
     return changed
 
 
-@audited("models.card", "{model_name}@{number}")
+@audited("models.card", "{model_name}@{number}",
+         detail=lambda a, _: {"slices": list(dict.fromkeys(a["columns"]))})  # fmt: skip
 def set_slices(
     uow: UnitOfWork,
     artifacts: ArtifactStore,

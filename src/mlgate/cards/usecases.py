@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mlgate.access.model import AuditEvent, AuditQuery
@@ -49,6 +49,18 @@ class Cards:
         return service.set_slices(self.uow(), self.artifacts, self.predictors,
                                   version.model_name, version.number, columns, actor=actor,
                                   now=self.clock())  # fmt: skip
+
+    def annotate(self, name: str, number: int | None, fields: Mapping[str, str],
+                 slices: Sequence[str], *, actor: str,
+                 alias: str | None = None) -> None:  # fmt: skip
+        """Edit the card's fields and compute its slices as one change: the fields are
+        checked, then the slices (checked against the holdout before anything is kept), and
+        only then are the fields written, so a refusal of either leaves the card as it was."""
+        service.check_fields(fields)
+        if slices:
+            self.slice(name, number, slices, actor=actor, alias=alias)
+        if fields:
+            self.edit(name, number, fields, actor=actor, alias=alias)
 
     def bom(self, name: str, number: int | None, alias: str | None = None) -> dict[str, Any]:
         """The version's CycloneDX ML-BOM (JSON data), checked against the CycloneDX schema."""
@@ -122,10 +134,30 @@ class Cards:
         return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
 
     def _events(self, target: str | None = None, action: str | None = None) -> list[AuditEvent]:
+        """Every audit event on `target` (of `action`), oldest first: read a page of MAX_LIMIT
+        at a time, newest first, back to the first (a dossier holds the whole trail, not its
+        latest thousand events)."""
         from mlgate.access.audit import MAX_LIMIT, query
 
-        events = query(self.uow(), AuditQuery(target=target, action=action, limit=MAX_LIMIT))
-        return sorted(events, key=lambda e: (e.at, e.id or 0))
+        found: dict[int | None, AuditEvent] = {}
+        until: datetime | None = None
+        while True:
+            asked = AuditQuery(target=target, action=action, until=until, limit=MAX_LIMIT)
+            page = query(self.uow(), asked)
+            found.update((e.id, e) for e in page)
+            if len(page) < MAX_LIMIT:
+                break
+            until = min(e.at for e in page)
+            # The events of that very moment the page may have cut through (`until` excludes it).
+            moment = AuditQuery(
+                target=target,
+                action=action,
+                since=until,
+                until=until + timedelta(microseconds=1),
+                limit=MAX_LIMIT,
+            )
+            found.update((e.id, e) for e in query(self.uow(), moment))
+        return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
 
     def _card(self, version: ModelVersion) -> ModelCard:
         return service.build_card(self.uow(), version, service.record_of(self.uow(), version))

@@ -53,6 +53,13 @@ class Group(TyperGroup):
                 if scope.recorded == 0:
                     _failed_attempt(ctx, exc)
                 raise typer.Exit(code=getattr(exc, "exit_code", 1)) from exc
+            except OSError as exc:
+                if exc.filename is None:
+                    raise
+                # A file the command was told to read or write (`-o /no/such/dir/card.md`, a
+                # folder, no permission): said, not a traceback.
+                errors.print(f"Error: {exc.filename}: {exc.strerror}", markup=False)
+                raise typer.Exit(code=1) from exc
 
 
 def _failed_attempt(ctx: Any, exc: MlgateError) -> None:

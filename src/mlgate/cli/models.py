@@ -190,10 +190,8 @@ def card(
         if not sep:
             raise InvalidInput(f"--set takes FIELD=VALUE, e.g. owner=risk-team; got {item!r}")
         fields[key.strip()] = value
-    if fields:
-        cards.edit(name, number, fields, actor=_actor(), alias=alias)
-    if slices:
-        cards.slice(name, number, slice_columns(slices), actor=_actor(), alias=alias)
+    columns = slice_columns(slices) if slices else []
+    cards.annotate(name, number, fields, columns, actor=_actor(), alias=alias)
     found = cards.card(name, number, alias)
     if format_ == "json":
         text = orjson.dumps(found.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n"
@@ -620,7 +618,8 @@ def sign(
         console.print(
             f"signed {signature.model_name}@v{signature.number} with key {signature.key_id[:16]}"
         )
-    console.print(f"{len(made)} version(s) signed")
+    left = "" if made or again else " (those already signed stay as they are; --again re-signs)"
+    console.print(f"{len(made)} version(s) signed{left}")
 
 
 def _coefficient_table(rows: list[dict[str, Any]], limit: int = 30) -> Table:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mlgate.cli.context import console, services
-from mlgate.retention.model import parse_retention
+from mlgate.retention.model import SHORTER_THAN_SIX_MONTHS, SIX_MONTHS, parse_retention
 
 
 def monitor(
@@ -116,3 +116,7 @@ def monitor_config(
     for key, value in settings.public().items():
         table.add_row(key, "" if value is None else str(value))
     console.print(table)
+    days = settings.log_retention_days
+    if "log_retention_days" in changes and days is not None and days < SIX_MONTHS:
+        console.print(f"[bold yellow]warning[/] a log retention of {days} days is "
+                      f"{SHORTER_THAN_SIX_MONTHS}")  # fmt: skip

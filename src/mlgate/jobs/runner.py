@@ -39,6 +39,12 @@ HEARTBEAT_EVERY = timedelta(seconds=10)
 STALE_AFTER = timedelta(seconds=60)  # no heartbeat for this long: the process is gone
 
 
+def storable(text: str) -> str:
+    """A failure's text as every database keeps it: a NUL (which PostgreSQL refuses in text,
+    and a request may carry into a message) written out, so the job still ends as failed."""
+    return text.replace("\x00", "\\x00")
+
+
 class JobCancelled(Exception):
     """Raised inside a running job when someone asked to cancel it."""
 
@@ -310,12 +316,12 @@ class JobRunner:
 
     def _finish(self, job_id: str, outcome: Outcome) -> None:
         for warning in outcome.warnings:
-            self._update(job_id, line=f"warning: {warning}")
+            self._update(job_id, line=storable(f"warning: {warning}"))
         self._update(
             job_id,
             state=outcome.state,
-            line=outcome.line,
-            error=outcome.error,
+            line=storable(outcome.line),
+            error=None if outcome.error is None else storable(outcome.error),
             result=outcome.result,
             finished_at=self._clock(),
             progress=1.0 if outcome.state == "succeeded" else None,

@@ -17,12 +17,23 @@ from mlgate.errors import InvalidInput
 # The usage ledger is billed by calendar month, and a billing sink's first pass reaches back to
 # the first of the previous month (plans/exporter.py): two whole months, 62 days at most.
 MIN_DAYS = 62
-MAX_DAYS = 36_500  # a hundred years: beyond that, say "forever"
-FOREVER = ("forever", "none", "")
+MAX_DAYS = 36_525  # a hundred years, leap days counted: beyond that, say "forever"
+# Only the word: an empty value (`--log-retention "$UNSET"`) or "none" (keep none?) is refused
+# rather than read as "keep every log for ever".
+FOREVER = ("forever",)
 TOO_SHORT = (
     f"at least {MIN_DAYS} days: the model's usage ledger rows go with its logs, and they are "
     "kept for the billing period at least (the month being billed and the one before it, "
     "which a billing sink's first pass reaches back to)"
+)
+
+# The EU AI Act keeps a high-risk system's automatic logs "for a period appropriate to the
+# intended purpose ... of at least six months" (Articles 19(1) and 26(6)); six months are at
+# most 184 days. Shorter is allowed (not every model is high-risk), and said.
+SIX_MONTHS = 184
+SHORTER_THAN_SIX_MONTHS = (
+    f"shorter than six months ({SIX_MONTHS} days): the EU AI Act asks a high-risk AI system's "
+    "logs to be kept at least six months (Articles 19(1) and 26(6))"
 )
 
 # The audit events about a model: those of these areas (use cases' and API routes' actions)
@@ -36,20 +47,28 @@ PURGE_ACTION = "retention.purge"
 
 
 def parse_retention(text: str) -> int | None:
-    """`3650d` (days), `10y` (years of 365 days) or `forever` as a number of days (None:
-    forever); InvalidInput for anything else or for a number out of bounds."""
+    """`3650d` (days), `10y` (years) or `forever` as a number of days (None: forever);
+    InvalidInput for anything else or for a number out of bounds. A year counts its leap
+    day: `10y` is 3653 days, the most ten calendar years hold, so nothing is deleted before
+    it is ten years old (at 365 days a year it would be, by up to three days)."""
     given = text.strip().lower()
     if given in FOREVER:
         return None
-    found = re.fullmatch(r"(\d{1,6})\s*([dy])", given)
+    found = re.fullmatch(r"([0-9]{1,6})\s*([dy])", given)  # ASCII digits only
     if found is None:
         raise InvalidInput(
             f"a log retention is a number of days or years, like 3650d or 10y, or 'forever'; "
             f"not {text!r}"
         )
-    days = int(found.group(1)) * (365 if found.group(2) == "y" else 1)
+    number = int(found.group(1))
+    days = years_in_days(number) if found.group(2) == "y" else number
     check_days(days)
     return days
+
+
+def years_in_days(years: int) -> int:
+    """The most days `years` calendar years can hold: 365 each and a leap day every four."""
+    return 365 * years + (years + 3) // 4
 
 
 def check_days(days: int | None) -> None:
@@ -117,4 +136,6 @@ def policy(days: int | None) -> dict[str, Any]:
         "enforced_by": "the server (`mlgate serve`), every MLGATE_RETENTION_INTERVAL seconds",
         "minimum_days": MIN_DAYS,
         "minimum_reason": TOO_SHORT,
+        "high_risk_minimum_days": SIX_MONTHS,
+        "meets_high_risk_minimum": days is None or days >= SIX_MONTHS,
     }

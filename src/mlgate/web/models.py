@@ -21,7 +21,7 @@ from mlgate.errors import InvalidInput, MlgateError
 from mlgate.outcomes import outcome_of, status_of
 from mlgate.registry.model import PRODUCTION, ModelVersion
 from mlgate.registry.service import parse_ref
-from mlgate.retention.model import MIN_DAYS, parse_retention, stated
+from mlgate.retention.model import MIN_DAYS, SIX_MONTHS, parse_retention, stated
 from mlgate.serving.asking import Asked
 from mlgate.training.undefined import metric_rows
 from mlgate.web import charts, pages, reports
@@ -245,7 +245,9 @@ def set_retention(
     member(request, "ui", "monitor", Target(name), csrf=csrf)
     days = parse_retention(retention[:32])
     pages.services_of(request).monitor.configure(name, log_retention_days=days)
-    return pages.see_other(f"/ui/models/{name}/monitoring", "retention_set")
+    short = days is not None and days < SIX_MONTHS
+    notice = "retention_set_short" if short else "retention_set"
+    return pages.see_other(f"/ui/models/{name}/monitoring", notice)
 
 
 @router.get("/models/{name}/explain")

@@ -55,6 +55,9 @@ CSP = (
 NOTICES = {
     "promoted": "The alias now points at the new version.",
     "retention_set": "The log retention is set; the server deletes what is older.",
+    "retention_set_short": "The log retention is set; the server deletes what is older. It is "
+    "shorter than six months: the EU AI Act asks a high-risk AI system's logs to be kept at "
+    "least six months (Articles 19(1) and 26(6)).",
     "promoted_better": "The alias now points at the new version: it was significantly better "
     "than the version it had to beat (the alias's target, or what the bare model name served).",
     "promoted_unopposed": "The alias now points at the new version: there was nothing to beat "

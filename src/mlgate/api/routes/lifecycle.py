@@ -506,10 +506,7 @@ async def edit_card(
         who = actor(authorize(services, request, Target(name, version=version)))
         given = (("intended_use", body.intended_use), ("owner", body.owner))
         fields = {k: v for k, v in given if v is not None}
-        if fields:
-            services.cards.edit(name, version, fields, actor=who)
-        if body.slices:
-            services.cards.slice(name, version, body.slices, actor=who)
+        services.cards.annotate(name, version, fields, body.slices or (), actor=who)
         return services.cards.card(name, version).to_json()
 
     return _json(await run_in_threadpool(run))
