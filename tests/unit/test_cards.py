@@ -7,6 +7,7 @@ against CycloneDX's own schema."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -152,7 +153,13 @@ def test_the_ml_bom_validates_against_cyclonedx_and_names_what_the_version_needs
     assert data["hashes"][0]["content"] == version.lineage.data_sha256
     libraries = {c["name"]: c["version"] for c in document["components"] if c["type"] == "library"}
     assert libraries["scikit-learn"] == version.library_versions["scikit-learn"]
-    assert set(libraries) | {"python"} == set(version.library_versions)
+    # what the artifact needs, not every library installed at training (found by the review:
+    # a logistic regression's BOM listed torch, catboost and lightgbm)
+    assert set(libraries) | {"python"} == set(boms.CORE_LIBRARIES) & set(version.library_versions)
+    assert {"xgboost", "torch"} <= set(version.library_versions)  # installed, recorded
+    assert not {"xgboost", "lightgbm", "catboost", "torch"} & set(libraries)  # not needed
+    booster = dataclasses.replace(version, algorithm="xgboost")
+    assert set(boms.needed_libraries(booster)) == set(libraries) | {"python", "xgboost"}
     card["modelParameters"]["task"] = 7  # the check is real: a wrong type is refused
     with pytest.raises(InvalidInput, match="does not validate"):
         boms.validate(document)

@@ -18,6 +18,28 @@ from mlgate.cards.model import ModelCard
 from mlgate.errors import InvalidInput
 from mlgate.registry.model import ModelVersion
 
+# What every version's artifact needs to load and score: the preprocessing is a scikit-learn
+# pipeline read with skops, over numpy, pandas and scipy. Its algorithm's library comes on top.
+CORE_LIBRARIES = ("python", "mlgate", "numpy", "pandas", "scipy", "scikit-learn", "skops")
+_LIBRARY_NEEDS = {"torch": ("torch", "safetensors")}
+
+
+def needed_libraries(version: ModelVersion) -> dict[str, str]:
+    """The libraries (and their versions, from the lineage) `version`'s artifact needs: the core
+    and its algorithm's library, not every model library that happened to be installed when it
+    was trained (an XGBoost model needs no torch; a scanner would flag what it does not run).
+    A version whose algorithm the catalogue does not know keeps every library recorded."""
+    from mlgate.errors import NotFound
+    from mlgate.training.catalogue import get_algorithm
+
+    try:
+        library = get_algorithm(version.algorithm).library
+    except NotFound:
+        return dict(version.library_versions)
+    wanted = {*CORE_LIBRARIES, *_LIBRARY_NEEDS.get(library, (library,))}
+    return {k: v for k, v in version.library_versions.items() if k in wanted}
+
+
 SPEC = "1.6"
 _PYPI = {"mlgate", "scikit-learn", "numpy", "pandas", "scipy", "skops", "xgboost", "lightgbm",
          "catboost", "torch", "safetensors"}  # fmt: skip
@@ -48,7 +70,7 @@ def bom_of(version: ModelVersion, card: ModelCard) -> dict[str, Any]:
         hashes=[HashType(alg=HashAlgorithm.SHA_256, content=version.lineage.data_sha256)],
     )
     libraries = []
-    for name, found in sorted(version.library_versions.items()):
+    for name, found in sorted(needed_libraries(version).items()):
         purl = (
             PackageURL(type="pypi", name=name, version=found)
             if name in _PYPI
