@@ -430,3 +430,23 @@ def test_a_card_edit_s_audit_event_says_what_was_set(s: Services) -> None:
     details = sorted((e.detail for e in events), key=len)
     assert details == [{"slices": ["contract"]},
                        {"intended_use": "retention offers", "owner": "crm"}]  # fmt: skip
+
+
+def test_the_cards_integrity_says_what_checking_the_signature_finds_now(s: Services) -> None:
+    # found by the review: a tampered version's card still said "signed with key …"
+    from mlgate.cards import render
+
+    assert "signature checked now" not in render.markdown(s.cards.card("churn", 1))  # unsigned
+    s.signing.sign("churn", 1, actor="t")
+    assert "signature checked now: the files are the ones signed" in render.markdown(
+        s.cards.card("churn", 1)
+    )
+    version = resolve_version(s.uow(), "churn", 1)
+    key = version.artifact.key
+    assert isinstance(s.artifacts, InMemoryArtifactStore)
+    s.artifacts.files[key] = s.artifacts.files[key] + b"tampered"
+    card = s.cards.card("churn", 1)
+    assert card.to_json()["verification"]["state"] == "mismatch"
+    text = render.markdown(card)
+    assert "**signature checked now: mismatch**" in text
+    assert "signature checked now: mismatch" in render.html_page(card)

@@ -176,4 +176,10 @@ def _lines(d: dict[str, Any]) -> Iterator[str]:
                f"{signature['signed_at']} (mlgate models verify)")  # fmt: skip
     else:
         yield "- unsigned"
+    checked = d.get("verification")
+    if checked and checked["state"] == "verified":
+        yield "- signature checked now: the files are the ones signed"
+    elif checked and checked["state"] != "unsigned":
+        problems = "; ".join(checked["problems"]) or checked["state"]
+        yield f"- **signature checked now: {checked['state']}**: {problems}"
     yield "- libraries: " + ", ".join(f"{k} {v}" for k, v in sorted(d["libraries"].items()))

@@ -129,7 +129,13 @@ def set_slices(
     return changed
 
 
-def build_card(uow: UnitOfWork, version: ModelVersion, record: CardRecord) -> ModelCard:
+def build_card(
+    uow: UnitOfWork,
+    version: ModelVersion,
+    record: CardRecord,
+    *,
+    verification: dict[str, Any] | None = None,
+) -> ModelCard:
     """The version's card: everything mlgate knows of it that a reviewer asks for."""
     report = version.report or {}
     evaluation = report.get("evaluation") or {}
@@ -204,6 +210,10 @@ def build_card(uow: UnitOfWork, version: ModelVersion, record: CardRecord) -> Mo
             "signed_at": signature.signed_at.isoformat(),
             "signed_by": signature.signed_by,
         },
+        # what checking the signature over the files finds now (None: not checked here)
+        "verification": None
+        if verification is None
+        else {"state": verification["state"], "problems": list(verification["problems"])},
         "artifact": {
             "format": version.artifact.format,
             "sha256": version.artifact.sha256,

@@ -33,7 +33,7 @@ class Cards:
 
     def card(self, name: str, number: int | None, alias: str | None = None) -> ModelCard:
         version = resolve_version(self.uow(), name, number, alias)
-        return service.build_card(self.uow(), version, service.record_of(self.uow(), version))
+        return self._card(version)
 
     def edit(self, name: str, number: int | None, fields: Mapping[str, str], *, actor: str,
              alias: str | None = None) -> CardRecord:  # fmt: skip
@@ -160,4 +160,7 @@ class Cards:
         return sorted(found.values(), key=lambda e: (e.at, e.id or 0))
 
     def _card(self, version: ModelVersion) -> ModelCard:
-        return service.build_card(self.uow(), version, service.record_of(self.uow(), version))
+        """The card, its Integrity section saying what checking the signature finds now."""
+        checked = self.verify(version) if self.verify is not None else None
+        return service.build_card(self.uow(), version, service.record_of(self.uow(), version),
+                                  verification=checked)  # fmt: skip
