@@ -34,6 +34,22 @@ log = logging.getLogger("mlgate.tracing")
 CAPACITY = 10_000  # calls waiting to become spans
 BATCH = 512  # calls an OTLP request
 Ended = tuple[Call, str, int, dict[str, AttributeValue], int]
+_hooks: list[Callable[[], None]] = []
+
+
+def register_flush_hook(hook: Callable[[], None]) -> None:
+    """`hook` runs in the sink's thread before each round of spans (api/observe.py counts the
+    traced calls' stages in the per-stage histograms there, off the request path)."""
+    if hook not in _hooks:
+        _hooks.append(hook)
+
+
+def _run_hooks() -> None:
+    for hook in _hooks:
+        try:
+            hook()
+        except Exception:  # a hook's failure must not stop the spans
+            log.exception("a tracing flush hook failed")
 
 
 class SpanSink:
@@ -78,6 +94,7 @@ class SpanSink:
             self._wake.set()
 
     def flush(self) -> None:
+        _run_hooks()
         if self._send is not None:
             self._flush_encoded(self._send)
             return
@@ -157,7 +174,8 @@ class SpanSink:
                 instrumentation_scope=self._scope,
             )
         ]
-        for stage in call.stages:
+        drawn = otlp.stage_span_ids(self._random, len(call.stages))  # as otlp.py draws them
+        for span_id, stage in zip(drawn, call.stages, strict=True):
             stage_attributes = dict(stage.attributes)
             if stage.error is not None:
                 stage_attributes["error.type"] = stage.error
@@ -165,7 +183,7 @@ class SpanSink:
                 ReadableSpan(
                     name=stage.name,
                     context=SpanContext(
-                        call.trace_id, self._random.getrandbits(64) or 1, False, flags, state
+                        call.trace_id, int.from_bytes(span_id, "big"), False, flags, state
                     ),
                     parent=own,
                     resource=self._resource,
