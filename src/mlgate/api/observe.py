@@ -29,6 +29,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.samples import Exemplar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgate.access.model import Principal
@@ -347,9 +348,10 @@ def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
 
 
 # Traced calls whose stages the per-stage histograms have not counted yet: counted by the span
-# sink's thread (a hook it runs before making spans, every 200 ms) and by /metrics before it
-# answers, so a scrape counts every call answered before it. Eleven observations with an
-# exemplar each cost a call ~20 us on the request path.
+# sink's thread (a hook it runs before making spans) and by /metrics before it answers, so a
+# scrape counts every call answered before it. Eleven `observe()` calls with an exemplar each
+# cost a call ~20 us on the request path; here a batch's stages are summed per histogram and
+# bucket first, and each bucket takes its count in one addition.
 _unobserved: collections.deque[Call] = collections.deque()
 _observing = threading.Lock()
 _BOUNDS = (*STAGE_BUCKETS, float("inf"))  # a value's bucket: the first bound not below it
@@ -357,32 +359,63 @@ EXEMPLAR_EVERY = 1.0  # seconds: a bucket's exemplar is replaced at most this of
 
 
 def observe_stages() -> None:
-    """Count the traced calls' stages waiting in `_unobserved` in the per-stage histograms.
+    """Count the stages of the traced calls waiting in `_unobserved` in the per-stage
+    histograms, with a trace id as the exemplar of each bucket they reached.
 
-    A bucket keeps one exemplar, the latest, and a scrape reads it at most every few seconds;
-    so a stage's observation carries its trace id only where its bucket's exemplar is older
-    than EXEMPLAR_EVERY (the exemplar's checks cost more than the observation): a slow
-    bucket's rare calls always bring theirs, and every bucket's exemplar is at most a second
-    older than its latest call."""
+    A bucket keeps one exemplar, the latest, and a scrape reads it every few seconds: a
+    bucket's exemplar is replaced by the batch's latest call in it where the one it has is
+    older than EXEMPLAR_EVERY (a slow bucket's rare calls always bring theirs)."""
     with _observing:
-        now = time.monotonic()
+        summed: dict[tuple[str, str], tuple[list[float], list[int], dict[int, tuple[Call, float]]]]
+        summed = {}
         while _unobserved:
             try:
                 call = _unobserved.popleft()
             except IndexError:
                 break
             model = str(call.attributes.get("mlgate.model"))
-            exemplar = None
             for stage in call.stages:
                 seconds = (stage.end_ns - stage.start_ns) / 1e9
-                child, shown = _stage_seconds(model, stage.name)
+                entry = summed.get((model, stage.name))
+                if entry is None:
+                    entry = summed[model, stage.name] = ([0.0], [0] * len(_BOUNDS), {})
                 bucket = bisect.bisect_left(_BOUNDS, seconds)
+                entry[0][0] += seconds
+                entry[1][bucket] += 1
+                entry[2][bucket] = (call, seconds)
+        now = time.monotonic()
+        for (model, stage_name), (total, counts, latest) in summed.items():
+            child, shown = _stage_seconds(model, stage_name)
+            exemplars = {}
+            for bucket, (call, seconds) in latest.items():
                 if now - shown[bucket] >= EXEMPLAR_EVERY:
                     shown[bucket] = now
-                    exemplar = exemplar or {"trace_id": call.trace_hex}
-                    child.observe(seconds, exemplar)
-                else:
-                    child.observe(seconds)
+                    exemplars[bucket] = (call.trace_hex, seconds)
+            _add(child, total[0], counts, exemplars)
+
+
+def _add(
+    child: Any, total: float, counts: list[int], exemplars: dict[int, tuple[str, float]]
+) -> None:
+    """What `observe()` does for each of `sum(counts)` values, once: the sum, each bucket's
+    count, its exemplar. prometheus_client's histogram child keeps a value per bucket
+    (`_buckets`, +Inf last) and `_sum` (every release since 0.1); a child without them (a
+    later release) is given one observation per value instead, at its bucket's bound."""
+    buckets = getattr(child, "_buckets", None)
+    added = getattr(child, "_sum", None)
+    if buckets is None or added is None or len(buckets) != len(counts):
+        for bucket, count in enumerate(counts):
+            for _ in range(count):
+                shown = exemplars.pop(bucket, None)
+                child.observe(_BOUNDS[bucket] if shown is None else shown[1],
+                              {"trace_id": shown[0]} if shown else None)  # fmt: skip
+        return
+    added.inc(total)
+    for bucket, count in enumerate(counts):
+        if count:
+            buckets[bucket].inc(count)
+    for bucket, (trace_hex, seconds) in exemplars.items():
+        buckets[bucket].set_exemplar(Exemplar({"trace_id": trace_hex}, seconds, time.time()))
 
 
 @functools.lru_cache(maxsize=4096)

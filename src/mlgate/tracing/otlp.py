@@ -72,8 +72,16 @@ def _value(value: AttributeValue) -> bytes:
 
 
 def attributes(number: int, given: Mapping[str, AttributeValue]) -> bytes:
-    """Repeated KeyValue fields (most pairs recur call after call: each is encoded once)."""
-    return b"".join([_pair(number, key, value, _TYPE[type(value)]) for key, value in given.items()])
+    """Repeated KeyValue fields (most pairs recur call after call: each is encoded once; a
+    value that never recurs, a request id, is encoded without the cache it would only churn)."""
+    return b"".join([
+        _pair(number, key, value, _TYPE[type(value)]) if key not in UNIQUE
+        else _field(number, _text(1, key) + _field(2, _value(value)))
+        for key, value in given.items()
+    ])  # fmt: skip
+
+
+UNIQUE = frozenset({"mlgate.request_id"})
 
 
 _TYPE = {str: "s", bool: "b", int: "i", float: "f"}
@@ -182,7 +190,7 @@ def request(resource: Mapping[str, Any], scope: tuple[str, str], spans: Iterable
     """An ExportTraceServiceRequest of `spans` from one resource and instrumentation scope."""
     scope_name, scope_version = scope
     scope_bytes = _text(1, scope_name) + (_text(2, scope_version) if scope_version else b"")
-    scope_spans = _field(1, scope_bytes) + b"".join(_field(2, s) for s in spans)
+    scope_spans = _field(1, scope_bytes) + b"".join([b"\x12" + _varint(len(s)) + s for s in spans])
     plain = {k: v for k, v in resource.items() if isinstance(v, str | bool | int | float)}
     resource_spans = _field(1, attributes(1, plain)) + _field(2, scope_spans)
     return _field(1, resource_spans)

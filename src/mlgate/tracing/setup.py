@@ -420,10 +420,29 @@ def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
         complaints = logging.getLogger(EXPORTER_LOGGER)
         if not any(isinstance(f, Quieter) for f in complaints.filters):
             complaints.addFilter(Quieter())
-    return _make(exporter, _sampler(env), batch=True)
+    return _make(exporter, _sampler(env), batch=True, interval=_delay(env))
 
 
-def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
+DELAY = 1.0  # seconds between the calls' span requests (sooner past sink.BATCH calls waiting)
+
+
+def _delay(env: Mapping[str, str]) -> float:
+    """How often recorded calls are sent: OTEL_BSP_SCHEDULE_DELAY (milliseconds), as the SDK's
+    batch processor reads it, else DELAY. Each request has a fixed cost (~1 ms of the worker's
+    CPU through the exporter's HTTP client, more on a busy host): at 1% sampling, five a
+    second were most of what tracing cost a worker."""
+    given = (env.get("OTEL_BSP_SCHEDULE_DELAY") or "").strip()
+    try:
+        milliseconds = float(given) if given else DELAY * 1000
+    except ValueError:
+        log.warning("OTEL_BSP_SCHEDULE_DELAY=%r is not a number of milliseconds", given)
+        milliseconds = DELAY * 1000
+    return min(max(milliseconds, 10.0), 60_000.0) / 1000
+
+
+def _make(
+    exporter: SpanExporter, sampler: Sampler, *, batch: bool, interval: float = DELAY
+) -> Tracing:
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -446,7 +465,8 @@ def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
     provider.add_span_processor(processor)
     tracer = provider.get_tracer(SCOPE)
     scope = getattr(tracer, "_instrumentation_scope", None)
-    return Tracing(provider, SpanSink(processor, provider.resource, scope, send=_sender(exporter)))
+    sink = SpanSink(processor, provider.resource, scope, interval=interval, send=_sender(exporter))
+    return Tracing(provider, sink)
 
 
 def _sender(exporter: SpanExporter) -> Callable[[bytes], bool] | None:

@@ -1,13 +1,13 @@
 """Recorded calls become spans here, in a thread, after their answers have gone.
 
-The request path appends (call, name, end, attributes, status) to a bounded queue; every 200 ms
-(or at once past 512) a thread builds each call's server span and one child span per stage as
-the SDK's `ReadableSpan` and hands them to the span processor (the SDK's batch processor and
-OTLP exporter). Built directly rather than through `Tracer.start_span`/`Span.end`: measured
-here with a null exporter, the SDK's live spans cost about 33 us for one server span and 270 us
-for a call of nine, which a saturated server pays out of its answers even from a thread; a
-`ReadableSpan` costs about 7. A full queue drops calls (counted in `dropped`) rather than
-slowing the answers.
+The request path appends (call, name, end, attributes, status) to a bounded queue; every second
+(OTEL_BSP_SCHEDULE_DELAY; at once past 512 calls) a thread builds each call's server span and
+one child span per stage as the SDK's `ReadableSpan` and hands them to the span processor (the
+SDK's batch processor and OTLP exporter). Built directly rather than through
+`Tracer.start_span`/`Span.end`: measured here with a null exporter, the SDK's live spans cost
+about 33 us for one server span and 270 us for a call of nine, which a saturated server pays out
+of its answers even from a thread; a `ReadableSpan` costs about 7. A full queue drops calls
+(counted in `dropped`) rather than slowing the answers.
 
 With the OTLP exporter, calls skip the SDK's span objects and encoder altogether: otlp.py writes
 their protobuf bytes (about 4 us a span here, against 62 through the SDK's encoder), and the
@@ -62,7 +62,7 @@ class SpanSink:
         resource: Resource,
         scope: Any,
         *,
-        interval: float = 0.2,
+        interval: float = 1.0,
         capacity: int = CAPACITY,
         send: Callable[[bytes], bool] | None = None,
     ) -> None:
@@ -90,7 +90,7 @@ class SpanSink:
             self.dropped += 1
             return
         self._queue.append((call, name, end_ns, attributes, status))
-        if len(self._queue) >= 512:
+        if len(self._queue) >= BATCH:
             self._wake.set()
 
     def flush(self) -> None:
