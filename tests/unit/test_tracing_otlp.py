@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlgate.tracing import otlp
-from mlgate.tracing.calls import Call, Stage
+from mlgate.tracing.calls import Call, Stage, ended
 from mlgate.tracing.sink import SpanSink
 
 pytestmark = pytest.mark.fast
@@ -66,13 +66,13 @@ def test_our_bytes_decode_as_the_sdks_do(parent: bool, status: int) -> None:
     sink = SpanSink(SimpleSpanProcessor(InMemorySpanExporter()), resource, scope)
     try:
         sink._random = random.Random(7)
-        readable = sink._spans(a_call(parent=parent), "POST /x", T0 + 1000, dict(said), status)
+        readable = sink._spans(ended(a_call(parent=parent), "POST /x", T0 + 1000, said, status))
     finally:
         sink.stop()
     theirs = decoded(encode_spans(readable).SerializeToString())
     ours = decoded(otlp.request(
         dict(resource.attributes), ("mlgate", "1.2.3"),
-        otlp.call_spans(a_call(parent=parent), "POST /x", T0 + 1000, said, status,
+        otlp.call_spans(ended(a_call(parent=parent), "POST /x", T0 + 1000, said, status),
                         random.Random(7)),
     ))  # fmt: skip
     assert len(ours) == len(theirs) == 4

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY
 
 from mlgate.api import observe
 from mlgate.tracing import setup
-from mlgate.tracing.calls import Call, Stage
+from mlgate.tracing.calls import Call, Ended, Stage, ended, read
 
 pytestmark = pytest.mark.fast
 T0 = 1_765_000_000_000_000_000
@@ -27,11 +27,11 @@ def samples(model: str) -> dict[tuple[str, str, str], float]:
     return found
 
 
-def a_call(model: str, trace_id: int, took: dict[str, int]) -> Call:
+def a_call(model: str, trace_id: int, took: dict[str, int]) -> Ended:
     call = Call(trace_id, 7, None, True, start_ns=T0)
     call.attributes["mlgate.model"] = model
     call.stages += [Stage(name, T0, T0 + ns) for name, ns in took.items()]
-    return call
+    return ended(call, "POST /x", T0 + 10**7, {"http.response.status_code": 200}, 200)
 
 
 def test_a_batch_is_counted_as_one_observation_a_stage() -> None:
@@ -85,3 +85,24 @@ def test_the_calls_are_sent_as_often_as_otel_bsp_schedule_delay_says(
 ) -> None:
     env = {} if given is None else {"OTEL_BSP_SCHEDULE_DELAY": given}
     assert setup._delay(env) == seconds
+
+
+def test_an_ended_call_waits_for_its_spans_out_of_the_collectors_sight() -> None:
+    """A recorded call waits up to a second for its spans: kept as objects, calls at 100%
+    sampling survived into the oldest generation and set off full collections of the heap."""
+    import gc
+
+    call = Call(1, 2, None, True, start_ns=T0)
+    call.attributes.update({"mlgate.model": "churn", "mlgate.rows": 3})
+    call.stages += [Stage("decode", T0, T0 + 5, {"mlgate.rows": 3}), Stage("predict", T0, T0 + 9)]
+    call.stages[1].error = "ValueError"
+    done = ended(call, "POST /x", T0 + 10, {"http.response.status_code": 200}, 200)
+    gc.collect()  # the collector's first look: the attributes' tuples leave its lists
+    gc.collect()  # its second (a young call's second generation): the call's
+    assert not gc.is_tracked(done)
+    back = read(done)  # and all of it read back
+    assert back.attributes == {"mlgate.model": "churn", "mlgate.rows": 3}
+    assert back.said == {"http.response.status_code": 200} and back.name == "POST /x"
+    assert back.stages == [
+        ("decode", T0, T0 + 5, {"mlgate.rows": 3}, None), ("predict", T0, T0 + 9, {}, "ValueError"),
+    ]  # fmt: skip

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgate.access.model import Principal
 from mlgate.outcomes import Answered, Outcome, status_of
-from mlgate.tracing.calls import Call, enter, leave
+from mlgate.tracing.calls import Call, Ended, enter, leave, stage_times, unflat
 from mlgate.tracing.setup import active
 from mlgate.tracing.sink import register_flush_hook
 
@@ -341,10 +341,10 @@ def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
     if call.forced and not call.sampled:
         attributes["mlgate.forced"] = True
     name = f"{scope['method']} {route}" if route != "unmatched" else scope["method"]
-    exported = tracing.finish(call, name, time.time_ns(), attributes, status=status, admitted=True)
-    if exported and "mlgate.model" in call.attributes:
-        _unobserved.append(call)  # its stages' histograms: observe_stages, off this path
-    return exported
+    ended = tracing.finish(call, name, time.time_ns(), attributes, status=status, admitted=True)
+    if ended is not None and "mlgate.model" in call.attributes:
+        _unobserved.append(ended)  # its stages' histograms: observe_stages, off this path
+    return ended is not None
 
 
 # Traced calls whose stages the per-stage histograms have not counted yet: counted by the span
@@ -352,7 +352,7 @@ def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
 # scrape counts every call answered before it. Eleven `observe()` calls with an exemplar each
 # cost a call ~20 us on the request path; here a batch's stages are summed per histogram and
 # bucket first, and each bucket takes its count in one addition.
-_unobserved: collections.deque[Call] = collections.deque()
+_unobserved: collections.deque[Ended] = collections.deque()
 _observing = threading.Lock()
 _BOUNDS = (*STAGE_BUCKETS, float("inf"))  # a value's bucket: the first bound not below it
 EXEMPLAR_EVERY = 1.0  # seconds: a bucket's exemplar is replaced at most this often
@@ -366,31 +366,32 @@ def observe_stages() -> None:
     bucket's exemplar is replaced by the batch's latest call in it where the one it has is
     older than EXEMPLAR_EVERY (a slow bucket's rare calls always bring theirs)."""
     with _observing:
-        summed: dict[tuple[str, str], tuple[list[float], list[int], dict[int, tuple[Call, float]]]]
+        summed: dict[tuple[str, str], tuple[list[float], list[int], dict[int, tuple[int, float]]]]
         summed = {}
         while _unobserved:
             try:
                 call = _unobserved.popleft()
             except IndexError:
                 break
-            model = str(call.attributes.get("mlgate.model"))
-            for stage in call.stages:
-                seconds = (stage.end_ns - stage.start_ns) / 1e9
-                entry = summed.get((model, stage.name))
+            trace_id = call[0]
+            model = str(unflat(call[10]).get("mlgate.model"))
+            for stage_name, start, end in stage_times(call):
+                seconds = (end - start) / 1e9
+                entry = summed.get((model, stage_name))
                 if entry is None:
-                    entry = summed[model, stage.name] = ([0.0], [0] * len(_BOUNDS), {})
+                    entry = summed[model, stage_name] = ([0.0], [0] * len(_BOUNDS), {})
                 bucket = bisect.bisect_left(_BOUNDS, seconds)
                 entry[0][0] += seconds
                 entry[1][bucket] += 1
-                entry[2][bucket] = (call, seconds)
+                entry[2][bucket] = (trace_id, seconds)
         now = time.monotonic()
         for (model, stage_name), (total, counts, latest) in summed.items():
             child, shown = _stage_seconds(model, stage_name)
             exemplars = {}
-            for bucket, (call, seconds) in latest.items():
+            for bucket, (trace_id, seconds) in latest.items():
                 if now - shown[bucket] >= EXEMPLAR_EVERY:
                     shown[bucket] = now
-                    exemplars[bucket] = (call.trace_hex, seconds)
+                    exemplars[bucket] = (f"{trace_id:032x}", seconds)
             _add(child, total[0], counts, exemplars)
 
 

@@ -14,9 +14,10 @@ stage: `stage()` answers a shared object whose enter and exit do nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 AttributeValue = str | bool | int | float
 _time_ns = time.time_ns
@@ -116,6 +117,77 @@ class Call:
 
     def __repr__(self) -> str:
         return f"Call({self.traceparent()}, stages={[s.name for s in self.stages]})"
+
+
+# An ended call as its spans need it, as one flat tuple of plain values (`ended`, read back by
+# `read`). Calls wait up to a second for their spans; kept as objects (a Call, its list and
+# dicts, a Stage a stage, tuples within tuples) they outlived the collector's young generations
+# and, at 100% sampling, set off full collections of the whole heap (a model server's: 0.3 to
+# 0.6 s each, ~100 us a call; bench/serve.py --tracing). A tuple of plain values leaves the
+# collector's lists the first time it is looked at (one holding a dict never does, one holding
+# tuples only once they have): here, the attributes' flat tuples, then the call's.
+Flat = tuple[Any, ...]
+Ended = tuple[Any, ...]
+_STAGES = 11  # where the stages' fields begin: name, start ns, end ns, attributes, error each
+
+
+def flat(said: Mapping[str, AttributeValue]) -> Flat:
+    """Attributes as (key, value, key, value…)."""
+    return tuple([part for pair in said.items() for part in pair]) if said else ()
+
+
+def unflat(given: Flat) -> dict[str, AttributeValue]:
+    return dict(zip(given[::2], given[1::2], strict=True))
+
+
+def ended(
+    call: Call, name: str, end_ns: int, said: Mapping[str, AttributeValue], status: int
+) -> Ended:
+    """An ended call, its server span's `name`, end and HTTP attributes and status, flat."""
+    parts: list[Any] = [
+        call.trace_id, call.span_id, call.parent_span_id, call.remote_parent, call.trace_state,
+        call.start_ns, end_ns, name, status, flat(said), flat(call.attributes),
+    ]  # fmt: skip
+    for s in call.stages:
+        parts += (s.name, s.start_ns, s.end_ns, flat(s.attributes), s.error)
+    return tuple(parts)
+
+
+class Read(NamedTuple):
+    """An ended call, read back."""
+
+    trace_id: int
+    span_id: int
+    parent_span_id: int | None
+    remote_parent: bool
+    trace_state: str
+    start_ns: int
+    end_ns: int
+    name: str
+    status: int
+    said: dict[str, AttributeValue]  # the HTTP attributes
+    attributes: dict[str, AttributeValue]  # the call's own (model, version, rows…)
+    stages: list[tuple[str, int, int, dict[str, AttributeValue], str | None]]
+
+
+def read(given: Ended) -> Read:
+    stages = [
+        (given[i], given[i + 1], given[i + 2], unflat(given[i + 3]), given[i + 4])
+        for i in range(_STAGES, len(given), 5)
+    ]
+    trace_id, span_id, parent_span_id, remote_parent, trace_state, start, end, name, status = given[
+        :9
+    ]
+    return Read(
+        trace_id, span_id, parent_span_id, remote_parent, trace_state, start, end, name, status,
+        unflat(given[9]), unflat(given[10]), stages,
+    )  # fmt: skip
+
+
+def stage_times(given: Ended) -> Iterator[tuple[str, int, int]]:
+    """(name, start ns, end ns) of each stage of an ended call."""
+    for i in range(_STAGES, len(given), 5):
+        yield given[i], given[i + 1], given[i + 2]
 
 
 _current: ContextVar[Call | None] = ContextVar("mlgate_call", default=None)

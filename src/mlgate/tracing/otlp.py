@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlgate.tracing.calls import AttributeValue, Call
+from mlgate.tracing.calls import AttributeValue, Ended, read
 
 SERVER, INTERNAL = 2, 1  # Span.SpanKind
 _SMALL = [bytes((i,)) for i in range(0x80)]
@@ -140,29 +140,22 @@ def _span(
     return body
 
 
-def call_spans(
-    call: Call,
-    name: str,
-    end_ns: int,
-    said: Mapping[str, AttributeValue],
-    status: int,
-    draw: random.Random,
-) -> list[bytes]:
+def call_spans(given: Ended, draw: random.Random) -> list[bytes]:
     """A call's server span and one child per stage, each an encoded Span."""
+    call = read(given)
     # the trace id (1) first, then, after each span id (2), the trace state (3)
     ids = _field(1, call.trace_id.to_bytes(16, "big")) + (
         _text(3, call.trace_state) if call.trace_state else b""
     )
-    merged = {**said, **call.attributes}
-    failed = status >= 500
+    merged = {**call.said, **call.attributes}
+    failed = call.status >= 500
     if failed:
-        merged["error.type"] = str(status)
-    above = (
-        b"" if call.parent_span_id is None else _field(4, call.parent_span_id.to_bytes(8, "big"))
-    )
+        merged["error.type"] = str(call.status)
+    parent = call.parent_span_id
+    above = b"" if parent is None else _field(4, parent.to_bytes(8, "big"))
     spans = [
-        _span(ids, call.span_id, above, name, SERVER, call.start_ns, end_ns, merged, failed,
-              call.remote_parent)
+        _span(ids, call.span_id, above, call.name, SERVER, call.start_ns, call.end_ns, merged,
+              failed, call.remote_parent)
     ]  # fmt: skip
     if not call.stages:
         return spans
@@ -170,18 +163,14 @@ def call_spans(
     # around its own span id, name, times and attributes (a call's stages in one pass)
     head = ids[:18] + b"\x12\x08"
     middle = ids[18:] + _field(4, call.span_id.to_bytes(8, "big"))
-    stages = call.stages
     pack = _STAGE_TIMES.pack
-    for span_id, stage in zip(stage_span_ids(draw, len(stages)), stages, strict=True):
-        stage_said: Mapping[str, AttributeValue] = stage.attributes
-        error = stage.error
+    drawn = stage_span_ids(draw, len(call.stages))
+    for stage_id, (name, start, end, said, error) in zip(drawn, call.stages, strict=True):
         if error is not None:
-            stage_said = {**stage_said, "error.type": error}
+            said = {**said, "error.type": error}
         spans.append(b"".join((
-            head, span_id, middle, _name(stage.name),
-            pack(_STAGE_KIND, 0x39, stage.start_ns, 0x41, stage.end_ns),
-            attributes(9, stage_said) if stage_said else b"",
-            _STAGE_END[error is not None and failed],
+            head, stage_id, middle, _name(name), pack(_STAGE_KIND, 0x39, start, 0x41, end),
+            attributes(9, said) if said else b"", _STAGE_END[error is not None and failed],
         )))  # fmt: skip
     return spans
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mlgate.tracing.calls import AttributeValue, Call, current
+from mlgate.tracing.calls import AttributeValue, Call, Ended, current, ended
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -193,13 +193,14 @@ class Tracing:
         *,
         status: int,
         admitted: bool,
-    ) -> bool:
+    ) -> Ended | None:
         """Hand an ended call to the sink when it is to be exported: sampled, or forced by an
-        admin (`admitted`). True when it was."""
+        admin (`admitted`). What was handed (calls.ended), or None."""
         if not (call.sampled or (call.forced and admitted)):
-            return False
-        self.sink.put(call, name, end_ns, dict(attributes), status)
-        return True
+            return None
+        done = ended(call, name, end_ns, attributes, status)
+        self.sink.put(done)
+        return done
 
     def shutdown(self) -> None:
         self.sink.stop()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlgate.tracing import otlp
-from mlgate.tracing.calls import AttributeValue, Call
+from mlgate.tracing.calls import Ended, read
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlgate.tracing")
 CAPACITY = 10_000  # calls waiting to become spans
 BATCH = 512  # calls an OTLP request
-Ended = tuple[Call, str, int, dict[str, AttributeValue], int]
 _hooks: list[Callable[[], None]] = []
 
 
@@ -83,13 +82,12 @@ class SpanSink:
         )
         self._thread.start()
 
-    def put(
-        self, call: Call, name: str, end_ns: int, attributes: dict[str, AttributeValue], status: int
-    ) -> None:
+    def put(self, call: Ended) -> None:
+        """An ended call (calls.ended: one flat tuple, out of the collector's sight)."""
         if len(self._queue) >= self._capacity:
             self.dropped += 1
             return
-        self._queue.append((call, name, end_ns, attributes, status))
+        self._queue.append(call)
         if len(self._queue) >= BATCH:
             self._wake.set()
 
@@ -105,7 +103,7 @@ class SpanSink:
                 except IndexError:
                     break
                 try:
-                    for built in self._spans(*ended):
+                    for built in self._spans(ended):
                         self.processor.on_end(built)
                 except Exception:  # one odd call must not stop the others' spans
                     log.exception("a call's spans could not be built")
@@ -120,7 +118,7 @@ class SpanSink:
                 spans: list[bytes] = []
                 for _ in range(min(BATCH, len(self._queue))):
                     try:
-                        spans += otlp.call_spans(*self._queue.popleft(), self._random)
+                        spans += otlp.call_spans(self._queue.popleft(), self._random)
                     except Exception:  # one odd call must not stop the others' spans
                         log.exception("a call's spans could not be encoded")
                 if not spans:
@@ -141,28 +139,28 @@ class SpanSink:
             self._wake.clear()
             self.flush()
 
-    def _spans(
-        self, call: Call, name: str, end_ns: int, attributes: dict[str, AttributeValue], status: int
-    ) -> list[Any]:
+    def _spans(self, given: Ended) -> list[Any]:
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
         from opentelemetry.trace.status import Status, StatusCode
 
+        call = read(given)
+        trace_id = call.trace_id
         flags = TraceFlags(TraceFlags.SAMPLED)
         state = TraceState.from_header([call.trace_state]) if call.trace_state else None
-        own = SpanContext(call.trace_id, call.span_id, False, flags, state)
+        own = SpanContext(trace_id, call.span_id, False, flags, state)
         parent = (
-            SpanContext(call.trace_id, call.parent_span_id, call.remote_parent, flags, state)
+            SpanContext(trace_id, call.parent_span_id, call.remote_parent, flags, state)
             if call.parent_span_id is not None
             else None
         )
-        merged = {**attributes, **call.attributes}
-        failed = status >= 500
+        merged = {**call.said, **call.attributes}
+        failed = call.status >= 500
         if failed:
-            merged["error.type"] = str(status)
+            merged["error.type"] = str(call.status)
         spans = [
             ReadableSpan(
-                name=name,
+                name=call.name,
                 context=own,
                 parent=parent,
                 resource=self._resource,
@@ -170,32 +168,31 @@ class SpanSink:
                 kind=SpanKind.SERVER,
                 status=Status(StatusCode.ERROR) if failed else Status(StatusCode.UNSET),
                 start_time=call.start_ns,
-                end_time=end_ns,
+                end_time=call.end_ns,
                 instrumentation_scope=self._scope,
             )
         ]
         drawn = otlp.stage_span_ids(self._random, len(call.stages))  # as otlp.py draws them
-        for span_id, stage in zip(drawn, call.stages, strict=True):
-            stage_attributes = dict(stage.attributes)
-            if stage.error is not None:
-                stage_attributes["error.type"] = stage.error
+        for stage_id, (name, start, end, said, error) in zip(drawn, call.stages, strict=True):
+            if error is not None:
+                said = {**said, "error.type": error}
             spans.append(
                 ReadableSpan(
-                    name=stage.name,
+                    name=name,
                     context=SpanContext(
-                        call.trace_id, int.from_bytes(span_id, "big"), False, flags, state
+                        trace_id, int.from_bytes(stage_id, "big"), False, flags, state
                     ),
                     parent=own,
                     resource=self._resource,
-                    attributes=stage_attributes,
+                    attributes=said,
                     kind=SpanKind.INTERNAL,
                     # a stage that raised is an error where the call failed (5xx); where it
                     # refused the caller (4xx) it says why (error.type) without counting as one
                     status=Status(StatusCode.ERROR)
-                    if stage.error and failed
+                    if error and failed
                     else Status(StatusCode.UNSET),
-                    start_time=stage.start_ns,
-                    end_time=stage.end_ns,
+                    start_time=start,
+                    end_time=end,
                     instrumentation_scope=self._scope,
                 )
             )
