@@ -50,7 +50,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.helpers import env_for, free_port, running_server
+from tests.e2e.helpers import SERVERS, env_for, free_port, running_server
 
 from mlgate.access.accounts import create_consumer
 from mlgate.access.grants import add_grant
@@ -170,8 +170,10 @@ def bare_server(home: Path, workers: int, models: list[str], server: str) -> Ite
                 httpx.get(base, timeout=1)
                 break
             time.sleep(0.1)
+        SERVERS[base] = process.pid
         yield base
     finally:
+        SERVERS.pop(base, None)
         process.terminate()
         process.wait(timeout=15)
         log.close()
@@ -255,6 +257,22 @@ def rss_mib(pid: int) -> list[float]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     pids = [int(c) for c in children if "spawn_main" in _cmdline(int(c))] or [pid]
     return [_rss(p) / 1024 for p in pids]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process and its children have run so far, every thread (schedstat's
+    nanoseconds): a server's cost per call that other work on a shared host does not blur as
+    much as its throughput."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[0]) / 1e9
+                with contextlib.suppress(OSError):
+                    pending += [int(c) for c in (task / "children").read_text().split()]
+    return total
 
 
 def _cmdline(pid: int) -> str:
@@ -458,8 +476,6 @@ def main() -> None:
                         for name in names:
                             r = c.post(f"/v1/models/{name}/predict", json={"rows": rows[:2]})
                             r.raise_for_status()
-                from tests.e2e.helpers import SERVERS
-
                 sizes = rss_mib(SERVERS[ours])
                 print(
                     f"  RSS with {len(names)} models loaded: "
@@ -582,19 +598,29 @@ def tracing(home: Path, token: str, body: bytes, args: argparse.Namespace, tmp: 
                 for who, base in bases:
                     url = f"{base}/v1/models/xgb/predict"
                     warm = wrk(url, token, body, clients, 1, tmp)  # warm-up
+                    before = cpu_seconds(SERVERS[base])
                     rounds[who].append(wrk(url, token, body, clients, args.seconds, tmp))
+                    spent = cpu_seconds(SERVERS[base]) - before
+                    rounds[who][-1]["cpu_us"] = spent / max(rounds[who][-1]["requests"], 1) * 1e6
                     if who in sent:
                         sent[who] += warm["requests"] + rounds[who][-1]["requests"]
             m = {who: _median(runs) for who, runs in rounds.items()}
+            cpu = {who: sorted(r["cpu_us"] for r in runs)[len(runs) // 2]
+                   for who, runs in rounds.items()}  # fmt: skip
             off = m["off"]
             failed = sum(r["failed"] for r in m.values())
             print(
-                f"  c={clients:<2} bare {_figures(m['bare'])}\n"
-                + "".join(f"       {who:>4} {_figures(m[who])}\n" for who in envs)
+                f"  c={clients:<2} bare {_figures(m['bare'])} | CPU {cpu['bare']:4.0f} us/call\n"
+                + "".join(
+                    f"       {who:>4} {_figures(m[who])} | CPU {cpu[who]:4.0f} us/call\n"
+                    for who in envs
+                )  # fmt: skip
                 + f"       off / bare {off['rps'] / m['bare']['rps']:4.2f}"
                 f" | 1% / off {m['1%']['rps'] / off['rps']:5.3f} (target >= 0.97)"
                 f" | 100% / off {m['100%']['rps'] / off['rps']:5.3f} (target >= 0.85)"
                 + (f"  ({failed:.0f} failed)" if failed else "")
+                + f"\n       CPU a call, off / traced (the throughput a saturated worker keeps):"
+                f" 1% {cpu['off'] / cpu['1%']:5.3f} | 100% {cpu['off'] / cpu['100%']:5.3f}"
             )
     # the servers have stopped (and flushed their spans): what reached each receiver
     for who, receiver in receivers.items():

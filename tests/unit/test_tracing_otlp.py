@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlgate.tracing import otlp
-from mlgate.tracing.calls import Call, Stage
+from mlgate.tracing.calls import Call, Stage, ended
 from mlgate.tracing.sink import SpanSink
 
 pytestmark = pytest.mark.fast
@@ -66,14 +66,46 @@ def test_our_bytes_decode_as_the_sdks_do(parent: bool, status: int) -> None:
     sink = SpanSink(SimpleSpanProcessor(InMemorySpanExporter()), resource, scope)
     try:
         sink._random = random.Random(7)
-        readable = sink._spans(a_call(parent=parent), "POST /x", T0 + 1000, dict(said), status)
+        readable = sink._spans(ended(a_call(parent=parent), "POST /x", T0 + 1000, said, status))
     finally:
         sink.stop()
     theirs = decoded(encode_spans(readable).SerializeToString())
     ours = decoded(otlp.request(
         dict(resource.attributes), ("mlgate", "1.2.3"),
-        otlp.call_spans(a_call(parent=parent), "POST /x", T0 + 1000, said, status,
+        otlp.call_spans(ended(a_call(parent=parent), "POST /x", T0 + 1000, said, status),
                         random.Random(7)),
     ))  # fmt: skip
     assert len(ours) == len(theirs) == 4
     assert ours == theirs
+
+
+def test_a_flush_sends_the_calls_waiting_when_it_began_in_full_batches() -> None:
+    """Calls that come while a request is sent wait for the next round: draining them too, a
+    busy worker sent a request of a few calls every few milliseconds."""
+    from mlgate.tracing import sink as sinks
+
+    resource = Resource.create({"service.name": "churn-api"})
+    sent: list[int] = []
+    sink: SpanSink
+
+    def send(data: bytes) -> bool:
+        sent.append(len(decoded(data)) // 4)  # a_call has a server span and three stages
+        sink.put(ended(a_call(parent=False), "POST /x", T0 + 1000, {}, 200))  # came meanwhile
+        return True
+
+    sink = SpanSink(
+        SimpleSpanProcessor(InMemorySpanExporter()), resource,
+        InstrumentationScope("mlgate", "1"), interval=3600, send=send,
+    )  # fmt: skip
+    sink._stopped.set()  # its thread ends: this test flushes
+    sink._wake.set()
+    sink._thread.join()
+    try:
+        for _ in range(sinks.BATCH + 88):
+            sink.put(ended(a_call(parent=False), "POST /x", T0 + 1000, {}, 200))
+        sink.flush()
+        assert sent == [sinks.BATCH, 88]
+        assert len(sink._queue) == 2  # the calls put while sending wait for the next round
+    finally:
+        sink._send = None  # the last flush at stop: in-memory, no send
+        sink.stop()

@@ -229,3 +229,119 @@ def test_the_operators_resource_attributes_win(monkeypatch: pytest.MonkeyPatch) 
     said = dict(setup.install(InMemorySpanExporter()).provider.resource.attributes)
     assert said["service.name"] == "churn-api"
     assert str(said["service.instance.id"]).endswith(f"-{os.getpid()}")
+
+
+def _sdk_samplers() -> list[object]:
+    from opentelemetry.sdk.trace import sampling
+
+    return [
+        sampling.ALWAYS_ON, sampling.ALWAYS_OFF, sampling.TraceIdRatioBased(0.3),
+        sampling.ParentBased(sampling.ALWAYS_ON), sampling.ParentBased(sampling.ALWAYS_OFF),
+        sampling.ParentBasedTraceIdRatio(0.01), sampling.ParentBasedTraceIdRatio(0.5),
+        sampling.ParentBased(  # any combination of the known ones
+            sampling.TraceIdRatioBased(0.2), remote_parent_sampled=sampling.TraceIdRatioBased(0.7),
+            remote_parent_not_sampled=sampling.ALWAYS_ON,
+        ),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("sampler", _sdk_samplers(), ids=lambda s: s.get_description())  # type: ignore[attr-defined]
+def test_calls_are_sampled_as_the_sdks_sampler_decides(sampler: object) -> None:
+    """The call's decision, taken from its trace id without the SDK's objects, is the SDK's
+    `should_sample` for the same trace id and parent: new traces, and parents sampled or not
+    (ids drawn around the ratio's bound too)."""
+    import random
+
+    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    tracing = setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert tracing is not None
+    tracing.sampler = sampler  # type: ignore[assignment]
+    assert tracing._rules is not None  # decided by our rules, not the SDK's fallback
+    draw = random.Random(39)
+    propagator = TraceContextTextMapPropagator()
+    bound = getattr(sampler, "bound", None) or round(0.01 * 2**64)
+    for i in range(600):
+        low = draw.getrandbits(64) if i % 3 else (bound + draw.randint(-2, 2)) % 2**64
+        trace_id = draw.getrandbits(64) << 64 | low
+        for flag in (None, "01", "00"):
+            header = f"00-{trace_id:032x}-{draw.getrandbits(64) | 1:016x}-{flag}" if flag else None
+            context = propagator.extract({"traceparent": header}) if header else None
+            # a new trace's id is ours: decide for the drawn one through the same path
+            theirs = sampler.should_sample(context, trace_id, "call", SpanKind.SERVER)  # type: ignore[attr-defined]
+            if header is None:
+                tracing._bits = lambda bits, t=trace_id: t if bits == 128 else 5  # type: ignore[misc]
+            call = tracing.begin(header, None, False)
+            assert call.trace_id == trace_id
+            assert call.sampled is theirs.decision.is_sampled(), (sampler, header, trace_id)
+            tracing._bits = draw.getrandbits
+
+
+def test_a_sampler_of_its_own_decides_through_the_sdk() -> None:
+    from opentelemetry.sdk.trace import sampling
+
+    class EveryOther(sampling.Sampler):
+        def __init__(self) -> None:
+            self.seen = 0
+
+        def should_sample(self, *args: object, **kwargs: object) -> sampling.SamplingResult:
+            self.seen += 1
+            decision = (
+                sampling.Decision.RECORD_AND_SAMPLE if self.seen % 2 else sampling.Decision.DROP
+            )
+            return sampling.SamplingResult(decision)
+
+        def get_description(self) -> str:
+            return "every other"
+
+    tracing = setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert tracing is not None
+    tracing.sampler = EveryOther()
+    assert tracing._rules is None
+    assert [tracing.begin(None, None, False).sampled for _ in range(4)] == [True, False] * 2
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        " \t00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00 ",
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-what-comes-next",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  # version 00: no more
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version ff: invalid
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # zero trace id
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # zero span id
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  # upper case
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        "00-zz-not-a-trace", "",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-" + "x" * 600,  # too long
+    ],
+)  # fmt: skip
+def test_a_traceparent_is_read_as_the_sdks_propagator_reads_it(header: str) -> None:
+    from opentelemetry.trace import get_current_span
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    found = get_current_span(TraceContextTextMapPropagator().extract({"traceparent": header}))
+    theirs = found.get_span_context()
+    ours = setup.parse_traceparent(header)
+    if not theirs.is_valid:
+        assert ours is None
+    else:
+        assert ours == (theirs.trace_id, theirs.span_id, theirs.trace_flags.sampled)
+
+
+def test_a_recorded_continued_call_keeps_the_callers_trace_state() -> None:
+    tracing = setup.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert tracing is not None
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    call = tracing.begin(
+        parent, "vendor=abc,other=x y", False
+    )  # a bad pair: all dropped, as the SDK does
+    assert call.sampled and call.remote_parent and call.parent_span_id == 0x00F067AA0BA902B7
+    from opentelemetry.trace.span import TraceState
+
+    assert call.trace_state == TraceState.from_header(["vendor=abc,other=x y"]).to_header()
+    assert tracing.begin(parent, "vendor=abc", False).trace_state == "vendor=abc"
+    unsampled = tracing.begin(parent[:-2] + "00", "vendor=abc", False)
+    assert not unsampled.sampled and unsampled.trace_state == ""  # never exported: not read

@@ -8,6 +8,8 @@ the answer, the trace id in the access-log line and as the latency histogram's e
 from __future__ import annotations
 
 import atexit
+import bisect
+import collections
 import contextlib
 import functools
 import itertools
@@ -27,13 +29,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.samples import Exemplar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlgate.access import keys
 from mlgate.access.model import Principal
 from mlgate.outcomes import Answered, Outcome, status_of
-from mlgate.tracing.calls import Call, enter, leave
+from mlgate.tracing.calls import Call, Ended, enter, leave, stage_times, unflat
 from mlgate.tracing.setup import active
+from mlgate.tracing.sink import register_flush_hook
 
 access_log = logging.getLogger("mlgate.access")
 
@@ -56,11 +60,12 @@ PREDICTIONS = Counter(
 PREDICTED_ROWS = Counter(
     "mlgate_predicted_rows_total", "Rows scored, by model and version", ["model", "version"]
 )
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 STAGE_SECONDS = Histogram(
     "mlgate_stage_duration_seconds",
     "Time in each stage of the traced calls (the sampled ones), by model and stage",
     ["model", "stage"],
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+    buckets=STAGE_BUCKETS,
 )
 FORCE_HEADER = b"x-mlgate-trace"  # an admin's "trace this call", whatever the sampler says
 
@@ -182,6 +187,7 @@ def metrics_text(accept: str | None = None, extra: bytes = b"") -> tuple[bytes, 
     from prometheus_client import REGISTRY
     from prometheus_client.openmetrics import exposition as openmetrics
 
+    observe_stages()  # the traced calls answered so far, counted
     registry: Any = REGISTRY
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
@@ -336,19 +342,91 @@ def _finish(scope: Scope, call: Call, route: str, status: int) -> bool:
     if call.forced and not call.sampled:
         attributes["mlgate.forced"] = True
     name = f"{scope['method']} {route}" if route != "unmatched" else scope["method"]
-    exported = tracing.finish(call, name, time.time_ns(), attributes, status=status, admitted=True)
-    model = call.attributes.get("mlgate.model")
-    if exported and model is not None:
-        for stage in call.stages:
-            _stage_seconds(str(model), stage.name).observe(
-                (stage.end_ns - stage.start_ns) / 1e9, {"trace_id": call.trace_hex}
-            )
-    return exported
+    ended = tracing.finish(call, name, time.time_ns(), attributes, status=status, admitted=True)
+    if ended is not None and "mlgate.model" in call.attributes:
+        _unobserved.append(ended)  # its stages' histograms: observe_stages, off this path
+    return ended is not None
+
+
+# Traced calls whose stages the per-stage histograms have not counted yet: counted by the span
+# sink's thread (a hook it runs before making spans) and by /metrics before it answers, so a
+# scrape counts every call answered before it. Eleven `observe()` calls with an exemplar each
+# cost a call ~20 us on the request path; here a batch's stages are summed per histogram and
+# bucket first, and each bucket takes its count in one addition.
+_unobserved: collections.deque[Ended] = collections.deque()
+_observing = threading.Lock()
+_BOUNDS = (*STAGE_BUCKETS, float("inf"))  # a value's bucket: the first bound not below it
+EXEMPLAR_EVERY = 1.0  # seconds: a bucket's exemplar is replaced at most this often
+
+
+def observe_stages() -> None:
+    """Count the stages of the traced calls waiting in `_unobserved` in the per-stage
+    histograms, with a trace id as the exemplar of each bucket they reached.
+
+    A bucket keeps one exemplar, the latest, and a scrape reads it every few seconds: a
+    bucket's exemplar is replaced by the batch's latest call in it where the one it has is
+    older than EXEMPLAR_EVERY (a slow bucket's rare calls always bring theirs)."""
+    with _observing:
+        summed: dict[tuple[str, str], tuple[list[float], list[int], dict[int, tuple[int, float]]]]
+        summed = {}
+        while _unobserved:
+            try:
+                call = _unobserved.popleft()
+            except IndexError:
+                break
+            trace_id = call[0]
+            model = str(unflat(call[10]).get("mlgate.model"))
+            for stage_name, start, end in stage_times(call):
+                seconds = (end - start) / 1e9
+                entry = summed.get((model, stage_name))
+                if entry is None:
+                    entry = summed[model, stage_name] = ([0.0], [0] * len(_BOUNDS), {})
+                bucket = bisect.bisect_left(_BOUNDS, seconds)
+                entry[0][0] += seconds
+                entry[1][bucket] += 1
+                entry[2][bucket] = (trace_id, seconds)
+        now = time.monotonic()
+        for (model, stage_name), (total, counts, latest) in summed.items():
+            child, shown = _stage_seconds(model, stage_name)
+            exemplars = {}
+            for bucket, (trace_id, seconds) in latest.items():
+                if now - shown[bucket] >= EXEMPLAR_EVERY:
+                    shown[bucket] = now
+                    exemplars[bucket] = (f"{trace_id:032x}", seconds)
+            _add(child, total[0], counts, exemplars)
+
+
+def _add(
+    child: Any, total: float, counts: list[int], exemplars: dict[int, tuple[str, float]]
+) -> None:
+    """What `observe()` does for each of `sum(counts)` values, once: the sum, each bucket's
+    count, its exemplar. prometheus_client's histogram child keeps a value per bucket
+    (`_buckets`, +Inf last) and `_sum` (every release since 0.1); a child without them (a
+    later release) is given one observation per value instead, at its bucket's bound."""
+    buckets = getattr(child, "_buckets", None)
+    added = getattr(child, "_sum", None)
+    if buckets is None or added is None or len(buckets) != len(counts):
+        for bucket, count in enumerate(counts):
+            for _ in range(count):
+                shown = exemplars.pop(bucket, None)
+                child.observe(_BOUNDS[bucket] if shown is None else shown[1],
+                              {"trace_id": shown[0]} if shown else None)  # fmt: skip
+        return
+    added.inc(total)
+    for bucket, count in enumerate(counts):
+        if count:
+            buckets[bucket].inc(count)
+    for bucket, (trace_hex, seconds) in exemplars.items():
+        buckets[bucket].set_exemplar(Exemplar({"trace_id": trace_hex}, seconds, time.time()))
 
 
 @functools.lru_cache(maxsize=4096)
-def _stage_seconds(model: str, stage: str) -> Any:
-    return STAGE_SECONDS.labels(model, stage)
+def _stage_seconds(model: str, stage: str) -> tuple[Any, list[float]]:
+    """A (model, stage) histogram and when each of its buckets last got an exemplar."""
+    return STAGE_SECONDS.labels(model, stage), [-EXEMPLAR_EVERY] * len(_BOUNDS)
+
+
+register_flush_hook(observe_stages)
 
 
 @functools.lru_cache(maxsize=4)

@@ -204,7 +204,7 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
     import uvicorn
 
     from mlgate.access.audit import unattended
-    from mlgate.api.app import create_app
+    from mlgate.api.app import create_app, settle_heap
     from mlgate.api.observe import configure_logging
     from mlgate.errors import ConfigError
 
@@ -220,6 +220,7 @@ def run_server(s: Services, host: str, port: int, *, workers: int = 1) -> None:
         configure_logging()
         limit_model_threads()
         app = create_app(s)
+        settle_heap()
         unattended(
             lambda: uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         )

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlgate.tracing.calls import AttributeValue, Call
+from mlgate.tracing.calls import AttributeValue, Ended, read
 
 SERVER, INTERNAL = 2, 1  # Span.SpanKind
 _SMALL = [bytes((i,)) for i in range(0x80)]
@@ -72,8 +72,16 @@ def _value(value: AttributeValue) -> bytes:
 
 
 def attributes(number: int, given: Mapping[str, AttributeValue]) -> bytes:
-    """Repeated KeyValue fields (most pairs recur call after call: each is encoded once)."""
-    return b"".join([_pair(number, key, value, _TYPE[type(value)]) for key, value in given.items()])
+    """Repeated KeyValue fields (most pairs recur call after call: each is encoded once; a
+    value that never recurs, a request id, is encoded without the cache it would only churn)."""
+    return b"".join([
+        _pair(number, key, value, _TYPE[type(value)]) if key not in UNIQUE
+        else _field(number, _text(1, key) + _field(2, _value(value)))
+        for key, value in given.items()
+    ])  # fmt: skip
+
+
+UNIQUE = frozenset({"mlgate.request_id"})
 
 
 _TYPE = {str: "s", bool: "b", int: "i", float: "f"}
@@ -92,6 +100,18 @@ _FLAGS = {  # flags (16), fixed32
     False: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE),
     True: b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _REMOTE),
 }
+# a stage's span: its kind and times (one pack), then its status and flags (never remote)
+_STAGE_TIMES = struct.Struct("<2sBQBQ")
+_STAGE_KIND = _KIND[INTERNAL]
+_STAGE_END = {failed: _STATUS[failed] + _FLAGS[False] for failed in (False, True)}
+_NO_ID = bytes(8)
+
+
+def stage_span_ids(draw: random.Random, count: int) -> list[bytes]:
+    """`count` span ids (8 bytes, big-endian, never all zero) from one draw."""
+    drawn = draw.randbytes(8 * count)
+    ids = [drawn[i : i + 8] for i in range(0, 8 * count, 8)]
+    return [b"\x00" * 7 + b"\x01" if span_id == _NO_ID else span_id for span_id in ids]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -120,39 +140,38 @@ def _span(
     return body
 
 
-def call_spans(
-    call: Call,
-    name: str,
-    end_ns: int,
-    said: Mapping[str, AttributeValue],
-    status: int,
-    draw: random.Random,
-) -> list[bytes]:
+def call_spans(given: Ended, draw: random.Random) -> list[bytes]:
     """A call's server span and one child per stage, each an encoded Span."""
+    call = read(given)
     # the trace id (1) first, then, after each span id (2), the trace state (3)
     ids = _field(1, call.trace_id.to_bytes(16, "big")) + (
         _text(3, call.trace_state) if call.trace_state else b""
     )
-    merged = {**said, **call.attributes}
-    failed = status >= 500
+    merged = {**call.said, **call.attributes}
+    failed = call.status >= 500
     if failed:
-        merged["error.type"] = str(status)
-    above = (
-        b"" if call.parent_span_id is None else _field(4, call.parent_span_id.to_bytes(8, "big"))
-    )
+        merged["error.type"] = str(call.status)
+    parent = call.parent_span_id
+    above = b"" if parent is None else _field(4, parent.to_bytes(8, "big"))
     spans = [
-        _span(ids, call.span_id, above, name, SERVER, call.start_ns, end_ns, merged, failed,
-              call.remote_parent)
+        _span(ids, call.span_id, above, call.name, SERVER, call.start_ns, call.end_ns, merged,
+              failed, call.remote_parent)
     ]  # fmt: skip
-    own = _field(4, call.span_id.to_bytes(8, "big"))
-    for stage in call.stages:
-        stage_said: Mapping[str, AttributeValue] = stage.attributes
-        if stage.error is not None:
-            stage_said = {**stage.attributes, "error.type": stage.error}
-        spans.append(
-            _span(ids, draw.getrandbits(64) or 1, own, stage.name, INTERNAL, stage.start_ns,
-                  stage.end_ns, stage_said, stage.error is not None and failed, False)
-        )  # fmt: skip
+    if not call.stages:
+        return spans
+    # every stage's span: the same trace id, parent and scope; written from two fixed pieces
+    # around its own span id, name, times and attributes (a call's stages in one pass)
+    head = ids[:18] + b"\x12\x08"
+    middle = ids[18:] + _field(4, call.span_id.to_bytes(8, "big"))
+    pack = _STAGE_TIMES.pack
+    drawn = stage_span_ids(draw, len(call.stages))
+    for stage_id, (name, start, end, said, error) in zip(drawn, call.stages, strict=True):
+        if error is not None:
+            said = {**said, "error.type": error}
+        spans.append(b"".join((
+            head, stage_id, middle, _name(name), pack(_STAGE_KIND, 0x39, start, 0x41, end),
+            attributes(9, said) if said else b"", _STAGE_END[error is not None and failed],
+        )))  # fmt: skip
     return spans
 
 
@@ -160,7 +179,7 @@ def request(resource: Mapping[str, Any], scope: tuple[str, str], spans: Iterable
     """An ExportTraceServiceRequest of `spans` from one resource and instrumentation scope."""
     scope_name, scope_version = scope
     scope_bytes = _text(1, scope_name) + (_text(2, scope_version) if scope_version else b"")
-    scope_spans = _field(1, scope_bytes) + b"".join(_field(2, s) for s in spans)
+    scope_spans = _field(1, scope_bytes) + b"".join([b"\x12" + _varint(len(s)) + s for s in spans])
     plain = {k: v for k, v in resource.items() if isinstance(v, str | bool | int | float)}
     resource_spans = _field(1, attributes(1, plain)) + _field(2, scope_spans)
     return _field(1, resource_spans)

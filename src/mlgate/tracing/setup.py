@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mlgate.tracing.calls import AttributeValue, Call, current
+from mlgate.tracing.calls import AttributeValue, Call, Ended, current, ended
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -43,49 +44,145 @@ SAMPLERS = (
 )  # fmt: skip
 
 
+# W3C trace context, read as the SDK's TraceContextTextMapPropagator reads it (the same
+# pattern, length bound and invalid values): calls carrying one pay a regular expression here
+# rather than the propagator's context objects.
+_TRACEPARENT = re.compile(
+    r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$"
+)
+_TRACESTATE_LIMIT = 512  # the SDK's _TRACECONTEXT_MAXIMUM_TRACESTATE_LENGTH
+_LOW64 = (1 << 64) - 1
+
+# A sampler's decision for one case (no parent, a sampled parent, an unsampled parent), as the
+# SDK's would make it: True (always), False (never), or a TraceIdRatioBased bound (the trace
+# id's low 64 bits below it).
+Rule = bool | int
+
+
+def parse_traceparent(header: str) -> tuple[int, int, bool] | None:
+    """(trace id, span id, sampled flag) of a valid `traceparent`, else None."""
+    if len(header) > 512:
+        return None
+    found = _TRACEPARENT.match(header)
+    if found is None:
+        return None
+    version, trace_hex, span_hex, flags, rest = found.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, span_id, bool(int(flags, 16) & 1)
+
+
+def _rules(sampler: Sampler) -> tuple[Rule, Rule, Rule] | None:
+    """The SDK sampler's decisions for a call (root, remote parent sampled, remote parent not
+    sampled) as rules applied without its objects; None for a sampler this does not know,
+    which then decides each call itself."""
+    from opentelemetry.sdk.trace import sampling
+
+    def leaf(given: Sampler) -> Rule | None:
+        if type(given) in (sampling.StaticSampler, sampling._AlwaysOn, sampling._AlwaysOff):
+            decision = given._decision  # type: ignore[attr-defined]
+            return bool(decision is sampling.Decision.RECORD_AND_SAMPLE)
+        if type(given) is sampling.TraceIdRatioBased:
+            return int(given.bound)
+        return None
+
+    own = leaf(sampler)
+    if own is not None:  # a ratio reads the trace id whatever the parent said, as the SDK's
+        return own, own, own
+    if type(sampler) not in (
+        sampling.ParentBased, sampling.ParentBasedTraceIdRatio,
+        sampling._ParentBasedAlwaysOn, sampling._ParentBasedAlwaysOff,
+    ):  # fmt: skip
+        return None
+    parts = (
+        leaf(sampler._root),  # type: ignore[attr-defined]
+        leaf(sampler._remote_parent_sampled),  # type: ignore[attr-defined]
+        leaf(sampler._remote_parent_not_sampled),  # type: ignore[attr-defined]
+    )
+    if any(part is None for part in parts):
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def _decide(rule: Rule, trace_id: int) -> bool:
+    if rule is True or rule is False:
+        return rule
+    return trace_id & _LOW64 < rule
+
+
 class Tracing:
     """One process's tracing: the SDK's provider (for spans of background work), the sampler
-    and propagator for calls, and the sink that makes spans of recorded calls."""
+    for calls, and the sink that makes spans of recorded calls.
+
+    A call's sampling is decided here from its trace id, by the rule of the configured SDK
+    sampler (`_rules`): the same decisions as the SDK's `should_sample` (a trace's spans of
+    background work, which go through the SDK, agree with its call's), without the context,
+    span context and result objects it builds for every call, sampled out or not."""
 
     def __init__(self, provider: TracerProvider, sink: SpanSink) -> None:
+        from opentelemetry.trace import SpanKind
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry.trace.span import TraceState
 
         self.provider = provider
-        self.sampler: Sampler = provider.sampler
         self.tracer = provider.get_tracer(SCOPE)
         self.sink = sink
         self._propagator = TraceContextTextMapPropagator()
-        self._random = random.Random()
+        self._server_kind = SpanKind.SERVER
+        self._trace_state = TraceState
+        self._bits = random.Random().getrandbits
+        self._rules: tuple[Rule, Rule, Rule] | None = None
+        self.sampler = provider.sampler
+
+    @property
+    def sampler(self) -> Sampler:
+        return self._sampler
+
+    @sampler.setter
+    def sampler(self, chosen: Sampler) -> None:
+        self._sampler = chosen
+        self._rules = _rules(chosen)
 
     def begin(self, traceparent: str | None, tracestate: str | None, forced: bool) -> Call:
         """A new call: the caller's trace continued where its `traceparent` is valid (and its
         sampled flag honoured by a parent-based sampler), else a new trace."""
-        from opentelemetry.trace import SpanKind, get_current_span
+        parent = parse_traceparent(traceparent) if traceparent else None
+        rules = self._rules
+        if parent is None:
+            trace_id = self._bits(128) or 1
+            if rules is not None:
+                sampled = _decide(rules[0], trace_id)
+            else:
+                sampled = self._sdk_decision(None, trace_id)
+            return Call(trace_id, self._bits(64) or 1, None, sampled, forced, False, "",
+                        time.time_ns())  # fmt: skip
+        trace_id, parent_span_id, parent_sampled = parent
+        if rules is not None:
+            sampled = _decide(rules[1] if parent_sampled else rules[2], trace_id)
+        else:
+            sampled = self._sdk_decision(traceparent, trace_id, tracestate)
+        state = ""
+        # only a recorded call's spans carry it; one past the limit is dropped, as the SDK does
+        if tracestate and (sampled or forced) and len(tracestate) <= _TRACESTATE_LIMIT:
+            state = self._trace_state.from_header([tracestate]).to_header()
+        return Call(trace_id, self._bits(64) or 1, parent_span_id, sampled, forced, True, state,
+                    time.time_ns())  # fmt: skip
 
+    def _sdk_decision(
+        self, traceparent: str | None, trace_id: int, tracestate: str | None = None
+    ) -> bool:
+        """A sampler `_rules` does not know decides through the SDK's own interface."""
         context = None
-        parent = None
         if traceparent:
             carrier = {"traceparent": traceparent}
             if tracestate:
                 carrier["tracestate"] = tracestate
             context = self._propagator.extract(carrier)
-            found = get_current_span(context).get_span_context()
-            if found.is_valid:
-                parent = found
-            else:
-                context = None
-        trace_id = parent.trace_id if parent is not None else self._random.getrandbits(128) or 1
-        decision = self.sampler.should_sample(context, trace_id, "call", SpanKind.SERVER)
-        return Call(
-            trace_id=trace_id,
-            span_id=self._random.getrandbits(64) or 1,
-            parent_span_id=parent.span_id if parent is not None else None,
-            sampled=decision.decision.is_sampled(),  # type: ignore[no-untyped-call]
-            forced=forced,
-            remote_parent=parent is not None,
-            trace_state=parent.trace_state.to_header() if parent is not None else "",
-            start_ns=time.time_ns(),  # the server span's start: the call came in now
-        )
+        decision = self._sampler.should_sample(context, trace_id, "call", self._server_kind)
+        return bool(decision.decision.is_sampled())  # type: ignore[no-untyped-call]
 
     def finish(
         self,
@@ -96,13 +193,14 @@ class Tracing:
         *,
         status: int,
         admitted: bool,
-    ) -> bool:
+    ) -> Ended | None:
         """Hand an ended call to the sink when it is to be exported: sampled, or forced by an
-        admin (`admitted`). True when it was."""
+        admin (`admitted`). What was handed (calls.ended), or None."""
         if not (call.sampled or (call.forced and admitted)):
-            return False
-        self.sink.put(call, name, end_ns, dict(attributes), status)
-        return True
+            return None
+        done = ended(call, name, end_ns, attributes, status)
+        self.sink.put(done)
+        return done
 
     def shutdown(self) -> None:
         self.sink.stop()
@@ -323,10 +421,29 @@ def _build(env: Mapping[str, str], exporter_name: str) -> Tracing:
         complaints = logging.getLogger(EXPORTER_LOGGER)
         if not any(isinstance(f, Quieter) for f in complaints.filters):
             complaints.addFilter(Quieter())
-    return _make(exporter, _sampler(env), batch=True)
+    return _make(exporter, _sampler(env), batch=True, interval=_delay(env))
 
 
-def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
+DELAY = 1.0  # seconds between the calls' span requests (sooner past sink.BATCH calls waiting)
+
+
+def _delay(env: Mapping[str, str]) -> float:
+    """How often recorded calls are sent: OTEL_BSP_SCHEDULE_DELAY (milliseconds), as the SDK's
+    batch processor reads it, else DELAY. Each request has a fixed cost (~1 ms of the worker's
+    CPU through the exporter's HTTP client, more on a busy host): at 1% sampling, five a
+    second were most of what tracing cost a worker."""
+    given = (env.get("OTEL_BSP_SCHEDULE_DELAY") or "").strip()
+    try:
+        milliseconds = float(given) if given else DELAY * 1000
+    except ValueError:
+        log.warning("OTEL_BSP_SCHEDULE_DELAY=%r is not a number of milliseconds", given)
+        milliseconds = DELAY * 1000
+    return min(max(milliseconds, 10.0), 60_000.0) / 1000
+
+
+def _make(
+    exporter: SpanExporter, sampler: Sampler, *, batch: bool, interval: float = DELAY
+) -> Tracing:
     from opentelemetry.sdk.resources import OTELResourceDetector, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -349,7 +466,8 @@ def _make(exporter: SpanExporter, sampler: Sampler, *, batch: bool) -> Tracing:
     provider.add_span_processor(processor)
     tracer = provider.get_tracer(SCOPE)
     scope = getattr(tracer, "_instrumentation_scope", None)
-    return Tracing(provider, SpanSink(processor, provider.resource, scope, send=_sender(exporter)))
+    sink = SpanSink(processor, provider.resource, scope, interval=interval, send=_sender(exporter))
+    return Tracing(provider, sink)
 
 
 def _sender(exporter: SpanExporter) -> Callable[[bytes], bool] | None:
