@@ -15,7 +15,7 @@ from mlgate.access import policy
 from mlgate.access.model import AuditQuery, Target
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services, bootstrap
-from mlgate.errors import ConfigError
+from mlgate.errors import ConfigError, InvalidInput
 from mlgate.settings import Settings
 from tests.fakes import FixedClock, InMemoryArtifactStore, in_memory_uow_factory
 from tests.unit.registry_records import a_version, register
@@ -118,7 +118,7 @@ def test_the_filter_providers_send_finds_one_user(scim: TestClient) -> None:
 def test_bad_payloads_are_refused_and_nothing_is_written(
     services: Services, scim: TestClient
 ) -> None:
-    for body in ({"schemas": [USER]}, {"schemas": [USER], "userName": "a@b.c"}, [1, 2]):
+    for body in ({"schemas": [USER]}, {"schemas": [USER], "userName": "a b"}, [1, 2]):
         answer = scim.post("/scim/v2/Users", json=body)
         assert answer.status_code == 400, answer.text
         assert answer.json()["status"] == "400"
@@ -151,6 +151,30 @@ def test_deactivating_ends_sessions_and_keys_at_once_and_is_audited(
     # back on: the key works again (it was never revoked), the sessions stay ended
     patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "path": "active", "value": True})
     assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_an_email_address_user_name_is_provisioned_signed_in_and_deactivated(
+    services: Services, scim: TestClient
+) -> None:
+    # Okta's and Entra ID's SCIM apps send the email address (or UPN) as userName by default
+    made = make_user(scim, "alice@example.com")
+    _, key = services.access.create_key(
+        by=None, owner_kind="user", owner="alice@example.com", name="k"
+    )
+    assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": False}})
+    assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    answer = patch(
+        scim, f"/scim/v2/Users/{made['id']}",
+        {"op": "replace", "path": "userName", "value": "alice.smith@example.com"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    with services.uow() as uow:
+        assert [u.name for u in uow.users.all()] == ["alice.smith@example.com"]
+    # the same name is accepted by `mlgate users create` (and refused with a space)
+    services.access.create_user(by=None, name="bob@example.com", password=None, is_admin=False)
+    with pytest.raises(InvalidInput):
+        services.access.create_user(by=None, name="bob @x", password=None, is_admin=False)
 
 
 def test_deleting_a_user_disables_it_and_revokes_its_keys(

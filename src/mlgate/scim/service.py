@@ -45,7 +45,7 @@ from scim2_models import (
 from mlgate.access import audit
 from mlgate.access.model import User as MlgateUser
 from mlgate.errors import InvalidInput
-from mlgate.registry.model import check_name
+from mlgate.registry.model import check_user_name
 from mlgate.scim.model import Kind, ScimRecord
 from mlgate.uow import UnitOfWork
 
@@ -233,7 +233,7 @@ def _name_of(kind: Kind, resource: Any) -> str:
     if kind == "User":
         name = str(resource.user_name or "")
         try:
-            check_name("user", name)
+            check_user_name(name)
         except InvalidInput as exc:
             raise InvalidValueException(detail=f"userName: {exc}") from exc
         return name
