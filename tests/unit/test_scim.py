@@ -177,6 +177,26 @@ def test_an_email_address_user_name_is_provisioned_signed_in_and_deactivated(
         services.access.create_user(by=None, name="bob @x", password=None, is_admin=False)
 
 
+def test_a_deactivated_users_keys_read_owner_disabled_in_lists_and_checks(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: the dashboard, `mlgate keys list` and `keys check` said "active"
+    # and "live" of keys that were refused with 401 account_disabled
+    made = make_user(scim, "frank@example.com")
+    _, token = services.access.create_key(
+        by=None, owner_kind="user", owner="frank@example.com", name="k"
+    )
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": False}})
+    now = services.clock()
+    [key] = services.access.keys(by=None)
+    assert key.state(now) == "owner disabled" and not key.usable(now)
+    [found] = services.access.check_keys(f"KEY={token}\n", offline=False)
+    assert found.status == "live (owner disabled)"
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": True}})
+    assert [k.state(now) for k in services.access.keys(by=None)] == ["active"]
+    assert services.access.check_keys(token, offline=False)[0].status == "live"
+
+
 def test_deleting_a_user_disables_it_and_revokes_its_keys(
     services: Services, scim: TestClient
 ) -> None:

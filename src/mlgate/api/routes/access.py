@@ -136,7 +136,10 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
-    state: str = Field(description="active, rotating (its old secret works too), revoked, expired")
+    state: str = Field(
+        description="active, rotating (its old secret works too), revoked, expired, "
+        "owner disabled (refused until the owner is enabled again)"
+    )
     rotated_at: datetime | None = None
     previous_until: datetime | None = Field(
         None, description="While rotating: when the secret before the last rotation stops"
@@ -169,7 +172,8 @@ class KeyFindingOut(BaseModel):
     masked: str = Field(description="The key's public id; never its secret")
     shape: Literal["checksummed", "legacy", "bad_checksum", "malformed"]
     status: str = Field(
-        description="live, live (old secret), revoked, expired, retired, unknown, malformed"
+        description="live, live (old secret), live (owner disabled), revoked, expired, "
+        "retired, unknown, malformed"
     )
     name: str | None
     owner: str | None
