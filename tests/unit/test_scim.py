@@ -197,6 +197,24 @@ def test_a_deactivated_users_keys_read_owner_disabled_in_lists_and_checks(
     assert services.access.check_keys(token, offline=False)[0].status == "live"
 
 
+def test_the_users_list_shows_the_groups_scim_gave_and_who_signs_in_through_the_provider(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: `mlgate users list` and GET /v1/users showed no groups, so a SCIM
+    # membership change was visible nowhere but in /scim/v2
+    made = make_user(scim, "gina@example.com")
+    scim.post("/scim/v2/Groups", json={"schemas": [GROUP], "displayName": "data-science",
+                                       "members": [{"value": made["id"]}]})  # fmt: skip
+    services.access.create_user(by=None, name="root", password="a long passphrase 42",
+                                is_admin=True)  # fmt: skip
+    _, key = services.access.create_key(by=None, owner_kind="user", owner="root", name="k",
+                                        scopes=("admin",))  # fmt: skip
+    users = scim.get("/v1/users", headers={"Authorization": f"Bearer {key}"}).json()
+    gina = next(u for u in users if u["name"] == "gina@example.com")
+    assert gina["groups"] == ["data-science"] and gina["single_sign_on"] is False
+    assert not gina["can_log_in"]
+
+
 def test_deleting_a_user_disables_it_and_revokes_its_keys(
     services: Services, scim: TestClient
 ) -> None:

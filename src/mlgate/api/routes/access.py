@@ -83,7 +83,9 @@ class UserOut(BaseModel):
     admin: bool
     created_at: datetime
     disabled: bool
-    can_log_in: bool
+    can_log_in: bool = Field(description="with a password here")
+    single_sign_on: bool = Field(description="has signed in through the identity provider")
+    groups: list[str] = Field(description="the provider's groups (last sign-in, or SCIM)")
 
 
 class ConsumerIn(BaseModel):
@@ -618,6 +620,8 @@ def _user(u: User) -> UserOut:
         created_at=u.created_at,
         disabled=u.disabled_at is not None,
         can_log_in=u.password_hash is not None,
+        single_sign_on=u.sso_subject is not None,
+        groups=list(u.groups),
     )
 
 
