@@ -113,6 +113,9 @@ def test_the_filter_providers_send_finds_one_user(scim: TestClient) -> None:
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
     assert scim.get("/scim/v2/Users", params={"count": "lots"}).status_code == 400
     assert scim.get("/scim/v2/Users", params={"count": "99999999"}).status_code == 200
+    # a huge startIndex was told it "is a whole number" (it is one: too long is the reason)
+    huge = scim.get("/scim/v2/Users", params={"startIndex": "9" * 30})
+    assert huge.status_code == 400 and "at most 12 digits" in huge.json()["detail"]
 
 
 def test_bad_payloads_are_refused_and_nothing_is_written(
