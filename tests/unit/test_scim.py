@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from mlgate.access import policy
 from mlgate.access.model import AuditQuery, Target
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services, bootstrap
+from mlgate.cli.main import app as cli
 from mlgate.errors import ConfigError, InvalidInput
 from mlgate.settings import Settings
 from tests.fakes import FixedClock, InMemoryArtifactStore, in_memory_uow_factory
@@ -216,6 +218,9 @@ def test_the_users_list_shows_the_groups_scim_gave_and_who_signs_in_through_the_
     gina = next(u for u in users if u["name"] == "gina@example.com")
     assert gina["groups"] == ["data-science"] and gina["single_sign_on"] is False
     assert not gina["can_log_in"]
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["users", "list"], obj=services)
+    assert listed.exit_code == 0, listed.output
+    assert "gina@example.com" in listed.output and "data-science" in listed.output
 
 
 def test_deleting_a_user_disables_it_and_revokes_its_keys(
