@@ -278,6 +278,26 @@ def test_group_membership_is_what_group_grants_reach(services: Services, scim: T
     assert [e.target for e in events] == ["group:ds", "group:data-science", "group:data-science"]
 
 
+def test_a_deleted_user_enabled_again_by_hand_gets_back_no_group_grants(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: a SCIM DELETE left the user's groups on it, so `mlgate users
+    # enable` gave back the group grants of groups the provider no longer listed it in
+    register(services.uow, a_version(1))
+    services.access.add_grant(by=None, subject_kind="group", subject="analysts",
+                              target="churn", role="maintainer", actor="cli:root")  # fmt: skip
+    hank = make_user(scim, "hank@example.com")
+    scim.post("/scim/v2/Groups", json={"schemas": [GROUP], "displayName": "analysts",
+                                       "members": [{"value": hank["id"]}]})  # fmt: skip
+    assert policy.may(_principal(services, "hank@example.com"), "train", Target("churn"))
+    assert scim.delete(f"/scim/v2/Users/{hank['id']}").status_code == 204
+    services.access.set_user_disabled("hank@example.com", disabled=False, by=None)
+    with services.uow() as uow:
+        user = uow.users.get("hank@example.com")
+    assert user is not None and user.groups == ()
+    assert not policy.may(_principal(services, "hank@example.com"), "train", Target("churn"))
+
+
 def _principal(services: Services, name: str) -> Any:
     from mlgate.access.accounts import open_session
 
