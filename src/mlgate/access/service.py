@@ -101,9 +101,8 @@ def list_keys(
         owner_kind, owner = by.kind, by.name
     with uow:
         found = uow.keys.all(owner_kind, owner)
-        off = {("user", u.name) for u in uow.users.all() if u.disabled_at is not None} | {
-            ("consumer", c.name) for c in uow.consumers.all() if c.disabled_at is not None
-        }
+        owners = {(k.owner_kind, k.owner): k for k in found}
+        off = {o for o, k in owners.items() if _owner_disabled(uow, k)}
     return [replace(k, owner_disabled=True) if (k.owner_kind, k.owner) in off else k
             for k in found]  # fmt: skip
 
@@ -310,6 +309,7 @@ def _finding(
 ) -> KeyFinding:
     with uow:
         key = uow.keys.get(token.prefix)
+        owner_off = key is not None and _owner_disabled(uow, key)
     if key is None:
         return KeyFinding(line, keys.masked(raw), shape, "unknown")
     which = _secret_of(key, token, server_secret, now)
@@ -321,7 +321,7 @@ def _finding(
         until = None
     elif key.state(now) in ("revoked", "expired"):
         status, until = key.state(now), None
-    elif _owner_disabled(uow, key):  # refused now; works again if the owner is enabled
+    elif owner_off:  # refused now; works again if the owner is enabled
         status, until = "live (owner disabled)", key.expires_at
     elif which == "old":
         status, until = "live (old secret)", key.previous_until
@@ -337,10 +337,10 @@ def _finding(
 
 
 def _owner_disabled(uow: UnitOfWork, key: ApiKey) -> bool:
-    with uow:
-        account: User | Consumer | None = (
-            uow.users.get(key.owner) if key.owner_kind == "user" else uow.consumers.get(key.owner)
-        )
+    """Whether the key's owner is disabled (or gone); inside the caller's `with uow`."""
+    account: User | Consumer | None = (
+        uow.users.get(key.owner) if key.owner_kind == "user" else uow.consumers.get(key.owner)
+    )
     return account is None or account.disabled_at is not None
 
 
