@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from mlgate.access import policy
 from mlgate.access.model import AuditQuery, Target
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services, bootstrap
-from mlgate.errors import ConfigError
+from mlgate.cli.main import app as cli
+from mlgate.errors import ConfigError, InvalidInput
 from mlgate.settings import Settings
 from tests.fakes import FixedClock, InMemoryArtifactStore, in_memory_uow_factory
 from tests.unit.registry_records import a_version, register
@@ -113,12 +115,15 @@ def test_the_filter_providers_send_finds_one_user(scim: TestClient) -> None:
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidFilter"
     assert scim.get("/scim/v2/Users", params={"count": "lots"}).status_code == 400
     assert scim.get("/scim/v2/Users", params={"count": "99999999"}).status_code == 200
+    # a huge startIndex was told it "is a whole number" (it is one: too long is the reason)
+    huge = scim.get("/scim/v2/Users", params={"startIndex": "9" * 30})
+    assert huge.status_code == 400 and "at most 12 digits" in huge.json()["detail"]
 
 
 def test_bad_payloads_are_refused_and_nothing_is_written(
     services: Services, scim: TestClient
 ) -> None:
-    for body in ({"schemas": [USER]}, {"schemas": [USER], "userName": "a@b.c"}, [1, 2]):
+    for body in ({"schemas": [USER]}, {"schemas": [USER], "userName": "a b"}, [1, 2]):
         answer = scim.post("/scim/v2/Users", json=body)
         assert answer.status_code == 400, answer.text
         assert answer.json()["status"] == "400"
@@ -151,6 +156,71 @@ def test_deactivating_ends_sessions_and_keys_at_once_and_is_audited(
     # back on: the key works again (it was never revoked), the sessions stay ended
     patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "path": "active", "value": True})
     assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_an_email_address_user_name_is_provisioned_signed_in_and_deactivated(
+    services: Services, scim: TestClient
+) -> None:
+    # Okta's and Entra ID's SCIM apps send the email address (or UPN) as userName by default
+    made = make_user(scim, "alice@example.com")
+    _, key = services.access.create_key(
+        by=None, owner_kind="user", owner="alice@example.com", name="k"
+    )
+    assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": False}})
+    assert scim.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    answer = patch(
+        scim, f"/scim/v2/Users/{made['id']}",
+        {"op": "replace", "path": "userName", "value": "alice.smith@example.com"},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    with services.uow() as uow:
+        assert [u.name for u in uow.users.all()] == ["alice.smith@example.com"]
+    # the same name is accepted by `mlgate users create` (and refused with a space)
+    services.access.create_user(by=None, name="bob@example.com", password=None, is_admin=False)
+    with pytest.raises(InvalidInput):
+        services.access.create_user(by=None, name="bob @x", password=None, is_admin=False)
+
+
+def test_a_deactivated_users_keys_read_owner_disabled_in_lists_and_checks(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: the dashboard, `mlgate keys list` and `keys check` said "active"
+    # and "live" of keys that were refused with 401 account_disabled
+    made = make_user(scim, "frank@example.com")
+    _, token = services.access.create_key(
+        by=None, owner_kind="user", owner="frank@example.com", name="k"
+    )
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": False}})
+    now = services.clock()
+    [key] = services.access.keys(by=None)
+    assert key.state(now) == "owner disabled" and not key.usable(now)
+    [found] = services.access.check_keys(f"KEY={token}\n", offline=False)
+    assert found.status == "live (owner disabled)"
+    patch(scim, f"/scim/v2/Users/{made['id']}", {"op": "replace", "value": {"active": True}})
+    assert [k.state(now) for k in services.access.keys(by=None)] == ["active"]
+    assert services.access.check_keys(token, offline=False)[0].status == "live"
+
+
+def test_the_users_list_shows_the_groups_scim_gave_and_who_signs_in_through_the_provider(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: `mlgate users list` and GET /v1/users showed no groups, so a SCIM
+    # membership change was visible nowhere but in /scim/v2
+    made = make_user(scim, "gina@example.com")
+    scim.post("/scim/v2/Groups", json={"schemas": [GROUP], "displayName": "data-science",
+                                       "members": [{"value": made["id"]}]})  # fmt: skip
+    services.access.create_user(by=None, name="root", password="a long passphrase 42",
+                                is_admin=True)  # fmt: skip
+    _, key = services.access.create_key(by=None, owner_kind="user", owner="root", name="k",
+                                        scopes=("admin",))  # fmt: skip
+    users = scim.get("/v1/users", headers={"Authorization": f"Bearer {key}"}).json()
+    gina = next(u for u in users if u["name"] == "gina@example.com")
+    assert gina["groups"] == ["data-science"] and gina["single_sign_on"] is False
+    assert not gina["can_log_in"]
+    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["users", "list"], obj=services)
+    assert listed.exit_code == 0, listed.output
+    assert "gina@example.com" in listed.output and "data-science" in listed.output
 
 
 def test_deleting_a_user_disables_it_and_revokes_its_keys(
@@ -206,6 +276,26 @@ def test_group_membership_is_what_group_grants_reach(services: Services, scim: T
     assert not may("bob")
     events = services.access.audit_log(AuditQuery(action="scim.patch_group"))
     assert [e.target for e in events] == ["group:ds", "group:data-science", "group:data-science"]
+
+
+def test_a_deleted_user_enabled_again_by_hand_gets_back_no_group_grants(
+    services: Services, scim: TestClient
+) -> None:
+    # found trying issue 36: a SCIM DELETE left the user's groups on it, so `mlgate users
+    # enable` gave back the group grants of groups the provider no longer listed it in
+    register(services.uow, a_version(1))
+    services.access.add_grant(by=None, subject_kind="group", subject="analysts",
+                              target="churn", role="maintainer", actor="cli:root")  # fmt: skip
+    hank = make_user(scim, "hank@example.com")
+    scim.post("/scim/v2/Groups", json={"schemas": [GROUP], "displayName": "analysts",
+                                       "members": [{"value": hank["id"]}]})  # fmt: skip
+    assert policy.may(_principal(services, "hank@example.com"), "train", Target("churn"))
+    assert scim.delete(f"/scim/v2/Users/{hank['id']}").status_code == 204
+    services.access.set_user_disabled("hank@example.com", disabled=False, by=None)
+    with services.uow() as uow:
+        user = uow.users.get("hank@example.com")
+    assert user is not None and user.groups == ()
+    assert not policy.may(_principal(services, "hank@example.com"), "train", Target("churn"))
 
 
 def _principal(services: Services, name: str) -> Any:

@@ -206,6 +206,12 @@ def test_a_first_sign_in_makes_the_user_and_the_audit_log_says_so(services: Serv
     assert len(signed) == 2
 
 
+def test_an_email_address_preferred_username_signs_in(services: Services) -> None:
+    # Entra ID's and many Keycloak realms' preferred_username is the email address
+    principal = principal_after_sign_in(services, "alice@example.com", "data-science")
+    assert principal.name == "alice@example.com"
+
+
 def test_admin_comes_from_the_group_and_goes_with_it_at_the_next_sign_in(
     services: Services,
 ) -> None:

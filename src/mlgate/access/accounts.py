@@ -32,7 +32,7 @@ from mlgate.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from mlgate.registry.model import check_name
+from mlgate.registry.model import check_name, check_user_name
 from mlgate.uow import UnitOfWork
 
 SESSION_TTL = timedelta(hours=1)
@@ -56,7 +56,7 @@ def create_user(
 ) -> User:
     """A new user; without a password the account cannot log in (it can still own keys)."""
     _require_admin(by)
-    check_name("user", name)
+    check_user_name(name)
     if password is not None:
         passwords.check_strength(password, name=name)
     user = User(

@@ -12,7 +12,7 @@ ROLES = ("owner", "maintainer", "viewer", "consumer")
 OwnerKind = Literal["user", "consumer"]
 SubjectKind = Literal["user", "consumer", "group"]  # who a grant names; a group: the provider's
 Role = Literal["owner", "maintainer", "viewer", "consumer"]
-KeyState = Literal["active", "rotating", "revoked", "expired"]
+KeyState = Literal["active", "rotating", "revoked", "expired", "owner disabled"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ class ApiKey:
     previous_digest: str | None = field(default=None, repr=False)
     previous_until: datetime | None = None
     rotated_at: datetime | None = None
+    # Not stored: set by `list_keys` when the owner is disabled (a user SCIM deactivated), whose
+    # keys are refused until the owner is enabled again.
+    owner_disabled: bool = False
 
     def state(self, now: datetime) -> KeyState:
         """`rotating` while the secret before the last rotation still works."""
@@ -104,6 +107,8 @@ class ApiKey:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
+        if self.owner_disabled:
+            return "owner disabled"
         if self.old_secret_works(now):
             return "rotating"
         return "active"

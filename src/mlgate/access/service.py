@@ -8,7 +8,7 @@ and the database anyway and may do anything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -100,7 +100,11 @@ def list_keys(
             raise PermissionDenied("only admins list other people's keys", code="admin_only")
         owner_kind, owner = by.kind, by.name
     with uow:
-        return uow.keys.all(owner_kind, owner)
+        found = uow.keys.all(owner_kind, owner)
+        owners = {(k.owner_kind, k.owner): k for k in found}
+        off = {o for o, k in owners.items() if _owner_disabled(uow, k)}
+    return [replace(k, owner_disabled=True) if (k.owner_kind, k.owner) in off else k
+            for k in found]  # fmt: skip
 
 
 @audited("access.revoke_key", "prefix_or_name")
@@ -305,6 +309,7 @@ def _finding(
 ) -> KeyFinding:
     with uow:
         key = uow.keys.get(token.prefix)
+        owner_off = key is not None and _owner_disabled(uow, key)
     if key is None:
         return KeyFinding(line, keys.masked(raw), shape, "unknown")
     which = _secret_of(key, token, server_secret, now)
@@ -316,6 +321,8 @@ def _finding(
         until = None
     elif key.state(now) in ("revoked", "expired"):
         status, until = key.state(now), None
+    elif owner_off:  # refused now; works again if the owner is enabled
+        status, until = "live (owner disabled)", key.expires_at
     elif which == "old":
         status, until = "live (old secret)", key.previous_until
     else:
@@ -327,6 +334,14 @@ def _finding(
         owner=f"{key.owner_kind}:{key.owner}" if known else None,
         until=until,
     )  # fmt: skip
+
+
+def _owner_disabled(uow: UnitOfWork, key: ApiKey) -> bool:
+    """Whether the key's owner is disabled (or gone); inside the caller's `with uow`."""
+    account: User | Consumer | None = (
+        uow.users.get(key.owner) if key.owner_kind == "user" else uow.consumers.get(key.owner)
+    )
+    return account is None or account.disabled_at is not None
 
 
 def _owner_principal(

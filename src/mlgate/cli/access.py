@@ -74,12 +74,15 @@ def list_users(ctx: typer.Context) -> None:
     """List users (never their passwords)."""
     remote = remote_of(ctx)
     rows = remote.call("GET", "/v1/users") if remote else [_user(u) for u in _local_users(ctx)]
-    table = Table("name", "admin", "can log in", "created", "status")
+    table = Table("name", "admin", "can log in", "groups", "created", "status")
     for u in rows:
+        how = [w for w, on in (("password", u["can_log_in"]),
+                               ("single sign-on", u.get("single_sign_on"))) if on]  # fmt: skip
         table.add_row(
             u["name"],
             "yes" if u["admin"] else "",
-            "yes" if u["can_log_in"] else "no (keys only)",
+            ", ".join(how) or "no (keys only)",
+            ", ".join(u.get("groups") or []),
             str(u["created_at"])[:16],
             "disabled" if u["disabled"] else "active",
         )
@@ -498,6 +501,8 @@ def _user(u: User) -> dict[str, Any]:
         "name": u.name,
         "admin": u.is_admin,
         "can_log_in": u.password_hash is not None,
+        "single_sign_on": u.sso_subject is not None,
+        "groups": list(u.groups),
         "created_at": u.created_at.isoformat(),
         "disabled": u.disabled_at is not None,
     }

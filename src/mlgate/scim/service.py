@@ -45,7 +45,7 @@ from scim2_models import (
 from mlgate.access import audit
 from mlgate.access.model import User as MlgateUser
 from mlgate.errors import InvalidInput
-from mlgate.registry.model import check_name
+from mlgate.registry.model import check_user_name
 from mlgate.scim.model import Kind, ScimRecord
 from mlgate.uow import UnitOfWork
 
@@ -233,7 +233,7 @@ def _name_of(kind: Kind, resource: Any) -> str:
     if kind == "User":
         name = str(resource.user_name or "")
         try:
-            check_name("user", name)
+            check_user_name(name)
         except InvalidInput as exc:
             raise InvalidValueException(detail=f"userName: {exc}") from exc
         return name
@@ -323,6 +323,12 @@ def _apply(
                 if record.id in group.members():
                     kept = [m for m in group.body.get("members", []) if m.get("value") != record.id]
                     uow.scim.save(replace(group, body={**group.body, "members": kept}))
+            # its record is gone, so `_project` cannot reach the user: drop its groups here, or
+            # `mlgate users enable` would bring back the group grants (and admin) it had
+            user = uow.users.get(record.name)
+            if user is not None and (user.groups or (admin_groups and user.is_admin)):
+                admin = False if admin_groups else user.is_admin
+                uow.users.save(replace(user, groups=(), is_admin=admin))
         _project(uow, [record.id], admin_groups)
     else:
         old = set(before.members()) if before else set()

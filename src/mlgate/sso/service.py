@@ -21,7 +21,7 @@ from mlgate.access.accounts import SESSION_TTL, grants_of, open_session
 from mlgate.access.model import SCOPES, Principal, Session, User
 from mlgate.caching import Budget
 from mlgate.errors import InvalidInput, MlgateError, NotFound, TooManyRequests, Unauthenticated
-from mlgate.registry.model import check_name
+from mlgate.registry.model import check_user_name
 from mlgate.sso import tokens
 from mlgate.sso.device import DeviceGrant, Pending, Started
 from mlgate.uow import UnitOfWork
@@ -228,7 +228,7 @@ def sign_in(
                 code="no_username",
             )
         try:
-            check_name("user", name)
+            check_user_name(name)
         except InvalidInput as exc:
             raise Unauthenticated(str(exc), code="bad_username") from exc
         with uow:

@@ -83,7 +83,9 @@ class UserOut(BaseModel):
     admin: bool
     created_at: datetime
     disabled: bool
-    can_log_in: bool
+    can_log_in: bool = Field(description="with a password here")
+    single_sign_on: bool = Field(description="has signed in through the identity provider")
+    groups: list[str] = Field(description="the provider's groups (last sign-in, or SCIM)")
 
 
 class ConsumerIn(BaseModel):
@@ -136,7 +138,10 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
-    state: str = Field(description="active, rotating (its old secret works too), revoked, expired")
+    state: str = Field(
+        description="active, rotating (its old secret works too), revoked, expired, "
+        "owner disabled (refused until the owner is enabled again)"
+    )
     rotated_at: datetime | None = None
     previous_until: datetime | None = Field(
         None, description="While rotating: when the secret before the last rotation stops"
@@ -169,7 +174,8 @@ class KeyFindingOut(BaseModel):
     masked: str = Field(description="The key's public id; never its secret")
     shape: Literal["checksummed", "legacy", "bad_checksum", "malformed"]
     status: str = Field(
-        description="live, live (old secret), revoked, expired, retired, unknown, malformed"
+        description="live, live (old secret), live (owner disabled), revoked, expired, "
+        "retired, unknown, malformed"
     )
     name: str | None
     owner: str | None
@@ -614,6 +620,8 @@ def _user(u: User) -> UserOut:
         created_at=u.created_at,
         disabled=u.disabled_at is not None,
         can_log_in=u.password_hash is not None,
+        single_sign_on=u.sso_subject is not None,
+        groups=list(u.groups),
     )
 
 

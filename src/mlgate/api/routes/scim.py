@@ -141,7 +141,8 @@ def _bounded(params: dict[str, str], name: str, default: int, low: int, high: in
     if raw is None:
         return default
     if not raw.strip().lstrip("-").isdecimal() or len(raw) > 12:
-        raise BadRequestValue(detail=f"{name} is a whole number, not {raw[:20]!r}")
+        raise BadRequestValue(detail=f"{name} is a whole number of at most 12 digits, not "
+                              f"{raw[:20]!r}{'...' if len(raw) > 20 else ''}")  # fmt: skip
     return min(max(int(raw), low), high)
 
 
