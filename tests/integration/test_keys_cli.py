@@ -109,3 +109,21 @@ def test_a_missing_file_and_a_far_lifetime_are_refused_with_a_reason(
         code, out = run(services, "keys", "create", "--consumer", "acme", "--name", "x",
                         "--expires", far)  # fmt: skip
         assert code == 1 and "past the year 9999" in out, out
+
+
+def test_a_check_looks_up_a_bounded_number_of_keys_and_says_how_to_check_more(
+    services: Services, tmp_path: Path
+) -> None:
+    # found by the fresh-eye review: POST /v1/keys/check read the database once per key, 12.8 s
+    # for a 4 MB body of 70,000 keys
+    from mlgate.access import keys
+    from mlgate.access.service import MAX_KEYS_LOOKED_UP
+
+    many = tmp_path / "dump.txt"
+    many.write_text("\n".join(str(keys.new_key()) for _ in range(MAX_KEYS_LOOKED_UP + 1)))
+    code, out = run(services, "keys", "check", str(many))
+    flat = " ".join(out.split())
+    assert code != 0 and f"a check looks up at most {MAX_KEYS_LOOKED_UP:,}" in flat, out
+    assert "--offline" in flat and "Traceback" not in out
+    code, out = run(services, "keys", "check", "--offline", str(many))
+    assert code == 0 and out.count("mlg_") == MAX_KEYS_LOOKED_UP + 1
