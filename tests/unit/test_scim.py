@@ -178,6 +178,12 @@ def test_an_email_address_user_name_is_provisioned_signed_in_and_deactivated(
         assert [u.name for u in uow.users.all()] == ["alice.smith@example.com"]
     # the same name is accepted by `mlgate users create` (and refused with a space)
     services.access.create_user(by=None, name="bob@example.com", password=None, is_admin=False)
+    # a sub-addressed one too, and its routes read it back (a '+' stands as-is in a path)
+    plus = make_user(scim, "carol+ml@example.com")
+    assert scim.get(f"/scim/v2/Users/{plus['id']}").json()["userName"] == "carol+ml@example.com"
+    _, hers = services.access.create_key(by=None, owner_kind="user",
+                                         owner="carol+ml@example.com", name="k")  # fmt: skip
+    assert scim.get("/v1/models", headers={"Authorization": f"Bearer {hers}"}).status_code == 200
     with pytest.raises(InvalidInput):
         services.access.create_user(by=None, name="bob @x", password=None, is_admin=False)
 

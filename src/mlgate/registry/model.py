@@ -110,20 +110,21 @@ def check_name(kind: str, name: str) -> str:
 
 
 def check_user_name(name: str) -> str:
-    """`name` if it can name a user: as `check_name`, and `@` too, since identity providers
-    name people by their email address (Okta's and Entra ID's SCIM `userName`, their
-    `preferred_username`); `@` is allowed as-is in a URL path segment."""
+    """`name` if it can name a user: as `check_name`, and `@` and `+` too, since identity
+    providers name people by their email address (Okta's and Entra ID's SCIM `userName`, their
+    `preferred_username`), sub-addressed ones included; both stand as-is in a URL path
+    segment."""
     from mlgate.errors import InvalidInput
 
     if not name or len(name) > 128 or not set(name) <= _USER_CHARS or not name[0].isalnum():
         raise InvalidInput(
-            "user names are 1-128 letters, digits, '_', '.', '-' or '@', starting with a "
+            "user names are 1-128 letters, digits, '_', '.', '-', '@' or '+', starting with a "
             f"letter or digit; {name[:40]!r} is not one"
         )
     return name
 
 
-_USER_CHARS = _NAME_CHARS | {"@"}
+_USER_CHARS = _NAME_CHARS | {"@", "+"}
 PRODUCTION = "production"
 _ALIAS_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
