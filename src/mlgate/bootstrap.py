@@ -226,12 +226,9 @@ class Services:
         """The model's running rollouts, every running one read at most once a second."""
 
         def load() -> dict[str, tuple[Rollout, ...]]:
-            with self.uow() as uow:
-                running = uow.rollouts.running()
-            out: dict[str, tuple[Rollout, ...]] = {}
-            for rollout in running:
-                out[rollout.model] = (*out.get(rollout.model, ()), rollout)
-            return out
+            from mlgate.rollouts.service import running_by_model
+
+            return running_by_model(self.uow())
 
         return self.running_rollouts.get("all", load).get(model, ())
 

@@ -122,6 +122,17 @@ def notify(
     return outcome
 
 
+def running_by_model(uow: UnitOfWork) -> dict[str, tuple[Rollout, ...]]:
+    """Every running rollout, by its model: what the prediction path asks of each call (read
+    once for all models, so that one read a second serves every model's calls)."""
+    with uow:
+        running = uow.rollouts.running()
+    out: dict[str, tuple[Rollout, ...]] = {}
+    for rollout in running:
+        out[rollout.model] = (*out.get(rollout.model, ()), rollout)
+    return out
+
+
 def rollouts_of(uow: UnitOfWork, model: str) -> list[Rollout]:
     with uow:
         if uow.models.get(model) is None:
