@@ -303,3 +303,39 @@ def test_predict_in_database_scores_a_table_where_it_lies_and_notes_the_version(
 
     events = world.access.audit_log(AuditQuery(action="models.score_in_database"))
     assert any(e.target == version.ref and e.detail["into_table"] == out for e in events)
+
+
+def test_a_latin1_mysql_table_scored_in_database_answers_as_served(world: Services) -> None:
+    # Found by review 37: categories were compared as the column's own bytes, so a latin1
+    # column's `rød` never matched the query's UTF-8 'rød': 81 of 600 labels wrong, with the
+    # check (on a utf8mb4 scratch table) passed. The column is read as UTF-8 bytes now.
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    frame = table(300, seed=3)
+    frame["color"] = frame["color"].map({"red": "rød", "green": "grøn", "blue": "blå"})
+    frame.insert(0, "id", range(300))
+    url = world.sources.get("maria").url
+    engine = sa.create_engine(url)
+    frame.to_sql("latin_rows", engine, index=False, if_exists="replace")
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE latin_rows CONVERT TO CHARACTER SET latin1"))
+    run = CliRunner().invoke
+    trained_ = run(cli, ["train", "latin-logit", "--source", "maria", "--table", "latin_rows",
+                         "--target", "three", "--drop", "id", "--drop", "binary", "--drop",
+                         "value", "--no-report"], obj=world)  # fmt: skip
+    assert trained_.exit_code == 0, trained_.output
+    result = run(cli, ["predict", "latin-logit@1", "--source", "maria", "--table", "latin_rows",
+                       "--in-database", "--into-table", "latin_scores", "--key", "id"],
+                 obj=world)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        scored = pd.read_sql(sa.text("SELECT * FROM latin_scores ORDER BY id"), conn)
+    engine.dispose()
+    version = resolve_version(world.uow(), "latin-logit", None)
+    served = world.predictors.get(version).score(conform(frame, version.columns))
+    assert scored["prediction"].astype(str).tolist() == [str(p) for p in served.predictions]
+    probabilities = scored[[f"probability_{c}" for c in version.classes or ()]].to_numpy()
+    np.testing.assert_allclose(probabilities, served.probabilities, atol=1e-6)  # type: ignore[arg-type]
