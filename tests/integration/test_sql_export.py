@@ -339,3 +339,17 @@ def test_a_latin1_mysql_table_scored_in_database_answers_as_served(world: Servic
     assert scored["prediction"].astype(str).tolist() == [str(p) for p in served.predictions]
     probabilities = scored[[f"probability_{c}" for c in version.classes or ()]].to_numpy()
     np.testing.assert_allclose(probabilities, served.probabilities, atol=1e-6)  # type: ignore[arg-type]
+
+
+def test_an_empty_or_repeated_key_column_is_refused_as_invalid(world: Services) -> None:
+    # Found by review 37: `key=` answered `SELECT "", …` and `key=a&key=a` a query whose
+    # output table PostgreSQL refuses; both are a 422 before anything is built.
+    name = train(world, "logistic_regression", "binary")
+    url = f"/v1/models/{name}/versions/1/export"
+    with TestClient(create_app(world)) as client:
+        headers = {"Authorization": f"Bearer {admin_token(world, 'read', 'train')}"}
+        for keys in ([""], [" "], ["x1", "x1"]):
+            answer = client.get(url, params={"format": "sql", "dialect": "sqlite", "key": keys},
+                                headers=headers)  # fmt: skip
+            assert answer.status_code == 422, answer.text
+            assert "key column" in answer.json()["detail"]
