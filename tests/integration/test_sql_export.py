@@ -353,3 +353,21 @@ def test_an_empty_or_repeated_key_column_is_refused_as_invalid(world: Services) 
                                 headers=headers)  # fmt: skip
             assert answer.status_code == 422, answer.text
             assert "key column" in answer.json()["detail"]
+
+
+def test_an_export_to_a_folder_that_is_not_there_is_an_error_not_a_traceback(
+    world: Services, tmp_path: Path
+) -> None:
+    # Found by review 37: `models export … -o missing/dir/churn.sql` ended in a
+    # FileNotFoundError traceback.
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    name = train(world, "logistic_regression", "binary")
+    target = tmp_path / "missing" / "churn.sql"
+    words = ["models", "export", f"{name}@1", "--format", "sql", "--dialect", "sqlite", "-o"]
+    result = CliRunner().invoke(cli, [*words, str(target)], obj=world)
+    assert result.exit_code == 1
+    assert f"Error: {target}: No such file or directory" in result.output
+    assert not isinstance(result.exception, OSError)

@@ -53,6 +53,12 @@ class Group(TyperGroup):
                 if scope.recorded == 0:
                     _failed_attempt(ctx, exc)
                 raise typer.Exit(code=getattr(exc, "exit_code", 1)) from exc
+            except OSError as exc:
+                if exc.filename is None:  # not about a path the user named: a fault of ours
+                    raise
+                # An --output in a folder that is not there, a file not to be written.
+                errors.print(f"Error: {exc.filename}: {exc.strerror}", markup=False)
+                raise typer.Exit(code=1) from exc
 
 
 def _failed_attempt(ctx: Any, exc: MlgateError) -> None:
