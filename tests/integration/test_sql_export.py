@@ -303,3 +303,71 @@ def test_predict_in_database_scores_a_table_where_it_lies_and_notes_the_version(
 
     events = world.access.audit_log(AuditQuery(action="models.score_in_database"))
     assert any(e.target == version.ref and e.detail["into_table"] == out for e in events)
+
+
+def test_a_latin1_mysql_table_scored_in_database_answers_as_served(world: Services) -> None:
+    # Found by review 37: categories were compared as the column's own bytes, so a latin1
+    # column's `rød` never matched the query's UTF-8 'rød': 81 of 600 labels wrong, with the
+    # check (on a utf8mb4 scratch table) passed. The column is read as UTF-8 bytes now.
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    frame = table(300, seed=3)
+    frame["color"] = frame["color"].map({"red": "rød", "green": "grøn", "blue": "blå"})
+    frame.insert(0, "id", range(300))
+    url = world.sources.get("maria").url
+    engine = sa.create_engine(url)
+    frame.to_sql("latin_rows", engine, index=False, if_exists="replace")
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE latin_rows CONVERT TO CHARACTER SET latin1"))
+    run = CliRunner().invoke
+    trained_ = run(cli, ["train", "latin-logit", "--source", "maria", "--table", "latin_rows",
+                         "--target", "three", "--drop", "id", "--drop", "binary", "--drop",
+                         "value", "--no-report"], obj=world)  # fmt: skip
+    assert trained_.exit_code == 0, trained_.output
+    result = run(cli, ["predict", "latin-logit@1", "--source", "maria", "--table", "latin_rows",
+                       "--in-database", "--into-table", "latin_scores", "--key", "id"],
+                 obj=world)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        scored = pd.read_sql(sa.text("SELECT * FROM latin_scores ORDER BY id"), conn)
+    engine.dispose()
+    version = resolve_version(world.uow(), "latin-logit", None)
+    served = world.predictors.get(version).score(conform(frame, version.columns))
+    assert scored["prediction"].astype(str).tolist() == [str(p) for p in served.predictions]
+    probabilities = scored[[f"probability_{c}" for c in version.classes or ()]].to_numpy()
+    np.testing.assert_allclose(probabilities, served.probabilities, atol=1e-6)  # type: ignore[arg-type]
+
+
+def test_an_empty_or_repeated_key_column_is_refused_as_invalid(world: Services) -> None:
+    # Found by review 37: `key=` answered `SELECT "", …` and `key=a&key=a` a query whose
+    # output table PostgreSQL refuses; both are a 422 before anything is built.
+    name = train(world, "logistic_regression", "binary")
+    url = f"/v1/models/{name}/versions/1/export"
+    with TestClient(create_app(world)) as client:
+        headers = {"Authorization": f"Bearer {admin_token(world, 'read', 'train')}"}
+        for keys in ([""], [" "], ["x1", "x1"]):
+            answer = client.get(url, params={"format": "sql", "dialect": "sqlite", "key": keys},
+                                headers=headers)  # fmt: skip
+            assert answer.status_code == 422, answer.text
+            assert "key column" in answer.json()["detail"]
+
+
+def test_an_export_to_a_folder_that_is_not_there_is_an_error_not_a_traceback(
+    world: Services, tmp_path: Path
+) -> None:
+    # Found by review 37: `models export … -o missing/dir/churn.sql` ended in a
+    # FileNotFoundError traceback.
+    from typer.testing import CliRunner
+
+    from mlgate.cli.main import app as cli
+
+    name = train(world, "logistic_regression", "binary")
+    target = tmp_path / "missing" / "churn.sql"
+    words = ["models", "export", f"{name}@1", "--format", "sql", "--dialect", "sqlite", "-o"]
+    result = CliRunner().invoke(cli, [*words, str(target)], obj=world)
+    assert result.exit_code == 1
+    assert f"Error: {target}: No such file or directory" in result.output
+    assert not isinstance(result.exception, OSError)

@@ -58,3 +58,46 @@ def test_numbers_and_balanced_sums_are_written_as_sqlglot_writes_them(dialect: s
         assert balanced_text([number_text(v) for v in terms]) == balanced_sum(
             [number(v) for v in terms]
         ).sql(dialect=write)
+
+
+def _deep(depth: int, turn: str) -> Node:
+    """A tree `depth` splits deep, each split sending row value x <= k one way."""
+    node: Node = Leaf((float(depth), 0.0))
+    for k in reversed(range(depth)):
+        leaf = Leaf((float(k), 0.0))
+        left, right = (node, leaf) if turn == "left" else (leaf, node)
+        node = Split(feature=0, at_most=k + 0.5 if turn == "left" else float(k),
+                     missing_left=False, left=left, right=right)  # fmt: skip
+    return node
+
+
+@pytest.mark.fast
+def test_a_random_forest_deeper_than_sqlites_parser_stack_exports_to_sqlite() -> None:
+    # Found by review 37: a default random forest (no max_depth) was refused by SQLite with
+    # "parser stack overflow" (a 502), since each split nested one more CASE; a right
+    # subtree's CASE now joins its parent's, so a chain of 60 right turns is one CASE.
+    import sqlite3
+
+    tree = _deep(60, "right")
+    text = to_text(tree, 0, [feature(0).sql(dialect="sqlite")])
+    assert text == to_sql(tree, 0).sql(dialect="sqlite")
+    assert text.count("CASE") == 1
+    db = sqlite3.connect(":memory:")
+    for x, want in [(-1.0, 0.0), (0.5, 1.0), (30.2, 31.0), (99.0, 60.0), (None, 60.0)]:
+        assert db.execute(f"SELECT {text} FROM (SELECT ? AS mlgate_x0)", (x,)).fetchone() == (want,)
+
+
+@pytest.mark.fast
+def test_a_query_past_sqlites_parser_stack_is_refused_as_a_conflict_naming_the_limit() -> None:
+    # Found by review 37: a LightGBM tree of 30 left turns still passes SQLite's limit, and
+    # the export answered 502 Bad Gateway; it is a 409 that names the limit.
+    from mlgate.errors import Conflict
+    from mlgate.sources.scratch import SqliteScratch
+
+    text = to_text(_deep(60, "left"), 0, [feature(0).sql(dialect="sqlite")])
+    scratch = SqliteScratch()
+    try:
+        with pytest.raises(Conflict, match="past SQLite's limits.*nested CASEs.*max_depth"):
+            scratch.query(f"SELECT {text} FROM (SELECT 1.0 AS mlgate_x0)")
+    finally:
+        scratch.close()

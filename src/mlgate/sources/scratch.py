@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 from typing import Any
 
-from mlgate.errors import SourceError
+from mlgate.errors import Conflict, SourceError
 
 # "timestamp": a date-time in UTC, handed over as a naive datetime (SQLite holds ISO text).
 _SQLITE_TYPES = {"integer": "INTEGER", "double": "REAL", "text": "TEXT", "timestamp": "TEXT"}
@@ -44,6 +44,13 @@ class SqliteScratch:
         try:
             return self._db.execute(sql).fetchall()
         except sqlite3.Error as exc:
+            if "parser stack overflow" in str(exc) or "too large" in str(exc):
+                # A limit of the engine, not a fault of the server: the export is refused.
+                raise Conflict(
+                    f"the query is past SQLite's limits ({exc}: SQLite {sqlite3.sqlite_version} "
+                    "parses about 23 nested CASEs), so it is not exported; retrain with a "
+                    "smaller max_depth, or export for duckdb, postgresql or mysql"
+                ) from exc
             raise SourceError(f"SQLite refused the query: {exc}") from exc
 
     def execute(self, sql: str) -> None:

@@ -291,8 +291,12 @@ def _table(table: str) -> exp.Table:
 
 def _cast(column: exp.Expr, kind: str, dialect: Dialect) -> exp.Expr:
     if kind in ("string", "text"):
-        # MySQL's default collations ignore case and trailing spaces; bytes compare exactly.
-        return exp.cast(column, "binary" if dialect == "mysql" else "text")
+        if dialect != "mysql":
+            return exp.cast(column, "text")
+        # MySQL's default collations ignore case and trailing spaces; bytes compare exactly,
+        # as UTF-8: a latin1 column's bytes would differ from the categories' (`groß`).
+        utf8 = exp.DataType(this=exp.DataType.Type.CHARACTER_SET, kind=exp.var("utf8mb4"))
+        return exp.cast(exp.cast(column, utf8), "binary")
     if kind == "boolean" and dialect == "postgresql":
         return exp.cast(exp.cast(column, "int"), "double")  # boolean has no cast to double
     return exp.cast(column, "double")

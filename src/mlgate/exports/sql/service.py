@@ -66,6 +66,11 @@ def export_sql(
     if dialect not in DIALECTS:
         raise InvalidInput(f"the dialect is one of {', '.join(DIALECTS)}, not {dialect!r}")
     checked: Dialect = dialect
+    for k in key:
+        if not k.strip():
+            raise InvalidInput("a key column needs a name")
+    if len(set(key)) != len(key):
+        raise InvalidInput(f"a key column is named twice: {', '.join(key)}")
     version = resolve_version(uow, model_name, number, alias)
     reason = refusal(version)
     if reason is not None:

@@ -123,10 +123,16 @@ def to_sql(node: Node, output: int = 0) -> exp.Expr:
         go_left = exp.LTE(this=x.copy(), expression=number(node.at_most))
         if node.missing_left:
             go_left = exp.Or(this=go_left, expression=exp.Is(this=x.copy(), expression=exp.Null()))
-    return exp.Case(
-        ifs=[exp.If(this=go_left, true=to_sql(node.left, output))],
-        default=to_sql(node.right, output),
-    )
+    # The right subtree's CASE joins this one as further WHENs (`CASE WHEN a THEN l WHEN b
+    # THEN r1 ELSE r2 END`, the same answer): CASEs nest only along left turns, so a deep
+    # tree stays inside SQLite's parser stack (about 23 nested CASEs in SQLite 3.40).
+    right = to_sql(node.right, output)
+    if isinstance(right, exp.Case):
+        return exp.Case(
+            ifs=[exp.If(this=go_left, true=to_sql(node.left, output)), *right.args["ifs"]],
+            default=right.args.get("default"),
+        )
+    return exp.Case(ifs=[exp.If(this=go_left, true=to_sql(node.left, output))], default=right)
 
 
 def to_text(node: Node, output: int, names: Sequence[str]) -> str:
@@ -155,6 +161,8 @@ def to_text(node: Node, output: int, names: Sequence[str]) -> str:
         if node.missing_left:
             go_left = f"{go_left} OR {x} IS NULL"
     left, right = to_text(node.left, output, names), to_text(node.right, output, names)
+    if isinstance(node.right, Split):  # its CASE joins this one (see to_sql)
+        return f"CASE WHEN {go_left} THEN {left} {right.removeprefix('CASE ')}"
     return f"CASE WHEN {go_left} THEN {left} ELSE {right} END"
 
 
