@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from starlette.testclient import TestClient
@@ -16,6 +17,7 @@ from mlgate.access import policy
 from mlgate.access.model import AuditQuery, Target
 from mlgate.api.app import create_app
 from mlgate.bootstrap import Services, bootstrap
+from mlgate.cli import context as cli_context
 from mlgate.cli.main import app as cli
 from mlgate.errors import ConfigError, InvalidInput
 from mlgate.settings import Settings
@@ -224,7 +226,9 @@ def test_the_users_list_shows_the_groups_scim_gave_and_who_signs_in_through_the_
     gina = next(u for u in users if u["name"] == "gina@example.com")
     assert gina["groups"] == ["data-science"] and gina["single_sign_on"] is False
     assert not gina["can_log_in"]
-    listed = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["users", "list"], obj=services)
+    # the CLI's console reads COLUMNS once, when it is made (maybe by an earlier test)
+    with mock.patch.object(cli_context.console, "_width", 250):
+        listed = CliRunner().invoke(cli, ["users", "list"], obj=services)
     assert listed.exit_code == 0, listed.output
     assert "gina@example.com" in listed.output and "data-science" in listed.output
 
