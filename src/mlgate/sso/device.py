@@ -71,17 +71,24 @@ class DeviceGrant:
         self._client = client or httpx.Client(timeout=TIMEOUT)
 
     def endpoint(self) -> str:
+        return self._endpoint(
+            "device_authorization_endpoint",
+            errors.NotFound(
+                "the identity provider does not offer the device flow (its discovery document "
+                "has no device_authorization_endpoint); sign in on the dashboard instead"
+            ),
+        )
+
+    def _endpoint(self, name: str, missing: errors.MlgateError) -> str:
+        """The provider's endpoint `name` from its discovery document; `missing` without it."""
         try:
-            found = self._document().get("device_authorization_endpoint")
+            found = self._document().get(name)
         except httpx.HTTPError as exc:
             raise errors.NotReady(
                 f"the identity provider cannot be reached ({type(exc).__name__}); try again later"
             ) from exc
         if not isinstance(found, str) or not found:
-            raise errors.NotFound(
-                "the identity provider does not offer the device flow (its discovery document "
-                "has no device_authorization_endpoint); sign in on the dashboard instead"
-            )
+            raise missing
         return found
 
     def start(self) -> Started:
@@ -131,17 +138,10 @@ class DeviceGrant:
         return body
 
     def _token_endpoint(self) -> str:
-        try:
-            found = self._document().get("token_endpoint")
-        except httpx.HTTPError as exc:
-            raise errors.NotReady(
-                f"the identity provider cannot be reached ({type(exc).__name__}); try again later"
-            ) from exc
-        if not isinstance(found, str) or not found:
-            raise errors.NotReady(
-                "the identity provider's discovery document has no token_endpoint"
-            )
-        return found
+        return self._endpoint(
+            "token_endpoint",
+            errors.NotReady("the identity provider's discovery document has no token_endpoint"),
+        )
 
     def _post(self, url: str, data: dict[str, str]) -> dict[str, Any]:
         # client_secret_basic (RFC 6749 2.3.1), the method every provider supports; a public
