@@ -64,6 +64,15 @@ def _text(done: SqlExport) -> str:
     return "".join(f"-- {line}\n" for line in lines) + body + ";\n"
 
 
+def _name_asked(request: Request) -> str:
+    """The view's or function's name (`?name=`): read from the query string, since the path's
+    own `name` is the model's (a Query alias of it broke the route's lazy build in pydantic)."""
+    given = request.query_params.get("name", "")
+    if len(given) > 300:
+        raise InvalidInput("a view's or function's name is at most 300 characters")
+    return given
+
+
 @router.get("/models/{name}/versions/{version}/sql")
 @access("export")
 @page("ui")
@@ -75,11 +84,11 @@ def sql_export(
     table: str = Query("", max_length=300),
     key: str = Query("", max_length=300),
     form: str = Query("query", max_length=20),
-    as_name: str = Query("", alias="name", max_length=300),
     check_source: str = Query("", max_length=128),
 ) -> Response:
     """The form, and once a dialect is chosen the checked export: its report and its query
     (or the refusal, with its reason and status)."""
+    as_name = _name_asked(request)
     me, number = _asked(request, name, version, check_source)
     chosen = {"dialect": dialect, "table": table, "key": key, "form": form, "name": as_name,
               "check_source": check_source}  # fmt: skip
@@ -113,10 +122,10 @@ def sql_download(
     table: str = Query("", max_length=300),
     key: str = Query("", max_length=300),
     form: str = Query("query", max_length=20),
-    as_name: str = Query("", alias="name", max_length=300),
     check_source: str = Query("", max_length=128),
 ) -> Response:
     """The checked export as a .sql file (made and checked again: nothing is kept between)."""
+    as_name = _name_asked(request)
     _, number = _asked(request, name, version, check_source)
     if not dialect:
         raise InvalidInput(f"choose a dialect: {', '.join(DIALECTS)}")
